@@ -1,0 +1,278 @@
+//! The three commands: turns parsed arguments into engine configurations, runs the engines and
+//! hands their results to the reports. Exit codes: 0 success, 1 a threshold was not met; every
+//! `Err` is a usage or environment error, which `main` turns into exit code 2.
+
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{DemoArgs, ProbeArgs, RespondArgs};
+use crate::net::{self, Iface};
+use crate::prober::{self, Outcome, ProbeConfig};
+use crate::progress::{human, LiveProgress};
+use crate::report::{self, AtomicCsv};
+use crate::responder::{Event, Responder, ResponderConfig};
+use crate::stats::{format_id, HostSummary, RawRow};
+use crate::wire;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_THRESHOLD: i32 = 1;
+
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Writes to stdout; a closed pipe (`mcprobe … | head`) ends the program quietly.
+fn stdout_or_exit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = f(&mut out).and_then(|()| out.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(EXIT_OK);
+        }
+        eprintln!("mcprobe: cannot write to stdout: {e}");
+    }
+}
+
+fn iface_of(spec: &Option<String>) -> Result<Option<Iface>> {
+    spec.as_deref().map(net::resolve_iface).transpose()
+}
+
+fn iface_label(iface: &Option<Iface>) -> String {
+    iface.as_ref().map_or("the default interface".to_string(), |i| format!("{} ({})", i.name, i.addr))
+}
+
+/// `mcprobe respond`: answers probes until Ctrl-C.
+pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
+    let group = net::check_group(args.net.group)?;
+    let iface = iface_of(&args.net.iface)?;
+    let name = match &args.name {
+        Some(n) if n.len() > wire::MAX_NAME_LEN => {
+            bail!("--name {n}: at most {} bytes", wire::MAX_NAME_LEN)
+        }
+        Some(n) => n.clone(),
+        None => wire::truncate_utf8(&gethostname::gethostname().to_string_lossy(), wire::MAX_NAME_LEN).to_string(),
+    };
+    let cfg = ResponderConfig {
+        group,
+        port: args.net.port,
+        iface: iface.clone(),
+        name: name.clone(),
+        reply_from: None,
+        rcvbuf: args.net.rcvbuf,
+    };
+    let responder = Responder::bind(cfg)?;
+    let quiet = args.quiet;
+    let port = args.net.port;
+    let counters = responder.run(stop, |ev| {
+        if quiet {
+            return;
+        }
+        let line = match ev {
+            Event::Listening { id } => format!(
+                "responder {name} (id {}) listening on {group}:{port} via {}",
+                format_id(*id),
+                iface_label(&iface)
+            ),
+            Event::NewSession { session, from, ttl, arrival } => {
+                format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
+            }
+        };
+        stdout_or_exit(|out| writeln!(out, "{line}"));
+    })?;
+    if !quiet {
+        let c = counters;
+        stdout_or_exit(|out| {
+            writeln!(
+                out,
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer; {} send errors",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.send_errors
+            )
+        });
+    }
+    Ok(EXIT_OK)
+}
+
+/// Probes per run and the interval between them, from --interval/--rate and --count/--duration.
+fn schedule(args: &ProbeArgs) -> Result<(Duration, u64)> {
+    let interval = match (args.interval, args.rate) {
+        (Some(i), _) => i,
+        (None, Some(r)) => Duration::from_secs_f64(1.0 / r),
+        (None, None) => DEFAULT_INTERVAL,
+    };
+    if interval.is_zero() {
+        bail!("--rate: the interval between probes rounds to 0; use at most 1000000 probes/s");
+    }
+    let count = match args.count {
+        Some(c) => c,
+        None => {
+            let d = args.duration.unwrap_or(DEFAULT_DURATION);
+            ((d.as_secs_f64() / interval.as_secs_f64()).round() as u64).max(1)
+        }
+    };
+    Ok((interval, count))
+}
+
+/// `mcprobe probe`.
+pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
+    let group = net::check_group(args.net.group)?;
+    let iface = iface_of(&args.net.iface)?;
+    let (interval, count) = schedule(args)?;
+    let cfg = ProbeConfig {
+        group,
+        port: args.net.port,
+        iface,
+        ttl: args.ttl,
+        size: args.size as usize,
+        interval,
+        count,
+        timeout: args.timeout,
+        report_interval: args.report_interval,
+        raw: args.raw,
+        rcvbuf: args.net.rcvbuf,
+    };
+    let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
+    let rows = report::summaries(&outcome.run);
+    stdout_or_exit(|out| {
+        if args.json {
+            report::write_json(out, &rows, &outcome)
+        } else {
+            report::write_table(out, &rows, &outcome)
+        }
+    });
+    Ok(check_thresholds(&rows, args.max_loss, args.min_responders))
+}
+
+/// Runs the prober with progress and writes the CSVs; shared by `probe` and `demo`.
+fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool) -> Result<Outcome> {
+    if let Some(dir) = out {
+        report::prepare_dir(dir)?;
+    }
+    let raw_file = match (out, cfg.raw) {
+        (Some(dir), true) => Some(Arc::new(Mutex::new(AtomicCsv::create(dir, "probes.csv")?))),
+        _ => None,
+    };
+    let sink = raw_file.clone().map(|f| -> prober::RawSink {
+        Box::new(move |rows: Vec<RawRow>| {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            rows.iter().try_for_each(|r| f.write(r))
+        })
+    });
+    if !quiet {
+        eprintln!(
+            "probing {}:{} via {}: {} probes every {}, {} B, ttl {}; acks count as late after {}",
+            cfg.group,
+            cfg.port,
+            iface_label(&cfg.iface),
+            cfg.count,
+            human(cfg.interval),
+            cfg.size,
+            cfg.ttl,
+            human(cfg.timeout)
+        );
+    }
+    let mut live = LiveProgress::new(cfg.count, quiet);
+    let mut said_grace = false;
+    let outcome = prober::run(cfg, stop, sink, |p| {
+        live.update(p);
+        if p.draining && !said_grace && !quiet && !live.is_shown() {
+            eprintln!("last probe sent; waiting {} for late acks", human(cfg.timeout));
+            said_grace = true;
+        }
+    });
+    live.finish();
+    let outcome = outcome?;
+    if let Some(dir) = out {
+        let mut written = report::write_csvs(dir, &report::summaries(&outcome.run), &outcome.run)?;
+        if let Some(f) = raw_file {
+            let f = Arc::into_inner(f).context("the raw writer is still in use")?;
+            written.push(f.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
+        }
+        if !quiet {
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("wrote {}", names.join(", "));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Exit code from the thresholds, with a line on stderr for each one missed.
+fn check_thresholds(rows: &[HostSummary], max_loss: Option<f64>, min_responders: Option<usize>) -> i32 {
+    let mut code = EXIT_OK;
+    if let Some(max) = max_loss {
+        for r in rows.iter().filter(|r| r.loss_pct > max) {
+            eprintln!("mcprobe: {} ({}) lost {:.3}% > --max-loss {max}", r.responder, r.address, r.loss_pct);
+            code = EXIT_THRESHOLD;
+        }
+    }
+    if let Some(min) = min_responders {
+        if rows.len() < min {
+            eprintln!("mcprobe: {} responders answered < --min-responders {min}", rows.len());
+            code = EXIT_THRESHOLD;
+        }
+    }
+    code
+}
+
+/// `mcprobe demo`: N responders on loopback, a short probe, the table and the CSVs.
+pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
+    let lo = net::resolve_iface("127.0.0.1")?;
+    let group: Ipv4Addr = crate::cli::DEFAULT_GROUP.parse().expect("the default group is valid");
+    // A port of our own, so the demo never meets a real responder of this host.
+    let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+    let out = match &args.out {
+        Some(d) => d.clone(),
+        None => demo_dir(),
+    };
+    let responders_stop = AtomicBool::new(false);
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let cfg = ProbeConfig {
+        group,
+        port,
+        iface: Some(lo.clone()),
+        ttl: 1,
+        size: 128,
+        interval,
+        count: ((args.duration.as_secs_f64() * args.rate).round() as u64).max(1),
+        timeout: Duration::from_millis(500),
+        report_interval: Duration::from_secs(1),
+        raw: false,
+        rcvbuf: net::DEFAULT_RCVBUF,
+    };
+    let outcome = std::thread::scope(|s| -> Result<Outcome> {
+        let mut handles = Vec::new();
+        for i in 0..args.responders {
+            // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
+            let r = Responder::bind(ResponderConfig {
+                group,
+                port,
+                iface: Some(lo.clone()),
+                name: format!("demo-{}", i + 1),
+                reply_from: Some(Ipv4Addr::new(127, 0, 0, i + 2)),
+                rcvbuf: net::DEFAULT_RCVBUF,
+            })?;
+            let stop_r = &responders_stop;
+            handles.push(s.spawn(move || r.run(stop_r, |_| {})));
+        }
+        if !args.quiet {
+            eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
+        }
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop);
+        responders_stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
+        }
+        result
+    })?;
+    let rows = report::summaries(&outcome.run);
+    stdout_or_exit(|o| report::write_table(o, &rows, &outcome));
+    Ok(EXIT_OK)
+}
+
+fn demo_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    std::env::temp_dir().join(format!("mcprobe-demo-{secs}"))
+}

@@ -1,0 +1,263 @@
+//! Command-line definitions (clap derive) and the value parsers they use. No behaviour here.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
+/// (RFC 2365), which routers at the site boundary do not forward.
+pub const DEFAULT_GROUP: &str = "239.255.42.42";
+/// Default UDP port, unassigned by IANA.
+pub const DEFAULT_PORT: u16 = 24242;
+
+const EXAMPLES: &str = "\
+Examples:
+  mcprobe demo                                   5 responders on loopback, a 3-second probe, CSVs
+  mcprobe respond --iface eth0                   on every host of the LAN
+  mcprobe probe --iface eth0 --duration 30s --out report/
+  mcprobe probe --iface eth0 --rate 1000 --count 10000 --max-loss 0.1 --min-responders 12
+
+Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met;
+2 usage or environment error (bad flag value, unknown interface, port in use).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcprobe",
+    version,
+    about = "Measure LAN multicast: which hosts answer, their latency and their loss",
+    long_about = "Measure LAN multicast. A prober sends numbered probes to a multicast group; a \
+responder on every host answers each one with a unicast ack. mcprobe reports, per responder, \
+RTT percentiles from a histogram, loss split into forward (probe lost) and return (ack lost), \
+duplicates, reordering, jitter and time to the first ack, live and as CSV.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Join the group and answer every probe with an ack (run on each host; until Ctrl-C).
+    Respond(RespondArgs),
+    /// Send probes to the group and report every responder's latency and loss.
+    Probe(ProbeArgs),
+    /// Start responders on loopback, probe them for a few seconds, print and save the report.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GroupArgs {
+    /// Multicast group (IPv4, 224.0.0.0/4).
+    #[arg(short, long, value_name = "ADDR", default_value = DEFAULT_GROUP)]
+    pub group: IpAddr,
+
+    /// UDP port of the group.
+    #[arg(short, long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Interface, by name (eth0) or by one of its IPv4 addresses. Default: the system's choice,
+    /// i.e. the interface of the route to the group.
+    #[arg(short, long, value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// Socket receive buffer, in bytes (suffixes k, M). The kernel caps it at net.core.rmem_max.
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub rcvbuf: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  mcprobe respond --iface eth0 --name rack1-node7")]
+pub struct RespondArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    /// Name sent in acks (at most 64 bytes). Default: the host name.
+    #[arg(short, long)]
+    pub name: Option<String>,
+
+    /// Print only errors: no line per session, no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Durations take a unit (500us, 10ms, 2s, 10m); a bare number means seconds, as in ping.
+
+Examples:
+  mcprobe probe --iface eth0                            10 s at 10 probes/s, table on stdout
+  mcprobe probe --iface eth0 --rate 1000 --count 5000 --out run1/ --raw
+  mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5")]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// Probe size in bytes (UDP payload). At least 64, the size of an ack, so an ack is never
+    /// larger than its probe; 130 or more lets responders send their full name.
+    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
+    pub size: u16,
+
+    /// Time between probes.
+    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate")]
+    pub interval: Option<Duration>,
+
+    /// Probes per second (instead of --interval). Default 10.
+    #[arg(short, long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Number of probes to send.
+    #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// How long to send probes. Default 10s (when --count is not given).
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// An ack slower than this is late (counted, but its probe is lost). Also how long the
+    /// prober waits for acks after its last probe.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Width of one row of intervals.csv.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub report_interval: Duration,
+
+    /// Write summary.csv and intervals.csv (and probes.csv with --raw) into this folder.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Also write probes.csv: one row per probe and responder.
+    #[arg(long, requires = "out")]
+    pub raw: bool,
+
+    /// Print the summary as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress display and no informational lines on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Exit 1 if any responder lost more than PCT percent of the probes.
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub max_loss: Option<f64>,
+
+    /// Exit 1 if fewer than N responders answered.
+    #[arg(long, value_name = "N")]
+    pub min_responders: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Responders to start on loopback.
+    #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=200))]
+    pub responders: u8,
+
+    /// How long to probe.
+    #[arg(short, long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Probes per second.
+    #[arg(short, long, default_value_t = 200.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Folder for the CSV reports. Default: a new folder under the system's temporary directory.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Parses a duration: `250us`, `10ms`, `2s`, `1m30s`; a bare number is seconds (`0.5`, `3`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(format!("'{s}' is not a duration between 0 and 10^9 seconds"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration ({e}); try 10ms, 2s or 10m"))?
+    };
+    if d.is_zero() {
+        return Err("the duration must be greater than 0".into());
+    }
+    Ok(d)
+}
+
+/// Parses a rate in probes per second, above 0 and at most 1 million.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e6 => Ok(r),
+        _ => Err(format!("'{s}' is not a rate between 0 and 1000000 probes/s")),
+    }
+}
+
+/// Parses a percentage between 0 and 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+    }
+}
+
+/// Parses a byte count: `65536`, `512k`, `4M` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        _ => (t, 1),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| (1024..=1 << 30).contains(&n))
+        .ok_or_else(|| format!("'{s}' is not a size between 1k and 1024M bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("fast").unwrap_err().contains("'fast'"));
+    }
+
+    #[test]
+    fn sizes_rates_and_percentages() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("12").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_rate("1000"), Ok(1000.0));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert_eq!(parse_percent("0.5%"), Ok(0.5));
+        assert!(parse_percent("101").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! mcprobe: measure LAN multicast. See the README for the user's view; each module's docs say why
+//! it is built the way it is.
+//!
+//! - [`wire`]: the packet format (pure); [`stats`]: per-responder accounting (pure);
+//! - [`net`]: sockets; [`responder`] and [`prober`]: the two engines;
+//! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands.
+
+pub mod app;
+pub mod cli;
+pub mod net;
+pub mod prober;
+pub mod progress;
+pub mod report;
+pub mod responder;
+pub mod stats;
+pub mod wire;

@@ -1,0 +1,33 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use mcprobe::app;
+use mcprobe::cli::{Cli, Command};
+
+/// Set by the first Ctrl-C (or SIGTERM): the run stops sending, collects its acks and reports.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn main() {
+    let cli = Cli::parse();
+    let handler = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user wants out now.
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = handler {
+        eprintln!("mcprobe: warning: cannot handle Ctrl-C ({e}); it will stop without a report");
+    }
+    let result = match &cli.command {
+        Command::Respond(a) => app::respond(a, &STOP),
+        Command::Probe(a) => app::probe(a, &STOP),
+        Command::Demo(a) => app::demo(a, &STOP),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("mcprobe: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The prober engine: a paced sender thread and an ack receiver thread over one UDP socket, both
+//! feeding one [`Run`] (the accounting in [`crate::stats`]).
+//!
+//! Pacing: probe `k` is due at `start + k × interval`, a fixed schedule (a late probe does not
+//! push the later ones back). The sender sleeps until shortly before each deadline, with the
+//! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
+//! How late each probe actually left is recorded, so the summary can show the schedule was kept.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+
+use crate::net::{self, Iface};
+use crate::stats::{RawRow, Run, RunConfig};
+use crate::wire::{self, Message, Probe};
+
+/// The sender sleeps until this long before a deadline, then spins.
+const SPIN_BEFORE: Duration = Duration::from_micros(80);
+/// Probes are kept open this much past the timeout, so acks already queued in the socket are
+/// judged by their kernel timestamps rather than by when the thread read them.
+const RETAIN_MARGIN: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub group: Ipv4Addr,
+    pub port: u16,
+    pub iface: Option<Iface>,
+    pub ttl: u32,
+    pub size: usize,
+    pub interval: Duration,
+    /// Probes to send; the run also ends on `stop`.
+    pub count: u64,
+    /// Acks slower than this are late; also how long to wait for acks after the last probe.
+    pub timeout: Duration,
+    pub report_interval: Duration,
+    pub raw: bool,
+    pub rcvbuf: usize,
+}
+
+/// A snapshot for the live progress display.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub sent: u64,
+    pub total: u64,
+    pub responders: usize,
+    pub acks: u64,
+    pub worst_loss_pct: Option<f64>,
+    /// True once the last probe left and the engine waits for late acks.
+    pub draining: bool,
+}
+
+/// Everything a finished run hands to the reports.
+pub struct Outcome {
+    pub run: Run,
+    /// How late each probe left versus its schedule, in ns.
+    pub lateness: Histogram<u64>,
+    /// The run was stopped (Ctrl-C) before its last probe.
+    pub interrupted: bool,
+    pub elapsed: Duration,
+    /// Datagrams on the prober's port that were not acks (garbage, stray probes).
+    pub invalid: u64,
+    pub send_errors: u64,
+}
+
+/// Receives batches of raw rows (only with `raw`), on the receiver thread.
+pub type RawSink = Box<dyn FnMut(Vec<RawRow>) -> Result<()> + Send>;
+
+struct Shared {
+    run: Mutex<Run>,
+    sending_done: AtomicBool,
+    /// Set by the sender to the instant of its last probe.
+    last_tx: Mutex<Option<Instant>>,
+}
+
+/// Runs one probe session to its end (or until `stop`), calling `on_progress` about 5 times a
+/// second from the calling thread.
+pub fn run(
+    cfg: &ProbeConfig,
+    stop: &AtomicBool,
+    raw_sink: Option<RawSink>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Outcome> {
+    let sock = net::prober_socket(cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
+    let session: u64 = rand::random();
+    let shared = Arc::new(Shared {
+        run: Mutex::new(Run::new(RunConfig {
+            session,
+            timeout_ns: cfg.timeout.as_nanos() as u64,
+            interval_ns: cfg.report_interval.as_nanos() as u64,
+            raw: cfg.raw,
+        })),
+        sending_done: AtomicBool::new(false),
+        last_tx: Mutex::new(None),
+    });
+    let started = Instant::now();
+    let (sender, receiver) = thread::scope(|s| -> Result<_> {
+        let send_sock = sock.try_clone().context("cannot clone the prober socket")?;
+        let sender = s.spawn(|| send_loop(cfg, send_sock, session, &shared, stop));
+        let receiver = s.spawn(|| recv_loop(cfg, &sock, &shared, raw_sink));
+        while !receiver.is_finished() {
+            thread::sleep(Duration::from_millis(200));
+            let p = progress(cfg, &shared, started);
+            on_progress(&p);
+        }
+        Ok((sender.join(), receiver.join()))
+    })?;
+    let (lateness, send_errors) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
+    let invalid = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let shared = Arc::into_inner(shared).expect("threads are joined");
+    let run = shared.run.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Outcome { interrupted: run.sent() < cfg.count, run, lateness, elapsed: started.elapsed(), invalid, send_errors })
+}
+
+fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
+    let run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+    Progress {
+        elapsed: started.elapsed(),
+        sent: run.sent(),
+        total: cfg.count,
+        responders: run.hosts().len(),
+        acks: run.hosts().iter().map(|h| h.received).sum(),
+        worst_loss_pct: run.worst_loss_pct(),
+        draining: shared.sending_done.load(Ordering::Relaxed),
+    }
+}
+
+/// Sleeps until `deadline`: a coarse sleep, then a spin for the last stretch.
+fn wait_until(deadline: Instant) {
+    let now = Instant::now();
+    if deadline > now + SPIN_BEFORE {
+        thread::sleep(deadline - now - SPIN_BEFORE);
+    }
+    while Instant::now() < deadline {
+        std::hint::spin_loop();
+    }
+}
+
+fn send_loop(
+    cfg: &ProbeConfig,
+    sock: UdpSocket,
+    session: u64,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> Result<(Histogram<u64>, u64)> {
+    net::lower_timer_slack();
+    let dest = SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port));
+    let mut lateness = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut buf = Vec::with_capacity(cfg.size);
+    let mut send_errors = 0u64;
+    let start = Instant::now();
+    let result = (|| {
+        for k in 0..cfg.count {
+            let deadline = start + cfg.interval.saturating_mul(k.min(u32::MAX as u64) as u32);
+            wait_until(deadline);
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let left = Instant::now();
+            let tx_ns = net::now_ns();
+            let seq = shared.run.lock().unwrap_or_else(|e| e.into_inner()).record_send(tx_ns);
+            buf.clear();
+            Probe { session, seq, tx_ns }.encode_into(cfg.size, &mut buf);
+            if let Err(e) = sock.send_to(&buf, dest) {
+                // The first probe failing means the path is unusable (no route, bad interface);
+                // later transient failures (a full send queue) are counted and reported.
+                if seq == 0 {
+                    return Err(anyhow::anyhow!("cannot send to {dest}: {e}"));
+                }
+                send_errors += 1;
+            }
+            lateness.saturating_record(left.saturating_duration_since(deadline).as_nanos() as u64);
+        }
+        Ok(())
+    })();
+    *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    shared.sending_done.store(true, Ordering::Release);
+    result.map(|()| (lateness, send_errors))
+}
+
+fn recv_loop(cfg: &ProbeConfig, sock: &UdpSocket, shared: &Shared, mut raw_sink: Option<RawSink>) -> Result<u64> {
+    let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
+    let mut cmsg = net::cmsg_buffer();
+    let retain_ns = (cfg.timeout + RETAIN_MARGIN).as_nanos() as u64;
+    let mut invalid = 0u64;
+    let mut last_finalize = Instant::now();
+    loop {
+        let got = net::recv(sock, &mut buf, &mut cmsg).context("receiving acks failed")?;
+        let mut run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = got {
+            match wire::decode(&buf[..rx.len.min(buf.len())]) {
+                Ok(Message::Ack(ack)) => {
+                    run.on_ack(&ack, rx.from, rx.rx_ns);
+                }
+                _ => invalid += 1,
+            }
+        }
+        // The socket is drained (the read timed out) or a while has passed: close old probes.
+        if got.is_none() || last_finalize.elapsed() >= net::READ_TICK {
+            last_finalize = Instant::now();
+            run.finalize_older_than(net::now_ns(), retain_ns);
+            if shared.sending_done.load(Ordering::Acquire) {
+                let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
+                // Grace period over and nothing left in the socket: the run is complete.
+                if got.is_none() && last_tx.is_some_and(|t| t.elapsed() >= cfg.timeout) {
+                    run.finalize_all();
+                    if let Some(sink) = raw_sink.as_mut() {
+                        sink(run.drain_raw_rows())?;
+                    }
+                    return Ok(invalid);
+                }
+            }
+            if let Some(sink) = raw_sink.as_mut() {
+                sink(run.drain_raw_rows())?;
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Reports: the terminal table, JSON, and the CSV files. Every CSV file appears complete or not at
+//! all: it is written to a temporary file in the target folder and renamed into place.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::prober::Outcome;
+use crate::stats::{format_id, ns_to_us, HostStats, HostSummary, Run};
+
+/// The hosts of a run in report order: by name, then address, then id, so reruns line up.
+pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
+    let mut hosts: Vec<&HostStats> = run.hosts().iter().collect();
+    hosts.sort_by(|a, b| (&a.name, a.addr, a.responder_id).cmp(&(&b.name, b.addr, b.responder_id)));
+    hosts
+}
+
+pub fn summaries(run: &Run) -> Vec<HostSummary> {
+    sorted_hosts(run).into_iter().map(|h| run.summary(h)).collect()
+}
+
+fn opt(v: Option<f64>, precision: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.precision$}"))
+}
+
+/// The summary table, one row per responder, then the count line.
+pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) -> io::Result<()> {
+    let name_w = rows.iter().map(|r| r.responder.len().max(16)).max().unwrap_or(16).min(40);
+    let addr_w = rows.iter().map(|r| r.address.len()).max().unwrap_or(7).max(7);
+    writeln!(
+        w,
+        "{:<name_w$}  {:<addr_w$}  {:>6} {:>6} {:>7} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "RESPONDER", "ADDRESS", "SENT", "RCVD", "LOSS%", "FWD", "RET", "DUP", "REOR", "LATE",
+        "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms"
+    )?;
+    for r in rows {
+        let name = if r.responder.is_empty() { format!("({})", &r.responder_id[..8]) } else { r.responder.clone() };
+        writeln!(
+            w,
+            "{:<name_w$}  {:<addr_w$}  {:>6} {:>6} {:>7.2} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            name,
+            r.address,
+            r.sent,
+            r.received,
+            r.loss_pct,
+            r.forward_lost,
+            r.return_lost,
+            r.duplicates,
+            r.reordered,
+            r.late,
+            opt(r.rtt_min_us, 1),
+            opt(r.rtt_p50_us, 1),
+            opt(r.rtt_p99_us, 1),
+            opt(r.rtt_max_us, 1),
+            opt(r.jitter_us, 1),
+            opt(r.first_ack_ms, 1),
+        )?;
+    }
+    let run = &outcome.run;
+    let n = rows.len();
+    let lossless = rows.iter().filter(|r| r.lost == 0).count();
+    writeln!(
+        w,
+        "{n} responder{} answered ({lossless} without loss); {} probes sent in {:.1}s{}",
+        if n == 1 { "" } else { "s" },
+        run.sent(),
+        outcome.elapsed.as_secs_f64(),
+        if outcome.interrupted { ", stopped early" } else { "" },
+    )?;
+    let l = &outcome.lateness;
+    if !l.is_empty() {
+        writeln!(
+            w,
+            "send lateness vs schedule: p50 {:.1} µs, p99 {:.1} µs{}",
+            l.value_at_quantile(0.5) as f64 / 1e3,
+            l.value_at_quantile(0.99) as f64 / 1e3,
+            extras(outcome),
+        )?;
+    }
+    Ok(())
+}
+
+fn extras(o: &Outcome) -> String {
+    let mut parts = Vec::new();
+    if o.run.foreign_acks > 0 {
+        parts.push(format!("{} acks of other sessions ignored", o.run.foreign_acks));
+    }
+    if o.run.bogus_acks + o.invalid > 0 {
+        parts.push(format!("{} invalid datagrams ignored", o.run.bogus_acks + o.invalid));
+    }
+    if o.send_errors > 0 {
+        parts.push(format!("{} probes failed to send", o.send_errors));
+    }
+    parts.iter().map(|p| format!("; {p}")).collect()
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    session: String,
+    sent: u64,
+    elapsed_s: f64,
+    interrupted: bool,
+    send_lateness_p50_us: f64,
+    send_lateness_p99_us: f64,
+    foreign_acks: u64,
+    invalid: u64,
+    responders: &'a [HostSummary],
+}
+
+pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::Result<()> {
+    let l = &o.lateness;
+    let report = JsonReport {
+        session: format_id(o.run.config().session),
+        sent: o.run.sent(),
+        elapsed_s: o.elapsed.as_secs_f64(),
+        interrupted: o.interrupted,
+        send_lateness_p50_us: ns_to_us(l.value_at_quantile(0.5)),
+        send_lateness_p99_us: ns_to_us(l.value_at_quantile(0.99)),
+        foreign_acks: o.run.foreign_acks,
+        invalid: o.run.bogus_acks + o.invalid,
+        responders: rows,
+    };
+    serde_json::to_writer_pretty(&mut *w, &report)?;
+    writeln!(w)
+}
+
+/// One row of `intervals.csv`.
+#[derive(Debug, Serialize)]
+pub struct IntervalRow {
+    pub interval_start_s: f64,
+    pub responder: String,
+    pub responder_id: String,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub rtt_p50_us: Option<f64>,
+    pub rtt_max_us: Option<f64>,
+}
+
+pub fn interval_rows(run: &Run) -> Vec<IntervalRow> {
+    let width_s = run.config().interval_ns as f64 / 1e9;
+    let hosts = sorted_hosts(run);
+    let mut rows = Vec::new();
+    for (i, &sent) in run.sent_per_interval().iter().enumerate() {
+        for h in &hosts {
+            let acc = h.intervals.get(i);
+            let received = acc.map_or(0, |a| a.received as u64);
+            rows.push(IntervalRow {
+                interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
+                responder: h.name.clone(),
+                responder_id: format_id(h.responder_id),
+                sent,
+                received,
+                lost: sent.saturating_sub(received),
+                rtt_p50_us: acc.and_then(|a| a.rtt_p50_ns).map(|v| ns_to_us(v as u64)),
+                rtt_max_us: acc.and_then(|a| a.rtt_max_ns).map(|v| ns_to_us(v as u64)),
+            });
+        }
+    }
+    rows
+}
+
+/// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
+pub struct AtomicCsv {
+    writer: csv::Writer<tempfile::NamedTempFile>,
+    path: PathBuf,
+}
+
+impl AtomicCsv {
+    pub fn create(dir: &Path, name: &str) -> Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        Ok(AtomicCsv { writer: csv::Writer::from_writer(tmp), path: dir.join(name) })
+    }
+
+    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
+        self.writer.serialize(row).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    pub fn commit(self) -> Result<PathBuf> {
+        let tmp = self.writer.into_inner().map_err(|e| anyhow::anyhow!("cannot write: {}", e.error()))?;
+        tmp.as_file().sync_all().ok();
+        tmp.persist(&self.path).with_context(|| format!("cannot rename into {}", self.path.display()))?;
+        Ok(self.path)
+    }
+}
+
+fn write_all<T: Serialize>(dir: &Path, name: &str, rows: &[T]) -> Result<PathBuf> {
+    let mut f = AtomicCsv::create(dir, name)?;
+    for r in rows {
+        f.write(r)?;
+    }
+    f.commit()
+}
+
+/// Creates the output folder, or says clearly why it cannot.
+pub fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))
+}
+
+/// Writes `summary.csv` and `intervals.csv`; returns their paths.
+pub fn write_csvs(dir: &Path, rows: &[HostSummary], run: &Run) -> Result<Vec<PathBuf>> {
+    Ok(vec![write_all(dir, "summary.csv", rows)?, write_all(dir, "intervals.csv", &interval_rows(run))?])
+}

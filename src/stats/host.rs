@@ -1,0 +1,187 @@
+//! Accounting for one responder, as one probe run sees it: RTT histograms, jitter, reordering,
+//! duplicates and the responder's own counters. No I/O, no clocks: every time is passed in.
+
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+
+use crate::wire::{unwrap_counter, Ack, Arrival};
+
+/// Per-interval accumulator. Samples are kept only while the interval is open (its probes are
+/// still inside the ack timeout); closing it reduces them to three numbers.
+#[derive(Debug, Default, Clone)]
+pub struct IntervalAcc {
+    pub received: u32,
+    samples: Vec<u32>,
+    pub rtt_p50_ns: Option<u32>,
+    pub rtt_max_ns: Option<u32>,
+}
+
+impl IntervalAcc {
+    fn close(&mut self) {
+        if !self.samples.is_empty() {
+            self.samples.sort_unstable();
+            // Nearest-rank median: the smallest sample with at least half the samples at or below.
+            let rank = self.samples.len().div_ceil(2);
+            self.rtt_p50_ns = Some(self.samples[rank - 1]);
+            self.rtt_max_ns = self.samples.last().copied();
+        }
+        self.samples = Vec::new();
+    }
+}
+
+/// What one responder's latest ack says about its side of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponderView {
+    /// Sequence number of the newest probe it acked.
+    pub seq: u64,
+    /// Probes of this session it had received when it sent that ack.
+    pub received: u64,
+    /// Acks it had sent, that one included.
+    pub acks_sent: u64,
+    /// Probes it had not answered because of its rate limit.
+    pub limited: u64,
+}
+
+/// Everything the prober knows about one responder (one responder id).
+#[derive(Debug)]
+pub struct HostStats {
+    pub responder_id: u64,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub ttl: u8,
+    pub arrival: Arrival,
+    /// Unique acks that arrived within the timeout.
+    pub received: u64,
+    /// Unique acks, on time or late: the prober's side of the return-loss count.
+    pub acks_unique: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub late: u64,
+    /// On-time acks of probes that have been finalized: gives loss so far during the run.
+    pub received_finalized: u64,
+    pub first_ack_ns: Option<u64>,
+    pub rtt: Histogram<u32>,
+    pub net_rtt: Histogram<u32>,
+    jitter_ns: f64,
+    last_rtt_ns: Option<u64>,
+    max_seq: Option<u64>,
+    pub view: Option<ResponderView>,
+    pub intervals: Vec<IntervalAcc>,
+    /// First probe whose finalization saw this host: raw rows before it are filled in at the end.
+    pub first_row_seq: Option<u64>,
+}
+
+/// RTT histogram: nanoseconds, 3 significant digits, growing on demand so a LAN host costs a few
+/// tens of KiB (a fixed 1 ns–60 s range would cost ~150 KiB per host).
+fn rtt_histogram(sigfig: u8) -> Histogram<u32> {
+    let mut h = Histogram::new_with_bounds(1, 1_000_000, sigfig).expect("static bounds are valid");
+    h.auto(true);
+    h
+}
+
+/// Records a value, growing the histogram as needed (`saturating_record` would clamp instead).
+fn record(h: &mut Histogram<u32>, ns: u64) {
+    if h.record(ns.max(1)).is_err() {
+        h.saturating_record(ns.max(1));
+    }
+}
+
+impl HostStats {
+    pub fn new(ack: &Ack, addr: SocketAddr) -> Self {
+        HostStats {
+            responder_id: ack.responder,
+            name: ack.name.clone(),
+            addr,
+            ttl: ack.ttl,
+            arrival: ack.arrival,
+            received: 0,
+            acks_unique: 0,
+            duplicates: 0,
+            reordered: 0,
+            late: 0,
+            received_finalized: 0,
+            first_ack_ns: None,
+            rtt: rtt_histogram(3),
+            // The dwell-corrected RTT needs less precision: it is a correction, not the headline.
+            net_rtt: rtt_histogram(2),
+            jitter_ns: 0.0,
+            last_rtt_ns: None,
+            max_seq: None,
+            view: None,
+            intervals: Vec::new(),
+            first_row_seq: None,
+        }
+    }
+
+    /// Notes the identity fields every ack carries (the name may be missing from small acks).
+    pub fn observe(&mut self, ack: &Ack, addr: SocketAddr) {
+        if !ack.name.is_empty() && ack.name.len() >= self.name.len() {
+            self.name.clone_from(&ack.name);
+        }
+        self.addr = addr;
+        self.ttl = ack.ttl;
+        self.arrival = ack.arrival;
+        let seq = ack.seq;
+        let bound = seq + 1;
+        let view = ResponderView {
+            seq,
+            received: unwrap_counter(ack.received, bound),
+            acks_sent: unwrap_counter(ack.ack_seq, bound.saturating_sub(1)) + 1,
+            limited: unwrap_counter(ack.limited, bound),
+        };
+        if self.view.is_none_or(|v| v.seq <= seq) {
+            self.view = Some(view);
+        }
+    }
+
+    /// Records a first, on-time ack of probe `seq`.
+    /// `since_start_ns` is when it arrived, counted from the start of the run.
+    pub fn record_on_time(&mut self, seq: u64, rtt_ns: u64, dwell_ns: u64, since_start_ns: u64, interval: usize) {
+        self.received += 1;
+        self.acks_unique += 1;
+        record(&mut self.rtt, rtt_ns);
+        record(&mut self.net_rtt, rtt_ns.saturating_sub(dwell_ns));
+        // RFC 3550 §6.4.1: J += (|D| - J) / 16, D the change in transit time between consecutive
+        // packets in arrival order. With echoed timestamps the transit time is the RTT.
+        if let Some(last) = self.last_rtt_ns {
+            let d = rtt_ns.abs_diff(last) as f64;
+            self.jitter_ns += (d - self.jitter_ns) / 16.0;
+        }
+        self.last_rtt_ns = Some(rtt_ns);
+        match self.max_seq {
+            Some(max) if seq < max => self.reordered += 1,
+            _ => self.max_seq = Some(seq),
+        }
+        self.first_ack_ns.get_or_insert(since_start_ns);
+        if self.intervals.len() <= interval {
+            self.intervals.resize_with(interval + 1, IntervalAcc::default);
+        }
+        let acc = &mut self.intervals[interval];
+        acc.received += 1;
+        acc.samples.push(rtt_ns.min(u32::MAX as u64) as u32);
+    }
+
+    /// Records an ack that came after the timeout: counted, kept out of the RTT figures.
+    pub fn record_late(&mut self) {
+        self.late += 1;
+        self.acks_unique += 1;
+    }
+
+    pub fn record_duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+
+    /// Closes every interval before `upto` (all of their probes are finalized).
+    pub fn close_intervals(&mut self, upto: usize) {
+        let n = upto.min(self.intervals.len());
+        for acc in &mut self.intervals[..n] {
+            if acc.rtt_p50_ns.is_none() {
+                acc.close();
+            }
+        }
+    }
+
+    pub fn jitter_ns(&self) -> f64 {
+        self.jitter_ns
+    }
+}

@@ -1,0 +1,408 @@
+//! Per-run accounting on the prober side: which probes were sent, which acks came back, and what
+//! that means per responder. No I/O and no clocks: the engines pass every timestamp in, so tests
+//! can replay exact sequences.
+//!
+//! Denominators (the README repeats them):
+//! - `sent` for every responder is every probe of the run, from the first to the last. A responder
+//!   that joined late, or restarted (a new responder id is a new row), is charged with the probes it
+//!   missed; `first_ack_ms` shows when it appeared.
+//! - An ack is *on time* when its RTT is at most the timeout. Only on-time acks count as received
+//!   and enter the RTT figures. A late ack is counted in `late` and its probe stays lost.
+//! - `lost = sent − received` = `forward_lost + return_lost + limited + late + unknown_lost`, where
+//!   from the responder's own counters in its newest ack (for probe `s`):
+//!   forward = `(s + 1) − responder received`; limited = the responder's rate-limited count;
+//!   return = `responder acks sent − acks that reached us`; unknown = probes after `s`, for which
+//!   nothing tells whether the probe or its ack was lost.
+
+mod host;
+
+pub use host::{HostStats, IntervalAcc, ResponderView};
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use crate::wire::Ack;
+
+/// A probe whose ack window is still open.
+#[derive(Debug)]
+struct Outstanding {
+    seq: u64,
+    tx_ns: u64,
+    /// (host index, RTT) of every on-time ack so far.
+    acks: Vec<(u32, u64)>,
+}
+
+/// What became of an ack handed to [`Run::on_ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    OnTime,
+    Late,
+    Duplicate,
+    /// Our session id, but a sequence number never sent or a timestamp we did not write.
+    Bogus,
+    /// Another run's session id.
+    Foreign,
+}
+
+/// One row of `probes.csv`: one probe and one responder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RawRow {
+    pub seq: u64,
+    pub responder_id: String,
+    pub responder: String,
+    pub tx_unix_ns: u64,
+    /// `ok` or `lost` (no on-time ack).
+    pub status: &'static str,
+    pub rtt_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunConfig {
+    pub session: u64,
+    /// Acks with a longer RTT are late.
+    pub timeout_ns: u64,
+    /// Width of one `intervals.csv` row.
+    pub interval_ns: u64,
+    /// Keep every probe's send time and emit [`RawRow`]s.
+    pub raw: bool,
+}
+
+/// The accounting of one probe run.
+#[derive(Debug)]
+pub struct Run {
+    cfg: RunConfig,
+    start_ns: Option<u64>,
+    sent: u64,
+    window: VecDeque<Outstanding>,
+    /// Probes `0..finalized` are closed: their acks are in, or late.
+    finalized: u64,
+    hosts: Vec<HostStats>,
+    by_id: HashMap<u64, u32>,
+    sent_per_interval: Vec<u64>,
+    pub foreign_acks: u64,
+    pub bogus_acks: u64,
+    /// Send times of every probe, kept only for raw rows.
+    tx_log: Vec<u64>,
+    raw_rows: Vec<RawRow>,
+}
+
+impl Run {
+    pub fn new(cfg: RunConfig) -> Self {
+        Run {
+            cfg,
+            start_ns: None,
+            sent: 0,
+            window: VecDeque::new(),
+            finalized: 0,
+            hosts: Vec::new(),
+            by_id: HashMap::new(),
+            sent_per_interval: Vec::new(),
+            foreign_acks: 0,
+            bogus_acks: 0,
+            tx_log: Vec::new(),
+            raw_rows: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    pub fn hosts(&self) -> &[HostStats] {
+        &self.hosts
+    }
+
+    pub fn start_ns(&self) -> Option<u64> {
+        self.start_ns
+    }
+
+    fn interval_of(&self, tx_ns: u64) -> usize {
+        let start = self.start_ns.unwrap_or(tx_ns);
+        (tx_ns.saturating_sub(start) / self.cfg.interval_ns.max(1)) as usize
+    }
+
+    /// Records that probe number `sent()` is about to leave at `tx_ns`; returns its sequence number.
+    /// Called before the send, so an ack can never arrive for a probe the run does not know.
+    pub fn record_send(&mut self, tx_ns: u64) -> u64 {
+        let seq = self.sent;
+        self.start_ns.get_or_insert(tx_ns);
+        let interval = self.interval_of(tx_ns);
+        if self.sent_per_interval.len() <= interval {
+            self.sent_per_interval.resize(interval + 1, 0);
+        }
+        self.sent_per_interval[interval] += 1;
+        self.window.push_back(Outstanding { seq, tx_ns, acks: Vec::new() });
+        if self.cfg.raw {
+            self.tx_log.push(tx_ns);
+        }
+        self.sent += 1;
+        seq
+    }
+
+    /// Accounts for one decoded ack that arrived at `rx_ns` from `from`.
+    pub fn on_ack(&mut self, ack: &Ack, from: SocketAddr, rx_ns: u64) -> AckOutcome {
+        if ack.session != self.cfg.session {
+            self.foreign_acks += 1;
+            return AckOutcome::Foreign;
+        }
+        if ack.seq >= self.sent {
+            self.bogus_acks += 1;
+            return AckOutcome::Bogus;
+        }
+        // Inside the window we trust our own record of the send time, not the echo.
+        let in_window = ack.seq >= self.finalized;
+        let tx_ns = if in_window {
+            let probe = &self.window[(ack.seq - self.finalized) as usize];
+            if probe.tx_ns != ack.tx_ns {
+                self.bogus_acks += 1;
+                return AckOutcome::Bogus;
+            }
+            probe.tx_ns
+        } else {
+            ack.tx_ns
+        };
+        let idx = match self.by_id.get(&ack.responder) {
+            Some(&i) => i,
+            None => {
+                let i = self.hosts.len() as u32;
+                self.hosts.push(HostStats::new(ack, from));
+                self.by_id.insert(ack.responder, i);
+                i
+            }
+        };
+        let start = self.start_ns.unwrap_or(tx_ns);
+        let interval = self.interval_of(tx_ns);
+        let host = &mut self.hosts[idx as usize];
+        host.observe(ack, from);
+        let rtt_ns = rx_ns.saturating_sub(tx_ns);
+        if !in_window || rtt_ns > self.cfg.timeout_ns {
+            host.record_late();
+            return AckOutcome::Late;
+        }
+        let probe = &mut self.window[(ack.seq - self.finalized) as usize];
+        if probe.acks.iter().any(|&(h, _)| h == idx) {
+            host.record_duplicate();
+            return AckOutcome::Duplicate;
+        }
+        probe.acks.push((idx, rtt_ns));
+        host.record_on_time(ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
+        AckOutcome::OnTime
+    }
+
+    /// Closes every probe sent more than `retain_ns` before `now_ns`. The engines retain probes a
+    /// little longer than the timeout so that acks still queued in the socket are judged by their
+    /// timestamps, not by when they were read.
+    pub fn finalize_older_than(&mut self, now_ns: u64, retain_ns: u64) {
+        while let Some(front) = self.window.front() {
+            if now_ns.saturating_sub(front.tx_ns) <= retain_ns {
+                break;
+            }
+            self.finalize_front();
+        }
+        self.close_intervals();
+    }
+
+    /// Closes every probe: the run is over.
+    pub fn finalize_all(&mut self) {
+        while !self.window.is_empty() {
+            self.finalize_front();
+        }
+        self.close_intervals();
+        if self.cfg.raw {
+            self.backfill_raw_rows();
+        }
+    }
+
+    fn finalize_front(&mut self) {
+        let Some(probe) = self.window.pop_front() else { return };
+        for &(h, _) in &probe.acks {
+            self.hosts[h as usize].received_finalized += 1;
+        }
+        if self.cfg.raw {
+            for (i, host) in self.hosts.iter_mut().enumerate() {
+                host.first_row_seq.get_or_insert(probe.seq);
+                let rtt = probe.acks.iter().find(|&&(h, _)| h as usize == i).map(|&(_, r)| r);
+                self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, rtt));
+            }
+        }
+        self.finalized = probe.seq + 1;
+    }
+
+    fn close_intervals(&mut self) {
+        // An interval is complete once its last probe is finalized, i.e. the next unfinalized
+        // probe belongs to a later interval (or there is none).
+        let open_from = match self.window.front() {
+            Some(p) => self.interval_of(p.tx_ns),
+            None => usize::MAX,
+        };
+        for host in &mut self.hosts {
+            host.close_intervals(open_from);
+        }
+    }
+
+    /// Rows for probes that were finalized before a responder first answered: all lost.
+    fn backfill_raw_rows(&mut self) {
+        for host in &mut self.hosts {
+            let upto = host.first_row_seq.unwrap_or(self.finalized);
+            for seq in 0..upto {
+                self.raw_rows.push(raw_row(seq, host, self.tx_log[seq as usize], None));
+            }
+            host.first_row_seq = Some(0);
+        }
+    }
+
+    /// Takes the raw rows produced so far (only with `raw`).
+    pub fn drain_raw_rows(&mut self) -> Vec<RawRow> {
+        std::mem::take(&mut self.raw_rows)
+    }
+
+    /// Probes closed so far.
+    pub fn finalized(&self) -> u64 {
+        self.finalized
+    }
+
+    /// The worst loss, in percent, among responders over the probes closed so far.
+    pub fn worst_loss_pct(&self) -> Option<f64> {
+        if self.finalized == 0 {
+            return None;
+        }
+        self.hosts
+            .iter()
+            .map(|h| 100.0 * (self.finalized - h.received_finalized.min(self.finalized)) as f64 / self.finalized as f64)
+            .max_by(f64::total_cmp)
+    }
+
+    /// Per-interval probe counts.
+    pub fn sent_per_interval(&self) -> &[u64] {
+        &self.sent_per_interval
+    }
+
+    /// Final figures for one responder. Call after [`Run::finalize_all`].
+    pub fn summary(&self, host: &HostStats) -> HostSummary {
+        HostSummary::new(host, self.sent, self.cfg.timeout_ns)
+    }
+}
+
+fn raw_row(seq: u64, host: &HostStats, tx_ns: u64, rtt: Option<u64>) -> RawRow {
+    RawRow {
+        seq,
+        responder_id: format_id(host.responder_id),
+        responder: host.name.clone(),
+        tx_unix_ns: tx_ns,
+        status: if rtt.is_some() { "ok" } else { "lost" },
+        rtt_us: rtt.map(ns_to_us),
+    }
+}
+
+/// Responder ids print as 16 hex digits: short enough to read, stable across reports.
+pub fn format_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+pub fn ns_to_us(ns: u64) -> f64 {
+    (ns as f64 / 10.0).round() / 100.0
+}
+
+/// The final figures of one responder: one row of `summary.csv`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostSummary {
+    pub responder: String,
+    pub responder_id: String,
+    pub address: String,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    pub forward_lost: u64,
+    pub return_lost: u64,
+    pub unknown_lost: u64,
+    pub limited: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub late: u64,
+    pub rtt_min_us: Option<f64>,
+    pub rtt_mean_us: Option<f64>,
+    pub rtt_p50_us: Option<f64>,
+    pub rtt_p90_us: Option<f64>,
+    pub rtt_p99_us: Option<f64>,
+    pub rtt_p999_us: Option<f64>,
+    pub rtt_max_us: Option<f64>,
+    pub rtt_stddev_us: Option<f64>,
+    pub net_rtt_p50_us: Option<f64>,
+    pub net_rtt_mean_us: Option<f64>,
+    pub jitter_us: Option<f64>,
+    pub first_ack_ms: Option<f64>,
+    pub ttl: u8,
+    pub arrival: &'static str,
+}
+
+impl HostSummary {
+    fn new(h: &HostStats, sent: u64, _timeout_ns: u64) -> Self {
+        let lost = sent.saturating_sub(h.received);
+        let (forward, ret, limited, unknown) = split_loss(h, sent, lost);
+        let has = !h.rtt.is_empty();
+        let q = |p: f64| has.then(|| ns_to_us(h.rtt.value_at_quantile(p)));
+        HostSummary {
+            responder: h.name.clone(),
+            responder_id: format_id(h.responder_id),
+            address: h.addr.to_string(),
+            sent,
+            received: h.received,
+            lost,
+            loss_pct: if sent == 0 { 0.0 } else { round3(100.0 * lost as f64 / sent as f64) },
+            forward_lost: forward,
+            return_lost: ret,
+            unknown_lost: unknown,
+            limited,
+            duplicates: h.duplicates,
+            reordered: h.reordered,
+            late: h.late,
+            rtt_min_us: has.then(|| ns_to_us(h.rtt.min())),
+            rtt_mean_us: has.then(|| round3(h.rtt.mean() / 1000.0)),
+            rtt_p50_us: q(0.50),
+            rtt_p90_us: q(0.90),
+            rtt_p99_us: q(0.99),
+            rtt_p999_us: q(0.999),
+            rtt_max_us: has.then(|| ns_to_us(h.rtt.max())),
+            rtt_stddev_us: has.then(|| round3(h.rtt.stdev() / 1000.0)),
+            net_rtt_p50_us: has.then(|| ns_to_us(h.net_rtt.value_at_quantile(0.5))),
+            net_rtt_mean_us: has.then(|| round3(h.net_rtt.mean() / 1000.0)),
+            jitter_us: has.then(|| round3(h.jitter_ns() / 1000.0)),
+            first_ack_ms: h.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
+            ttl: h.ttl,
+            arrival: h.arrival.as_str(),
+        }
+    }
+}
+
+/// Splits `lost` into (forward, return, limited, unknown) from the responder's newest counters.
+/// `late` acks make up the rest: lost = forward + return + limited + unknown + late.
+fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64, u64) {
+    let Some(v) = h.view else { return (0, 0, 0, lost) };
+    let upto = (v.seq + 1).min(sent);
+    let forward = upto.saturating_sub(v.received);
+    let limited = v.limited.min(lost);
+    // Acks the responder sent up to its newest one, minus those that reached us in any state.
+    let ret = v.acks_sent.saturating_sub(h.acks_unique.min(v.acks_sent));
+    let unknown = sent - upto;
+    // The parts come from two sides' counters; keep them consistent with the total even if a
+    // responder's counts are odd (duplicated probes, a counter that restarted).
+    let mut parts = [forward, ret, limited, unknown];
+    let mut budget = lost.saturating_sub(h.late);
+    for p in &mut parts {
+        *p = (*p).min(budget);
+        budget -= *p;
+    }
+    (parts[0], parts[1], parts[2], parts[3])
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests;

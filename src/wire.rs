@@ -1,0 +1,445 @@
+//! The mcprobe packet format: pure encode/decode, no I/O.
+//!
+//! Every datagram starts with the same 6-byte header, then a body whose layout the message type fixes.
+//! All integers are big-endian (network order). Decoding any byte string returns a message or an
+//! error; it never panics, whatever the input (a proptest and a fuzz target check this).
+//!
+//! ```text
+//! header (6 bytes)
+//!   0  magic     3  b"MCP"          rejects foreign traffic cheaply
+//!   3  version   1  1               bumped on any incompatible change
+//!   4  type      1  1 probe, 2 ack
+//!   5  flags     1  bit 0: ack carries a name; other bits reserved, must be 0 in version 1
+//!
+//! probe (30 bytes + padding)
+//!   6  session   8  random per probe run; acks echo it, so concurrent runs never mix
+//!  14  seq       8  0, 1, 2, … per session; u64 never wraps in practice
+//!  22  tx_ns     8  sender's transmit time, ns since the Unix epoch (CLOCK_REALTIME, the same clock
+//!                   as kernel receive timestamps, so RTT = rx − tx stays in one clock domain)
+//!  30  padding   …  zeros up to --size. The padding is what lets an ack fit: see below.
+//!
+//! ack (64 bytes + optional name)
+//!   6  session   8  echoed from the probe
+//!  14  seq       8  echoed
+//!  22  tx_ns     8  echoed: the prober needs no per-probe state to compute RTT
+//!  30  responder 8  random per responder start: a restart shows up as a new id with the same name
+//!  38  rx_ns     8  when the probe reached the responder (its clock, ns since the epoch)
+//!  46  dwell_ns  4  responder transmit time − rx_ns, saturating at ~4.29 s; the prober subtracts it
+//!                   from the RTT (as TWAMP does) to remove the responder's own processing time
+//!  50  received  4  probes of this session the responder has received, this one included (mod 2^32)
+//!  54  ack_seq   4  index of this ack among the acks the responder sent in this session (mod 2^32)
+//!  58  limited   4  probes of this session the responder did not answer because of its rate limit
+//!  62  ttl       1  IP TTL the probe arrived with (0 = unknown): hop distance = sent TTL − this
+//!  63  arrival   1  0 unknown, 1 multicast, 2 unicast: how the probe reached the responder
+//!  64  name_len  1  only when flags bit 0 is set; then name_len bytes of UTF-8 name
+//! ```
+//!
+//! Why these widths: the fixed part of an ack is exactly 64 bytes, so a 64-byte probe (the size
+//! peers such as iperf and sockperf are usually compared at) can still be answered without
+//! amplification. The three responder counters are 32-bit to fit; they only ever grow within a
+//! session and are never more than `seq + 1`, so the prober restores their full value exactly with
+//! [`unwrap_counter`]. The name travels only when the probe is large enough to carry it: a
+//! responder truncates or omits it rather than send an ack larger than the probe (no
+//! amplification, ever).
+
+/// First three bytes of every mcprobe datagram.
+pub const MAGIC: [u8; 3] = *b"MCP";
+/// Format version written and accepted by this build.
+pub const VERSION: u8 = 1;
+/// Bytes of the common header.
+pub const HEADER_LEN: usize = 6;
+/// Smallest valid probe: header and the three probe fields, no padding.
+pub const PROBE_LEN: usize = 30;
+/// Fixed part of an ack, without the name.
+pub const ACK_FIXED_LEN: usize = 64;
+/// Longest responder name carried on the wire.
+pub const MAX_NAME_LEN: usize = 64;
+/// Smallest `--size` a prober may send: every responder can answer it, if without its name.
+pub const MIN_PROBE_SIZE: usize = ACK_FIXED_LEN;
+/// Largest UDP payload over IPv4.
+pub const MAX_PROBE_SIZE: usize = 65_507;
+
+const TYPE_PROBE: u8 = 1;
+const TYPE_ACK: u8 = 2;
+const FLAG_NAME: u8 = 0x01;
+
+/// How a probe reached the responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    Unknown,
+    Multicast,
+    Unicast,
+}
+
+impl Arrival {
+    fn to_byte(self) -> u8 {
+        match self {
+            Arrival::Unknown => 0,
+            Arrival::Multicast => 1,
+            Arrival::Unicast => 2,
+        }
+    }
+
+    fn from_byte(b: u8) -> Result<Self, DecodeError> {
+        match b {
+            0 => Ok(Arrival::Unknown),
+            1 => Ok(Arrival::Multicast),
+            2 => Ok(Arrival::Unicast),
+            other => Err(DecodeError::BadField("arrival", other as u64)),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrival::Unknown => "unknown",
+            Arrival::Multicast => "multicast",
+            Arrival::Unicast => "unicast",
+        }
+    }
+}
+
+/// A probe as the prober sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub session: u64,
+    pub seq: u64,
+    pub tx_ns: u64,
+}
+
+/// An ack as a responder sends it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub session: u64,
+    pub seq: u64,
+    pub tx_ns: u64,
+    pub responder: u64,
+    pub rx_ns: u64,
+    pub dwell_ns: u32,
+    /// Low 32 bits of the responder's received count; see [`unwrap_counter`].
+    pub received: u32,
+    pub ack_seq: u32,
+    pub limited: u32,
+    pub ttl: u8,
+    pub arrival: Arrival,
+    /// Empty when the probe was too small to carry it, or the responder has none.
+    pub name: String,
+}
+
+/// A decoded mcprobe datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Probe(Probe),
+    Ack(Ack),
+}
+
+/// Why a datagram is not a valid mcprobe message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the header or than its type's fixed body.
+    Truncated { need: usize, got: usize },
+    /// Does not start with [`MAGIC`]: not mcprobe traffic at all.
+    BadMagic,
+    /// An mcprobe version this build does not speak.
+    Version(u8),
+    /// An unknown message type.
+    Type(u8),
+    /// A field holds a value the format forbids (reserved flag bits, bad name, …).
+    BadField(&'static str, u64),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Truncated { need, got } => {
+                write!(f, "truncated: need {need} bytes, got {got}")
+            }
+            DecodeError::BadMagic => write!(f, "not an mcprobe datagram"),
+            DecodeError::Version(v) => write!(f, "unsupported mcprobe version {v}"),
+            DecodeError::Type(t) => write!(f, "unknown message type {t}"),
+            DecodeError::BadField(name, v) => write!(f, "invalid {name} ({v})"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn header(buf: &mut Vec<u8>, kind: u8, flags: u8) {
+    buf.extend_from_slice(&MAGIC);
+    buf.push(VERSION);
+    buf.push(kind);
+    buf.push(flags);
+}
+
+impl Probe {
+    /// Appends the probe to `buf`, zero-padded to `size` bytes (at least [`PROBE_LEN`]).
+    pub fn encode_into(&self, size: usize, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        header(buf, TYPE_PROBE, 0);
+        buf.extend_from_slice(&self.session.to_be_bytes());
+        buf.extend_from_slice(&self.seq.to_be_bytes());
+        buf.extend_from_slice(&self.tx_ns.to_be_bytes());
+        let target = start + size.max(PROBE_LEN);
+        buf.resize(target, 0);
+    }
+
+    pub fn encode(&self, size: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(size.max(PROBE_LEN));
+        self.encode_into(size, &mut buf);
+        buf
+    }
+}
+
+impl Ack {
+    /// Encodes the ack in at most `limit` bytes, the length of the probe being answered.
+    /// The name is truncated (at a character boundary) or left out to fit; `None` when even the
+    /// fixed part does not fit, in which case the probe must not be answered.
+    pub fn encode_within(&self, limit: usize) -> Option<Vec<u8>> {
+        if limit < ACK_FIXED_LEN {
+            return None;
+        }
+        let room = limit.saturating_sub(ACK_FIXED_LEN + 1).min(MAX_NAME_LEN);
+        let name = truncate_utf8(&self.name, room);
+        let flags = if name.is_empty() { 0 } else { FLAG_NAME };
+        let mut buf = Vec::with_capacity(ACK_FIXED_LEN + 1 + name.len());
+        header(&mut buf, TYPE_ACK, flags);
+        for v in [self.session, self.seq, self.tx_ns, self.responder, self.rx_ns] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [self.dwell_ns, self.received, self.ack_seq, self.limited] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        buf.push(self.ttl);
+        buf.push(self.arrival.to_byte());
+        if !name.is_empty() {
+            buf.push(name.len() as u8);
+            buf.extend_from_slice(name.as_bytes());
+        }
+        Some(buf)
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A bounds-checked big-endian reader: every read either succeeds or reports truncation.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or(DecodeError::Truncated { need: self.pos.saturating_add(n), got: self.buf.len() })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(b))
+    }
+}
+
+/// Decodes one datagram. Never panics.
+pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
+    if buf.len() >= MAGIC.len() && buf[..MAGIC.len()] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if buf.len() < HEADER_LEN {
+        // A short datagram is only "truncated" if what it has is an mcprobe prefix.
+        return if MAGIC.starts_with(buf) {
+            Err(DecodeError::Truncated { need: HEADER_LEN, got: buf.len() })
+        } else {
+            Err(DecodeError::BadMagic)
+        };
+    }
+    let mut r = Reader { buf, pos: MAGIC.len() };
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let kind = r.u8()?;
+    let flags = r.u8()?;
+    match kind {
+        TYPE_PROBE => {
+            if flags != 0 {
+                return Err(DecodeError::BadField("probe flags", flags as u64));
+            }
+            Ok(Message::Probe(Probe { session: r.u64()?, seq: r.u64()?, tx_ns: r.u64()? }))
+        }
+        TYPE_ACK => {
+            if flags & !FLAG_NAME != 0 {
+                return Err(DecodeError::BadField("ack flags", flags as u64));
+            }
+            let (session, seq, tx_ns, responder, rx_ns) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let (dwell_ns, received, ack_seq, limited) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            let ttl = r.u8()?;
+            let arrival = Arrival::from_byte(r.u8()?)?;
+            let name = if flags & FLAG_NAME != 0 {
+                let len = r.u8()? as usize;
+                if len == 0 || len > MAX_NAME_LEN {
+                    return Err(DecodeError::BadField("name length", len as u64));
+                }
+                let bytes = r.take(len)?;
+                let name =
+                    std::str::from_utf8(bytes).map_err(|_| DecodeError::BadField("name (not UTF-8)", len as u64))?;
+                name.to_owned()
+            } else {
+                String::new()
+            };
+            if r.pos != buf.len() {
+                return Err(DecodeError::BadField("trailing bytes", (buf.len() - r.pos) as u64));
+            }
+            Ok(Message::Ack(Ack {
+                session,
+                seq,
+                tx_ns,
+                responder,
+                rx_ns,
+                dwell_ns,
+                received,
+                ack_seq,
+                limited,
+                ttl,
+                arrival,
+                name,
+            }))
+        }
+        other => Err(DecodeError::Type(other)),
+    }
+}
+
+/// Restores a 32-bit wire counter to its full value, given an upper bound it cannot exceed.
+///
+/// The responder's counters (received, ack_seq, limited) only grow and never exceed the number of
+/// probes sent so far, `seq + 1`. The full value is therefore the largest number `<= bound` whose
+/// low 32 bits equal `low`. This is exact as long as the true value is within 2^32 of the bound,
+/// i.e. fewer than ~4.29 billion probes were lost, which a single run cannot reach.
+pub fn unwrap_counter(low: u32, bound: u64) -> u64 {
+    let base = bound & !0xFFFF_FFFF;
+    let candidate = base | low as u64;
+    if candidate <= bound {
+        candidate
+    } else {
+        // The true value is in the previous 2^32 block; with bound < 2^32 this clamps to `low`,
+        // which can only happen when the responder's count is inconsistent (duplicated probes).
+        candidate.checked_sub(1 << 32).unwrap_or(low as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(name: &str) -> Ack {
+        Ack {
+            session: 0x0102_0304_0506_0708,
+            seq: 42,
+            tx_ns: 1_700_000_000_000_000_000,
+            responder: 0xdead_beef,
+            rx_ns: 1_700_000_000_000_050_000,
+            dwell_ns: 1234,
+            received: 40,
+            ack_seq: 39,
+            limited: 1,
+            ttl: 64,
+            arrival: Arrival::Multicast,
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn probe_round_trips_and_pads() {
+        let p = Probe { session: 7, seq: u64::MAX, tx_ns: 99 };
+        let bytes = p.encode(128);
+        assert_eq!(bytes.len(), 128);
+        assert_eq!(decode(&bytes), Ok(Message::Probe(p.clone())));
+        // Asking for less than the fixed part still yields a valid probe.
+        assert_eq!(p.encode(0).len(), PROBE_LEN);
+    }
+
+    #[test]
+    fn ack_fixed_part_is_64_bytes() {
+        let bytes = ack("").encode_within(64).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN);
+        assert_eq!(decode(&bytes), Ok(Message::Ack(ack(""))));
+    }
+
+    #[test]
+    fn ack_never_exceeds_the_limit() {
+        let a = ack("host-with-a-rather-long-name.example.org");
+        assert_eq!(a.encode_within(63), None);
+        for limit in 64..200 {
+            let bytes = a.encode_within(limit).unwrap();
+            assert!(bytes.len() <= limit, "limit {limit} gave {}", bytes.len());
+            let Message::Ack(back) = decode(&bytes).unwrap() else { panic!("not an ack") };
+            assert!(a.name.starts_with(&back.name));
+        }
+        let full = a.encode_within(200).unwrap();
+        assert_eq!(decode(&full), Ok(Message::Ack(a)));
+    }
+
+    #[test]
+    fn name_truncation_respects_utf8() {
+        let a = ack("ééééé"); // 2 bytes each
+        let bytes = a.encode_within(ACK_FIXED_LEN + 1 + 3).unwrap();
+        let Message::Ack(back) = decode(&bytes).unwrap() else { panic!("not an ack") };
+        assert_eq!(back.name, "é");
+    }
+
+    #[test]
+    fn rejects_foreign_and_broken_datagrams() {
+        assert_eq!(decode(b"ack"), Err(DecodeError::BadMagic));
+        assert_eq!(decode(b""), Err(DecodeError::Truncated { need: 6, got: 0 }));
+        assert_eq!(decode(b"MC"), Err(DecodeError::Truncated { need: 6, got: 2 }));
+        let mut p = Probe { session: 1, seq: 2, tx_ns: 3 }.encode(64);
+        p[3] = 9;
+        assert_eq!(decode(&p), Err(DecodeError::Version(9)));
+        p[3] = VERSION;
+        p[4] = 7;
+        assert_eq!(decode(&p), Err(DecodeError::Type(7)));
+        p[4] = TYPE_PROBE;
+        p[5] = 0x80;
+        assert!(matches!(decode(&p), Err(DecodeError::BadField(..))));
+        let a = ack("x").encode_within(100).unwrap();
+        let mut extra = a.clone();
+        extra.push(0);
+        assert!(matches!(decode(&extra), Err(DecodeError::BadField("trailing bytes", 1))));
+        for cut in 0..a.len() {
+            assert!(decode(&a[..cut]).is_err(), "prefix of {cut} bytes accepted");
+        }
+    }
+
+    #[test]
+    fn counters_unwrap_exactly() {
+        assert_eq!(unwrap_counter(5, 10), 5);
+        assert_eq!(unwrap_counter(10, 10), 10);
+        let big = (3u64 << 32) + 100;
+        assert_eq!(unwrap_counter(90, big), (3 << 32) + 90);
+        // The counter is just below a wrap while the bound is just past it.
+        assert_eq!(unwrap_counter(u32::MAX - 1, (1u64 << 32) + 5), (1u64 << 32) - 2);
+    }
+}
