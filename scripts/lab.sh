@@ -19,6 +19,18 @@
 #   P-br   bridge namespace: br0 with ports p1..pN
 #   P-hI   host I: veth0 (peer of pI), 10.77.0.I/24, fd77::I/64, lo up,
 #          route 224.0.0.0/4 dev veth0
+#
+# Where impairments sit (DIR is seen from the host; all before the receiver's
+# kernel takes its receive timestamps):
+#   kernel with netem:  egress  -> netem qdisc on hI's veth0
+#                       ingress -> netem qdisc on pI (bridge side) in P-br
+#   kernel without it:  loss  -> nft netdev table on pI in P-br, numgen random,
+#                                with `seen` and `dropped` counters
+#                       delay -> P-br FORWARD (br_netfilter), iptables physdev
+#                                --physdev-in pI (egress) / --physdev-out pI
+#                                (ingress) -j NFQUEUE, held by lab/nfq_delay.py
+#   The userspace hop is not free (~0.1 ms with the Python delayer on a 2-vCPU
+#   VM): `lab.sh calibrate` measures it; correct measured delays for it.
 # Run `lab.sh help` for the commands.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -56,8 +68,10 @@ usage: lab.sh [--prefix P] COMMAND ...
   require                 apt-get install missing packages
   selftest                up 4 hosts, ping, multicast, delay, loss, down (bounded)
 
-HOST is hI, I or P-hI.  Environment: LAB_PREFIX (default mcl), LAB_IMPAIR
-(auto|netem|nft), LAB_NO_INSTALL=1, LAB_STATE_DIR (default /run/mcprobe-lab).
+HOST is hI, I or P-hI.  Environment: LAB_PREFIX (default mcl; labs with
+different prefixes coexist), LAB_IMPAIR (auto|netem|nft), LAB_NO_INSTALL=1,
+LAB_STATE_DIR (default /run/mcprobe-lab), LAB_SUBNET (default 10.77.0),
+LAB_DELAY_SPIN_US (delayer busy-polls this long before a deadline, default 250).
 EOF
 }
 

@@ -100,7 +100,8 @@ pub struct ProbeArgs {
     pub ttl: u32,
 
     /// Probe size in bytes (UDP payload). At least 64, the size of an ack, so an ack is never
-    /// larger than its probe; 130 or more lets responders send their full name.
+    /// larger than its probe. The responder name travels in what is left: the default carries
+    /// names of up to 63 bytes.
     #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
     pub size: u16,
 

@@ -51,7 +51,7 @@ pub struct Counters {
 pub enum Event {
     /// The socket is bound and joined: probes will be answered from now on.
     Listening { id: u64 },
-    /// The first probe of a session it had not seen (or had forgotten).
+    /// The first probe of a session it had not seen (or had forgotten) was answered.
     NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival },
 }
 
@@ -131,7 +131,7 @@ impl Responder {
             Some(_) => Arrival::Unicast,
             None => Arrival::Unknown,
         };
-        let state = self.session(probe.session, rx, arrival, on_event);
+        let (state, new_session) = self.session(probe.session, rx.rx_ns);
         state.received += 1;
         state.last_seen_ns = rx.rx_ns;
         let (received, ack_seq, limited) = (state.received, state.acks_sent, state.limited);
@@ -163,26 +163,26 @@ impl Responder {
             }
             Err(_) => self.counters.send_errors += 1,
         }
+        // Told after the first ack left, so "session" means "answered", not just "heard".
+        if new_session {
+            on_event(&Event::NewSession { session: probe.session, from: rx.from, ttl: rx.ttl, arrival });
+        }
     }
 
-    fn session(
-        &mut self,
-        session: u64,
-        rx: net::Received,
-        arrival: Arrival,
-        on_event: &mut impl FnMut(&Event),
-    ) -> &mut SessionState {
-        if !self.sessions.contains_key(&session) {
-            self.make_room(rx.rx_ns);
+    /// The session's state; `true` when it is new (first probe, or forgotten since).
+    fn session(&mut self, session: u64, now_ns: u64) -> (&mut SessionState, bool) {
+        let new = !self.sessions.contains_key(&session);
+        if new {
+            self.make_room(now_ns);
             self.counters.sessions += 1;
-            on_event(&Event::NewSession { session, from: rx.from, ttl: rx.ttl, arrival });
         }
-        self.sessions.entry(session).or_insert(SessionState {
+        let state = self.sessions.entry(session).or_insert(SessionState {
             received: 0,
             acks_sent: 0,
             limited: 0,
-            last_seen_ns: rx.rx_ns,
-        })
+            last_seen_ns: now_ns,
+        });
+        (state, new)
     }
 
     /// Forgets idle sessions; when still full, the least recently seen one.

@@ -265,16 +265,13 @@ impl<'a> Reader<'a> {
 
 /// Decodes one datagram. Never panics.
 pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
-    if buf.len() >= MAGIC.len() && buf[..MAGIC.len()] != MAGIC {
+    let magic_len = buf.len().min(MAGIC.len());
+    if buf[..magic_len] != MAGIC[..magic_len] {
         return Err(DecodeError::BadMagic);
     }
+    // What is there is an mcprobe prefix; a short datagram is a truncated one.
     if buf.len() < HEADER_LEN {
-        // A short datagram is only "truncated" if what it has is an mcprobe prefix.
-        return if MAGIC.starts_with(buf) {
-            Err(DecodeError::Truncated { need: HEADER_LEN, got: buf.len() })
-        } else {
-            Err(DecodeError::BadMagic)
-        };
+        return Err(DecodeError::Truncated { need: HEADER_LEN, got: buf.len() });
     }
     let mut r = Reader { buf, pos: MAGIC.len() };
     let version = r.u8()?;

@@ -1,0 +1,78 @@
+//! Bad input: every case exits 2 with a one-line message naming the flag and value, never a panic.
+
+mod common;
+
+use common::*;
+
+/// Runs mcprobe with `args`; asserts exit code 2 and that stderr contains each of `needles`.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = run({
+        let mut c = bin();
+        c.args(args);
+        c
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: expected {n:?} in {stderr}");
+    }
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+#[test]
+fn a_unicast_group_is_refused() {
+    fails_with(&["probe", "--group", "10.0.0.1", "--count", "1"], &["--group 10.0.0.1", "not a multicast address"]);
+    fails_with(&["respond", "--group", "192.168.1.1"], &["--group 192.168.1.1", "not a multicast address"]);
+}
+
+#[test]
+fn an_ipv6_group_is_refused_clearly() {
+    fails_with(&["probe", "--group", "ff02::1234", "--count", "1"], &["--group ff02::1234", "IPv6"]);
+}
+
+#[test]
+fn an_unknown_interface_is_named() {
+    fails_with(&["probe", "--iface", "nosuch0", "--count", "1"], &["--iface nosuch0", "no such interface"]);
+    fails_with(&["respond", "--iface", "192.0.2.55"], &["--iface 192.0.2.55", "no local interface"]);
+}
+
+#[test]
+fn bad_flag_values_name_the_flag() {
+    fails_with(&["probe", "--interval", "fast"], &["--interval", "'fast'"]);
+    fails_with(&["probe", "--rate", "0"], &["--rate", "'0'"]);
+    fails_with(&["probe", "--count", "0"], &["--count"]);
+    fails_with(&["probe", "--size", "32"], &["--size", "32"]);
+    fails_with(&["probe", "--ttl", "300"], &["--ttl", "300"]);
+    fails_with(&["probe", "--max-loss", "150"], &["--max-loss", "'150'"]);
+    fails_with(&["probe", "--raw"], &["--out"]);
+    fails_with(&["probe", "--rate", "10", "--interval", "1s"], &["--interval", "--rate"]);
+    fails_with(&["probe", "--group", "not-an-ip"], &["--group", "not-an-ip"]);
+    fails_with(&["respond", "--port", "0"], &["--port", "0"]);
+    fails_with(&["respond", "--rcvbuf", "huge"], &["--rcvbuf", "'huge'"]);
+    let long = "x".repeat(65);
+    fails_with(&["respond", "--iface", "127.0.0.1", "--name", &long], &["--name", "at most 64 bytes"]);
+}
+
+#[test]
+fn an_unwritable_output_folder_is_reported_before_probing() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let inside = file.path().join("sub");
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--count", "1", "--out", inside.to_str().unwrap()],
+        &["--out", "cannot create the folder"],
+    );
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = run({
+        let mut c = bin();
+        c.args(["probe", "--help"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["Examples:", "--max-loss", "a bare number means seconds", "--iface"] {
+        assert!(help.contains(needle), "{needle:?} missing from probe --help");
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers for tests that run the real binary on loopback. Everything sends to 127.0.0.1 or the
+//! test's own group joined on 127.0.0.1 only, with TTL 1.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const GROUP: &str = "239.255.42.42";
+/// Upper bound for any wait on the binary: a failure bound, not a speed assertion.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mcprobe"))
+}
+
+/// A port nobody uses right now: each test probes on its own port, so tests run in parallel.
+pub fn free_port() -> u16 {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// A running `mcprobe respond` on loopback; killed when dropped.
+pub struct Responder {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Responder {
+    pub fn start(port: u16, name: &str) -> Self {
+        let mut child = bin()
+            .args(["respond", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--name", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mcprobe respond starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Responder { child, lines: rx, seen: Vec::new() };
+        r.wait_for("listening");
+        r
+    }
+
+    /// Waits until the responder prints a line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("responder never printed {needle:?}; saw {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Stops it with SIGINT and returns its closing counter line.
+    pub fn stop(mut self) -> String {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        let line = self.wait_for("stopped:");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "responder exited with {status}");
+        line
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcprobe probe` on loopback against `port`, with extra arguments.
+pub fn probe_cmd(port: u16, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["probe", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--quiet"]);
+    c.args(extra);
+    c
+}
+
+pub fn run(mut c: Command) -> Output {
+    let out = c.output().expect("mcprobe runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "mcprobe panicked: {stderr}");
+    out
+}
+
+/// The rows of a CSV file, as maps from column to value.
+pub fn csv_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    r.deserialize().map(|row| row.unwrap()).collect()
+}
+
+pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row[col].parse().unwrap_or_else(|_| panic!("column {col} = {:?} is not a number", row[col]))
+}
+
+/// A socket that sends to the test group through loopback only.
+pub fn loopback_multicast_sender() -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    s.set_multicast_ttl_v4(1).unwrap();
+    s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    s.into()
+}

@@ -1,0 +1,79 @@
+//! Property tests of the packet format: round-trips, no amplification, and no panic on any input.
+
+use mcprobe::wire::{self, Ack, Arrival, DecodeError, Message, Probe};
+use proptest::prelude::*;
+
+fn arrival() -> impl Strategy<Value = Arrival> {
+    prop_oneof![Just(Arrival::Unknown), Just(Arrival::Multicast), Just(Arrival::Unicast)]
+}
+
+prop_compose! {
+    fn any_ack()(session: u64, seq: u64, tx_ns: u64, responder: u64, rx_ns: u64, dwell_ns: u32,
+                 received: u32, ack_seq: u32, limited: u32, ttl: u8, arrival in arrival(),
+                 name in "\\PC{0,40}") -> Ack {
+        Ack { session, seq, tx_ns, responder, rx_ns, dwell_ns, received, ack_seq, limited, ttl, arrival, name }
+    }
+}
+
+proptest! {
+    #[test]
+    fn probes_round_trip(session: u64, seq: u64, tx_ns: u64, size in 0usize..2000) {
+        let p = Probe { session, seq, tx_ns };
+        let bytes = p.encode(size);
+        prop_assert_eq!(bytes.len(), size.max(wire::PROBE_LEN));
+        prop_assert_eq!(wire::decode(&bytes), Ok(Message::Probe(p)));
+    }
+
+    #[test]
+    fn acks_round_trip_within_any_limit(ack in any_ack(), limit in 0usize..400) {
+        match ack.encode_within(limit) {
+            None => prop_assert!(limit < wire::ACK_FIXED_LEN),
+            Some(bytes) => {
+                prop_assert!(bytes.len() <= limit, "ack of {} bytes for a {limit}-byte probe", bytes.len());
+                let Ok(Message::Ack(back)) = wire::decode(&bytes) else { return Err(TestCaseError::fail("not an ack")) };
+                prop_assert!(ack.name.starts_with(&back.name));
+                let mut expect = ack.clone();
+                expect.name = back.name.clone();
+                prop_assert_eq!(back, expect);
+                if limit >= wire::ACK_FIXED_LEN + 1 + ack.name.len() && ack.name.len() <= wire::MAX_NAME_LEN {
+                    prop_assert_eq!(bytes.len(), wire::ACK_FIXED_LEN + usize::from(!ack.name.is_empty()) * (1 + ack.name.len()));
+                }
+            }
+        }
+    }
+
+    /// Arbitrary bytes: decoding returns, whatever they are.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = wire::decode(&bytes);
+    }
+
+    /// Bytes behind a valid header reach the body decoders instead of stopping at the magic.
+    #[test]
+    fn arbitrary_bodies_never_panic(kind in 0u8..4, flags: u8, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut bytes = b"MCP".to_vec();
+        bytes.extend([wire::VERSION, kind, flags]);
+        bytes.extend(body);
+        let _ = wire::decode(&bytes);
+    }
+
+    /// Every strict prefix of a valid message is rejected as truncated.
+    #[test]
+    fn truncations_are_rejected(ack in any_ack(), cut_frac in 0.0f64..1.0) {
+        let bytes = ack.encode_within(200).unwrap();
+        let cut = (bytes.len() as f64 * cut_frac) as usize;
+        prop_assert!(cut < bytes.len());
+        match wire::decode(&bytes[..cut]) {
+            Err(DecodeError::Truncated { .. }) => {}
+            other => prop_assert!(false, "prefix of {cut}/{} bytes gave {other:?}", bytes.len()),
+        }
+    }
+
+    /// Flipping any single byte never yields a panic, and a changed magic or version is refused.
+    #[test]
+    fn corrupted_headers_are_refused(ack in any_ack(), pos in 0usize..4, xor in 1u8..=255) {
+        let mut bytes = ack.encode_within(200).unwrap();
+        bytes[pos] ^= xor;
+        prop_assert!(wire::decode(&bytes).is_err());
+    }
+}
