@@ -88,8 +88,8 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         stdout_or_exit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer; {} send errors",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.send_errors
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer; {} send errors; {} local drops",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.send_errors, c.local_drops
             )
         });
     }
@@ -128,6 +128,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         ttl: args.ttl,
         size: args.size as usize,
         interval,
+        schedule: args.schedule,
         count,
         timeout: args.timeout,
         report_interval: args.report_interval,
@@ -236,6 +237,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         ttl: 1,
         size: 128,
         interval,
+        schedule: prober::Schedule::Fixed,
         count: ((args.duration.as_secs_f64() * args.rate).round() as u64).max(1),
         timeout: Duration::from_millis(500),
         report_interval: Duration::from_secs(1),

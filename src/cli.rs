@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::prober::Schedule;
+
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
@@ -112,6 +114,11 @@ pub struct ProbeArgs {
     /// Probes per second (instead of --interval). Default 10.
     #[arg(short, long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+
+    /// When probes leave: `fixed` intervals, or `poisson` (random gaps with --interval as their
+    /// mean, which cannot phase-lock with periodic network events).
+    #[arg(long, value_enum, default_value_t = Schedule::Fixed)]
+    pub schedule: Schedule,
 
     /// Number of probes to send.
     #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]

@@ -72,8 +72,11 @@ fn set_rcvbuf(sock: &Socket, bytes: usize) -> Result<()> {
     sock.set_recv_buffer_size(bytes).with_context(|| format!("cannot set a {bytes}-byte receive buffer"))
 }
 
-fn enable_timestamps(sock: &Socket) -> Result<()> {
-    socket::setsockopt(sock, sockopt::ReceiveTimestampns, &true).context("cannot enable SO_TIMESTAMPNS")
+/// Kernel receive timestamps, and the count of datagrams the kernel dropped on this socket because
+/// its buffer was full (SO_RXQ_OVFL): local drops, which are not network loss.
+fn enable_rx_metadata(sock: &Socket) -> Result<()> {
+    socket::setsockopt(sock, sockopt::ReceiveTimestampns, &true).context("cannot enable SO_TIMESTAMPNS")?;
+    socket::setsockopt(sock, sockopt::RxqOvfl, &1).context("cannot enable SO_RXQ_OVFL")
 }
 
 /// The prober's socket: sends probes to the group, receives the unicast acks.
@@ -87,7 +90,7 @@ pub fn prober_socket(iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<U
             .with_context(|| format!("--iface {}: cannot send multicast from it", i.name))?;
     }
     set_rcvbuf(&sock, rcvbuf)?;
-    enable_timestamps(&sock)?;
+    enable_rx_metadata(&sock)?;
     let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
     sock.bind(&bind.into()).context("cannot bind the prober's socket")?;
     sock.set_read_timeout(Some(READ_TICK))?;
@@ -103,7 +106,7 @@ pub fn responder_socket(group: Ipv4Addr, port: u16, iface: Option<&Iface>, rcvbu
     let sock = udp_socket()?;
     sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
     set_rcvbuf(&sock, rcvbuf)?;
-    enable_timestamps(&sock)?;
+    enable_rx_metadata(&sock)?;
     socket::setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).context("cannot enable IP_PKTINFO")?;
     socket::setsockopt(&sock, sockopt::Ipv4RecvTtl, &true).context("cannot enable IP_RECVTTL")?;
     sock.set_multicast_all_v4(false).context("cannot clear IP_MULTICAST_ALL")?;
@@ -149,6 +152,8 @@ pub struct Received {
     pub ttl: u8,
     /// Destination address (only with IP_PKTINFO): tells multicast from unicast arrival.
     pub dst: Option<Ipv4Addr>,
+    /// Datagrams the kernel has dropped on this socket so far for lack of buffer space.
+    pub local_drops: Option<u32>,
 }
 
 /// Receives one datagram with its ancillary data. `Ok(None)` when the read timed out.
@@ -166,12 +171,14 @@ pub fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Opt
         rx_ns: 0,
         ttl: 0,
         dst: None,
+        local_drops: None,
     };
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
             match c {
                 ControlMessageOwned::ScmTimestampns(ts) => out.rx_ns = timespec_ns(&ts),
                 ControlMessageOwned::Ipv4Ttl(ttl) => out.ttl = ttl.clamp(0, 255) as u8,
+                ControlMessageOwned::RxqOvfl(n) => out.local_drops = Some(n),
                 ControlMessageOwned::Ipv4PacketInfo(info) => {
                     out.dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
                 }
@@ -187,7 +194,7 @@ pub fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Opt
 
 /// A buffer large enough for every control message [`recv`] asks for.
 pub fn cmsg_buffer() -> Vec<u8> {
-    nix::cmsg_space!(TimeSpec, nix::libc::in_pktinfo, nix::libc::c_int)
+    nix::cmsg_space!(TimeSpec, nix::libc::in_pktinfo, nix::libc::c_int, u32)
 }
 
 fn timespec_ns(ts: &TimeSpec) -> u64 {

@@ -33,6 +33,7 @@ pub struct ProbeConfig {
     pub ttl: u32,
     pub size: usize,
     pub interval: Duration,
+    pub schedule: Schedule,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
     /// Acks slower than this are late; also how long to wait for acks after the last probe.
@@ -40,6 +41,16 @@ pub struct ProbeConfig {
     pub report_interval: Duration,
     pub raw: bool,
     pub rcvbuf: usize,
+}
+
+/// When probes leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schedule {
+    /// Exactly one interval apart.
+    Fixed,
+    /// Exponentially distributed gaps with the interval as their mean (a Poisson process, as OWAMP
+    /// sends), so probes cannot phase-lock with periodic events on the network.
+    Poisson,
 }
 
 /// A snapshot for the live progress display.
@@ -65,6 +76,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Datagrams on the prober's port that were not acks (garbage, stray probes).
     pub invalid: u64,
+    /// Acks the kernel dropped because the socket buffer was full (SO_RXQ_OVFL): this host's
+    /// fault, not the network's; already counted as loss above, reported apart so it can be told.
+    pub local_drops: u64,
     pub send_errors: u64,
 }
 
@@ -111,10 +125,18 @@ pub fn run(
         Ok((sender.join(), receiver.join()))
     })?;
     let (lateness, send_errors) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
-    let invalid = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let (invalid, local_drops) = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let shared = Arc::into_inner(shared).expect("threads are joined");
     let run = shared.run.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(Outcome { interrupted: run.sent() < cfg.count, run, lateness, elapsed: started.elapsed(), invalid, send_errors })
+    Ok(Outcome {
+        interrupted: run.sent() < cfg.count,
+        run,
+        lateness,
+        elapsed: started.elapsed(),
+        invalid,
+        local_drops,
+        send_errors,
+    })
 }
 
 fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
@@ -141,6 +163,13 @@ fn wait_until(deadline: Instant) {
     }
 }
 
+/// A sample of the exponential distribution with mean 1 (inverse transform sampling).
+fn exponential_sample() -> f64 {
+    // 1 - U lies in (0, 1], so the logarithm is finite.
+    let u: f64 = rand::random();
+    -(1.0 - u).ln()
+}
+
 fn send_loop(
     cfg: &ProbeConfig,
     sock: UdpSocket,
@@ -154,9 +183,18 @@ fn send_loop(
     let mut buf = Vec::with_capacity(cfg.size);
     let mut send_errors = 0u64;
     let start = Instant::now();
+    let mut offset = Duration::ZERO;
     let result = (|| {
         for k in 0..cfg.count {
-            let deadline = start + cfg.interval.saturating_mul(k.min(u32::MAX as u64) as u32);
+            // Deadlines are offsets from the start, never from the previous send: lateness does not
+            // accumulate.
+            if k > 0 {
+                offset += match cfg.schedule {
+                    Schedule::Fixed => cfg.interval,
+                    Schedule::Poisson => cfg.interval.mul_f64(exponential_sample()),
+                };
+            }
+            let deadline = start + offset;
             wait_until(deadline);
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -183,16 +221,26 @@ fn send_loop(
     result.map(|()| (lateness, send_errors))
 }
 
-fn recv_loop(cfg: &ProbeConfig, sock: &UdpSocket, shared: &Shared, mut raw_sink: Option<RawSink>) -> Result<u64> {
+/// Returns (invalid datagrams, local drops).
+fn recv_loop(
+    cfg: &ProbeConfig,
+    sock: &UdpSocket,
+    shared: &Shared,
+    mut raw_sink: Option<RawSink>,
+) -> Result<(u64, u64)> {
     let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
     let mut cmsg = net::cmsg_buffer();
     let retain_ns = (cfg.timeout + RETAIN_MARGIN).as_nanos() as u64;
     let mut invalid = 0u64;
+    let mut local_drops = 0u64;
     let mut last_finalize = Instant::now();
     loop {
         let got = net::recv(sock, &mut buf, &mut cmsg).context("receiving acks failed")?;
         let mut run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = got {
+            if let Some(d) = rx.local_drops {
+                local_drops = d as u64;
+            }
             match wire::decode(&buf[..rx.len.min(buf.len())]) {
                 Ok(Message::Ack(ack)) => {
                     run.on_ack(&ack, rx.from, rx.rx_ns);
@@ -212,12 +260,30 @@ fn recv_loop(cfg: &ProbeConfig, sock: &UdpSocket, shared: &Shared, mut raw_sink:
                     if let Some(sink) = raw_sink.as_mut() {
                         sink(run.drain_raw_rows())?;
                     }
-                    return Ok(invalid);
+                    return Ok((invalid, local_drops));
                 }
             }
             if let Some(sink) = raw_sink.as_mut() {
                 sink(run.drain_raw_rows())?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_gaps_have_the_interval_as_mean() {
+        // 200 k samples: the standard error of the mean is 0.0022, so 2 % is a 9-sigma bound.
+        let n = 200_000;
+        let samples: Vec<f64> = (0..n).map(|_| exponential_sample()).collect();
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+        assert!(samples.iter().all(|s| s.is_finite() && *s >= 0.0));
+        // An exponential distribution has P(X > 1) = 1/e.
+        let above = samples.iter().filter(|&&s| s > 1.0).count() as f64 / n as f64;
+        assert!((above - (-1.0f64).exp()).abs() < 0.01, "P(X > 1) = {above}");
     }
 }

@@ -90,6 +90,12 @@ fn extras(o: &Outcome) -> String {
     if o.run.bogus_acks + o.invalid > 0 {
         parts.push(format!("{} invalid datagrams ignored", o.run.bogus_acks + o.invalid));
     }
+    if o.local_drops > 0 {
+        parts.push(format!(
+            "{} acks dropped by this host's socket buffer (local, not network loss; raise --rcvbuf)",
+            o.local_drops
+        ));
+    }
     if o.send_errors > 0 {
         parts.push(format!("{} probes failed to send", o.send_errors));
     }
@@ -106,6 +112,7 @@ struct JsonReport<'a> {
     send_lateness_p99_us: f64,
     foreign_acks: u64,
     invalid: u64,
+    local_drops: u64,
     responders: &'a [HostSummary],
 }
 
@@ -120,6 +127,7 @@ pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::
         send_lateness_p99_us: ns_to_us(l.value_at_quantile(0.99)),
         foreign_acks: o.run.foreign_acks,
         invalid: o.run.bogus_acks + o.invalid,
+        local_drops: o.local_drops,
         responders: rows,
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;

@@ -44,6 +44,8 @@ pub struct Counters {
     pub too_small: u64,
     pub send_errors: u64,
     pub sessions: u64,
+    /// Probes the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
+    pub local_drops: u64,
 }
 
 /// What the responder tells its caller.
@@ -100,6 +102,9 @@ impl Responder {
         let mut cmsg = net::cmsg_buffer();
         while !stop.load(Ordering::Relaxed) {
             let Some(rx) = net::recv(&self.sock, &mut buf, &mut cmsg)? else { continue };
+            if let Some(d) = rx.local_drops {
+                self.counters.local_drops = d as u64;
+            }
             self.handle(&buf[..rx.len.min(buf.len())], rx, &mut on_event);
         }
         Ok(self.counters)
