@@ -32,12 +32,14 @@ pub struct Responder {
 
 impl Responder {
     pub fn start(port: u16, name: &str) -> Self {
-        let mut child = bin()
-            .args(["respond", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--name", name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mcprobe respond starts");
+        let mut c = bin();
+        c.args(["respond", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--name", name]);
+        Self::spawn(c)
+    }
+
+    /// Starts a responder from a prepared command (for example one run inside a namespace).
+    pub fn spawn(mut c: Command) -> Self {
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("mcprobe respond starts");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
