@@ -15,9 +15,9 @@ use crate::cli::{DemoArgs, ProbeArgs, RespondArgs};
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
-use crate::report::{self, AtomicCsv};
+use crate::report::{self, StreamedCsvs};
 use crate::responder::{Event, Responder, ResponderConfig};
-use crate::stats::{format_id, HostSummary, RawRow};
+use crate::stats::{format_id, HostSummary, IntervalRow, RawRow};
 use crate::wire;
 
 pub const EXIT_OK: i32 = 0;
@@ -133,6 +133,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         timeout: args.timeout,
         report_interval: args.report_interval,
         raw: args.raw,
+        intervals: args.out.is_some(),
         rcvbuf: args.net.rcvbuf,
     };
     let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
@@ -149,17 +150,16 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
 
 /// Runs the prober with progress and writes the CSVs; shared by `probe` and `demo`.
 fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool) -> Result<Outcome> {
-    if let Some(dir) = out {
-        report::prepare_dir(dir)?;
-    }
-    let raw_file = match (out, cfg.raw) {
-        (Some(dir), true) => Some(Arc::new(Mutex::new(AtomicCsv::create(dir, "probes.csv")?))),
-        _ => None,
+    let streamed = match out {
+        Some(dir) => {
+            report::prepare_dir(dir)?;
+            Some(Arc::new(Mutex::new(StreamedCsvs::create(dir, cfg.raw)?)))
+        }
+        None => None,
     };
-    let sink = raw_file.clone().map(|f| -> prober::RawSink {
-        Box::new(move |rows: Vec<RawRow>| {
-            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-            rows.iter().try_for_each(|r| f.write(r))
+    let sink = streamed.clone().map(|f| -> prober::RowSink {
+        Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
+            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)
         })
     });
     if !quiet {
@@ -186,12 +186,10 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
     });
     live.finish();
     let outcome = outcome?;
-    if let Some(dir) = out {
-        let mut written = report::write_csvs(dir, &report::summaries(&outcome.run), &outcome.run)?;
-        if let Some(f) = raw_file {
-            let f = Arc::into_inner(f).context("the raw writer is still in use")?;
-            written.push(f.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
-        }
+    if let (Some(dir), Some(files)) = (out, streamed) {
+        let mut written = vec![report::write_summary_csv(dir, &report::summaries(&outcome.run))?];
+        let files = Arc::into_inner(files).context("the report writer is still in use")?;
+        written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));
@@ -242,6 +240,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         timeout: Duration::from_millis(500),
         report_interval: Duration::from_secs(1),
         raw: false,
+        intervals: true,
         rcvbuf: net::DEFAULT_RCVBUF,
     };
     let outcome = std::thread::scope(|s| -> Result<Outcome> {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use crate::net::{self, Iface};
-use crate::stats::{RawRow, Run, RunConfig};
+use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Message, Probe};
 
 /// The sender sleeps until this long before a deadline, then spins.
@@ -40,6 +40,8 @@ pub struct ProbeConfig {
     pub timeout: Duration,
     pub report_interval: Duration,
     pub raw: bool,
+    /// Keep per-interval figures (for intervals.csv).
+    pub intervals: bool,
     pub rcvbuf: usize,
 }
 
@@ -82,8 +84,9 @@ pub struct Outcome {
     pub send_errors: u64,
 }
 
-/// Receives batches of raw rows (only with `raw`), on the receiver thread.
-pub type RawSink = Box<dyn FnMut(Vec<RawRow>) -> Result<()> + Send>;
+/// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
+/// `intervals`), in batches, on the receiver thread.
+pub type RowSink = Box<dyn FnMut(&[RawRow], &[IntervalRow]) -> Result<()> + Send>;
 
 struct Shared {
     run: Mutex<Run>,
@@ -97,7 +100,7 @@ struct Shared {
 pub fn run(
     cfg: &ProbeConfig,
     stop: &AtomicBool,
-    raw_sink: Option<RawSink>,
+    row_sink: Option<RowSink>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
@@ -108,6 +111,7 @@ pub fn run(
             timeout_ns: cfg.timeout.as_nanos() as u64,
             interval_ns: cfg.report_interval.as_nanos() as u64,
             raw: cfg.raw,
+            intervals: cfg.intervals,
         })),
         sending_done: AtomicBool::new(false),
         last_tx: Mutex::new(None),
@@ -116,7 +120,7 @@ pub fn run(
     let (sender, receiver) = thread::scope(|s| -> Result<_> {
         let send_sock = sock.try_clone().context("cannot clone the prober socket")?;
         let sender = s.spawn(|| send_loop(cfg, send_sock, session, &shared, stop));
-        let receiver = s.spawn(|| recv_loop(cfg, &sock, &shared, raw_sink));
+        let receiver = s.spawn(|| recv_loop(cfg, &sock, &shared, row_sink));
         while !receiver.is_finished() {
             thread::sleep(Duration::from_millis(200));
             let p = progress(cfg, &shared, started);
@@ -226,7 +230,7 @@ fn recv_loop(
     cfg: &ProbeConfig,
     sock: &UdpSocket,
     shared: &Shared,
-    mut raw_sink: Option<RawSink>,
+    mut row_sink: Option<RowSink>,
 ) -> Result<(u64, u64)> {
     let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
     let mut cmsg = net::cmsg_buffer();
@@ -252,19 +256,21 @@ fn recv_loop(
         if got.is_none() || last_finalize.elapsed() >= net::READ_TICK {
             last_finalize = Instant::now();
             run.finalize_older_than(net::now_ns(), retain_ns);
-            if shared.sending_done.load(Ordering::Acquire) {
-                let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
-                // Grace period over and nothing left in the socket: the run is complete.
-                if got.is_none() && last_tx.is_some_and(|t| t.elapsed() >= cfg.timeout) {
-                    run.finalize_all();
-                    if let Some(sink) = raw_sink.as_mut() {
-                        sink(run.drain_raw_rows())?;
-                    }
-                    return Ok((invalid, local_drops));
-                }
+            // Grace period over and nothing left in the socket: the run is complete.
+            let complete = got.is_none()
+                && shared.sending_done.load(Ordering::Acquire)
+                && shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t.elapsed() >= cfg.timeout);
+            if complete {
+                run.finalize_all();
             }
-            if let Some(sink) = raw_sink.as_mut() {
-                sink(run.drain_raw_rows())?;
+            let (raw, intervals) = (run.drain_raw_rows(), run.drain_interval_rows());
+            // Rows are written without holding the lock, so file I/O never delays the sender.
+            drop(run);
+            if let Some(sink) = row_sink.as_mut() {
+                sink(&raw, &intervals)?;
+            }
+            if complete {
+                return Ok((invalid, local_drops));
             }
         }
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::prober::Outcome;
-use crate::stats::{format_id, ns_to_us, HostStats, HostSummary, Run};
+use crate::stats::{format_id, ns_to_us, HostStats, HostSummary, IntervalRow, RawRow, Run};
 
 /// The hosts of a run in report order: by name, then address, then id, so reruns line up.
 pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
@@ -134,42 +134,6 @@ pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::
     writeln!(w)
 }
 
-/// One row of `intervals.csv`.
-#[derive(Debug, Serialize)]
-pub struct IntervalRow {
-    pub interval_start_s: f64,
-    pub responder: String,
-    pub responder_id: String,
-    pub sent: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub rtt_p50_us: Option<f64>,
-    pub rtt_max_us: Option<f64>,
-}
-
-pub fn interval_rows(run: &Run) -> Vec<IntervalRow> {
-    let width_s = run.config().interval_ns as f64 / 1e9;
-    let hosts = sorted_hosts(run);
-    let mut rows = Vec::new();
-    for (i, &sent) in run.sent_per_interval().iter().enumerate() {
-        for h in &hosts {
-            let acc = h.intervals.get(i);
-            let received = acc.map_or(0, |a| a.received as u64);
-            rows.push(IntervalRow {
-                interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
-                responder: h.name.clone(),
-                responder_id: format_id(h.responder_id),
-                sent,
-                received,
-                lost: sent.saturating_sub(received),
-                rtt_p50_us: acc.and_then(|a| a.rtt_p50_ns).map(|v| ns_to_us(v as u64)),
-                rtt_max_us: acc.and_then(|a| a.rtt_max_ns).map(|v| ns_to_us(v as u64)),
-            });
-        }
-    }
-    rows
-}
-
 /// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
 pub struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
@@ -210,7 +174,36 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))
 }
 
-/// Writes `summary.csv` and `intervals.csv`; returns their paths.
-pub fn write_csvs(dir: &Path, rows: &[HostSummary], run: &Run) -> Result<Vec<PathBuf>> {
-    Ok(vec![write_all(dir, "summary.csv", rows)?, write_all(dir, "intervals.csv", &interval_rows(run))?])
+/// Writes `summary.csv`; returns its path.
+pub fn write_summary_csv(dir: &Path, rows: &[HostSummary]) -> Result<PathBuf> {
+    write_all(dir, "summary.csv", rows)
+}
+
+/// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.
+pub struct StreamedCsvs {
+    intervals: AtomicCsv,
+    raw: Option<AtomicCsv>,
+}
+
+impl StreamedCsvs {
+    pub fn create(dir: &Path, raw: bool) -> Result<Self> {
+        let raw = if raw { Some(AtomicCsv::create(dir, "probes.csv")?) } else { None };
+        Ok(StreamedCsvs { intervals: AtomicCsv::create(dir, "intervals.csv")?, raw })
+    }
+
+    pub fn write(&mut self, raw: &[RawRow], intervals: &[IntervalRow]) -> Result<()> {
+        intervals.iter().try_for_each(|r| self.intervals.write(r))?;
+        if let Some(f) = self.raw.as_mut() {
+            raw.iter().try_for_each(|r| f.write(r))?;
+        }
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        let mut paths = vec![self.intervals.commit()?];
+        if let Some(f) = self.raw {
+            paths.push(f.commit()?);
+        }
+        Ok(paths)
+    }
 }

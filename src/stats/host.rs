@@ -2,30 +2,27 @@
 //! duplicates and the responder's own counters. No I/O, no clocks: every time is passed in.
 
 use hdrhistogram::Histogram;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::wire::{unwrap_counter, Ack, Arrival};
 
-/// Per-interval accumulator. Samples are kept only while the interval is open (its probes are
-/// still inside the ack timeout); closing it reduces them to three numbers.
+/// Per-interval accumulator. It lives only while its interval is open (its probes are still
+/// inside the ack timeout); closing it reduces the samples to three numbers.
 #[derive(Debug, Default, Clone)]
 pub struct IntervalAcc {
     pub received: u32,
     samples: Vec<u32>,
-    pub rtt_p50_ns: Option<u32>,
-    pub rtt_max_ns: Option<u32>,
 }
 
 impl IntervalAcc {
-    fn close(&mut self) {
-        if !self.samples.is_empty() {
-            self.samples.sort_unstable();
-            // Nearest-rank median: the smallest sample with at least half the samples at or below.
-            let rank = self.samples.len().div_ceil(2);
-            self.rtt_p50_ns = Some(self.samples[rank - 1]);
-            self.rtt_max_ns = self.samples.last().copied();
-        }
-        self.samples = Vec::new();
+    /// (received, median RTT, maximum RTT) in ns. Median by nearest rank: the smallest sample with
+    /// at least half the samples at or below it.
+    pub fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
+        self.samples.sort_unstable();
+        let rank = self.samples.len().div_ceil(2);
+        let p50 = rank.checked_sub(1).map(|r| self.samples[r]);
+        (self.received, p50, self.samples.last().copied())
     }
 }
 
@@ -66,7 +63,9 @@ pub struct HostStats {
     last_rtt_ns: Option<u64>,
     max_seq: Option<u64>,
     pub view: Option<ResponderView>,
-    pub intervals: Vec<IntervalAcc>,
+    /// Accumulators of the open intervals; the front one is interval `first_open`.
+    open_intervals: VecDeque<IntervalAcc>,
+    first_open: usize,
     /// First probe whose finalization saw this host: raw rows before it are filled in at the end.
     pub first_row_seq: Option<u64>,
 }
@@ -108,7 +107,8 @@ impl HostStats {
             last_rtt_ns: None,
             max_seq: None,
             view: None,
-            intervals: Vec::new(),
+            open_intervals: VecDeque::new(),
+            first_open: 0,
             first_row_seq: None,
         }
     }
@@ -135,8 +135,16 @@ impl HostStats {
     }
 
     /// Records a first, on-time ack of probe `seq`.
-    /// `since_start_ns` is when it arrived, counted from the start of the run.
-    pub fn record_on_time(&mut self, seq: u64, rtt_ns: u64, dwell_ns: u64, since_start_ns: u64, interval: usize) {
+    /// `since_start_ns` is when it arrived, counted from the start of the run; `interval` is the
+    /// interval its probe was sent in, when intervals are kept.
+    pub fn record_on_time(
+        &mut self,
+        seq: u64,
+        rtt_ns: u64,
+        dwell_ns: u64,
+        since_start_ns: u64,
+        interval: Option<usize>,
+    ) {
         self.received += 1;
         self.acks_unique += 1;
         record(&mut self.rtt, rtt_ns);
@@ -153,12 +161,15 @@ impl HostStats {
             _ => self.max_seq = Some(seq),
         }
         self.first_ack_ns.get_or_insert(since_start_ns);
-        if self.intervals.len() <= interval {
-            self.intervals.resize_with(interval + 1, IntervalAcc::default);
+        if let Some(i) = interval.filter(|&i| i >= self.first_open) {
+            let pos = i - self.first_open;
+            if self.open_intervals.len() <= pos {
+                self.open_intervals.resize_with(pos + 1, IntervalAcc::default);
+            }
+            let acc = &mut self.open_intervals[pos];
+            acc.received += 1;
+            acc.samples.push(rtt_ns.min(u32::MAX as u64) as u32);
         }
-        let acc = &mut self.intervals[interval];
-        acc.received += 1;
-        acc.samples.push(rtt_ns.min(u32::MAX as u64) as u32);
     }
 
     /// Records an ack that came after the timeout: counted, kept out of the RTT figures.
@@ -171,14 +182,18 @@ impl HostStats {
         self.duplicates += 1;
     }
 
-    /// Closes every interval before `upto` (all of their probes are finalized).
-    pub fn close_intervals(&mut self, upto: usize) {
-        let n = upto.min(self.intervals.len());
-        for acc in &mut self.intervals[..n] {
-            if acc.rtt_p50_ns.is_none() {
-                acc.close();
-            }
+    /// Hands over interval `i`, which is complete; intervals are taken in order.
+    pub fn take_interval(&mut self, i: usize) -> IntervalAcc {
+        if i < self.first_open {
+            return IntervalAcc::default();
         }
+        // Intervals before `i` that were never taken had no acks.
+        while self.first_open < i {
+            self.open_intervals.pop_front();
+            self.first_open += 1;
+        }
+        self.first_open = i + 1;
+        self.open_intervals.pop_front().unwrap_or_default()
     }
 
     pub fn jitter_ns(&self) -> f64 {

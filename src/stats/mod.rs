@@ -18,6 +18,8 @@ mod host;
 
 pub use host::{HostStats, IntervalAcc, ResponderView};
 
+use serde::Serialize;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
@@ -44,8 +46,22 @@ pub enum AckOutcome {
     Foreign,
 }
 
+/// One row of `intervals.csv`: one responder in one interval. An interval is complete about one
+/// timeout after it ends; a responder has rows in every interval completed after it was first heard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalRow {
+    pub interval_start_s: f64,
+    pub responder: String,
+    pub responder_id: String,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub rtt_p50_us: Option<f64>,
+    pub rtt_max_us: Option<f64>,
+}
+
 /// One row of `probes.csv`: one probe and one responder.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RawRow {
     pub seq: u64,
     pub responder_id: String,
@@ -63,6 +79,8 @@ pub struct RunConfig {
     pub timeout_ns: u64,
     /// Width of one `intervals.csv` row.
     pub interval_ns: u64,
+    /// Emit [`IntervalRow`]s as intervals close.
+    pub intervals: bool,
     /// Keep every probe's send time and emit [`RawRow`]s.
     pub raw: bool,
 }
@@ -81,6 +99,9 @@ pub struct Run {
     sent_per_interval: Vec<u64>,
     pub foreign_acks: u64,
     pub bogus_acks: u64,
+    /// Intervals `0..intervals_closed` are complete and reported.
+    intervals_closed: usize,
+    interval_rows: Vec<IntervalRow>,
     /// Send times of every probe, kept only for raw rows.
     tx_log: Vec<u64>,
     raw_rows: Vec<RawRow>,
@@ -99,6 +120,8 @@ impl Run {
             sent_per_interval: Vec::new(),
             foreign_acks: 0,
             bogus_acks: 0,
+            intervals_closed: 0,
+            interval_rows: Vec::new(),
             tx_log: Vec::new(),
             raw_rows: Vec::new(),
         }
@@ -189,6 +212,7 @@ impl Run {
             return AckOutcome::Duplicate;
         }
         probe.acks.push((idx, rtt_ns));
+        let interval = self.cfg.intervals.then_some(interval);
         host.record_on_time(ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
         AckOutcome::OnTime
     }
@@ -233,15 +257,42 @@ impl Run {
     }
 
     fn close_intervals(&mut self) {
+        if !self.cfg.intervals {
+            return;
+        }
         // An interval is complete once its last probe is finalized, i.e. the next unfinalized
         // probe belongs to a later interval (or there is none).
         let open_from = match self.window.front() {
             Some(p) => self.interval_of(p.tx_ns),
             None => usize::MAX,
         };
-        for host in &mut self.hosts {
-            host.close_intervals(open_from);
+        let upto = open_from.min(self.sent_per_interval.len());
+        let width_s = self.cfg.interval_ns as f64 / 1e9;
+        for i in self.intervals_closed..upto {
+            let sent = self.sent_per_interval[i];
+            let first = self.interval_rows.len();
+            for h in &mut self.hosts {
+                let (received, p50, max) = h.take_interval(i).summarize();
+                self.interval_rows.push(IntervalRow {
+                    interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
+                    responder: h.name.clone(),
+                    responder_id: format_id(h.responder_id),
+                    sent,
+                    received: received as u64,
+                    lost: sent.saturating_sub(received as u64),
+                    rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
+                    rtt_max_us: max.map(|v| ns_to_us(v as u64)),
+                });
+            }
+            self.interval_rows[first..]
+                .sort_by(|a, b| (&a.responder, &a.responder_id).cmp(&(&b.responder, &b.responder_id)));
         }
+        self.intervals_closed = self.intervals_closed.max(upto);
+    }
+
+    /// Takes the interval rows completed so far (only with `intervals`).
+    pub fn drain_interval_rows(&mut self) -> Vec<IntervalRow> {
+        std::mem::take(&mut self.interval_rows)
     }
 
     /// Rows for probes that were finalized before a responder first answered: all lost.
@@ -308,7 +359,7 @@ pub fn ns_to_us(ns: u64) -> f64 {
 }
 
 /// The final figures of one responder: one row of `summary.csv`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostSummary {
     pub responder: String,
     pub responder_id: String,

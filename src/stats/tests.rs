@@ -8,7 +8,7 @@ const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 
 fn run(raw: bool) -> Run {
-    Run::new(RunConfig { session: SESSION, timeout_ns: 1000 * MS, interval_ns: 1000 * MS, raw })
+    Run::new(RunConfig { session: SESSION, timeout_ns: 1000 * MS, interval_ns: 1000 * MS, raw, intervals: true })
 }
 
 fn addr() -> SocketAddr {
@@ -179,10 +179,16 @@ fn intervals_and_raw_rows() {
     assert_eq!(r.worst_loss_pct(), Some(100.0));
     r.finalize_all();
     assert_eq!(r.sent_per_interval(), &[100, 100, 50]);
-    let h = &r.hosts()[0];
-    assert_eq!(h.intervals[0].received, 90);
-    assert_eq!(h.intervals[0].rtt_p50_ns, Some(MS as u32));
-    assert_eq!(h.intervals[1].rtt_max_ns, Some(3 * MS as u32));
+    let iv = r.drain_interval_rows();
+    // Responder 2 was heard before the first interval closed, so it has a row in every interval.
+    assert_eq!(iv.len(), 3 * 2);
+    let h1: Vec<_> = iv.iter().filter(|r| r.responder == "host1").collect();
+    assert_eq!(h1.iter().map(|r| (r.sent, r.received)).collect::<Vec<_>>(), [(100, 90), (100, 90), (50, 45)]);
+    assert_eq!(h1[0].rtt_p50_us, Some(1000.0));
+    assert_eq!(h1[1].rtt_max_us, Some(3000.0));
+    assert_eq!(h1[2].interval_start_s, 2.0);
+    let h2: Vec<_> = iv.iter().filter(|r| r.responder == "host2").map(|r| (r.sent, r.received, r.lost)).collect();
+    assert_eq!(h2, [(100, 0, 100), (100, 0, 100), (50, 50, 0)]);
     let rows = r.drain_raw_rows();
     assert_eq!(rows.len(), 500, "one row per probe and responder");
     let lost = rows.iter().filter(|r| r.status == "lost").count();
