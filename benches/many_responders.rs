@@ -45,6 +45,7 @@ fn main() {
         raw: false,
         intervals: true,
         rcvbuf: 4 << 20,
+        key: None,
     };
     let before_rss = status_kib("VmRSS:");
     let (outcome, acks) = std::thread::scope(|s| {

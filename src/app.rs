@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{DemoArgs, ProbeArgs, RespondArgs};
+use crate::auth::Key;
+use crate::cli::{DemoArgs, KeyArgs, ProbeArgs, RespondArgs};
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::{self, StreamedCsvs};
-use crate::responder::{Event, Responder, ResponderConfig};
+use crate::responder::{AllowList, Event, Responder, ResponderConfig};
 use crate::stats::{format_id, HostSummary, IntervalRow, RawRow};
 use crate::wire;
 
@@ -34,6 +35,14 @@ fn stdout_or_exit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) {
             std::process::exit(EXIT_OK);
         }
         eprintln!("mcprobe: cannot write to stdout: {e}");
+    }
+}
+
+fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+    match (&args.key, &args.key_file) {
+        (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
+        (None, Some(path)) => Key::from_file(path).map(Some),
+        (None, None) => Ok(None),
     }
 }
 
@@ -63,6 +72,9 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         name: name.clone(),
         reply_from: None,
         rcvbuf: args.net.rcvbuf,
+        rate_limit: args.rate_limit,
+        allow: AllowList(args.allow.clone()),
+        key: key_of(&args.key)?,
     };
     let responder = Responder::bind(cfg)?;
     let quiet = args.quiet;
@@ -88,8 +100,8 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         stdout_or_exit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer; {} send errors; {} local drops",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.send_errors, c.local_drops
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} from sources not allowed, {} unauthenticated; {} send errors; {} local drops",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.denied, c.unauthenticated, c.send_errors, c.local_drops
             )
         });
     }
@@ -121,6 +133,11 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let group = net::check_group(args.net.group)?;
     let iface = iface_of(&args.net.iface)?;
     let (interval, count) = schedule(args)?;
+    let key = key_of(&args.key)?;
+    let min_size = wire::MIN_PROBE_SIZE + if key.is_some() { wire::TAG_LEN } else { 0 };
+    if (args.size as usize) < min_size {
+        bail!("--size {}: keyed probes must be at least {min_size} bytes, room for a keyed ack", args.size);
+    }
     let cfg = ProbeConfig {
         group,
         port: args.net.port,
@@ -135,6 +152,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         raw: args.raw,
         intervals: args.out.is_some(),
         rcvbuf: args.net.rcvbuf,
+        key,
     };
     let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
     let rows = report::summaries(&outcome.run);
@@ -242,6 +260,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         raw: false,
         intervals: true,
         rcvbuf: net::DEFAULT_RCVBUF,
+        key: None,
     };
     let outcome = std::thread::scope(|s| -> Result<Outcome> {
         let mut handles = Vec::new();
@@ -254,6 +273,9 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
                 name: format!("demo-{}", i + 1),
                 reply_from: Some(Ipv4Addr::new(127, 0, 0, i + 2)),
                 rcvbuf: net::DEFAULT_RCVBUF,
+                rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
+                allow: AllowList::default(),
+                key: None,
             })?;
             let stop_r = &responders_stop;
             handles.push(s.spawn(move || r.run(stop_r, |_| {})));

@@ -70,11 +70,42 @@ pub struct GroupArgs {
     pub rcvbuf: usize,
 }
 
+/// Authentication: off by default, like ping. Both ends must use the same secret.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// Shared secret: probes and acks carry a keyed BLAKE3 MAC, and anything without a valid one
+    /// is ignored and counted. Visible to other local users in the process list: prefer
+    /// --key-file or the MCPROBE_KEY environment variable.
+    #[arg(long, value_name = "SECRET", env = "MCPROBE_KEY", hide_env_values = true, conflicts_with = "key_file")]
+    pub key: Option<String>,
+
+    /// Read the shared secret from a file (surrounding whitespace is ignored).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  mcprobe respond --iface eth0 --name rack1-node7")]
+#[command(after_help = "\
+Examples:
+  mcprobe respond --iface eth0 --name rack1-node7
+  mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key")]
 pub struct RespondArgs {
     #[command(flatten)]
     pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Probes per second answered per source address (bursts of a tenth of that, at least 100).
+    /// Probes over the limit are counted and the count travels in later acks, so the prober
+    /// shows them as rate-limited, not as loss. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
+
+    /// Answer only probes from this network (CIDR, or a single address); repeatable.
+    /// Default: any source.
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub allow: Vec<ipnet::IpNet>,
 
     /// Name sent in acks (at most 64 bytes). Default: the host name.
     #[arg(short, long)]
@@ -96,6 +127,9 @@ Examples:
 pub struct ProbeArgs {
     #[command(flatten)]
     pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
 
     /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
@@ -200,6 +234,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("the duration must be greater than 0".into());
     }
     Ok(d)
+}
+
+/// Parses `10.0.0.0/8` or a single address (`192.0.2.7`, taken as /32).
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is not a network (10.0.0.0/8) or an address"))
 }
 
 /// Parses a rate in probes per second, above 0 and at most 1 million.

@@ -6,6 +6,7 @@
 //! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod net;
 pub mod prober;

@@ -14,6 +14,7 @@ fn main() {
             // A second Ctrl-C: the user wants out now.
             std::process::exit(130);
         }
+        eprintln!("mcprobe: stopping; Ctrl-C again to quit at once");
     });
     if let Err(e) = handler {
         eprintln!("mcprobe: warning: cannot handle Ctrl-C ({e}); it will stop without a report");

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
+use crate::auth::Key;
 use crate::net::{self, Iface};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Message, Probe};
@@ -42,6 +43,8 @@ pub struct ProbeConfig {
     pub raw: bool,
     /// Keep per-interval figures (for intervals.csv).
     pub intervals: bool,
+    /// Key probes, and accept only acks keyed with it.
+    pub key: Option<Key>,
     pub rcvbuf: usize,
 }
 
@@ -78,6 +81,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Datagrams on the prober's port that were not acks (garbage, stray probes).
     pub invalid: u64,
+    /// With a key: acks without a valid tag, dropped.
+    pub forged: u64,
     /// Acks the kernel dropped because the socket buffer was full (SO_RXQ_OVFL): this host's
     /// fault, not the network's; already counted as loss above, reported apart so it can be told.
     pub local_drops: u64,
@@ -129,7 +134,7 @@ pub fn run(
         Ok((sender.join(), receiver.join()))
     })?;
     let (lateness, send_errors) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
-    let (invalid, local_drops) = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let totals = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let shared = Arc::into_inner(shared).expect("threads are joined");
     let run = shared.run.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(Outcome {
@@ -137,8 +142,9 @@ pub fn run(
         run,
         lateness,
         elapsed: started.elapsed(),
-        invalid,
-        local_drops,
+        invalid: totals.invalid,
+        forged: totals.forged,
+        local_drops: totals.local_drops,
         send_errors,
     })
 }
@@ -207,7 +213,13 @@ fn send_loop(
             let tx_ns = net::now_ns();
             let seq = shared.run.lock().unwrap_or_else(|e| e.into_inner()).record_send(tx_ns);
             buf.clear();
-            Probe { session, seq, tx_ns }.encode_into(cfg.size, &mut buf);
+            match &cfg.key {
+                Some(key) => {
+                    Probe { session, seq, tx_ns }.encode_into(cfg.size - wire::TAG_LEN, &mut buf);
+                    key.seal(&mut buf);
+                }
+                None => Probe { session, seq, tx_ns }.encode_into(cfg.size, &mut buf),
+            }
             if let Err(e) = sock.send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -225,31 +237,39 @@ fn send_loop(
     result.map(|()| (lateness, send_errors))
 }
 
-/// Returns (invalid datagrams, local drops).
+/// What the receiver counted besides the acks it accounted for.
+#[derive(Debug, Default)]
+struct RecvTotals {
+    invalid: u64,
+    forged: u64,
+    local_drops: u64,
+}
+
 fn recv_loop(
     cfg: &ProbeConfig,
     sock: &UdpSocket,
     shared: &Shared,
     mut row_sink: Option<RowSink>,
-) -> Result<(u64, u64)> {
+) -> Result<RecvTotals> {
     let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
     let mut cmsg = net::cmsg_buffer();
     let retain_ns = (cfg.timeout + RETAIN_MARGIN).as_nanos() as u64;
-    let mut invalid = 0u64;
-    let mut local_drops = 0u64;
+    let mut totals = RecvTotals::default();
     let mut last_finalize = Instant::now();
     loop {
         let got = net::recv(sock, &mut buf, &mut cmsg).context("receiving acks failed")?;
         let mut run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = got {
             if let Some(d) = rx.local_drops {
-                local_drops = d as u64;
+                totals.local_drops = d as u64;
             }
-            match wire::decode(&buf[..rx.len.min(buf.len())]) {
+            let datagram = &buf[..rx.len.min(buf.len())];
+            match wire::decode(datagram) {
+                Ok(Message::Ack(_)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => totals.forged += 1,
                 Ok(Message::Ack(ack)) => {
                     run.on_ack(&ack, rx.from, rx.rx_ns);
                 }
-                _ => invalid += 1,
+                _ => totals.invalid += 1,
             }
         }
         // The socket is drained (the read timed out) or a while has passed: close old probes.
@@ -270,7 +290,7 @@ fn recv_loop(
                 sink(&raw, &intervals)?;
             }
             if complete {
-                return Ok((invalid, local_drops));
+                return Ok(totals);
             }
         }
     }

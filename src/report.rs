@@ -17,8 +17,37 @@ pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
     hosts
 }
 
+/// Final rows, in report order, with restarts linked: a responder id whose name an earlier id
+/// already had (and that started answering after that one stopped) is that responder restarted.
 pub fn summaries(run: &Run) -> Vec<HostSummary> {
-    sorted_hosts(run).into_iter().map(|h| run.summary(h)).collect()
+    let mut rows: Vec<HostSummary> = sorted_hosts(run).into_iter().map(|h| run.summary(h)).collect();
+    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].responder.is_empty()).collect();
+    order.sort_by_key(|&i| (rows[i].responder.clone(), rows[i].first_seq));
+    for pair in order.windows(2) {
+        let (a, b) = (&rows[pair[0]], &rows[pair[1]]);
+        if a.responder == b.responder && a.last_seq < b.first_seq {
+            rows[pair[1]].restart_of = Some(a.responder_id.clone());
+        }
+    }
+    rows
+}
+
+/// One line per restart: who, and how many probes went unanswered across it.
+pub fn restart_notes(rows: &[HostSummary]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|b| {
+            let prev = b.restart_of.as_ref()?;
+            let a = rows.iter().find(|r| &r.responder_id == prev)?;
+            let (last, first) = (a.last_seq?, b.first_seq?);
+            Some(format!(
+                "{} restarted: id {} answered up to probe {last}, id {} from probe {first}; {} probes unanswered in between",
+                b.responder,
+                a.responder_id,
+                b.responder_id,
+                first - last - 1
+            ))
+        })
+        .collect()
 }
 
 fn opt(v: Option<f64>, precision: usize) -> String {
@@ -73,16 +102,19 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
     if !l.is_empty() {
         writeln!(
             w,
-            "send lateness vs schedule: p50 {:.1} µs, p99 {:.1} µs{}",
+            "send lateness vs schedule: p50 {:.1} µs, p99 {:.1} µs",
             l.value_at_quantile(0.5) as f64 / 1e3,
             l.value_at_quantile(0.99) as f64 / 1e3,
-            extras(outcome),
         )?;
+    }
+    for note in restart_notes(rows).into_iter().chain(notes(outcome)) {
+        writeln!(w, "{note}")?;
     }
     Ok(())
 }
 
-fn extras(o: &Outcome) -> String {
+/// Everything else worth a line: what was ignored, limited, forged or dropped locally.
+fn notes(o: &Outcome) -> Vec<String> {
     let mut parts = Vec::new();
     if o.run.foreign_acks > 0 {
         parts.push(format!("{} acks of other sessions ignored", o.run.foreign_acks));
@@ -90,16 +122,23 @@ fn extras(o: &Outcome) -> String {
     if o.run.bogus_acks + o.invalid > 0 {
         parts.push(format!("{} invalid datagrams ignored", o.run.bogus_acks + o.invalid));
     }
+    if o.forged > 0 {
+        parts.push(format!("{} acks without a valid key tag rejected", o.forged));
+    }
+    let limited: u64 = o.run.hosts().iter().map(|h| h.view.map_or(0, |v| v.limited)).sum();
+    if limited > 0 {
+        parts.push(format!("{limited} probes rate-limited by responders: not loss, see the limited column"));
+    }
     if o.local_drops > 0 {
         parts.push(format!(
-            "{} acks dropped by this host's socket buffer (local, not network loss; raise --rcvbuf)",
+            "{} acks dropped by this host's socket buffer: local, not network loss; raise --rcvbuf",
             o.local_drops
         ));
     }
     if o.send_errors > 0 {
         parts.push(format!("{} probes failed to send", o.send_errors));
     }
-    parts.iter().map(|p| format!("; {p}")).collect()
+    parts
 }
 
 #[derive(Serialize)]
@@ -112,6 +151,7 @@ struct JsonReport<'a> {
     send_lateness_p99_us: f64,
     foreign_acks: u64,
     invalid: u64,
+    forged_acks: u64,
     local_drops: u64,
     responders: &'a [HostSummary],
 }
@@ -127,6 +167,7 @@ pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::
         send_lateness_p99_us: ns_to_us(l.value_at_quantile(0.99)),
         foreign_acks: o.run.foreign_acks,
         invalid: o.run.bogus_acks + o.invalid,
+        forged_acks: o.forged,
         local_drops: o.local_drops,
         responders: rows,
     };

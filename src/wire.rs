@@ -9,7 +9,8 @@
 //!   0  magic     3  b"MCP"          rejects foreign traffic cheaply
 //!   3  version   1  1               bumped on any incompatible change
 //!   4  type      1  1 probe, 2 ack
-//!   5  flags     1  bit 0: ack carries a name; other bits reserved, must be 0 in version 1
+//!   5  flags     1  bit 0: ack carries a name; bit 1: keyed, the datagram ends with a 16-byte
+//!                   tag (see `crate::auth`); other bits reserved, must be 0 in version 1
 //!
 //! probe (30 bytes + padding)
 //!   6  session   8  random per probe run; acks echo it, so concurrent runs never mix
@@ -41,6 +42,10 @@
 //! [`unwrap_counter`]. The name travels only when the probe is large enough to carry it: a
 //! responder truncates or omits it rather than send an ack larger than the probe (no
 //! amplification, ever).
+//!
+//! A keyed datagram (flag bit 1) ends with a 16-byte MAC tag over everything before it; decoding
+//! leaves the tag out and [`crate::auth::Key::verify`] checks it. A keyed ack is still no larger
+//! than its probe: the responder encodes it within the probe's length minus the tag.
 
 /// First three bytes of every mcprobe datagram.
 pub const MAGIC: [u8; 3] = *b"MCP";
@@ -62,6 +67,12 @@ pub const MAX_PROBE_SIZE: usize = 65_507;
 const TYPE_PROBE: u8 = 1;
 const TYPE_ACK: u8 = 2;
 const FLAG_NAME: u8 = 0x01;
+/// Header flag of keyed datagrams.
+pub const FLAG_AUTH: u8 = 0x02;
+/// Offset of the flags byte.
+pub const FLAG_OFFSET: usize = 5;
+/// Bytes of the MAC tag that ends a keyed datagram.
+pub const TAG_LEN: usize = 16;
 
 /// How a probe reached the responder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -280,6 +291,17 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
     }
     let kind = r.u8()?;
     let flags = r.u8()?;
+    // A keyed datagram's tag is not part of the message: parse what is before it.
+    let buf = if flags & FLAG_AUTH != 0 {
+        if buf.len() < HEADER_LEN + TAG_LEN {
+            return Err(DecodeError::Truncated { need: HEADER_LEN + TAG_LEN, got: buf.len() });
+        }
+        &buf[..buf.len() - TAG_LEN]
+    } else {
+        buf
+    };
+    let flags = flags & !FLAG_AUTH;
+    let mut r = Reader { buf, pos: r.pos };
     match kind {
         TYPE_PROBE => {
             if flags != 0 {

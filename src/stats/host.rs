@@ -61,7 +61,9 @@ pub struct HostStats {
     pub net_rtt: Histogram<u32>,
     jitter_ns: f64,
     last_rtt_ns: Option<u64>,
-    max_seq: Option<u64>,
+    /// Highest and lowest sequence numbers acked on time: where a restart's gap begins and ends.
+    pub max_seq: Option<u64>,
+    pub min_seq: Option<u64>,
     pub view: Option<ResponderView>,
     /// Accumulators of the open intervals; the front one is interval `first_open`.
     open_intervals: VecDeque<IntervalAcc>,
@@ -106,6 +108,7 @@ impl HostStats {
             jitter_ns: 0.0,
             last_rtt_ns: None,
             max_seq: None,
+            min_seq: None,
             view: None,
             open_intervals: VecDeque::new(),
             first_open: 0,
@@ -156,6 +159,7 @@ impl HostStats {
             self.jitter_ns += (d - self.jitter_ns) / 16.0;
         }
         self.last_rtt_ns = Some(rtt_ns);
+        self.min_seq = Some(self.min_seq.map_or(seq, |m| m.min(seq)));
         match self.max_seq {
             Some(max) if seq < max => self.reordered += 1,
             _ => self.max_seq = Some(seq),

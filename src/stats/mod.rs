@@ -8,11 +8,12 @@
 //!   missed; `first_ack_ms` shows when it appeared.
 //! - An ack is *on time* when its RTT is at most the timeout. Only on-time acks count as received
 //!   and enter the RTT figures. A late ack is counted in `late` and its probe stays lost.
-//! - `lost = sent − received` = `forward_lost + return_lost + limited + late + unknown_lost`, where
-//!   from the responder's own counters in its newest ack (for probe `s`):
-//!   forward = `(s + 1) − responder received`; limited = the responder's rate-limited count;
-//!   return = `responder acks sent − acks that reached us`; unknown = probes after `s`, for which
-//!   nothing tells whether the probe or its ack was lost.
+//! - `limited` = probes the responder received but chose not to answer (its rate limit), from its
+//!   own count; they are not loss. `lost = sent − received − limited`
+//!   = `forward_lost + return_lost + late + unknown_lost`, where from the responder's counters in
+//!   its newest ack (for probe `s`): forward = `(s + 1) − responder received`; return =
+//!   `responder acks sent − acks that reached us`; unknown = probes after `s`, for which nothing
+//!   tells whether the probe or its ack was lost.
 
 mod host;
 
@@ -334,7 +335,7 @@ impl Run {
 
     /// Final figures for one responder. Call after [`Run::finalize_all`].
     pub fn summary(&self, host: &HostStats) -> HostSummary {
-        HostSummary::new(host, self.sent, self.cfg.timeout_ns)
+        HostSummary::new(host, self.sent)
     }
 }
 
@@ -389,12 +390,20 @@ pub struct HostSummary {
     pub first_ack_ms: Option<f64>,
     pub ttl: u8,
     pub arrival: &'static str,
+    /// First and last probe acked on time.
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The id this responder had before it restarted (same name, earlier id), if it did.
+    pub restart_of: Option<String>,
 }
 
 impl HostSummary {
-    fn new(h: &HostStats, sent: u64, _timeout_ns: u64) -> Self {
-        let lost = sent.saturating_sub(h.received);
-        let (forward, ret, limited, unknown) = split_loss(h, sent, lost);
+    fn new(h: &HostStats, sent: u64) -> Self {
+        let unanswered = sent.saturating_sub(h.received);
+        // Probes the responder chose not to answer (rate limit) are not network loss.
+        let limited = h.view.map_or(0, |v| v.limited).min(unanswered);
+        let lost = unanswered - limited;
+        let (forward, ret, unknown) = split_loss(h, sent, lost);
         let has = !h.rtt.is_empty();
         let q = |p: f64| has.then(|| ns_to_us(h.rtt.value_at_quantile(p)));
         HostSummary {
@@ -426,29 +435,31 @@ impl HostSummary {
             first_ack_ms: h.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: h.ttl,
             arrival: h.arrival.as_str(),
+            first_seq: h.min_seq,
+            last_seq: h.max_seq,
+            restart_of: None,
         }
     }
 }
 
-/// Splits `lost` into (forward, return, limited, unknown) from the responder's newest counters.
-/// `late` acks make up the rest: lost = forward + return + limited + unknown + late.
-fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64, u64) {
-    let Some(v) = h.view else { return (0, 0, 0, lost) };
+/// Splits `lost` into (forward, return, unknown) from the responder's newest counters; `late`
+/// acks make up the rest.
+fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
+    let Some(v) = h.view else { return (0, 0, lost) };
     let upto = (v.seq + 1).min(sent);
     let forward = upto.saturating_sub(v.received);
-    let limited = v.limited.min(lost);
     // Acks the responder sent up to its newest one, minus those that reached us in any state.
     let ret = v.acks_sent.saturating_sub(h.acks_unique.min(v.acks_sent));
     let unknown = sent - upto;
     // The parts come from two sides' counters; keep them consistent with the total even if a
     // responder's counts are odd (duplicated probes, a counter that restarted).
-    let mut parts = [forward, ret, limited, unknown];
+    let mut parts = [forward, ret, unknown];
     let mut budget = lost.saturating_sub(h.late);
     for p in &mut parts {
         *p = (*p).min(budget);
         budget -= *p;
     }
-    (parts[0], parts[1], parts[2], parts[3])
+    (parts[0], parts[1], parts[2])
 }
 
 fn round3(x: f64) -> f64 {

@@ -113,7 +113,7 @@ fn duplicates_reordering_late_and_foreign_acks() {
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.received, s.duplicates, s.reordered, s.late), (3, 1, 1, 1));
     assert_eq!(s.lost, 3); // probes 3 (late), 4 and 5 (no ack)
-    assert_eq!(s.lost, s.forward_lost + s.return_lost + s.unknown_lost + s.limited + s.late);
+    assert_eq!(s.lost, s.forward_lost + s.return_lost + s.unknown_lost + s.late);
     assert_eq!((r.foreign_acks, r.bogus_acks), (1, 2));
 }
 
@@ -193,4 +193,32 @@ fn intervals_and_raw_rows() {
     assert_eq!(rows.len(), 500, "one row per probe and responder");
     let lost = rows.iter().filter(|r| r.status == "lost").count();
     assert_eq!(lost, 25 + 200);
+}
+
+#[test]
+fn rate_limited_probes_are_not_loss() {
+    let mut r = run(false);
+    let tx = send(&mut r, 100);
+    // The responder receives every probe but, over its limit, leaves every fifth unanswered; one
+    // answered ack is also lost on the way back.
+    let (mut received, mut acks, mut limited) = (0u32, 0u32, 0u32);
+    for (i, &t) in tx.iter().enumerate() {
+        received += 1;
+        if i % 5 == 4 {
+            limited += 1;
+            continue;
+        }
+        acks += 1;
+        let mut a = ack(1, i as u64, t, received, acks);
+        a.limited = limited;
+        if i != 50 {
+            r.on_ack(&a, addr(), t + MS);
+        }
+    }
+    r.finalize_all();
+    let s = r.summary(&r.hosts()[0]);
+    // Probe 99 was limited after the last ack (probe 98): nothing says so, so it is unknown loss.
+    assert_eq!((s.received, s.limited, s.lost), (79, 19, 2));
+    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 1, 1));
+    assert_eq!(s.sent, s.received + s.limited + s.lost);
 }

@@ -32,8 +32,14 @@ pub struct Responder {
 
 impl Responder {
     pub fn start(port: u16, name: &str) -> Self {
+        Self::start_with(port, name, &[])
+    }
+
+    /// A loopback responder with extra arguments.
+    pub fn start_with(port: u16, name: &str, extra: &[&str]) -> Self {
         let mut c = bin();
         c.args(["respond", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--name", name]);
+        c.args(extra);
         Self::spawn(c)
     }
 
@@ -72,7 +78,7 @@ impl Responder {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+        signal(&self.child, sig);
     }
 
     /// Stops it with SIGINT and returns its closing counter line.
@@ -124,4 +130,28 @@ pub fn loopback_multicast_sender() -> UdpSocket {
     s.set_multicast_ttl_v4(1).unwrap();
     s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
     s.into()
+}
+
+pub fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+}
+
+/// Reads a child's stderr line by line on a thread, so a test can wait for a line.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let err = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The port the prober of a session sends from, read from the responder's session line.
+pub fn prober_port(session_line: &str) -> u16 {
+    let from = session_line.split(" from ").nth(1).and_then(|s| s.split(':').nth(1)).expect("an address");
+    from.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().expect("a port")
 }

@@ -3,21 +3,24 @@
 //! It answers nothing else: foreign datagrams, acks and broken probes are counted and dropped. An
 //! ack is never larger than the probe that caused it (see [`crate::wire`]), so a responder cannot
 //! be used to amplify traffic. The engine reports what happens through [`Event`]s and leaves the
-//! printing to its caller.
+//! printing to its caller. What keeps it safe to leave running for months is in [`guard`].
 
-use std::collections::HashMap;
+mod guard;
+
+pub use guard::{AllowList, RateLimiter, SessionTable, MAX_TRACKED};
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
+use crate::auth::Key;
 use crate::net::{self, Iface};
 use crate::wire::{self, Ack, Arrival, Message};
 
-/// Sessions idle this long are forgotten: a prober that comes back is a new session.
-const SESSION_IDLE_NS: u64 = 300 * 1_000_000_000;
-/// Most sessions tracked at once, so a flood of fake session ids cannot grow memory unbounded.
-const MAX_SESSIONS: usize = 4096;
+/// Default per-source limit, probes per second: far above any LAN check, low enough that a
+/// responder cannot be driven to use a whole core by one source.
+pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
@@ -29,6 +32,11 @@ pub struct ResponderConfig {
     /// Send acks from this address instead of the group socket (the demo's distinct "hosts").
     pub reply_from: Option<Ipv4Addr>,
     pub rcvbuf: usize,
+    /// Probes per second answered per source address; 0 for no limit.
+    pub rate_limit: u32,
+    pub allow: AllowList,
+    /// With a key, only probes keyed with it are answered, and acks are keyed.
+    pub key: Option<Key>,
 }
 
 /// Counters a responder prints when it stops.
@@ -44,6 +52,12 @@ pub struct Counters {
     pub too_small: u64,
     pub send_errors: u64,
     pub sessions: u64,
+    /// Probes not answered because their source exceeded the rate limit.
+    pub limited: u64,
+    /// Probes from sources outside the allow list.
+    pub denied: u64,
+    /// Probes without a valid tag for this responder's key.
+    pub unauthenticated: u64,
     /// Probes the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     pub local_drops: u64,
 }
@@ -57,21 +71,14 @@ pub enum Event {
     NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival },
 }
 
-#[derive(Debug)]
-struct SessionState {
-    received: u64,
-    acks_sent: u64,
-    limited: u64,
-    last_seen_ns: u64,
-}
-
 /// A bound, joined responder, ready to [`run`](Responder::run).
 pub struct Responder {
     cfg: ResponderConfig,
     sock: UdpSocket,
     reply: Option<UdpSocket>,
     id: u64,
-    sessions: HashMap<u64, SessionState>,
+    sessions: SessionTable,
+    limiter: Option<RateLimiter>,
     counters: Counters,
 }
 
@@ -81,12 +88,13 @@ impl Responder {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         Ok(Responder {
+            limiter: RateLimiter::new(cfg.rate_limit),
             cfg,
             sock,
             reply,
             // Random per start: a restarted responder is visibly a new one.
             id: rand::random(),
-            sessions: HashMap::new(),
+            sessions: SessionTable::default(),
             counters: Counters::default(),
         })
     }
@@ -127,7 +135,18 @@ impl Responder {
             }
         };
         self.counters.probes += 1;
-        if datagram.len() < wire::ACK_FIXED_LEN {
+        if !self.cfg.allow.allows(rx.from.ip()) {
+            self.counters.denied += 1;
+            return;
+        }
+        let tag_len = if self.cfg.key.is_some() { wire::TAG_LEN } else { 0 };
+        if let Some(key) = &self.cfg.key {
+            if !key.verify(datagram) {
+                self.counters.unauthenticated += 1;
+                return;
+            }
+        }
+        if datagram.len() < wire::ACK_FIXED_LEN + tag_len {
             self.counters.too_small += 1;
             return;
         }
@@ -136,10 +155,19 @@ impl Responder {
             Some(_) => Arrival::Unicast,
             None => Arrival::Unknown,
         };
-        let (state, new_session) = self.session(probe.session, rx.rx_ns);
+        let allowed = self.limiter.as_mut().is_none_or(|l| l.allow(rx.from.ip(), rx.rx_ns));
+        let (state, new_session) = self.sessions.get(probe.session, rx.rx_ns);
+        if new_session {
+            self.counters.sessions += 1;
+        }
         state.received += 1;
-        state.last_seen_ns = rx.rx_ns;
-        let (received, ack_seq, limited) = (state.received, state.acks_sent, state.limited);
+        if !allowed {
+            // Counted per session, and the count travels in the next ack, so the prober reports
+            // these as rate-limited rather than as network loss.
+            state.limited += 1;
+            self.counters.limited += 1;
+            return;
+        }
         let mut ack = Ack {
             session: probe.session,
             seq: probe.seq,
@@ -148,58 +176,30 @@ impl Responder {
             rx_ns: rx.rx_ns,
             dwell_ns: 0,
             // The wire carries the low 32 bits; the prober restores the rest (wire::unwrap_counter).
-            received: received as u32,
-            ack_seq: ack_seq as u32,
-            limited: limited as u32,
+            received: state.received as u32,
+            ack_seq: state.acks_sent as u32,
+            limited: state.limited as u32,
             ttl: rx.ttl,
             arrival,
             name: self.cfg.name.clone(),
         };
         // Transmit time as late as possible: just before encoding and sending.
         ack.dwell_ns = net::now_ns().saturating_sub(rx.rx_ns).min(u32::MAX as u64) as u32;
-        let Some(bytes) = ack.encode_within(datagram.len()) else { return };
+        let Some(mut bytes) = ack.encode_within(datagram.len() - tag_len) else { return };
+        if let Some(key) = &self.cfg.key {
+            key.seal(&mut bytes);
+        }
         let sock = self.reply.as_ref().unwrap_or(&self.sock);
         match sock.send_to(&bytes, rx.from) {
             Ok(_) => {
+                state.acks_sent += 1;
                 self.counters.acks_sent += 1;
-                if let Some(s) = self.sessions.get_mut(&probe.session) {
-                    s.acks_sent += 1;
-                }
             }
             Err(_) => self.counters.send_errors += 1,
         }
         // Told after the first ack left, so "session" means "answered", not just "heard".
         if new_session {
             on_event(&Event::NewSession { session: probe.session, from: rx.from, ttl: rx.ttl, arrival });
-        }
-    }
-
-    /// The session's state; `true` when it is new (first probe, or forgotten since).
-    fn session(&mut self, session: u64, now_ns: u64) -> (&mut SessionState, bool) {
-        let new = !self.sessions.contains_key(&session);
-        if new {
-            self.make_room(now_ns);
-            self.counters.sessions += 1;
-        }
-        let state = self.sessions.entry(session).or_insert(SessionState {
-            received: 0,
-            acks_sent: 0,
-            limited: 0,
-            last_seen_ns: now_ns,
-        });
-        (state, new)
-    }
-
-    /// Forgets idle sessions; when still full, the least recently seen one.
-    fn make_room(&mut self, now_ns: u64) {
-        if self.sessions.len() < MAX_SESSIONS {
-            return;
-        }
-        self.sessions.retain(|_, s| now_ns.saturating_sub(s.last_seen_ns) < SESSION_IDLE_NS);
-        if self.sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = self.sessions.iter().min_by_key(|(_, s)| s.last_seen_ns).map(|(k, _)| *k) {
-                self.sessions.remove(&oldest);
-            }
         }
     }
 }
