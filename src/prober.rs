@@ -173,6 +173,12 @@ fn wait_until(deadline: Instant) {
     }
 }
 
+/// Send lateness, 1 ns to 1 h at 3 significant digits (one per run: ~260 KiB). Fixed bounds, so
+/// `saturating_record` can only clamp beyond an hour.
+fn lateness_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600 * 1_000_000_000, 3).expect("static bounds are valid")
+}
+
 /// A sample of the exponential distribution with mean 1 (inverse transform sampling).
 fn exponential_sample() -> f64 {
     // 1 - U lies in (0, 1], so the logarithm is finite.
@@ -189,7 +195,7 @@ fn send_loop(
 ) -> Result<(Histogram<u64>, u64)> {
     net::lower_timer_slack();
     let dest = SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port));
-    let mut lateness = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut lateness = lateness_histogram();
     let mut buf = Vec::with_capacity(cfg.size);
     let mut send_errors = 0u64;
     let start = Instant::now();
@@ -299,6 +305,18 @@ fn recv_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lateness_keeps_large_values() {
+        // Regression: an auto-resizing histogram with saturating_record clamped everything above
+        // 2 ns, so a sender 5 ms behind schedule reported ~0.
+        let mut h = lateness_histogram();
+        for ns in [0u64, 300, 5_000_000, 170_000_000] {
+            h.saturating_record(ns);
+        }
+        assert!(h.value_at_quantile(0.75) >= 4_990_000, "{}", h.value_at_quantile(0.75));
+        assert!(h.max() >= 169_000_000);
+    }
 
     #[test]
     fn poisson_gaps_have_the_interval_as_mean() {
