@@ -22,6 +22,8 @@ use crate::wire::{self, Message, Probe};
 
 /// The sender sleeps until this long before a deadline, then spins.
 const SPIN_BEFORE: Duration = Duration::from_micros(80);
+/// The last stretch before a deadline is spun without yielding.
+const PURE_SPIN: Duration = Duration::from_micros(10);
 /// Probes are kept open this much past the timeout, so acks already queued in the socket are
 /// judged by their kernel timestamps rather than by when the thread read them.
 const RETAIN_MARGIN: Duration = Duration::from_millis(200);
@@ -162,11 +164,17 @@ fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
     }
 }
 
-/// Sleeps until `deadline`: a coarse sleep, then a spin for the last stretch.
+/// Sleeps until `deadline`: a coarse sleep, then a wait that yields the CPU to any other runnable
+/// thread on each turn (at high rates the sender never sleeps, and on a small machine the
+/// responder and the ack receiver need that CPU), then a pure spin for the last few µs, where
+/// giving the CPU away could cost a whole time slice.
 fn wait_until(deadline: Instant) {
     let now = Instant::now();
     if deadline > now + SPIN_BEFORE {
         thread::sleep(deadline - now - SPIN_BEFORE);
+    }
+    while Instant::now() + PURE_SPIN < deadline {
+        thread::yield_now();
     }
     while Instant::now() < deadline {
         std::hint::spin_loop();

@@ -54,6 +54,23 @@ fn bad_flag_values_name_the_flag() {
 }
 
 #[test]
+fn bad_security_settings_name_the_flag() {
+    fails_with(
+        &["respond", "--iface", "127.0.0.1", "--key-file", "/nonexistent/mcprobe.key"],
+        &["--key-file /nonexistent/mcprobe.key", "cannot read"],
+    );
+    fails_with(&["respond", "--iface", "127.0.0.1", "--key", ""], &["--key", "empty"]);
+    fails_with(&["probe", "--key", "a", "--key-file", "/tmp/k"], &["--key", "--key-file"]);
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--key", "s", "--size", "70", "--count", "1"],
+        &["--size 70", "at least 80"],
+    );
+    fails_with(&["respond", "--allow", "10.0.0.0/33"], &["--allow", "'10.0.0.0/33'"]);
+    fails_with(&["respond", "--allow", "everyone"], &["--allow", "'everyone'"]);
+    fails_with(&["respond", "--rate-limit", "lots"], &["--rate-limit", "'lots'"]);
+}
+
+#[test]
 fn an_unwritable_output_folder_is_reported_before_probing() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let inside = file.path().join("sub");
