@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
-use crate::cli::{DemoArgs, KeyArgs, ProbeArgs, RespondArgs};
+use crate::cli::{DemoArgs, DiscoverArgs, KeyArgs, ProbeArgs, RespondArgs};
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
@@ -232,6 +232,39 @@ fn check_thresholds(rows: &[HostSummary], max_loss: Option<f64>, min_responders:
         }
     }
     code
+}
+
+/// `mcprobe discover`: a burst of probes 20 ms apart, a short wait, the responders that answered.
+pub fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
+    let key = key_of(&args.key)?;
+    let cfg = ProbeConfig {
+        group: net::check_group(args.net.group)?,
+        port: args.net.port,
+        iface: iface_of(&args.net.iface)?,
+        ttl: args.ttl,
+        size: 128,
+        interval: Duration::from_millis(20),
+        schedule: prober::Schedule::Fixed,
+        count: args.count,
+        timeout: args.wait,
+        report_interval: Duration::from_secs(1),
+        raw: false,
+        intervals: false,
+        rcvbuf: args.net.rcvbuf,
+        key,
+    };
+    let outcome = prober::run(&cfg, stop, None, |_| {})?;
+    let rows = report::summaries(&outcome.run);
+    stdout_or_exit(
+        |out| {
+            if args.json {
+                report::write_json(out, &rows, &outcome)
+            } else {
+                report::write_census(out, &rows)
+            }
+        },
+    );
+    Ok(check_thresholds(&rows, None, args.min_responders))
 }
 
 /// `mcprobe demo`: N responders on loopback, a short probe, the table and the CSVs.

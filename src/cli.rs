@@ -46,6 +46,8 @@ pub enum Command {
     Respond(RespondArgs),
     /// Send probes to the group and report every responder's latency and loss.
     Probe(ProbeArgs),
+    /// A short burst: list the responders that answer (name, address, RTT) and count them.
+    Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
 }
@@ -194,6 +196,42 @@ pub struct ProbeArgs {
     /// Exit 1 if fewer than N responders answered.
     #[arg(long, value_name = "N")]
     pub min_responders: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+A census, like fping's: a few probes, a short wait, one line per responder. Exit code 1 when
+fewer than --min-responders answered.
+
+Examples:
+  mcprobe discover --iface eth0
+  mcprobe discover --iface eth0 --min-responders 12 --json")]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// IP TTL of probes.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// Probes in the burst (a responder counts if it answers any of them).
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub count: u64,
+
+    /// How long to wait for acks after the last probe.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Exit 1 if fewer than N responders answered.
+    #[arg(long, value_name = "N")]
+    pub min_responders: Option<usize>,
+
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

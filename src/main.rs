@@ -22,6 +22,7 @@ fn main() {
     let result = match &cli.command {
         Command::Respond(a) => app::respond(a, &STOP),
         Command::Probe(a) => app::probe(a, &STOP),
+        Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
     };
     match result {

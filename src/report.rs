@@ -141,6 +141,23 @@ fn notes(o: &Outcome) -> Vec<String> {
     parts
 }
 
+/// `discover`'s list: one line per responder, then the count.
+pub fn write_census(w: &mut impl Write, rows: &[HostSummary]) -> io::Result<()> {
+    let name_w = rows.iter().map(|r| r.responder.len()).max().unwrap_or(0).clamp(16, 40);
+    for r in rows {
+        let name = if r.responder.is_empty() { format!("({})", &r.responder_id[..8]) } else { r.responder.clone() };
+        writeln!(
+            w,
+            "{name:<name_w$}  {:<21}  {:>9} µs  {}/{} answered",
+            r.address,
+            opt(r.rtt_p50_us, 1),
+            r.received,
+            r.sent
+        )?;
+    }
+    writeln!(w, "{} responder{} answered", rows.len(), if rows.len() == 1 { "" } else { "s" })
+}
+
 #[derive(Serialize)]
 struct JsonReport<'a> {
     session: String,

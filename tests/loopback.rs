@@ -227,3 +227,26 @@ fn demo_runs_and_writes_its_reports() {
         assert!(r["address"].starts_with(&format!("127.0.0.{}:", i + 2)), "{r:?}");
     }
 }
+
+#[test]
+fn discover_lists_and_counts_responders() {
+    let port = free_port();
+    let _rs: Vec<Responder> = ["alpha", "beta", "gamma"].iter().map(|n| Responder::start(port, n)).collect();
+    let list = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["discover", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string()]);
+        c.args(extra);
+        run(c)
+    };
+    let out = list(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in ["alpha", "beta", "gamma"] {
+        assert!(stdout.lines().any(|l| l.starts_with(name) && l.contains("127.0.0.1") && l.contains("µs")), "{stdout}");
+    }
+    assert!(stdout.contains("3 responders answered"), "{stdout}");
+    assert_eq!(list(&["--min-responders", "3"]).status.code(), Some(0));
+    let short = list(&["--min-responders", "4"]);
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("--min-responders 4"));
+}

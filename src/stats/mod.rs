@@ -369,6 +369,10 @@ pub struct HostSummary {
     pub received: u64,
     pub lost: u64,
     pub loss_pct: f64,
+    /// Loss counted from this responder's first on-time ack on: a join's first lost probes are
+    /// tolerated, any loss after them is not.
+    pub lost_after_first: u64,
+    pub loss_after_first_pct: f64,
     pub forward_lost: u64,
     pub return_lost: u64,
     pub unknown_lost: u64,
@@ -413,7 +417,12 @@ impl HostSummary {
             sent,
             received: h.received,
             lost,
-            loss_pct: if sent == 0 { 0.0 } else { round3(100.0 * lost as f64 / sent as f64) },
+            loss_pct: pct(lost, sent),
+            lost_after_first: lost.saturating_sub(h.min_seq.unwrap_or(0)),
+            loss_after_first_pct: pct(
+                lost.saturating_sub(h.min_seq.unwrap_or(0)),
+                sent - h.min_seq.unwrap_or(0).min(sent),
+            ),
             forward_lost: forward,
             return_lost: ret,
             unknown_lost: unknown,
@@ -460,6 +469,14 @@ fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
         budget -= *p;
     }
     (parts[0], parts[1], parts[2])
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        round3(100.0 * part as f64 / whole as f64)
+    }
 }
 
 fn round3(x: f64) -> f64 {

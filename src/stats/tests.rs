@@ -153,6 +153,8 @@ fn responders_are_keyed_by_id_not_address() {
     assert_eq!((late.sent, late.received, late.lost), (10, 5, 5));
     assert_eq!(late.forward_lost, 5);
     assert_eq!(late.first_ack_ms, Some(51.0));
+    // Counted from its first ack, it lost nothing.
+    assert_eq!((late.lost_after_first, late.loss_after_first_pct), (0, 0.0));
 }
 
 #[test]
