@@ -46,6 +46,7 @@ fn main() {
         intervals: true,
         rcvbuf: 4 << 20,
         key: None,
+        plain: None,
     };
     let before_rss = status_kib("VmRSS:");
     let (outcome, acks) = std::thread::scope(|s| {

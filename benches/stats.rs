@@ -45,7 +45,14 @@ const TICK_NS: u64 = 20 * MS;
 /// A run as `mcprobe probe --out DIR` makes it: per-interval figures kept (for intervals.csv), no
 /// raw rows.
 fn new_run() -> Run {
-    Run::new(RunConfig { session: SESSION, timeout_ns: SEC, interval_ns: INTERVAL_NS, intervals: true, raw: false })
+    Run::new(RunConfig {
+        session: SESSION,
+        timeout_ns: SEC,
+        interval_ns: INTERVAL_NS,
+        intervals: true,
+        raw: false,
+        plain: false,
+    })
 }
 
 fn tx_ns(seq: u64) -> u64 {

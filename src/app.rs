@@ -75,6 +75,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         rate_limit: args.rate_limit,
         allow: AllowList(args.allow.clone()),
         key: key_of(&args.key)?,
+        plain: args.plain,
     };
     let responder = Responder::bind(cfg)?;
     let quiet = args.quiet;
@@ -135,7 +136,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let (interval, count) = schedule(args)?;
     let key = key_of(&args.key)?;
     let min_size = wire::MIN_PROBE_SIZE + if key.is_some() { wire::TAG_LEN } else { 0 };
-    if (args.size as usize) < min_size {
+    if (args.size as usize) < min_size && !args.plain {
         bail!("--size {}: keyed probes must be at least {min_size} bytes, room for a keyed ack", args.size);
     }
     let cfg = ProbeConfig {
@@ -153,6 +154,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         intervals: args.out.is_some(),
         rcvbuf: args.net.rcvbuf,
         key,
+        plain: args.plain.then(|| args.message.clone().into_bytes()),
     };
     let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
     let rows = report::summaries(&outcome.run);
@@ -188,7 +190,7 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
             iface_label(&cfg.iface),
             cfg.count,
             human(cfg.interval),
-            cfg.size,
+            cfg.plain.as_ref().map_or(cfg.size, Vec::len),
             cfg.ttl,
             human(cfg.timeout)
         );
@@ -252,6 +254,7 @@ pub fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
         intervals: false,
         rcvbuf: args.net.rcvbuf,
         key,
+        plain: None,
     };
     let outcome = prober::run(&cfg, stop, None, |_| {})?;
     let rows = report::summaries(&outcome.run);
@@ -294,6 +297,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         intervals: true,
         rcvbuf: net::DEFAULT_RCVBUF,
         key: None,
+        plain: None,
     };
     let outcome = std::thread::scope(|s| -> Result<Outcome> {
         let mut handles = Vec::new();
@@ -309,6 +313,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
                 rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
                 allow: AllowList::default(),
                 key: None,
+                plain: false,
             })?;
             let stop_r = &responders_stop;
             handles.push(s.spawn(move || r.run(stop_r, |_| {})));

@@ -109,6 +109,10 @@ pub struct RespondArgs {
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     pub allow: Vec<ipnet::IpNet>,
 
+    /// Behave like the course lab's receiver: answer `ack` to any datagram of 3 bytes or more.
+    #[arg(long, conflicts_with_all = ["key", "key_file"])]
+    pub plain: bool,
+
     /// Name sent in acks (at most 64 bytes). Default: the host name.
     #[arg(short, long)]
     pub name: Option<String>,
@@ -184,6 +188,17 @@ pub struct ProbeArgs {
     /// Print the summary as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Speak the course lab's protocol: send a plain message and count every host that answers
+    /// anything, by source address. Works with `respond --plain` and the lab's Python receiver.
+    /// Replies carry no sequence number, so each is taken as the answer to the newest message:
+    /// keep the interval longer than the RTT. Loss cannot be split by direction.
+    #[arg(long, conflicts_with_all = ["key", "key_file"])]
+    pub plain: bool,
+
+    /// The message --plain sends.
+    #[arg(long, value_name = "TEXT", default_value = "very important data", requires = "plain")]
+    pub message: String,
 
     /// No progress display and no informational lines on stderr.
     #[arg(short, long)]

@@ -37,7 +37,12 @@ pub struct ResponderConfig {
     pub allow: AllowList,
     /// With a key, only probes keyed with it are answered, and acks are keyed.
     pub key: Option<Key>,
+    /// Behave like the course lab's receiver: answer `ack` to any datagram.
+    pub plain: bool,
 }
+
+/// What a plain responder sends back, as the lab's receiver does.
+pub const PLAIN_ACK: &[u8] = b"ack";
 
 /// Counters a responder prints when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,9 +118,50 @@ impl Responder {
             if let Some(d) = rx.local_drops {
                 self.counters.local_drops = d as u64;
             }
-            self.handle(&buf[..rx.len.min(buf.len())], rx, &mut on_event);
+            let datagram = &buf[..rx.len.min(buf.len())];
+            if self.cfg.plain {
+                self.handle_plain(datagram, rx, &mut on_event);
+            } else {
+                self.handle(datagram, rx, &mut on_event);
+            }
         }
         Ok(self.counters)
+    }
+
+    /// The lab's receiver: any datagram of at least 3 bytes gets `ack` (shorter ones would make
+    /// the reply larger than the request). Allow list and rate limit still apply. Each new source
+    /// address is reported like a new session.
+    fn handle_plain(&mut self, datagram: &[u8], rx: net::Received, on_event: &mut impl FnMut(&Event)) {
+        self.counters.probes += 1;
+        if !self.cfg.allow.allows(rx.from.ip()) {
+            self.counters.denied += 1;
+            return;
+        }
+        if datagram.len() < PLAIN_ACK.len() {
+            self.counters.too_small += 1;
+            return;
+        }
+        if !self.limiter.as_mut().is_none_or(|l| l.allow(rx.from.ip(), rx.rx_ns)) {
+            self.counters.limited += 1;
+            return;
+        }
+        let source = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            rx.from.hash(&mut h);
+            h.finish()
+        };
+        let (_, new_source) = self.sessions.get(source, rx.rx_ns);
+        let sock = self.reply.as_ref().unwrap_or(&self.sock);
+        match sock.send_to(PLAIN_ACK, rx.from) {
+            Ok(_) => self.counters.acks_sent += 1,
+            Err(_) => self.counters.send_errors += 1,
+        }
+        if new_source {
+            self.counters.sessions += 1;
+            let arrival = if rx.dst.is_some_and(|d| d.is_multicast()) { Arrival::Multicast } else { Arrival::Unicast };
+            on_event(&Event::NewSession { session: source, from: rx.from, ttl: rx.ttl, arrival });
+        }
     }
 
     fn handle(&mut self, datagram: &[u8], rx: net::Received, on_event: &mut impl FnMut(&Event)) {

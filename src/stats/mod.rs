@@ -82,6 +82,8 @@ pub struct RunConfig {
     pub interval_ns: u64,
     /// Emit [`IntervalRow`]s as intervals close.
     pub intervals: bool,
+    /// Plain replies (`--plain`) carry no counters: loss cannot be split by direction.
+    pub plain: bool,
     /// Keep every probe's send time and emit [`RawRow`]s.
     pub raw: bool,
 }
@@ -307,6 +309,11 @@ impl Run {
         }
     }
 
+    /// The newest probe sent, as (seq, tx_ns): what a plain reply is taken to answer.
+    pub fn newest_probe(&self) -> Option<(u64, u64)> {
+        self.window.back().map(|p| (p.seq, p.tx_ns))
+    }
+
     /// Takes the raw rows produced so far (only with `raw`).
     pub fn drain_raw_rows(&mut self) -> Vec<RawRow> {
         std::mem::take(&mut self.raw_rows)
@@ -335,7 +342,7 @@ impl Run {
 
     /// Final figures for one responder. Call after [`Run::finalize_all`].
     pub fn summary(&self, host: &HostStats) -> HostSummary {
-        HostSummary::new(host, self.sent)
+        HostSummary::new(host, self.sent, self.cfg.plain)
     }
 }
 
@@ -402,12 +409,12 @@ pub struct HostSummary {
 }
 
 impl HostSummary {
-    fn new(h: &HostStats, sent: u64) -> Self {
+    fn new(h: &HostStats, sent: u64, plain: bool) -> Self {
         let unanswered = sent.saturating_sub(h.received);
         // Probes the responder chose not to answer (rate limit) are not network loss.
         let limited = h.view.map_or(0, |v| v.limited).min(unanswered);
         let lost = unanswered - limited;
-        let (forward, ret, unknown) = split_loss(h, sent, lost);
+        let (forward, ret, unknown) = if plain { (0, 0, lost - h.late.min(lost)) } else { split_loss(h, sent, lost) };
         let has = !h.rtt.is_empty();
         let q = |p: f64| has.then(|| ns_to_us(h.rtt.value_at_quantile(p)));
         HostSummary {

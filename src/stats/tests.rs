@@ -8,7 +8,14 @@ const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 
 fn run(raw: bool) -> Run {
-    Run::new(RunConfig { session: SESSION, timeout_ns: 1000 * MS, interval_ns: 1000 * MS, raw, intervals: true })
+    Run::new(RunConfig {
+        session: SESSION,
+        timeout_ns: 1000 * MS,
+        interval_ns: 1000 * MS,
+        raw,
+        intervals: true,
+        plain: false,
+    })
 }
 
 fn addr() -> SocketAddr {
