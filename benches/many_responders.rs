@@ -47,6 +47,7 @@ fn main() {
         rcvbuf: 4 << 20,
         key: None,
         plain: None,
+        outage_min: 3,
     };
     let before_rss = status_kib("VmRSS:");
     let (outcome, acks) = std::thread::scope(|s| {

@@ -52,6 +52,7 @@ fn new_run() -> Run {
         intervals: true,
         raw: false,
         plain: false,
+        outage_min: 3,
     })
 }
 

@@ -357,6 +357,9 @@ start_loss() { # I DIR PCT
     local n hook=ingress
     [[ $2 == ingress ]] && hook=egress
     n=$(awk -v p="$3" 'BEGIN { printf "%d", p * 10000 + 0.5 }')   # per million
+    # numgen's values are 0..999999: total loss needs no random draw at all.
+    local draw="numgen random mod 1000000 < $n"
+    (( n >= 1000000 )) && draw=""
     in_ns "$BR_NS" nft -f - <<EOF
 table netdev $(loss_table "$1" "$2") {
     counter seen {}
@@ -365,7 +368,7 @@ table netdev $(loss_table "$1" "$2") {
         type filter hook $hook device "p$1" priority 0; policy accept;
         meta protocol ip6 meta l4proto ipv6-icmp accept
         meta protocol { ip, ip6 } counter name "seen"
-        meta protocol { ip, ip6 } numgen random mod 1000000 < $n counter name "dropped" drop
+        meta protocol { ip, ip6 } $draw counter name "dropped" drop
     }
 }
 EOF

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
-use crate::cli::{DemoArgs, DiscoverArgs, KeyArgs, ProbeArgs, RespondArgs};
+use crate::cli::{DemoArgs, DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs};
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
@@ -26,6 +26,11 @@ pub const EXIT_THRESHOLD: i32 = 1;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+const DEFAULT_OUTAGE_MIN: u64 = 3;
+/// `--preset soak`: longer than two IGMP membership timeouts (2 × 260 s), so a LAN without a
+/// querier shows its snooping switch dropping the group mid-run.
+const SOAK_DURATION: Duration = Duration::from_secs(600);
+const SOAK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Writes to stdout; a closed pipe (`mcprobe … | head`) ends the program quietly.
 fn stdout_or_exit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) {
@@ -111,9 +116,11 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
 
 /// Probes per run and the interval between them, from --interval/--rate and --count/--duration.
 fn schedule(args: &ProbeArgs) -> Result<(Duration, u64)> {
+    let soak = args.preset == Some(Preset::Soak);
     let interval = match (args.interval, args.rate) {
         (Some(i), _) => i,
         (None, Some(r)) => Duration::from_secs_f64(1.0 / r),
+        (None, None) if soak => SOAK_INTERVAL,
         (None, None) => DEFAULT_INTERVAL,
     };
     if interval.is_zero() {
@@ -122,7 +129,7 @@ fn schedule(args: &ProbeArgs) -> Result<(Duration, u64)> {
     let count = match args.count {
         Some(c) => c,
         None => {
-            let d = args.duration.unwrap_or(DEFAULT_DURATION);
+            let d = args.duration.unwrap_or(if soak { SOAK_DURATION } else { DEFAULT_DURATION });
             ((d.as_secs_f64() / interval.as_secs_f64()).round() as u64).max(1)
         }
     };
@@ -155,6 +162,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         rcvbuf: args.net.rcvbuf,
         key,
         plain: args.plain.then(|| args.message.clone().into_bytes()),
+        outage_min: args.outage_min,
     };
     let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
     let rows = report::summaries(&outcome.run);
@@ -207,7 +215,7 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
     live.finish();
     let outcome = outcome?;
     if let (Some(dir), Some(files)) = (out, streamed) {
-        let mut written = vec![report::write_summary_csv(dir, &report::summaries(&outcome.run))?];
+        let mut written = report::write_final_csvs(dir, &report::summaries(&outcome.run), &outcome.run)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
         if !quiet {
@@ -255,6 +263,7 @@ pub fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
         rcvbuf: args.net.rcvbuf,
         key,
         plain: None,
+        outage_min: DEFAULT_OUTAGE_MIN,
     };
     let outcome = prober::run(&cfg, stop, None, |_| {})?;
     let rows = report::summaries(&outcome.run);
@@ -298,6 +307,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         rcvbuf: net::DEFAULT_RCVBUF,
         key: None,
         plain: None,
+        outage_min: DEFAULT_OUTAGE_MIN,
     };
     let outcome = std::thread::scope(|s| -> Result<Outcome> {
         let mut handles = Vec::new();

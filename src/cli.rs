@@ -160,6 +160,17 @@ pub struct ProbeArgs {
     #[arg(long, value_enum, default_value_t = Schedule::Fixed)]
     pub schedule: Schedule,
 
+    /// `soak`: 10 minutes at 1 probe/s, longer than two IGMP membership timeouts (260 s each), to
+    /// catch a LAN whose snooping switches drop the group because no querier refreshes it.
+    /// --interval, --rate, --count and --duration still override it.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+
+    /// An outage is at least this many consecutive unanswered probes after a responder's first
+    /// answer; each is listed with its start, end and probes lost (outages.csv).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outage_min: u64,
+
     /// Number of probes to send.
     #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
@@ -270,6 +281,11 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    Soak,
 }
 
 /// Parses a duration: `250us`, `10ms`, `2s`, `1m30s`; a bare number is seconds (`0.5`, `3`).

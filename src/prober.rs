@@ -51,6 +51,8 @@ pub struct ProbeConfig {
     /// an answer to the newest probe, from a host identified by its source address (the course
     /// lab's protocol). Assumes RTTs shorter than the interval.
     pub plain: Option<Vec<u8>>,
+    /// Consecutive unanswered probes that make an outage.
+    pub outage_min: u64,
     pub rcvbuf: usize,
 }
 
@@ -124,6 +126,7 @@ pub fn run(
             raw: cfg.raw,
             intervals: cfg.intervals,
             plain: cfg.plain.is_some(),
+            outage_min: cfg.outage_min,
         })),
         sending_done: AtomicBool::new(false),
         last_tx: Mutex::new(None),

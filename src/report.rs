@@ -107,7 +107,7 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
             l.value_at_quantile(0.99) as f64 / 1e3,
         )?;
     }
-    for note in restart_notes(rows).into_iter().chain(notes(outcome)) {
+    for note in restart_notes(rows).into_iter().chain(outage_notes(&outcome.run, 20)).chain(notes(outcome)) {
         writeln!(w, "{note}")?;
     }
     Ok(())
@@ -171,6 +171,7 @@ struct JsonReport<'a> {
     forged_acks: u64,
     local_drops: u64,
     responders: &'a [HostSummary],
+    outages: Vec<OutageRow>,
 }
 
 pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::Result<()> {
@@ -187,9 +188,65 @@ pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::
         forged_acks: o.forged,
         local_drops: o.local_drops,
         responders: rows,
+        outages: outage_rows(&o.run),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)
+}
+
+/// One row of `outages.csv`.
+#[derive(Debug, Serialize)]
+pub struct OutageRow {
+    pub responder: String,
+    pub responder_id: String,
+    /// Send time of the first unanswered probe, seconds after the first probe.
+    pub start_s: f64,
+    /// Send time of the first probe answered again; empty if the run ended first.
+    pub end_s: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub probes_lost: u64,
+    pub first_lost_seq: u64,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: Option<u64>,
+}
+
+pub fn outage_rows(run: &Run) -> Vec<OutageRow> {
+    let t0 = run.start_ns().unwrap_or(0);
+    let secs = |ns: u64| (ns.saturating_sub(t0) as f64 / 1e6).round() / 1e3;
+    let mut rows = Vec::new();
+    for h in sorted_hosts(run) {
+        for o in &h.outages {
+            rows.push(OutageRow {
+                responder: h.name.clone(),
+                responder_id: format_id(h.responder_id),
+                start_s: secs(o.start_unix_ns),
+                end_s: o.end_unix_ns.map(secs),
+                duration_s: o.end_unix_ns.map(|e| (e.saturating_sub(o.start_unix_ns) as f64 / 1e6).round() / 1e3),
+                probes_lost: o.probes_lost,
+                first_lost_seq: o.first_lost_seq,
+                start_unix_ns: o.start_unix_ns,
+                end_unix_ns: o.end_unix_ns,
+            });
+        }
+    }
+    rows
+}
+
+/// Table lines for outages, at most `max` of them.
+fn outage_notes(run: &Run, max: usize) -> Vec<String> {
+    let rows = outage_rows(run);
+    let mut notes: Vec<String> = rows
+        .iter()
+        .take(max)
+        .map(|o| {
+            let end = o.end_s.map_or("the end of the run".to_string(), |e| format!("{e:.3} s"));
+            format!("outage: {} from {:.3} s to {end}, {} probes unanswered", o.responder, o.start_s, o.probes_lost)
+        })
+        .collect();
+    if rows.len() > max {
+        notes.push(format!("… and {} more outages (outages.csv lists them all)", rows.len() - max));
+    }
+    notes
 }
 
 /// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
@@ -232,9 +289,9 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))
 }
 
-/// Writes `summary.csv`; returns its path.
-pub fn write_summary_csv(dir: &Path, rows: &[HostSummary]) -> Result<PathBuf> {
-    write_all(dir, "summary.csv", rows)
+/// Writes `summary.csv` and `outages.csv`; returns their paths.
+pub fn write_final_csvs(dir: &Path, rows: &[HostSummary], run: &Run) -> Result<Vec<PathBuf>> {
+    Ok(vec![write_all(dir, "summary.csv", rows)?, write_all(dir, "outages.csv", &outage_rows(run))?])
 }
 
 /// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.

@@ -13,6 +13,8 @@ use std::process::Command;
 use common::*;
 
 const PREFIX: &str = "mcacc";
+/// The outage test's own lab, so the two tests can run at once.
+const OUTAGE_PREFIX: &str = "mcout";
 const PROBES: u64 = 2000;
 
 fn repo() -> PathBuf {
@@ -20,8 +22,12 @@ fn repo() -> PathBuf {
 }
 
 fn lab(args: &[&str]) -> String {
+    lab_in(PREFIX, args)
+}
+
+fn lab_in(prefix: &str, args: &[&str]) -> String {
     let out = Command::new(repo().join("scripts/lab.sh"))
-        .env("LAB_PREFIX", PREFIX)
+        .env("LAB_PREFIX", prefix)
         .args(args)
         .output()
         .expect("scripts/lab.sh runs");
@@ -30,17 +36,21 @@ fn lab(args: &[&str]) -> String {
 }
 
 /// Removes the lab even when an assertion fails.
-struct Lab;
+struct Lab(&'static str);
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", PREFIX).arg("down").status();
+        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
     }
 }
 
 /// `mcprobe` inside host `h`'s namespace.
 fn in_host(h: &str) -> Command {
+    in_lab_host(PREFIX, h)
+}
+
+fn in_lab_host(prefix: &str, h: &str) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("{PREFIX}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
+    c.args(["netns", "exec", &format!("{prefix}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
     c
 }
 
@@ -79,7 +89,7 @@ fn known_impairments_are_measured() {
     lab(&["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", PREFIX).arg("down").status();
     lab(&["up", "5"]);
-    let _lab = Lab;
+    let _lab = Lab(PREFIX);
     let _responders: Vec<Responder> = ["h2", "h3", "h4", "h5"]
         .iter()
         .map(|h| {
@@ -137,4 +147,62 @@ fn known_impairments_are_measured() {
     // The clean host loses nothing.
     assert_eq!(num(&rows["h5"], "lost"), 0.0);
     assert_eq!(num(&rows["h5"], "sent"), PROBES as f64);
+}
+
+fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+#[test]
+fn a_multicast_cut_is_found_as_an_outage() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return;
+    }
+    lab_in(OUTAGE_PREFIX, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", OUTAGE_PREFIX).arg("down").status();
+    lab_in(OUTAGE_PREFIX, &["up", "3"]);
+    let _lab = Lab(OUTAGE_PREFIX);
+    let mut responders: Vec<Responder> = ["h2", "h3"]
+        .iter()
+        .map(|h| {
+            let mut c = in_lab_host(OUTAGE_PREFIX, h);
+            c.args(["respond", "--iface", "veth0", "--port", "24242", "--name", h]);
+            Responder::spawn(c)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let interval_ns = 100_000_000u64;
+    let mut c = in_lab_host(OUTAGE_PREFIX, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24242", "--interval", "100ms", "--count", "80"])
+        .args(["--timeout", "500ms", "--quiet", "--out", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    responders[0].wait_for("session");
+    // Cut h2 off the group (every packet it would receive is dropped) for about 2.5 s, then
+    // restore it. The sleeps place the cut in the run; they assert nothing.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let (cut_a, _) = (now_unix_ns(), lab_in(OUTAGE_PREFIX, &["impair", "h2", "ingress", "--loss", "100"]));
+    let cut_b = now_unix_ns();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (back_a, _) = (now_unix_ns(), lab_in(OUTAGE_PREFIX, &["clear", "h2", "ingress"]));
+    let back_b = now_unix_ns();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let outages = csv_rows(&dir.path().join("outages.csv"));
+    println!("cut {cut_a}..{cut_b}, restored {back_a}..{back_b}, outages {outages:?}");
+    assert_eq!(outages.len(), 1, "only h2 had an outage: {outages:?}");
+    let o = &outages[0];
+    assert_eq!(o["responder"], "h2");
+    let start: u64 = o["start_unix_ns"].parse().unwrap();
+    let end: u64 = o["end_unix_ns"].parse().unwrap();
+    // The first unanswered probe left within one interval after the cut took effect, and the
+    // first answered one within one interval after the restore.
+    assert!(start + interval_ns >= cut_a && start <= cut_b + interval_ns, "start {start} vs cut {cut_a}..{cut_b}");
+    assert!(end + interval_ns >= back_a && end <= back_b + interval_ns, "end {end} vs restore {back_a}..{back_b}");
+    let rows: std::collections::HashMap<String, HashMap<String, String>> =
+        csv_rows(&dir.path().join("summary.csv")).into_iter().map(|r| (r["responder"].clone(), r)).collect();
+    assert_eq!(num(&rows["h2"], "outages"), 1.0);
+    assert_eq!(num(&rows["h3"], "lost"), 0.0);
 }

@@ -70,6 +70,26 @@ pub struct HostStats {
     first_open: usize,
     /// First probe whose finalization saw this host: raw rows before it are filled in at the end.
     pub first_row_seq: Option<u64>,
+    /// A run of unanswered probes since the last answered one: (first seq, its send time, count).
+    open_gap: Option<(u64, u64, u64)>,
+    answered_once: bool,
+    pub outages: Vec<Outage>,
+    /// Outages beyond [`MAX_OUTAGES`], counted but not kept.
+    pub outages_dropped: u64,
+}
+
+/// Outages kept per responder; a host that flaps all day still costs bounded memory.
+pub const MAX_OUTAGES: usize = 10_000;
+
+/// A stretch of consecutive probes a responder did not answer, after it had answered once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub first_lost_seq: u64,
+    pub probes_lost: u64,
+    /// Send time of the first unanswered probe.
+    pub start_unix_ns: u64,
+    /// Send time of the first probe answered again; `None` when the run ended first.
+    pub end_unix_ns: Option<u64>,
 }
 
 /// RTT histogram: nanoseconds, 3 significant digits, growing on demand so a LAN host costs a few
@@ -113,6 +133,10 @@ impl HostStats {
             open_intervals: VecDeque::new(),
             first_open: 0,
             first_row_seq: None,
+            open_gap: None,
+            answered_once: false,
+            outages: Vec::new(),
+            outages_dropped: 0,
         }
     }
 
@@ -198,6 +222,39 @@ impl HostStats {
         }
         self.first_open = i + 1;
         self.open_intervals.pop_front().unwrap_or_default()
+    }
+
+    /// Follows outages as probes close in order: `answered` says whether this one got an on-time
+    /// ack. Gaps of at least `min_len` probes after a first answer are outages; shorter ones are
+    /// plain loss, and those before the first answer are the join.
+    pub fn on_finalized(&mut self, seq: u64, tx_ns: u64, answered: bool, min_len: u64) {
+        if answered {
+            if let Some(gap) = self.open_gap.take() {
+                self.close_gap(gap, Some(tx_ns), min_len);
+            }
+            self.answered_once = true;
+        } else if self.answered_once {
+            let gap = self.open_gap.get_or_insert((seq, tx_ns, 0));
+            gap.2 += 1;
+        }
+    }
+
+    /// Closes an outage still open when the run ends.
+    pub fn end_outages(&mut self, min_len: u64) {
+        if let Some(gap) = self.open_gap.take() {
+            self.close_gap(gap, None, min_len);
+        }
+    }
+
+    fn close_gap(&mut self, (first, start, lost): (u64, u64, u64), end: Option<u64>, min_len: u64) {
+        if lost < min_len.max(1) {
+            return;
+        }
+        if self.outages.len() >= MAX_OUTAGES {
+            self.outages_dropped += 1;
+            return;
+        }
+        self.outages.push(Outage { first_lost_seq: first, probes_lost: lost, start_unix_ns: start, end_unix_ns: end });
     }
 
     pub fn jitter_ns(&self) -> f64 {

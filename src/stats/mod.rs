@@ -17,7 +17,7 @@
 
 mod host;
 
-pub use host::{HostStats, IntervalAcc, ResponderView};
+pub use host::{HostStats, IntervalAcc, Outage, ResponderView, MAX_OUTAGES};
 
 use serde::Serialize;
 
@@ -84,6 +84,8 @@ pub struct RunConfig {
     pub intervals: bool,
     /// Plain replies (`--plain`) carry no counters: loss cannot be split by direction.
     pub plain: bool,
+    /// Consecutive unanswered probes that make an outage (after a responder's first answer).
+    pub outage_min: u64,
     /// Keep every probe's send time and emit [`RawRow`]s.
     pub raw: bool,
 }
@@ -238,6 +240,9 @@ impl Run {
         while !self.window.is_empty() {
             self.finalize_front();
         }
+        for host in &mut self.hosts {
+            host.end_outages(self.cfg.outage_min);
+        }
         self.close_intervals();
         if self.cfg.raw {
             self.backfill_raw_rows();
@@ -246,13 +251,17 @@ impl Run {
 
     fn finalize_front(&mut self) {
         let Some(probe) = self.window.pop_front() else { return };
-        for &(h, _) in &probe.acks {
+        // The RTT each host answered this probe with, if it did: one pass over the acks, one
+        // over the hosts, whatever their numbers.
+        let mut rtts: Vec<Option<u64>> = vec![None; self.hosts.len()];
+        for &(h, rtt) in &probe.acks {
             self.hosts[h as usize].received_finalized += 1;
+            rtts[h as usize] = Some(rtt);
         }
-        if self.cfg.raw {
-            for (i, host) in self.hosts.iter_mut().enumerate() {
+        for (host, rtt) in self.hosts.iter_mut().zip(rtts) {
+            host.on_finalized(probe.seq, probe.tx_ns, rtt.is_some(), self.cfg.outage_min);
+            if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
-                let rtt = probe.acks.iter().find(|&&(h, _)| h as usize == i).map(|&(_, r)| r);
                 self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, rtt));
             }
         }
@@ -401,6 +410,10 @@ pub struct HostSummary {
     pub first_ack_ms: Option<f64>,
     pub ttl: u8,
     pub arrival: &'static str,
+    /// Outages: stretches of at least `outage_min` consecutive unanswered probes after the first
+    /// answer (details in outages.csv), and the longest one's length.
+    pub outages: u64,
+    pub longest_outage_probes: u64,
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
@@ -451,6 +464,8 @@ impl HostSummary {
             first_ack_ms: h.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: h.ttl,
             arrival: h.arrival.as_str(),
+            outages: h.outages.len() as u64 + h.outages_dropped,
+            longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
             last_seq: h.max_seq,
             restart_of: None,

@@ -15,6 +15,7 @@ fn run(raw: bool) -> Run {
         raw,
         intervals: true,
         plain: false,
+        outage_min: 3,
     })
 }
 
@@ -230,4 +231,31 @@ fn rate_limited_probes_are_not_loss() {
     assert_eq!((s.received, s.limited, s.lost), (79, 19, 2));
     assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 1, 1));
     assert_eq!(s.sent, s.received + s.limited + s.lost);
+}
+
+#[test]
+fn outages_are_found_after_the_first_answer() {
+    let mut r = run(false);
+    let tx = send(&mut r, 60);
+    let mut n = 0;
+    for (i, &t) in tx.iter().enumerate() {
+        // Joins at 5 (not an outage), silent 20..30 (an outage), 40..42 (2 probes: plain loss),
+        // and from 50 to the end (an outage still open when the run ends).
+        let silent = i < 5 || (20..30).contains(&i) || (40..42).contains(&i) || i >= 50;
+        if !silent {
+            n += 1;
+            r.on_ack(&ack(1, i as u64, t, n, n), addr(), t + MS);
+        }
+    }
+    r.finalize_all();
+    let h = &r.hosts()[0];
+    assert_eq!(
+        h.outages,
+        [
+            Outage { first_lost_seq: 20, probes_lost: 10, start_unix_ns: tx[20], end_unix_ns: Some(tx[30]) },
+            Outage { first_lost_seq: 50, probes_lost: 10, start_unix_ns: tx[50], end_unix_ns: None },
+        ]
+    );
+    let s = r.summary(h);
+    assert_eq!((s.outages, s.longest_outage_probes), (2, 10));
 }
