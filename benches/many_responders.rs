@@ -48,6 +48,7 @@ fn main() {
         key: None,
         plain: None,
         outage_min: 3,
+        hosts: Vec::new(),
     };
     let before_rss = status_kib("VmRSS:");
     let (outcome, acks) = std::thread::scope(|s| {

@@ -13,16 +13,19 @@ use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
 use crate::cli::{DemoArgs, DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs};
+use crate::diagnosis;
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
-use crate::report::{self, StreamedCsvs};
+use crate::report::{self, Findings, StreamedCsvs};
 use crate::responder::{AllowList, Event, Responder, ResponderConfig};
 use crate::stats::{format_id, HostSummary, IntervalRow, RawRow};
 use crate::wire;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_THRESHOLD: i32 = 1;
+/// With --hosts: some host gets unicast probes but not multicast ones.
+pub const EXIT_MULTICAST_BROKEN: i32 = 3;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -48,6 +51,45 @@ fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
         (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
         (None, Some(path)) => Key::from_file(path).map(Some),
         (None, None) => Ok(None),
+    }
+}
+
+/// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
+/// IPv4 addresses, in order and without repeats.
+fn expected_hosts(list: &[String], file: Option<&Path>) -> Result<Vec<Ipv4Addr>> {
+    let mut names: Vec<(String, &str)> = list.iter().map(|h| (h.trim().to_string(), "--hosts")).collect();
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("--hosts-file {}: cannot read", path.display()))?;
+        let lines = text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty());
+        names.extend(lines.map(|l| (l.to_string(), "--hosts-file")));
+    }
+    let mut hosts = Vec::new();
+    for (name, flag) in names {
+        let addr = resolve_v4(&name).with_context(|| format!("{flag} {name}"))?;
+        if !hosts.contains(&addr) {
+            hosts.push(addr);
+        }
+    }
+    Ok(hosts)
+}
+
+fn resolve_v4(name: &str) -> Result<Ipv4Addr> {
+    use std::net::ToSocketAddrs;
+    if name.is_empty() {
+        bail!("an empty host name");
+    }
+    let addrs = (name, 0).to_socket_addrs().map_err(|e| anyhow::anyhow!("cannot resolve: {e}"))?;
+    let v4 = addrs.filter_map(|a| match a.ip() {
+        std::net::IpAddr::V4(ip) => Some(ip),
+        _ => None,
+    });
+    match v4.into_iter().next() {
+        Some(ip) if ip.is_multicast() || ip.is_unspecified() || ip.is_broadcast() => {
+            bail!("{ip} is not a host address")
+        }
+        Some(ip) => Ok(ip),
+        None => bail!("no IPv4 address"),
     }
 }
 
@@ -163,21 +205,33 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         key,
         plain: args.plain.then(|| args.message.clone().into_bytes()),
         outage_min: args.outage_min,
+        hosts: expected_hosts(&args.hosts, args.hosts_file.as_deref())?,
     };
-    let outcome = run_probe(&cfg, args.out.as_deref(), args.quiet, stop)?;
-    let rows = report::summaries(&outcome.run);
+    let threshold = args.max_loss.unwrap_or(diagnosis::DEFAULT_THRESHOLD_PCT);
+    let (outcome, found) = run_probe(&cfg, args.out.as_deref(), args.quiet, stop, threshold)?;
     stdout_or_exit(|out| {
         if args.json {
-            report::write_json(out, &rows, &outcome)
-        } else {
-            report::write_table(out, &rows, &outcome)
+            return report::write_json(out, &found, &outcome);
         }
+        report::write_table(out, &found.rows, &outcome)?;
+        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))
     });
-    Ok(check_thresholds(&rows, args.max_loss, args.min_responders))
+    let code = check_thresholds(&found.rows, args.max_loss, args.min_responders);
+    Ok(match &found.diagnosis {
+        Some(d) if d.multicast_broken() => EXIT_MULTICAST_BROKEN,
+        Some(d) if d.failing() > 0 => EXIT_THRESHOLD,
+        _ => code,
+    })
 }
 
 /// Runs the prober with progress and writes the CSVs; shared by `probe` and `demo`.
-fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool) -> Result<Outcome> {
+fn run_probe(
+    cfg: &ProbeConfig,
+    out: Option<&Path>,
+    quiet: bool,
+    stop: &AtomicBool,
+    threshold_pct: f64,
+) -> Result<(Outcome, Findings)> {
     let streamed = match out {
         Some(dir) => {
             report::prepare_dir(dir)?;
@@ -214,8 +268,9 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
     });
     live.finish();
     let outcome = outcome?;
+    let found = report::findings(&outcome, threshold_pct);
     if let (Some(dir), Some(files)) = (out, streamed) {
-        let mut written = report::write_final_csvs(dir, &report::summaries(&outcome.run), &outcome.run)?;
+        let mut written = report::write_final_csvs(dir, &found.rows, &outcome.run)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
         if !quiet {
@@ -223,11 +278,14 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
             eprintln!("wrote {}", names.join(", "));
         }
     }
-    Ok(outcome)
+    Ok((outcome, found))
 }
 
 /// Exit code from the thresholds, with a line on stderr for each one missed.
 fn check_thresholds(rows: &[HostSummary], max_loss: Option<f64>, min_responders: Option<usize>) -> i32 {
+    // Thresholds judge the multicast path; rows of expected hosts that never answered don't count
+    // as responders (the diagnosis judges those).
+    let rows: Vec<&HostSummary> = rows.iter().filter(|r| r.path == "multicast" && r.received > 0).collect();
     let mut code = EXIT_OK;
     if let Some(max) = max_loss {
         for r in rows.iter().filter(|r| r.loss_pct > max) {
@@ -264,19 +322,18 @@ pub fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
         key,
         plain: None,
         outage_min: DEFAULT_OUTAGE_MIN,
+        hosts: Vec::new(),
     };
     let outcome = prober::run(&cfg, stop, None, |_| {})?;
-    let rows = report::summaries(&outcome.run);
-    stdout_or_exit(
-        |out| {
-            if args.json {
-                report::write_json(out, &rows, &outcome)
-            } else {
-                report::write_census(out, &rows)
-            }
-        },
-    );
-    Ok(check_thresholds(&rows, None, args.min_responders))
+    let found = report::findings(&outcome, diagnosis::DEFAULT_THRESHOLD_PCT);
+    stdout_or_exit(|out| {
+        if args.json {
+            report::write_json(out, &found, &outcome)
+        } else {
+            report::write_census(out, &found.rows)
+        }
+    });
+    Ok(check_thresholds(&found.rows, None, args.min_responders))
 }
 
 /// `mcprobe demo`: N responders on loopback, a short probe, the table and the CSVs.
@@ -308,8 +365,9 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         key: None,
         plain: None,
         outage_min: DEFAULT_OUTAGE_MIN,
+        hosts: Vec::new(),
     };
-    let outcome = std::thread::scope(|s| -> Result<Outcome> {
+    let outcome = std::thread::scope(|s| -> Result<(Outcome, Findings)> {
         let mut handles = Vec::new();
         for i in 0..args.responders {
             // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
@@ -331,15 +389,15 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, diagnosis::DEFAULT_THRESHOLD_PCT);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
         }
         result
     })?;
-    let rows = report::summaries(&outcome.run);
-    stdout_or_exit(|o| report::write_table(o, &rows, &outcome));
+    let (outcome, found) = outcome;
+    stdout_or_exit(|o| report::write_table(o, &found.rows, &outcome));
     Ok(EXIT_OK)
 }
 

@@ -171,6 +171,16 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 
+    /// The hosts that should answer (addresses or names, comma-separated). Missing and unexpected
+    /// responders are reported, and each host also gets unicast probes, interleaved with the
+    /// multicast ones, so that each gets a verdict comparing the two paths.
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',', conflicts_with = "plain")]
+    pub hosts: Vec<String>,
+
+    /// Read the expected hosts from a file: one per line, `#` starts a comment.
+    #[arg(long, value_name = "PATH", conflicts_with = "plain")]
+    pub hosts_file: Option<PathBuf>,
+
     /// Number of probes to send.
     #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod diagnosis;
 pub mod net;
 pub mod prober;
 pub mod progress;

@@ -83,6 +83,8 @@ fn enable_rx_metadata(sock: &Socket) -> Result<()> {
 pub fn prober_socket(iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
     let sock = udp_socket()?;
     sock.set_multicast_ttl_v4(ttl).with_context(|| format!("--ttl {ttl}: rejected by the kernel"))?;
+    // Unicast probes (to --hosts) leave with a known TTL, so the hop count can be read off acks.
+    sock.set_ttl_v4(crate::prober::UNICAST_TTL).context("cannot set IP_TTL")?;
     // Loop must be on: responders on this very host (and the loopback demo) count too.
     sock.set_multicast_loop_v4(true).context("cannot enable IP_MULTICAST_LOOP")?;
     if let Some(i) = iface {

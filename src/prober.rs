@@ -53,7 +53,43 @@ pub struct ProbeConfig {
     pub plain: Option<Vec<u8>>,
     /// Consecutive unanswered probes that make an outage.
     pub outage_min: u64,
+    /// Hosts that also get unicast probes, interleaved with the multicast ones, so each has two
+    /// paths to compare.
+    pub hosts: Vec<Ipv4Addr>,
     pub rcvbuf: usize,
+}
+
+/// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
+/// of routers on the way.
+pub const UNICAST_TTL: u32 = 64;
+
+/// The unicast path to one listed host.
+#[derive(Debug)]
+pub struct UnicastRun {
+    pub host: Ipv4Addr,
+    pub run: Run,
+}
+
+/// The runs of one probe session: multicast, and unicast per listed host. Unicast run `i` has
+/// session id `multicast session + 1 + i`, so an ack's session names its run.
+struct Runs {
+    multicast: Run,
+    unicast: Vec<UnicastRun>,
+}
+
+impl Runs {
+    fn for_session(&mut self, session: u64) -> &mut Run {
+        let i = session.wrapping_sub(self.multicast.config().session).wrapping_sub(1);
+        match usize::try_from(i).ok().and_then(|i| self.unicast.get_mut(i)) {
+            Some(u) => &mut u.run,
+            // Unknown sessions land in the multicast run, which counts them as foreign.
+            None => &mut self.multicast,
+        }
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut Run> {
+        std::iter::once(&mut self.multicast).chain(self.unicast.iter_mut().map(|u| &mut u.run))
+    }
 }
 
 /// When probes leave.
@@ -81,7 +117,12 @@ pub struct Progress {
 
 /// Everything a finished run hands to the reports.
 pub struct Outcome {
+    /// The multicast path.
     pub run: Run,
+    /// The unicast path to each listed host (`hosts`).
+    pub unicast: Vec<UnicastRun>,
+    /// Multicast TTL the probes left with.
+    pub ttl: u32,
     /// How late each probe left versus its schedule, in ns.
     pub lateness: Histogram<u64>,
     /// The run was stopped (Ctrl-C) before its last probe.
@@ -102,7 +143,7 @@ pub struct Outcome {
 pub type RowSink = Box<dyn FnMut(&[RawRow], &[IntervalRow]) -> Result<()> + Send>;
 
 struct Shared {
-    run: Mutex<Run>,
+    runs: Mutex<Runs>,
     sending_done: AtomicBool,
     /// Set by the sender to the instant of its last probe.
     last_tx: Mutex<Option<Instant>>,
@@ -118,16 +159,24 @@ pub fn run(
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
     let session: u64 = rand::random();
+    let run_cfg = RunConfig {
+        session,
+        timeout_ns: cfg.timeout.as_nanos() as u64,
+        interval_ns: cfg.report_interval.as_nanos() as u64,
+        raw: cfg.raw,
+        intervals: cfg.intervals,
+        plain: cfg.plain.is_some(),
+        outage_min: cfg.outage_min,
+    };
+    // Per-probe rows and intervals describe the multicast path only.
+    let unicast = (cfg.hosts.iter().enumerate())
+        .map(|(i, &host)| {
+            let session = session.wrapping_add(1 + i as u64);
+            UnicastRun { host, run: Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg }) }
+        })
+        .collect();
     let shared = Arc::new(Shared {
-        run: Mutex::new(Run::new(RunConfig {
-            session,
-            timeout_ns: cfg.timeout.as_nanos() as u64,
-            interval_ns: cfg.report_interval.as_nanos() as u64,
-            raw: cfg.raw,
-            intervals: cfg.intervals,
-            plain: cfg.plain.is_some(),
-            outage_min: cfg.outage_min,
-        })),
+        runs: Mutex::new(Runs { multicast: Run::new(run_cfg), unicast }),
         sending_done: AtomicBool::new(false),
         last_tx: Mutex::new(None),
     });
@@ -146,10 +195,13 @@ pub fn run(
     let (lateness, send_errors) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
     let totals = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let shared = Arc::into_inner(shared).expect("threads are joined");
-    let run = shared.run.into_inner().unwrap_or_else(|e| e.into_inner());
+    let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
+    let run = runs.multicast;
     Ok(Outcome {
         interrupted: run.sent() < cfg.count,
         run,
+        unicast: runs.unicast,
+        ttl: cfg.ttl,
         lateness,
         elapsed: started.elapsed(),
         invalid: totals.invalid,
@@ -160,7 +212,8 @@ pub fn run(
 }
 
 fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
-    let run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+    let runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+    let run = &runs.multicast;
     Progress {
         elapsed: started.elapsed(),
         sent: run.sent(),
@@ -233,16 +286,8 @@ fn send_loop(
             }
             let left = Instant::now();
             let tx_ns = net::now_ns();
-            let seq = shared.run.lock().unwrap_or_else(|e| e.into_inner()).record_send(tx_ns);
-            buf.clear();
-            match &cfg.key {
-                _ if cfg.plain.is_some() => buf.extend_from_slice(cfg.plain.as_deref().unwrap_or_default()),
-                Some(key) => {
-                    Probe { session, seq, tx_ns }.encode_into(cfg.size - wire::TAG_LEN, &mut buf);
-                    key.seal(&mut buf);
-                }
-                None => Probe { session, seq, tx_ns }.encode_into(cfg.size, &mut buf),
-            }
+            let seq = shared.runs.lock().unwrap_or_else(|e| e.into_inner()).multicast.record_send(tx_ns);
+            encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
             if let Err(e) = sock.send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -252,12 +297,34 @@ fn send_loop(
                 send_errors += 1;
             }
             lateness.saturating_record(left.saturating_duration_since(deadline).as_nanos() as u64);
+            for (i, &host) in cfg.hosts.iter().enumerate() {
+                let session = session.wrapping_add(1 + i as u64);
+                let tx_ns = net::now_ns();
+                let seq = shared.runs.lock().unwrap_or_else(|e| e.into_inner()).unicast[i].run.record_send(tx_ns);
+                encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
+                if sock.send_to(&buf, SocketAddrV4::new(host, cfg.port)).is_err() {
+                    send_errors += 1;
+                }
+            }
         }
         Ok(())
     })();
     *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     shared.sending_done.store(true, Ordering::Release);
     result.map(|()| (lateness, send_errors))
+}
+
+/// The datagram for one probe: the plain message, or the probe, keyed when there is a key.
+fn encode_probe(cfg: &ProbeConfig, probe: Probe, buf: &mut Vec<u8>) {
+    buf.clear();
+    match (&cfg.plain, &cfg.key) {
+        (Some(message), _) => buf.extend_from_slice(message),
+        (None, Some(key)) => {
+            probe.encode_into(cfg.size - wire::TAG_LEN, buf);
+            key.seal(buf);
+        }
+        (None, None) => probe.encode_into(cfg.size, buf),
+    }
 }
 
 /// A plain reply, as the ack of the newest probe from a responder named by its address.
@@ -303,21 +370,21 @@ fn recv_loop(
     let mut last_finalize = Instant::now();
     loop {
         let got = net::recv(sock, &mut buf, &mut cmsg).context("receiving acks failed")?;
-        let mut run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+        let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = got {
             if let Some(d) = rx.local_drops {
                 totals.local_drops = d as u64;
             }
             let datagram = &buf[..rx.len.min(buf.len())];
             if cfg.plain.is_some() {
-                if let Some(ack) = plain_ack(&run, rx.from) {
-                    run.on_ack(&ack, rx.from, rx.rx_ns);
+                if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
+                    runs.multicast.on_ack(&ack, rx.from, rx.rx_ns);
                 }
             } else {
                 match wire::decode(datagram) {
                     Ok(Message::Ack(_)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => totals.forged += 1,
                     Ok(Message::Ack(ack)) => {
-                        run.on_ack(&ack, rx.from, rx.rx_ns);
+                        runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
                     }
                     _ => totals.invalid += 1,
                 }
@@ -326,17 +393,18 @@ fn recv_loop(
         // The socket is drained (the read timed out) or a while has passed: close old probes.
         if got.is_none() || last_finalize.elapsed() >= net::READ_TICK {
             last_finalize = Instant::now();
-            run.finalize_older_than(net::now_ns(), retain_ns);
+            let now = net::now_ns();
+            runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
             // Grace period over and nothing left in the socket: the run is complete.
             let complete = got.is_none()
                 && shared.sending_done.load(Ordering::Acquire)
                 && shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t.elapsed() >= cfg.timeout);
             if complete {
-                run.finalize_all();
+                runs.all().for_each(Run::finalize_all);
             }
-            let (raw, intervals) = (run.drain_raw_rows(), run.drain_interval_rows());
+            let (raw, intervals) = (runs.multicast.drain_raw_rows(), runs.multicast.drain_interval_rows());
             // Rows are written without holding the lock, so file I/O never delays the sender.
-            drop(run);
+            drop(runs);
             if let Some(sink) = row_sink.as_mut() {
                 sink(&raw, &intervals)?;
             }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use std::net::Ipv4Addr;
+
+use crate::diagnosis::{self, Diagnosis};
 use crate::prober::Outcome;
 use crate::stats::{format_id, ns_to_us, HostStats, HostSummary, IntervalRow, RawRow, Run};
 
@@ -30,6 +33,114 @@ pub fn summaries(run: &Run) -> Vec<HostSummary> {
         }
     }
     rows
+}
+
+/// Everything reported about a finished run: the rows of every path, and with `--hosts` the
+/// diagnosis of each expected host.
+pub struct Findings {
+    pub rows: Vec<HostSummary>,
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// Rows for the multicast path and, with `--hosts`, the unicast path to each host (a host that
+/// never answered on a path gets a row with nothing received), then the diagnosis.
+pub fn findings(o: &Outcome, threshold_pct: f64) -> Findings {
+    let with_hops = |mut r: HostSummary, path: &'static str, ttl: u32| {
+        r.path = path;
+        r.hops = diagnosis::hops(ttl, r.ttl);
+        r
+    };
+    let mut rows: Vec<HostSummary> = summaries(&o.run).into_iter().map(|r| with_hops(r, "multicast", o.ttl)).collect();
+    if o.unicast.is_empty() {
+        return Findings { rows, diagnosis: None };
+    }
+    let hosts: Vec<Ipv4Addr> = o.unicast.iter().map(|u| u.host).collect();
+    for u in &o.unicast {
+        let key = u.host.to_string();
+        let mut uc: Vec<HostSummary> = summaries(&u.run);
+        if uc.is_empty() {
+            uc.push(silent_row(u.host, "unicast", u.run.sent()));
+        }
+        // A multicast row belongs to this host when it comes from its address or from a
+        // responder that answered this host's unicast probes (identity from the payload).
+        let ids: Vec<&str> = uc.iter().map(|r| r.responder_id.as_str()).filter(|id| !id.is_empty()).collect();
+        let mut heard = false;
+        for r in rows.iter_mut().filter(|r| r.expected_host.is_none()) {
+            if r.address.split(':').next() == Some(key.as_str()) || ids.contains(&r.responder_id.as_str()) {
+                r.expected_host = Some(key.clone());
+                heard = true;
+            }
+        }
+        if !heard {
+            rows.push(silent_row(u.host, "multicast", o.run.sent()));
+        }
+        rows.extend(uc.into_iter().map(|r| HostSummary {
+            expected_host: Some(key.clone()),
+            ..with_hops(r, "unicast", crate::prober::UNICAST_TTL)
+        }));
+    }
+    let diag = diagnosis::diagnose(&hosts, &rows, threshold_pct, o.ttl);
+    for r in &mut rows {
+        let host = r.expected_host.as_deref();
+        r.verdict = diag.hosts.iter().find(|h| Some(h.host.to_string().as_str()) == host).map(|h| h.verdict.as_str());
+    }
+    rows.sort_by(|a, b| (&a.responder, &a.address, a.path).cmp(&(&b.responder, &b.address, b.path)));
+    Findings { rows, diagnosis: Some(diag) }
+}
+
+/// The row of an expected host that never answered on `path`.
+fn silent_row(host: Ipv4Addr, path: &'static str, sent: u64) -> HostSummary {
+    HostSummary {
+        address: host.to_string(),
+        expected_host: Some(host.to_string()),
+        path,
+        sent,
+        lost: sent,
+        unknown_lost: sent,
+        loss_pct: if sent > 0 { 100.0 } else { 0.0 },
+        lost_after_first: sent,
+        loss_after_first_pct: if sent > 0 { 100.0 } else { 0.0 },
+        arrival: "",
+        ..HostSummary::default()
+    }
+}
+
+/// The verdict table of `--hosts`, then missing and unexpected responders and advice.
+pub fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{:<15}  {:<16}  {:>10} {:>7}  {:>10} {:>7}  {:>4}  VERDICT",
+        "HOST", "RESPONDER", "MCAST RCVD", "LOSS%", "UCAST RCVD", "LOSS%", "HOPS"
+    )?;
+    for h in &d.hosts {
+        let name = if h.responder.is_empty() { "-" } else { &h.responder };
+        let hops = h.hops.map_or("-".to_string(), |v| v.to_string());
+        writeln!(
+            w,
+            "{:<15}  {name:<16}  {:>10} {:>7.2}  {:>10} {:>7.2}  {hops:>4}  {}",
+            h.host.to_string(),
+            h.multicast_received,
+            h.multicast_loss_pct,
+            h.unicast_received,
+            h.unicast_loss_pct,
+            h.verdict.as_str()
+        )?;
+    }
+    let missing: Vec<String> =
+        d.hosts.iter().filter(|h| h.multicast_received == 0).map(|h| h.host.to_string()).collect();
+    let ok = d.hosts.len() - d.failing();
+    writeln!(w, "{ok} of {} expected hosts ok", d.hosts.len())?;
+    if !missing.is_empty() {
+        writeln!(w, "missing on multicast: {}", missing.join(", "))?;
+    }
+    if !d.unexpected.is_empty() {
+        writeln!(w, "unexpected responders: {}", d.unexpected.join(", "))?;
+    }
+    for h in d.hosts.iter().filter(|h| !h.advice.is_empty()) {
+        writeln!(w, "{}: {}", h.host, h.advice)?;
+    }
+    Ok(())
 }
 
 /// One line per restart: who, and how many probes went unanswered across it.
@@ -58,19 +169,27 @@ fn opt(v: Option<f64>, precision: usize) -> String {
 pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) -> io::Result<()> {
     let name_w = rows.iter().map(|r| r.responder.len().max(16)).max().unwrap_or(16).min(40);
     let addr_w = rows.iter().map(|r| r.address.len()).max().unwrap_or(7).max(7);
+    // The PATH column appears when there is more than one path (with --hosts).
+    let paths = rows.iter().any(|r| r.path == "unicast");
+    let path_col = |p: &str| if paths { format!("{p:<9}  ") } else { String::new() };
     writeln!(
         w,
-        "{:<name_w$}  {:<addr_w$}  {:>6} {:>6} {:>7} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "RESPONDER", "ADDRESS", "SENT", "RCVD", "LOSS%", "FWD", "RET", "DUP", "REOR", "LATE",
+        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", "RET", "DUP", "REOR", "LATE",
         "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms"
     )?;
     for r in rows {
-        let name = if r.responder.is_empty() { format!("({})", &r.responder_id[..8]) } else { r.responder.clone() };
+        let name = match (&r.responder, r.responder_id.get(..8)) {
+            (n, _) if !n.is_empty() => n.clone(),
+            (_, Some(id)) => format!("({id})"),
+            (_, None) => "-".to_string(),
+        };
         writeln!(
             w,
-            "{:<name_w$}  {:<addr_w$}  {:>6} {:>6} {:>7.2} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
             name,
             r.address,
+            path_col(r.path),
             r.sent,
             r.received,
             r.loss_pct,
@@ -88,6 +207,7 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
         )?;
     }
     let run = &outcome.run;
+    let rows: Vec<&HostSummary> = rows.iter().filter(|r| r.path == "multicast" && r.received > 0).collect();
     let n = rows.len();
     let lossless = rows.iter().filter(|r| r.lost == 0).count();
     writeln!(
@@ -107,7 +227,8 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
             l.value_at_quantile(0.99) as f64 / 1e3,
         )?;
     }
-    for note in restart_notes(rows).into_iter().chain(outage_notes(&outcome.run, 20)).chain(notes(outcome)) {
+    let all: Vec<HostSummary> = rows.iter().map(|r| (*r).clone()).collect();
+    for note in restart_notes(&all).into_iter().chain(outage_notes(&outcome.run, 20)).chain(notes(outcome)) {
         writeln!(w, "{note}")?;
     }
     Ok(())
@@ -172,9 +293,12 @@ struct JsonReport<'a> {
     local_drops: u64,
     responders: &'a [HostSummary],
     outages: Vec<OutageRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
 }
 
-pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::Result<()> {
+pub fn write_json(w: &mut impl Write, f: &Findings, o: &Outcome) -> io::Result<()> {
+    let rows = &f.rows;
     let l = &o.lateness;
     let report = JsonReport {
         session: format_id(o.run.config().session),
@@ -189,6 +313,7 @@ pub fn write_json(w: &mut impl Write, rows: &[HostSummary], o: &Outcome) -> io::
         local_drops: o.local_drops,
         responders: rows,
         outages: outage_rows(&o.run),
+        diagnosis: f.diagnosis.as_ref(),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)

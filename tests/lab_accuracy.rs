@@ -206,3 +206,48 @@ fn a_multicast_cut_is_found_as_an_outage() {
     assert_eq!(num(&rows["h2"], "outages"), 1.0);
     assert_eq!(num(&rows["h3"], "lost"), 0.0);
 }
+
+#[test]
+fn a_lan_is_diagnosed_host_by_host() {
+    const P: &str = "mcdiag";
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return;
+    }
+    lab_in(P, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
+    lab_in(P, &["up", "5"]);
+    let _lab = Lab(P);
+    // h2 is healthy; h3 listens but joined another group (as with a missing join or snooping
+    // without a querier); h4 runs no responder; h5 loses 30 % of what it receives.
+    let respond = |h: &str, group: &str| {
+        let mut c = in_lab_host(P, h);
+        c.args(["respond", "--iface", "veth0", "--port", "24242", "--group", group, "--name", h]);
+        Responder::spawn(c)
+    };
+    let _r = [respond("h2", "239.255.42.42"), respond("h3", "239.255.42.99"), respond("h5", "239.255.42.42")];
+    lab_in(P, &["impair", "h5", "ingress", "--loss", "30"]);
+    let hosts: Vec<String> = (2..=5).map(|i| lab_in(P, &["addr", &format!("h{i}")]).trim().to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = in_lab_host(P, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24242", "--rate", "100", "--count", "300", "--quiet"]).args([
+        "--hosts",
+        &hosts.join(","),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let out = run(c);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(3), "multicast broken where unicast works: {stdout}");
+    let verdict = |host: &str| -> String {
+        let rows = csv_rows(&dir.path().join("summary.csv"));
+        let r = rows.iter().find(|r| r["expected_host"] == host && r["path"] == "unicast").expect("a unicast row");
+        r["verdict"].clone()
+    };
+    assert_eq!(verdict(&hosts[0]), "ok");
+    assert_eq!(verdict(&hosts[1]), "multicast-lost");
+    assert_eq!(verdict(&hosts[2]), "unreachable");
+    assert_eq!(verdict(&hosts[3]), "degraded");
+    assert!(stdout.contains(&format!("missing on multicast: {}, {}", hosts[1], hosts[2])), "{stdout}");
+}

@@ -375,12 +375,17 @@ pub fn ns_to_us(ns: u64) -> f64 {
     (ns as f64 / 10.0).round() / 100.0
 }
 
-/// The final figures of one responder: one row of `summary.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The final figures of one responder on one path: one row of `summary.csv`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HostSummary {
     pub responder: String,
     pub responder_id: String,
     pub address: String,
+    /// `multicast`, or `unicast` for the probes sent to each `--hosts` host.
+    pub path: &'static str,
+    /// With `--hosts`: the expected host this row belongs to (the unicast target, or for multicast
+    /// the host whose address or responder id matches).
+    pub expected_host: Option<String>,
     pub sent: u64,
     pub received: u64,
     pub lost: u64,
@@ -409,7 +414,11 @@ pub struct HostSummary {
     pub jitter_us: Option<f64>,
     pub first_ack_ms: Option<f64>,
     pub ttl: u8,
+    /// Routers between prober and responder: the TTL the probes left with minus `ttl`.
+    pub hops: Option<u8>,
     pub arrival: &'static str,
+    /// With `--hosts`: the host's verdict (see the README's "Diagnosing a LAN").
+    pub verdict: Option<&'static str>,
     /// Outages: stretches of at least `outage_min` consecutive unanswered probes after the first
     /// answer (details in outages.csv), and the longest one's length.
     pub outages: u64,
@@ -434,6 +443,8 @@ impl HostSummary {
             responder: h.name.clone(),
             responder_id: format_id(h.responder_id),
             address: h.addr.to_string(),
+            path: "multicast",
+            expected_host: None,
             sent,
             received: h.received,
             lost,
@@ -463,7 +474,9 @@ impl HostSummary {
             jitter_us: has.then(|| round3(h.jitter_ns() / 1000.0)),
             first_ack_ms: h.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: h.ttl,
+            hops: None,
             arrival: h.arrival.as_str(),
+            verdict: None,
             outages: h.outages.len() as u64 + h.outages_dropped,
             longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
