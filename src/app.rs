@@ -3,7 +3,7 @@
 //! `Err` is a usage or environment error, which `main` turns into exit code 2.
 
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,8 +55,8 @@ fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
 }
 
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
-/// IPv4 addresses, in order and without repeats.
-fn expected_hosts(list: &[String], file: Option<&Path>) -> Result<Vec<Ipv4Addr>> {
+/// addresses of the group's family, in order and without repeats.
+fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
     let mut names: Vec<(String, &str)> = list.iter().map(|h| (h.trim().to_string(), "--hosts")).collect();
     if let Some(path) = file {
         let text =
@@ -66,7 +66,7 @@ fn expected_hosts(list: &[String], file: Option<&Path>) -> Result<Vec<Ipv4Addr>>
     }
     let mut hosts = Vec::new();
     for (name, flag) in names {
-        let addr = resolve_v4(&name).with_context(|| format!("{flag} {name}"))?;
+        let addr = resolve_host(&name, group.is_ipv6()).with_context(|| format!("{flag} {name}"))?;
         if !hosts.contains(&addr) {
             hosts.push(addr);
         }
@@ -74,22 +74,20 @@ fn expected_hosts(list: &[String], file: Option<&Path>) -> Result<Vec<Ipv4Addr>>
     Ok(hosts)
 }
 
-fn resolve_v4(name: &str) -> Result<Ipv4Addr> {
+/// An address or a name, resolved to an IPv4 (or, with `v6`, IPv6) host address.
+fn resolve_host(name: &str, v6: bool) -> Result<IpAddr> {
     use std::net::ToSocketAddrs;
     if name.is_empty() {
         bail!("an empty host name");
     }
+    let family = if v6 { "IPv6" } else { "IPv4" };
     let addrs = (name, 0).to_socket_addrs().map_err(|e| anyhow::anyhow!("cannot resolve: {e}"))?;
-    let v4 = addrs.filter_map(|a| match a.ip() {
-        std::net::IpAddr::V4(ip) => Some(ip),
-        _ => None,
-    });
-    match v4.into_iter().next() {
-        Some(ip) if ip.is_multicast() || ip.is_unspecified() || ip.is_broadcast() => {
-            bail!("{ip} is not a host address")
-        }
+    let ip = addrs.map(|a| a.ip()).find(|ip| ip.is_ipv6() == v6);
+    match ip {
+        Some(ip) if ip.is_multicast() || ip.is_unspecified() => bail!("{ip} is not a host address"),
+        Some(IpAddr::V4(ip)) if ip.is_broadcast() => bail!("{ip} is not a host address"),
         Some(ip) => Ok(ip),
-        None => bail!("no IPv4 address"),
+        None => bail!("no {family} address, the family of --group"),
     }
 }
 
@@ -98,7 +96,11 @@ fn iface_of(spec: &Option<String>) -> Result<Option<Iface>> {
 }
 
 fn iface_label(iface: &Option<Iface>) -> String {
-    iface.as_ref().map_or("the default interface".to_string(), |i| format!("{} ({})", i.name, i.addr))
+    match iface {
+        Some(Iface { name, addr: Some(a), .. }) => format!("{name} ({a})"),
+        Some(Iface { name, .. }) => name.clone(),
+        None => "the default interface".to_string(),
+    }
 }
 
 /// `mcprobe respond`: answers probes until Ctrl-C.
@@ -114,6 +116,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     };
     let cfg = ResponderConfig {
         group,
+        source: args.source,
         port: args.net.port,
         iface: iface.clone(),
         name: name.clone(),
@@ -133,8 +136,10 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         }
         let line = match ev {
             Event::Listening { id } => format!(
-                "responder {name} (id {}) listening on {group}:{port} via {}",
+                "responder {name} (id {}) listening on {}{} via {}",
                 format_id(*id),
+                std::net::SocketAddr::new(group, port),
+                args.source.map_or(String::new(), |s| format!(" from source {s}")),
                 iface_label(&iface)
             ),
             Event::NewSession { session, from, ttl, arrival } => {
@@ -205,7 +210,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         key,
         plain: args.plain.then(|| args.message.clone().into_bytes()),
         outage_min: args.outage_min,
-        hosts: expected_hosts(&args.hosts, args.hosts_file.as_deref())?,
+        hosts: expected_hosts(&args.hosts, args.hosts_file.as_deref(), group)?,
     };
     let threshold = args.max_loss.unwrap_or(diagnosis::DEFAULT_THRESHOLD_PCT);
     let (outcome, found) = run_probe(&cfg, args.out.as_deref(), args.quiet, stop, threshold)?;
@@ -339,7 +344,7 @@ pub fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
 /// `mcprobe demo`: N responders on loopback, a short probe, the table and the CSVs.
 pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
     let lo = net::resolve_iface("127.0.0.1")?;
-    let group: Ipv4Addr = crate::cli::DEFAULT_GROUP.parse().expect("the default group is valid");
+    let group: IpAddr = crate::cli::DEFAULT_GROUP.parse().expect("the default group is valid");
     // A port of our own, so the demo never meets a real responder of this host.
     let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
     let out = match &args.out {
@@ -373,6 +378,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
             // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
             let r = Responder::bind(ResponderConfig {
                 group,
+                source: None,
                 port,
                 iface: Some(lo.clone()),
                 name: format!("demo-{}", i + 1),

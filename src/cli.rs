@@ -54,7 +54,7 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct GroupArgs {
-    /// Multicast group (IPv4, 224.0.0.0/4).
+    /// Multicast group: IPv4 (224.0.0.0/4) or IPv6 (ff0X::, ff1X::, ff3X::; needs --iface).
     #[arg(short, long, value_name = "ADDR", default_value = DEFAULT_GROUP)]
     pub group: IpAddr,
 
@@ -108,6 +108,11 @@ pub struct RespondArgs {
     /// Default: any source.
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     pub allow: Vec<ipnet::IpNet>,
+
+    /// Join source-specifically (SSM, IGMPv3/MLDv2): accept the group's traffic only from this
+    /// sender, e.g. the prober's address. Usually with an SSM group (232.0.0.0/8, ff3X::).
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
 
     /// Behave like the course lab's receiver: answer `ack` to any datagram of 3 bytes or more.
     #[arg(long, conflicts_with_all = ["key", "key_file"])]

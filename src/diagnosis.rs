@@ -1,7 +1,7 @@
 //! What is wrong, per expected host: the multicast and the unicast path side by side (as omping
 //! shows them), a verdict, and advice. Pure: it reads summary rows and writes conclusions.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -53,7 +53,7 @@ impl Verdict {
 /// One expected host's two paths and what they mean.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostDiagnosis {
-    pub host: Ipv4Addr,
+    pub host: IpAddr,
     /// Names of the responders that answered from this address.
     pub responder: String,
     pub multicast_received: u64,
@@ -94,7 +94,7 @@ pub fn hops(sent_ttl: u32, arrived: u8) -> Option<u8> {
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows
 /// (`path` tells them apart), each tied to its expected host by `expected_host`; `mc_ttl` is the
 /// multicast TTL the probes left with.
-pub fn diagnose(hosts: &[Ipv4Addr], rows: &[HostSummary], threshold_pct: f64, mc_ttl: u32) -> Diagnosis {
+pub fn diagnose(hosts: &[IpAddr], rows: &[HostSummary], threshold_pct: f64, mc_ttl: u32) -> Diagnosis {
     let mut out = Vec::new();
     for &host in hosts {
         let key = host.to_string();
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn verdicts_compare_the_paths() {
-        let hosts: Vec<Ipv4Addr> =
+        let hosts: Vec<IpAddr> =
             ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"].iter().map(|a| a.parse().unwrap()).collect();
         let rows = vec![
             row("multicast", "10.0.0.1", 100, 0.0, 1),

@@ -6,7 +6,7 @@
 //! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -30,7 +30,7 @@ const RETAIN_MARGIN: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
-    pub group: Ipv4Addr,
+    pub group: IpAddr,
     pub port: u16,
     pub iface: Option<Iface>,
     pub ttl: u32,
@@ -55,7 +55,7 @@ pub struct ProbeConfig {
     pub outage_min: u64,
     /// Hosts that also get unicast probes, interleaved with the multicast ones, so each has two
     /// paths to compare.
-    pub hosts: Vec<Ipv4Addr>,
+    pub hosts: Vec<IpAddr>,
     pub rcvbuf: usize,
 }
 
@@ -66,7 +66,7 @@ pub const UNICAST_TTL: u32 = 64;
 /// The unicast path to one listed host.
 #[derive(Debug)]
 pub struct UnicastRun {
-    pub host: Ipv4Addr,
+    pub host: IpAddr,
     pub run: Run,
 }
 
@@ -157,7 +157,7 @@ pub fn run(
     row_sink: Option<RowSink>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
-    let sock = net::prober_socket(cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
+    let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
     let session: u64 = rand::random();
     let run_cfg = RunConfig {
         session,
@@ -263,7 +263,7 @@ fn send_loop(
     stop: &AtomicBool,
 ) -> Result<(Histogram<u64>, u64)> {
     net::lower_timer_slack();
-    let dest = SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port));
+    let dest = SocketAddr::new(cfg.group, cfg.port);
     let mut lateness = lateness_histogram();
     let mut buf = Vec::with_capacity(cfg.size);
     let mut send_errors = 0u64;
@@ -302,7 +302,7 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 let seq = shared.runs.lock().unwrap_or_else(|e| e.into_inner()).unicast[i].run.record_send(tx_ns);
                 encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
-                if sock.send_to(&buf, SocketAddrV4::new(host, cfg.port)).is_err() {
+                if sock.send_to(&buf, SocketAddr::new(host, cfg.port)).is_err() {
                     send_errors += 1;
                 }
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::diagnosis::{self, Diagnosis};
 use crate::prober::Outcome;
@@ -54,7 +54,7 @@ pub fn findings(o: &Outcome, threshold_pct: f64) -> Findings {
     if o.unicast.is_empty() {
         return Findings { rows, diagnosis: None };
     }
-    let hosts: Vec<Ipv4Addr> = o.unicast.iter().map(|u| u.host).collect();
+    let hosts: Vec<IpAddr> = o.unicast.iter().map(|u| u.host).collect();
     for u in &o.unicast {
         let key = u.host.to_string();
         let mut uc: Vec<HostSummary> = summaries(&u.run);
@@ -89,7 +89,7 @@ pub fn findings(o: &Outcome, threshold_pct: f64) -> Findings {
 }
 
 /// The row of an expected host that never answered on `path`.
-fn silent_row(host: Ipv4Addr, path: &'static str, sent: u64) -> HostSummary {
+fn silent_row(host: IpAddr, path: &'static str, sent: u64) -> HostSummary {
     HostSummary {
         address: host.to_string(),
         expected_host: Some(host.to_string()),

@@ -251,3 +251,51 @@ fn a_lan_is_diagnosed_host_by_host() {
     assert_eq!(verdict(&hosts[3]), "degraded");
     assert!(stdout.contains(&format!("missing on multicast: {}, {}", hosts[1], hosts[2])), "{stdout}");
 }
+
+#[test]
+fn ipv6_groups_and_source_specific_joins_work() {
+    const P: &str = "mcv6";
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: IPv6 multicast does not work over lo, so this needs the namespace lab and root");
+        return;
+    }
+    lab_in(P, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
+    lab_in(P, &["up", "4"]);
+    let _lab = Lab(P);
+    let v4 = |h: &str| lab_in(P, &["addr", h]).trim().to_string();
+    let v6 = |h: &str| lab_in(P, &["addr", h, "-6"]).trim().to_string();
+    let respond = |h: &str, group: &str, source: Option<String>| {
+        let mut c = in_lab_host(P, h);
+        c.args(["respond", "--iface", "veth0", "--port", "24242", "--group", group, "--name", h]);
+        if let Some(s) = source {
+            c.args(["--source", &s]);
+        }
+        Responder::spawn(c)
+    };
+    let probe = |group: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = in_lab_host(P, "h1");
+        c.args(["probe", "--iface", "veth0", "--port", "24242", "--group", group, "--count", "50", "--rate", "100"])
+            .args(["--timeout", "300ms", "--quiet", "--out", dir.path().to_str().unwrap()]);
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows = csv_rows(&dir.path().join("summary.csv"));
+        for r in &rows {
+            assert_eq!((num(r, "received"), num(r, "lost")), (50.0, 0.0), "{group}: {r:?}");
+        }
+        rows.iter().map(|r| r["responder"].clone()).collect()
+    };
+    // Any-source IPv6, link-local scope.
+    let asm = [respond("h2", "ff12::4242", None), respond("h3", "ff12::4242", None)];
+    assert_eq!(probe("ff12::4242"), ["h2", "h3"]);
+    drop(asm);
+    // Source-specific IPv6 (global scope, so probes leave from h1's fd77:: address): h2 accepts
+    // h1 as the source, h3 accepts only h4, so only h2 answers.
+    let ssm6 = [respond("h2", "ff3e::8000:4242", Some(v6("h1"))), respond("h3", "ff3e::8000:4242", Some(v6("h4")))];
+    assert_eq!(probe("ff3e::8000:4242"), ["h2"]);
+    drop(ssm6);
+    // Source-specific IPv4, in 232.0.0.0/8.
+    let _ssm4 = [respond("h2", "232.1.2.3", Some(v4("h1"))), respond("h3", "232.1.2.3", Some(v4("h4")))];
+    assert_eq!(probe("232.1.2.3"), ["h2"]);
+}

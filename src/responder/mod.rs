@@ -9,7 +9,7 @@ mod guard;
 
 pub use guard::{AllowList, RateLimiter, SessionTable, MAX_TRACKED};
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
@@ -24,7 +24,9 @@ pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
-    pub group: Ipv4Addr,
+    pub group: IpAddr,
+    /// Join source-specifically: only datagrams from this source reach the responder.
+    pub source: Option<IpAddr>,
     pub port: u16,
     pub iface: Option<Iface>,
     /// Travels in every ack that has room for it.
@@ -90,7 +92,7 @@ pub struct Responder {
 impl Responder {
     /// Binds and joins. Errors here are the user's to fix (bad interface, port in use).
     pub fn bind(cfg: ResponderConfig) -> Result<Self> {
-        let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.rcvbuf)?;
+        let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         Ok(Responder {
             limiter: RateLimiter::new(cfg.rate_limit),

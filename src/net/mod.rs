@@ -1,0 +1,340 @@
+//! Socket setup (socket2) and datagram receive with kernel metadata (nix recvmsg).
+//!
+//! Both engines use blocking UDP sockets with a short read timeout, so their threads can notice a
+//! stop request without busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
+//! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
+//! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
+
+mod source_filter;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage};
+use nix::sys::time::TimeSpec;
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+
+/// How often blocked reads wake to check for a stop request.
+pub const READ_TICK: Duration = Duration::from_millis(20);
+
+/// A local interface, as resolved from `--iface`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    pub name: String,
+    pub index: u32,
+    /// Its IPv4 address, which IPv4 multicast sends from; IPv6 needs only the index.
+    pub addr: Option<Ipv4Addr>,
+}
+
+impl Iface {
+    fn v4(&self) -> Result<Ipv4Addr> {
+        self.addr.with_context(|| format!("--iface {}: the interface has no IPv4 address", self.name))
+    }
+}
+
+/// Resolves `--iface` given as an interface name (`eth0`) or one of its addresses.
+pub fn resolve_iface(spec: &str) -> Result<Iface> {
+    let want: Option<IpAddr> = spec.parse().ok();
+    let addrs: Vec<_> = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?.collect();
+    let ip_of = |a: &Option<SockaddrStorage>| -> Option<IpAddr> {
+        let a = a.as_ref()?;
+        a.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())).or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+    };
+    let name = match want {
+        Some(ip) => addrs.iter().find(|i| ip_of(&i.address) == Some(ip)).map(|i| i.interface_name.clone()),
+        None => addrs.iter().find(|i| i.interface_name == spec).map(|i| i.interface_name.clone()),
+    };
+    let Some(name) = name else {
+        match want {
+            Some(_) => bail!("--iface {spec}: no local interface has this address"),
+            None => bail!("--iface {spec}: no such interface (see `ip -br addr`)"),
+        }
+    };
+    let v4 = |i: &&nix::ifaddrs::InterfaceAddress| match ip_of(&i.address) {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    // Given an IPv4 address, that one; given a name, the interface's first IPv4 address.
+    let addr = match want {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => addrs.iter().filter(|i| i.interface_name == name).find_map(|i| v4(&i)),
+    };
+    let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
+    Ok(Iface { name, index, addr })
+}
+
+/// Checks that `--group` is a multicast address: IPv4 224.0.0.0/4, or IPv6 ff00::/8 without
+/// embedded-RP flags: ff0X:: (permanent), ff1X:: (transient) and ff3X:: (source-specific) groups.
+pub fn check_group(group: IpAddr) -> Result<IpAddr> {
+    match group {
+        IpAddr::V4(g) if g.is_multicast() => Ok(group),
+        IpAddr::V4(g) => {
+            bail!("--group {g}: not a multicast address (IPv4 multicast is 224.0.0.0/4, e.g. 239.255.42.42)")
+        }
+        IpAddr::V6(g) if g.is_multicast() && matches!(g.segments()[0] & 0xfff0, 0xff00 | 0xff10 | 0xff30) => Ok(group),
+        IpAddr::V6(g) if g.is_multicast() => {
+            bail!("--group {g}: use a permanent (ff0X::), transient (ff1X::) or source-specific (ff3X::) IPv6 group")
+        }
+        IpAddr::V6(g) => bail!("--group {g}: not a multicast address (IPv6 multicast is ff00::/8, e.g. ff12::4242)"),
+    }
+}
+
+/// IPv6 multicast needs an interface: the kernel has no default for most scopes, and link-local
+/// groups mean nothing without one.
+fn need_v6_iface(iface: Option<&Iface>, group: Ipv6Addr) -> Result<&Iface> {
+    iface.with_context(|| format!("--group {group}: IPv6 groups need --iface NAME"))
+}
+
+fn udp_socket(v6: bool) -> Result<Socket> {
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("cannot create a UDP socket")?;
+    if v6 {
+        sock.set_only_v6(true).context("cannot set IPV6_V6ONLY")?;
+    }
+    Ok(sock)
+}
+
+/// Asks for a receive buffer; the kernel caps it at net.core.rmem_max without an error.
+fn set_rcvbuf(sock: &Socket, bytes: usize) -> Result<()> {
+    sock.set_recv_buffer_size(bytes).with_context(|| format!("cannot set a {bytes}-byte receive buffer"))
+}
+
+/// Kernel receive timestamps, and the count of datagrams the kernel dropped on this socket because
+/// its buffer was full (SO_RXQ_OVFL): local drops, which are not network loss.
+fn enable_rx_metadata(sock: &Socket) -> Result<()> {
+    socket::setsockopt(sock, sockopt::ReceiveTimestampns, &true).context("cannot enable SO_TIMESTAMPNS")?;
+    socket::setsockopt(sock, sockopt::RxqOvfl, &1).context("cannot enable SO_RXQ_OVFL")
+}
+
+/// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks.
+pub fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
+    let ttl_err = || format!("--ttl {ttl}: rejected by the kernel");
+    // Unicast probes (to --hosts) leave with a known TTL, so the hop count can be read off acks.
+    // Multicast loop must be on: responders on this very host (and the loopback demo) count too.
+    let sock = match group {
+        IpAddr::V4(_) => {
+            let sock = udp_socket(false)?;
+            sock.set_multicast_ttl_v4(ttl).with_context(ttl_err)?;
+            sock.set_ttl_v4(crate::prober::UNICAST_TTL).context("cannot set IP_TTL")?;
+            sock.set_multicast_loop_v4(true).context("cannot enable IP_MULTICAST_LOOP")?;
+            if let Some(i) = iface {
+                sock.set_multicast_if_v4(&i.v4()?)
+                    .with_context(|| format!("--iface {}: cannot send multicast from it", i.name))?;
+            }
+            sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
+                .context("cannot bind the prober's socket")?;
+            sock
+        }
+        IpAddr::V6(g) => {
+            let i = need_v6_iface(iface, g)?;
+            let sock = udp_socket(true)?;
+            sock.set_multicast_hops_v6(ttl).with_context(ttl_err)?;
+            sock.set_unicast_hops_v6(crate::prober::UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
+            sock.set_multicast_loop_v6(true).context("cannot enable IPV6_MULTICAST_LOOP")?;
+            sock.set_multicast_if_v6(i.index)
+                .with_context(|| format!("--iface {}: cannot send IPv6 multicast from it", i.name))?;
+            sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
+                .context("cannot bind the prober's socket")?;
+            sock
+        }
+    };
+    set_rcvbuf(&sock, rcvbuf)?;
+    enable_rx_metadata(&sock)?;
+    sock.set_read_timeout(Some(READ_TICK))?;
+    Ok(sock.into())
+}
+
+/// A responder's socket: bound to the group's port on every address, joined to the group
+/// (source-specific when `source` is given).
+///
+/// Bound to the wildcard address (not the group address) so that unicast probes reach it too;
+/// with `IP_MULTICAST_ALL` off it still receives only the groups it joined itself. `SO_REUSEADDR`
+/// lets several responders share a port on one host: each gets its own copy of every multicast
+/// probe.
+pub fn responder_socket(
+    group: IpAddr,
+    port: u16,
+    iface: Option<&Iface>,
+    source: Option<IpAddr>,
+    rcvbuf: usize,
+) -> Result<UdpSocket> {
+    let v6 = group.is_ipv6();
+    let sock = udp_socket(v6)?;
+    sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
+    set_rcvbuf(&sock, rcvbuf)?;
+    enable_rx_metadata(&sock)?;
+    if v6 {
+        socket::setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true).context("cannot enable IPV6_RECVPKTINFO")?;
+        socket::setsockopt(&sock, sockopt::Ipv6RecvHopLimit, &true).context("cannot enable IPV6_RECVHOPLIMIT")?;
+        sock.set_multicast_all_v6(false).context("cannot clear IPV6_MULTICAST_ALL")?;
+    } else {
+        socket::setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).context("cannot enable IP_PKTINFO")?;
+        socket::setsockopt(&sock, sockopt::Ipv4RecvTtl, &true).context("cannot enable IP_RECVTTL")?;
+        sock.set_multicast_all_v4(false).context("cannot clear IP_MULTICAST_ALL")?;
+    }
+    let bind: SocketAddr = if v6 {
+        SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into()
+    } else {
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()
+    };
+    sock.bind(&bind.into()).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => anyhow::anyhow!("--port {port}: in use by a program that does not share it"),
+        io::ErrorKind::PermissionDenied => {
+            anyhow::anyhow!("--port {port}: permission denied (ports below 1024 need root)")
+        }
+        _ => anyhow::anyhow!("--port {port}: cannot bind: {e}"),
+    })?;
+    let on = iface.map_or("the default interface".to_string(), |i| i.name.clone());
+    let joined = match (group, source) {
+        (IpAddr::V4(g), None) => {
+            let via = match iface {
+                Some(i) => InterfaceIndexOrAddress::Index(i.index),
+                None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
+            };
+            sock.join_multicast_v4_n(&g, &via)
+        }
+        (IpAddr::V4(g), Some(IpAddr::V4(s))) => {
+            let via = iface.map(Iface::v4).transpose()?.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            sock.join_ssm_v4(&s, &g, &via)
+        }
+        (IpAddr::V6(g), None) => sock.join_multicast_v6(&g, need_v6_iface(iface, g)?.index),
+        (IpAddr::V6(g), Some(IpAddr::V6(s))) => source_filter::join_ssm_v6(&sock, g, s, need_v6_iface(iface, g)?.index),
+        (g, Some(s)) => bail!("--source {s}: not of the same family as --group {g}"),
+    };
+    joined.map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::ENODEV) if iface.is_none() => {
+            anyhow::anyhow!("cannot join {group}: no default multicast route; pick an interface with --iface")
+        }
+        _ => anyhow::anyhow!("cannot join {group} on {on}: {e}"),
+    })?;
+    sock.set_read_timeout(Some(READ_TICK))?;
+    Ok(sock.into())
+}
+
+/// A socket bound to `addr` on an ephemeral port, for a responder that replies from a chosen
+/// source address (the loopback demo gives each responder its own 127.0.0.x).
+pub fn reply_socket(addr: Ipv4Addr) -> Result<UdpSocket> {
+    UdpSocket::bind((addr, 0)).with_context(|| format!("cannot bind a reply socket to {addr}"))
+}
+
+/// One received datagram and what the kernel said about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub len: usize,
+    pub from: SocketAddr,
+    /// Kernel receive time, ns since the epoch; the read time if the kernel gave none.
+    pub rx_ns: u64,
+    /// IP TTL (IPv6 hop limit) as received; 0 when not asked for.
+    pub ttl: u8,
+    /// Destination address (only with IP_PKTINFO / IPV6_RECVPKTINFO): tells multicast from
+    /// unicast arrival.
+    pub dst: Option<IpAddr>,
+    /// Datagrams the kernel has dropped on this socket so far for lack of buffer space.
+    pub local_drops: Option<u32>,
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::new(v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::new(v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id())))
+}
+
+/// Receives one datagram with its ancillary data. `Ok(None)` when the read timed out.
+pub fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Option<Received>> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = match socket::recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()) {
+        Ok(m) => m,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let from = msg.address.as_ref().filter(|a| a.len() > 0).and_then(socket_addr);
+    let mut out = Received {
+        len: msg.bytes,
+        from: from.unwrap_or(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
+        rx_ns: 0,
+        ttl: 0,
+        dst: None,
+        local_drops: None,
+    };
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            match c {
+                ControlMessageOwned::ScmTimestampns(ts) => out.rx_ns = timespec_ns(&ts),
+                ControlMessageOwned::Ipv4Ttl(ttl) | ControlMessageOwned::Ipv6HopLimit(ttl) => {
+                    out.ttl = ttl.clamp(0, 255) as u8
+                }
+                ControlMessageOwned::RxqOvfl(n) => out.local_drops = Some(n),
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    out.dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    out.dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+        }
+    }
+    if out.rx_ns == 0 {
+        out.rx_ns = now_ns();
+    }
+    Ok(Some(out))
+}
+
+/// A buffer large enough for every control message [`recv`] asks for.
+pub fn cmsg_buffer() -> Vec<u8> {
+    nix::cmsg_space!(TimeSpec, nix::libc::in6_pktinfo, nix::libc::c_int, u32)
+}
+
+fn timespec_ns(ts: &TimeSpec) -> u64 {
+    (ts.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec() as u64)
+}
+
+/// Wall-clock time in ns since the epoch: the clock kernel receive timestamps use.
+pub fn now_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME is always available");
+    timespec_ns(&ts)
+}
+
+/// Lowers this thread's timer slack to 1 ns, so sleeps end within tens of µs of their deadline
+/// instead of the default 50 µs slack plus scheduling delay.
+pub fn lower_timer_slack() {
+    let _ = nix::sys::prctl::set_timerslack(1);
+}
+
+/// Receive buffer the engines ask for by default: enough for ~4 k acks of a burst.
+pub const DEFAULT_RCVBUF: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolves_by_name_and_address() {
+        let by_name = resolve_iface("lo").unwrap();
+        assert_eq!(by_name.addr, Some(Ipv4Addr::LOCALHOST));
+        assert!(by_name.index > 0);
+        assert_eq!(resolve_iface("127.0.0.1").unwrap(), by_name);
+    }
+
+    #[test]
+    fn bad_interfaces_and_groups_are_named_in_errors() {
+        let e = resolve_iface("nosuch0").unwrap_err().to_string();
+        assert!(e.contains("--iface nosuch0") && e.contains("no such interface"), "{e}");
+        let e = resolve_iface("192.0.2.77").unwrap_err().to_string();
+        assert!(e.contains("no local interface has this address"), "{e}");
+        let e = check_group("10.1.2.3".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("--group 10.1.2.3") && e.contains("not a multicast"), "{e}");
+        assert!(check_group("239.1.2.3".parse().unwrap()).is_ok());
+        assert!(check_group("ff12::4242".parse().unwrap()).is_ok());
+        assert!(check_group("ff02::1:3".parse().unwrap()).is_ok());
+        assert!(check_group("ff32::8000:4242".parse().unwrap()).is_ok());
+        let e = check_group("ff7e::8000:1".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("ff0X") && e.contains("ff1X"), "{e}");
+        let e = check_group("fd00::1".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("not a multicast address"), "{e}");
+    }
+}
