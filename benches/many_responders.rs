@@ -26,9 +26,9 @@ fn status_kib(field: &str) -> u64 {
 fn main() {
     let secs: u64 = std::env::var("MCPROBE_SIM_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let lo = net::resolve_iface("127.0.0.1").expect("loopback");
-    let group: Ipv4Addr = "239.255.42.43".parse().unwrap();
+    let group: std::net::IpAddr = "239.255.42.43".parse().unwrap();
     let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-    let sock = net::responder_socket(group, port, Some(&lo), 4 << 20).expect("simulator socket");
+    let sock = net::responder_socket(group, port, Some(&lo), None, 4 << 20).expect("simulator socket");
     let stop = AtomicBool::new(false);
     let never = AtomicBool::new(false);
     let cfg = ProbeConfig {
