@@ -26,8 +26,14 @@ fn a_unicast_group_is_refused() {
 }
 
 #[test]
-fn an_ipv6_group_is_refused_clearly() {
-    fails_with(&["probe", "--group", "ff02::1234", "--count", "1"], &["--group ff02::1234", "IPv6"]);
+fn ipv6_groups_need_an_interface_and_a_usable_scope() {
+    fails_with(&["probe", "--group", "ff02::1234", "--count", "1"], &["--group ff02::1234", "need --iface NAME"]);
+    fails_with(&["probe", "--group", "ff7e::1", "--count", "1"], &["--group ff7e::1", "ff0X::"]);
+    fails_with(&["probe", "--group", "fd00::1", "--count", "1"], &["--group fd00::1", "not a multicast address"]);
+    fails_with(
+        &["respond", "--group", "ff12::4242", "--iface", "lo", "--source", "10.0.0.1"],
+        &["--source 10.0.0.1", "not of the same family"],
+    );
 }
 
 #[test]

@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# compare.sh - mcprobe side by side with sockperf and iperf 2 on a namespace lab.
+#
+# Usage (root; builds mcprobe from this checkout unless MCPROBE is set):
+#   scripts/compare.sh
+#   MCPROBE=/path/to/mcprobe scripts/compare.sh
+#
+# Writes results/compare-<YYYY-MM-DD>.csv (every measured figure, long format) and
+# results/compare-<YYYY-MM-DD>.md (the ratio table and the per-step tables); see
+# results/README.md.  A second run on the same day overwrites them (set TAG to keep both).
+#
+# What it measures, all inside a 2-host lab (scripts/lab.sh, prefix $LAB_PREFIX):
+#   1. RTT p50/p99 at RTT_RATE probes/s, RTT_SIZE-byte payload, one responder on h2,
+#      prober on h1: mcprobe vs `sockperf ping-pong --full-rtt` (server replies unicast,
+#      as mcprobe's acks do).  ROUNDS rounds, alternating which tool goes first; medians.
+#   2. Highest loss-free rate, stepped (STEPS, STEP_SECONDS each): mcprobe probes/s to one
+#      responder (each probe answered by a unicast ack) vs iperf 2 one-way UDP datagrams/s
+#      of STEP_SIZE bytes to one multicast receiver with -w 4M (mcprobe's default --rcvbuf
+#      is 4M too).  A step passes when nothing is lost and the sender achieved at least
+#      ACHIEVED_MIN of the asked rate.
+#   3. mcprobe send lateness p50/p99 at LATE_RATE probes/s (ROUNDS rounds): the figure
+#      from its JSON and, independently, from the transmit times in its probes.csv.
+#
+# Network safety: every process runs in the lab's host namespaces (which hold only lo and
+# the lab veth), multicast is pinned to the lab interface with TTL 1, every run is bounded
+# by a count or a duration and by `timeout`.  The lab is removed on exit (trap).
+#
+# Environment (defaults in brackets):
+#   MCPROBE       mcprobe binary to measure [build this checkout: cargo build --release]
+#   MCPROBE_REV   free text recorded as the binary's revision [git describe of this checkout]
+#   LAB_PREFIX    lab prefix [cmp]            RESULTS_DIR  output folder [<repo>/results]
+#   TAG           file name tag [UTC date]    ROUNDS       RTT and lateness rounds [3]
+#   RTT_RATE [1000]  RTT_SIZE [64]  RTT_SECONDS [10]
+#   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  STEP_SIZE [64]
+#   (a tool's search stops after two failed steps in a row)
+#   ACHIEVED_MIN [0.95]   LATE_RATE [10000]  LATE_SECONDS [5]
+#   NO_INSTALL=1  never run apt-get (fail if sockperf/iperf are missing)
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+LAB="$HERE/lab.sh"
+export LAB_PREFIX=${LAB_PREFIX:-cmp}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/results}
+TAG=${TAG:-$(date -u +%Y-%m-%d)}
+ROUNDS=${ROUNDS:-3}
+RTT_RATE=${RTT_RATE:-1000}; RTT_SIZE=${RTT_SIZE:-64}; RTT_SECONDS=${RTT_SECONDS:-10}
+STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}
+STEP_SECONDS=${STEP_SECONDS:-3}; STEP_SIZE=${STEP_SIZE:-64}; ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}
+LATE_RATE=${LATE_RATE:-10000}; LATE_SECONDS=${LATE_SECONDS:-5}
+PY=$(command -v /usr/bin/python3 python3 | head -n1)
+
+# Groups and ports: one per tool, none of them a tool's default.
+MC_GROUP=239.255.77.1; MC_PORT=24277
+SP_GROUP=239.255.77.2; SP_PORT=24278
+IP_GROUP=239.255.77.3; IP_PORT=24279
+
+log() { printf '[compare %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
+[[ -x $LAB ]] || die "missing $LAB"
+[[ -n $PY ]] || die "needs python3"
+
+# --- peers ----------------------------------------------------------------------------
+missing=()
+command -v sockperf >/dev/null || missing+=(sockperf)
+command -v iperf >/dev/null || missing+=(iperf)
+if (( ${#missing[@]} )); then
+    [[ ${NO_INSTALL:-} == 1 ]] && die "missing ${missing[*]} (NO_INSTALL=1)"
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[[ $(iperf -v 2>&1 || true) == "iperf version 2"* ]] || die "iperf is not iperf 2"
+
+# --- mcprobe ----------------------------------------------------------------------------
+if [[ -z ${MCPROBE:-} ]]; then
+    log "building mcprobe in $ROOT"
+    (cd "$ROOT" && cargo build --release --quiet)
+    tdir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    MCPROBE="$tdir/release/mcprobe"
+    MCPROBE_REV=${MCPROBE_REV:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)}
+fi
+[[ -x $MCPROBE ]] || die "MCPROBE=$MCPROBE is not an executable"
+MCPROBE=$(readlink -f "$MCPROBE")
+MCPROBE_REV=${MCPROBE_REV:-external}
+
+# --- lab -------------------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/mcprobe-compare.XXXXXX)
+BG=()   # background pids (each a `timeout` wrapping one lab process)
+cleanup() {
+    local rc=$? p
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
+    "$LAB" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$LAB" down >/dev/null 2>&1 || true
+LAB_QUIET=1 "$LAB" up 2 >/dev/null
+H1=$("$LAB" addr h1); H2=$("$LAB" addr h2); DEV=$("$LAB" dev h1)
+# Safety check: the host namespaces must have nothing but lo and the lab interface, and no
+# default route, so nothing we send can reach the root namespace's interfaces.
+for h in h1 h2; do
+    ifs=$("$LAB" exec "$h" ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | tr '\n' ' ')
+    [[ $ifs == "$(printf '%s\n' lo "$DEV" | sort | tr '\n' ' ')" ]] || die "$h has unexpected interfaces: $ifs"
+    [[ -z $("$LAB" exec "$h" ip route show default) ]] || die "$h has a default route"
+done
+log "lab $LAB_PREFIX up: prober h1 $H1, responder/server h2 $H2, dev $DEV"
+
+in_h() { local h=$1 t=$2; shift 2; timeout -s INT -k 3 "$t" "$LAB" exec "$h" "$@"; }
+bg_h() { # HOST SECONDS LOGFILE CMD... -> starts it in the background, pid in $BGPID
+    local h=$1 t=$2 out=$3; shift 3
+    timeout -s TERM -k 3 "$t" "$LAB" exec "$h" "$@" >"$out" 2>&1 &
+    BGPID=$!; BG+=("$BGPID")
+}
+stop_bg() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+wait_for() { # FILE PATTERN: up to 5 s
+    local i
+    for i in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    log "warning: '$2' not seen in $1"; cat "$1" >&2 || true; return 1
+}
+
+CSV="$WORK/out.csv"
+echo "tag,test,tool,round,rate_pps,size_bytes,metric,value" >"$CSV"
+emit() { echo "$TAG,$1,$2,$3,$4,$5,$6,$7" >>"$CSV"; }   # test tool round rate size metric value
+
+# --- helpers: one run of each tool -------------------------------------------------------
+
+# mcprobe: responder on h2, probe from h1.  Prints "key=value ..." from the JSON (and from
+# probes.csv with raw=1: achieved rate and lateness computed from the transmit times).
+mcprobe_run() { # RATE COUNT SIZE RAW(0|1)
+    local rate=$1 count=$2 size=$3 raw=$4 secs rlog="$WORK/mc-resp.log" out="$WORK/mc-out" rc=0
+    secs=$(( count / rate + 15 ))
+    rm -rf "$out"
+    bg_h h2 $(( secs + 5 )) "$rlog" "$MCPROBE" respond --iface "$DEV" --group "$MC_GROUP" --port "$MC_PORT" --name h2 --rate-limit 0
+    local rpid=$BGPID
+    wait_for "$rlog" listening || true
+    local args=(probe --iface "$DEV" --group "$MC_GROUP" --port "$MC_PORT" --ttl 1 --rate "$rate"
+        --count "$count" --size "$size" --timeout 1s --json --quiet)
+    [[ $raw == 1 ]] && args+=(--out "$out" --raw)
+    in_h h1 "$secs" "$MCPROBE" "${args[@]}" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
+    stop_bg "$rpid"
+    # exit 1 only means a threshold was missed; none is given here, so anything else is odd
+    [[ $rc == 0 || $rc == 1 ]] || { log "mcprobe probe exit $rc: $(head -c 300 "$WORK/mc.err")"; }
+    "$PY" - "$WORK/mc.json" "$out/probes.csv" "$rate" "$raw" <<'EOF'
+import csv, json, sys
+jf, pf, rate, raw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+try:
+    j = json.load(open(jf))
+except Exception:
+    print("ok=0"); sys.exit(0)
+r = j["responders"][0] if len(j["responders"]) == 1 else {}
+kv = {"ok": 1 if len(j["responders"]) == 1 else 0, "responders": len(j["responders"]), "sent": j["sent"],
+      "send_lateness_p50_us": j["send_lateness_p50_us"], "send_lateness_p99_us": j["send_lateness_p99_us"]}
+for k in ("received", "lost", "loss_pct", "forward_lost", "return_lost", "unknown_lost", "late",
+          "limited", "rtt_min_us", "rtt_p50_us", "rtt_p99_us", "rtt_max_us"):
+    kv[k] = r.get(k, "")
+# A benchmark counts every unanswered probe, rate-limited ones included (the responder runs with
+# --rate-limit 0, so there should be none).
+if r:
+    kv["lost"] = r["sent"] - r["received"]
+if raw:
+    tx = {}
+    for row in csv.DictReader(open(pf)):
+        tx[int(row["seq"])] = int(row["tx_unix_ns"])
+    seqs = sorted(tx)
+    if len(seqs) > 1:
+        t0, t1 = tx[seqs[0]], tx[seqs[-1]]
+        kv["achieved_pps"] = round((len(seqs) - 1) / ((t1 - t0) / 1e9), 1)
+        # Lateness vs the schedule: offset(seq) = tx - seq/rate.  tx_unix_ns is CLOCK_REALTIME,
+        # which on VMs can run a few ppm off CLOCK_MONOTONIC (the prober's schedule clock), so
+        # the schedule is the line through the lower envelope of the offsets (the minimum of
+        # each of 20 chunks), not just the first probe's time.
+        off = [(s, (tx[s] - t0) / 1e3 - s * 1e6 / rate) for s in seqs]
+        k = max(1, len(off) // 20)
+        env = [min(off[i:i + k], key=lambda p: p[1]) for i in range(0, len(off), k)]
+        # the lower envelope: fit, then refit without the chunks whose minimum is well above it
+        def fit(pts):
+            n = len(pts); mx = sum(p[0] for p in pts) / n; my = sum(p[1] for p in pts) / n
+            sxx = sum((p[0] - mx) ** 2 for p in pts)
+            b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else 0.0
+            return my - b * mx, b
+        a, b = fit(env)
+        good = [p for p in env if p[1] - (a + b * p[0]) <= 2.0] or env
+        a, b = fit(good)
+        if abs(b * rate) > 50:   # no clock drifts that much: the sender fell behind; no correction
+            a, b = min(env[:2], key=lambda p: p[1])[1], 0.0
+        late = sorted(max(0.0, o - (a + b * s)) for s, o in off)
+        n = len(late)
+        kv["clock_drift_ppm"] = round(b * rate, 2)   # us per 1e6 us
+        kv["raw_lateness_p50_us"] = round(late[n // 2], 2)
+        kv["raw_lateness_p99_us"] = round(late[min(n - 1, int(n * 0.99))], 2)
+        kv["raw_lateness_max_us"] = round(late[-1], 2)
+print(" ".join(f"{k}={v}" for k, v in kv.items()))
+EOF
+}
+
+sockperf_run() { # RATE SIZE SECONDS -> key=value
+    local rate=$1 size=$2 secs=$3 slog="$WORK/sp-srv.log" clog="$WORK/sp-cli.log"
+    bg_h h2 $(( secs + 15 )) "$slog" sockperf server -i "$SP_GROUP" -p "$SP_PORT" \
+        --mc-rx-if "$H2" --mc-tx-if "$H2" --mc-ttl 1 --force-unicast-reply
+    local spid=$BGPID
+    wait_for "$slog" "block on socket" || true
+    # sockperf stalls for good at the first lost reply: timeout turns that into a missing figure.
+    in_h h1 $(( secs + 8 )) sockperf ping-pong -i "$SP_GROUP" -p "$SP_PORT" --mc-rx-if "$H1" --mc-tx-if "$H1" \
+        --mc-ttl 1 --mps "$rate" -m "$size" --full-rtt -t "$secs" >"$clog" 2>&1 || true
+    stop_bg "$spid"
+    "$PY" - "$clog" <<'EOF'
+import re, sys
+t = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
+kv = {}
+m = re.search(r"percentile 50\.000 =\s*([\d.]+)", t); kv["rtt_p50_us"] = m.group(1) if m else ""
+m = re.search(r"percentile 99\.000 =\s*([\d.]+)", t); kv["rtt_p99_us"] = m.group(1) if m else ""
+m = re.search(r"<MIN> observation =\s*([\d.]+)", t); kv["rtt_min_us"] = m.group(1) if m else ""
+m = re.search(r"<MAX> observation =\s*([\d.]+)", t); kv["rtt_max_us"] = m.group(1) if m else ""
+m = re.search(r"\[Valid Duration\].*SentMessages=(\d+); ReceivedMessages=(\d+)", t)
+if m: kv["sent"], kv["received"] = m.group(1), m.group(2)
+m = re.search(r"# dropped messages = (\d+)", t); kv["dropped"] = m.group(1) if m else ""
+kv["ok"] = 1 if kv["rtt_p50_us"] else 0
+print(" ".join(f"{k}={v}" for k, v in kv.items()))
+EOF
+}
+
+iperf_run() { # RATE SIZE SECONDS -> key=value
+    local rate=$1 size=$2 secs=$3 slog="$WORK/ip-srv.log" clog="$WORK/ip-cli.log"
+    bg_h h2 $(( secs + 10 )) "$slog" iperf -s -u -B "$IP_GROUP%$DEV" -p "$IP_PORT" -e -w 4M -t $(( secs + 4 ))
+    local spid=$BGPID
+    wait_for "$slog" "Server listening" || true
+    sleep 0.3   # the join
+    in_h h1 $(( secs + 8 )) iperf -c "$IP_GROUP%$DEV" -p "$IP_PORT" -u -T 1 -l "$size" -b "${rate}pps" \
+        -t "$secs" -e >"$clog" 2>&1 || true
+    sleep 1     # the receiver's report
+    stop_bg "$spid"
+    "$PY" - "$slog" "$clog" "$secs" <<'EOF'
+import re, sys
+srv, cli, secs = open(sys.argv[1]).read(), open(sys.argv[2]).read(), float(sys.argv[3])
+kv = {"ok": 0}
+# client: "... Write/Err  PPS" -> data datagrams written, and its achieved rate.  (Its "Sent N
+# datagrams" also counts the end-of-test datagrams, so it is not used.)
+mc = re.search(r"sec\s.*?\s(\d+)/(\d+)\s+(\d+) pps", cli)
+# receiver's final line: "... Lost/Total (..%) ... N pps"
+rows = re.findall(r"sec\s.*?\s(\d+)/(\d+)\s+\(([\d.e+-]+)%\).*?(\d+) pps", srv)
+if mc and rows:
+    writes, achieved = int(mc.group(1)), int(mc.group(3))
+    lost, total, _, pps = (int(x) if i != 2 else x for i, x in enumerate(rows[-1]))
+    # iperf counts loss from sequence gaps; datagrams lost after the last one received are not
+    # in its Lost/Total, so also count what the receiver's Total falls short of the writes.
+    tail = max(0, writes - total)
+    kv.update(ok=1, sent=writes, received=total - lost, lost=lost + tail, iperf_lost=lost,
+              achieved_pps=achieved, receiver_pps=pps)
+print(" ".join(f"{k}={v}" for k, v in kv.items()))
+EOF
+}
+
+get() { # KVSTRING KEY
+    awk -v k="$2" '{ for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == k) { print substr($i, length(k) + 2); exit } } }' <<<"$1"
+}
+
+# --- 0: environment ---------------------------------------------------------------------
+emit env host 0 0 0 nproc "$(nproc)"
+emit env host 0 0 0 kernel "$(uname -r)"
+emit env host 0 0 0 loadavg_1m_start "$(cut -d' ' -f1 /proc/loadavg)"
+emit env host 0 0 0 other_cargo_rustc_procs "$(pgrep -c -x 'cargo|rustc' || true)"
+emit env mcprobe 0 0 0 revision "$MCPROBE_REV"
+emit env mcprobe 0 0 0 binary_sha256 "$(sha256sum "$MCPROBE" | cut -c1-16)"
+emit env sockperf 0 0 0 version "$(sockperf --version 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | grep -o 'version [^ ]*' | head -n1 | cut -d' ' -f2)"
+emit env iperf 0 0 0 version "$(iperf -v 2>&1 | awk '{print $3}')"
+
+# --- 1: RTT -------------------------------------------------------------------------------
+rtt_count=$(( RTT_RATE * RTT_SECONDS ))
+for (( r = 1; r <= ROUNDS; r++ )); do
+    order=(mcprobe sockperf); (( r % 2 == 0 )) && order=(sockperf mcprobe)
+    for tool in "${order[@]}"; do
+        log "rtt round $r/$ROUNDS: $tool at $RTT_RATE/s, $RTT_SIZE B, ${RTT_SECONDS}s"
+        if [[ $tool == mcprobe ]]; then
+            kv=$(mcprobe_run "$RTT_RATE" "$rtt_count" "$RTT_SIZE" 0)
+            ms=(ok sent received lost rtt_min_us rtt_p50_us rtt_p99_us rtt_max_us send_lateness_p99_us)
+        else
+            kv=$(sockperf_run "$RTT_RATE" "$RTT_SIZE" "$RTT_SECONDS")
+            ms=(ok sent received dropped rtt_min_us rtt_p50_us rtt_p99_us rtt_max_us)
+        fi
+        log "  $kv"
+        for m in "${ms[@]}"; do emit rtt "$tool" "$r" "$RTT_RATE" "$RTT_SIZE" "$m" "$(get "$kv" "$m")"; done
+    done
+done
+
+# --- 2: loss-free rate search ----------------------------------------------------------------
+for tool in mcprobe iperf; do
+    fails=0
+    for rate in $STEPS; do
+        if (( fails >= 2 )); then log "rate step: $tool at $rate/s skipped (two steps failed)"; continue; fi
+        log "rate step: $tool at $rate/s, $STEP_SIZE B, ${STEP_SECONDS}s"
+        if [[ $tool == mcprobe ]]; then
+            kv=$(mcprobe_run "$rate" $(( rate * STEP_SECONDS )) "$STEP_SIZE" 1)
+            ms=(ok sent received lost forward_lost return_lost unknown_lost late achieved_pps rtt_p50_us rtt_p99_us
+                send_lateness_p99_us raw_lateness_p99_us raw_lateness_max_us)
+        else
+            kv=$(iperf_run "$rate" "$STEP_SIZE" "$STEP_SECONDS")
+            ms=(ok sent received lost iperf_lost achieved_pps receiver_pps)
+        fi
+        pass=$(awk -v ok="$(get "$kv" ok)" -v lost="$(get "$kv" lost)" -v a="$(get "$kv" achieved_pps)" \
+            -v r="$rate" -v m="$ACHIEVED_MIN" 'BEGIN { print (ok == 1 && lost == "0" && a != "" && a >= r * m) ? 1 : 0 }')
+        log "  pass=$pass $kv"
+        for m in "${ms[@]}"; do emit rate "$tool" 1 "$rate" "$STEP_SIZE" "$m" "$(get "$kv" "$m")"; done
+        emit rate "$tool" 1 "$rate" "$STEP_SIZE" pass "$pass"
+        if [[ $pass == 1 ]]; then fails=0; else fails=$(( fails + 1 )); fi
+    done
+done
+
+# --- 3: send lateness ------------------------------------------------------------------------
+for (( r = 1; r <= ROUNDS; r++ )); do
+    log "lateness round $r/$ROUNDS: mcprobe at $LATE_RATE/s, ${LATE_SECONDS}s"
+    kv=$(mcprobe_run "$LATE_RATE" $(( LATE_RATE * LATE_SECONDS )) 64 1)
+    log "  $kv"
+    for m in ok lost achieved_pps clock_drift_ppm send_lateness_p50_us send_lateness_p99_us raw_lateness_p50_us raw_lateness_p99_us raw_lateness_max_us; do
+        emit lateness mcprobe "$r" "$LATE_RATE" 64 "$m" "$(get "$kv" "$m")"
+    done
+done
+emit env host 0 0 0 loadavg_1m_end "$(cut -d' ' -f1 /proc/loadavg)"
+
+# --- report ------------------------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+cp "$CSV" "$RESULTS_DIR/compare-$TAG.csv"
+"$PY" - "$CSV" "$RESULTS_DIR/compare-$TAG.md" "$ACHIEVED_MIN" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+md, amin = sys.argv[2], float(sys.argv[3])
+def vals(test, tool, metric, rate=None):
+    out = []
+    for r in rows:
+        if r["test"] == test and r["tool"] == tool and r["metric"] == metric and (rate is None or r["rate_pps"] == str(rate)):
+            try: out.append(float(r["value"]))
+            except ValueError: pass
+    return out
+def env(tool, metric):
+    return next((r["value"] for r in rows if r["test"] == "env" and r["tool"] == tool and r["metric"] == metric), "?")
+def med(v): return statistics.median(v) if v else None
+def f(x, d=1): return "n/a" if x is None else f"{x:.{d}f}"
+def ratio(a, b): return None if a is None or b in (None, 0) else a / b
+tag = rows[0]["tag"]
+rtt = [r for r in rows if r["test"] == "rtt"]
+rrate, rsize = rtt[0]["rate_pps"], rtt[0]["size_bytes"]
+mp50, mp99 = med(vals("rtt", "mcprobe", "rtt_p50_us")), med(vals("rtt", "mcprobe", "rtt_p99_us"))
+sp50, sp99 = med(vals("rtt", "sockperf", "rtt_p50_us")), med(vals("rtt", "sockperf", "rtt_p99_us"))
+def steps(tool):
+    return sorted({int(r["rate_pps"]) for r in rows if r["test"] == "rate" and r["tool"] == tool})
+def best(tool):
+    """highest step that passed with every lower step passing too, and the best achieved rate there"""
+    b = None
+    for s in steps(tool):
+        if vals("rate", tool, "ok", s) != [1.0]: continue   # the tool failed to run: no verdict
+        if vals("rate", tool, "pass", s) == [1.0]: b = s
+        else: break
+    return b
+mb, ib = best("mcprobe"), best("iperf")
+def zl(tool):
+    """highest achieved rate among the steps with zero loss (the sender may have fallen short)"""
+    a = [vals("rate", tool, "achieved_pps", s)[0] for s in steps(tool)
+         if vals("rate", tool, "lost", s) == [0.0] and vals("rate", tool, "achieved_pps", s)]
+    return max(a) if a else None
+mz, iz = zl("mcprobe"), zl("iperf")
+lat99 = med(vals("lateness", "mcprobe", "send_lateness_p99_us"))
+rlat99 = med(vals("lateness", "mcprobe", "raw_lateness_p99_us"))
+lrate = next((r["rate_pps"] for r in rows if r["test"] == "lateness"), "?")
+def verdict(x, op, t):
+    if x is None: return "n/a"
+    return "yes" if (x <= t if op == "<=" else x >= t) else "no"
+r50, r99, rr = ratio(mp50, sp50), ratio(mp99, sp99), ratio(mb, ib)
+L = []
+L.append(f"# mcprobe vs sockperf / iperf 2 — {tag}\n")
+L.append(f"mcprobe {env('mcprobe','revision')} (sha256 {env('mcprobe','binary_sha256')}…), sockperf {env('sockperf','version')}, "
+         f"iperf {env('iperf','version')}; kernel {env('host','kernel')}, {env('host','nproc')} vCPUs shared by prober and responder; "
+         f"load average {env('host','loadavg_1m_start')} at start, {env('host','loadavg_1m_end')} at end; "
+         f"cargo/rustc processes running at start: {env('host','other_cargo_rustc_procs')}.\n")
+L.append("Two-host namespace lab (scripts/lab.sh): prober/client/sender on h1, responder/server/receiver on h2, "
+         "TTL 1, pinned to the lab veth. Raw figures: the CSV of the same name.\n")
+L.append("## Ratios\n")
+L.append("| metric | mcprobe | peer | ratio mcprobe/peer | target | met |")
+L.append("|---|---:|---:|---:|---|---|")
+n = len(vals("rtt", "mcprobe", "rtt_p50_us"))
+L.append(f"| RTT p50, µs ({rrate}/s, {rsize} B, median of {n} rounds) | {f(mp50)} | {f(sp50)} (sockperf) | {f(r50, 2)} | ≤ 1.0 (stretch 0.8) | {verdict(r50, '<=', 1.0)}{' (stretch met)' if r50 is not None and r50 <= 0.8 else ''} |")
+L.append(f"| RTT p99, µs (same runs) | {f(mp99)} | {f(sp99)} (sockperf) | {f(r99, 2)} | — | — |")
+L.append(f"| highest loss-free rate, pkt/s (steps {', '.join(str(s) for s in steps('mcprobe'))}) | {mb if mb else 'none'} probes/s | {ib if ib else 'none'} datagrams/s (iperf) | {f(rr, 2)} | ≥ 1.0 | {verdict(rr, '>=', 1.0)} |")
+L.append(f"| highest achieved rate of any zero-loss step, pkt/s | {f(mz, 0)} probes/s | {f(iz, 0)} datagrams/s (iperf) | {f(ratio(mz, iz), 2)} | — | — |")
+L.append(f"| send lateness p99, µs, at {lrate}/s (mcprobe JSON, median of rounds) | {f(lat99, 2)} | — | — | ≤ 5 µs | {verdict(lat99, '<=', 5.0)} |")
+L.append(f"| send lateness p99, µs, at {lrate}/s (from probes.csv transmit times) | {f(rlat99, 2)} | — | — | ≤ 5 µs | {verdict(rlat99, '<=', 5.0)} |")
+L.append("")
+L.append("What the rate figures mean: mcprobe's is probes per second to one responder, where every probe is answered "
+         "by a unicast ack (two datagrams on the wire, a send and a receive on each host, all on the same vCPUs); "
+         "iperf's is one-way multicast datagrams per second, nothing returned. A step passes when nothing was lost "
+         f"(mcprobe: `lost` = 0, which includes late acks; iperf: client's sent = receiver's count) and the sender "
+         f"achieved ≥ {amin:.0%} of the asked rate. The loss-free rate is the highest step with it and every lower step passing "
+         "(a step where the tool produced no figures, marked error, is skipped).\n")
+L.append("RTT is not measured at the same points: mcprobe takes the ack's kernel receive timestamp (SO_TIMESTAMPNS) "
+         "minus the probe's transmit time; sockperf --full-rtt measures from before its send to after its recvfrom "
+         "returns, so it also includes the prober's wake-up. sockperf's server replies unicast (--force-unicast-reply), "
+         "as mcprobe's responder does; sockperf drops its first 400 ms as warm-up, mcprobe counts every probe.\n")
+L.append("## RTT rounds\n")
+L.append("| round | tool | sent | received | min µs | p50 µs | p99 µs | max µs |")
+L.append("|---|---|---:|---:|---:|---:|---:|---:|")
+rounds = sorted({int(r["round"]) for r in rtt})
+for rd in rounds:
+    for tool in ("mcprobe", "sockperf"):
+        g = {r["metric"]: r["value"] for r in rtt if r["tool"] == tool and r["round"] == str(rd)}
+        if g:
+            L.append(f"| {rd} | {tool} | {g.get('sent','')} | {g.get('received','')} | {g.get('rtt_min_us','')} | {g.get('rtt_p50_us','')} | {g.get('rtt_p99_us','')} | {g.get('rtt_max_us','')} |")
+L.append("\n## Rate steps\n")
+L.append("| tool | asked /s | achieved /s | sent | received | lost | mcprobe fwd/ret/unknown/late | RTT p50 µs | RTT p99 µs | pass |")
+L.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
+for tool in ("mcprobe", "iperf"):
+    for s in steps(tool):
+        g = {r["metric"]: r["value"] for r in rows if r["test"] == "rate" and r["tool"] == tool and r["rate_pps"] == str(s)}
+        split = "/".join(g.get(k, "") for k in ("forward_lost", "return_lost", "unknown_lost", "late")) if tool == "mcprobe" else "—"
+        L.append(f"| {tool} | {s} | {g.get('achieved_pps','')} | {g.get('sent','')} | {g.get('received','')} | {g.get('lost','')} | {split} | "
+                 f"{g.get('rtt_p50_us','—') or '—'} | {g.get('rtt_p99_us','—') or '—'} | {'error (no figures)' if g.get('ok') != '1' else 'yes' if g.get('pass') == '1' else 'no'} |")
+L.append("\n## Send lateness rounds (mcprobe)\n")
+L.append("| round | achieved /s | lost | JSON p50 µs | JSON p99 µs | probes.csv p50 µs | probes.csv p99 µs | probes.csv max µs |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+for rd in sorted({int(r["round"]) for r in rows if r["test"] == "lateness"}):
+    g = {r["metric"]: r["value"] for r in rows if r["test"] == "lateness" and r["round"] == str(rd)}
+    L.append(f"| {rd} | {g.get('achieved_pps','')} | {g.get('lost','')} | {g.get('send_lateness_p50_us','')} | {g.get('send_lateness_p99_us','')} | "
+             f"{g.get('raw_lateness_p50_us','')} | {g.get('raw_lateness_p99_us','')} | {g.get('raw_lateness_max_us','')} |")
+L.append("\nprobes.csv lateness: each probe's transmit time (`tx_unix_ns`) "
+         "measured against the line through the lower envelope of (transmit time − seq / rate), which removes "
+         "CLOCK_REALTIME's drift against the monotonic clock mcprobe schedules on (`clock_drift_ppm` in the CSV); "
+         "an independent check of the JSON figure.")
+open(md, "w").write("\n".join(L) + "\n")
+EOF
+log "wrote $RESULTS_DIR/compare-$TAG.csv and $RESULTS_DIR/compare-$TAG.md"
+cat "$RESULTS_DIR/compare-$TAG.md"
