@@ -95,3 +95,24 @@ fn bad_host_lists_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--hosts-file /nonexistent/hosts: cannot read"));
 }
+
+#[test]
+fn the_soak_preset_runs_ten_minutes_at_one_probe_per_second() {
+    let port = free_port();
+    let mut r = Responder::start(port, "patient");
+    let mut child = bin()
+        .args(["probe", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--preset", "soak"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let first = lines.recv_timeout(PATIENCE).unwrap();
+    assert!(first.contains("600 probes every 1s"), "{first}");
+    // No need to wait ten minutes: the schedule is what the preset sets. Stop it like a user.
+    r.wait_for("session");
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
+}

@@ -299,3 +299,72 @@ fn ipv6_groups_and_source_specific_joins_work() {
     let _ssm4 = [respond("h2", "232.1.2.3", Some(v4("h1"))), respond("h3", "232.1.2.3", Some(v4("h4")))];
     assert_eq!(probe("232.1.2.3"), ["h2"]);
 }
+
+/// Two subnets joined by a router namespace without multicast routing, built here directly
+/// (scripts/lab.sh builds flat LANs). Everything lives in the namespaces; all go on drop.
+struct Routed;
+
+impl Routed {
+    const NS: [&'static str; 3] = ["mcrt-a", "mcrt-r", "mcrt-b"];
+
+    fn up() -> Routed {
+        Routed::down();
+        let sh = |cmd: &str| {
+            let st = Command::new("sh").args(["-ec", cmd]).status().unwrap();
+            assert!(st.success(), "{cmd}");
+        };
+        for ns in Routed::NS {
+            sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        }
+        // The veth pairs are made inside the router's namespace and their peers moved straight
+        // into the hosts' namespaces: nothing touches the root namespace.
+        sh("ip -n mcrt-r link add va type veth peer name veth0 netns mcrt-a");
+        sh("ip -n mcrt-r link add vb type veth peer name veth0 netns mcrt-b");
+        sh("ip -n mcrt-r addr add 10.88.1.1/24 dev va && ip -n mcrt-r addr add 10.88.2.1/24 dev vb");
+        sh("ip -n mcrt-r link set va up && ip -n mcrt-r link set vb up");
+        sh("ip netns exec mcrt-r sysctl -qw net.ipv4.ip_forward=1");
+        sh("ip -n mcrt-a addr add 10.88.1.2/24 dev veth0 && ip -n mcrt-a link set veth0 up");
+        sh("ip -n mcrt-b addr add 10.88.2.2/24 dev veth0 && ip -n mcrt-b link set veth0 up");
+        sh("ip -n mcrt-a route add default via 10.88.1.1 && ip -n mcrt-b route add default via 10.88.2.1");
+        Routed
+    }
+
+    fn down() {
+        for ns in Routed::NS {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        Routed::down();
+    }
+}
+
+#[test]
+fn a_host_behind_a_router_gets_the_ttl_advice() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the routed lab needs root (CI runs this as root)");
+        return;
+    }
+    let _lab = Routed::up();
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", "mcrt-b", env!("CARGO_BIN_EXE_mcprobe")]);
+    c.args(["respond", "--iface", "veth0", "--port", "24242", "--name", "far"]);
+    let _far = Responder::spawn(c);
+    let mut p = Command::new("ip");
+    p.args(["netns", "exec", "mcrt-a", env!("CARGO_BIN_EXE_mcprobe")]);
+    p.args(["probe", "--iface", "veth0", "--port", "24242", "--hosts", "10.88.2.2", "--count", "30", "--rate", "100"])
+        .args(["--timeout", "300ms", "--quiet", "--json"]);
+    let out = run(p);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = &v["diagnosis"]["hosts"][0];
+    println!("{h}");
+    assert_eq!(h["verdict"], "multicast-lost");
+    assert_eq!(h["hops"], 1, "one router: unicast probes arrive with TTL 63");
+    assert_eq!(h["unicast_received"], 30);
+    let advice = h["advice"].as_str().unwrap();
+    assert!(advice.contains("1 router away but --ttl is 1") && advice.contains("--ttl 2"), "{advice}");
+}
