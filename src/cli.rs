@@ -20,9 +20,12 @@ Examples:
   mcprobe respond --iface eth0                   on every host of the LAN
   mcprobe probe --iface eth0 --duration 30s --out report/
   mcprobe probe --iface eth0 --rate 1000 --count 10000 --max-loss 0.1 --min-responders 12
+  mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  mcprobe discover --iface eth0                  who answers, in under a second
 
-Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met;
-2 usage or environment error (bad flag value, unknown interface, port in use).";
+Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, or an
+expected host (--hosts) is not ok; 2 usage or environment error (bad flag value, unknown
+interface, port in use); 3 multicast broken where unicast works (--hosts).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,7 +137,18 @@ Durations take a unit (500us, 10ms, 2s, 10m); a bare number means seconds, as in
 Examples:
   mcprobe probe --iface eth0                            10 s at 10 probes/s, table on stdout
   mcprobe probe --iface eth0 --rate 1000 --count 5000 --out run1/ --raw
-  mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5")]
+  mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5
+  # unicast beside multicast for each expected host, and a verdict per host:
+  mcprobe probe --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13
+  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed:
+  mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  # IPv6 (an interface is required):
+  mcprobe probe --iface eth0 --group ff12::4242
+  # the course lab's protocol, against its Python receivers:
+  mcprobe probe --iface eth0 --plain --group 224.3.29.71 --port 10000
+
+Exit codes: 0 success; 1 a threshold was not met or an expected host is not ok; 2 usage or
+environment error; 3 multicast broken where unicast works (--hosts).")]
 pub struct ProbeArgs {
     #[command(flatten)]
     pub net: GroupArgs,
