@@ -491,12 +491,16 @@ impl HostSummary {
 fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
     let Some(v) = h.view else { return (0, 0, lost) };
     let upto = (v.seq + 1).min(sent);
-    let forward = upto.saturating_sub(v.received);
+    // A probe duplicated on the way (netem duplicate, a host joined twice) is counted twice by the
+    // responder and answered twice; each such second ack reaches us as a duplicate. Take them out
+    // of both counts, or duplication would hide forward loss and pose as return loss.
+    let distinct_received = v.received.saturating_sub(h.duplicates);
+    let forward = upto.saturating_sub(distinct_received);
     // Acks the responder sent up to its newest one, minus those that reached us in any state.
-    let ret = v.acks_sent.saturating_sub(h.acks_unique.min(v.acks_sent));
+    let ret = v.acks_sent.saturating_sub(h.acks_unique + h.duplicates);
     let unknown = sent - upto;
     // The parts come from two sides' counters; keep them consistent with the total even if a
-    // responder's counts are odd (duplicated probes, a counter that restarted).
+    // responder's counts are odd (a duplicated ack rather than probe, a counter that restarted).
     let mut parts = [forward, ret, unknown];
     let mut budget = lost.saturating_sub(h.late);
     for p in &mut parts {

@@ -259,3 +259,27 @@ fn outages_are_found_after_the_first_answer() {
     let s = r.summary(h);
     assert_eq!((s.outages, s.longest_outage_probes), (2, 10));
 }
+
+#[test]
+fn duplicated_probes_neither_hide_forward_loss_nor_pose_as_return_loss() {
+    let mut r = run(false);
+    let tx = send(&mut r, 100);
+    // The network duplicates every tenth probe and drops probes 50..55 on the way out; the
+    // responder answers every copy it gets, and every ack arrives.
+    let (mut received, mut acks) = (0u32, 0u32);
+    for (i, &t) in tx.iter().enumerate() {
+        if (50..55).contains(&i) {
+            continue;
+        }
+        let copies = if i % 10 == 3 { 2 } else { 1 };
+        for _ in 0..copies {
+            received += 1;
+            acks += 1;
+            r.on_ack(&ack(1, i as u64, t, received, acks), addr(), t + MS);
+        }
+    }
+    r.finalize_all();
+    let s = r.summary(&r.hosts()[0]);
+    assert_eq!((s.received, s.duplicates, s.lost), (95, 9, 5)); // probe 53 was dropped, not duplicated
+    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (5, 0, 0));
+}
