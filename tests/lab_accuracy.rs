@@ -17,6 +17,14 @@ const PREFIX: &str = "mcacc";
 const OUTAGE_PREFIX: &str = "mcout";
 const PROBES: u64 = 2000;
 
+/// The lab tests take turns: timing figures (a 10 ms delay within ±3 %) should not depend on
+/// another lab's traffic and delayer competing for the same two vCPUs.
+static ONE_LAB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_lab_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -86,6 +94,7 @@ fn known_impairments_are_measured() {
         println!("skipped: the namespace lab needs root (CI runs this as root)");
         return;
     }
+    let _turn = one_lab_at_a_time();
     lab(&["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", PREFIX).arg("down").status();
     lab(&["up", "5"]);
@@ -159,6 +168,7 @@ fn a_multicast_cut_is_found_as_an_outage() {
         println!("skipped: the namespace lab needs root (CI runs this as root)");
         return;
     }
+    let _turn = one_lab_at_a_time();
     lab_in(OUTAGE_PREFIX, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", OUTAGE_PREFIX).arg("down").status();
     lab_in(OUTAGE_PREFIX, &["up", "3"]);
@@ -214,6 +224,7 @@ fn a_lan_is_diagnosed_host_by_host() {
         println!("skipped: the namespace lab needs root (CI runs this as root)");
         return;
     }
+    let _turn = one_lab_at_a_time();
     lab_in(P, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
     lab_in(P, &["up", "5"]);
@@ -259,6 +270,7 @@ fn ipv6_groups_and_source_specific_joins_work() {
         println!("skipped: IPv6 multicast does not work over lo, so this needs the namespace lab and root");
         return;
     }
+    let _turn = one_lab_at_a_time();
     lab_in(P, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
     lab_in(P, &["up", "4"]);
@@ -348,6 +360,7 @@ fn a_host_behind_a_router_gets_the_ttl_advice() {
         println!("skipped: the routed lab needs root (CI runs this as root)");
         return;
     }
+    let _turn = one_lab_at_a_time();
     let _lab = Routed::up();
     let mut c = Command::new("ip");
     c.args(["netns", "exec", "mcrt-b", env!("CARGO_BIN_EXE_mcprobe")]);
