@@ -243,9 +243,8 @@ do_down() {
         modprobe -r br_netfilter 2>/dev/null && log "unloaded br_netfilter" || true
         rm -f "$STATE_ROOT/brnf-loaded-by-lab"
     fi
-    # The lock file and an empty state root go too (leave no trace).
-    rm -f "$STATE_ROOT/$PREFIX.lock"
-    rmdir "$STATE_ROOT" 2>/dev/null || true
+    # The lock file stays: unlinking a lock that another lab.sh may be waiting on would let a
+    # newcomer lock a different file, and flock would no longer keep them apart.
     [[ $found == 1 ]] && log "lab '$PREFIX' removed" || log "lab '$PREFIX': nothing to remove"
 }
 

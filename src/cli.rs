@@ -11,7 +11,7 @@ use crate::prober::Schedule;
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
-/// Default UDP port, unassigned by IANA.
+/// Default UDP port: a fixed one, so responders and probers meet without configuration.
 pub const DEFAULT_PORT: u16 = 24242;
 
 const EXAMPLES: &str = "\
@@ -25,7 +25,8 @@ Examples:
 
 Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, or an
 expected host (--hosts) is not ok; 2 usage or environment error (bad flag value, unknown
-interface, port in use); 3 multicast broken where unicast works (--hosts).";
+interface, port in use); 3 multicast broken where unicast works (--hosts); 130 a second
+Ctrl-C (the first one stops the run and still reports).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -214,10 +215,11 @@ pub struct ProbeArgs {
     pub timeout: Duration,
 
     /// Width of one row of intervals.csv.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_report_interval)]
     pub report_interval: Duration,
 
-    /// Write summary.csv and intervals.csv (and probes.csv with --raw) into this folder.
+    /// Write summary.csv, intervals.csv and outages.csv (and probes.csv with --raw) into this
+    /// folder.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -343,12 +345,21 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("'{s}' is not a network (10.0.0.0/8) or an address"))
 }
 
-/// Parses a rate in probes per second, above 0 and at most 1 million.
+/// Parses a rate in probes per second, from 0.001 (one every 1000 s) to 1 million.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e6 => Ok(r),
-        _ => Err(format!("'{s}' is not a rate between 0 and 1000000 probes/s")),
+        Ok(r) if r.is_finite() && (0.001..=1e6).contains(&r) => Ok(r),
+        _ => Err(format!("'{s}' is not a rate between 0.001 and 1000000 probes/s")),
     }
+}
+
+/// Parses `--report-interval`: at least 10 ms, so a long run cannot ask for millions of rows.
+pub fn parse_report_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("'{s}' is shorter than the shortest report interval, 10ms"));
+    }
+    Ok(d)
 }
 
 /// Parses a percentage between 0 and 100.
@@ -406,6 +417,10 @@ mod tests {
         assert_eq!(parse_rate("1000"), Ok(1000.0));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("1e-20").is_err());
+        assert_eq!(parse_rate("0.001"), Ok(0.001));
+        assert!(parse_report_interval("1ns").is_err());
+        assert_eq!(parse_report_interval("10ms"), Ok(Duration::from_millis(10)));
         assert_eq!(parse_percent("0.5%"), Ok(0.5));
         assert!(parse_percent("101").is_err());
     }

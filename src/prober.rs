@@ -22,6 +22,8 @@ use crate::wire::{self, Message, Probe};
 
 /// The sender sleeps until this long before a deadline, then spins.
 const SPIN_BEFORE: Duration = Duration::from_micros(80);
+/// Longest sleep between two looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 /// The last stretch before a deadline is spun without yielding.
 const PURE_SPIN: Duration = Duration::from_micros(10);
 /// Probes are kept open this much past the timeout, so acks already queued in the socket are
@@ -229,10 +231,14 @@ fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
 /// thread on each turn (at high rates the sender never sleeps, and on a small machine the
 /// responder and the ack receiver need that CPU), then a pure spin for the last few µs, where
 /// giving the CPU away could cost a whole time slice.
-fn wait_until(deadline: Instant) {
-    let now = Instant::now();
-    if deadline > now + SPIN_BEFORE {
-        thread::sleep(deadline - now - SPIN_BEFORE);
+fn wait_until(deadline: Instant, stop: &AtomicBool) {
+    // Long waits are slept in slices, so a Ctrl-C is acted on within one slice, not one interval.
+    loop {
+        let now = Instant::now();
+        if deadline <= now + SPIN_BEFORE || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        thread::sleep((deadline - now - SPIN_BEFORE).min(STOP_CHECK));
     }
     while Instant::now() + PURE_SPIN < deadline {
         thread::yield_now();
@@ -280,13 +286,18 @@ fn send_loop(
                 };
             }
             let deadline = start + offset;
-            wait_until(deadline);
+            wait_until(deadline, stop);
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             let left = Instant::now();
-            let tx_ns = net::now_ns();
-            let seq = shared.runs.lock().unwrap_or_else(|e| e.into_inner()).multicast.record_send(tx_ns);
+            // The transmit time is read with the run's lock held, so waiting for the lock (the
+            // receiver holds it while it accounts an ack) never counts as network time.
+            let (seq, tx_ns) = {
+                let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+                let tx_ns = net::now_ns();
+                (runs.multicast.record_send(tx_ns), tx_ns)
+            };
             encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
             if let Err(e) = sock.send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
@@ -299,8 +310,11 @@ fn send_loop(
             lateness.saturating_record(left.saturating_duration_since(deadline).as_nanos() as u64);
             for (i, &host) in cfg.hosts.iter().enumerate() {
                 let session = session.wrapping_add(1 + i as u64);
-                let tx_ns = net::now_ns();
-                let seq = shared.runs.lock().unwrap_or_else(|e| e.into_inner()).unicast[i].run.record_send(tx_ns);
+                let (seq, tx_ns) = {
+                    let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+                    let tx_ns = net::now_ns();
+                    (runs.unicast[i].run.record_send(tx_ns), tx_ns)
+                };
                 encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
                 if sock.send_to(&buf, SocketAddr::new(host, cfg.port)).is_err() {
                     send_errors += 1;
@@ -395,10 +409,12 @@ fn recv_loop(
             last_finalize = Instant::now();
             let now = net::now_ns();
             runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
-            // Grace period over and nothing left in the socket: the run is complete.
-            let complete = got.is_none()
-                && shared.sending_done.load(Ordering::Acquire)
-                && shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t.elapsed() >= cfg.timeout);
+            // The run is complete once the grace period is over and the socket is drained, or, if
+            // datagrams keep coming (a flood, a stray sender), once the grace period plus the
+            // retention margin is over: anything later could not be on time anyway.
+            let since_last = shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
+            let complete = shared.sending_done.load(Ordering::Acquire)
+                && since_last.is_some_and(|e| e >= cfg.timeout && (got.is_none() || e >= cfg.timeout + RETAIN_MARGIN));
             if complete {
                 runs.all().for_each(Run::finalize_all);
             }

@@ -174,8 +174,8 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
     let path_col = |p: &str| if paths { format!("{p:<9}  ") } else { String::new() };
     writeln!(
         w,
-        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", "RET", "DUP", "REOR", "LATE",
+        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", "RET", "UNK", "DUP", "REOR", "LATE",
         "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms"
     )?;
     for r in rows {
@@ -186,7 +186,7 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
         };
         writeln!(
             w,
-            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5} {:>5} {:>5} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
             name,
             r.address,
             path_col(r.path),
@@ -195,6 +195,7 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
             r.loss_pct,
             r.forward_lost,
             r.return_lost,
+            r.unknown_lost,
             r.duplicates,
             r.reordered,
             r.late,
@@ -320,7 +321,7 @@ pub fn write_json(w: &mut impl Write, f: &Findings, o: &Outcome) -> io::Result<(
 }
 
 /// One row of `outages.csv`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct OutageRow {
     pub responder: String,
     pub responder_id: String,
@@ -378,15 +379,43 @@ fn outage_notes(run: &Run, max: usize) -> Vec<String> {
 pub struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
     path: PathBuf,
+    tmp_path: PathBuf,
+}
+
+/// Temporary files not yet renamed into place: a second Ctrl-C removes them before exiting, so
+/// nothing half-written is left behind.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temporary files of reports still being written (for an immediate exit).
+pub fn remove_unfinished() {
+    let files = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    for f in files.iter() {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// The header line of `T`'s CSV rows, taken from a default row, so that a file without rows
+/// still says what its columns are.
+fn header_line<T: Serialize + Default>() -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(T::default())?;
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+    Ok(bytes[..end].to_vec())
 }
 
 impl AtomicCsv {
-    pub fn create(dir: &Path, name: &str) -> Result<Self> {
-        let tmp = tempfile::Builder::new()
+    /// Starts `dir/name` for rows of type `T`, its header already written.
+    pub fn create<T: Serialize + Default>(dir: &Path, name: &str) -> Result<Self> {
+        let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-        Ok(AtomicCsv { writer: csv::Writer::from_writer(tmp), path: dir.join(name) })
+        tmp.write_all(&header_line::<T>()?).with_context(|| format!("cannot write in {}", dir.display()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        UNFINISHED.lock().unwrap_or_else(|e| e.into_inner()).push(tmp_path.clone());
+        let writer = csv::WriterBuilder::new().has_headers(false).from_writer(tmp);
+        Ok(AtomicCsv { writer, path: dir.join(name), tmp_path })
     }
 
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
@@ -396,13 +425,17 @@ impl AtomicCsv {
     pub fn commit(self) -> Result<PathBuf> {
         let tmp = self.writer.into_inner().map_err(|e| anyhow::anyhow!("cannot write: {}", e.error()))?;
         tmp.as_file().sync_all().ok();
+        // Reports are for reading: rw-r--r--, not the temporary file's rw-------.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
         tmp.persist(&self.path).with_context(|| format!("cannot rename into {}", self.path.display()))?;
+        UNFINISHED.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| p != &self.tmp_path);
         Ok(self.path)
     }
 }
 
-fn write_all<T: Serialize>(dir: &Path, name: &str, rows: &[T]) -> Result<PathBuf> {
-    let mut f = AtomicCsv::create(dir, name)?;
+fn write_all<T: Serialize + Default>(dir: &Path, name: &str, rows: &[T]) -> Result<PathBuf> {
+    let mut f = AtomicCsv::create::<T>(dir, name)?;
     for r in rows {
         f.write(r)?;
     }
@@ -427,8 +460,8 @@ pub struct StreamedCsvs {
 
 impl StreamedCsvs {
     pub fn create(dir: &Path, raw: bool) -> Result<Self> {
-        let raw = if raw { Some(AtomicCsv::create(dir, "probes.csv")?) } else { None };
-        Ok(StreamedCsvs { intervals: AtomicCsv::create(dir, "intervals.csv")?, raw })
+        let raw = if raw { Some(AtomicCsv::create::<RawRow>(dir, "probes.csv")?) } else { None };
+        Ok(StreamedCsvs { intervals: AtomicCsv::create::<IntervalRow>(dir, "intervals.csv")?, raw })
     }
 
     pub fn write(&mut self, raw: &[RawRow], intervals: &[IntervalRow]) -> Result<()> {

@@ -99,3 +99,19 @@ fn help_teaches_with_examples() {
         assert!(help.contains(needle), "{needle:?} missing from probe --help");
     }
 }
+
+#[test]
+fn a_port_held_without_sharing_is_named() {
+    // A socket bound without SO_REUSEADDR: a responder cannot share the port with it.
+    let holder = std::net::UdpSocket::bind(("0.0.0.0", 0)).unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    fails_with(&["respond", "--iface", "127.0.0.1", "--port", &port], &[&format!("--port {port}"), "in use"]);
+}
+
+#[test]
+fn ipv6_over_loopback_is_explained() {
+    fails_with(
+        &["probe", "--iface", "lo", "--group", "ff12::4242", "--count", "1"],
+        &["does not carry IPv6 multicast over lo"],
+    );
+}

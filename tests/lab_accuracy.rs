@@ -12,9 +12,11 @@ use std::process::Command;
 
 use common::*;
 
-const PREFIX: &str = "mcacc";
-/// The outage test's own lab, so the two tests can run at once.
-const OUTAGE_PREFIX: &str = "mcout";
+/// Each test's lab prefix carries this process's id, so two checkouts running the suite at
+/// once never take down each other's labs.
+fn prefix(base: &str) -> &'static str {
+    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
+}
 const PROBES: u64 = 2000;
 
 /// The lab tests take turns: timing figures (a 10 ms delay within ±3 %) should not depend on
@@ -30,7 +32,7 @@ fn repo() -> PathBuf {
 }
 
 fn lab(args: &[&str]) -> String {
-    lab_in(PREFIX, args)
+    lab_in(prefix("ma"), args)
 }
 
 fn lab_in(prefix: &str, args: &[&str]) -> String {
@@ -53,7 +55,7 @@ impl Drop for Lab {
 
 /// `mcprobe` inside host `h`'s namespace.
 fn in_host(h: &str) -> Command {
-    in_lab_host(PREFIX, h)
+    in_lab_host(prefix("ma"), h)
 }
 
 fn in_lab_host(prefix: &str, h: &str) -> Command {
@@ -96,9 +98,9 @@ fn known_impairments_are_measured() {
     }
     let _turn = one_lab_at_a_time();
     lab(&["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", PREFIX).arg("down").status();
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", prefix("ma")).arg("down").status();
     lab(&["up", "5"]);
-    let _lab = Lab(PREFIX);
+    let _lab = Lab(prefix("ma"));
     let _responders: Vec<Responder> = ["h2", "h3", "h4", "h5"]
         .iter()
         .map(|h| {
@@ -169,21 +171,21 @@ fn a_multicast_cut_is_found_as_an_outage() {
         return;
     }
     let _turn = one_lab_at_a_time();
-    lab_in(OUTAGE_PREFIX, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", OUTAGE_PREFIX).arg("down").status();
-    lab_in(OUTAGE_PREFIX, &["up", "3"]);
-    let _lab = Lab(OUTAGE_PREFIX);
+    lab_in(prefix("mo"), &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", prefix("mo")).arg("down").status();
+    lab_in(prefix("mo"), &["up", "3"]);
+    let _lab = Lab(prefix("mo"));
     let mut responders: Vec<Responder> = ["h2", "h3"]
         .iter()
         .map(|h| {
-            let mut c = in_lab_host(OUTAGE_PREFIX, h);
+            let mut c = in_lab_host(prefix("mo"), h);
             c.args(["respond", "--iface", "veth0", "--port", "24242", "--name", h]);
             Responder::spawn(c)
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let interval_ns = 100_000_000u64;
-    let mut c = in_lab_host(OUTAGE_PREFIX, "h1");
+    let mut c = in_lab_host(prefix("mo"), "h1");
     c.args(["probe", "--iface", "veth0", "--port", "24242", "--interval", "100ms", "--count", "80"])
         .args(["--timeout", "500ms", "--quiet", "--out", dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
@@ -193,10 +195,10 @@ fn a_multicast_cut_is_found_as_an_outage() {
     // Cut h2 off the group (every packet it would receive is dropped) for about 2.5 s, then
     // restore it. The sleeps place the cut in the run; they assert nothing.
     std::thread::sleep(std::time::Duration::from_millis(2000));
-    let (cut_a, _) = (now_unix_ns(), lab_in(OUTAGE_PREFIX, &["impair", "h2", "ingress", "--loss", "100"]));
+    let (cut_a, _) = (now_unix_ns(), lab_in(prefix("mo"), &["impair", "h2", "ingress", "--loss", "100"]));
     let cut_b = now_unix_ns();
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let (back_a, _) = (now_unix_ns(), lab_in(OUTAGE_PREFIX, &["clear", "h2", "ingress"]));
+    let (back_a, _) = (now_unix_ns(), lab_in(prefix("mo"), &["clear", "h2", "ingress"]));
     let back_b = now_unix_ns();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
@@ -219,28 +221,28 @@ fn a_multicast_cut_is_found_as_an_outage() {
 
 #[test]
 fn a_lan_is_diagnosed_host_by_host() {
-    const P: &str = "mcdiag";
+    let p = prefix("md");
     if !nix::unistd::geteuid().is_root() {
         println!("skipped: the namespace lab needs root (CI runs this as root)");
         return;
     }
     let _turn = one_lab_at_a_time();
-    lab_in(P, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
-    lab_in(P, &["up", "5"]);
-    let _lab = Lab(P);
+    lab_in(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab_in(p, &["up", "5"]);
+    let _lab = Lab(p);
     // h2 is healthy; h3 listens but joined another group (as with a missing join or snooping
     // without a querier); h4 runs no responder; h5 loses 30 % of what it receives.
     let respond = |h: &str, group: &str| {
-        let mut c = in_lab_host(P, h);
+        let mut c = in_lab_host(p, h);
         c.args(["respond", "--iface", "veth0", "--port", "24242", "--group", group, "--name", h]);
         Responder::spawn(c)
     };
     let _r = [respond("h2", "239.255.42.42"), respond("h3", "239.255.42.99"), respond("h5", "239.255.42.42")];
-    lab_in(P, &["impair", "h5", "ingress", "--loss", "30"]);
-    let hosts: Vec<String> = (2..=5).map(|i| lab_in(P, &["addr", &format!("h{i}")]).trim().to_string()).collect();
+    lab_in(p, &["impair", "h5", "ingress", "--loss", "30"]);
+    let hosts: Vec<String> = (2..=5).map(|i| lab_in(p, &["addr", &format!("h{i}")]).trim().to_string()).collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut c = in_lab_host(P, "h1");
+    let mut c = in_lab_host(p, "h1");
     c.args(["probe", "--iface", "veth0", "--port", "24242", "--rate", "100", "--count", "300", "--quiet"]).args([
         "--hosts",
         &hosts.join(","),
@@ -265,20 +267,20 @@ fn a_lan_is_diagnosed_host_by_host() {
 
 #[test]
 fn ipv6_groups_and_source_specific_joins_work() {
-    const P: &str = "mcv6";
+    let p = prefix("m6");
     if !nix::unistd::geteuid().is_root() {
         println!("skipped: IPv6 multicast does not work over lo, so this needs the namespace lab and root");
         return;
     }
     let _turn = one_lab_at_a_time();
-    lab_in(P, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", P).arg("down").status();
-    lab_in(P, &["up", "4"]);
-    let _lab = Lab(P);
-    let v4 = |h: &str| lab_in(P, &["addr", h]).trim().to_string();
-    let v6 = |h: &str| lab_in(P, &["addr", h, "-6"]).trim().to_string();
+    lab_in(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab_in(p, &["up", "4"]);
+    let _lab = Lab(p);
+    let v4 = |h: &str| lab_in(p, &["addr", h]).trim().to_string();
+    let v6 = |h: &str| lab_in(p, &["addr", h, "-6"]).trim().to_string();
     let respond = |h: &str, group: &str, source: Option<String>| {
-        let mut c = in_lab_host(P, h);
+        let mut c = in_lab_host(p, h);
         c.args(["respond", "--iface", "veth0", "--port", "24242", "--group", group, "--name", h]);
         if let Some(s) = source {
             c.args(["--source", &s]);
@@ -287,7 +289,7 @@ fn ipv6_groups_and_source_specific_joins_work() {
     };
     let probe = |group: &str| -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = in_lab_host(P, "h1");
+        let mut c = in_lab_host(p, "h1");
         c.args(["probe", "--iface", "veth0", "--port", "24242", "--group", group, "--count", "50", "--rate", "100"])
             .args(["--timeout", "300ms", "--quiet", "--out", dir.path().to_str().unwrap()]);
         let out = run(c);
@@ -314,43 +316,48 @@ fn ipv6_groups_and_source_specific_joins_work() {
 
 /// Two subnets joined by a router namespace without multicast routing, built here directly
 /// (scripts/lab.sh builds flat LANs). Everything lives in the namespaces; all go on drop.
-struct Routed;
+struct Routed {
+    a: String,
+    r: String,
+    b: String,
+}
 
 impl Routed {
-    const NS: [&'static str; 3] = ["mcrt-a", "mcrt-r", "mcrt-b"];
-
     fn up() -> Routed {
-        Routed::down();
-        let sh = |cmd: &str| {
-            let st = Command::new("sh").args(["-ec", cmd]).status().unwrap();
+        let id = std::process::id() % 100_000;
+        let lab = Routed { a: format!("mcrt{id}-a"), r: format!("mcrt{id}-r"), b: format!("mcrt{id}-b") };
+        lab.down();
+        let (a, r, b) = (&lab.a, &lab.r, &lab.b);
+        let sh = |cmd: String| {
+            let st = Command::new("sh").args(["-ec", &cmd]).status().unwrap();
             assert!(st.success(), "{cmd}");
         };
-        for ns in Routed::NS {
-            sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        for ns in [a, r, b] {
+            sh(format!("ip netns add {ns} && ip -n {ns} link set lo up"));
         }
         // The veth pairs are made inside the router's namespace and their peers moved straight
         // into the hosts' namespaces: nothing touches the root namespace.
-        sh("ip -n mcrt-r link add va type veth peer name veth0 netns mcrt-a");
-        sh("ip -n mcrt-r link add vb type veth peer name veth0 netns mcrt-b");
-        sh("ip -n mcrt-r addr add 10.88.1.1/24 dev va && ip -n mcrt-r addr add 10.88.2.1/24 dev vb");
-        sh("ip -n mcrt-r link set va up && ip -n mcrt-r link set vb up");
-        sh("ip netns exec mcrt-r sysctl -qw net.ipv4.ip_forward=1");
-        sh("ip -n mcrt-a addr add 10.88.1.2/24 dev veth0 && ip -n mcrt-a link set veth0 up");
-        sh("ip -n mcrt-b addr add 10.88.2.2/24 dev veth0 && ip -n mcrt-b link set veth0 up");
-        sh("ip -n mcrt-a route add default via 10.88.1.1 && ip -n mcrt-b route add default via 10.88.2.1");
-        Routed
+        sh(format!("ip -n {r} link add va type veth peer name veth0 netns {a}"));
+        sh(format!("ip -n {r} link add vb type veth peer name veth0 netns {b}"));
+        sh(format!("ip -n {r} addr add 10.88.1.1/24 dev va && ip -n {r} addr add 10.88.2.1/24 dev vb"));
+        sh(format!("ip -n {r} link set va up && ip -n {r} link set vb up"));
+        sh(format!("ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1"));
+        sh(format!("ip -n {a} addr add 10.88.1.2/24 dev veth0 && ip -n {a} link set veth0 up"));
+        sh(format!("ip -n {b} addr add 10.88.2.2/24 dev veth0 && ip -n {b} link set veth0 up"));
+        sh(format!("ip -n {a} route add default via 10.88.1.1 && ip -n {b} route add default via 10.88.2.1"));
+        lab
     }
 
-    fn down() {
-        for ns in Routed::NS {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    fn down(&self) {
+        for ns in [&self.a, &self.r, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(std::process::Stdio::null()).status();
         }
     }
 }
 
 impl Drop for Routed {
     fn drop(&mut self) {
-        Routed::down();
+        self.down();
     }
 }
 
@@ -361,13 +368,13 @@ fn a_host_behind_a_router_gets_the_ttl_advice() {
         return;
     }
     let _turn = one_lab_at_a_time();
-    let _lab = Routed::up();
+    let lab = Routed::up();
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", "mcrt-b", env!("CARGO_BIN_EXE_mcprobe")]);
+    c.args(["netns", "exec", &lab.b, env!("CARGO_BIN_EXE_mcprobe")]);
     c.args(["respond", "--iface", "veth0", "--port", "24242", "--name", "far"]);
     let _far = Responder::spawn(c);
     let mut p = Command::new("ip");
-    p.args(["netns", "exec", "mcrt-a", env!("CARGO_BIN_EXE_mcprobe")]);
+    p.args(["netns", "exec", &lab.a, env!("CARGO_BIN_EXE_mcprobe")]);
     p.args(["probe", "--iface", "veth0", "--port", "24242", "--hosts", "10.88.2.2", "--count", "30", "--rate", "100"])
         .args(["--timeout", "300ms", "--quiet", "--json"]);
     let out = run(p);

@@ -143,6 +143,13 @@ impl Responder {
             self.counters.too_small += 1;
             return;
         }
+        // Never answer an answer: another responder's `ack`, or anything sent from the group's
+        // port (where responders answer from), so two plain responders cannot be set ping-ponging
+        // by one forged datagram.
+        if datagram == PLAIN_ACK || rx.from.port() == self.cfg.port {
+            self.counters.ignored += 1;
+            return;
+        }
         if !self.limiter.as_mut().is_none_or(|l| l.allow(rx.from.ip(), rx.rx_ns)) {
             self.counters.limited += 1;
             return;
@@ -238,11 +245,11 @@ impl Responder {
             key.seal(&mut bytes);
         }
         let sock = self.reply.as_ref().unwrap_or(&self.sock);
+        // The ack's number is used even if sending fails, so the prober counts a failed send as
+        // a lost ack (return loss) rather than losing track of it.
+        state.acks_sent += 1;
         match sock.send_to(&bytes, rx.from) {
-            Ok(_) => {
-                state.acks_sent += 1;
-                self.counters.acks_sent += 1;
-            }
+            Ok(_) => self.counters.acks_sent += 1,
             Err(_) => self.counters.send_errors += 1,
         }
         // Told after the first ack left, so "session" means "answered", not just "heard".

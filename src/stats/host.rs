@@ -26,6 +26,51 @@ impl IntervalAcc {
     }
 }
 
+/// The sequence numbers acked by one responder among the newest [`SeqBits::SPAN`], 1 bit each:
+/// tells a copy of an ack from a first one even after its probe was closed (2 KiB per responder).
+#[derive(Debug, Clone)]
+pub struct SeqBits {
+    words: Vec<u64>,
+    /// Lowest sequence number covered.
+    base: u64,
+}
+
+impl SeqBits {
+    pub const SPAN: u64 = 16_384;
+
+    pub fn new() -> Self {
+        SeqBits { words: vec![0; (Self::SPAN / 64) as usize], base: 0 }
+    }
+
+    /// Marks `seq`; `false` when it was marked already. Numbers older than the span count as new.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        if seq < self.base {
+            return true;
+        }
+        if seq >= self.base + Self::SPAN {
+            // Slide forward, clearing the numbers that leave the span (all of them on a big jump).
+            let new_base = seq + 1 - Self::SPAN;
+            let leaving = (new_base - self.base).min(Self::SPAN);
+            for s in self.base..self.base + leaving {
+                let i = (s % Self::SPAN) as usize;
+                self.words[i / 64] &= !(1 << (i % 64));
+            }
+            self.base = new_base;
+        }
+        let i = (seq % Self::SPAN) as usize;
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        let fresh = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        fresh
+    }
+}
+
+impl Default for SeqBits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What one responder's latest ack says about its side of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponderView {
@@ -65,6 +110,12 @@ pub struct HostStats {
     pub max_seq: Option<u64>,
     pub min_seq: Option<u64>,
     pub view: Option<ResponderView>,
+    /// Which recent probes this responder acked (on time or late).
+    pub acked: SeqBits,
+    /// Which of the responder's own ack numbers reached us, and how many distinct ones: a copy of
+    /// an ack repeats its number, an ack of a duplicated probe has a new one.
+    pub ack_numbers: SeqBits,
+    pub acks_distinct: u64,
     /// Accumulators of the open intervals; the front one is interval `first_open`.
     open_intervals: VecDeque<IntervalAcc>,
     first_open: usize,
@@ -107,11 +158,17 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
     }
 }
 
+/// A responder's name as it may be shown: control characters (which could rewrite the
+/// prober's terminal or fake a line of its table) become U+FFFD.
+pub fn printable(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
+}
+
 impl HostStats {
     pub fn new(ack: &Ack, addr: SocketAddr) -> Self {
         HostStats {
             responder_id: ack.responder,
-            name: ack.name.clone(),
+            name: printable(&ack.name),
             addr,
             ttl: ack.ttl,
             arrival: ack.arrival,
@@ -130,6 +187,9 @@ impl HostStats {
             max_seq: None,
             min_seq: None,
             view: None,
+            acked: SeqBits::new(),
+            ack_numbers: SeqBits::new(),
+            acks_distinct: 0,
             open_intervals: VecDeque::new(),
             first_open: 0,
             first_row_seq: None,
@@ -143,7 +203,7 @@ impl HostStats {
     /// Notes the identity fields every ack carries (the name may be missing from small acks).
     pub fn observe(&mut self, ack: &Ack, addr: SocketAddr) {
         if !ack.name.is_empty() && ack.name.len() >= self.name.len() {
-            self.name.clone_from(&ack.name);
+            self.name = printable(&ack.name);
         }
         self.addr = addr;
         self.ttl = ack.ttl;

@@ -17,7 +17,7 @@
 
 mod host;
 
-pub use host::{HostStats, IntervalAcc, Outage, ResponderView, MAX_OUTAGES};
+pub use host::{HostStats, IntervalAcc, Outage, ResponderView, SeqBits, MAX_OUTAGES};
 
 use serde::Serialize;
 
@@ -49,7 +49,7 @@ pub enum AckOutcome {
 
 /// One row of `intervals.csv`: one responder in one interval. An interval is complete about one
 /// timeout after it ends; a responder has rows in every interval completed after it was first heard.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IntervalRow {
     pub interval_start_s: f64,
     pub responder: String,
@@ -62,7 +62,7 @@ pub struct IntervalRow {
 }
 
 /// One row of `probes.csv`: one probe and one responder.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RawRow {
     pub seq: u64,
     pub responder_id: String,
@@ -207,11 +207,20 @@ impl Run {
         let host = &mut self.hosts[idx as usize];
         host.observe(ack, from);
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
+        if host.ack_numbers.insert(crate::wire::unwrap_counter(ack.ack_seq, ack.seq)) {
+            host.acks_distinct += 1;
+        }
+        // A second copy of an ack is a duplicate, whether the first came on time or late.
+        if !host.acked.insert(ack.seq) {
+            host.record_duplicate();
+            return AckOutcome::Duplicate;
+        }
         if !in_window || rtt_ns > self.cfg.timeout_ns {
             host.record_late();
             return AckOutcome::Late;
         }
         let probe = &mut self.window[(ack.seq - self.finalized) as usize];
+        // At very high rates the window can hold more probes than `acked` spans: check here too.
         if probe.acks.iter().any(|&(h, _)| h == idx) {
             host.record_duplicate();
             return AckOutcome::Duplicate;
@@ -492,12 +501,13 @@ fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
     let Some(v) = h.view else { return (0, 0, lost) };
     let upto = (v.seq + 1).min(sent);
     // A probe duplicated on the way (netem duplicate, a host joined twice) is counted twice by the
-    // responder and answered twice; each such second ack reaches us as a duplicate. Take them out
-    // of both counts, or duplication would hide forward loss and pose as return loss.
-    let distinct_received = v.received.saturating_sub(h.duplicates);
-    let forward = upto.saturating_sub(distinct_received);
-    // Acks the responder sent up to its newest one, minus those that reached us in any state.
-    let ret = v.acks_sent.saturating_sub(h.acks_unique + h.duplicates);
+    // responder and answered twice, under a new ack number; a duplicated ack repeats its number.
+    // Acks with numbers beyond one per probe therefore answered probe copies: take those copies
+    // out of the responder's count, or duplication would hide forward loss.
+    let copies = h.acks_distinct.saturating_sub(h.acks_unique);
+    let forward = upto.saturating_sub(v.received.saturating_sub(copies));
+    // Acks the responder sent up to its newest one, minus the distinct ones that reached us.
+    let ret = v.acks_sent.saturating_sub(h.acks_distinct);
     let unknown = sent - upto;
     // The parts come from two sides' counters; keep them consistent with the total even if a
     // responder's counts are odd (a duplicated ack rather than probe, a counter that restarted).

@@ -283,3 +283,68 @@ fn duplicated_probes_neither_hide_forward_loss_nor_pose_as_return_loss() {
     assert_eq!((s.received, s.duplicates, s.lost), (95, 9, 5)); // probe 53 was dropped, not duplicated
     assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (5, 0, 0));
 }
+
+#[test]
+fn a_late_copy_of_an_ack_is_a_duplicate_not_a_late_ack() {
+    let mut r = run(false);
+    let tx = send(&mut r, 10);
+    for (i, &t) in tx.iter().enumerate() {
+        if i != 3 {
+            r.on_ack(&ack(1, i as u64, t, i as u32 + 1, i as u32 + 1), addr(), t + MS);
+        }
+    }
+    r.finalize_older_than(tx[9] + 5000 * MS, 1100 * MS);
+    // A copy of probe 7's ack turns up after its probe was closed.
+    assert_eq!(r.on_ack(&ack(1, 7, tx[7], 8, 8), addr(), tx[7] + 4000 * MS), AckOutcome::Duplicate);
+    r.finalize_all();
+    let s = r.summary(&r.hosts()[0]);
+    assert_eq!((s.lost, s.late, s.duplicates), (1, 0, 1));
+    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 1, 0));
+}
+
+#[test]
+fn seq_bits_slide() {
+    let mut b = SeqBits::new();
+    assert!(b.insert(5) && !b.insert(5));
+    assert!(b.insert(SeqBits::SPAN + 10)); // slides: 5 leaves the span
+    assert!(b.insert(5), "older than the span counts as new");
+    assert!(!b.insert(SeqBits::SPAN + 10));
+    assert!(b.insert(11) && !b.insert(11));
+    assert!(b.insert(10 * SeqBits::SPAN) && !b.insert(10 * SeqBits::SPAN));
+    assert!(b.insert(10 * SeqBits::SPAN - 1));
+}
+
+proptest::proptest! {
+    /// Whatever the network does to probes and acks (loss either way, duplication, delay past the
+    /// timeout), the loss split adds up: lost = forward + return + late + unknown.
+    #[test]
+    fn the_loss_split_always_adds_up(fates in proptest::collection::vec(0u8..6, 1..200)) {
+        let mut r = run(false);
+        let tx = send(&mut r, fates.len() as u64);
+        let (mut received, mut acks) = (0u32, 0u32);
+        for (i, (&t, &fate)) in tx.iter().zip(&fates).enumerate() {
+            // 0 ok, 1 probe lost, 2 ack lost, 3 probe duplicated, 4 ack late, 5 ack duplicated
+            if fate == 1 {
+                continue;
+            }
+            let copies = if fate == 3 { 2 } else { 1 };
+            for _ in 0..copies {
+                received += 1;
+                acks += 1;
+                let a = ack(1, i as u64, t, received, acks);
+                match fate {
+                    2 => {}
+                    4 => { r.on_ack(&a, addr(), t + 2000 * MS); }
+                    5 => { r.on_ack(&a, addr(), t + MS); r.on_ack(&a, addr(), t + 2 * MS); }
+                    _ => { r.on_ack(&a, addr(), t + MS); }
+                }
+            }
+        }
+        r.finalize_all();
+        if let Some(h) = r.hosts().first() {
+            let s = r.summary(h);
+            proptest::prop_assert_eq!(s.lost, s.forward_lost + s.return_lost + s.late + s.unknown_lost, "{:?}", s);
+            proptest::prop_assert_eq!(s.sent, s.received + s.lost + s.limited);
+        }
+    }
+}
