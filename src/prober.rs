@@ -240,6 +240,9 @@ fn wait_until(deadline: Instant, stop: &AtomicBool) {
         }
         thread::sleep((deadline - now - SPIN_BEFORE).min(STOP_CHECK));
     }
+    if stop.load(Ordering::Relaxed) {
+        return;
+    }
     while Instant::now() + PURE_SPIN < deadline {
         thread::yield_now();
     }

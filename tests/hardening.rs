@@ -278,3 +278,64 @@ fn garbage_floods_change_nothing_and_are_counted() {
     let responder_junk = count(" invalid datagrams") + count(" other mcprobe messages") + count(" local drops");
     assert_eq!(responder_junk, EACH as u64, "{closing}");
 }
+
+/// Waits for a child up to `PATIENCE` (a failure bound); `None` if it is still running then.
+fn wait_bounded(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < until {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn ctrl_c_is_acted_on_between_distant_probes() {
+    let port = free_port();
+    let mut r = Responder::start(port, "slow");
+    // One probe a minute: Ctrl-C must not wait for the next one to be due.
+    let mut child = probe_cmd(port, &["--count", "3", "--interval", "60s", "--timeout", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    r.wait_for("session");
+    signal(&child, Signal::SIGINT);
+    let status = wait_bounded(&mut child);
+    let _ = child.kill();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "the run did not end after Ctrl-C");
+}
+
+#[test]
+fn a_steady_trickle_of_datagrams_does_not_keep_the_prober_running() {
+    let port = free_port();
+    let mut r = Responder::start(port, "steady");
+    let mut child = probe_cmd(port, &["--count", "20", "--rate", "100", "--timeout", "300ms", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let session = r.wait_for("session");
+    let prober = (Ipv4Addr::LOCALHOST, prober_port(&session));
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    // Junk every 2 ms (more often than the receiver's 20 ms read timeout) until the prober ends,
+    // for at most PATIENCE: the prober must end while the junk still flows.
+    let until = std::time::Instant::now() + PATIENCE;
+    let mut ended = None;
+    while std::time::Instant::now() < until {
+        let _ = sock.send_to(b"junk", prober);
+        if let Some(st) = child.try_wait().unwrap() {
+            ended = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    assert_eq!(ended.and_then(|s| s.code()), Some(0), "the prober kept running while junk arrived");
+    let out = child.wait_with_output().unwrap();
+    let v = json(&out);
+    assert_eq!(v["responders"][0]["received"], 20);
+    assert!(v["invalid"].as_u64().unwrap() > 0);
+}
