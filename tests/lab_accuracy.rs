@@ -53,6 +53,22 @@ impl Drop for Lab {
     }
 }
 
+/// A fresh lab of `hosts` hosts, its prefix made from `base` and this process's id, removed
+/// when the first element drops; the second holds this test's turn. `None`, with the reason
+/// printed, when not root.
+fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>, &'static str)> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return None;
+    }
+    let turn = one_lab_at_a_time();
+    let p = prefix(base);
+    lab_in(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab_in(p, &["up", &hosts.to_string()]);
+    Some((Lab(p), turn, p))
+}
+
 /// `mcprobe` inside host `h`'s namespace.
 fn in_host(h: &str) -> Command {
     in_lab_host(prefix("ma"), h)
@@ -92,15 +108,7 @@ fn interval99(dropped: f64, seen: f64) -> (f64, f64) {
 
 #[test]
 fn known_impairments_are_measured() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return;
-    }
-    let _turn = one_lab_at_a_time();
-    lab(&["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", prefix("ma")).arg("down").status();
-    lab(&["up", "5"]);
-    let _lab = Lab(prefix("ma"));
+    let Some(_lab) = fresh_lab("ma", 5) else { return };
     let _responders: Vec<Responder> = ["h2", "h3", "h4", "h5"]
         .iter()
         .map(|h| {
@@ -166,15 +174,7 @@ fn now_unix_ns() -> u64 {
 
 #[test]
 fn a_multicast_cut_is_found_as_an_outage() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return;
-    }
-    let _turn = one_lab_at_a_time();
-    lab_in(prefix("mo"), &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", prefix("mo")).arg("down").status();
-    lab_in(prefix("mo"), &["up", "3"]);
-    let _lab = Lab(prefix("mo"));
+    let Some(_lab) = fresh_lab("mo", 3) else { return };
     let mut responders: Vec<Responder> = ["h2", "h3"]
         .iter()
         .map(|h| {
@@ -221,16 +221,8 @@ fn a_multicast_cut_is_found_as_an_outage() {
 
 #[test]
 fn a_lan_is_diagnosed_host_by_host() {
-    let p = prefix("md");
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return;
-    }
-    let _turn = one_lab_at_a_time();
-    lab_in(p, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
-    lab_in(p, &["up", "5"]);
-    let _lab = Lab(p);
+    let Some(lab) = fresh_lab("md", 5) else { return };
+    let p = lab.2;
     // h2 is healthy; h3 listens but joined another group (as with a missing join or snooping
     // without a querier); h4 runs no responder; h5 loses 30 % of what it receives.
     let respond = |h: &str, group: &str| {
@@ -267,16 +259,9 @@ fn a_lan_is_diagnosed_host_by_host() {
 
 #[test]
 fn ipv6_groups_and_source_specific_joins_work() {
-    let p = prefix("m6");
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: IPv6 multicast does not work over lo, so this needs the namespace lab and root");
-        return;
-    }
-    let _turn = one_lab_at_a_time();
-    lab_in(p, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
-    lab_in(p, &["up", "4"]);
-    let _lab = Lab(p);
+    // IPv6 multicast does not work over lo: this needs the namespace lab.
+    let Some(lab) = fresh_lab("m6", 4) else { return };
+    let p = lab.2;
     let v4 = |h: &str| lab_in(p, &["addr", h]).trim().to_string();
     let v6 = |h: &str| lab_in(p, &["addr", h, "-6"]).trim().to_string();
     let respond = |h: &str, group: &str, source: Option<String>| {
