@@ -326,7 +326,7 @@ impl Routed {
         sh(format!("ip -n {r} link add vb type veth peer name veth0 netns {b}"));
         sh(format!("ip -n {r} addr add 10.88.1.1/24 dev va && ip -n {r} addr add 10.88.2.1/24 dev vb"));
         sh(format!("ip -n {r} link set va up && ip -n {r} link set vb up"));
-        sh(format!("ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1"));
+        sh(format!("ip netns exec {r} sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'"));
         sh(format!("ip -n {a} addr add 10.88.1.2/24 dev veth0 && ip -n {a} link set veth0 up"));
         sh(format!("ip -n {b} addr add 10.88.2.2/24 dev veth0 && ip -n {b} link set veth0 up"));
         sh(format!("ip -n {a} route add default via 10.88.1.1 && ip -n {b} route add default via 10.88.2.1"));
