@@ -309,6 +309,8 @@ struct Routed {
 
 impl Routed {
     fn up() -> Routed {
+        // The same tools as the lab (iproute2 above all), installed if missing.
+        lab_in(prefix("mr"), &["require"]);
         let id = std::process::id() % 100_000;
         let lab = Routed { a: format!("mcrt{id}-a"), r: format!("mcrt{id}-r"), b: format!("mcrt{id}-b") };
         lab.down();
