@@ -84,6 +84,8 @@ pub struct Responder {
     sock: UdpSocket,
     reply: Option<UdpSocket>,
     id: u64,
+    /// The ack being sent; identity fields set once, the rest per probe.
+    ack: Ack,
     sessions: SessionTable,
     limiter: Option<RateLimiter>,
     counters: Counters,
@@ -94,13 +96,29 @@ impl Responder {
     pub fn bind(cfg: ResponderConfig) -> Result<Self> {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
+        // Random per start: a restarted responder is visibly a new one.
+        let id: u64 = rand::random();
+        let ack = Ack {
+            session: 0,
+            seq: 0,
+            tx_ns: 0,
+            responder: id,
+            rx_ns: 0,
+            dwell_ns: 0,
+            received: 0,
+            ack_seq: 0,
+            limited: 0,
+            ttl: 0,
+            arrival: Arrival::Unknown,
+            name: cfg.name.clone(),
+        };
         Ok(Responder {
             limiter: RateLimiter::new(cfg.rate_limit),
             cfg,
             sock,
             reply,
-            // Random per start: a restarted responder is visibly a new one.
-            id: rand::random(),
+            id,
+            ack,
             sessions: SessionTable::default(),
             counters: Counters::default(),
         })
@@ -223,21 +241,18 @@ impl Responder {
             self.counters.limited += 1;
             return;
         }
-        let mut ack = Ack {
-            session: probe.session,
-            seq: probe.seq,
-            tx_ns: probe.tx_ns,
-            responder: self.id,
-            rx_ns: rx.rx_ns,
-            dwell_ns: 0,
-            // The wire carries the low 32 bits; the prober restores the rest (wire::unwrap_counter).
-            received: state.received as u32,
-            ack_seq: state.acks_sent as u32,
-            limited: state.limited as u32,
-            ttl: rx.ttl,
-            arrival,
-            name: self.cfg.name.clone(),
-        };
+        // One ack, refilled for every probe: the per-probe path allocates no name.
+        let ack = &mut self.ack;
+        ack.session = probe.session;
+        ack.seq = probe.seq;
+        ack.tx_ns = probe.tx_ns;
+        ack.rx_ns = rx.rx_ns;
+        // The wire carries the low 32 bits; the prober restores the rest (wire::unwrap_counter).
+        ack.received = state.received as u32;
+        ack.ack_seq = state.acks_sent as u32;
+        ack.limited = state.limited as u32;
+        ack.ttl = rx.ttl;
+        ack.arrival = arrival;
         // Transmit time as late as possible: just before encoding and sending.
         ack.dwell_ns = net::now_ns().saturating_sub(rx.rx_ns).min(u32::MAX as u64) as u32;
         let Some(mut bytes) = ack.encode_within(datagram.len() - tag_len) else { return };

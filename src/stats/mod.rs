@@ -107,6 +107,8 @@ pub struct Run {
     /// Intervals `0..intervals_closed` are complete and reported.
     intervals_closed: usize,
     interval_rows: Vec<IntervalRow>,
+    /// Reused by `finalize_front`, so closing a probe allocates nothing.
+    scratch: Vec<Option<u64>>,
     /// Send times of every probe, kept only for raw rows.
     tx_log: Vec<u64>,
     raw_rows: Vec<RawRow>,
@@ -127,6 +129,7 @@ impl Run {
             bogus_acks: 0,
             intervals_closed: 0,
             interval_rows: Vec::new(),
+            scratch: Vec::new(),
             tx_log: Vec::new(),
             raw_rows: Vec::new(),
         }
@@ -262,12 +265,14 @@ impl Run {
         let Some(probe) = self.window.pop_front() else { return };
         // The RTT each host answered this probe with, if it did: one pass over the acks, one
         // over the hosts, whatever their numbers.
-        let mut rtts: Vec<Option<u64>> = vec![None; self.hosts.len()];
+        let mut rtts = std::mem::take(&mut self.scratch);
+        rtts.clear();
+        rtts.resize(self.hosts.len(), None);
         for &(h, rtt) in &probe.acks {
             self.hosts[h as usize].received_finalized += 1;
             rtts[h as usize] = Some(rtt);
         }
-        for (host, rtt) in self.hosts.iter_mut().zip(rtts) {
+        for (host, &rtt) in self.hosts.iter_mut().zip(&rtts) {
             host.on_finalized(probe.seq, probe.tx_ns, rtt.is_some(), self.cfg.outage_min);
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
@@ -275,6 +280,7 @@ impl Run {
             }
         }
         self.finalized = probe.seq + 1;
+        self.scratch = rtts;
     }
 
     fn close_intervals(&mut self) {
