@@ -346,23 +346,14 @@ fn encode_probe(cfg: &ProbeConfig, probe: Probe, buf: &mut Vec<u8>) {
 
 /// A plain reply, as the ack of the newest probe from a responder named by its address.
 fn plain_ack(run: &Run, from: SocketAddr) -> Option<wire::Ack> {
-    use std::hash::{Hash, Hasher};
     let (seq, tx_ns) = run.newest_probe()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    from.hash(&mut h);
     Some(wire::Ack {
         session: run.config().session,
         seq,
         tx_ns,
-        responder: h.finish(),
-        rx_ns: 0,
-        dwell_ns: 0,
-        received: 0,
-        ack_seq: 0,
-        limited: 0,
-        ttl: 0,
-        arrival: wire::Arrival::Unknown,
+        responder: net::source_key(&from),
         name: from.to_string(),
+        ..wire::Ack::default()
     })
 }
 

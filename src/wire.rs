@@ -75,9 +75,10 @@ pub const FLAG_OFFSET: usize = 5;
 pub const TAG_LEN: usize = 16;
 
 /// How a probe reached the responder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
+    #[default]
     Unknown,
     Multicast,
     Unicast,
@@ -119,7 +120,7 @@ pub struct Probe {
 }
 
 /// An ack as a responder sends it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ack {
     pub session: u64,
     pub seq: u64,

@@ -218,6 +218,15 @@ pub fn responder_socket(
     Ok(sock.into())
 }
 
+/// A stable 64-bit key for a source address: identity for plain (`--plain`) peers, whose
+/// datagrams carry none of their own.
+pub fn source_key(addr: &SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    addr.hash(&mut h);
+    h.finish()
+}
+
 /// A socket bound to `addr` on an ephemeral port, for a responder that replies from a chosen
 /// source address (the loopback demo gives each responder its own 127.0.0.x).
 pub fn reply_socket(addr: Ipv4Addr) -> Result<UdpSocket> {

@@ -83,8 +83,7 @@ pub struct Responder {
     cfg: ResponderConfig,
     sock: UdpSocket,
     reply: Option<UdpSocket>,
-    id: u64,
-    /// The ack being sent; identity fields set once, the rest per probe.
+    /// The ack being sent: identity (responder id, name) set once, the rest per probe.
     ack: Ack,
     sessions: SessionTable,
     limiter: Option<RateLimiter>,
@@ -97,27 +96,12 @@ impl Responder {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
-        let id: u64 = rand::random();
-        let ack = Ack {
-            session: 0,
-            seq: 0,
-            tx_ns: 0,
-            responder: id,
-            rx_ns: 0,
-            dwell_ns: 0,
-            received: 0,
-            ack_seq: 0,
-            limited: 0,
-            ttl: 0,
-            arrival: Arrival::Unknown,
-            name: cfg.name.clone(),
-        };
+        let ack = Ack { responder: rand::random(), name: cfg.name.clone(), ..Ack::default() };
         Ok(Responder {
             limiter: RateLimiter::new(cfg.rate_limit),
             cfg,
             sock,
             reply,
-            id,
             ack,
             sessions: SessionTable::default(),
             counters: Counters::default(),
@@ -125,12 +109,12 @@ impl Responder {
     }
 
     pub fn id(&self) -> u64 {
-        self.id
+        self.ack.responder
     }
 
     /// Answers probes until `stop` is set; returns the counters.
     pub fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
-        on_event(&Event::Listening { id: self.id });
+        on_event(&Event::Listening { id: self.ack.responder });
         let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
         let mut cmsg = net::cmsg_buffer();
         while !stop.load(Ordering::Relaxed) {
@@ -172,12 +156,7 @@ impl Responder {
             self.counters.limited += 1;
             return;
         }
-        let source = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            rx.from.hash(&mut h);
-            h.finish()
-        };
+        let source = net::source_key(&rx.from);
         let (_, new_source) = self.sessions.get(source, rx.rx_ns);
         let sock = self.reply.as_ref().unwrap_or(&self.sock);
         match sock.send_to(PLAIN_ACK, rx.from) {
