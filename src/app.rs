@@ -17,9 +17,10 @@ use crate::diagnosis;
 use crate::net::{self, Iface};
 use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
+use crate::report::HostSummary;
 use crate::report::{self, Findings, StreamedCsvs};
 use crate::responder::{AllowList, Event, Responder, ResponderConfig};
-use crate::stats::{format_id, HostSummary, IntervalRow, RawRow};
+use crate::stats::{format_id, IntervalRow, RawRow};
 use crate::wire;
 
 pub const EXIT_OK: i32 = 0;

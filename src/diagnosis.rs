@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::stats::HostSummary;
+use crate::report::HostSummary;
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 1.0;

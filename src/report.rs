@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use crate::diagnosis::{self, Diagnosis};
 use crate::prober::Outcome;
-use crate::stats::{format_id, ns_to_us, HostStats, HostSummary, IntervalRow, RawRow, Run};
+use crate::stats::{format_id, ns_to_us, Figures, HostStats, IntervalRow, RawRow, Run};
 
 /// The hosts of a run in report order: by name, then address, then id, so reruns line up.
 pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
@@ -23,7 +23,8 @@ pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
 /// Final rows, in report order, with restarts linked: a responder id whose name an earlier id
 /// already had (and that started answering after that one stopped) is that responder restarted.
 pub fn summaries(run: &Run) -> Vec<HostSummary> {
-    let mut rows: Vec<HostSummary> = sorted_hosts(run).into_iter().map(|h| run.summary(h)).collect();
+    let mut rows: Vec<HostSummary> =
+        sorted_hosts(run).into_iter().map(|h| HostSummary::new(h, &run.summary(h))).collect();
     let mut order: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].responder.is_empty()).collect();
     order.sort_by_key(|&i| (rows[i].responder.clone(), rows[i].first_seq));
     for pair in order.windows(2) {
@@ -33,6 +34,117 @@ pub fn summaries(run: &Run) -> Vec<HostSummary> {
         }
     }
     rows
+}
+
+/// The final figures of one responder on one path: one row of `summary.csv`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostSummary {
+    pub responder: String,
+    pub responder_id: String,
+    pub address: String,
+    /// `multicast`, or `unicast` for the probes sent to each `--hosts` host.
+    pub path: &'static str,
+    /// With `--hosts`: the expected host this row belongs to (the unicast target, or for multicast
+    /// the host whose address or responder id matches).
+    pub expected_host: Option<String>,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    /// Loss counted from this responder's first on-time ack on: a join's first lost probes are
+    /// tolerated, any loss after them is not.
+    pub lost_after_first: u64,
+    pub loss_after_first_pct: f64,
+    pub forward_lost: u64,
+    pub return_lost: u64,
+    pub unknown_lost: u64,
+    pub limited: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub late: u64,
+    pub rtt_min_us: Option<f64>,
+    pub rtt_mean_us: Option<f64>,
+    pub rtt_p50_us: Option<f64>,
+    pub rtt_p90_us: Option<f64>,
+    pub rtt_p99_us: Option<f64>,
+    pub rtt_p999_us: Option<f64>,
+    pub rtt_max_us: Option<f64>,
+    pub rtt_stddev_us: Option<f64>,
+    pub net_rtt_p50_us: Option<f64>,
+    pub net_rtt_mean_us: Option<f64>,
+    pub jitter_us: Option<f64>,
+    pub first_ack_ms: Option<f64>,
+    pub ttl: u8,
+    /// Routers between prober and responder: the TTL the probes left with minus `ttl`.
+    pub hops: Option<u8>,
+    pub arrival: &'static str,
+    /// With `--hosts`: the host's verdict (see the README's "Diagnosing a LAN").
+    pub verdict: Option<&'static str>,
+    /// Outages (details in outages.csv), and the longest one's length.
+    pub outages: u64,
+    pub longest_outage_probes: u64,
+    /// First and last probe acked on time.
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The id this responder had before it restarted (same name, earlier id), if it did.
+    pub restart_of: Option<String>,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl HostSummary {
+    fn new(h: &HostStats, f: &Figures) -> Self {
+        HostSummary {
+            responder: h.name.clone(),
+            responder_id: format_id(h.responder_id),
+            address: h.addr.to_string(),
+            ..Self::from_figures(f)
+        }
+    }
+
+    fn from_figures(f: &Figures) -> Self {
+        let us = |ns: f64| round3(ns / 1000.0);
+        let r = f.rtt;
+        HostSummary {
+            path: "multicast",
+            sent: f.sent,
+            received: f.received,
+            lost: f.lost,
+            loss_pct: round3(f.loss_pct()),
+            lost_after_first: f.lost_after_first,
+            loss_after_first_pct: round3(f.loss_after_first_pct()),
+            forward_lost: f.forward_lost,
+            return_lost: f.return_lost,
+            unknown_lost: f.unknown_lost,
+            limited: f.limited,
+            duplicates: f.duplicates,
+            reordered: f.reordered,
+            late: f.late,
+            rtt_min_us: r.map(|r| ns_to_us(r.min_ns)),
+            rtt_mean_us: r.map(|r| us(r.mean_ns)),
+            rtt_p50_us: r.map(|r| ns_to_us(r.p50_ns)),
+            rtt_p90_us: r.map(|r| ns_to_us(r.p90_ns)),
+            rtt_p99_us: r.map(|r| ns_to_us(r.p99_ns)),
+            rtt_p999_us: r.map(|r| ns_to_us(r.p999_ns)),
+            rtt_max_us: r.map(|r| ns_to_us(r.max_ns)),
+            rtt_stddev_us: r.map(|r| us(r.stddev_ns)),
+            net_rtt_p50_us: r.map(|r| ns_to_us(r.net_p50_ns)),
+            net_rtt_mean_us: r.map(|r| us(r.net_mean_ns)),
+            jitter_us: r.map(|r| us(r.jitter_ns)),
+            first_ack_ms: f.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
+            ttl: f.ttl,
+            hops: None,
+            arrival: f.arrival.as_str(),
+            verdict: None,
+            outages: f.outages,
+            longest_outage_probes: f.longest_outage_probes,
+            first_seq: f.first_seq,
+            last_seq: f.last_seq,
+            ..HostSummary::default()
+        }
+    }
 }
 
 /// Everything reported about a finished run: the rows of every path, and with `--hosts` the
@@ -94,14 +206,8 @@ fn silent_row(host: IpAddr, path: &'static str, sent: u64) -> HostSummary {
         address: host.to_string(),
         expected_host: Some(host.to_string()),
         path,
-        sent,
-        lost: sent,
-        unknown_lost: sent,
-        loss_pct: if sent > 0 { 100.0 } else { 0.0 },
-        lost_after_first: sent,
-        loss_after_first_pct: if sent > 0 { 100.0 } else { 0.0 },
         arrival: "",
-        ..HostSummary::default()
+        ..HostSummary::from_figures(&Figures::silent(sent))
     }
 }
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use crate::wire::Ack;
+use crate::wire::{Ack, Arrival};
 
 /// A probe whose ack window is still open.
 #[derive(Debug)]
@@ -365,8 +365,8 @@ impl Run {
     }
 
     /// Final figures for one responder. Call after [`Run::finalize_all`].
-    pub fn summary(&self, host: &HostStats) -> HostSummary {
-        HostSummary::new(host, self.sent, self.cfg.plain)
+    pub fn summary(&self, host: &HostStats) -> Figures {
+        Figures::new(host, self.sent, self.cfg.plain)
     }
 }
 
@@ -390,25 +390,18 @@ pub fn ns_to_us(ns: u64) -> f64 {
     (ns as f64 / 10.0).round() / 100.0
 }
 
-/// The final figures of one responder on one path: one row of `summary.csv`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct HostSummary {
-    pub responder: String,
-    pub responder_id: String,
-    pub address: String,
-    /// `multicast`, or `unicast` for the probes sent to each `--hosts` host.
-    pub path: &'static str,
-    /// With `--hosts`: the expected host this row belongs to (the unicast target, or for multicast
-    /// the host whose address or responder id matches).
-    pub expected_host: Option<String>,
+/// The final figures of one responder on one path: plain numbers, no formatting. The findings
+/// layer gives them an identity (path, address, verdict) and the outputs render them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
     pub sent: u64,
     pub received: u64,
+    /// `sent − received − limited` = `forward_lost + return_lost + late + unknown_lost`.
     pub lost: u64,
-    pub loss_pct: f64,
     /// Loss counted from this responder's first on-time ack on: a join's first lost probes are
-    /// tolerated, any loss after them is not.
+    /// tolerated, any loss after them is not. `sent_after_first` is its denominator.
     pub lost_after_first: u64,
-    pub loss_after_first_pct: f64,
+    pub sent_after_first: u64,
     pub forward_lost: u64,
     pub return_lost: u64,
     pub unknown_lost: u64,
@@ -416,59 +409,67 @@ pub struct HostSummary {
     pub duplicates: u64,
     pub reordered: u64,
     pub late: u64,
-    pub rtt_min_us: Option<f64>,
-    pub rtt_mean_us: Option<f64>,
-    pub rtt_p50_us: Option<f64>,
-    pub rtt_p90_us: Option<f64>,
-    pub rtt_p99_us: Option<f64>,
-    pub rtt_p999_us: Option<f64>,
-    pub rtt_max_us: Option<f64>,
-    pub rtt_stddev_us: Option<f64>,
-    pub net_rtt_p50_us: Option<f64>,
-    pub net_rtt_mean_us: Option<f64>,
-    pub jitter_us: Option<f64>,
-    pub first_ack_ms: Option<f64>,
+    /// RTT figures of the on-time acks; `None` when there was none.
+    pub rtt: Option<RttFigures>,
+    /// When the first on-time ack arrived, after the first probe left.
+    pub first_ack_ns: Option<u64>,
+    /// Arrival TTL of the newest ack (0 when unknown).
     pub ttl: u8,
-    /// Routers between prober and responder: the TTL the probes left with minus `ttl`.
-    pub hops: Option<u8>,
-    pub arrival: &'static str,
-    /// With `--hosts`: the host's verdict (see the README's "Diagnosing a LAN").
-    pub verdict: Option<&'static str>,
+    pub arrival: Arrival,
     /// Outages: stretches of at least `outage_min` consecutive unanswered probes after the first
-    /// answer (details in outages.csv), and the longest one's length.
+    /// answer, and the longest one's length.
     pub outages: u64,
     pub longest_outage_probes: u64,
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
-    /// The id this responder had before it restarted (same name, earlier id), if it did.
-    pub restart_of: Option<String>,
 }
 
-impl HostSummary {
+/// RTT statistics in nanoseconds (means and deviations unrounded).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RttFigures {
+    pub min_ns: u64,
+    pub mean_ns: f64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    pub stddev_ns: f64,
+    /// The RTT less the responder's dwell (time between its receive and send timestamps).
+    pub net_p50_ns: u64,
+    pub net_mean_ns: f64,
+    /// RFC 3550 interarrival jitter over the on-time acks, in arrival order.
+    pub jitter_ns: f64,
+}
+
+impl Figures {
     fn new(h: &HostStats, sent: u64, plain: bool) -> Self {
         let unanswered = sent.saturating_sub(h.received);
         // Probes the responder chose not to answer (rate limit) are not network loss.
         let limited = h.view.map_or(0, |v| v.limited).min(unanswered);
         let lost = unanswered - limited;
         let (forward, ret, unknown) = if plain { (0, 0, lost - h.late.min(lost)) } else { split_loss(h, sent, lost) };
-        let has = !h.rtt.is_empty();
-        let q = |p: f64| has.then(|| ns_to_us(h.rtt.value_at_quantile(p)));
-        HostSummary {
-            responder: h.name.clone(),
-            responder_id: format_id(h.responder_id),
-            address: h.addr.to_string(),
-            path: "multicast",
-            expected_host: None,
+        let rtt = (!h.rtt.is_empty()).then(|| RttFigures {
+            min_ns: h.rtt.min(),
+            mean_ns: h.rtt.mean(),
+            p50_ns: h.rtt.value_at_quantile(0.50),
+            p90_ns: h.rtt.value_at_quantile(0.90),
+            p99_ns: h.rtt.value_at_quantile(0.99),
+            p999_ns: h.rtt.value_at_quantile(0.999),
+            max_ns: h.rtt.max(),
+            stddev_ns: h.rtt.stdev(),
+            net_p50_ns: h.net_rtt.value_at_quantile(0.5),
+            net_mean_ns: h.net_rtt.mean(),
+            jitter_ns: h.jitter_ns(),
+        });
+        let before_first = h.min_seq.unwrap_or(0).min(sent);
+        Figures {
             sent,
             received: h.received,
             lost,
-            loss_pct: pct(lost, sent),
-            lost_after_first: lost.saturating_sub(h.min_seq.unwrap_or(0)),
-            loss_after_first_pct: pct(
-                lost.saturating_sub(h.min_seq.unwrap_or(0)),
-                sent - h.min_seq.unwrap_or(0).min(sent),
-            ),
+            lost_after_first: lost.saturating_sub(before_first),
+            sent_after_first: sent - before_first,
             forward_lost: forward,
             return_lost: ret,
             unknown_lost: unknown,
@@ -476,28 +477,37 @@ impl HostSummary {
             duplicates: h.duplicates,
             reordered: h.reordered,
             late: h.late,
-            rtt_min_us: has.then(|| ns_to_us(h.rtt.min())),
-            rtt_mean_us: has.then(|| round3(h.rtt.mean() / 1000.0)),
-            rtt_p50_us: q(0.50),
-            rtt_p90_us: q(0.90),
-            rtt_p99_us: q(0.99),
-            rtt_p999_us: q(0.999),
-            rtt_max_us: has.then(|| ns_to_us(h.rtt.max())),
-            rtt_stddev_us: has.then(|| round3(h.rtt.stdev() / 1000.0)),
-            net_rtt_p50_us: has.then(|| ns_to_us(h.net_rtt.value_at_quantile(0.5))),
-            net_rtt_mean_us: has.then(|| round3(h.net_rtt.mean() / 1000.0)),
-            jitter_us: has.then(|| round3(h.jitter_ns() / 1000.0)),
-            first_ack_ms: h.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
+            rtt,
+            first_ack_ns: h.first_ack_ns,
             ttl: h.ttl,
-            hops: None,
-            arrival: h.arrival.as_str(),
-            verdict: None,
+            arrival: h.arrival,
             outages: h.outages.len() as u64 + h.outages_dropped,
             longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
             last_seq: h.max_seq,
-            restart_of: None,
         }
+    }
+
+    /// The figures of a path that never answered: every probe lost, for unknown reasons.
+    pub fn silent(sent: u64) -> Self {
+        Figures {
+            sent,
+            lost: sent,
+            unknown_lost: sent,
+            lost_after_first: sent,
+            sent_after_first: sent,
+            ..Figures::default()
+        }
+    }
+
+    /// Loss in percent of the probes sent (0 when none were sent).
+    pub fn loss_pct(&self) -> f64 {
+        pct(self.lost, self.sent)
+    }
+
+    /// Loss in percent counted from the first on-time ack on.
+    pub fn loss_after_first_pct(&self) -> f64 {
+        pct(self.lost_after_first, self.sent_after_first)
     }
 }
 
@@ -526,16 +536,13 @@ fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
     (parts[0], parts[1], parts[2])
 }
 
+/// A percentage, unrounded (0 of nothing is 0).
 fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        round3(100.0 * part as f64 / whole as f64)
+        100.0 * part as f64 / whole as f64
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
