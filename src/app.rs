@@ -134,8 +134,11 @@ fn judge(found: &Findings, t: Thresholds) -> i32 {
 fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool, j: Judgement) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
-            report::prepare_dir(dir)?;
-            Some(Arc::new(Mutex::new(StreamedCsvs::create(dir, cfg.raw)?)))
+            let removed = report::prepare_dir(dir)?;
+            if !removed.is_empty() && !quiet {
+                eprintln!("replacing the files of an earlier run in {}: {}", dir.display(), removed.join(", "));
+            }
+            Some(Arc::new(Mutex::new(StreamedCsvs::create(dir, cfg.raw, cfg.session)?)))
         }
         None => None,
     };

@@ -29,6 +29,7 @@ pub const SOAK_INTERVAL: Duration = Duration::from_secs(1);
 /// A probe configuration with every optional setting at its default: the one literal of it.
 pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeConfig {
     ProbeConfig {
+        session: rand::random(),
         group,
         port,
         iface,

@@ -32,6 +32,9 @@ const RETAIN_MARGIN: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
+    /// The run's session id: in every probe, and the run id of every report file. Random, so
+    /// runs (and probers) never mistake each other's acks.
+    pub session: u64,
     pub group: IpAddr,
     pub port: u16,
     pub iface: Option<Iface>,
@@ -160,7 +163,7 @@ pub fn run(
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
-    let session: u64 = rand::random();
+    let session = cfg.session;
     let run_cfg = RunConfig {
         session,
         timeout_ns: cfg.timeout.as_nanos() as u64,

@@ -146,10 +146,13 @@ impl OutageRow {
 }
 
 /// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
+/// Its first column is the run id (the session id): every file of a folder says which run wrote
+/// it.
 pub struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
     path: PathBuf,
     tmp_path: PathBuf,
+    run_id: String,
 }
 
 /// Temporary files not yet renamed into place: a second Ctrl-C removes them before exiting, so
@@ -171,12 +174,12 @@ fn header_line<T: Serialize + Default>() -> Result<Vec<u8>> {
     w.serialize(T::default())?;
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
     let end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
-    Ok(bytes[..end].to_vec())
+    Ok([b"run_id,".as_slice(), &bytes[..end]].concat())
 }
 
 impl AtomicCsv {
     /// Starts `dir/name` for rows of type `T`, its header already written.
-    pub fn create<T: Serialize + Default>(dir: &FsPath, name: &str) -> Result<Self> {
+    pub fn create<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64) -> Result<Self> {
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .tempfile_in(dir)
@@ -185,11 +188,11 @@ impl AtomicCsv {
         let tmp_path = tmp.path().to_path_buf();
         UNFINISHED.lock().unwrap_or_else(|e| e.into_inner()).push(tmp_path.clone());
         let writer = csv::WriterBuilder::new().has_headers(false).from_writer(tmp);
-        Ok(AtomicCsv { writer, path: dir.join(name), tmp_path })
+        Ok(AtomicCsv { writer, path: dir.join(name), tmp_path, run_id: format!("{run_id:016x}") })
     }
 
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
-        self.writer.serialize(row).with_context(|| format!("cannot write {}", self.path.display()))
+        self.writer.serialize((&self.run_id, row)).with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     pub fn commit(self) -> Result<PathBuf> {
@@ -204,24 +207,39 @@ impl AtomicCsv {
     }
 }
 
-fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, rows: &[T]) -> Result<PathBuf> {
-    let mut f = AtomicCsv::create::<T>(dir, name)?;
+fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows: &[T]) -> Result<PathBuf> {
+    let mut f = AtomicCsv::create::<T>(dir, name, run_id)?;
     for r in rows {
         f.write(r)?;
     }
     f.commit()
 }
 
-/// Creates the output folder, or says clearly why it cannot.
-pub fn prepare_dir(dir: &FsPath) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))
+/// The names of the files a run writes into `--out`.
+pub const RUN_FILES: [&str; 4] = ["summary.csv", "intervals.csv", "outages.csv", "probes.csv"];
+
+/// Creates the output folder, or says clearly why it cannot, and removes the files an earlier
+/// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
+/// of an earlier `--raw` run) stands beside this run's. Returns the names removed.
+pub fn prepare_dir(dir: &FsPath) -> Result<Vec<&'static str>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
+    let mut removed = Vec::new();
+    for name in RUN_FILES {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => removed.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("--out {}: cannot replace {name}", dir.display())),
+        }
+    }
+    Ok(removed)
 }
 
 /// Writes `summary.csv` and `outages.csv`; returns their paths.
 pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
     let rows: Vec<SummaryRow> = f.rows.iter().map(SummaryRow::of).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
-    Ok(vec![write_all(dir, "summary.csv", &rows)?, write_all(dir, "outages.csv", &outages)?])
+    let id = f.run.session;
+    Ok(vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?])
 }
 
 /// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.
@@ -231,9 +249,9 @@ pub struct StreamedCsvs {
 }
 
 impl StreamedCsvs {
-    pub fn create(dir: &FsPath, raw: bool) -> Result<Self> {
-        let raw = if raw { Some(AtomicCsv::create::<RawRow>(dir, "probes.csv")?) } else { None };
-        Ok(StreamedCsvs { intervals: AtomicCsv::create::<IntervalRow>(dir, "intervals.csv")?, raw })
+    pub fn create(dir: &FsPath, raw: bool, run_id: u64) -> Result<Self> {
+        let raw = if raw { Some(AtomicCsv::create::<RawRow>(dir, "probes.csv", run_id)?) } else { None };
+        Ok(StreamedCsvs { intervals: AtomicCsv::create::<IntervalRow>(dir, "intervals.csv", run_id)?, raw })
     }
 
     pub fn write(&mut self, raw: &[RawRow], intervals: &[IntervalRow]) -> Result<()> {

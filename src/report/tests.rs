@@ -81,7 +81,7 @@ fn json_of_a_run_with_outages() {
 #[test]
 fn csv_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut streamed = StreamedCsvs::create(dir.path(), true).unwrap();
+    let mut streamed = StreamedCsvs::create(dir.path(), true, 0x5e55).unwrap();
     streamed.write(&[], &[]).unwrap();
     streamed.commit().unwrap();
     write_final_csvs(dir.path(), &plain_lan()).unwrap();
