@@ -54,6 +54,8 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
+    /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
+    MaxRate(crate::cli_extra::MaxRateArgs),
 }
 
 #[derive(Debug, Args, Clone)]

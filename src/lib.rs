@@ -10,8 +10,10 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cli_extra;
 pub mod config;
 pub mod findings;
+pub mod maxrate;
 pub mod net;
 pub mod prober;
 pub mod progress;
