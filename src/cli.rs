@@ -56,6 +56,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
     MaxRate(crate::cli_extra::MaxRateArgs),
+    /// Every host of a list answers and probes every other one; each prints its row of the mesh.
+    Mesh(crate::cli_extra::MeshArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -200,7 +200,7 @@ enum Origin<'a> {
 
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
 /// addresses of the group's family, in order and without repeats.
-fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
+pub fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
     let text = match file {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("--hosts-file {}: cannot read", path.display()))?,

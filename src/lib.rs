@@ -14,6 +14,7 @@ pub mod cli_extra;
 pub mod config;
 pub mod findings;
 pub mod maxrate;
+pub mod mesh;
 pub mod net;
 pub mod prober;
 pub mod progress;

@@ -17,6 +17,7 @@ fn main() {
         Command::Demo(a) => a.quiet,
         Command::Discover(_) => false,
         Command::MaxRate(a) => a.quiet,
+        Command::Mesh(a) => a.quiet,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -39,6 +40,7 @@ fn main() {
         Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
         Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
+        Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -133,3 +133,107 @@ fn a_host_limited_responder_is_named_the_weakest() {
     assert!(num(first_fail, "forward_lost") > 0.0 && num(first_fail, "return_lost") == 0.0, "{first_fail:?}");
     assert!(stdout.contains("probes did not reach the responder"), "{stdout}");
 }
+
+/// Four hosts run the same `mesh` command, started a little apart. h2's link loses 5 % of what
+/// it receives (nft on its bridge port); h4's multicast is blocked both ways on its bridge port.
+/// Each host's row must show loss on exactly the affected peers, with the right verdicts.
+#[test]
+fn mesh_rows_show_the_impaired_link_and_the_blocked_host() {
+    let Some((_lab, _turn, p)) = fresh_lab("mm", 4) else { return };
+    lab_in(p, &["impair", "h2", "ingress", "--loss", "5"]);
+    nft_in_bridge(
+        p,
+        "table netdev mm_block {
+    chain from_h4 {
+        type filter hook ingress device \"p4\" priority 0; policy accept;
+        ip daddr 224.0.0.0/4 drop
+    }
+    chain to_h4 {
+        type filter hook egress device \"p4\" priority 0; policy accept;
+        ip daddr 224.0.0.0/4 drop
+    }
+}
+",
+    );
+    let hosts = "10.77.0.1,10.77.0.2,10.77.0.3,10.77.0.4";
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut children = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let h = format!("h{}", i + 1);
+        let mut c = in_host(p, &h);
+        c.args(["mesh", "--iface", "veth0", "--port", "24242", "--hosts", hosts, "--name", &h])
+            .args(["--rate", "100", "--duration", "6s", "--linger", "3s", "--timeout", "500ms", "--quiet"])
+            .args(["--out", dir.path().to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        children.push(KillOnDrop(Some(c.spawn().expect("mesh starts"))));
+        // Hosts start at different times, as they would by hand; this places the starts, it
+        // asserts nothing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let mut rows: HashMap<String, HashMap<String, HashMap<String, String>>> = HashMap::new();
+    for (i, child) in children.iter_mut().enumerate() {
+        let h = format!("h{}", i + 1);
+        let out = child.0.take().unwrap().wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("--- {h} (exit {:?})\n{stdout}{}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        // Every host has a peer that is not ok (h4's multicast is blocked for all).
+        assert_eq!(out.status.code(), Some(1), "{h}");
+        // An ordinary probe folder, plus mesh.csv.
+        let dir = dirs[i].path();
+        assert!(!csv_rows(&dir.join("summary.csv")).is_empty(), "{h}: summary.csv has rows");
+        assert!(dir.join("intervals.csv").exists() && dir.join("outages.csv").exists());
+        let mesh = csv_rows(&dir.join("mesh.csv"));
+        assert_eq!(mesh.len(), 3, "{h}: one row per peer: {mesh:?}");
+        assert!(mesh.iter().all(|r| r["host"] == h));
+        rows.insert(h, by(mesh, "peer_name"));
+    }
+    let cell = |from: &str, to: &str| -> &HashMap<String, String> {
+        let by_addr = &rows[from];
+        by_addr
+            .get(to)
+            .or_else(|| by_addr.values().find(|r| r["peer"].ends_with(&to[1..])))
+            .unwrap_or_else(|| panic!("{from} has no row for {to}: {by_addr:?}"))
+    };
+    let verdict = |from: &str, to: &str| cell(from, to)["verdict"].clone();
+    let mc_loss = |from: &str, to: &str| num(cell(from, to), "mc_loss_pct");
+    // Clean cells: h1 <-> h3 lose nothing, counted from the first answer.
+    for (a, b) in [("h1", "h3"), ("h3", "h1")] {
+        assert_eq!(verdict(a, b), "ok", "{a} -> {b}");
+        assert_eq!(num(cell(a, b), "mc_lost"), 0.0, "{a} -> {b}: {:?}", cell(a, b));
+        assert_eq!(num(cell(a, b), "uc_lost"), 0.0, "{a} -> {b}");
+    }
+    // h2's link: probes to h2 are lost forward; h2's own view loses its acks (return).
+    for a in ["h1", "h3"] {
+        let c = cell(a, "h2");
+        assert_eq!(verdict(a, "h2"), "degraded", "{a} -> h2: {c:?}");
+        assert!((2.0..=9.0).contains(&mc_loss(a, "h2")), "{a} -> h2: {c:?}");
+        assert!(num(c, "mc_forward_lost") >= num(c, "mc_lost") - 3.0, "{a} -> h2 is forward loss: {c:?}");
+        let back = cell("h2", a);
+        assert_eq!(verdict("h2", a), "degraded", "h2 -> {a}: {back:?}");
+        assert!((2.0..=9.0).contains(&mc_loss("h2", a)), "h2 -> {a}: {back:?}");
+        assert!(num(back, "mc_return_lost") >= num(back, "mc_lost") - 3.0, "h2 -> {a} is return loss: {back:?}");
+    }
+    // h4's multicast is blocked: nobody hears it on the group, it hears nobody, unicast works.
+    for a in ["h1", "h3"] {
+        assert_eq!(verdict(a, "h4"), "multicast-lost", "{a} -> h4: {:?}", cell(a, "h4"));
+        assert_eq!(cell(a, "h4")["mc_sent"], "", "never answered on multicast: no figures");
+        assert_eq!(num(cell(a, "h4"), "uc_lost"), 0.0);
+        assert_eq!(verdict("h4", a), "multicast-lost", "h4 -> {a}");
+    }
+    // h2 <-> h4: no multicast, and unicast crosses h2's lossy link.
+    assert_eq!(verdict("h2", "h4"), "degraded");
+    assert_eq!(verdict("h4", "h2"), "degraded");
+}
+
+/// A child killed if the test fails before it ends.
+struct KillOnDrop(Option<std::process::Child>);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
