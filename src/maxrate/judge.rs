@@ -89,8 +89,6 @@ pub fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
 /// Why a responder failed a trial: what most of its unanswered probes became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
-    /// The prober did not send at the rate asked: this host's limit, not the network's.
-    SenderBehind,
     /// Acks dropped by this host's own socket buffer: this host's limit.
     LocalDrops,
     /// Probes that never reached the responder: its host (receive buffer, CPU) or the path to it.
@@ -108,7 +106,6 @@ pub enum Cause {
 impl Cause {
     pub fn as_str(self) -> &'static str {
         match self {
-            Cause::SenderBehind => "sender-behind",
             Cause::LocalDrops => "local-drops",
             Cause::Forward => "forward",
             Cause::Return => "return",
@@ -120,7 +117,6 @@ impl Cause {
 
     pub fn explain(self) -> &'static str {
         match self {
-            Cause::SenderBehind => "the prober could not send this fast: a limit of this host, not of the network",
             Cause::LocalDrops => "acks dropped by this host's socket buffer: a limit of this host, not of the network",
             Cause::Forward => "probes did not reach the responder: its host (receive buffer, CPU) or the path to it",
             Cause::Return => "acks lost on the way back from the responder",
@@ -133,12 +129,15 @@ impl Cause {
     }
 }
 
+/// The prober sent at less than 90 % of the rate asked: the trial tested a lower rate than it
+/// says, and the catching up left in bursts. A limit of this host, not of the network.
+pub fn sender_behind(t: &TrialResult) -> bool {
+    t.rate_achieved < 0.9 * t.rate_asked as f64
+}
+
 /// What most of a failing responder's unanswered probes became. The prober's own drops come
 /// first: they show up as return (or unknown) loss, and must not be blamed on the network.
 pub fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
-    if t.rate_achieved < 0.9 * t.rate_asked as f64 {
-        return Cause::SenderBehind;
-    }
     let f = &r.figures;
     let local = t.local_drops.min(f.return_lost + f.unknown_lost);
     let ret = f.return_lost.saturating_sub(local);
@@ -201,8 +200,9 @@ mod tests {
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(ret.clone())), Cause::Return);
         // The same return loss, all of it dropped by the prober's own socket: this host's limit.
         assert_eq!(cause(&trial(1000, 1000.0, 25), &resp(ret)), Cause::LocalDrops);
-        // A prober that sent at 70 % of the rate asked is blamed first.
-        assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd)), Cause::SenderBehind);
+        // A prober that sent at 70 % of the rate asked is named apart; the loss keeps its cause.
+        assert!(sender_behind(&trial(1000, 700.0, 0)) && !sender_behind(&trial(1000, 950.0, 0)));
+        assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd)), Cause::Forward);
         let lim = Figures { sent: 100, limited: 40, lost: 1, forward_lost: 1, ..Figures::default() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(lim)), Cause::RateLimited);
     }

@@ -112,11 +112,12 @@ pub fn trial_line(t: &TrialResult) -> String {
         .collect();
     let passed = t.responders.iter().filter(|r| r.pass).count();
     format!(
-        "trial {} ({}) at {}/s (sent at {:.0}/s): {passed} of {} passed{}",
+        "trial {} ({}) at {}/s (sent at {:.0}/s{}): {passed} of {} passed{}",
         t.index,
         t.phase.as_str(),
         t.rate_asked,
         t.rate_achieved,
+        if judge::sender_behind(t) { ", behind" } else { "" },
         t.responders.len(),
         if fails.is_empty() { String::new() } else { format!("; {}", fails.join(", ")) }
     )
@@ -193,6 +194,13 @@ pub fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) ->
                 f.limited,
                 t.local_drops,
                 c.explain()
+            )?;
+        }
+        if judge::sender_behind(t) {
+            writeln!(
+                w,
+                "  note: this host sent only {:.0} of the {}/s asked: the prober's own limit, and its catching up left in bursts",
+                t.rate_achieved, t.rate_asked
             )?;
         }
     }

@@ -2,7 +2,7 @@
 //! in one process, then this host's row of the mesh.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -23,9 +23,18 @@ use crate::{app, config, wire};
 /// A peer's verdict is not ok.
 pub const EXIT_PEER_NOT_OK: i32 = 1;
 
-/// Whether `ip` is one of this host's addresses: only a local address can be bound.
-fn is_local(ip: IpAddr) -> bool {
-    UdpSocket::bind((ip, 0)).is_ok()
+/// This host's interface addresses. Listed rather than probed by binding: with
+/// `net.ipv4.ip_nonlocal_bind` any address binds.
+fn local_addrs() -> Result<Vec<IpAddr>> {
+    let addrs = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?;
+    Ok(addrs
+        .filter_map(|i| {
+            let a = i.address?;
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect())
 }
 
 /// `mcprobe mesh`.
@@ -33,7 +42,8 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
     let group = net::check_group(args.net.group)?;
     let iface = args.net.iface.as_deref().map(net::resolve_iface).transpose()?;
     let hosts = config::expected_hosts(&args.hosts, args.hosts_file.as_deref(), group)?;
-    let (mine, peers): (Vec<IpAddr>, Vec<IpAddr>) = hosts.iter().partition(|&&h| is_local(h));
+    let local = local_addrs()?;
+    let (mine, peers): (Vec<IpAddr>, Vec<IpAddr>) = hosts.iter().partition(|h| local.contains(h));
     let Some(&me) = mine.first() else {
         let list: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
         bail!(
