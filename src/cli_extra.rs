@@ -103,7 +103,8 @@ Examples:
   mcprobe mesh --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13 --out mesh-$(hostname)/
   mcprobe mesh --iface eth0 --hosts-file cluster.txt --duration 1m --rate 100
 
-Exit codes: 0 every peer ok; 1 some peer's verdict is not ok; 2 usage or environment error.")]
+Exit codes: 0 every peer ok; 1 some peer's verdict is not ok; 2 usage or environment error;
+3 some peer is multicast-lost (multicast broken where unicast works; takes precedence over 1).")]
 pub struct MeshArgs {
     #[command(flatten)]
     pub net: GroupArgs,

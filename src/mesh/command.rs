@@ -20,9 +20,6 @@ use crate::report::AtomicCsv;
 use crate::responder::{AllowList, Event, Responder, ResponderConfig, DEFAULT_RATE_LIMIT};
 use crate::{app, config, wire};
 
-/// A peer's verdict is not ok.
-pub const EXIT_PEER_NOT_OK: i32 = 1;
-
 /// This host's interface addresses. Listed rather than probed by binding: with
 /// `net.ipv4.ip_nonlocal_bind` any address binds.
 fn local_addrs() -> Result<Vec<IpAddr>> {
@@ -143,7 +140,14 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
     write_table(&mut out, &name, me, &rows, args.max_loss)
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
-    Ok(if rows.iter().all(|r| r.verdict == Verdict::Ok) { 0 } else { EXIT_PEER_NOT_OK })
+    // As `probe --hosts`: multicast broken where unicast works (3) before any other trouble (1).
+    Ok(if rows.iter().any(|r| r.verdict == Verdict::MulticastLost) {
+        app::EXIT_MULTICAST_BROKEN
+    } else if rows.iter().any(|r| r.verdict != Verdict::Ok) {
+        app::EXIT_THRESHOLD
+    } else {
+        app::EXIT_OK
+    })
 }
 
 fn write_table(w: &mut impl Write, name: &str, me: IpAddr, rows: &[PeerRow], max_loss: f64) -> std::io::Result<()> {
