@@ -98,7 +98,7 @@ impl Runs {
 }
 
 /// When probes leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
     /// Exactly one interval apart.
     Fixed,
