@@ -136,7 +136,8 @@ fn a_host_limited_responder_is_named_the_weakest() {
 
 /// Four hosts run the same `mesh` command, started a little apart. h2's link loses 5 % of what
 /// it receives (nft on its bridge port); h4's multicast is blocked both ways on its bridge port.
-/// Each host's row must show loss on exactly the affected peers, with the right verdicts.
+/// The list also names 10.77.0.9, which no host has: a peer that never answers. Each host's row
+/// must show loss on exactly the affected peers, with the right verdicts.
 #[test]
 fn mesh_rows_show_the_impaired_link_and_the_blocked_host() {
     let Some((_lab, _turn, p)) = fresh_lab("mm", 4) else { return };
@@ -155,14 +156,14 @@ fn mesh_rows_show_the_impaired_link_and_the_blocked_host() {
 }
 ",
     );
-    let hosts = "10.77.0.1,10.77.0.2,10.77.0.3,10.77.0.4";
+    let hosts = "10.77.0.1,10.77.0.2,10.77.0.3,10.77.0.4,10.77.0.9";
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut children = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let h = format!("h{}", i + 1);
         let mut c = in_host(p, &h);
         c.args(["mesh", "--iface", "veth0", "--port", "24242", "--hosts", hosts, "--name", &h])
-            .args(["--rate", "100", "--duration", "6s", "--linger", "3s", "--timeout", "500ms", "--quiet"])
+            .args(["--rate", "100", "--duration", "6s", "--linger", "3s", "--timeout", "1s", "--quiet"])
             .args(["--out", dir.path().to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -186,9 +187,13 @@ fn mesh_rows_show_the_impaired_link_and_the_blocked_host() {
         assert!(!csv_rows(&dir.join("summary.csv")).is_empty(), "{h}: summary.csv has rows");
         assert!(dir.join("intervals.csv").exists() && dir.join("outages.csv").exists());
         let mesh = csv_rows(&dir.join("mesh.csv"));
-        assert_eq!(mesh.len(), 3, "{h}: one row per peer: {mesh:?}");
+        assert_eq!(mesh.len(), 4, "{h}: one row per peer: {mesh:?}");
         assert!(mesh.iter().all(|r| r["host"] == h));
-        rows.insert(h, by(mesh, "peer_name"));
+        // The peer that never answered: a finding with no figures.
+        let ghost = mesh.iter().find(|r| r["peer"] == "10.77.0.9").expect("a row for the silent peer");
+        assert_eq!(ghost["verdict"], "unreachable", "{h}: {ghost:?}");
+        assert_eq!((ghost["mc_sent"].as_str(), ghost["uc_sent"].as_str()), ("", ""), "{h}: {ghost:?}");
+        rows.insert(h, by(mesh.into_iter().filter(|r| r["peer"] != "10.77.0.9").collect(), "peer_name"));
     }
     let cell = |from: &str, to: &str| -> &HashMap<String, String> {
         let by_addr = &rows[from];
@@ -199,11 +204,13 @@ fn mesh_rows_show_the_impaired_link_and_the_blocked_host() {
     };
     let verdict = |from: &str, to: &str| cell(from, to)["verdict"].clone();
     let mc_loss = |from: &str, to: &str| num(cell(from, to), "mc_loss_pct");
-    // Clean cells: h1 <-> h3 lose nothing, counted from the first answer.
+    // Clean cells: h1 <-> h3 are ok, counted from the first answer (h3 started 0.6 s after h1,
+    // 60 probes that must not count). On a loaded 2-vCPU machine an ack can be descheduled past
+    // the timeout, so "clean" is "well under the threshold", not exactly 0.
     for (a, b) in [("h1", "h3"), ("h3", "h1")] {
         assert_eq!(verdict(a, b), "ok", "{a} -> {b}");
-        assert_eq!(num(cell(a, b), "mc_lost"), 0.0, "{a} -> {b}: {:?}", cell(a, b));
-        assert_eq!(num(cell(a, b), "uc_lost"), 0.0, "{a} -> {b}");
+        assert!(num(cell(a, b), "mc_loss_pct") < 0.5, "{a} -> {b}: {:?}", cell(a, b));
+        assert!(num(cell(a, b), "uc_loss_pct") < 0.5, "{a} -> {b}: {:?}", cell(a, b));
     }
     // h2's link: probes to h2 are lost forward; h2's own view loses its acks (return).
     for a in ["h1", "h3"] {
