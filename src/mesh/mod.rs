@@ -185,6 +185,36 @@ mod tests {
         assert_eq!(verdict(Some(&bad), Some(&good), 10.0), Verdict::Ok, "the threshold decides");
     }
 
+    /// A synthetic run (real accounting, made-up acks): this host's own responder, a peer that
+    /// started 20 probes late, one whose multicast never arrives, and one that never answers.
+    #[test]
+    fn peer_rows_from_findings() {
+        use crate::findings::synthetic::{outcome, Answerer};
+        use crate::findings::Judgement;
+        let own = Answerer::new(1, "me", "10.0.0.1:24242");
+        let late = Answerer { drop_probe: |s| s < 20, ..Answerer::new(2, "late", "10.0.0.2:24242") };
+        let uc_only = Answerer::new(3, "nomc", "10.0.0.3:24242");
+        let o = outcome(100, 1, &[own, late.clone()], &[("10.0.0.2", vec![late]), ("10.0.0.3", vec![uc_only])]);
+        let j = Judgement { threshold_pct: 1.0, group: "239.255.42.42:24242".parse().unwrap(), keyed: false };
+        let found = Findings::of(&o, j);
+        let peers: Vec<IpAddr> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|p| p.parse().unwrap()).collect();
+        let rows = peer_rows(&found, &peers, Some(ResponderId(1)), 1.0);
+        assert_eq!(rows.iter().map(|r| r.host).collect::<Vec<_>>(), peers, "one row per peer, in list order");
+
+        let late = &rows[0];
+        assert_eq!(late.name, "late");
+        let (m, u) = (late.multicast.unwrap(), late.unicast.unwrap());
+        assert_eq!((m.sent, m.lost, m.forward_lost), (80, 0, 0), "counted from its first answer: {m:?}");
+        assert_eq!((u.sent, u.lost), (80, 0));
+        assert_eq!(late.verdict, Verdict::Ok);
+
+        assert_eq!((rows[1].name.as_str(), rows[1].multicast, rows[1].verdict), ("nomc", None, Verdict::MulticastLost));
+        assert_eq!(rows[1].unicast.unwrap().sent, 100);
+
+        assert_eq!((rows[2].name.as_str(), rows[2].multicast, rows[2].unicast), ("", None, None));
+        assert_eq!(rows[2].verdict, Verdict::Unreachable);
+    }
+
     #[test]
     fn figures_count_from_the_first_answer() {
         // A peer that started 200 probes late, then lost 3 probes forward and 2 acks on the way back.
