@@ -152,7 +152,7 @@ pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     })
 }
 
-fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+pub fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
     match (&args.key, &args.key_file) {
         (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
         (None, Some(path)) => Key::from_file(path).map(Some),

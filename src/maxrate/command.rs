@@ -12,8 +12,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::output::{self, ResultRow, TrialRow};
 use super::search::SearchConfig;
 use super::{Event, MaxRateConfig};
-use crate::auth::Key;
-use crate::cli::KeyArgs;
 use crate::cli_extra::MaxRateArgs;
 use crate::config;
 use crate::net;
@@ -23,19 +21,11 @@ use crate::wire;
 /// The weakest responder is below `--min-rate`, or nobody answered.
 pub const EXIT_BELOW: i32 = 1;
 
-pub fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
-    match (&args.key, &args.key_file) {
-        (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
-        (None, Some(path)) => Key::from_file(path).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
 /// Flags to a validated search; errors name the flag and the value.
 pub fn config_of(args: &MaxRateArgs) -> Result<MaxRateConfig> {
     let group = net::check_group(args.net.group)?;
     let iface = args.net.iface.as_deref().map(net::resolve_iface).transpose()?;
-    let key = key_of(&args.key)?;
+    let key = config::key_of(&args.key)?;
     let min_size = wire::MIN_PROBE_SIZE + if key.is_some() { wire::TAG_LEN } else { 0 };
     if (args.size as usize) < min_size {
         bail!("--size {}: keyed probes must be at least {min_size} bytes, room for a keyed ack", args.size);

@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use super::{peer_rows, MeshRow, PeerRow};
 use crate::cli_extra::MeshArgs;
 use crate::findings::{Judgement, ResponderId, Verdict};
-use crate::maxrate::command::key_of;
 use crate::net;
 use crate::prober::ProbeConfig;
 use crate::progress::human;
@@ -62,7 +61,7 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
             bail!("--out {}: is a file, not a folder", dir.display());
         }
     }
-    let key = key_of(&args.key)?;
+    let key = config::key_of(&args.key)?;
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let probe = ProbeConfig {
         ttl: args.ttl,
