@@ -130,8 +130,8 @@ impl HostSummary {
             rtt_p999_us: r.map(|r| ns_to_us(r.p999_ns)),
             rtt_max_us: r.map(|r| ns_to_us(r.max_ns)),
             rtt_stddev_us: r.map(|r| us(r.stddev_ns)),
-            net_rtt_p50_us: r.map(|r| ns_to_us(r.net_p50_ns)),
-            net_rtt_mean_us: r.map(|r| us(r.net_mean_ns)),
+            net_rtt_p50_us: r.and_then(|r| r.net_p50_ns.map(ns_to_us)),
+            net_rtt_mean_us: r.and_then(|r| r.net_mean_ns.map(us)),
             jitter_us: r.map(|r| us(r.jitter_ns)),
             first_ack_ms: f.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: f.ttl,
@@ -249,22 +249,25 @@ pub fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
     Ok(())
 }
 
-/// One line per restart: who, and how many probes went unanswered across it.
-pub fn restart_notes(rows: &[HostSummary]) -> Vec<String> {
-    rows.iter()
-        .filter_map(|b| {
-            let prev = b.restart_of.as_ref()?;
-            let a = rows.iter().find(|r| &r.responder_id == prev)?;
-            let (last, first) = (a.last_seq?, b.first_seq?);
-            Some(format!(
-                "{} restarted: id {} answered up to probe {last}, id {} from probe {first}; {} probes unanswered in between",
-                b.responder,
-                a.responder_id,
-                b.responder_id,
-                first - last - 1
-            ))
-        })
-        .collect()
+/// One line per restart (who, and how many probes went unanswered across it), and one per name
+/// that responders at different addresses share.
+pub fn restart_notes(run: &Run) -> Vec<String> {
+    let restarts = run.restarts().map(|(i, r)| {
+        format!(
+            "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
+            run.hosts()[i].name,
+            format_id(r.old_id),
+            r.old_last_seq,
+            format_id(r.new_id),
+            r.new_first_seq,
+            r.gap_probes()
+        )
+    });
+    let clashes = run.name_clashes().into_iter().map(|(name, addrs)| {
+        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        format!("several responders are named {name} ({}): give each its own with respond --name", addrs.join(", "))
+    });
+    restarts.chain(clashes).collect()
 }
 
 fn opt(v: Option<f64>, precision: usize) -> String {
@@ -334,8 +337,7 @@ pub fn write_table(w: &mut impl Write, rows: &[HostSummary], outcome: &Outcome) 
             l.value_at_quantile(0.99) as f64 / 1e3,
         )?;
     }
-    let all: Vec<HostSummary> = rows.iter().map(|r| (*r).clone()).collect();
-    for note in restart_notes(&all).into_iter().chain(outage_notes(&outcome.run, 20)).chain(notes(outcome)) {
+    for note in restart_notes(&outcome.run).into_iter().chain(outage_notes(&outcome.run, 20)).chain(notes(outcome)) {
         writeln!(w, "{note}")?;
     }
     Ok(())
@@ -353,7 +355,7 @@ fn notes(o: &Outcome) -> Vec<String> {
     if o.forged > 0 {
         parts.push(format!("{} acks without a valid key tag rejected", o.forged));
     }
-    let limited: u64 = o.run.hosts().iter().map(|h| h.view.map_or(0, |v| v.limited)).sum();
+    let limited: u64 = o.run.hosts().iter().map(|h| o.run.summary(h).limited).sum();
     if limited > 0 {
         parts.push(format!("{limited} probes rate-limited by responders: not loss, see the limited column"));
     }
