@@ -20,20 +20,9 @@ pub fn sorted_hosts(run: &Run) -> Vec<&HostStats> {
     hosts
 }
 
-/// Final rows, in report order, with restarts linked: a responder id whose name an earlier id
-/// already had (and that started answering after that one stopped) is that responder restarted.
+/// Final rows, in report order. A restarted responder is one row already (stats links its ids).
 pub fn summaries(run: &Run) -> Vec<HostSummary> {
-    let mut rows: Vec<HostSummary> =
-        sorted_hosts(run).into_iter().map(|h| HostSummary::new(h, &run.summary(h))).collect();
-    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].responder.is_empty()).collect();
-    order.sort_by_key(|&i| (rows[i].responder.clone(), rows[i].first_seq));
-    for pair in order.windows(2) {
-        let (a, b) = (&rows[pair[0]], &rows[pair[1]]);
-        if a.responder == b.responder && a.last_seq < b.first_seq {
-            rows[pair[1]].restart_of = Some(a.responder_id.clone());
-        }
-    }
-    rows
+    sorted_hosts(run).into_iter().map(|h| HostSummary::new(h, &run.summary(h))).collect()
 }
 
 /// The final figures of one responder on one path: one row of `summary.csv`.
@@ -88,6 +77,12 @@ pub struct HostSummary {
     pub last_seq: Option<u64>,
     /// The id this responder had before it restarted (same name, earlier id), if it did.
     pub restart_of: Option<String>,
+    /// Figures from `stats::Figures` (see the README's column list).
+    pub limited_tail: u64,
+    pub restarts: u64,
+    pub restart_gap_lost: u64,
+    pub inconsistent_acks: u64,
+    pub dwell_over_rtt: u64,
 }
 
 fn round3(x: f64) -> f64 {
@@ -119,6 +114,11 @@ impl HostSummary {
             return_lost: f.return_lost,
             unknown_lost: f.unknown_lost,
             limited: f.limited,
+            limited_tail: f.limited_tail,
+            restarts: f.restarts,
+            restart_gap_lost: f.restart_gap_lost,
+            inconsistent_acks: f.inconsistent_acks,
+            dwell_over_rtt: f.dwell_over_rtt,
             duplicates: f.duplicates,
             reordered: f.reordered,
             late: f.late,
