@@ -124,6 +124,8 @@ pub struct Run {
     hosts: Vec<HostStats>,
     /// Responder id → (host index, segment index).
     by_id: HashMap<u64, (u32, u32)>,
+    /// Hosts held pending (possible restarts).
+    pending: usize,
     /// Scheduled time of the first probe, ns since the run's start (0 with `record_send`).
     first_due_ns: Option<u64>,
     sent_per_interval: Vec<u64>,
@@ -150,6 +152,7 @@ impl Run {
             hosts: Vec::new(),
             by_id: HashMap::new(),
             first_due_ns: None,
+            pending: 0,
             sent_per_interval: Vec::new(),
             foreign_acks: 0,
             bogus_acks: 0,
@@ -273,6 +276,7 @@ impl Run {
         let mut host = HostStats::new(ack, from);
         if !host.name.is_empty() && self.hosts.iter().any(|h| same_responder(h, &host)) {
             host.pending = Some(ack.seq);
+            self.pending += 1;
         }
         let i = self.hosts.len() as u32;
         self.hosts.push(host);
@@ -284,6 +288,9 @@ impl Run {
     /// `u64::MAX` at the end): a restart when an earlier responder with its name and address
     /// acked nothing from that probe on, else a responder of its own.
     fn resolve_pending(&mut self, upto: u64) {
+        if self.pending == 0 {
+            return;
+        }
         while let Some(b) = self.hosts.iter().position(|h| h.pending.is_some_and(|at| at <= upto)) {
             let first = self.hosts[b].segments[0].first_seq;
             let target = (0..self.hosts.len())
@@ -292,6 +299,7 @@ impl Run {
                 })
                 .filter(|&a| self.hosts[a].last_acked_seq() < first)
                 .max_by_key(|&a| self.hosts[a].last_acked_seq());
+            self.pending -= 1;
             let Some(a) = target else {
                 self.hosts[b].pending = None;
                 continue;
