@@ -380,19 +380,27 @@ impl HostStats {
         self.segments.iter().map(|s| s.last_seq).max().unwrap_or(0)
     }
 
-    /// Notes one ack of segment `seg`: its identity fields and counters. `false` when its
-    /// counters contradict earlier ones (the ack is counted in `inconsistent_acks`).
+    /// Notes one ack of segment `seg`: its identity fields and, when it carries them
+    /// (`counters`), its counters. `false` when they contradict earlier ones (the ack is counted
+    /// in `inconsistent_acks`).
     ///
     /// The row's name is the longest one its acks carried (a small probe truncates or drops it),
     /// the newest of equal length.
-    pub fn observe(&mut self, seg: usize, ack: &Ack, addr: SocketAddr) -> bool {
+    pub fn observe(&mut self, seg: usize, ack: &Ack, addr: SocketAddr, counters: bool) -> bool {
         if !ack.name.is_empty() && ack.name.len() >= self.name.len() {
             self.name = printable(&ack.name);
         }
         self.addr = addr;
         self.ttl = ack.ttl;
         self.arrival = ack.arrival;
-        let ok = self.segments[seg].observe(ResponderView::of(ack));
+        let segment = &mut self.segments[seg];
+        if !counters {
+            // Plain replies carry no counters: only note which probes the id answered.
+            segment.first_seq = segment.first_seq.min(ack.seq);
+            segment.last_seq = segment.last_seq.max(ack.seq);
+            return true;
+        }
+        let ok = segment.observe(ResponderView::of(ack));
         if !ok {
             self.inconsistent_acks += 1;
         }
@@ -402,7 +410,6 @@ impl HostStats {
     /// Records a first, on-time ack of probe `seq` by segment `seg`.
     /// `since_start_ns` is when it arrived, counted from the start of the run; `interval` is the
     /// interval its probe belongs to, when intervals are kept.
-    #[allow(clippy::too_many_arguments)]
     pub fn record_on_time(
         &mut self,
         seg: usize,

@@ -237,7 +237,7 @@ impl Run {
         if let Some(at) = &mut host.pending {
             *at = (*at).min(ack.seq);
         }
-        let consistent = host.observe(seg, ack, from);
+        let consistent = host.observe(seg, ack, from, !self.cfg.plain);
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
         // A second copy of an ack is a duplicate, whether the first came on time or late.
         if !host.acked.insert(ack.seq) {

@@ -716,3 +716,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(iv.len(), r.hosts().len() * r.sent_per_interval().len());
     }
 }
+
+#[test]
+fn plain_replies_carry_no_counters_to_contradict() {
+    let mut r = Run::new(RunConfig { plain: true, ..run(false).cfg });
+    let tx = send(&mut r, 10);
+    for (i, &t) in tx.iter().enumerate().take(8) {
+        // What the prober makes of a plain reply: zero counters.
+        let mut a = ack(1, i as u64, t, 1, 1);
+        (a.received, a.ack_seq, a.name) = (0, 0, String::new());
+        r.on_ack(&a, addr(), t + MS);
+    }
+    r.finalize_all();
+    let s = r.summary(&r.hosts()[0]);
+    assert_eq!((s.inconsistent_acks, s.lost, s.unknown_lost, s.forward_lost), (0, 2, 2, 0));
+}
