@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::wire::{Ack, Arrival};
 
 /// The limited counter of an ack, unwrapped.
-fn host_view_limited(ack: &Ack) -> u64 {
+fn ack_limited(ack: &Ack) -> u64 {
     ResponderView::of(ack).limited
 }
 
@@ -256,7 +256,7 @@ impl Run {
         }
         // An inconsistent ack still answers its probe; only its counters are not believed.
         let limited = match (consistent, host.segments[seg].newest) {
-            (true, _) => host_view_limited(ack),
+            (true, _) => ack_limited(ack),
             (false, Some(v)) => v.limited,
             (false, None) => 0,
         };
