@@ -553,6 +553,11 @@ fn a_restart_is_one_responder_that_was_away() {
     assert_eq!(raw.len(), 100);
     assert!(raw.iter().all(|row| row.responder_id == format_id(1)));
     assert_eq!(raw.iter().filter(|row| row.status == "lost").count(), 20);
+    // A stray copy of an old id's ack is a duplicate of the one responder.
+    let mut copy = ack(1, 39, tx[39], 40, 40);
+    copy.name = "phoenix".into();
+    assert_eq!(r.on_ack(&copy, addr(), tx[39] + 3000 * MS), AckOutcome::Duplicate);
+    assert_eq!(r.hosts().len(), 1);
 }
 
 #[test]
@@ -670,14 +675,34 @@ proptest::proptest! {
             0..250,
         ),
         plain in proptest::bool::ANY,
+        split in proptest::bool::ANY,
+        honest in proptest::bool::ANY,
     ) {
         let mut r = Run::new(RunConfig { plain, ..run(true).cfg });
         let tx = send(&mut r, n);
         for (id, seq, received, ack_seq, limited, fate, name, at) in events {
-            let seq = seq % n;
-            let t = tx[seq as usize];
-            let mut a = ack(id, seq, t, received.max(1), ack_seq + 1);
+            // With `split`, id 1 acks only the first half and id 2 only the second: a restart
+            // when they share name and address.
+            let half = n / 2;
+            let (seq, base) = match (split && half > 0, id) {
+                (true, 1) => (seq % half, 0),
+                (true, 2) => (half + seq % (n - half), half),
+                _ => (seq % n, 0),
+            };
+            let mut a = ack(id, seq, tx[seq as usize], received.max(1), ack_seq + 1);
             a.limited = limited;
+            if honest {
+                // A responder that limits every third probe from its start and counts truly.
+                let k = seq - base;
+                if k % 3 == 2 {
+                    continue;
+                }
+                let lim = (k + 1) / 3;
+                (a.received, a.ack_seq, a.limited) = ((k + 1) as u32, (k - lim) as u32, lim as u32);
+            }
+            let t = tx[seq as usize];
+            // Under `split`, ids 1 and 2 are one responder restarted: one name, one address.
+            let (name, at) = if split && id < 3 { (0, 0) } else { (name, at) };
             a.name = ["phoenix", "other", ""][name as usize].into();
             a.dwell_ns = if fate == 7 { 5_000_000 } else { 1000 };
             let from: SocketAddr = if at == 0 { addr() } else { "127.0.0.2:5001".parse().unwrap() };
