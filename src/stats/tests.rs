@@ -756,3 +756,29 @@ fn plain_replies_carry_no_counters_to_contradict() {
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.inconsistent_acks, s.lost, s.unknown_lost, s.forward_lost), (0, 2, 2, 0));
 }
+
+#[test]
+fn a_late_joiner_has_interval_rows_from_the_start() {
+    let mut r = run(false);
+    let tx = send(&mut r, 250);
+    for (i, &t) in tx.iter().enumerate() {
+        let n = i as u32 + 1;
+        r.on_ack(&ack(1, i as u64, t, n, n), addr(), t + MS);
+        if i >= 200 {
+            let k = (i - 199) as u32;
+            r.on_ack(&ack(2, i as u64, t, k, k), addr(), t + MS);
+        }
+        // Probes close 0.5 s after they leave: interval 0 closes before responder 2 is first
+        // heard (at 2.0 s), interval 1 after.
+        r.finalize_older_than(t + MS, 500 * MS);
+    }
+    r.finalize_all();
+    let iv = r.drain_interval_rows();
+    let late: Vec<_> = iv.iter().filter(|row| row.responder == "host2").collect();
+    // Its row of interval 0 comes last, with nothing received.
+    let starts: Vec<_> = late.iter().map(|row| (row.interval_start_s, row.received)).collect();
+    assert_eq!(starts, [(1.0, 0), (2.0, 50), (0.0, 0)]);
+    let s = r.summary(&r.hosts()[1]);
+    assert_eq!(late.iter().map(|row| row.sent).sum::<u64>(), s.sent);
+    assert_eq!(late.iter().map(|row| row.lost).sum::<u64>(), s.lost);
+}
