@@ -174,9 +174,11 @@ impl Segment {
     fn observe(&mut self, v: ResponderView) -> bool {
         self.first_seq = self.first_seq.min(v.seq);
         self.last_seq = self.last_seq.max(v.seq);
+        // In order (the usual case) only the newest ack needs comparing; an older-numbered one
+        // must fit between the first and the newest.
         let ok = v.plausible()
-            && self.first.is_none_or(|f| f.agrees_with(&v))
-            && self.newest.is_none_or(|n| n.agrees_with(&v));
+            && self.newest.is_none_or(|n| n.agrees_with(&v))
+            && self.first.is_none_or(|f| v.acks_sent > f.acks_sent || f.agrees_with(&v));
         if !ok {
             return false;
         }

@@ -248,9 +248,11 @@ impl Run {
             host.record_late(seg);
             return AckOutcome::Late;
         }
+        // At very high rates the window can hold more probes than `acked` spans: only then can
+        // a copy get past it, and only then is the probe's own list worth a scan.
+        let beyond_span = self.window.len() as u64 > SeqBits::SPAN;
         let probe = &mut self.window[(ack.seq - self.finalized) as usize];
-        // At very high rates the window can hold more probes than `acked` spans: check here too.
-        if probe.acks.iter().any(|a| a.host == idx) {
+        if beyond_span && probe.acks.iter().any(|a| a.host == idx) {
             host.record_duplicate();
             return AckOutcome::Duplicate;
         }
