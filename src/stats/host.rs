@@ -174,11 +174,12 @@ impl Segment {
     fn observe(&mut self, v: ResponderView) -> bool {
         self.first_seq = self.first_seq.min(v.seq);
         self.last_seq = self.last_seq.max(v.seq);
-        // In order (the usual case) only the newest ack needs comparing; an older-numbered one
-        // must fit between the first and the newest.
+        // In order (the usual case) only the newest ack needs comparing (agreeing with it implies
+        // agreeing with the first); an older-numbered one must fit between the first and the newest.
+        let in_order = self.newest.is_none_or(|n| v.acks_sent >= n.acks_sent);
         let ok = v.plausible()
             && self.newest.is_none_or(|n| n.agrees_with(&v))
-            && self.first.is_none_or(|f| v.acks_sent > f.acks_sent || f.agrees_with(&v));
+            && (in_order || self.first.is_none_or(|f| f.agrees_with(&v)));
         if !ok {
             return false;
         }
