@@ -782,3 +782,20 @@ fn a_late_joiner_has_interval_rows_from_the_start() {
     assert_eq!(late.iter().map(|row| row.sent).sum::<u64>(), s.sent);
     assert_eq!(late.iter().map(|row| row.lost).sum::<u64>(), s.lost);
 }
+
+#[test]
+fn an_out_of_order_ack_must_fit_between_the_first_and_the_newest() {
+    let mut r = run(false);
+    let tx = send(&mut r, 100);
+    let mut at = |seq: usize, received, acks, limited| {
+        let mut a = ack(1, seq as u64, tx[seq], received, acks);
+        a.limited = limited;
+        r.on_ack(&a, addr(), tx[seq] + MS)
+    };
+    at(3, 4, 1, 3);
+    at(99, 100, 10, 3);
+    // Agrees with the newest, but says fewer probes limited than the first ack already did.
+    at(50, 5, 5, 0);
+    r.finalize_all();
+    assert_eq!(r.summary(&r.hosts()[0]).inconsistent_acks, 1);
+}
