@@ -75,7 +75,8 @@ pub struct HostSummary {
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
-    /// The id this responder had before it restarted (same name, earlier id), if it did.
+    /// Always empty: stats makes a restarted responder one row (see `restarts`); kept so the
+    /// column stays where it was.
     pub restart_of: Option<String>,
     /// Figures from `stats::Figures` (see the README's column list).
     pub limited_tail: u64,
