@@ -19,7 +19,7 @@ use crate::prober::{self, Outcome, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::HostSummary;
 use crate::report::{self, Findings, StreamedCsvs};
-use crate::responder::{AllowList, Event, Responder, ResponderConfig};
+use crate::responder::{check_max_clock_skew, AllowList, Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
 use crate::wire;
 
@@ -124,6 +124,8 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         reply_from: None,
         rcvbuf: args.net.rcvbuf,
         rate_limit: args.rate_limit,
+        total_rate_limit: args.total_rate_limit,
+        max_clock_skew: check_max_clock_skew(args.max_clock_skew)?,
         allow: AllowList(args.allow.clone()),
         key: key_of(&args.key)?,
         plain: args.plain,
@@ -146,6 +148,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             Event::NewSession { session, from, ttl, arrival } => {
                 format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
             }
+            other => crate::responder::notice::describe(other),
         };
         stdout_or_exit(|out| writeln!(out, "{line}"));
     })?;
@@ -154,8 +157,8 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         stdout_or_exit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} from sources not allowed, {} unauthenticated; {} send errors; {} local drops",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.denied, c.unauthenticated, c.send_errors, c.local_drops
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops
             )
         });
     }
@@ -386,6 +389,8 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
                 reply_from: Some(Ipv4Addr::new(127, 0, 0, i + 2)),
                 rcvbuf: net::DEFAULT_RCVBUF,
                 rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
+                total_rate_limit: crate::responder::DEFAULT_TOTAL_RATE_LIMIT,
+                max_clock_skew: Duration::from_nanos(crate::responder::DEFAULT_MAX_CLOCK_SKEW_NS),
                 allow: AllowList::default(),
                 key: None,
                 plain: false,

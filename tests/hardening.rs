@@ -11,6 +11,10 @@ use mcprobe::auth::Key;
 use mcprobe::wire::{self, Message, Probe};
 use nix::sys::signal::Signal;
 
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -37,7 +41,8 @@ fn acks_are_never_larger_than_their_probes() {
     let mut buf = [0u8; 2048];
     // Every probe size from below the minimum to well above the full ack, byte for byte.
     for (size, keyed_probe) in (40..=200).map(|s| (s, false)).chain((40..=200).map(|s| (s, true))) {
-        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: 1 }.encode(size);
+        // Stamped now: a keyed responder answers only fresh probes.
+        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: now_ns() }.encode(size);
         let dest = if keyed_probe {
             probe.truncate(size.saturating_sub(wire::TAG_LEN).max(wire::PROBE_LEN));
             key.seal(&mut probe);
