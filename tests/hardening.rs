@@ -80,7 +80,7 @@ fn acks_are_never_larger_than_their_probes() {
 fn keys_gate_probes_and_acks_and_never_show() {
     let secret = "correct horse battery staple";
     let port = free_port();
-    let keyed = Responder::start_with(port, "keyed", &["--key", secret]);
+    let mut keyed = Responder::start_with(port, "keyed", &["--key", secret]);
     let dir = tempfile::tempdir().unwrap();
     let good = quick_probe(port, &["--key", secret, "--out", dir.path().to_str().unwrap()]);
     assert_eq!(good.status.code(), Some(0));
@@ -91,8 +91,13 @@ fn keys_gate_probes_and_acks_and_never_show() {
     assert_eq!(unkeyed["responders"].as_array().unwrap().len(), 0);
     let wrong = json(&quick_probe(port, &["--key", "not the secret"]));
     assert_eq!(wrong["responders"].as_array().unwrap().len(), 0);
-    let closing = keyed.stop();
+    // Said live, once for the source address (both probers ran on 127.0.0.1), not per probe.
+    let line = keyed.wait_for("fail the key check");
+    assert!(line.starts_with("probes from 127.0.0.1:"), "{line}");
+    keyed.signal(Signal::SIGINT);
+    let closing = keyed.wait_for("stopped:");
     assert!(closing.contains("200 unauthenticated"), "{closing}");
+    assert_eq!(keyed.seen.iter().filter(|l| l.contains("key check")).count(), 1, "{:?}", keyed.seen);
     // A keyed prober rejects acks of an unkeyed responder (as it would forged ones) and counts them.
     let port2 = free_port();
     let _open = Responder::start(port2, "open");

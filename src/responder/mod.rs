@@ -360,26 +360,15 @@ impl Engine {
             return Step::drop(Outcome::TooSmall);
         }
         let keyed = self.key.is_some();
-        if keyed {
-            // Checked before the session is looked up: a stale probe neither starts nor touches one.
-            if !is_fresh(probe.tx_ns, d.rx_ns, self.max_skew_ns) {
-                self.counters.stale += 1;
-                let event = self.skew_notices.due(d.from.ip(), d.rx_ns).then(|| Event::ClockSkew {
-                    from: d.from,
-                    skew_ns: skew_ns(probe.tx_ns, d.rx_ns),
-                    max_ns: self.max_skew_ns,
-                });
-                return Step { outcome: Outcome::Stale, reply: None, event };
-            }
-            if let Some(bound) = self.sessions.source_of(probe.session).filter(|b| *b != d.from) {
-                self.counters.wrong_source += 1;
-                let event = self.source_notices.due(d.from.ip(), d.rx_ns).then_some(Event::WrongSource {
-                    from: d.from,
-                    session: probe.session,
-                    bound,
-                });
-                return Step { outcome: Outcome::WrongSource, reply: None, event };
-            }
+        // Checked before the session is looked up: a stale probe neither starts nor touches one.
+        if keyed && !is_fresh(probe.tx_ns, d.rx_ns, self.max_skew_ns) {
+            self.counters.stale += 1;
+            let event = self.skew_notices.due(d.from.ip(), d.rx_ns).then(|| Event::ClockSkew {
+                from: d.from,
+                skew_ns: skew_ns(probe.tx_ns, d.rx_ns),
+                max_ns: self.max_skew_ns,
+            });
+            return Step { outcome: Outcome::Stale, reply: None, event };
         }
         let arrival = match d.dst {
             Some(a) if a.is_multicast() => Arrival::Multicast,
@@ -387,6 +376,16 @@ impl Engine {
             None => Arrival::Unknown,
         };
         let (state, new_session) = self.sessions.get(probe.session, d.from, d.rx_ns);
+        // One lookup for both: a session from another address only has its idle time refreshed.
+        if let Some(bound) = state.source.filter(|b| keyed && *b != d.from) {
+            self.counters.wrong_source += 1;
+            let event = self.source_notices.due(d.from.ip(), d.rx_ns).then_some(Event::WrongSource {
+                from: d.from,
+                session: probe.session,
+                bound,
+            });
+            return Step { outcome: Outcome::WrongSource, reply: None, event };
+        }
         // A replay is not a probe received: the session's counts stay those of the prober's
         // probes, and it spends no rate-limit token.
         if keyed && state.seqs.check(probe.seq) != SeqCheck::New {
