@@ -118,7 +118,7 @@ impl Budget {
 /// room for a clock that is slightly off without making captures useful for long.
 pub const DEFAULT_MAX_CLOCK_SKEW_NS: u64 = 5 * SEC_NS;
 /// Upper bound of `--max-clock-skew`: the replay window of a session must outlive every probe of
-/// it that is still fresh, and idle sessions are forgotten after [`SESSION_IDLE_NS`].
+/// it that is still fresh, and idle sessions are forgotten after `SESSION_IDLE_NS` (5 minutes).
 pub const MAX_CLOCK_SKEW_NS: u64 = 60 * SEC_NS;
 const SEC_NS: u64 = 1_000_000_000;
 

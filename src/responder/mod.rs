@@ -3,7 +3,7 @@
 //! It answers nothing else: foreign datagrams, acks and broken probes are counted and dropped. An
 //! ack is never larger than the probe that caused it (see [`crate::wire`]), so a responder cannot
 //! be used to amplify traffic. The engine reports what happens through [`Event`]s and leaves the
-//! printing to its caller. What keeps it safe to leave running for months is in [`guard`].
+//! printing to its caller. What keeps it safe to leave running for months is in `guard.rs`.
 //!
 //! The decision about each datagram is a pure step, [`Engine::step`]: datagram, source and
 //! timestamps in, the ack's bytes (or none) and counter changes out, with the clock passed in. Unit
