@@ -18,7 +18,7 @@ use crate::net::{self, Iface};
 use crate::prober::{self, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::{self, StreamedCsvs};
-use crate::responder::{AllowList, Event, Responder, ResponderConfig};
+use crate::responder::{Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
 
 pub const EXIT_OK: i32 = 0;
@@ -64,6 +64,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             Event::NewSession { session, from, ttl, arrival } => {
                 format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
             }
+            other => crate::responder::notice::describe(other),
         };
         failed = emit(|out| writeln!(out, "{line}")).err();
     })?;
@@ -75,8 +76,8 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         emit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} from sources not allowed, {} unauthenticated; {} send errors; {} local drops",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.denied, c.unauthenticated, c.send_errors, c.local_drops
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops
             )
         })?;
     }
@@ -221,17 +222,8 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         for i in 0..args.responders {
             // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
             let r = Responder::bind(ResponderConfig {
-                group,
-                source: None,
-                port,
-                iface: Some(lo.clone()),
-                name: format!("demo-{}", i + 1),
                 reply_from: Some(Ipv4Addr::new(127, 0, 0, i + 2)),
-                rcvbuf: net::DEFAULT_RCVBUF,
-                rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
-                allow: AllowList::default(),
-                key: None,
-                plain: false,
+                ..config::responder_defaults(group, port, Some(lo.clone()), format!("demo-{}", i + 1))
             })?;
             let stop_r = &responders_stop;
             handles.push(s.spawn(move || r.run(stop_r, |_| {})));

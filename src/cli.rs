@@ -110,6 +110,17 @@ pub struct RespondArgs {
     #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
 
+    /// Acks per second for all sources together (bursts of a tenth of that): many sources, forged
+    /// or not, cannot multiply --rate-limit. Counted like --rate-limit. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_TOTAL_RATE_LIMIT)]
+    pub total_rate_limit: u32,
+
+    /// With --key: answer only probes sent within this of this host's clock, either way (both
+    /// hosts' CLOCK_REALTIME; keep them in sync with NTP). At most 60s. Probes outside it are
+    /// counted as stale and each source is named once in a line.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
+
     /// Answer only probes from this network (CIDR, or a single address); repeatable.
     /// Default: any source.
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]

@@ -83,6 +83,12 @@ fn bad_security_settings_name_the_flag() {
     fails_with(&["respond", "--allow", "10.0.0.0/33"], &["--allow", "'10.0.0.0/33'"]);
     fails_with(&["respond", "--allow", "everyone"], &["--allow", "'everyone'"]);
     fails_with(&["respond", "--rate-limit", "lots"], &["--rate-limit", "'lots'"]);
+    fails_with(&["respond", "--total-rate-limit", "1.5"], &["--total-rate-limit", "'1.5'"]);
+    fails_with(&["respond", "--max-clock-skew", "soon"], &["--max-clock-skew", "'soon'"]);
+    fails_with(
+        &["respond", "--iface", "127.0.0.1", "--max-clock-skew", "10m"],
+        &["--max-clock-skew 10m", "at most 60s"],
+    );
 }
 
 #[test]
