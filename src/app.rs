@@ -201,7 +201,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         ttl: args.ttl,
         size: args.size as usize,
         interval,
-        schedule: args.schedule,
+        schedule: args.schedule.into(),
         count,
         timeout: args.timeout,
         report_interval: args.report_interval,

@@ -8,6 +8,25 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::prober::Schedule;
 
+/// `--schedule`: the CLI's own enum, so the engine's `Schedule` owes nothing to clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// Exactly one interval apart.
+    Fixed,
+    /// Exponentially distributed gaps with the interval as their mean (a Poisson process, as OWAMP
+    /// sends), so probes cannot phase-lock with periodic events on the network.
+    Poisson,
+}
+
+impl From<ScheduleArg> for Schedule {
+    fn from(s: ScheduleArg) -> Self {
+        match s {
+            ScheduleArg::Fixed => Schedule::Fixed,
+            ScheduleArg::Poisson => Schedule::Poisson,
+        }
+    }
+}
+
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
@@ -177,8 +196,8 @@ pub struct ProbeArgs {
 
     /// When probes leave: `fixed` intervals, or `poisson` (random gaps with --interval as their
     /// mean, which cannot phase-lock with periodic network events).
-    #[arg(long, value_enum, default_value_t = Schedule::Fixed)]
-    pub schedule: Schedule,
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Fixed)]
+    pub schedule: ScheduleArg,
 
     /// `soak`: 10 minutes at 1 probe/s, longer than two IGMP membership timeouts (260 s each), to
     /// catch a LAN whose snooping switches drop the group because no querier refreshes it.

@@ -1,0 +1,113 @@
+//! The prober's sockets: one for the multicast probes and one per `--hosts` host for its unicast
+//! probes, read together by one receiver.
+//!
+//! Why one socket per host: while the neighbour entry of a host that is down is unresolved, the
+//! kernel queues the probes to it and charges them to the sending socket. On a shared blocking
+//! socket that stalled every other probe (3000 probes at 1000/s took 34.8 s with one dead host).
+//! A host's own non-blocking socket fills up alone: its probes are refused (counted as not sent)
+//! and nobody else waits. Its error queue also tells that host's ICMP errors apart.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, MsgFlags};
+
+use super::icmp::{self, IcmpError};
+use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
+
+/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
+pub fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
+    let sock = udp_socket(host.is_ipv6())?;
+    if host.is_ipv6() {
+        sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
+        socket::setsockopt(&sock, sockopt::Ipv6RecvErr, &true).context("cannot enable IPV6_RECVERR")?;
+        sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
+    } else {
+        sock.set_ttl_v4(UNICAST_TTL).context("cannot set IP_TTL")?;
+        socket::setsockopt(&sock, sockopt::Ipv4RecvErr, &true).context("cannot enable IP_RECVERR")?;
+        sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
+    }
+    .with_context(|| format!("cannot bind a socket for the unicast probes to {host}"))?;
+    set_rcvbuf(&sock, rcvbuf)?;
+    enable_rx_metadata(&sock)?;
+    sock.set_nonblocking(true).context("cannot make a unicast socket non-blocking")?;
+    Ok(sock.into())
+}
+
+/// What the receiver gets next.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// A datagram on socket `sock` (0 multicast, 1 + i host i); its bytes are in the caller's
+    /// buffer.
+    Datagram { sock: usize, rx: Received },
+    /// An ICMP error about the unicast probes to host `host` (its index in `--hosts`).
+    Icmp { host: usize, error: IcmpError },
+    /// Nothing arrived for [`READ_TICK`]: every socket is drained.
+    Idle,
+}
+
+/// The multicast socket (index 0) and the hosts' sockets (index 1 + host), read fairly: one
+/// datagram from each readable socket in turn.
+pub struct ProbeSockets {
+    socks: Vec<UdpSocket>,
+    /// Sockets poll found readable (index, error queue pending), not yet drained.
+    ready: VecDeque<(usize, bool)>,
+}
+
+impl ProbeSockets {
+    pub fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
+        let socks = std::iter::once(multicast).chain(unicast).collect();
+        ProbeSockets { socks, ready: VecDeque::new() }
+    }
+
+    pub fn multicast(&self) -> &UdpSocket {
+        &self.socks[0]
+    }
+
+    pub fn unicast(&self) -> &[UdpSocket] {
+        &self.socks[1..]
+    }
+
+    /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
+    pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
+        loop {
+            while let Some((i, err)) = self.ready.pop_front() {
+                let sock = &self.socks[i];
+                if err && i > 0 {
+                    if let Some(error) = icmp::recv_error(sock)? {
+                        self.ready.push_front((i, true));
+                        return Ok(Event::Icmp { host: i - 1, error });
+                    }
+                }
+                match super::recv_flags(sock, buf, cmsg, MsgFlags::MSG_DONTWAIT) {
+                    Ok(Some(rx)) => {
+                        self.ready.push_back((i, false));
+                        return Ok(Event::Datagram { sock: i, rx });
+                    }
+                    Ok(None) => {}
+                    // The copy of a queued ICMP error: read the queue itself.
+                    Err(e) if i > 0 && icmp::is_reported_icmp(&e) => self.ready.push_front((i, true)),
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut fds: Vec<PollFd> = self.socks.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+            let tick = PollTimeout::try_from(READ_TICK).unwrap_or(PollTimeout::MAX);
+            match nix::poll::poll(&mut fds, tick) {
+                Ok(0) => return Ok(Event::Idle),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for (i, fd) in fds.iter().enumerate() {
+                let ev = fd.revents().unwrap_or(PollFlags::empty());
+                if !ev.is_empty() {
+                    self.ready.push_back((i, ev.contains(PollFlags::POLLERR)));
+                }
+            }
+        }
+    }
+}
