@@ -418,7 +418,28 @@ mod tests {
         let by_name = resolve_iface("lo").unwrap();
         assert_eq!(by_name.addr, Some(Ipv4Addr::LOCALHOST));
         assert!(by_name.index > 0);
-        assert_eq!(resolve_iface("127.0.0.1").unwrap(), by_name);
+        assert_eq!(by_name.given, None);
+        let by_addr = resolve_iface("127.0.0.1").unwrap();
+        assert_eq!(by_addr, Iface { given: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), ..by_name.clone() });
+        // lo's IPv6 address, when the host has IPv6 at all.
+        assert!(by_name.addr6.is_none_or(|a| a == Ipv6Addr::LOCALHOST), "{by_name:?}");
+    }
+
+    #[test]
+    fn iface_of_the_other_family_is_named() {
+        let lo = resolve_iface("127.0.0.1").unwrap();
+        let e = lo.check_family("ff12::1".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("--iface 127.0.0.1") && e.contains("IPv4 address") && e.contains("--group ff12::1"), "{e}");
+        assert!(lo.check_family("239.1.2.3".parse().unwrap()).is_ok());
+        // Given by name, the family is picked from the group.
+        let lo = resolve_iface("lo").unwrap();
+        assert!(lo.check_family("ff12::1".parse().unwrap()).is_ok());
+        assert_eq!(lo.source_for("239.1.2.3".parse().unwrap()), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        assert!(local_addrs().unwrap().contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 
     #[test]

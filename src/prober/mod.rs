@@ -253,6 +253,25 @@ struct Shared {
     last_tx: Mutex<Option<Duration>>,
 }
 
+impl Shared {
+    fn new(cfg: &ProbeConfig, session: u64, local: &[IpAddr]) -> Self {
+        let run_cfg = RunConfig {
+            session,
+            timeout_ns: cfg.timeout.as_nanos() as u64,
+            interval_ns: cfg.report_interval.as_nanos() as u64,
+            raw: cfg.raw,
+            intervals: cfg.intervals,
+            plain: cfg.plain.is_some(),
+            outage_min: cfg.outage_min,
+        };
+        Shared {
+            runs: Mutex::new(Runs::new(run_cfg, &cfg.hosts, local)),
+            sending_done: AtomicBool::new(false),
+            last_tx: Mutex::new(None),
+        }
+    }
+}
+
 /// Runs one probe session to its end (or until `stop`), calling `on_progress` about 5 times a
 /// second from the calling thread.
 pub fn run(
@@ -265,20 +284,7 @@ pub fn run(
     let unicast_socks = (cfg.hosts.iter()).map(|&h| net::unicast_socket(h, cfg.rcvbuf)).collect::<Result<Vec<_>>>()?;
     let local = if cfg.hosts.is_empty() { Vec::new() } else { net::local_addrs()? };
     let session: u64 = rand::random();
-    let run_cfg = RunConfig {
-        session,
-        timeout_ns: cfg.timeout.as_nanos() as u64,
-        interval_ns: cfg.report_interval.as_nanos() as u64,
-        raw: cfg.raw,
-        intervals: cfg.intervals,
-        plain: cfg.plain.is_some(),
-        outage_min: cfg.outage_min,
-    };
-    let shared = Arc::new(Shared {
-        runs: Mutex::new(Runs::new(run_cfg, &cfg.hosts, &local)),
-        sending_done: AtomicBool::new(false),
-        last_tx: Mutex::new(None),
-    });
+    let shared = Arc::new(Shared::new(cfg, session, &local));
     let send_socks = (std::iter::once(&sock).chain(&unicast_socks))
         .map(|s| s.try_clone().context("cannot clone the prober's sockets"))
         .collect::<Result<Vec<_>>>()?;
