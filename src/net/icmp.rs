@@ -80,14 +80,18 @@ fn from_ext(e: &libc::sock_extended_err, reporter: Option<IpAddr>) -> IcmpError 
 pub fn recv_error(sock: &UdpSocket) -> io::Result<Option<IcmpError>> {
     let mut data = [0u8; 64];
     let mut iov = [io::IoSliceMut::new(&mut data)];
-    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+    // Room for the error, its offender address and the receive timestamp that SO_TIMESTAMPNS
+    // also attaches to error-queue messages (a truncated buffer would lose the error).
+    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6, nix::sys::time::TimeSpec, [u64; 8]);
     let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
     let msg = match socket::recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
         Ok(m) => m,
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let Ok(cmsgs) = msg.cmsgs() else { return Ok(None) };
+    let unknown = IcmpError { kind: IcmpKind::Other { icmp_type: 0, code: 0 }, reporter: None, errno: 0 };
+    // A message was taken off the queue: never report it as an empty queue.
+    let Ok(cmsgs) = msg.cmsgs() else { return Ok(Some(unknown)) };
     for c in cmsgs {
         match c {
             ControlMessageOwned::Ipv4RecvErr(e, from) => {
@@ -101,7 +105,7 @@ pub fn recv_error(sock: &UdpSocket) -> io::Result<Option<IcmpError>> {
             _ => {}
         }
     }
-    Ok(None)
+    Ok(Some(unknown))
 }
 
 /// Errors the kernel also reports, once, on the next send or receive of a socket with
