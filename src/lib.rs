@@ -3,12 +3,15 @@
 //!
 //! - [`wire`]: the packet format (pure); [`stats`]: per-responder accounting (pure);
 //! - [`net`]: sockets; [`responder`] and [`prober`]: the two engines;
-//! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands.
+//! - [`findings`]: what a run found, typed (pure); [`report`] and [`progress`]: what the user sees;
+//! - [`cli`]: flags (clap only); [`config`]: flags to validated configurations; [`app`]: the
+//!   commands.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod diagnosis;
+pub mod config;
+pub mod findings;
 pub mod net;
 pub mod prober;
 pub mod progress;

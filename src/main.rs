@@ -25,7 +25,8 @@ fn main() {
             std::process::exit(130);
         }
         if !QUIET.load(Ordering::Relaxed) {
-            eprintln!("mcprobe: stopping; Ctrl-C again to quit at once");
+            // The same handler serves Ctrl-C and SIGTERM: name neither.
+            eprintln!("mcprobe: stopping and collecting the last acks; interrupt again to quit at once");
         }
     });
     if let Err(e) = handler {
@@ -39,9 +40,16 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // A closed pipe (`mcprobe … | head`): the reader has what it wanted; end quietly, as
+        // ripgrep does.
+        Err(e) if is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("mcprobe: error: {e:#}");
             std::process::exit(2);
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

@@ -191,7 +191,7 @@ fn a_second_ctrl_c_exits_at_once() {
     r.wait_for("session");
     signal(&child, Signal::SIGINT);
     // Wait until the first one was taken, so the two signals cannot merge into one.
-    while !lines.recv_timeout(PATIENCE).expect("a stopping line").contains("Ctrl-C again") {}
+    while !lines.recv_timeout(PATIENCE).expect("a stopping line").contains("again to quit") {}
     signal(&child, Signal::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));

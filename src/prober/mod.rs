@@ -38,6 +38,9 @@ const PURE_SPIN: Duration = Duration::from_micros(10);
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
+    /// The run's session id: in every probe, and the run id of every report file. Random, so
+    /// runs (and probers) never mistake each other's acks.
+    pub session: u64,
     pub group: IpAddr,
     pub port: u16,
     pub iface: Option<Iface>,
@@ -72,6 +75,7 @@ impl ProbeConfig {
     /// a fixed schedule, 1 s timeout and report interval, no key, no hosts, no files.
     pub fn new(group: IpAddr, port: u16) -> Self {
         ProbeConfig {
+            session: rand::random(),
             group,
             port,
             iface: None,
@@ -107,6 +111,13 @@ pub struct UnicastRun {
     pub icmp: IcmpCounts,
     /// The host is this machine (one of its interface addresses).
     pub is_self: bool,
+}
+
+impl UnicastRun {
+    /// A host's run with nothing refused, no ICMP error, and not this machine.
+    pub fn new(host: IpAddr, run: Run) -> Self {
+        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
+    }
 }
 
 /// ICMP errors about one host's unicast probes, by kind. The kernel rate-limits the errors it
@@ -283,7 +294,7 @@ pub fn run(
     let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
     let unicast_socks = (cfg.hosts.iter()).map(|&h| net::unicast_socket(h, cfg.rcvbuf)).collect::<Result<Vec<_>>>()?;
     let local = if cfg.hosts.is_empty() { Vec::new() } else { net::local_addrs()? };
-    let session: u64 = rand::random();
+    let session = cfg.session;
     let shared = Arc::new(Shared::new(cfg, session, &local));
     let send_socks = (std::iter::once(&sock).chain(&unicast_socks))
         .map(|s| s.try_clone().context("cannot clone the prober's sockets"))
@@ -327,13 +338,8 @@ impl Runs {
         let unicast = (hosts.iter().enumerate())
             .map(|(i, &host)| {
                 let session = run_cfg.session.wrapping_add(1 + i as u64);
-                UnicastRun {
-                    host,
-                    run: Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg }),
-                    not_sent: 0,
-                    icmp: IcmpCounts::default(),
-                    is_self: host.is_loopback() || local.contains(&host),
-                }
+                let run = Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg });
+                UnicastRun { is_self: host.is_loopback() || local.contains(&host), ..UnicastRun::new(host, run) }
             })
             .collect();
         Runs { multicast: Run::new(run_cfg), unicast }
