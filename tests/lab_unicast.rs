@@ -261,3 +261,24 @@ fn iface_of_the_other_family_is_an_error() {
         assert!(stderr.contains("--iface ::1") && stderr.contains(&format!("--group {GROUP}")), "{cmd}: {stderr}");
     }
 }
+
+#[test]
+fn ipv6_probes_leave_from_the_interfaces_ipv6_address() {
+    if !root_or_skip() {
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = fresh_lab("m6s", 2);
+    // A link-scope group: left to itself the kernel would pick the link-local fe80:: source.
+    let mut r = responder(lab.0, "h2", &["--group", "ff12::4242"]);
+    let listening = r.wait_for("listening");
+    assert!(listening.contains("veth0 (fd77::2)"), "the responder shows its IPv6 address: {listening}");
+    let mut c = in_lab_host(lab.0, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24242", "--group", "ff12::4242", "--count", "5", "--rate", "50"]);
+    let out = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("via veth0 (fd77::1)"), "the prober shows its IPv6 source: {stderr}");
+    let session = r.wait_for("session");
+    assert!(session.contains("from [fd77::1]:"), "probes leave from the interface's IPv6 address: {session}");
+}
