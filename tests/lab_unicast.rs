@@ -154,13 +154,18 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
         return;
     }
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = fresh_lab("mi", 4);
-    // h2 answers; h3 runs no responder (port unreachable); h4 drops the probes (silence);
+    let lab = fresh_lab("mi", 5);
+    // h2 answers; h3 runs no responder (port unreachable); h4 drops the probes (silence); h5
+    // rejects them (admin prohibited);
     // .9 and fd77::9 do not exist (host unreachable); 10.77.0.1 is the prober itself.
     let _r = responder(lab.0, "h2", &[]);
     nft(
         &format!("{}-h4", lab.0),
         "table inet mcprobe_test {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 24242 drop\n  }\n}\n",
+    );
+    nft(
+        &format!("{}-h5", lab.0),
+        "table inet mcprobe_test {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 24242 reject with icmpx type admin-prohibited\n  }\n}\n",
     );
     let h1 = format!("{}-h1", lab.0);
     let probe = |hosts: &[&str]| {
@@ -178,7 +183,8 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     // The kernel's ICMP rate limit is global (about 1000/s, bursts of 50, shared by both
     // families): the two dead hosts fail at the same instant, so each gets a run of its own
     // lest one take the other's budget.
-    let (iface, mut out) = probe(&["10.77.0.2", "10.77.0.3", "10.77.0.4", "fd77::3", "10.77.0.1"]);
+    let (iface, mut out) =
+        probe(&["10.77.0.2", "10.77.0.3", "10.77.0.4", "fd77::3", "10.77.0.5", "fd77::5", "10.77.0.1"]);
     out.unicast.extend(probe(&["10.77.0.9"]).1.unicast);
     out.unicast.extend(probe(&["fd77::9"]).1.unicast);
     assert_eq!(iface.addr6, Some("fd77::1".parse().unwrap()), "the interface's IPv6 address: {iface:?}");
@@ -204,6 +210,12 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
         assert_eq!(u.icmp.most_common(), Some(IcmpKind::PortUnreachable), "{h}: {:?}", u.icmp);
         assert_eq!(u.icmp.reporter, Some(h.parse().unwrap()), "{h}");
         assert_eq!(acks(h), 0);
+    }
+    // Rejected by a firewall: admin prohibited, from the host.
+    for h in ["10.77.0.5", "fd77::5"] {
+        let u = by(h);
+        assert_eq!(u.icmp.most_common(), Some(IcmpKind::AdminProhibited), "{h}: {:?}", u.icmp);
+        assert_eq!(u.icmp.reporter, Some(h.parse().unwrap()), "{h}");
     }
     // Dropped by a firewall: silence, no ICMP at all.
     let h4 = by("10.77.0.4");
