@@ -1,7 +1,8 @@
 //! Socket setup (socket2) and datagram receive with kernel metadata (nix recvmsg).
 //!
-//! Both engines use blocking UDP sockets with a short read timeout, so their threads can notice a
-//! stop request without busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
+//! The responder blocks on its socket with a short read timeout, and the prober polls its sockets
+//! with the same timeout ([`ProbeSockets`]), so their threads notice a stop request without
+//! busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 

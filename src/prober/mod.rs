@@ -71,8 +71,9 @@ pub struct ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// A configuration with the CLI's defaults: 100 probes a second for 10 s of 128 bytes, TTL 1,
-    /// a fixed schedule, 1 s timeout and report interval, no key, no hosts, no files.
+    /// A configuration with the CLI's defaults: 10 probes a second for 10 s, 128 bytes, TTL 1, a
+    /// fixed schedule, 1 s timeout and report interval, no key, no hosts, no files, a random
+    /// session. Set the public fields to change any of it.
     pub fn new(group: IpAddr, port: u16) -> Self {
         ProbeConfig {
             session: rand::random(),
@@ -81,9 +82,9 @@ impl ProbeConfig {
             iface: None,
             ttl: 1,
             size: 128,
-            interval: Duration::from_millis(10),
+            interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
-            count: 1000,
+            count: 100,
             timeout: Duration::from_secs(1),
             report_interval: Duration::from_secs(1),
             raw: false,
