@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::prober::Schedule;
-
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
@@ -327,22 +325,13 @@ pub enum Preset {
     Soak,
 }
 
-/// `--schedule`: the engine's [`Schedule`], as the command line spells it.
+/// `--schedule`: the engine's `Schedule`, as the command line spells it (config maps it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScheduleArg {
     /// Exactly one interval apart.
     Fixed,
     /// Exponentially distributed gaps with the interval as their mean (a Poisson process).
     Poisson,
-}
-
-impl From<ScheduleArg> for Schedule {
-    fn from(s: ScheduleArg) -> Schedule {
-        match s {
-            ScheduleArg::Fixed => Schedule::Fixed,
-            ScheduleArg::Poisson => Schedule::Poisson,
-        }
-    }
 }
 
 /// Parses a duration: `250us`, `10ms`, `2s`, `1m30s`; a bare number is seconds (`0.5`, `3`).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
-use crate::cli::{DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs};
+use crate::cli::{DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs, ScheduleArg};
 use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
 use crate::net::{self, Iface};
 use crate::prober::{ProbeConfig, Schedule};
@@ -78,7 +78,10 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         ttl: args.ttl,
         size: args.size as usize,
         interval,
-        schedule: args.schedule.into(),
+        schedule: match args.schedule {
+            ScheduleArg::Fixed => Schedule::Fixed,
+            ScheduleArg::Poisson => Schedule::Poisson,
+        },
         count,
         timeout: args.timeout,
         report_interval: args.report_interval,
