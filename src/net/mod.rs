@@ -10,7 +10,7 @@ pub mod icmp;
 mod probe_sockets;
 mod source_filter;
 
-pub use probe_sockets::{unicast_socket, Event, ProbeSockets};
+pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -346,7 +346,12 @@ pub fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Opt
 }
 
 /// [`recv`] with flags (`MSG_DONTWAIT`): `Ok(None)` when nothing is queued.
-pub fn recv_flags(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8], flags: MsgFlags) -> io::Result<Option<Received>> {
+pub(crate) fn recv_flags(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+    flags: MsgFlags,
+) -> io::Result<Option<Received>> {
     let mut iov = [io::IoSliceMut::new(buf)];
     let msg = match socket::recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), flags) {
         Ok(m) => m,

@@ -64,14 +64,6 @@ impl ProbeSockets {
         ProbeSockets { socks, ready: VecDeque::new() }
     }
 
-    pub fn multicast(&self) -> &UdpSocket {
-        &self.socks[0]
-    }
-
-    pub fn unicast(&self) -> &[UdpSocket] {
-        &self.socks[1..]
-    }
-
     /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
     pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
         loop {
@@ -109,5 +101,44 @@ impl ProbeSockets {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::icmp::IcmpKind;
+    use std::net::{SocketAddr, UdpSocket};
+
+    /// Loopback only: a datagram to a host's socket, an ICMP error from a closed port, then idle.
+    #[test]
+    fn datagrams_and_icmp_errors_come_from_the_right_socket() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let multicast = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let host = unicast_socket(lo, 1 << 16).unwrap();
+        let host_addr = SocketAddr::new(lo, host.local_addr().unwrap().port());
+        let closed = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
+        let mut socks = ProbeSockets::new(multicast, vec![host.try_clone().unwrap()]);
+        let (mut buf, mut cmsg) = (vec![0u8; 64], super::super::cmsg_buffer());
+
+        let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        peer.send_to(b"ack", host_addr).unwrap();
+        match socks.next(&mut buf, &mut cmsg).unwrap() {
+            Event::Datagram { sock: 1, rx } => {
+                assert_eq!((&buf[..rx.len], rx.from), (&b"ack"[..], peer.local_addr().unwrap()));
+                assert!(rx.rx_ns > 0);
+            }
+            e => panic!("expected the datagram on socket 1, got {e:?}"),
+        }
+        // Nothing listens on `closed`: the kernel answers with a port unreachable.
+        host.send_to(b"probe", closed).unwrap();
+        match socks.next(&mut buf, &mut cmsg).unwrap() {
+            Event::Icmp { host: 0, error } => {
+                assert_eq!((error.kind, error.reporter), (IcmpKind::PortUnreachable, Some(lo)));
+                assert_eq!(error.errno, nix::libc::ECONNREFUSED);
+            }
+            e => panic!("expected a port unreachable for host 0, got {e:?}"),
+        }
+        assert!(matches!(socks.next(&mut buf, &mut cmsg).unwrap(), Event::Idle));
     }
 }
