@@ -92,22 +92,29 @@ fn a_dead_host_in_hosts_does_not_stall_the_prober() {
     let _r = [responder(lab.0, "h2", &[]), responder(lab.0, "h3", &[])];
     let healthy = ["10.77.0.2", "10.77.0.3"];
     // 10.77.0.9 is on the LAN's subnet but does not exist: its neighbour entry never resolves.
-    let clean = probe_json(lab.0, &healthy);
-    let dead = probe_json(lab.0, &["10.77.0.2", "10.77.0.3", "10.77.0.9"]);
     let figure = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
-    let (t_clean, t_dead) = (figure(&clean, "elapsed_s"), figure(&dead, "elapsed_s"));
-    let (l_clean, l_dead) = (figure(&clean, "send_lateness_p99_us"), figure(&dead, "send_lateness_p99_us"));
-    let p50 = |v: &serde_json::Value| figure(v, "send_lateness_p50_us");
-    println!("without the dead host: {t_clean:.2} s, lateness p50 {:.1} µs p99 {l_clean:.1} µs", p50(&clean));
-    println!("with the dead host:    {t_dead:.2} s, lateness p50 {:.1} µs p99 {l_dead:.1} µs", p50(&dead));
-    // Failure bounds, not speed assertions: the stall this guards against took 34.8 s and had a
-    // lateness p50 of 14 s, for a 3 s schedule and a 1 s timeout.
-    assert!(t_dead <= t_clean + 3.0, "the dead host stretched the run from {t_clean:.2} s to {t_dead:.2} s");
-    // On a loaded 2-vCPU machine the p99 of either run swings between 2 and 40 ms from vCPU
-    // descheduling alone, hence the wide margin; a stall shows as seconds.
-    assert!(l_dead <= 4.0 * l_clean + 50_000.0, "lateness p99 {l_dead:.1} µs vs {l_clean:.1} µs without the dead host");
-    let (m_clean, m_dead) = (figure(&clean, "send_lateness_p50_us"), figure(&dead, "send_lateness_p50_us"));
-    assert!(m_dead <= 10.0 * m_clean + 1000.0, "lateness p50 {m_dead:.1} µs vs {m_clean:.1} µs without the dead host");
+    // One vCPU stall of the (niced, loaded) sender in either run moves a p99 by 100+ ms: the
+    // lateness comparison gets three tries of a pair. A real stall fails all three, with a p50
+    // of seconds.
+    let mut tries = Vec::new();
+    let (clean, dead) = loop {
+        let clean = probe_json(lab.0, &healthy);
+        let dead = probe_json(lab.0, &["10.77.0.2", "10.77.0.3", "10.77.0.9"]);
+        let (t_clean, t_dead) = (figure(&clean, "elapsed_s"), figure(&dead, "elapsed_s"));
+        let (l_clean, l_dead) = (figure(&clean, "send_lateness_p99_us"), figure(&dead, "send_lateness_p99_us"));
+        let (m_clean, m_dead) = (figure(&clean, "send_lateness_p50_us"), figure(&dead, "send_lateness_p50_us"));
+        println!("without the dead host: {t_clean:.2} s, lateness p50 {m_clean:.1} µs p99 {l_clean:.1} µs");
+        println!("with the dead host:    {t_dead:.2} s, lateness p50 {m_dead:.1} µs p99 {l_dead:.1} µs");
+        // Failure bounds, not speed assertions: the stall this guards against took 34.8 s and
+        // had a lateness p50 of 14 s, for a 3 s schedule and a 1 s timeout.
+        assert!(t_dead <= t_clean + 3.0, "the dead host stretched the run from {t_clean:.2} s to {t_dead:.2} s");
+        assert!(m_dead <= 10.0 * m_clean + 1000.0, "lateness p50 {m_dead:.1} µs vs {m_clean:.1} µs without it");
+        tries.push((l_dead, l_clean));
+        if l_dead <= 4.0 * l_clean + 50_000.0 {
+            break (clean, dead);
+        }
+        assert!(tries.len() < 3, "lateness p99 (with, without the dead host) in µs: {tries:?}");
+    };
     assert_eq!(dead["sent"], 3000);
     for (run, v) in [("clean", &clean), ("dead", &dead)] {
         let rows = v["responders"].as_array().unwrap();
@@ -173,11 +180,15 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
             let iface = mcprobe::net::resolve_iface("veth0").unwrap();
             let mut cfg = ProbeConfig::new("239.255.42.42".parse().unwrap(), 24242);
             cfg.iface = Some(iface.clone());
-            // 5 s: neighbour resolution gives up after about 3 s.
+            // 100 probes/s for 5 s: neighbour resolution gives up after about 3 s.
+            cfg.interval = Duration::from_millis(10);
             cfg.count = 500;
             cfg.timeout = Duration::from_millis(500);
             cfg.hosts = hosts.iter().map(|h| h.parse().unwrap()).collect();
-            (iface, prober::run(&cfg, &AtomicBool::new(false), None, |_| {}).unwrap())
+            let t = std::time::Instant::now();
+            let out = prober::run(&cfg, &AtomicBool::new(false), None, |_| {}).unwrap();
+            println!("{hosts:?}: {:.1} s", t.elapsed().as_secs_f64());
+            (iface, out)
         })
     };
     // The kernel's ICMP rate limit is global (about 1000/s, bursts of 50, shared by both
