@@ -131,7 +131,13 @@ fn judge(found: &Findings, t: Thresholds) -> i32 {
 
 /// Runs the prober with progress, writes the CSVs and makes the findings; shared by `probe` and
 /// `demo`.
-fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool, j: Judgement) -> Result<Findings> {
+pub(crate) fn run_probe(
+    cfg: &ProbeConfig,
+    out: Option<&Path>,
+    quiet: bool,
+    stop: &AtomicBool,
+    j: Judgement,
+) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
             let removed = report::prepare_dir(dir)?;

@@ -52,6 +52,10 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
+    /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
+    MaxRate(crate::cli_extra::MaxRateArgs),
+    /// Every host of a list answers and probes every other one; each prints its row of the mesh.
+    Mesh(crate::cli_extra::MeshArgs),
 }
 
 #[derive(Debug, Args, Clone)]

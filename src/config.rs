@@ -152,7 +152,7 @@ pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     })
 }
 
-fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+pub fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
     match (&args.key, &args.key_file) {
         (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
         (None, Some(path)) => Key::from_file(path).map(Some),
@@ -203,7 +203,7 @@ enum Origin<'a> {
 
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
 /// addresses of the group's family, in order and without repeats.
-fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
+pub fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
     let text = match file {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("--hosts-file {}: cannot read", path.display()))?,

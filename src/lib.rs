@@ -10,8 +10,11 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cli_extra;
 pub mod config;
 pub mod findings;
+pub mod maxrate;
+pub mod mesh;
 pub mod net;
 pub mod prober;
 pub mod progress;

@@ -16,6 +16,8 @@ fn main() {
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
         Command::Discover(_) => false,
+        Command::MaxRate(a) => a.quiet,
+        Command::Mesh(a) => a.quiet,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -37,6 +39,8 @@ fn main() {
         Command::Probe(a) => app::probe(a, &STOP),
         Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
+        Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
+        Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
     };
     match result {
         Ok(code) => std::process::exit(code),

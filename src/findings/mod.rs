@@ -80,14 +80,12 @@ pub struct Row {
     pub hops: Option<u8>,
     /// With `--hosts`: the verdict of the host this row belongs to.
     pub verdict: Option<Verdict>,
-    /// The id this responder had before it restarted (same name and address, earlier id).
-    pub restart_of: Option<ResponderId>,
 }
 
 impl Row {
     fn answered(r: Responder, path: Path, figures: Figures, sent_ttl: u32) -> Row {
         let hops = diagnosis::hops(sent_ttl, figures.ttl);
-        Row { responder: Some(r), path, expected_host: None, figures, hops, verdict: None, restart_of: None }
+        Row { responder: Some(r), path, expected_host: None, figures, hops, verdict: None }
     }
 
     fn silent(host: IpAddr, path: Path, sent: u64) -> Row {
@@ -98,7 +96,6 @@ impl Row {
             figures: Figures::silent(sent),
             hops: None,
             verdict: None,
-            restart_of: None,
         }
     }
 
@@ -129,7 +126,7 @@ impl Row {
 }
 
 /// A responder that restarted during the run: one id stopped answering, a new one with the same
-/// name and address took over.
+/// name and address took over (stats counts both as one responder, under the first id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restart {
     pub name: String,
@@ -143,7 +140,7 @@ pub struct Restart {
 impl Restart {
     /// Probes nobody answered in between.
     pub fn unanswered(&self) -> u64 {
-        self.first_seq - self.last_seq - 1
+        self.first_seq.saturating_sub(self.last_seq + 1)
     }
 }
 
@@ -176,11 +173,11 @@ pub enum Note {
     /// Acks this host's socket buffer dropped: local, not network loss.
     LocalDrops(u64),
     SendErrors(u64),
-    /// Responders with different addresses share a name: restarts cannot be linked by name,
-    /// and a reader cannot tell the rows apart. Usually hosts that kept a default host name.
+    /// Responders with different addresses share a name: a reader cannot tell the rows apart.
+    /// Usually hosts that kept a default host name.
     SharedName {
         name: String,
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<IpAddr>,
     },
     /// No responder answered at all; what to check.
     NothingAnswered(Silence),
@@ -271,7 +268,7 @@ impl Findings {
             diagnosis = Some(d);
         }
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        let restarts = link_restarts(&mut rows);
+        let restarts = restarts(&o.run);
         let run = run_facts(o);
         let notes = notes(o, &rows, diagnosis.as_ref(), j);
         Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes }
@@ -301,33 +298,17 @@ fn path_rows(run: &Run, path: Path, sent_ttl: u32) -> Vec<Row> {
         .collect()
 }
 
-/// Links restarts: a responder id whose name and address an earlier id of the same path already
-/// had, and that started answering after that one stopped, is that responder restarted.
-fn link_restarts(rows: &mut [Row]) -> Vec<Restart> {
-    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].name().is_empty()).collect();
-    let key = |r: &Row| (r.path, r.name().to_string(), r.responder.as_ref().map(|x| x.addr), r.figures.first_seq);
-    order.sort_by_key(|&i| key(&rows[i]));
-    let mut restarts = Vec::new();
-    for pair in order.windows(2) {
-        let (a, b) = (&rows[pair[0]], &rows[pair[1]]);
-        let same = a.path == b.path && a.name() == b.name() && a.ip() == b.ip();
-        if let (true, Some(last), Some(first)) = (same, a.figures.last_seq, b.figures.first_seq) {
-            if last < first {
-                let (before, after) = (a.id().unwrap_or_default(), b.id().unwrap_or_default());
-                if a.path == Path::Multicast {
-                    restarts.push(Restart {
-                        name: b.name().to_string(),
-                        before,
-                        after,
-                        last_seq: last,
-                        first_seq: first,
-                    });
-                }
-                rows[pair[1]].restart_of = Some(before);
-            }
-        }
-    }
-    restarts
+/// The restarts stats linked on the multicast path.
+fn restarts(run: &Run) -> Vec<Restart> {
+    run.restarts()
+        .map(|(i, r)| Restart {
+            name: run.hosts()[i].name.clone(),
+            before: ResponderId(r.old_id),
+            after: ResponderId(r.new_id),
+            last_seq: r.old_last_seq,
+            first_seq: r.new_first_seq,
+        })
+        .collect()
 }
 
 fn run_facts(o: &Outcome) -> RunFacts {
@@ -384,7 +365,7 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
         (f.send_errors, Note::SendErrors),
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
-    notes.extend(shared_names(rows));
+    notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
     let answered = rows.iter().any(Row::is_multicast_responder);
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {
@@ -395,28 +376,6 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
         }
         _ => {}
     }
-    notes
-}
-
-/// Names that responders with different addresses share, on the multicast path.
-fn shared_names(rows: &[Row]) -> Vec<Note> {
-    let mut named: Vec<(&str, SocketAddr)> = rows
-        .iter()
-        .filter(|r| r.path == Path::Multicast)
-        .filter_map(|r| r.responder.as_ref())
-        .filter(|r| !r.name.is_empty())
-        .map(|r| (r.name.as_str(), r.addr))
-        .collect();
-    named.sort();
-    named.dedup_by(|a, b| a.0 == b.0 && a.1.ip() == b.1.ip());
-    let mut notes: Vec<Note> = Vec::new();
-    for (name, addr) in named {
-        match notes.last_mut() {
-            Some(Note::SharedName { name: n, addrs }) if n == name => addrs.push(addr),
-            _ => notes.push(Note::SharedName { name: name.to_string(), addrs: vec![addr] }),
-        }
-    }
-    notes.retain(|n| matches!(n, Note::SharedName { addrs, .. } if addrs.len() > 1));
     notes
 }
 

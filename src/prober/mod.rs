@@ -435,7 +435,7 @@ fn send_loop(
             let (seq, tx_ns) = {
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let tx_ns = net::now_ns();
-                (runs.multicast.record_send(tx_ns), tx_ns)
+                (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns)
             };
             encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {

@@ -8,7 +8,7 @@ use std::path::{Path as FsPath, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::findings::{Findings, Outage, Row};
+use crate::findings::{Findings, Outage, Row, RunFacts};
 use crate::stats::{ns_to_us, IntervalRow, RawRow};
 
 fn round3(x: f64) -> f64 {
@@ -56,11 +56,19 @@ pub struct SummaryRow {
     pub longest_outage_probes: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
-    pub restart_of: Option<String>,
+    pub limited_tail: u64,
+    pub restarts: u64,
+    pub restart_gap_lost: u64,
+    pub inconsistent_acks: u64,
+    pub dwell_over_rtt: u64,
+    /// Run-wide, the same on every row: acks of other sessions, and datagrams that were not
+    /// valid acks, both ignored.
+    pub run_foreign_acks: u64,
+    pub run_invalid: u64,
 }
 
 impl SummaryRow {
-    pub fn of(r: &Row) -> Self {
+    pub fn of(r: &Row, run: &RunFacts) -> Self {
         let f = &r.figures;
         let us = |ns: f64| round3(ns / 1000.0);
         let rtt = f.rtt;
@@ -95,8 +103,8 @@ impl SummaryRow {
             rtt_p999_us: rtt.map(|x| ns_to_us(x.p999_ns)),
             rtt_max_us: rtt.map(|x| ns_to_us(x.max_ns)),
             rtt_stddev_us: rtt.map(|x| us(x.stddev_ns)),
-            net_rtt_p50_us: rtt.map(|x| ns_to_us(x.net_p50_ns)),
-            net_rtt_mean_us: rtt.map(|x| us(x.net_mean_ns)),
+            net_rtt_p50_us: rtt.and_then(|x| x.net_p50_ns.map(ns_to_us)),
+            net_rtt_mean_us: rtt.and_then(|x| x.net_mean_ns.map(us)),
             jitter_us: rtt.map(|x| us(x.jitter_ns)),
             first_ack_ms: f.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: f.ttl,
@@ -107,7 +115,13 @@ impl SummaryRow {
             longest_outage_probes: f.longest_outage_probes,
             first_seq: f.first_seq,
             last_seq: f.last_seq,
-            restart_of: r.restart_of.map(|id| id.to_string()),
+            limited_tail: f.limited_tail,
+            restarts: f.restarts,
+            restart_gap_lost: f.restart_gap_lost,
+            inconsistent_acks: f.inconsistent_acks,
+            dwell_over_rtt: f.dwell_over_rtt,
+            run_foreign_acks: run.foreign_acks,
+            run_invalid: run.invalid,
         }
     }
 }
@@ -236,7 +250,7 @@ pub fn prepare_dir(dir: &FsPath) -> Result<Vec<&'static str>> {
 
 /// Writes `summary.csv` and `outages.csv`; returns their paths.
 pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
-    let rows: Vec<SummaryRow> = f.rows.iter().map(SummaryRow::of).collect();
+    let rows: Vec<SummaryRow> = f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
     Ok(vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?])

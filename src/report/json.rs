@@ -123,7 +123,7 @@ pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         forged_acks: f.run.forged,
         local_drops: f.run.local_drops,
         send_errors: f.run.send_errors,
-        responders: f.rows.iter().map(SummaryRow::of).collect(),
+        responders: f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect(),
         outages: f.outages.iter().map(|o| OutageRow::of(o).into()).collect(),
         notes: f.notes.iter().map(super::note_line).collect(),
         diagnosis: f.diagnosis.as_ref().map(JsonDiagnosis::from),

@@ -148,7 +148,7 @@ pub fn note_line(n: &Note) -> String {
         }
         Note::SendErrors(k) => format!("{k} probes failed to send"),
         Note::SharedName { name, addrs } => {
-            let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+            let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
             format!(
                 "several responders are named {name} ({}): give each its own with `respond --name`",
                 list.join(", ")
