@@ -66,6 +66,15 @@ impl ProbeSockets {
 
     /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
     pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
+        // Without --hosts, one blocking read with the socket's READ_TICK timeout: one system
+        // call per ack instead of poll + read + the read that finds the socket drained, which
+        // at tens of thousands of acks a second costs the sender CPU on a small machine.
+        if let [sock] = &self.socks[..] {
+            return Ok(match super::recv(sock, buf, cmsg)? {
+                Some(rx) => Event::Datagram { sock: 0, rx },
+                None => Event::Idle,
+            });
+        }
         loop {
             while let Some((i, err)) = self.ready.pop_front() {
                 let sock = &self.socks[i];
