@@ -34,10 +34,10 @@ fn emit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) -> Result<()> {
     f(&mut out).and_then(|()| out.flush()).context("cannot write to stdout")
 }
 
-fn iface_label(iface: &Option<Iface>) -> String {
+/// The interface and the source address of `group`'s family on it.
+fn iface_label(iface: &Option<Iface>, group: IpAddr) -> String {
     match iface {
-        Some(Iface { name, addr: Some(a), .. }) => format!("{name} ({a})"),
-        Some(Iface { name, .. }) => name.clone(),
+        Some(i) => i.source_for(group).map_or(i.name.clone(), |a| format!("{} ({a})", i.name)),
         None => "the default interface".to_string(),
     }
 }
@@ -59,7 +59,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
                 format_id(*id),
                 SocketAddr::new(group, port),
                 source.map_or(String::new(), |s| format!(" from source {s}")),
-                iface_label(&iface)
+                iface_label(&iface, group)
             ),
             Event::NewSession { session, from, ttl, arrival } => {
                 format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
@@ -158,7 +158,7 @@ pub(crate) fn run_probe(
         eprintln!(
             "probing {} via {}: {} probes every {}, {} B, ttl {}; acks count as late after {}",
             SocketAddr::new(cfg.group, cfg.port),
-            iface_label(&cfg.iface),
+            iface_label(&cfg.iface, cfg.group),
             cfg.count,
             human(cfg.interval),
             cfg.plain.as_ref().map_or(cfg.size, Vec::len),
