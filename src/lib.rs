@@ -15,6 +15,7 @@ pub mod findings;
 pub mod net;
 pub mod prober;
 pub mod progress;
+pub mod querier;
 pub mod report;
 pub mod responder;
 pub mod stats;
