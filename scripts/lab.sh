@@ -53,6 +53,11 @@ usage: lab.sh [--prefix P] COMMAND ...
   up N [--querier]        build an N-host LAN (N <= 250); --querier makes the bridge
                           an IGMP querier so snooping really filters
   down                    remove everything this prefix created (idempotent)
+  querier on|off [--interval S] [--igmp 2|3] [--mld 1|2]
+                          make the bridge an IGMP and MLD querier (or stop it): general
+                          queries every S seconds (default 125), of these versions
+                          (default IGMPv3, MLDv2); br0 gets an IPv6 link-local address,
+                          which MLD queries need as their source
   impair HOST DIR [--delay MS] [--jitter MS] [--loss PCT]
                           DIR is egress (what HOST sends) or ingress (what it
                           receives); replaces any earlier impairment on HOST DIR;
@@ -204,6 +209,43 @@ kernel_at_least() {
     local maj min
     IFS=. read -r maj min _ <<<"$(uname -r)"
     (( maj > $1 || (maj == $1 && ${min%%[!0-9]*} >= $2) ))
+}
+
+# --- querier -------------------------------------------------------------------
+
+cmd_querier() {
+    local mode=${1:-} interval=125 igmp=3 mld=2
+    [[ $mode == on || $mode == off ]] || die "usage: lab.sh querier on|off [--interval S] [--igmp 2|3] [--mld 1|2]"
+    shift
+    while [[ $# -gt 0 ]]; do
+        [[ $# -ge 2 ]] || die "querier: $1 needs a value"
+        case $1 in
+            --interval) interval=$2 ;;
+            --igmp) igmp=$2 ;;
+            --mld) mld=$2 ;;
+            *) die "unknown option to querier: $1" ;;
+        esac
+        shift 2
+    done
+    [[ $interval =~ ^[0-9]+$ ]] && (( interval >= 1 && interval <= 3600 )) || die "--interval must be 1..3600 seconds"
+    [[ $igmp == 2 || $igmp == 3 ]] || die "--igmp must be 2 or 3"
+    [[ $mld == 1 || $mld == 2 ]] || die "--mld must be 1 or 2"
+    need_root; require_up; take_lock
+    if [[ $mode == off ]]; then
+        ip -n "$BR_NS" link set br0 type bridge mcast_querier 0
+        echo 0 >"$STATE/querier"
+        log "lab '$PREFIX': querier off"
+        return 0
+    fi
+    # Settings first, querier last (see up): the bridge then sends startup queries a quarter
+    # of the interval apart, then one every interval (the bridge counts in centiseconds).
+    ip -n "$BR_NS" link set br0 type bridge mcast_querier 0
+    ip -n "$BR_NS" link set br0 type bridge mcast_igmp_version "$igmp" mcast_mld_version "$mld" \
+        mcast_query_interval $(( interval * 100 )) mcast_startup_query_interval $(( interval * 25 ))
+    ns_sysctl "$BR_NS" net/ipv6/conf/br0/disable_ipv6 0
+    ip -n "$BR_NS" link set br0 type bridge mcast_querier 1
+    echo 1 >"$STATE/querier"
+    log "lab '$PREFIX': querier on, IGMPv$igmp and MLDv$mld every ${interval}s"
 }
 
 # --- down ----------------------------------------------------------------------
@@ -619,6 +661,7 @@ main() {
     case $cmd in
         up) cmd_up "$@" ;;
         down) cmd_down ;;
+        querier) cmd_querier "$@" ;;
         impair) cmd_impair "$@" ;;
         clear) cmd_clear "$@" ;;
         counters) cmd_counters "$@" ;;

@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::{DemoArgs, DiscoverArgs, ProbeArgs, RespondArgs};
 use crate::config::{self, ProbeSetup};
-use crate::findings::{Findings, Judgement, Miss, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::findings::{Findings, Judgement, Miss, QuerierFinding, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::net::querier::{worth_watching, QuerierEvent, QuerierWatch};
 use crate::net::{self, Iface};
 use crate::prober::{self, ProbeConfig};
 use crate::progress::{human, LiveProgress};
@@ -45,8 +46,10 @@ fn iface_label(iface: &Option<Iface>) -> String {
 /// `mcprobe respond`: answers probes until Ctrl-C.
 pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
+    let querier_wait = config::querier_wait(args.querier_wait)?;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
+    let watch = watch_queriers(&iface, group, querier_wait, args.quiet);
     let quiet = args.quiet;
     let mut failed = None;
     let counters = responder.run(stop, |ev| {
@@ -80,13 +83,26 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             )
         })?;
     }
+    if let Some(Ok(w)) = watch {
+        let q = QuerierFinding::of(&w.finish(), &[]);
+        if let (false, QuerierFinding::Watched { queriers, silence, .. }) = (quiet, &q) {
+            let lines = queriers
+                .iter()
+                .map(report::querier::seen_line)
+                .chain(silence.as_deref().map(report::querier::silence_line));
+            let lines: Vec<String> = lines.collect();
+            let none = lines.is_empty().then(|| "no membership querier heard".to_string());
+            emit(|out| lines.iter().chain(none.iter()).try_for_each(|l| writeln!(out, "{l}")))?;
+        }
+    }
     Ok(EXIT_OK)
 }
 
 /// `mcprobe probe`.
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
-    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement)?;
+    let watch = watch_queriers(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
+    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch)?;
     emit(|out| {
         if setup.json {
             return report::write_json(out, &found);
@@ -131,7 +147,14 @@ fn judge(found: &Findings, t: Thresholds) -> i32 {
 
 /// Runs the prober with progress, writes the CSVs and makes the findings; shared by `probe` and
 /// `demo`.
-fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBool, j: Judgement) -> Result<Findings> {
+fn run_probe(
+    cfg: &ProbeConfig,
+    out: Option<&Path>,
+    quiet: bool,
+    stop: &AtomicBool,
+    j: Judgement,
+    watch: Option<Result<QuerierWatch, String>>,
+) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
             let removed = report::prepare_dir(dir)?;
@@ -170,7 +193,10 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
     });
     live.finish();
     let outcome = outcome?;
-    let found = Findings::of(&outcome, j);
+    let mut found = Findings::of(&outcome, j);
+    if let Some(w) = watch {
+        found = found.with_querier(w.map(QuerierWatch::finish));
+    }
     if let (Some(dir), Some(files)) = (out, streamed) {
         let mut written = report::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
@@ -181,6 +207,41 @@ fn run_probe(cfg: &ProbeConfig, out: Option<&Path>, quiet: bool, stop: &AtomicBo
         }
     }
     Ok(found)
+}
+
+/// Starts watching for membership queries on the probing interface, with a live line when a
+/// querier is first heard (unless `quiet`) and when queries stop. Without CAP_NET_RAW, says so in
+/// one line and carries on. `None` on loopback, where no query ever comes.
+fn watch_queriers(
+    iface: &Option<Iface>,
+    group: IpAddr,
+    wait: Option<Duration>,
+    quiet: bool,
+) -> Option<Result<QuerierWatch, String>> {
+    if !worth_watching(iface.as_ref()) {
+        return None;
+    }
+    let events: net::querier::EventSink = Box::new(move |ev| {
+        match ev {
+        QuerierEvent::Heard(q) if !quiet => eprintln!(
+            "querier {} heard: {}, interval {} s{}",
+            q.address,
+            q.version.as_str(),
+            q.interval.as_secs(),
+            if q.announced { "" } else { " (default)" }
+        ),
+        QuerierEvent::Heard(_) => {}
+        QuerierEvent::Silent(s) => eprintln!(
+            "mcprobe: no IGMP/MLD membership query for {:.1} s: snooping switches will stop forwarding the group (see the report)",
+            s.silent_for.as_secs_f64()
+        ),
+    }
+    });
+    let watch = QuerierWatch::start(iface.as_ref(), group.is_ipv6(), wait, Some(events)).map_err(|u| u.0);
+    if let Err(why) = &watch {
+        eprintln!("mcprobe: {why}");
+    }
+    Some(watch)
 }
 
 /// `mcprobe discover`: a burst of probes 20 ms apart, a short wait, the responders that answered.
@@ -233,7 +294,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement, None);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;

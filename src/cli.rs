@@ -122,6 +122,12 @@ pub struct RespondArgs {
     #[arg(long, conflicts_with_all = ["key", "key_file"])]
     pub plain: bool,
 
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
+
     /// Name sent in acks (at most 64 bytes). Default: the host name.
     #[arg(short, long)]
     pub name: Option<String>,
@@ -192,6 +198,12 @@ pub struct ProbeArgs {
     /// --interval, --rate, --count and --duration still override it.
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
 
     /// An outage is at least this many consecutive unanswered probes after a responder's first
     /// answer; each is listed with its start, end and probes lost (outages.csv).

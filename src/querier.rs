@@ -286,5 +286,54 @@ impl QuerierLog {
     }
 }
 
+/// What a watch heard, from its start to `end_unix_ns`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuerierObservation {
+    pub log: QuerierLog,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    /// `--querier-wait`: the silence that is reported; `None` for the querier's interval + 10 s.
+    pub wait: Option<Duration>,
+}
+
+/// No query for longer than the wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    /// Since the last query, or since the watch started when none was heard.
+    pub silent_for: Duration,
+    /// The silence that counts as one.
+    pub limit: Duration,
+    /// The querier heard last, if any.
+    pub last: Option<Querier>,
+    /// When snooping switches are expected to have aged the memberships out: the last query (or
+    /// the start of the watch, about when the host joined) plus the membership timeout.
+    pub age_out_unix_ns: u64,
+}
+
+impl QuerierLog {
+    /// Whether, at `now_unix_ns`, the queries stopped for longer than `wait` (else the last
+    /// querier's interval + [`DEFAULT_MARGIN`]; the default interval + margin before any).
+    pub fn silence(&self, start_unix_ns: u64, now_unix_ns: u64, wait: Option<Duration>) -> Option<Silence> {
+        let last = self.latest().cloned();
+        let since = last.as_ref().map_or(start_unix_ns, |q| q.last_seen_unix_ns);
+        let silent_for = Duration::from_nanos(now_unix_ns.saturating_sub(since));
+        let limit =
+            wait.unwrap_or_else(|| last.as_ref().map_or(DEFAULT_QUERY_INTERVAL, |q| q.interval) + DEFAULT_MARGIN);
+        let timeout = last.as_ref().map_or(
+            DEFAULT_QUERY_INTERVAL * u32::from(DEFAULT_ROBUSTNESS) + DEFAULT_RESPONSE,
+            Querier::membership_timeout,
+        );
+        let age_out_unix_ns = since.saturating_add(timeout.as_nanos() as u64);
+        (silent_for > limit).then_some(Silence { silent_for, limit, last, age_out_unix_ns })
+    }
+}
+
+impl QuerierObservation {
+    /// The silence at the end of the watch, if any.
+    pub fn silence(&self) -> Option<Silence> {
+        self.log.silence(self.start_unix_ns, self.end_unix_ns, self.wait)
+    }
+}
+
 #[cfg(test)]
 mod tests;

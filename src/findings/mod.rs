@@ -8,6 +8,7 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
+pub mod querier;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,7 @@ use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub use diagnosis::{Diagnosis, HostDiagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
 
 /// A responder's identity: random per start, so a restarted responder has a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -187,6 +189,10 @@ pub enum Note {
     /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
     /// the group or port of the prober and the responders probably differ.
     GroupMismatch,
+    /// A membership querier heard on the interface.
+    Querier(QuerierSeen),
+    /// No membership query for longer than the wait: snooping switches will drop the group.
+    QuerierSilent(QuerierSilence),
 }
 
 /// When nothing answered: the settings a reader should compare with the responders'.
@@ -225,6 +231,8 @@ pub struct Findings {
     /// With `--hosts`: the verdict per expected host.
     pub diagnosis: Option<Diagnosis>,
     pub notes: Vec<Note>,
+    /// What a querier watch heard ([`Findings::with_querier`]); `None` when none was asked for.
+    pub querier: Option<QuerierFinding>,
 }
 
 /// What the findings need to know besides the outcome.
@@ -274,7 +282,7 @@ impl Findings {
         let restarts = link_restarts(&mut rows);
         let run = run_facts(o);
         let notes = notes(o, &rows, diagnosis.as_ref(), j);
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes }
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, querier: None }
     }
 
     /// The multicast rows of responders that answered.

@@ -5,6 +5,7 @@
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
+pub mod querier;
 mod source_filter;
 
 use std::io;

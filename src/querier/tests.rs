@@ -143,3 +143,23 @@ fn the_log_keeps_each_querier_and_its_observed_interval() {
     d.max_response = DEFAULT_RESPONSE;
     assert_eq!(d.membership_timeout(), Duration::from_secs(260));
 }
+
+#[test]
+fn silence_is_measured_from_the_last_query_or_the_start() {
+    const S: u64 = 1_000_000_000;
+    let mut log = QuerierLog::default();
+    // Nothing heard: the default 125 s + 10 s, from the start of the watch.
+    assert_eq!(log.silence(0, 135 * S, None), None);
+    let s = log.silence(0, 136 * S, None).unwrap();
+    assert_eq!((s.silent_for, s.limit, s.last), (Duration::from_secs(136), Duration::from_secs(135), None));
+    assert_eq!(s.age_out_unix_ns, 260 * S);
+    // A short --querier-wait.
+    assert!(log.silence(0, 3 * S, Some(Duration::from_secs(2))).is_some());
+    // A v3 querier announcing 2 s: silent after 12 s without a query.
+    log.record(&parse_igmp(&hex(IGMPV3)).unwrap(), 10 * S);
+    assert_eq!(log.silence(0, 21 * S, None), None);
+    let s = log.silence(0, 23 * S, None).unwrap();
+    assert_eq!(s.limit, Duration::from_secs(12));
+    assert_eq!(s.age_out_unix_ns, 15 * S);
+    assert_eq!(s.last.map(|q| q.version), Some(QueryVersion::IgmpV3));
+}

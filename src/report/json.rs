@@ -107,6 +107,9 @@ struct JsonReport {
     notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<JsonDiagnosis>,
+    /// Membership queriers heard while probing (absent when no watch was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    querier: Option<super::querier::JsonQuerierWatch>,
 }
 
 pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
@@ -127,6 +130,7 @@ pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         outages: f.outages.iter().map(|o| OutageRow::of(o).into()).collect(),
         notes: f.notes.iter().map(super::note_line).collect(),
         diagnosis: f.diagnosis.as_ref().map(JsonDiagnosis::from),
+        querier: f.querier.as_ref().map(Into::into),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)

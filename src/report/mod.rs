@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod json;
+pub mod querier;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -164,6 +165,8 @@ pub fn note_line(n: &Note) -> String {
                 s.ttl
             )
         }
+        Note::Querier(q) => querier::seen_line(q),
+        Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
     }
 }

@@ -99,3 +99,44 @@ fn summary_csv() {
     write_final_csvs(dir.path(), &diagnosed_lan()).unwrap();
     insta::assert_snapshot!(std::fs::read_to_string(dir.path().join("summary.csv")).unwrap());
 }
+
+/// A querier heard twice, then silent past the wait; an outage after memberships aged out.
+fn querier_lan() -> Findings {
+    use crate::findings::synthetic::T0;
+    use crate::querier::{QuerierObservation, Query, QueryVersion};
+    let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    flaky.drop_probe = |s| s >= 60;
+    let f = Findings::of(&outcome(100, 1, &[flaky], &[]), judge());
+    let q = Query {
+        source: "10.0.0.254".parse().unwrap(),
+        version: QueryVersion::IgmpV3,
+        group: None,
+        max_response: Duration::from_millis(500),
+        robustness: Some(2),
+        interval: Some(Duration::from_secs(1)),
+    };
+    let mut obs = QuerierObservation {
+        start_unix_ns: T0 - 3_000_000_000,
+        end_unix_ns: T0 + 3_000_000_000,
+        wait: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    // Memberships age out 2 × 1 s + 0.5 s after the last query: at 1 s into the run.
+    obs.log.record(&q, T0 - 2_500_000_000);
+    obs.log.record(&q, T0 - 1_500_000_000);
+    f.with_querier(Ok(obs))
+}
+
+#[test]
+fn table_with_a_querier_gone_silent() {
+    insta::assert_snapshot!(render(|w| write_table(w, &querier_lan())));
+}
+
+#[test]
+fn json_with_a_querier_gone_silent_and_without_a_watch() {
+    let f = plain_lan().with_querier(Err("not watching for IGMP queries: a raw socket needs CAP_NET_RAW".into()));
+    insta::assert_snapshot!(render(|w| {
+        write_json(w, &querier_lan())?;
+        write_json(w, &f)
+    }));
+}

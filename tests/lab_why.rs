@@ -1,0 +1,155 @@
+//! Why multicast broke (issue 12), in LANs of network namespaces built by scripts/lab.sh:
+//! the querier watch against a Linux bridge acting as IGMP/MLD querier, and faults shared by
+//! the hosts behind a lossy trunk. Needs root (CI runs as root); skips with a printed reason
+//! otherwise.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// This process's labs: prefixes carry its id, so parallel checkouts never collide.
+fn prefix(base: &str) -> &'static str {
+    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
+}
+
+/// The tests of this file take turns: each has a lab of its own, and timing (query intervals)
+/// should not suffer from the other's traffic on two vCPUs.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lab(p: &str, args: &[&str]) -> String {
+    let out =
+        Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).args(args).output().expect("lab.sh runs");
+    assert!(out.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes the lab even when an assertion fails.
+struct Lab(&'static str);
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
+    }
+}
+
+fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>)> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return None;
+    }
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let p = prefix(base);
+    lab(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab(p, &["up", &hosts.to_string()]);
+    Some((Lab(p), turn))
+}
+
+fn in_host(p: &str, h: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{p}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
+    c
+}
+
+fn responder(p: &str, h: &str, group: &str, port: &str) -> Responder {
+    let mut c = in_host(p, h);
+    c.args(["respond", "--iface", "veth0", "--group", group, "--port", port, "--name", h, "--querier-wait", "1h"]);
+    Responder::spawn(c)
+}
+
+/// A probe from h1 with `--json`: the report and stderr.
+fn probe_json(p: &str, group: &str, port: &str, count: u32, extra: &[&str]) -> (Value, String) {
+    let mut c = in_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--group", group, "--port", port, "--rate", "10", "--timeout", "500ms"]);
+    c.args(["--count", &count.to_string(), "--json"]);
+    c.args(extra);
+    let out: Output = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let errors: Vec<String> = schema().iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "not as docs/report.schema.json says: {errors:#?}\n{report:#}");
+    (report, stderr)
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid JSON schema")
+}
+
+fn only_querier(report: &Value) -> &Value {
+    let q = &report["querier"];
+    assert_eq!(q["watched"], Value::Bool(true), "{q}");
+    let list = q["queriers"].as_array().expect("queriers");
+    assert_eq!(list.len(), 1, "one querier: {q}");
+    &list[0]
+}
+
+#[test]
+fn a_bridge_querier_is_found_with_its_version_and_interval() {
+    let Some((l, _turn)) = fresh_lab("wq", 2) else { return };
+    let p = l.0;
+    // IGMPv3 and MLDv2 announce their interval (QQIC): 2 s here.
+    lab(p, &["querier", "on", "--interval", "2"]);
+    for (group, port, version, source_v6) in
+        [("239.255.42.42", "24301", "IGMPv3", false), ("ff12::4242", "24302", "MLDv2", true)]
+    {
+        let _r = responder(p, "h2", group, port);
+        let (report, stderr) = probe_json(p, group, port, 60, &["--querier-wait", "4s"]);
+        let q = only_querier(&report);
+        println!("{version}: {q}");
+        assert_eq!(q["version"], version);
+        assert_eq!(q["interval_s"], 2.0);
+        assert_eq!(q["interval_announced"], true);
+        assert_eq!(q["robustness"], 2);
+        let addr: std::net::IpAddr = q["address"].as_str().unwrap().parse().unwrap();
+        // A bridge without an IPv4 address queries from 0.0.0.0; MLD from br0's link-local.
+        assert_eq!(addr.is_ipv6(), source_v6, "{addr}");
+        let seen = q["observed_interval_s"].as_f64().expect("two general queries in 6 s");
+        assert!((1.5..=2.6).contains(&seen), "observed interval {seen}");
+        assert!(q["last_seen_ago_s"].as_f64().unwrap() < 2.6, "{q}");
+        assert_eq!(report["querier"]["silence"], Value::Null);
+        assert!(stderr.contains(&format!("heard: {version}, interval 2 s")), "{stderr}");
+    }
+    // IGMPv2 and MLDv1 do not announce it: the default, and the interval seen on the wire.
+    lab(p, &["querier", "on", "--interval", "2", "--igmp", "2", "--mld", "1"]);
+    for (group, port, version) in [("239.255.42.42", "24303", "IGMPv2"), ("ff12::4242", "24304", "MLDv1")] {
+        let _r = responder(p, "h2", group, port);
+        let (report, _) = probe_json(p, group, port, 60, &[]);
+        let q = only_querier(&report);
+        println!("{version}: {q}");
+        assert_eq!(q["version"], version);
+        assert_eq!((q["interval_s"].as_f64(), q["interval_announced"].as_bool()), (Some(125.0), Some(false)));
+        let seen = q["observed_interval_s"].as_f64().expect("two general queries in 6 s");
+        assert!((1.5..=2.6).contains(&seen), "observed interval {seen}");
+    }
+}
+
+#[test]
+fn without_a_querier_the_warning_comes_after_the_wait() {
+    let Some((l, _turn)) = fresh_lab("wn", 2) else { return };
+    let p = l.0;
+    let _r = responder(p, "h2", "239.255.42.42", "24305");
+    // 4 s of probing: silent past a 2 s wait, not past the default 135 s.
+    let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &["--querier-wait", "2s"]);
+    let q = &report["querier"];
+    println!("{q}\n{stderr}");
+    assert_eq!(q["queriers"], Value::Array(vec![]));
+    let s = &q["silence"];
+    assert!(s["silent_for_s"].as_f64().unwrap() > 2.0, "{s}");
+    assert_eq!(s["limit_s"], 2.0);
+    assert_eq!(s["membership_timeout_s"], 260.0);
+    assert!(stderr.contains("no IGMP/MLD membership query for 2."), "{stderr}");
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("no membership query (IGMP/MLD) seen for")), "{notes:?}");
+    let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &[]);
+    assert_eq!(report["querier"]["silence"], Value::Null, "{}", report["querier"]);
+    assert!(!stderr.contains("no IGMP/MLD membership query"), "{stderr}");
+}
