@@ -140,3 +140,17 @@ fn json_with_a_querier_gone_silent_and_without_a_watch() {
         write_json(w, &f)
     }));
 }
+
+/// h3, h4 and h5 behind a lossy trunk (every 7th probe), h4 with a lossy link of its own too.
+#[test]
+fn table_with_a_fault_shared_by_three_hosts() {
+    let h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    let mut h3 = Answerer::new(3, "h3", "10.0.0.3:24242");
+    h3.drop_probe = |s| s % 7 == 3;
+    let mut h4 = Answerer::new(4, "h4", "10.0.0.4:24242");
+    h4.drop_probe = |s| s % 7 == 3 || s % 11 == 5;
+    let mut h5 = Answerer::new(5, "h5", "10.0.0.5:24242");
+    h5.drop_probe = |s| s % 7 == 3 || s == 100;
+    let f = Findings::of(&outcome(300, 1, &[h2, h3, h4, h5], &[]), judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
