@@ -67,8 +67,10 @@ fn responder(p: &str, h: &str, group: &str, port: &str) -> Responder {
 /// A probe from h1 with `--json`: the report and stderr.
 fn probe_json(p: &str, group: &str, port: &str, count: u32, extra: &[&str]) -> (Value, String) {
     let mut c = in_host(p, "h1");
-    c.args(["probe", "--iface", "veth0", "--group", group, "--port", port, "--rate", "10", "--timeout", "500ms"]);
-    c.args(["--count", &count.to_string(), "--json"]);
+    c.args(["probe", "--iface", "veth0", "--group", group, "--port", port, "--count", &count.to_string(), "--json"]);
+    if !extra.contains(&"--rate") {
+        c.args(["--rate", "10", "--timeout", "500ms"]);
+    }
     c.args(extra);
     let out: Output = run(c);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -152,4 +154,75 @@ fn without_a_querier_the_warning_comes_after_the_wait() {
     let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &[]);
     assert_eq!(report["querier"]["silence"], Value::Null, "{}", report["querier"]);
     assert!(!stderr.contains("no IGMP/MLD membership query"), "{stderr}");
+}
+
+/// `dropped=` from a `lab.sh ... counters` line.
+fn dropped(line: &str) -> i64 {
+    line.split_whitespace().find_map(|kv| kv.strip_prefix("dropped=")).and_then(|v| v.parse().ok()).expect(line)
+}
+
+fn groups(report: &Value) -> Vec<(Vec<String>, i64)> {
+    let list = report["shared_faults"]["groups"].as_array().expect("groups");
+    list.iter()
+        .map(|g| {
+            let members = g["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+            (members, g["probes"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+fn alone(report: &Value, name: &str) -> i64 {
+    let list = report["shared_faults"]["alone"].as_array().expect("alone");
+    list.iter().find(|a| a["responder"] == name).map_or(0, |a| a["probes"].as_i64().unwrap())
+}
+
+#[test]
+fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // h1 (prober) and h2 on br0; h3, h4, h5 on br1, behind the trunk.
+    let p = prefix("wt");
+    lab(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab(p, &["up", "5", "--trunk", "2"]);
+    let _lab = Lab(p);
+    let _r: Vec<Responder> =
+        ["h2", "h3", "h4", "h5"].iter().map(|h| responder(p, h, "239.255.42.42", "24306")).collect();
+    let probe = |p: &str| probe_json(p, "239.255.42.42", "24306", 2000, &["--rate", "200", "--timeout", "1s"]).0;
+
+    // Probes lost on the trunk, and on h4's own link.
+    lab(p, &["trunk", "loss", "3", "down"]);
+    lab(p, &["impair", "h4", "ingress", "--loss", "3"]);
+    let report = probe(p);
+    let (trunk, h4) =
+        (dropped(&lab(p, &["trunk", "counters", "down"])), dropped(&lab(p, &["counters", "h4", "ingress"])));
+    let found = groups(&report);
+    println!("trunk dropped {trunk}, h4's link {h4}; groups {found:?}; alone {}", report["shared_faults"]["alone"]);
+    assert_eq!(found.len(), 1, "{}", report["shared_faults"]);
+    assert_eq!(found[0].0, ["h3", "h4", "h5"]);
+    // The counters also count the odd IGMP report the link carried: a couple at most.
+    assert!((trunk - 3..=trunk).contains(&found[0].1), "group {} vs trunk {trunk}", found[0].1);
+    assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs its link {h4}", alone(&report, "h4"));
+    for h in ["h2", "h3", "h5"] {
+        assert!(alone(&report, h) <= 2, "{h} alone {}", alone(&report, h));
+    }
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("h3, h4 and h5 lost the same")), "{notes:?}");
+
+    // Only access links lossy (h3's and h4's): no group, each host's own.
+    lab(p, &["trunk", "clear"]);
+    lab(p, &["impair", "h3", "ingress", "--loss", "3"]);
+    lab(p, &["impair", "h4", "ingress", "--loss", "3"]); // anew: its counters start again at 0
+    let report = probe(p);
+    let h3 = dropped(&lab(p, &["counters", "h3", "ingress"]));
+    let h4 = dropped(&lab(p, &["counters", "h4", "ingress"]));
+    println!("h3's link {h3}, h4's link {h4}: {}", report["shared_faults"]);
+    assert_eq!(groups(&report), []);
+    assert!((h3 - 3..=h3).contains(&alone(&report, "h3")), "h3 alone {} vs {h3}", alone(&report, "h3"));
+    assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs {h4}", alone(&report, "h4"));
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("h3 and h4 lost probes independently")), "{notes:?}");
 }
