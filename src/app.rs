@@ -108,7 +108,8 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
             return report::write_json(out, &found);
         }
         report::write_table(out, &found)?;
-        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))
+        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))?;
+        report::querier::write_diagnosis_lines(out, &found)
     })?;
     Ok(exit_code(&found, &setup))
 }

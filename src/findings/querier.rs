@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Findings, Note, Outage};
+use super::{Findings, Note, Outage, Path};
 use crate::querier::{Querier, QuerierObservation, Silence, DEFAULT_RESPONSE};
 
 /// What the report says about queriers.
@@ -39,6 +39,8 @@ pub struct QuerierSilence {
     pub last_querier: Option<IpAddr>,
     /// Outages that began once memberships would have aged out: (responder, start in the run).
     pub explains: Vec<(String, Duration)>,
+    /// With `--hosts`: the expected hosts of those outages, with their start.
+    pub hosts: Vec<(IpAddr, Duration)>,
 }
 
 impl QuerierFinding {
@@ -58,18 +60,13 @@ impl QuerierFinding {
             let membership_timeout = Duration::from_nanos(
                 s.age_out_unix_ns.saturating_sub(s.last.as_ref().map_or(obs.start_unix_ns, |q| q.last_seen_unix_ns)),
             );
-            // A switch ages a port out about a membership timeout after the last report; hosts
-            // report when queried (or when they join, about when the watch started). Outages that
-            // start from then on (less one response time of slack) fit.
-            let slack = s.last.as_ref().map_or(DEFAULT_RESPONSE, |q| q.max_response);
-            let from = s.age_out_unix_ns.saturating_sub(slack.as_nanos() as u64);
-            let explains =
-                outages.iter().filter(|o| o.start_unix_ns >= from).map(|o| (o.name.clone(), o.start)).collect();
+            let explains = outages.iter().filter(|o| fits(&s, o)).map(|o| (o.name.clone(), o.start)).collect();
             Box::new(QuerierSilence {
                 last_querier: s.last.as_ref().map(|q| q.address),
                 silence: s,
                 membership_timeout,
                 explains,
+                hosts: Vec::new(),
             })
         });
         let watched_for = Duration::from_nanos(obs.end_unix_ns.saturating_sub(obs.start_unix_ns));
@@ -89,13 +86,31 @@ impl QuerierFinding {
     }
 }
 
+/// Whether outage `o` began once memberships would have aged out in `s`. A switch ages a port
+/// out about a membership timeout after the last report; hosts report when queried (or when
+/// they join, about when the watch started). Outages from then on, less one response time of
+/// slack, fit.
+fn fits(s: &Silence, o: &Outage) -> bool {
+    let slack = s.last.as_ref().map_or(DEFAULT_RESPONSE, |q| q.max_response);
+    o.start_unix_ns >= s.age_out_unix_ns.saturating_sub(slack.as_nanos() as u64)
+}
+
 impl Findings {
     /// Adds what a querier watch heard (or why there was none) to the findings.
     pub fn with_querier(mut self, watch: Result<QuerierObservation, String>) -> Findings {
-        let q = match watch {
+        let mut q = match watch {
             Ok(obs) => QuerierFinding::of(&obs, &self.outages),
             Err(why) => QuerierFinding::NotWatched(why),
         };
+        // The diagnosis names hosts: the outages' responders to their expected hosts, by id.
+        if let QuerierFinding::Watched { silence: Some(s), .. } = &mut q {
+            for o in self.outages.iter().filter(|o| fits(&s.silence, o)) {
+                let host = self.rows.iter().find(|r| r.path == Path::Multicast && r.id() == Some(o.id));
+                if let Some(h) = host.and_then(|r| r.expected_host) {
+                    s.hosts.push((h, o.start));
+                }
+            }
+        }
         self.notes.extend(q.notes());
         self.querier = Some(q);
         self

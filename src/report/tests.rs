@@ -102,11 +102,15 @@ fn summary_csv() {
 
 /// A querier heard twice, then silent past the wait; an outage after memberships aged out.
 fn querier_lan() -> Findings {
+    querier_lan_with(&[])
+}
+
+fn querier_lan_with(hosts: &[(&str, Vec<Answerer>)]) -> Findings {
     use crate::findings::synthetic::T0;
     use crate::querier::{QuerierObservation, Query, QueryVersion};
     let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
     flaky.drop_probe = |s| s >= 60;
-    let f = Findings::of(&outcome(100, 1, &[flaky], &[]), judge());
+    let f = Findings::of(&outcome(100, 1, &[flaky], hosts), judge());
     let q = Query {
         source: "10.0.0.254".parse().unwrap(),
         version: QueryVersion::IgmpV3,
@@ -153,4 +157,16 @@ fn table_with_a_fault_shared_by_three_hosts() {
     h5.drop_probe = |s| s % 7 == 3 || s == 100;
     let f = Findings::of(&outcome(300, 1, &[h2, h3, h4, h5], &[]), judge());
     insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
+
+/// `--hosts` (a soak): the host whose outage the querier silence explains, under the verdicts.
+#[test]
+fn verdicts_with_an_outage_the_querier_silence_explains() {
+    let unicast = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    let f = querier_lan_with(&[("10.0.0.7", vec![unicast])]);
+    insta::assert_snapshot!(render(|w| {
+        write_table(w, &f)?;
+        write_diagnosis(w, f.diagnosis.as_ref().unwrap())?;
+        querier::write_diagnosis_lines(w, &f)
+    }));
 }
