@@ -46,7 +46,7 @@ fn iface_label(iface: &Option<Iface>) -> String {
 /// `mcprobe respond`: answers probes until Ctrl-C.
 pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
-    let querier_wait = config::querier_wait(args.querier_wait)?;
+    let querier_wait = args.querier_wait;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
     let watch = watch_queriers(&iface, group, querier_wait, args.quiet);

@@ -104,7 +104,7 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         thresholds: Thresholds { max_loss_pct: args.max_loss, min_responders: args.min_responders },
         json: args.json,
         quiet: args.quiet,
-        querier_wait: querier_wait(args.querier_wait)?,
+        querier_wait: args.querier_wait,
     })
 }
 
@@ -150,14 +150,6 @@ pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         key: key_of(&args.key)?,
         plain: args.plain,
     })
-}
-
-/// `--querier-wait`, of `probe` and `respond`: more than zero.
-pub fn querier_wait(wait: Option<Duration>) -> Result<Option<Duration>> {
-    match wait {
-        Some(w) if w.is_zero() => bail!("--querier-wait {w:?}: must be longer than 0 (e.g. 135s)"),
-        w => Ok(w),
-    }
 }
 
 fn key_of(args: &KeyArgs) -> Result<Option<Key>> {

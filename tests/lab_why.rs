@@ -103,7 +103,7 @@ fn a_bridge_querier_is_found_with_its_version_and_interval() {
     for (group, port, version, source_v6) in
         [("239.255.42.42", "24301", "IGMPv3", false), ("ff12::4242", "24302", "MLDv2", true)]
     {
-        let _r = responder(p, "h2", group, port);
+        let mut r = responder(p, "h2", group, port);
         let (report, stderr) = probe_json(p, group, port, 60, &["--querier-wait", "4s"]);
         let q = only_querier(&report);
         println!("{version}: {q}");
@@ -119,6 +119,9 @@ fn a_bridge_querier_is_found_with_its_version_and_interval() {
         assert!(q["last_seen_ago_s"].as_f64().unwrap() < 2.6, "{q}");
         assert_eq!(report["querier"]["silence"], Value::Null);
         assert!(stderr.contains(&format!("heard: {version}, interval 2 s")), "{stderr}");
+        // The responder reports the querier it heard when it stops.
+        r.signal(nix::sys::signal::Signal::SIGINT);
+        r.wait_for(&format!(": {version}, query interval 2 s (announced"));
     }
     // IGMPv2 and MLDv1 do not announce it: the default, and the interval seen on the wire.
     lab(p, &["querier", "on", "--interval", "2", "--igmp", "2", "--mld", "1"]);
@@ -225,4 +228,25 @@ fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own(
     assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs {h4}", alone(&report, "h4"));
     let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(notes.iter().any(|n| n.starts_with("h3 and h4 lost probes independently")), "{notes:?}");
+}
+
+#[test]
+fn without_cap_net_raw_it_says_so_once_and_measures_on() {
+    let Some((l, _turn)) = fresh_lab("wc", 2) else { return };
+    let p = l.0;
+    let _r = responder(p, "h2", "239.255.42.42", "24307");
+    // The prober without CAP_NET_RAW: dropped from the bounding and inheritable sets, so the
+    // exec'd mcprobe runs as root without it.
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{p}-h1"), "setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]);
+    c.args([env!("CARGO_BIN_EXE_mcprobe"), "probe", "--iface", "veth0", "--port", "24307", "--count", "20"]);
+    c.args(["--rate", "20", "--timeout", "300ms", "--json"]);
+    let out = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let notice: Vec<&str> = stderr.lines().filter(|l| l.contains("CAP_NET_RAW")).collect();
+    assert_eq!(notice, ["mcprobe: not watching for IGMP queries: a raw socket needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on mcprobe)"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["querier"]["watched"], false);
+    assert_eq!(report["responders"][0]["received"], 20, "{report:#}");
 }
