@@ -147,8 +147,11 @@ Examples:
   mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5
   # unicast beside multicast for each expected host, and a verdict per host:
   mcprobe probe --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13
-  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed:
+  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed, and whether the
+  # IGMP querier went quiet (as root: the querier watch needs CAP_NET_RAW):
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  # warn when no membership query came for 30 s:
+  mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
   # IPv6 (an interface is required):
   mcprobe probe --iface eth0 --group ff12::4242
   # the course lab's protocol, against its Python receivers:

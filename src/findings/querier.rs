@@ -17,7 +17,6 @@ pub enum QuerierFinding {
         /// Every querier heard, the latest last.
         queriers: Vec<QuerierSeen>,
         silence: Option<Box<QuerierSilence>>,
-        watched_for: Duration,
     },
 }
 
@@ -69,8 +68,7 @@ impl QuerierFinding {
                 hosts: Vec::new(),
             })
         });
-        let watched_for = Duration::from_nanos(obs.end_unix_ns.saturating_sub(obs.start_unix_ns));
-        QuerierFinding::Watched { queriers, silence, watched_for }
+        QuerierFinding::Watched { queriers, silence }
     }
 
     /// The lines it adds under the table.
