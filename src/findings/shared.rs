@@ -87,8 +87,8 @@ pub fn analyse(hosts: &[LossSet]) -> SharedFaults {
         sig.dedup();
         *signatures.entry(sig).or_default() += 1;
     }
-    let lost: Vec<u64> =
-        (0..hosts.len()).map(|i| signatures.iter().filter(|(s, _)| s.contains(&i)).map(|(_, c)| c).sum()).collect();
+    let mut lost = vec![0u64; hosts.len()];
+    by_seq.iter().for_each(|&(_, i)| lost[i] += 1);
     let p: Vec<f64> = hosts.iter().zip(&lost).map(|(h, &l)| l as f64 / window(h).max(1) as f64).collect();
     // Probes all of `members` were there for, and how many they all lost.
     let span = |members: &[usize]| {
