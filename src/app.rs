@@ -13,14 +13,15 @@ use anyhow::{Context, Result};
 
 use crate::cli::{DemoArgs, DiscoverArgs, ProbeArgs, RespondArgs};
 use crate::config::{self, ProbeSetup};
-use crate::findings::{Findings, Judgement, Miss, QuerierFinding, Thresholds, DEFAULT_THRESHOLD_PCT};
-use crate::net::querier::{worth_watching, QuerierEvent, QuerierWatch};
+use crate::findings::{Findings, Judgement, Miss, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::net::querier::QuerierWatch;
 use crate::net::{self, Iface};
 use crate::prober::{self, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::{self, StreamedCsvs};
 use crate::responder::{AllowList, Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
+use crate::watch;
 
 pub const EXIT_OK: i32 = 0;
 /// A threshold was not met, an expected host is not ok, or nothing answered.
@@ -46,10 +47,9 @@ fn iface_label(iface: &Option<Iface>) -> String {
 /// `mcprobe respond`: answers probes until Ctrl-C.
 pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
-    let querier_wait = args.querier_wait;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
-    let watch = watch_queriers(&iface, group, querier_wait, args.quiet);
+    let watch = watch::start(&iface, group, args.querier_wait, args.quiet);
     let quiet = args.quiet;
     let mut failed = None;
     let counters = responder.run(stop, |ev| {
@@ -83,17 +83,9 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             )
         })?;
     }
-    if let Some(Ok(w)) = watch {
-        let q = QuerierFinding::of(&w.finish(), &[]);
-        if let (false, QuerierFinding::Watched { queriers, silence, .. }) = (quiet, &q) {
-            let lines = queriers
-                .iter()
-                .map(report::querier::seen_line)
-                .chain(silence.as_deref().map(report::querier::silence_line));
-            let lines: Vec<String> = lines.collect();
-            let none = lines.is_empty().then(|| "no membership querier heard".to_string());
-            emit(|out| lines.iter().chain(none.iter()).try_for_each(|l| writeln!(out, "{l}")))?;
-        }
+    if let (Some(Ok(w)), false) = (watch, quiet) {
+        let lines = watch::closing_lines(w);
+        emit(|out| lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
     }
     Ok(EXIT_OK)
 }
@@ -101,7 +93,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
 /// `mcprobe probe`.
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
-    let watch = watch_queriers(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
+    let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
     let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch)?;
     emit(|out| {
         if setup.json {
@@ -208,41 +200,6 @@ fn run_probe(
         }
     }
     Ok(found)
-}
-
-/// Starts watching for membership queries on the probing interface, with a live line when a
-/// querier is first heard (unless `quiet`) and when queries stop. Without CAP_NET_RAW, says so in
-/// one line and carries on. `None` on loopback, where no query ever comes.
-fn watch_queriers(
-    iface: &Option<Iface>,
-    group: IpAddr,
-    wait: Option<Duration>,
-    quiet: bool,
-) -> Option<Result<QuerierWatch, String>> {
-    if !worth_watching(iface.as_ref()) {
-        return None;
-    }
-    let events: net::querier::EventSink = Box::new(move |ev| {
-        match ev {
-        QuerierEvent::Heard(q) if !quiet => eprintln!(
-            "querier {} heard: {}, interval {} s{}",
-            q.address,
-            q.version.as_str(),
-            q.interval.as_secs(),
-            if q.announced { "" } else { " (default)" }
-        ),
-        QuerierEvent::Heard(_) => {}
-        QuerierEvent::Silent(s) => eprintln!(
-            "mcprobe: no IGMP/MLD membership query for {:.1} s: snooping switches will stop forwarding the group (see the report)",
-            s.silent_for.as_secs_f64()
-        ),
-    }
-    });
-    let watch = QuerierWatch::start(iface.as_ref(), group.is_ipv6(), wait, Some(events)).map_err(|u| u.0);
-    if let Err(why) = &watch {
-        eprintln!("mcprobe: {why}");
-    }
-    Some(watch)
 }
 
 /// `mcprobe discover`: a burst of probes 20 ms apart, a short wait, the responders that answered.

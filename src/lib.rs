@@ -19,4 +19,5 @@ pub mod querier;
 pub mod report;
 pub mod responder;
 pub mod stats;
+pub mod watch;
 pub mod wire;
