@@ -63,7 +63,10 @@ usage: lab.sh [--prefix P] COMMAND ...
                           make the bridge an IGMP and MLD querier (or stop it): general
                           queries every S seconds (default 125), of these versions
                           (default IGMPv3, MLDv2); br0 gets an IPv6 link-local address,
-                          which MLD queries need as their source
+                          which MLD queries need as their source; memberships age
+                          out after 2 x S + 1 seconds, as the queries announce
+  querier hide|show HOST  drop the queries towards HOST (or stop dropping them): it
+                          stops reporting, so the bridge drops its membership
   impair HOST DIR [--delay MS] [--jitter MS] [--loss PCT]
                           DIR is egress (what HOST sends) or ingress (what it
                           receives); replaces any earlier impairment on HOST DIR;
@@ -282,7 +285,27 @@ EOF
 
 cmd_querier() {
     local mode=${1:-} interval=125 igmp=3 mld=2
-    [[ $mode == on || $mode == off ]] || die "usage: lab.sh querier on|off [--interval S] [--igmp 2|3] [--mld 1|2]"
+    if [[ $mode == hide || $mode == show ]]; then
+        [[ $# -eq 2 ]] || die "usage: lab.sh querier hide|show HOST"
+        need_root; require_up; take_lock
+        local i; i=$(host_index "$2")
+        in_ns "$BR_NS" nft delete table netdev "lab_hide_h$i" 2>/dev/null || true
+        [[ $mode == show ]] && { log "lab '$PREFIX': h$i hears queries again"; return 0; }
+        # Queries towards the host dropped on its bridge port: it stops reporting, and the
+        # bridge ages its membership out while the others' stay.
+        in_ns "$BR_NS" nft -f - <<EOF
+table netdev lab_hide_h$i {
+    chain hide {
+        type filter hook egress device "p$i" priority 0; policy accept;
+        meta protocol ip ip protocol igmp @th,0,8 0x11 drop
+        meta protocol ip6 icmpv6 type mld-listener-query drop
+    }
+}
+EOF
+        log "lab '$PREFIX': h$i hears no membership query"
+        return 0
+    fi
+    [[ $mode == on || $mode == off ]] || die "usage: lab.sh querier on|off [--interval S] [--igmp 2|3] [--mld 1|2] | querier hide|show HOST"
     shift
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || die "querier: $1 needs a value"
@@ -307,8 +330,10 @@ cmd_querier() {
     # Settings first, querier last (see up): the bridge then sends startup queries a quarter
     # of the interval apart, then one every interval (the bridge counts in centiseconds).
     ip -n "$BR_NS" link set br0 type bridge mcast_querier 0
+    # Memberships age out as the queries announce: robustness 2 x interval + response (1 s).
     ip -n "$BR_NS" link set br0 type bridge mcast_igmp_version "$igmp" mcast_mld_version "$mld" \
-        mcast_query_interval $(( interval * 100 )) mcast_startup_query_interval $(( interval * 25 ))
+        mcast_query_interval $(( interval * 100 )) mcast_startup_query_interval $(( interval * 25 )) \
+        mcast_membership_interval $(( (2 * interval + 1) * 100 ))
     ns_sysctl "$BR_NS" net/ipv6/conf/br0/disable_ipv6 0
     ip -n "$BR_NS" link set br0 type bridge mcast_querier 1
     echo 1 >"$STATE/querier"

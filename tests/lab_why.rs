@@ -250,3 +250,41 @@ fn without_cap_net_raw_it_says_so_once_and_measures_on() {
     assert_eq!(report["querier"]["watched"], false);
     assert_eq!(report["responders"][0]["received"], 20, "{report:#}");
 }
+
+/// Real snooping: the bridge stays querier, but its queries stop reaching h1 (the prober) and
+/// h2. h2 stops reporting, the bridge ages its membership out (2 × 1 s + 1 s, as the queries
+/// announce) and stops forwarding the group to it, while h3, still queried, keeps getting it.
+/// The prober's report names the silence and says it explains h2's outage, also under the
+/// verdicts of `--hosts`.
+#[test]
+fn a_querier_gone_quiet_explains_the_outage_that_follows() {
+    let Some((l, _turn)) = fresh_lab("wh", 3) else { return };
+    let p = l.0;
+    lab(p, &["querier", "on", "--interval", "1"]);
+    let _r: Vec<Responder> = ["h2", "h3"].iter().map(|h| responder(p, h, "239.255.42.42", "24308")).collect();
+    let mut c = in_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24308", "--rate", "20", "--count", "240", "--timeout", "500ms"]);
+    c.args(["--querier-wait", "2s", "--hosts", "10.77.0.2,10.77.0.3", "--out"]);
+    let dir = tempfile::tempdir().unwrap();
+    c.arg(dir.path());
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Let the prober hear the querier first, then hide the queries from h1 and h2.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    lab(p, &["querier", "hide", "h1"]);
+    lab(p, &["querier", "hide", "h2"]);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(3), "multicast broken for h2: {stderr}");
+    let outages = csv_rows(&dir.path().join("outages.csv"));
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0]["responder"], "h2");
+    let line = stdout.lines().find(|l| l.starts_with("querier 0.0.0.0 (IGMPv3) silent for")).expect("the silence line");
+    assert!(line.contains("about 3 s (robustness 2 × 1 s + response time)"), "{line}");
+    assert!(line.contains("this explains the outages of h2 from "), "{line}");
+    assert!(!line.contains("h3"), "{line}");
+    assert!(stdout.lines().any(|l| l.starts_with("10.77.0.2: outage from ")), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("10.77.0.3: outage")), "{stdout}");
+    let queriers = csv_rows(&dir.path().join("queriers.csv"));
+    assert_eq!((queriers[0]["version"].as_str(), queriers[0]["interval_s"].as_str()), ("IGMPv3", "1.0"));
+}
