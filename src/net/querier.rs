@@ -79,6 +79,7 @@ impl QuerierWatch {
                     let got = sock.recv_from(&mut buf);
                     let now = now_ns();
                     let mut log = log_t.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut heard = None;
                     if let Ok((n, from)) = got {
                         let parsed = match from {
                             SocketAddr::V6(a) => parse_mld(*a.ip(), &buf[..n]),
@@ -89,19 +90,21 @@ impl QuerierWatch {
                                 let new = !log.queriers.iter().any(|x| x.address == q.source);
                                 log.record(&q, now);
                                 said_silent = false;
-                                if let (true, Some(ev)) = (new, events.as_mut()) {
-                                    let heard = log.queriers.iter().find(|x| x.address == q.source).cloned();
-                                    if let Some(h) = heard {
-                                        ev(QuerierEvent::Heard(h));
-                                    }
+                                if new {
+                                    heard = log.queriers.iter().find(|x| x.address == q.source).cloned();
                                 }
                             }
                             Err(_) => log.ignored += 1,
                         }
                     }
-                    let silence = log.silence(started_unix_ns, now, wait);
+                    let silence = log.silence(started_unix_ns, now, wait).filter(|_| !said_silent);
+                    // Events are told without the lock: a slow stderr never holds up a reader.
                     drop(log);
-                    if let (Some(s), false, Some(ev)) = (silence, said_silent, events.as_mut()) {
+                    let Some(ev) = events.as_mut() else { continue };
+                    if let Some(h) = heard {
+                        ev(QuerierEvent::Heard(h));
+                    }
+                    if let Some(s) = silence {
                         said_silent = true;
                         ev(QuerierEvent::Silent(s));
                     }
