@@ -14,12 +14,14 @@ use anyhow::{Context, Result};
 use crate::cli::{DemoArgs, DiscoverArgs, ProbeArgs, RespondArgs};
 use crate::config::{self, ProbeSetup};
 use crate::findings::{Findings, Judgement, Miss, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::net::querier::QuerierWatch;
 use crate::net::{self, Iface};
 use crate::prober::{self, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::{self, StreamedCsvs};
 use crate::responder::{Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
+use crate::watch;
 
 pub const EXIT_OK: i32 = 0;
 /// A threshold was not met, an expected host is not ok, or nothing answered.
@@ -47,6 +49,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
+    let watch = watch::start(&iface, group, args.querier_wait, args.quiet);
     let quiet = args.quiet;
     let mut failed = None;
     let counters = responder.run(stop, |ev| {
@@ -81,19 +84,25 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             )
         })?;
     }
+    if let (Some(Ok(w)), false) = (watch, quiet) {
+        let lines = watch::closing_lines(w);
+        emit(|out| lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
+    }
     Ok(EXIT_OK)
 }
 
 /// `mcprobe probe`.
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
-    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement)?;
+    let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
+    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch)?;
     emit(|out| {
         if setup.json {
             return report::write_json(out, &found);
         }
         report::write_table(out, &found)?;
-        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))
+        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))?;
+        report::querier::write_diagnosis_lines(out, &found)
     })?;
     Ok(exit_code(&found, &setup))
 }
@@ -138,6 +147,7 @@ pub(crate) fn run_probe(
     quiet: bool,
     stop: &AtomicBool,
     j: Judgement,
+    watch: Option<Result<QuerierWatch, String>>,
 ) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
@@ -177,7 +187,10 @@ pub(crate) fn run_probe(
     });
     live.finish();
     let outcome = outcome?;
-    let found = Findings::of(&outcome, j);
+    let mut found = Findings::of(&outcome, j);
+    if let Some(w) = watch {
+        found = found.with_querier(w.map(QuerierWatch::finish));
+    }
     if let (Some(dir), Some(files)) = (out, streamed) {
         let mut written = report::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
@@ -231,7 +244,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement, None);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;

@@ -135,6 +135,12 @@ pub struct RespondArgs {
     #[arg(long, conflicts_with_all = ["key", "key_file"])]
     pub plain: bool,
 
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
+
     /// Name sent in acks (at most 64 bytes). Default: the host name.
     #[arg(short, long)]
     pub name: Option<String>,
@@ -154,8 +160,11 @@ Examples:
   mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5
   # unicast beside multicast for each expected host, and a verdict per host:
   mcprobe probe --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13
-  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed:
+  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed, and whether the
+  # IGMP querier went quiet (as root: the querier watch needs CAP_NET_RAW):
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  # warn when no membership query came for 30 s:
+  mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
   # IPv6 (an interface is required):
   mcprobe probe --iface eth0 --group ff12::4242
   # the course lab's protocol, against its Python receivers:
@@ -205,6 +214,12 @@ pub struct ProbeArgs {
     /// --interval, --rate, --count and --duration still override it.
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
 
     /// An outage is at least this many consecutive unanswered probes after a responder's first
     /// answer; each is listed with its start, end and probes lost (outages.csv).

@@ -78,6 +78,8 @@ pub struct ProbeSetup {
     pub thresholds: Thresholds,
     pub json: bool,
     pub quiet: bool,
+    /// `--querier-wait`: the silence of queriers that is reported (`None`: their interval + 10 s).
+    pub querier_wait: Option<Duration>,
 }
 
 pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
@@ -124,6 +126,7 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         thresholds: Thresholds { max_loss_pct: args.max_loss, min_responders: args.min_responders },
         json: args.json,
         quiet: args.quiet,
+        querier_wait: args.querier_wait,
     })
 }
 

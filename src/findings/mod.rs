@@ -8,6 +8,8 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
+pub mod querier;
+pub mod shared;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +21,8 @@ use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub use diagnosis::{Diagnosis, HostDiagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
+pub use shared::{SharedFaults, SharedLoss};
 
 /// A responder's identity: random per start, so a restarted responder has a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -184,6 +188,19 @@ pub enum Note {
     /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
     /// the group or port of the prober and the responders probably differ.
     GroupMismatch,
+    /// Several responders lost the same probes more often than chance: a fault upstream of them.
+    SharedLoss(SharedLoss),
+    /// With shared faults found: the probes a responder lost on its own.
+    AloneLoss {
+        name: String,
+        probes: u64,
+    },
+    /// Several responders lost probes, but no more of the same ones than chance gives.
+    IndependentLoss(Vec<String>),
+    /// A membership querier heard on the interface.
+    Querier(QuerierSeen),
+    /// No membership query for longer than the wait: snooping switches will drop the group.
+    QuerierSilent(QuerierSilence),
 }
 
 /// When nothing answered: the settings a reader should compare with the responders'.
@@ -222,6 +239,10 @@ pub struct Findings {
     /// With `--hosts`: the verdict per expected host.
     pub diagnosis: Option<Diagnosis>,
     pub notes: Vec<Note>,
+    /// Which losses several responders share (multicast path).
+    pub shared: SharedFaults,
+    /// What a querier watch heard ([`Findings::with_querier`]); `None` when none was asked for.
+    pub querier: Option<QuerierFinding>,
 }
 
 /// What the findings need to know besides the outcome.
@@ -270,8 +291,10 @@ impl Findings {
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let restarts = restarts(&o.run);
         let run = run_facts(o);
-        let notes = notes(o, &rows, diagnosis.as_ref(), j);
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes }
+        let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
+        let shared = shared_faults(&o.run, &rows);
+        notes.extend(shared_notes(&shared));
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None }
     }
 
     /// The multicast rows of responders that answered.
@@ -375,6 +398,32 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
             notes.push(Note::NothingAnswered(Silence { group: j.group, ttl: o.ttl, keyed: j.keyed }))
         }
         _ => {}
+    }
+    notes
+}
+
+/// Which probes the multicast responders lost together. A restarted responder is one row (stats
+/// links its ids), present from its first answer to the end of the run.
+fn shared_faults(run: &Run, rows: &[Row]) -> SharedFaults {
+    let sets: Vec<shared::LossSet> = rows
+        .iter()
+        .filter(|r| r.is_multicast_responder())
+        .filter_map(|r| {
+            let id = r.id()?;
+            let h = run.hosts().iter().find(|h| h.responder_id == id.0)?;
+            let name = if r.name().is_empty() { format!("({})", &id.to_string()[..8]) } else { r.name().to_string() };
+            Some(shared::LossSet { name, first_seq: r.figures.first_seq?, end_seq: run.sent(), lost: &h.lost_seqs })
+        })
+        .collect();
+    shared::analyse(&sets)
+}
+
+fn shared_notes(s: &SharedFaults) -> Vec<Note> {
+    let mut notes: Vec<Note> = s.groups.iter().cloned().map(Note::SharedLoss).collect();
+    if !s.groups.is_empty() {
+        notes.extend(s.alone.iter().map(|(name, probes)| Note::AloneLoss { name: name.clone(), probes: *probes }));
+    } else if s.alone.len() > 1 {
+        notes.push(Note::IndependentLoss(s.alone.iter().map(|(n, _)| n.clone()).collect()));
     }
     notes
 }

@@ -8,6 +8,7 @@
 
 pub mod icmp;
 mod probe_sockets;
+pub mod querier;
 mod source_filter;
 
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};

@@ -230,7 +230,7 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
 }
 
 /// The names of the files a run writes into `--out`.
-pub const RUN_FILES: [&str; 4] = ["summary.csv", "intervals.csv", "outages.csv", "probes.csv"];
+pub const RUN_FILES: [&str; 5] = ["summary.csv", "intervals.csv", "outages.csv", "probes.csv", "queriers.csv"];
 
 /// Creates the output folder, or says clearly why it cannot, and removes the files an earlier
 /// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
@@ -248,12 +248,17 @@ pub fn prepare_dir(dir: &FsPath) -> Result<Vec<&'static str>> {
     Ok(removed)
 }
 
-/// Writes `summary.csv` and `outages.csv`; returns their paths.
+/// Writes `summary.csv`, `outages.csv` and, after a querier watch, `queriers.csv`; returns
+/// their paths.
 pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
     let rows: Vec<SummaryRow> = f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
-    Ok(vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?])
+    let mut paths = vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?];
+    if let Some(queriers) = f.querier.as_ref().and_then(super::querier::csv_rows) {
+        paths.push(write_all(dir, "queriers.csv", id, &queriers)?);
+    }
+    Ok(paths)
 }
 
 /// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.
