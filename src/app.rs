@@ -214,7 +214,7 @@ pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
         hosts: expected_hosts(&args.hosts, args.hosts_file.as_deref(), group)?,
     };
     let threshold = args.max_loss.unwrap_or(diagnosis::DEFAULT_THRESHOLD_PCT);
-    let (outcome, found) = run_probe(&cfg, args.out.as_deref(), args.quiet, stop, threshold)?;
+    let (outcome, found) = run_probe(&cfg, args.out.as_deref(), args.quiet, stop, threshold, args.html)?;
     stdout_or_exit(|out| {
         if args.json {
             return report::write_json(out, &found, &outcome);
@@ -237,6 +237,7 @@ fn run_probe(
     quiet: bool,
     stop: &AtomicBool,
     threshold_pct: f64,
+    html: bool,
 ) -> Result<(Outcome, Findings)> {
     let streamed = match out {
         Some(dir) => {
@@ -245,9 +246,12 @@ fn run_probe(
         }
         None => None,
     };
+    let hlog = crate::outfiles::hlog(cfg);
     let sink = streamed.clone().map(|f| -> prober::RowSink {
+        let hlog = hlog.clone();
         Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
-            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)
+            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)?;
+            crate::outfiles::add_intervals(&hlog, intervals)
         })
     });
     if !quiet {
@@ -273,12 +277,13 @@ fn run_probe(
         }
     });
     live.finish();
-    let outcome = outcome?;
+    let mut outcome = outcome?;
     let found = report::findings(&outcome, threshold_pct);
     if let (Some(dir), Some(files)) = (out, streamed) {
         let mut written = report::write_final_csvs(dir, &found.rows, &outcome.run)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
+        written.extend(crate::outfiles::finish(dir, cfg, &mut outcome, hlog, &written, html)?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));
@@ -396,7 +401,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop, diagnosis::DEFAULT_THRESHOLD_PCT);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, diagnosis::DEFAULT_THRESHOLD_PCT, true);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
@@ -405,6 +410,17 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
     })?;
     let (outcome, found) = outcome;
     stdout_or_exit(|o| report::write_table(o, &found.rows, &outcome));
+    stdout_or_exit(|o| writeln!(o, "report: {}", out.join(crate::html::REPORT).display()));
+    Ok(EXIT_OK)
+}
+
+/// `mcprobe report DIR [DIR...]`: report.html (and with several folders matrix.csv) from report
+/// folders.
+pub fn report_cmd(args: &crate::cli::ReportArgs) -> Result<i32> {
+    let to =
+        args.to.clone().unwrap_or_else(|| if args.dirs.len() == 1 { args.dirs[0].clone() } else { PathBuf::from(".") });
+    let written = crate::html::write_report(&args.dirs, &to)?;
+    stdout_or_exit(|o| written.all().try_for_each(|p| writeln!(o, "wrote {}", p.display())));
     Ok(EXIT_OK)
 }
 

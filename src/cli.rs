@@ -54,6 +54,8 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
+    /// Write report.html from report folders (`probe --out`); several folders are merged.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -227,6 +229,10 @@ pub struct ProbeArgs {
     #[arg(long, requires = "out")]
     pub raw: bool,
 
+    /// Also write report.html into the --out folder (see `mcprobe report`).
+    #[arg(long, requires = "out")]
+    pub html: bool,
+
     /// Print the summary as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -312,6 +318,22 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mcprobe report run1/                        run1/report.html
+  mcprobe report h1/ h2/ h3/ --to lan/        lan/report.html and lan/matrix.csv: prober x responder
+  mcprobe report mon/ tue/ wed/ --to trend/   one prober at different times: a trend table")]
+pub struct ReportArgs {
+    /// Report folders written by `probe --out` or `demo`.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    /// Folder for report.html (and matrix.csv). Default: the folder itself, or with several
+    /// folders the current one.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

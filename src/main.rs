@@ -15,7 +15,7 @@ fn main() {
         Command::Respond(a) => a.quiet,
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
-        Command::Discover(_) => false,
+        Command::Discover(_) | Command::Report(_) => false,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -36,6 +36,7 @@ fn main() {
         Command::Probe(a) => app::probe(a, &STOP),
         Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
+        Command::Report(a) => app::report_cmd(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -170,11 +170,12 @@ pub fn run(
         plain: cfg.plain.is_some(),
         outage_min: cfg.outage_min,
     };
-    // Per-probe rows and intervals describe the multicast path only.
+    // Per-probe rows and intervals.csv describe the multicast path only; the unicast runs keep
+    // their interval rows until the end, for the interval histogram log (rtt.hlog).
     let unicast = (cfg.hosts.iter().enumerate())
         .map(|(i, &host)| {
             let session = session.wrapping_add(1 + i as u64);
-            UnicastRun { host, run: Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg }) }
+            UnicastRun { host, run: Run::new(RunConfig { session, raw: false, ..run_cfg }) }
         })
         .collect();
     let shared = Arc::new(Shared {

@@ -59,6 +59,10 @@ pub struct IntervalRow {
     pub lost: u64,
     pub rtt_p50_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
+    /// The interval's on-time RTTs in ns, for the interval histogram log (`rtt.hlog`); not a
+    /// CSV column.
+    #[serde(skip)]
+    pub rtt_ns: Vec<u32>,
 }
 
 /// One row of `probes.csv`: one probe and one responder.
@@ -299,7 +303,9 @@ impl Run {
             let sent = self.sent_per_interval[i];
             let first = self.interval_rows.len();
             for h in &mut self.hosts {
-                let (received, p50, max) = h.take_interval(i).summarize();
+                let acc = h.take_interval(i);
+                let rtt_ns = acc.samples().to_vec();
+                let (received, p50, max) = acc.summarize();
                 self.interval_rows.push(IntervalRow {
                     interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
                     responder: h.name.clone(),
@@ -309,6 +315,7 @@ impl Run {
                     lost: sent.saturating_sub(received as u64),
                     rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
                     rtt_max_us: max.map(|v| ns_to_us(v as u64)),
+                    rtt_ns,
                 });
             }
             self.interval_rows[first..]
