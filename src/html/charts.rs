@@ -52,15 +52,17 @@ fn draw(size: (u32, u32), f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Res
     Ok(svg)
 }
 
-/// A tick label for a value in µs: few digits, no trailing zeros.
+/// A tick label for a value in µs, in the unit that keeps it short: 300 µs, 1.5 ms, 2 s.
 pub fn us_label(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{}", (v / 10.0).round() * 10.0)
-    } else if v >= 10.0 {
-        format!("{}", v.round())
+    let (x, unit) = if v >= 1e6 {
+        (v / 1e6, "s")
+    } else if v >= 1e3 {
+        (v / 1e3, "ms")
     } else {
-        format!("{:.1}", v)
-    }
+        (v, "µs")
+    };
+    let s = format!("{x:.2}");
+    format!("{} {unit}", s.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Powers of ten (and 2×, 5× when few) spanning `lo..hi`, for log axes.
@@ -125,7 +127,7 @@ pub fn percentiles(lines: &[Line], band: Option<&Band>) -> Result<String> {
         chart
             .configure_mesh()
             .x_desc("percentile (scale 1/(1−p): each step right is 10× rarer)")
-            .y_desc("RTT (µs, log scale)")
+            .y_desc("RTT (log scale)")
             .x_label_formatter(&|x| percentile_label(*x))
             .y_label_formatter(&|y| us_label(*y))
             .label_style((FONT, 13))
@@ -203,7 +205,7 @@ pub fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64) -> Res
         chart
             .configure_mesh()
             .x_desc("time since the first probe (s)")
-            .y_desc("RTT (µs, log scale)")
+            .y_desc("RTT (log scale)")
             .y_label_formatter(&|y| us_label(*y))
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))

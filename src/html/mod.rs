@@ -32,15 +32,15 @@ impl Written {
 /// Reads `dirs` and writes `to/report.html` (with several folders also `to/matrix.csv`).
 pub fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
     let folders = dirs.iter().map(|d| Folder::read(d)).collect::<Result<Vec<_>>>()?;
-    std::fs::create_dir_all(to).with_context(|| format!("--to {}: cannot create the folder", to.display()))?;
-    let (html, matrix) = match folders.as_slice() {
+    let (html, csv) = match folders.as_slice() {
         [one] => (page::render(one)?, None),
         many => {
             let m = merge::merge(many)?;
-            let csv = m.csv().map(|text| write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
-            (m.render()?, csv)
+            (m.render()?, m.csv())
         }
     };
+    std::fs::create_dir_all(to).with_context(|| format!("--to {}: cannot create the folder", to.display()))?;
+    let matrix = csv.map(|text| write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
     Ok(Written { html: write_atomic(to, REPORT, html.as_bytes())?, matrix })
 }
 

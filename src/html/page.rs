@@ -293,7 +293,8 @@ fn hosts_section(f: &Folder) -> Result<Option<String>> {
         let _ = write!(series, "<li class=\"series\" data-responder=\"{}\"></li>", esc(host));
     }
     table.push_str("</tbody></table>");
-    let svg = charts::bars(&bars, "loss (% of probes sent)", 100.0)?;
+    let x_max = bars.iter().map(|b| b.parts[0].0).fold(1.0, f64::max);
+    let svg = charts::bars(&bars, "loss (% of probes sent)", x_max)?;
     let legend = format!(
         "<ul class=\"legend\"><li class=\"kind\"><i style=\"background:{}\"></i>multicast</li>\
          <li class=\"kind\"><i style=\"background:{}\"></i>unicast</li></ul>",
@@ -327,7 +328,11 @@ fn verdict(f: &Folder) -> String {
                 w.return_lost,
                 w.late,
                 w.unknown_lost,
-                if w.outages > 0 { format!(", {} outages", w.outages) } else { String::new() }
+                match w.outages {
+                    0 => String::new(),
+                    1 => ", 1 outage".to_string(),
+                    n => format!(", {n} outages"),
+                }
             )
         } else {
             format!("no loss, the highest p99 RTT: {} µs", fmt_opt(w.rtt_p99_us, 1))
