@@ -174,7 +174,7 @@ pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str
         std::iter::once((&o.run, PathKind::Multicast)).chain(o.unicast.iter().map(|u| (&u.run, PathKind::Unicast)));
     for (run, path) in paths {
         for h in run.hosts().iter().filter(|h| !h.rtt.is_empty()) {
-            written.push(write_hgrm_file(dir, h, path)?);
+            written.push(write_hgrm_file(dir, h, path, run_id)?);
         }
     }
     Ok(written)
@@ -185,9 +185,13 @@ pub fn hgrm_name(name: &str, responder_id: &str, path: PathKind) -> String {
     format!("rtt.{}.hgrm", tag(name, responder_id, path))
 }
 
-fn write_hgrm_file(dir: &Path, h: &HostStats, path: PathKind) -> Result<PathBuf> {
+/// The distribution, then one more comment line tying the file to its run (HdrHistogram's
+/// plotter skips `#` lines).
+fn write_hgrm_file(dir: &Path, h: &HostStats, path: PathKind, run_id: &str) -> Result<PathBuf> {
     let mut text = Vec::new();
     write_hgrm(&mut text, &h.rtt)?;
+    let id = format_id(h.responder_id);
+    writeln!(text, "#[mcprobe run {run_id}, responder {} ({id}), path {}, RTT in µs]", h.name, path.as_str())?;
     write_atomic(dir, &hgrm_name(&h.name, &format_id(h.responder_id), path), &text)
 }
 
@@ -200,4 +204,48 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
     crate::meta::persist(tmp, &path)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_rows_step_through_exact_levels_like_javas_iterator() {
+        let samples: Vec<u32> = (1..=1000).map(|i| i * 1000).collect();
+        let h = rtt_histogram(&samples);
+        let rows = percentile_rows(&h);
+        let levels: Vec<f64> = rows.iter().take(8).map(|r| r.1).collect();
+        assert_eq!(levels, [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 55.0, 60.0]);
+        let at = |pct: f64| rows.iter().find(|r| r.1 == pct).map(|r| (r.0, r.2));
+        assert_eq!(at(50.0), Some((h.value_at_quantile(0.5), 500)));
+        assert_eq!(at(90.0), Some((h.value_at_quantile(0.9), 900)));
+        assert_eq!(rows.last(), Some(&(h.max(), 100.0, 1000)));
+        assert!(rows.windows(2).all(|w| w[0].1 < w[1].1 && w[0].0 <= w[1].0 && w[0].2 <= w[1].2));
+    }
+
+    #[test]
+    fn hgrm_text_has_the_layout_of_output_percentile_distribution() {
+        let h = rtt_histogram(&[1500, 2500, 2500, 40_000]);
+        let mut out = Vec::new();
+        write_hgrm(&mut out, &h).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)");
+        assert_eq!(lines[1], "");
+        assert_eq!(lines[2], "       1.500 0.000000000000          1           1.00");
+        let n = lines.len();
+        assert_eq!(lines[n - 4], "      40.031 1.000000000000          4");
+        assert!(lines[n - 3].starts_with("#[Mean    =       11.630, StdDeviation   = "), "{}", lines[n - 3]);
+        assert_eq!(lines[n - 2], "#[Max     =       40.031, Total count    =            4]");
+        assert_eq!(lines[n - 1], format!("#[Buckets = {:>12}, SubBuckets     =         2048]", h.buckets()));
+    }
+
+    #[test]
+    fn tags_are_valid_log_tags_and_file_names() {
+        let t = tag("a b,c/d\n", "0123456789abcdef", PathKind::Unicast);
+        assert_eq!(t, "a_b_c_d_.01234567.unicast");
+        assert!(Tag::new(&t).is_some());
+        assert_eq!(tag("", "ff", PathKind::Multicast), "unnamed.ff.multicast");
+    }
 }

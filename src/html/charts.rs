@@ -284,3 +284,35 @@ pub fn bars(rows: &[Bar], x_desc: &str, x_max: f64) -> Result<String> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_say_percentiles_and_units() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(2.0), "50%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(us_label(300.0), "300 µs");
+        assert_eq!(us_label(1500.0), "1.5 ms");
+        assert_eq!(us_label(2_000_000.0), "2 s");
+    }
+
+    #[test]
+    fn lines_break_where_an_interval_had_no_rtt() {
+        let s = segments(&[(0.5, Some(1.0)), (1.5, None), (2.5, Some(2.0)), (3.5, Some(3.0)), (4.5, None)]);
+        assert_eq!(s, vec![vec![(0.5, 1.0)], vec![(2.5, 2.0), (3.5, 3.0)]]);
+    }
+
+    #[test]
+    fn charts_are_svg_with_one_line_per_responder() {
+        let lines: Vec<Line> =
+            (0..3).map(|i| Line { color: PALETTE[i], points: vec![(1.0, 10.0), (2.0, 20.0 + i as f64)] }).collect();
+        let svg = percentiles(&lines, None).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("viewBox"));
+        for c in &PALETTE[..3] {
+            assert_eq!(svg.matches(&format!("stroke=\"{}\"", hex(*c))).count(), 1);
+        }
+    }
+}

@@ -61,6 +61,8 @@ def main(folder):
     meta_id = re.search(r'"run_id": "([0-9a-f]{16})"', (d / "meta.json").read_text())
     if not run_id or not meta_id or run_id.group(1) != meta_id.group(1):
         fail("rtt.hlog and meta.json do not carry the same run id")
+    global RUN_ID
+    RUN_ID = meta_id.group(1)
     merged, per_interval = {}, defaultdict(dict)
     for line in lines:
         if line.startswith("#") or line.startswith('"StartTimestamp"'):
@@ -106,12 +108,16 @@ def main(folder):
 
 
 def check_hgrm(path, row, h):
-    lines = path.read_text().split("\n")
+    lines = path.read_text(encoding="utf-8").split("\n")
     if lines[0] != HEADER or lines[1] != "":
         fail(f"{path.name}: header {lines[0]!r}")
     if lines[-1] != "":
         fail(f"{path.name}: no final newline")
-    body, foot = lines[2:-4], lines[-4:-1]
+    # The last line ties the file to its run: mcprobe's own comment after HdrHistogram's footer.
+    own = re.match(r"^#\[mcprobe run ([0-9a-f]{16}), responder .* \(([0-9a-f]{16})\), path (\w+), RTT in µs\]$", lines[-2])
+    if not own or own.group(1) != RUN_ID or own.group(2) != row["responder_id"] or own.group(3) != row["path"]:
+        fail(f"{path.name}: last line {lines[-2]!r} does not name run {RUN_ID}")
+    body, foot = lines[2:-5], lines[-5:-2]
     rows = []
     for line in body[:-1]:
         m = ROW.match(line)
