@@ -22,6 +22,7 @@ Examples:
   mcprobe probe --iface eth0 --rate 1000 --count 10000 --max-loss 0.1 --min-responders 12
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
   mcprobe discover --iface eth0                  who answers, in under a second
+  mcprobe report h1/ h2/ --to lan/               report.html from --out folders, merged
 
 Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, or an
 expected host (--hosts) is not ok; 2 usage or environment error (bad flag value, unknown

@@ -205,6 +205,7 @@ pub fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64) -> Res
         chart
             .configure_mesh()
             .x_desc("time since the first probe (s)")
+            .x_label_formatter(&|x| if x_hi >= 20.0 { format!("{x:.0}") } else { format!("{x:.1}") })
             .y_desc("RTT (log scale)")
             .y_label_formatter(&|y| us_label(*y))
             .label_style((FONT, 13))

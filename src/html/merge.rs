@@ -12,6 +12,8 @@ use super::folder::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
 
 pub const MATRIX: &str = "matrix.csv";
+/// Responder columns that fit across the page; with more, the heatmaps turn.
+const WIDE: usize = 16;
 
 pub enum Kind {
     /// Different probers: one row each.
@@ -125,6 +127,13 @@ impl Merge<'_> {
     }
 
     /// A heatmap table: rows as merged, one column per responder, `value` coloured by `scale`.
+    /// More responders than fit across 1280 px: the heatmaps turn, one row per responder.
+    fn transposed(&self) -> bool {
+        self.responders.len() > WIDE
+    }
+
+    /// A heatmap table of `value` coloured by `scale`: rows as merged and one column per
+    /// responder, or turned when there are many responders.
     fn heatmap(
         &self,
         kind: &str,
@@ -132,23 +141,34 @@ impl Merge<'_> {
         scale: impl Fn(f64) -> f64,
         digits: usize,
     ) -> String {
-        let mut s = format!("<div class=\"scroll\"><table class=\"heat\" data-kind=\"{kind}\"><thead><tr><th></th>");
-        for r in &self.responders {
-            let _ = write!(s, "<th class=\"series\" data-responder=\"{0}\">{0}</th>", esc(r));
-        }
-        s.push_str("</tr></thead><tbody>");
-        for (f, label) in &self.rows {
-            let _ = write!(s, "<tr><th>{}</th>", esc(label));
-            for r in &self.responders {
-                match cell(f, r).and_then(|c| value(c).map(|v| (v, c))) {
-                    Some((v, _)) => {
-                        let (bg, fg) = shade(scale(v));
-                        let _ = write!(s, "<td style=\"background:{bg};color:{fg}\">{v:.digits$}</td>");
-                    }
-                    None => s.push_str("<td class=\"absent\" title=\"not heard by this prober\">–</td>"),
-                }
+        let td = |f: &Folder, r: &str| match cell(f, r).and_then(&value) {
+            Some(v) => {
+                let (bg, fg) = shade(scale(v));
+                format!("<td style=\"background:{bg};color:{fg}\">{v:.digits$}</td>")
             }
-            s.push_str("</tr>");
+            None => "<td class=\"absent\" title=\"never answered\">–</td>".to_string(),
+        };
+        let mut s = format!("<div class=\"scroll\"><table class=\"heat\" data-kind=\"{kind}\"><thead><tr><th></th>");
+        if self.transposed() {
+            for (_, label) in &self.rows {
+                let _ = write!(s, "<th>{}</th>", esc(label));
+            }
+            s.push_str("</tr></thead><tbody>");
+            for r in &self.responders {
+                let _ = write!(s, "<tr><th class=\"series\" data-responder=\"{0}\">{0}</th>", esc(r));
+                self.rows.iter().for_each(|(f, _)| s.push_str(&td(f, r)));
+                s.push_str("</tr>");
+            }
+        } else {
+            for r in &self.responders {
+                let _ = write!(s, "<th class=\"series\" data-responder=\"{0}\">{0}</th>", esc(r));
+            }
+            s.push_str("</tr></thead><tbody>");
+            for (f, label) in &self.rows {
+                let _ = write!(s, "<tr><th>{}</th>", esc(label));
+                self.responders.iter().for_each(|r| s.push_str(&td(f, r)));
+                s.push_str("</tr>");
+            }
         }
         s.push_str("</tbody></table></div>");
         s
@@ -244,12 +264,20 @@ impl Merge<'_> {
             None => {}
         }
         let group = group_of(self.rows[0].0);
+        let axes = if self.transposed() {
+            format!(
+                "rows: responder, columns: {rows_are}; turned: {} responders do not fit across",
+                self.responders.len()
+            )
+        } else {
+            format!("rows: {rows_are}, columns: responder")
+        };
         let body = format!(
             "<header><h1>mcprobe report: {} runs of {group}</h1><p class=\"verdict\">{verdict}</p></header>\n\
              <section id=\"runs\"><h2>{title}</h2><p>One row per {rows_are}{}.</p>{}</section>\n\
-             <section id=\"matrix-loss\"><h2>Loss % (rows: {rows_are}, columns: responder)</h2>\
+             <section id=\"matrix-loss\"><h2>Loss % ({axes})</h2>\
              <p>Darker is more loss (square-root scale up to {max_loss:.2} %). – : this responder never answered this {rows_are}.</p>{loss}</section>\n\
-             <section id=\"matrix-rtt\"><h2>RTT p50, µs (rows: {rows_are}, columns: responder)</h2>\
+             <section id=\"matrix-rtt\"><h2>RTT p50, µs ({axes})</h2>\
              <p>Darker is slower (log scale from {} to {} µs).</p>{rtt}</section>\n",
             self.rows.len(),
             if matches!(self.kind, Kind::Matrix) { "; matrix.csv beside this page has every cell" } else { ", oldest first" },

@@ -94,6 +94,7 @@ ul.legend i{display:inline-block;width:14px;height:14px;border-radius:2px;margin
 table.heat td{min-width:52px;text-align:center}table.heat td.absent{background:#eee;color:#888}
 table.runs td:last-child{font-family:ui-monospace,monospace;font-size:12px}
 div.scroll{overflow-x:auto}
+details summary{cursor:pointer;color:#0072B2;font-size:13px;margin:4px 0}
 footer{margin-top:30px;color:#666;font-size:12px}
 @media print{body{max-width:none;padding:0;font-size:11px}section,figure{break-inside:avoid}th{position:static}}
 ";

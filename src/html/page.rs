@@ -10,11 +10,12 @@ use plotters::style::RGBColor;
 use super::charts::{self, Band, Bar, Course, Line, OTHERS, PALETTE};
 use super::folder::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
-use crate::hdr::{self, PathKind};
 
 /// Responders drawn one by one when there are more than fit the palette; the rest become a grey
 /// band (their range) and the page says so.
 const DRAWN_WHEN_MANY: usize = 6;
+/// Summary rows shown open; the rest fold away (one click, no script).
+const SUMMARY_ROWS: usize = 25;
 /// Rows of the loss chart before the rest are added up into one.
 const LOSS_ROWS: usize = 20;
 
@@ -81,20 +82,12 @@ impl<'a> Selection<'a> {
     }
 }
 
-fn tag_of(r: &SummaryRec) -> String {
-    let path = if r.is_multicast() { PathKind::Multicast } else { PathKind::Unicast };
-    hdr::tag(&r.responder, &r.responder_id, path)
-}
-
-/// (1/(1−p), RTT µs) points of one responder: its whole distribution from rtt.hlog, or the
-/// summary's percentiles when the folder has no log.
+/// (1/(1−p), RTT µs) points of one responder: its whole distribution from its .hgrm, or the
+/// summary's percentiles when the folder has none.
 fn distribution(f: &Folder, r: &SummaryRec) -> Vec<(f64, f64)> {
-    if let Some(h) = f.rtt.get(&tag_of(r)) {
-        let mut pts: Vec<(f64, f64)> = hdr::percentile_rows(h)
-            .into_iter()
-            .filter(|(_, pct, _)| *pct < 100.0)
-            .map(|(v, pct, _)| (100.0 / (100.0 - pct), v as f64 / 1000.0))
-            .collect();
+    if let Some(rows) = f.rtt.get(&r.tag()) {
+        let mut pts: Vec<(f64, f64)> =
+            rows.iter().filter(|(_, q, _)| *q < 1.0).map(|&(v, q, _)| (1.0 / (1.0 - q), v)).collect();
         pts.dedup_by(|b, a| a.1 == b.1 && b.0 < a.0 * 1.05);
         return pts;
     }
@@ -104,15 +97,15 @@ fn distribution(f: &Folder, r: &SummaryRec) -> Vec<(f64, f64)> {
 
 /// The range of the others' distributions at 0, 50, 90, 99, … %, as far as their counts reach.
 fn distribution_band(f: &Folder, others: &[&SummaryRec]) -> Option<Band> {
-    let hists: Vec<_> = others.iter().filter_map(|r| f.rtt.get(&tag_of(r))).collect();
+    let dists: Vec<_> = others.iter().filter_map(|r| f.rtt.get(&r.tag())).collect();
     let xs = [1.0, 2.0, 4.0, 10.0, 20.0, 100.0, 200.0, 1000.0, 2000.0, 10_000.0, 100_000.0];
+    // The value at quantile q: the first row at or past it.
+    let at = |rows: &[(f64, f64, u64)], q: f64| rows.iter().find(|r| r.1 >= q - 1e-12).map(|r| r.0);
     let points: Vec<(f64, f64, f64)> = xs
         .iter()
         .filter_map(|&x| {
-            let vals = hists
-                .iter()
-                .filter(|h| h.len() as f64 >= x)
-                .map(|h| h.value_at_quantile(1.0 - 1.0 / x) as f64 / 1000.0);
+            let vals =
+                dists.iter().filter(|d| d.last().is_some_and(|l| l.2 as f64 >= x)).filter_map(|d| at(d, 1.0 - 1.0 / x));
             let (lo, hi) = vals.fold((f64::MAX, 0f64), |(a, b), v| (a.min(v), b.max(v)));
             (hi > 0.0).then_some((x, lo, hi))
         })
@@ -135,56 +128,90 @@ fn percentile_section(f: &Folder, sel: &Selection) -> Result<String> {
     Ok(section(
         "percentiles",
         "Latency distribution",
-        "<p>RTT at each percentile, from the whole run's histogram (rtt.hlog). Read up to the right: the tail. \
+        "<p>RTT at each percentile, from the whole run's histogram (the .hgrm files). Read up to the right: the tail. \
          Lines that stay flat and low are healthy; a line that climbs early has a slow tail.</p>",
         &figure(&svg, &sel.legend(), &sel.note()),
     ))
 }
 
+/// Points of the time chart across 1200 px: more intervals than this are put together in bins.
+const MAX_POINTS: f64 = 150.0;
+
+/// One bin of a responder's intervals: the median of their p50s, the highest max, probes lost.
+#[derive(Default)]
+struct Bin {
+    p50s: Vec<f64>,
+    max: Option<f64>,
+    lost: u64,
+}
+
+impl Bin {
+    fn p50(&mut self) -> Option<f64> {
+        self.p50s.sort_by(f64::total_cmp);
+        self.p50s.get(self.p50s.len().saturating_sub(1) / 2).copied()
+    }
+}
+
 fn timeline_section(f: &Folder, sel: &Selection) -> Result<String> {
     let width = f.meta.report_interval_s;
-    let mut by_id: BTreeMap<&str, Vec<&super::folder::IntervalRec>> = BTreeMap::new();
+    // The time axis spans the intervals (the run's duration also counts the wait for late acks).
+    let end = f.intervals.iter().map(|i| i.interval_start_s + width).fold(0.0, f64::max);
+    let end = if end > 0.0 { end } else { f.meta.duration_s };
+    let per_bin = (end / width / MAX_POINTS).ceil().max(1.0);
+    let bin_s = width * per_bin;
+    let mut bins: BTreeMap<&str, BTreeMap<u64, Bin>> = BTreeMap::new();
     for i in &f.intervals {
-        by_id.entry(i.responder_id.as_str()).or_default().push(i);
+        let b = bins
+            .entry(i.responder_id.as_str())
+            .or_default()
+            .entry((i.interval_start_s / bin_s + 1e-9) as u64)
+            .or_default();
+        b.p50s.extend(i.rtt_p50_us);
+        b.max = b.max.into_iter().chain(i.rtt_max_us).reduce(f64::max);
+        b.lost += i.lost;
     }
-    let course = |r: &SummaryRec, color: RGBColor| {
-        let rows = by_id.get(r.responder_id.as_str()).map_or(&[][..], |v| v.as_slice());
-        let mid = |i: &super::folder::IntervalRec| i.interval_start_s + width / 2.0;
-        Course {
-            color,
-            p50: rows.iter().map(|i| (mid(i), i.rtt_p50_us)).collect(),
-            max: rows.iter().map(|i| (mid(i), i.rtt_max_us)).collect(),
-            lost: rows.iter().filter(|i| i.lost > 0).map(|i| mid(i)).collect(),
-            outages: (f.outages.iter().filter(|o| o.responder_id == r.responder_id))
-                .map(|o| (o.start_s, o.end_s.unwrap_or(f.meta.duration_s)))
-                .collect(),
+    let mid = |k: u64| (k as f64 + 0.5) * bin_s;
+    let mut course = |r: &SummaryRec, color: RGBColor| {
+        let mut c = Course { color, p50: Vec::new(), max: Vec::new(), lost: Vec::new(), outages: Vec::new() };
+        for (&k, b) in bins.get_mut(r.responder_id.as_str()).into_iter().flatten() {
+            c.p50.push((mid(k), b.p50()));
+            c.max.push((mid(k), b.max));
+            if b.lost > 0 {
+                c.lost.push(mid(k));
+            }
         }
+        c.outages = (f.outages.iter().filter(|o| o.responder_id == r.responder_id))
+            .map(|o| (o.start_s, o.end_s.unwrap_or(end)))
+            .collect();
+        c
     };
     let courses: Vec<Course> = sel.drawn.iter().map(|(r, c)| course(r, *c)).collect();
-    // The others' p50 range per interval.
+    // The others' p50 range per bin.
     let mut range: BTreeMap<u64, (f64, f64, f64)> = BTreeMap::new();
     for r in &sel.others {
-        for i in by_id.get(r.responder_id.as_str()).into_iter().flatten() {
-            if let Some(v) = i.rtt_p50_us {
-                let x = i.interval_start_s + width / 2.0;
-                let e = range.entry((x * 1000.0) as u64).or_insert((x, v, v));
+        for (&k, b) in bins.get_mut(r.responder_id.as_str()).into_iter().flatten() {
+            if let Some(v) = b.p50() {
+                let e = range.entry(k).or_insert((mid(k), v, v));
                 e.1 = e.1.min(v);
                 e.2 = e.2.max(v);
             }
         }
     }
     let band = (!range.is_empty()).then(|| Band { points: range.into_values().collect() });
-    // The time axis spans the intervals (the run's duration also counts the wait for late acks).
-    let end = f.intervals.iter().map(|i| i.interval_start_s + width).fold(0.0, f64::max);
-    let svg = charts::timeline(&courses, band.as_ref(), if end > 0.0 { end } else { f.meta.duration_s })?;
+    let svg = charts::timeline(&courses, band.as_ref(), end)?;
     let lost: u64 = sel.drawn.iter().map(|(r, _)| r.lost).sum();
     let outages: usize = courses.iter().map(|c| c.outages.len()).sum();
+    let per_point = if per_bin > 1.0 {
+        format!("Per {bin_s} s ({per_bin} report intervals of {width} s put together: the median of their p50s, the highest maximum)")
+    } else {
+        format!("Per report interval ({width} s)")
+    };
     Ok(section(
         "timeline",
         "RTT over time",
         &format!(
-            "<p>Per report interval ({width} s): p50 (thick line) and maximum (thin line) of each responder. \
-             ▲ on the floor: an interval with lost probes ({lost} lost among the responders drawn); shaded spans: \
+            "<p>{per_point}: p50 (thick line) and maximum (thin line) of each responder. \
+             ▲ on the floor: lost probes in that span ({lost} lost among the responders drawn); shaded spans: \
              outages ({outages}, details in outages.csv).</p>"
         ),
         &figure(&svg, &sel.legend(), &sel.note()),
@@ -425,7 +452,16 @@ pub fn render(f: &Folder) -> Result<String> {
         "summary",
         "Summary",
         "<p>One row per responder and path, worst first (summary.csv has every column).</p>",
-        &summary_table(&all),
+        &if all.len() > SUMMARY_ROWS {
+            format!(
+                "{}<details><summary>The other {} rows</summary>{}</details>",
+                summary_table(&all[..SUMMARY_ROWS]),
+                all.len() - SUMMARY_ROWS,
+                summary_table(&all[SUMMARY_ROWS..])
+            )
+        } else {
+            summary_table(&all)
+        },
     ));
     if sel.drawn.is_empty() {
         body.push_str("<p class=\"bad\">No responder answered: nothing to chart.</p>");
