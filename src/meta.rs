@@ -58,7 +58,7 @@ impl RunMeta {
             format: FORMAT,
             run_id: run_id(o),
             mcprobe_version: env!("CARGO_PKG_VERSION").to_string(),
-            arguments: args,
+            arguments: redact(args),
             prober_host: host,
             prober_address: cfg.iface.as_ref().and_then(|i| i.addr).map(IpAddr::V4),
             group: cfg.group,
@@ -105,6 +105,27 @@ impl RunMeta {
     }
 }
 
+/// The command line with `--key`'s secret replaced: the file is for sharing.
+fn redact(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut secret_next = false;
+    for a in args {
+        if std::mem::take(&mut secret_next) {
+            out.push(REDACTED.to_string());
+        } else if a == "--key" {
+            secret_next = true;
+            out.push(a);
+        } else if a.starts_with("--key=") {
+            out.push(format!("--key={REDACTED}"));
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+const REDACTED: &str = "(secret)";
+
 /// The run id: the session id every probe and ack of the run carries.
 pub fn run_id(o: &Outcome) -> String {
     format_id(o.run.config().session)
@@ -116,4 +137,14 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
     tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_key_never_reaches_the_metadata() {
+        let args = ["mcprobe", "probe", "--key", "s3cret", "--key=s3cret", "--key-file", "k.txt", "-q"];
+        let out = super::redact(args.iter().map(|s| s.to_string()).collect());
+        assert_eq!(out, ["mcprobe", "probe", "--key", "(secret)", "--key=(secret)", "--key-file", "k.txt", "-q"]);
+    }
 }
