@@ -53,7 +53,8 @@ fn one_prober_gives_a_trend_and_two_probers_a_matrix_with_its_csv() {
             .to_string()
     };
     let (sa, sb) = (start(a.path()), start(b.path()));
-    assert!(sa < sb && html.find(&sa).unwrap() < html.find(&sb).unwrap());
+    let runs = &html[html.find("<section id=\"runs\"").unwrap()..];
+    assert!(sa < sb && runs.find(&sa).unwrap() < runs.find(&sb).unwrap(), "oldest first");
 
     set_meta(b.path(), "prober_host", "prober-b");
     let matrix = tempfile::tempdir().unwrap();
