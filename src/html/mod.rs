@@ -85,7 +85,7 @@ dl.run{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8p
 dl.run dt{color:#555}dl.run dd{margin:0;font-family:ui-monospace,'DejaVu Sans Mono',monospace;word-break:break-all}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{padding:2px 7px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{background:#f4f4f4;position:sticky;top:0}
+th:first-child,td:first-child,th.t,td.t{text-align:left}th{background:#f4f4f4;position:sticky;top:0}
 tr.lossy td{background:#fff4ec}.good{color:#00704f}.bad{color:#b23c00}
 figure.chart{margin:6px 0}figure.chart svg{width:100%;height:auto;display:block}
 ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px}

@@ -294,7 +294,7 @@ fn hosts_section(f: &Folder) -> Result<Option<String>> {
     }
     let mut bars = Vec::new();
     let mut table = String::from(
-        "<table><thead><tr><th>host</th><th>responder</th><th>multicast rcvd</th><th>loss %</th>\
+        "<table><thead><tr><th>host</th><th class=\"t\">responder</th><th>multicast rcvd</th><th>loss %</th>\
          <th>unicast rcvd</th><th>loss %</th><th>verdict</th></tr></thead><tbody>",
     );
     let mut series = String::new();
@@ -308,7 +308,7 @@ fn hosts_section(f: &Folder) -> Result<Option<String>> {
         let ok = if verdict == "ok" { "good" } else { "bad" };
         let _ = write!(
             table,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{:.2}</td><td class=\"{ok}\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{:.2}</td><td class=\"{ok}\">{}</td></tr>",
             esc(host),
             esc(&name),
             rcvd(mc),
@@ -407,7 +407,7 @@ fn what_was_run(f: &Folder) -> String {
 
 pub fn summary_table(rows: &[&SummaryRec]) -> String {
     let mut s = String::from(
-        "<table class=\"summary\"><thead><tr><th>responder</th><th>address</th><th>path</th><th>sent</th><th>rcvd</th>\
+        "<table class=\"summary\"><thead><tr><th>responder</th><th class=\"t\">address</th><th class=\"t\">path</th><th>sent</th><th>rcvd</th>\
          <th>loss %</th><th>fwd</th><th>ret</th><th>late</th><th>unk</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th>\
          <th>jitter µs</th><th>outages</th><th>verdict</th></tr></thead><tbody>",
     );
@@ -415,7 +415,7 @@ pub fn summary_table(rows: &[&SummaryRec]) -> String {
         let cls = if r.lost > 0 { " class=\"lossy\"" } else { "" };
         let _ = write!(
             s,
-            "<tr{cls}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td>\
+            "<tr{cls}><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.label()),
             esc(&r.address),
