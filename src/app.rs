@@ -95,7 +95,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
     let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
-    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch)?;
+    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch, setup.html)?;
     emit(|out| {
         if setup.json {
             return report::write_json(out, &found);
@@ -148,6 +148,7 @@ pub(crate) fn run_probe(
     stop: &AtomicBool,
     j: Judgement,
     watch: Option<Result<QuerierWatch, String>>,
+    html: bool,
 ) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
@@ -159,9 +160,12 @@ pub(crate) fn run_probe(
         }
         None => None,
     };
+    let hlog = crate::outfiles::hlog(cfg);
     let sink = streamed.clone().map(|f| -> prober::RowSink {
+        let hlog = hlog.clone();
         Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
-            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)
+            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)?;
+            crate::outfiles::add_intervals(&hlog, intervals)
         })
     });
     if !quiet {
@@ -186,7 +190,7 @@ pub(crate) fn run_probe(
         }
     });
     live.finish();
-    let outcome = outcome?;
+    let mut outcome = outcome?;
     let mut found = Findings::of(&outcome, j);
     if let Some(w) = watch {
         found = found.with_querier(w.map(QuerierWatch::finish));
@@ -195,6 +199,7 @@ pub(crate) fn run_probe(
         let mut written = report::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
+        written.extend(crate::outfiles::finish(dir, cfg, &mut outcome, hlog, &written, html)?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));
@@ -244,7 +249,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement, None);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement, None, true);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
@@ -252,6 +257,17 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         result
     })?;
     emit(|o| report::write_table(o, &found))?;
+    emit(|o| writeln!(o, "report: {}", out.join(crate::html::REPORT).display()))?;
+    Ok(EXIT_OK)
+}
+
+/// `mcprobe report DIR [DIR...]`: report.html (and with several folders matrix.csv) from report
+/// folders.
+pub fn report_cmd(args: &crate::cli::ReportArgs) -> Result<i32> {
+    let to =
+        args.to.clone().unwrap_or_else(|| if args.dirs.len() == 1 { args.dirs[0].clone() } else { PathBuf::from(".") });
+    let written = crate::html::write_report(&args.dirs, &to)?;
+    emit(|o| written.all().try_for_each(|p| writeln!(o, "wrote {}", p.display())))?;
     Ok(EXIT_OK)
 }
 

@@ -20,6 +20,7 @@ Examples:
   mcprobe probe --iface eth0 --rate 1000 --count 10000 --max-loss 0.1 --min-responders 12
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
   mcprobe discover --iface eth0                  who answers, in under a second
+  mcprobe report h1/ h2/ --to lan/               report.html from --out folders, merged
 
 Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, an expected
 host (--hosts) is not ok, or no responder answered at all; 2 usage or environment error (bad
@@ -56,6 +57,8 @@ pub enum Command {
     MaxRate(crate::cli_extra::MaxRateArgs),
     /// Every host of a list answers and probes every other one; each prints its row of the mesh.
     Mesh(crate::cli_extra::MeshArgs),
+    /// Write report.html from report folders (`probe --out`); several folders are merged.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -262,6 +265,10 @@ pub struct ProbeArgs {
     #[arg(long, requires = "out")]
     pub raw: bool,
 
+    /// Also write report.html into the --out folder (see `mcprobe report`).
+    #[arg(long, requires = "out")]
+    pub html: bool,
+
     /// Print the summary as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -348,6 +355,22 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mcprobe report run1/                        run1/report.html
+  mcprobe report h1/ h2/ h3/ --to lan/        lan/report.html and lan/matrix.csv: prober x responder
+  mcprobe report mon/ tue/ wed/ --to trend/   one prober at different times: a trend table")]
+pub struct ReportArgs {
+    /// Report folders written by `probe --out` or `demo`.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    /// Folder for report.html (and matrix.csv). Default: the folder itself, or with several
+    /// folders the current one.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -77,6 +77,8 @@ pub struct ProbeSetup {
     pub judgement: Judgement,
     pub thresholds: Thresholds,
     pub json: bool,
+    /// Also write report.html into the `--out` folder.
+    pub html: bool,
     pub quiet: bool,
     /// `--querier-wait`: the silence of queriers that is reported (`None`: their interval + 10 s).
     pub querier_wait: Option<Duration>,
@@ -125,6 +127,7 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         },
         thresholds: Thresholds { max_loss_pct: args.max_loss, min_responders: args.min_responders },
         json: args.json,
+        html: args.html,
         quiet: args.quiet,
         querier_wait: args.querier_wait,
     })

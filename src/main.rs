@@ -15,7 +15,7 @@ fn main() {
         Command::Respond(a) => a.quiet,
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
-        Command::Discover(_) => false,
+        Command::Discover(_) | Command::Report(_) => false,
         Command::MaxRate(a) => a.quiet,
         Command::Mesh(a) => a.quiet,
     };
@@ -41,6 +41,7 @@ fn main() {
         Command::Demo(a) => app::demo(a, &STOP),
         Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
         Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
+        Command::Report(a) => app::report_cmd(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -103,7 +103,7 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
                 human(args.duration)
             );
         }
-        let found = app::run_probe(&probe, args.out.as_deref(), args.quiet, stop, judgement, None);
+        let found = app::run_probe(&probe, args.out.as_deref(), args.quiet, stop, judgement, None, false);
         // Keep answering for peers that started later, unless the user asked to stop.
         let until = Instant::now() + args.linger;
         if found.is_ok() && !args.quiet && !stop.load(Ordering::Relaxed) {

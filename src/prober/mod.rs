@@ -339,7 +339,9 @@ impl Runs {
         let unicast = (hosts.iter().enumerate())
             .map(|(i, &host)| {
                 let session = run_cfg.session.wrapping_add(1 + i as u64);
-                let run = Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg });
+                // Per-probe rows and intervals.csv describe the multicast path only; the unicast
+                // runs keep their interval rows until the end, for the interval histogram log.
+                let run = Run::new(RunConfig { session, raw: false, ..run_cfg });
                 UnicastRun { is_self: host.is_loopback() || local.contains(&host), ..UnicastRun::new(host, run) }
             })
             .collect();

@@ -229,22 +229,40 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
     f.commit()
 }
 
-/// The names of the files a run writes into `--out`.
-pub const RUN_FILES: [&str; 5] = ["summary.csv", "intervals.csv", "outages.csv", "probes.csv", "queriers.csv"];
+/// The names of the files a run writes into `--out`, besides one `.hgrm` per responder and path.
+pub const RUN_FILES: [&str; 8] = [
+    "summary.csv",
+    "intervals.csv",
+    "outages.csv",
+    "probes.csv",
+    "queriers.csv",
+    "meta.json",
+    "rtt.hlog",
+    "report.html",
+];
+
+/// Whether `name` is a file a run writes into `--out`.
+fn is_run_file(name: &str) -> bool {
+    RUN_FILES.contains(&name) || name.ends_with(".hgrm")
+}
 
 /// Creates the output folder, or says clearly why it cannot, and removes the files an earlier
 /// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
-/// of an earlier `--raw` run) stands beside this run's. Returns the names removed.
-pub fn prepare_dir(dir: &FsPath) -> Result<Vec<&'static str>> {
+/// of an earlier `--raw` run, the `.hgrm` of a responder gone since) stands beside this run's.
+/// Returns the names removed.
+pub fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("--out {}: cannot list the folder", dir.display()))?;
     let mut removed = Vec::new();
-    for name in RUN_FILES {
-        match std::fs::remove_file(dir.join(name)) {
-            Ok(()) => removed.push(name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("--out {}: cannot replace {name}", dir.display())),
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_run_file(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("--out {}: cannot replace {name}", dir.display()))?;
+            removed.push(name);
         }
     }
+    removed.sort();
     Ok(removed)
 }
 

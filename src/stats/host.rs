@@ -16,6 +16,11 @@ pub struct IntervalAcc {
 }
 
 impl IntervalAcc {
+    /// The RTTs (ns) of the interval's on-time acks, in arrival order.
+    pub fn samples(&self) -> &[u32] {
+        &self.samples
+    }
+
     /// (received, median RTT, maximum RTT) in ns. Median by nearest rank: the smallest sample with
     /// at least half the samples at or below it.
     pub fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
