@@ -243,6 +243,32 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     // The multicast path was not disturbed by any of it.
     let mc: u64 = out.run.hosts().iter().map(|h| h.received).sum();
     assert_eq!((out.run.sent(), mc, out.send_errors), (500, 500, 0));
+    // What a reader is told: the findings turn the kernel's words into advice per host.
+    use mcprobe::findings::diagnosis::Advice;
+    let j = mcprobe::findings::Judgement {
+        threshold_pct: 1.0,
+        group: "239.255.42.42:24242".parse().unwrap(),
+        keyed: false,
+    };
+    let f = mcprobe::findings::Findings::of(&out, j);
+    let d = f.diagnosis.as_ref().unwrap();
+    let advice = |h: &str| d.hosts.iter().find(|x| x.host == h.parse::<IpAddr>().unwrap()).unwrap();
+    for h in &d.hosts {
+        println!("{}: {:?} {}", h.host, h.verdict, h.advice_text());
+    }
+    assert_eq!(advice("10.77.0.2").advice, Advice::Usual);
+    for h in ["10.77.0.3", "fd77::3"] {
+        assert_eq!(advice(h).advice, Advice::NoResponderOnPort { port: 24242 }, "{h}");
+        assert!(advice(h).advice_text().contains("nothing listens on port 24242"));
+    }
+    for h in ["10.77.0.5", "fd77::5"] {
+        assert!(matches!(advice(h).advice, Advice::Rejected { .. }), "{h}");
+    }
+    assert_eq!(advice("10.77.0.4").advice, Advice::Silence);
+    for h in ["10.77.0.9", "fd77::9"] {
+        assert_eq!(advice(h).advice, Advice::NoNeighbour, "{h}");
+    }
+    assert_eq!(advice("10.77.0.1").advice, Advice::ThisHost);
 }
 
 #[test]

@@ -260,7 +260,6 @@ impl Findings {
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
         if !o.unicast.is_empty() {
-            let hosts: Vec<IpAddr> = o.unicast.iter().map(|u| u.host).collect();
             for u in &o.unicast {
                 let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
                 if uc.is_empty() {
@@ -282,7 +281,11 @@ impl Findings {
                 }
                 rows.extend(uc.into_iter().map(|r| Row { expected_host: Some(u.host), ..r }));
             }
-            let d = diagnosis::diagnose(&hosts, &rows, j.threshold_pct, o.ttl);
+            let local = &o.local_addrs;
+            let hosts: Vec<(IpAddr, diagnosis::Signals)> =
+                o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
+            let cx = diagnosis::Context { threshold_pct: j.threshold_pct, mc_ttl: o.ttl, port: j.group.port(), local };
+            let d = diagnosis::diagnose(&hosts, &rows, cx);
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
             }

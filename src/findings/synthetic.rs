@@ -115,5 +115,6 @@ pub fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Ve
         forged: 0,
         local_drops: 0,
         send_errors: 0,
+        local_addrs: vec!["10.0.0.100".parse().expect("an address")],
     }
 }

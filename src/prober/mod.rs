@@ -251,6 +251,9 @@ pub struct Outcome {
     pub local_drops: u64,
     /// Multicast probes the kernel refused (unicast ones: `UnicastRun::not_sent`).
     pub send_errors: u64,
+    /// This machine's addresses (looked up with `--hosts` only): ICMP errors it reported itself
+    /// are neighbour failures, and a listed host among them is this machine.
+    pub local_addrs: Vec<IpAddr>,
 }
 
 /// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
@@ -329,6 +332,7 @@ pub fn run(
         forged: totals.forged,
         local_drops: totals.local_drops(),
         send_errors,
+        local_addrs: local,
     })
 }
 
