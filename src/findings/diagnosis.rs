@@ -76,6 +76,9 @@ pub enum Advice {
     /// Unicast silent, and no ICMP error came back either: a firewall that drops, or a host that
     /// is down (some kernels report neither).
     Silence,
+    /// Every listed host answers unicast and none answers on the group: a configuration mistake
+    /// (another --group or --port on the responders) is likelier than a network fault.
+    GroupOrPortDiffers,
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -166,6 +169,7 @@ impl HostDiagnosis {
             Advice::Rejected { by: r } => {
                 format!("{multicast}a firewall rejects the probes (ICMP administratively prohibited){}", by(r))
             }
+            Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
             Advice::Silence => format!(
                 "{}no ICMP error either: a firewall that drops, or the host is down",
                 if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
@@ -263,6 +267,13 @@ pub fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagn
             verdict,
             advice,
         });
+    }
+    // Nobody at all on the group while every host answers unicast: not likely the network.
+    let nobody_on_the_group = !rows.iter().any(Row::is_multicast_responder);
+    if nobody_on_the_group && !out.is_empty() && out.iter().all(|h| h.verdict == Verdict::MulticastLost) {
+        for h in out.iter_mut().filter(|h| h.advice == Advice::Usual) {
+            h.advice = Advice::GroupOrPortDiffers;
+        }
     }
     let unexpected = rows
         .iter()

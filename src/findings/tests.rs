@@ -87,6 +87,9 @@ fn hosts_answering_only_unicast_suggest_a_group_or_port_mismatch() {
     let f =
         Findings::of(&outcome(20, 1, &[], &[("10.0.0.1", vec![a]), ("10.0.0.2", vec![b])]), judge("239.9.9.9:24242"));
     assert!(f.notes.contains(&Note::GroupMismatch), "{:?}", f.notes);
+    let d = f.diagnosis.unwrap();
+    assert!(d.hosts.iter().all(|h| h.advice == diagnosis::Advice::GroupOrPortDiffers), "{:?}", d.hosts);
+    assert!(d.hosts[0].advice_text().contains("another --group or --port"));
     assert!(!f.notes.iter().any(|n| matches!(n, Note::NothingAnswered(_))));
 }
 
