@@ -29,7 +29,6 @@ pub struct SummaryRec {
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
-    pub rtt_min_us: Option<f64>,
     pub rtt_p50_us: Option<f64>,
     pub rtt_p90_us: Option<f64>,
     pub rtt_p99_us: Option<f64>,
@@ -66,7 +65,6 @@ impl SummaryRec {
 pub struct IntervalRec {
     pub interval_start_s: f64,
     pub responder_id: String,
-    pub sent: u64,
     pub lost: u64,
     pub rtt_p50_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
@@ -78,7 +76,6 @@ pub struct OutageRec {
     pub responder_id: String,
     pub start_s: f64,
     pub end_s: Option<f64>,
-    pub probes_lost: u64,
 }
 
 /// Everything the report reads from one folder.
