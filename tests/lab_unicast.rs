@@ -8,61 +8,22 @@ use std::fs::File;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use common::lab::*;
 use common::*;
 use mcprobe::net::icmp::IcmpKind;
 use mcprobe::prober::{self, ProbeConfig};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn prefix(base: &str) -> &'static str {
-    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
-}
-
-fn lab_in(prefix: &str, args: &[&str]) -> String {
-    let out = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", prefix).args(args).output().unwrap();
-    assert!(out.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the lab even when an assertion fails.
-struct Lab(&'static str);
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
-    }
-}
-
-/// The lab tests of this file take turns (timing figures should not depend on another lab's
-/// traffic on the same two vCPUs).
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-    }
-    root
-}
-
+/// A fresh lab; the caller holds this test binary's turn (`one_lab_at_a_time`).
 fn fresh_lab(base: &str, hosts: u32) -> Lab {
     let p = prefix(base);
     lab_in(p, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab_in(p, &["up", &hosts.to_string()]);
     Lab(p)
-}
-
-fn in_lab_host(prefix: &str, h: &str) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("{prefix}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
-    c
 }
 
 fn responder(prefix: &str, h: &str, extra: &[&str]) -> Responder {
@@ -87,7 +48,7 @@ fn a_dead_host_in_hosts_does_not_stall_the_prober() {
     if !root_or_skip() {
         return;
     }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = one_lab_at_a_time();
     let lab = fresh_lab("mu", 3);
     let _r = [responder(lab.0, "h2", &[]), responder(lab.0, "h3", &[])];
     let healthy = ["10.77.0.2", "10.77.0.3"];
@@ -160,7 +121,7 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     if !root_or_skip() {
         return;
     }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = one_lab_at_a_time();
     let lab = fresh_lab("mi", 5);
     // h2 answers; h3 runs no responder (port unreachable); h4 drops the probes (silence); h5
     // rejects them (admin prohibited);
@@ -316,7 +277,7 @@ fn ipv6_probes_leave_from_the_interfaces_ipv6_address() {
     if !root_or_skip() {
         return;
     }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = one_lab_at_a_time();
     let lab = fresh_lab("m6s", 2);
     // A link-scope group: left to itself the kernel would pick the link-local fe80:: source.
     let mut r = responder(lab.0, "h2", &["--group", "ff12::4242"]);

@@ -5,57 +5,22 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use common::lab::{fresh_lab as lab_up, in_lab_host, lab_in, one_lab_at_a_time, prefix, repo, Lab};
 use common::*;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// This process's labs: prefixes carry its id, so parallel checkouts never collide.
-fn prefix(base: &str) -> &'static str {
-    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
-}
-
-/// The tests of this file take turns: each has a lab of its own, and timing (query intervals)
-/// should not suffer from the other's traffic on two vCPUs.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn lab(p: &str, args: &[&str]) -> String {
-    let out =
-        Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).args(args).output().expect("lab.sh runs");
-    assert!(out.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the lab even when an assertion fails.
-struct Lab(&'static str);
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
-    }
+    lab_in(p, args)
 }
 
 fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>)> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return None;
-    }
-    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let p = prefix(base);
-    lab(p, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
-    lab(p, &["up", &hosts.to_string()]);
-    Some((Lab(p), turn))
+    lab_up(base, hosts).map(|(l, turn, _)| (l, turn))
 }
 
 fn in_host(p: &str, h: &str) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("{p}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
-    c
+    in_lab_host(p, h)
 }
 
 fn responder(p: &str, h: &str, group: &str, port: &str) -> Responder {
@@ -185,7 +150,7 @@ fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own(
         println!("skipped: the namespace lab needs root (CI runs this as root)");
         return;
     }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = one_lab_at_a_time();
     // h1 (prober) and h2 on br0; h3, h4, h5 on br1, behind the trunk.
     let p = prefix("wt");
     lab(p, &["require"]);
