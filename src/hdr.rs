@@ -13,6 +13,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
+use crate::findings::Path as ProbePath;
 use crate::prober::Outcome;
 use crate::stats::{format_id, HostStats, IntervalRow};
 
@@ -23,25 +24,9 @@ const TICKS_PER_HALF: u32 = 5;
 /// `.hgrm` values are in µs; histograms count ns.
 const NS_PER_US: f64 = 1000.0;
 
-/// Which probes a histogram is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathKind {
-    Multicast,
-    Unicast,
-}
-
-impl PathKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PathKind::Multicast => "multicast",
-            PathKind::Unicast => "unicast",
-        }
-    }
-}
-
 /// A histogram's tag (and `.hgrm` name part): `NAME.ID8.PATH`, the name reduced to characters
 /// that tags and file names allow, the id's first 8 hex digits telling restarts apart.
-pub fn tag(name: &str, responder_id: &str, path: PathKind) -> String {
+pub fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let safe = if safe.is_empty() { "unnamed".to_string() } else { safe };
@@ -131,7 +116,7 @@ impl HlogBody {
     }
 
     /// Appends one line per row: the interval's RTT histogram under its responder's tag.
-    pub fn add(&mut self, rows: &[IntervalRow], path: PathKind) -> Result<()> {
+    pub fn add(&mut self, rows: &[IntervalRow], path: ProbePath) -> Result<()> {
         // Without header settings the builder writes nothing: each batch only appends lines.
         let mut log = IntervalLogWriterBuilder::new()
             .with_max_value_divisor(MAX_DIVISOR)
@@ -153,7 +138,7 @@ const MAX_DIVISOR: f64 = 1e6;
 /// and one `.hgrm` per responder and path; returns the paths written.
 pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str) -> Result<Vec<PathBuf>> {
     for u in &mut o.unicast {
-        body.add(&u.run.drain_interval_rows(), PathKind::Unicast)?;
+        body.add(&u.run.drain_interval_rows(), ProbePath::Unicast)?;
     }
     let start = UNIX_EPOCH + Duration::from_nanos(o.run.start_ns().unwrap_or(0));
     let mut head = Vec::new();
@@ -171,7 +156,7 @@ pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str
     head.extend_from_slice(&body.lines);
     let mut written = vec![write_atomic(dir, HLOG, &head)?];
     let paths =
-        std::iter::once((&o.run, PathKind::Multicast)).chain(o.unicast.iter().map(|u| (&u.run, PathKind::Unicast)));
+        std::iter::once((&o.run, ProbePath::Multicast)).chain(o.unicast.iter().map(|u| (&u.run, ProbePath::Unicast)));
     for (run, path) in paths {
         for h in run.hosts().iter().filter(|h| !h.rtt.is_empty()) {
             written.push(write_hgrm_file(dir, h, path, run_id)?);
@@ -181,13 +166,13 @@ pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str
 }
 
 /// The `.hgrm` file name of one responder and path.
-pub fn hgrm_name(name: &str, responder_id: &str, path: PathKind) -> String {
+pub fn hgrm_name(name: &str, responder_id: &str, path: ProbePath) -> String {
     format!("rtt.{}.hgrm", tag(name, responder_id, path))
 }
 
 /// The distribution, then one more comment line tying the file to its run (HdrHistogram's
 /// plotter skips `#` lines).
-fn write_hgrm_file(dir: &Path, h: &HostStats, path: PathKind, run_id: &str) -> Result<PathBuf> {
+fn write_hgrm_file(dir: &Path, h: &HostStats, path: ProbePath, run_id: &str) -> Result<PathBuf> {
     let mut text = Vec::new();
     write_hgrm(&mut text, &h.rtt)?;
     let id = format_id(h.responder_id);
@@ -243,9 +228,9 @@ mod tests {
 
     #[test]
     fn tags_are_valid_log_tags_and_file_names() {
-        let t = tag("a b,c/d\n", "0123456789abcdef", PathKind::Unicast);
+        let t = tag("a b,c/d\n", "0123456789abcdef", ProbePath::Unicast);
         assert_eq!(t, "a_b_c_d_.01234567.unicast");
         assert!(Tag::new(&t).is_some());
-        assert_eq!(tag("", "ff", PathKind::Multicast), "unnamed.ff.multicast");
+        assert_eq!(tag("", "ff", ProbePath::Multicast), "unnamed.ff.multicast");
     }
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use crate::hdr::{self, HlogBody, PathKind};
+use crate::findings::Path as ProbePath;
+use crate::hdr::{self, HlogBody};
 use crate::meta::{self, RunMeta};
 use crate::prober::{Outcome, ProbeConfig};
 use crate::stats::IntervalRow;
@@ -21,7 +22,7 @@ pub fn hlog(cfg: &ProbeConfig) -> Hlog {
 
 /// Adds a batch of closed multicast intervals to the log.
 pub fn add_intervals(hlog: &Hlog, rows: &[IntervalRow]) -> Result<()> {
-    hlog.lock().unwrap_or_else(|e| e.into_inner()).add(rows, PathKind::Multicast)
+    hlog.lock().unwrap_or_else(|e| e.into_inner()).add(rows, ProbePath::Multicast)
 }
 
 /// Writes the HdrHistogram files, `meta.json` listing every file of the run (`csvs` and these),

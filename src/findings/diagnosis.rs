@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Path, Row};
 use crate::net::icmp::IcmpKind;
@@ -12,7 +12,7 @@ use crate::prober::{UnicastRun, UNICAST_TTL};
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Multicast within the threshold.

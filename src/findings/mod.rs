@@ -15,7 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
@@ -42,7 +42,7 @@ impl Serialize for ResponderId {
 }
 
 /// The way a probe travelled to a responder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     /// To the group: what mcprobe is for.

@@ -10,16 +10,16 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::hdr::PathKind;
+use crate::findings::{Path as ProbePath, Verdict};
 use crate::meta::RunMeta;
 
 /// One row of summary.csv, as the report uses it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct SummaryRec {
     pub responder: String,
     pub responder_id: String,
     pub address: String,
-    pub path: String,
+    pub path: ProbePath,
     pub expected_host: Option<String>,
     pub sent: u64,
     pub received: u64,
@@ -35,19 +35,18 @@ pub struct SummaryRec {
     pub rtt_p999_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
     pub jitter_us: Option<f64>,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
     pub outages: u64,
 }
 
 impl SummaryRec {
     pub fn is_multicast(&self) -> bool {
-        self.path != "unicast"
+        self.path == ProbePath::Multicast
     }
 
     /// Its histograms' tag (`NAME.ID8.PATH`).
     pub fn tag(&self) -> String {
-        let path = if self.is_multicast() { PathKind::Multicast } else { PathKind::Unicast };
-        crate::hdr::tag(&self.responder, &self.responder_id, path)
+        crate::hdr::tag(&self.responder, &self.responder_id, self.path)
     }
 
     /// The name a reader knows this responder by.

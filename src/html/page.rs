@@ -10,6 +10,7 @@ use plotters::style::RGBColor;
 use super::charts::{self, Band, Bar, Course, Line, OTHERS, PALETTE};
 use super::folder::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
+use crate::findings::Verdict;
 
 /// Responders drawn one by one when there are more than fit the palette; the rest become a grey
 /// band (their range) and the page says so.
@@ -302,10 +303,10 @@ fn hosts_section(f: &Folder) -> Result<Option<String>> {
         let loss = |r: &Option<&SummaryRec>| r.map_or(100.0, |r| r.loss_pct);
         bars.push(Bar { label: format!("{host} multicast"), parts: vec![(loss(mc), PALETTE[0])] });
         bars.push(Bar { label: format!("{host} unicast"), parts: vec![(loss(uc), PALETTE[4])] });
-        let verdict = mc.or(*uc).and_then(|r| r.verdict.clone()).unwrap_or_default();
+        let verdict = mc.or(*uc).and_then(|r| r.verdict);
         let name = mc.or(*uc).map(|r| r.responder.clone()).unwrap_or_default();
         let rcvd = |r: &Option<&SummaryRec>| r.map_or(0, |r| r.received);
-        let ok = if verdict == "ok" { "good" } else { "bad" };
+        let ok = if verdict == Some(Verdict::Ok) { "good" } else { "bad" };
         let _ = write!(
             table,
             "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{:.2}</td><td class=\"{ok}\">{}</td></tr>",
@@ -315,7 +316,7 @@ fn hosts_section(f: &Folder) -> Result<Option<String>> {
             loss(mc),
             rcvd(uc),
             loss(uc),
-            esc(&verdict)
+            verdict.map_or("", Verdict::as_str)
         );
         let _ = write!(series, "<li class=\"series\" data-responder=\"{}\"></li>", esc(host));
     }
@@ -369,7 +370,7 @@ fn verdict(f: &Folder) -> String {
     let expected: Vec<&SummaryRec> =
         f.summary.iter().filter(|r| r.is_multicast() && r.expected_host.is_some()).collect();
     if !expected.is_empty() {
-        let ok = expected.iter().filter(|r| r.verdict.as_deref() == Some("ok")).count();
+        let ok = expected.iter().filter(|r| r.verdict == Some(Verdict::Ok)).count();
         let _ = write!(s, " {ok} of {} expected hosts ok.", expected.len());
     }
     s
@@ -419,7 +420,7 @@ pub fn summary_table(rows: &[&SummaryRec]) -> String {
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.label()),
             esc(&r.address),
-            esc(&r.path),
+            r.path.as_str(),
             r.sent,
             r.received,
             r.loss_pct,
@@ -432,7 +433,7 @@ pub fn summary_table(rows: &[&SummaryRec]) -> String {
             fmt_opt(r.rtt_max_us, 1),
             fmt_opt(r.jitter_us, 1),
             r.outages,
-            esc(r.verdict.as_deref().unwrap_or(""))
+            r.verdict.map_or("", Verdict::as_str)
         );
     }
     s.push_str("</tbody></table>");
