@@ -23,11 +23,11 @@ use crate::responder::{Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
 use crate::watch;
 
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// A threshold was not met, an expected host is not ok, or nothing answered.
-pub const EXIT_THRESHOLD: i32 = 1;
+pub(crate) const EXIT_THRESHOLD: i32 = 1;
 /// With --hosts: some host gets unicast probes but not multicast ones.
-pub const EXIT_MULTICAST_BROKEN: i32 = 3;
+pub(crate) const EXIT_MULTICAST_BROKEN: i32 = 3;
 
 /// Writes to stdout. A closed pipe (`mcprobe … | head`) comes back as an error that `main`
 /// recognises and ends on quietly.

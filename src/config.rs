@@ -18,13 +18,13 @@ use crate::prober::{ProbeConfig, Schedule};
 use crate::responder::{check_max_clock_skew, AllowList, ResponderConfig};
 use crate::wire;
 
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
-pub const DEFAULT_OUTAGE_MIN: u64 = 3;
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_OUTAGE_MIN: u64 = 3;
 /// `--preset soak`: longer than two IGMP membership timeouts (2 × 260 s), so a LAN without a
 /// querier shows its snooping switch dropping the group mid-run.
-pub const SOAK_DURATION: Duration = Duration::from_secs(600);
-pub const SOAK_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SOAK_DURATION: Duration = Duration::from_secs(600);
+pub(crate) const SOAK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A probe configuration with every optional setting at its default: the one literal of it.
 pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeConfig {
@@ -51,7 +51,7 @@ pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeCo
 }
 
 /// A responder configuration with every optional setting at its default: the one literal of it.
-pub fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: String) -> ResponderConfig {
+pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: String) -> ResponderConfig {
     ResponderConfig {
         group,
         source: None,
@@ -71,7 +71,7 @@ pub fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: 
 
 /// What `probe` runs, and how its result is judged and written.
 #[derive(Debug)]
-pub struct ProbeSetup {
+pub(crate) struct ProbeSetup {
     pub probe: ProbeConfig,
     pub out: Option<PathBuf>,
     pub judgement: Judgement,
@@ -84,7 +84,7 @@ pub struct ProbeSetup {
     pub querier_wait: Option<Duration>,
 }
 
-pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
+pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
     let group = net::check_group(args.net.group)?;
     let iface = iface_of(&args.net.iface)?;
     let (interval, count) = schedule(args)?;
@@ -134,7 +134,7 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
 }
 
 /// What `discover` runs: a burst of probes 20 ms apart and a short wait.
-pub fn discover(args: &DiscoverArgs) -> Result<(ProbeConfig, Judgement, Thresholds)> {
+pub(crate) fn discover(args: &DiscoverArgs) -> Result<(ProbeConfig, Judgement, Thresholds)> {
     let group = net::check_group(args.net.group)?;
     let key = key_of(&args.key)?;
     let judgement = Judgement {
@@ -155,7 +155,7 @@ pub fn discover(args: &DiscoverArgs) -> Result<(ProbeConfig, Judgement, Threshol
 }
 
 /// What `respond` runs.
-pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
+pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     let name = match &args.name {
         Some(n) if n.len() > wire::MAX_NAME_LEN => bail!("--name {n}: at most {} bytes", wire::MAX_NAME_LEN),
         Some(n) if n.is_empty() => bail!("--name: an empty name; leave it out to use the host name"),
@@ -176,7 +176,7 @@ pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     })
 }
 
-pub fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+pub(crate) fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
     match (&args.key, &args.key_file) {
         (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
         (None, Some(path)) => Key::from_file(path).map(Some),
@@ -227,7 +227,7 @@ enum Origin<'a> {
 
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
 /// addresses of the group's family, in order and without repeats.
-pub fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
+pub(crate) fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
     let text = match file {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("--hosts-file {}: cannot read", path.display()))?,

@@ -66,7 +66,7 @@ pub const MAGIC: [u8; 3] = *b"MCP";
 /// Format version written and accepted by this build.
 pub const VERSION: u8 = 1;
 /// Bytes of the common header.
-pub const HEADER_LEN: usize = 6;
+pub(crate) const HEADER_LEN: usize = 6;
 /// Smallest valid probe: header and the three probe fields, no padding.
 pub const PROBE_LEN: usize = 30;
 /// Fixed part of an ack, without the name.
@@ -74,17 +74,17 @@ pub const ACK_FIXED_LEN: usize = 64;
 /// Longest responder name carried on the wire.
 pub const MAX_NAME_LEN: usize = 64;
 /// Smallest `--size` a prober may send: every responder can answer it, if without its name.
-pub const MIN_PROBE_SIZE: usize = ACK_FIXED_LEN;
+pub(crate) const MIN_PROBE_SIZE: usize = ACK_FIXED_LEN;
 /// Largest UDP payload over IPv4.
-pub const MAX_PROBE_SIZE: usize = 65_507;
+pub(crate) const MAX_PROBE_SIZE: usize = 65_507;
 
 const TYPE_PROBE: u8 = 1;
 const TYPE_ACK: u8 = 2;
 const FLAG_NAME: u8 = 0x01;
 /// Header flag of keyed datagrams.
-pub const FLAG_AUTH: u8 = 0x02;
+pub(crate) const FLAG_AUTH: u8 = 0x02;
 /// Offset of the flags byte.
-pub const FLAG_OFFSET: usize = 5;
+pub(crate) const FLAG_OFFSET: usize = 5;
 /// Bytes of the MAC tag that ends a keyed datagram.
 pub const TAG_LEN: usize = 16;
 
@@ -116,7 +116,7 @@ impl Arrival {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Arrival::Unknown => "unknown",
             Arrival::Multicast => "multicast",
@@ -227,7 +227,7 @@ impl Ack {
 
     /// Like [`encode_within`](Self::encode_within), into `buf` (cleared first), so a responder
     /// reuses one buffer for every ack. `false`, with `buf` empty, when the fixed part does not fit.
-    pub fn encode_within_into(&self, limit: usize, buf: &mut Vec<u8>) -> bool {
+    pub(crate) fn encode_within_into(&self, limit: usize, buf: &mut Vec<u8>) -> bool {
         buf.clear();
         if limit < ACK_FIXED_LEN {
             return false;
@@ -254,7 +254,7 @@ impl Ack {
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -380,7 +380,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
 /// probes sent so far, `seq + 1`. The full value is therefore the largest number `<= bound` whose
 /// low 32 bits equal `low`. This is exact as long as the true value is within 2^32 of the bound,
 /// i.e. fewer than ~4.29 billion probes were lost, which a single run cannot reach.
-pub fn unwrap_counter(low: u32, bound: u64) -> u64 {
+pub(crate) fn unwrap_counter(low: u32, bound: u64) -> u64 {
     let base = bound & !0xFFFF_FFFF;
     let candidate = base | low as u64;
     if candidate <= bound {

@@ -10,7 +10,7 @@ use crate::net::icmp::IcmpKind;
 use crate::prober::{UnicastRun, UNICAST_TTL};
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
-pub const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
+pub(crate) const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,7 +29,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Ok => "ok",
             Verdict::MulticastLost => "multicast-lost",
@@ -40,7 +40,7 @@ impl Verdict {
     }
 
     /// What the verdict usually means, for the line under the verdict table.
-    pub fn explain(self) -> &'static str {
+    pub(crate) fn explain(self) -> &'static str {
         match self {
             Verdict::Ok => "",
             Verdict::MulticastLost => {
@@ -83,7 +83,7 @@ pub enum Advice {
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Signals {
+pub(crate) struct Signals {
     /// The most frequent ICMP error about the probes to it.
     pub icmp: Option<IcmpKind>,
     /// Who sent the newest ICMP error.
@@ -95,7 +95,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn of(u: &UnicastRun, local: &[IpAddr]) -> Self {
+    pub(crate) fn of(u: &UnicastRun, local: &[IpAddr]) -> Self {
         let reporter = u.icmp.reporter;
         Signals {
             icmp: u.icmp.most_common(),
@@ -188,29 +188,29 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     /// Some host gets unicast but not multicast: the case a documented exit code singles out.
-    pub fn multicast_broken(&self) -> bool {
+    pub(crate) fn multicast_broken(&self) -> bool {
         self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost)
     }
 
     /// Hosts whose verdict is not ok.
-    pub fn failing(&self) -> usize {
+    pub(crate) fn failing(&self) -> usize {
         self.hosts.iter().filter(|h| h.verdict != Verdict::Ok).count()
     }
 
     /// Expected hosts from which no multicast ack came.
-    pub fn missing_on_multicast(&self) -> impl Iterator<Item = IpAddr> + '_ {
+    pub(crate) fn missing_on_multicast(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.hosts.iter().filter(|h| h.multicast_received == 0).map(|h| h.host)
     }
 }
 
 /// Routers on the way, from a TTL the packet left with and the one it arrived with.
-pub fn hops(sent_ttl: u32, arrived: u8) -> Option<u8> {
+pub(crate) fn hops(sent_ttl: u32, arrived: u8) -> Option<u8> {
     (arrived > 0 && u32::from(arrived) <= sent_ttl).then(|| (sent_ttl - u32::from(arrived)) as u8)
 }
 
 /// What [`diagnose`] needs besides the rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub threshold_pct: f64,
     /// The multicast TTL the probes left with.
     pub mc_ttl: u32,
@@ -222,7 +222,7 @@ pub struct Context<'a> {
 
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
 /// tied to its expected host by `expected_host`; `hosts` what the sockets said about each.
-pub fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
+pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
     let Context { threshold_pct, mc_ttl, port, local } = cx;
     let mut out = Vec::new();
     for &(host, signals) in hosts {

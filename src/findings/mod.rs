@@ -8,8 +8,8 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
-pub mod querier;
-pub mod shared;
+pub(crate) mod querier;
+pub(crate) mod shared;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
-pub use diagnosis::{Diagnosis, HostDiagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
-pub use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
-pub use shared::{SharedFaults, SharedLoss};
+pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub(crate) use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
+pub(crate) use shared::{SharedFaults, SharedLoss};
 
 /// A responder's identity: random per start, so a restarted responder has a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -52,7 +52,7 @@ pub enum Path {
 }
 
 impl Path {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Path::Multicast => "multicast",
             Path::Unicast => "unicast",
@@ -104,21 +104,21 @@ impl Row {
     }
 
     /// The responder's name, or "" for a silent row.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.responder.as_ref().map_or("", |r| r.name.as_str())
     }
 
-    pub fn id(&self) -> Option<ResponderId> {
+    pub(crate) fn id(&self) -> Option<ResponderId> {
         self.responder.as_ref().map(|r| r.id)
     }
 
     /// The address the acks came from, or for a silent row the host's address.
-    pub fn ip(&self) -> Option<IpAddr> {
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
         self.responder.as_ref().map(|r| r.addr.ip()).or(self.expected_host)
     }
 
     /// A multicast responder that answered at least once: what "responders" counts.
-    pub fn is_multicast_responder(&self) -> bool {
+    pub(crate) fn is_multicast_responder(&self) -> bool {
         self.path == Path::Multicast && self.responder.is_some() && self.figures.received > 0
     }
 
@@ -139,13 +139,8 @@ pub struct Restart {
     /// Last probe the old id answered, first one the new id answered.
     pub last_seq: u64,
     pub first_seq: u64,
-}
-
-impl Restart {
     /// Probes nobody answered in between.
-    pub fn unanswered(&self) -> u64 {
-        self.first_seq.saturating_sub(self.last_seq + 1)
-    }
+    pub unanswered: u64,
 }
 
 /// An outage of one responder (see [`crate::stats::Outage`]), with times relative to the run.
@@ -301,12 +296,12 @@ impl Findings {
     }
 
     /// The multicast rows of responders that answered.
-    pub fn responders(&self) -> impl Iterator<Item = &Row> {
+    pub(crate) fn responders(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(|r| r.is_multicast_responder())
     }
 
     /// Whether a row of `path` exists for more than one path (the table then shows a PATH column).
-    pub fn has_unicast(&self) -> bool {
+    pub(crate) fn has_unicast(&self) -> bool {
         self.rows.iter().any(|r| r.path == Path::Unicast)
     }
 }
@@ -333,6 +328,7 @@ fn restarts(run: &Run) -> Vec<Restart> {
             after: ResponderId(r.new_id),
             last_seq: r.old_last_seq,
             first_seq: r.new_first_seq,
+            unanswered: r.gap_probes(),
         })
         .collect()
 }
@@ -433,7 +429,7 @@ fn shared_notes(s: &SharedFaults) -> Vec<Note> {
 
 /// A threshold the run did not meet.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Miss {
+pub(crate) enum Miss {
     /// A responder lost more than `--max-loss`.
     Loss { name: String, addr: SocketAddr, loss_pct: f64, max_pct: f64 },
     /// Fewer than `--min-responders` answered.
@@ -444,7 +440,7 @@ pub enum Miss {
 
 /// The thresholds a run is judged by (`--max-loss`, `--min-responders`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     pub max_loss_pct: Option<f64>,
     pub min_responders: Option<usize>,
 }
@@ -453,7 +449,7 @@ impl Findings {
     /// The thresholds missed. They judge the multicast path's responders; expected hosts that
     /// never answered are the diagnosis's to judge. A run in which nothing answered misses
     /// (like ping without a reply).
-    pub fn misses(&self, t: Thresholds) -> Vec<Miss> {
+    pub(crate) fn misses(&self, t: Thresholds) -> Vec<Miss> {
         let mut misses = Vec::new();
         if let Some(max) = t.max_loss_pct {
             for r in self.responders().filter(|r| r.figures.loss_pct() > max) {

@@ -44,7 +44,7 @@ pub struct QuerierSilence {
 
 impl QuerierFinding {
     /// What `obs` means, next to the run's `outages`.
-    pub fn of(obs: &QuerierObservation, outages: &[Outage]) -> QuerierFinding {
+    pub(crate) fn of(obs: &QuerierObservation, outages: &[Outage]) -> QuerierFinding {
         let mut queriers: Vec<QuerierSeen> = obs
             .log
             .queriers
@@ -95,7 +95,7 @@ fn fits(s: &Silence, o: &Outage) -> bool {
 
 impl Findings {
     /// Adds what a querier watch heard (or why there was none) to the findings.
-    pub fn with_querier(mut self, watch: Result<QuerierObservation, String>) -> Findings {
+    pub(crate) fn with_querier(mut self, watch: Result<QuerierObservation, String>) -> Findings {
         let mut q = match watch {
             Ok(obs) => QuerierFinding::of(&obs, &self.outages),
             Err(why) => QuerierFinding::NotWatched(why),

@@ -22,13 +22,13 @@ use std::collections::BTreeMap;
 
 /// A group needs a tail probability below 10^this to count (the many signatures of a big LAN
 /// are tested at once; this keeps chance groups out).
-pub const SIGNIFICANT_LOG10_P: f64 = -6.0;
+pub(crate) const SIGNIFICANT_LOG10_P: f64 = -6.0;
 /// ... and at least this many probes lost together.
-pub const MIN_SHARED: u64 = 3;
+pub(crate) const MIN_SHARED: u64 = 3;
 
 /// One responder's losses, as the input.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LossSet<'a> {
+pub(crate) struct LossSet<'a> {
     /// How reports name it.
     pub name: String,
     /// The first probe it was there for (its first answer).
@@ -71,7 +71,7 @@ struct Group {
 }
 
 /// Finds the groups in `hosts`' losses.
-pub fn analyse(hosts: &[LossSet]) -> SharedFaults {
+pub(crate) fn analyse(hosts: &[LossSet]) -> SharedFaults {
     let window = |h: &LossSet| h.end_seq.saturating_sub(h.first_seq);
     let in_window = |h: &LossSet, s: u64| s >= h.first_seq && s < h.end_seq;
     // The signature of every lost probe.
@@ -171,7 +171,7 @@ fn partition(sig: &[usize], groups: &[Group]) -> Vec<Part> {
 /// log10 of P(X ≥ k) for X ~ Binomial(n, p); 0 (probability about 1) when k is not above the
 /// mean. Summed from the k-th term down the tail, in logs, so 10^-300 and below stay exact
 /// enough to print.
-pub fn log10_binomial_tail(n: u64, p: f64, k: u64) -> f64 {
+pub(crate) fn log10_binomial_tail(n: u64, p: f64, k: u64) -> f64 {
     if k == 0 || (k as f64) <= n as f64 * p {
         return 0.0;
     }

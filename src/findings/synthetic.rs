@@ -12,12 +12,12 @@ use crate::wire::{Ack, Arrival};
 
 const MS: u64 = 1_000_000;
 /// 2026-11-27 00:00:00 UTC: runs start at a fixed time, so outputs are byte-for-byte stable.
-pub const T0: u64 = 1_795_737_600 * 1_000_000_000;
-pub const SESSION: u64 = 0x5e55_1000_0000_0001;
+pub(crate) const T0: u64 = 1_795_737_600 * 1_000_000_000;
+pub(crate) const SESSION: u64 = 0x5e55_1000_0000_0001;
 
 /// One responder's behaviour: which probes it answers, with what RTT.
 #[derive(Clone)]
-pub struct Answerer {
+pub(crate) struct Answerer {
     pub id: u64,
     pub name: &'static str,
     pub from: SocketAddr,
@@ -30,7 +30,7 @@ pub struct Answerer {
 }
 
 impl Answerer {
-    pub fn new(id: u64, name: &'static str, from: &str) -> Self {
+    pub(crate) fn new(id: u64, name: &'static str, from: &str) -> Self {
         Answerer {
             id,
             name,
@@ -88,7 +88,7 @@ fn config(session: u64) -> RunConfig {
 
 /// A finished run of `sent` probes with multicast TTL `ttl`: `multicast` answer the group, and
 /// each `(host, answerers)` of `unicast` is a `--hosts` host with those answering its probes.
-pub fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Vec<Answerer>)]) -> Outcome {
+pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Vec<Answerer>)]) -> Outcome {
     let mut run = Run::new(config(SESSION));
     feed(&mut run, sent, multicast, Arrival::Multicast, ttl);
     let unicast = unicast

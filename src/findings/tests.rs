@@ -121,10 +121,7 @@ fn restarts_link_ids_with_the_same_name_and_address() {
     let f = Findings::of(&outcome(100, 1, &[old, new, other], &[]), judge("239.1.1.1:24242"));
     assert_eq!(f.restarts.len(), 1, "{:?}", f.restarts);
     let r = &f.restarts[0];
-    assert_eq!(
-        (r.before, r.after, r.last_seq, r.first_seq, r.unanswered()),
-        (ResponderId(1), ResponderId(2), 39, 45, 5)
-    );
+    assert_eq!((r.before, r.after, r.last_seq, r.first_seq, r.unanswered), (ResponderId(1), ResponderId(2), 39, 45, 5));
     let shared = f.notes.iter().find(|n| matches!(n, Note::SharedName { .. }));
     assert!(
         matches!(shared, Some(Note::SharedName { name, addrs }) if name == "node" && addrs.len() == 2),

@@ -19,10 +19,10 @@ use crate::report::AtomicCsv;
 use crate::wire;
 
 /// The weakest responder is below `--min-rate`, or nobody answered.
-pub const EXIT_BELOW: i32 = 1;
+pub(crate) const EXIT_BELOW: i32 = 1;
 
 /// Flags to a validated search; errors name the flag and the value.
-pub fn config_of(args: &MaxRateArgs) -> Result<MaxRateConfig> {
+pub(crate) fn config_of(args: &MaxRateArgs) -> Result<MaxRateConfig> {
     let group = net::check_group(args.net.group)?;
     let iface = args.net.iface.as_deref().map(net::resolve_iface).transpose()?;
     let key = config::key_of(&args.key)?;

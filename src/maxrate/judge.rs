@@ -10,7 +10,7 @@ use super::search::Phase;
 
 /// One responder in one trial.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResponderTrial {
+pub(crate) struct ResponderTrial {
     pub id: ResponderId,
     pub name: String,
     pub addr: SocketAddr,
@@ -20,7 +20,7 @@ pub struct ResponderTrial {
 
 /// One finished trial.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrialResult {
+pub(crate) struct TrialResult {
     /// 1 for the first trial.
     pub index: u32,
     pub phase: Phase,
@@ -37,7 +37,7 @@ pub struct TrialResult {
 
 /// A responder we heard before, so a trial in which it is silent counts against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Known {
+pub(crate) struct Known {
     pub id: ResponderId,
     pub name: String,
     pub addr: SocketAddr,
@@ -45,13 +45,13 @@ pub struct Known {
 
 /// At most `tolerance_pct` of the probes sent may go unanswered (lost, late or rate-limited: a
 /// responder that does not answer a probe has not kept up, whatever it calls it).
-pub fn passes(f: &Figures, tolerance_pct: f64) -> bool {
+pub(crate) fn passes(f: &Figures, tolerance_pct: f64) -> bool {
     let allowed = (f.sent as f64 * tolerance_pct / 100.0).floor() as u64;
     f.sent > 0 && f.lost + f.limited <= allowed
 }
 
 /// The multicast responders of a trial, plus every known responder it did not hear (all lost).
-pub fn responders(found: &Findings, known: &[Known], tolerance_pct: f64) -> Vec<ResponderTrial> {
+pub(crate) fn responders(found: &Findings, known: &[Known], tolerance_pct: f64) -> Vec<ResponderTrial> {
     let mut out: Vec<ResponderTrial> = found
         .responders()
         .filter_map(|r| {
@@ -78,7 +78,7 @@ pub fn responders(found: &Findings, known: &[Known], tolerance_pct: f64) -> Vec<
 
 /// Probes per second actually sent: `sent` over the span from the first probe's deadline to the
 /// last one's, plus the worst lateness. A lower bound: the worst-late probe need not be the last.
-pub fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
+pub(crate) fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
     if sent < 2 || asked == 0 {
         return sent as f64;
     }
@@ -88,7 +88,7 @@ pub fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
 
 /// Why a responder failed a trial: what most of its unanswered probes became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// Acks dropped by this host's own socket buffer: this host's limit.
     LocalDrops,
     /// Probes that never reached the responder: its host (receive buffer, CPU) or the path to it.
@@ -104,7 +104,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Cause::LocalDrops => "local-drops",
             Cause::Forward => "forward",
@@ -115,7 +115,7 @@ impl Cause {
         }
     }
 
-    pub fn explain(self) -> &'static str {
+    pub(crate) fn explain(self) -> &'static str {
         match self {
             Cause::LocalDrops => "acks dropped by this host's socket buffer: a limit of this host, not of the network",
             Cause::Forward => "probes did not reach the responder: its host (receive buffer, CPU) or the path to it",
@@ -131,13 +131,13 @@ impl Cause {
 
 /// The prober sent at less than 90 % of the rate asked: the trial tested a lower rate than it
 /// says, and the catching up left in bursts. A limit of this host, not of the network.
-pub fn sender_behind(t: &TrialResult) -> bool {
+pub(crate) fn sender_behind(t: &TrialResult) -> bool {
     t.rate_achieved < 0.9 * t.rate_asked as f64
 }
 
 /// What most of a failing responder's unanswered probes became. The prober's own drops come
 /// first: they show up as return (or unknown) loss, and must not be blamed on the network.
-pub fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
+pub(crate) fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
     let f = &r.figures;
     let local = t.local_drops.min(f.return_lost + f.unknown_lost);
     let ret = f.return_lost.saturating_sub(local);

@@ -8,9 +8,9 @@
 //! - [`output`]: the table and the CSV rows; [`command`]: the command itself.
 
 pub mod command;
-pub mod judge;
-pub mod output;
-pub mod search;
+pub(crate) mod judge;
+pub(crate) mod output;
+pub(crate) mod search;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ use search::{Next, Phase, SearchConfig};
 
 /// A validated search.
 #[derive(Debug, Clone)]
-pub struct MaxRateConfig {
+pub(crate) struct MaxRateConfig {
     /// Everything but the rate, count and session of each trial's prober run.
     pub probe: ProbeConfig,
     pub search: SearchConfig,
@@ -37,7 +37,7 @@ pub struct MaxRateConfig {
 
 /// What the driver tells its caller as it goes.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     TrialStart { index: u32, rate: u64, phase: Phase, best: Option<u64> },
     Progress(&'a Progress),
     TrialDone(&'a TrialResult),
@@ -45,7 +45,7 @@ pub enum Event<'a> {
 
 /// One responder's result.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResponderResult {
+pub(crate) struct ResponderResult {
     pub id: ResponderId,
     pub name: String,
     pub addr: SocketAddr,
@@ -59,7 +59,7 @@ pub struct ResponderResult {
 
 /// A finished search.
 #[derive(Debug, Clone)]
-pub struct SearchOutcome {
+pub(crate) struct SearchOutcome {
     /// The `run_id` of the search's CSV files (each trial has its own probe session).
     pub id: u64,
     pub trials: Vec<TrialResult>,
@@ -71,19 +71,19 @@ pub struct SearchOutcome {
 }
 
 impl SearchOutcome {
-    pub fn weakest(&self) -> Option<&ResponderResult> {
+    pub(crate) fn weakest(&self) -> Option<&ResponderResult> {
         self.results.first()
     }
 
     /// The first trial in which some responder failed.
-    pub fn first_failing(&self) -> Option<&TrialResult> {
+    pub(crate) fn first_failing(&self) -> Option<&TrialResult> {
         self.trials.iter().find(|t| t.responders.iter().any(|r| !r.pass))
     }
 }
 
 /// Runs trials until the search is done, `max_trials` ran, or `stop` is set. A trial cut short
 /// by `stop` is not judged: a partial trial says nothing about a rate.
-pub fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnMut(Event)) -> Result<SearchOutcome> {
+pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnMut(Event)) -> Result<SearchOutcome> {
     let judgement = Judgement {
         threshold_pct: DEFAULT_THRESHOLD_PCT,
         group: SocketAddr::new(cfg.probe.group, cfg.probe.port),

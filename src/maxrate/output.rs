@@ -11,7 +11,7 @@ use crate::stats::ns_to_us;
 
 /// `trials.csv`: one row per trial and responder.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TrialRow {
+pub(crate) struct TrialRow {
     pub trial: u32,
     /// The trial's own probe session (the file's `run_id` is the search's).
     pub session: String,
@@ -39,7 +39,7 @@ pub struct TrialRow {
 }
 
 impl TrialRow {
-    pub fn of(t: &TrialResult, r: &ResponderTrial) -> Self {
+    pub(crate) fn of(t: &TrialResult, r: &ResponderTrial) -> Self {
         let f = &r.figures;
         TrialRow {
             trial: t.index,
@@ -69,7 +69,7 @@ impl TrialRow {
 
 /// `maxrate.csv`: one row per responder.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ResultRow {
+pub(crate) struct ResultRow {
     pub responder: String,
     pub responder_id: String,
     pub address: String,
@@ -81,7 +81,7 @@ pub struct ResultRow {
     pub complete: bool,
 }
 
-pub fn result_rows(o: &SearchOutcome) -> Vec<ResultRow> {
+pub(crate) fn result_rows(o: &SearchOutcome) -> Vec<ResultRow> {
     let weakest = o.weakest().map(|w| w.id);
     (o.results.iter())
         .map(|r| ResultRow {
@@ -99,7 +99,7 @@ pub fn result_rows(o: &SearchOutcome) -> Vec<ResultRow> {
 }
 
 /// One line per finished trial, for stderr.
-pub fn trial_line(t: &TrialResult) -> String {
+pub(crate) fn trial_line(t: &TrialResult) -> String {
     let fails: Vec<String> = (t.responders.iter().filter(|r| !r.pass))
         .map(|r| {
             format!(
@@ -140,7 +140,7 @@ fn result_label(r: &ResponderResult) -> String {
 }
 
 /// The table of results, the weakest responder and the first failing step.
-pub fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) -> io::Result<()> {
+pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) -> io::Result<()> {
     if o.results.is_empty() {
         writeln!(w, "no responder answered: nothing to measure (check --group, --port, --iface and the responders)")?;
         return Ok(());

@@ -24,7 +24,7 @@ use crate::findings::ResponderId;
 
 /// How the search moves.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SearchConfig {
+pub(crate) struct SearchConfig {
     /// The first rate tried.
     pub start: u64,
     /// Never try above this.
@@ -40,21 +40,21 @@ pub struct SearchConfig {
 
 /// One trial's verdict for one responder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub responder: ResponderId,
     pub pass: bool,
 }
 
 /// One finished trial: the rate asked for, and who passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trial {
+pub(crate) struct Trial {
     pub rate: u64,
     pub verdicts: Vec<Verdict>,
 }
 
 /// What the search says to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Run a trial at this rate; `phase` says why (for the progress display and the CSV).
     Try { rate: u64, phase: Phase },
     /// Every responder's result is found and confirmed.
@@ -63,14 +63,14 @@ pub enum Next {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Phase {
+pub(crate) enum Phase {
     Step,
     Bisect,
     Confirm,
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Step => "step",
             Phase::Bisect => "bisect",
@@ -81,7 +81,7 @@ impl Phase {
 
 /// One responder's standing after the trials so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
+pub(crate) struct Standing {
     /// Highest rate passed below `hi` (0: none).
     pub lo: u64,
     /// Lowest rate failed (`None`: never failed).
@@ -110,25 +110,25 @@ impl Standing {
     }
 
     /// The search is over for this responder: narrow, and its result confirmed (or 0).
-    pub fn settled(&self, c: &SearchConfig) -> bool {
+    pub(crate) fn settled(&self, c: &SearchConfig) -> bool {
         self.narrow(c) && (self.lo == 0 || self.passes_at_lo >= 2)
     }
 
     /// The result so far: the highest rate it passed, below any failure.
-    pub fn rate(&self) -> u64 {
+    pub(crate) fn rate(&self) -> u64 {
         self.lo
     }
 }
 
 /// Every responder heard in any trial, with its standing.
-pub fn standings(trials: &[Trial]) -> BTreeMap<ResponderId, Standing> {
+pub(crate) fn standings(trials: &[Trial]) -> BTreeMap<ResponderId, Standing> {
     let ids: std::collections::BTreeSet<ResponderId> =
         trials.iter().flat_map(|t| t.verdicts.iter().map(|v| v.responder)).collect();
     ids.into_iter().map(|id| (id, Standing::of(id, trials))).collect()
 }
 
 /// The next step of the search.
-pub fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
+pub(crate) fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
     let Some(highest) = trials.iter().map(|t| t.rate).max() else {
         return Next::Try { rate: c.start.clamp(1, c.max.max(1)), phase: Phase::Step };
     };

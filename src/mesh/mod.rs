@@ -19,7 +19,7 @@ use crate::stats::{ns_to_us, Figures};
 
 /// One peer on one path, counted from its first answer.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PathFigures {
+pub(crate) struct PathFigures {
     pub sent: u64,
     pub lost: u64,
     pub forward_lost: u64,
@@ -33,7 +33,7 @@ pub struct PathFigures {
 }
 
 impl PathFigures {
-    pub fn of(f: &Figures) -> Self {
+    pub(crate) fn of(f: &Figures) -> Self {
         let before_first = f.sent - f.sent_after_first;
         PathFigures {
             sent: f.sent_after_first,
@@ -48,7 +48,7 @@ impl PathFigures {
         }
     }
 
-    pub fn loss_pct(&self) -> f64 {
+    pub(crate) fn loss_pct(&self) -> f64 {
         if self.sent == 0 {
             0.0
         } else {
@@ -59,7 +59,7 @@ impl PathFigures {
 
 /// One peer: its two paths and a verdict.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PeerRow {
+pub(crate) struct PeerRow {
     pub host: IpAddr,
     /// The name in its acks ("" when it never answered).
     pub name: String,
@@ -71,7 +71,7 @@ pub struct PeerRow {
 }
 
 /// The verdict from a peer's two paths, with loss counted from its first answer on each.
-pub fn verdict(mc: Option<&PathFigures>, uc: Option<&PathFigures>, threshold_pct: f64) -> Verdict {
+pub(crate) fn verdict(mc: Option<&PathFigures>, uc: Option<&PathFigures>, threshold_pct: f64) -> Verdict {
     let ok = |p: Option<&PathFigures>| p.map(|p| p.loss_pct() <= threshold_pct);
     match (ok(mc), ok(uc)) {
         (None, None) => Verdict::Unreachable,
@@ -85,7 +85,12 @@ pub fn verdict(mc: Option<&PathFigures>, uc: Option<&PathFigures>, threshold_pct
 /// The row of each peer, in the order of `peers`. Rows of this host's own responder (its acks
 /// come back through multicast loop) are left out by `own` id. When a peer restarted, the
 /// responder that answered most stands for it.
-pub fn peer_rows(found: &Findings, peers: &[IpAddr], own: Option<ResponderId>, threshold_pct: f64) -> Vec<PeerRow> {
+pub(crate) fn peer_rows(
+    found: &Findings,
+    peers: &[IpAddr],
+    own: Option<ResponderId>,
+    threshold_pct: f64,
+) -> Vec<PeerRow> {
     let best = |host: IpAddr, path: Path| -> Option<&Row> {
         (found.rows.iter())
             .filter(|r| r.path == path && r.expected_host == Some(host) && r.responder.is_some())
@@ -112,7 +117,7 @@ pub fn peer_rows(found: &Findings, peers: &[IpAddr], own: Option<ResponderId>, t
 
 /// One row of `mesh.csv`: this host's view of one peer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MeshRow {
+pub(crate) struct MeshRow {
     pub host: String,
     pub host_address: String,
     pub peer: String,
@@ -136,7 +141,7 @@ pub struct MeshRow {
 }
 
 impl MeshRow {
-    pub fn of(me: &str, my_addr: IpAddr, p: &PeerRow) -> Self {
+    pub(crate) fn of(me: &str, my_addr: IpAddr, p: &PeerRow) -> Self {
         let (m, u) = (p.multicast, p.unicast);
         let pct = |f: &PathFigures| (f.loss_pct() * 1000.0).round() / 1000.0;
         MeshRow {

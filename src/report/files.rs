@@ -17,7 +17,7 @@ fn round3(x: f64) -> f64 {
 
 /// One row of `summary.csv` (and of the JSON's `responders`): one responder on one path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SummaryRow {
+pub(crate) struct SummaryRow {
     pub responder: String,
     pub responder_id: String,
     pub address: String,
@@ -68,7 +68,7 @@ pub struct SummaryRow {
 }
 
 impl SummaryRow {
-    pub fn of(r: &Row, run: &RunFacts) -> Self {
+    pub(crate) fn of(r: &Row, run: &RunFacts) -> Self {
         let f = &r.figures;
         let us = |ns: f64| round3(ns / 1000.0);
         let rtt = f.rtt;
@@ -128,7 +128,7 @@ impl SummaryRow {
 
 /// One row of `outages.csv`.
 #[derive(Debug, Default, Serialize)]
-pub struct OutageRow {
+pub(crate) struct OutageRow {
     pub responder: String,
     pub responder_id: String,
     /// Send time of the first unanswered probe, seconds after the first probe.
@@ -143,7 +143,7 @@ pub struct OutageRow {
 }
 
 impl OutageRow {
-    pub fn of(o: &Outage) -> Self {
+    pub(crate) fn of(o: &Outage) -> Self {
         let ms3 = |d: std::time::Duration| (d.as_nanos() as f64 / 1e6).round() / 1e3;
         OutageRow {
             responder: o.name.clone(),
@@ -162,7 +162,7 @@ impl OutageRow {
 /// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
 /// Its first column is the run id (the session id): every file of a folder says which run wrote
 /// it.
-pub struct AtomicCsv {
+pub(crate) struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
     path: PathBuf,
     tmp_path: PathBuf,
@@ -193,7 +193,7 @@ fn header_line<T: Serialize + Default>() -> Result<Vec<u8>> {
 
 impl AtomicCsv {
     /// Starts `dir/name` for rows of type `T`, its header already written.
-    pub fn create<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64) -> Result<Self> {
+    pub(crate) fn create<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64) -> Result<Self> {
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .tempfile_in(dir)
@@ -205,11 +205,11 @@ impl AtomicCsv {
         Ok(AtomicCsv { writer, path: dir.join(name), tmp_path, run_id: format!("{run_id:016x}") })
     }
 
-    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
+    pub(crate) fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
         self.writer.serialize((&self.run_id, row)).with_context(|| format!("cannot write {}", self.path.display()))
     }
 
-    pub fn commit(self) -> Result<PathBuf> {
+    pub(crate) fn commit(self) -> Result<PathBuf> {
         let tmp = self.writer.into_inner().map_err(|e| anyhow::anyhow!("cannot write: {}", e.error()))?;
         tmp.as_file().sync_all().ok();
         // Reports are for reading: rw-r--r--, not the temporary file's rw-------.
@@ -230,7 +230,7 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
 }
 
 /// The names of the files a run writes into `--out`, besides one `.hgrm` per responder and path.
-pub const RUN_FILES: [&str; 8] = [
+pub(crate) const RUN_FILES: [&str; 8] = [
     "summary.csv",
     "intervals.csv",
     "outages.csv",
@@ -250,7 +250,7 @@ fn is_run_file(name: &str) -> bool {
 /// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
 /// of an earlier `--raw` run, the `.hgrm` of a responder gone since) stands beside this run's.
 /// Returns the names removed.
-pub fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
+pub(crate) fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
     let entries = std::fs::read_dir(dir).with_context(|| format!("--out {}: cannot list the folder", dir.display()))?;
     let mut removed = Vec::new();
@@ -268,7 +268,7 @@ pub fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
 
 /// Writes `summary.csv`, `outages.csv` and, after a querier watch, `queriers.csv`; returns
 /// their paths.
-pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
     let rows: Vec<SummaryRow> = f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
@@ -280,18 +280,18 @@ pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
 }
 
 /// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.
-pub struct StreamedCsvs {
+pub(crate) struct StreamedCsvs {
     intervals: AtomicCsv,
     raw: Option<AtomicCsv>,
 }
 
 impl StreamedCsvs {
-    pub fn create(dir: &FsPath, raw: bool, run_id: u64) -> Result<Self> {
+    pub(crate) fn create(dir: &FsPath, raw: bool, run_id: u64) -> Result<Self> {
         let raw = if raw { Some(AtomicCsv::create::<RawRow>(dir, "probes.csv", run_id)?) } else { None };
         Ok(StreamedCsvs { intervals: AtomicCsv::create::<IntervalRow>(dir, "intervals.csv", run_id)?, raw })
     }
 
-    pub fn write(&mut self, raw: &[RawRow], intervals: &[IntervalRow]) -> Result<()> {
+    pub(crate) fn write(&mut self, raw: &[RawRow], intervals: &[IntervalRow]) -> Result<()> {
         intervals.iter().try_for_each(|r| self.intervals.write(r))?;
         if let Some(f) = self.raw.as_mut() {
             raw.iter().try_for_each(|r| f.write(r))?;
@@ -299,7 +299,7 @@ impl StreamedCsvs {
         Ok(())
     }
 
-    pub fn commit(self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn commit(self) -> Result<Vec<PathBuf>> {
         let mut paths = vec![self.intervals.commit()?];
         if let Some(f) = self.raw {
             paths.push(f.commit()?);

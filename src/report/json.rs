@@ -114,7 +114,7 @@ struct JsonReport {
     querier: Option<super::querier::JsonQuerierWatch>,
 }
 
-pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
+pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     let us = |d: Option<std::time::Duration>| d.map_or(0.0, |d| (d.as_nanos() as f64 / 10.0).round() / 100.0);
     let report = JsonReport {
         session: format!("{:016x}", f.run.session),

@@ -2,18 +2,19 @@
 //! ([`files`]) and JSON ([`json`]). Each only renders [`Findings`]: every decision (which rows,
 //! which host, which verdict, what to advise) was made in [`crate::findings`].
 
-pub mod files;
-pub mod json;
-pub mod querier;
-pub mod shared;
+pub(crate) mod files;
+pub(crate) mod json;
+pub(crate) mod querier;
+pub(crate) mod shared;
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::findings::{Diagnosis, Findings, Note, Path, Row};
 
-pub use files::{prepare_dir, remove_unfinished, write_final_csvs, AtomicCsv, StreamedCsvs, SummaryRow};
-pub use json::write_json;
+pub use files::remove_unfinished;
+pub(crate) use files::{prepare_dir, write_final_csvs, AtomicCsv, StreamedCsvs};
+pub(crate) use json::write_json;
 
 fn opt(v: Option<f64>, precision: usize) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.precision$}"))
@@ -43,7 +44,7 @@ fn display_address(r: &Row) -> String {
 }
 
 /// The summary table, one row per responder and path, then the closing lines.
-pub fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
+pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     let names: Vec<String> = f.rows.iter().map(display_name).collect();
     let addrs: Vec<String> = f.rows.iter().map(display_address).collect();
     let name_w = names.iter().map(|n| n.chars().count().max(16)).max().unwrap_or(16).min(40);
@@ -113,12 +114,7 @@ fn closing_lines(f: &Findings, max_outages: usize) -> Vec<String> {
         .map(|r| {
             format!(
                 "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
-                r.name,
-                r.before,
-                r.last_seq,
-                r.after,
-                r.first_seq,
-                r.unanswered()
+                r.name, r.before, r.last_seq, r.after, r.first_seq, r.unanswered
             )
         })
         .collect();
@@ -139,7 +135,7 @@ fn closing_lines(f: &Findings, max_outages: usize) -> Vec<String> {
 }
 
 /// One note in words.
-pub fn note_line(n: &Note) -> String {
+pub(crate) fn note_line(n: &Note) -> String {
     match n {
         Note::ForeignAcks(k) => format!("{k} acks of other sessions ignored"),
         Note::Invalid(k) => format!("{k} invalid datagrams ignored"),
@@ -213,7 +209,7 @@ fn shared_line(g: &crate::findings::SharedLoss) -> String {
 }
 
 /// The verdict table of `--hosts`, then missing and unexpected responders and advice.
-pub fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
+pub(crate) fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
     writeln!(w)?;
     writeln!(
         w,
@@ -253,7 +249,7 @@ pub fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
 }
 
 /// `discover`'s list: a header, one line per responder, then the count.
-pub fn write_census(w: &mut impl Write, f: &Findings) -> io::Result<()> {
+pub(crate) fn write_census(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     let rows: Vec<&Row> = f.rows.iter().filter(|r| r.path == Path::Multicast && r.responder.is_some()).collect();
     let name_w = rows.iter().map(|r| display_name(r).chars().count()).max().unwrap_or(0).clamp(16, 40);
     let addr_w = rows.iter().map(|r| display_address(r).len()).max().unwrap_or(0).max(21);

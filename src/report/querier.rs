@@ -14,7 +14,7 @@ fn secs(d: std::time::Duration) -> String {
 }
 
 /// "querier 10.0.0.254: IGMPv2, query interval 125 s (default: …), robustness 2, last query …".
-pub fn seen_line(q: &QuerierSeen) -> String {
+pub(crate) fn seen_line(q: &QuerierSeen) -> String {
     let x = &q.querier;
     let source = if x.announced { "announced" } else { "protocol default, not on the wire" };
     let seen = x.observed_interval.map_or(String::new(), |d| format!(", {} between the last two", secs(d)));
@@ -30,7 +30,7 @@ pub fn seen_line(q: &QuerierSeen) -> String {
 }
 
 /// The warning when queries stopped or never came.
-pub fn silence_line(s: &QuerierSilence) -> String {
+pub(crate) fn silence_line(s: &QuerierSilence) -> String {
     let (r, interval) =
         s.silence.last.as_ref().map_or((2, crate::querier::DEFAULT_QUERY_INTERVAL), |q| (q.robustness, q.interval));
     let what = match (&s.last_querier, &s.silence.last) {
@@ -52,7 +52,7 @@ pub fn silence_line(s: &QuerierSilence) -> String {
 }
 
 #[derive(Serialize)]
-pub struct JsonQuerier {
+pub(crate) struct JsonQuerier {
     address: String,
     version: &'static str,
     interval_s: f64,
@@ -66,7 +66,7 @@ pub struct JsonQuerier {
 }
 
 #[derive(Serialize)]
-pub struct JsonSilence {
+pub(crate) struct JsonSilence {
     silent_for_s: f64,
     limit_s: f64,
     membership_timeout_s: f64,
@@ -75,7 +75,7 @@ pub struct JsonSilence {
 }
 
 #[derive(Serialize)]
-pub struct JsonQuerierWatch {
+pub(crate) struct JsonQuerierWatch {
     watched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     not_watched_because: Option<String>,
@@ -124,7 +124,7 @@ impl From<&QuerierFinding> for JsonQuerierWatch {
 
 /// One row of `queriers.csv`: a querier heard during the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct QuerierRow {
+pub(crate) struct QuerierRow {
     pub address: String,
     pub version: &'static str,
     pub interval_s: f64,
@@ -138,7 +138,7 @@ pub struct QuerierRow {
 }
 
 /// The rows of `queriers.csv`; `None` when there was no watch (then no file is written).
-pub fn csv_rows(f: &QuerierFinding) -> Option<Vec<QuerierRow>> {
+pub(crate) fn csv_rows(f: &QuerierFinding) -> Option<Vec<QuerierRow>> {
     let QuerierFinding::Watched { queriers, .. } = f else { return None };
     Some(
         queriers
@@ -163,7 +163,7 @@ pub fn csv_rows(f: &QuerierFinding) -> Option<Vec<QuerierRow>> {
 }
 
 /// Under the verdict table of `--hosts`: the hosts whose outage the querier silence explains.
-pub fn write_diagnosis_lines(w: &mut impl std::io::Write, f: &crate::findings::Findings) -> std::io::Result<()> {
+pub(crate) fn write_diagnosis_lines(w: &mut impl std::io::Write, f: &crate::findings::Findings) -> std::io::Result<()> {
     let (Some(_), Some(QuerierFinding::Watched { silence: Some(s), .. })) = (&f.diagnosis, &f.querier) else {
         return Ok(());
     };

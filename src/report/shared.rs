@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::findings::SharedFaults;
 
 #[derive(Serialize)]
-pub struct JsonGroup {
+pub(crate) struct JsonGroup {
     members: Vec<String>,
     everyone: bool,
     probes: u64,
@@ -15,13 +15,13 @@ pub struct JsonGroup {
 }
 
 #[derive(Serialize)]
-pub struct JsonAlone {
+pub(crate) struct JsonAlone {
     responder: String,
     probes: u64,
 }
 
 #[derive(Serialize)]
-pub struct JsonShared {
+pub(crate) struct JsonShared {
     groups: Vec<JsonGroup>,
     alone: Vec<JsonAlone>,
 }

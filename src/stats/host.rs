@@ -10,20 +10,20 @@ use crate::wire::{unwrap_counter, Ack, Arrival};
 /// Per-interval accumulator. It lives only while its interval is open (its probes are still
 /// inside the ack timeout); closing it reduces the samples to three numbers.
 #[derive(Debug, Default, Clone)]
-pub struct IntervalAcc {
+pub(crate) struct IntervalAcc {
     pub received: u32,
     samples: Vec<u32>,
 }
 
 impl IntervalAcc {
     /// The RTTs (ns) of the interval's on-time acks, in arrival order.
-    pub fn samples(&self) -> &[u32] {
+    pub(crate) fn samples(&self) -> &[u32] {
         &self.samples
     }
 
     /// (received, median RTT, maximum RTT) in ns. Median by nearest rank: the smallest sample with
     /// at least half the samples at or below it.
-    pub fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
+    pub(crate) fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
         self.samples.sort_unstable();
         let rank = self.samples.len().div_ceil(2);
         let p50 = rank.checked_sub(1).map(|r| self.samples[r]);
@@ -41,14 +41,14 @@ pub struct SeqBits {
 }
 
 impl SeqBits {
-    pub const SPAN: u64 = 16_384;
+    pub(crate) const SPAN: u64 = 16_384;
 
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SeqBits { words: vec![0; (Self::SPAN / 64) as usize], base: 0 }
     }
 
     /// Marks `seq`; `false` when it was marked already. Numbers older than the span count as new.
-    pub fn insert(&mut self, seq: u64) -> bool {
+    pub(crate) fn insert(&mut self, seq: u64) -> bool {
         if seq < self.base {
             return true;
         }
@@ -72,7 +72,7 @@ impl SeqBits {
 
 impl SeqBits {
     /// Marks every number `other` holds (those older than this span are new anyway).
-    pub fn absorb(&mut self, other: &SeqBits) {
+    pub(crate) fn absorb(&mut self, other: &SeqBits) {
         for seq in other.base..other.base + Self::SPAN {
             let i = (seq % Self::SPAN) as usize;
             if other.words[i / 64] & (1 << (i % 64)) != 0 {
@@ -103,7 +103,7 @@ pub struct ResponderView {
 }
 
 impl ResponderView {
-    pub fn of(ack: &Ack) -> Self {
+    pub(crate) fn of(ack: &Ack) -> Self {
         let bound = ack.seq + 1;
         ResponderView {
             seq: ack.seq,
@@ -229,14 +229,14 @@ pub struct Restart {
 
 impl Restart {
     /// Probes between the two ids' acks: answered by neither.
-    pub fn gap_probes(&self) -> u64 {
+    pub(crate) fn gap_probes(&self) -> u64 {
         self.new_first_seq.saturating_sub(self.old_last_seq + 1)
     }
 }
 
 /// How a responder's unanswered probes divide, from its counters (see `Figures`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Attribution {
+pub(crate) struct Attribution {
     pub forward: u64,
     pub ret: u64,
     /// Probes no counter covers: after the newest ack, and between a restart's two ids.
@@ -308,10 +308,10 @@ pub struct HostStats {
 }
 
 /// Lost probes remembered per responder (8 bytes each).
-pub const MAX_LOST_SEQS: usize = 1 << 20;
+pub(crate) const MAX_LOST_SEQS: usize = 1 << 20;
 
 /// Outages kept per responder; a host that flaps all day still costs bounded memory.
-pub const MAX_OUTAGES: usize = 10_000;
+pub(crate) const MAX_OUTAGES: usize = 10_000;
 
 /// A stretch of consecutive probes a responder did not answer, after it had answered once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,12 +341,12 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
 
 /// A responder's name as it may be shown: control characters (which could rewrite the
 /// prober's terminal or fake a line of its table) become U+FFFD.
-pub fn printable(name: &str) -> String {
+pub(crate) fn printable(name: &str) -> String {
     name.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 impl HostStats {
-    pub fn new(ack: &Ack, addr: SocketAddr) -> Self {
+    pub(crate) fn new(ack: &Ack, addr: SocketAddr) -> Self {
         HostStats {
             responder_id: ack.responder,
             segments: vec![Segment::new(ack.responder, ack.seq)],
@@ -386,12 +386,13 @@ impl HostStats {
     }
 
     /// All its responder ids, oldest first.
-    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+    #[cfg(test)]
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.segments.iter().map(|s| s.id)
     }
 
     /// The newest probe any of its ids acked (on time or late).
-    pub fn last_acked_seq(&self) -> u64 {
+    pub(crate) fn last_acked_seq(&self) -> u64 {
         self.segments.iter().map(|s| s.last_seq).max().unwrap_or(0)
     }
 
@@ -401,7 +402,7 @@ impl HostStats {
     ///
     /// The row's name is the longest one its acks carried (a small probe truncates or drops it),
     /// the newest of equal length.
-    pub fn observe(&mut self, seg: usize, ack: &Ack, addr: SocketAddr, counters: bool) -> bool {
+    pub(crate) fn observe(&mut self, seg: usize, ack: &Ack, addr: SocketAddr, counters: bool) -> bool {
         if !ack.name.is_empty() && ack.name.len() >= self.name.len() {
             self.name = printable(&ack.name);
         }
@@ -425,7 +426,7 @@ impl HostStats {
     /// Records a first, on-time ack of probe `seq` by segment `seg`.
     /// `since_start_ns` is when it arrived, counted from the start of the run; `interval` is the
     /// interval its probe belongs to, when intervals are kept.
-    pub fn record_on_time(
+    pub(crate) fn record_on_time(
         &mut self,
         seg: usize,
         seq: u64,
@@ -469,17 +470,17 @@ impl HostStats {
     }
 
     /// Records a first ack that came after the timeout: counted, kept out of the RTT figures.
-    pub fn record_late(&mut self, seg: usize) {
+    pub(crate) fn record_late(&mut self, seg: usize) {
         self.late += 1;
         self.segments[seg].acks_unique += 1;
     }
 
-    pub fn record_duplicate(&mut self) {
+    pub(crate) fn record_duplicate(&mut self) {
         self.duplicates += 1;
     }
 
     /// Hands over interval `i`, which is complete; intervals are taken in order.
-    pub fn take_interval(&mut self, i: usize) -> IntervalAcc {
+    pub(crate) fn take_interval(&mut self, i: usize) -> IntervalAcc {
         self.first_interval_row.get_or_insert(i);
         if i < self.first_open {
             return IntervalAcc::default();
@@ -497,7 +498,7 @@ impl HostStats {
     /// probe's on-time ack, if it had one. A gap between two answered probes loses the probes
     /// the responder's counters say it rate-limited in between; if at least `min_len` remain,
     /// it is an outage. Gaps before the first answer are the join.
-    pub fn on_finalized(&mut self, seq: u64, tx_ns: u64, answer: Option<(u64, u64)>, min_len: u64) {
+    pub(crate) fn on_finalized(&mut self, seq: u64, tx_ns: u64, answer: Option<(u64, u64)>, min_len: u64) {
         if let Some((id, limited)) = answer {
             if let Some(gap) = self.open_gap.take() {
                 let limited_in_gap = match self.last_answer {
@@ -520,7 +521,7 @@ impl HostStats {
 
     /// Closes an outage still open when the run ends; `limited_tail` of its probes are taken as
     /// rate-limited (see [`HostStats::attribute`]).
-    pub fn end_outages(&mut self, limited_tail: u64, min_len: u64) {
+    pub(crate) fn end_outages(&mut self, limited_tail: u64, min_len: u64) {
         if let Some(gap) = self.open_gap.take() {
             self.close_gap(gap, limited_tail, None, min_len);
         }
@@ -538,7 +539,7 @@ impl HostStats {
         self.outages.push(Outage { first_lost_seq: first, probes_lost: lost, start_unix_ns: start, end_unix_ns: end });
     }
 
-    pub fn jitter_ns(&self) -> f64 {
+    pub(crate) fn jitter_ns(&self) -> f64 {
         self.jitter_ns
     }
 
@@ -552,7 +553,7 @@ impl HostStats {
     /// distinct acks that reached us. Probes after the newest ack are uncovered too, except that
     /// a tail no longer than a run the responder was seen to rate-limit entirely, from a
     /// responder that rate-limits, is taken as limited (`limited_tail`).
-    pub fn attribute(&self, sent: u64) -> Attribution {
+    pub(crate) fn attribute(&self, sent: u64) -> Attribution {
         let mut a = Attribution::default();
         // Probes 0..covered are accounted for by the ids so far.
         let mut covered = 0u64;

@@ -17,7 +17,7 @@
 
 mod host;
 
-pub use host::{Attribution, HostStats, IntervalAcc, Outage, ResponderView, Restart, Segment, SeqBits, MAX_OUTAGES};
+pub(crate) use host::{Attribution, HostStats, IntervalAcc, ResponderView, Restart, SeqBits};
 
 use serde::Serialize;
 
@@ -168,7 +168,7 @@ impl Run {
         }
     }
 
-    pub fn config(&self) -> &RunConfig {
+    pub(crate) fn config(&self) -> &RunConfig {
         &self.cfg
     }
 
@@ -180,7 +180,7 @@ impl Run {
         &self.hosts
     }
 
-    pub fn start_ns(&self) -> Option<u64> {
+    pub(crate) fn start_ns(&self) -> Option<u64> {
         self.start_ns
     }
 
@@ -196,7 +196,7 @@ impl Run {
     /// to interval `floor(due / width)`, so interval edges follow the schedule exactly, not the
     /// send jitter (at a fixed 100/s, 1 s intervals hold exactly 100 probes; with Poisson gaps,
     /// each probe falls where its scheduled time does).
-    pub fn record_send_at(&mut self, tx_ns: u64, due_ns: u64) -> u64 {
+    pub(crate) fn record_send_at(&mut self, tx_ns: u64, due_ns: u64) -> u64 {
         let seq = self.sent;
         self.start_ns.get_or_insert(tx_ns);
         let first_due = *self.first_due_ns.get_or_insert(due_ns);
@@ -349,7 +349,7 @@ impl Run {
     }
 
     /// Closes every probe: the run is over.
-    pub fn finalize_all(&mut self) {
+    pub(crate) fn finalize_all(&mut self) {
         while !self.window.is_empty() {
             self.finalize_front();
         }
@@ -429,7 +429,7 @@ impl Run {
     }
 
     /// Takes the interval rows completed so far (only with `intervals`).
-    pub fn drain_interval_rows(&mut self) -> Vec<IntervalRow> {
+    pub(crate) fn drain_interval_rows(&mut self) -> Vec<IntervalRow> {
         std::mem::take(&mut self.interval_rows)
     }
 
@@ -445,12 +445,12 @@ impl Run {
     }
 
     /// The newest probe sent, as (seq, tx_ns): what a plain reply is taken to answer.
-    pub fn newest_probe(&self) -> Option<(u64, u64)> {
+    pub(crate) fn newest_probe(&self) -> Option<(u64, u64)> {
         self.window.back().map(|p| (p.seq, p.tx_ns))
     }
 
     /// Takes the raw rows produced so far (only with `raw`).
-    pub fn drain_raw_rows(&mut self) -> Vec<RawRow> {
+    pub(crate) fn drain_raw_rows(&mut self) -> Vec<RawRow> {
         std::mem::take(&mut self.raw_rows)
     }
 
@@ -460,7 +460,7 @@ impl Run {
     }
 
     /// The worst loss, in percent, among responders over the probes closed so far.
-    pub fn worst_loss_pct(&self) -> Option<f64> {
+    pub(crate) fn worst_loss_pct(&self) -> Option<f64> {
         if self.finalized == 0 {
             return None;
         }
@@ -471,13 +471,14 @@ impl Run {
     }
 
     /// Per-interval probe counts.
-    pub fn sent_per_interval(&self) -> &[u64] {
+    #[cfg(test)]
+    pub(crate) fn sent_per_interval(&self) -> &[u64] {
         &self.sent_per_interval
     }
 
     /// Names that responders at different addresses share, with those addresses: they cannot be
     /// told apart by name (and a restart cannot be recognised across addresses).
-    pub fn name_clashes(&self) -> Vec<(String, Vec<IpAddr>)> {
+    pub(crate) fn name_clashes(&self) -> Vec<(String, Vec<IpAddr>)> {
         let mut by_name: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
         for h in self.hosts.iter().filter(|h| !h.name.is_empty()) {
             by_name.entry(&h.name).or_default().insert(h.addr.ip());
@@ -490,12 +491,12 @@ impl Run {
     }
 
     /// Every restart seen, per responder: (its index in [`Run::hosts`], the restart).
-    pub fn restarts(&self) -> impl Iterator<Item = (usize, &Restart)> {
+    pub(crate) fn restarts(&self) -> impl Iterator<Item = (usize, &Restart)> {
         self.hosts.iter().enumerate().flat_map(|(i, h)| h.restarts.iter().map(move |r| (i, r)))
     }
 
     /// Final figures for one responder. Call after [`Run::finalize_all`].
-    pub fn summary(&self, host: &HostStats) -> Figures {
+    pub(crate) fn summary(&self, host: &HostStats) -> Figures {
         Figures::new(host, self.sent, self.cfg.plain)
     }
 }
@@ -529,11 +530,11 @@ fn raw_row(seq: u64, host: &HostStats, tx_ns: u64, rtt: Option<u64>) -> RawRow {
 }
 
 /// Responder ids print as 16 hex digits: short enough to read, stable across reports.
-pub fn format_id(id: u64) -> String {
+pub(crate) fn format_id(id: u64) -> String {
     format!("{id:016x}")
 }
 
-pub fn ns_to_us(ns: u64) -> f64 {
+pub(crate) fn ns_to_us(ns: u64) -> f64 {
     (ns as f64 / 10.0).round() / 100.0
 }
 
@@ -669,7 +670,7 @@ impl Figures {
     }
 
     /// The figures of a path that never answered: every probe lost, for unknown reasons.
-    pub fn silent(sent: u64) -> Self {
+    pub(crate) fn silent(sent: u64) -> Self {
         Figures {
             sent,
             lost: sent,
@@ -681,12 +682,12 @@ impl Figures {
     }
 
     /// Loss in percent of the probes sent (0 when none were sent).
-    pub fn loss_pct(&self) -> f64 {
+    pub(crate) fn loss_pct(&self) -> f64 {
         pct(self.lost, self.sent)
     }
 
     /// Loss in percent counted from the first on-time ack on.
-    pub fn loss_after_first_pct(&self) -> f64 {
+    pub(crate) fn loss_after_first_pct(&self) -> f64 {
         pct(self.lost_after_first, self.sent_after_first)
     }
 }

@@ -1,5 +1,6 @@
 //! Constructed sequences with exact expected figures.
 
+use super::host::Outage;
 use super::*;
 use crate::wire::{Ack, Arrival};
 
