@@ -47,7 +47,7 @@ fn stdout_or_exit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) {
     }
 }
 
-fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+pub(crate) fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
     match (&args.key, &args.key_file) {
         (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
         (None, Some(path)) => Key::from_file(path).map(Some),
@@ -57,7 +57,7 @@ fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
 
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
 /// addresses of the group's family, in order and without repeats.
-fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
+pub(crate) fn expected_hosts(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
     let mut names: Vec<(String, &str)> = list.iter().map(|h| (h.trim().to_string(), "--hosts")).collect();
     if let Some(path) = file {
         let text =
@@ -96,7 +96,7 @@ fn iface_of(spec: &Option<String>) -> Result<Option<Iface>> {
     spec.as_deref().map(net::resolve_iface).transpose()
 }
 
-fn iface_label(iface: &Option<Iface>) -> String {
+pub(crate) fn iface_label(iface: &Option<Iface>) -> String {
     match iface {
         Some(Iface { name, addr: Some(a), .. }) => format!("{name} ({a})"),
         Some(Iface { name, .. }) => name.clone(),

@@ -54,6 +54,12 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
+    /// Probe without end and serve the figures to Prometheus (/metrics).
+    Serve(crate::serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::manual::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,7 +15,8 @@ fn main() {
         Command::Respond(a) => a.quiet,
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
-        Command::Discover(_) => false,
+        Command::Serve(a) => a.quiet,
+        Command::Discover(_) | Command::Completions(_) | Command::Man => false,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -36,6 +37,9 @@ fn main() {
         Command::Probe(a) => app::probe(a, &STOP),
         Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
+        Command::Serve(a) => mcprobe::serve::run(a, &STOP),
+        Command::Completions(a) => mcprobe::manual::completions(a),
+        Command::Man => mcprobe::manual::man(),
     };
     match result {
         Ok(code) => std::process::exit(code),
