@@ -61,12 +61,15 @@ impl Buckets {
             self.counts = vec![0; bounds.len() + 1];
         }
         for v in h.iter_recorded() {
-            let (ns, n) = (h.highest_equivalent(v.value_iterated_to()), v.count_at_value().as_u64());
-            let s = ns as f64 / 1e9;
-            let i = bounds.iter().position(|&b| s <= b).unwrap_or(bounds.len());
+            // A recorded value stands for a range of 0.1 % (3 significant digits): it is bucketed
+            // by the range's low end, so a value exactly on a bound lands in that bound's bucket.
+            let value = v.value_iterated_to();
+            let n = v.count_at_value().as_u64();
+            let low_s = h.lowest_equivalent(value) as f64 / 1e9;
+            let i = bounds.iter().position(|&b| low_s <= b).unwrap_or(bounds.len());
             self.counts[i] += n;
             self.count += n;
-            self.sum_s += s * n as f64;
+            self.sum_s += h.median_equivalent(value) as f64 / 1e9 * n as f64;
         }
     }
 
@@ -352,4 +355,130 @@ fn range_of(target: &str) -> std::ops::Range<SeriesKey> {
     // The smallest key of the next target name: the target followed by NUL.
     let hi = SeriesKey { target: format!("{target}\u{0}"), ..lo.clone() };
     lo..hi
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::RunConfig;
+    use crate::wire::Ack;
+    use std::net::SocketAddr;
+
+    const MS: u64 = 1_000_000;
+    // Windows start at t0 = 1_000_000 ms = 1000 s (Unix time, in ns).
+
+    /// A finished window of `n` probes, 10 ms apart from `start_ns`; `answers` lists, per
+    /// responder (id, name, address), the probes it acked (1 ms RTT, each with its own counters).
+    fn window(start_ns: u64, n: u64, answers: &[(u64, &str, &str, Vec<u64>)]) -> Outcome {
+        let cfg = RunConfig {
+            session: 7,
+            timeout_ns: 1_000 * MS,
+            interval_ns: 1_000 * MS,
+            intervals: false,
+            plain: false,
+            outage_min: 3,
+            raw: false,
+        };
+        let mut run = Run::new(cfg);
+        for k in 0..n {
+            run.record_send(start_ns + k * 10 * MS);
+        }
+        for (id, name, addr, seqs) in answers {
+            for (i, &seq) in seqs.iter().enumerate() {
+                let tx_ns = start_ns + seq * 10 * MS;
+                let ack = Ack {
+                    session: 7,
+                    seq,
+                    tx_ns,
+                    responder: *id,
+                    received: i as u32 + 1,
+                    ack_seq: i as u32,
+                    name: name.to_string(),
+                    ..Ack::default()
+                };
+                let from: SocketAddr = addr.parse().unwrap();
+                run.on_ack(&ack, from, tx_ns + MS);
+            }
+        }
+        run.finalize_all();
+        let mut lateness = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        lateness.record(2_000).unwrap();
+        Outcome {
+            run,
+            unicast: Vec::new(),
+            ttl: 1,
+            lateness,
+            interrupted: false,
+            elapsed: std::time::Duration::from_secs(1),
+            invalid: 0,
+            forged: 0,
+            local_drops: 0,
+            send_errors: 0,
+        }
+    }
+
+    fn fold(st: &mut State, o: &Outcome, now: f64) -> Vec<Change> {
+        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now };
+        st.fold("lan", &w).into_iter().map(|e| e.change).collect()
+    }
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey { target: "lan".into(), responder: name.into(), address: "10.0.0.1".parse().unwrap(), path: Path::Multicast }
+    }
+
+    fn state(max_series: usize) -> State {
+        State::new(Limits { max_series, forget_s: 60.0 }, ["lan".to_string()])
+    }
+
+    #[test]
+    fn a_responder_is_charged_from_its_first_ack_then_every_probe() {
+        let mut st = state(10);
+        // Joins at probe 4 of 10, then answers all of the next window.
+        let all: Vec<u64> = (0..10).collect();
+        let o = window(1_000_000 * MS, 10, &[(1, "a", "10.0.0.1:5", (4..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_001.0), [Change::Appeared]);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks, s.lost), (6, 6, [0, 0, 0]));
+        let o = window(1_000_000 * MS + 100 * MS, 10, &[(1, "a", "10.0.0.1:5", all)]);
+        assert_eq!(fold(&mut st, &o, 1_002.0), []);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks), (16, 16));
+        assert_eq!(s.rtt.count, 16);
+        assert_eq!(s.rtt.counts[RTT_BUCKETS_S.iter().position(|&b| b >= 1e-3).unwrap()], 16, "1 ms RTTs");
+        let t = &st.targets["lan"];
+        assert_eq!((t.windows, t.multicast_sent, t.responders, t.lateness.count), (2, 20, 1, 2));
+    }
+
+    #[test]
+    fn a_silent_window_is_unknown_loss_and_an_outage_until_forgotten() {
+        let mut st = state(10);
+        let t0 = 1_000_000 * MS;
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]);
+        fold(&mut st, &o, 1_000.1);
+        let quiet = window(t0, 10, &[]);
+        assert_eq!(fold(&mut st, &quiet, 1_010.0), [Change::Silent]);
+        assert_eq!(fold(&mut st, &quiet, 1_020.0), []);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks, s.lost, s.outages), (30, 10, [0, 0, 20], 1));
+        assert_eq!(st.targets["lan"].responders, 0);
+        // Its last ack was at about t0 + 90 ms; `forget` is 60 s.
+        assert_eq!(fold(&mut st, &quiet, 1_061.0), [Change::Forgotten]);
+        assert!(st.series.is_empty());
+    }
+
+    #[test]
+    fn a_restart_keeps_the_series_and_the_cap_refuses_new_ones() {
+        let mut st = state(1);
+        let t0 = 1_000_000 * MS;
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect()), (2, "b", "10.0.0.1:6", vec![0])]);
+        let changes = fold(&mut st, &o, 1_000.1);
+        assert!(changes.contains(&Change::Appeared) && changes.contains(&Change::Refused));
+        assert_eq!(st.targets["lan"].refused, 1);
+        assert_eq!(st.series.len(), 1);
+        // "a" restarts mid-window: a new id, same name and address.
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..4).collect()), (3, "a", "10.0.0.1:7", (6..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.2), [Change::Restarted]);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.restarts, s.probes, s.acks, s.lost[2]), (1, 20, 18, 2));
+    }
 }
