@@ -423,7 +423,12 @@ mod tests {
     }
 
     fn key(name: &str) -> SeriesKey {
-        SeriesKey { target: "lan".into(), responder: name.into(), address: "10.0.0.1".parse().unwrap(), path: Path::Multicast }
+        SeriesKey {
+            target: "lan".into(),
+            responder: name.into(),
+            address: "10.0.0.1".parse().unwrap(),
+            path: Path::Multicast,
+        }
     }
 
     fn state(max_series: usize) -> State {
