@@ -223,3 +223,24 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     });
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn expected_hosts_get_a_verdict_and_paths_up() {
+    let port = free_port();
+    let _r = Responder::start(port, "r1");
+    let s = Serve::start(port, &["--hosts", "127.0.0.1"]);
+    let ok = "mcprobe_host_verdict{target=\"default\",host=\"127.0.0.1\",verdict=\"ok\"}";
+    s.wait_until("host 127.0.0.1 ok", |s| s.value(ok) == Some(1.0));
+    let m = s.metrics();
+    for path in ["multicast", "unicast"] {
+        let up = format!("mcprobe_host_path_up{{target=\"default\",host=\"127.0.0.1\",path=\"{path}\"}} 1");
+        assert!(m.contains(&up), "{up} missing:\n{m}");
+    }
+    assert_eq!(
+        s.value("mcprobe_host_verdict{target=\"default\",host=\"127.0.0.1\",verdict=\"unreachable\"}"),
+        Some(0.0)
+    );
+    assert!(s
+        .value("mcprobe_acks_total{target=\"default\",responder=\"r1\",address=\"127.0.0.1\",path=\"unicast\"}")
+        .is_some_and(|v| v > 0.0));
+}
