@@ -3,7 +3,8 @@
 //!
 //! - [`wire`]: the packet format (pure); [`stats`]: per-responder accounting (pure);
 //! - [`net`]: sockets; [`responder`] and [`prober`]: the two engines;
-//! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands.
+//! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands;
+//! - [`serve`]: continuous probing exported to Prometheus; [`manual`]: completions, man page.
 
 pub mod app;
 pub mod auth;

@@ -155,6 +155,18 @@ fn http_answers_its_pages_rejects_bad_requests_and_sigterm_stops_cleanly() {
     assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(body.ends_with("# EOF\n") && body.contains("# UNIT mcprobe_rtt_seconds seconds"), "{body}");
 
+    // Connections are bounded: with 16 idle ones open, the next is refused at once with 503; an
+    // idle one is answered 408 when its 5 s to send a request are over, and the slots come back.
+    let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, s.http)).unwrap()).collect();
+    let (status, _, _) = get(s.http, "/healthz");
+    assert_eq!(status, 503);
+    let mut first = idle.into_iter().next().unwrap();
+    first.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = String::new();
+    let _ = first.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    s.wait_until("free slots again", |s| get(s.http, "/healthz").0 == 200);
+
     let (status, err) = s.terminate();
     assert!(status.success(), "{status}: {err}");
     assert!(err.contains("responder r1 (127.0.0.1, multicast) appeared") && err.contains("stopped"), "{err}");

@@ -34,8 +34,6 @@ pub struct Server {
 impl Server {
     pub fn bind(addr: SocketAddr, registry: Registry) -> Result<Self> {
         let listener = TcpListener::bind(addr).with_context(|| format!("--listen {addr}: cannot listen"))?;
-        // Non-blocking accept, so the loop sees `stop` within one poll.
-        listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         Ok(Server { listener, registry: Arc::new(registry) })
     }
 
@@ -43,22 +41,35 @@ impl Server {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// Unblocks [`Server::run`]'s accept (a blocking accept serves a scrape at once; a polled
+    /// one would add up to its poll interval) so it sees `stop`.
+    pub fn wake(&self) {
+        let mut addr = self.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    }
+
+    /// Accepts connections until `stop` is set and [`Server::wake`] is called.
     pub fn run(&self, stop: &AtomicBool) {
         let active = Arc::new(AtomicUsize::new(0));
-        while !stop.load(Ordering::Relaxed) {
-            let stream = match self.listener.accept() {
+        loop {
+            let accepted = self.listener.accept();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let stream = match accepted {
                 Ok((s, _)) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
                 // Out of descriptors and the like: back off instead of spinning.
                 Err(_) => {
                     thread::sleep(Duration::from_millis(100));
                     continue;
                 }
             };
-            let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
             let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
             if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {

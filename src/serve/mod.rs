@@ -66,6 +66,7 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
         for l in loops {
             let _ = l.join();
         }
+        server.wake();
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
