@@ -108,7 +108,12 @@ def report(mode, out, command):
         ticks = [int(x["cpu_ticks"]) for x in r]
         warm = next((i for i, x in enumerate(t) if x >= 60), 0)
         cpu = (ticks[-1] - ticks[warm]) / 100 / (t[-1] - t[warm]) * 100 if t[-1] > t[warm] else float("nan")
-        growth = (rss[-1] - rss[warm]) / rss[warm] * 100
+        # RSS moves by a few MiB from one window to the next (allocator arenas): compare the median
+        # of the first and the last third after warm-up rather than two single samples.
+        after = rss[warm:]
+        third = max(1, len(after) // 3)
+        early, late = statistics.median(after[:third]), statistics.median(after[-third:])
+        growth = (late - early) / early * 100
         series = [int(x["series"]) for x in r]
         lines += [
             f"{len(r)} samples over {t[-1]:.0f} s. From the first sample after 60 s (warm-up) to the last:",
@@ -117,7 +122,8 @@ def report(mode, out, command):
             "|---|---|",
             f"| CPU of serve, % of one core (utime+stime) | {cpu:.2f} |",
             f"| RSS at warm-up / last / max, KiB | {rss[warm]} / {rss[-1]} / {max(rss)} |",
-            f"| RSS growth after warm-up | {growth:+.2f} % |",
+            f"| RSS median, first / last third after warm-up, KiB | {early:.0f} / {late:.0f} |",
+            f"| RSS growth (those medians) | {growth:+.2f} % |",
             f"| series (mcprobe_acks_total lines) min / max | {min(series)} / {max(series)} |",
             f"| last scrape | {r[-1]['figures']} |",
             "",
