@@ -134,6 +134,18 @@ struct Spec {
     key: Option<Key>,
     outage_min: u64,
     rcvbuf: usize,
+    /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
+    from_flags: bool,
+}
+
+impl Spec {
+    fn what(&self, field: &str) -> String {
+        if self.from_flags {
+            format!("--{}", field.replace('_', "-"))
+        } else {
+            format!("field '{field}'")
+        }
+    }
 }
 
 pub fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
@@ -160,6 +172,7 @@ pub fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 key: crate::app::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
+                from_flags: true,
             };
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
         }
@@ -274,19 +287,22 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         key,
         outage_min: t.outage_min.unwrap_or(3),
         rcvbuf,
+        from_flags: false,
     })
 }
 
 /// Checks what spans several fields and builds the engine configuration of one window.
 fn build(s: Spec) -> Result<Target, String> {
     if s.window < s.interval {
-        return Err(format!("field 'window': {:?} is shorter than the probe interval {:?}", s.window, s.interval));
+        return Err(format!("{} {:?} is shorter than the probe interval {:?}", s.what("window"), s.window, s.interval));
     }
     let min_size = wire::MIN_PROBE_SIZE + if s.key.is_some() { wire::TAG_LEN } else { 0 };
     if (s.size as usize) < min_size {
-        return Err(format!("field 'size': keyed probes must be at least {min_size} bytes"));
+        return Err(format!("{} {}: keyed probes must be at least {min_size} bytes", s.what("size"), s.size));
     }
     let iface = match &s.iface {
+        // resolve_iface names --iface and the value itself.
+        Some(i) if s.from_flags => Some(net::resolve_iface(i).map_err(|e| format!("{e:#}"))?),
         Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
         None => None,
     };
