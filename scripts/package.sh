@@ -15,6 +15,9 @@ cargo build --release --locked
 BIN=target/release/mcprobe
 mkdir -p target/assets
 "$BIN" man | gzip -9n >target/assets/mcprobe.1.gz
+for sub in respond probe discover demo serve completions; do
+    "$BIN" man "$sub" | gzip -9n >"target/assets/mcprobe-$sub.1.gz"
+done
 "$BIN" completions bash >target/assets/mcprobe.bash
 "$BIN" completions zsh >target/assets/_mcprobe
 "$BIN" completions fish >target/assets/mcprobe.fish
@@ -26,7 +29,7 @@ SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 dpkg-deb -x "$DEB" "$SCRATCH"
 dpkg-deb --info "$DEB" | grep -q "Package: mcprobe"
-for f in usr/bin/mcprobe usr/share/man/man1/mcprobe.1.gz usr/share/bash-completion/completions/mcprobe \
+for f in usr/bin/mcprobe usr/share/man/man1/mcprobe.1.gz usr/share/man/man1/mcprobe-serve.1.gz usr/share/bash-completion/completions/mcprobe \
     usr/share/zsh/vendor-completions/_mcprobe usr/share/fish/vendor_completions.d/mcprobe.fish \
     lib/systemd/system/mcprobe-respond.service lib/systemd/system/mcprobe-serve.service \
     usr/share/doc/mcprobe/prometheus/mcprobe-rules.yml usr/share/doc/mcprobe/grafana/mcprobe.json; do
@@ -38,4 +41,5 @@ version=$("$SCRATCH/usr/bin/mcprobe" --version)
 "$SCRATCH/usr/bin/mcprobe" --help | grep -q "serve"
 "$SCRATCH/usr/bin/mcprobe" serve --help | grep -q -- "--listen"
 zcat "$SCRATCH/usr/share/man/man1/mcprobe.1.gz" | grep -q '^.TH mcprobe 1'
+zcat "$SCRATCH/usr/share/man/man1/mcprobe-serve.1.gz" | grep -q -- 'listen'
 echo "checked $DEB: $version, man page, completions and units in place"

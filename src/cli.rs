@@ -58,8 +58,8 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(crate::manual::CompletionsArgs),
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or a subcommand's.
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args, Clone)]

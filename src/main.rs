@@ -16,7 +16,7 @@ fn main() {
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
         Command::Serve(a) => a.quiet,
-        Command::Discover(_) | Command::Completions(_) | Command::Man => false,
+        Command::Discover(_) | Command::Completions(_) | Command::Man(_) => false,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -39,7 +39,7 @@ fn main() {
         Command::Demo(a) => app::demo(a, &STOP),
         Command::Serve(a) => mcprobe::serve::run(a, &STOP),
         Command::Completions(a) => mcprobe::manual::completions(a),
-        Command::Man => mcprobe::manual::man(),
+        Command::Man(a) => mcprobe::manual::man(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

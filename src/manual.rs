@@ -25,9 +25,34 @@ pub fn completions(a: &CompletionsArgs) -> Result<i32> {
     write_stdout(&out)
 }
 
-pub fn man() -> Result<i32> {
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mcprobe man | man -l -
+  mcprobe man serve > mcprobe-serve.1")]
+pub struct ManArgs {
+    /// A subcommand's page (mcprobe-SUBCOMMAND(1)) instead of the main one.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub command: Option<String>,
+}
+
+pub fn man(a: &ManArgs) -> Result<i32> {
+    let cmd = Cli::command();
+    let page = match &a.command {
+        None => cmd,
+        Some(name) => {
+            let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+            let Some(sub) = cmd.find_subcommand(name).cloned() else {
+                anyhow::bail!("man {name}: no such subcommand; one of {}", names.join(", "));
+            };
+            // The page of `mcprobe serve` is mcprobe-serve(1), as git and cargo name theirs. clap
+            // takes a &'static name; this command renders one page and exits.
+            let page_name: &'static str = Box::leak(format!("mcprobe-{name}").into_boxed_str());
+            sub.name(page_name)
+        }
+    };
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out).context("cannot render the man page")?;
+    clap_mangen::Man::new(page).render(&mut out).context("cannot render the man page")?;
     write_stdout(&out)
 }
 

@@ -230,6 +230,20 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     assert!(text.contains("serve"));
     let out = common::run({
         let mut c = bin();
+        c.args(["man", "serve"]);
+        c
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(".TH mcprobe-serve 1") && text.contains("listen") && text.contains("forget"), "{text:.300}");
+    let out = common::run({
+        let mut c = bin();
+        c.args(["man", "nosuch"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("man nosuch: no such subcommand"));
+    let out = common::run({
+        let mut c = bin();
         c.args(["completions", "tcsh"]);
         c
     });
