@@ -290,3 +290,49 @@ impl Collector for StateCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::{Limits, Path, Series, SeriesKey, State};
+    use super::*;
+
+    fn one_series() -> State {
+        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string()]);
+        let mut s = Series::default();
+        (s.probes, s.acks, s.lost) = (10, 4, [3, 2, 1]);
+        // 1 RTT in the first bucket (≤ 10 µs), 3 in the third (≤ 50 µs), 0 above 1 s.
+        s.rtt = Buckets { counts: vec![1, 0, 3], count: 4, sum_s: 0.000_13 };
+        let key = SeriesKey {
+            target: "lan".into(),
+            responder: "r\"1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            path: Path::Multicast,
+        };
+        st.series.insert(key, s);
+        st
+    }
+
+    #[test]
+    fn renders_cumulative_buckets_loss_by_direction_and_escaped_labels() {
+        let r = registry(Published::new(one_series()));
+        let text = encode(&r, Format::Prometheus);
+        let labels = r#"target="lan",responder="r\"1",address="10.0.0.1",path="multicast""#;
+        for line in [
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"1e-05\"}} 1"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"2e-05\"}} 1"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"5e-05\"}} 4"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"1\"}} 4"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"+Inf\"}} 4"),
+            format!("mcprobe_rtt_seconds_count{{{labels}}} 4"),
+            format!("mcprobe_lost_total{{{labels},direction=\"return\"}} 2"),
+            format!("mcprobe_responder_probes_total{{{labels}}} 10"),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"));
+        let om = encode(&r, Format::OpenMetrics);
+        assert!(om.ends_with("# EOF\n") && om.contains("# UNIT mcprobe_rtt_seconds seconds"));
+        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Prometheus);
+        assert_eq!(Format::negotiate(None), Format::Prometheus);
+    }
+}
