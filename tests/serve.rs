@@ -162,9 +162,21 @@ fn http_answers_its_pages_rejects_bad_requests_and_sigterm_stops_cleanly() {
     assert_eq!(status, 503);
     let mut first = idle.into_iter().next().unwrap();
     first.set_read_timeout(Some(PATIENCE)).unwrap();
+    // A byte every second does not buy more time: the 5 s are for the whole request. Each turn
+    // waits up to a second for the answer, and stops writing once it is there.
+    let started = Instant::now();
+    first.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut peek = [0u8; 1];
+    for _ in 0..10 {
+        if first.peek(&mut peek).is_ok_and(|n| n > 0) || first.write_all(b"G").is_err() {
+            break;
+        }
+    }
+    first.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut answer = String::new();
     let _ = first.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the trickle was cut off");
     s.wait_until("free slots again", |s| get(s.http, "/healthz").0 == 200);
 
     let (status, err) = s.terminate();

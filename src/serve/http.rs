@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
@@ -124,8 +124,10 @@ pub fn parse(head: &str) -> Result<Request, u16> {
     Ok(Request { method: method.to_string(), path, accept })
 }
 
-/// Reads the head up to the empty line; `Err` with a status when it is too long or broken.
+/// Reads the head up to the empty line, within [`REQUEST_TIMEOUT`] in all (a client that sends
+/// a byte now and then does not get more); `Err` with a status when it is late, long or broken.
 fn read_head(stream: &mut TcpStream) -> Result<String, u16> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -135,6 +137,10 @@ fn read_head(stream: &mut TcpStream) -> Result<String, u16> {
         }
         if buf.len() > MAX_HEAD {
             return Err(431);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(408);
         }
         match stream.read(&mut chunk) {
             Ok(0) => return Err(400),
