@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mcprobe::net;
-use mcprobe::prober::{self, ProbeConfig, Schedule};
+use mcprobe::prober::{self, ProbeConfig};
 use mcprobe::wire::{self, Ack, Arrival, Message};
 
 const RESPONDERS: u64 = 1000;
@@ -32,23 +32,10 @@ fn main() {
     let stop = AtomicBool::new(false);
     let never = AtomicBool::new(false);
     let cfg = ProbeConfig {
-        group,
-        port,
-        iface: Some(lo.clone()),
-        ttl: 1,
-        size: 128,
         interval: Duration::from_millis(100),
-        schedule: Schedule::Fixed,
         count: secs * 10,
-        timeout: Duration::from_secs(1),
-        report_interval: Duration::from_secs(1),
-        raw: false,
         intervals: true,
-        rcvbuf: 4 << 20,
-        key: None,
-        plain: None,
-        outage_min: 3,
-        hosts: Vec::new(),
+        ..mcprobe::config::probe_defaults(group, port, Some(lo.clone()))
     };
     let before_rss = status_kib("VmRSS:");
     let (outcome, acks) = std::thread::scope(|s| {

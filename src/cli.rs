@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::prober::Schedule;
-
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
@@ -23,10 +21,10 @@ Examples:
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
   mcprobe discover --iface eth0                  who answers, in under a second
 
-Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, or an
-expected host (--hosts) is not ok; 2 usage or environment error (bad flag value, unknown
-interface, port in use); 3 multicast broken where unicast works (--hosts); 130 a second
-Ctrl-C (the first one stops the run and still reports).";
+Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, an expected
+host (--hosts) is not ok, or no responder answered at all; 2 usage or environment error (bad
+flag value, unknown interface, port in use); 3 multicast broken where unicast works (--hosts);
+130 a second Ctrl-C (the first one stops the run and still reports).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +52,10 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
+    /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
+    MaxRate(crate::cli_extra::MaxRateArgs),
+    /// Every host of a list answers and probes every other one; each prints its row of the mesh.
+    Mesh(crate::cli_extra::MeshArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
     Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -154,8 +156,15 @@ Examples:
   # the course lab's protocol, against its Python receivers:
   mcprobe probe --iface eth0 --plain --group 224.3.29.71 --port 10000
 
-Exit codes: 0 success; 1 a threshold was not met or an expected host is not ok; 2 usage or
-environment error; 3 multicast broken where unicast works (--hosts).")]
+Table columns: SENT probes sent; RCVD acks on time; LOSS% lost/sent; FWD probes that never
+reached the responder; RET acks lost on the way back; UNK lost, direction unknown (probes after
+the newest ack); LIM probes the responder chose not to answer (its --rate-limit; not loss; shown
+when there are some); DUP duplicate acks; REOR acks that arrived after a higher-numbered one;
+LATE acks slower than --timeout (their probes count as lost); MIN/P50/P99/MAX round-trip times;
+JIT RFC 3550 jitter; 1ST time from the first probe to the responder's first ack.
+
+Exit codes: 0 success; 1 a threshold was not met, an expected host is not ok, or no responder
+answered at all; 2 usage or environment error; 3 multicast broken where unicast works (--hosts).")]
 pub struct ProbeArgs {
     #[command(flatten)]
     pub net: GroupArgs,
@@ -183,8 +192,8 @@ pub struct ProbeArgs {
 
     /// When probes leave: `fixed` intervals, or `poisson` (random gaps with --interval as their
     /// mean, which cannot phase-lock with periodic network events).
-    #[arg(long, value_enum, default_value_t = Schedule::Fixed)]
-    pub schedule: Schedule,
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Fixed)]
+    pub schedule: ScheduleArg,
 
     /// `soak`: 10 minutes at 1 probe/s, longer than two IGMP membership timeouts (260 s each), to
     /// catch a LAN whose snooping switches drop the group because no querier refreshes it.
@@ -229,7 +238,7 @@ pub struct ProbeArgs {
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Also write probes.csv: one row per probe and responder.
+    /// Also write probes.csv: one row per probe and responder (needs --out).
     #[arg(long, requires = "out")]
     pub raw: bool,
 
@@ -252,7 +261,8 @@ pub struct ProbeArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Exit 1 if any responder lost more than PCT percent of the probes.
+    /// Exit 1 if any responder lost more than PCT percent of the probes. With --hosts it is also
+    /// the loss above which a path counts as bad in the verdicts (default there: 1).
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     pub max_loss: Option<f64>,
 
@@ -263,8 +273,8 @@ pub struct ProbeArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-A census, like fping's: a few probes, a short wait, one line per responder. Exit code 1 when
-fewer than --min-responders answered.
+A census, like fping's: a few probes, a short wait, one line per responder with its median
+RTT. Exit code 1 when no responder or fewer than --min-responders answered.
 
 Examples:
   mcprobe discover --iface eth0
@@ -284,9 +294,9 @@ pub struct DiscoverArgs {
     #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub count: u64,
 
-    /// How long to wait for acks after the last probe.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
-    pub wait: Duration,
+    /// How long to wait for acks after the last probe (as `probe --timeout`).
+    #[arg(short = 'W', long, visible_alias = "wait", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub timeout: Duration,
 
     /// Exit 1 if fewer than N responders answered.
     #[arg(long, value_name = "N")]
@@ -323,6 +333,15 @@ pub struct DemoArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     Soak,
+}
+
+/// `--schedule`: the engine's `Schedule`, as the command line spells it (config maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// Exactly one interval apart.
+    Fixed,
+    /// Exponentially distributed gaps with the interval as their mean (a Poisson process).
+    Poisson,
 }
 
 /// Parses a duration: `250us`, `10ms`, `2s`, `1m30s`; a bare number is seconds (`0.5`, `3`).
@@ -429,5 +448,30 @@ mod tests {
         assert_eq!(parse_report_interval("10ms"), Ok(Duration::from_millis(10)));
         assert_eq!(parse_percent("0.5%"), Ok(0.5));
         assert!(parse_percent("101").is_err());
+    }
+}
+
+#[cfg(test)]
+mod help {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` of the program and of each command, as a user sees it at 100 columns.
+    fn help(path: &[&str]) -> String {
+        let mut cmd = Cli::command().term_width(100);
+        cmd.build();
+        let mut c = &mut cmd;
+        for name in path {
+            c = c.find_subcommand_mut(name).expect("a subcommand");
+        }
+        c.render_long_help().to_string()
+    }
+
+    #[test]
+    fn help_pages() {
+        insta::assert_snapshot!("mcprobe", help(&[]));
+        for cmd in Cli::command().get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help") {
+            insta::assert_snapshot!(cmd.clone(), help(&[&cmd]));
+        }
     }
 }

@@ -3,14 +3,20 @@
 //!
 //! - [`wire`]: the packet format (pure); [`stats`]: per-responder accounting (pure);
 //! - [`net`]: sockets; [`responder`] and [`prober`]: the two engines;
-//! - [`report`] and [`progress`]: what the user sees; [`cli`]: flags; [`app`]: the commands;
+//! - [`findings`]: what a run found, typed (pure); [`report`] and [`progress`]: what the user sees;
+//! - [`cli`]: flags (clap only); [`config`]: flags to validated configurations; [`app`]: the
+//!   commands;
 //! - [`serve`]: continuous probing exported to Prometheus; [`manual`]: completions, man page.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod diagnosis;
+pub mod cli_extra;
+pub mod config;
+pub mod findings;
 pub mod manual;
+pub mod maxrate;
+pub mod mesh;
 pub mod net;
 pub mod prober;
 pub mod progress;

@@ -15,8 +15,10 @@ fn main() {
         Command::Respond(a) => a.quiet,
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
-        Command::Serve(a) => a.quiet,
         Command::Discover(_) | Command::Completions(_) | Command::Man(_) => false,
+        Command::MaxRate(a) => a.quiet,
+        Command::Mesh(a) => a.quiet,
+        Command::Serve(a) => a.quiet,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -26,7 +28,8 @@ fn main() {
             std::process::exit(130);
         }
         if !QUIET.load(Ordering::Relaxed) {
-            eprintln!("mcprobe: stopping; Ctrl-C again to quit at once");
+            // The same handler serves Ctrl-C and SIGTERM: name neither.
+            eprintln!("mcprobe: stopping and collecting the last acks; interrupt again to quit at once");
         }
     });
     if let Err(e) = handler {
@@ -37,15 +40,24 @@ fn main() {
         Command::Probe(a) => app::probe(a, &STOP),
         Command::Discover(a) => app::discover(a, &STOP),
         Command::Demo(a) => app::demo(a, &STOP),
+        Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
+        Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
         Command::Serve(a) => mcprobe::serve::run(a, &STOP),
         Command::Completions(a) => mcprobe::manual::completions(a),
         Command::Man(a) => mcprobe::manual::man(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // A closed pipe (`mcprobe … | head`): the reader has what it wanted; end quietly, as
+        // ripgrep does.
+        Err(e) if is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("mcprobe: error: {e:#}");
             std::process::exit(2);
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

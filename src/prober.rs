@@ -32,6 +32,9 @@ const RETAIN_MARGIN: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
+    /// The run's session id: in every probe, and the run id of every report file. Random, so
+    /// runs (and probers) never mistake each other's acks.
+    pub session: u64,
     pub group: IpAddr,
     pub port: u16,
     pub iface: Option<Iface>,
@@ -95,7 +98,7 @@ impl Runs {
 }
 
 /// When probes leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
     /// Exactly one interval apart.
     Fixed,
@@ -160,7 +163,7 @@ pub fn run(
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
-    let session: u64 = rand::random();
+    let session = cfg.session;
     let run_cfg = RunConfig {
         session,
         timeout_ns: cfg.timeout.as_nanos() as u64,
@@ -299,7 +302,7 @@ fn send_loop(
             let (seq, tx_ns) = {
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let tx_ns = net::now_ns();
-                (runs.multicast.record_send(tx_ns), tx_ns)
+                (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns)
             };
             encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
             if let Err(e) = sock.send_to(&buf, dest) {

@@ -17,29 +17,43 @@
 //!  14  seq       8  0, 1, 2, … per session; u64 never wraps in practice
 //!  22  tx_ns     8  sender's transmit time, ns since the Unix epoch (CLOCK_REALTIME, the same clock
 //!                   as kernel receive timestamps, so RTT = rx − tx stays in one clock domain)
-//!  30  padding   …  zeros up to --size. The padding is what lets an ack fit: see below.
+//!  30  padding   …  zeros up to --size. The padding is what lets an ack fit: see below. A probe
+//!                   shorter than an ack (64 bytes, plus the tag when keyed) is neither answered
+//!                   nor counted by a responder.
 //!
 //! ack (64 bytes + optional name)
 //!   6  session   8  echoed from the probe
 //!  14  seq       8  echoed
-//!  22  tx_ns     8  echoed: the prober needs no per-probe state to compute RTT
+//!  22  tx_ns     8  echoed; the prober keeps the send time of every probe still inside its
+//!                   timeout and requires the echo to match it exactly (an ack that echoes
+//!                   another value is invalid and its probe stays unanswered); a late ack's
+//!                   echo is used as is
 //!  30  responder 8  random per responder start: a restart shows up as a new id with the same name
+//!                   (and address), which the prober reports as the same responder
 //!  38  rx_ns     8  when the probe reached the responder (its clock, ns since the epoch)
 //!  46  dwell_ns  4  responder transmit time − rx_ns, saturating at ~4.29 s; the prober subtracts it
 //!                   from the RTT (as TWAMP does) to remove the responder's own processing time
-//!  50  received  4  probes of this session the responder has received, this one included (mod 2^32)
-//!  54  ack_seq   4  index of this ack among the acks the responder sent in this session (mod 2^32)
+//!  50  received  4  probes of this session the responder has received, this one included (mod 2^32):
+//!                   1 in the first ack; a probe duplicated on the way counts twice
+//!  54  ack_seq   4  index of this ack among the acks the responder sent in this session, from 0
+//!                   (mod 2^32); an ack whose send fails still uses its number
 //!  58  limited   4  probes of this session the responder did not answer because of its rate limit
+//!                   (counted in `received` too)
 //!  62  ttl       1  IP TTL the probe arrived with (0 = unknown): hop distance = sent TTL − this
 //!  63  arrival   1  0 unknown, 1 multicast, 2 unicast: how the probe reached the responder
-//!  64  name_len  1  only when flags bit 0 is set; then name_len bytes of UTF-8 name
+//!  64  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //! ```
+//!
+//! An ack's length is exact: 64 bytes without a name, `65 + name_len` with one, plus the tag when
+//! keyed. A shorter or longer ack is invalid (counted, never guessed at).
 //!
 //! Why these widths: the fixed part of an ack is exactly 64 bytes, so a 64-byte probe (the size
 //! peers such as iperf and sockperf are usually compared at) can still be answered without
 //! amplification. The three responder counters are 32-bit to fit; they only ever grow within a
 //! session and are never more than `seq + 1`, so the prober restores their full value exactly with
-//! [`unwrap_counter`]. The name travels only when the probe is large enough to carry it: a
+//! [`unwrap_counter`]. From one ack to a later one (by `ack_seq`), `received` grows by at least
+//! the acks sent and the probes limited in between; the prober flags acks that contradict this
+//! (`inconsistent_acks`) and does not use their counters. The name travels only when the probe is large enough to carry it: a
 //! responder truncates or omits it rather than send an ack larger than the probe (no
 //! amplification, ever).
 //!

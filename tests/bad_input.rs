@@ -21,15 +21,24 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn a_unicast_group_is_refused() {
-    fails_with(&["probe", "--group", "10.0.0.1", "--count", "1"], &["--group 10.0.0.1", "not a multicast address"]);
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--group", "10.0.0.1", "--count", "1"],
+        &["--group 10.0.0.1", "not a multicast address"],
+    );
     fails_with(&["respond", "--group", "192.168.1.1"], &["--group 192.168.1.1", "not a multicast address"]);
 }
 
 #[test]
 fn ipv6_groups_need_an_interface_and_a_usable_scope() {
     fails_with(&["probe", "--group", "ff02::1234", "--count", "1"], &["--group ff02::1234", "need --iface NAME"]);
-    fails_with(&["probe", "--group", "ff7e::1", "--count", "1"], &["--group ff7e::1", "ff0X::"]);
-    fails_with(&["probe", "--group", "fd00::1", "--count", "1"], &["--group fd00::1", "not a multicast address"]);
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--group", "ff7e::1", "--count", "1"],
+        &["--group ff7e::1", "ff0X::"],
+    );
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--group", "fd00::1", "--count", "1"],
+        &["--group fd00::1", "not a multicast address"],
+    );
     fails_with(
         &["respond", "--group", "ff12::4242", "--iface", "lo", "--source", "10.0.0.1"],
         &["--source 10.0.0.1", "not of the same family"],
@@ -44,15 +53,15 @@ fn an_unknown_interface_is_named() {
 
 #[test]
 fn bad_flag_values_name_the_flag() {
-    fails_with(&["probe", "--interval", "fast"], &["--interval", "'fast'"]);
-    fails_with(&["probe", "--rate", "0"], &["--rate", "'0'"]);
-    fails_with(&["probe", "--count", "0"], &["--count"]);
-    fails_with(&["probe", "--size", "32"], &["--size", "32"]);
-    fails_with(&["probe", "--ttl", "300"], &["--ttl", "300"]);
-    fails_with(&["probe", "--max-loss", "150"], &["--max-loss", "'150'"]);
-    fails_with(&["probe", "--raw"], &["--out"]);
-    fails_with(&["probe", "--rate", "10", "--interval", "1s"], &["--interval", "--rate"]);
-    fails_with(&["probe", "--group", "not-an-ip"], &["--group", "not-an-ip"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--interval", "fast"], &["--interval", "'fast'"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--rate", "0"], &["--rate", "'0'"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--count", "0"], &["--count"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--size", "32"], &["--size", "32"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--ttl", "300"], &["--ttl", "300"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--max-loss", "150"], &["--max-loss", "'150'"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--raw"], &["--out"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--rate", "10", "--interval", "1s"], &["--interval", "--rate"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--group", "not-an-ip"], &["--group", "not-an-ip"]);
     fails_with(&["respond", "--port", "0"], &["--port", "0"]);
     fails_with(&["respond", "--rcvbuf", "huge"], &["--rcvbuf", "'huge'"]);
     let long = "x".repeat(65);
@@ -66,7 +75,7 @@ fn bad_security_settings_name_the_flag() {
         &["--key-file /nonexistent/mcprobe.key", "cannot read"],
     );
     fails_with(&["respond", "--iface", "127.0.0.1", "--key", ""], &["--key", "empty"]);
-    fails_with(&["probe", "--key", "a", "--key-file", "/tmp/k"], &["--key", "--key-file"]);
+    fails_with(&["probe", "--iface", "127.0.0.1", "--key", "a", "--key-file", "/tmp/k"], &["--key", "--key-file"]);
     fails_with(
         &["probe", "--iface", "127.0.0.1", "--key", "s", "--size", "70", "--count", "1"],
         &["--size 70", "at least 80"],

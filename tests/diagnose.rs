@@ -69,13 +69,14 @@ fn hosts_files_take_comments_and_unexpected_responders_are_named() {
     let _r = Responder::start(port, "stray");
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("hosts.txt");
-    // A file of comments only is an empty list: no diagnosis.
+    // A file of comments only lists nobody: a mistake, not a quiet switch-off of the diagnosis.
     std::fs::write(&list, "# cluster nodes\n\n").unwrap();
     let out = run(probe_cmd(
         port,
         &["--hosts-file", list.to_str().unwrap(), "--count", "10", "--rate", "100", "--timeout", "300ms"],
     ));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lists no host"));
     std::fs::write(&list, "# cluster nodes\n127.0.0.1   # this host\n127.0.0.1\n").unwrap();
     let out = run(probe_cmd(
         port,

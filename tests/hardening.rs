@@ -160,6 +160,8 @@ fn a_restarted_responder_is_reported_with_its_gap() {
     .unwrap();
     first.wait_for("session");
     first.signal(Signal::SIGKILL);
+    // Away for at least 100 ms (20 probes): long enough to be an outage.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let mut second = Responder::start(port, "phoenix");
     second.wait_for("session");
     let out = child.wait_with_output().unwrap();
@@ -168,10 +170,24 @@ fn a_restarted_responder_is_reported_with_its_gap() {
     assert!(stdout.contains("phoenix restarted: id"), "{stdout}");
     let rows: Vec<_> =
         csv_rows(&dir.path().join("summary.csv")).into_iter().filter(|r| r["responder"] == "phoenix").collect();
-    assert_eq!(rows.len(), 2, "two ids, one name");
-    let (old, new) = if rows[0]["restart_of"].is_empty() { (&rows[0], &rows[1]) } else { (&rows[1], &rows[0]) };
-    assert_eq!(new["restart_of"], old["responder_id"]);
-    assert!(num(new, "first_seq") > num(old, "last_seq"), "the new id answers after the old one: {old:?} {new:?}");
+    assert_eq!(rows.len(), 1, "a restart is one responder: {rows:?}");
+    let row = &rows[0];
+    // Charged with the probes it missed while away, which are the only loss.
+    assert_eq!(num(row, "sent"), 600.0);
+    assert_eq!(num(row, "received") + num(row, "lost"), 600.0, "{row:?}");
+    assert!(num(row, "lost") >= 20.0, "{row:?}");
+    // Its outage ended when it came back.
+    let outages: Vec<_> =
+        csv_rows(&dir.path().join("outages.csv")).into_iter().filter(|r| r["responder"] == "phoenix").collect();
+    assert_eq!(outages.len(), 1, "{outages:?} {row:?}");
+    assert!(!outages[0]["end_s"].is_empty(), "{outages:?}");
+    assert_eq!(num(&outages[0], "probes_lost"), num(row, "lost"));
+    // intervals.csv counts the same probes, under the same id.
+    let iv: Vec<_> =
+        csv_rows(&dir.path().join("intervals.csv")).into_iter().filter(|r| r["responder"] == "phoenix").collect();
+    assert!(iv.iter().all(|r| r["responder_id"] == row["responder_id"]), "{iv:?}");
+    let sum = |col: &str| iv.iter().map(|r| num(r, col)).sum::<f64>();
+    assert_eq!((sum("sent"), sum("received"), sum("lost")), (600.0, num(row, "received"), num(row, "lost")));
     assert!(stdout.contains("probes unanswered in between"), "{stdout}");
 }
 
@@ -191,7 +207,7 @@ fn a_second_ctrl_c_exits_at_once() {
     r.wait_for("session");
     signal(&child, Signal::SIGINT);
     // Wait until the first one was taken, so the two signals cannot merge into one.
-    while !lines.recv_timeout(PATIENCE).expect("a stopping line").contains("Ctrl-C again") {}
+    while !lines.recv_timeout(PATIENCE).expect("a stopping line").contains("again to quit") {}
     signal(&child, Signal::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));

@@ -375,3 +375,67 @@ fn a_host_behind_a_router_gets_the_ttl_advice() {
     let advice = h["advice"].as_str().unwrap();
     assert!(advice.contains("1 router away but --ttl is 1") && advice.contains("--ttl 2"), "{advice}");
 }
+
+/// Runs an nft ruleset (several lines: this nft rejects one-line rulesets) inside a lab host.
+fn nft_in(prefix: &str, h: &str, ruleset: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &format!("{prefix}-{h}"), "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft runs");
+    child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft -f in {h}:\n{ruleset}");
+}
+
+#[test]
+fn ipv6_hosts_are_diagnosed_path_by_path() {
+    // The bug this guards against: IPv6 rows were matched to their hosts by cutting
+    // "[fd77::3]:24242" at the first ':', so a host whose unicast was blocked came out as
+    // unreachable, missing on multicast and an unexpected responder at once.
+    let Some(lab) = fresh_lab("m6d", 4) else { return };
+    let p = lab.2;
+    let v6 = |h: &str| lab_in(p, &["addr", h, "-6"]).trim().to_string();
+    let group = "ff15::99";
+    let _r: Vec<Responder> = ["h2", "h3", "h4"]
+        .iter()
+        .map(|h| {
+            let mut c = in_lab_host(p, h);
+            c.args(["respond", "--iface", "veth0", "--port", "24242", "--group", group, "--name", h]);
+            Responder::spawn(c)
+        })
+        .collect();
+    // h3 drops unicast probes to its port; h4 drops the group's.
+    let drop_rule = |daddr: &str| {
+        format!(
+            "table inet lab_filter {{\n  chain input {{\n    type filter hook input priority 0;\n    ip6 daddr {daddr} udp dport 24242 drop\n  }}\n}}\n"
+        )
+    };
+    nft_in(p, "h3", &drop_rule(&v6("h3")));
+    nft_in(p, "h4", &drop_rule(group));
+    let hosts = [v6("h2"), v6("h3"), v6("h4")];
+    let mut c = in_lab_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24242", "--group", group, "--rate", "100", "--count", "100"])
+        .args(["--timeout", "300ms", "--quiet", "--json", "--hosts", &hosts.join(",")]);
+    let out = run(c);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("{:#}", v["diagnosis"]);
+    assert_eq!(out.status.code(), Some(3), "multicast lost on h4 while unicast works");
+    let verdicts: Vec<(&str, &str)> = v["diagnosis"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["host"].as_str().unwrap(), h["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [(hosts[0].as_str(), "ok"), (hosts[1].as_str(), "unicast-lost"), (hosts[2].as_str(), "multicast-lost")]
+    );
+    assert_eq!(v["diagnosis"]["unexpected"].as_array().unwrap().len(), 0, "no unexpected responder");
+    // h3's multicast row is h3's, with its address in brackets.
+    let rows = v["responders"].as_array().unwrap();
+    let h3 = rows.iter().find(|r| r["responder"] == "h3" && r["path"] == "multicast").unwrap();
+    assert_eq!(h3["address"], format!("[{}]:24242", hosts[1]));
+    assert_eq!(h3["expected_host"], hosts[1].as_str());
+    assert_eq!(h3["received"], 100);
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::auth::Key;
 use crate::cli::{parse_duration, parse_rate, parse_size, GroupArgs, KeyArgs};
 use crate::net;
-use crate::prober::{ProbeConfig, Schedule};
+use crate::prober::ProbeConfig;
 use crate::wire;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
@@ -168,8 +168,8 @@ pub fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 interval,
                 timeout: a.timeout,
                 window: a.window,
-                hosts: crate::app::expected_hosts(&a.hosts, a.hosts_file.as_deref(), group)?,
-                key: crate::app::key_of(&a.key)?,
+                hosts: crate::config::expected_hosts(&a.hosts, a.hosts_file.as_deref(), group)?,
+                key: crate::config::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
                 from_flags: true,
@@ -268,7 +268,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         Some(s) => field("rcvbuf", parse_size(s))?,
         None => net::DEFAULT_RCVBUF,
     };
-    let hosts = field("hosts", crate::app::expected_hosts(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
+    let hosts = field("hosts", crate::config::expected_hosts(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
     let key = match &t.key_file {
         Some(p) => Some(field("key_file", Key::from_file(p).map_err(|e| format!("{e:#}")))?),
         None => None,
@@ -307,24 +307,18 @@ fn build(s: Spec) -> Result<Target, String> {
         None => None,
     };
     let count = ((s.window.as_secs_f64() / s.interval.as_secs_f64()).round() as u64).max(1);
+    // Each window gets a session of its own when it starts (see `serve::target_loop`).
     let probe = ProbeConfig {
-        group: s.group,
-        port: s.port,
-        iface,
         ttl: s.ttl,
         size: s.size as usize,
         interval: s.interval,
-        schedule: Schedule::Fixed,
         count,
         timeout: s.timeout,
-        report_interval: Duration::from_secs(1),
-        raw: false,
-        intervals: false,
         rcvbuf: s.rcvbuf,
         key: s.key,
-        plain: None,
         outage_min: s.outage_min,
         hosts: s.hosts,
+        ..crate::config::probe_defaults(s.group, s.port, iface)
     };
     Ok(Target { name: s.name, probe })
 }

@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::state::{Buckets, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
-use crate::diagnosis::Verdict;
+use crate::findings::Verdict;
 
 const VERDICTS: [Verdict; 5] =
     [Verdict::Ok, Verdict::MulticastLost, Verdict::UnicastLost, Verdict::Degraded, Verdict::Unreachable];
@@ -85,7 +85,7 @@ fn series_labels(k: &SeriesKey) -> Labels {
         ("target", k.target.clone()),
         ("responder", k.responder.clone()),
         ("address", k.address.to_string()),
-        ("path", k.path.label().to_string()),
+        ("path", k.path.as_str().to_string()),
     ]
 }
 

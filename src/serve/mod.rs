@@ -26,7 +26,8 @@ use config::Target;
 use metrics::Published;
 use state::{Change, Limits, State, Window};
 
-use crate::prober::{self, Outcome};
+use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
+use crate::prober::{self, Outcome, ProbeConfig};
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
 /// folded in before it returns.
@@ -90,7 +91,9 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
         let mut pending = VecDeque::new();
         let mut next = Instant::now();
         while !quit.load(Ordering::SeqCst) {
-            pending.push_back(s.spawn(|| prober::run(&t.probe, quit, None, |_| {})));
+            // Every window is its own session: acks of one are never taken for another's.
+            let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
+            pending.push_back(s.spawn(move || prober::run(&probe, quit, None, |_| {})));
             next += window;
             loop {
                 while pending.front().is_some_and(|h: &thread::ScopedJoinHandle<_>| h.is_finished()) {
@@ -130,8 +133,12 @@ fn finish(
         }
     };
     *folded_any = true;
-    let found =
-        (!t.probe.hosts.is_empty()).then(|| crate::report::findings(&outcome, crate::diagnosis::DEFAULT_THRESHOLD_PCT));
+    let judgement = Judgement {
+        threshold_pct: DEFAULT_THRESHOLD_PCT,
+        group: std::net::SocketAddr::new(t.probe.group, t.probe.port),
+        keyed: t.probe.key.is_some(),
+    };
+    let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
     let w =
         Window { outcome: &outcome, diagnosis, interval_s: t.probe.interval.as_secs_f64(), now_unix_s: unix_now_s() };
@@ -158,7 +165,7 @@ fn finish(
             }
         };
         let k = &e.key;
-        eprintln!("target {}: responder {} ({}, {}) {what}", k.target, k.responder, k.address, k.path.label());
+        eprintln!("target {}: responder {} ({}, {}) {what}", k.target, k.responder, k.address, k.path.as_str());
     }
     if refused > 0 {
         eprintln!("target {}: {refused} new responder series refused (--max-series reached)", t.name);

@@ -17,7 +17,8 @@ use std::net::IpAddr;
 
 use hdrhistogram::{Counter, Histogram};
 
-use crate::diagnosis::{Diagnosis, Verdict};
+pub use crate::findings::Path;
+use crate::findings::{Diagnosis, Verdict};
 use crate::prober::Outcome;
 use crate::stats::{Figures, HostStats, Run};
 
@@ -28,23 +29,6 @@ pub const RTT_BUCKETS_S: [f64; 16] =
 /// Send-lateness bucket bounds, in seconds: from 1 µs (a kept schedule) to 100 ms (a stalled one).
 pub const LATENESS_BUCKETS_S: [f64; 16] =
     [1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1];
-
-/// Which way the probes went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Path {
-    Multicast,
-    /// The unicast probes to an expected host (`--hosts`).
-    Unicast,
-}
-
-impl Path {
-    pub fn label(self) -> &'static str {
-        match self {
-            Path::Multicast => "multicast",
-            Path::Unicast => "unicast",
-        }
-    }
-}
 
 /// Counts per bucket (not cumulative), with one more for values above the last bound.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -269,14 +253,18 @@ impl State {
         let s = self.series.get_mut(key).expect("inserted above");
         let fresh = change.is_some();
         let figures: Vec<Figures> = hosts.iter().map(|h| run.summary(h)).collect();
-        let ids: Vec<u64> = hosts.iter().map(|h| h.responder_id).collect();
-        if !fresh && ids.iter().any(|id| !s.responder_ids.contains(id)) {
-            s.restarts += 1;
+        // The accounting merges a restart within the window into one entry under the first id
+        // and lists it; a restart between windows shows as a first id not seen before.
+        let within: u64 = hosts.iter().map(|h| h.restarts.len() as u64).sum();
+        let between = !fresh && hosts.iter().any(|h| !s.responder_ids.contains(&h.responder_id));
+        let restarts = within + u64::from(between);
+        if restarts > 0 {
+            s.restarts += restarts;
             change = Some(Change::Restarted);
         } else if s.silent {
             change = Some(Change::Returned);
         }
-        s.responder_ids = ids;
+        s.responder_ids = hosts.iter().map(|h| h.restarts.last().map_or(h.responder_id, |r| r.new_id)).collect();
         s.silent = false;
         match figures.as_slice() {
             [f] => add_figures(s, f, fresh),
@@ -484,6 +472,13 @@ mod tests {
         let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..4).collect()), (3, "a", "10.0.0.1:7", (6..10).collect())]);
         assert_eq!(fold(&mut st, &o, 1_000.2), [Change::Restarted]);
         let s = &st.series[&key("a")];
-        assert_eq!((s.restarts, s.probes, s.acks, s.lost[2]), (1, 20, 18, 2));
+        assert_eq!((s.restarts, s.probes, s.acks, s.lost.iter().sum::<u64>()), (1, 20, 18, 2));
+        // The next window, under the new id only: no further restart.
+        let o = window(t0, 10, &[(3, "a", "10.0.0.1:7", (0..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.3), []);
+        // Under yet another id: a restart between windows.
+        let o = window(t0, 10, &[(4, "a", "10.0.0.1:8", (0..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.4), [Change::Restarted]);
+        assert_eq!(st.series[&key("a")].restarts, 2);
     }
 }

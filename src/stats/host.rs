@@ -65,40 +65,208 @@ impl SeqBits {
     }
 }
 
+impl SeqBits {
+    /// Marks every number `other` holds (those older than this span are new anyway).
+    pub fn absorb(&mut self, other: &SeqBits) {
+        for seq in other.base..other.base + Self::SPAN {
+            let i = (seq % Self::SPAN) as usize;
+            if other.words[i / 64] & (1 << (i % 64)) != 0 {
+                self.insert(seq);
+            }
+        }
+    }
+}
+
 impl Default for SeqBits {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// What one responder's latest ack says about its side of the session.
+/// What one ack says about its responder's side of the session: its counters, unwrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponderView {
-    /// Sequence number of the newest probe it acked.
+    /// Sequence number of the probe it acks.
     pub seq: u64,
-    /// Probes of this session it had received when it sent that ack.
+    /// Probes of this session the responder had received when it sent the ack, that probe
+    /// included.
     pub received: u64,
-    /// Acks it had sent, that one included.
+    /// Acks it had sent, this one included (`ack_seq + 1`).
     pub acks_sent: u64,
     /// Probes it had not answered because of its rate limit.
     pub limited: u64,
 }
 
-/// Everything the prober knows about one responder (one responder id).
+impl ResponderView {
+    pub fn of(ack: &Ack) -> Self {
+        let bound = ack.seq + 1;
+        ResponderView {
+            seq: ack.seq,
+            received: unwrap_counter(ack.received, bound),
+            acks_sent: unwrap_counter(ack.ack_seq, bound.saturating_sub(1)) + 1,
+            limited: unwrap_counter(ack.limited, bound),
+        }
+    }
+
+    /// Whether the counters can be true on their own: every ack sent and every probe limited
+    /// was a probe received.
+    fn plausible(&self) -> bool {
+        self.acks_sent.checked_add(self.limited).is_some_and(|n| n <= self.received)
+    }
+
+    /// Whether two acks of one responder id can both be true. Its counters only grow, and from
+    /// one ack to a later one (by ack number) `received` grows by at least the acks sent and the
+    /// probes limited in between. Two acks with one ack number are copies: they must agree.
+    fn agrees_with(&self, other: &ResponderView) -> bool {
+        let (lo, hi) = if self.acks_sent <= other.acks_sent { (self, other) } else { (other, self) };
+        if lo.acks_sent == hi.acks_sent {
+            return lo == hi;
+        }
+        hi.limited >= lo.limited
+            && hi.received >= lo.received
+            && hi.received - lo.received >= (hi.acks_sent - lo.acks_sent) + (hi.limited - lo.limited)
+    }
+}
+
+/// One responder id (one start of a responder process) within a logical responder, with the
+/// counters its acks carried. A restart adds a segment; its counters start again from zero.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub id: u64,
+    /// The consistent acks with the lowest and the highest ack number: the loss split is read
+    /// between them.
+    pub first: Option<ResponderView>,
+    pub newest: Option<ResponderView>,
+    /// Lowest and highest probe this id acked (on time or late).
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Which of the id's own ack numbers reached us, and how many distinct ones: a copy of an ack
+    /// repeats its number, an ack of a duplicated probe has a new one.
+    ack_numbers: SeqBits,
+    pub acks_distinct: u64,
+    /// First acks of a probe (on time or late) from this id.
+    pub acks_unique: u64,
+    /// The previous consistent ack in ack-number order, to find runs of limited probes.
+    prev: Option<ResponderView>,
+    /// The longest run of consecutive probes this id was seen to rate-limit, all of them, between
+    /// two consecutive acks.
+    pub longest_limited_run: u64,
+}
+
+impl Segment {
+    fn new(id: u64, seq: u64) -> Self {
+        Segment {
+            id,
+            first: None,
+            newest: None,
+            first_seq: seq,
+            last_seq: seq,
+            ack_numbers: SeqBits::new(),
+            acks_distinct: 0,
+            acks_unique: 0,
+            prev: None,
+            longest_limited_run: 0,
+        }
+    }
+
+    /// Takes in one ack's counters; `false` when they contradict what this id said before (the
+    /// ack is then flagged, and its counters are not used).
+    fn observe(&mut self, v: ResponderView) -> bool {
+        self.first_seq = self.first_seq.min(v.seq);
+        self.last_seq = self.last_seq.max(v.seq);
+        // In order (the usual case) only the newest ack needs comparing (agreeing with it implies
+        // agreeing with the first); an older-numbered one must fit between the first and the newest.
+        let in_order = self.newest.is_none_or(|n| v.acks_sent >= n.acks_sent);
+        let ok = v.plausible()
+            && self.newest.is_none_or(|n| n.agrees_with(&v))
+            && (in_order || self.first.is_none_or(|f| f.agrees_with(&v)));
+        if !ok {
+            return false;
+        }
+        // An inconsistent ack's number is as doubtful as its counters: only consistent ones count.
+        if self.ack_numbers.insert(v.acks_sent - 1) {
+            self.acks_distinct += 1;
+        }
+        if self.first.is_none_or(|f| v.acks_sent < f.acks_sent) {
+            self.first = Some(v);
+        }
+        if self.newest.is_none_or(|n| v.acks_sent > n.acks_sent) {
+            self.newest = Some(v);
+        }
+        if let Some(p) = self.prev.filter(|p| v.acks_sent == p.acks_sent + 1 && v.seq > p.seq) {
+            let gap = v.seq - p.seq - 1;
+            if gap > 0 && v.limited - p.limited == gap && v.received - p.received == gap + 1 {
+                self.longest_limited_run = self.longest_limited_run.max(gap);
+            }
+        }
+        if self.prev.is_none_or(|p| v.acks_sent > p.acks_sent) {
+            self.prev = Some(v);
+        }
+        true
+    }
+
+    /// Acks of probe copies: ack numbers beyond one per probe answered.
+    fn copies(&self) -> u64 {
+        self.acks_distinct.saturating_sub(self.acks_unique)
+    }
+}
+
+/// One restart of a logical responder: its old id stopped answering, a new id with the same
+/// name and address took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub old_id: u64,
+    pub new_id: u64,
+    /// The last probe the old id acked and the first the new id acked (on time or late).
+    pub old_last_seq: u64,
+    pub new_first_seq: u64,
+}
+
+impl Restart {
+    /// Probes between the two ids' acks: answered by neither.
+    pub fn gap_probes(&self) -> u64 {
+        self.new_first_seq.saturating_sub(self.old_last_seq + 1)
+    }
+}
+
+/// How a responder's unanswered probes divide, from its counters (see `Figures`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attribution {
+    pub forward: u64,
+    pub ret: u64,
+    /// Probes no counter covers: after the newest ack, and between a restart's two ids.
+    pub uncovered: u64,
+    /// Of `uncovered`, those between a restart's ids.
+    pub away: u64,
+    /// Limited, by the responder's counters.
+    pub limited: u64,
+    /// Probes after the newest ack taken as rate-limited (see `HostStats::attribute`).
+    pub limited_tail: u64,
+}
+
+/// Everything the prober knows about one logical responder: one responder id, or several when
+/// it restarted (same name and address, the new id answering only after the old one stopped).
 #[derive(Debug)]
 pub struct HostStats {
+    /// The id it first answered with: the key of its rows in every file.
     pub responder_id: u64,
+    /// Its ids in order of appearance, with their counters.
+    pub segments: Vec<Segment>,
+    pub restarts: Vec<Restart>,
     pub name: String,
     pub addr: SocketAddr,
     pub ttl: u8,
     pub arrival: Arrival,
     /// Unique acks that arrived within the timeout.
     pub received: u64,
-    /// Unique acks, on time or late: the prober's side of the return-loss count.
-    pub acks_unique: u64,
     pub duplicates: u64,
     pub reordered: u64,
     pub late: u64,
+    /// Acks whose counters contradict an earlier ack of the same id (a counter that went
+    /// backwards, two acks with one number that differ): counted, their counters not used.
+    pub inconsistent_acks: u64,
+    /// On-time acks claiming a dwell longer than their RTT: kept out of the net RTT.
+    pub dwell_over_rtt: u64,
     /// On-time acks of probes that have been finalized: gives loss so far during the run.
     pub received_finalized: u64,
     pub first_ack_ns: Option<u64>,
@@ -106,23 +274,25 @@ pub struct HostStats {
     pub net_rtt: Histogram<u32>,
     jitter_ns: f64,
     last_rtt_ns: Option<u64>,
-    /// Highest and lowest sequence numbers acked on time: where a restart's gap begins and ends.
+    /// Highest and lowest sequence numbers acked on time.
     pub max_seq: Option<u64>,
     pub min_seq: Option<u64>,
-    pub view: Option<ResponderView>,
     /// Which recent probes this responder acked (on time or late).
     pub acked: SeqBits,
-    /// Which of the responder's own ack numbers reached us, and how many distinct ones: a copy of
-    /// an ack repeats its number, an ack of a duplicated probe has a new one.
-    pub ack_numbers: SeqBits,
-    pub acks_distinct: u64,
     /// Accumulators of the open intervals; the front one is interval `first_open`.
     open_intervals: VecDeque<IntervalAcc>,
     first_open: usize,
+    /// First interval this host had a row in: earlier rows are filled in at the end.
+    pub first_interval_row: Option<usize>,
     /// First probe whose finalization saw this host: raw rows before it are filled in at the end.
     pub first_row_seq: Option<u64>,
+    /// A new id that may be a restart of another responder: not accounted probe by probe until
+    /// probe `resolve_at` (its first ack) closes and shows whether the other one still answers.
+    pub(super) pending: Option<u64>,
     /// A run of unanswered probes since the last answered one: (first seq, its send time, count).
     open_gap: Option<(u64, u64, u64)>,
+    /// The id and limited counter of the last answered probe, in probe order.
+    last_answer: Option<(u64, u64)>,
     answered_once: bool,
     pub outages: Vec<Outage>,
     /// Outages beyond [`MAX_OUTAGES`], counted but not kept.
@@ -168,15 +338,18 @@ impl HostStats {
     pub fn new(ack: &Ack, addr: SocketAddr) -> Self {
         HostStats {
             responder_id: ack.responder,
+            segments: vec![Segment::new(ack.responder, ack.seq)],
+            restarts: Vec::new(),
             name: printable(&ack.name),
             addr,
             ttl: ack.ttl,
             arrival: ack.arrival,
             received: 0,
-            acks_unique: 0,
             duplicates: 0,
             reordered: 0,
             late: 0,
+            inconsistent_acks: 0,
+            dwell_over_rtt: 0,
             received_finalized: 0,
             first_ack_ns: None,
             rtt: rtt_histogram(3),
@@ -186,46 +359,63 @@ impl HostStats {
             last_rtt_ns: None,
             max_seq: None,
             min_seq: None,
-            view: None,
             acked: SeqBits::new(),
-            ack_numbers: SeqBits::new(),
-            acks_distinct: 0,
             open_intervals: VecDeque::new(),
             first_open: 0,
+            first_interval_row: None,
             first_row_seq: None,
+            pending: None,
             open_gap: None,
+            last_answer: None,
             answered_once: false,
             outages: Vec::new(),
             outages_dropped: 0,
         }
     }
 
-    /// Notes the identity fields every ack carries (the name may be missing from small acks).
-    pub fn observe(&mut self, ack: &Ack, addr: SocketAddr) {
+    /// All its responder ids, oldest first.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.segments.iter().map(|s| s.id)
+    }
+
+    /// The newest probe any of its ids acked (on time or late).
+    pub fn last_acked_seq(&self) -> u64 {
+        self.segments.iter().map(|s| s.last_seq).max().unwrap_or(0)
+    }
+
+    /// Notes one ack of segment `seg`: its identity fields and, when it carries them
+    /// (`counters`), its counters. `false` when they contradict earlier ones (the ack is counted
+    /// in `inconsistent_acks`).
+    ///
+    /// The row's name is the longest one its acks carried (a small probe truncates or drops it),
+    /// the newest of equal length.
+    pub fn observe(&mut self, seg: usize, ack: &Ack, addr: SocketAddr, counters: bool) -> bool {
         if !ack.name.is_empty() && ack.name.len() >= self.name.len() {
             self.name = printable(&ack.name);
         }
         self.addr = addr;
         self.ttl = ack.ttl;
         self.arrival = ack.arrival;
-        let seq = ack.seq;
-        let bound = seq + 1;
-        let view = ResponderView {
-            seq,
-            received: unwrap_counter(ack.received, bound),
-            acks_sent: unwrap_counter(ack.ack_seq, bound.saturating_sub(1)) + 1,
-            limited: unwrap_counter(ack.limited, bound),
-        };
-        if self.view.is_none_or(|v| v.seq <= seq) {
-            self.view = Some(view);
+        let segment = &mut self.segments[seg];
+        if !counters {
+            // Plain replies carry no counters: only note which probes the id answered.
+            segment.first_seq = segment.first_seq.min(ack.seq);
+            segment.last_seq = segment.last_seq.max(ack.seq);
+            return true;
         }
+        let ok = segment.observe(ResponderView::of(ack));
+        if !ok {
+            self.inconsistent_acks += 1;
+        }
+        ok
     }
 
-    /// Records a first, on-time ack of probe `seq`.
+    /// Records a first, on-time ack of probe `seq` by segment `seg`.
     /// `since_start_ns` is when it arrived, counted from the start of the run; `interval` is the
-    /// interval its probe was sent in, when intervals are kept.
+    /// interval its probe belongs to, when intervals are kept.
     pub fn record_on_time(
         &mut self,
+        seg: usize,
         seq: u64,
         rtt_ns: u64,
         dwell_ns: u64,
@@ -233,9 +423,15 @@ impl HostStats {
         interval: Option<usize>,
     ) {
         self.received += 1;
-        self.acks_unique += 1;
+        self.segments[seg].acks_unique += 1;
         record(&mut self.rtt, rtt_ns);
-        record(&mut self.net_rtt, rtt_ns.saturating_sub(dwell_ns));
+        // A dwell longer than the whole RTT cannot be true (the responder's clock stepped, or it
+        // stamps wrongly): such samples say nothing of the network, and are counted instead.
+        if dwell_ns > rtt_ns {
+            self.dwell_over_rtt += 1;
+        } else {
+            record(&mut self.net_rtt, rtt_ns - dwell_ns);
+        }
         // RFC 3550 §6.4.1: J += (|D| - J) / 16, D the change in transit time between consecutive
         // packets in arrival order. With echoed timestamps the transit time is the RTT.
         if let Some(last) = self.last_rtt_ns {
@@ -260,10 +456,10 @@ impl HostStats {
         }
     }
 
-    /// Records an ack that came after the timeout: counted, kept out of the RTT figures.
-    pub fn record_late(&mut self) {
+    /// Records a first ack that came after the timeout: counted, kept out of the RTT figures.
+    pub fn record_late(&mut self, seg: usize) {
         self.late += 1;
-        self.acks_unique += 1;
+        self.segments[seg].acks_unique += 1;
     }
 
     pub fn record_duplicate(&mut self) {
@@ -272,6 +468,7 @@ impl HostStats {
 
     /// Hands over interval `i`, which is complete; intervals are taken in order.
     pub fn take_interval(&mut self, i: usize) -> IntervalAcc {
+        self.first_interval_row.get_or_insert(i);
         if i < self.first_open {
             return IntervalAcc::default();
         }
@@ -284,14 +481,21 @@ impl HostStats {
         self.open_intervals.pop_front().unwrap_or_default()
     }
 
-    /// Follows outages as probes close in order: `answered` says whether this one got an on-time
-    /// ack. Gaps of at least `min_len` probes after a first answer are outages; shorter ones are
-    /// plain loss, and those before the first answer are the join.
-    pub fn on_finalized(&mut self, seq: u64, tx_ns: u64, answered: bool, min_len: u64) {
-        if answered {
+    /// Follows outages as probes close in order. `answer` is the id and limited counter of this
+    /// probe's on-time ack, if it had one. A gap between two answered probes loses the probes
+    /// the responder's counters say it rate-limited in between; if at least `min_len` remain,
+    /// it is an outage. Gaps before the first answer are the join.
+    pub fn on_finalized(&mut self, seq: u64, tx_ns: u64, answer: Option<(u64, u64)>, min_len: u64) {
+        if let Some((id, limited)) = answer {
             if let Some(gap) = self.open_gap.take() {
-                self.close_gap(gap, Some(tx_ns), min_len);
+                let limited_in_gap = match self.last_answer {
+                    Some((last_id, last)) if last_id == id => limited.saturating_sub(last),
+                    // A new id counts from its own start: all its limited probes are in the gap.
+                    _ => limited,
+                };
+                self.close_gap(gap, limited_in_gap, Some(tx_ns), min_len);
             }
+            self.last_answer = Some((id, limited));
             self.answered_once = true;
         } else if self.answered_once {
             let gap = self.open_gap.get_or_insert((seq, tx_ns, 0));
@@ -299,14 +503,16 @@ impl HostStats {
         }
     }
 
-    /// Closes an outage still open when the run ends.
-    pub fn end_outages(&mut self, min_len: u64) {
+    /// Closes an outage still open when the run ends; `limited_tail` of its probes are taken as
+    /// rate-limited (see [`HostStats::attribute`]).
+    pub fn end_outages(&mut self, limited_tail: u64, min_len: u64) {
         if let Some(gap) = self.open_gap.take() {
-            self.close_gap(gap, None, min_len);
+            self.close_gap(gap, limited_tail, None, min_len);
         }
     }
 
-    fn close_gap(&mut self, (first, start, lost): (u64, u64, u64), end: Option<u64>, min_len: u64) {
+    fn close_gap(&mut self, (first, start, n): (u64, u64, u64), limited: u64, end: Option<u64>, min_len: u64) {
+        let lost = n - limited.min(n);
         if lost < min_len.max(1) {
             return;
         }
@@ -319,5 +525,101 @@ impl HostStats {
 
     pub fn jitter_ns(&self) -> f64 {
         self.jitter_ns
+    }
+
+    /// Splits the unanswered probes among `sent` by what the counters of each id say.
+    ///
+    /// For the first id, over probes `0..=s` (`s` the probe of its newest consistent ack):
+    /// forward = `(s + 1) − (received − copies)`. A later id (after a restart) counts from its own
+    /// start, which the prober cannot see: its forward loss is read between its first and newest
+    /// consistent acks, and the probes from the previous id's newest ack to the new id's first
+    /// that the new id did not receive are `away` (uncovered). For every id, return = acks sent −
+    /// distinct acks that reached us. Probes after the newest ack are uncovered too, except that
+    /// a tail no longer than a run the responder was seen to rate-limit entirely, from a
+    /// responder that rate-limits, is taken as limited (`limited_tail`).
+    pub fn attribute(&self, sent: u64) -> Attribution {
+        let mut a = Attribution::default();
+        // Probes 0..covered are accounted for by the ids so far.
+        let mut covered = 0u64;
+        let mut last: Option<&Segment> = None;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let (Some(first), Some(newest)) = (seg.first, seg.newest) else { continue };
+            if newest.seq < covered {
+                continue;
+            }
+            let copies = seg.copies();
+            if i == 0 {
+                a.forward += (newest.seq + 1).saturating_sub(newest.received.saturating_sub(copies));
+            } else {
+                let between = newest.seq.saturating_sub(first.seq);
+                let heard = newest.received.saturating_sub(first.received).saturating_sub(copies);
+                a.forward += between.saturating_sub(heard);
+                let away = (first.seq + 1).saturating_sub(covered).saturating_sub(first.received);
+                a.away += away;
+                a.uncovered += away;
+            }
+            a.ret += newest.acks_sent.saturating_sub(seg.acks_distinct);
+            a.limited += newest.limited;
+            covered = newest.seq + 1;
+            last = Some(seg);
+        }
+        let tail = sent.saturating_sub(covered);
+        a.uncovered += tail;
+        if let Some(seg) = last.filter(|s| s.newest.is_some_and(|n| n.limited > 0)) {
+            if tail > 0 && tail <= seg.longest_limited_run {
+                a.limited_tail = tail;
+            }
+        }
+        a
+    }
+
+    /// Takes in `other`, a new id of this responder after a restart.
+    pub(super) fn absorb(&mut self, mut other: HostStats) {
+        let old = self.segments.last().expect("a host has an id");
+        let seg = other.segments.remove(0);
+        self.restarts.push(Restart {
+            old_id: old.id,
+            new_id: seg.id,
+            old_last_seq: self.last_acked_seq(),
+            new_first_seq: seg.first_seq,
+        });
+        self.segments.push(seg);
+        if !other.name.is_empty() && other.name.len() >= self.name.len() {
+            self.name = other.name;
+        }
+        (self.addr, self.ttl, self.arrival) = (other.addr, other.ttl, other.arrival);
+        self.received += other.received;
+        self.duplicates += other.duplicates;
+        self.reordered += other.reordered;
+        self.late += other.late;
+        self.inconsistent_acks += other.inconsistent_acks;
+        self.dwell_over_rtt += other.dwell_over_rtt;
+        self.received_finalized += other.received_finalized;
+        self.first_ack_ns = match (self.first_ack_ns, other.first_ack_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.rtt.add(&other.rtt).expect("auto-resizing histograms accept any values");
+        self.net_rtt.add(&other.net_rtt).expect("auto-resizing histograms accept any values");
+        // Jitter goes on from the new id's latest RTT.
+        if other.last_rtt_ns.is_some() {
+            self.last_rtt_ns = other.last_rtt_ns;
+        }
+        self.min_seq = [self.min_seq, other.min_seq].into_iter().flatten().min();
+        self.max_seq = [self.max_seq, other.max_seq].into_iter().flatten().max();
+        self.acked.absorb(&other.acked);
+        for (k, acc) in other.open_intervals.into_iter().enumerate() {
+            let i = other.first_open + k;
+            if i < self.first_open {
+                continue;
+            }
+            let pos = i - self.first_open;
+            if self.open_intervals.len() <= pos {
+                self.open_intervals.resize_with(pos + 1, IntervalAcc::default);
+            }
+            let mine = &mut self.open_intervals[pos];
+            mine.received += acc.received;
+            mine.samples.extend(acc.samples);
+        }
     }
 }

@@ -3,36 +3,58 @@
 //! can replay exact sequences.
 //!
 //! Denominators (the README repeats them):
-//! - `sent` for every responder is every probe of the run, from the first to the last. A responder
-//!   that joined late, or restarted (a new responder id is a new row), is charged with the probes it
-//!   missed; `first_ack_ms` shows when it appeared.
+//! - `sent` for every responder is every probe of the run, from the first to the last, in every
+//!   output (summary, intervals, outages, probes). A responder that joined late is charged with
+//!   the probes it missed; `first_ack_ms` shows when it appeared. A restarted responder (a new
+//!   responder id with the same name and address, answering only after the old id stopped) is
+//!   the same responder: one row, charged with the probes it missed while away.
 //! - An ack is *on time* when its RTT is at most the timeout. Only on-time acks count as received
 //!   and enter the RTT figures. A late ack is counted in `late` and its probe stays lost.
 //! - `limited` = probes the responder received but chose not to answer (its rate limit), from its
-//!   own count; they are not loss. `lost = sent − received − limited`
-//!   = `forward_lost + return_lost + late + unknown_lost`, where from the responder's counters in
-//!   its newest ack (for probe `s`): forward = `(s + 1) − responder received`; return =
-//!   `responder acks sent − acks that reached us`; unknown = probes after `s`, for which nothing
-//!   tells whether the probe or its ack was lost.
+//!   own counters; they are neither loss nor part of an outage.
+//!   `lost = sent − received − limited = forward_lost + return_lost + late + unknown_lost`, always:
+//!   what the counters cannot attribute is unknown (see [`HostStats::attribute`]).
 
 mod host;
 
-pub use host::{HostStats, IntervalAcc, Outage, ResponderView, SeqBits, MAX_OUTAGES};
+pub use host::{Attribution, HostStats, IntervalAcc, Outage, ResponderView, Restart, Segment, SeqBits, MAX_OUTAGES};
 
 use serde::Serialize;
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::{Ack, Arrival};
+
+/// The limited counter of an ack, unwrapped.
+fn ack_limited(ack: &Ack) -> u64 {
+    ResponderView::of(ack).limited
+}
+
+/// Two responder ids that may be one responder across a restart: the same name (not empty) and
+/// the same address (port aside: a restarted responder may answer from a new port).
+fn same_responder(a: &HostStats, b: &HostStats) -> bool {
+    !a.name.is_empty() && a.name == b.name && a.addr.ip() == b.addr.ip()
+}
 
 /// A probe whose ack window is still open.
 #[derive(Debug)]
 struct Outstanding {
     seq: u64,
     tx_ns: u64,
-    /// (host index, RTT) of every on-time ack so far.
-    acks: Vec<(u32, u64)>,
+    /// The `intervals.csv` interval the probe belongs to, by its scheduled time.
+    interval: usize,
+    /// Every on-time ack so far.
+    acks: Vec<OnTime>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OnTime {
+    host: u32,
+    rtt_ns: u64,
+    /// The id that answered and its limited counter (for outages).
+    id: u64,
+    limited: u64,
 }
 
 /// What became of an ack handed to [`Run::on_ack`].
@@ -100,7 +122,12 @@ pub struct Run {
     /// Probes `0..finalized` are closed: their acks are in, or late.
     finalized: u64,
     hosts: Vec<HostStats>,
-    by_id: HashMap<u64, u32>,
+    /// Responder id → (host index, segment index).
+    by_id: HashMap<u64, (u32, u32)>,
+    /// Hosts held pending (possible restarts).
+    pending: usize,
+    /// Scheduled time of the first probe, ns since the run's start (0 with `record_send`).
+    first_due_ns: Option<u64>,
     sent_per_interval: Vec<u64>,
     pub foreign_acks: u64,
     pub bogus_acks: u64,
@@ -108,7 +135,7 @@ pub struct Run {
     intervals_closed: usize,
     interval_rows: Vec<IntervalRow>,
     /// Reused by `finalize_front`, so closing a probe allocates nothing.
-    scratch: Vec<Option<u64>>,
+    scratch: Vec<Option<OnTime>>,
     /// Send times of every probe, kept only for raw rows.
     tx_log: Vec<u64>,
     raw_rows: Vec<RawRow>,
@@ -124,6 +151,8 @@ impl Run {
             finalized: 0,
             hosts: Vec::new(),
             by_id: HashMap::new(),
+            first_due_ns: None,
+            pending: 0,
             sent_per_interval: Vec::new(),
             foreign_acks: 0,
             bogus_acks: 0,
@@ -151,22 +180,28 @@ impl Run {
         self.start_ns
     }
 
-    fn interval_of(&self, tx_ns: u64) -> usize {
-        let start = self.start_ns.unwrap_or(tx_ns);
-        (tx_ns.saturating_sub(start) / self.cfg.interval_ns.max(1)) as usize
+    /// Records that probe number `sent()` is about to leave at `tx_ns`; returns its sequence number.
+    /// Called before the send, so an ack can never arrive for a probe the run does not know. The
+    /// probe's interval is taken from its send time; see [`Run::record_send_at`].
+    pub fn record_send(&mut self, tx_ns: u64) -> u64 {
+        let due = tx_ns.saturating_sub(*self.start_ns.get_or_insert(tx_ns));
+        self.record_send_at(tx_ns, due)
     }
 
-    /// Records that probe number `sent()` is about to leave at `tx_ns`; returns its sequence number.
-    /// Called before the send, so an ack can never arrive for a probe the run does not know.
-    pub fn record_send(&mut self, tx_ns: u64) -> u64 {
+    /// As [`Run::record_send`], for a probe scheduled `due_ns` after the run's start: it belongs
+    /// to interval `floor(due / width)`, so interval edges follow the schedule exactly, not the
+    /// send jitter (at a fixed 100/s, 1 s intervals hold exactly 100 probes; with Poisson gaps,
+    /// each probe falls where its scheduled time does).
+    pub fn record_send_at(&mut self, tx_ns: u64, due_ns: u64) -> u64 {
         let seq = self.sent;
         self.start_ns.get_or_insert(tx_ns);
-        let interval = self.interval_of(tx_ns);
+        let first_due = *self.first_due_ns.get_or_insert(due_ns);
+        let interval = (due_ns.saturating_sub(first_due) / self.cfg.interval_ns.max(1)) as usize;
         if self.sent_per_interval.len() <= interval {
             self.sent_per_interval.resize(interval + 1, 0);
         }
         self.sent_per_interval[interval] += 1;
-        self.window.push_back(Outstanding { seq, tx_ns, acks: Vec::new() });
+        self.window.push_back(Outstanding { seq, tx_ns, interval, acks: Vec::new() });
         if self.cfg.raw {
             self.tx_log.push(tx_ns);
         }
@@ -196,42 +231,104 @@ impl Run {
         } else {
             ack.tx_ns
         };
-        let idx = match self.by_id.get(&ack.responder) {
-            Some(&i) => i,
-            None => {
-                let i = self.hosts.len() as u32;
-                self.hosts.push(HostStats::new(ack, from));
-                self.by_id.insert(ack.responder, i);
-                i
-            }
-        };
+        let (idx, seg) = self.host_of(ack, from);
         let start = self.start_ns.unwrap_or(tx_ns);
-        let interval = self.interval_of(tx_ns);
         let host = &mut self.hosts[idx as usize];
-        host.observe(ack, from);
-        let rtt_ns = rx_ns.saturating_sub(tx_ns);
-        if host.ack_numbers.insert(crate::wire::unwrap_counter(ack.ack_seq, ack.seq)) {
-            host.acks_distinct += 1;
+        if let Some(at) = &mut host.pending {
+            *at = (*at).min(ack.seq);
         }
+        let consistent = host.observe(seg, ack, from, !self.cfg.plain);
+        let rtt_ns = rx_ns.saturating_sub(tx_ns);
         // A second copy of an ack is a duplicate, whether the first came on time or late.
         if !host.acked.insert(ack.seq) {
             host.record_duplicate();
             return AckOutcome::Duplicate;
         }
         if !in_window || rtt_ns > self.cfg.timeout_ns {
-            host.record_late();
+            host.record_late(seg);
             return AckOutcome::Late;
         }
+        // At very high rates the window can hold more probes than `acked` spans: only then can
+        // a copy get past it, and only then is the probe's own list worth a scan.
+        let beyond_span = self.window.len() as u64 > SeqBits::SPAN;
         let probe = &mut self.window[(ack.seq - self.finalized) as usize];
-        // At very high rates the window can hold more probes than `acked` spans: check here too.
-        if probe.acks.iter().any(|&(h, _)| h == idx) {
+        if beyond_span && probe.acks.iter().any(|a| a.host == idx) {
             host.record_duplicate();
             return AckOutcome::Duplicate;
         }
-        probe.acks.push((idx, rtt_ns));
-        let interval = self.cfg.intervals.then_some(interval);
-        host.record_on_time(ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
+        // An inconsistent ack still answers its probe; only its counters are not believed.
+        let limited = match (consistent, host.segments[seg].newest) {
+            (true, _) => ack_limited(ack),
+            (false, Some(v)) => v.limited,
+            (false, None) => 0,
+        };
+        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
+        let interval = self.cfg.intervals.then_some(probe.interval);
+        host.record_on_time(seg, ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
         AckOutcome::OnTime
+    }
+
+    /// The (host, segment) of an ack's responder id, creating it on its first ack. A new id whose
+    /// name and address an earlier responder has may be that responder restarted: it is held
+    /// pending until its first acked probe closes, when we know whether the other still answers.
+    fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> (u32, usize) {
+        if let Some(&(h, s)) = self.by_id.get(&ack.responder) {
+            return (h, s as usize);
+        }
+        let mut host = HostStats::new(ack, from);
+        if !host.name.is_empty() && self.hosts.iter().any(|h| same_responder(h, &host)) {
+            host.pending = Some(ack.seq);
+            self.pending += 1;
+        }
+        let i = self.hosts.len() as u32;
+        self.hosts.push(host);
+        self.by_id.insert(ack.responder, (i, 0));
+        (i, 0)
+    }
+
+    /// Settles pending ids whose first acked probe is closing (`upto` = that probe's number, or
+    /// `u64::MAX` at the end): a restart when an earlier responder with its name and address
+    /// acked nothing from that probe on, else a responder of its own.
+    fn resolve_pending(&mut self, upto: u64) {
+        if self.pending == 0 {
+            return;
+        }
+        while let Some(b) = self.hosts.iter().position(|h| h.pending.is_some_and(|at| at <= upto)) {
+            let first = self.hosts[b].segments[0].first_seq;
+            let target = (0..self.hosts.len())
+                .filter(|&a| {
+                    a != b && self.hosts[a].pending.is_none() && same_responder(&self.hosts[a], &self.hosts[b])
+                })
+                .filter(|&a| self.hosts[a].last_acked_seq() < first)
+                .max_by_key(|&a| self.hosts[a].last_acked_seq());
+            self.pending -= 1;
+            let Some(a) = target else {
+                self.hosts[b].pending = None;
+                continue;
+            };
+            let new = self.hosts.remove(b);
+            let a = if a > b { a - 1 } else { a };
+            let seg = self.hosts[a].segments.len() as u32;
+            let moved = b as u32;
+            let remap = |h: u32| {
+                if h == moved {
+                    a as u32
+                } else if h > moved {
+                    h - 1
+                } else {
+                    h
+                }
+            };
+            for v in self.by_id.values_mut() {
+                *v = if v.0 == moved { (a as u32, seg) } else { (remap(v.0), v.1) };
+            }
+            for probe in &mut self.window {
+                for ack in &mut probe.acks {
+                    ack.host = remap(ack.host);
+                }
+            }
+            self.hosts[a].absorb(new);
+        }
     }
 
     /// Closes every probe sent more than `retain_ns` before `now_ns`. The engines retain probes a
@@ -252,35 +349,47 @@ impl Run {
         while !self.window.is_empty() {
             self.finalize_front();
         }
+        self.resolve_pending(u64::MAX);
+        let sent = self.sent;
         for host in &mut self.hosts {
-            host.end_outages(self.cfg.outage_min);
+            let tail = if self.cfg.plain { 0 } else { host.attribute(sent).limited_tail };
+            host.end_outages(tail, self.cfg.outage_min);
         }
         self.close_intervals();
+        if self.cfg.intervals {
+            self.backfill_interval_rows();
+        }
         if self.cfg.raw {
             self.backfill_raw_rows();
         }
     }
 
     fn finalize_front(&mut self) {
-        let Some(probe) = self.window.pop_front() else { return };
-        // The RTT each host answered this probe with, if it did: one pass over the acks, one
-        // over the hosts, whatever their numbers.
-        let mut rtts = std::mem::take(&mut self.scratch);
-        rtts.clear();
-        rtts.resize(self.hosts.len(), None);
-        for &(h, rtt) in &probe.acks {
-            self.hosts[h as usize].received_finalized += 1;
-            rtts[h as usize] = Some(rtt);
+        if let Some(front) = self.window.front() {
+            self.resolve_pending(front.seq);
         }
-        for (host, &rtt) in self.hosts.iter_mut().zip(&rtts) {
-            host.on_finalized(probe.seq, probe.tx_ns, rtt.is_some(), self.cfg.outage_min);
+        let Some(probe) = self.window.pop_front() else { return };
+        // The answer of each host to this probe, if it gave one: one pass over the acks, one over
+        // the hosts, whatever their numbers.
+        let mut answers = std::mem::take(&mut self.scratch);
+        answers.clear();
+        answers.resize(self.hosts.len(), None);
+        for a in &probe.acks {
+            self.hosts[a.host as usize].received_finalized += 1;
+            answers[a.host as usize] = Some(*a);
+        }
+        for (host, answer) in self.hosts.iter_mut().zip(&answers) {
+            if host.pending.is_some() {
+                continue;
+            }
+            host.on_finalized(probe.seq, probe.tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
-                self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, rtt));
+                self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, answer.map(|a| a.rtt_ns)));
             }
         }
         self.finalized = probe.seq + 1;
-        self.scratch = rtts;
+        self.scratch = answers;
     }
 
     fn close_intervals(&mut self) {
@@ -289,32 +398,30 @@ impl Run {
         }
         // An interval is complete once its last probe is finalized, i.e. the next unfinalized
         // probe belongs to a later interval (or there is none).
-        let open_from = match self.window.front() {
-            Some(p) => self.interval_of(p.tx_ns),
-            None => usize::MAX,
-        };
+        let open_from = self.window.front().map_or(usize::MAX, |p| p.interval);
         let upto = open_from.min(self.sent_per_interval.len());
-        let width_s = self.cfg.interval_ns as f64 / 1e9;
         for i in self.intervals_closed..upto {
-            let sent = self.sent_per_interval[i];
             let first = self.interval_rows.len();
-            for h in &mut self.hosts {
-                let (received, p50, max) = h.take_interval(i).summarize();
-                self.interval_rows.push(IntervalRow {
-                    interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
-                    responder: h.name.clone(),
-                    responder_id: format_id(h.responder_id),
-                    sent,
-                    received: received as u64,
-                    lost: sent.saturating_sub(received as u64),
-                    rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
-                    rtt_max_us: max.map(|v| ns_to_us(v as u64)),
-                });
+            for h in self.hosts.iter_mut().filter(|h| h.pending.is_none()) {
+                let acc = h.take_interval(i);
+                self.interval_rows.push(interval_row(i, self.sent_per_interval[i], self.cfg.interval_ns, h, acc));
             }
             self.interval_rows[first..]
                 .sort_by(|a, b| (&a.responder, &a.responder_id).cmp(&(&b.responder, &b.responder_id)));
         }
         self.intervals_closed = self.intervals_closed.max(upto);
+    }
+
+    /// Rows for intervals that closed before a responder was first heard: nothing received.
+    fn backfill_interval_rows(&mut self) {
+        for h in &mut self.hosts {
+            let upto = h.first_interval_row.unwrap_or(self.intervals_closed);
+            for i in 0..upto {
+                let row = interval_row(i, self.sent_per_interval[i], self.cfg.interval_ns, h, IntervalAcc::default());
+                self.interval_rows.push(row);
+            }
+            h.first_interval_row = Some(0);
+        }
     }
 
     /// Takes the interval rows completed so far (only with `intervals`).
@@ -364,9 +471,43 @@ impl Run {
         &self.sent_per_interval
     }
 
+    /// Names that responders at different addresses share, with those addresses: they cannot be
+    /// told apart by name (and a restart cannot be recognised across addresses).
+    pub fn name_clashes(&self) -> Vec<(String, Vec<IpAddr>)> {
+        let mut by_name: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+        for h in self.hosts.iter().filter(|h| !h.name.is_empty()) {
+            by_name.entry(&h.name).or_default().insert(h.addr.ip());
+        }
+        by_name
+            .into_iter()
+            .filter(|(_, addrs)| addrs.len() > 1)
+            .map(|(name, addrs)| (name.to_owned(), addrs.into_iter().collect()))
+            .collect()
+    }
+
+    /// Every restart seen, per responder: (its index in [`Run::hosts`], the restart).
+    pub fn restarts(&self) -> impl Iterator<Item = (usize, &Restart)> {
+        self.hosts.iter().enumerate().flat_map(|(i, h)| h.restarts.iter().map(move |r| (i, r)))
+    }
+
     /// Final figures for one responder. Call after [`Run::finalize_all`].
     pub fn summary(&self, host: &HostStats) -> Figures {
         Figures::new(host, self.sent, self.cfg.plain)
+    }
+}
+
+fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: IntervalAcc) -> IntervalRow {
+    let (received, p50, max) = acc.summarize();
+    let width_s = width_ns as f64 / 1e9;
+    IntervalRow {
+        interval_start_s: (i as f64 * width_s * 1000.0).round() / 1000.0,
+        responder: h.name.clone(),
+        responder_id: format_id(h.responder_id),
+        sent,
+        received: received as u64,
+        lost: sent.saturating_sub(received as u64),
+        rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
+        rtt_max_us: max.map(|v| ns_to_us(v as u64)),
     }
 }
 
@@ -396,7 +537,7 @@ pub fn ns_to_us(ns: u64) -> f64 {
 pub struct Figures {
     pub sent: u64,
     pub received: u64,
-    /// `sent − received − limited` = `forward_lost + return_lost + late + unknown_lost`.
+    /// `sent − received − limited` = `forward_lost + return_lost + late + unknown_lost`, always.
     pub lost: u64,
     /// Loss counted from this responder's first on-time ack on: a join's first lost probes are
     /// tolerated, any loss after them is not. `sent_after_first` is its denominator.
@@ -404,8 +545,23 @@ pub struct Figures {
     pub sent_after_first: u64,
     pub forward_lost: u64,
     pub return_lost: u64,
+    /// Lost probes no counter attributes: after the newest ack, between a restart's ids
+    /// (`restart_gap_lost`), and whatever inconsistent counters leave over.
     pub unknown_lost: u64,
+    /// Probes the responder rate-limited (from its counters, plus `limited_tail`): not loss.
     pub limited: u64,
+    /// Of `limited`: probes after the newest ack taken as rate-limited, because the responder
+    /// rate-limits and was seen to limit runs at least that long entirely.
+    pub limited_tail: u64,
+    /// Of `unknown_lost`: probes unanswered between the ids of a restart that the new id did not
+    /// receive (the responder was away).
+    pub restart_gap_lost: u64,
+    /// Restarts of this responder (new ids with the same name and address).
+    pub restarts: u64,
+    /// Acks whose counters contradict earlier ones of the same id (flagged, counters unused).
+    pub inconsistent_acks: u64,
+    /// On-time acks that claimed a dwell longer than their RTT: kept out of the net RTT.
+    pub dwell_over_rtt: u64,
     pub duplicates: u64,
     pub reordered: u64,
     pub late: u64,
@@ -436,9 +592,10 @@ pub struct RttFigures {
     pub p999_ns: u64,
     pub max_ns: u64,
     pub stddev_ns: f64,
-    /// The RTT less the responder's dwell (time between its receive and send timestamps).
-    pub net_p50_ns: u64,
-    pub net_mean_ns: f64,
+    /// The RTT less the responder's dwell (time between its receive and send timestamps), over
+    /// the acks whose dwell was not longer than their RTT; `None` when there was none.
+    pub net_p50_ns: Option<u64>,
+    pub net_mean_ns: Option<f64>,
     /// RFC 3550 interarrival jitter over the on-time acks, in arrival order.
     pub jitter_ns: f64,
 }
@@ -446,10 +603,22 @@ pub struct RttFigures {
 impl Figures {
     fn new(h: &HostStats, sent: u64, plain: bool) -> Self {
         let unanswered = sent.saturating_sub(h.received);
-        // Probes the responder chose not to answer (rate limit) are not network loss.
-        let limited = h.view.map_or(0, |v| v.limited).min(unanswered);
+        let attr = if plain { Attribution::default() } else { h.attribute(sent) };
+        // Probes the responder chose not to answer (rate limit) are not network loss. A probe
+        // with a late ack was answered, so the responder's claims cannot cover it.
+        let limited = (attr.limited + attr.limited_tail).min(unanswered.saturating_sub(h.late));
+        let limited_tail = attr.limited_tail.min(limited);
         let lost = unanswered - limited;
-        let (forward, ret, unknown) = if plain { (0, 0, lost - h.late.min(lost)) } else { split_loss(h, sent, lost) };
+        // Attribute in order of certainty; what is left over is unknown, so the parts always add
+        // up to `lost`, whatever the counters say.
+        let mut budget = lost - h.late.min(lost);
+        let uncovered = attr.uncovered.saturating_sub(limited_tail).min(budget);
+        budget -= uncovered;
+        let forward = attr.forward.min(budget);
+        budget -= forward;
+        let ret = attr.ret.min(budget);
+        budget -= ret;
+        let unknown = uncovered + budget;
         let rtt = (!h.rtt.is_empty()).then(|| RttFigures {
             min_ns: h.rtt.min(),
             mean_ns: h.rtt.mean(),
@@ -459,8 +628,8 @@ impl Figures {
             p999_ns: h.rtt.value_at_quantile(0.999),
             max_ns: h.rtt.max(),
             stddev_ns: h.rtt.stdev(),
-            net_p50_ns: h.net_rtt.value_at_quantile(0.5),
-            net_mean_ns: h.net_rtt.mean(),
+            net_p50_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.value_at_quantile(0.5)),
+            net_mean_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.mean()),
             jitter_ns: h.jitter_ns(),
         });
         let before_first = h.min_seq.unwrap_or(0).min(sent);
@@ -474,6 +643,11 @@ impl Figures {
             return_lost: ret,
             unknown_lost: unknown,
             limited,
+            limited_tail,
+            restart_gap_lost: attr.away.min(unknown),
+            restarts: h.restarts.len() as u64,
+            inconsistent_acks: h.inconsistent_acks,
+            dwell_over_rtt: h.dwell_over_rtt,
             duplicates: h.duplicates,
             reordered: h.reordered,
             late: h.late,
@@ -509,31 +683,6 @@ impl Figures {
     pub fn loss_after_first_pct(&self) -> f64 {
         pct(self.lost_after_first, self.sent_after_first)
     }
-}
-
-/// Splits `lost` into (forward, return, unknown) from the responder's newest counters; `late`
-/// acks make up the rest.
-fn split_loss(h: &HostStats, sent: u64, lost: u64) -> (u64, u64, u64) {
-    let Some(v) = h.view else { return (0, 0, lost) };
-    let upto = (v.seq + 1).min(sent);
-    // A probe duplicated on the way (netem duplicate, a host joined twice) is counted twice by the
-    // responder and answered twice, under a new ack number; a duplicated ack repeats its number.
-    // Acks with numbers beyond one per probe therefore answered probe copies: take those copies
-    // out of the responder's count, or duplication would hide forward loss.
-    let copies = h.acks_distinct.saturating_sub(h.acks_unique);
-    let forward = upto.saturating_sub(v.received.saturating_sub(copies));
-    // Acks the responder sent up to its newest one, minus the distinct ones that reached us.
-    let ret = v.acks_sent.saturating_sub(h.acks_distinct);
-    let unknown = sent - upto;
-    // The parts come from two sides' counters; keep them consistent with the total even if a
-    // responder's counts are odd (a duplicated ack rather than probe, a counter that restarted).
-    let mut parts = [forward, ret, unknown];
-    let mut budget = lost.saturating_sub(h.late);
-    for p in &mut parts {
-        *p = (*p).min(budget);
-        budget -= *p;
-    }
-    (parts[0], parts[1], parts[2])
 }
 
 /// A percentage, unrounded (0 of nothing is 0).

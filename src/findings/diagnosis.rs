@@ -1,11 +1,12 @@
 //! What is wrong, per expected host: the multicast and the unicast path side by side (as omping
-//! shows them), a verdict, and advice. Pure: it reads summary rows and writes conclusions.
+//! shows them), a verdict, and advice. Pure: it reads typed rows and writes conclusions.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::report::HostSummary;
+use super::{Path, Row};
+use crate::prober::UNICAST_TTL;
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
@@ -37,7 +38,8 @@ impl Verdict {
         }
     }
 
-    fn explain(self) -> &'static str {
+    /// What the verdict usually means, for the line under the verdict table.
+    pub fn explain(self) -> &'static str {
         match self {
             Verdict::Ok => "",
             Verdict::MulticastLost => {
@@ -50,12 +52,22 @@ impl Verdict {
     }
 }
 
+/// Why a host's verdict is what it is, beyond the verdict's usual meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// The verdict's usual meaning ([`Verdict::explain`]).
+    Usual,
+    /// Multicast lost, and the host is this many routers away while the multicast TTL is too
+    /// small to get there.
+    TtlTooSmall { hops: u8, ttl: u32 },
+}
+
 /// One expected host's two paths and what they mean.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostDiagnosis {
     pub host: IpAddr,
-    /// Names of the responders that answered from this address.
-    pub responder: String,
+    /// Names of the responders that answered for this host, sorted.
+    pub responders: Vec<String>,
     pub multicast_received: u64,
     pub multicast_loss_pct: f64,
     pub unicast_received: u64,
@@ -63,15 +75,29 @@ pub struct HostDiagnosis {
     /// Routers between prober and host, from the unicast (or multicast) arrival TTL.
     pub hops: Option<u8>,
     pub verdict: Verdict,
-    pub advice: String,
+    pub advice: Advice,
+}
+
+impl HostDiagnosis {
+    /// The advice in words ("" when the host is ok).
+    pub fn advice_text(&self) -> String {
+        match self.advice {
+            Advice::Usual => self.verdict.explain().to_string(),
+            Advice::TtlTooSmall { hops, ttl } => format!(
+                "{hops} router{} away but --ttl is {ttl}: the probes expire on the way; try --ttl {}",
+                if hops == 1 { "" } else { "s" },
+                u32::from(hops) + 1
+            ),
+        }
+    }
 }
 
 /// The whole diagnosis of a run with `--hosts`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diagnosis {
     pub hosts: Vec<HostDiagnosis>,
-    /// Multicast responders whose address is not among the expected hosts.
-    pub unexpected: Vec<String>,
+    /// Multicast responders whose address is not among the expected hosts: (name, address).
+    pub unexpected: Vec<(String, SocketAddr)>,
 }
 
 impl Diagnosis {
@@ -84,6 +110,11 @@ impl Diagnosis {
     pub fn failing(&self) -> usize {
         self.hosts.iter().filter(|h| h.verdict != Verdict::Ok).count()
     }
+
+    /// Expected hosts from which no multicast ack came.
+    pub fn missing_on_multicast(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.hosts.iter().filter(|h| h.multicast_received == 0).map(|h| h.host)
+    }
 }
 
 /// Routers on the way, from a TTL the packet left with and the one it arrived with.
@@ -91,27 +122,25 @@ pub fn hops(sent_ttl: u32, arrived: u8) -> Option<u8> {
     (arrived > 0 && u32::from(arrived) <= sent_ttl).then(|| (sent_ttl - u32::from(arrived)) as u8)
 }
 
-/// Compares the paths of each expected host. `rows` holds the multicast and unicast rows
-/// (`path` tells them apart), each tied to its expected host by `expected_host`; `mc_ttl` is the
-/// multicast TTL the probes left with.
-pub fn diagnose(hosts: &[IpAddr], rows: &[HostSummary], threshold_pct: f64, mc_ttl: u32) -> Diagnosis {
+/// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
+/// tied to its expected host by `expected_host`; `mc_ttl` is the multicast TTL of the probes.
+pub fn diagnose(hosts: &[IpAddr], rows: &[Row], threshold_pct: f64, mc_ttl: u32) -> Diagnosis {
     let mut out = Vec::new();
     for &host in hosts {
-        let key = host.to_string();
-        let of = |path: &'static str| {
-            let key = key.clone();
-            rows.iter().filter(move |r| r.path == path && r.expected_host.as_deref() == Some(key.as_str()))
-        };
+        let of = |path: Path| rows.iter().filter(move |r| r.path == path && r.expected_host == Some(host));
         // A host may run several responders; its multicast figure is its best one (the question
         // is whether multicast reaches the host at all), and all their names are listed.
-        let mc = of("multicast").max_by_key(|r| r.received);
-        let uc = of("unicast").max_by_key(|r| r.received);
-        let mut names: Vec<&str> =
-            of("multicast").chain(of("unicast")).map(|r| r.responder.as_str()).filter(|n| !n.is_empty()).collect();
+        let mc = of(Path::Multicast).max_by_key(|r| r.figures.received);
+        let uc = of(Path::Unicast).max_by_key(|r| r.figures.received);
+        let mut names: Vec<String> = of(Path::Multicast)
+            .chain(of(Path::Unicast))
+            .map(|r| r.name().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
         names.sort_unstable();
         names.dedup();
-        let (mc_rcvd, mc_loss) = mc.map_or((0, 100.0), |r| (r.received, r.loss_pct));
-        let (uc_rcvd, uc_loss) = uc.map_or((0, 100.0), |r| (r.received, r.loss_pct));
+        let figures = |r: Option<&Row>| r.map_or((0, 100.0), |r| (r.figures.received, r.figures.loss_pct()));
+        let ((mc_rcvd, mc_loss), (uc_rcvd, uc_loss)) = (figures(mc), figures(uc));
         let (mc_ok, uc_ok) = (mc_rcvd > 0 && mc_loss <= threshold_pct, uc_rcvd > 0 && uc_loss <= threshold_pct);
         let verdict = match (mc_ok, uc_ok) {
             _ if mc_rcvd == 0 && uc_rcvd == 0 => Verdict::Unreachable,
@@ -121,20 +150,16 @@ pub fn diagnose(hosts: &[IpAddr], rows: &[HostSummary], threshold_pct: f64, mc_t
             (false, false) => Verdict::Degraded,
         };
         let hop_count =
-            uc.and_then(|r| hops(crate::prober::UNICAST_TTL, r.ttl)).or_else(|| mc.and_then(|r| hops(mc_ttl, r.ttl)));
-        let mut advice = verdict.explain().to_string();
-        if verdict == Verdict::MulticastLost {
-            if let Some(h) = hop_count.filter(|&h| u32::from(h) >= mc_ttl) {
-                advice = format!(
-                    "{h} router{} away but --ttl is {mc_ttl}: the probes expire on the way; try --ttl {}",
-                    if h == 1 { "" } else { "s" },
-                    u32::from(h) + 1
-                );
+            uc.and_then(|r| hops(UNICAST_TTL, r.figures.ttl)).or_else(|| mc.and_then(|r| hops(mc_ttl, r.figures.ttl)));
+        let advice = match hop_count {
+            Some(h) if verdict == Verdict::MulticastLost && u32::from(h) >= mc_ttl => {
+                Advice::TtlTooSmall { hops: h, ttl: mc_ttl }
             }
-        }
+            _ => Advice::Usual,
+        };
         out.push(HostDiagnosis {
             host,
-            responder: names.join(" "),
+            responders: names,
             multicast_received: mc_rcvd,
             multicast_loss_pct: mc_loss,
             unicast_received: uc_rcvd,
@@ -146,51 +171,8 @@ pub fn diagnose(hosts: &[IpAddr], rows: &[HostSummary], threshold_pct: f64, mc_t
     }
     let unexpected = rows
         .iter()
-        .filter(|r| r.path == "multicast" && r.received > 0 && r.expected_host.is_none())
-        .map(|r| format!("{} ({})", r.responder, r.address))
+        .filter(|r| r.is_multicast_responder() && r.expected_host.is_none())
+        .filter_map(|r| r.responder.as_ref().map(|x| (x.name.clone(), x.addr)))
         .collect();
     Diagnosis { hosts: out, unexpected }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(path: &'static str, addr: &str, received: u64, loss_pct: f64, ttl: u8) -> HostSummary {
-        HostSummary {
-            path,
-            expected_host: (addr != "10.0.0.9").then(|| addr.to_string()),
-            address: format!("{addr}:24242"),
-            responder: format!("r-{addr}"),
-            received,
-            loss_pct,
-            ttl,
-            ..HostSummary::default()
-        }
-    }
-
-    #[test]
-    fn verdicts_compare_the_paths() {
-        let hosts: Vec<IpAddr> =
-            ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"].iter().map(|a| a.parse().unwrap()).collect();
-        let rows = vec![
-            row("multicast", "10.0.0.1", 100, 0.0, 1),
-            row("unicast", "10.0.0.1", 100, 0.0, 64),
-            row("unicast", "10.0.0.2", 100, 0.0, 62), // two routers away, no multicast
-            row("multicast", "10.0.0.3", 60, 40.0, 1),
-            row("unicast", "10.0.0.3", 70, 30.0, 64),
-            row("multicast", "10.0.0.4", 100, 0.0, 1),
-            row("multicast", "10.0.0.9", 100, 0.0, 1), // not expected
-        ];
-        let d = diagnose(&hosts, &rows, 1.0, 1);
-        let v: Vec<Verdict> = d.hosts.iter().map(|h| h.verdict).collect();
-        use Verdict::*;
-        assert_eq!(v, [Ok, MulticastLost, Degraded, UnicastLost, Unreachable]);
-        assert_eq!(d.hosts[1].hops, Some(2));
-        assert!(d.hosts[1].advice.contains("try --ttl 3"), "{}", d.hosts[1].advice);
-        assert_eq!(d.hosts[0].hops, Some(0));
-        assert_eq!(d.unexpected, ["r-10.0.0.9 (10.0.0.9:24242)"]);
-        assert!(d.multicast_broken());
-        assert_eq!(d.failing(), 4);
-    }
 }

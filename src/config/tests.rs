@@ -1,0 +1,141 @@
+//! One test per rule of how flags combine (trippy's `build_config` tests are the model).
+
+use std::io::Write;
+
+use clap::Parser;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn probe_args(extra: &[&str]) -> ProbeArgs {
+    let mut argv = vec!["mcprobe", "probe", "--iface", "127.0.0.1"];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).expect("the arguments parse").command {
+        Command::Probe(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+fn probe_err(extra: &[&str]) -> String {
+    format!("{:#}", probe(&probe_args(extra)).expect_err("the configuration is refused"))
+}
+
+#[test]
+fn defaults_are_ten_seconds_at_ten_per_second() {
+    let s = probe(&probe_args(&[])).unwrap();
+    let c = &s.probe;
+    assert_eq!((c.interval, c.count, c.ttl, c.size), (Duration::from_millis(100), 100, 1, 128));
+    assert_eq!(c.timeout, Duration::from_secs(1));
+    assert!(!c.intervals && !c.raw && c.key.is_none() && c.hosts.is_empty());
+    assert_eq!(s.judgement.threshold_pct, DEFAULT_THRESHOLD_PCT);
+    assert_eq!(s.judgement.group, "239.255.42.42:24242".parse().unwrap());
+    assert_eq!(s.thresholds, Thresholds::default());
+}
+
+#[test]
+fn rate_and_duration_give_interval_and_count() {
+    let c = probe(&probe_args(&["--rate", "1000", "--duration", "2s"])).unwrap().probe;
+    assert_eq!((c.interval, c.count), (Duration::from_millis(1), 2000));
+    let c = probe(&probe_args(&["--interval", "250ms", "--count", "7"])).unwrap().probe;
+    assert_eq!((c.interval, c.count), (Duration::from_millis(250), 7));
+}
+
+#[test]
+fn the_soak_preset_is_ten_minutes_at_one_per_second_unless_overridden() {
+    let c = probe(&probe_args(&["--preset", "soak"])).unwrap().probe;
+    assert_eq!((c.interval, c.count), (SOAK_INTERVAL, 600));
+    let c = probe(&probe_args(&["--preset", "soak", "--rate", "10"])).unwrap().probe;
+    assert_eq!((c.interval, c.count), (Duration::from_millis(100), 6000));
+}
+
+#[test]
+fn keyed_probes_need_room_for_a_keyed_ack() {
+    let e = probe_err(&["--key", "s3cret", "--size", "64"]);
+    assert!(e.contains("--size 64") && e.contains("80"), "{e}");
+    assert!(probe(&probe_args(&["--key", "s3cret", "--size", "80"])).is_ok());
+}
+
+#[test]
+fn out_must_not_be_a_file() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap();
+    let e = probe_err(&["--out", path]);
+    assert!(e.contains(&format!("--out {path}: is a file, not a folder")), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = probe(&probe_args(&["--out", dir.path().to_str().unwrap()])).unwrap();
+    assert!(s.probe.intervals, "--out keeps per-interval figures for intervals.csv");
+}
+
+#[test]
+fn hosts_are_resolved_in_order_without_repeats() {
+    let c = probe(&probe_args(&["--hosts", "127.0.0.3,127.0.0.2,127.0.0.3"])).unwrap().probe;
+    let want: Vec<IpAddr> = vec!["127.0.0.3".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+    assert_eq!(c.hosts, want);
+}
+
+#[test]
+fn hosts_of_the_wrong_family_or_multicast_are_refused() {
+    let e = probe_err(&["--hosts", "239.1.1.1"]);
+    assert!(e.contains("--hosts 239.1.1.1") && e.contains("not a host address"), "{e}");
+    let e = probe_err(&["--hosts", "::1"]);
+    assert!(e.contains("--hosts ::1") && e.contains("no IPv4 address"), "{e}");
+}
+
+#[test]
+fn hosts_file_errors_name_the_file_and_line() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "# the cluster\n127.0.0.2\n\n239.0.0.1   # a group by mistake").unwrap();
+    let path = f.path().to_str().unwrap().to_string();
+    let e = probe_err(&["--hosts-file", &path]);
+    assert!(e.contains(&format!("--hosts-file {path}:4: 239.0.0.1")), "{e}");
+}
+
+#[test]
+fn an_empty_hosts_file_is_an_error() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "# nobody yet\n\n").unwrap();
+    let path = f.path().to_str().unwrap().to_string();
+    let e = probe_err(&["--hosts-file", &path]);
+    assert!(e.contains("lists no host"), "{e}");
+    let e = probe_err(&["--hosts-file", "/nonexistent/hosts.txt"]);
+    assert!(e.contains("--hosts-file /nonexistent/hosts.txt: cannot read"), "{e}");
+}
+
+#[test]
+fn max_loss_is_also_the_verdict_threshold() {
+    let s = probe(&probe_args(&["--max-loss", "0.5", "--min-responders", "3"])).unwrap();
+    assert_eq!(s.judgement.threshold_pct, 0.5);
+    assert_eq!(s.thresholds, Thresholds { max_loss_pct: Some(0.5), min_responders: Some(3) });
+}
+
+#[test]
+fn a_unicast_group_is_refused_with_the_flag_named() {
+    let e = probe_err(&["--group", "10.1.2.3"]);
+    assert!(e.contains("--group 10.1.2.3: not a multicast address"), "{e}");
+}
+
+#[test]
+fn discover_waits_as_long_as_its_timeout() {
+    let argv = ["mcprobe", "discover", "--iface", "127.0.0.1", "-W", "300ms", "--count", "3"];
+    let Command::Discover(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+    let (c, _, _) = discover(&a).unwrap();
+    assert_eq!((c.timeout, c.count, c.interval), (Duration::from_millis(300), 3, Duration::from_millis(20)));
+    // The old spelling still works.
+    let argv = ["mcprobe", "discover", "--iface", "127.0.0.1", "--wait", "1s"];
+    assert!(Cli::try_parse_from(argv).is_ok());
+}
+
+#[test]
+fn respond_names_are_bounded_and_not_empty() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["mcprobe", "respond", "--iface", "127.0.0.1"];
+        argv.extend_from_slice(extra);
+        let Command::Respond(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+        respond(&a)
+    };
+    assert_eq!(parse(&["--name", "rack1-node7"]).unwrap().name, "rack1-node7");
+    let long = "x".repeat(65);
+    assert!(format!("{:#}", parse(&["--name", &long]).unwrap_err()).contains("at most 64 bytes"));
+    assert!(format!("{:#}", parse(&["--name", ""]).unwrap_err()).contains("--name"));
+    assert!(!parse(&[]).unwrap().name.is_empty(), "the host name by default");
+}

@@ -1,0 +1,426 @@
+//! What a run found, in types: the layer between the accounting ([`crate::stats`]) and every
+//! output ([`crate::report`]'s table, CSV and JSON, and whatever else renders a run).
+//!
+//! Pure: [`Findings::of`] reads a finished [`Outcome`] and makes every decision an output would
+//! otherwise make on its own: which rows there are, which expected host a multicast row belongs
+//! to, which responder restarted, the verdict per host, what to check when nothing answered. The
+//! outputs only format. Nothing here decides by comparing strings: paths are [`Path`], addresses
+//! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
+
+pub mod diagnosis;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::prober::{Outcome, UNICAST_TTL};
+use crate::stats::{Figures, HostStats, Run};
+
+pub use diagnosis::{Diagnosis, HostDiagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+
+/// A responder's identity: random per start, so a restarted responder has a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ResponderId(pub u64);
+
+impl fmt::Display for ResponderId {
+    /// 16 hex digits: short enough to read, stable across reports.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for ResponderId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The way a probe travelled to a responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// To the group: what mcprobe is for.
+    Multicast,
+    /// To one `--hosts` host directly, for comparison.
+    Unicast,
+}
+
+impl Path {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Multicast => "multicast",
+            Path::Unicast => "unicast",
+        }
+    }
+}
+
+/// A responder that answered, as its acks named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Responder {
+    pub id: ResponderId,
+    /// Printable (control characters replaced); may be empty when acks had no room for it.
+    pub name: String,
+    /// Where its acks came from.
+    pub addr: SocketAddr,
+}
+
+/// One responder on one path, or an expected host that never answered on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `None` for an expected host that never answered on this path.
+    pub responder: Option<Responder>,
+    pub path: Path,
+    /// With `--hosts`: the host this row belongs to (the unicast target; for multicast, the host
+    /// whose address sent the acks or whose unicast acks carried the same responder id).
+    pub expected_host: Option<IpAddr>,
+    pub figures: Figures,
+    /// Routers between prober and responder, from the TTL the probes left with and arrived with.
+    pub hops: Option<u8>,
+    /// With `--hosts`: the verdict of the host this row belongs to.
+    pub verdict: Option<Verdict>,
+}
+
+impl Row {
+    fn answered(r: Responder, path: Path, figures: Figures, sent_ttl: u32) -> Row {
+        let hops = diagnosis::hops(sent_ttl, figures.ttl);
+        Row { responder: Some(r), path, expected_host: None, figures, hops, verdict: None }
+    }
+
+    fn silent(host: IpAddr, path: Path, sent: u64) -> Row {
+        Row {
+            responder: None,
+            path,
+            expected_host: Some(host),
+            figures: Figures::silent(sent),
+            hops: None,
+            verdict: None,
+        }
+    }
+
+    /// The responder's name, or "" for a silent row.
+    pub fn name(&self) -> &str {
+        self.responder.as_ref().map_or("", |r| r.name.as_str())
+    }
+
+    pub fn id(&self) -> Option<ResponderId> {
+        self.responder.as_ref().map(|r| r.id)
+    }
+
+    /// The address the acks came from, or for a silent row the host's address.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.responder.as_ref().map(|r| r.addr.ip()).or(self.expected_host)
+    }
+
+    /// A multicast responder that answered at least once: what "responders" counts.
+    pub fn is_multicast_responder(&self) -> bool {
+        self.path == Path::Multicast && self.responder.is_some() && self.figures.received > 0
+    }
+
+    /// Report order: by name, then address, then path, then id, so reruns line up.
+    fn sort_key(&self) -> (&str, Option<IpAddr>, u16, Path, Option<ResponderId>) {
+        let port = self.responder.as_ref().map_or(0, |r| r.addr.port());
+        (self.name(), self.ip(), port, self.path, self.id())
+    }
+}
+
+/// A responder that restarted during the run: one id stopped answering, a new one with the same
+/// name and address took over (stats counts both as one responder, under the first id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    pub name: String,
+    pub before: ResponderId,
+    pub after: ResponderId,
+    /// Last probe the old id answered, first one the new id answered.
+    pub last_seq: u64,
+    pub first_seq: u64,
+}
+
+impl Restart {
+    /// Probes nobody answered in between.
+    pub fn unanswered(&self) -> u64 {
+        self.first_seq.saturating_sub(self.last_seq + 1)
+    }
+}
+
+/// An outage of one responder (see [`crate::stats::Outage`]), with times relative to the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outage {
+    pub name: String,
+    pub id: ResponderId,
+    /// Send time of the first unanswered probe, after the first probe of the run.
+    pub start: Duration,
+    /// Send time of the first probe answered again; `None` when the run ended first.
+    pub end: Option<Duration>,
+    pub probes_lost: u64,
+    pub first_lost_seq: u64,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: Option<u64>,
+}
+
+/// Something worth a line under the table, besides the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// Acks of other probe sessions (another prober on the group).
+    ForeignAcks(u64),
+    /// Datagrams on the prober's port that were not valid acks.
+    Invalid(u64),
+    /// With a key: acks without a valid tag.
+    Forged(u64),
+    /// Probes responders received but did not answer (their rate limit): not loss.
+    RateLimited(u64),
+    /// Acks this host's socket buffer dropped: local, not network loss.
+    LocalDrops(u64),
+    SendErrors(u64),
+    /// Responders with different addresses share a name: a reader cannot tell the rows apart.
+    /// Usually hosts that kept a default host name.
+    SharedName {
+        name: String,
+        addrs: Vec<IpAddr>,
+    },
+    /// No responder answered at all; what to check.
+    NothingAnswered(Silence),
+    /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
+    /// the group or port of the prober and the responders probably differ.
+    GroupMismatch,
+}
+
+/// When nothing answered: the settings a reader should compare with the responders'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    pub group: SocketAddr,
+    pub ttl: u32,
+    pub keyed: bool,
+}
+
+/// Facts about the run as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFacts {
+    pub session: u64,
+    pub sent: u64,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+    /// Send lateness versus schedule, p50 and p99 (`None` when no probe left).
+    pub lateness_p50: Option<Duration>,
+    pub lateness_p99: Option<Duration>,
+    pub foreign_acks: u64,
+    pub invalid: u64,
+    pub forged: u64,
+    pub local_drops: u64,
+    pub send_errors: u64,
+}
+
+/// Everything reported about a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Findings {
+    pub run: RunFacts,
+    /// Every path's rows in report order.
+    pub rows: Vec<Row>,
+    pub restarts: Vec<Restart>,
+    pub outages: Vec<Outage>,
+    /// With `--hosts`: the verdict per expected host.
+    pub diagnosis: Option<Diagnosis>,
+    pub notes: Vec<Note>,
+}
+
+/// What the findings need to know besides the outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    /// Loss above this percentage makes a path bad (`--max-loss`, else the default).
+    pub threshold_pct: f64,
+    /// Where the probes went, for the hint when nothing answered.
+    pub group: SocketAddr,
+    pub keyed: bool,
+}
+
+impl Findings {
+    pub fn of(o: &Outcome, j: Judgement) -> Findings {
+        let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
+        let mut diagnosis = None;
+        if !o.unicast.is_empty() {
+            let hosts: Vec<IpAddr> = o.unicast.iter().map(|u| u.host).collect();
+            for u in &o.unicast {
+                let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
+                if uc.is_empty() {
+                    uc.push(Row::silent(u.host, Path::Unicast, u.run.sent()));
+                }
+                // A multicast row belongs to this host when it comes from its address or from a
+                // responder that answered this host's unicast probes (identity from the payload).
+                let ids: Vec<ResponderId> = uc.iter().filter_map(Row::id).collect();
+                let mut heard = false;
+                for r in rows.iter_mut().filter(|r| r.expected_host.is_none()) {
+                    let Some(resp) = &r.responder else { continue };
+                    if resp.addr.ip() == u.host || ids.contains(&resp.id) {
+                        r.expected_host = Some(u.host);
+                        heard = true;
+                    }
+                }
+                if !heard {
+                    rows.push(Row::silent(u.host, Path::Multicast, o.run.sent()));
+                }
+                rows.extend(uc.into_iter().map(|r| Row { expected_host: Some(u.host), ..r }));
+            }
+            let d = diagnosis::diagnose(&hosts, &rows, j.threshold_pct, o.ttl);
+            for r in &mut rows {
+                r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
+            }
+            diagnosis = Some(d);
+        }
+        rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let restarts = restarts(&o.run);
+        let run = run_facts(o);
+        let notes = notes(o, &rows, diagnosis.as_ref(), j);
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes }
+    }
+
+    /// The multicast rows of responders that answered.
+    pub fn responders(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.is_multicast_responder())
+    }
+
+    /// Whether a row of `path` exists for more than one path (the table then shows a PATH column).
+    pub fn has_unicast(&self) -> bool {
+        self.rows.iter().any(|r| r.path == Path::Unicast)
+    }
+}
+
+/// The rows of one path's run, one per responder id, in report order.
+fn path_rows(run: &Run, path: Path, sent_ttl: u32) -> Vec<Row> {
+    let mut hosts: Vec<&HostStats> = run.hosts().iter().collect();
+    hosts.sort_by(|a, b| (&a.name, a.addr, a.responder_id).cmp(&(&b.name, b.addr, b.responder_id)));
+    hosts
+        .into_iter()
+        .map(|h| {
+            let who = Responder { id: ResponderId(h.responder_id), name: h.name.clone(), addr: h.addr };
+            Row::answered(who, path, run.summary(h), sent_ttl)
+        })
+        .collect()
+}
+
+/// The restarts stats linked on the multicast path.
+fn restarts(run: &Run) -> Vec<Restart> {
+    run.restarts()
+        .map(|(i, r)| Restart {
+            name: run.hosts()[i].name.clone(),
+            before: ResponderId(r.old_id),
+            after: ResponderId(r.new_id),
+            last_seq: r.old_last_seq,
+            first_seq: r.new_first_seq,
+        })
+        .collect()
+}
+
+fn run_facts(o: &Outcome) -> RunFacts {
+    let l = &o.lateness;
+    let q = |p: f64| (!l.is_empty()).then(|| Duration::from_nanos(l.value_at_quantile(p)));
+    RunFacts {
+        session: o.run.config().session,
+        sent: o.run.sent(),
+        elapsed: o.elapsed,
+        interrupted: o.interrupted,
+        lateness_p50: q(0.5),
+        lateness_p99: q(0.99),
+        foreign_acks: o.run.foreign_acks,
+        invalid: o.run.bogus_acks + o.invalid,
+        forged: o.forged,
+        local_drops: o.local_drops,
+        send_errors: o.send_errors,
+    }
+}
+
+/// Every outage of the multicast path, in report order.
+fn outages(run: &Run) -> Vec<Outage> {
+    let t0 = run.start_ns().unwrap_or(0);
+    let since = |ns: u64| Duration::from_nanos(ns.saturating_sub(t0));
+    let mut hosts: Vec<&HostStats> = run.hosts().iter().collect();
+    hosts.sort_by(|a, b| (&a.name, a.addr, a.responder_id).cmp(&(&b.name, b.addr, b.responder_id)));
+    let mut out = Vec::new();
+    for h in hosts {
+        for o in &h.outages {
+            out.push(Outage {
+                name: h.name.clone(),
+                id: ResponderId(h.responder_id),
+                start: since(o.start_unix_ns),
+                end: o.end_unix_ns.map(since),
+                probes_lost: o.probes_lost,
+                first_lost_seq: o.first_lost_seq,
+                start_unix_ns: o.start_unix_ns,
+                end_unix_ns: o.end_unix_ns,
+            });
+        }
+    }
+    out
+}
+
+fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let f = run_facts(o);
+    let counts = [
+        (f.foreign_acks, Note::ForeignAcks as fn(u64) -> Note),
+        (f.invalid, Note::Invalid),
+        (f.forged, Note::Forged),
+        (rows.iter().filter(|r| r.path == Path::Multicast).map(|r| r.figures.limited).sum(), Note::RateLimited),
+        (f.local_drops, Note::LocalDrops),
+        (f.send_errors, Note::SendErrors),
+    ];
+    notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
+    notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
+    let answered = rows.iter().any(Row::is_multicast_responder);
+    match d {
+        Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {
+            notes.push(Note::GroupMismatch)
+        }
+        _ if !answered && f.sent > 0 => {
+            notes.push(Note::NothingAnswered(Silence { group: j.group, ttl: o.ttl, keyed: j.keyed }))
+        }
+        _ => {}
+    }
+    notes
+}
+
+/// A threshold the run did not meet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Miss {
+    /// A responder lost more than `--max-loss`.
+    Loss { name: String, addr: SocketAddr, loss_pct: f64, max_pct: f64 },
+    /// Fewer than `--min-responders` answered.
+    TooFew { answered: usize, min: usize },
+    /// No responder answered at all.
+    NobodyAnswered,
+}
+
+/// The thresholds a run is judged by (`--max-loss`, `--min-responders`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    pub max_loss_pct: Option<f64>,
+    pub min_responders: Option<usize>,
+}
+
+impl Findings {
+    /// The thresholds missed. They judge the multicast path's responders; expected hosts that
+    /// never answered are the diagnosis's to judge. A run in which nothing answered misses
+    /// (like ping without a reply).
+    pub fn misses(&self, t: Thresholds) -> Vec<Miss> {
+        let mut misses = Vec::new();
+        if let Some(max) = t.max_loss_pct {
+            for r in self.responders().filter(|r| r.figures.loss_pct() > max) {
+                let (name, addr) = r.responder.as_ref().map(|x| (x.name.clone(), x.addr)).expect("a responder row");
+                misses.push(Miss::Loss { name, addr, loss_pct: r.figures.loss_pct(), max_pct: max });
+            }
+        }
+        let answered = self.responders().count();
+        if let Some(min) = t.min_responders.filter(|&m| answered < m) {
+            misses.push(Miss::TooFew { answered, min });
+        }
+        if answered == 0 && self.run.sent > 0 {
+            misses.push(Miss::NobodyAnswered);
+        }
+        misses
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod synthetic;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Synthetic runs for tests: real accounting ([`crate::stats::Run`]) fed with made-up acks, so the
+//! findings and the outputs can be tested exactly, without sockets or clocks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::prober::{Outcome, UnicastRun};
+use crate::stats::{Run, RunConfig};
+use crate::wire::{Ack, Arrival};
+
+const MS: u64 = 1_000_000;
+/// 2026-11-27 00:00:00 UTC: runs start at a fixed time, so outputs are byte-for-byte stable.
+pub const T0: u64 = 1_795_737_600 * 1_000_000_000;
+pub const SESSION: u64 = 0x5e55_1000_0000_0001;
+
+/// One responder's behaviour: which probes it answers, with what RTT.
+#[derive(Clone)]
+pub struct Answerer {
+    pub id: u64,
+    pub name: &'static str,
+    pub from: SocketAddr,
+    /// Routers between the prober and it: its acks arrive with the TTL the probes left with
+    /// (1 for multicast, 64 for unicast) less this.
+    pub hops: u8,
+    pub rtt_us: u64,
+    /// Probes it never received (forward loss).
+    pub drop_probe: fn(u64) -> bool,
+}
+
+impl Answerer {
+    pub fn new(id: u64, name: &'static str, from: &str) -> Self {
+        Answerer {
+            id,
+            name,
+            from: from.parse().expect("a socket address"),
+            hops: 0,
+            rtt_us: 250,
+            drop_probe: |_| false,
+        }
+    }
+}
+
+fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: u32) {
+    let mut counts = vec![0u32; who.len()];
+    for seq in 0..sent {
+        let tx = T0 + seq * 10 * MS;
+        assert_eq!(run.record_send(tx), seq);
+        for (i, a) in who.iter().enumerate() {
+            if (a.drop_probe)(seq) {
+                continue;
+            }
+            counts[i] += 1;
+            let ack = Ack {
+                session: run.config().session,
+                seq,
+                tx_ns: tx,
+                responder: a.id,
+                rx_ns: tx + 40_000,
+                dwell_ns: 10_000,
+                received: counts[i],
+                ack_seq: counts[i] - 1,
+                limited: 0,
+                ttl: (sent_ttl as u8).saturating_sub(a.hops),
+                arrival,
+                name: a.name.to_string(),
+            };
+            // Jitter of a few µs so the percentiles are not all equal.
+            let rtt = a.rtt_us * 1000 + (seq % 7) * 3_000;
+            run.on_ack(&ack, a.from, tx + rtt);
+        }
+    }
+    run.finalize_all();
+}
+
+fn config(session: u64) -> RunConfig {
+    RunConfig {
+        session,
+        timeout_ns: 1000 * MS,
+        interval_ns: 1000 * MS,
+        intervals: false,
+        plain: false,
+        outage_min: 3,
+        raw: false,
+    }
+}
+
+/// A finished run of `sent` probes with multicast TTL `ttl`: `multicast` answer the group, and
+/// each `(host, answerers)` of `unicast` is a `--hosts` host with those answering its probes.
+pub fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Vec<Answerer>)]) -> Outcome {
+    let mut run = Run::new(config(SESSION));
+    feed(&mut run, sent, multicast, Arrival::Multicast, ttl);
+    let unicast = unicast
+        .iter()
+        .enumerate()
+        .map(|(i, (host, who))| {
+            let mut run = Run::new(config(SESSION + 1 + i as u64));
+            feed(&mut run, sent, who, Arrival::Unicast, crate::prober::UNICAST_TTL);
+            UnicastRun { host: host.parse::<IpAddr>().expect("an address"), run }
+        })
+        .collect();
+    let mut lateness = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds");
+    for ns in [500u64, 900, 1_200, 15_000] {
+        lateness.record(ns).expect("in range");
+    }
+    Outcome {
+        run,
+        unicast,
+        ttl,
+        lateness,
+        interrupted: false,
+        elapsed: Duration::from_millis(sent * 10 + 1000),
+        invalid: 0,
+        forged: 0,
+        local_drops: 0,
+        send_errors: 0,
+    }
+}

@@ -1,0 +1,216 @@
+//! From one trial's findings to verdicts, and from a failing trial to what failed. Pure: the
+//! driver hands in findings and figures, nothing here touches a clock or a socket.
+
+use std::net::SocketAddr;
+
+use crate::findings::{Findings, ResponderId};
+use crate::stats::Figures;
+
+use super::search::Phase;
+
+/// One responder in one trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponderTrial {
+    pub id: ResponderId,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub figures: Figures,
+    pub pass: bool,
+}
+
+/// One finished trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialResult {
+    /// 1 for the first trial.
+    pub index: u32,
+    pub phase: Phase,
+    /// The trial's probe session: its `run_id`.
+    pub session: u64,
+    pub rate_asked: u64,
+    /// Probes sent over the time they took to leave (a lower bound, see [`achieved_rate`]).
+    pub rate_achieved: f64,
+    /// Acks this host's socket dropped (SO_RXQ_OVFL), over all responders.
+    pub local_drops: u64,
+    pub send_errors: u64,
+    pub responders: Vec<ResponderTrial>,
+}
+
+/// A responder we heard before, so a trial in which it is silent counts against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub id: ResponderId,
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// At most `tolerance_pct` of the probes sent may go unanswered (lost, late or rate-limited: a
+/// responder that does not answer a probe has not kept up, whatever it calls it).
+pub fn passes(f: &Figures, tolerance_pct: f64) -> bool {
+    let allowed = (f.sent as f64 * tolerance_pct / 100.0).floor() as u64;
+    f.sent > 0 && f.lost + f.limited <= allowed
+}
+
+/// The multicast responders of a trial, plus every known responder it did not hear (all lost).
+pub fn responders(found: &Findings, known: &[Known], tolerance_pct: f64) -> Vec<ResponderTrial> {
+    let mut out: Vec<ResponderTrial> = found
+        .responders()
+        .filter_map(|r| {
+            let who = r.responder.as_ref()?;
+            let pass = passes(&r.figures, tolerance_pct);
+            Some(ResponderTrial {
+                id: who.id,
+                name: who.name.clone(),
+                addr: who.addr,
+                figures: r.figures.clone(),
+                pass,
+            })
+        })
+        .collect();
+    for k in known {
+        if !out.iter().any(|r| r.id == k.id) {
+            let figures = Figures::silent(found.run.sent);
+            out.push(ResponderTrial { id: k.id, name: k.name.clone(), addr: k.addr, figures, pass: false });
+        }
+    }
+    out.sort_by(|a, b| (&a.name, a.addr, a.id).cmp(&(&b.name, b.addr, b.id)));
+    out
+}
+
+/// Probes per second actually sent: `sent` over the span from the first probe's deadline to the
+/// last one's, plus the worst lateness. A lower bound: the worst-late probe need not be the last.
+pub fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
+    if sent < 2 || asked == 0 {
+        return sent as f64;
+    }
+    let span_s = (sent - 1) as f64 / asked as f64 + max_lateness_ns as f64 / 1e9;
+    (sent - 1) as f64 / span_s
+}
+
+/// Why a responder failed a trial: what most of its unanswered probes became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Acks dropped by this host's own socket buffer: this host's limit.
+    LocalDrops,
+    /// Probes that never reached the responder: its host (receive buffer, CPU) or the path to it.
+    Forward,
+    /// Acks lost on the way back.
+    Return,
+    /// Probes the responder chose not to answer (its `--rate-limit`).
+    RateLimited,
+    /// Acks slower than `--timeout`.
+    Late,
+    /// Lost after the responder's newest ack: the direction is unknown.
+    Unknown,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::LocalDrops => "local-drops",
+            Cause::Forward => "forward",
+            Cause::Return => "return",
+            Cause::RateLimited => "rate-limited",
+            Cause::Late => "late",
+            Cause::Unknown => "unknown",
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            Cause::LocalDrops => "acks dropped by this host's socket buffer: a limit of this host, not of the network",
+            Cause::Forward => "probes did not reach the responder: its host (receive buffer, CPU) or the path to it",
+            Cause::Return => "acks lost on the way back from the responder",
+            Cause::RateLimited => {
+                "the responder's --rate-limit (default 10000/s per prober): start it with a higher one"
+            }
+            Cause::Late => "acks slower than --timeout: queues building up",
+            Cause::Unknown => "lost at the end of the trial; the direction cannot be told",
+        }
+    }
+}
+
+/// The prober sent at less than 90 % of the rate asked: the trial tested a lower rate than it
+/// says, and the catching up left in bursts. A limit of this host, not of the network.
+pub fn sender_behind(t: &TrialResult) -> bool {
+    t.rate_achieved < 0.9 * t.rate_asked as f64
+}
+
+/// What most of a failing responder's unanswered probes became. The prober's own drops come
+/// first: they show up as return (or unknown) loss, and must not be blamed on the network.
+pub fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
+    let f = &r.figures;
+    let local = t.local_drops.min(f.return_lost + f.unknown_lost);
+    let ret = f.return_lost.saturating_sub(local);
+    let unknown = f.unknown_lost.saturating_sub(local.saturating_sub(f.return_lost));
+    let parts = [
+        (local, Cause::LocalDrops),
+        (f.forward_lost, Cause::Forward),
+        (ret, Cause::Return),
+        (f.limited, Cause::RateLimited),
+        (f.late, Cause::Late),
+        (unknown, Cause::Unknown),
+    ];
+    // The first of the largest, in the order above.
+    parts.iter().fold((0, Cause::Unknown), |best, &(n, c)| if n > best.0 { (n, c) } else { best }).1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(asked: u64, achieved: f64, local_drops: u64) -> TrialResult {
+        TrialResult {
+            index: 1,
+            phase: Phase::Step,
+            session: 1,
+            rate_asked: asked,
+            rate_achieved: achieved,
+            local_drops,
+            send_errors: 0,
+            responders: Vec::new(),
+        }
+    }
+
+    fn resp(f: Figures) -> ResponderTrial {
+        ResponderTrial {
+            id: ResponderId(1),
+            name: "h".into(),
+            addr: "10.0.0.1:1".parse().unwrap(),
+            figures: f,
+            pass: false,
+        }
+    }
+
+    #[test]
+    fn tolerance_counts_unanswered_probes_of_any_kind() {
+        let f = Figures { sent: 1000, received: 999, lost: 1, forward_lost: 1, ..Figures::default() };
+        assert!(!passes(&f, 0.0));
+        assert!(passes(&f, 0.1));
+        let limited = Figures { sent: 1000, received: 990, limited: 10, ..Figures::default() };
+        assert!(!passes(&limited, 0.5), "rate-limited probes were not answered");
+        assert!(passes(&Figures { sent: 10, received: 10, ..Figures::default() }, 0.0));
+        assert!(!passes(&Figures::default(), 0.0), "a trial without probes proves nothing");
+    }
+
+    #[test]
+    fn the_dominant_loss_names_the_cause() {
+        let fwd = Figures { sent: 100, lost: 30, forward_lost: 25, return_lost: 5, ..Figures::default() };
+        assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(fwd.clone())), Cause::Forward);
+        let ret = Figures { sent: 100, lost: 30, forward_lost: 5, return_lost: 25, ..Figures::default() };
+        assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(ret.clone())), Cause::Return);
+        // The same return loss, all of it dropped by the prober's own socket: this host's limit.
+        assert_eq!(cause(&trial(1000, 1000.0, 25), &resp(ret)), Cause::LocalDrops);
+        // A prober that sent at 70 % of the rate asked is named apart; the loss keeps its cause.
+        assert!(sender_behind(&trial(1000, 700.0, 0)) && !sender_behind(&trial(1000, 950.0, 0)));
+        assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd)), Cause::Forward);
+        let lim = Figures { sent: 100, limited: 40, lost: 1, forward_lost: 1, ..Figures::default() };
+        assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(lim)), Cause::RateLimited);
+    }
+
+    #[test]
+    fn achieved_rate_accounts_for_lateness() {
+        assert_eq!(achieved_rate(1001, 1000, 0), 1000.0);
+        // 1000 gaps of 1 ms plus 1 s behind: half the rate.
+        assert!((achieved_rate(1001, 1000, 1_000_000_000) - 500.0).abs() < 1e-9);
+    }
+}

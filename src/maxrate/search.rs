@@ -1,0 +1,269 @@
+//! The rate search, pure: from the trials run so far, the next rate to try, and what each
+//! responder's result is. No clock, no I/O; the driver ([`super`]) runs the trials.
+//!
+//! The method is RFC 2544's throughput test (section 26.1), applied per receiver as RFC 3918
+//! does for multicast: the highest rate at which a receiver loses at most the tolerance over a
+//! whole trial. One trial at one rate serves every responder at once (they all hear the same
+//! probes), so each responder's bracket is derived from the shared list of trials:
+//!
+//! - `hi` = the lowest rate it failed at; `lo` = the highest rate below `hi` it passed at.
+//!   Deriving both from the whole history (rather than updating them step by step) keeps a
+//!   responder that passes above a rate it failed at (a lucky trial) from raising its result.
+//! - **step up**: while some responder has not failed yet, multiply the highest rate tried by
+//!   `factor`, up to `max`;
+//! - **bisect**: while some bracket is wider than the resolution, try its midpoint, weakest
+//!   responder first;
+//! - **confirm**: a result counts once it passed twice (the trial that found it and one more at
+//!   exactly that rate). A failed confirmation lowers `hi` and the bisection resumes.
+//!
+//! Rates are whole probes per second, so "the same rate" is an exact comparison.
+
+use std::collections::BTreeMap;
+
+use crate::findings::ResponderId;
+
+/// How the search moves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchConfig {
+    /// The first rate tried.
+    pub start: u64,
+    /// Never try above this.
+    pub max: u64,
+    /// Step-up factor (RFC 2544 leaves it open; 2 halves the number of steps of 1.5).
+    pub factor: f64,
+    /// A bracket is resolved when `hi - lo ≤ lo × resolution` (relative; 0.05 = 5 %).
+    pub resolution: f64,
+    /// A responder failing at or below this rate is not searched further down: its result is
+    /// "below the floor" (the highest pass below it, or 0).
+    pub floor: u64,
+}
+
+/// One trial's verdict for one responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub responder: ResponderId,
+    pub pass: bool,
+}
+
+/// One finished trial: the rate asked for, and who passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trial {
+    pub rate: u64,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// What the search says to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Run a trial at this rate; `phase` says why (for the progress display and the CSV).
+    Try { rate: u64, phase: Phase },
+    /// Every responder's result is found and confirmed.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Step,
+    Bisect,
+    Confirm,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Step => "step",
+            Phase::Bisect => "bisect",
+            Phase::Confirm => "confirm",
+        }
+    }
+}
+
+/// One responder's standing after the trials so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Highest rate passed below `hi` (0: none).
+    pub lo: u64,
+    /// Lowest rate failed (`None`: never failed).
+    pub hi: Option<u64>,
+    /// Trials passed at exactly `lo`.
+    pub passes_at_lo: u32,
+}
+
+impl Standing {
+    fn of(id: ResponderId, trials: &[Trial]) -> Standing {
+        let verdicts =
+            || trials.iter().flat_map(|t| t.verdicts.iter().filter(|v| v.responder == id).map(|v| (t.rate, v.pass)));
+        let hi = verdicts().filter(|&(_, pass)| !pass).map(|(r, _)| r).min();
+        let below = |r: u64| hi.is_none_or(|h| r < h);
+        let lo = verdicts().filter(|&(r, pass)| pass && below(r)).map(|(r, _)| r).max().unwrap_or(0);
+        let passes_at_lo = verdicts().filter(|&(r, pass)| pass && r == lo && lo > 0).count() as u32;
+        Standing { lo, hi, passes_at_lo }
+    }
+
+    /// The bracket needs no more bisection.
+    fn narrow(&self, c: &SearchConfig) -> bool {
+        match self.hi {
+            None => self.lo >= c.max,
+            Some(hi) => hi <= c.floor || hi - self.lo <= 1 || (hi - self.lo) as f64 <= self.lo as f64 * c.resolution,
+        }
+    }
+
+    /// The search is over for this responder: narrow, and its result confirmed (or 0).
+    pub fn settled(&self, c: &SearchConfig) -> bool {
+        self.narrow(c) && (self.lo == 0 || self.passes_at_lo >= 2)
+    }
+
+    /// The result so far: the highest rate it passed, below any failure.
+    pub fn rate(&self) -> u64 {
+        self.lo
+    }
+}
+
+/// Every responder heard in any trial, with its standing.
+pub fn standings(trials: &[Trial]) -> BTreeMap<ResponderId, Standing> {
+    let ids: std::collections::BTreeSet<ResponderId> =
+        trials.iter().flat_map(|t| t.verdicts.iter().map(|v| v.responder)).collect();
+    ids.into_iter().map(|id| (id, Standing::of(id, trials))).collect()
+}
+
+/// The next step of the search.
+pub fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
+    let Some(highest) = trials.iter().map(|t| t.rate).max() else {
+        return Next::Try { rate: c.start.clamp(1, c.max.max(1)), phase: Phase::Step };
+    };
+    let all = standings(trials);
+    // Step up while someone has not failed yet and there is room above.
+    if highest < c.max && all.values().any(|s| s.hi.is_none()) {
+        let up = ((highest as f64 * c.factor).round() as u64).max(highest + 1).min(c.max);
+        return Next::Try { rate: up, phase: Phase::Step };
+    }
+    // Bisect the weakest open bracket first: its result matters most (it is the group's).
+    let mut open: Vec<&Standing> = all.values().filter(|s| !s.narrow(c)).collect();
+    open.sort_by_key(|s| (s.lo, s.hi));
+    if let Some(s) = open.first() {
+        let hi = s.hi.expect("an open bracket has failed somewhere");
+        let mid = s.lo + (hi - s.lo) / 2;
+        return Next::Try { rate: mid.max(1), phase: Phase::Bisect };
+    }
+    // Confirm the lowest unconfirmed result.
+    let unconfirmed = all.values().filter(|s| !s.settled(c)).map(|s| s.lo).min();
+    match unconfirmed {
+        Some(rate) => Next::Try { rate, phase: Phase::Confirm },
+        None => Next::Done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: SearchConfig = SearchConfig { start: 1000, max: 64_000, factor: 2.0, resolution: 0.05, floor: 100 };
+
+    /// Runs the search against responders that pass exactly below their capacity; returns the
+    /// rates tried and the results.
+    fn simulate(c: &SearchConfig, capacity: &[u64]) -> (Vec<(u64, Phase)>, BTreeMap<ResponderId, Standing>) {
+        let mut trials = Vec::new();
+        let mut tried = Vec::new();
+        for _ in 0..100 {
+            match next(c, &trials) {
+                Next::Done => return (tried, standings(&trials)),
+                Next::Try { rate, phase } => {
+                    tried.push((rate, phase));
+                    let verdicts = (capacity.iter().enumerate())
+                        .map(|(i, &cap)| Verdict { responder: ResponderId(i as u64), pass: rate <= cap })
+                        .collect();
+                    trials.push(Trial { rate, verdicts });
+                }
+            }
+        }
+        panic!("the search did not end in 100 trials: {tried:?}");
+    }
+
+    #[test]
+    fn first_trial_is_the_start_rate() {
+        assert_eq!(next(&CFG, &[]), Next::Try { rate: 1000, phase: Phase::Step });
+        let small = SearchConfig { max: 500, ..CFG };
+        assert_eq!(next(&small, &[]), Next::Try { rate: 500, phase: Phase::Step });
+    }
+
+    #[test]
+    fn steps_up_then_bisects_then_confirms() {
+        let (tried, results) = simulate(&CFG, &[10_000]);
+        let rates: Vec<u64> = tried.iter().map(|t| t.0).collect();
+        assert_eq!(&rates[..5], &[1000, 2000, 4000, 8000, 16_000]);
+        assert!(tried[5..tried.len() - 1].iter().all(|t| t.1 == Phase::Bisect), "{tried:?}");
+        assert_eq!(tried.last().unwrap().1, Phase::Confirm);
+        let s = results[&ResponderId(0)];
+        // Within the resolution below the true capacity, never above it.
+        assert!(s.rate() <= 10_000 && s.rate() as f64 >= 10_000.0 * 0.95, "{s:?}");
+        assert_eq!(tried.last().unwrap().0, s.rate(), "the confirming trial is at the result");
+        assert!(s.settled(&CFG));
+    }
+
+    #[test]
+    fn each_responder_gets_its_own_rate_and_the_weakest_is_bisected_first() {
+        let (tried, results) = simulate(&CFG, &[3000, 40_000, 20_000]);
+        for (i, cap) in [3000u64, 40_000, 20_000].into_iter().enumerate() {
+            let r = results[&ResponderId(i as u64)].rate();
+            assert!(r <= cap && r as f64 >= cap as f64 * 0.95, "responder {i}: {r} for capacity {cap}");
+        }
+        let first_bisect = tried.iter().find(|t| t.1 == Phase::Bisect).unwrap().0;
+        assert!((2000..4000).contains(&first_bisect), "weakest first: {tried:?}");
+    }
+
+    #[test]
+    fn a_responder_that_never_fails_ends_at_max_confirmed() {
+        let (tried, results) = simulate(&CFG, &[1_000_000]);
+        assert_eq!(results[&ResponderId(0)].rate(), 64_000);
+        assert_eq!(tried.last().unwrap(), &(64_000, Phase::Confirm));
+        assert_eq!(tried.iter().filter(|t| t.0 == 64_000).count(), 2);
+    }
+
+    #[test]
+    fn a_responder_that_fails_everything_stops_at_the_floor() {
+        let (tried, results) = simulate(&CFG, &[0]);
+        assert_eq!(results[&ResponderId(0)].rate(), 0);
+        assert!(tried.len() <= 6, "a dead responder must not cost many trials: {tried:?}");
+        assert!(tried.iter().all(|t| t.0 >= CFG.floor / 2));
+    }
+
+    #[test]
+    fn a_failed_confirmation_lowers_the_result() {
+        // Passes 10 000 once (the bisection), then fails there when confirming: the result must end
+        // below 10 000 and be confirmed there.
+        let c = SearchConfig { start: 8000, max: 16_000, ..CFG };
+        let mut trials = vec![
+            Trial { rate: 8000, verdicts: vec![Verdict { responder: ResponderId(1), pass: true }] },
+            Trial { rate: 16_000, verdicts: vec![Verdict { responder: ResponderId(1), pass: false }] },
+            Trial { rate: 10_000, verdicts: vec![Verdict { responder: ResponderId(1), pass: true }] },
+        ];
+        let mut guard = 0;
+        loop {
+            guard += 1;
+            assert!(guard < 50);
+            match next(&c, &trials) {
+                Next::Done => break,
+                Next::Try { rate, .. } => {
+                    let pass = rate < 10_000 && trials.iter().filter(|t| t.rate == rate).count() < 5;
+                    trials.push(Trial { rate, verdicts: vec![Verdict { responder: ResponderId(1), pass }] });
+                }
+            }
+        }
+        let s = standings(&trials)[&ResponderId(1)];
+        assert!(s.rate() < 10_000 && s.rate() >= 9000, "{s:?}");
+        assert!(s.passes_at_lo >= 2);
+    }
+
+    #[test]
+    fn a_lucky_pass_above_a_failure_does_not_raise_the_result() {
+        let id = ResponderId(7);
+        let trials = vec![
+            Trial { rate: 1000, verdicts: vec![Verdict { responder: id, pass: true }] },
+            Trial { rate: 2000, verdicts: vec![Verdict { responder: id, pass: false }] },
+            Trial { rate: 4000, verdicts: vec![Verdict { responder: id, pass: true }] },
+        ];
+        let s = standings(&trials)[&id];
+        assert_eq!((s.lo, s.hi), (1000, Some(2000)));
+    }
+}

@@ -1,0 +1,101 @@
+//! Output pinned by snapshots: every renderer fed with findings of synthetic runs (real
+//! accounting, made-up acks, fixed times), so a change in what users see shows as a diff.
+//! Review a change with `cargo insta review`, or accept with `INSTA_UPDATE=always cargo test`.
+
+use super::*;
+use crate::findings::synthetic::{outcome, Answerer};
+use crate::findings::{Judgement, DEFAULT_THRESHOLD_PCT};
+
+fn judge() -> Judgement {
+    Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: "239.255.42.42:24242".parse().unwrap(), keyed: false }
+}
+
+fn render(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+    let mut out = Vec::new();
+    f(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Three responders: one clean, one losing every 10th probe on the way out, one that restarted.
+fn plain_lan() -> Findings {
+    let clean = Answerer::new(0x1111_2222_3333_4444, "node-a", "10.0.0.1:24242");
+    let mut lossy = Answerer::new(0x5555_6666_7777_8888, "node-b", "10.0.0.2:24242");
+    lossy.drop_probe = |s| s % 10 == 3;
+    lossy.rtt_us = 900;
+    let mut before = Answerer::new(0x9999_aaaa_bbbb_cccc, "node-c", "10.0.0.3:24242");
+    before.drop_probe = |s| s >= 60;
+    let mut after = Answerer::new(0xdddd_eeee_ffff_0000, "node-c", "10.0.0.3:24242");
+    after.drop_probe = |s| s < 70;
+    Findings::of(&outcome(100, 1, &[clean, lossy, before, after], &[]), judge())
+}
+
+/// `--hosts` with every verdict but degraded, and a stranger, over IPv6.
+fn diagnosed_lan() -> Findings {
+    let ok = Answerer::new(1, "h2", "[fd77::2]:24242");
+    let mc_only = Answerer::new(2, "h3", "[fd77::3]:24242");
+    let uc_only = Answerer::new(3, "h4", "[fd77::4]:24242");
+    let stranger = Answerer::new(4, "stranger", "[fd77::9]:24242");
+    let hosts = [("fd77::2", vec![ok.clone()]), ("fd77::3", vec![]), ("fd77::4", vec![uc_only]), ("fd77::5", vec![])];
+    let j = Judgement { group: "[ff15::99]:24242".parse().unwrap(), ..judge() };
+    Findings::of(&outcome(50, 1, &[ok, mc_only, stranger], &hosts), j)
+}
+
+#[test]
+fn table() {
+    insta::assert_snapshot!(render(|w| write_table(w, &plain_lan())));
+}
+
+#[test]
+fn table_and_verdicts_with_hosts() {
+    let f = diagnosed_lan();
+    insta::assert_snapshot!(render(|w| {
+        write_table(w, &f)?;
+        write_diagnosis(w, f.diagnosis.as_ref().unwrap())
+    }));
+}
+
+#[test]
+fn table_when_nothing_answered() {
+    let f = Findings::of(&outcome(30, 1, &[], &[]), judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
+
+#[test]
+fn census() {
+    insta::assert_snapshot!(render(|w| write_census(w, &plain_lan())));
+}
+
+#[test]
+fn json() {
+    insta::assert_snapshot!(render(|w| write_json(w, &diagnosed_lan())));
+}
+
+#[test]
+fn json_of_a_run_with_outages() {
+    let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    flaky.drop_probe = |s| (20..30).contains(&s) || s >= 95;
+    let f = Findings::of(&outcome(100, 1, &[flaky], &[]), judge());
+    insta::assert_snapshot!(render(|w| write_json(w, &f)));
+}
+
+#[test]
+fn csv_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut streamed = StreamedCsvs::create(dir.path(), true, 0x5e55).unwrap();
+    streamed.write(&[], &[]).unwrap();
+    streamed.commit().unwrap();
+    write_final_csvs(dir.path(), &plain_lan()).unwrap();
+    let mut headers = String::new();
+    for name in ["summary.csv", "outages.csv", "intervals.csv", "probes.csv"] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        headers += &format!("{name}: {}\n", text.lines().next().unwrap());
+    }
+    insta::assert_snapshot!(headers);
+}
+
+#[test]
+fn summary_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    write_final_csvs(dir.path(), &diagnosed_lan()).unwrap();
+    insta::assert_snapshot!(std::fs::read_to_string(dir.path().join("summary.csv")).unwrap());
+}

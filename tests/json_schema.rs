@@ -1,0 +1,87 @@
+//! The JSON report checked against `docs/report.schema.json` (oha's schema test is the model):
+//! real output of the binary on loopback, in the shapes a run can take.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON schema")
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value) {
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+fn json_of(out: std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+#[test]
+fn probe_json_follows_the_schema() {
+    let v = validator();
+    let port = free_port();
+    let _a = Responder::start(port, "alpha");
+    let _b = Responder::start(port, "beta");
+    let args = ["--count", "40", "--rate", "200", "--timeout", "300ms", "--json"];
+    let doc = json_of(run(probe_cmd(port, &args)));
+    assert_eq!(doc["responders"].as_array().unwrap().len(), 2, "{doc:#}");
+    assert_valid(&v, &doc);
+    // With --hosts: unicast rows, a silent host and the diagnosis.
+    let doc = json_of(run(probe_cmd(port, &[&args[..], &["--hosts", "127.0.0.1,127.0.0.9"]].concat())));
+    assert!(doc["diagnosis"]["hosts"].as_array().unwrap().len() == 2, "{doc:#}");
+    assert_valid(&v, &doc);
+}
+
+#[test]
+fn json_of_a_run_nobody_answered_follows_the_schema() {
+    let v = validator();
+    let out = run(probe_cmd(free_port(), &["--count", "5", "--rate", "100", "--timeout", "200ms", "--json"]));
+    assert_eq!(out.status.code(), Some(1), "nothing answered is exit code 1");
+    let doc = json_of(out);
+    assert!(doc["notes"][0].as_str().unwrap().contains("no responder answered"), "{doc:#}");
+    assert_valid(&v, &doc);
+}
+
+#[test]
+fn discover_json_follows_the_schema() {
+    let v = validator();
+    let port = free_port();
+    let _a = Responder::start(port, "alpha");
+    let mut c = bin();
+    c.args(["discover", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--json"]);
+    let doc = json_of(run(c));
+    assert_eq!(doc["responders"][0]["responder"], "alpha");
+    assert_valid(&v, &doc);
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    // Not a vacuous schema: a number where a big integer must be a string, an unknown verdict
+    // and a missing field are each refused.
+    let v = validator();
+    let port = free_port();
+    let _a = Responder::start(port, "alpha");
+    let mut doc = json_of(run(probe_cmd(port, &["--count", "10", "--rate", "200", "--timeout", "200ms", "--json"])));
+    assert_valid(&v, &doc);
+    let mut bad = doc.clone();
+    bad["outages"] = serde_json::json!([{
+        "responder": "x", "responder_id": "0000000000000001", "start_s": 0.1, "end_s": null,
+        "duration_s": null, "probes_lost": 3, "first_lost_seq": 1,
+        "start_unix_ns": 1795737600000000000u64, "end_unix_ns": null
+    }]);
+    assert!(!v.is_valid(&bad), "start_unix_ns must be a string");
+    bad["outages"][0]["start_unix_ns"] = Value::from("1795737600000000000");
+    assert!(v.is_valid(&bad), "{:?}", v.iter_errors(&bad).map(|e| e.to_string()).collect::<Vec<_>>());
+    doc["responders"][0]["verdict"] = Value::from("fine");
+    assert!(!v.is_valid(&doc));
+    doc["responders"][0]["verdict"] = Value::Null;
+    doc.as_object_mut().unwrap().remove("sent");
+    assert!(!v.is_valid(&doc));
+}
