@@ -28,7 +28,8 @@ echo "built $DEB"
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 dpkg-deb -x "$DEB" "$SCRATCH"
-dpkg-deb --info "$DEB" | grep -q "Package: mcprobe"
+info=$(dpkg-deb --info "$DEB")
+grep -q "Package: mcprobe" <<<"$info"
 for f in usr/bin/mcprobe usr/share/man/man1/mcprobe.1.gz usr/share/man/man1/mcprobe-serve.1.gz usr/share/bash-completion/completions/mcprobe \
     usr/share/zsh/vendor-completions/_mcprobe usr/share/fish/vendor_completions.d/mcprobe.fish \
     lib/systemd/system/mcprobe-respond.service lib/systemd/system/mcprobe-serve.service \
@@ -38,8 +39,14 @@ done
 version=$("$SCRATCH/usr/bin/mcprobe" --version)
 [[ $version == "mcprobe $(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["packages"][0]["version"])')" ]] \
     || { echo "package.sh: packaged binary says '$version'" >&2; exit 1; }
-"$SCRATCH/usr/bin/mcprobe" --help | grep -q "serve"
-"$SCRATCH/usr/bin/mcprobe" serve --help | grep -q -- "--listen"
-zcat "$SCRATCH/usr/share/man/man1/mcprobe.1.gz" | grep -q '^.TH mcprobe 1'
-zcat "$SCRATCH/usr/share/man/man1/mcprobe-serve.1.gz" | grep -q -- 'listen'
+# Whole outputs first, then grep: `cmd | grep -q` can fail under pipefail when grep's early exit
+# cuts the pipe.
+help=$("$SCRATCH/usr/bin/mcprobe" --help)
+serve_help=$("$SCRATCH/usr/bin/mcprobe" serve --help)
+man_main=$(zcat "$SCRATCH/usr/share/man/man1/mcprobe.1.gz")
+man_serve=$(zcat "$SCRATCH/usr/share/man/man1/mcprobe-serve.1.gz")
+grep -q "serve" <<<"$help"
+grep -q -- "--listen" <<<"$serve_help"
+grep -q '^.TH mcprobe 1' <<<"$man_main"
+grep -q -- 'listen' <<<"$man_serve"
 echo "checked $DEB: $version, man page, completions and units in place"
