@@ -2,7 +2,9 @@
 """Write a few valid mcprobe datagrams (layout: src/wire.rs) as seed inputs.
 
 corpus/decode/ gets whole datagrams; corpus/decode_structured/ gets the same minus the
-3-byte magic and version byte (that target adds them back). Both folders are gitignored.
+3-byte magic and version byte (that target adds them back). corpus/responder_step/ gets sequences
+of probes in that target's record format (see fuzz_targets/responder_step.rs): in order, repeated,
+from another source, keyed and not. All folders are gitignored.
 """
 import os
 import struct
@@ -42,3 +44,25 @@ for target, strip in (("decode", 0), ("decode_structured", 4)):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data[strip:])
 print(f"wrote {len(seeds)} seeds to corpus/decode and corpus/decode_structured")
+
+
+def record(datagram, flags, host, dt=0):
+    """One record of the responder_step target: flags bit 0 stamps tx_ns, bit 1 seals."""
+    return bytes([len(datagram), flags, host, dt & 0xFF]) + datagram
+
+
+steps = {}
+for mode, label in ((0, "open"), (1, "keyed"), (2, "plain"), (5, "keyed_tight")):
+    body = b""
+    for seq in (0, 1, 1, 3, 2):  # in order, a repeat, out of order
+        body += record(probe(11, seq, 0, 100), 3, 1)
+    body += record(probe(11, 4, 0, 100), 3, 2)  # the session from another address
+    body += record(probe(12, 0, 0, 100), 3, 2, dt=-80)  # 8 s in the future: stale
+    body += record(probe(13, 0, 0, 100), 0, 3)  # unsealed
+    steps[label] = bytes([mode]) + body
+d = os.path.join(HERE, "corpus", "responder_step")
+os.makedirs(d, exist_ok=True)
+for name, data in steps.items():
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+print(f"wrote {len(steps)} seeds to corpus/responder_step")

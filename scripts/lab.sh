@@ -50,9 +50,23 @@ usage() {
     cat <<EOF
 usage: lab.sh [--prefix P] COMMAND ...
 
-  up N [--querier]        build an N-host LAN (N <= 250); --querier makes the bridge
-                          an IGMP querier so snooping really filters
+  up N [--querier] [--trunk K]
+                          build an N-host LAN (N <= 250); --querier makes the bridge
+                          an IGMP querier so snooping really filters; --trunk K puts
+                          hosts K+1..N on a second bridge br1, joined to br0 by a
+                          veth pair t0-t1 (the trunk), both in the bridge namespace
+  trunk loss PCT [down|up] | trunk clear | trunk counters [down|up]
+                          loss on the trunk: down = frames from br0 towards br1
+                          (probes to the hosts behind it), up = the other way
   down                    remove everything this prefix created (idempotent)
+  querier on|off [--interval S] [--igmp 2|3] [--mld 1|2]
+                          make the bridge an IGMP and MLD querier (or stop it): general
+                          queries every S seconds (default 125), of these versions
+                          (default IGMPv3, MLDv2); br0 gets an IPv6 link-local address,
+                          which MLD queries need as their source; memberships age
+                          out after 2 x S + 1 seconds, as the queries announce
+  querier hide|show HOST  drop the queries towards HOST (or stop dropping them): it
+                          stops reporting, so the bridge drops its membership
   impair HOST DIR [--delay MS] [--jitter MS] [--loss PCT]
                           DIR is egress (what HOST sends) or ingress (what it
                           receives); replaces any earlier impairment on HOST DIR;
@@ -139,12 +153,15 @@ ns_sysctl() { in_ns "$1" sh -c "echo $3 > /proc/sys/$2"; }
 # --- up ------------------------------------------------------------------------
 
 cmd_up() {
-    local n=${1:-} querier=0
-    [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 && n <= 250 )) || die "usage: lab.sh up N [--querier] (1 <= N <= 250)"
+    local n=${1:-} querier=0 trunk=0
+    [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 && n <= 250 )) || die "usage: lab.sh up N [--querier] [--trunk K] (1 <= N <= 250)"
     shift
     while [[ $# -gt 0 ]]; do
         case $1 in
             --querier) querier=1 ;;
+            --trunk)
+                [[ ${2:-} =~ ^[0-9]+$ ]] && (( $2 >= 1 && $2 < n )) || die "--trunk K needs 1 <= K < N"
+                trunk=$2; shift ;;
             *) die "unknown option to up: $1" ;;
         esac
         shift
@@ -177,6 +194,15 @@ cmd_up() {
     # Short query response interval first, querier second (see LAB-NOTES):
     # the other order keeps flooding for ~10 s.
     ip -n "$BR_NS" link add br0 type bridge mcast_snooping 1 mcast_query_response_interval 100
+    echo "$trunk" >"$STATE/trunk"
+    if (( trunk > 0 )); then
+        # A second switch, behind a trunk: both ends of the trunk stay in the bridge namespace.
+        ip -n "$BR_NS" link add br1 type bridge mcast_snooping 1 mcast_query_response_interval 100
+        ip -n "$BR_NS" link add t0 type veth peer name t1
+        ip -n "$BR_NS" link set t0 master br0 up
+        ip -n "$BR_NS" link set t1 master br1 up
+        ip -n "$BR_NS" link set br1 up
+    fi
 
     local i hns
     for (( i = 1; i <= n; i++ )); do
@@ -187,7 +213,9 @@ cmd_up() {
         # The pair is created inside the bridge namespace and its peer is born
         # in the host namespace: no interface ever exists in the root namespace.
         ip -n "$BR_NS" link add "p$i" type veth peer name "$HOST_IF" netns "$hns"
-        ip -n "$BR_NS" link set "p$i" master br0 up
+        local br=br0
+        (( trunk > 0 && i > trunk )) && br=br1
+        ip -n "$BR_NS" link set "p$i" master "$br" up
         ip -n "$hns" link set lo up
         ip -n "$hns" addr add "$SUBNET.$i/24" dev "$HOST_IF"
         ip -n "$hns" -6 addr add "$SUBNET6:$i/64" dev "$HOST_IF" nodad
@@ -204,6 +232,112 @@ kernel_at_least() {
     local maj min
     IFS=. read -r maj min _ <<<"$(uname -r)"
     (( maj > $1 || (maj == $1 && ${min%%[!0-9]*} >= $2) ))
+}
+
+# --- trunk ---------------------------------------------------------------------
+
+# Loss on the trunk of `up --trunk K`: the same nft netdev table as a host's, on t1 (the br1
+# end): its ingress hook sees frames going down (br0 -> br1), its egress hook those going up.
+trunk_table() { echo "lab_trunk_$1"; }
+cmd_trunk() {
+    need_root; require_up
+    [[ $(cat "$STATE/trunk" 2>/dev/null || echo 0) != 0 ]] || die "lab '$PREFIX' has no trunk (up N --trunk K)"
+    local what=${1:-} dir hook n draw
+    case $what in
+        loss)
+            [[ $# -ge 2 ]] && is_num "$2" || die "usage: lab.sh trunk loss PCT [down|up]"
+            dir=${3:-down}; [[ $dir == down || $dir == up ]] || die "trunk direction must be down or up"
+            take_lock
+            hook=ingress; [[ $dir == up ]] && hook=egress
+            in_ns "$BR_NS" nft delete table netdev "$(trunk_table "$dir")" 2>/dev/null || true
+            n=$(awk -v p="$2" 'BEGIN { printf "%d", p * 10000 + 0.5 }')
+            draw="numgen random mod 1000000 < $n"
+            (( n >= 1000000 )) && draw=""
+            in_ns "$BR_NS" nft -f - <<EOF
+table netdev $(trunk_table "$dir") {
+    counter seen {}
+    counter dropped {}
+    chain impair {
+        type filter hook $hook device "t1" priority 0; policy accept;
+        meta protocol ip6 meta l4proto ipv6-icmp accept
+        meta protocol { ip, ip6 } counter name "seen"
+        meta protocol { ip, ip6 } $draw counter name "dropped" drop
+    }
+}
+EOF
+            log "lab '$PREFIX': trunk loses $2 % going $dir" ;;
+        clear)
+            take_lock
+            for dir in down up; do in_ns "$BR_NS" nft delete table netdev "$(trunk_table "$dir")" 2>/dev/null || true; done ;;
+        counters)
+            dir=${2:-down}
+            local c out="dir=$dir"
+            for c in dropped seen; do
+                out+=" $c=$(in_ns "$BR_NS" nft list counter netdev "$(trunk_table "$dir")" "$c" 2>/dev/null |
+                    awk '/packets/ { for (k = 1; k < NF; k++) if ($k == "packets") print $(k+1) }')"
+            done
+            echo "$out" ;;
+        *) die "usage: lab.sh trunk loss PCT [down|up] | trunk clear | trunk counters [down|up]" ;;
+    esac
+}
+
+# --- querier -------------------------------------------------------------------
+
+cmd_querier() {
+    local mode=${1:-} interval=125 igmp=3 mld=2
+    if [[ $mode == hide || $mode == show ]]; then
+        [[ $# -eq 2 ]] || die "usage: lab.sh querier hide|show HOST"
+        need_root; require_up; take_lock
+        local i; i=$(host_index "$2")
+        in_ns "$BR_NS" nft delete table netdev "lab_hide_h$i" 2>/dev/null || true
+        [[ $mode == show ]] && { log "lab '$PREFIX': h$i hears queries again"; return 0; }
+        # Queries towards the host dropped on its bridge port: it stops reporting, and the
+        # bridge ages its membership out while the others' stay.
+        in_ns "$BR_NS" nft -f - <<EOF
+table netdev lab_hide_h$i {
+    chain hide {
+        type filter hook egress device "p$i" priority 0; policy accept;
+        meta protocol ip ip protocol igmp @th,0,8 0x11 drop
+        meta protocol ip6 icmpv6 type mld-listener-query drop
+    }
+}
+EOF
+        log "lab '$PREFIX': h$i hears no membership query"
+        return 0
+    fi
+    [[ $mode == on || $mode == off ]] || die "usage: lab.sh querier on|off [--interval S] [--igmp 2|3] [--mld 1|2] | querier hide|show HOST"
+    shift
+    while [[ $# -gt 0 ]]; do
+        [[ $# -ge 2 ]] || die "querier: $1 needs a value"
+        case $1 in
+            --interval) interval=$2 ;;
+            --igmp) igmp=$2 ;;
+            --mld) mld=$2 ;;
+            *) die "unknown option to querier: $1" ;;
+        esac
+        shift 2
+    done
+    [[ $interval =~ ^[0-9]+$ ]] && (( interval >= 1 && interval <= 3600 )) || die "--interval must be 1..3600 seconds"
+    [[ $igmp == 2 || $igmp == 3 ]] || die "--igmp must be 2 or 3"
+    [[ $mld == 1 || $mld == 2 ]] || die "--mld must be 1 or 2"
+    need_root; require_up; take_lock
+    if [[ $mode == off ]]; then
+        ip -n "$BR_NS" link set br0 type bridge mcast_querier 0
+        echo 0 >"$STATE/querier"
+        log "lab '$PREFIX': querier off"
+        return 0
+    fi
+    # Settings first, querier last (see up): the bridge then sends startup queries a quarter
+    # of the interval apart, then one every interval (the bridge counts in centiseconds).
+    ip -n "$BR_NS" link set br0 type bridge mcast_querier 0
+    # Memberships age out as the queries announce: robustness 2 x interval + response (1 s).
+    ip -n "$BR_NS" link set br0 type bridge mcast_igmp_version "$igmp" mcast_mld_version "$mld" \
+        mcast_query_interval $(( interval * 100 )) mcast_startup_query_interval $(( interval * 25 )) \
+        mcast_membership_interval $(( (2 * interval + 1) * 100 ))
+    ns_sysctl "$BR_NS" net/ipv6/conf/br0/disable_ipv6 0
+    ip -n "$BR_NS" link set br0 type bridge mcast_querier 1
+    echo 1 >"$STATE/querier"
+    log "lab '$PREFIX': querier on, IGMPv$igmp and MLDv$mld every ${interval}s"
 }
 
 # --- down ----------------------------------------------------------------------
@@ -619,6 +753,8 @@ main() {
     case $cmd in
         up) cmd_up "$@" ;;
         down) cmd_down ;;
+        querier) cmd_querier "$@" ;;
+        trunk) cmd_trunk "$@" ;;
         impair) cmd_impair "$@" ;;
         clear) cmd_clear "$@" ;;
         counters) cmd_counters "$@" ;;

@@ -14,12 +14,14 @@ use anyhow::{Context, Result};
 use crate::cli::{DemoArgs, DiscoverArgs, ProbeArgs, RespondArgs};
 use crate::config::{self, ProbeSetup};
 use crate::findings::{Findings, Judgement, Miss, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::net::querier::QuerierWatch;
 use crate::net::{self, Iface};
 use crate::prober::{self, ProbeConfig};
 use crate::progress::{human, LiveProgress};
 use crate::report::{self, StreamedCsvs};
-use crate::responder::{AllowList, Event, Responder, ResponderConfig};
+use crate::responder::{Event, Responder, ResponderConfig};
 use crate::stats::{format_id, IntervalRow, RawRow};
+use crate::watch;
 
 pub const EXIT_OK: i32 = 0;
 /// A threshold was not met, an expected host is not ok, or nothing answered.
@@ -34,10 +36,10 @@ fn emit(f: impl FnOnce(&mut io::StdoutLock) -> io::Result<()>) -> Result<()> {
     f(&mut out).and_then(|()| out.flush()).context("cannot write to stdout")
 }
 
-fn iface_label(iface: &Option<Iface>) -> String {
+/// The interface and the source address of `group`'s family on it.
+fn iface_label(iface: &Option<Iface>, group: IpAddr) -> String {
     match iface {
-        Some(Iface { name, addr: Some(a), .. }) => format!("{name} ({a})"),
-        Some(Iface { name, .. }) => name.clone(),
+        Some(i) => i.source_for(group).map_or(i.name.clone(), |a| format!("{} ({a})", i.name)),
         None => "the default interface".to_string(),
     }
 }
@@ -47,6 +49,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
+    let watch = watch::start(&iface, group, args.querier_wait, args.quiet);
     let quiet = args.quiet;
     let mut failed = None;
     let counters = responder.run(stop, |ev| {
@@ -59,11 +62,12 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
                 format_id(*id),
                 SocketAddr::new(group, port),
                 source.map_or(String::new(), |s| format!(" from source {s}")),
-                iface_label(&iface)
+                iface_label(&iface, group)
             ),
             Event::NewSession { session, from, ttl, arrival } => {
                 format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
             }
+            other => crate::responder::notice::describe(other),
         };
         failed = emit(|out| writeln!(out, "{line}")).err();
     })?;
@@ -75,10 +79,14 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         emit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} from sources not allowed, {} unauthenticated; {} send errors; {} local drops",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.denied, c.unauthenticated, c.send_errors, c.local_drops
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops
             )
         })?;
+    }
+    if let (Some(Ok(w)), false) = (watch, quiet) {
+        let lines = watch::closing_lines(w);
+        emit(|out| lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
     }
     Ok(EXIT_OK)
 }
@@ -86,13 +94,15 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
 /// `mcprobe probe`.
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
-    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement)?;
+    let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
+    let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch, setup.html)?;
     emit(|out| {
         if setup.json {
             return report::write_json(out, &found);
         }
         report::write_table(out, &found)?;
-        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))
+        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))?;
+        report::querier::write_diagnosis_lines(out, &found)
     })?;
     Ok(exit_code(&found, &setup))
 }
@@ -137,6 +147,8 @@ pub(crate) fn run_probe(
     quiet: bool,
     stop: &AtomicBool,
     j: Judgement,
+    watch: Option<Result<QuerierWatch, String>>,
+    html: bool,
 ) -> Result<Findings> {
     let streamed = match out {
         Some(dir) => {
@@ -148,16 +160,19 @@ pub(crate) fn run_probe(
         }
         None => None,
     };
+    let hlog = crate::outfiles::hlog(cfg);
     let sink = streamed.clone().map(|f| -> prober::RowSink {
+        let hlog = hlog.clone();
         Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
-            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)
+            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)?;
+            crate::outfiles::add_intervals(&hlog, intervals)
         })
     });
     if !quiet {
         eprintln!(
             "probing {} via {}: {} probes every {}, {} B, ttl {}; acks count as late after {}",
             SocketAddr::new(cfg.group, cfg.port),
-            iface_label(&cfg.iface),
+            iface_label(&cfg.iface, cfg.group),
             cfg.count,
             human(cfg.interval),
             cfg.plain.as_ref().map_or(cfg.size, Vec::len),
@@ -175,12 +190,16 @@ pub(crate) fn run_probe(
         }
     });
     live.finish();
-    let outcome = outcome?;
-    let found = Findings::of(&outcome, j);
+    let mut outcome = outcome?;
+    let mut found = Findings::of(&outcome, j);
+    if let Some(w) = watch {
+        found = found.with_querier(w.map(QuerierWatch::finish));
+    }
     if let (Some(dir), Some(files)) = (out, streamed) {
         let mut written = report::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
+        written.extend(crate::outfiles::finish(dir, cfg, &mut outcome, hlog, &written, html)?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));
@@ -221,17 +240,8 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         for i in 0..args.responders {
             // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
             let r = Responder::bind(ResponderConfig {
-                group,
-                source: None,
-                port,
-                iface: Some(lo.clone()),
-                name: format!("demo-{}", i + 1),
                 reply_from: Some(Ipv4Addr::new(127, 0, 0, i + 2)),
-                rcvbuf: net::DEFAULT_RCVBUF,
-                rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
-                allow: AllowList::default(),
-                key: None,
-                plain: false,
+                ..config::responder_defaults(group, port, Some(lo.clone()), format!("demo-{}", i + 1))
             })?;
             let stop_r = &responders_stop;
             handles.push(s.spawn(move || r.run(stop_r, |_| {})));
@@ -239,7 +249,7 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !args.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement);
+        let result = run_probe(&cfg, Some(&out), args.quiet, stop, judgement, None, true);
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
@@ -247,6 +257,17 @@ pub fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         result
     })?;
     emit(|o| report::write_table(o, &found))?;
+    emit(|o| writeln!(o, "report: {}", out.join(crate::html::REPORT).display()))?;
+    Ok(EXIT_OK)
+}
+
+/// `mcprobe report DIR [DIR...]`: report.html (and with several folders matrix.csv) from report
+/// folders.
+pub fn report_cmd(args: &crate::cli::ReportArgs) -> Result<i32> {
+    let to =
+        args.to.clone().unwrap_or_else(|| if args.dirs.len() == 1 { args.dirs[0].clone() } else { PathBuf::from(".") });
+    let written = crate::html::write_report(&args.dirs, &to)?;
+    emit(|o| written.all().try_for_each(|p| writeln!(o, "wrote {}", p.display())))?;
     Ok(EXIT_OK)
 }
 

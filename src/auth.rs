@@ -4,8 +4,15 @@
 //! first 16 bytes of `blake3::keyed_hash(key, everything before the tag)`. 128 bits is what
 //! truncated HMACs in routing protocols use; forging one by chance is out of reach. The key is
 //! derived from the user's secret with `blake3::derive_key`, so any length of secret works and the
-//! raw secret is never kept. There is no replay protection: a replayed probe only earns a
-//! duplicate ack, which the prober counts.
+//! raw secret is never kept.
+//!
+//! A tag proves who made a datagram, not who sends it now, nor when: anyone who sees a keyed
+//! probe on the LAN (every host sees multicast) can send it again, from any source address. A
+//! responder that answered such replays would send an ack to whatever address the copy claims,
+//! and every responder on the group would: a fan-out to a third party. So a keyed responder also
+//! checks that the probe is fresh (its send time near the responder's clock), answers each
+//! (session, sequence) at most once, and answers a session only at the address that started it
+//! (see `crate::responder`).
 
 use std::fmt;
 use std::path::Path;

@@ -20,6 +20,7 @@ Examples:
   mcprobe probe --iface eth0 --rate 1000 --count 10000 --max-loss 0.1 --min-responders 12
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
   mcprobe discover --iface eth0                  who answers, in under a second
+  mcprobe report h1/ h2/ --to lan/               report.html from --out folders, merged
 
 Exit codes: 0 success; 1 a threshold (--max-loss, --min-responders) was not met, an expected
 host (--hosts) is not ok, or no responder answered at all; 2 usage or environment error (bad
@@ -56,6 +57,8 @@ pub enum Command {
     MaxRate(crate::cli_extra::MaxRateArgs),
     /// Every host of a list answers and probes every other one; each prints its row of the mesh.
     Mesh(crate::cli_extra::MeshArgs),
+    /// Write report.html from report folders (`probe --out`); several folders are merged.
+    Report(ReportArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
     Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -116,6 +119,17 @@ pub struct RespondArgs {
     #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
 
+    /// Acks per second for all sources together (bursts of a tenth of that): many sources, forged
+    /// or not, cannot multiply --rate-limit. Counted like --rate-limit. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_TOTAL_RATE_LIMIT)]
+    pub total_rate_limit: u32,
+
+    /// With --key: answer only probes sent within this of this host's clock, either way (both
+    /// hosts' CLOCK_REALTIME; keep them in sync with NTP). At most 60s. Probes outside it are
+    /// counted as stale and each source is named once in a line.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
+
     /// Answer only probes from this network (CIDR, or a single address); repeatable.
     /// Default: any source.
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
@@ -129,6 +143,12 @@ pub struct RespondArgs {
     /// Behave like the course lab's receiver: answer `ack` to any datagram of 3 bytes or more.
     #[arg(long, conflicts_with_all = ["key", "key_file"])]
     pub plain: bool,
+
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
 
     /// Name sent in acks (at most 64 bytes). Default: the host name.
     #[arg(short, long)]
@@ -149,8 +169,11 @@ Examples:
   mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5
   # unicast beside multicast for each expected host, and a verdict per host:
   mcprobe probe --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13
-  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed:
+  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed, and whether the
+  # IGMP querier went quiet (as root: the querier watch needs CAP_NET_RAW):
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  # warn when no membership query came for 30 s:
+  mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
   # IPv6 (an interface is required):
   mcprobe probe --iface eth0 --group ff12::4242
   # the course lab's protocol, against its Python receivers:
@@ -201,6 +224,12 @@ pub struct ProbeArgs {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
+
     /// An outage is at least this many consecutive unanswered probes after a responder's first
     /// answer; each is listed with its start, end and probes lost (outages.csv).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
@@ -241,6 +270,10 @@ pub struct ProbeArgs {
     /// Also write probes.csv: one row per probe and responder (needs --out).
     #[arg(long, requires = "out")]
     pub raw: bool,
+
+    /// Also write report.html into the --out folder (see `mcprobe report`).
+    #[arg(long, requires = "out")]
+    pub html: bool,
 
     /// Print the summary as JSON on stdout instead of the table.
     #[arg(long)]
@@ -328,6 +361,22 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mcprobe report run1/                        run1/report.html
+  mcprobe report h1/ h2/ h3/ --to lan/        lan/report.html and lan/matrix.csv: prober x responder
+  mcprobe report mon/ tue/ wed/ --to trend/   one prober at different times: a trend table")]
+pub struct ReportArgs {
+    /// Report folders written by `probe --out` or `demo`.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    /// Folder for report.html (and matrix.csv). Default: the folder itself, or with several
+    /// folders the current one.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,7 +15,7 @@ use crate::cli::{DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs, Schedule
 use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
 use crate::net::{self, Iface};
 use crate::prober::{ProbeConfig, Schedule};
-use crate::responder::{AllowList, ResponderConfig};
+use crate::responder::{check_max_clock_skew, AllowList, ResponderConfig};
 use crate::wire;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -50,6 +50,25 @@ pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeCo
     }
 }
 
+/// A responder configuration with every optional setting at its default: the one literal of it.
+pub fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: String) -> ResponderConfig {
+    ResponderConfig {
+        group,
+        source: None,
+        port,
+        iface,
+        name,
+        reply_from: None,
+        rcvbuf: net::DEFAULT_RCVBUF,
+        rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
+        total_rate_limit: crate::responder::DEFAULT_TOTAL_RATE_LIMIT,
+        max_clock_skew: Duration::from_nanos(crate::responder::DEFAULT_MAX_CLOCK_SKEW_NS),
+        allow: AllowList::default(),
+        key: None,
+        plain: false,
+    }
+}
+
 /// What `probe` runs, and how its result is judged and written.
 #[derive(Debug)]
 pub struct ProbeSetup {
@@ -58,7 +77,11 @@ pub struct ProbeSetup {
     pub judgement: Judgement,
     pub thresholds: Thresholds,
     pub json: bool,
+    /// Also write report.html into the `--out` folder.
+    pub html: bool,
     pub quiet: bool,
+    /// `--querier-wait`: the silence of queriers that is reported (`None`: their interval + 10 s).
+    pub querier_wait: Option<Duration>,
 }
 
 pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
@@ -104,7 +127,9 @@ pub fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         },
         thresholds: Thresholds { max_loss_pct: args.max_loss, min_responders: args.min_responders },
         json: args.json,
+        html: args.html,
         quiet: args.quiet,
+        querier_wait: args.querier_wait,
     })
 }
 
@@ -137,18 +162,17 @@ pub fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         Some(n) => n.clone(),
         None => wire::truncate_utf8(&gethostname::gethostname().to_string_lossy(), wire::MAX_NAME_LEN).to_string(),
     };
+    let group = net::check_group(args.net.group)?;
     Ok(ResponderConfig {
-        group: net::check_group(args.net.group)?,
         source: args.source,
-        port: args.net.port,
-        iface: iface_of(&args.net.iface)?,
-        name,
-        reply_from: None,
         rcvbuf: args.net.rcvbuf,
         rate_limit: args.rate_limit,
+        total_rate_limit: args.total_rate_limit,
+        max_clock_skew: check_max_clock_skew(args.max_clock_skew)?,
         allow: AllowList(args.allow.clone()),
         key: key_of(&args.key)?,
         plain: args.plain,
+        ..responder_defaults(group, args.net.port, iface_of(&args.net.iface)?, name)
     })
 }
 

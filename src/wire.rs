@@ -221,14 +221,22 @@ impl Ack {
     /// The name is truncated (at a character boundary) or left out to fit; `None` when even the
     /// fixed part does not fit, in which case the probe must not be answered.
     pub fn encode_within(&self, limit: usize) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.encode_within_into(limit, &mut buf).then_some(buf)
+    }
+
+    /// Like [`encode_within`](Self::encode_within), into `buf` (cleared first), so a responder
+    /// reuses one buffer for every ack. `false`, with `buf` empty, when the fixed part does not fit.
+    pub fn encode_within_into(&self, limit: usize, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
         if limit < ACK_FIXED_LEN {
-            return None;
+            return false;
         }
         let room = limit.saturating_sub(ACK_FIXED_LEN + 1).min(MAX_NAME_LEN);
         let name = truncate_utf8(&self.name, room);
         let flags = if name.is_empty() { 0 } else { FLAG_NAME };
-        let mut buf = Vec::with_capacity(ACK_FIXED_LEN + 1 + name.len());
-        header(&mut buf, TYPE_ACK, flags);
+        buf.reserve(ACK_FIXED_LEN + 1 + name.len() + TAG_LEN);
+        header(buf, TYPE_ACK, flags);
         for v in [self.session, self.seq, self.tx_ns, self.responder, self.rx_ns] {
             buf.extend_from_slice(&v.to_be_bytes());
         }
@@ -241,7 +249,7 @@ impl Ack {
             buf.push(name.len() as u8);
             buf.extend_from_slice(name.as_bytes());
         }
-        Some(buf)
+        true
     }
 }
 
@@ -433,7 +441,12 @@ mod tests {
             assert!(a.name.starts_with(&back.name));
         }
         let full = a.encode_within(200).unwrap();
-        assert_eq!(decode(&full), Ok(Message::Ack(a)));
+        assert_eq!(decode(&full), Ok(Message::Ack(a.clone())));
+        // Into a reused buffer: the same bytes, and nothing left over from a longer ack before.
+        let mut buf = vec![0xAA; 300];
+        assert!(a.encode_within_into(64, &mut buf));
+        assert_eq!(buf, a.encode_within(64).unwrap());
+        assert!(!a.encode_within_into(63, &mut buf) && buf.is_empty());
     }
 
     #[test]

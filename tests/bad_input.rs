@@ -63,6 +63,8 @@ fn bad_flag_values_name_the_flag() {
     fails_with(&["probe", "--iface", "127.0.0.1", "--rate", "10", "--interval", "1s"], &["--interval", "--rate"]);
     fails_with(&["probe", "--iface", "127.0.0.1", "--group", "not-an-ip"], &["--group", "not-an-ip"]);
     fails_with(&["respond", "--port", "0"], &["--port", "0"]);
+    fails_with(&["probe", "--querier-wait", "0s", "--count", "1"], &["--querier-wait", "'0s'"]);
+    fails_with(&["respond", "--iface", "127.0.0.1", "--querier-wait", "soon"], &["--querier-wait", "'soon'"]);
     fails_with(&["respond", "--rcvbuf", "huge"], &["--rcvbuf", "'huge'"]);
     let long = "x".repeat(65);
     fails_with(&["respond", "--iface", "127.0.0.1", "--name", &long], &["--name", "at most 64 bytes"]);
@@ -83,6 +85,12 @@ fn bad_security_settings_name_the_flag() {
     fails_with(&["respond", "--allow", "10.0.0.0/33"], &["--allow", "'10.0.0.0/33'"]);
     fails_with(&["respond", "--allow", "everyone"], &["--allow", "'everyone'"]);
     fails_with(&["respond", "--rate-limit", "lots"], &["--rate-limit", "'lots'"]);
+    fails_with(&["respond", "--total-rate-limit", "1.5"], &["--total-rate-limit", "'1.5'"]);
+    fails_with(&["respond", "--max-clock-skew", "soon"], &["--max-clock-skew", "'soon'"]);
+    fails_with(
+        &["respond", "--iface", "127.0.0.1", "--max-clock-skew", "10m"],
+        &["--max-clock-skew 10m", "at most 60s"],
+    );
 }
 
 #[test]

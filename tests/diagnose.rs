@@ -117,3 +117,18 @@ fn the_soak_preset_runs_ten_minutes_at_one_probe_per_second() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
 }
+
+#[test]
+fn a_group_typo_is_called_a_configuration_mistake() {
+    // The responder serves the default group; the prober was given another one by mistake.
+    let port = free_port();
+    let _r = Responder::start(port, "serving");
+    let mut c = bin();
+    c.args(["probe", "--iface", "127.0.0.1", "--group", "239.255.42.99", "--port", &port.to_string(), "--quiet"])
+        .args(["--hosts", "127.0.0.1", "--count", "20", "--rate", "100", "--timeout", "300ms"]);
+    let out = run(c);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("another --group or --port"), "{stdout}");
+    assert!(!stdout.contains("IGMP snooping"), "not blamed on the network: {stdout}");
+}

@@ -11,6 +11,10 @@ use mcprobe::auth::Key;
 use mcprobe::wire::{self, Message, Probe};
 use nix::sys::signal::Signal;
 
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -37,7 +41,8 @@ fn acks_are_never_larger_than_their_probes() {
     let mut buf = [0u8; 2048];
     // Every probe size from below the minimum to well above the full ack, byte for byte.
     for (size, keyed_probe) in (40..=200).map(|s| (s, false)).chain((40..=200).map(|s| (s, true))) {
-        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: 1 }.encode(size);
+        // Stamped now: a keyed responder answers only fresh probes.
+        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: now_ns() }.encode(size);
         let dest = if keyed_probe {
             probe.truncate(size.saturating_sub(wire::TAG_LEN).max(wire::PROBE_LEN));
             key.seal(&mut probe);
@@ -75,7 +80,7 @@ fn acks_are_never_larger_than_their_probes() {
 fn keys_gate_probes_and_acks_and_never_show() {
     let secret = "correct horse battery staple";
     let port = free_port();
-    let keyed = Responder::start_with(port, "keyed", &["--key", secret]);
+    let mut keyed = Responder::start_with(port, "keyed", &["--key", secret]);
     let dir = tempfile::tempdir().unwrap();
     let good = quick_probe(port, &["--key", secret, "--out", dir.path().to_str().unwrap()]);
     assert_eq!(good.status.code(), Some(0));
@@ -86,8 +91,13 @@ fn keys_gate_probes_and_acks_and_never_show() {
     assert_eq!(unkeyed["responders"].as_array().unwrap().len(), 0);
     let wrong = json(&quick_probe(port, &["--key", "not the secret"]));
     assert_eq!(wrong["responders"].as_array().unwrap().len(), 0);
-    let closing = keyed.stop();
+    // Said live, once for the source address (both probers ran on 127.0.0.1), not per probe.
+    let line = keyed.wait_for("fail the key check");
+    assert!(line.starts_with("probes from 127.0.0.1:"), "{line}");
+    keyed.signal(Signal::SIGINT);
+    let closing = keyed.wait_for("stopped:");
     assert!(closing.contains("200 unauthenticated"), "{closing}");
+    assert_eq!(keyed.seen.iter().filter(|l| l.contains("key check")).count(), 1, "{:?}", keyed.seen);
     // A keyed prober rejects acks of an unkeyed responder (as it would forged ones) and counts them.
     let port2 = free_port();
     let _open = Responder::start(port2, "open");
@@ -354,4 +364,261 @@ fn a_steady_trickle_of_datagrams_does_not_keep_the_prober_running() {
     let v = json(&out);
     assert_eq!(v["responders"][0]["received"], 20);
     assert!(v["invalid"].as_u64().unwrap() > 0);
+}
+
+/// A socket joined to the test group on loopback, as any host of the LAN is: it sees every probe.
+fn group_listener(port: u16) -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&std::net::SocketAddrV4::new(GROUP.parse().unwrap(), port).into()).unwrap();
+    s.join_multicast_v4(&GROUP.parse().unwrap(), &Ipv4Addr::LOCALHOST).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.into()
+}
+
+/// A socket bound to `addr` that sends to the test group through loopback.
+fn group_sender_from(addr: std::net::SocketAddrV4) -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    s.set_multicast_ttl_v4(1).unwrap();
+    s.bind(&addr.into()).unwrap();
+    s.into()
+}
+
+/// Sends `datagram` to the group `times` times; returns how many datagrams came back within
+/// `wait` after the last one (a failure bound: the responder answers within microseconds).
+fn send_and_count_replies(sock: &UdpSocket, port: u16, datagram: &[u8], times: usize, wait: Duration) -> usize {
+    for _ in 0..times {
+        sock.send_to(datagram, (GROUP, port)).unwrap();
+    }
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 2048];
+    std::iter::from_fn(|| sock.recv(&mut buf).ok()).count()
+}
+
+fn keyed_probe(key: &Key, session: u64, seq: u64, tx_ns: u64) -> Vec<u8> {
+    let mut p = Probe { session, seq, tx_ns }.encode(128 - wire::TAG_LEN);
+    key.seal(&mut p);
+    p
+}
+
+/// The number before `label` in a responder's closing line.
+fn count_before(closing: &str, label: &str) -> u64 {
+    let before = closing.split(label).next().unwrap();
+    before.split_whitespace().last().unwrap().parse().unwrap_or_else(|_| panic!("no count before {label:?}: {closing}"))
+}
+
+#[test]
+fn a_captured_keyed_probe_replayed_earns_nothing() {
+    let secret = "replay test secret";
+    let key = Key::from_secret(secret.as_bytes()).unwrap();
+    let port = free_port();
+    let mut r = Responder::start_with(port, "keyed", &["--key", secret]);
+    let capture = group_listener(port);
+    // A real keyed prober; the capturing socket sees its probes like every host of the LAN.
+    let out = run(probe_cmd(port, &["--count", "3", "--rate", "100", "--timeout", "300ms", "--json", "--key", secret]));
+    assert_eq!(json(&out)["responders"][0]["received"], 3);
+    let mut buf = [0u8; 2048];
+    let (n, prober) = capture.recv_from(&mut buf).unwrap();
+    let captured = buf[..n].to_vec();
+    let Ok(Message::Probe(p)) = wire::decode(&captured) else { panic!("captured a non-probe") };
+    assert!(key.verify(&captured));
+    let std::net::SocketAddr::V4(prober) = prober else { panic!("{prober}") };
+    let wait = Duration::from_millis(500);
+
+    // From a victim's address: nothing comes back, however often it is sent.
+    let victim = group_sender_from("127.0.0.77:0".parse().unwrap());
+    assert_eq!(send_and_count_replies(&victim, port, &captured, 20, wait), 0);
+    r.wait_for("but 127.0.0.1:"); // the live line names the address that started the session
+                                  // The victim's socket does get acks of a session of its own (the absence above is the check's).
+    let own = keyed_probe(&key, p.session ^ 1, 0, now_ns());
+    assert_eq!(send_and_count_replies(&victim, port, &own, 1, wait), 1);
+
+    // From the prober's own address (it has exited, so its port is free): no duplicate ack.
+    let same = group_sender_from(prober);
+    assert_eq!(send_and_count_replies(&same, port, &captured, 20, wait), 0);
+    // A new probe of that session from that address is still answered.
+    let next = keyed_probe(&key, p.session, p.seq + 1000, now_ns());
+    assert_eq!(send_and_count_replies(&same, port, &next, 1, wait), 1);
+
+    let closing = r.stop();
+    assert_eq!(count_before(&closing, " replayed"), 20, "{closing}");
+    assert_eq!(count_before(&closing, " from another address"), 20, "{closing}");
+    assert_eq!(count_before(&closing, " acks sent"), 5, "{closing}");
+}
+
+#[test]
+fn a_responder_says_why_it_refuses_probes_from_a_skewed_clock() {
+    let secret = "skew test secret";
+    let key = Key::from_secret(secret.as_bytes()).unwrap();
+    let port = free_port();
+    let mut r = Responder::start_with(port, "keyed", &["--key", secret, "--max-clock-skew", "2s"]);
+    let wait = Duration::from_millis(300);
+    // Two probers whose clocks are 30 s behind and 30 s ahead of the responder's.
+    let behind = group_sender_from("127.0.0.21:0".parse().unwrap());
+    let ahead = group_sender_from("127.0.0.22:0".parse().unwrap());
+    for seq in 0..10 {
+        let p = keyed_probe(&key, 21, seq, now_ns() - 30_000_000_000);
+        assert_eq!(send_and_count_replies(&behind, port, &p, 1, Duration::from_millis(1)), 0);
+    }
+    let line = r.wait_for("127.0.0.21");
+    assert!(line.contains("behind this host's clock") && line.contains("--max-clock-skew 2.000 s"), "{line}");
+    let secs: f64 = line.split("stamped ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((29.0..31.0).contains(&secs), "{line}");
+    // Notices are at least a second apart: the second prober, probing on, is named once that
+    // second is over.
+    for seq in 0..20 {
+        let p = keyed_probe(&key, 22, seq, now_ns() + 30_000_000_000);
+        assert_eq!(send_and_count_replies(&ahead, port, &p, 1, Duration::from_millis(100)), 0);
+    }
+    let line = r.wait_for("127.0.0.22");
+    assert!(line.contains("ahead of this host's clock"), "{line}");
+    // A prober in sync is answered.
+    let fresh = keyed_probe(&key, 23, 0, now_ns());
+    assert_eq!(send_and_count_replies(&behind, port, &fresh, 1, wait), 1);
+    r.signal(Signal::SIGINT);
+    let closing = r.wait_for("stopped:");
+    assert_eq!(count_before(&closing, " stale (clock skew)"), 30, "{closing}");
+    // One line per source, not one per probe.
+    assert_eq!(r.seen.iter().filter(|l| l.contains("stamped")).count(), 2, "{:?}", r.seen);
+}
+
+#[test]
+fn the_total_budget_shows_at_the_prober_as_rate_limited() {
+    let port = free_port();
+    let mut r = Responder::start_with(port, "budget", &["--rate-limit", "0", "--total-rate-limit", "200"]);
+    let out = run(probe_cmd(port, &["--count", "600", "--rate", "2000", "--timeout", "300ms", "--json"]));
+    let v = json(&out);
+    let h = &v["responders"][0];
+    let (sent, received, limited, lost) = (
+        h["sent"].as_u64().unwrap(),
+        h["received"].as_u64().unwrap(),
+        h["limited"].as_u64().unwrap(),
+        h["lost"].as_u64().unwrap(),
+    );
+    assert_eq!(sent, 600);
+    assert!(limited >= 300, "{h}");
+    assert_eq!(received + limited + lost, sent);
+    assert!(lost <= 20, "only probes refused after the last ack stay unexplained: {h}");
+    r.wait_for("over the total budget of 200 acks/s");
+    let closing = r.stop();
+    assert_eq!(count_before(&closing, " rate-limited"), 0, "{closing}");
+    assert!(count_before(&closing, " over the total budget") >= limited, "{closing}");
+}
+
+/// A network namespace of its own, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        let ok = std::process::Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name}");
+        let ok = std::process::Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]).status().unwrap();
+        assert!(ok.success());
+        Netns(name)
+    }
+
+    /// Runs `f` on a thread that has joined the namespace; sockets it makes live there.
+    fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Sends `datagram` to `to` from source address `src` (any local address) through `sock`.
+fn send_from(sock: &UdpSocket, src: Ipv4Addr, to: std::net::SocketAddrV4, datagram: &[u8]) {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let info = nix::libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: nix::libc::in_addr { s_addr: u32::from(src).to_be() },
+        ipi_addr: nix::libc::in_addr { s_addr: 0 },
+    };
+    let iov = [std::io::IoSlice::new(datagram)];
+    let dest = SockaddrIn::from(to);
+    sendmsg(sock.as_raw_fd(), &iov, &[ControlMessage::Ipv4PacketInfo(&info)], MsgFlags::empty(), Some(&dest)).unwrap();
+}
+
+#[test]
+fn the_total_budget_holds_under_a_flood_from_1000_sources() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the flood needs a network namespace of its own, hence root (CI runs this as root)");
+        return;
+    }
+    const SOURCES: u32 = 1000;
+    const ROUNDS: u32 = 10;
+    const BUDGET: u64 = 2000;
+    let ns = Netns::new(format!("mcp-flood-{}", std::process::id()));
+    let port = 24_300;
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_mcprobe")]);
+    c.args(["respond", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string(), "--name", "flooded"]);
+    c.args(["--total-rate-limit", &BUDGET.to_string()]);
+    let mut r = Responder::spawn(c);
+    // One socket in the namespace sends from 1000 addresses of 127.1/16 (IP_PKTINFO) and gets
+    // every ack back, whatever address it went to.
+    let sock = ns.enter(move || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_recv_buffer_size(4 << 20).unwrap();
+        s.bind(&std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port + 1).into()).unwrap();
+        UdpSocket::from(s)
+    });
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let reader = sock.try_clone().unwrap();
+    let acks = std::thread::spawn(move || {
+        let (mut n, mut limited_seen) = (0u64, 0u64);
+        let mut buf = [0u8; 2048];
+        while let Ok(len) = reader.recv(&mut buf) {
+            if let Ok(Message::Ack(a)) = wire::decode(&buf[..len]) {
+                n += 1;
+                limited_seen = limited_seen.max(a.limited as u64);
+            }
+        }
+        (n, limited_seen)
+    });
+    let responder = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let start = std::time::Instant::now();
+    for round in 0..ROUNDS {
+        // Each round starts at another source, so sources refused earlier get an ack later.
+        for i in 0..SOURCES {
+            let k = (i + round * 97) % SOURCES;
+            let src = Ipv4Addr::new(127, 1, (k / 250) as u8, (k % 250 + 1) as u8);
+            let probe = Probe { session: k as u64, seq: round as u64, tx_ns: now_ns() }.encode(64);
+            send_from(&sock, src, responder, &probe);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (received, limited_seen) = acks.join().unwrap();
+    r.signal(Signal::SIGINT);
+    let closing = r.wait_for("stopped:");
+    let probes = count_before(&closing, " probes,");
+    let sent = count_before(&closing, " acks sent");
+    let refused = count_before(&closing, " over the total budget");
+    println!(
+        "flood: {probes} probes from {SOURCES} sources in {elapsed:.2} s, {sent} acks sent (budget {BUDGET}/s), {refused} refused"
+    );
+    assert_eq!(probes + count_before(&closing, " local drops"), (SOURCES * ROUNDS) as u64, "{closing}");
+    // The burst (a tenth of a second's worth) plus the budget for the flood's duration, with a
+    // tenth of a second of slack for when the responder read the last probes.
+    let bound = (BUDGET as f64 * (elapsed + 0.2)) as u64;
+    assert!(sent <= bound, "{sent} acks > {bound}: {closing}");
+    assert!(sent >= BUDGET / 2, "the budget still answers: {closing}");
+    assert_eq!(sent + refused, probes, "{closing}");
+    assert_eq!(received, sent, "every ack reached its (loopback) source");
+    assert!(limited_seen > 0, "the acks carry the refused probes as limited");
+    assert_eq!(count_before(&closing, " rate-limited"), 0, "no single source was over its own limit");
 }

@@ -7,77 +7,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::lab::*;
 use common::*;
 
-/// Each test's lab prefix carries this process's id, so two checkouts running the suite at
-/// once never take down each other's labs.
-fn prefix(base: &str) -> &'static str {
-    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
-}
 const PROBES: u64 = 2000;
 
-/// The lab tests take turns: timing figures (a 10 ms delay within ±3 %) should not depend on
-/// another lab's traffic and delayer competing for the same two vCPUs.
-static ONE_LAB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_lab_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lab(args: &[&str]) -> String {
+/// `lab.sh ARGS` on the accuracy lab.
+fn lab_ma(args: &[&str]) -> String {
     lab_in(prefix("ma"), args)
-}
-
-fn lab_in(prefix: &str, args: &[&str]) -> String {
-    let out = Command::new(repo().join("scripts/lab.sh"))
-        .env("LAB_PREFIX", prefix)
-        .args(args)
-        .output()
-        .expect("scripts/lab.sh runs");
-    assert!(out.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the lab even when an assertion fails.
-struct Lab(&'static str);
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
-    }
-}
-
-/// A fresh lab of `hosts` hosts, its prefix made from `base` and this process's id, removed
-/// when the first element drops; the second holds this test's turn. `None`, with the reason
-/// printed, when not root.
-fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>, &'static str)> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return None;
-    }
-    let turn = one_lab_at_a_time();
-    let p = prefix(base);
-    lab_in(p, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
-    lab_in(p, &["up", &hosts.to_string()]);
-    Some((Lab(p), turn, p))
 }
 
 /// `mcprobe` inside host `h`'s namespace.
 fn in_host(h: &str) -> Command {
     in_lab_host(prefix("ma"), h)
-}
-
-fn in_lab_host(prefix: &str, h: &str) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("{prefix}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
-    c
 }
 
 fn probe(count: u64, dir: &Path) -> HashMap<String, HashMap<String, String>> {
@@ -91,7 +36,7 @@ fn probe(count: u64, dir: &Path) -> HashMap<String, HashMap<String, String>> {
 
 /// `dropped=N seen=M` from `lab.sh counters`.
 fn counters(host: &str, dir: &str) -> (f64, f64) {
-    let line = lab(&["counters", host, dir]);
+    let line = lab_ma(&["counters", host, dir]);
     let field = |k: &str| -> f64 {
         let v = line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).expect(k);
         v.parse().unwrap()
@@ -119,16 +64,16 @@ fn known_impairments_are_measured() {
         .collect();
 
     // The delay emulator's own cost: the same path with a 0 ms delay, against the clean host.
-    lab(&["impair", "h2", "egress", "--delay", "0"]);
+    lab_ma(&["impair", "h2", "egress", "--delay", "0"]);
     let dir0 = tempfile::tempdir().unwrap();
     let base = probe(1000, dir0.path());
     let p50 = |rows: &HashMap<String, HashMap<String, String>>, h: &str| num(&rows[h], "rtt_p50_us");
     let cost_us = p50(&base, "h2") - p50(&base, "h5");
     println!("emulator cost (p50, one pass): {cost_us:.1} µs");
 
-    lab(&["impair", "h2", "egress", "--delay", "10"]);
-    lab(&["impair", "h3", "egress", "--loss", "5"]);
-    lab(&["impair", "h4", "ingress", "--loss", "5"]);
+    lab_ma(&["impair", "h2", "egress", "--delay", "10"]);
+    lab_ma(&["impair", "h3", "egress", "--loss", "5"]);
+    lab_ma(&["impair", "h4", "ingress", "--loss", "5"]);
     let dir = tempfile::tempdir().unwrap();
     let rows = probe(PROBES, dir.path());
     let (h3_dropped, h3_seen) = counters("h3", "egress");
@@ -374,18 +319,6 @@ fn a_host_behind_a_router_gets_the_ttl_advice() {
     assert_eq!(h["unicast_received"], 30);
     let advice = h["advice"].as_str().unwrap();
     assert!(advice.contains("1 router away but --ttl is 1") && advice.contains("--ttl 2"), "{advice}");
-}
-
-/// Runs an nft ruleset (several lines: this nft rejects one-line rulesets) inside a lab host.
-fn nft_in(prefix: &str, h: &str, ruleset: &str) {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &format!("{prefix}-{h}"), "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft runs");
-    child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "nft -f in {h}:\n{ruleset}");
 }
 
 #[test]

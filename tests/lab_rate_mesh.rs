@@ -5,72 +5,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::lab::*;
 use common::*;
-
-/// The lab tests take turns: rates measured on two vCPUs should not depend on another lab's
-/// traffic.
-static ONE_LAB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn prefix(base: &str) -> &'static str {
-    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lab_in(prefix: &str, args: &[&str]) -> String {
-    let out = Command::new(repo().join("scripts/lab.sh"))
-        .env("LAB_PREFIX", prefix)
-        .args(args)
-        .output()
-        .expect("scripts/lab.sh runs");
-    assert!(out.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the lab even when an assertion fails.
-struct Lab(&'static str);
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
-    }
-}
-
-fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>, &'static str)> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-        return None;
-    }
-    let turn = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let p = prefix(base);
-    lab_in(p, &["require"]);
-    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
-    lab_in(p, &["up", &hosts.to_string()]);
-    Some((Lab(p), turn, p))
-}
 
 /// `mcprobe` inside host `h`'s namespace.
 fn in_host(prefix: &str, h: &str) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("{prefix}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
-    c
+    in_lab_host(prefix, h)
 }
 
-/// Loads an nftables ruleset into the bridge namespace (several lines: this nft rejects one-line
-/// tables).
+/// Loads an nftables ruleset into the bridge namespace.
 fn nft_in_bridge(prefix: &str, ruleset: &str) {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", &format!("{prefix}-br"), "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft runs");
-    c.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
-    assert!(c.wait().unwrap().success(), "nft -f failed for:\n{ruleset}");
+    nft_in(prefix, "br", ruleset);
 }
 
 fn by(rows: Vec<HashMap<String, String>>, col: &str) -> HashMap<String, HashMap<String, String>> {

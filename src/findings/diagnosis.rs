@@ -3,15 +3,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Path, Row};
-use crate::prober::UNICAST_TTL;
+use crate::net::icmp::IcmpKind;
+use crate::prober::{UnicastRun, UNICAST_TTL};
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Multicast within the threshold.
@@ -60,6 +61,63 @@ pub enum Advice {
     /// Multicast lost, and the host is this many routers away while the multicast TTL is too
     /// small to get there.
     TtlTooSmall { hops: u8, ttl: u32 },
+    /// The host is the prober's own machine, and nothing answered there.
+    ThisHost,
+    /// Unicast silent, and the host said ICMP port unreachable: up, but no responder on the port.
+    NoResponderOnPort { port: u16 },
+    /// Unicast silent, and this machine found no neighbour for the host (ICMP host unreachable
+    /// from its own kernel, or probes refused because the address never resolved).
+    NoNeighbour,
+    /// Unicast silent, and a router or the host said it cannot be reached (ICMP host or network
+    /// unreachable), or the TTL ran out on the way.
+    Unreachable { kind: IcmpKind, by: Option<IpAddr> },
+    /// Unicast silent, and a firewall rejected the probes (ICMP administratively prohibited).
+    Rejected { by: Option<IpAddr> },
+    /// Unicast silent, and no ICMP error came back either: a firewall that drops, or a host that
+    /// is down (some kernels report neither).
+    Silence,
+    /// Every listed host answers unicast and none answers on the group: a configuration mistake
+    /// (another --group or --port on the responders) is likelier than a network fault.
+    GroupOrPortDiffers,
+}
+
+/// What the unicast path's sockets said about an expected host, besides its acks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// The most frequent ICMP error about the probes to it.
+    pub icmp: Option<IcmpKind>,
+    /// Who sent the newest ICMP error.
+    pub reporter: Option<IpAddr>,
+    /// Probes the kernel refused at once (unresolved neighbour).
+    pub not_sent: u64,
+    /// The host is this machine.
+    pub is_self: bool,
+}
+
+impl Signals {
+    pub fn of(u: &UnicastRun, local: &[IpAddr]) -> Self {
+        let reporter = u.icmp.reporter;
+        Signals {
+            icmp: u.icmp.most_common(),
+            reporter,
+            not_sent: u.not_sent,
+            is_self: u.is_self || local.contains(&u.host),
+        }
+    }
+
+    /// Why the unicast path was silent, from what the kernel said.
+    fn advice(&self, port: u16, local: &[IpAddr]) -> Advice {
+        let by_self = self.reporter.is_some_and(|r| local.contains(&r));
+        match self.icmp {
+            _ if self.is_self => Advice::ThisHost,
+            Some(IcmpKind::PortUnreachable) => Advice::NoResponderOnPort { port },
+            Some(IcmpKind::HostUnreachable) if by_self => Advice::NoNeighbour,
+            None if self.not_sent > 0 => Advice::NoNeighbour,
+            Some(IcmpKind::AdminProhibited) => Advice::Rejected { by: self.reporter },
+            Some(kind) => Advice::Unreachable { kind, by: self.reporter },
+            None => Advice::Silence,
+        }
+    }
 }
 
 /// One expected host's two paths and what they mean.
@@ -81,12 +139,40 @@ pub struct HostDiagnosis {
 impl HostDiagnosis {
     /// The advice in words ("" when the host is ok).
     pub fn advice_text(&self) -> String {
+        let by = |r: Option<IpAddr>| r.map_or(String::new(), |r| format!(" (from {r})"));
+        let multicast = if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost: " } else { "" };
         match self.advice {
             Advice::Usual => self.verdict.explain().to_string(),
             Advice::TtlTooSmall { hops, ttl } => format!(
                 "{hops} router{} away but --ttl is {ttl}: the probes expire on the way; try --ttl {}",
                 if hops == 1 { "" } else { "s" },
                 u32::from(hops) + 1
+            ),
+            Advice::ThisHost => {
+                "this is the prober's own address: run `mcprobe respond` here too, or leave it out of --hosts".to_string()
+            }
+            Advice::NoResponderOnPort { port } => format!(
+                "{multicast}the host is up but nothing listens on port {port} (ICMP port unreachable): no responder, or one on another --port"
+            ),
+            Advice::NoNeighbour => {
+                "no answer to ARP/neighbour discovery (ICMP host unreachable from this host): the host is down or not on this LAN".to_string()
+            }
+            Advice::Unreachable { kind, by: r } => {
+                let what = match kind {
+                    IcmpKind::TimeExceeded => "the TTL ran out on the way (ICMP time exceeded)",
+                    IcmpKind::NetUnreachable => "no route to its network (ICMP network unreachable)",
+                    IcmpKind::HostUnreachable => "a router cannot reach it (ICMP host unreachable)",
+                    _ => "an ICMP error came back",
+                };
+                format!("{multicast}{what}{}", by(r))
+            }
+            Advice::Rejected { by: r } => {
+                format!("{multicast}a firewall rejects the probes (ICMP administratively prohibited){}", by(r))
+            }
+            Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
+            Advice::Silence => format!(
+                "{}no ICMP error either: a firewall that drops, or the host is down",
+                if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
             ),
         }
     }
@@ -122,11 +208,24 @@ pub fn hops(sent_ttl: u32, arrived: u8) -> Option<u8> {
     (arrived > 0 && u32::from(arrived) <= sent_ttl).then(|| (sent_ttl - u32::from(arrived)) as u8)
 }
 
+/// What [`diagnose`] needs besides the rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Context<'a> {
+    pub threshold_pct: f64,
+    /// The multicast TTL the probes left with.
+    pub mc_ttl: u32,
+    /// The port probed, for advice.
+    pub port: u16,
+    /// This machine's addresses: ICMP errors it reported itself are neighbour failures.
+    pub local: &'a [IpAddr],
+}
+
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
-/// tied to its expected host by `expected_host`; `mc_ttl` is the multicast TTL of the probes.
-pub fn diagnose(hosts: &[IpAddr], rows: &[Row], threshold_pct: f64, mc_ttl: u32) -> Diagnosis {
+/// tied to its expected host by `expected_host`; `hosts` what the sockets said about each.
+pub fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
+    let Context { threshold_pct, mc_ttl, port, local } = cx;
     let mut out = Vec::new();
-    for &host in hosts {
+    for &(host, signals) in hosts {
         let of = |path: Path| rows.iter().filter(move |r| r.path == path && r.expected_host == Some(host));
         // A host may run several responders; its multicast figure is its best one (the question
         // is whether multicast reaches the host at all), and all their names are listed.
@@ -151,10 +250,10 @@ pub fn diagnose(hosts: &[IpAddr], rows: &[Row], threshold_pct: f64, mc_ttl: u32)
         };
         let hop_count =
             uc.and_then(|r| hops(UNICAST_TTL, r.figures.ttl)).or_else(|| mc.and_then(|r| hops(mc_ttl, r.figures.ttl)));
-        let advice = match hop_count {
-            Some(h) if verdict == Verdict::MulticastLost && u32::from(h) >= mc_ttl => {
-                Advice::TtlTooSmall { hops: h, ttl: mc_ttl }
-            }
+        let advice = match (verdict, hop_count) {
+            (Verdict::MulticastLost, Some(h)) if u32::from(h) >= mc_ttl => Advice::TtlTooSmall { hops: h, ttl: mc_ttl },
+            // The unicast path said nothing: the kernel may know why.
+            (Verdict::Unreachable | Verdict::UnicastLost, _) if uc_rcvd == 0 => signals.advice(port, local),
             _ => Advice::Usual,
         };
         out.push(HostDiagnosis {
@@ -168,6 +267,13 @@ pub fn diagnose(hosts: &[IpAddr], rows: &[Row], threshold_pct: f64, mc_ttl: u32)
             verdict,
             advice,
         });
+    }
+    // Nobody at all on the group while every host answers unicast: not likely the network.
+    let nobody_on_the_group = !rows.iter().any(Row::is_multicast_responder);
+    if nobody_on_the_group && !out.is_empty() && out.iter().all(|h| h.verdict == Verdict::MulticastLost) {
+        for h in out.iter_mut().filter(|h| h.advice == Advice::Usual) {
+            h.advice = Advice::GroupOrPortDiffers;
+        }
     }
     let unexpected = rows
         .iter()

@@ -8,17 +8,21 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
+pub mod querier;
+pub mod shared;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub use diagnosis::{Diagnosis, HostDiagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
+pub use shared::{SharedFaults, SharedLoss};
 
 /// A responder's identity: random per start, so a restarted responder has a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -38,7 +42,7 @@ impl Serialize for ResponderId {
 }
 
 /// The way a probe travelled to a responder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     /// To the group: what mcprobe is for.
@@ -184,6 +188,19 @@ pub enum Note {
     /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
     /// the group or port of the prober and the responders probably differ.
     GroupMismatch,
+    /// Several responders lost the same probes more often than chance: a fault upstream of them.
+    SharedLoss(SharedLoss),
+    /// With shared faults found: the probes a responder lost on its own.
+    AloneLoss {
+        name: String,
+        probes: u64,
+    },
+    /// Several responders lost probes, but no more of the same ones than chance gives.
+    IndependentLoss(Vec<String>),
+    /// A membership querier heard on the interface.
+    Querier(QuerierSeen),
+    /// No membership query for longer than the wait: snooping switches will drop the group.
+    QuerierSilent(QuerierSilence),
 }
 
 /// When nothing answered: the settings a reader should compare with the responders'.
@@ -222,6 +239,10 @@ pub struct Findings {
     /// With `--hosts`: the verdict per expected host.
     pub diagnosis: Option<Diagnosis>,
     pub notes: Vec<Note>,
+    /// Which losses several responders share (multicast path).
+    pub shared: SharedFaults,
+    /// What a querier watch heard ([`Findings::with_querier`]); `None` when none was asked for.
+    pub querier: Option<QuerierFinding>,
 }
 
 /// What the findings need to know besides the outcome.
@@ -239,7 +260,6 @@ impl Findings {
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
         if !o.unicast.is_empty() {
-            let hosts: Vec<IpAddr> = o.unicast.iter().map(|u| u.host).collect();
             for u in &o.unicast {
                 let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
                 if uc.is_empty() {
@@ -261,7 +281,11 @@ impl Findings {
                 }
                 rows.extend(uc.into_iter().map(|r| Row { expected_host: Some(u.host), ..r }));
             }
-            let d = diagnosis::diagnose(&hosts, &rows, j.threshold_pct, o.ttl);
+            let local = &o.local_addrs;
+            let hosts: Vec<(IpAddr, diagnosis::Signals)> =
+                o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
+            let cx = diagnosis::Context { threshold_pct: j.threshold_pct, mc_ttl: o.ttl, port: j.group.port(), local };
+            let d = diagnosis::diagnose(&hosts, &rows, cx);
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
             }
@@ -270,8 +294,10 @@ impl Findings {
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let restarts = restarts(&o.run);
         let run = run_facts(o);
-        let notes = notes(o, &rows, diagnosis.as_ref(), j);
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes }
+        let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
+        let shared = shared_faults(&o.run, &rows);
+        notes.extend(shared_notes(&shared));
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None }
     }
 
     /// The multicast rows of responders that answered.
@@ -375,6 +401,32 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
             notes.push(Note::NothingAnswered(Silence { group: j.group, ttl: o.ttl, keyed: j.keyed }))
         }
         _ => {}
+    }
+    notes
+}
+
+/// Which probes the multicast responders lost together. A restarted responder is one row (stats
+/// links its ids), present from its first answer to the end of the run.
+fn shared_faults(run: &Run, rows: &[Row]) -> SharedFaults {
+    let sets: Vec<shared::LossSet> = rows
+        .iter()
+        .filter(|r| r.is_multicast_responder())
+        .filter_map(|r| {
+            let id = r.id()?;
+            let h = run.hosts().iter().find(|h| h.responder_id == id.0)?;
+            let name = if r.name().is_empty() { format!("({})", &id.to_string()[..8]) } else { r.name().to_string() };
+            Some(shared::LossSet { name, first_seq: r.figures.first_seq?, end_seq: run.sent(), lost: &h.lost_seqs })
+        })
+        .collect();
+    shared::analyse(&sets)
+}
+
+fn shared_notes(s: &SharedFaults) -> Vec<Note> {
+    let mut notes: Vec<Note> = s.groups.iter().cloned().map(Note::SharedLoss).collect();
+    if !s.groups.is_empty() {
+        notes.extend(s.alone.iter().map(|(name, probes)| Note::AloneLoss { name: name.clone(), probes: *probes }));
+    } else if s.alone.len() > 1 {
+        notes.push(Note::IndependentLoss(s.alone.iter().map(|(n, _)| n.clone()).collect()));
     }
     notes
 }

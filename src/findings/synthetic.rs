@@ -97,7 +97,7 @@ pub fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Ve
         .map(|(i, (host, who))| {
             let mut run = Run::new(config(SESSION + 1 + i as u64));
             feed(&mut run, sent, who, Arrival::Unicast, crate::prober::UNICAST_TTL);
-            UnicastRun { host: host.parse::<IpAddr>().expect("an address"), run }
+            UnicastRun::new(host.parse::<IpAddr>().expect("an address"), run)
         })
         .collect();
     let mut lateness = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds");
@@ -115,5 +115,6 @@ pub fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&str, Ve
         forged: 0,
         local_drops: 0,
         send_errors: 0,
+        local_addrs: vec!["10.0.0.100".parse().expect("an address")],
     }
 }

@@ -87,6 +87,9 @@ fn hosts_answering_only_unicast_suggest_a_group_or_port_mismatch() {
     let f =
         Findings::of(&outcome(20, 1, &[], &[("10.0.0.1", vec![a]), ("10.0.0.2", vec![b])]), judge("239.9.9.9:24242"));
     assert!(f.notes.contains(&Note::GroupMismatch), "{:?}", f.notes);
+    let d = f.diagnosis.unwrap();
+    assert!(d.hosts.iter().all(|h| h.advice == diagnosis::Advice::GroupOrPortDiffers), "{:?}", d.hosts);
+    assert!(d.hosts[0].advice_text().contains("another --group or --port"));
     assert!(!f.notes.iter().any(|n| matches!(n, Note::NothingAnswered(_))));
 }
 
@@ -134,4 +137,51 @@ fn restarts_link_ids_with_the_same_name_and_address() {
 fn responder_ids_print_as_16_hex_digits() {
     assert_eq!(ResponderId(0xabc).to_string(), "0000000000000abc");
     assert_eq!(ResponderId(u64::MAX).to_string(), "ffffffffffffffff");
+}
+
+#[test]
+fn the_kernels_icmp_errors_become_advice() {
+    use crate::net::icmp::IcmpKind;
+    use diagnosis::Advice;
+    let hosts: Vec<(&str, Vec<Answerer>)> = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.100"]
+        .iter()
+        .map(|h| (*h, vec![]))
+        .collect();
+    let mut o = outcome(20, 1, &[], &hosts);
+    let me: IpAddr = "10.0.0.100".parse().unwrap();
+    let set = |o: &mut Outcome, i: usize, kind: IcmpKind, from: IpAddr| {
+        o.unicast[i].icmp.port_unreachable += u64::from(kind == IcmpKind::PortUnreachable);
+        o.unicast[i].icmp.host_unreachable += u64::from(kind == IcmpKind::HostUnreachable);
+        o.unicast[i].icmp.admin_prohibited += u64::from(kind == IcmpKind::AdminProhibited);
+        o.unicast[i].icmp.reporter = Some(from);
+        o.unicast[i].icmp.last = Some(kind);
+    };
+    set(&mut o, 0, IcmpKind::PortUnreachable, "10.0.0.1".parse().unwrap());
+    set(&mut o, 1, IcmpKind::HostUnreachable, me);
+    set(&mut o, 2, IcmpKind::HostUnreachable, "10.0.9.1".parse().unwrap()); // a router's word
+    set(&mut o, 3, IcmpKind::AdminProhibited, "10.0.0.4".parse().unwrap());
+    // 10.0.0.5: nothing at all. 10.0.0.100: this machine.
+    let f = Findings::of(&o, judge("239.1.1.1:4242"));
+    let advice: Vec<Advice> = f.diagnosis.as_ref().unwrap().hosts.iter().map(|h| h.advice).collect();
+    assert_eq!(
+        advice,
+        [
+            Advice::NoResponderOnPort { port: 4242 },
+            Advice::NoNeighbour,
+            Advice::Unreachable { kind: IcmpKind::HostUnreachable, by: Some("10.0.9.1".parse().unwrap()) },
+            Advice::Rejected { by: Some("10.0.0.4".parse().unwrap()) },
+            Advice::Silence,
+            Advice::ThisHost,
+        ]
+    );
+    let texts: Vec<String> = f.diagnosis.unwrap().hosts.iter().map(|h| h.advice_text()).collect();
+    assert!(texts[0].contains("nothing listens on port 4242"), "{}", texts[0]);
+    assert!(texts[1].contains("down or not on this LAN"), "{}", texts[1]);
+    assert!(texts[4].contains("no ICMP error"), "{}", texts[4]);
+    // Probes the kernel refused outright (an address that never resolved) say the same as
+    // its host unreachable.
+    let mut o = outcome(20, 1, &[], &[("10.0.0.7", vec![])]);
+    o.unicast[0].not_sent = 12;
+    let f = Findings::of(&o, judge("239.1.1.1:4242"));
+    assert_eq!(f.diagnosis.unwrap().hosts[0].advice, Advice::NoNeighbour);
 }

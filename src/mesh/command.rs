@@ -16,7 +16,7 @@ use crate::net;
 use crate::prober::ProbeConfig;
 use crate::progress::human;
 use crate::report::AtomicCsv;
-use crate::responder::{AllowList, Event, Responder, ResponderConfig, DEFAULT_RATE_LIMIT};
+use crate::responder::{Event, Responder, ResponderConfig};
 use crate::{app, config, wire};
 
 /// This host's interface addresses. Listed rather than probed by binding: with
@@ -74,22 +74,14 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
         hosts: peers.clone(),
         ..config::probe_defaults(group, args.net.port, iface.clone())
     };
+    let keyed = key.is_some();
+    // Every peer probes at --rate on two paths; the default limits are far above a mesh's rate.
     let responder = Responder::bind(ResponderConfig {
-        group,
-        source: None,
-        port: args.net.port,
-        iface,
-        name: name.clone(),
-        reply_from: None,
         rcvbuf: args.net.rcvbuf,
-        // Every peer probes at --rate on two paths; the default limit is far above a mesh's rate.
-        rate_limit: DEFAULT_RATE_LIMIT,
-        allow: AllowList::default(),
         key,
-        plain: false,
+        ..config::responder_defaults(group, args.net.port, iface, name.clone())
     })?;
-    let judgement =
-        Judgement { threshold_pct: args.max_loss, group: SocketAddr::new(group, args.net.port), keyed: false };
+    let judgement = Judgement { threshold_pct: args.max_loss, group: SocketAddr::new(group, args.net.port), keyed };
     let responder_stop = AtomicBool::new(false);
     let (found, own) = std::thread::scope(|s| -> Result<_> {
         let (tx, rx) = mpsc::channel();
@@ -111,7 +103,7 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
                 human(args.duration)
             );
         }
-        let found = app::run_probe(&probe, args.out.as_deref(), args.quiet, stop, judgement);
+        let found = app::run_probe(&probe, args.out.as_deref(), args.quiet, stop, judgement, None, false);
         // Keep answering for peers that started later, unless the user asked to stop.
         let until = Instant::now() + args.linger;
         if found.is_ok() && !args.quiet && !stop.load(Ordering::Relaxed) {

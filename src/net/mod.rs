@@ -1,11 +1,17 @@
 //! Socket setup (socket2) and datagram receive with kernel metadata (nix recvmsg).
 //!
-//! Both engines use blocking UDP sockets with a short read timeout, so their threads can notice a
-//! stop request without busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
+//! The responder blocks on its socket with a short read timeout, and the prober polls its sockets
+//! with the same timeout ([`ProbeSockets`]), so their threads notice a stop request without
+//! busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
+pub mod icmp;
+mod probe_sockets;
+pub mod querier;
 mod source_filter;
+
+pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -20,29 +26,75 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 /// How often blocked reads wake to check for a stop request.
 pub const READ_TICK: Duration = Duration::from_millis(20);
 
+/// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
+/// of routers on the way.
+pub const UNICAST_TTL: u32 = 64;
+
 /// A local interface, as resolved from `--iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Iface {
     pub name: String,
     pub index: u32,
-    /// Its IPv4 address, which IPv4 multicast sends from; IPv6 needs only the index.
+    /// Its IPv4 address, which IPv4 multicast sends from.
     pub addr: Option<Ipv4Addr>,
+    /// Its IPv6 address, which IPv6 multicast sends from: the one given to `--iface`, else its
+    /// first global one, else its link-local one.
+    pub addr6: Option<Ipv6Addr>,
+    /// The address `--iface` was given as, if it was given as one (not as a name).
+    pub given: Option<IpAddr>,
 }
 
 impl Iface {
     fn v4(&self) -> Result<Ipv4Addr> {
         self.addr.with_context(|| format!("--iface {}: the interface has no IPv4 address", self.name))
     }
+
+    /// The address multicast to `group` leaves from: the IPv4 or the IPv6 one, by family.
+    pub fn source_for(&self, group: IpAddr) -> Option<IpAddr> {
+        match group {
+            IpAddr::V4(_) => self.addr.map(IpAddr::V4),
+            IpAddr::V6(_) => self.addr6.map(IpAddr::V6),
+        }
+    }
+
+    /// `--iface` given as an address of the other family than `--group` is a mistake, not
+    /// something to ignore silently.
+    pub fn check_family(&self, group: IpAddr) -> Result<()> {
+        match self.given {
+            Some(a) if a.is_ipv6() != group.is_ipv6() => bail!(
+                "--iface {a}: an {} address, but --group {group} is {}; give the interface's name or its {} address",
+                family(a),
+                family(group),
+                family(group)
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv6() {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// Every address of this machine's interfaces: the prober recognises itself in `--hosts`.
+pub fn local_addrs() -> Result<Vec<IpAddr>> {
+    let addrs = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?;
+    Ok(addrs.filter_map(|i| ip_of(&i.address)).collect())
+}
+
+fn ip_of(a: &Option<SockaddrStorage>) -> Option<IpAddr> {
+    let a = a.as_ref()?;
+    a.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())).or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
 }
 
 /// Resolves `--iface` given as an interface name (`eth0`) or one of its addresses.
 pub fn resolve_iface(spec: &str) -> Result<Iface> {
     let want: Option<IpAddr> = spec.parse().ok();
     let addrs: Vec<_> = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?.collect();
-    let ip_of = |a: &Option<SockaddrStorage>| -> Option<IpAddr> {
-        let a = a.as_ref()?;
-        a.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())).or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-    };
     let name = match want {
         Some(ip) => addrs.iter().find(|i| ip_of(&i.address) == Some(ip)).map(|i| i.interface_name.clone()),
         None => addrs.iter().find(|i| i.interface_name == spec).map(|i| i.interface_name.clone()),
@@ -62,8 +114,18 @@ pub fn resolve_iface(spec: &str) -> Result<Iface> {
         Some(IpAddr::V4(a)) => Some(a),
         _ => addrs.iter().filter(|i| i.interface_name == name).find_map(|i| v4(&i)),
     };
+    let v6s: Vec<Ipv6Addr> = (addrs.iter().filter(|i| i.interface_name == name))
+        .filter_map(|i| match ip_of(&i.address) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let addr6 = match want {
+        Some(IpAddr::V6(a)) => Some(a),
+        _ => v6s.iter().find(|a| !a.is_unicast_link_local()).or(v6s.first()).copied(),
+    };
     let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
-    Ok(Iface { name, index, addr })
+    Ok(Iface { name, index, addr, addr6, given: want })
 }
 
 /// Checks that `--group` is a multicast address: IPv4 224.0.0.0/4, or IPv6 ff00::/8 without
@@ -92,7 +154,7 @@ fn need_v6_iface(iface: Option<&Iface>, group: Ipv6Addr) -> Result<&Iface> {
     Ok(i)
 }
 
-fn udp_socket(v6: bool) -> Result<Socket> {
+pub(crate) fn udp_socket(v6: bool) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("cannot create a UDP socket")?;
     if v6 {
@@ -102,13 +164,13 @@ fn udp_socket(v6: bool) -> Result<Socket> {
 }
 
 /// Asks for a receive buffer; the kernel caps it at net.core.rmem_max without an error.
-fn set_rcvbuf(sock: &Socket, bytes: usize) -> Result<()> {
+pub(crate) fn set_rcvbuf(sock: &Socket, bytes: usize) -> Result<()> {
     sock.set_recv_buffer_size(bytes).with_context(|| format!("cannot set a {bytes}-byte receive buffer"))
 }
 
 /// Kernel receive timestamps, and the count of datagrams the kernel dropped on this socket because
 /// its buffer was full (SO_RXQ_OVFL): local drops, which are not network loss.
-fn enable_rx_metadata(sock: &Socket) -> Result<()> {
+pub(crate) fn enable_rx_metadata(sock: &Socket) -> Result<()> {
     socket::setsockopt(sock, sockopt::ReceiveTimestampns, &true).context("cannot enable SO_TIMESTAMPNS")?;
     socket::setsockopt(sock, sockopt::RxqOvfl, &1).context("cannot enable SO_RXQ_OVFL")
 }
@@ -116,13 +178,17 @@ fn enable_rx_metadata(sock: &Socket) -> Result<()> {
 /// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks.
 pub fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
     let ttl_err = || format!("--ttl {ttl}: rejected by the kernel");
-    // Unicast probes (to --hosts) leave with a known TTL, so the hop count can be read off acks.
+    match iface {
+        Some(i) => i.check_family(group)?,
+        // IPv6 groups need an interface anyway (below).
+        None if group.is_ipv4() => check_multicast_route(group)?,
+        None => {}
+    }
     // Multicast loop must be on: responders on this very host (and the loopback demo) count too.
     let sock = match group {
         IpAddr::V4(_) => {
             let sock = udp_socket(false)?;
             sock.set_multicast_ttl_v4(ttl).with_context(ttl_err)?;
-            sock.set_ttl_v4(crate::prober::UNICAST_TTL).context("cannot set IP_TTL")?;
             sock.set_multicast_loop_v4(true).context("cannot enable IP_MULTICAST_LOOP")?;
             if let Some(i) = iface {
                 sock.set_multicast_if_v4(&i.v4()?)
@@ -136,12 +202,15 @@ pub fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usi
             let i = need_v6_iface(iface, g)?;
             let sock = udp_socket(true)?;
             sock.set_multicast_hops_v6(ttl).with_context(ttl_err)?;
-            sock.set_unicast_hops_v6(crate::prober::UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
             sock.set_multicast_loop_v6(true).context("cannot enable IPV6_MULTICAST_LOOP")?;
             sock.set_multicast_if_v6(i.index)
                 .with_context(|| format!("--iface {}: cannot send IPv6 multicast from it", i.name))?;
-            sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
-                .context("cannot bind the prober's socket")?;
+            // From the interface's own IPv6 address, the one the reports show.
+            let scope = |a: &Ipv6Addr| if a.is_unicast_link_local() { i.index } else { 0 };
+            let from = i
+                .addr6
+                .map_or(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0), |a| SocketAddrV6::new(a, 0, 0, scope(&a)));
+            sock.bind(&from.into()).with_context(|| format!("cannot bind the prober's socket to {}", from.ip()))?;
             sock
         }
     };
@@ -149,6 +218,19 @@ pub fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usi
     enable_rx_metadata(&sock)?;
     sock.set_read_timeout(Some(READ_TICK))?;
     Ok(sock.into())
+}
+
+/// Without `--iface`, multicast leaves by the route to the group: check there is one before any
+/// probe is sent (connecting a UDP socket looks the route up and sends nothing).
+fn check_multicast_route(group: IpAddr) -> Result<()> {
+    let sock = udp_socket(group.is_ipv6())?;
+    match sock.connect(&SocketAddr::new(group, 9).into()) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
+            bail!("cannot send to {group}: no multicast route; pick an interface with --iface")
+        }
+        Err(e) => bail!("cannot send to {group}: {e}; pick an interface with --iface"),
+    }
 }
 
 /// A responder's socket: bound to the group's port on every address, joined to the group
@@ -166,6 +248,9 @@ pub fn responder_socket(
     rcvbuf: usize,
 ) -> Result<UdpSocket> {
     let v6 = group.is_ipv6();
+    if let Some(i) = iface {
+        i.check_family(group)?;
+    }
     let sock = udp_socket(v6)?;
     sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
     set_rcvbuf(&sock, rcvbuf)?;
@@ -258,8 +343,18 @@ fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// Receives one datagram with its ancillary data. `Ok(None)` when the read timed out.
 pub fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Option<Received>> {
+    recv_flags(sock, buf, cmsg, MsgFlags::empty())
+}
+
+/// [`recv`] with flags (`MSG_DONTWAIT`): `Ok(None)` when nothing is queued.
+pub(crate) fn recv_flags(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+    flags: MsgFlags,
+) -> io::Result<Option<Received>> {
     let mut iov = [io::IoSliceMut::new(buf)];
-    let msg = match socket::recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()) {
+    let msg = match socket::recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), flags) {
         Ok(m) => m,
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -330,7 +425,28 @@ mod tests {
         let by_name = resolve_iface("lo").unwrap();
         assert_eq!(by_name.addr, Some(Ipv4Addr::LOCALHOST));
         assert!(by_name.index > 0);
-        assert_eq!(resolve_iface("127.0.0.1").unwrap(), by_name);
+        assert_eq!(by_name.given, None);
+        let by_addr = resolve_iface("127.0.0.1").unwrap();
+        assert_eq!(by_addr, Iface { given: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), ..by_name.clone() });
+        // lo's IPv6 address, when the host has IPv6 at all.
+        assert!(by_name.addr6.is_none_or(|a| a == Ipv6Addr::LOCALHOST), "{by_name:?}");
+    }
+
+    #[test]
+    fn iface_of_the_other_family_is_named() {
+        let lo = resolve_iface("127.0.0.1").unwrap();
+        let e = lo.check_family("ff12::1".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("--iface 127.0.0.1") && e.contains("IPv4 address") && e.contains("--group ff12::1"), "{e}");
+        assert!(lo.check_family("239.1.2.3".parse().unwrap()).is_ok());
+        // Given by name, the family is picked from the group.
+        let lo = resolve_iface("lo").unwrap();
+        assert!(lo.check_family("ff12::1".parse().unwrap()).is_ok());
+        assert_eq!(lo.source_for("239.1.2.3".parse().unwrap()), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        assert!(local_addrs().unwrap().contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 
     #[test]

@@ -229,31 +229,54 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
     f.commit()
 }
 
-/// The names of the files a run writes into `--out`.
-pub const RUN_FILES: [&str; 4] = ["summary.csv", "intervals.csv", "outages.csv", "probes.csv"];
+/// The names of the files a run writes into `--out`, besides one `.hgrm` per responder and path.
+pub const RUN_FILES: [&str; 8] = [
+    "summary.csv",
+    "intervals.csv",
+    "outages.csv",
+    "probes.csv",
+    "queriers.csv",
+    "meta.json",
+    "rtt.hlog",
+    "report.html",
+];
+
+/// Whether `name` is a file a run writes into `--out`.
+fn is_run_file(name: &str) -> bool {
+    RUN_FILES.contains(&name) || name.ends_with(".hgrm")
+}
 
 /// Creates the output folder, or says clearly why it cannot, and removes the files an earlier
 /// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
-/// of an earlier `--raw` run) stands beside this run's. Returns the names removed.
-pub fn prepare_dir(dir: &FsPath) -> Result<Vec<&'static str>> {
+/// of an earlier `--raw` run, the `.hgrm` of a responder gone since) stands beside this run's.
+/// Returns the names removed.
+pub fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("--out {}: cannot list the folder", dir.display()))?;
     let mut removed = Vec::new();
-    for name in RUN_FILES {
-        match std::fs::remove_file(dir.join(name)) {
-            Ok(()) => removed.push(name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("--out {}: cannot replace {name}", dir.display())),
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_run_file(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("--out {}: cannot replace {name}", dir.display()))?;
+            removed.push(name);
         }
     }
+    removed.sort();
     Ok(removed)
 }
 
-/// Writes `summary.csv` and `outages.csv`; returns their paths.
+/// Writes `summary.csv`, `outages.csv` and, after a querier watch, `queriers.csv`; returns
+/// their paths.
 pub fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
     let rows: Vec<SummaryRow> = f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
-    Ok(vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?])
+    let mut paths = vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?];
+    if let Some(queriers) = f.querier.as_ref().and_then(super::querier::csv_rows) {
+        paths.push(write_all(dir, "queriers.csv", id, &queriers)?);
+    }
+    Ok(paths)
 }
 
 /// The files filled while the run goes on: `intervals.csv`, and `probes.csv` with `--raw`.

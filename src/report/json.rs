@@ -107,6 +107,11 @@ struct JsonReport {
     notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<JsonDiagnosis>,
+    /// Losses several responders share, and each one's own.
+    shared_faults: super::shared::JsonShared,
+    /// Membership queriers heard while probing (absent when no watch was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    querier: Option<super::querier::JsonQuerierWatch>,
 }
 
 pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
@@ -127,6 +132,8 @@ pub fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         outages: f.outages.iter().map(|o| OutageRow::of(o).into()).collect(),
         notes: f.notes.iter().map(super::note_line).collect(),
         diagnosis: f.diagnosis.as_ref().map(JsonDiagnosis::from),
+        shared_faults: (&f.shared).into(),
+        querier: f.querier.as_ref().map(Into::into),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)

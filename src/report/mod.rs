@@ -4,6 +4,8 @@
 
 pub mod files;
 pub mod json;
+pub mod querier;
+pub mod shared;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -164,8 +166,50 @@ pub fn note_line(n: &Note) -> String {
                 s.ttl
             )
         }
+        Note::SharedLoss(g) => shared_line(g),
+        Note::AloneLoss { name, probes } => {
+            format!("{name} alone lost {probes} probe{}: its own link or host", if *probes == 1 { "" } else { "s" })
+        }
+        Note::IndependentLoss(names) => format!(
+            "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
+            and_list(names)
+        ),
+        Note::Querier(q) => querier::seen_line(q),
+        Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
     }
+}
+
+/// "a, b and c".
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// "h3, h4 and h5 lost the same 41 probes: a fault upstream of all three …".
+fn shared_line(g: &crate::findings::SharedLoss) -> String {
+    let n = g.members.len();
+    let all = match n {
+        2 => "both".to_string(),
+        3 => "all three".to_string(),
+        _ => format!("all {n}"),
+    };
+    let where_ = if g.everyone {
+        format!("a fault at the sender's side, upstream of {all} responders (the prober's host or link)")
+    } else {
+        format!("a fault upstream of {all}, on a link or switch they share")
+    };
+    let p = if g.log10_p.is_finite() { format!("p < 1e{}", g.log10_p.ceil() as i64) } else { "p ≈ 0".to_string() };
+    format!(
+        "{} lost the same {} probes: {where_} ({} with exactly these, {:.2} expected if independent, {p})",
+        and_list(&g.members),
+        g.probes,
+        g.observed,
+        g.expected
+    )
 }
 
 /// The verdict table of `--hosts`, then missing and unexpected responders and advice.

@@ -99,3 +99,74 @@ fn summary_csv() {
     write_final_csvs(dir.path(), &diagnosed_lan()).unwrap();
     insta::assert_snapshot!(std::fs::read_to_string(dir.path().join("summary.csv")).unwrap());
 }
+
+/// A querier heard twice, then silent past the wait; an outage after memberships aged out.
+fn querier_lan() -> Findings {
+    querier_lan_with(&[])
+}
+
+fn querier_lan_with(hosts: &[(&str, Vec<Answerer>)]) -> Findings {
+    use crate::findings::synthetic::T0;
+    use crate::querier::{QuerierObservation, Query, QueryVersion};
+    let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    flaky.drop_probe = |s| s >= 60;
+    let f = Findings::of(&outcome(100, 1, &[flaky], hosts), judge());
+    let q = Query {
+        source: "10.0.0.254".parse().unwrap(),
+        version: QueryVersion::IgmpV3,
+        group: None,
+        max_response: Duration::from_millis(500),
+        robustness: Some(2),
+        interval: Some(Duration::from_secs(1)),
+    };
+    let mut obs = QuerierObservation {
+        start_unix_ns: T0 - 3_000_000_000,
+        end_unix_ns: T0 + 3_000_000_000,
+        wait: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    // Memberships age out 2 × 1 s + 0.5 s after the last query: at 1 s into the run.
+    obs.log.record(&q, T0 - 2_500_000_000);
+    obs.log.record(&q, T0 - 1_500_000_000);
+    f.with_querier(Ok(obs))
+}
+
+#[test]
+fn table_with_a_querier_gone_silent() {
+    insta::assert_snapshot!(render(|w| write_table(w, &querier_lan())));
+}
+
+#[test]
+fn json_with_a_querier_gone_silent_and_without_a_watch() {
+    let f = plain_lan().with_querier(Err("not watching for IGMP queries: a raw socket needs CAP_NET_RAW".into()));
+    insta::assert_snapshot!(render(|w| {
+        write_json(w, &querier_lan())?;
+        write_json(w, &f)
+    }));
+}
+
+/// h3, h4 and h5 behind a lossy trunk (every 7th probe), h4 with a lossy link of its own too.
+#[test]
+fn table_with_a_fault_shared_by_three_hosts() {
+    let h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    let mut h3 = Answerer::new(3, "h3", "10.0.0.3:24242");
+    h3.drop_probe = |s| s % 7 == 3;
+    let mut h4 = Answerer::new(4, "h4", "10.0.0.4:24242");
+    h4.drop_probe = |s| s % 7 == 3 || s % 11 == 5;
+    let mut h5 = Answerer::new(5, "h5", "10.0.0.5:24242");
+    h5.drop_probe = |s| s % 7 == 3 || s == 100;
+    let f = Findings::of(&outcome(300, 1, &[h2, h3, h4, h5], &[]), judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
+
+/// `--hosts` (a soak): the host whose outage the querier silence explains, under the verdicts.
+#[test]
+fn verdicts_with_an_outage_the_querier_silence_explains() {
+    let unicast = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    let f = querier_lan_with(&[("10.0.0.7", vec![unicast])]);
+    insta::assert_snapshot!(render(|w| {
+        write_table(w, &f)?;
+        write_diagnosis(w, f.diagnosis.as_ref().unwrap())?;
+        querier::write_diagnosis_lines(w, &f)
+    }));
+}

@@ -1,8 +1,10 @@
-//! What keeps a long-running responder safe: an allow list, a per-source rate limit, and a
-//! session table of bounded size. Pure logic with timestamps passed in, so it is tested directly.
+//! What keeps a long-running responder safe: an allow list, a per-source rate limit, a budget
+//! for all sources together, a session table of bounded size, and for keyed probes a freshness
+//! window and a replay window per session. Pure logic with timestamps passed in, so it is tested
+//! directly.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -28,6 +30,26 @@ struct Bucket {
     last_ns: u64,
 }
 
+impl Bucket {
+    /// Refills for the time since the last call, then takes one token if there is one.
+    fn take(&mut self, now_ns: u64, rate: f64, burst: f64) -> bool {
+        let elapsed = now_ns.saturating_sub(self.last_ns) as f64 / 1e9;
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last_ns = now_ns;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A tenth of a second's worth of probes may come at once, and never fewer than 100.
+fn burst_of(rate: u32) -> f64 {
+    (rate as f64 / 10.0).max(100.0)
+}
+
 /// A token bucket per source address: `rate` probes per second, bursts of `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -39,12 +61,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `None` when `rate` is 0: no limit.
     pub fn new(rate: u32) -> Option<Self> {
-        // A tenth of a second's worth of probes may come at once, and never fewer than 100.
-        (rate > 0).then(|| RateLimiter {
-            rate: rate as f64,
-            burst: (rate as f64 / 10.0).max(100.0),
-            buckets: HashMap::new(),
-        })
+        (rate > 0).then(|| RateLimiter { rate: rate as f64, burst: burst_of(rate), buckets: HashMap::new() })
     }
 
     /// Whether a probe from `src` at `now_ns` may be answered.
@@ -54,15 +71,7 @@ impl RateLimiter {
         }
         let burst = self.burst;
         let b = self.buckets.entry(src).or_insert(Bucket { tokens: burst, last_ns: now_ns });
-        let elapsed = now_ns.saturating_sub(b.last_ns) as f64 / 1e9;
-        b.tokens = (b.tokens + elapsed * self.rate).min(burst);
-        b.last_ns = now_ns;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        b.take(now_ns, self.rate, burst)
     }
 
     /// Forgets sources whose buckets have refilled (forgetting them changes nothing); if that is
@@ -81,6 +90,147 @@ impl RateLimiter {
     }
 }
 
+/// One token bucket for the whole responder: acks per second across all sources, so a flood from
+/// many (forged) source addresses cannot multiply the per-source limit.
+#[derive(Debug)]
+pub struct Budget {
+    rate: f64,
+    burst: f64,
+    bucket: Option<Bucket>,
+}
+
+impl Budget {
+    /// `None` when `rate` is 0: no budget.
+    pub fn new(rate: u32) -> Option<Self> {
+        (rate > 0).then(|| Budget { rate: rate as f64, burst: burst_of(rate), bucket: None })
+    }
+
+    /// Whether one more ack may be sent at `now_ns`.
+    pub fn allow(&mut self, now_ns: u64) -> bool {
+        let burst = self.burst;
+        self.bucket.get_or_insert(Bucket { tokens: burst, last_ns: now_ns }).take(now_ns, self.rate, burst)
+    }
+}
+
+/// Keyed probes whose send time (the prober's CLOCK_REALTIME) is further than this from the
+/// responder's receive time are refused: a captured probe can only be replayed this long.
+/// Default of `respond --max-clock-skew`: NTP keeps LAN hosts within milliseconds, so 5 s leaves
+/// room for a clock that is slightly off without making captures useful for long.
+pub const DEFAULT_MAX_CLOCK_SKEW_NS: u64 = 5 * SEC_NS;
+/// Upper bound of `--max-clock-skew`: the replay window of a session must outlive every probe of
+/// it that is still fresh, and idle sessions are forgotten after `SESSION_IDLE_NS` (5 minutes).
+pub const MAX_CLOCK_SKEW_NS: u64 = 60 * SEC_NS;
+const SEC_NS: u64 = 1_000_000_000;
+
+/// How far the probe's send time is behind the responder's receive time, in ns: positive for a
+/// probe sent in the past (the normal case: the one-way delay, plus any clock offset), negative
+/// for one stamped in the responder's future.
+pub fn skew_ns(tx_ns: u64, rx_ns: u64) -> i64 {
+    (rx_ns as i128 - tx_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// Whether a probe sent at `tx_ns` and received at `rx_ns` is within `window_ns` either way.
+pub fn is_fresh(tx_ns: u64, rx_ns: u64, window_ns: u64) -> bool {
+    skew_ns(tx_ns, rx_ns).unsigned_abs() <= window_ns
+}
+
+/// What a session's replay window says about a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// Not seen before: answer it.
+    New,
+    /// Seen before: a replay, or a duplicate the network made.
+    Duplicate,
+    /// More than [`SeqWindow::SPAN`] behind the newest: cannot be told from a replay.
+    TooOld,
+}
+
+/// The sequence numbers of one session seen lately, as a bitmap over the newest
+/// [`SPAN`](Self::SPAN) numbers (what IPsec and WireGuard keep for the same purpose). Fixed
+/// size, no allocation: 144 bytes per session.
+#[derive(Debug, Clone, Default)]
+pub struct SeqWindow {
+    words: [u64; (Self::SPAN / 64) as usize],
+    newest: Option<u64>,
+}
+
+impl SeqWindow {
+    /// 1024 numbers: 5 ms of reordering at 200 000 probes/s; a LAN reorders far less.
+    pub const SPAN: u64 = 1024;
+
+    fn bit(seq: u64) -> (usize, u64) {
+        let i = (seq % Self::SPAN) as usize;
+        (i / 64, 1 << (i % 64))
+    }
+
+    /// Checks `seq` and marks it seen.
+    pub fn check(&mut self, seq: u64) -> SeqCheck {
+        match self.newest {
+            Some(newest) if seq <= newest => {
+                if newest - seq >= Self::SPAN {
+                    return SeqCheck::TooOld;
+                }
+                let (w, b) = Self::bit(seq);
+                if self.words[w] & b != 0 {
+                    return SeqCheck::Duplicate;
+                }
+                self.words[w] |= b;
+            }
+            _ => {
+                // Slide forward: the numbers between the old newest and `seq` have not been seen,
+                // and their bits held numbers that leave the window.
+                let from = self.newest.map_or(seq, |n| n + 1);
+                if seq - from >= Self::SPAN {
+                    self.words = [0; (Self::SPAN / 64) as usize];
+                } else {
+                    for s in from..seq {
+                        let (w, b) = Self::bit(s);
+                        self.words[w] &= !b;
+                    }
+                }
+                let (w, b) = Self::bit(seq);
+                self.words[w] |= b;
+                self.newest = Some(seq);
+            }
+        }
+        SeqCheck::New
+    }
+}
+
+/// Decides when a notice about a source is worth a line: once per source (again after
+/// [`REPEAT_NS`](Self::REPEAT_NS)), and never more than one line per
+/// [`GAP_NS`](Self::GAP_NS) in all, so a flood from many sources cannot flood the log. A source
+/// held back by the gap is told about at its next datagram after it.
+#[derive(Debug, Default)]
+pub struct Notices {
+    told: HashMap<IpAddr, u64>,
+    last_ns: Option<u64>,
+}
+
+impl Notices {
+    pub const GAP_NS: u64 = SEC_NS;
+    pub const REPEAT_NS: u64 = 600 * SEC_NS;
+
+    /// Whether to tell about `src` now; if so, it is recorded as told.
+    pub fn due(&mut self, src: IpAddr, now_ns: u64) -> bool {
+        if self.last_ns.is_some_and(|t| now_ns.saturating_sub(t) < Self::GAP_NS) {
+            return false;
+        }
+        if self.told.get(&src).is_some_and(|&t| now_ns.saturating_sub(t) < Self::REPEAT_NS) {
+            return false;
+        }
+        if self.told.len() >= MAX_TRACKED {
+            self.told.retain(|_, t| now_ns.saturating_sub(*t) < Self::REPEAT_NS);
+            if self.told.len() >= MAX_TRACKED {
+                self.told.clear();
+            }
+        }
+        self.told.insert(src, now_ns);
+        self.last_ns = Some(now_ns);
+        true
+    }
+}
+
 /// Keeps the entries whose `rank` is above the median.
 fn keep_newer_half<K, V>(map: &mut HashMap<K, V>, rank: impl Fn(&V) -> u64) {
     let mut ranks: Vec<u64> = map.values().map(&rank).collect();
@@ -96,6 +246,10 @@ pub struct SessionState {
     pub acks_sent: u64,
     pub limited: u64,
     pub last_seen_ns: u64,
+    /// The address whose probe started the session: a keyed session answers only it.
+    pub source: Option<SocketAddr>,
+    /// Sequence numbers seen lately (used for keyed sessions).
+    pub seqs: SeqWindow,
 }
 
 /// Sessions by id, at most [`MAX_TRACKED`].
@@ -105,15 +259,22 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
-    /// The session's state, and whether it is new (first probe, or forgotten since).
-    pub fn get(&mut self, session: u64, now_ns: u64) -> (&mut SessionState, bool) {
+    /// The session's state, and whether it is new (first probe, or forgotten since). A new
+    /// session is bound to `from`.
+    pub fn get(&mut self, session: u64, from: SocketAddr, now_ns: u64) -> (&mut SessionState, bool) {
         let new = !self.map.contains_key(&session);
         if new && self.map.len() >= MAX_TRACKED {
             self.make_room(now_ns);
         }
-        let state = self.map.entry(session).or_default();
+        let state =
+            self.map.entry(session).or_insert_with(|| SessionState { source: Some(from), ..Default::default() });
         state.last_seen_ns = now_ns;
         (state, new)
+    }
+
+    /// The address a known session is bound to.
+    pub fn source_of(&self, session: u64) -> Option<SocketAddr> {
+        self.map.get(&session).and_then(|s| s.source)
     }
 
     /// Forgets idle sessions; when still full, the half that matters least: sessions with a
@@ -175,20 +336,129 @@ mod tests {
         for i in 0..100_000u64 {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
             rl.allow(ip, i);
-            sessions.get(i * 7919, i);
+            sessions.get(i * 7919, from(1), i);
         }
         assert!(rl.tracked() <= MAX_TRACKED);
         assert!(sessions.len() <= MAX_TRACKED);
         // An established session survives a flood of fresh fake ids, even though they are newer.
         let t = SESSION_IDLE_NS * 2;
         for k in 0..2 {
-            let (s, _) = sessions.get(42, t + k);
+            let (s, _) = sessions.get(42, from(1), t + k);
             s.received += 1;
         }
         for i in 0..10_000u64 {
-            sessions.get(1_000_000 + i, t + 10 + i).0.received += 1;
+            sessions.get(1_000_000 + i, from(1), t + 10 + i).0.received += 1;
         }
-        let (s, new) = sessions.get(42, t + 20_000);
+        let (s, new) = sessions.get(42, from(1), t + 20_000);
         assert!(!new && s.received == 2, "the live session was evicted");
+    }
+
+    fn from(host: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, host], 40_000))
+    }
+
+    #[test]
+    fn sessions_are_bound_to_the_address_that_started_them() {
+        let mut sessions = SessionTable::default();
+        assert_eq!(sessions.source_of(9), None);
+        sessions.get(9, from(1), 0);
+        // A later probe from elsewhere does not rebind it.
+        sessions.get(9, from(2), 1);
+        assert_eq!(sessions.source_of(9), Some(from(1)));
+    }
+
+    #[test]
+    fn freshness_is_a_window_either_way() {
+        let w = DEFAULT_MAX_CLOCK_SKEW_NS;
+        let rx = 1_800_000_000 * SEC;
+        assert!(is_fresh(rx - 100_000, rx, w), "a normal one-way delay");
+        assert!(is_fresh(rx - w, rx, w) && is_fresh(rx + w, rx, w), "the edges are in");
+        assert!(!is_fresh(rx - w - 1, rx, w), "a probe from the past");
+        assert!(!is_fresh(rx + w + 1, rx, w), "a probe from the future (the prober's clock is ahead)");
+        assert_eq!(skew_ns(rx - 3 * SEC, rx), 3 * SEC as i64);
+        assert_eq!(skew_ns(rx + 3 * SEC, rx), -3 * SEC as i64);
+        // Absurd stamps do not overflow.
+        assert!(!is_fresh(0, u64::MAX, w) && !is_fresh(u64::MAX, 0, w));
+        assert_eq!(skew_ns(0, u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn the_replay_window_answers_each_number_once() {
+        let mut w = SeqWindow::default();
+        assert_eq!(w.check(10), SeqCheck::New);
+        assert_eq!(w.check(10), SeqCheck::Duplicate);
+        // Out of order within the window: new once, then a duplicate.
+        assert_eq!(w.check(12), SeqCheck::New);
+        assert_eq!(w.check(11), SeqCheck::New);
+        assert_eq!(w.check(11), SeqCheck::Duplicate);
+        assert_eq!(w.check(0), SeqCheck::New, "earlier numbers in the window never seen are new");
+        // Slide by one span: 12 leaves the window, and its bit does not make 12 + SPAN a duplicate.
+        let far = 12 + SeqWindow::SPAN;
+        assert_eq!(w.check(far), SeqCheck::New);
+        assert_eq!(w.check(12), SeqCheck::TooOld);
+        assert_eq!(w.check(far - SeqWindow::SPAN + 1), SeqCheck::New);
+        assert_eq!(w.check(far), SeqCheck::Duplicate);
+        // A big jump clears everything; the extremes do not overflow.
+        assert_eq!(w.check(u64::MAX), SeqCheck::New);
+        assert_eq!(w.check(u64::MAX), SeqCheck::Duplicate);
+        assert_eq!(w.check(u64::MAX - 1), SeqCheck::New);
+        assert_eq!(w.check(far), SeqCheck::TooOld);
+    }
+
+    #[test]
+    fn the_window_matches_a_set_of_seen_numbers() {
+        // Against the obvious model over a pseudo-random walk with reordering and duplicates.
+        let mut w = SeqWindow::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut newest = 0u64;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let seq = (step + x % 3000).saturating_sub(1500);
+            let expected = if newest.saturating_sub(seq) >= SeqWindow::SPAN && !seen.is_empty() {
+                SeqCheck::TooOld
+            } else if seen.contains(&seq) {
+                SeqCheck::Duplicate
+            } else {
+                SeqCheck::New
+            };
+            assert_eq!(w.check(seq), expected, "step {step}, seq {seq}, newest {newest}");
+            if expected == SeqCheck::New {
+                seen.insert(seq);
+                newest = newest.max(seq);
+            }
+        }
+    }
+
+    #[test]
+    fn the_budget_is_shared_by_every_source() {
+        let mut b = Budget::new(1000).unwrap(); // burst 100
+        let t0 = 7 * SEC;
+        assert_eq!((0..1000).filter(|_| b.allow(t0)).count(), 100, "the burst, whoever asks");
+        // Over one second at a million requests per second, about the rate gets through.
+        let passed = (1..=1_000_000u64).filter(|i| b.allow(t0 + i * 1000)).count();
+        assert!((999..=1001).contains(&passed), "{passed}");
+        assert!(Budget::new(0).is_none());
+    }
+
+    #[test]
+    fn notices_are_once_per_source_and_spaced() {
+        let mut n = Notices::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(n.due(a, SEC));
+        assert!(!n.due(a, SEC + 1), "told already");
+        assert!(!n.due(b, SEC + 1), "too soon after another line");
+        assert!(n.due(b, 2 * SEC + 1), "told once the gap is over");
+        assert!(!n.due(a, 100 * SEC));
+        assert!(n.due(a, SEC + Notices::REPEAT_NS), "reminded after a long while");
+        // A flood of sources gets at most one line per gap, and memory stays bounded.
+        let lines = (0..100_000u64)
+            .filter(|&i| n.due(IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i as u32)), 10_000 * SEC + i * 1000))
+            .count();
+        assert_eq!(lines, 1);
+        assert!(n.told.len() <= MAX_TRACKED);
     }
 }

@@ -3,14 +3,30 @@
 //! It answers nothing else: foreign datagrams, acks and broken probes are counted and dropped. An
 //! ack is never larger than the probe that caused it (see [`crate::wire`]), so a responder cannot
 //! be used to amplify traffic. The engine reports what happens through [`Event`]s and leaves the
-//! printing to its caller. What keeps it safe to leave running for months is in [`guard`].
+//! printing to its caller. What keeps it safe to leave running for months is in `guard.rs`.
+//!
+//! The decision about each datagram is a pure step, [`Engine::step`]: datagram, source and
+//! timestamps in, the ack's bytes (or none) and counter changes out, with the clock passed in. Unit
+//! tests drive it with synthetic datagrams and a fake clock; [`Responder`] only adds the sockets.
+//!
+//! With a key, a probe is answered only when it is fresh (its send time within
+//! `max_clock_skew` of the responder's clock), new (its (session, sequence) not answered before)
+//! and from the address that started its session: a captured probe, replayed from anywhere,
+//! gets nothing. Without a key anyone can make probes, so none of this would help: an open
+//! responder relies on the rate limits and the no-amplification rule (see the README's threat
+//! model).
 
 mod guard;
+pub mod notice;
 
-pub use guard::{AllowList, RateLimiter, SessionTable, MAX_TRACKED};
+pub use guard::{
+    is_fresh, skew_ns, AllowList, Budget, Notices, RateLimiter, SeqCheck, SeqWindow, SessionTable,
+    DEFAULT_MAX_CLOCK_SKEW_NS, MAX_CLOCK_SKEW_NS, MAX_TRACKED,
+};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -21,6 +37,12 @@ use crate::wire::{self, Ack, Arrival, Message};
 /// Default per-source limit, probes per second: far above any LAN check, low enough that a
 /// responder cannot be driven to use a whole core by one source.
 pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
+/// Default budget of the whole responder, acks per second across all sources. Above what one
+/// host's prober can send (the loss-free rate search tops out near 100 000 probes/s on the
+/// reference machine; a fast host near 200 000) and what a mesh of a few hundred hosts at 1000/s
+/// sends, so it caps no normal run; low enough that a thousand forged sources, each under the
+/// per-source limit, cannot make one responder send the 10 million acks/s they could ask for.
+pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
 
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
@@ -36,11 +58,27 @@ pub struct ResponderConfig {
     pub rcvbuf: usize,
     /// Probes per second answered per source address; 0 for no limit.
     pub rate_limit: u32,
+    /// Acks per second across all sources; 0 for no limit.
+    pub total_rate_limit: u32,
+    /// With a key: how far a probe's send time may be from this host's clock.
+    pub max_clock_skew: Duration,
     pub allow: AllowList,
     /// With a key, only probes keyed with it are answered, and acks are keyed.
     pub key: Option<Key>,
     /// Behave like the course lab's receiver: answer `ack` to any datagram.
     pub plain: bool,
+}
+
+/// Checks `--max-clock-skew`: more than 0 (a parser rule) and at most [`MAX_CLOCK_SKEW_NS`].
+pub fn check_max_clock_skew(d: Duration) -> Result<Duration> {
+    if d.as_nanos() > MAX_CLOCK_SKEW_NS as u128 {
+        anyhow::bail!(
+            "--max-clock-skew {}: at most {}s (a longer window lets captured probes be replayed longer); sync the clocks with NTP instead",
+            humantime::format_duration(d),
+            MAX_CLOCK_SKEW_NS / 1_000_000_000
+        );
+    }
+    Ok(d)
 }
 
 /// What a plain responder sends back, as the lab's receiver does.
@@ -65,29 +103,340 @@ pub struct Counters {
     pub denied: u64,
     /// Probes without a valid tag for this responder's key.
     pub unauthenticated: u64,
+    /// Keyed probes sent too long ago or in the future for `max_clock_skew`: a clock out of sync,
+    /// or an old capture replayed.
+    pub stale: u64,
+    /// Keyed probes whose (session, sequence) was answered before, or too far behind the newest.
+    pub replayed: u64,
+    /// Keyed probes of a session from another address than the one that started it.
+    pub wrong_source: u64,
+    /// Probes not answered because the whole responder was over its total budget.
+    pub over_budget: u64,
     /// Probes the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     pub local_drops: u64,
 }
 
-/// What the responder tells its caller.
-#[derive(Debug, Clone)]
+/// What the responder tells its caller. The notices about refused probes come at most once per
+/// source (again after ten minutes) and one a second in all: see [`Notices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The socket is bound and joined: probes will be answered from now on.
     Listening { id: u64 },
     /// The first probe of a session it had not seen (or had forgotten) was answered.
     NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival },
+    /// Probes from `from` fail the key check: its prober has another key, or none.
+    BadMac { from: SocketAddr },
+    /// A keyed probe from `from` was sent `skew_ns` before it arrived (negative: after, by this
+    /// host's clock), more than `max_ns` either way: the clocks are out of sync (or it is an old
+    /// capture).
+    ClockSkew { from: SocketAddr, skew_ns: i64, max_ns: u64 },
+    /// A keyed probe of `session`, which `bound` started, came from `from`: a replay or a forged
+    /// source.
+    WrongSource { from: SocketAddr, session: u64, bound: SocketAddr },
+    /// The total budget of `rate` acks per second is used up: probes are being refused (and
+    /// counted as rate-limited in later acks).
+    OverBudget { rate: u32 },
 }
 
-/// A bound, joined responder, ready to [`run`](Responder::run).
-pub struct Responder {
-    cfg: ResponderConfig,
-    sock: UdpSocket,
-    reply: Option<UdpSocket>,
+/// What became of one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered: the step's reply holds the ack.
+    Answered,
+    /// Not an mcprobe message, or malformed.
+    Invalid,
+    /// A valid mcprobe message that is not answered (an ack, another version, an answer).
+    Ignored,
+    Denied,
+    Unauthenticated,
+    TooSmall,
+    Stale,
+    Replayed,
+    WrongSource,
+    /// Over the source's rate limit.
+    Limited,
+    /// Over the whole responder's budget.
+    OverBudget,
+}
+
+/// One datagram as the socket layer hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    pub bytes: &'a [u8],
+    pub from: SocketAddr,
+    /// Its destination address when known: tells multicast from unicast arrival.
+    pub dst: Option<IpAddr>,
+    /// IP TTL it arrived with; 0 when unknown.
+    pub ttl: u8,
+    /// Kernel receive time, ns since the epoch (CLOCK_REALTIME).
+    pub rx_ns: u64,
+}
+
+/// The decision about one datagram.
+#[derive(Debug)]
+pub struct Step<'a> {
+    pub outcome: Outcome,
+    /// Bytes to send back to the datagram's source.
+    pub reply: Option<&'a [u8]>,
+    /// To tell the caller once the reply (if any) has left.
+    pub event: Option<Event>,
+}
+
+impl Step<'_> {
+    fn drop(outcome: Outcome) -> Self {
+        Step { outcome, reply: None, event: None }
+    }
+}
+
+/// How often the budget notice may repeat while the budget stays exhausted.
+const BUDGET_NOTICE_GAP_NS: u64 = 10_000_000_000;
+
+/// The per-source limit and the total budget.
+struct Limits {
+    per_source: Option<RateLimiter>,
+    budget: Option<Budget>,
+    total_rate_limit: u32,
+    budget_notice_ns: Option<u64>,
+}
+
+impl Limits {
+    /// Per-source limit, then the total budget (a source over its own limit spends none of it).
+    /// What they refuse is counted here and in `limited` of the session, which travels in its
+    /// next ack.
+    fn admit(&mut self, d: &Datagram<'_>, counters: &mut Counters) -> Result<(), (Outcome, Option<Event>)> {
+        if !self.per_source.as_mut().is_none_or(|l| l.allow(d.from.ip(), d.rx_ns)) {
+            counters.limited += 1;
+            return Err((Outcome::Limited, None));
+        }
+        if !self.budget.as_mut().is_none_or(|b| b.allow(d.rx_ns)) {
+            counters.over_budget += 1;
+            let due = self.budget_notice_ns.is_none_or(|t| d.rx_ns.saturating_sub(t) >= BUDGET_NOTICE_GAP_NS);
+            let event = due.then(|| {
+                self.budget_notice_ns = Some(d.rx_ns);
+                Event::OverBudget { rate: self.total_rate_limit }
+            });
+            return Err((Outcome::OverBudget, event));
+        }
+        Ok(())
+    }
+}
+
+/// The responder's decisions and state, without sockets: see the module comment.
+pub struct Engine {
+    allow: AllowList,
+    key: Option<Key>,
+    plain: bool,
+    port: u16,
+    max_skew_ns: u64,
     /// The ack being sent: identity (responder id, name) set once, the rest per probe.
     ack: Ack,
+    /// The encoded ack, one buffer reused for every probe.
+    out: Vec<u8>,
     sessions: SessionTable,
-    limiter: Option<RateLimiter>,
+    limits: Limits,
+    bad_mac_notices: Notices,
+    skew_notices: Notices,
+    source_notices: Notices,
     counters: Counters,
+}
+
+impl Engine {
+    /// `id` is the responder's random id, carried in every ack.
+    pub fn new(cfg: &ResponderConfig, id: u64) -> Self {
+        Engine {
+            allow: cfg.allow.clone(),
+            key: cfg.key.clone(),
+            plain: cfg.plain,
+            port: cfg.port,
+            max_skew_ns: cfg.max_clock_skew.as_nanos().min(u64::MAX as u128) as u64,
+            ack: Ack { responder: id, name: cfg.name.clone(), ..Ack::default() },
+            out: Vec::with_capacity(wire::ACK_FIXED_LEN + 1 + wire::MAX_NAME_LEN + wire::TAG_LEN),
+            sessions: SessionTable::default(),
+            limits: Limits {
+                per_source: RateLimiter::new(cfg.rate_limit),
+                budget: Budget::new(cfg.total_rate_limit),
+                total_rate_limit: cfg.total_rate_limit,
+                budget_notice_ns: None,
+            },
+            bad_mac_notices: Notices::default(),
+            skew_notices: Notices::default(),
+            source_notices: Notices::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.ack.responder
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The kernel's count of datagrams dropped for buffer space, as the socket reports it.
+    pub fn set_local_drops(&mut self, drops: u64) {
+        self.counters.local_drops = drops;
+    }
+
+    /// Records whether the reply of the last step could be sent.
+    pub fn sent(&mut self, ok: bool) {
+        if ok {
+            self.counters.acks_sent += 1;
+        } else {
+            self.counters.send_errors += 1;
+        }
+    }
+
+    /// Decides about one datagram. `now_ns` is read once, just before an ack is encoded (its
+    /// dwell time); a test passes a fake clock.
+    pub fn step(&mut self, d: Datagram<'_>, now_ns: impl FnOnce() -> u64) -> Step<'_> {
+        if self.plain {
+            self.step_plain(d)
+        } else {
+            self.step_probe(d, now_ns)
+        }
+    }
+
+    /// The lab's receiver: any datagram of at least 3 bytes gets `ack` (shorter ones would make
+    /// the reply larger than the request). Allow list and rate limits still apply. Each new
+    /// source address is reported like a new session.
+    fn step_plain(&mut self, d: Datagram<'_>) -> Step<'_> {
+        self.counters.probes += 1;
+        if !self.allow.allows(d.from.ip()) {
+            self.counters.denied += 1;
+            return Step::drop(Outcome::Denied);
+        }
+        if d.bytes.len() < PLAIN_ACK.len() {
+            self.counters.too_small += 1;
+            return Step::drop(Outcome::TooSmall);
+        }
+        // Never answer an answer: another responder's `ack`, or anything sent from the group's
+        // port (where responders answer from), so two plain responders cannot be set ping-ponging
+        // by one forged datagram.
+        if d.bytes == PLAIN_ACK || d.from.port() == self.port {
+            self.counters.ignored += 1;
+            return Step::drop(Outcome::Ignored);
+        }
+        if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
+            return Step { outcome, reply: None, event };
+        }
+        let source = net::source_key(&d.from);
+        let (_, new_source) = self.sessions.get(source, d.from, d.rx_ns);
+        let event = new_source.then(|| {
+            self.counters.sessions += 1;
+            let arrival = if d.dst.is_some_and(|a| a.is_multicast()) { Arrival::Multicast } else { Arrival::Unicast };
+            Event::NewSession { session: source, from: d.from, ttl: d.ttl, arrival }
+        });
+        Step { outcome: Outcome::Answered, reply: Some(PLAIN_ACK), event }
+    }
+
+    fn step_probe(&mut self, d: Datagram<'_>, now_ns: impl FnOnce() -> u64) -> Step<'_> {
+        let probe = match wire::decode(d.bytes) {
+            Ok(Message::Probe(p)) => p,
+            Ok(_) | Err(wire::DecodeError::Version(_)) => {
+                self.counters.ignored += 1;
+                return Step::drop(Outcome::Ignored);
+            }
+            Err(_) => {
+                self.counters.invalid += 1;
+                return Step::drop(Outcome::Invalid);
+            }
+        };
+        self.counters.probes += 1;
+        if !self.allow.allows(d.from.ip()) {
+            self.counters.denied += 1;
+            return Step::drop(Outcome::Denied);
+        }
+        let tag_len = if self.key.is_some() { wire::TAG_LEN } else { 0 };
+        if let Some(key) = &self.key {
+            if !key.verify(d.bytes) {
+                self.counters.unauthenticated += 1;
+                let event = self.bad_mac_notices.due(d.from.ip(), d.rx_ns).then_some(Event::BadMac { from: d.from });
+                return Step { outcome: Outcome::Unauthenticated, reply: None, event };
+            }
+        }
+        if d.bytes.len() < wire::ACK_FIXED_LEN + tag_len {
+            self.counters.too_small += 1;
+            return Step::drop(Outcome::TooSmall);
+        }
+        let keyed = self.key.is_some();
+        // Checked before the session is looked up: a stale probe neither starts nor touches one.
+        if keyed && !is_fresh(probe.tx_ns, d.rx_ns, self.max_skew_ns) {
+            self.counters.stale += 1;
+            let event = self.skew_notices.due(d.from.ip(), d.rx_ns).then(|| Event::ClockSkew {
+                from: d.from,
+                skew_ns: skew_ns(probe.tx_ns, d.rx_ns),
+                max_ns: self.max_skew_ns,
+            });
+            return Step { outcome: Outcome::Stale, reply: None, event };
+        }
+        let arrival = match d.dst {
+            Some(a) if a.is_multicast() => Arrival::Multicast,
+            Some(_) => Arrival::Unicast,
+            None => Arrival::Unknown,
+        };
+        let (state, new_session) = self.sessions.get(probe.session, d.from, d.rx_ns);
+        // One lookup for both: a session from another address only has its idle time refreshed.
+        if let Some(bound) = state.source.filter(|b| keyed && *b != d.from) {
+            self.counters.wrong_source += 1;
+            let event = self.source_notices.due(d.from.ip(), d.rx_ns).then_some(Event::WrongSource {
+                from: d.from,
+                session: probe.session,
+                bound,
+            });
+            return Step { outcome: Outcome::WrongSource, reply: None, event };
+        }
+        // A replay is not a probe received: the session's counts stay those of the prober's
+        // probes, and it spends no rate-limit token.
+        if keyed && state.seqs.check(probe.seq) != SeqCheck::New {
+            self.counters.replayed += 1;
+            return Step::drop(Outcome::Replayed);
+        }
+        if new_session {
+            self.counters.sessions += 1;
+        }
+        state.received += 1;
+        if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
+            // Counted per session, and the count travels in the next ack, so the prober reports
+            // these as rate-limited rather than as network loss.
+            state.limited += 1;
+            return Step { outcome, reply: None, event };
+        }
+        // One ack, refilled for every probe: the per-probe path allocates nothing.
+        let ack = &mut self.ack;
+        ack.session = probe.session;
+        ack.seq = probe.seq;
+        ack.tx_ns = probe.tx_ns;
+        ack.rx_ns = d.rx_ns;
+        // The wire carries the low 32 bits; the prober restores the rest (wire::unwrap_counter).
+        ack.received = state.received as u32;
+        ack.ack_seq = state.acks_sent as u32;
+        ack.limited = state.limited as u32;
+        ack.ttl = d.ttl;
+        ack.arrival = arrival;
+        // The ack's number is used even if sending fails, so the prober counts a failed send as
+        // a lost ack (return loss) rather than losing track of it.
+        state.acks_sent += 1;
+        // Transmit time as late as possible: just before encoding and sending.
+        ack.dwell_ns = now_ns().saturating_sub(d.rx_ns).min(u32::MAX as u64) as u32;
+        if !ack.encode_within_into(d.bytes.len() - tag_len, &mut self.out) {
+            return Step::drop(Outcome::TooSmall); // unreachable: the size was checked above
+        }
+        if let Some(key) = &self.key {
+            key.seal(&mut self.out);
+        }
+        // Told after the first ack left, so "session" means "answered", not just "heard".
+        let event =
+            new_session.then_some(Event::NewSession { session: probe.session, from: d.from, ttl: d.ttl, arrival });
+        Step { outcome: Outcome::Answered, reply: Some(&self.out), event }
+    }
+}
+
+/// A bound, joined responder, ready to [`run`](Responder::run): the engine and its sockets.
+pub struct Responder {
+    sock: UdpSocket,
+    reply: Option<UdpSocket>,
+    engine: Engine,
 }
 
 impl Responder {
@@ -96,159 +445,45 @@ impl Responder {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
-        let ack = Ack { responder: rand::random(), name: cfg.name.clone(), ..Ack::default() };
-        Ok(Responder {
-            limiter: RateLimiter::new(cfg.rate_limit),
-            cfg,
-            sock,
-            reply,
-            ack,
-            sessions: SessionTable::default(),
-            counters: Counters::default(),
-        })
+        let engine = Engine::new(&cfg, rand::random());
+        Ok(Responder { sock, reply, engine })
     }
 
     pub fn id(&self) -> u64 {
-        self.ack.responder
+        self.engine.id()
     }
 
     /// Answers probes until `stop` is set; returns the counters.
     pub fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
-        on_event(&Event::Listening { id: self.ack.responder });
+        on_event(&Event::Listening { id: self.engine.id() });
         let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
         let mut cmsg = net::cmsg_buffer();
         while !stop.load(Ordering::Relaxed) {
             let Some(rx) = net::recv(&self.sock, &mut buf, &mut cmsg)? else { continue };
             if let Some(d) = rx.local_drops {
-                self.counters.local_drops = d as u64;
+                self.engine.set_local_drops(d as u64);
             }
-            let datagram = &buf[..rx.len.min(buf.len())];
-            if self.cfg.plain {
-                self.handle_plain(datagram, rx, &mut on_event);
-            } else {
-                self.handle(datagram, rx, &mut on_event);
+            let datagram = Datagram {
+                bytes: &buf[..rx.len.min(buf.len())],
+                from: rx.from,
+                dst: rx.dst,
+                ttl: rx.ttl,
+                rx_ns: rx.rx_ns,
+            };
+            let step = self.engine.step(datagram, net::now_ns);
+            let sent =
+                step.reply.map(|bytes| self.reply.as_ref().unwrap_or(&self.sock).send_to(bytes, rx.from).is_ok());
+            let event = step.event;
+            if let Some(ok) = sent {
+                self.engine.sent(ok);
             }
-        }
-        Ok(self.counters)
-    }
-
-    /// The lab's receiver: any datagram of at least 3 bytes gets `ack` (shorter ones would make
-    /// the reply larger than the request). Allow list and rate limit still apply. Each new source
-    /// address is reported like a new session.
-    fn handle_plain(&mut self, datagram: &[u8], rx: net::Received, on_event: &mut impl FnMut(&Event)) {
-        self.counters.probes += 1;
-        if !self.cfg.allow.allows(rx.from.ip()) {
-            self.counters.denied += 1;
-            return;
-        }
-        if datagram.len() < PLAIN_ACK.len() {
-            self.counters.too_small += 1;
-            return;
-        }
-        // Never answer an answer: another responder's `ack`, or anything sent from the group's
-        // port (where responders answer from), so two plain responders cannot be set ping-ponging
-        // by one forged datagram.
-        if datagram == PLAIN_ACK || rx.from.port() == self.cfg.port {
-            self.counters.ignored += 1;
-            return;
-        }
-        if !self.limiter.as_mut().is_none_or(|l| l.allow(rx.from.ip(), rx.rx_ns)) {
-            self.counters.limited += 1;
-            return;
-        }
-        let source = net::source_key(&rx.from);
-        let (_, new_source) = self.sessions.get(source, rx.rx_ns);
-        let sock = self.reply.as_ref().unwrap_or(&self.sock);
-        match sock.send_to(PLAIN_ACK, rx.from) {
-            Ok(_) => self.counters.acks_sent += 1,
-            Err(_) => self.counters.send_errors += 1,
-        }
-        if new_source {
-            self.counters.sessions += 1;
-            let arrival = if rx.dst.is_some_and(|d| d.is_multicast()) { Arrival::Multicast } else { Arrival::Unicast };
-            on_event(&Event::NewSession { session: source, from: rx.from, ttl: rx.ttl, arrival });
-        }
-    }
-
-    fn handle(&mut self, datagram: &[u8], rx: net::Received, on_event: &mut impl FnMut(&Event)) {
-        let probe = match wire::decode(datagram) {
-            Ok(Message::Probe(p)) => p,
-            Ok(_) => {
-                self.counters.ignored += 1;
-                return;
-            }
-            Err(wire::DecodeError::Version(_)) => {
-                self.counters.ignored += 1;
-                return;
-            }
-            Err(_) => {
-                self.counters.invalid += 1;
-                return;
-            }
-        };
-        self.counters.probes += 1;
-        if !self.cfg.allow.allows(rx.from.ip()) {
-            self.counters.denied += 1;
-            return;
-        }
-        let tag_len = if self.cfg.key.is_some() { wire::TAG_LEN } else { 0 };
-        if let Some(key) = &self.cfg.key {
-            if !key.verify(datagram) {
-                self.counters.unauthenticated += 1;
-                return;
+            if let Some(ev) = event {
+                on_event(&ev);
             }
         }
-        if datagram.len() < wire::ACK_FIXED_LEN + tag_len {
-            self.counters.too_small += 1;
-            return;
-        }
-        let arrival = match rx.dst {
-            Some(d) if d.is_multicast() => Arrival::Multicast,
-            Some(_) => Arrival::Unicast,
-            None => Arrival::Unknown,
-        };
-        let allowed = self.limiter.as_mut().is_none_or(|l| l.allow(rx.from.ip(), rx.rx_ns));
-        let (state, new_session) = self.sessions.get(probe.session, rx.rx_ns);
-        if new_session {
-            self.counters.sessions += 1;
-        }
-        state.received += 1;
-        if !allowed {
-            // Counted per session, and the count travels in the next ack, so the prober reports
-            // these as rate-limited rather than as network loss.
-            state.limited += 1;
-            self.counters.limited += 1;
-            return;
-        }
-        // One ack, refilled for every probe: the per-probe path allocates no name.
-        let ack = &mut self.ack;
-        ack.session = probe.session;
-        ack.seq = probe.seq;
-        ack.tx_ns = probe.tx_ns;
-        ack.rx_ns = rx.rx_ns;
-        // The wire carries the low 32 bits; the prober restores the rest (wire::unwrap_counter).
-        ack.received = state.received as u32;
-        ack.ack_seq = state.acks_sent as u32;
-        ack.limited = state.limited as u32;
-        ack.ttl = rx.ttl;
-        ack.arrival = arrival;
-        // Transmit time as late as possible: just before encoding and sending.
-        ack.dwell_ns = net::now_ns().saturating_sub(rx.rx_ns).min(u32::MAX as u64) as u32;
-        let Some(mut bytes) = ack.encode_within(datagram.len() - tag_len) else { return };
-        if let Some(key) = &self.cfg.key {
-            key.seal(&mut bytes);
-        }
-        let sock = self.reply.as_ref().unwrap_or(&self.sock);
-        // The ack's number is used even if sending fails, so the prober counts a failed send as
-        // a lost ack (return loss) rather than losing track of it.
-        state.acks_sent += 1;
-        match sock.send_to(&bytes, rx.from) {
-            Ok(_) => self.counters.acks_sent += 1,
-            Err(_) => self.counters.send_errors += 1,
-        }
-        // Told after the first ack left, so "session" means "answered", not just "heard".
-        if new_session {
-            on_event(&Event::NewSession { session: probe.session, from: rx.from, ttl: rx.ttl, arrival });
-        }
+        Ok(self.engine.counters)
     }
 }
+
+#[cfg(test)]
+mod tests;

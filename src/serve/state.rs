@@ -402,6 +402,7 @@ mod tests {
             forged: 0,
             local_drops: 0,
             send_errors: 0,
+            local_addrs: Vec::new(),
         }
     }
 

@@ -16,6 +16,11 @@ pub struct IntervalAcc {
 }
 
 impl IntervalAcc {
+    /// The RTTs (ns) of the interval's on-time acks, in arrival order.
+    pub fn samples(&self) -> &[u32] {
+        &self.samples
+    }
+
     /// (received, median RTT, maximum RTT) in ns. Median by nearest rank: the smallest sample with
     /// at least half the samples at or below it.
     pub fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
@@ -297,7 +302,13 @@ pub struct HostStats {
     pub outages: Vec<Outage>,
     /// Outages beyond [`MAX_OUTAGES`], counted but not kept.
     pub outages_dropped: u64,
+    /// The probes it left unanswered after its first answer, in order (at most
+    /// [`MAX_LOST_SEQS`]): which probes several responders lost together (findings::shared).
+    pub lost_seqs: Vec<u64>,
 }
+
+/// Lost probes remembered per responder (8 bytes each).
+pub const MAX_LOST_SEQS: usize = 1 << 20;
 
 /// Outages kept per responder; a host that flaps all day still costs bounded memory.
 pub const MAX_OUTAGES: usize = 10_000;
@@ -370,6 +381,7 @@ impl HostStats {
             answered_once: false,
             outages: Vec::new(),
             outages_dropped: 0,
+            lost_seqs: Vec::new(),
         }
     }
 
@@ -498,6 +510,9 @@ impl HostStats {
             self.last_answer = Some((id, limited));
             self.answered_once = true;
         } else if self.answered_once {
+            if self.lost_seqs.len() < MAX_LOST_SEQS {
+                self.lost_seqs.push(seq);
+            }
             let gap = self.open_gap.get_or_insert((seq, tx_ns, 0));
             gap.2 += 1;
         }

@@ -81,6 +81,10 @@ pub struct IntervalRow {
     pub lost: u64,
     pub rtt_p50_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
+    /// The interval's on-time RTTs in ns, for the interval histogram log (`rtt.hlog`); not a
+    /// CSV column.
+    #[serde(skip)]
+    pub rtt_ns: Vec<u32>,
 }
 
 /// One row of `probes.csv`: one probe and one responder.
@@ -497,6 +501,7 @@ impl Run {
 }
 
 fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: IntervalAcc) -> IntervalRow {
+    let rtt_ns = acc.samples().to_vec();
     let (received, p50, max) = acc.summarize();
     let width_s = width_ns as f64 / 1e9;
     IntervalRow {
@@ -508,6 +513,7 @@ fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: Interval
         lost: sent.saturating_sub(received as u64),
         rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
         rtt_max_us: max.map(|v| ns_to_us(v as u64)),
+        rtt_ns,
     }
 }
 

@@ -2,6 +2,8 @@
 //! test's own group joined on 127.0.0.1 only, with TTL 1.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};

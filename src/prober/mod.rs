@@ -1,10 +1,15 @@
-//! The prober engine: a paced sender thread and an ack receiver thread over one UDP socket, both
-//! feeding one [`Run`] (the accounting in [`crate::stats`]).
+//! The prober engine: a paced sender thread and an ack receiver thread, both feeding one [`Run`]
+//! per path (the accounting in [`crate::stats`]). Multicast probes leave by one socket; each
+//! `--hosts` host gets its own non-blocking socket for its unicast probes, so a host that is down
+//! can never hold up the others (see [`crate::net::ProbeSockets`]). The receiver's logic lives in
+//! [`receive`], behind a small trait, so it is tested without sockets.
 //!
 //! Pacing: probe `k` is due at `start + k × interval`, a fixed schedule (a late probe does not
 //! push the later ones back). The sender sleeps until shortly before each deadline, with the
 //! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
+
+mod receive;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +21,13 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use crate::auth::Key;
-use crate::net::{self, Iface};
+use crate::net::icmp::{IcmpError, IcmpKind};
+use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
-use crate::wire::{self, Message, Probe};
+use crate::wire::{self, Probe};
+
+pub use crate::net::UNICAST_TTL;
+use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.
 const SPIN_BEFORE: Duration = Duration::from_micros(80);
@@ -26,9 +35,6 @@ const SPIN_BEFORE: Duration = Duration::from_micros(80);
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// The last stretch before a deadline is spun without yielding.
 const PURE_SPIN: Duration = Duration::from_micros(10);
-/// Probes are kept open this much past the timeout, so acks already queued in the socket are
-/// judged by their kernel timestamps rather than by when the thread read them.
-const RETAIN_MARGIN: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -64,15 +70,117 @@ pub struct ProbeConfig {
     pub rcvbuf: usize,
 }
 
-/// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
-/// of routers on the way.
-pub const UNICAST_TTL: u32 = 64;
+impl ProbeConfig {
+    /// A configuration with the CLI's defaults: 10 probes a second for 10 s, 128 bytes, TTL 1, a
+    /// fixed schedule, 1 s timeout and report interval, no key, no hosts, no files, a random
+    /// session. Set the public fields to change any of it.
+    pub fn new(group: IpAddr, port: u16) -> Self {
+        ProbeConfig {
+            session: rand::random(),
+            group,
+            port,
+            iface: None,
+            ttl: 1,
+            size: 128,
+            interval: Duration::from_millis(100),
+            schedule: Schedule::Fixed,
+            count: 100,
+            timeout: Duration::from_secs(1),
+            report_interval: Duration::from_secs(1),
+            raw: false,
+            intervals: false,
+            key: None,
+            plain: None,
+            outage_min: 3,
+            hosts: Vec::new(),
+            rcvbuf: net::DEFAULT_RCVBUF,
+        }
+    }
+}
 
 /// The unicast path to one listed host.
 #[derive(Debug)]
 pub struct UnicastRun {
     pub host: IpAddr,
+    /// Probes actually handed to the kernel, and the acks to them. Probes the kernel refused
+    /// are not in it (see `not_sent`), so they never count as network loss.
     pub run: Run,
+    /// Probes the kernel refused at once: the host's send queue was full (its neighbour entry
+    /// unresolved: the host is down or not on the LAN), or it reported the host unreachable.
+    pub not_sent: u64,
+    /// ICMP errors about the probes to this host.
+    pub icmp: IcmpCounts,
+    /// The host is this machine (one of its interface addresses).
+    pub is_self: bool,
+}
+
+impl UnicastRun {
+    /// A host's run with nothing refused, no ICMP error, and not this machine.
+    pub fn new(host: IpAddr, run: Run) -> Self {
+        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
+    }
+}
+
+/// ICMP errors about one host's unicast probes, by kind. The kernel rate-limits the errors it
+/// sends (about one a second after a burst), so these count errors, not probes: any non-zero
+/// count says why that host is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IcmpCounts {
+    /// Nothing listens on the port: the host is up but no responder serves this `--port`.
+    pub port_unreachable: u64,
+    /// No neighbour (host down or not on the LAN), or a router could not reach it.
+    pub host_unreachable: u64,
+    pub net_unreachable: u64,
+    /// A firewall rejects the probes.
+    pub admin_prohibited: u64,
+    pub time_exceeded: u64,
+    pub other: u64,
+    /// Who sent the newest error: the host, a router, or this machine itself (failed neighbour
+    /// resolution is reported by the prober's own address).
+    pub reporter: Option<IpAddr>,
+    /// The kind of the newest error.
+    pub last: Option<IcmpKind>,
+}
+
+impl IcmpCounts {
+    pub fn record(&mut self, e: &IcmpError) {
+        *match e.kind {
+            IcmpKind::PortUnreachable => &mut self.port_unreachable,
+            IcmpKind::HostUnreachable => &mut self.host_unreachable,
+            IcmpKind::NetUnreachable => &mut self.net_unreachable,
+            IcmpKind::AdminProhibited => &mut self.admin_prohibited,
+            IcmpKind::TimeExceeded => &mut self.time_exceeded,
+            IcmpKind::Other { .. } => &mut self.other,
+        } += 1;
+        self.reporter = e.reporter.or(self.reporter);
+        self.last = Some(e.kind);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.port_unreachable
+            + self.host_unreachable
+            + self.net_unreachable
+            + self.admin_prohibited
+            + self.time_exceeded
+            + self.other
+    }
+
+    /// The most frequent kind (the newest one breaks ties); `None` when no error came: silence.
+    pub fn most_common(&self) -> Option<IcmpKind> {
+        let by_kind = [
+            (self.port_unreachable, IcmpKind::PortUnreachable),
+            (self.host_unreachable, IcmpKind::HostUnreachable),
+            (self.net_unreachable, IcmpKind::NetUnreachable),
+            (self.admin_prohibited, IcmpKind::AdminProhibited),
+            (self.time_exceeded, IcmpKind::TimeExceeded),
+        ];
+        let top = by_kind.iter().filter(|(n, _)| *n > 0).max_by_key(|(n, k)| (*n, Some(*k) == self.last));
+        match top {
+            Some(&(n, k)) if n >= self.other => Some(k),
+            _ if self.other > 0 => self.last,
+            _ => None,
+        }
+    }
 }
 
 /// The runs of one probe session: multicast, and unicast per listed host. Unicast run `i` has
@@ -98,8 +206,9 @@ impl Runs {
 }
 
 /// When probes leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Schedule {
+    #[default]
     /// Exactly one interval apart.
     Fixed,
     /// Exponentially distributed gaps with the interval as their mean (a Poisson process, as OWAMP
@@ -140,18 +249,42 @@ pub struct Outcome {
     /// Acks the kernel dropped because the socket buffer was full (SO_RXQ_OVFL): this host's
     /// fault, not the network's; already counted as loss above, reported apart so it can be told.
     pub local_drops: u64,
+    /// Multicast probes the kernel refused (unicast ones: `UnicastRun::not_sent`).
     pub send_errors: u64,
+    /// This machine's addresses (looked up with `--hosts` only): ICMP errors it reported itself
+    /// are neighbour failures, and a listed host among them is this machine.
+    pub local_addrs: Vec<IpAddr>,
 }
 
 /// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
 /// `intervals`), in batches, on the receiver thread.
 pub type RowSink = Box<dyn FnMut(&[RawRow], &[IntervalRow]) -> Result<()> + Send>;
 
+/// What the two threads share.
 struct Shared {
     runs: Mutex<Runs>,
     sending_done: AtomicBool,
-    /// Set by the sender to the instant of its last probe.
-    last_tx: Mutex<Option<Instant>>,
+    /// Set by the sender to the (monotonic) instant of its last probe; `Some` once sending is done.
+    last_tx: Mutex<Option<Duration>>,
+}
+
+impl Shared {
+    fn new(cfg: &ProbeConfig, session: u64, local: &[IpAddr]) -> Self {
+        let run_cfg = RunConfig {
+            session,
+            timeout_ns: cfg.timeout.as_nanos() as u64,
+            interval_ns: cfg.report_interval.as_nanos() as u64,
+            raw: cfg.raw,
+            intervals: cfg.intervals,
+            plain: cfg.plain.is_some(),
+            outage_min: cfg.outage_min,
+        };
+        Shared {
+            runs: Mutex::new(Runs::new(run_cfg, &cfg.hosts, local)),
+            sending_done: AtomicBool::new(false),
+            last_tx: Mutex::new(None),
+        }
+    }
 }
 
 /// Runs one probe session to its end (or until `stop`), calling `on_progress` about 5 times a
@@ -163,33 +296,19 @@ pub fn run(
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
+    let unicast_socks = (cfg.hosts.iter()).map(|&h| net::unicast_socket(h, cfg.rcvbuf)).collect::<Result<Vec<_>>>()?;
+    let local = if cfg.hosts.is_empty() { Vec::new() } else { net::local_addrs()? };
     let session = cfg.session;
-    let run_cfg = RunConfig {
-        session,
-        timeout_ns: cfg.timeout.as_nanos() as u64,
-        interval_ns: cfg.report_interval.as_nanos() as u64,
-        raw: cfg.raw,
-        intervals: cfg.intervals,
-        plain: cfg.plain.is_some(),
-        outage_min: cfg.outage_min,
-    };
-    // Per-probe rows and intervals describe the multicast path only.
-    let unicast = (cfg.hosts.iter().enumerate())
-        .map(|(i, &host)| {
-            let session = session.wrapping_add(1 + i as u64);
-            UnicastRun { host, run: Run::new(RunConfig { session, raw: false, intervals: false, ..run_cfg }) }
-        })
-        .collect();
-    let shared = Arc::new(Shared {
-        runs: Mutex::new(Runs { multicast: Run::new(run_cfg), unicast }),
-        sending_done: AtomicBool::new(false),
-        last_tx: Mutex::new(None),
-    });
+    let shared = Arc::new(Shared::new(cfg, session, &local));
+    let send_socks = (std::iter::once(&sock).chain(&unicast_socks))
+        .map(|s| s.try_clone().context("cannot clone the prober's sockets"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut sockets = ProbeSockets::new(sock, unicast_socks);
+    let clock = SystemClock::new();
     let started = Instant::now();
     let (sender, receiver) = thread::scope(|s| -> Result<_> {
-        let send_sock = sock.try_clone().context("cannot clone the prober socket")?;
-        let sender = s.spawn(|| send_loop(cfg, send_sock, session, &shared, stop));
-        let receiver = s.spawn(|| recv_loop(cfg, &sock, &shared, row_sink));
+        let sender = s.spawn(|| send_loop(cfg, &send_socks, session, &shared, &clock, stop));
+        let receiver = s.spawn(|| receive::receive_loop(cfg, &mut sockets, &clock, &shared, row_sink));
         while !receiver.is_finished() {
             thread::sleep(Duration::from_millis(200));
             let p = progress(cfg, &shared, started);
@@ -211,9 +330,27 @@ pub fn run(
         elapsed: started.elapsed(),
         invalid: totals.invalid,
         forged: totals.forged,
-        local_drops: totals.local_drops,
+        local_drops: totals.local_drops(),
         send_errors,
+        local_addrs: local,
     })
+}
+
+impl Runs {
+    /// The runs of session `run_cfg.session`; per-probe rows and intervals describe the multicast
+    /// path only.
+    fn new(run_cfg: RunConfig, hosts: &[IpAddr], local: &[IpAddr]) -> Self {
+        let unicast = (hosts.iter().enumerate())
+            .map(|(i, &host)| {
+                let session = run_cfg.session.wrapping_add(1 + i as u64);
+                // Per-probe rows and intervals.csv describe the multicast path only; the unicast
+                // runs keep their interval rows until the end, for the interval histogram log.
+                let run = Run::new(RunConfig { session, raw: false, ..run_cfg });
+                UnicastRun { is_self: host.is_loopback() || local.contains(&host), ..UnicastRun::new(host, run) }
+            })
+            .collect();
+        Runs { multicast: Run::new(run_cfg), unicast }
+    }
 }
 
 fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
@@ -267,11 +404,13 @@ fn exponential_sample() -> f64 {
     -(1.0 - u).ln()
 }
 
+/// Sends the probes on schedule: `socks[0]` to the group, `socks[1 + i]` to host `i`.
 fn send_loop(
     cfg: &ProbeConfig,
-    sock: UdpSocket,
+    socks: &[UdpSocket],
     session: u64,
     shared: &Shared,
+    clock: &impl Clock,
     stop: &AtomicBool,
 ) -> Result<(Histogram<u64>, u64)> {
     net::lower_timer_slack();
@@ -305,7 +444,7 @@ fn send_loop(
                 (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns)
             };
             encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
-            if let Err(e) = sock.send_to(&buf, dest) {
+            if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
                 if seq == 0 {
@@ -314,24 +453,40 @@ fn send_loop(
                 send_errors += 1;
             }
             lateness.saturating_record(left.saturating_duration_since(deadline).as_nanos() as u64);
-            for (i, &host) in cfg.hosts.iter().enumerate() {
+            for (i, (&host, sock)) in cfg.hosts.iter().zip(&socks[1..]).enumerate() {
                 let session = session.wrapping_add(1 + i as u64);
-                let (seq, tx_ns) = {
-                    let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-                    let tx_ns = net::now_ns();
-                    (runs.unicast[i].run.record_send(tx_ns), tx_ns)
-                };
-                encode_probe(cfg, Probe { session, seq, tx_ns }, &mut buf);
-                if sock.send_to(&buf, SocketAddr::new(host, cfg.port)).is_err() {
-                    send_errors += 1;
+                // The probe is recorded only once the kernel took it, and under the lock, so an
+                // ack can never arrive for a probe the run does not know yet.
+                let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+                let u = &mut runs.unicast[i];
+                let tx_ns = net::now_ns();
+                encode_probe(cfg, Probe { session, seq: u.run.sent(), tx_ns }, &mut buf);
+                if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
+                    u.run.record_send(tx_ns);
+                } else {
+                    u.not_sent += 1;
                 }
             }
         }
         Ok(())
     })();
-    *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock.mono());
     shared.sending_done.store(true, Ordering::Release);
     result.map(|()| (lateness, send_errors))
+}
+
+/// One unicast probe on its host's non-blocking socket; false when the kernel refused it (a
+/// full queue behind an unresolved neighbour, or no route). With `IP_RECVERR` on, a send also
+/// reports a queued ICMP error once, about an earlier probe: then it is tried once more.
+fn send_unicast(sock: &UdpSocket, buf: &[u8], dest: SocketAddr) -> bool {
+    for _ in 0..2 {
+        match sock.send_to(buf, dest) {
+            Ok(_) => return true,
+            Err(e) if net::icmp::is_reported_icmp(&e) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The datagram for one probe: the plain message, or the probe, keyed when there is a key.
@@ -344,87 +499,6 @@ fn encode_probe(cfg: &ProbeConfig, probe: Probe, buf: &mut Vec<u8>) {
             key.seal(buf);
         }
         (None, None) => probe.encode_into(cfg.size, buf),
-    }
-}
-
-/// A plain reply, as the ack of the newest probe from a responder named by its address.
-fn plain_ack(run: &Run, from: SocketAddr) -> Option<wire::Ack> {
-    let (seq, tx_ns) = run.newest_probe()?;
-    Some(wire::Ack {
-        session: run.config().session,
-        seq,
-        tx_ns,
-        responder: net::source_key(&from),
-        name: from.to_string(),
-        ..wire::Ack::default()
-    })
-}
-
-/// What the receiver counted besides the acks it accounted for.
-#[derive(Debug, Default)]
-struct RecvTotals {
-    invalid: u64,
-    forged: u64,
-    local_drops: u64,
-}
-
-fn recv_loop(
-    cfg: &ProbeConfig,
-    sock: &UdpSocket,
-    shared: &Shared,
-    mut row_sink: Option<RowSink>,
-) -> Result<RecvTotals> {
-    let mut buf = vec![0u8; wire::MAX_PROBE_SIZE + 1];
-    let mut cmsg = net::cmsg_buffer();
-    let retain_ns = (cfg.timeout + RETAIN_MARGIN).as_nanos() as u64;
-    let mut totals = RecvTotals::default();
-    let mut last_finalize = Instant::now();
-    loop {
-        let got = net::recv(sock, &mut buf, &mut cmsg).context("receiving acks failed")?;
-        let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = got {
-            if let Some(d) = rx.local_drops {
-                totals.local_drops = d as u64;
-            }
-            let datagram = &buf[..rx.len.min(buf.len())];
-            if cfg.plain.is_some() {
-                if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
-                    runs.multicast.on_ack(&ack, rx.from, rx.rx_ns);
-                }
-            } else {
-                match wire::decode(datagram) {
-                    Ok(Message::Ack(_)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => totals.forged += 1,
-                    Ok(Message::Ack(ack)) => {
-                        runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
-                    }
-                    _ => totals.invalid += 1,
-                }
-            }
-        }
-        // The socket is drained (the read timed out) or a while has passed: close old probes.
-        if got.is_none() || last_finalize.elapsed() >= net::READ_TICK {
-            last_finalize = Instant::now();
-            let now = net::now_ns();
-            runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
-            // The run is complete once the grace period is over and the socket is drained, or, if
-            // datagrams keep coming (a flood, a stray sender), once the grace period plus the
-            // retention margin is over: anything later could not be on time anyway.
-            let since_last = shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
-            let complete = shared.sending_done.load(Ordering::Acquire)
-                && since_last.is_some_and(|e| e >= cfg.timeout && (got.is_none() || e >= cfg.timeout + RETAIN_MARGIN));
-            if complete {
-                runs.all().for_each(Run::finalize_all);
-            }
-            let (raw, intervals) = (runs.multicast.drain_raw_rows(), runs.multicast.drain_interval_rows());
-            // Rows are written without holding the lock, so file I/O never delays the sender.
-            drop(runs);
-            if let Some(sink) = row_sink.as_mut() {
-                sink(&raw, &intervals)?;
-            }
-            if complete {
-                return Ok(totals);
-            }
-        }
     }
 }
 

@@ -1,0 +1,118 @@
+//! `report.html`: one self-contained page (inline SVG and CSS, no script, font or image fetched,
+//! opens from `file://`, prints) from one report folder, or from several merged into a prober ×
+//! responder matrix (with `matrix.csv`) or, for one prober at different times, a trend table.
+
+pub mod charts;
+pub mod folder;
+pub mod merge;
+pub mod page;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use folder::Folder;
+
+/// The page's file name.
+pub const REPORT: &str = "report.html";
+
+/// What `write_report` wrote.
+pub struct Written {
+    pub html: PathBuf,
+    pub matrix: Option<PathBuf>,
+}
+
+impl Written {
+    pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.html).chain(&self.matrix)
+    }
+}
+
+/// Reads `dirs` and writes `to/report.html` (with several folders also `to/matrix.csv`).
+pub fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
+    let folders = dirs.iter().map(|d| Folder::read(d)).collect::<Result<Vec<_>>>()?;
+    let (html, csv) = match folders.as_slice() {
+        [one] => (page::render(one)?, None),
+        many => {
+            let m = merge::merge(many)?;
+            (m.render()?, m.csv())
+        }
+    };
+    std::fs::create_dir_all(to).with_context(|| format!("--to {}: cannot create the folder", to.display()))?;
+    let matrix = csv.map(|text| write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
+    Ok(Written { html: write_atomic(to, REPORT, html.as_bytes())?, matrix })
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::meta::persist(tmp, &path)?;
+    Ok(path)
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn fmt_opt(v: Option<f64>, precision: usize) -> String {
+    v.map_or_else(|| "–".to_string(), |x| format!("{x:.precision$}"))
+}
+
+/// Readable at 1280 px, prints on A4 without cutting a chart; system fonts only.
+const CSS: &str = "
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;color:#1b1b1b;margin:0 auto;
+ max-width:1200px;padding:16px 20px}
+h1{font-size:24px;margin:8px 0}h2{font-size:19px;margin:28px 0 6px;border-bottom:1px solid #ddd;padding-bottom:3px}
+.verdict{font-size:17px;font-weight:600}
+dl.run{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0;font-size:14px}
+dl.run dt{color:#555}dl.run dd{margin:0;font-family:ui-monospace,'DejaVu Sans Mono',monospace;word-break:break-all}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+th,td{padding:2px 7px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th:first-child,td:first-child,th.t,td.t{text-align:left}th{background:#f4f4f4;position:sticky;top:0}
+tr.lossy td{background:#fff4ec}.good{color:#00704f}.bad{color:#b23c00}
+figure.chart{margin:6px 0}figure.chart svg{width:100%;height:auto;display:block}
+ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px}
+ul.legend i{display:inline-block;width:14px;height:14px;border-radius:2px;margin-right:5px;vertical-align:-2px}
+.note{color:#555;font-size:13px}
+table.heat td{min-width:52px;text-align:center}table.heat td.absent{background:#eee;color:#888}
+table.runs td:last-child{font-family:ui-monospace,monospace;font-size:12px}
+div.scroll{overflow-x:auto}
+details summary{cursor:pointer;color:#0072B2;font-size:13px;margin:4px 0}
+footer{margin-top:30px;color:#666;font-size:12px}
+@media print{body{max-width:none;padding:0;font-size:11px}section,figure{break-inside:avoid}th{position:static}}
+";
+
+/// A complete page around `body`.
+pub fn page(title: &str, body: &str, run_ids: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"generator\" content=\"mcprobe {}\"><meta name=\"mcprobe-run\" content=\"{}\">\
+         <title>{}</title><style>{CSS}</style></head><body>\n{body}\
+         <footer>Written by mcprobe {} from run {}. Files beside this page: summary.csv, intervals.csv, outages.csv, \
+         meta.json, rtt.hlog and one .hgrm per responder and path (see the README's Reports section).</footer>\
+         </body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        esc(run_ids),
+        esc(title),
+        env!("CARGO_PKG_VERSION"),
+        esc(run_ids)
+    )
+}

@@ -1,0 +1,150 @@
+//! `meta.json`: what a report folder's run was (who probed what, how, when), so a report can say
+//! what was run and several folders can be merged. Every file of a run carries its `run_id`, the
+//! run's session id as 16 hex digits.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::prober::{Outcome, ProbeConfig};
+use crate::stats::format_id;
+
+/// The file name, beside the CSVs.
+pub const FILE: &str = "meta.json";
+/// Bumped when a field changes meaning; readers refuse newer formats.
+pub const FORMAT: u32 = 1;
+
+/// One run's metadata. Times are UTC; `start_unix_ms` stays below 2^53 so JSON tools read it
+/// exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub format: u32,
+    pub run_id: String,
+    pub mcprobe_version: String,
+    /// The command line, program name first.
+    pub arguments: Vec<String>,
+    pub prober_host: String,
+    /// The interface's address the probes left from, when known.
+    pub prober_address: Option<IpAddr>,
+    pub group: IpAddr,
+    pub port: u16,
+    pub interface: Option<String>,
+    pub rate_per_s: f64,
+    pub size_bytes: usize,
+    pub ttl: u32,
+    pub start_utc: String,
+    pub start_unix_ms: u64,
+    pub duration_s: f64,
+    pub probes_sent: u64,
+    pub report_interval_s: f64,
+    pub timeout_s: f64,
+    /// `--hosts`, when given.
+    pub expected_hosts: Vec<IpAddr>,
+    /// Stopped by Ctrl-C before the last probe.
+    pub interrupted: bool,
+    /// The files this run wrote into the folder (meta.json aside).
+    pub files: Vec<String>,
+}
+
+impl RunMeta {
+    /// The metadata of a finished run. `host` is this machine's name, `args` the command line.
+    pub fn of(cfg: &ProbeConfig, o: &Outcome, host: String, args: Vec<String>) -> Self {
+        let start_ns = o.run.start_ns().unwrap_or(0);
+        let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_ns);
+        RunMeta {
+            format: FORMAT,
+            run_id: run_id(o),
+            mcprobe_version: env!("CARGO_PKG_VERSION").to_string(),
+            arguments: redact(args),
+            prober_host: host,
+            prober_address: cfg.iface.as_ref().and_then(|i| i.addr).map(IpAddr::V4),
+            group: cfg.group,
+            port: cfg.port,
+            interface: cfg.iface.as_ref().map(|i| i.name.clone()),
+            rate_per_s: 1.0 / cfg.interval.as_secs_f64(),
+            size_bytes: cfg.plain.as_ref().map_or(cfg.size, Vec::len),
+            ttl: cfg.ttl,
+            start_utc: humantime::format_rfc3339_millis(start).to_string(),
+            start_unix_ms: start_ns / 1_000_000,
+            duration_s: o.elapsed.as_secs_f64(),
+            probes_sent: o.run.sent(),
+            report_interval_s: cfg.report_interval.as_secs_f64(),
+            timeout_s: cfg.timeout.as_secs_f64(),
+            expected_hosts: cfg.hosts.clone(),
+            interrupted: o.interrupted,
+            files: Vec::new(),
+        }
+    }
+
+    /// Writes `dir/meta.json`, complete or not at all.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(FILE);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".meta.json.")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        serde_json::to_writer_pretty(&mut tmp, self)?;
+        writeln!(tmp)?;
+        persist(tmp, &path)?;
+        Ok(path)
+    }
+
+    /// Reads `dir/meta.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let meta: RunMeta =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a run's metadata", path.display()))?;
+        if meta.format > FORMAT {
+            anyhow::bail!("{}: format {} is newer than this mcprobe reads ({FORMAT})", path.display(), meta.format);
+        }
+        Ok(meta)
+    }
+}
+
+/// The command line with `--key`'s secret replaced: the file is for sharing.
+fn redact(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut secret_next = false;
+    for a in args {
+        if std::mem::take(&mut secret_next) {
+            out.push(REDACTED.to_string());
+        } else if a == "--key" {
+            secret_next = true;
+            out.push(a);
+        } else if a.starts_with("--key=") {
+            out.push(format!("--key={REDACTED}"));
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+const REDACTED: &str = "(secret)";
+
+/// The run id: the session id every probe and ack of the run carries.
+pub fn run_id(o: &Outcome) -> String {
+    format_id(o.run.config().session)
+}
+
+/// Moves a finished temporary file into place, readable by all (rw-r--r--).
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
+    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_key_never_reaches_the_metadata() {
+        let args = ["mcprobe", "probe", "--key", "s3cret", "--key=s3cret", "--key-file", "k.txt", "-q"];
+        let out = super::redact(args.iter().map(|s| s.to_string()).collect());
+        assert_eq!(out, ["mcprobe", "probe", "--key", "(secret)", "--key=(secret)", "--key-file", "k.txt", "-q"]);
+    }
+}

@@ -1,0 +1,153 @@
+//! The prober's sockets: one for the multicast probes and one per `--hosts` host for its unicast
+//! probes, read together by one receiver.
+//!
+//! Why one socket per host: while the neighbour entry of a host that is down is unresolved, the
+//! kernel queues the probes to it and charges them to the sending socket. On a shared blocking
+//! socket that stalled every other probe (3000 probes at 1000/s took 34.8 s with one dead host).
+//! A host's own non-blocking socket fills up alone: its probes are refused (counted as not sent)
+//! and nobody else waits. Its error queue also tells that host's ICMP errors apart.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, MsgFlags};
+
+use super::icmp::{self, IcmpError};
+use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
+
+/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
+pub fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
+    let sock = udp_socket(host.is_ipv6())?;
+    if host.is_ipv6() {
+        sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
+        socket::setsockopt(&sock, sockopt::Ipv6RecvErr, &true).context("cannot enable IPV6_RECVERR")?;
+        sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
+    } else {
+        sock.set_ttl_v4(UNICAST_TTL).context("cannot set IP_TTL")?;
+        socket::setsockopt(&sock, sockopt::Ipv4RecvErr, &true).context("cannot enable IP_RECVERR")?;
+        sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
+    }
+    .with_context(|| format!("cannot bind a socket for the unicast probes to {host}"))?;
+    set_rcvbuf(&sock, rcvbuf)?;
+    enable_rx_metadata(&sock)?;
+    sock.set_nonblocking(true).context("cannot make a unicast socket non-blocking")?;
+    Ok(sock.into())
+}
+
+/// What the receiver gets next.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// A datagram on socket `sock` (0 multicast, 1 + i host i); its bytes are in the caller's
+    /// buffer.
+    Datagram { sock: usize, rx: Received },
+    /// An ICMP error about the unicast probes to host `host` (its index in `--hosts`).
+    Icmp { host: usize, error: IcmpError },
+    /// Nothing arrived for [`READ_TICK`]: every socket is drained.
+    Idle,
+}
+
+/// The multicast socket (index 0) and the hosts' sockets (index 1 + host), read fairly: one
+/// datagram from each readable socket in turn.
+pub struct ProbeSockets {
+    socks: Vec<UdpSocket>,
+    /// Sockets poll found readable (index, error queue pending), not yet drained.
+    ready: VecDeque<(usize, bool)>,
+}
+
+impl ProbeSockets {
+    pub fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
+        let socks = std::iter::once(multicast).chain(unicast).collect();
+        ProbeSockets { socks, ready: VecDeque::new() }
+    }
+
+    /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
+    pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
+        // Without --hosts, one blocking read with the socket's READ_TICK timeout: one system
+        // call per ack instead of poll + read + the read that finds the socket drained, which
+        // at tens of thousands of acks a second costs the sender CPU on a small machine.
+        if let [sock] = &self.socks[..] {
+            return Ok(match super::recv(sock, buf, cmsg)? {
+                Some(rx) => Event::Datagram { sock: 0, rx },
+                None => Event::Idle,
+            });
+        }
+        loop {
+            while let Some((i, err)) = self.ready.pop_front() {
+                let sock = &self.socks[i];
+                if err && i > 0 {
+                    if let Some(error) = icmp::recv_error(sock)? {
+                        self.ready.push_front((i, true));
+                        return Ok(Event::Icmp { host: i - 1, error });
+                    }
+                }
+                match super::recv_flags(sock, buf, cmsg, MsgFlags::MSG_DONTWAIT) {
+                    Ok(Some(rx)) => {
+                        self.ready.push_back((i, false));
+                        return Ok(Event::Datagram { sock: i, rx });
+                    }
+                    Ok(None) => {}
+                    // The copy of a queued ICMP error: read the queue itself.
+                    Err(e) if i > 0 && icmp::is_reported_icmp(&e) => self.ready.push_front((i, true)),
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut fds: Vec<PollFd> = self.socks.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+            let tick = PollTimeout::try_from(READ_TICK).unwrap_or(PollTimeout::MAX);
+            match nix::poll::poll(&mut fds, tick) {
+                Ok(0) => return Ok(Event::Idle),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for (i, fd) in fds.iter().enumerate() {
+                let ev = fd.revents().unwrap_or(PollFlags::empty());
+                if !ev.is_empty() {
+                    self.ready.push_back((i, ev.contains(PollFlags::POLLERR)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::icmp::IcmpKind;
+    use std::net::{SocketAddr, UdpSocket};
+
+    /// Loopback only: a datagram to a host's socket, an ICMP error from a closed port, then idle.
+    #[test]
+    fn datagrams_and_icmp_errors_come_from_the_right_socket() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let multicast = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let host = unicast_socket(lo, 1 << 16).unwrap();
+        let host_addr = SocketAddr::new(lo, host.local_addr().unwrap().port());
+        let closed = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
+        let mut socks = ProbeSockets::new(multicast, vec![host.try_clone().unwrap()]);
+        let (mut buf, mut cmsg) = (vec![0u8; 64], super::super::cmsg_buffer());
+
+        let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        peer.send_to(b"ack", host_addr).unwrap();
+        match socks.next(&mut buf, &mut cmsg).unwrap() {
+            Event::Datagram { sock: 1, rx } => {
+                assert_eq!((&buf[..rx.len], rx.from), (&b"ack"[..], peer.local_addr().unwrap()));
+                assert!(rx.rx_ns > 0);
+            }
+            e => panic!("expected the datagram on socket 1, got {e:?}"),
+        }
+        // Nothing listens on `closed`: the kernel answers with a port unreachable.
+        host.send_to(b"probe", closed).unwrap();
+        match socks.next(&mut buf, &mut cmsg).unwrap() {
+            Event::Icmp { host: 0, error } => {
+                assert_eq!((error.kind, error.reporter), (IcmpKind::PortUnreachable, Some(lo)));
+                assert_eq!(error.errno, nix::libc::ECONNREFUSED);
+            }
+            e => panic!("expected a port unreachable for host 0, got {e:?}"),
+        }
+        assert!(matches!(socks.next(&mut buf, &mut cmsg).unwrap(), Event::Idle));
+    }
+}

@@ -1,0 +1,162 @@
+//! Watches an interface for IGMP/MLD membership queries on a raw socket, in a thread of its
+//! own, and keeps a [`QuerierLog`]. Used by `probe` and `respond`; `serve` can hold one the same
+//! way ([`QuerierWatch::start`], [`QuerierWatch::observation`] whenever it renders).
+//!
+//! What arrives, measured on Linux 6.18 in the namespace lab: a raw `IPPROTO_IGMP` socket gets
+//! every IGMP packet delivered to the host, queries to 224.0.0.1 included, with the IPv4 header;
+//! a raw ICMPv6 socket gets MLD queries to ff02::1 (which every interface has joined) without
+//! any join, router-alert option or allmulti, and without the IPv6 header. Neither needs to
+//! send anything.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{now_ns, Iface};
+use crate::querier::{parse_igmp, parse_mld, QuerierLog, QuerierObservation, Silence};
+
+/// How often the watcher wakes to check for a stop request and for silence.
+const TICK: Duration = Duration::from_millis(200);
+
+/// What the watcher tells as it goes (for live log lines).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuerierEvent {
+    /// A querier not heard before (its first query).
+    Heard(crate::querier::Querier),
+    /// No query for longer than the wait; said once per silence.
+    Silent(Silence),
+}
+
+pub type EventSink = Box<dyn FnMut(QuerierEvent) + Send>;
+
+/// A running watch; stops when dropped.
+pub struct QuerierWatch {
+    log: Arc<Mutex<QuerierLog>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    started_unix_ns: u64,
+    wait: Option<Duration>,
+}
+
+/// Why a watch could not start, in one line for the user.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl QuerierWatch {
+    /// Starts watching `iface` (every interface when `None`) for queries of `v6`'s family
+    /// (MLD for IPv6, else IGMP). `wait` overrides the silence limit (else the querier's
+    /// interval + 10 s, 135 s before any querier is heard).
+    pub fn start(
+        iface: Option<&Iface>,
+        v6: bool,
+        wait: Option<Duration>,
+        mut events: Option<EventSink>,
+    ) -> Result<QuerierWatch, Unavailable> {
+        let sock = raw_socket(iface, v6).map_err(|e| {
+            let what = if v6 { "MLD" } else { "IGMP" };
+            Unavailable(match e.kind() {
+                io::ErrorKind::PermissionDenied => format!(
+                    "not watching for {what} queries: a raw socket needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on mcprobe)"
+                ),
+                _ => format!("not watching for {what} queries: cannot open a raw socket: {e}"),
+            })
+        })?;
+        let log = Arc::new(Mutex::new(QuerierLog::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started_unix_ns = now_ns();
+        let (log_t, stop_t) = (log.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("querier-watch".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 2048];
+                let mut said_silent = false;
+                while !stop_t.load(Ordering::Relaxed) {
+                    let got = sock.recv_from(&mut buf);
+                    let now = now_ns();
+                    let mut log = log_t.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut heard = None;
+                    if let Ok((n, from)) = got {
+                        let parsed = match from {
+                            SocketAddr::V6(a) => parse_mld(*a.ip(), &buf[..n]),
+                            SocketAddr::V4(_) => parse_igmp(&buf[..n]),
+                        };
+                        match parsed {
+                            Ok(q) => {
+                                let new = !log.queriers.iter().any(|x| x.address == q.source);
+                                log.record(&q, now);
+                                said_silent = false;
+                                if new {
+                                    heard = log.queriers.iter().find(|x| x.address == q.source).cloned();
+                                }
+                            }
+                            Err(_) => log.ignored += 1,
+                        }
+                    }
+                    let silence = log.silence(started_unix_ns, now, wait).filter(|_| !said_silent);
+                    // Events are told without the lock: a slow stderr never holds up a reader.
+                    drop(log);
+                    let Some(ev) = events.as_mut() else { continue };
+                    if let Some(h) = heard {
+                        ev(QuerierEvent::Heard(h));
+                    }
+                    if let Some(s) = silence {
+                        said_silent = true;
+                        ev(QuerierEvent::Silent(s));
+                    }
+                }
+            })
+            .map_err(|e| Unavailable(format!("not watching for queries: cannot start a thread: {e}")))?;
+        Ok(QuerierWatch { log, stop, thread: Some(thread), started_unix_ns, wait })
+    }
+
+    /// What was heard so far, up to now.
+    pub fn observation(&self) -> QuerierObservation {
+        QuerierObservation {
+            log: self.log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            start_unix_ns: self.started_unix_ns,
+            end_unix_ns: now_ns(),
+            wait: self.wait,
+        }
+    }
+
+    /// Stops the watch and returns what was heard.
+    pub fn finish(mut self) -> QuerierObservation {
+        self.halt();
+        self.observation()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for QuerierWatch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// A raw IGMP or ICMPv6 socket on `iface`, as a `UdpSocket` only for its plain
+/// `recv_from` (any datagram socket works with it) with a read timeout.
+fn raw_socket(iface: Option<&Iface>, v6: bool) -> io::Result<UdpSocket> {
+    let (domain, proto) = if v6 { (Domain::IPV6, Protocol::ICMPV6) } else { (Domain::IPV4, Protocol::from(2)) };
+    let sock = Socket::new(domain, Type::RAW, Some(proto))?;
+    if let Some(i) = iface {
+        sock.bind_device(Some(i.name.as_bytes()))?;
+    }
+    sock.set_read_timeout(Some(TICK))?;
+    Ok(sock.into())
+}
+
+/// Whether watching `iface` can tell anything: queries never cross loopback.
+pub fn worth_watching(iface: Option<&Iface>) -> bool {
+    iface.is_none_or(|i| i.name != "lo")
+}

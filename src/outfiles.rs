@@ -1,0 +1,53 @@
+//! The files of a report folder beyond the CSVs: the HdrHistogram files, `meta.json` (written
+//! last, listing the others) and, when asked, `report.html`. Kept apart from the CSV writers so
+//! the commands wire it in with a few lines.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+use crate::findings::Path as ProbePath;
+use crate::hdr::{self, HlogBody};
+use crate::meta::{self, RunMeta};
+use crate::prober::{Outcome, ProbeConfig};
+use crate::stats::IntervalRow;
+
+/// The interval log being gathered while a run goes on; shared with the row sink.
+pub type Hlog = Arc<Mutex<HlogBody>>;
+
+pub fn hlog(cfg: &ProbeConfig) -> Hlog {
+    Arc::new(Mutex::new(HlogBody::new(cfg.report_interval)))
+}
+
+/// Adds a batch of closed multicast intervals to the log.
+pub fn add_intervals(hlog: &Hlog, rows: &[IntervalRow]) -> Result<()> {
+    hlog.lock().unwrap_or_else(|e| e.into_inner()).add(rows, ProbePath::Multicast)
+}
+
+/// Writes the HdrHistogram files, `meta.json` listing every file of the run (`csvs` and these),
+/// and with `html` the folder's `report.html`. Returns the paths written, `report.html` last.
+pub fn finish(
+    dir: &Path,
+    cfg: &ProbeConfig,
+    o: &mut Outcome,
+    hlog: Hlog,
+    csvs: &[PathBuf],
+    html: bool,
+) -> Result<Vec<PathBuf>> {
+    let body = Arc::into_inner(hlog).context("the interval log is still in use")?;
+    let run_id = meta::run_id(o);
+    let mut written = hdr::write_files(dir, o, body.into_inner().unwrap_or_else(|e| e.into_inner()), &run_id)?;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let mut m = RunMeta::of(cfg, o, host, std::env::args().collect());
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    m.files = csvs.iter().chain(&written).filter_map(name).collect();
+    if html {
+        m.files.push(crate::html::REPORT.to_string());
+    }
+    written.push(m.write(dir)?);
+    if html {
+        written.push(crate::html::write_report(&[dir.to_path_buf()], dir)?.html);
+    }
+    Ok(written)
+}

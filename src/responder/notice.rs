@@ -1,0 +1,34 @@
+//! The lines a responder prints about the probes it refuses, one per [`Event`] notice. Pure
+//! rendering: the engine decides when a notice is due (see [`super::Notices`]).
+
+use super::Event;
+
+/// Seconds with millisecond precision: clock skews are seconds to hours.
+fn secs(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// One line for a notice; the `Listening` and `NewSession` lines are the caller's.
+pub fn describe(ev: &Event) -> String {
+    match ev {
+        Event::BadMac { from } => format!(
+            "probes from {from} fail the key check (its prober has another key, or none): not answered, counted as unauthenticated"
+        ),
+        Event::ClockSkew { from, skew_ns, max_ns } => {
+            let side = if *skew_ns >= 0 { "behind" } else { "ahead of" };
+            format!(
+                "probes from {from} are stamped {} {side} this host's clock, beyond --max-clock-skew {}: not answered, counted as stale; sync the clocks (NTP)",
+                secs(skew_ns.unsigned_abs()),
+                secs(*max_ns)
+            )
+        }
+        Event::WrongSource { from, session, bound } => format!(
+            "probes of session {session:016x} from {from}, but {bound} started it: not answered (a replay or a forged source), counted"
+        ),
+        Event::OverBudget { rate } => format!(
+            "over the total budget of {rate} acks/s (--total-rate-limit): refusing probes, counted as rate-limited in the acks"
+        ),
+        Event::Listening { id } => format!("listening (id {id:016x})"),
+        Event::NewSession { session, from, .. } => format!("session {session:016x} from {from}"),
+    }
+}

@@ -1,0 +1,315 @@
+//! The engine driven without sockets: synthetic datagrams, a fake clock.
+
+use super::*;
+use crate::wire::Probe;
+
+const SEC: u64 = 1_000_000_000;
+/// The responder's clock when the datagrams arrive (late 2026).
+const T0: u64 = 1_795_000_000 * SEC;
+const PORT: u16 = 24_242;
+const GROUP: [u8; 4] = [239, 255, 42, 42];
+
+fn cfg(key: Option<Key>) -> ResponderConfig {
+    ResponderConfig {
+        group: IpAddr::from(GROUP),
+        source: None,
+        port: PORT,
+        iface: None,
+        name: "node7".into(),
+        reply_from: None,
+        rcvbuf: 0,
+        rate_limit: 0,
+        total_rate_limit: 0,
+        max_clock_skew: Duration::from_nanos(DEFAULT_MAX_CLOCK_SKEW_NS),
+        allow: AllowList::default(),
+        key,
+        plain: false,
+    }
+}
+
+fn key() -> Key {
+    Key::from_secret(b"engine test").unwrap()
+}
+
+fn from(host: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, host], 40_000))
+}
+
+/// A probe of `size` bytes, sealed with `key` if given (the tag within `size`).
+fn probe(key: Option<&Key>, session: u64, seq: u64, tx_ns: u64, size: usize) -> Vec<u8> {
+    let tag = if key.is_some() { wire::TAG_LEN } else { 0 };
+    let mut bytes = Probe { session, seq, tx_ns }.encode(size.saturating_sub(tag));
+    if let Some(k) = key {
+        k.seal(&mut bytes);
+    }
+    bytes
+}
+
+/// A multicast datagram from `src` received at `rx_ns`.
+fn at<'a>(bytes: &'a [u8], src: SocketAddr, rx_ns: u64) -> Datagram<'a> {
+    Datagram { bytes, from: src, dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns }
+}
+
+/// Steps once with a clock 7 µs after arrival; returns the outcome, the decoded ack and the event.
+fn step(e: &mut Engine, d: Datagram<'_>) -> (Outcome, Option<Ack>, Option<Event>) {
+    let rx_ns = d.rx_ns;
+    let s = e.step(d, || rx_ns + 7_000);
+    let ack = s.reply.map(|b| match wire::decode(b) {
+        Ok(Message::Ack(a)) => a,
+        other => panic!("not an ack: {other:?}"),
+    });
+    let (outcome, event) = (s.outcome, s.event);
+    if ack.is_some() {
+        e.sent(true);
+    }
+    (outcome, ack, event)
+}
+
+#[test]
+fn a_probe_gets_an_ack_that_echoes_it() {
+    let mut e = Engine::new(&cfg(None), 0xabc);
+    let bytes = probe(None, 5, 0, T0 - 80_000, 128);
+    let (outcome, ack, event) = step(&mut e, at(&bytes, from(1), T0));
+    assert_eq!(outcome, Outcome::Answered);
+    let ack = ack.unwrap();
+    assert_eq!((ack.session, ack.seq, ack.tx_ns, ack.rx_ns), (5, 0, T0 - 80_000, T0));
+    assert_eq!((ack.responder, ack.name.as_str(), ack.dwell_ns), (0xabc, "node7", 7_000));
+    assert_eq!((ack.received, ack.ack_seq, ack.limited, ack.ttl, ack.arrival), (1, 0, 0, 64, Arrival::Multicast));
+    assert_eq!(event, Some(Event::NewSession { session: 5, from: from(1), ttl: 64, arrival: Arrival::Multicast }));
+    // The second probe of the session: no event, counters move on.
+    let bytes = probe(None, 5, 1, T0, 128);
+    let (_, ack, event) = step(&mut e, Datagram { dst: Some(IpAddr::from([10, 0, 0, 9])), ..at(&bytes, from(1), T0) });
+    let ack = ack.unwrap();
+    assert_eq!((ack.received, ack.ack_seq, ack.arrival), (2, 1, Arrival::Unicast));
+    assert_eq!(event, None);
+    let c = e.counters();
+    assert_eq!((c.probes, c.acks_sent, c.sessions), (2, 2, 1));
+}
+
+#[test]
+fn junk_acks_and_small_probes_are_counted_not_answered() {
+    let mut e = Engine::new(&cfg(None), 1);
+    let ack = Ack::default().encode_within(100).unwrap();
+    let mut other_version = probe(None, 1, 1, T0, 64);
+    other_version[3] = 9;
+    let small = probe(None, 1, 2, T0, 63);
+    for (bytes, want) in [
+        (&b"hello"[..], Outcome::Invalid),
+        (&ack[..], Outcome::Ignored),
+        (&other_version[..], Outcome::Ignored),
+        (&small[..], Outcome::TooSmall),
+    ] {
+        assert_eq!(step(&mut e, at(bytes, from(1), T0)), (want, None, None));
+    }
+    let c = e.counters();
+    assert_eq!((c.invalid, c.ignored, c.too_small, c.probes, c.acks_sent), (1, 2, 1, 1, 0));
+}
+
+#[test]
+fn no_reply_is_ever_larger_than_its_datagram() {
+    for keyed in [false, true] {
+        let k = keyed.then(key);
+        let mut e = Engine::new(&cfg(k.clone()), 1);
+        let mut answered = 0;
+        for size in 0..=300usize {
+            let bytes = probe(k.as_ref(), 1, size as u64, T0, size);
+            let rx_ns = T0;
+            let s = e.step(at(&bytes, from(1), rx_ns), || rx_ns);
+            if let Some(reply) = s.reply {
+                assert!(reply.len() <= bytes.len(), "{} bytes answered with {}", bytes.len(), reply.len());
+                answered += 1;
+            }
+        }
+        assert!(answered > 200, "keyed {keyed}: {answered}");
+    }
+}
+
+#[test]
+fn a_captured_keyed_probe_is_answered_once_and_only_to_its_source() {
+    let k = key();
+    let mut e = Engine::new(&cfg(Some(k.clone())), 1);
+    let original = probe(Some(&k), 77, 0, T0 - 50_000, 128);
+    let (outcome, ack, event) = step(&mut e, at(&original, from(1), T0));
+    assert_eq!(outcome, Outcome::Answered);
+    assert!(ack.is_some() && matches!(event, Some(Event::NewSession { .. })));
+    // The same bytes again, from the same address (a spoofed prober, or the network duplicating).
+    assert_eq!(step(&mut e, at(&original, from(1), T0 + 1000)), (Outcome::Replayed, None, None));
+    // From a victim's address: refused and said once.
+    let (outcome, ack, event) = step(&mut e, at(&original, from(66), T0 + 2000));
+    assert_eq!((outcome, ack), (Outcome::WrongSource, None));
+    assert_eq!(event, Some(Event::WrongSource { from: from(66), session: 77, bound: from(1) }));
+    assert_eq!(step(&mut e, at(&original, from(66), T0 + 3 * SEC)), (Outcome::WrongSource, None, None));
+    // Even a new probe of that session (made with the key) is refused from another address.
+    let next = probe(Some(&k), 77, 1, T0, 128);
+    assert_eq!(step(&mut e, at(&next, from(66), T0 + 4 * SEC)).0, Outcome::WrongSource);
+    // The prober itself carries on; the refused copies are not counted as its probes.
+    let (outcome, ack, _) = step(&mut e, at(&next, from(1), T0 + 100));
+    assert_eq!(outcome, Outcome::Answered);
+    assert_eq!(ack.unwrap().received, 2);
+    let c = e.counters();
+    assert_eq!((c.replayed, c.wrong_source, c.acks_sent), (1, 3, 2));
+    // Another prober's session from that address is fine.
+    let own = probe(Some(&k), 78, 0, T0, 128);
+    assert_eq!(step(&mut e, at(&own, from(66), T0 + 200)).0, Outcome::Answered);
+}
+
+#[test]
+fn keyed_probes_are_answered_in_any_order_once() {
+    let k = key();
+    let mut e = Engine::new(&cfg(Some(k.clone())), 1);
+    let order = [0u64, 2, 1, 5, 3, 4, 2, 5, 6];
+    let outcomes: Vec<_> =
+        order.iter().map(|&seq| step(&mut e, at(&probe(Some(&k), 1, seq, T0, 100), from(1), T0)).0).collect();
+    let answered = outcomes.iter().filter(|o| **o == Outcome::Answered).count();
+    assert_eq!(answered, 7, "{outcomes:?}");
+    assert_eq!(outcomes[6], Outcome::Replayed);
+    assert_eq!(outcomes[7], Outcome::Replayed);
+    // Far behind the newest: refused, as it cannot be told from a replay.
+    let newest = 6 + SeqWindow::SPAN;
+    assert_eq!(step(&mut e, at(&probe(Some(&k), 1, newest, T0, 100), from(1), T0)).0, Outcome::Answered);
+    assert_eq!(step(&mut e, at(&probe(Some(&k), 1, 6, T0, 100), from(1), T0)).0, Outcome::Replayed);
+}
+
+#[test]
+fn a_skewed_clock_is_refused_and_said_once_per_source() {
+    let k = key();
+    let mut e = Engine::new(&cfg(Some(k.clone())), 1);
+    // The prober's clock is 30 s behind this one.
+    let behind = probe(Some(&k), 3, 0, T0 - 30 * SEC, 128);
+    let (outcome, ack, event) = step(&mut e, at(&behind, from(1), T0));
+    assert_eq!((outcome, ack), (Outcome::Stale, None));
+    assert_eq!(event, Some(Event::ClockSkew { from: from(1), skew_ns: 30 * SEC as i64, max_ns: 5 * SEC }));
+    // Every later probe from it is refused too, without another line.
+    for i in 1..100u64 {
+        let p = probe(Some(&k), 3, i, T0 - 30 * SEC + i * 1000, 128);
+        assert_eq!(step(&mut e, at(&p, from(1), T0 + i * 1000)), (Outcome::Stale, None, None));
+    }
+    // Ahead by 10 s, from another host: its own line, once the gap since the last line is over.
+    let ahead = probe(Some(&k), 4, 0, T0 + 12 * SEC, 128);
+    let (outcome, _, event) = step(&mut e, at(&ahead, from(2), T0 + 2 * SEC));
+    assert_eq!(outcome, Outcome::Stale);
+    assert_eq!(event, Some(Event::ClockSkew { from: from(2), skew_ns: -10 * SEC as i64, max_ns: 5 * SEC }));
+    let c = e.counters();
+    assert_eq!((c.stale, c.sessions, c.acks_sent), (101, 0, 0), "stale probes start no session");
+    // Within the window either way: answered.
+    for (i, tx) in [T0 - 4 * SEC, T0 + 4 * SEC].into_iter().enumerate() {
+        assert_eq!(step(&mut e, at(&probe(Some(&k), 5, i as u64, tx, 128), from(3), T0)).0, Outcome::Answered);
+    }
+}
+
+#[test]
+fn the_clock_skew_window_follows_the_configuration() {
+    let k = key();
+    let mut e = Engine::new(&ResponderConfig { max_clock_skew: Duration::from_millis(100), ..cfg(Some(k.clone())) }, 1);
+    assert_eq!(step(&mut e, at(&probe(Some(&k), 1, 0, T0 - 150_000_000, 128), from(1), T0)).0, Outcome::Stale);
+    assert_eq!(step(&mut e, at(&probe(Some(&k), 1, 1, T0 - 50_000_000, 128), from(1), T0)).0, Outcome::Answered);
+    // Unkeyed probes carry no proof of anything: their timestamps are not checked.
+    let mut open = Engine::new(&ResponderConfig { max_clock_skew: Duration::from_millis(100), ..cfg(None) }, 1);
+    assert_eq!(step(&mut open, at(&probe(None, 1, 0, 1, 128), from(1), T0)).0, Outcome::Answered);
+    assert_eq!(step(&mut open, at(&probe(None, 1, 0, 1, 128), from(2), T0)).0, Outcome::Answered);
+}
+
+#[test]
+fn bad_macs_are_said_once_per_source() {
+    let k = key();
+    let mut e = Engine::new(&cfg(Some(k)), 1);
+    let wrong = Key::from_secret(b"another key").unwrap();
+    let mut events = Vec::new();
+    for i in 0..50u64 {
+        for (src, p) in [(from(1), probe(Some(&wrong), 1, i, T0, 128)), (from(2), probe(None, 2, i, T0, 128))] {
+            let (outcome, _, event) = step(&mut e, at(&p, src, T0 + i * 100 * 1_000_000));
+            assert_eq!(outcome, Outcome::Unauthenticated);
+            events.extend(event);
+        }
+    }
+    // Source 2's first bad probe came right after source 1's line: it is told at its next one
+    // after the one-second gap.
+    assert_eq!(events, [Event::BadMac { from: from(1) }, Event::BadMac { from: from(2) }]);
+    assert_eq!(e.counters().unauthenticated, 100);
+}
+
+#[test]
+fn the_total_budget_holds_across_sources_and_travels_in_the_acks() {
+    let c = ResponderConfig { rate_limit: 10_000, total_rate_limit: 1_000, ..cfg(None) };
+    let mut e = Engine::new(&c, 1);
+    // 1000 sources, each far under its own limit, 10 probes each over one second.
+    let mut answered = 0u64;
+    let mut events = Vec::new();
+    let mut last_limited = std::collections::HashMap::new();
+    for round in 0..10u64 {
+        for host in 0..1000u64 {
+            let src = SocketAddr::from(([10, 1, (host / 256) as u8, host as u8], 5000));
+            let rx = T0 + round * SEC / 10 + host * 100;
+            let (outcome, ack, event) = step(&mut e, at(&probe(None, host, round, rx, 64), src, rx));
+            events.extend(event.filter(|e| !matches!(e, Event::NewSession { .. })));
+            match outcome {
+                Outcome::Answered => {
+                    answered += 1;
+                    last_limited.insert(host, ack.unwrap().limited);
+                }
+                o => assert_eq!(o, Outcome::OverBudget),
+            }
+        }
+    }
+    // The burst (100) plus one second at 1000/s.
+    assert!((1000..=1100).contains(&answered), "{answered}");
+    assert_eq!(e.counters().over_budget, 10_000 - answered);
+    assert_eq!(events, [Event::OverBudget { rate: 1_000 }], "one line, not one per probe");
+    // Hosts 0-99 came first in every round and took the budget; a later host, probing again
+    // once the flood is over, learns from its ack that its 10 probes were limited, not lost.
+    assert_eq!(last_limited.get(&5), Some(&0));
+    assert_eq!(last_limited.get(&500), None);
+    let rx = T0 + 2 * SEC;
+    let (outcome, ack, _) =
+        step(&mut e, at(&probe(None, 500, 10, rx, 64), SocketAddr::from(([10, 1, 1, 244], 5000)), rx));
+    assert_eq!(outcome, Outcome::Answered);
+    let ack = ack.unwrap();
+    assert_eq!((ack.received, ack.limited), (11, 10));
+    let lim = e.counters().limited;
+    assert_eq!(lim, 0, "no source was over its own limit");
+}
+
+#[test]
+fn a_source_over_its_own_limit_spends_none_of_the_budget() {
+    // Bursts: 100 per source, 200 in all.
+    let c = ResponderConfig { rate_limit: 100, total_rate_limit: 2_000, ..cfg(None) };
+    let mut e = Engine::new(&c, 1);
+    let hog: Vec<Outcome> = (0..1000u64).map(|i| step(&mut e, at(&probe(None, 1, i, T0, 64), from(1), T0)).0).collect();
+    assert_eq!(hog.iter().filter(|o| **o == Outcome::Answered).count(), 100);
+    assert_eq!(e.counters().limited, 900);
+    // Only the hog's 100 answered probes spent the budget: the other half of its burst is left.
+    let others = (0..100u8)
+        .filter(|&h| step(&mut e, at(&probe(None, 2, h as u64, T0, 64), from(h + 2), T0)).0 == Outcome::Answered)
+        .count();
+    assert_eq!(others, 100);
+}
+
+#[test]
+fn plain_mode_answers_anything_but_an_answer() {
+    let mut e = Engine::new(&ResponderConfig { plain: true, ..cfg(None) }, 1);
+    let s = e.step(at(b"hello", from(1), T0), || T0);
+    assert_eq!((s.outcome, s.reply), (Outcome::Answered, Some(PLAIN_ACK)));
+    assert!(matches!(s.event, Some(Event::NewSession { .. })));
+    assert_eq!(e.step(at(b"hello", from(1), T0), || T0).event, None, "one event per source");
+    assert_eq!(e.step(at(b"ack", from(2), T0), || T0).outcome, Outcome::Ignored);
+    assert_eq!(e.step(at(b"hi", from(2), T0), || T0).outcome, Outcome::TooSmall);
+    let from_group_port = SocketAddr::from(([10, 0, 0, 3], PORT));
+    assert_eq!(e.step(at(b"hello", from_group_port, T0), || T0).outcome, Outcome::Ignored);
+}
+
+#[test]
+fn the_allow_list_comes_first() {
+    let c = ResponderConfig { allow: AllowList(vec!["10.0.0.0/31".parse().unwrap()]), ..cfg(None) };
+    let mut e = Engine::new(&c, 1);
+    let p = probe(None, 1, 0, T0, 64);
+    assert_eq!(step(&mut e, at(&p, from(1), T0)).0, Outcome::Answered);
+    assert_eq!(step(&mut e, at(&p, from(2), T0)).0, Outcome::Denied);
+    assert_eq!(e.counters().denied, 1);
+}
+
+#[test]
+fn the_clock_skew_flag_is_bounded() {
+    assert!(check_max_clock_skew(Duration::from_secs(60)).is_ok());
+    let err = check_max_clock_skew(Duration::from_secs(61)).unwrap_err().to_string();
+    assert!(err.contains("--max-clock-skew 1m 1s") && err.contains("at most 60s"), "{err}");
+}

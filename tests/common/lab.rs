@@ -1,0 +1,93 @@
+//! The namespace lab of scripts/lab.sh, as the lab tests use it: a fresh lab per test, named after
+//! this process so parallel checkouts never collide, removed on drop, one at a time per test
+//! binary (timing figures should not depend on another lab's traffic on the same vCPUs).
+//! Everything lives in namespaces the lab creates; nothing is sent on the host's own interfaces.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// This process's lab prefix made from `base`.
+pub fn prefix(base: &str) -> &'static str {
+    Box::leak(format!("{base}{}", std::process::id() % 100_000).into_boxed_str())
+}
+
+/// Runs `lab.sh ARGS` on lab `prefix`; its stdout. Fails the test when it fails.
+pub fn lab_in(prefix: &str, args: &[&str]) -> String {
+    let out = Command::new(repo().join("scripts/lab.sh"))
+        .env("LAB_PREFIX", prefix)
+        .args(args)
+        .output()
+        .expect("scripts/lab.sh runs");
+    assert!(
+        out.status.success(),
+        "lab.sh {args:?} exited with {}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes the lab even when an assertion fails.
+pub struct Lab(pub &'static str);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", self.0).arg("down").status();
+    }
+}
+
+/// The lab tests of one test binary take turns.
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True as root; otherwise prints why the test is skipped.
+pub fn root_or_skip() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+    }
+    root
+}
+
+/// A fresh lab of `hosts` hosts, its prefix made from `base`, removed when the first element
+/// drops; the second holds this test's turn. `None`, with the reason printed, when not root.
+pub fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, MutexGuard<'static, ()>, &'static str)> {
+    if !root_or_skip() {
+        return None;
+    }
+    let turn = one_lab_at_a_time();
+    let p = prefix(base);
+    lab_in(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab_in(p, &["up", &hosts.to_string()]);
+    Some((Lab(p), turn, p))
+}
+
+/// `mcprobe` inside namespace `PREFIX-h` (a lab host `hN`, or `br` for the bridge).
+pub fn in_lab_host(prefix: &str, h: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{prefix}-{h}"), env!("CARGO_BIN_EXE_mcprobe")]);
+    c
+}
+
+/// Loads an nftables ruleset into namespace `PREFIX-ns` (several lines: this nft rejects
+/// one-line tables).
+pub fn nft_in(prefix: &str, ns: &str, ruleset: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &format!("{prefix}-{ns}"), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft runs");
+    child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft -f in {prefix}-{ns}:\n{ruleset}");
+}

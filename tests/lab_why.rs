@@ -1,0 +1,255 @@
+//! Why multicast broke (issue 12), in LANs of network namespaces built by scripts/lab.sh:
+//! the querier watch against a Linux bridge acting as IGMP/MLD querier, and faults shared by
+//! the hosts behind a lossy trunk. Needs root (CI runs as root); skips with a printed reason
+//! otherwise.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::lab::{fresh_lab as lab_up, in_lab_host, lab_in, one_lab_at_a_time, prefix, repo, Lab};
+use common::*;
+use serde_json::Value;
+
+fn lab(p: &str, args: &[&str]) -> String {
+    lab_in(p, args)
+}
+
+fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>)> {
+    lab_up(base, hosts).map(|(l, turn, _)| (l, turn))
+}
+
+fn in_host(p: &str, h: &str) -> Command {
+    in_lab_host(p, h)
+}
+
+fn responder(p: &str, h: &str, group: &str, port: &str) -> Responder {
+    let mut c = in_host(p, h);
+    c.args(["respond", "--iface", "veth0", "--group", group, "--port", port, "--name", h, "--querier-wait", "1h"]);
+    Responder::spawn(c)
+}
+
+/// A probe from h1 with `--json`: the report and stderr.
+fn probe_json(p: &str, group: &str, port: &str, count: u32, extra: &[&str]) -> (Value, String) {
+    let mut c = in_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--group", group, "--port", port, "--count", &count.to_string(), "--json"]);
+    if !extra.contains(&"--rate") {
+        c.args(["--rate", "10", "--timeout", "500ms"]);
+    }
+    c.args(extra);
+    let out: Output = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let errors: Vec<String> = schema().iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "not as docs/report.schema.json says: {errors:#?}\n{report:#}");
+    (report, stderr)
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid JSON schema")
+}
+
+fn only_querier(report: &Value) -> &Value {
+    let q = &report["querier"];
+    assert_eq!(q["watched"], Value::Bool(true), "{q}");
+    let list = q["queriers"].as_array().expect("queriers");
+    assert_eq!(list.len(), 1, "one querier: {q}");
+    &list[0]
+}
+
+#[test]
+fn a_bridge_querier_is_found_with_its_version_and_interval() {
+    let Some((l, _turn)) = fresh_lab("wq", 2) else { return };
+    let p = l.0;
+    // IGMPv3 and MLDv2 announce their interval (QQIC): 2 s here.
+    lab(p, &["querier", "on", "--interval", "2"]);
+    for (group, port, version, source_v6) in
+        [("239.255.42.42", "24301", "IGMPv3", false), ("ff12::4242", "24302", "MLDv2", true)]
+    {
+        let mut r = responder(p, "h2", group, port);
+        let (report, stderr) = probe_json(p, group, port, 60, &["--querier-wait", "4s"]);
+        let q = only_querier(&report);
+        println!("{version}: {q}");
+        assert_eq!(q["version"], version);
+        assert_eq!(q["interval_s"], 2.0);
+        assert_eq!(q["interval_announced"], true);
+        assert_eq!(q["robustness"], 2);
+        let addr: std::net::IpAddr = q["address"].as_str().unwrap().parse().unwrap();
+        // A bridge without an IPv4 address queries from 0.0.0.0; MLD from br0's link-local.
+        assert_eq!(addr.is_ipv6(), source_v6, "{addr}");
+        let seen = q["observed_interval_s"].as_f64().expect("two general queries in 6 s");
+        assert!((1.5..=2.6).contains(&seen), "observed interval {seen}");
+        assert!(q["last_seen_ago_s"].as_f64().unwrap() < 2.6, "{q}");
+        assert_eq!(report["querier"]["silence"], Value::Null);
+        assert!(stderr.contains(&format!("heard: {version}, interval 2 s")), "{stderr}");
+        // The responder reports the querier it heard when it stops.
+        r.signal(nix::sys::signal::Signal::SIGINT);
+        r.wait_for(&format!(": {version}, query interval 2 s (announced"));
+    }
+    // IGMPv2 and MLDv1 do not announce it: the default, and the interval seen on the wire.
+    lab(p, &["querier", "on", "--interval", "2", "--igmp", "2", "--mld", "1"]);
+    for (group, port, version) in [("239.255.42.42", "24303", "IGMPv2"), ("ff12::4242", "24304", "MLDv1")] {
+        let _r = responder(p, "h2", group, port);
+        let (report, _) = probe_json(p, group, port, 60, &[]);
+        let q = only_querier(&report);
+        println!("{version}: {q}");
+        assert_eq!(q["version"], version);
+        assert_eq!((q["interval_s"].as_f64(), q["interval_announced"].as_bool()), (Some(125.0), Some(false)));
+        let seen = q["observed_interval_s"].as_f64().expect("two general queries in 6 s");
+        assert!((1.5..=2.6).contains(&seen), "observed interval {seen}");
+    }
+}
+
+#[test]
+fn without_a_querier_the_warning_comes_after_the_wait() {
+    let Some((l, _turn)) = fresh_lab("wn", 2) else { return };
+    let p = l.0;
+    let _r = responder(p, "h2", "239.255.42.42", "24305");
+    // 4 s of probing: silent past a 2 s wait, not past the default 135 s.
+    let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &["--querier-wait", "2s"]);
+    let q = &report["querier"];
+    println!("{q}\n{stderr}");
+    assert_eq!(q["queriers"], Value::Array(vec![]));
+    let s = &q["silence"];
+    assert!(s["silent_for_s"].as_f64().unwrap() > 2.0, "{s}");
+    assert_eq!(s["limit_s"], 2.0);
+    assert_eq!(s["membership_timeout_s"], 260.0);
+    assert!(stderr.contains("no IGMP/MLD membership query for 2."), "{stderr}");
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("no membership query (IGMP/MLD) seen for")), "{notes:?}");
+    let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &[]);
+    assert_eq!(report["querier"]["silence"], Value::Null, "{}", report["querier"]);
+    assert!(!stderr.contains("no IGMP/MLD membership query"), "{stderr}");
+}
+
+/// `dropped=` from a `lab.sh ... counters` line.
+fn dropped(line: &str) -> i64 {
+    line.split_whitespace().find_map(|kv| kv.strip_prefix("dropped=")).and_then(|v| v.parse().ok()).expect(line)
+}
+
+fn groups(report: &Value) -> Vec<(Vec<String>, i64)> {
+    let list = report["shared_faults"]["groups"].as_array().expect("groups");
+    list.iter()
+        .map(|g| {
+            let members = g["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+            (members, g["probes"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+fn alone(report: &Value, name: &str) -> i64 {
+    let list = report["shared_faults"]["alone"].as_array().expect("alone");
+    list.iter().find(|a| a["responder"] == name).map_or(0, |a| a["probes"].as_i64().unwrap())
+}
+
+#[test]
+fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the namespace lab needs root (CI runs this as root)");
+        return;
+    }
+    let _turn = one_lab_at_a_time();
+    // h1 (prober) and h2 on br0; h3, h4, h5 on br1, behind the trunk.
+    let p = prefix("wt");
+    lab(p, &["require"]);
+    let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
+    lab(p, &["up", "5", "--trunk", "2"]);
+    let _lab = Lab(p);
+    let _r: Vec<Responder> =
+        ["h2", "h3", "h4", "h5"].iter().map(|h| responder(p, h, "239.255.42.42", "24306")).collect();
+    let probe = |p: &str| probe_json(p, "239.255.42.42", "24306", 2000, &["--rate", "200", "--timeout", "1s"]).0;
+
+    // Probes lost on the trunk, and on h4's own link.
+    lab(p, &["trunk", "loss", "3", "down"]);
+    lab(p, &["impair", "h4", "ingress", "--loss", "3"]);
+    let report = probe(p);
+    let (trunk, h4) =
+        (dropped(&lab(p, &["trunk", "counters", "down"])), dropped(&lab(p, &["counters", "h4", "ingress"])));
+    let found = groups(&report);
+    println!("trunk dropped {trunk}, h4's link {h4}; groups {found:?}; alone {}", report["shared_faults"]["alone"]);
+    assert_eq!(found.len(), 1, "{}", report["shared_faults"]);
+    assert_eq!(found[0].0, ["h3", "h4", "h5"]);
+    // The counters also count the odd IGMP report the link carried: a couple at most.
+    assert!((trunk - 3..=trunk).contains(&found[0].1), "group {} vs trunk {trunk}", found[0].1);
+    assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs its link {h4}", alone(&report, "h4"));
+    for h in ["h2", "h3", "h5"] {
+        assert!(alone(&report, h) <= 2, "{h} alone {}", alone(&report, h));
+    }
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("h3, h4 and h5 lost the same")), "{notes:?}");
+
+    // Only access links lossy (h3's and h4's): no group, each host's own.
+    lab(p, &["trunk", "clear"]);
+    lab(p, &["impair", "h3", "ingress", "--loss", "3"]);
+    lab(p, &["impair", "h4", "ingress", "--loss", "3"]); // anew: its counters start again at 0
+    let report = probe(p);
+    let h3 = dropped(&lab(p, &["counters", "h3", "ingress"]));
+    let h4 = dropped(&lab(p, &["counters", "h4", "ingress"]));
+    println!("h3's link {h3}, h4's link {h4}: {}", report["shared_faults"]);
+    assert_eq!(groups(&report), []);
+    assert!((h3 - 3..=h3).contains(&alone(&report, "h3")), "h3 alone {} vs {h3}", alone(&report, "h3"));
+    assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs {h4}", alone(&report, "h4"));
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("h3 and h4 lost probes independently")), "{notes:?}");
+}
+
+#[test]
+fn without_cap_net_raw_it_says_so_once_and_measures_on() {
+    let Some((l, _turn)) = fresh_lab("wc", 2) else { return };
+    let p = l.0;
+    let _r = responder(p, "h2", "239.255.42.42", "24307");
+    // The prober without CAP_NET_RAW: dropped from the bounding and inheritable sets, so the
+    // exec'd mcprobe runs as root without it.
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{p}-h1"), "setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]);
+    c.args([env!("CARGO_BIN_EXE_mcprobe"), "probe", "--iface", "veth0", "--port", "24307", "--count", "20"]);
+    c.args(["--rate", "20", "--timeout", "300ms", "--json"]);
+    let out = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let notice: Vec<&str> = stderr.lines().filter(|l| l.contains("CAP_NET_RAW")).collect();
+    assert_eq!(notice, ["mcprobe: not watching for IGMP queries: a raw socket needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on mcprobe)"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["querier"]["watched"], false);
+    assert_eq!(report["responders"][0]["received"], 20, "{report:#}");
+}
+
+/// Real snooping: the bridge stays querier, but its queries stop reaching h1 (the prober) and
+/// h2. h2 stops reporting, the bridge ages its membership out (2 × 1 s + 1 s, as the queries
+/// announce) and stops forwarding the group to it, while h3, still queried, keeps getting it.
+/// The prober's report names the silence and says it explains h2's outage, also under the
+/// verdicts of `--hosts`.
+#[test]
+fn a_querier_gone_quiet_explains_the_outage_that_follows() {
+    let Some((l, _turn)) = fresh_lab("wh", 3) else { return };
+    let p = l.0;
+    lab(p, &["querier", "on", "--interval", "1"]);
+    let _r: Vec<Responder> = ["h2", "h3"].iter().map(|h| responder(p, h, "239.255.42.42", "24308")).collect();
+    let mut c = in_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", "24308", "--rate", "20", "--count", "240", "--timeout", "500ms"]);
+    c.args(["--querier-wait", "2s", "--hosts", "10.77.0.2,10.77.0.3", "--out"]);
+    let dir = tempfile::tempdir().unwrap();
+    c.arg(dir.path());
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Let the prober hear the querier first, then hide the queries from h1 and h2.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    lab(p, &["querier", "hide", "h1"]);
+    lab(p, &["querier", "hide", "h2"]);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(3), "multicast broken for h2: {stderr}");
+    let outages = csv_rows(&dir.path().join("outages.csv"));
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0]["responder"], "h2");
+    let line = stdout.lines().find(|l| l.starts_with("querier 0.0.0.0 (IGMPv3) silent for")).expect("the silence line");
+    assert!(line.contains("about 3 s (robustness 2 × 1 s + response time)"), "{line}");
+    assert!(line.contains("this explains the outages of h2 from "), "{line}");
+    assert!(!line.contains("h3"), "{line}");
+    assert!(stdout.lines().any(|l| l.starts_with("10.77.0.2: outage from ")), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("10.77.0.3: outage")), "{stdout}");
+    let queriers = csv_rows(&dir.path().join("queriers.csv"));
+    assert_eq!((queriers[0]["version"].as_str(), queriers[0]["interval_s"].as_str()), ("IGMPv3", "1.0"));
+}
