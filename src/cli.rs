@@ -59,6 +59,12 @@ pub enum Command {
     Mesh(crate::cli_extra::MeshArgs),
     /// Write report.html from report folders (`probe --out`); several folders are merged.
     Report(ReportArgs),
+    /// Probe without end and serve the figures to Prometheus (/metrics).
+    Serve(crate::serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::manual::CompletionsArgs),
+    /// Print the man page (roff), or a subcommand's.
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args, Clone)]

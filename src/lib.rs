@@ -5,7 +5,8 @@
 //! - [`net`]: sockets; [`responder`] and [`prober`]: the two engines;
 //! - [`findings`]: what a run found, typed (pure); [`report`] and [`progress`]: what the user sees;
 //! - [`cli`]: flags (clap only); [`config`]: flags to validated configurations; [`app`]: the
-//!   commands.
+//!   commands;
+//! - [`serve`]: continuous probing exported to Prometheus; [`manual`]: completions, man page.
 
 pub mod app;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod findings;
 pub(crate) mod hdr;
 pub(crate) mod html;
+pub mod manual;
 pub mod maxrate;
 pub mod mesh;
 pub(crate) mod meta;
@@ -25,6 +27,7 @@ pub(crate) mod progress;
 pub(crate) mod querier;
 pub mod report;
 pub mod responder;
+pub mod serve;
 pub mod stats;
 pub(crate) mod watch;
 pub mod wire;

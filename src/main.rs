@@ -15,9 +15,10 @@ fn main() {
         Command::Respond(a) => a.quiet,
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
-        Command::Discover(_) | Command::Report(_) => false,
+        Command::Discover(_) | Command::Report(_) | Command::Completions(_) | Command::Man(_) => false,
         Command::MaxRate(a) => a.quiet,
         Command::Mesh(a) => a.quiet,
+        Command::Serve(a) => a.quiet,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -42,6 +43,9 @@ fn main() {
         Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
         Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
         Command::Report(a) => app::report_cmd(a),
+        Command::Serve(a) => mcprobe::serve::run(a, &STOP),
+        Command::Completions(a) => mcprobe::manual::completions(a),
+        Command::Man(a) => mcprobe::manual::man(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

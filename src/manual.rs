@@ -1,0 +1,65 @@
+//! `mcprobe completions SHELL` and `mcprobe man`: generated from the clap definition, so they
+//! never disagree with `--help`.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory};
+
+use crate::cli::Cli;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mcprobe completions bash > /etc/bash_completion.d/mcprobe
+  mcprobe completions zsh > ~/.zfunc/_mcprobe")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+pub fn completions(a: &CompletionsArgs) -> Result<i32> {
+    let mut out = Vec::new();
+    clap_complete::generate(a.shell, &mut Cli::command(), "mcprobe", &mut out);
+    write_stdout(&out)
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mcprobe man | man -l -
+  mcprobe man serve > mcprobe-serve.1")]
+pub struct ManArgs {
+    /// A subcommand's page (mcprobe-SUBCOMMAND(1)) instead of the main one.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub command: Option<String>,
+}
+
+pub fn man(a: &ManArgs) -> Result<i32> {
+    let cmd = Cli::command();
+    let page = match &a.command {
+        None => cmd,
+        Some(name) => {
+            let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+            let Some(sub) = cmd.find_subcommand(name).cloned() else {
+                anyhow::bail!("man {name}: no such subcommand; one of {}", names.join(", "));
+            };
+            // The page of `mcprobe serve` is mcprobe-serve(1), as git and cargo name theirs. clap
+            // takes a &'static name; this command renders one page and exits.
+            let page_name: &'static str = Box::leak(format!("mcprobe-{name}").into_boxed_str());
+            sub.name(page_name)
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page).render(&mut out).context("cannot render the man page")?;
+    write_stdout(&out)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<i32> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(bytes).and_then(|()| o.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
+        _ => Ok(crate::app::EXIT_OK),
+    }
+}

@@ -1,0 +1,366 @@
+//! `serve`'s flags and its `--config` file, turned into validated targets. An error names the
+//! file, the target and the field, and `serve` refuses to start.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::auth::Key;
+use crate::cli::{parse_duration, parse_rate, parse_size, GroupArgs, KeyArgs};
+use crate::net;
+use crate::prober::ProbeConfig;
+use crate::wire;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
+pub const DEFAULT_MAX_SERIES: usize = 1000;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Probes without end in windows of --window, and serves what it measured at /metrics (Prometheus
+text, or OpenMetrics when asked), /healthz and / on --listen. The metrics name the hosts of the
+LAN: keep --listen on loopback or a management network, and let only Prometheus reach it.
+
+Examples:
+  mcprobe serve --iface eth0                              one target, metrics on 127.0.0.1:9798
+  mcprobe serve --iface eth0 --hosts 10.0.0.11,10.0.0.12 --listen 10.9.0.5:9798
+  mcprobe serve --config /etc/mcprobe/serve.toml          several targets (see contrib/)")]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// The target's name (the `target` label).
+    #[arg(long = "name", value_name = "NAME", default_value = "default")]
+    pub target: String,
+
+    /// IP TTL of probes.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// Probe size in bytes (UDP payload).
+    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
+    pub size: u16,
+
+    /// Time between probes. Default 100ms.
+    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate")]
+    pub interval: Option<Duration>,
+
+    /// Probes per second (instead of --interval).
+    #[arg(short, long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Expected hosts (comma-separated): unicast probes beside multicast, a verdict per host.
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+
+    /// Expected hosts from a file, one per line.
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// An ack slower than this is late; each window waits this long for acks after its last probe.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Probes are accounted in back-to-back windows of this length; metrics move once per window.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// Consecutive unanswered probes that make an outage.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outage_min: u64,
+
+    /// Address and port of the HTTP server.
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// A responder silent this long leaves the metrics.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub forget: Duration,
+
+    /// Most series (responder × path) kept per target; more are refused and counted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_series: usize,
+
+    /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min"])]
+    pub config: Option<PathBuf>,
+
+    /// Log only errors (no line per responder that appears, goes silent or restarts).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// One validated target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    /// One window's engine configuration (`count` probes).
+    pub probe: ProbeConfig,
+}
+
+impl Target {
+    pub fn window(&self) -> Duration {
+        self.probe.interval * self.probe.count as u32
+    }
+}
+
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub forget: Duration,
+    pub max_series: usize,
+    pub targets: Vec<Target>,
+    pub quiet: bool,
+}
+
+/// The settings of one target, as flags or a `[[target]]` table give them.
+struct Spec {
+    name: String,
+    group: IpAddr,
+    port: u16,
+    iface: Option<String>,
+    ttl: u32,
+    size: u16,
+    interval: Duration,
+    timeout: Duration,
+    window: Duration,
+    hosts: Vec<IpAddr>,
+    key: Option<Key>,
+    outage_min: u64,
+    rcvbuf: usize,
+    /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
+    from_flags: bool,
+}
+
+impl Spec {
+    fn what(&self, field: &str) -> String {
+        if self.from_flags {
+            format!("--{}", field.replace('_', "-"))
+        } else {
+            format!("field '{field}'")
+        }
+    }
+}
+
+pub fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
+    let targets = match &a.config {
+        Some(path) => from_file(path)?,
+        None => {
+            let interval = match (a.interval, a.rate) {
+                (Some(i), _) => i,
+                (None, Some(r)) => Duration::from_secs_f64(1.0 / r),
+                (None, None) => Duration::from_millis(100),
+            };
+            let group = net::check_group(a.net.group)?;
+            let spec = Spec {
+                name: a.target.clone(),
+                group,
+                port: a.net.port,
+                iface: a.net.iface.clone(),
+                ttl: a.ttl,
+                size: a.size,
+                interval,
+                timeout: a.timeout,
+                window: a.window,
+                hosts: crate::config::expected_hosts(&a.hosts, a.hosts_file.as_deref(), group)?,
+                key: crate::config::key_of(&a.key)?,
+                outage_min: a.outage_min,
+                rcvbuf: a.net.rcvbuf,
+                from_flags: true,
+            };
+            vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
+        }
+    };
+    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet })
+}
+
+/// A `[[target]]` table as written; every value is checked in [`from_table`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTarget {
+    name: String,
+    group: Option<String>,
+    port: Option<u16>,
+    iface: Option<String>,
+    ttl: Option<u32>,
+    size: Option<u16>,
+    interval: Option<String>,
+    rate: Option<f64>,
+    timeout: Option<String>,
+    window: Option<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    key_file: Option<PathBuf>,
+    outage_min: Option<u64>,
+    rcvbuf: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    target: Vec<toml::Table>,
+}
+
+/// Reads the targets of a config file.
+pub fn from_file(path: &Path) -> Result<Vec<Target>> {
+    let p = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| format!("--config {p}: cannot read"))?;
+    let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {p}: {e}"))?;
+    if file.target.is_empty() {
+        bail!("--config {p}: no [[target]] table");
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, table) in file.target.into_iter().enumerate() {
+        let label = match table.get("name").and_then(|v| v.as_str()) {
+            Some(n) => format!("target '{n}'"),
+            None => format!("target #{}", i + 1),
+        };
+        let t = from_table(table).map_err(|e| anyhow::anyhow!("--config {p}: {label}: {e}"))?;
+        if targets.iter().any(|o| o.name == t.name) {
+            bail!("--config {p}: {label}: field 'name': another target has this name");
+        }
+        targets.push(t);
+    }
+    Ok(targets)
+}
+
+fn field<T>(name: &str, r: Result<T, String>) -> Result<T, String> {
+    r.map_err(|e| format!("field '{name}': {e}"))
+}
+
+fn from_table(table: toml::Table) -> Result<Target, String> {
+    let t: FileTarget = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    if t.name.is_empty() || t.name.chars().any(char::is_control) {
+        return Err("field 'name': must be a non-empty printable name".into());
+    }
+    let group_text = t.group.as_deref().unwrap_or(crate::cli::DEFAULT_GROUP);
+    let group = field("group", group_text.parse::<IpAddr>().map_err(|_| format!("'{group_text}' is not an address")))?;
+    let group = field("group", net::check_group(group).map_err(|e| format!("{e:#}")))?;
+    let duration = |name: &str, v: &Option<String>, default: Duration| match v {
+        Some(s) => field(name, parse_duration(s)),
+        None => Ok(default),
+    };
+    let interval = match (&t.interval, t.rate) {
+        (Some(_), Some(_)) => return Err("fields 'interval' and 'rate': give one of them".into()),
+        (None, Some(r)) => Duration::from_secs_f64(1.0 / field("rate", parse_rate(&r.to_string()))?),
+        (i, None) => duration("interval", i, Duration::from_millis(100))?,
+    };
+    if t.port == Some(0) {
+        return Err("field 'port': must be 1 to 65535".into());
+    }
+    if t.ttl.is_some_and(|v| v > 255) {
+        return Err("field 'ttl': must be 0 to 255".into());
+    }
+    if t.size.is_some_and(|s| !(64..=65507).contains(&s)) {
+        return Err("field 'size': must be 64 to 65507".into());
+    }
+    if t.outage_min == Some(0) {
+        return Err("field 'outage_min': must be at least 1".into());
+    }
+    let rcvbuf = match &t.rcvbuf {
+        Some(s) => field("rcvbuf", parse_size(s))?,
+        None => net::DEFAULT_RCVBUF,
+    };
+    let hosts = field("hosts", crate::config::expected_hosts(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
+    let key = match &t.key_file {
+        Some(p) => Some(field("key_file", Key::from_file(p).map_err(|e| format!("{e:#}")))?),
+        None => None,
+    };
+    build(Spec {
+        name: t.name,
+        group,
+        port: t.port.unwrap_or(crate::cli::DEFAULT_PORT),
+        iface: t.iface,
+        ttl: t.ttl.unwrap_or(1),
+        size: t.size.unwrap_or(128),
+        interval,
+        timeout: duration("timeout", &t.timeout, Duration::from_secs(1))?,
+        window: duration("window", &t.window, Duration::from_secs(10))?,
+        hosts,
+        key,
+        outage_min: t.outage_min.unwrap_or(3),
+        rcvbuf,
+        from_flags: false,
+    })
+}
+
+/// Checks what spans several fields and builds the engine configuration of one window.
+fn build(s: Spec) -> Result<Target, String> {
+    if s.window < s.interval {
+        return Err(format!("{} {:?} is shorter than the probe interval {:?}", s.what("window"), s.window, s.interval));
+    }
+    let min_size = wire::MIN_PROBE_SIZE + if s.key.is_some() { wire::TAG_LEN } else { 0 };
+    if (s.size as usize) < min_size {
+        return Err(format!("{} {}: keyed probes must be at least {min_size} bytes", s.what("size"), s.size));
+    }
+    let iface = match &s.iface {
+        // resolve_iface names --iface and the value itself.
+        Some(i) if s.from_flags => Some(net::resolve_iface(i).map_err(|e| format!("{e:#}"))?),
+        Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
+        None => None,
+    };
+    let count = ((s.window.as_secs_f64() / s.interval.as_secs_f64()).round() as u64).max(1);
+    // Each window gets a session of its own when it starts (see `serve::target_loop`).
+    let probe = ProbeConfig {
+        ttl: s.ttl,
+        size: s.size as usize,
+        interval: s.interval,
+        count,
+        timeout: s.timeout,
+        rcvbuf: s.rcvbuf,
+        key: s.key,
+        outage_min: s.outage_min,
+        hosts: s.hosts,
+        ..crate::config::probe_defaults(s.group, s.port, iface)
+    };
+    Ok(Target { name: s.name, probe })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Vec<Target>> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        from_file(f.path())
+    }
+
+    #[test]
+    fn reads_targets_with_defaults() {
+        let t = load(
+            "[[target]]\nname = \"a\"\ninterval = \"50ms\"\nwindow = \"5s\"\n[[target]]\nname = \"b\"\nrate = 20\n",
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].probe.count, 100);
+        assert_eq!(t[1].probe.interval, Duration::from_millis(50));
+        assert_eq!(t[1].probe.port, crate::cli::DEFAULT_PORT);
+    }
+
+    #[test]
+    fn errors_name_the_target_and_the_field() {
+        let cases = [
+            ("[[target]]\nname = \"a\"\ninterval = \"soon\"\n", "target 'a': field 'interval'"),
+            ("[[target]]\nname = \"a\"\ngroup = \"10.0.0.1\"\n", "target 'a': field 'group'"),
+            ("[[target]]\nname = \"a\"\nport = 0\n", "target 'a': field 'port'"),
+            ("[[target]]\nname = \"a\"\nintervl = \"1s\"\n", "target 'a': unknown field `intervl`"),
+            ("[[target]]\nname = \"a\"\nport = \"x\"\n", "target 'a': invalid type"),
+            ("[[target]]\ngroup = \"239.1.1.1\"\n", "target #1: missing field `name`"),
+            ("[[target]]\nname = \"a\"\n[[target]]\nname = \"a\"\n", "target 'a': field 'name'"),
+            ("[[target]]\nname = \"a\"\ninterval = \"2s\"\nwindow = \"1s\"\n", "target 'a': field 'window'"),
+            ("", "no [[target]]"),
+        ];
+        for (text, want) in cases {
+            let e = format!("{:#}", load(text).unwrap_err());
+            assert!(e.starts_with("--config ") && e.contains(want), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The exposition of `mcprobe serve`: renders a [`State`] snapshot through the official
+//! `prometheus-client` encoders (Prometheus text 0.0.4, or OpenMetrics 1.0 when asked). Only
+//! renders: every figure comes from the state.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::state::{Buckets, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
+use crate::findings::Verdict;
+
+const VERDICTS: [Verdict; 5] =
+    [Verdict::Ok, Verdict::MulticastLost, Verdict::UnicastLost, Verdict::Degraded, Verdict::Unreachable];
+
+/// The state as last published by the probe loop: a scrape takes the lock only to clone the `Arc`.
+#[derive(Debug, Clone)]
+pub struct Published(Arc<Mutex<Arc<State>>>);
+
+impl Published {
+    pub fn new(state: State) -> Self {
+        Published(Arc::new(Mutex::new(Arc::new(state))))
+    }
+
+    pub fn set(&self, state: State) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+    }
+
+    pub fn get(&self) -> Arc<State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug)]
+struct StateCollector(Published);
+
+/// A registry whose only collector renders the published state.
+pub fn registry(published: Published) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(StateCollector(published)));
+    r
+}
+
+/// Which exposition format a scraper gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Prometheus,
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header names it (as Prometheus does), else text 0.0.4.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+pub fn encode(registry: &Registry, format: Format) -> String {
+    let mut out = String::new();
+    let r = match format {
+        Format::Prometheus => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
+    };
+    // Writing into a String cannot fail; an encoder error would be a bug in a label value.
+    r.expect("encoding into a String");
+    out
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn series_labels(k: &SeriesKey) -> Labels {
+    vec![
+        ("target", k.target.clone()),
+        ("responder", k.responder.clone()),
+        ("address", k.address.to_string()),
+        ("path", k.path.as_str().to_string()),
+    ]
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_counter::<NoLabelSet, u64, f64>(v, None)?;
+    }
+    Ok(())
+}
+
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: &[(Labels, V)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+fn histogram(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    rows: &[(Labels, &Buckets)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (labels, b) in rows {
+        m.encode_family(labels)?.encode_histogram::<NoLabelSet>(b.sum_s, b.count, &b.pairs(bounds), None)?;
+    }
+    Ok(())
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let st = self.0.get();
+        let per_series = |f: &dyn Fn(&Series) -> u64| -> Vec<(Labels, u64)> {
+            st.series.iter().map(|(k, s)| (series_labels(k), f(s))).collect()
+        };
+        let per_target = |f: &dyn Fn(&super::state::Target) -> u64| -> Vec<(Labels, u64)> {
+            st.targets.iter().map(|(t, v)| (vec![("target", t.clone())], f(v))).collect()
+        };
+        let mut sent = Vec::new();
+        for (t, v) in &st.targets {
+            sent.push((vec![("target", t.clone()), ("path", "multicast".to_string())], v.multicast_sent));
+            if v.unicast_sent > 0 {
+                sent.push((vec![("target", t.clone()), ("path", "unicast".to_string())], v.unicast_sent));
+            }
+        }
+        counter(
+            &mut e,
+            "mcprobe_probes_sent",
+            "Probes sent, per target and path (unicast: to all expected hosts).",
+            &sent,
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_responder_probes",
+            "Probes charged to a responder: from its first on-time ack on, then every probe of its path. The denominator of its loss ratio.",
+            &per_series(&|s| s.probes),
+        )?;
+        counter(&mut e, "mcprobe_acks", "Acks received within the timeout.", &per_series(&|s| s.acks))?;
+        let mut lost = Vec::new();
+        for (k, s) in &st.series {
+            for (dir, v) in DIRECTIONS.iter().zip(s.lost) {
+                let mut l = series_labels(k);
+                l.push(("direction", dir.to_string()));
+                lost.push((l, v));
+            }
+        }
+        counter(
+            &mut e,
+            "mcprobe_lost",
+            "Probes without an ack, by direction: forward (probe lost), return (ack lost), unknown (the responder's counters do not tell, or it was silent).",
+            &lost,
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_late_acks",
+            "Acks slower than the timeout (their probe counts as lost neither way, but here).",
+            &per_series(&|s| s.late),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_duplicate_acks",
+            "Second and later copies of an ack.",
+            &per_series(&|s| s.duplicates),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_reordered_acks",
+            "Acks that arrived after an ack of a later probe.",
+            &per_series(&|s| s.reordered),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_rate_limited",
+            "Probes the responder received but did not answer (its rate limit): not loss.",
+            &per_series(&|s| s.limited),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_outages",
+            "Stretches of at least --outage-min unanswered probes after an answer, and windows without any ack.",
+            &per_series(&|s| s.outages),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_responder_restarts",
+            "Times the responder came back with a new id (same name and address).",
+            &per_series(&|s| s.restarts),
+        )?;
+        let rtt: Vec<(Labels, &Buckets)> = st.series.iter().map(|(k, s)| (series_labels(k), &s.rtt)).collect();
+        histogram(&mut e, "mcprobe_rtt", "Round-trip time of on-time acks.", &RTT_BUCKETS_S, &rtt)?;
+        let net: Vec<(Labels, &Buckets)> = st.series.iter().map(|(k, s)| (series_labels(k), &s.net_rtt)).collect();
+        histogram(
+            &mut e,
+            "mcprobe_net_rtt",
+            "Round-trip time less the responder's dwell (its receive-to-send time).",
+            &RTT_BUCKETS_S,
+            &net,
+        )?;
+        let last: Vec<(Labels, f64)> = st.series.iter().map(|(k, s)| (series_labels(k), s.last_ack_unix_s)).collect();
+        gauge(
+            &mut e,
+            "mcprobe_last_ack_timestamp",
+            "When the responder last answered (Unix time, from the send time of its newest acked probe).",
+            Some(&Unit::Seconds),
+            &last,
+        )?;
+        gauge(
+            &mut e,
+            "mcprobe_responders",
+            "Multicast responders that answered in the last finished window.",
+            None,
+            &per_target(&|t| t.responders),
+        )?;
+        let mut verdicts = Vec::new();
+        let mut up = Vec::new();
+        for (t, v) in &st.targets {
+            for h in &v.hosts {
+                for verdict in VERDICTS {
+                    let l = vec![
+                        ("target", t.clone()),
+                        ("host", h.host.to_string()),
+                        ("verdict", verdict.as_str().to_string()),
+                    ];
+                    verdicts.push((l, u64::from(h.verdict == verdict)));
+                }
+                for (path, is_up) in [("multicast", h.multicast_up), ("unicast", h.unicast_up)] {
+                    let l = vec![("target", t.clone()), ("host", h.host.to_string()), ("path", path.to_string())];
+                    up.push((l, u64::from(is_up)));
+                }
+            }
+        }
+        gauge(
+            &mut e,
+            "mcprobe_host_verdict",
+            "Per expected host (--hosts), 1 for its verdict in the last window, 0 for the others.",
+            None,
+            &verdicts,
+        )?;
+        gauge(
+            &mut e,
+            "mcprobe_host_path_up",
+            "Per expected host and path, 1 if it answered in the last window.",
+            None,
+            &up,
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_local_drops",
+            "Acks the prober's own kernel dropped (socket buffer full): this host's fault, not the network's.",
+            &per_target(&|t| t.local_drops),
+        )?;
+        counter(&mut e, "mcprobe_send_errors", "Probes the kernel refused to send.", &per_target(&|t| t.send_errors))?;
+        counter(&mut e, "mcprobe_windows", "Probe windows finished and folded in.", &per_target(&|t| t.windows))?;
+        counter(
+            &mut e,
+            "mcprobe_responders_refused",
+            "New responder series not tracked because the target has --max-series already.",
+            &per_target(&|t| t.refused),
+        )?;
+        let late: Vec<(Labels, &Buckets)> =
+            st.targets.iter().map(|(t, v)| (vec![("target", t.clone())], &v.lateness)).collect();
+        histogram(
+            &mut e,
+            "mcprobe_send_lateness",
+            "How late each multicast probe left versus its schedule.",
+            &LATENESS_BUCKETS_S,
+            &late,
+        )?;
+        let info = e.encode_descriptor("mcprobe_build", "The running mcprobe's version.", None, MetricType::Info)?;
+        let mut info = info;
+        info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::{Limits, Path, Series, SeriesKey, State};
+    use super::*;
+
+    fn one_series() -> State {
+        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string()]);
+        let mut s = Series::default();
+        (s.probes, s.acks, s.lost) = (10, 4, [3, 2, 1]);
+        // 1 RTT in the first bucket (≤ 10 µs), 3 in the third (≤ 50 µs), 0 above 1 s.
+        s.rtt = Buckets { counts: vec![1, 0, 3], count: 4, sum_s: 0.000_13 };
+        let key = SeriesKey {
+            target: "lan".into(),
+            responder: "r\"1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            path: Path::Multicast,
+        };
+        st.series.insert(key, s);
+        st
+    }
+
+    #[test]
+    fn renders_cumulative_buckets_loss_by_direction_and_escaped_labels() {
+        let r = registry(Published::new(one_series()));
+        let text = encode(&r, Format::Prometheus);
+        let labels = r#"target="lan",responder="r\"1",address="10.0.0.1",path="multicast""#;
+        for line in [
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"1e-05\"}} 1"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"2e-05\"}} 1"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"5e-05\"}} 4"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"1\"}} 4"),
+            format!("mcprobe_rtt_seconds_bucket{{{labels},le=\"+Inf\"}} 4"),
+            format!("mcprobe_rtt_seconds_count{{{labels}}} 4"),
+            format!("mcprobe_lost_total{{{labels},direction=\"return\"}} 2"),
+            format!("mcprobe_responder_probes_total{{{labels}}} 10"),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"));
+        let om = encode(&r, Format::OpenMetrics);
+        assert!(om.ends_with("# EOF\n") && om.contains("# UNIT mcprobe_rtt_seconds seconds"));
+        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Prometheus);
+        assert_eq!(Format::negotiate(None), Format::Prometheus);
+    }
+}

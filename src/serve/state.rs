@@ -1,0 +1,485 @@
+//! The cumulative state of `mcprobe serve`: each finished probe window is folded into counters and
+//! histogram buckets per series, keyed by (target, responder name, address, path), which the
+//! exporter renders. Pure: no clock (callers pass the wall time in seconds) and no I/O.
+//!
+//! Denominators for a run without end (the README repeats them):
+//! - `probes` of a series (`mcprobe_responder_probes_total`) counts the probes sent on its path
+//!   from the first probe it answered on: its first window is charged only from its first on-time
+//!   ack (a join is not loss), every later window in full, whether it answered or not.
+//! - `probes = acks + limited + late + lost(forward + return + unknown)`, per series.
+//! - A window in which a known series answers nothing charges it every probe of the window as
+//!   `unknown` loss; a series silent for longer than `forget` leaves the state (and the
+//!   exposition); if it comes back, it starts again as new.
+//! - A restarted responder (new id, same name and address) keeps its series; restarts are counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use hdrhistogram::{Counter, Histogram};
+
+pub use crate::findings::Path;
+use crate::findings::{Diagnosis, Verdict};
+use crate::prober::Outcome;
+use crate::stats::{Figures, HostStats, Run};
+
+/// RTT bucket bounds, in seconds: 1-2-5 steps from 10 µs (a LAN's floor) to 1 s (the default
+/// timeout; slower acks are late and counted apart).
+pub const RTT_BUCKETS_S: [f64; 16] =
+    [10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1, 0.2, 0.5, 1.0];
+/// Send-lateness bucket bounds, in seconds: from 1 µs (a kept schedule) to 100 ms (a stalled one).
+pub const LATENESS_BUCKETS_S: [f64; 16] =
+    [1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1];
+
+/// Counts per bucket (not cumulative), with one more for values above the last bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    pub counts: Vec<u64>,
+    pub count: u64,
+    pub sum_s: f64,
+}
+
+impl Buckets {
+    /// Adds every value of an HdrHistogram recorded in nanoseconds.
+    pub fn add_hdr<T: Counter>(&mut self, h: &Histogram<T>, bounds: &[f64]) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; bounds.len() + 1];
+        }
+        for v in h.iter_recorded() {
+            // A recorded value stands for a range of 0.1 % (3 significant digits): it is bucketed
+            // by the range's low end, so a value exactly on a bound lands in that bound's bucket.
+            let value = v.value_iterated_to();
+            let n = v.count_at_value().as_u64();
+            let low_s = h.lowest_equivalent(value) as f64 / 1e9;
+            let i = bounds.iter().position(|&b| low_s <= b).unwrap_or(bounds.len());
+            self.counts[i] += n;
+            self.count += n;
+            self.sum_s += h.median_equivalent(value) as f64 / 1e9 * n as f64;
+        }
+    }
+
+    /// (upper bound, count in bucket) pairs, the last bound infinite.
+    pub fn pairs(&self, bounds: &[f64]) -> Vec<(f64, u64)> {
+        let upper = bounds.iter().copied().chain([f64::INFINITY]);
+        upper.zip(self.counts.iter().copied().chain(std::iter::repeat(0))).collect()
+    }
+}
+
+/// Identity of one series: a responder is its name and address, so a restart (new id) keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    pub target: String,
+    pub responder: String,
+    pub address: IpAddr,
+    pub path: Path,
+}
+
+/// Loss directions, in the order of [`Series::lost`].
+pub const DIRECTIONS: [&str; 3] = ["forward", "return", "unknown"];
+
+/// Cumulative figures of one series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub probes: u64,
+    pub acks: u64,
+    /// forward, return, unknown.
+    pub lost: [u64; 3],
+    pub late: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub limited: u64,
+    pub outages: u64,
+    pub restarts: u64,
+    pub rtt: Buckets,
+    pub net_rtt: Buckets,
+    pub last_ack_unix_s: f64,
+    responder_ids: Vec<u64>,
+    /// The last window brought no ack.
+    silent: bool,
+}
+
+/// One expected host's figures from the last window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostState {
+    pub host: IpAddr,
+    pub verdict: Verdict,
+    pub multicast_up: bool,
+    pub unicast_up: bool,
+}
+
+/// Per-target figures that belong to no responder.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Target {
+    pub windows: u64,
+    pub multicast_sent: u64,
+    pub unicast_sent: u64,
+    pub local_drops: u64,
+    pub send_errors: u64,
+    pub lateness: Buckets,
+    /// Multicast responders that answered in the last window.
+    pub responders: u64,
+    /// New series not created because the target had `max_series` already.
+    pub refused: u64,
+    pub hosts: Vec<HostState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Series (responder × path) per target.
+    pub max_series: usize,
+    /// A series silent this long leaves.
+    pub forget_s: f64,
+}
+
+/// What changed for a responder, for the log (one line each, never per packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Appeared,
+    Restarted,
+    Silent,
+    Returned,
+    Forgotten,
+    /// Not tracked: the target is at its cap.
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub key: SeriesKey,
+    pub change: Change,
+}
+
+/// Everything `serve` knows; cheap enough to clone for a scrape snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub limits: Limits,
+    pub series: BTreeMap<SeriesKey, Series>,
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval
+/// and the wall time at which it was folded.
+pub struct Window<'a> {
+    pub outcome: &'a Outcome,
+    pub diagnosis: Option<&'a Diagnosis>,
+    pub interval_s: f64,
+    pub now_unix_s: f64,
+}
+
+impl State {
+    pub fn new(limits: Limits, targets: impl IntoIterator<Item = String>) -> Self {
+        let targets = targets.into_iter().map(|t| (t, Target::default())).collect();
+        State { limits, series: BTreeMap::new(), targets }
+    }
+
+    /// Folds one finished window of `target` into the state; returns what changed.
+    pub fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
+        let o = w.outcome;
+        let mut events = Vec::new();
+        let t = self.targets.entry(target.to_string()).or_default();
+        t.windows += 1;
+        t.multicast_sent += o.run.sent();
+        t.unicast_sent += o.unicast.iter().map(|u| u.run.sent()).sum::<u64>();
+        t.local_drops += o.local_drops;
+        t.send_errors += o.send_errors;
+        t.lateness.add_hdr(&o.lateness, &LATENESS_BUCKETS_S);
+        t.hosts = w.diagnosis.map_or_else(Vec::new, |d| {
+            let hosts = d.hosts.iter();
+            hosts
+                .map(|h| HostState {
+                    host: h.host,
+                    verdict: h.verdict,
+                    multicast_up: h.multicast_received > 0,
+                    unicast_up: h.unicast_received > 0,
+                })
+                .collect()
+        });
+        let mut heard = BTreeSet::new();
+        let runs = std::iter::once((Path::Multicast, &o.run)).chain(o.unicast.iter().map(|u| (Path::Unicast, &u.run)));
+        for (path, run) in runs {
+            // A responder restarted within the window has two entries (two ids): one series.
+            let mut groups: BTreeMap<(String, IpAddr), Vec<&HostStats>> = BTreeMap::new();
+            for h in run.hosts().iter().filter(|h| h.received > 0) {
+                groups.entry((h.name.clone(), h.addr.ip())).or_default().push(h);
+            }
+            for ((responder, address), hosts) in groups {
+                let key = SeriesKey { target: target.to_string(), responder, address, path };
+                if let Some(change) = self.fold_series(&key, run, &hosts, w) {
+                    events.push(Event { key: key.clone(), change });
+                }
+                heard.insert(key);
+            }
+        }
+        // Known series that answered nothing in this window.
+        let mut forgotten = Vec::new();
+        for (key, s) in self.series.range_mut(range_of(target)) {
+            if heard.contains(key) {
+                continue;
+            }
+            if w.now_unix_s - s.last_ack_unix_s > self.limits.forget_s {
+                forgotten.push(key.clone());
+                continue;
+            }
+            let sent = match key.path {
+                Path::Multicast => o.run.sent(),
+                Path::Unicast => o.unicast.iter().filter(|u| u.host == key.address).map(|u| u.run.sent()).sum(),
+            };
+            s.probes += sent;
+            s.lost[2] += sent;
+            if !s.silent && sent > 0 {
+                s.silent = true;
+                s.outages += 1;
+                events.push(Event { key: key.clone(), change: Change::Silent });
+            }
+        }
+        for key in forgotten {
+            self.series.remove(&key);
+            events.push(Event { key, change: Change::Forgotten });
+        }
+        let t = self.targets.get_mut(target).expect("inserted above");
+        t.responders = heard.iter().filter(|k| k.path == Path::Multicast).count() as u64;
+        events
+    }
+
+    fn fold_series(&mut self, key: &SeriesKey, run: &Run, hosts: &[&HostStats], w: &Window) -> Option<Change> {
+        let mut change = None;
+        if !self.series.contains_key(key) {
+            if self.series.range(range_of(&key.target)).count() >= self.limits.max_series {
+                self.targets.get_mut(&key.target).expect("target exists").refused += 1;
+                return Some(Change::Refused);
+            }
+            self.series.insert(key.clone(), Series::default());
+            change = Some(Change::Appeared);
+        }
+        let s = self.series.get_mut(key).expect("inserted above");
+        let fresh = change.is_some();
+        let figures: Vec<Figures> = hosts.iter().map(|h| run.summary(h)).collect();
+        // The accounting merges a restart within the window into one entry under the first id
+        // and lists it; a restart between windows shows as a first id not seen before.
+        let within: u64 = hosts.iter().map(|h| h.restarts.len() as u64).sum();
+        let between = !fresh && hosts.iter().any(|h| !s.responder_ids.contains(&h.responder_id));
+        let restarts = within + u64::from(between);
+        if restarts > 0 {
+            s.restarts += restarts;
+            change = Some(Change::Restarted);
+        } else if s.silent {
+            change = Some(Change::Returned);
+        }
+        s.responder_ids = hosts.iter().map(|h| h.restarts.last().map_or(h.responder_id, |r| r.new_id)).collect();
+        s.silent = false;
+        match figures.as_slice() {
+            [f] => add_figures(s, f, fresh),
+            _ => {
+                // Several ids in one window: the split by direction is per id and would overlap,
+                // so the combined loss is counted as unknown.
+                let first = figures.iter().filter_map(|f| f.first_seq).min().unwrap_or(0);
+                let charged = if fresh { run.sent().saturating_sub(first) } else { run.sent() };
+                let acks: u64 = figures.iter().map(|f| f.received).sum();
+                let limited: u64 = figures.iter().map(|f| f.limited).sum();
+                let late: u64 = figures.iter().map(|f| f.late).sum();
+                s.probes += charged;
+                s.acks += acks;
+                s.limited += limited;
+                s.late += late;
+                s.lost[2] += charged.saturating_sub(acks + limited + late);
+                for f in &figures {
+                    s.duplicates += f.duplicates;
+                    s.reordered += f.reordered;
+                    s.outages += f.outages;
+                }
+            }
+        }
+        for h in hosts {
+            s.rtt.add_hdr(&h.rtt, &RTT_BUCKETS_S);
+            s.net_rtt.add_hdr(&h.net_rtt, &RTT_BUCKETS_S);
+        }
+        let last_seq = hosts.iter().filter_map(|h| h.max_seq).max().unwrap_or(0);
+        let start_s = run.start_ns().map_or(w.now_unix_s, |ns| ns as f64 / 1e9);
+        s.last_ack_unix_s = s.last_ack_unix_s.max(start_s + last_seq as f64 * w.interval_s);
+        change
+    }
+
+    /// The series of one target.
+    pub fn series_of<'a>(&'a self, target: &str) -> impl Iterator<Item = (&'a SeriesKey, &'a Series)> {
+        self.series.range(range_of(target))
+    }
+}
+
+/// One responder's figures of a window. In its first window, the probes before its first ack
+/// are not charged (a join is not loss); they come off the forward, then unknown, then return
+/// counts, which the responder's counters spread them over.
+fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
+    let mut lost = [f.forward_lost, f.return_lost, f.unknown_lost];
+    let charged = if fresh {
+        let mut excess = f.lost - f.lost_after_first;
+        for i in [0, 2, 1] {
+            let take = lost[i].min(excess);
+            lost[i] -= take;
+            excess -= take;
+        }
+        f.sent_after_first
+    } else {
+        f.sent
+    };
+    s.probes += charged;
+    s.acks += f.received;
+    for (acc, l) in s.lost.iter_mut().zip(lost) {
+        *acc += l;
+    }
+    s.late += f.late;
+    s.duplicates += f.duplicates;
+    s.reordered += f.reordered;
+    s.limited += f.limited;
+    s.outages += f.outages;
+}
+
+/// The key range holding every series of `target`.
+fn range_of(target: &str) -> std::ops::Range<SeriesKey> {
+    let lo = SeriesKey {
+        target: target.to_string(),
+        responder: String::new(),
+        address: IpAddr::from([0u8; 4]),
+        path: Path::Multicast,
+    };
+    // The smallest key of the next target name: the target followed by NUL.
+    let hi = SeriesKey { target: format!("{target}\u{0}"), ..lo.clone() };
+    lo..hi
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::RunConfig;
+    use crate::wire::Ack;
+    use std::net::SocketAddr;
+
+    const MS: u64 = 1_000_000;
+    // Windows start at t0 = 1_000_000 ms = 1000 s (Unix time, in ns).
+
+    /// A finished window of `n` probes, 10 ms apart from `start_ns`; `answers` lists, per
+    /// responder (id, name, address), the probes it acked (1 ms RTT, each with its own counters).
+    fn window(start_ns: u64, n: u64, answers: &[(u64, &str, &str, Vec<u64>)]) -> Outcome {
+        let cfg = RunConfig {
+            session: 7,
+            timeout_ns: 1_000 * MS,
+            interval_ns: 1_000 * MS,
+            intervals: false,
+            plain: false,
+            outage_min: 3,
+            raw: false,
+        };
+        let mut run = Run::new(cfg);
+        for k in 0..n {
+            run.record_send(start_ns + k * 10 * MS);
+        }
+        for (id, name, addr, seqs) in answers {
+            for (i, &seq) in seqs.iter().enumerate() {
+                let tx_ns = start_ns + seq * 10 * MS;
+                let ack = Ack {
+                    session: 7,
+                    seq,
+                    tx_ns,
+                    responder: *id,
+                    received: i as u32 + 1,
+                    ack_seq: i as u32,
+                    name: name.to_string(),
+                    ..Ack::default()
+                };
+                let from: SocketAddr = addr.parse().unwrap();
+                run.on_ack(&ack, from, tx_ns + MS);
+            }
+        }
+        run.finalize_all();
+        let mut lateness = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        lateness.record(2_000).unwrap();
+        Outcome {
+            run,
+            unicast: Vec::new(),
+            ttl: 1,
+            lateness,
+            interrupted: false,
+            elapsed: std::time::Duration::from_secs(1),
+            invalid: 0,
+            forged: 0,
+            local_drops: 0,
+            send_errors: 0,
+            local_addrs: Vec::new(),
+        }
+    }
+
+    fn fold(st: &mut State, o: &Outcome, now: f64) -> Vec<Change> {
+        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now };
+        st.fold("lan", &w).into_iter().map(|e| e.change).collect()
+    }
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey {
+            target: "lan".into(),
+            responder: name.into(),
+            address: "10.0.0.1".parse().unwrap(),
+            path: Path::Multicast,
+        }
+    }
+
+    fn state(max_series: usize) -> State {
+        State::new(Limits { max_series, forget_s: 60.0 }, ["lan".to_string()])
+    }
+
+    #[test]
+    fn a_responder_is_charged_from_its_first_ack_then_every_probe() {
+        let mut st = state(10);
+        // Joins at probe 4 of 10, then answers all of the next window.
+        let all: Vec<u64> = (0..10).collect();
+        let o = window(1_000_000 * MS, 10, &[(1, "a", "10.0.0.1:5", (4..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_001.0), [Change::Appeared]);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks, s.lost), (6, 6, [0, 0, 0]));
+        let o = window(1_000_000 * MS + 100 * MS, 10, &[(1, "a", "10.0.0.1:5", all)]);
+        assert_eq!(fold(&mut st, &o, 1_002.0), []);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks), (16, 16));
+        assert_eq!(s.rtt.count, 16);
+        assert_eq!(s.rtt.counts[RTT_BUCKETS_S.iter().position(|&b| b >= 1e-3).unwrap()], 16, "1 ms RTTs");
+        let t = &st.targets["lan"];
+        assert_eq!((t.windows, t.multicast_sent, t.responders, t.lateness.count), (2, 20, 1, 2));
+    }
+
+    #[test]
+    fn a_silent_window_is_unknown_loss_and_an_outage_until_forgotten() {
+        let mut st = state(10);
+        let t0 = 1_000_000 * MS;
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]);
+        fold(&mut st, &o, 1_000.1);
+        let quiet = window(t0, 10, &[]);
+        assert_eq!(fold(&mut st, &quiet, 1_010.0), [Change::Silent]);
+        assert_eq!(fold(&mut st, &quiet, 1_020.0), []);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.probes, s.acks, s.lost, s.outages), (30, 10, [0, 0, 20], 1));
+        assert_eq!(st.targets["lan"].responders, 0);
+        // Its last ack was at about t0 + 90 ms; `forget` is 60 s.
+        assert_eq!(fold(&mut st, &quiet, 1_061.0), [Change::Forgotten]);
+        assert!(st.series.is_empty());
+    }
+
+    #[test]
+    fn a_restart_keeps_the_series_and_the_cap_refuses_new_ones() {
+        let mut st = state(1);
+        let t0 = 1_000_000 * MS;
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect()), (2, "b", "10.0.0.1:6", vec![0])]);
+        let changes = fold(&mut st, &o, 1_000.1);
+        assert!(changes.contains(&Change::Appeared) && changes.contains(&Change::Refused));
+        assert_eq!(st.targets["lan"].refused, 1);
+        assert_eq!(st.series.len(), 1);
+        // "a" restarts mid-window: a new id, same name and address.
+        let o = window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..4).collect()), (3, "a", "10.0.0.1:7", (6..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.2), [Change::Restarted]);
+        let s = &st.series[&key("a")];
+        assert_eq!((s.restarts, s.probes, s.acks, s.lost.iter().sum::<u64>()), (1, 20, 18, 2));
+        // The next window, under the new id only: no further restart.
+        let o = window(t0, 10, &[(3, "a", "10.0.0.1:7", (0..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.3), []);
+        // Under yet another id: a restart between windows.
+        let o = window(t0, 10, &[(4, "a", "10.0.0.1:8", (0..10).collect())]);
+        assert_eq!(fold(&mut st, &o, 1_000.4), [Change::Restarted]);
+        assert_eq!(st.series[&key("a")].restarts, 2);
+    }
+}
