@@ -43,17 +43,10 @@ median_ms() {
 # The 8 folders of the merge.
 for i in $(seq 8); do
     cp -r "$DIR" "$WORK/p$i"
-    python3 - "$WORK/p$i/meta.json" "$i" <<'PY'
-import json, sys
-path, i = sys.argv[1], int(sys.argv[2])
-m = json.load(open(path))
-m["prober_host"] = f"prober-{i}"
-m["run_id"] = m["run_id"][:-1] + "0123456789abcdef"[i]
-json.dump(m, open(path, "w"), indent=2)
-PY
+    python3 "$ROOT/scripts/bench_report.py" as-prober "$WORK/p$i/meta.json" "$i"
 done
 
-responders=$(python3 -c "import csv,sys; print(sum(1 for r in csv.DictReader(open(sys.argv[1])) if r['path']=='multicast'))" "$DIR/summary.csv")
+responders=$(python3 "$ROOT/scripts/bench_report.py" multicast-rows "$DIR/summary.csv")
 intervals=$(($(wc -l < "$DIR/intervals.csv") - 1))
 hlog_kb=$(( $(stat -c %s "$DIR/rtt.hlog") / 1024 ))
 one_ms=$(median_ms "$MCPROBE" report "$DIR" --to "$WORK/one")
@@ -61,18 +54,8 @@ one_kb=$(( $(stat -c %s "$WORK/one/report.html") / 1024 ))
 merge_ms=$(median_ms "$MCPROBE" report "$WORK"/p{1..8} --to "$WORK/merged")
 merge_kb=$(( $(stat -c %s "$WORK/merged/report.html") / 1024 ))
 matrix_lines=$(($(wc -l < "$WORK/merged/matrix.csv") - 1))
-cat > "$WORK/peer.py" <<'PY'
-import sys
-from hdrh.histogram import HdrHistogram
-sums = {}
-for line in open(sys.argv[1]):
-    if line.startswith("Tag="):
-        tag = line[4:line.index(",")]
-        sums.setdefault(tag, HdrHistogram(1, 60 * 10**9, 3)).add(HdrHistogram.decode(line.rsplit(",", 1)[1]))
-print(len(sums), sum(h.get_total_count() for h in sums.values()))
-PY
 # One timed run: it takes minutes.
-t0=$(date +%s%N); peer_out=$(python3 "$WORK/peer.py" "$DIR/rtt.hlog"); t1=$(date +%s%N)
+t0=$(date +%s%N); peer_out=$(python3 "$ROOT/scripts/bench_report.py" read-hlog "$DIR/rtt.hlog"); t1=$(date +%s%N)
 peer_ms=$(( (t1 - t0) / 1000000 ))
 ratio=$(python3 -c "print(f'{$peer_ms / max($one_ms, 1):.0f}')")
 
