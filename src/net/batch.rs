@@ -177,12 +177,31 @@ unsafe fn read_cmsg(c: &libc::cmsghdr, rx: &mut Received) {
     }
 }
 
+/// UDP_SEGMENT from linux/udp.h (Linux 4.18): not in the libc crate for glibc targets.
+const UDP_SEGMENT: libc::c_int = 103;
+/// At most this many datagrams in one segmented send: the kernel's UDP_MAX_SEGMENTS was 64
+/// before Linux 6.8 (128 since).
+const GSO_MAX_SEGS: usize = 64;
+/// At most this many payload bytes in one segmented send: one IP datagram's worth, with room
+/// for the headers.
+const GSO_MAX_BYTES: usize = 65_000;
+/// Control buffer of one segmented send, in u64 words: CMSG_SPACE(sizeof(u16)) is 24 bytes.
+const GSO_CMSG_WORDS: usize = 4;
+
 /// Replies queued during a batch, sent together with one `sendmmsg`.
+///
+/// Consecutive replies to one destination of one size also go as one UDP_SEGMENT send (UDP
+/// GSO): the kernel walks its stack once for the lot and cuts them into the same separate
+/// datagrams just before the device (or the receiving socket). Every reply stays its own
+/// datagram of its own size on the wire; on a path where the kernel refuses segmentation (a
+/// device without checksum offload) it is switched off and the replies go one by one.
 pub struct SendBatch {
     slot: usize,
     bufs: Vec<u8>,
     lens: Vec<usize>,
+    to: Vec<SocketAddr>,
     dests: Vec<SockAddr>,
+    segment: bool,
 }
 
 impl SendBatch {
@@ -192,7 +211,9 @@ impl SendBatch {
             slot,
             bufs: vec![0; slot * BATCH],
             lens: Vec::with_capacity(BATCH),
+            to: Vec::with_capacity(BATCH),
             dests: Vec::with_capacity(BATCH),
+            segment: true,
         }
     }
 
@@ -204,6 +225,11 @@ impl SendBatch {
         self.lens.is_empty()
     }
 
+    /// Whether replies are still sent segmented (false once the kernel refused it).
+    pub fn segmenting(&self) -> bool {
+        self.segment
+    }
+
     /// Queues `bytes` for `to`. False (nothing queued) when the batch is full or `bytes` is
     /// longer than a slot: the caller sends it alone.
     pub fn push(&mut self, bytes: &[u8], to: SocketAddr) -> bool {
@@ -213,6 +239,7 @@ impl SendBatch {
         }
         self.bufs[i * self.slot..i * self.slot + bytes.len()].copy_from_slice(bytes);
         self.lens.push(bytes.len());
+        self.to.push(to);
         self.dests.push(SockAddr::from(to));
         true
     }
@@ -221,35 +248,88 @@ impl SendBatch {
     /// kernel refuses is counted failed and the rest are still sent.
     pub fn flush(&mut self, sock: &UdpSocket) -> (usize, usize) {
         let n = self.lens.len();
+        // Groups (first datagram, count): consecutive datagrams to one destination, of one size.
+        let mut groups = [(0usize, 0usize); BATCH];
+        let (mut ng, mut i) = (0, 0);
+        while i < n {
+            let mut j = i + 1;
+            while self.segment
+                && j < n
+                && j - i < GSO_MAX_SEGS
+                && self.to[j] == self.to[i]
+                && self.lens[j] == self.lens[i]
+                && (j - i + 1) * self.lens[i] <= GSO_MAX_BYTES
+            {
+                j += 1;
+            }
+            groups[ng] = (i, j - i);
+            ng += 1;
+            i = j;
+        }
         // SAFETY: plain old data, all-zero is valid; the fields the kernel reads are set below.
         let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut ctl = [[0u64; GSO_CMSG_WORDS]; BATCH];
         let bufs = self.bufs.as_mut_ptr();
-        for (i, (iov, hdr)) in iovs.iter_mut().zip(hdrs.iter_mut()).take(n).enumerate() {
+        for (i, iov) in iovs.iter_mut().enumerate().take(n) {
             // SAFETY: slot i lies inside `bufs` (BATCH slots) and holds lens[i] ≤ slot bytes.
             *iov = libc::iovec { iov_base: unsafe { bufs.add(i * self.slot) }.cast(), iov_len: self.lens[i] };
+        }
+        for ((hdr, &(first, count)), ctl) in hdrs.iter_mut().zip(&groups[..ng]).zip(ctl.iter_mut()) {
             let h = &mut hdr.msg_hdr;
-            h.msg_name = self.dests[i].as_ptr().cast_mut().cast();
-            h.msg_namelen = self.dests[i].len();
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
+            h.msg_name = self.dests[first].as_ptr().cast_mut().cast();
+            h.msg_namelen = self.dests[first].len();
+            h.msg_iov = &mut iovs[first];
+            h.msg_iovlen = count as _;
+            if count > 1 {
+                h.msg_control = ctl.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE(2) is 24 bytes on every Linux target, within `ctl`.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+                // SAFETY: the control buffer is set and large enough for one u16 message.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(h);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), self.lens[first] as u16);
+                }
+            }
         }
         let (mut sent, mut failed, mut at) = (0, 0, 0);
-        while at < n {
-            // SAFETY: headers at..n point at buffers and addresses owned by `self` or this
-            // frame, all outliving the call.
-            let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), hdrs[at..].as_mut_ptr(), (n - at) as _, 0) };
+        while at < ng {
+            // SAFETY: headers at..ng point at buffers, addresses and control data owned by
+            // `self` or this frame, all outliving the call.
+            let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), hdrs[at..].as_mut_ptr(), (ng - at) as _, 0) };
             if rc > 0 {
-                sent += rc as usize;
+                sent += groups[at..at + rc as usize].iter().map(|g| g.1).sum::<usize>();
                 at += rc as usize;
-            } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                // The datagram at `at` was refused (sendmmsg reports an error only when the
-                // first one fails): count it and go on with the next.
-                failed += 1;
-                at += 1;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The group at `at` was refused (sendmmsg reports an error only when the first
+            // one fails): count it and go on with the next.
+            let (first, count) = groups[at];
+            at += 1;
+            let unsupported = matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP));
+            if count > 1 && unsupported {
+                // Segmentation refused on this path: from now on one by one, these too.
+                self.segment = false;
+                for k in first..first + count {
+                    let bytes = &self.bufs[k * self.slot..k * self.slot + self.lens[k]];
+                    match sock.send_to(bytes, self.to[k]) {
+                        Ok(_) => sent += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+            } else {
+                failed += count;
             }
         }
         self.lens.clear();
+        self.to.clear();
         self.dests.clear();
         (sent, failed)
     }
@@ -328,6 +408,24 @@ mod tests {
             calls += 1;
         }
         assert_eq!(calls, 3);
+        // Replies of one size to one peer go segmented, yet arrive as separate datagrams, in
+        // order, around one of another size.
+        let mut tx = SendBatch::new(64);
+        for i in 0..5u8 {
+            assert!(tx.push(&[i; 6], to));
+        }
+        assert!(tx.push(&[9; 3], to));
+        assert!(tx.push(&[7; 6], to));
+        assert_eq!(tx.flush(&peer), (7, 0));
+        assert!(tx.segmenting(), "loopback refused UDP_SEGMENT");
+        let want: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 6]).chain([vec![9; 3], vec![7; 6]]).collect();
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let n = rx.recv(&sock).unwrap();
+            assert!(n > 0, "{} of {} replies arrived", got.len(), want.len());
+            got.extend((0..n).map(|i| rx.get(i).0.to_vec()));
+        }
+        assert_eq!(got, want);
         let mut tx = SendBatch::new(4);
         assert!(!tx.push(b"too long", to));
         assert!(tx.is_empty());
