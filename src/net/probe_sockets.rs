@@ -17,7 +17,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
 use super::icmp::{self, IcmpError};
-use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, RecvBatch, READ_TICK, UNICAST_TTL};
+use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
 
 /// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
 pub fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
@@ -56,34 +56,24 @@ pub struct ProbeSockets {
     socks: Vec<UdpSocket>,
     /// Sockets poll found readable (index, error queue pending), not yet drained.
     ready: VecDeque<(usize, bool)>,
-    /// With one socket: the datagrams of the last batch read, and how many are handed out.
-    batch: Option<(RecvBatch, usize, usize)>,
 }
 
 impl ProbeSockets {
     pub fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
         let socks = std::iter::once(multicast).chain(unicast).collect();
-        ProbeSockets { socks, ready: VecDeque::new(), batch: None }
+        ProbeSockets { socks, ready: VecDeque::new() }
     }
 
     /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
     pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
-        // Without --hosts, one blocking read with the socket's READ_TICK timeout takes every ack
-        // already queued (recvmmsg), handed out one by one: a few system calls per batch of
-        // acks instead of poll + read + the read that finds the socket drained per ack, which
-        // at tens of thousands of acks a second costs the sender (on the same vCPUs) its time.
+        // Without --hosts, one blocking read with the socket's READ_TICK timeout: one system
+        // call per ack instead of poll + read + the read that finds the socket drained, which
+        // at tens of thousands of acks a second costs the sender CPU on a small machine.
         if let [sock] = &self.socks[..] {
-            let (batch, next, got) = self.batch.get_or_insert_with(|| (RecvBatch::new(buf.len()), 0, 0));
-            if *next == *got {
-                (*next, *got) = (0, batch.recv(sock)?);
-                if *got == 0 {
-                    return Ok(Event::Idle);
-                }
-            }
-            let (bytes, rx) = batch.get(*next);
-            *next += 1;
-            buf[..bytes.len()].copy_from_slice(bytes);
-            return Ok(Event::Datagram { sock: 0, rx });
+            return Ok(match super::recv(sock, buf, cmsg)? {
+                Some(rx) => Event::Datagram { sock: 0, rx },
+                None => Event::Idle,
+            });
         }
         loop {
             while let Some((i, err)) = self.ready.pop_front() {
