@@ -6,11 +6,13 @@
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
+mod batch;
 pub mod icmp;
 mod probe_sockets;
 pub mod querier;
 mod source_filter;
 
+pub use batch::{RecvBatch, SendBatch, BATCH};
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;
