@@ -18,7 +18,7 @@ use crate::prober::Outcome;
 use crate::stats::{format_id, HostStats, IntervalRow};
 
 /// The interval log's file name.
-pub const HLOG: &str = "rtt.hlog";
+pub(crate) const HLOG: &str = "rtt.hlog";
 /// Percentile rows per halving of the distance to 100 %, as HdrHistogram's own tools print.
 const TICKS_PER_HALF: u32 = 5;
 /// `.hgrm` values are in µs; histograms count ns.
@@ -26,7 +26,7 @@ const NS_PER_US: f64 = 1000.0;
 
 /// A histogram's tag (and `.hgrm` name part): `NAME.ID8.PATH`, the name reduced to characters
 /// that tags and file names allow, the id's first 8 hex digits telling restarts apart.
-pub fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
+pub(crate) fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let safe = if safe.is_empty() { "unnamed".to_string() } else { safe };
@@ -35,7 +35,7 @@ pub fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
 
 /// A histogram like the one stats keeps per responder (ns, 3 significant digits, growing), so
 /// interval histograms add up to it exactly.
-pub fn rtt_histogram(samples_ns: &[u32]) -> Histogram<u32> {
+pub(crate) fn rtt_histogram(samples_ns: &[u32]) -> Histogram<u32> {
     let mut h = Histogram::new_with_bounds(1, 1_000_000, 3).expect("static bounds are valid");
     h.auto(true);
     for &v in samples_ns {
@@ -51,7 +51,7 @@ pub fn rtt_histogram(samples_ns: &[u32]) -> Histogram<u32> {
 /// Follows the Java `PercentileIterator` step by step, in percent as it does, so the levels are
 /// exact (50, 90, …) and each row's value is the one `value_at_quantile` gives at that level
 /// (the Rust crate's own quantile iterator adds up fractions and drifts past them).
-pub fn percentile_rows(h: &Histogram<u32>) -> Vec<(u64, f64, u64)> {
+pub(crate) fn percentile_rows(h: &Histogram<u32>) -> Vec<(u64, f64, u64)> {
     let total = h.len();
     let mut rows = Vec::new();
     if total == 0 {
@@ -79,7 +79,7 @@ pub fn percentile_rows(h: &Histogram<u32>) -> Vec<(u64, f64, u64)> {
 
 /// Writes `h` (ns) as HdrHistogram's `outputPercentileDistribution(out, 5, 1000.0)` does: values
 /// in µs with as many decimals as the histogram's significant digits.
-pub fn write_hgrm(w: &mut impl Write, h: &Histogram<u32>) -> io::Result<()> {
+pub(crate) fn write_hgrm(w: &mut impl Write, h: &Histogram<u32>) -> io::Result<()> {
     let digits = h.sigfig() as usize;
     writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
     for (value, pct, total) in percentile_rows(h) {
@@ -103,7 +103,7 @@ pub fn write_hgrm(w: &mut impl Write, h: &Histogram<u32>) -> io::Result<()> {
 
 /// The interval log of a run, its body gathered as intervals close and written out at the end
 /// with a header (its start time is known only once the run has started).
-pub struct HlogBody {
+pub(crate) struct HlogBody {
     lines: Vec<u8>,
     serializer: V2DeflateSerializer,
     /// The report interval: every line's duration.
@@ -111,12 +111,12 @@ pub struct HlogBody {
 }
 
 impl HlogBody {
-    pub fn new(width: Duration) -> Self {
+    pub(crate) fn new(width: Duration) -> Self {
         HlogBody { lines: Vec::new(), serializer: V2DeflateSerializer::new(), width }
     }
 
     /// Appends one line per row: the interval's RTT histogram under its responder's tag.
-    pub fn add(&mut self, rows: &[IntervalRow], path: ProbePath) -> Result<()> {
+    pub(crate) fn add(&mut self, rows: &[IntervalRow], path: ProbePath) -> Result<()> {
         // Without header settings the builder writes nothing: each batch only appends lines.
         let mut log = IntervalLogWriterBuilder::new()
             .with_max_value_divisor(MAX_DIVISOR)
@@ -136,7 +136,7 @@ const MAX_DIVISOR: f64 = 1e6;
 
 /// Writes `rtt.hlog` (the streamed multicast lines in `body`, then the unicast paths' intervals)
 /// and one `.hgrm` per responder and path; returns the paths written.
-pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str) -> Result<Vec<PathBuf>> {
     for u in &mut o.unicast {
         body.add(&u.run.drain_interval_rows(), ProbePath::Unicast)?;
     }
@@ -166,7 +166,7 @@ pub fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_id: &str
 }
 
 /// The `.hgrm` file name of one responder and path.
-pub fn hgrm_name(name: &str, responder_id: &str, path: ProbePath) -> String {
+pub(crate) fn hgrm_name(name: &str, responder_id: &str, path: ProbePath) -> String {
     format!("rtt.{}.hgrm", tag(name, responder_id, path))
 }
 

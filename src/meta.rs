@@ -13,14 +13,14 @@ use crate::prober::{Outcome, ProbeConfig};
 use crate::stats::format_id;
 
 /// The file name, beside the CSVs.
-pub const FILE: &str = "meta.json";
+pub(crate) const FILE: &str = "meta.json";
 /// Bumped when a field changes meaning; readers refuse newer formats.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// One run's metadata. Times are UTC; `start_unix_ms` stays below 2^53 so JSON tools read it
 /// exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
+pub(crate) struct RunMeta {
     pub format: u32,
     pub run_id: String,
     pub mcprobe_version: String,
@@ -51,7 +51,7 @@ pub struct RunMeta {
 
 impl RunMeta {
     /// The metadata of a finished run. `host` is this machine's name, `args` the command line.
-    pub fn of(cfg: &ProbeConfig, o: &Outcome, host: String, args: Vec<String>) -> Self {
+    pub(crate) fn of(cfg: &ProbeConfig, o: &Outcome, host: String, args: Vec<String>) -> Self {
         let start_ns = o.run.start_ns().unwrap_or(0);
         let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_ns);
         RunMeta {
@@ -80,7 +80,7 @@ impl RunMeta {
     }
 
     /// Writes `dir/meta.json`, complete or not at all.
-    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(FILE);
         let mut tmp = tempfile::Builder::new()
             .prefix(".meta.json.")
@@ -93,7 +93,7 @@ impl RunMeta {
     }
 
     /// Reads `dir/meta.json`.
-    pub fn read(dir: &Path) -> Result<Self> {
+    pub(crate) fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE);
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let meta: RunMeta =
@@ -127,12 +127,12 @@ fn redact(args: Vec<String>) -> Vec<String> {
 const REDACTED: &str = "(secret)";
 
 /// The run id: the session id every probe and ack of the run carries.
-pub fn run_id(o: &Outcome) -> String {
+pub(crate) fn run_id(o: &Outcome) -> String {
     format_id(o.run.config().session)
 }
 
 /// Moves a finished temporary file into place, readable by all (rw-r--r--).
-pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+pub(crate) fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
     tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;

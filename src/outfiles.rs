@@ -14,20 +14,20 @@ use crate::prober::{Outcome, ProbeConfig};
 use crate::stats::IntervalRow;
 
 /// The interval log being gathered while a run goes on; shared with the row sink.
-pub type Hlog = Arc<Mutex<HlogBody>>;
+pub(crate) type Hlog = Arc<Mutex<HlogBody>>;
 
-pub fn hlog(cfg: &ProbeConfig) -> Hlog {
+pub(crate) fn hlog(cfg: &ProbeConfig) -> Hlog {
     Arc::new(Mutex::new(HlogBody::new(cfg.report_interval)))
 }
 
 /// Adds a batch of closed multicast intervals to the log.
-pub fn add_intervals(hlog: &Hlog, rows: &[IntervalRow]) -> Result<()> {
+pub(crate) fn add_intervals(hlog: &Hlog, rows: &[IntervalRow]) -> Result<()> {
     hlog.lock().unwrap_or_else(|e| e.into_inner()).add(rows, ProbePath::Multicast)
 }
 
 /// Writes the HdrHistogram files, `meta.json` listing every file of the run (`csvs` and these),
 /// and with `html` the folder's `report.html`. Returns the paths written, `report.html` last.
-pub fn finish(
+pub(crate) fn finish(
     dir: &Path,
     cfg: &ProbeConfig,
     o: &mut Outcome,

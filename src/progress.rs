@@ -8,14 +8,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::prober::Progress;
 
 /// Draws [`Progress`] snapshots; a no-op when hidden.
-pub struct LiveProgress {
+pub(crate) struct LiveProgress {
     bar: Option<ProgressBar>,
     last: Option<(Instant, u64)>,
     ack_rate: f64,
 }
 
 impl LiveProgress {
-    pub fn new(total: u64, quiet: bool) -> Self {
+    pub(crate) fn new(total: u64, quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5));
             bar.set_style(
@@ -28,7 +28,7 @@ impl LiveProgress {
         LiveProgress { bar, last: None, ack_rate: 0.0 }
     }
 
-    pub fn update(&mut self, p: &Progress) {
+    pub(crate) fn update(&mut self, p: &Progress) {
         let Some(bar) = &self.bar else { return };
         let now = Instant::now();
         if let Some((t, acks)) = self.last {
@@ -50,11 +50,11 @@ impl LiveProgress {
     }
 
     /// True when the bar is drawn (stderr is a terminal and not quiet).
-    pub fn is_shown(&self) -> bool {
+    pub(crate) fn is_shown(&self) -> bool {
         self.bar.is_some()
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -62,6 +62,6 @@ impl LiveProgress {
 }
 
 /// `Duration` as a person writes it: 100ms, 2s, 1m30s.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_micros(d.as_micros() as u64)).to_string().replace(' ', "")
 }

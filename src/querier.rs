@@ -14,13 +14,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// RFC 3376 §8.2 / RFC 3810 §9.2: the default query interval.
-pub const DEFAULT_QUERY_INTERVAL: Duration = Duration::from_secs(125);
+pub(crate) const DEFAULT_QUERY_INTERVAL: Duration = Duration::from_secs(125);
 /// RFC 3376 §8.1: the default robustness variable.
-pub const DEFAULT_ROBUSTNESS: u8 = 2;
+pub(crate) const DEFAULT_ROBUSTNESS: u8 = 2;
 /// RFC 3376 §8.3: the default query response interval (10 s).
-pub const DEFAULT_RESPONSE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RESPONSE: Duration = Duration::from_secs(10);
 /// How much longer than the query interval a silence must last before it is reported.
-pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_secs(10);
 
 const IGMP_QUERY: u8 = 0x11;
 const MLD_QUERY: u8 = 130;
@@ -36,7 +36,7 @@ pub enum QueryVersion {
 }
 
 impl QueryVersion {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             QueryVersion::IgmpV1 => "IGMPv1",
             QueryVersion::IgmpV2 => "IGMPv2",
@@ -47,14 +47,14 @@ impl QueryVersion {
     }
 
     /// Whether queries of this version carry the querier's interval and robustness.
-    pub fn announces_interval(self) -> bool {
+    pub(crate) fn announces_interval(self) -> bool {
         matches!(self, QueryVersion::IgmpV3 | QueryVersion::MldV2)
     }
 }
 
 /// One membership query, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     /// The querier: the packet's source address (0.0.0.0 for a querier without an address, as a
     /// Linux bridge without an IPv4 address sends).
     pub source: IpAddr,
@@ -70,13 +70,13 @@ pub struct Query {
 }
 
 impl Query {
-    pub fn is_general(&self) -> bool {
+    pub(crate) fn is_general(&self) -> bool {
         self.group.is_none()
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotAQuery {
+pub(crate) enum NotAQuery {
     /// Too short, a bad header, or a bad checksum.
     Malformed,
     /// A valid IGMP/ICMPv6 message of another type (reports, leaves, neighbour discovery).
@@ -104,7 +104,7 @@ fn checksum_ok(data: &[u8]) -> bool {
 
 /// Decodes an IGMP membership query from a whole IPv4 packet (header included, as a raw
 /// `IPPROTO_IGMP` socket returns it).
-pub fn parse_igmp(packet: &[u8]) -> Result<Query, NotAQuery> {
+pub(crate) fn parse_igmp(packet: &[u8]) -> Result<Query, NotAQuery> {
     let ihl = usize::from(packet.first().ok_or(NotAQuery::Malformed)? & 0x0f) * 4;
     if packet[0] >> 4 != 4 || ihl < 20 || packet.len() < ihl + 8 || packet[9] != IPPROTO_IGMP {
         return Err(NotAQuery::Malformed);
@@ -161,7 +161,7 @@ pub fn parse_igmp(packet: &[u8]) -> Result<Query, NotAQuery> {
 
 /// Decodes an MLD query from an ICMPv6 message (what a raw ICMPv6 socket returns: no IPv6
 /// header; the kernel checked the checksum) sent by `source`.
-pub fn parse_mld(source: Ipv6Addr, icmp: &[u8]) -> Result<Query, NotAQuery> {
+pub(crate) fn parse_mld(source: Ipv6Addr, icmp: &[u8]) -> Result<Query, NotAQuery> {
     if icmp.len() < 24 {
         return Err(if icmp.first().is_some_and(|&t| t != MLD_QUERY) {
             NotAQuery::OtherType
@@ -228,14 +228,14 @@ pub struct Querier {
 impl Querier {
     /// How long snooping switches keep a membership without another query: robustness ×
     /// interval + response time (RFC 3376 §8.4, 260 s with the defaults).
-    pub fn membership_timeout(&self) -> Duration {
+    pub(crate) fn membership_timeout(&self) -> Duration {
         self.interval * u32::from(self.robustness) + self.max_response
     }
 }
 
 /// Every querier heard while watching one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QuerierLog {
+pub(crate) struct QuerierLog {
     /// By address, in the order first heard.
     pub queriers: Vec<Querier>,
     /// Datagrams on the raw sockets that were not valid queries (reports, other ICMPv6).
@@ -244,7 +244,7 @@ pub struct QuerierLog {
 
 impl QuerierLog {
     /// Records a query heard at `at_unix_ns`.
-    pub fn record(&mut self, q: &Query, at_unix_ns: u64) {
+    pub(crate) fn record(&mut self, q: &Query, at_unix_ns: u64) {
         let i = match self.queriers.iter().position(|x| x.address == q.source) {
             Some(i) => i,
             None => {
@@ -281,14 +281,14 @@ impl QuerierLog {
     }
 
     /// The querier heard last, if any.
-    pub fn latest(&self) -> Option<&Querier> {
+    pub(crate) fn latest(&self) -> Option<&Querier> {
         self.queriers.iter().max_by_key(|q| q.last_seen_unix_ns)
     }
 }
 
 /// What a watch heard, from its start to `end_unix_ns`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QuerierObservation {
+pub(crate) struct QuerierObservation {
     pub log: QuerierLog,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
@@ -313,7 +313,7 @@ pub struct Silence {
 impl QuerierLog {
     /// Whether, at `now_unix_ns`, the queries stopped for longer than `wait` (else the last
     /// querier's interval + [`DEFAULT_MARGIN`]; the default interval + margin before any).
-    pub fn silence(&self, start_unix_ns: u64, now_unix_ns: u64, wait: Option<Duration>) -> Option<Silence> {
+    pub(crate) fn silence(&self, start_unix_ns: u64, now_unix_ns: u64, wait: Option<Duration>) -> Option<Silence> {
         let last = self.latest().cloned();
         let since = last.as_ref().map_or(start_unix_ns, |q| q.last_seen_unix_ns);
         let silent_for = Duration::from_nanos(now_unix_ns.saturating_sub(since));
@@ -330,7 +330,7 @@ impl QuerierLog {
 
 impl QuerierObservation {
     /// The silence at the end of the watch, if any.
-    pub fn silence(&self) -> Option<Silence> {
+    pub(crate) fn silence(&self) -> Option<Silence> {
         self.log.silence(self.start_unix_ns, self.end_unix_ns, self.wait)
     }
 }

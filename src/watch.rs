@@ -13,7 +13,7 @@ use crate::report::querier::{seen_line, silence_line};
 /// Starts watching for membership queries of `group`'s family on `iface`, with a live line when
 /// a querier is first heard (unless `quiet`) and when queries stop. Without CAP_NET_RAW, says so
 /// in one line and carries on (`Some(Err(why))`). `None` on loopback, where no query ever comes.
-pub fn start(
+pub(crate) fn start(
     iface: &Option<Iface>,
     group: IpAddr,
     wait: Option<Duration>,
@@ -43,7 +43,7 @@ pub fn start(
 }
 
 /// Stops a watch; the lines `respond` prints when it stops: each querier heard, a silence.
-pub fn closing_lines(watch: QuerierWatch) -> Vec<String> {
+pub(crate) fn closing_lines(watch: QuerierWatch) -> Vec<String> {
     let QuerierFinding::Watched { queriers, silence } = QuerierFinding::of(&watch.finish(), &[]) else {
         return Vec::new();
     };

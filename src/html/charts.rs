@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Okabe–Ito, most distinct first (its yellow left out: too faint on white).
-pub const PALETTE: [RGBColor; 7] = [
+pub(crate) const PALETTE: [RGBColor; 7] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xD5, 0x5E, 0x00),
     RGBColor(0x00, 0x9E, 0x73),
@@ -18,22 +18,22 @@ pub const PALETTE: [RGBColor; 7] = [
     RGBColor(0x00, 0x00, 0x00),
 ];
 /// The summary of responders not drawn one by one.
-pub const OTHERS: RGBColor = RGBColor(0x99, 0x99, 0x99);
-pub const WIDTH: u32 = 1160;
+pub(crate) const OTHERS: RGBColor = RGBColor(0x99, 0x99, 0x99);
+pub(crate) const WIDTH: u32 = 1160;
 const FONT: &str = "sans-serif";
 
-pub fn hex(c: RGBColor) -> String {
+pub(crate) fn hex(c: RGBColor) -> String {
     format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
 }
 
 /// One responder's line of points.
-pub struct Line {
+pub(crate) struct Line {
     pub color: RGBColor,
     pub points: Vec<(f64, f64)>,
 }
 
 /// The range (lowest, highest) of the responders not drawn, at each x.
-pub struct Band {
+pub(crate) struct Band {
     pub points: Vec<(f64, f64, f64)>,
 }
 
@@ -53,7 +53,7 @@ fn draw(size: (u32, u32), f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Res
 }
 
 /// A tick label for a value in µs, in the unit that keeps it short: 300 µs, 1.5 ms, 2 s.
-pub fn us_label(v: f64) -> String {
+pub(crate) fn us_label(v: f64) -> String {
     let (x, unit) = if v >= 1e6 {
         (v / 1e6, "s")
     } else if v >= 1e3 {
@@ -99,7 +99,7 @@ fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// The percentile label of x = 1/(1−p): 1 → 0 %, 2 → 50 %, 10 → 90 %, 1000 → 99.9 %.
-pub fn percentile_label(x: f64) -> String {
+pub(crate) fn percentile_label(x: f64) -> String {
     let p = 100.0 * (1.0 - 1.0 / x);
     let s = format!("{p:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -107,7 +107,7 @@ pub fn percentile_label(x: f64) -> String {
 }
 
 /// RTT against percentile on HdrHistogram's axis: x = 1/(1−p), log scale.
-pub fn percentiles(lines: &[Line], band: Option<&Band>) -> Result<String> {
+pub(crate) fn percentiles(lines: &[Line], band: Option<&Band>) -> Result<String> {
     let all_x = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let x_hi = all_x.fold(100f64, f64::max) * 1.25;
     let band_y = band.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2]));
@@ -164,7 +164,7 @@ where
 
 /// One responder's course over the run: p50 and max per interval (x at the interval's middle,
 /// `None` where nothing came back), intervals with lost probes, and outages (start, end) in s.
-pub struct Course {
+pub(crate) struct Course {
     pub color: RGBColor,
     pub p50: Vec<(f64, Option<f64>)>,
     pub max: Vec<(f64, Option<f64>)>,
@@ -188,7 +188,7 @@ fn segments(points: &[(f64, Option<f64>)]) -> Vec<Vec<(f64, f64)>> {
 
 /// RTT over time per responder: p50 (thick) and max (thin, faded) per interval; a triangle on the
 /// floor marks an interval with lost probes, a shaded span an outage.
-pub fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64) -> Result<String> {
+pub(crate) fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64) -> Result<String> {
     let ys = courses.iter().flat_map(|c| c.p50.iter().chain(&c.max).filter_map(|p| p.1));
     let band_y = band.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2]));
     let (y_lo, y_hi) = y_range(ys.chain(band_y));
@@ -237,13 +237,13 @@ pub fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64) -> Res
 }
 
 /// One bar split into parts (value, colour), under a label.
-pub struct Bar {
+pub(crate) struct Bar {
     pub label: String,
     pub parts: Vec<(f64, RGBColor)>,
 }
 
 /// Horizontal bars, stacked parts, one row per label (top to bottom as given).
-pub fn bars(rows: &[Bar], x_desc: &str, x_max: f64) -> Result<String> {
+pub(crate) fn bars(rows: &[Bar], x_desc: &str, x_max: f64) -> Result<String> {
     let n = rows.len().max(1);
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(8).clamp(8, 40) as u32 * 8 + 16;

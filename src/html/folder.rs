@@ -15,7 +15,7 @@ use crate::meta::RunMeta;
 
 /// One row of summary.csv, as the report uses it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SummaryRec {
+pub(crate) struct SummaryRec {
     pub responder: String,
     pub responder_id: String,
     pub address: String,
@@ -40,17 +40,17 @@ pub struct SummaryRec {
 }
 
 impl SummaryRec {
-    pub fn is_multicast(&self) -> bool {
+    pub(crate) fn is_multicast(&self) -> bool {
         self.path == ProbePath::Multicast
     }
 
     /// Its histograms' tag (`NAME.ID8.PATH`).
-    pub fn tag(&self) -> String {
+    pub(crate) fn tag(&self) -> String {
         crate::hdr::tag(&self.responder, &self.responder_id, self.path)
     }
 
     /// The name a reader knows this responder by.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match (self.responder.is_empty(), self.responder_id.get(..8)) {
             (false, _) => self.responder.clone(),
             (true, Some(id)) => format!("({id})"),
@@ -61,7 +61,7 @@ impl SummaryRec {
 
 /// One row of intervals.csv.
 #[derive(Debug, Clone, Deserialize)]
-pub struct IntervalRec {
+pub(crate) struct IntervalRec {
     pub interval_start_s: f64,
     pub responder_id: String,
     pub lost: u64,
@@ -71,7 +71,7 @@ pub struct IntervalRec {
 
 /// One row of outages.csv.
 #[derive(Debug, Clone, Deserialize)]
-pub struct OutageRec {
+pub(crate) struct OutageRec {
     pub responder_id: String,
     pub start_s: f64,
     pub end_s: Option<f64>,
@@ -79,7 +79,7 @@ pub struct OutageRec {
 
 /// Everything the report reads from one folder.
 #[derive(Debug)]
-pub struct Folder {
+pub(crate) struct Folder {
     pub dir: PathBuf,
     pub meta: RunMeta,
     pub summary: Vec<SummaryRec>,
@@ -103,7 +103,7 @@ fn read_csv<T: DeserializeOwned>(dir: &Path, name: &str, required: bool) -> Resu
 }
 
 impl Folder {
-    pub fn read(dir: &Path) -> Result<Self> {
+    pub(crate) fn read(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             anyhow::bail!("{}: not a folder", dir.display());
         }
@@ -128,13 +128,13 @@ impl Folder {
     }
 
     /// The multicast rows that answered at least once.
-    pub fn answered(&self) -> impl Iterator<Item = &SummaryRec> {
+    pub(crate) fn answered(&self) -> impl Iterator<Item = &SummaryRec> {
         self.summary.iter().filter(|r| r.is_multicast() && r.received > 0)
     }
 }
 
 /// One responder's whole-run distribution from its `.hgrm`: (RTT µs, quantile, count up to it).
-pub type Distribution = Vec<(f64, f64, u64)>;
+pub(crate) type Distribution = Vec<(f64, f64, u64)>;
 
 /// Reads the percentile rows of an `.hgrm` file (None when there is none).
 fn read_hgrm(path: &Path) -> Result<Option<Distribution>> {

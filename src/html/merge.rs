@@ -11,18 +11,18 @@ use anyhow::{bail, Result};
 use super::folder::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
 
-pub const MATRIX: &str = "matrix.csv";
+pub(crate) const MATRIX: &str = "matrix.csv";
 /// Responder columns that fit across the page; with more, the heatmaps turn.
 const WIDE: usize = 16;
 
-pub enum Kind {
+pub(crate) enum Kind {
     /// Different probers: one row each.
     Matrix,
     /// One prober at different times, oldest first.
     Trend,
 }
 
-pub struct Merge<'a> {
+pub(crate) struct Merge<'a> {
     pub kind: Kind,
     /// In row order, with their row labels.
     pub rows: Vec<(&'a Folder, String)>,
@@ -37,7 +37,7 @@ fn group_of(f: &Folder) -> String {
     }
 }
 
-pub fn merge(folders: &[Folder]) -> Result<Merge<'_>> {
+pub(crate) fn merge(folders: &[Folder]) -> Result<Merge<'_>> {
     let groups: BTreeSet<String> = folders.iter().map(group_of).collect();
     if groups.len() > 1 {
         let list: Vec<String> = folders.iter().map(|f| format!("{} ({})", f.dir.display(), group_of(f))).collect();
@@ -94,7 +94,7 @@ fn shade(t: f64) -> (String, &'static str) {
 impl Merge<'_> {
     /// `matrix.csv`, one line per prober and responder (long form, for spreadsheets and plots);
     /// none for a trend.
-    pub fn csv(&self) -> Option<String> {
+    pub(crate) fn csv(&self) -> Option<String> {
         if !matches!(self.kind, Kind::Matrix) {
             return None;
         }
@@ -216,7 +216,7 @@ impl Merge<'_> {
         s
     }
 
-    pub fn render(&self) -> Result<String> {
+    pub(crate) fn render(&self) -> Result<String> {
         let max_loss =
             self.rows.iter().flat_map(|(f, _)| f.answered().map(|r| r.loss_pct)).fold(0.0, f64::max).max(1.0);
         let p50s: Vec<f64> = self.rows.iter().flat_map(|(f, _)| f.answered().filter_map(|r| r.rtt_p50_us)).collect();

@@ -2,10 +2,10 @@
 //! opens from `file://`, prints) from one report folder, or from several merged into a prober ×
 //! responder matrix (with `matrix.csv`) or, for one prober at different times, a trend table.
 
-pub mod charts;
-pub mod folder;
-pub mod merge;
-pub mod page;
+pub(crate) mod charts;
+pub(crate) mod folder;
+pub(crate) mod merge;
+pub(crate) mod page;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,22 +15,22 @@ use anyhow::{Context, Result};
 use folder::Folder;
 
 /// The page's file name.
-pub const REPORT: &str = "report.html";
+pub(crate) const REPORT: &str = "report.html";
 
 /// What `write_report` wrote.
-pub struct Written {
+pub(crate) struct Written {
     pub html: PathBuf,
     pub matrix: Option<PathBuf>,
 }
 
 impl Written {
-    pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &PathBuf> {
         std::iter::once(&self.html).chain(&self.matrix)
     }
 }
 
 /// Reads `dirs` and writes `to/report.html` (with several folders also `to/matrix.csv`).
-pub fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
+pub(crate) fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
     let folders = dirs.iter().map(|d| Folder::read(d)).collect::<Result<Vec<_>>>()?;
     let (html, csv) = match folders.as_slice() {
         [one] => (page::render(one)?, None),
@@ -56,7 +56,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
 }
 
 /// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -71,7 +71,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-pub fn fmt_opt(v: Option<f64>, precision: usize) -> String {
+pub(crate) fn fmt_opt(v: Option<f64>, precision: usize) -> String {
     v.map_or_else(|| "–".to_string(), |x| format!("{x:.precision$}"))
 }
 
@@ -100,7 +100,7 @@ footer{margin-top:30px;color:#666;font-size:12px}
 ";
 
 /// A complete page around `body`.
-pub fn page(title: &str, body: &str, run_ids: &str) -> String {
+pub(crate) fn page(title: &str, body: &str, run_ids: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

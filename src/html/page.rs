@@ -406,7 +406,7 @@ fn what_was_run(f: &Folder) -> String {
     s
 }
 
-pub fn summary_table(rows: &[&SummaryRec]) -> String {
+pub(crate) fn summary_table(rows: &[&SummaryRec]) -> String {
     let mut s = String::from(
         "<table class=\"summary\"><thead><tr><th>responder</th><th class=\"t\">address</th><th class=\"t\">path</th><th>sent</th><th>rcvd</th>\
          <th>loss %</th><th>fwd</th><th>ret</th><th>late</th><th>unk</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th>\
@@ -441,7 +441,7 @@ pub fn summary_table(rows: &[&SummaryRec]) -> String {
 }
 
 /// The whole page of one run.
-pub fn render(f: &Folder) -> Result<String> {
+pub(crate) fn render(f: &Folder) -> Result<String> {
     let ranked_rows = ranked(f);
     let answered: Vec<&SummaryRec> = ranked_rows.iter().copied().filter(|r| r.received > 0).collect();
     let sel = Selection::of(answered);

@@ -27,14 +27,14 @@ use super::{now_ns, socket_addr, Received};
 /// Datagrams per system call: at 200 000 probes/s a 20 µs wake-up finds ~4 queued, a 1 ms
 /// vCPU stall ~200; 64 drains the usual backlog in a few calls and keeps the buffers at a few
 /// tens of KiB.
-pub const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 
 /// Room for every control message the sockets ask for, in u64 words (cmsghdr's alignment):
 /// timestamp, TTL, packet info (the IPv6 one is the larger) and the drop count.
 const CMSG_WORDS: usize = 16;
 
 /// Receives up to [`BATCH`] datagrams per call, each with its own metadata.
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     /// Bytes per datagram slot: a datagram longer than this is cut (as [`super::recv`] cuts it
     /// to its buffer), so give one byte more than the largest valid datagram.
     slot: usize,
@@ -45,7 +45,7 @@ pub struct RecvBatch {
 }
 
 impl RecvBatch {
-    pub fn new(slot: usize) -> Self {
+    pub(crate) fn new(slot: usize) -> Self {
         RecvBatch {
             slot,
             bufs: vec![0; slot * BATCH],
@@ -59,7 +59,7 @@ impl RecvBatch {
     /// Waits for the first datagram as a plain read does (up to the socket's read timeout, or
     /// not at all on a non-blocking socket), then takes those already queued without waiting
     /// more (MSG_WAITFORONE). Returns how many arrived; 0 when the wait timed out.
-    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
         // SAFETY: iovec and mmsghdr are plain old data; all-zero is valid (null pointers, zero
         // lengths), and every field the kernel reads is set below.
@@ -99,7 +99,7 @@ impl RecvBatch {
     }
 
     /// Datagram `i` of the last [`recv`](Self::recv): its bytes and what the kernel said.
-    pub fn get(&self, i: usize) -> (&[u8], Received) {
+    pub(crate) fn get(&self, i: usize) -> (&[u8], Received) {
         let rx = self.got[i];
         let start = i * self.slot;
         (&self.bufs[start..start + rx.len.min(self.slot)], rx)
@@ -195,7 +195,7 @@ const GSO_CMSG_WORDS: usize = 4;
 /// datagrams just before the device (or the receiving socket). Every reply stays its own
 /// datagram of its own size on the wire; on a path where the kernel refuses segmentation (a
 /// device without checksum offload) it is switched off and the replies go one by one.
-pub struct SendBatch {
+pub(crate) struct SendBatch {
     slot: usize,
     bufs: Vec<u8>,
     lens: Vec<usize>,
@@ -206,7 +206,7 @@ pub struct SendBatch {
 
 impl SendBatch {
     /// `slot`: the largest datagram it will be asked to send.
-    pub fn new(slot: usize) -> Self {
+    pub(crate) fn new(slot: usize) -> Self {
         SendBatch {
             slot,
             bufs: vec![0; slot * BATCH],
@@ -217,22 +217,19 @@ impl SendBatch {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.lens.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lens.is_empty()
     }
 
     /// Whether replies are still sent segmented (false once the kernel refused it).
-    pub fn segmenting(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn segmenting(&self) -> bool {
         self.segment
     }
 
     /// Queues `bytes` for `to`. False (nothing queued) when the batch is full or `bytes` is
     /// longer than a slot: the caller sends it alone.
-    pub fn push(&mut self, bytes: &[u8], to: SocketAddr) -> bool {
+    pub(crate) fn push(&mut self, bytes: &[u8], to: SocketAddr) -> bool {
         let i = self.lens.len();
         if i == BATCH || bytes.len() > self.slot {
             return false;
@@ -246,7 +243,7 @@ impl SendBatch {
 
     /// Sends everything queued and empties the batch. Returns (sent, failed): a datagram the
     /// kernel refuses is counted failed and the rest are still sent.
-    pub fn flush(&mut self, sock: &UdpSocket) -> (usize, usize) {
+    pub(crate) fn flush(&mut self, sock: &UdpSocket) -> (usize, usize) {
         let n = self.lens.len();
         // Groups (first datagram, count): consecutive datagrams to one destination, of one size.
         let mut groups = [(0usize, 0usize); BATCH];

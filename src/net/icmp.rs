@@ -41,7 +41,7 @@ pub enum IcmpKind {
 
 /// One error from a socket's error queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IcmpError {
+pub(crate) struct IcmpError {
     pub kind: IcmpKind,
     /// Who sent the error: the host itself (port unreachable), a router, or this machine's own
     /// address when the kernel generated it (failed neighbour resolution).
@@ -54,7 +54,7 @@ const SO_EE_ORIGIN_ICMP: u8 = 2;
 const SO_EE_ORIGIN_ICMP6: u8 = 3;
 
 /// Classifies an ICMP (origin 2) or ICMPv6 (origin 3) type and code.
-pub fn classify(origin: u8, icmp_type: u8, code: u8) -> IcmpKind {
+pub(crate) fn classify(origin: u8, icmp_type: u8, code: u8) -> IcmpKind {
     match (origin, icmp_type, code) {
         // ICMP destination unreachable.
         (SO_EE_ORIGIN_ICMP, 3, 3) => IcmpKind::PortUnreachable,
@@ -77,7 +77,7 @@ fn from_ext(e: &libc::sock_extended_err, reporter: Option<IpAddr>) -> IcmpError 
 }
 
 /// Reads one error from `sock`'s error queue without blocking; `Ok(None)` when it is empty.
-pub fn recv_error(sock: &UdpSocket) -> io::Result<Option<IcmpError>> {
+pub(crate) fn recv_error(sock: &UdpSocket) -> io::Result<Option<IcmpError>> {
     let mut data = [0u8; 64];
     let mut iov = [io::IoSliceMut::new(&mut data)];
     // Room for the error, its offender address and the receive timestamp that SO_TIMESTAMPNS
@@ -110,7 +110,7 @@ pub fn recv_error(sock: &UdpSocket) -> io::Result<Option<IcmpError>> {
 
 /// Errors the kernel also reports, once, on the next send or receive of a socket with
 /// `IP_RECVERR` on (a copy of the newest queued ICMP error): they concern an earlier probe.
-pub fn is_reported_icmp(e: &io::Error) -> bool {
+pub(crate) fn is_reported_icmp(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES | libc::EPERM | libc::EPROTO)

@@ -9,10 +9,10 @@
 mod batch;
 pub mod icmp;
 mod probe_sockets;
-pub mod querier;
+pub(crate) mod querier;
 mod source_filter;
 
-pub use batch::{RecvBatch, SendBatch, BATCH};
+pub(crate) use batch::{RecvBatch, SendBatch};
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;
@@ -26,11 +26,11 @@ use nix::sys::time::TimeSpec;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
 /// How often blocked reads wake to check for a stop request.
-pub const READ_TICK: Duration = Duration::from_millis(20);
+pub(crate) const READ_TICK: Duration = Duration::from_millis(20);
 
 /// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
 /// of routers on the way.
-pub const UNICAST_TTL: u32 = 64;
+pub(crate) const UNICAST_TTL: u32 = 64;
 
 /// A local interface, as resolved from `--iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Iface {
     }
 
     /// The address multicast to `group` leaves from: the IPv4 or the IPv6 one, by family.
-    pub fn source_for(&self, group: IpAddr) -> Option<IpAddr> {
+    pub(crate) fn source_for(&self, group: IpAddr) -> Option<IpAddr> {
         match group {
             IpAddr::V4(_) => self.addr.map(IpAddr::V4),
             IpAddr::V6(_) => self.addr6.map(IpAddr::V6),
@@ -61,7 +61,7 @@ impl Iface {
 
     /// `--iface` given as an address of the other family than `--group` is a mistake, not
     /// something to ignore silently.
-    pub fn check_family(&self, group: IpAddr) -> Result<()> {
+    pub(crate) fn check_family(&self, group: IpAddr) -> Result<()> {
         match self.given {
             Some(a) if a.is_ipv6() != group.is_ipv6() => bail!(
                 "--iface {a}: an {} address, but --group {group} is {}; give the interface's name or its {} address",
@@ -83,7 +83,7 @@ fn family(a: IpAddr) -> &'static str {
 }
 
 /// Every address of this machine's interfaces: the prober recognises itself in `--hosts`.
-pub fn local_addrs() -> Result<Vec<IpAddr>> {
+pub(crate) fn local_addrs() -> Result<Vec<IpAddr>> {
     let addrs = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?;
     Ok(addrs.filter_map(|i| ip_of(&i.address)).collect())
 }
@@ -132,7 +132,7 @@ pub fn resolve_iface(spec: &str) -> Result<Iface> {
 
 /// Checks that `--group` is a multicast address: IPv4 224.0.0.0/4, or IPv6 ff00::/8 without
 /// embedded-RP flags: ff0X:: (permanent), ff1X:: (transient) and ff3X:: (source-specific) groups.
-pub fn check_group(group: IpAddr) -> Result<IpAddr> {
+pub(crate) fn check_group(group: IpAddr) -> Result<IpAddr> {
     match group {
         IpAddr::V4(g) if g.is_multicast() => Ok(group),
         IpAddr::V4(g) => {
@@ -178,7 +178,7 @@ pub(crate) fn enable_rx_metadata(sock: &Socket) -> Result<()> {
 }
 
 /// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks.
-pub fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
+pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
     let ttl_err = || format!("--ttl {ttl}: rejected by the kernel");
     match iface {
         Some(i) => i.check_family(group)?,
@@ -307,7 +307,7 @@ pub fn responder_socket(
 
 /// A stable 64-bit key for a source address: identity for plain (`--plain`) peers, whose
 /// datagrams carry none of their own.
-pub fn source_key(addr: &SocketAddr) -> u64 {
+pub(crate) fn source_key(addr: &SocketAddr) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     addr.hash(&mut h);
@@ -316,7 +316,7 @@ pub fn source_key(addr: &SocketAddr) -> u64 {
 
 /// A socket bound to `addr` on an ephemeral port, for a responder that replies from a chosen
 /// source address (the loopback demo gives each responder its own 127.0.0.x).
-pub fn reply_socket(addr: Ipv4Addr) -> Result<UdpSocket> {
+pub(crate) fn reply_socket(addr: Ipv4Addr) -> Result<UdpSocket> {
     UdpSocket::bind((addr, 0)).with_context(|| format!("cannot bind a reply socket to {addr}"))
 }
 
@@ -404,19 +404,19 @@ fn timespec_ns(ts: &TimeSpec) -> u64 {
 }
 
 /// Wall-clock time in ns since the epoch: the clock kernel receive timestamps use.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME is always available");
     timespec_ns(&ts)
 }
 
 /// Lowers this thread's timer slack to 1 ns, so sleeps end within tens of µs of their deadline
 /// instead of the default 50 µs slack plus scheduling delay.
-pub fn lower_timer_slack() {
+pub(crate) fn lower_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1);
 }
 
 /// Receive buffer the engines ask for by default: enough for ~4 k acks of a burst.
-pub const DEFAULT_RCVBUF: usize = 4 << 20;
+pub(crate) const DEFAULT_RCVBUF: usize = 4 << 20;
 
 #[cfg(test)]
 mod tests {

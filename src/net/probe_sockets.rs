@@ -20,7 +20,7 @@ use super::icmp::{self, IcmpError};
 use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
 
 /// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
-pub fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
+pub(crate) fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
     let sock = udp_socket(host.is_ipv6())?;
     if host.is_ipv6() {
         sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
@@ -40,7 +40,7 @@ pub fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
 
 /// What the receiver gets next.
 #[derive(Debug, Clone, Copy)]
-pub enum Event {
+pub(crate) enum Event {
     /// A datagram on socket `sock` (0 multicast, 1 + i host i); its bytes are in the caller's
     /// buffer.
     Datagram { sock: usize, rx: Received },
@@ -52,20 +52,20 @@ pub enum Event {
 
 /// The multicast socket (index 0) and the hosts' sockets (index 1 + host), read fairly: one
 /// datagram from each readable socket in turn.
-pub struct ProbeSockets {
+pub(crate) struct ProbeSockets {
     socks: Vec<UdpSocket>,
     /// Sockets poll found readable (index, error queue pending), not yet drained.
     ready: VecDeque<(usize, bool)>,
 }
 
 impl ProbeSockets {
-    pub fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
+    pub(crate) fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
         let socks = std::iter::once(multicast).chain(unicast).collect();
         ProbeSockets { socks, ready: VecDeque::new() }
     }
 
     /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
-    pub fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
+    pub(crate) fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
         // Without --hosts, one blocking read with the socket's READ_TICK timeout: one system
         // call per ack instead of poll + read + the read that finds the socket drained, which
         // at tens of thousands of acks a second costs the sender CPU on a small machine.

@@ -25,17 +25,17 @@ const TICK: Duration = Duration::from_millis(200);
 
 /// What the watcher tells as it goes (for live log lines).
 #[derive(Debug, Clone, PartialEq)]
-pub enum QuerierEvent {
+pub(crate) enum QuerierEvent {
     /// A querier not heard before (its first query).
     Heard(crate::querier::Querier),
     /// No query for longer than the wait; said once per silence.
     Silent(Silence),
 }
 
-pub type EventSink = Box<dyn FnMut(QuerierEvent) + Send>;
+pub(crate) type EventSink = Box<dyn FnMut(QuerierEvent) + Send>;
 
 /// A running watch; stops when dropped.
-pub struct QuerierWatch {
+pub(crate) struct QuerierWatch {
     log: Arc<Mutex<QuerierLog>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -45,13 +45,13 @@ pub struct QuerierWatch {
 
 /// Why a watch could not start, in one line for the user.
 #[derive(Debug)]
-pub struct Unavailable(pub String);
+pub(crate) struct Unavailable(pub String);
 
 impl QuerierWatch {
     /// Starts watching `iface` (every interface when `None`) for queries of `v6`'s family
     /// (MLD for IPv6, else IGMP). `wait` overrides the silence limit (else the querier's
     /// interval + 10 s, 135 s before any querier is heard).
-    pub fn start(
+    pub(crate) fn start(
         iface: Option<&Iface>,
         v6: bool,
         wait: Option<Duration>,
@@ -115,7 +115,7 @@ impl QuerierWatch {
     }
 
     /// What was heard so far, up to now.
-    pub fn observation(&self) -> QuerierObservation {
+    pub(crate) fn observation(&self) -> QuerierObservation {
         QuerierObservation {
             log: self.log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             start_unix_ns: self.started_unix_ns,
@@ -125,7 +125,7 @@ impl QuerierWatch {
     }
 
     /// Stops the watch and returns what was heard.
-    pub fn finish(mut self) -> QuerierObservation {
+    pub(crate) fn finish(mut self) -> QuerierObservation {
         self.halt();
         self.observation()
     }
@@ -157,6 +157,6 @@ fn raw_socket(iface: Option<&Iface>, v6: bool) -> io::Result<UdpSocket> {
 }
 
 /// Whether watching `iface` can tell anything: queries never cross loopback.
-pub fn worth_watching(iface: Option<&Iface>) -> bool {
+pub(crate) fn worth_watching(iface: Option<&Iface>) -> bool {
     iface.is_none_or(|i| i.name != "lo")
 }

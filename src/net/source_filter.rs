@@ -26,7 +26,7 @@ fn storage_v6(addr: Ipv6Addr) -> libc::sockaddr_storage {
 }
 
 /// Joins `group` on interface `index`, accepting only datagrams from `source`.
-pub fn join_ssm_v6(sock: &impl AsRawFd, group: Ipv6Addr, source: Ipv6Addr, index: u32) -> io::Result<()> {
+pub(crate) fn join_ssm_v6(sock: &impl AsRawFd, group: Ipv6Addr, source: Ipv6Addr, index: u32) -> io::Result<()> {
     let req =
         libc::group_source_req { gsr_interface: index, gsr_group: storage_v6(group), gsr_source: storage_v6(source) };
     // SAFETY: `req` is a fully initialized group_source_req that outlives the call, and the length

@@ -26,7 +26,7 @@ use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Probe};
 
-pub use crate::net::UNICAST_TTL;
+pub(crate) use crate::net::UNICAST_TTL;
 use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.
@@ -116,7 +116,7 @@ pub struct UnicastRun {
 
 impl UnicastRun {
     /// A host's run with nothing refused, no ICMP error, and not this machine.
-    pub fn new(host: IpAddr, run: Run) -> Self {
+    pub(crate) fn new(host: IpAddr, run: Run) -> Self {
         UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
     }
 }
@@ -143,7 +143,7 @@ pub struct IcmpCounts {
 }
 
 impl IcmpCounts {
-    pub fn record(&mut self, e: &IcmpError) {
+    pub(crate) fn record(&mut self, e: &IcmpError) {
         *match e.kind {
             IcmpKind::PortUnreachable => &mut self.port_unreachable,
             IcmpKind::HostUnreachable => &mut self.host_unreachable,
@@ -258,7 +258,7 @@ pub struct Outcome {
 
 /// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
 /// `intervals`), in batches, on the receiver thread.
-pub type RowSink = Box<dyn FnMut(&[RawRow], &[IntervalRow]) -> Result<()> + Send>;
+pub(crate) type RowSink = Box<dyn FnMut(&[RawRow], &[IntervalRow]) -> Result<()> + Send>;
 
 /// What the two threads share.
 struct Shared {

@@ -10,16 +10,16 @@ use ipnet::IpNet;
 
 /// Sources tracked by the rate limiter, and sessions tracked at once: a flood of forged sources
 /// or session ids cannot grow memory without bound.
-pub const MAX_TRACKED: usize = 4096;
+pub(crate) const MAX_TRACKED: usize = 4096;
 /// Sessions idle this long are forgotten: a prober that comes back is a new session.
-pub const SESSION_IDLE_NS: u64 = 300 * 1_000_000_000;
+pub(crate) const SESSION_IDLE_NS: u64 = 300 * 1_000_000_000;
 
 /// Source networks allowed to probe; empty means everyone.
 #[derive(Debug, Clone, Default)]
 pub struct AllowList(pub Vec<IpNet>);
 
 impl AllowList {
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
         self.0.is_empty() || self.0.iter().any(|net| net.contains(&ip))
     }
 }
@@ -52,7 +52,7 @@ fn burst_of(rate: u32) -> f64 {
 
 /// A token bucket per source address: `rate` probes per second, bursts of `burst`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: HashMap<IpAddr, Bucket>,
@@ -60,12 +60,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// `None` when `rate` is 0: no limit.
-    pub fn new(rate: u32) -> Option<Self> {
+    pub(crate) fn new(rate: u32) -> Option<Self> {
         (rate > 0).then(|| RateLimiter { rate: rate as f64, burst: burst_of(rate), buckets: HashMap::new() })
     }
 
     /// Whether a probe from `src` at `now_ns` may be answered.
-    pub fn allow(&mut self, src: IpAddr, now_ns: u64) -> bool {
+    pub(crate) fn allow(&mut self, src: IpAddr, now_ns: u64) -> bool {
         if !self.buckets.contains_key(&src) && self.buckets.len() >= MAX_TRACKED {
             self.make_room(now_ns);
         }
@@ -85,7 +85,8 @@ impl RateLimiter {
         }
     }
 
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
         self.buckets.len()
     }
 }
@@ -119,13 +120,13 @@ impl Budget {
 pub const DEFAULT_MAX_CLOCK_SKEW_NS: u64 = 5 * SEC_NS;
 /// Upper bound of `--max-clock-skew`: the replay window of a session must outlive every probe of
 /// it that is still fresh, and idle sessions are forgotten after `SESSION_IDLE_NS` (5 minutes).
-pub const MAX_CLOCK_SKEW_NS: u64 = 60 * SEC_NS;
+pub(crate) const MAX_CLOCK_SKEW_NS: u64 = 60 * SEC_NS;
 const SEC_NS: u64 = 1_000_000_000;
 
 /// How far the probe's send time is behind the responder's receive time, in ns: positive for a
 /// probe sent in the past (the normal case: the one-way delay, plus any clock offset), negative
 /// for one stamped in the responder's future.
-pub fn skew_ns(tx_ns: u64, rx_ns: u64) -> i64 {
+pub(crate) fn skew_ns(tx_ns: u64, rx_ns: u64) -> i64 {
     (rx_ns as i128 - tx_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
@@ -156,7 +157,7 @@ pub struct SeqWindow {
 
 impl SeqWindow {
     /// 1024 numbers: 5 ms of reordering at 200 000 probes/s; a LAN reorders far less.
-    pub const SPAN: u64 = 1024;
+    pub(crate) const SPAN: u64 = 1024;
 
     fn bit(seq: u64) -> (usize, u64) {
         let i = (seq % Self::SPAN) as usize;
@@ -202,17 +203,17 @@ impl SeqWindow {
 /// [`GAP_NS`](Self::GAP_NS) in all, so a flood from many sources cannot flood the log. A source
 /// held back by the gap is told about at its next datagram after it.
 #[derive(Debug, Default)]
-pub struct Notices {
+pub(crate) struct Notices {
     told: HashMap<IpAddr, u64>,
     last_ns: Option<u64>,
 }
 
 impl Notices {
-    pub const GAP_NS: u64 = SEC_NS;
-    pub const REPEAT_NS: u64 = 600 * SEC_NS;
+    pub(crate) const GAP_NS: u64 = SEC_NS;
+    pub(crate) const REPEAT_NS: u64 = 600 * SEC_NS;
 
     /// Whether to tell about `src` now; if so, it is recorded as told.
-    pub fn due(&mut self, src: IpAddr, now_ns: u64) -> bool {
+    pub(crate) fn due(&mut self, src: IpAddr, now_ns: u64) -> bool {
         if self.last_ns.is_some_and(|t| now_ns.saturating_sub(t) < Self::GAP_NS) {
             return false;
         }
@@ -272,8 +273,9 @@ impl SessionTable {
         (state, new)
     }
 
+    #[cfg(test)]
     /// The address a known session is bound to.
-    pub fn source_of(&self, session: u64) -> Option<SocketAddr> {
+    pub(crate) fn source_of(&self, session: u64) -> Option<SocketAddr> {
         self.map.get(&session).and_then(|s| s.source)
     }
 
@@ -287,12 +289,9 @@ impl SessionTable {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 

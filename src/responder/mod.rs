@@ -17,12 +17,11 @@
 //! model).
 
 mod guard;
-pub mod notice;
+pub(crate) mod notice;
 
-pub use guard::{
-    is_fresh, skew_ns, AllowList, Budget, Notices, RateLimiter, SeqCheck, SeqWindow, SessionTable,
-    DEFAULT_MAX_CLOCK_SKEW_NS, MAX_CLOCK_SKEW_NS, MAX_TRACKED,
-};
+// The benches and the fuzz target drive these parts of the step directly.
+pub use guard::{is_fresh, AllowList, Budget, SeqWindow, SessionTable, DEFAULT_MAX_CLOCK_SKEW_NS};
+pub(crate) use guard::{skew_ns, Notices, RateLimiter, SeqCheck, MAX_CLOCK_SKEW_NS};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,7 +69,7 @@ pub struct ResponderConfig {
 }
 
 /// Checks `--max-clock-skew`: more than 0 (a parser rule) and at most [`MAX_CLOCK_SKEW_NS`].
-pub fn check_max_clock_skew(d: Duration) -> Result<Duration> {
+pub(crate) fn check_max_clock_skew(d: Duration) -> Result<Duration> {
     if d.as_nanos() > MAX_CLOCK_SKEW_NS as u128 {
         anyhow::bail!(
             "--max-clock-skew {}: at most {}s (a longer window lets captured probes be replayed longer); sync the clocks with NTP instead",
@@ -86,7 +85,7 @@ pub const PLAIN_ACK: &[u8] = b"ack";
 
 /// Counters a responder prints when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub probes: u64,
     pub acks_sent: u64,
     /// Datagrams that are not mcprobe messages at all, or are malformed.
@@ -265,16 +264,17 @@ impl Engine {
         }
     }
 
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.ack.responder
     }
 
-    pub fn counters(&self) -> &Counters {
+    #[cfg(test)]
+    pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
 
     /// The kernel's count of datagrams dropped for buffer space, as the socket reports it.
-    pub fn set_local_drops(&mut self, drops: u64) {
+    pub(crate) fn set_local_drops(&mut self, drops: u64) {
         self.counters.local_drops = drops;
     }
 
@@ -433,7 +433,7 @@ impl Engine {
 }
 
 /// A bound, joined responder, ready to [`run`](Responder::run): the engine and its sockets.
-pub struct Responder {
+pub(crate) struct Responder {
     sock: UdpSocket,
     reply: Option<UdpSocket>,
     engine: Engine,
@@ -441,16 +441,12 @@ pub struct Responder {
 
 impl Responder {
     /// Binds and joins. Errors here are the user's to fix (bad interface, port in use).
-    pub fn bind(cfg: ResponderConfig) -> Result<Self> {
+    pub(crate) fn bind(cfg: ResponderConfig) -> Result<Self> {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let engine = Engine::new(&cfg, rand::random());
         Ok(Responder { sock, reply, engine })
-    }
-
-    pub fn id(&self) -> u64 {
-        self.engine.id()
     }
 
     /// Answers probes until `stop` is set; returns the counters.
@@ -460,7 +456,7 @@ impl Responder {
     /// rates the per-datagram system calls were what the responder could not keep up with. An
     /// ack's dwell time is stamped when it is encoded, so in a batch of several the later ones'
     /// processing (well under a µs each) is not in the dwell of the earlier ones.
-    pub fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
+    pub(crate) fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
         on_event(&Event::Listening { id: self.engine.id() });
         let mut rx = net::RecvBatch::new(wire::MAX_PROBE_SIZE + 1);
         // An ack is never larger than its probe.

@@ -9,7 +9,7 @@ fn secs(ns: u64) -> String {
 }
 
 /// One line for a notice; the `Listening` and `NewSession` lines are the caller's.
-pub fn describe(ev: &Event) -> String {
+pub(crate) fn describe(ev: &Event) -> String {
     match ev {
         Event::BadMac { from } => format!(
             "probes from {from} fail the key check (its prober has another key, or none): not answered, counted as unauthenticated"

@@ -15,8 +15,8 @@ use crate::net;
 use crate::prober::ProbeConfig;
 use crate::wire;
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
-pub const DEFAULT_MAX_SERIES: usize = 1000;
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
+pub(crate) const DEFAULT_MAX_SERIES: usize = 1000;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -98,20 +98,20 @@ pub struct ServeArgs {
 
 /// One validated target.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: String,
     /// One window's engine configuration (`count` probes).
     pub probe: ProbeConfig,
 }
 
 impl Target {
-    pub fn window(&self) -> Duration {
+    pub(crate) fn window(&self) -> Duration {
         self.probe.interval * self.probe.count as u32
     }
 }
 
 #[derive(Debug)]
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     pub listen: SocketAddr,
     pub forget: Duration,
     pub max_series: usize,
@@ -148,7 +148,7 @@ impl Spec {
     }
 }
 
-pub fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
+pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
     let targets = match &a.config {
         Some(path) => from_file(path)?,
         None => {
@@ -209,7 +209,7 @@ struct File {
 }
 
 /// Reads the targets of a config file.
-pub fn from_file(path: &Path) -> Result<Vec<Target>> {
+pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
     let p = path.display();
     let text = std::fs::read_to_string(path).with_context(|| format!("--config {p}: cannot read"))?;
     let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {p}: {e}"))?;

@@ -19,31 +19,31 @@ use prometheus_client::registry::Registry;
 use super::metrics::{self, Format};
 
 /// Connections served at once; more get 503.
-pub const MAX_CONNECTIONS: usize = 16;
+pub(crate) const MAX_CONNECTIONS: usize = 16;
 /// Longest time to read a request or write a response.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head (request line and headers).
 const MAX_HEAD: usize = 8 * 1024;
 
 /// A bound listener; `serve` runs it until `stop`.
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     registry: Arc<Registry>,
 }
 
 impl Server {
-    pub fn bind(addr: SocketAddr, registry: Registry) -> Result<Self> {
+    pub(crate) fn bind(addr: SocketAddr, registry: Registry) -> Result<Self> {
         let listener = TcpListener::bind(addr).with_context(|| format!("--listen {addr}: cannot listen"))?;
         Ok(Server { listener, registry: Arc::new(registry) })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Unblocks [`Server::run`]'s accept (a blocking accept serves a scrape at once; a polled
     /// one would add up to its poll interval) so it sees `stop`.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let mut addr = self.local_addr();
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
@@ -55,7 +55,7 @@ impl Server {
     }
 
     /// Accepts connections until `stop` is set and [`Server::wake`] is called.
-    pub fn run(&self, stop: &AtomicBool) {
+    pub(crate) fn run(&self, stop: &AtomicBool) {
         let active = Arc::new(AtomicUsize::new(0));
         loop {
             let accepted = self.listener.accept();
@@ -92,14 +92,14 @@ impl Server {
 
 /// A parsed request head: what the three pages need.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub accept: Option<String>,
 }
 
 /// Parses a request head (without its final empty line). `Err` carries the status to answer.
-pub fn parse(head: &str) -> Result<Request, u16> {
+pub(crate) fn parse(head: &str) -> Result<Request, u16> {
     let mut lines = head.split("\r\n");
     let line = lines.next().ok_or(400u16)?;
     let mut parts = line.split(' ');

@@ -17,18 +17,18 @@ const VERDICTS: [Verdict; 5] =
 
 /// The state as last published by the probe loop: a scrape takes the lock only to clone the `Arc`.
 #[derive(Debug, Clone)]
-pub struct Published(Arc<Mutex<Arc<State>>>);
+pub(crate) struct Published(Arc<Mutex<Arc<State>>>);
 
 impl Published {
-    pub fn new(state: State) -> Self {
+    pub(crate) fn new(state: State) -> Self {
         Published(Arc::new(Mutex::new(Arc::new(state))))
     }
 
-    pub fn set(&self, state: State) {
+    pub(crate) fn set(&self, state: State) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
     }
 
-    pub fn get(&self) -> Arc<State> {
+    pub(crate) fn get(&self) -> Arc<State> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -37,7 +37,7 @@ impl Published {
 struct StateCollector(Published);
 
 /// A registry whose only collector renders the published state.
-pub fn registry(published: Published) -> Registry {
+pub(crate) fn registry(published: Published) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(StateCollector(published)));
     r
@@ -45,21 +45,21 @@ pub fn registry(published: Published) -> Registry {
 
 /// Which exposition format a scraper gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Prometheus,
     OpenMetrics,
 }
 
 impl Format {
     /// OpenMetrics when the `Accept` header names it (as Prometheus does), else text 0.0.4.
-    pub fn negotiate(accept: Option<&str>) -> Self {
+    pub(crate) fn negotiate(accept: Option<&str>) -> Self {
         match accept {
             Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
             _ => Format::Prometheus,
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -67,7 +67,7 @@ impl Format {
     }
 }
 
-pub fn encode(registry: &Registry, format: Format) -> String {
+pub(crate) fn encode(registry: &Registry, format: Format) -> String {
     let mut out = String::new();
     let r = match format {
         Format::Prometheus => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),

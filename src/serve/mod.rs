@@ -8,10 +8,10 @@
 //! engine state is dropped once folded, and the state holds at most `--max-series` series per
 //! target, each of fixed size.
 
-pub mod config;
-pub mod http;
-pub mod metrics;
-pub mod state;
+pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod state;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
 
-pub use config::ServeArgs;
+pub(crate) use config::ServeArgs;
 use config::Target;
 use metrics::Published;
 use state::{Change, Limits, State, Window};

@@ -17,22 +17,22 @@ use std::net::IpAddr;
 
 use hdrhistogram::{Counter, Histogram};
 
-pub use crate::findings::Path;
+pub(crate) use crate::findings::Path;
 use crate::findings::{Diagnosis, Verdict};
 use crate::prober::Outcome;
 use crate::stats::{Figures, HostStats, Run};
 
 /// RTT bucket bounds, in seconds: 1-2-5 steps from 10 µs (a LAN's floor) to 1 s (the default
 /// timeout; slower acks are late and counted apart).
-pub const RTT_BUCKETS_S: [f64; 16] =
+pub(crate) const RTT_BUCKETS_S: [f64; 16] =
     [10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1, 0.2, 0.5, 1.0];
 /// Send-lateness bucket bounds, in seconds: from 1 µs (a kept schedule) to 100 ms (a stalled one).
-pub const LATENESS_BUCKETS_S: [f64; 16] =
+pub(crate) const LATENESS_BUCKETS_S: [f64; 16] =
     [1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1];
 
 /// Counts per bucket (not cumulative), with one more for values above the last bound.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Buckets {
+pub(crate) struct Buckets {
     pub counts: Vec<u64>,
     pub count: u64,
     pub sum_s: f64,
@@ -40,7 +40,7 @@ pub struct Buckets {
 
 impl Buckets {
     /// Adds every value of an HdrHistogram recorded in nanoseconds.
-    pub fn add_hdr<T: Counter>(&mut self, h: &Histogram<T>, bounds: &[f64]) {
+    pub(crate) fn add_hdr<T: Counter>(&mut self, h: &Histogram<T>, bounds: &[f64]) {
         if self.counts.is_empty() {
             self.counts = vec![0; bounds.len() + 1];
         }
@@ -58,7 +58,7 @@ impl Buckets {
     }
 
     /// (upper bound, count in bucket) pairs, the last bound infinite.
-    pub fn pairs(&self, bounds: &[f64]) -> Vec<(f64, u64)> {
+    pub(crate) fn pairs(&self, bounds: &[f64]) -> Vec<(f64, u64)> {
         let upper = bounds.iter().copied().chain([f64::INFINITY]);
         upper.zip(self.counts.iter().copied().chain(std::iter::repeat(0))).collect()
     }
@@ -66,7 +66,7 @@ impl Buckets {
 
 /// Identity of one series: a responder is its name and address, so a restart (new id) keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey {
+pub(crate) struct SeriesKey {
     pub target: String,
     pub responder: String,
     pub address: IpAddr,
@@ -74,11 +74,11 @@ pub struct SeriesKey {
 }
 
 /// Loss directions, in the order of [`Series::lost`].
-pub const DIRECTIONS: [&str; 3] = ["forward", "return", "unknown"];
+pub(crate) const DIRECTIONS: [&str; 3] = ["forward", "return", "unknown"];
 
 /// Cumulative figures of one series.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Series {
+pub(crate) struct Series {
     pub probes: u64,
     pub acks: u64,
     /// forward, return, unknown.
@@ -99,7 +99,7 @@ pub struct Series {
 
 /// One expected host's figures from the last window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostState {
+pub(crate) struct HostState {
     pub host: IpAddr,
     pub verdict: Verdict,
     pub multicast_up: bool,
@@ -108,7 +108,7 @@ pub struct HostState {
 
 /// Per-target figures that belong to no responder.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Target {
+pub(crate) struct Target {
     pub windows: u64,
     pub multicast_sent: u64,
     pub unicast_sent: u64,
@@ -123,7 +123,7 @@ pub struct Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Series (responder × path) per target.
     pub max_series: usize,
     /// A series silent this long leaves.
@@ -132,7 +132,7 @@ pub struct Limits {
 
 /// What changed for a responder, for the log (one line each, never per packet).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Appeared,
     Restarted,
     Silent,
@@ -143,14 +143,14 @@ pub enum Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     pub key: SeriesKey,
     pub change: Change,
 }
 
 /// Everything `serve` knows; cheap enough to clone for a scrape snapshot.
 #[derive(Debug, Clone, PartialEq)]
-pub struct State {
+pub(crate) struct State {
     pub limits: Limits,
     pub series: BTreeMap<SeriesKey, Series>,
     pub targets: BTreeMap<String, Target>,
@@ -158,7 +158,7 @@ pub struct State {
 
 /// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval
 /// and the wall time at which it was folded.
-pub struct Window<'a> {
+pub(crate) struct Window<'a> {
     pub outcome: &'a Outcome,
     pub diagnosis: Option<&'a Diagnosis>,
     pub interval_s: f64,
@@ -166,13 +166,13 @@ pub struct Window<'a> {
 }
 
 impl State {
-    pub fn new(limits: Limits, targets: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn new(limits: Limits, targets: impl IntoIterator<Item = String>) -> Self {
         let targets = targets.into_iter().map(|t| (t, Target::default())).collect();
         State { limits, series: BTreeMap::new(), targets }
     }
 
     /// Folds one finished window of `target` into the state; returns what changed.
-    pub fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
+    pub(crate) fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
         let o = w.outcome;
         let mut events = Vec::new();
         let t = self.targets.entry(target.to_string()).or_default();
@@ -296,11 +296,6 @@ impl State {
         let start_s = run.start_ns().map_or(w.now_unix_s, |ns| ns as f64 / 1e9);
         s.last_ack_unix_s = s.last_ack_unix_s.max(start_s + last_seq as f64 * w.interval_s);
         change
-    }
-
-    /// The series of one target.
-    pub fn series_of<'a>(&'a self, target: &str) -> impl Iterator<Item = (&'a SeriesKey, &'a Series)> {
-        self.series.range(range_of(target))
     }
 }
 
