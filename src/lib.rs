@@ -11,7 +11,6 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod cli_extra;
 pub mod config;
 pub mod findings;
 pub(crate) mod hdr;

@@ -4,36 +4,15 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
+use clap::CommandFactory;
 
+use crate::cli::commands::{CompletionsArgs, ManArgs};
 use crate::cli::Cli;
-
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  mcprobe completions bash > /etc/bash_completion.d/mcprobe
-  mcprobe completions zsh > ~/.zfunc/_mcprobe")]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
 
 pub fn completions(a: &CompletionsArgs) -> Result<i32> {
     let mut out = Vec::new();
     clap_complete::generate(a.shell, &mut Cli::command(), "mcprobe", &mut out);
     write_stdout(&out)
-}
-
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  mcprobe man | man -l -
-  mcprobe man serve > mcprobe-serve.1")]
-pub struct ManArgs {
-    /// A subcommand's page (mcprobe-SUBCOMMAND(1)) instead of the main one.
-    #[arg(value_name = "SUBCOMMAND")]
-    pub command: Option<String>,
 }
 
 pub fn man(a: &ManArgs) -> Result<i32> {

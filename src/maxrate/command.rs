@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::output::{self, ResultRow, TrialRow};
 use super::search::SearchConfig;
 use super::{Event, MaxRateConfig};
-use crate::cli_extra::MaxRateArgs;
+use crate::cli::commands::MaxRateArgs;
 use crate::config;
 use crate::net;
 use crate::report::AtomicCsv;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::{peer_rows, MeshRow, PeerRow};
-use crate::cli_extra::MeshArgs;
+use crate::cli::commands::MeshArgs;
 use crate::findings::{Judgement, ResponderId, Verdict};
 use crate::net;
 use crate::prober::ProbeConfig;

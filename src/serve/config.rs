@@ -6,95 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde::Deserialize;
 
 use crate::auth::Key;
-use crate::cli::{parse_duration, parse_rate, parse_size, GroupArgs, KeyArgs};
+pub(crate) use crate::cli::commands::ServeArgs;
+use crate::cli::{parse_duration, parse_rate, parse_size};
 use crate::net;
 use crate::prober::ProbeConfig;
 use crate::wire;
-
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
-pub(crate) const DEFAULT_MAX_SERIES: usize = 1000;
-
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Probes without end in windows of --window, and serves what it measured at /metrics (Prometheus
-text, or OpenMetrics when asked), /healthz and / on --listen. The metrics name the hosts of the
-LAN: keep --listen on loopback or a management network, and let only Prometheus reach it.
-
-Examples:
-  mcprobe serve --iface eth0                              one target, metrics on 127.0.0.1:9798
-  mcprobe serve --iface eth0 --hosts 10.0.0.11,10.0.0.12 --listen 10.9.0.5:9798
-  mcprobe serve --config /etc/mcprobe/serve.toml          several targets (see contrib/)")]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub net: GroupArgs,
-
-    #[command(flatten)]
-    pub key: KeyArgs,
-
-    /// The target's name (the `target` label).
-    #[arg(long = "name", value_name = "NAME", default_value = "default")]
-    pub target: String,
-
-    /// IP TTL of probes.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
-    pub ttl: u32,
-
-    /// Probe size in bytes (UDP payload).
-    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
-    pub size: u16,
-
-    /// Time between probes. Default 100ms.
-    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate")]
-    pub interval: Option<Duration>,
-
-    /// Probes per second (instead of --interval).
-    #[arg(short, long, value_parser = parse_rate)]
-    pub rate: Option<f64>,
-
-    /// Expected hosts (comma-separated): unicast probes beside multicast, a verdict per host.
-    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
-    pub hosts: Vec<String>,
-
-    /// Expected hosts from a file, one per line.
-    #[arg(long, value_name = "PATH")]
-    pub hosts_file: Option<PathBuf>,
-
-    /// An ack slower than this is late; each window waits this long for acks after its last probe.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Probes are accounted in back-to-back windows of this length; metrics move once per window.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub window: Duration,
-
-    /// Consecutive unanswered probes that make an outage.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-    pub outage_min: u64,
-
-    /// Address and port of the HTTP server.
-    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-
-    /// A responder silent this long leaves the metrics.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub forget: Duration,
-
-    /// Most series (responder × path) kept per target; more are refused and counted.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
-    pub max_series: usize,
-
-    /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min"])]
-    pub config: Option<PathBuf>,
-
-    /// Log only errors (no line per responder that appears, goes silent or restarts).
-    #[arg(short, long)]
-    pub quiet: bool,
-}
 
 /// One validated target.
 #[derive(Debug, Clone)]

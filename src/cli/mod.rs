@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod commands;
+
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
 pub const DEFAULT_GROUP: &str = "239.255.42.42";
@@ -54,17 +56,17 @@ pub enum Command {
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
     Demo(DemoArgs),
     /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
-    MaxRate(crate::cli_extra::MaxRateArgs),
+    MaxRate(commands::MaxRateArgs),
     /// Every host of a list answers and probes every other one; each prints its row of the mesh.
-    Mesh(crate::cli_extra::MeshArgs),
+    Mesh(commands::MeshArgs),
     /// Write report.html from report folders (`probe --out`); several folders are merged.
     Report(ReportArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
-    Serve(crate::serve::ServeArgs),
+    Serve(commands::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(crate::manual::CompletionsArgs),
+    Completions(commands::CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
-    Man(crate::manual::ManArgs),
+    Man(commands::ManArgs),
 }
 
 #[derive(Debug, Args, Clone)]
