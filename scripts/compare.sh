@@ -49,7 +49,7 @@ RTT_RATE=${RTT_RATE:-1000}; RTT_SIZE=${RTT_SIZE:-64}; RTT_SECONDS=${RTT_SECONDS:
 STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}
 STEP_SECONDS=${STEP_SECONDS:-3}; STEP_SIZE=${STEP_SIZE:-64}; ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}
 LATE_RATE=${LATE_RATE:-10000}; LATE_SECONDS=${LATE_SECONDS:-5}
-PY=$(command -v /usr/bin/python3 python3 | head -n1)
+PY=$(command -v /usr/bin/python3 || command -v python3)
 
 # Groups and ports: one per tool, none of them a tool's default.
 MC_GROUP=239.255.77.1; MC_PORT=24277

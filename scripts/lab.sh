@@ -43,8 +43,10 @@ SUBNET6=${LAB_SUBNET6:-fd77:}            # IPv6 /64, host I gets fd77::I
 STATE_ROOT=${LAB_STATE_DIR:-/run/mcprobe-lab}
 IMPAIR_MODE=${LAB_IMPAIR:-auto}          # auto | netem | nft
 HOST_IF=veth0
-# /usr/bin/python3 starts faster than a pyenv shim and exists on CI images.
-PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 python3 | head -n1)}
+# /usr/bin/python3 starts faster than a pyenv shim and exists on CI images. (Not
+# `command -v A B | head -n1`: head's early exit can kill the writer with SIGPIPE, which
+# pipefail and set -e turn into a silent exit 141 of the whole script, now and then.)
+PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 usage() {
     cat <<EOF
@@ -109,7 +111,7 @@ lab_require() {
     log "installing: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-    PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 python3 | head -n1)}
+    PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 }
 
 # --- names and state -----------------------------------------------------------
@@ -129,7 +131,8 @@ take_lock() {
     flock -w 60 9 || die "timed out waiting for the lock on lab '$PREFIX'"
 }
 
-ns_exists() { ip netns list | awk '{print $1}' | grep -qx -- "$1"; }
+# awk reads all its input: `grep -q` would stop early and SIGPIPE the writer (see PY above).
+ns_exists() { ip netns list | awk -v n="$1" '$1 == n { found = 1 } END { exit !found }'; }
 require_up() {
     [[ -f $STATE/n ]] && ns_exists "$BR_NS" || die "lab '$PREFIX' is not up (run: lab.sh up N)"
     NHOSTS=$(<"$STATE/n")
@@ -736,7 +739,9 @@ cmd_selftest() {
         || die "selftest: loss counters look wrong"
     trap - EXIT
     lab down
-    if ip netns list | grep -q "^$P-"; then die "selftest: namespaces left over"; fi
+    if ip netns list | awk -v p="$P-" 'index($1, p) == 1 { found = 1 } END { exit !found }'; then
+        die "selftest: namespaces left over"
+    fi
     echo "selftest: ok"
 }
 

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
@@ -154,7 +154,7 @@ pub(crate) fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_i
         b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
     );
     head.extend_from_slice(&body.lines);
-    let mut written = vec![write_atomic(dir, HLOG, &head)?];
+    let mut written = vec![crate::meta::write_atomic(dir, HLOG, &head)?];
     let paths =
         std::iter::once((&o.run, ProbePath::Multicast)).chain(o.unicast.iter().map(|u| (&u.run, ProbePath::Unicast)));
     for (run, path) in paths {
@@ -177,18 +177,7 @@ fn write_hgrm_file(dir: &Path, h: &HostStats, path: ProbePath, run_id: &str) -> 
     write_hgrm(&mut text, &h.rtt)?;
     let id = format_id(h.responder_id);
     writeln!(text, "#[mcprobe run {run_id}, responder {} ({id}), path {}, RTT in µs]", h.name, path.as_str())?;
-    write_atomic(dir, &hgrm_name(&h.name, &format_id(h.responder_id), path), &text)
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    crate::meta::persist(tmp, &path)?;
-    Ok(path)
+    crate::meta::write_atomic(dir, &hgrm_name(&h.name, &format_id(h.responder_id), path), &text)
 }
 
 #[cfg(test)]

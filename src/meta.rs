@@ -139,6 +139,19 @@ pub(crate) fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `dir/name` whole or not at all: a temporary file in the folder, renamed
+/// into place readable by all.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    persist(tmp, &path)?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -4,21 +4,6 @@ mod common;
 
 use common::*;
 
-/// Runs mcprobe with `args`; asserts exit code 2 and that stderr contains each of `needles`.
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = run({
-        let mut c = bin();
-        c.args(args);
-        c
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: expected {n:?} in {stderr}");
-    }
-    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
-}
-
 #[test]
 fn a_unicast_group_is_refused() {
     fails_with(

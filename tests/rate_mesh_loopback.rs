@@ -83,19 +83,6 @@ fn ctrl_c_keeps_the_trials_run_so_far() {
     assert_eq!(results[0]["complete"], "false");
 }
 
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = run({
-        let mut c = bin();
-        c.args(args);
-        c
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: expected {n:?} in {stderr}");
-    }
-}
-
 #[test]
 fn bad_input_names_the_flag() {
     fails_with(

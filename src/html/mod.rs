@@ -7,7 +7,6 @@ pub(crate) mod folder;
 pub(crate) mod merge;
 pub(crate) mod page;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -40,19 +39,8 @@ pub(crate) fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
         }
     };
     std::fs::create_dir_all(to).with_context(|| format!("--to {}: cannot create the folder", to.display()))?;
-    let matrix = csv.map(|text| write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
-    Ok(Written { html: write_atomic(to, REPORT, html.as_bytes())?, matrix })
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    crate::meta::persist(tmp, &path)?;
-    Ok(path)
+    let matrix = csv.map(|text| crate::meta::write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
+    Ok(Written { html: crate::meta::write_atomic(to, REPORT, html.as_bytes())?, matrix })
 }
 
 /// Escapes text for HTML content and attribute values.

@@ -157,3 +157,18 @@ pub fn prober_port(session_line: &str) -> u16 {
     let from = session_line.split(" from ").nth(1).and_then(|s| s.split(':').nth(1)).expect("an address");
     from.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().expect("a port")
 }
+
+/// Runs mcprobe with `args`; asserts exit code 2 and that stderr contains each of `needles`.
+pub fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = run({
+        let mut c = bin();
+        c.args(args);
+        c
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: expected {n:?} in {stderr}");
+    }
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
