@@ -20,34 +20,15 @@ use crate::wire;
 
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(10);
-pub(crate) const DEFAULT_OUTAGE_MIN: u64 = 3;
 /// `--preset soak`: longer than two IGMP membership timeouts (2 × 260 s), so a LAN without a
 /// querier shows its snooping switch dropping the group mid-run.
 pub(crate) const SOAK_DURATION: Duration = Duration::from_secs(600);
 pub(crate) const SOAK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A probe configuration with every optional setting at its default: the one literal of it.
+/// A probe configuration with every optional setting at its default (the engine's own,
+/// [`ProbeConfig::new`]), on `iface`.
 pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeConfig {
-    ProbeConfig {
-        session: rand::random(),
-        group,
-        port,
-        iface,
-        ttl: 1,
-        size: 128,
-        interval: DEFAULT_INTERVAL,
-        schedule: Schedule::Fixed,
-        count: (DEFAULT_DURATION.as_nanos() / DEFAULT_INTERVAL.as_nanos()) as u64,
-        timeout: Duration::from_secs(1),
-        report_interval: Duration::from_secs(1),
-        raw: false,
-        intervals: false,
-        rcvbuf: net::DEFAULT_RCVBUF,
-        key: None,
-        plain: None,
-        outage_min: DEFAULT_OUTAGE_MIN,
-        hosts: Vec::new(),
-    }
+    ProbeConfig { iface, ..ProbeConfig::new(group, port) }
 }
 
 /// A responder configuration with every optional setting at its default: the one literal of it.
