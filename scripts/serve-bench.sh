@@ -41,8 +41,10 @@ serve() { # PORT HTTP SECONDS RATE [WINDOW]
         --window "${5:-10s}" \
         >"$OUT/serve.log" 2>&1 &
     SERVE=$!   # the timeout process: signals sent to it reach serve
+    pids+=("$SERVE")   # so that an early exit below still stops it
     sleep 0.2
-    SERVE_PID=$(pgrep -P "$SERVE" -x mcprobe)   # serve itself, whose CPU and RSS are sampled
+    # serve itself (timeout's only child, whatever the binary is called), whose CPU and RSS are sampled
+    SERVE_PID=$(pgrep -P "$SERVE") || { echo "serve did not start: $(cat "$OUT/serve.log")" >&2; exit 1; }
     for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $2))" 2>/dev/null && return; sleep 0.1; done
     echo "serve did not come up: $(cat "$OUT/serve.log")" >&2; exit 1
 }
