@@ -60,6 +60,7 @@ fn main() {
                         limited: 0,
                         ttl: 1,
                         arrival: Arrival::Multicast,
+                        ext: None,
                         name: format!("sim-{id:04}"),
                     };
                     sock.send_to(&ack.encode_within(rx.len).unwrap(), rx.from).unwrap();

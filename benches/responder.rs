@@ -52,7 +52,7 @@ fn probes(key: Option<&Key>) -> Vec<Vec<u8>> {
     (0..BATCH)
         .map(|seq| {
             let tag = if key.is_some() { TAG_LEN } else { 0 };
-            let mut p = Probe { session: 0x5eed, seq, tx_ns: T0 + seq * GAP_NS }.encode(SIZE - tag);
+            let mut p = Probe { session: 0x5eed, seq, tx_ns: T0 + seq * GAP_NS, asks_ext: false }.encode(SIZE - tag);
             if let Some(k) = key {
                 k.seal(&mut p);
             }

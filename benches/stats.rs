@@ -95,6 +95,7 @@ fn ack(seq: u64, r: u64) -> (Ack, SocketAddr, u64) {
         limited: 0,
         ttl: 64,
         arrival: Arrival::Multicast,
+        ext: None,
         name: format!("rack{:02}-node{:03}.lan", r / 100, r % 100),
     };
     (a, addr(r), tx + rtt)

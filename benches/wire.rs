@@ -34,6 +34,7 @@ fn ack(seq: u64) -> Ack {
         limited: 0,
         ttl: 63,
         arrival: Arrival::Multicast,
+        ext: None,
         name: NAME_20.to_owned(),
     }
 }
@@ -46,11 +47,11 @@ fn probe_encode_into(bencher: Bencher, size: usize) {
     let mut buf = Vec::with_capacity(size);
     // Fault the buffer's pages in once, as the prober's first send does: left cold, the first
     // iteration's page faults make divan pick one-iteration samples below its timer's precision.
-    Probe { session: SESSION, seq: 0, tx_ns: T0 }.encode_into(size, &mut buf);
+    Probe { session: SESSION, seq: 0, tx_ns: T0, asks_ext: false }.encode_into(size, &mut buf);
     let mut seq = 0u64;
     bencher.counter(BytesCount::new(size)).counter(ItemsCount::new(1u32)).bench_local(|| {
         seq += 1;
-        let probe = Probe { session: SESSION, seq, tx_ns: T0 + seq * 1_000_000 };
+        let probe = Probe { session: SESSION, seq, tx_ns: T0 + seq * 1_000_000, asks_ext: false };
         buf.clear();
         black_box(&probe).encode_into(black_box(size), &mut buf);
         black_box(&buf);
@@ -74,7 +75,7 @@ fn ack_encode_within(bencher: Bencher, limit: usize) {
 /// A responder decodes every probe it receives (64 bytes here; decoding never reads the padding).
 #[divan::bench]
 fn decode_probe(bencher: Bencher) {
-    let bytes = Probe { session: SESSION, seq: 42, tx_ns: T0 }.encode(64);
+    let bytes = Probe { session: SESSION, seq: 42, tx_ns: T0, asks_ext: false }.encode(64);
     assert!(matches!(wire::decode(&bytes), Ok(Message::Probe(_))));
     bencher.counter(BytesCount::new(bytes.len())).counter(ItemsCount::new(1u32)).bench_local(|| {
         black_box_drop(wire::decode(black_box(&bytes)));

@@ -88,18 +88,18 @@ mod tests {
     #[test]
     fn sealed_messages_verify_and_decode() {
         let key = Key::from_secret(b"s3cret").unwrap();
-        let mut p = Probe { session: 1, seq: 2, tx_ns: 3 }.encode(100 - TAG_LEN);
+        let mut p = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false }.encode(100 - TAG_LEN);
         key.seal(&mut p);
         assert_eq!(p.len(), 100);
         assert!(key.verify(&p));
-        assert_eq!(decode(&p), Ok(Message::Probe(Probe { session: 1, seq: 2, tx_ns: 3 })));
+        assert_eq!(decode(&p), Ok(Message::Probe(Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false })));
     }
 
     #[test]
     fn wrong_keys_tampering_and_unkeyed_messages_fail() {
         let key = Key::from_secret(b"s3cret").unwrap();
         let other = Key::from_secret(b"s3cret!").unwrap();
-        let plain = Probe { session: 1, seq: 2, tx_ns: 3 }.encode(80);
+        let plain = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false }.encode(80);
         assert!(!key.verify(&plain));
         let mut sealed = plain.clone();
         key.seal(&mut sealed);

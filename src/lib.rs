@@ -30,3 +30,8 @@ pub mod serve;
 pub mod stats;
 pub(crate) mod watch;
 pub mod wire;
+
+/// The four pairings of old (version 1, before the ack extension) and new prober and
+/// responder, across wire, responder and stats.
+#[cfg(test)]
+mod compat_tests;

@@ -42,7 +42,7 @@ fn acks_are_never_larger_than_their_probes() {
     // Every probe size from below the minimum to well above the full ack, byte for byte.
     for (size, keyed_probe) in (40..=200).map(|s| (s, false)).chain((40..=200).map(|s| (s, true))) {
         // Stamped now: a keyed responder answers only fresh probes.
-        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: now_ns() }.encode(size);
+        let mut probe = Probe { session: 7, seq: size as u64, tx_ns: now_ns(), asks_ext: false }.encode(size);
         let dest = if keyed_probe {
             probe.truncate(size.saturating_sub(wire::TAG_LEN).max(wire::PROBE_LEN));
             key.seal(&mut probe);
@@ -397,7 +397,7 @@ fn send_and_count_replies(sock: &UdpSocket, port: u16, datagram: &[u8], times: u
 }
 
 fn keyed_probe(key: &Key, session: u64, seq: u64, tx_ns: u64) -> Vec<u8> {
-    let mut p = Probe { session, seq, tx_ns }.encode(128 - wire::TAG_LEN);
+    let mut p = Probe { session, seq, tx_ns, asks_ext: false }.encode(128 - wire::TAG_LEN);
     key.seal(&mut p);
     p
 }
@@ -596,7 +596,7 @@ fn the_total_budget_holds_under_a_flood_from_1000_sources() {
         for i in 0..SOURCES {
             let k = (i + round * 97) % SOURCES;
             let src = Ipv4Addr::new(127, 1, (k / 250) as u8, (k % 250 + 1) as u8);
-            let probe = Probe { session: k as u64, seq: round as u64, tx_ns: now_ns() }.encode(64);
+            let probe = Probe { session: k as u64, seq: round as u64, tx_ns: now_ns(), asks_ext: false }.encode(64);
             send_from(&sock, src, responder, &probe);
         }
         std::thread::sleep(Duration::from_millis(100));

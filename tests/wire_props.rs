@@ -1,6 +1,6 @@
 //! Property tests of the packet format: round-trips, no amplification, and no panic on any input.
 
-use mcprobe::wire::{self, Ack, Arrival, DecodeError, Message, Probe};
+use mcprobe::wire::{self, Ack, AckExt, Arrival, DecodeError, Message, Probe};
 use proptest::prelude::*;
 
 fn arrival() -> impl Strategy<Value = Arrival> {
@@ -8,20 +8,29 @@ fn arrival() -> impl Strategy<Value = Arrival> {
 }
 
 prop_compose! {
+    fn any_ext()(host_drops: u32, join_delay_ns in proptest::option::of(0..u64::MAX),
+                 member_ns in proptest::option::of(0..u64::MAX)) -> AckExt {
+        AckExt { host_drops, join_delay_ns, member_ns }
+    }
+}
+
+prop_compose! {
     fn any_ack()(session: u64, seq: u64, tx_ns: u64, responder: u64, rx_ns: u64, dwell_ns: u32,
                  received: u32, ack_seq: u32, limited: u32, ttl: u8, arrival in arrival(),
-                 name in "\\PC{0,40}") -> Ack {
-        Ack { session, seq, tx_ns, responder, rx_ns, dwell_ns, received, ack_seq, limited, ttl, arrival, name }
+                 ext in proptest::option::of(any_ext()), name in "\\PC{0,40}") -> Ack {
+        Ack { session, seq, tx_ns, responder, rx_ns, dwell_ns, received, ack_seq, limited, ttl, arrival, ext, name }
     }
 }
 
 proptest! {
     #[test]
-    fn probes_round_trip(session: u64, seq: u64, tx_ns: u64, size in 0usize..2000) {
-        let p = Probe { session, seq, tx_ns };
+    fn probes_round_trip(session: u64, seq: u64, tx_ns: u64, asks_ext: bool, size in 0usize..2000) {
+        let p = Probe { session, seq, tx_ns, asks_ext };
         let bytes = p.encode(size);
         prop_assert_eq!(bytes.len(), size.max(wire::PROBE_LEN));
-        prop_assert_eq!(wire::decode(&bytes), Ok(Message::Probe(p)));
+        // A probe of exactly the fixed part has no padding byte to ask with.
+        let asked = Probe { asks_ext: asks_ext && size > wire::PROBE_LEN, ..p };
+        prop_assert_eq!(wire::decode(&bytes), Ok(Message::Probe(asked)));
     }
 
     #[test]
@@ -32,11 +41,17 @@ proptest! {
                 prop_assert!(bytes.len() <= limit, "ack of {} bytes for a {limit}-byte probe", bytes.len());
                 let Ok(Message::Ack(back)) = wire::decode(&bytes) else { return Err(TestCaseError::fail("not an ack")) };
                 prop_assert!(ack.name.starts_with(&back.name));
+                // The extension travels whole when it fits, before any of the name.
+                let ext_len = 1 + wire::EXT_LEN;
+                let ext_fits = limit >= wire::ACK_FIXED_LEN + ext_len;
+                prop_assert_eq!(back.ext, ack.ext.filter(|_| ext_fits));
                 let mut expect = ack.clone();
                 expect.name = back.name.clone();
-                prop_assert_eq!(back, expect);
-                if limit >= wire::ACK_FIXED_LEN + 1 + ack.name.len() && ack.name.len() <= wire::MAX_NAME_LEN {
-                    prop_assert_eq!(bytes.len(), wire::ACK_FIXED_LEN + usize::from(!ack.name.is_empty()) * (1 + ack.name.len()));
+                expect.ext = back.ext;
+                prop_assert_eq!(&back, &expect);
+                let fixed = wire::ACK_FIXED_LEN + usize::from(back.ext.is_some()) * ext_len;
+                if limit >= fixed + 1 + ack.name.len() && ack.name.len() <= wire::MAX_NAME_LEN {
+                    prop_assert_eq!(bytes.len(), fixed + usize::from(!ack.name.is_empty()) * (1 + ack.name.len()));
                 }
             }
         }

@@ -192,6 +192,13 @@ pub enum Note {
     },
     /// Several responders lost probes, but no more of the same ones than chance gives.
     IndependentLoss(Vec<String>),
+    /// Of a responder's forward loss, how much its own host dropped (its socket buffer was
+    /// full, as its acks reported) and how much the network lost.
+    HostDrops {
+        name: String,
+        host: u64,
+        network: u64,
+    },
     /// A membership querier heard on the interface.
     Querier(QuerierSeen),
     /// No membership query for longer than the wait: snooping switches will drop the group.
@@ -388,6 +395,11 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
+    notes.extend(rows.iter().filter(|r| r.responder.is_some()).filter_map(|r| {
+        let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
+        let name = if r.name().is_empty() { r.id()?.to_string()[..8].to_string() } else { r.name().to_string() };
+        Some(Note::HostDrops { name, host, network: r.figures.forward_lost - host })
+    }));
     let answered = rows.iter().any(Row::is_multicast_responder);
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {

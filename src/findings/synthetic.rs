@@ -27,6 +27,11 @@ pub(crate) struct Answerer {
     pub rtt_us: u64,
     /// Probes it never received (forward loss).
     pub drop_probe: fn(u64) -> bool,
+    /// Of those, the ones its own host dropped (a full socket buffer), which it counts.
+    pub host_dropped: fn(u64) -> bool,
+    /// Its acks carry the extension (host drops, join); with `Some(ms)` it joined the group that
+    /// long after the run's first probe, and the first probe after that reached it.
+    pub reports: Option<Option<u64>>,
 }
 
 impl Answerer {
@@ -38,19 +43,36 @@ impl Answerer {
             hops: 0,
             rtt_us: 250,
             drop_probe: |_| false,
+            host_dropped: |_| false,
+            reports: None,
         }
     }
 }
 
 fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: u32) {
     let mut counts = vec![0u32; who.len()];
+    let mut drops = vec![0u32; who.len()];
     for seq in 0..sent {
         let tx = T0 + seq * 10 * MS;
         assert_eq!(run.record_send(tx), seq);
         for (i, a) in who.iter().enumerate() {
             if (a.drop_probe)(seq) {
+                drops[i] += u32::from((a.host_dropped)(seq));
                 continue;
             }
+            // Probes leave every 10 ms and take 40 µs: one that joined `ms` after the first
+            // probe receives the first one sent after that (the test drops the earlier ones);
+            // one that joined before the run did so ten minutes earlier.
+            let ext = a.reports.map(|join| crate::wire::AckExt {
+                host_drops: drops[i],
+                join_delay_ns: Some(
+                    join.map_or(600_000 * MS, |ms| (ms * MS).next_multiple_of(10 * MS) - ms * MS + 40_000),
+                ),
+                member_ns: Some(match join {
+                    Some(ms) => (tx + 40_000).saturating_sub(T0 + ms * MS),
+                    None => 600_000 * MS + seq * 10 * MS,
+                }),
+            });
             counts[i] += 1;
             let ack = Ack {
                 session: run.config().session,
@@ -64,6 +86,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                 limited: 0,
                 ttl: (sent_ttl as u8).saturating_sub(a.hops),
                 arrival,
+                ext,
                 name: a.name.to_string(),
             };
             // Jitter of a few µs so the percentiles are not all equal.

@@ -26,6 +26,9 @@ pub(crate) struct SummaryRec {
     pub lost: u64,
     pub loss_pct: f64,
     pub forward_lost: u64,
+    /// Absent from folders written before responders reported their host drops.
+    #[serde(default)]
+    pub forward_host_drops: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
@@ -35,6 +38,8 @@ pub(crate) struct SummaryRec {
     pub rtt_p999_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
     pub jitter_us: Option<f64>,
+    #[serde(default)]
+    pub join_delay_ms: Option<f64>,
     pub verdict: Option<Verdict>,
     pub outages: u64,
 }

@@ -409,15 +409,16 @@ fn what_was_run(f: &Folder) -> String {
 pub(crate) fn summary_table(rows: &[&SummaryRec]) -> String {
     let mut s = String::from(
         "<table class=\"summary\"><thead><tr><th>responder</th><th class=\"t\">address</th><th class=\"t\">path</th><th>sent</th><th>rcvd</th>\
-         <th>loss %</th><th>fwd</th><th>ret</th><th>late</th><th>unk</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th>\
-         <th>jitter µs</th><th>outages</th><th>verdict</th></tr></thead><tbody>",
+         <th>loss %</th><th>fwd</th><th title=\"of fwd: dropped by the responder's own host (full socket buffer)\">host</th>\
+         <th>ret</th><th>late</th><th>unk</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th>\
+         <th>jitter µs</th><th title=\"join delay, when the responder joined during the run\">join ms</th><th>outages</th><th>verdict</th></tr></thead><tbody>",
     );
     for r in rows {
         let cls = if r.lost > 0 { " class=\"lossy\"" } else { "" };
         let _ = write!(
             s,
-            "<tr{cls}><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{cls}><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.label()),
             esc(&r.address),
             r.path.as_str(),
@@ -425,6 +426,7 @@ pub(crate) fn summary_table(rows: &[&SummaryRec]) -> String {
             r.received,
             r.loss_pct,
             r.forward_lost,
+            r.forward_host_drops.map_or("-".to_string(), |d| d.to_string()),
             r.return_lost,
             r.late,
             r.unknown_lost,
@@ -432,6 +434,7 @@ pub(crate) fn summary_table(rows: &[&SummaryRec]) -> String {
             fmt_opt(r.rtt_p99_us, 1),
             fmt_opt(r.rtt_max_us, 1),
             fmt_opt(r.jitter_us, 1),
+            fmt_opt(r.join_delay_ms, 1),
             r.outages,
             r.verdict.map_or("", Verdict::as_str)
         );

@@ -93,6 +93,8 @@ pub(crate) enum Cause {
     LocalDrops,
     /// Probes that never reached the responder: its host (receive buffer, CPU) or the path to it.
     Forward,
+    /// Probes the responder's own host dropped: its socket buffer was full (it reports these).
+    ResponderHost,
     /// Acks lost on the way back.
     Return,
     /// Probes the responder chose not to answer (its `--rate-limit`).
@@ -108,6 +110,7 @@ impl Cause {
         match self {
             Cause::LocalDrops => "local-drops",
             Cause::Forward => "forward",
+            Cause::ResponderHost => "responder-host",
             Cause::Return => "return",
             Cause::RateLimited => "rate-limited",
             Cause::Late => "late",
@@ -118,7 +121,10 @@ impl Cause {
     pub(crate) fn explain(self) -> &'static str {
         match self {
             Cause::LocalDrops => "acks dropped by this host's socket buffer: a limit of this host, not of the network",
-            Cause::Forward => "probes did not reach the responder: its host (receive buffer, CPU) or the path to it",
+            Cause::Forward => "probes did not reach the responder: the path to it (or its host, if it does not report its own drops)",
+            Cause::ResponderHost => {
+                "probes dropped by the responder's own socket buffer: a limit of that host (raise its --rcvbuf), not of the network"
+            }
             Cause::Return => "acks lost on the way back from the responder",
             Cause::RateLimited => {
                 "the responder's --rate-limit (default 10000/s per prober): start it with a higher one"
@@ -142,9 +148,11 @@ pub(crate) fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
     let local = t.local_drops.min(f.return_lost + f.unknown_lost);
     let ret = f.return_lost.saturating_sub(local);
     let unknown = f.unknown_lost.saturating_sub(local.saturating_sub(f.return_lost));
+    let host = f.forward_host_drops.unwrap_or(0).min(f.forward_lost);
     let parts = [
         (local, Cause::LocalDrops),
-        (f.forward_lost, Cause::Forward),
+        (host, Cause::ResponderHost),
+        (f.forward_lost - host, Cause::Forward),
         (ret, Cause::Return),
         (f.limited, Cause::RateLimited),
         (f.late, Cause::Late),
@@ -202,7 +210,11 @@ mod tests {
         assert_eq!(cause(&trial(1000, 1000.0, 25), &resp(ret)), Cause::LocalDrops);
         // A prober that sent at 70 % of the rate asked is named apart; the loss keeps its cause.
         assert!(sender_behind(&trial(1000, 700.0, 0)) && !sender_behind(&trial(1000, 950.0, 0)));
-        assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd)), Cause::Forward);
+        assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd.clone())), Cause::Forward);
+        let host = Figures { forward_host_drops: Some(20), ..fwd.clone() };
+        assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(host)), Cause::ResponderHost);
+        let mostly_network = Figures { forward_host_drops: Some(5), ..fwd };
+        assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(mostly_network)), Cause::Forward);
         let lim = Figures { sent: 100, limited: 40, lost: 1, forward_lost: 1, ..Figures::default() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(lim)), Cause::RateLimited);
     }

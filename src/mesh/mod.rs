@@ -23,6 +23,8 @@ pub(crate) struct PathFigures {
     pub sent: u64,
     pub lost: u64,
     pub forward_lost: u64,
+    /// Of `forward_lost`: dropped by the peer's own host (its socket buffer full), when it says.
+    pub forward_host_drops: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
@@ -35,10 +37,12 @@ pub(crate) struct PathFigures {
 impl PathFigures {
     pub(crate) fn of(f: &Figures) -> Self {
         let before_first = f.sent - f.sent_after_first;
+        let forward_lost = f.forward_lost.saturating_sub(before_first);
         PathFigures {
             sent: f.sent_after_first,
             lost: f.lost_after_first,
-            forward_lost: f.forward_lost.saturating_sub(before_first),
+            forward_lost,
+            forward_host_drops: f.forward_host_drops.map(|d| d.min(forward_lost)),
             return_lost: f.return_lost,
             unknown_lost: f.unknown_lost,
             late: f.late,
@@ -127,6 +131,7 @@ pub(crate) struct MeshRow {
     pub mc_lost: Option<u64>,
     pub mc_loss_pct: Option<f64>,
     pub mc_forward_lost: Option<u64>,
+    pub mc_forward_host_drops: Option<u64>,
     pub mc_return_lost: Option<u64>,
     pub mc_unknown_lost: Option<u64>,
     pub mc_late: Option<u64>,
@@ -154,6 +159,7 @@ impl MeshRow {
             mc_lost: m.map(|f| f.lost),
             mc_loss_pct: m.as_ref().map(pct),
             mc_forward_lost: m.map(|f| f.forward_lost),
+            mc_forward_host_drops: m.and_then(|f| f.forward_host_drops),
             mc_return_lost: m.map(|f| f.return_lost),
             mc_unknown_lost: m.map(|f| f.unknown_lost),
             mc_late: m.map(|f| f.late),

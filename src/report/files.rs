@@ -30,6 +30,10 @@ pub(crate) struct SummaryRow {
     pub lost_after_first: u64,
     pub loss_after_first_pct: f64,
     pub forward_lost: u64,
+    /// Of `forward_lost`: dropped by the responder's own host (full socket buffer) and by the
+    /// network; empty when the responder does not report its drops.
+    pub forward_host_drops: Option<u64>,
+    pub forward_network_lost: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub limited: u64,
@@ -48,6 +52,8 @@ pub(crate) struct SummaryRow {
     pub net_rtt_mean_us: Option<f64>,
     pub jitter_us: Option<f64>,
     pub first_ack_ms: Option<f64>,
+    /// The responder's join delay, when it joined during the run.
+    pub join_delay_ms: Option<f64>,
     pub ttl: u8,
     pub hops: Option<u8>,
     pub arrival: &'static str,
@@ -89,6 +95,8 @@ impl SummaryRow {
             lost_after_first: f.lost_after_first,
             loss_after_first_pct: round3(f.loss_after_first_pct()),
             forward_lost: f.forward_lost,
+            forward_host_drops: f.forward_host_drops,
+            forward_network_lost: f.forward_host_drops.map(|h| f.forward_lost - h),
             return_lost: f.return_lost,
             unknown_lost: f.unknown_lost,
             limited: f.limited,
@@ -107,6 +115,7 @@ impl SummaryRow {
             net_rtt_mean_us: rtt.and_then(|x| x.net_mean_ns.map(us)),
             jitter_us: rtt.map(|x| us(x.jitter_ns)),
             first_ack_ms: f.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
+            join_delay_ms: f.join_delay_ns.map(|ns| round3(ns as f64 / 1e6)),
             ttl: f.ttl,
             hops: r.hops,
             arrival: if r.responder.is_some() { f.arrival.as_str() } else { "" },

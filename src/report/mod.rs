@@ -54,18 +54,25 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     let path_col = |p: &str| if paths { format!("{p:<9}  ") } else { String::new() };
     let limits = f.rows.iter().any(|r| r.figures.limited > 0);
     let lim_col = |v: &str| if limits { format!(" {v:>5}") } else { String::new() };
+    // HOST (of FWD, dropped by the responder's own host) when a responder reported such drops;
+    // JOIN when a responder joined during the run.
+    let host_drops = f.rows.iter().any(|r| r.figures.forward_host_drops.is_some_and(|d| d > 0));
+    let host_col = |v: &str| if host_drops { format!(" {v:>5}") } else { String::new() };
+    let joins = f.rows.iter().any(|r| r.figures.join_delay_ns.is_some());
+    let join_col = |v: &str| if joins { format!(" {v:>8}") } else { String::new() };
     writeln!(
         w,
-        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", "RET", "UNK", lim_col("LIM"), "DUP",
-        "REOR", "LATE", "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms"
+        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5}{} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}{}",
+        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", host_col("HOST"), "RET", "UNK",
+        lim_col("LIM"), "DUP", "REOR", "LATE", "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms",
+        join_col("JOIN ms")
     )?;
     for ((r, name), addr) in f.rows.iter().zip(&names).zip(&addrs) {
         let g = &r.figures;
         let rtt = |pick: fn(&crate::stats::RttFigures) -> u64| opt(g.rtt.as_ref().map(|x| pick(x) as f64 / 1e3), 1);
         writeln!(
             w,
-            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5}{} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}{}",
             name,
             addr,
             path_col(r.path.as_str()),
@@ -73,6 +80,7 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
             g.received,
             g.loss_pct(),
             g.forward_lost,
+            host_col(&g.forward_host_drops.map_or("-".to_string(), |d| d.to_string())),
             g.return_lost,
             g.unknown_lost,
             lim_col(&g.limited.to_string()),
@@ -85,6 +93,7 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
             rtt(|x| x.max_ns),
             opt(g.rtt.as_ref().map(|x| x.jitter_ns / 1e3), 1),
             opt(g.first_ack_ns.map(|ns| ns as f64 / 1e6), 1),
+            join_col(&opt(g.join_delay_ns.map(|ns| ns as f64 / 1e6), 1)),
         )?;
     }
     let n = f.responders().count();
@@ -169,6 +178,10 @@ pub(crate) fn note_line(n: &Note) -> String {
         Note::IndependentLoss(names) => format!(
             "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
             and_list(names)
+        ),
+        Note::HostDrops { name, host, network } => format!(
+            "{name}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
+            host + network
         ),
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),

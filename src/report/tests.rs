@@ -159,6 +159,36 @@ fn table_with_a_fault_shared_by_three_hosts() {
     insta::assert_snapshot!(render(|w| write_table(w, &f)));
 }
 
+/// Forward loss split by responders that report their host drops: h2 drops 6 of its 10 in its
+/// own socket buffer, h3 reports none (all network), h4 does not report (an older responder);
+/// h3 joined 25 ms into the run.
+#[test]
+fn table_and_json_with_host_drops_and_a_join_delay() {
+    let mut h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    h2.drop_probe = |s| s % 10 == 3;
+    h2.host_dropped = |s| s < 60;
+    h2.reports = Some(None);
+    let mut h3 = Answerer::new(3, "h3", "10.0.0.3:24242");
+    h3.drop_probe = |s| s < 3 || s % 25 == 7;
+    h3.reports = Some(Some(25));
+    let mut h4 = Answerer::new(4, "h4", "10.0.0.4:24242");
+    h4.drop_probe = |s| s % 20 == 1;
+    let f = Findings::of(&outcome(100, 1, &[h2, h3, h4], &[]), judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+    let json: serde_json::Value = serde_json::from_str(&render(|w| write_json(w, &f))).unwrap();
+    let pick = |i: usize, k: &str| json["responders"][i][k].clone();
+    assert_eq!(
+        (pick(0, "forward_lost"), pick(0, "forward_host_drops"), pick(0, "forward_network_lost")),
+        (10.into(), 6.into(), 4.into())
+    );
+    assert_eq!((pick(1, "forward_host_drops"), pick(1, "forward_network_lost")), (0.into(), 7.into()));
+    assert_eq!(
+        (pick(2, "forward_host_drops"), pick(2, "forward_network_lost")),
+        (serde_json::Value::Null, serde_json::Value::Null)
+    );
+    assert_eq!((pick(0, "join_delay_ms"), pick(1, "join_delay_ms")), (serde_json::Value::Null, 5.04.into()));
+}
+
 /// `--hosts` (a soak): the host whose outage the querier silence explains, under the verdicts.
 #[test]
 fn verdicts_with_an_outage_the_querier_silence_explains() {

@@ -251,6 +251,9 @@ pub struct SessionState {
     pub source: Option<SocketAddr>,
     /// Sequence numbers seen lately (used for keyed sessions).
     pub seqs: SeqWindow,
+    /// The socket's drop count when the session's first probe arrived: the acks' host drops
+    /// count from it.
+    pub drops_base: u64,
 }
 
 /// Sessions by id, at most [`MAX_TRACKED`].

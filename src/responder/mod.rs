@@ -135,6 +135,9 @@ pub enum Event {
     /// The total budget of `rate` acks per second is used up: probes are being refused (and
     /// counted as rate-limited in later acks).
     OverBudget { rate: u32 },
+    /// The first multicast probe since the join arrived, `ns` after it, from `from`: the join
+    /// delay, when a prober was already sending (otherwise the wait for one). Told once.
+    FirstProbe { ns: u64, from: SocketAddr },
 }
 
 /// What became of one datagram.
@@ -237,6 +240,13 @@ pub struct Engine {
     skew_notices: Notices,
     source_notices: Notices,
     counters: Counters,
+    /// When the group was joined (CLOCK_REALTIME ns), once the caller says so.
+    joined_ns: Option<u64>,
+    /// From the join to the first multicast probe.
+    join_delay_ns: Option<u64>,
+    /// The [`Event::FirstProbe`] not yet told (a step has room for one event, which may be
+    /// another).
+    first_probe: Option<Event>,
 }
 
 impl Engine {
@@ -261,7 +271,15 @@ impl Engine {
             skew_notices: Notices::default(),
             source_notices: Notices::default(),
             counters: Counters::default(),
+            joined_ns: None,
+            join_delay_ns: None,
+            first_probe: None,
         }
+    }
+
+    /// The group was joined at `ns` (CLOCK_REALTIME): acks report the join delay from it.
+    pub fn joined(&mut self, ns: u64) {
+        self.joined_ns = Some(ns);
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -276,6 +294,11 @@ impl Engine {
     /// The kernel's count of datagrams dropped for buffer space, as the socket reports it.
     pub(crate) fn set_local_drops(&mut self, drops: u64) {
         self.counters.local_drops = drops;
+    }
+
+    /// The [`Event::FirstProbe`], once, after the step that saw it.
+    pub fn take_first_probe(&mut self) -> Option<Event> {
+        self.first_probe.take()
     }
 
     /// Records whether the reply of the last step could be sent.
@@ -343,6 +366,17 @@ impl Engine {
             }
         };
         self.counters.probes += 1;
+        let arrival = match d.dst {
+            Some(a) if a.is_multicast() => Arrival::Multicast,
+            Some(_) => Arrival::Unicast,
+            None => Arrival::Unknown,
+        };
+        // Any probe that came by multicast shows the group reached this host, answered or not.
+        if let (Some(joined), None, Arrival::Multicast) = (self.joined_ns, self.join_delay_ns, arrival) {
+            let ns = d.rx_ns.saturating_sub(joined);
+            self.join_delay_ns = Some(ns);
+            self.first_probe = Some(Event::FirstProbe { ns, from: d.from });
+        }
         if !self.allow.allows(d.from.ip()) {
             self.counters.denied += 1;
             return Step::drop(Outcome::Denied);
@@ -370,11 +404,6 @@ impl Engine {
             });
             return Step { outcome: Outcome::Stale, reply: None, event };
         }
-        let arrival = match d.dst {
-            Some(a) if a.is_multicast() => Arrival::Multicast,
-            Some(_) => Arrival::Unicast,
-            None => Arrival::Unknown,
-        };
         let (state, new_session) = self.sessions.get(probe.session, d.from, d.rx_ns);
         // One lookup for both: a session from another address only has its idle time refreshed.
         if let Some(bound) = state.source.filter(|b| keyed && *b != d.from) {
@@ -394,6 +423,7 @@ impl Engine {
         }
         if new_session {
             self.counters.sessions += 1;
+            state.drops_base = self.counters.local_drops;
         }
         state.received += 1;
         if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
@@ -414,6 +444,11 @@ impl Engine {
         ack.limited = state.limited as u32;
         ack.ttl = d.ttl;
         ack.arrival = arrival;
+        ack.ext = probe.asks_ext.then(|| wire::AckExt {
+            host_drops: self.counters.local_drops.saturating_sub(state.drops_base).min(u32::MAX as u64) as u32,
+            join_delay_ns: self.join_delay_ns,
+            member_ns: self.joined_ns.map(|j| d.rx_ns.saturating_sub(j)),
+        });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.
         state.acks_sent += 1;
@@ -445,7 +480,8 @@ impl Responder {
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
-        let engine = Engine::new(&cfg, rand::random());
+        let mut engine = Engine::new(&cfg, rand::random());
+        engine.joined(net::now_ns());
         Ok(Responder { sock, reply, engine })
     }
 
@@ -480,6 +516,7 @@ impl Responder {
                 if let Some(ok) = alone {
                     self.engine.sent(ok);
                 }
+                events.extend(self.engine.take_first_probe());
             }
             if !tx.is_empty() {
                 let (sent, failed) = tx.flush(out);

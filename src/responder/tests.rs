@@ -38,7 +38,7 @@ fn from(host: u8) -> SocketAddr {
 /// A probe of `size` bytes, sealed with `key` if given (the tag within `size`).
 fn probe(key: Option<&Key>, session: u64, seq: u64, tx_ns: u64, size: usize) -> Vec<u8> {
     let tag = if key.is_some() { wire::TAG_LEN } else { 0 };
-    let mut bytes = Probe { session, seq, tx_ns }.encode(size.saturating_sub(tag));
+    let mut bytes = Probe { session, seq, tx_ns, asks_ext: false }.encode(size.saturating_sub(tag));
     if let Some(k) = key {
         k.seal(&mut bytes);
     }

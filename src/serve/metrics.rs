@@ -170,6 +170,12 @@ impl Collector for StateCollector {
         )?;
         counter(
             &mut e,
+            "mcprobe_host_drops",
+            "Of the forward losses, probes the responder's own host dropped (its socket buffer was full, as its acks report); the rest of the forward losses are the network's. 0 from responders that do not report it.",
+            &per_series(&|s| s.host_drops),
+        )?;
+        counter(
+            &mut e,
             "mcprobe_late_acks",
             "Acks slower than the timeout (their probe counts as lost neither way, but here).",
             &per_series(&|s| s.late),

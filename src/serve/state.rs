@@ -83,6 +83,8 @@ pub(crate) struct Series {
     pub acks: u64,
     /// forward, return, unknown.
     pub lost: [u64; 3],
+    /// Of the forward losses, those the responder's own host dropped (as its acks reported).
+    pub host_drops: u64,
     pub late: u64,
     pub duplicates: u64,
     pub reordered: u64,
@@ -317,6 +319,7 @@ fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
     };
     s.probes += charged;
     s.acks += f.received;
+    s.host_drops += f.forward_host_drops.unwrap_or(0).min(lost[0]);
     for (acc, l) in s.lost.iter_mut().zip(lost) {
         *acc += l;
     }

@@ -156,6 +156,10 @@ pub struct Segment {
     /// The longest run of consecutive probes this id was seen to rate-limit, all of them, between
     /// two consecutive acks.
     pub longest_limited_run: u64,
+    /// The most datagrams its socket had dropped (SO_RXQ_OVFL) since the session's first probe
+    /// reached it, as its acks' extensions said; `None` when no ack carried the extension (a
+    /// responder older than it, or probes too small to carry it).
+    pub host_drops: Option<u64>,
 }
 
 impl Segment {
@@ -171,6 +175,7 @@ impl Segment {
             acks_unique: 0,
             prev: None,
             longest_limited_run: 0,
+            host_drops: None,
         }
     }
 
@@ -210,6 +215,11 @@ impl Segment {
         true
     }
 
+    /// Takes in the host drops an ack's extension reports (they only grow within a session).
+    fn observe_drops(&mut self, drops: u32) {
+        self.host_drops = Some(self.host_drops.map_or(drops as u64, |d| d.max(drops as u64)));
+    }
+
     /// Acks of probe copies: ack numbers beyond one per probe answered.
     fn copies(&self) -> u64 {
         self.acks_distinct.saturating_sub(self.acks_unique)
@@ -245,6 +255,9 @@ pub(crate) struct Attribution {
     pub away: u64,
     /// Limited, by the responder's counters.
     pub limited: u64,
+    /// Datagrams the responder's host dropped (its socket buffer full), summed over the ids
+    /// that reported them; `None` when none did.
+    pub host_drops: Option<u64>,
     /// Probes after the newest ack taken as rate-limited (see `HostStats::attribute`).
     pub limited_tail: u64,
 }
@@ -275,6 +288,8 @@ pub struct HostStats {
     /// On-time acks of probes that have been finalized: gives loss so far during the run.
     pub received_finalized: u64,
     pub first_ack_ns: Option<u64>,
+    /// Its join delay, from the first ack whose extension told it.
+    pub join: Option<Join>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
     jitter_ns: f64,
@@ -305,6 +320,28 @@ pub struct HostStats {
     /// The probes it left unanswered after its first answer, in order (at most
     /// [`MAX_LOST_SEQS`]): which probes several responders lost together (findings::shared).
     pub lost_seqs: Vec<u64>,
+}
+
+/// A responder's join delay (RFC 2432: from joining the group to the first multicast packet),
+/// as its ack extension reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Join {
+    pub delay_ns: u64,
+    /// It joined after this run's first probe left: the delay is the network's (a snooping
+    /// switch or a router adding the port). Otherwise it was waiting for a prober, and the
+    /// "delay" is only that wait.
+    pub during_run: bool,
+}
+
+impl Join {
+    /// From an ack's extension: `member_ns` (join to this probe's arrival) against
+    /// `since_start_ns` (this run's first probe to this probe's sending) and the ack's RTT. On
+    /// the prober's clock the join was at about `tx + rtt/2 − member_ns`, so it came after the
+    /// first probe when `member_ns ≤ since_start_ns + rtt/2`; the whole RTT is allowed, which
+    /// errs by at most half a LAN RTT. Durations only: the two hosts' clocks need not agree.
+    pub(crate) fn from_ext(delay_ns: u64, member_ns: u64, since_start_ns: u64, rtt_ns: u64) -> Self {
+        Join { delay_ns, during_run: member_ns <= since_start_ns.saturating_add(rtt_ns) }
+    }
 }
 
 /// Lost probes remembered per responder (8 bytes each).
@@ -363,6 +400,7 @@ impl HostStats {
             dwell_over_rtt: 0,
             received_finalized: 0,
             first_ack_ns: None,
+            join: None,
             rtt: rtt_histogram(3),
             // The dwell-corrected RTT needs less precision: it is a correction, not the headline.
             net_rtt: rtt_histogram(2),
@@ -419,6 +457,8 @@ impl HostStats {
         let ok = segment.observe(ResponderView::of(ack));
         if !ok {
             self.inconsistent_acks += 1;
+        } else if let Some(e) = &ack.ext {
+            segment.observe_drops(e.host_drops);
         }
         ok
     }
@@ -576,6 +616,9 @@ impl HostStats {
             }
             a.ret += newest.acks_sent.saturating_sub(seg.acks_distinct);
             a.limited += newest.limited;
+            if let Some(d) = seg.host_drops {
+                a.host_drops = Some(a.host_drops.unwrap_or(0) + d);
+            }
             covered = newest.seq + 1;
             last = Some(seg);
         }
@@ -615,6 +658,8 @@ impl HostStats {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // The first start's join is the one the run saw; a restart's, if the first never told.
+        self.join = self.join.or(other.join);
         self.rtt.add(&other.rtt).expect("auto-resizing histograms accept any values");
         self.net_rtt.add(&other.net_rtt).expect("auto-resizing histograms accept any values");
         // Jitter goes on from the new id's latest RTT.

@@ -17,14 +17,14 @@
 
 mod host;
 
-pub(crate) use host::{Attribution, HostStats, IntervalAcc, ResponderView, Restart, SeqBits};
+pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 
 use serde::Serialize;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::wire::{Ack, Arrival};
+use crate::wire::{Ack, AckExt, Arrival};
 
 /// The limited counter of an ack, unwrapped.
 fn ack_limited(ack: &Ack) -> u64 {
@@ -243,6 +243,9 @@ impl Run {
         }
         let consistent = host.observe(seg, ack, from, !self.cfg.plain);
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
+        if let (None, Some(AckExt { join_delay_ns: Some(delay), member_ns: Some(member), .. })) = (host.join, ack.ext) {
+            host.join = Some(Join::from_ext(delay, member, tx_ns.saturating_sub(start), rtt_ns));
+        }
         // A second copy of an ack is a duplicate, whether the first came on time or late.
         if !host.acked.insert(ack.seq) {
             host.record_duplicate();
@@ -551,6 +554,12 @@ pub struct Figures {
     pub lost_after_first: u64,
     pub sent_after_first: u64,
     pub forward_lost: u64,
+    /// Of `forward_lost`: probes the responder's own host dropped, its socket buffer full
+    /// (SO_RXQ_OVFL, which its acks report); the rest of the forward loss is the network's.
+    /// `None` when the responder did not report (older than the report, or no ack carried it).
+    /// Its drops of other traffic on the same socket cannot be told apart, so the count is
+    /// capped at `forward_lost`.
+    pub forward_host_drops: Option<u64>,
     pub return_lost: u64,
     /// Lost probes no counter attributes: after the newest ack, between a restart's ids
     /// (`restart_gap_lost`), and whatever inconsistent counters leave over.
@@ -576,6 +585,8 @@ pub struct Figures {
     pub rtt: Option<RttFigures>,
     /// When the first on-time ack arrived, after the first probe left.
     pub first_ack_ns: Option<u64>,
+    /// The responder's join delay (RFC 2432), when it joined while this run was probing.
+    pub join_delay_ns: Option<u64>,
     /// Arrival TTL of the newest ack (0 when unknown).
     pub ttl: u8,
     pub arrival: Arrival,
@@ -647,6 +658,7 @@ impl Figures {
             lost_after_first: lost.saturating_sub(before_first),
             sent_after_first: sent - before_first,
             forward_lost: forward,
+            forward_host_drops: attr.host_drops.map(|d| d.min(forward)),
             return_lost: ret,
             unknown_lost: unknown,
             limited,
@@ -660,6 +672,7 @@ impl Figures {
             late: h.late,
             rtt,
             first_ack_ns: h.first_ack_ns,
+            join_delay_ns: h.join.filter(|j| j.during_run).map(|j| j.delay_ns),
             ttl: h.ttl,
             arrival: h.arrival,
             outages: h.outages.len() as u64 + h.outages_dropped,

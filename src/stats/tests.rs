@@ -38,6 +38,7 @@ fn ack(id: u64, seq: u64, tx_ns: u64, received: u32, acks: u32) -> Ack {
         limited: 0,
         ttl: 1,
         arrival: Arrival::Multicast,
+        ext: None,
         name: format!("host{id}"),
     }
 }

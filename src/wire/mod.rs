@@ -10,18 +10,21 @@
 //!   3  version   1  1               bumped on any incompatible change
 //!   4  type      1  1 probe, 2 ack
 //!   5  flags     1  bit 0: ack carries a name; bit 1: keyed, the datagram ends with a 16-byte
-//!                   tag (see `crate::auth`); other bits reserved, must be 0 in version 1
+//!                   tag (see `crate::auth`); bit 2: ack carries the extension; other bits
+//!                   reserved, must be 0
 //!
 //! probe (30 bytes + padding)
 //!   6  session   8  random per probe run; acks echo it, so concurrent runs never mix
 //!  14  seq       8  0, 1, 2, … per session; u64 never wraps in practice
 //!  22  tx_ns     8  sender's transmit time, ns since the Unix epoch (CLOCK_REALTIME, the same clock
 //!                   as kernel receive timestamps, so RTT = rx − tx stays in one clock domain)
-//!  30  padding   …  zeros up to --size. The padding is what lets an ack fit: see below. A probe
+//!  30  asks      1  first padding byte: bit 0 set = "this prober decodes the ack extension";
+//!                   other bits reserved (sent as 0, ignored). A version-1 prober pads with zeros.
+//!  31  padding   …  zeros up to --size. The padding is what lets an ack fit: see below. A probe
 //!                   shorter than an ack (64 bytes, plus the tag when keyed) is neither answered
 //!                   nor counted by a responder.
 //!
-//! ack (64 bytes + optional name)
+//! ack (64 bytes + optional extension + optional name)
 //!   6  session   8  echoed from the probe
 //!  14  seq       8  echoed
 //!  22  tx_ns     8  echoed; the prober keeps the send time of every probe still inside its
@@ -41,11 +44,20 @@
 //!                   (counted in `received` too)
 //!  62  ttl       1  IP TTL the probe arrived with (0 = unknown): hop distance = sent TTL − this
 //!  63  arrival   1  0 unknown, 1 multicast, 2 unicast: how the probe reached the responder
-//!  64  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
+//!  extension, only when flags bit 2 is set (see "The extension" below):
+//!  64  ext_len   1  bytes of extension that follow: at least 20; a decoder reads the fields it
+//!                   knows and skips the rest, so later fields can be added without a new version
+//!  65  host_drops 4 datagrams the responder's socket dropped for want of buffer space
+//!                   (SO_RXQ_OVFL) since the first probe of this session reached it, saturating
+//!  69  join_delay 8  ns from the responder joining the group to the first multicast probe it
+//!                   received (RFC 2432's join delay); u64::MAX = not known
+//!  77  member_ns 8  ns from the join to this probe's arrival; u64::MAX = not known
+//!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //! ```
 //!
-//! An ack's length is exact: 64 bytes without a name, `65 + name_len` with one, plus the tag when
-//! keyed. A shorter or longer ack is invalid (counted, never guessed at).
+//! An ack's length is exact: 64 bytes, plus `1 + ext_len` with the extension, plus `1 + name_len`
+//! with a name, plus the tag when keyed. A shorter or longer ack is invalid (counted, never
+//! guessed at).
 //!
 //! Why these widths: the fixed part of an ack is exactly 64 bytes, so a 64-byte probe (the size
 //! peers such as iperf and sockperf are usually compared at) can still be answered without
@@ -53,9 +65,25 @@
 //! session and are never more than `seq + 1`, so the prober restores their full value exactly with
 //! [`unwrap_counter`]. From one ack to a later one (by `ack_seq`), `received` grows by at least
 //! the acks sent and the probes limited in between; the prober flags acks that contradict this
-//! (`inconsistent_acks`) and does not use their counters. The name travels only when the probe is large enough to carry it: a
-//! responder truncates or omits it rather than send an ack larger than the probe (no
-//! amplification, ever).
+//! (`inconsistent_acks`) and does not use their counters. The extension and the name travel only
+//! when the probe is large enough to carry them, the extension first: a responder leaves out the
+//! extension and truncates or omits the name rather than send an ack larger than the probe (no
+//! amplification, ever). A prober whose `--size` is smaller pads a few probes of each session to
+//! [`INFO_PROBE_LEN`] (see `crate::prober`), so it still learns names and host drops.
+//!
+//! ## The extension, and why version 1 still works both ways
+//!
+//! The extension came after version 1 was in use, and the version byte did not change: every
+//! pairing of old and new prober and responder measures what it measured before.
+//! - A version-1 responder ignores a probe's padding, so it answers a new prober's probes as
+//!   always; the new prober reads a 64-byte ack as one without extension (host drops unknown).
+//! - A new responder adds the extension only when the probe's `asks` bit says the prober decodes
+//!   it. A version-1 prober pads with zeros, so it gets exactly the acks it always got (its
+//!   decoder rejects unknown flag bits and trailing bytes, which is why the extension must be
+//!   asked for, not just sent).
+//!
+//! `crate::compat_tests` checks the four pairings with the version-1 encoder and decoder kept
+//! in `wire/v1.rs`.
 //!
 //! A keyed datagram (flag bit 1) ends with a 16-byte MAC tag over everything before it; decoding
 //! leaves the tag out and [`crate::auth::Key::verify`] checks it. A keyed ack is still no larger
@@ -73,6 +101,11 @@ pub const PROBE_LEN: usize = 30;
 pub const ACK_FIXED_LEN: usize = 64;
 /// Longest responder name carried on the wire.
 pub const MAX_NAME_LEN: usize = 64;
+/// Bytes of the extension's fields this build writes (after its length byte).
+pub const EXT_LEN: usize = 20;
+/// A probe large enough for any ack: fixed part, extension and the longest name. A prober pads
+/// a few probes of each session to this (plus the tag when keyed) when its `--size` is smaller.
+pub const INFO_PROBE_LEN: usize = ACK_FIXED_LEN + 1 + EXT_LEN + 1 + MAX_NAME_LEN;
 /// Smallest `--size` a prober may send: every responder can answer it, if without its name.
 pub(crate) const MIN_PROBE_SIZE: usize = ACK_FIXED_LEN;
 /// Largest UDP payload over IPv4.
@@ -81,6 +114,13 @@ pub(crate) const MAX_PROBE_SIZE: usize = 65_507;
 const TYPE_PROBE: u8 = 1;
 const TYPE_ACK: u8 = 2;
 const FLAG_NAME: u8 = 0x01;
+const FLAG_EXT: u8 = 0x04;
+/// Bit of a probe's `asks` byte: the prober decodes the ack extension.
+const ASKS_EXT: u8 = 0x01;
+/// Offset of a probe's `asks` byte, the first byte of its padding.
+const ASKS_OFFSET: usize = PROBE_LEN;
+/// "Not known" in the extension's time fields.
+const UNKNOWN_NS: u64 = u64::MAX;
 /// Header flag of keyed datagrams.
 pub(crate) const FLAG_AUTH: u8 = 0x02;
 /// Offset of the flags byte.
@@ -131,6 +171,22 @@ pub struct Probe {
     pub session: u64,
     pub seq: u64,
     pub tx_ns: u64,
+    /// The prober decodes the ack extension: the responder may add it. Travels in the first
+    /// padding byte, so a probe of exactly [`PROBE_LEN`] bytes cannot ask.
+    pub asks_ext: bool,
+}
+
+/// What a responder adds to an ack when the probe asks for it and has room: see the module
+/// comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckExt {
+    /// Datagrams its socket dropped for want of buffer space since the session's first probe
+    /// reached it (saturating).
+    pub host_drops: u32,
+    /// From its join to the first multicast probe it received.
+    pub join_delay_ns: Option<u64>,
+    /// From its join to this probe's arrival.
+    pub member_ns: Option<u64>,
 }
 
 /// An ack as a responder sends it back.
@@ -148,6 +204,8 @@ pub struct Ack {
     pub limited: u32,
     pub ttl: u8,
     pub arrival: Arrival,
+    /// `None` when the probe did not ask for it or had no room, or the responder predates it.
+    pub ext: Option<AckExt>,
     /// Empty when the probe was too small to carry it, or the responder has none.
     pub name: String,
 }
@@ -207,6 +265,9 @@ impl Probe {
         buf.extend_from_slice(&self.tx_ns.to_be_bytes());
         let target = start + size.max(PROBE_LEN);
         buf.resize(target, 0);
+        if self.asks_ext && size > PROBE_LEN {
+            buf[start + ASKS_OFFSET] = ASKS_EXT;
+        }
     }
 
     pub fn encode(&self, size: usize) -> Vec<u8> {
@@ -232,10 +293,13 @@ impl Ack {
         if limit < ACK_FIXED_LEN {
             return false;
         }
-        let room = limit.saturating_sub(ACK_FIXED_LEN + 1).min(MAX_NAME_LEN);
+        // The extension first (it is what the prober asked for), the name in what is left.
+        let ext = self.ext.filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_LEN);
+        let used = ACK_FIXED_LEN + if ext.is_some() { 1 + EXT_LEN } else { 0 };
+        let room = limit.saturating_sub(used + 1).min(MAX_NAME_LEN);
         let name = truncate_utf8(&self.name, room);
-        let flags = if name.is_empty() { 0 } else { FLAG_NAME };
-        buf.reserve(ACK_FIXED_LEN + 1 + name.len() + TAG_LEN);
+        let flags = if name.is_empty() { 0 } else { FLAG_NAME } | if ext.is_some() { FLAG_EXT } else { 0 };
+        buf.reserve(used + 1 + name.len() + TAG_LEN);
         header(buf, TYPE_ACK, flags);
         for v in [self.session, self.seq, self.tx_ns, self.responder, self.rx_ns] {
             buf.extend_from_slice(&v.to_be_bytes());
@@ -245,6 +309,13 @@ impl Ack {
         }
         buf.push(self.ttl);
         buf.push(self.arrival.to_byte());
+        if let Some(e) = ext {
+            buf.push(EXT_LEN as u8);
+            buf.extend_from_slice(&e.host_drops.to_be_bytes());
+            for v in [e.join_delay_ns, e.member_ns] {
+                buf.extend_from_slice(&v.unwrap_or(UNKNOWN_NS).to_be_bytes());
+            }
+        }
         if !name.is_empty() {
             buf.push(name.len() as u8);
             buf.extend_from_slice(name.as_bytes());
@@ -330,16 +401,30 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
             if flags != 0 {
                 return Err(DecodeError::BadField("probe flags", flags as u64));
             }
-            Ok(Message::Probe(Probe { session: r.u64()?, seq: r.u64()?, tx_ns: r.u64()? }))
+            let (session, seq, tx_ns) = (r.u64()?, r.u64()?, r.u64()?);
+            // Padding is not checked: version 1 sent zeros, and later bits may mean more.
+            let asks_ext = buf.get(ASKS_OFFSET).is_some_and(|b| b & ASKS_EXT != 0);
+            Ok(Message::Probe(Probe { session, seq, tx_ns, asks_ext }))
         }
         TYPE_ACK => {
-            if flags & !FLAG_NAME != 0 {
+            if flags & !(FLAG_NAME | FLAG_EXT) != 0 {
                 return Err(DecodeError::BadField("ack flags", flags as u64));
             }
             let (session, seq, tx_ns, responder, rx_ns) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
             let (dwell_ns, received, ack_seq, limited) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
             let ttl = r.u8()?;
             let arrival = Arrival::from_byte(r.u8()?)?;
+            let ext = if flags & FLAG_EXT != 0 {
+                let len = r.u8()? as usize;
+                if len < EXT_LEN {
+                    return Err(DecodeError::BadField("extension length", len as u64));
+                }
+                let mut e = Reader { buf: r.take(len)?, pos: 0 };
+                let known = |ns: u64| (ns != UNKNOWN_NS).then_some(ns);
+                Some(AckExt { host_drops: e.u32()?, join_delay_ns: known(e.u64()?), member_ns: known(e.u64()?) })
+            } else {
+                None
+            };
             let name = if flags & FLAG_NAME != 0 {
                 let len = r.u8()? as usize;
                 if len == 0 || len > MAX_NAME_LEN {
@@ -367,6 +452,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 limited,
                 ttl,
                 arrival,
+                ext,
                 name,
             }))
         }
@@ -392,6 +478,10 @@ pub(crate) fn unwrap_counter(low: u32, bound: u64) -> u64 {
     }
 }
 
+/// The version-1 format, kept for the pairing tests (`crate::compat_tests`).
+#[cfg(test)]
+pub(crate) mod v1;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,13 +499,14 @@ mod tests {
             limited: 1,
             ttl: 64,
             arrival: Arrival::Multicast,
+            ext: None,
             name: name.to_owned(),
         }
     }
 
     #[test]
     fn probe_round_trips_and_pads() {
-        let p = Probe { session: 7, seq: u64::MAX, tx_ns: 99 };
+        let p = Probe { session: 7, seq: u64::MAX, tx_ns: 99, asks_ext: false };
         let bytes = p.encode(128);
         assert_eq!(bytes.len(), 128);
         assert_eq!(decode(&bytes), Ok(Message::Probe(p.clone())));
@@ -450,6 +541,40 @@ mod tests {
     }
 
     #[test]
+    fn the_extension_has_its_documented_layout_and_later_fields_are_skipped() {
+        let ext = AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None };
+        let a = Ack { ext: Some(ext), ..ack("") };
+        let bytes = a.encode_within(200).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_LEN);
+        assert_eq!(bytes[FLAG_OFFSET], FLAG_EXT);
+        assert_eq!(bytes[64..69], [20, 1, 2, 3, 4]);
+        assert_eq!(bytes[69..77], 5u64.to_be_bytes());
+        assert_eq!(bytes[77..85], [0xff; 8]);
+        assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        // A later responder's longer extension: the known fields are read, the rest skipped.
+        let mut longer = bytes[..64].to_vec();
+        longer.push(EXT_LEN as u8 + 3);
+        longer.extend_from_slice(&bytes[65..]);
+        longer.extend_from_slice(&[9, 9, 9]);
+        assert_eq!(decode(&longer), Ok(Message::Ack(a)));
+        // Shorter than this version's fields: refused, not guessed at.
+        let mut short = bytes.clone();
+        short[64] = EXT_LEN as u8 - 1;
+        short.pop();
+        assert!(matches!(decode(&short), Err(DecodeError::BadField("extension length", 19))));
+    }
+
+    #[test]
+    fn a_probe_asks_for_the_extension_in_its_first_padding_byte() {
+        let p = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: true };
+        let bytes = p.encode(64);
+        assert_eq!((bytes[ASKS_OFFSET], &bytes[ASKS_OFFSET + 1..]), (ASKS_EXT, &[0u8; 33][..]));
+        assert_eq!(decode(&bytes), Ok(Message::Probe(p)));
+        let old = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false };
+        assert!(old.encode(64)[ASKS_OFFSET..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
     fn name_truncation_respects_utf8() {
         let a = ack("ééééé"); // 2 bytes each
         let bytes = a.encode_within(ACK_FIXED_LEN + 1 + 3).unwrap();
@@ -462,7 +587,7 @@ mod tests {
         assert_eq!(decode(b"ack"), Err(DecodeError::BadMagic));
         assert_eq!(decode(b""), Err(DecodeError::Truncated { need: 6, got: 0 }));
         assert_eq!(decode(b"MC"), Err(DecodeError::Truncated { need: 6, got: 2 }));
-        let mut p = Probe { session: 1, seq: 2, tx_ns: 3 }.encode(64);
+        let mut p = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false }.encode(64);
         p[3] = 9;
         assert_eq!(decode(&p), Err(DecodeError::Version(9)));
         p[3] = VERSION;
