@@ -15,12 +15,14 @@ use hdrhistogram::Histogram;
 
 use crate::findings::Path as ProbePath;
 use crate::prober::Outcome;
-use crate::stats::{format_id, HostStats, IntervalRow};
+use crate::stats::{self, format_id, HostStats, IntervalRow};
 
 /// The interval log's file name.
 pub(crate) const HLOG: &str = "rtt.hlog";
 /// Percentile rows per halving of the distance to 100 %, as HdrHistogram's own tools print.
 const TICKS_PER_HALF: u32 = 5;
+/// Decimals of `.hgrm` values in µs: whole ns.
+const HGRM_DECIMALS: usize = 3;
 /// `.hgrm` values are in µs; histograms count ns.
 const NS_PER_US: f64 = 1000.0;
 
@@ -33,10 +35,10 @@ pub(crate) fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
     format!("{safe}.{}.{}", responder_id.get(..8).unwrap_or(responder_id), path.as_str())
 }
 
-/// A histogram like the one stats keeps per responder (ns, 3 significant digits, growing), so
-/// interval histograms add up to it exactly.
+/// A histogram like the one stats keeps per responder (same precision and lowest value), so
+/// interval histograms add up to it exactly; it grows with its values.
 pub(crate) fn rtt_histogram(samples_ns: &[u32]) -> Histogram<u32> {
-    let mut h = Histogram::new_with_bounds(1, 1_000_000, 3).expect("static bounds are valid");
+    let mut h = stats::rtt_histogram(1_000_000);
     h.auto(true);
     for &v in samples_ns {
         let v = u64::from(v.max(1));
@@ -78,9 +80,10 @@ pub(crate) fn percentile_rows(h: &Histogram<u32>) -> Vec<(u64, f64, u64)> {
 }
 
 /// Writes `h` (ns) as HdrHistogram's `outputPercentileDistribution(out, 5, 1000.0)` does: values
-/// in µs with as many decimals as the histogram's significant digits.
+/// in µs, with 3 decimals where Java would print as many as the significant digits (2): the
+/// values are whole ns, so the file keeps them exactly.
 pub(crate) fn write_hgrm(w: &mut impl Write, h: &Histogram<u32>) -> io::Result<()> {
-    let digits = h.sigfig() as usize;
+    let digits = HGRM_DECIMALS;
     writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
     for (value, pct, total) in percentile_rows(h) {
         let (value, q) = (value as f64 / NS_PER_US, pct / 100.0);
@@ -192,8 +195,12 @@ mod tests {
         let levels: Vec<f64> = rows.iter().take(8).map(|r| r.1).collect();
         assert_eq!(levels, [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 55.0, 60.0]);
         let at = |pct: f64| rows.iter().find(|r| r.1 == pct).map(|r| (r.0, r.2));
-        assert_eq!(at(50.0), Some((h.value_at_quantile(0.5), 500)));
-        assert_eq!(at(90.0), Some((h.value_at_quantile(0.9), 900)));
+        // Each row counts the samples up to its value (its bucket's top, which may hold several).
+        let upto = |v: u64| samples.iter().filter(|&&s| u64::from(s) <= v).count() as u64;
+        let (p50, p90) = (h.value_at_quantile(0.5), h.value_at_quantile(0.9));
+        assert_eq!(at(50.0), Some((p50, upto(p50))));
+        assert_eq!(at(90.0), Some((p90, upto(p90))));
+        assert!(upto(p50) >= 500 && upto(p90) >= 900);
         assert_eq!(rows.last(), Some(&(h.max(), 100.0, 1000)));
         assert!(rows.windows(2).all(|w| w[0].1 < w[1].1 && w[0].0 <= w[1].0 && w[0].2 <= w[1].2));
     }
@@ -207,12 +214,12 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)");
         assert_eq!(lines[1], "");
-        assert_eq!(lines[2], "       1.500 0.000000000000          1           1.00");
+        assert_eq!(lines[2], "       1.503 0.000000000000          1           1.00");
         let n = lines.len();
-        assert_eq!(lines[n - 4], "      40.031 1.000000000000          4");
-        assert!(lines[n - 3].starts_with("#[Mean    =       11.630, StdDeviation   = "), "{}", lines[n - 3]);
-        assert_eq!(lines[n - 2], "#[Max     =       40.031, Total count    =            4]");
-        assert_eq!(lines[n - 1], format!("#[Buckets = {:>12}, SubBuckets     =         2048]", h.buckets()));
+        assert_eq!(lines[n - 4], "      40.191 1.000000000000          4");
+        assert!(lines[n - 3].starts_with("#[Mean    =       11.642, StdDeviation   = "), "{}", lines[n - 3]);
+        assert_eq!(lines[n - 2], "#[Max     =       40.191, Total count    =            4]");
+        assert_eq!(lines[n - 1], format!("#[Buckets = {:>12}, SubBuckets     =          256]", h.buckets()));
     }
 
     #[test]

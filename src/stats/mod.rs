@@ -17,6 +17,7 @@
 
 mod host;
 
+pub(crate) use host::rtt_histogram;
 pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 
 use serde::Serialize;
@@ -282,7 +283,7 @@ impl Run {
         if let Some(&(h, s)) = self.by_id.get(&ack.responder) {
             return (h, s as usize);
         }
-        let mut host = HostStats::new(ack, from);
+        let mut host = HostStats::new(ack, from, self.cfg.timeout_ns);
         if !host.name.is_empty() && self.hosts.iter().any(|h| same_responder(h, &host)) {
             host.pending = Some(ack.seq);
             self.pending += 1;

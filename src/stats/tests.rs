@@ -66,13 +66,75 @@ fn clean_run_has_no_loss_and_exact_rtt() {
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.sent, s.received, s.lost, s.duplicates, s.reordered, s.late), (100, 100, 0, 0, 0, 0));
     assert_eq!(r.hosts()[0].name, "host1");
-    // Every RTT is exactly 2 ms: the histogram keeps 3 significant digits.
+    // Every RTT is exactly 2 ms: the histogram keeps 2 significant digits (1/128).
     let rtt = s.rtt.unwrap();
-    assert!(rtt.p50_ns.abs_diff(2_000_000) <= 2_000, "{rtt:?}");
+    assert!(rtt.p50_ns >= 2_000_000 && rtt.p50_ns - 2_000_000 <= 2_000_000 / 128, "{rtt:?}");
     assert_eq!(rtt.stddev_ns, 0.0);
     assert_eq!(rtt.jitter_ns, 0.0);
     assert!(rtt.net_p50_ns.unwrap().abs_diff(1_990_000) <= 20_000);
     assert_eq!(s.first_ack_ns, Some(2 * MS));
+}
+
+/// A responder's state after acks with RTTs from 1 ns up to the timeout, with intervals on.
+fn tracked_responder(timeout_ns: u64) -> Run {
+    let mut r = Run::new(RunConfig { timeout_ns, ..run(false).cfg });
+    let rtts: Vec<u64> = (0..64).map(|k| (timeout_ns >> k).max(1)).take_while(|&v| v > 1).chain([1]).collect();
+    let tx = send(&mut r, rtts.len() as u64);
+    for (i, (&t, &rtt)) in tx.iter().zip(&rtts).enumerate() {
+        // Half the acks claim no dwell, so the net RTT spans the whole range too.
+        let a = Ack {
+            dwell_ns: if i % 2 == 0 { 0 } else { (rtt / 2) as u32 },
+            ..ack(1, i as u64, t, i as u32 + 1, i as u32 + 1)
+        };
+        assert_eq!(r.on_ack(&a, addr(), t + rtt), AckOutcome::OnTime, "RTT {rtt} ns");
+    }
+    r
+}
+
+#[test]
+fn a_tracked_responder_costs_at_most_32_kib_up_to_a_60_s_timeout() {
+    for timeout_ns in [10 * MS, 1000 * MS, 10_000 * MS, 60_000 * MS] {
+        let r = tracked_responder(timeout_ns);
+        let h = &r.hosts()[0];
+        assert_eq!(h.rtt.max(), h.rtt.highest_equivalent(timeout_ns), "the timeout itself was recorded");
+        assert!(h.rtt.count_at(1) >= 1, "the 1 ns RTT counts in the lowest step, 0 to 15 ns");
+        assert_eq!(h.rtt.len(), h.received);
+        // Allocated once at the timeout's range: recording up to it did not grow them.
+        let fresh = super::host::rtt_histogram(timeout_ns);
+        assert_eq!(h.rtt.distinct_values(), fresh.distinct_values());
+        assert_eq!(h.net_rtt.distinct_values(), fresh.distinct_values());
+        let bytes = h.footprint_bytes();
+        assert!(bytes <= 32 * 1024, "{bytes} bytes with a {} ms timeout", timeout_ns / MS);
+    }
+    // What the histograms' comment says they cost: 10 KiB each up to 1 s, 512 bytes more per
+    // doubling of the timeout.
+    let bytes = |t: u64| super::host::rtt_histogram(t).distinct_values() * std::mem::size_of::<u32>();
+    assert_eq!(bytes(1000 * MS), 10 * 1024);
+    assert_eq!(bytes(2000 * MS) - bytes(1000 * MS), 512);
+    assert_eq!((bytes(60_000 * MS), bytes(3_600_000 * MS)), (13 * 1024, 16 * 1024));
+}
+
+#[test]
+fn rtt_figures_are_within_the_histograms_precision() {
+    // Two significant digits: a percentile is the top of its bucket, at most 1/128 above the
+    // value; the minimum the bottom, at most 1/128 below.
+    let mut r = run(false);
+    let tx = send(&mut r, 3);
+    for (i, (&t, rtt)) in tx.iter().zip([40_000, 1_000_000, 10_000_000]).enumerate() {
+        let a = Ack { dwell_ns: 0, ..ack(1, i as u64, t, i as u32 + 1, i as u32 + 1) };
+        r.on_ack(&a, addr(), t + rtt);
+    }
+    r.finalize_all();
+    let rtt = r.summary(&r.hosts()[0]).rtt.unwrap();
+    let above = |got: u64, want: u64| got >= want && got - want <= want / 128;
+    assert!(above(rtt.p50_ns, 1_000_000) && rtt.p50_ns != 1_000_000, "{rtt:?}");
+    assert!(above(rtt.max_ns, 10_000_000), "{rtt:?}");
+    assert!(rtt.min_ns <= 40_000 && 40_000 - rtt.min_ns <= 40_000 / 128, "{rtt:?}");
+    let h = &r.hosts()[0].rtt;
+    assert_eq!(
+        (h.equivalent_range(40_000), h.equivalent_range(1_000_000), h.equivalent_range(10_000_000)),
+        (256, 4096, 65_536)
+    );
 }
 
 #[test]

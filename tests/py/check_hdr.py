@@ -75,8 +75,9 @@ def main(folder):
             fail(f"rtt.hlog {tag} at {start}: max column {m.group(4)} ms, histogram {h.get_max_value()} ns")
         per_interval[tag][start] = h.get_total_count()
         # Intervals differ in range (mcprobe's histograms grow); hdrh's do not: add them up in
-        # one wide enough for any RTT (1 ns to 60 s, 3 digits like mcprobe's).
-        merged.setdefault(tag, HdrHistogram(1, 60 * 10**9, 3)).add(h)
+        # one wide enough for any RTT (to 60 s), with their lowest value and precision (hdrh adds
+        # a histogram of another shape value by value, each at its bucket's low end).
+        merged.setdefault(tag, HdrHistogram(h.lowest_trackable_value, 60 * 10**9, h.significant_figures)).add(h)
     checked = 0
     for row in summary:
         tag = tag_of(row)
