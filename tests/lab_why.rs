@@ -253,3 +253,48 @@ fn a_querier_gone_quiet_explains_the_outage_that_follows() {
     let queriers = csv_rows(&dir.path().join("queriers.csv"));
     assert_eq!((queriers[0]["version"].as_str(), queriers[0]["interval_s"].as_str()), ("IGMPv3", "1.0"));
 }
+
+/// Forward loss split by where it happened: h2's own host (a 4 KiB receive buffer, its process
+/// stopped for 300 ms while probes arrive at 2000/s) and h3's link (3 % of what it receives
+/// dropped by nftables). The responders report their socket's drops in their acks.
+#[test]
+fn forward_loss_is_split_into_the_responders_own_drops_and_the_networks() {
+    let Some((l, _turn)) = fresh_lab("wd", 3) else { return };
+    let p = l.0;
+    let mut c = in_host(p, "h2");
+    c.args(["respond", "--iface", "veth0", "--group", "239.255.42.42", "--port", "24307", "--name", "h2"]);
+    c.args(["--querier-wait", "1h", "--rcvbuf", "4k"]);
+    let mut h2 = Responder::spawn(c);
+    let _h3 = responder(p, "h3", "239.255.42.42", "24307");
+    lab(p, &["impair", "h3", "ingress", "--loss", "3"]);
+    let mut c = in_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--group", "239.255.42.42", "--port", "24307", "--json", "--quiet"]);
+    c.args(["--count", "3000", "--rate", "2000", "--timeout", "500ms"]);
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    h2.wait_for("session");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h2.signal(nix::sys::signal::Signal::SIGSTOP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h2.signal(nix::sys::signal::Signal::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let link = dropped(&lab(p, &["counters", "h3", "ingress"]));
+    let rows = report["responders"].as_array().unwrap();
+    let row = |n: &str| rows.iter().find(|r| r["responder"] == n).unwrap_or_else(|| panic!("{n}: {report:#}"));
+    let num = |r: &Value, k: &str| r[k].as_i64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let (h2, h3) = (row("h2"), row("h3"));
+    println!("h3's link dropped {link}\nh2 {h2}\nh3 {h3}");
+    // h2: about 600 probes came while it was stopped, and its buffer holds a handful.
+    assert!(num(h2, "forward_lost") >= 300, "{h2}");
+    assert_eq!(num(h2, "forward_host_drops"), num(h2, "forward_lost"), "{h2}");
+    assert_eq!(num(h2, "forward_network_lost"), 0, "{h2}");
+    // h3: what its link dropped is the network's (the counter also counts an odd IGMP report).
+    assert_eq!(num(h3, "forward_host_drops"), 0, "{h3}");
+    assert!((link - 3..=link).contains(&num(h3, "forward_network_lost")), "{h3} vs {link} dropped");
+    assert!(num(h3, "forward_network_lost") >= 30, "3 % of 3000: {h3}");
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.starts_with("h2: ") && n.contains("dropped by its own host")), "{notes:?}");
+    assert!(!notes.iter().any(|n| n.starts_with("h3: ")), "{notes:?}");
+}

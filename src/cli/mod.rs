@@ -182,11 +182,13 @@ Examples:
   mcprobe probe --iface eth0 --plain --group 224.3.29.71 --port 10000
 
 Table columns: SENT probes sent; RCVD acks on time; LOSS% lost/sent; FWD probes that never
-reached the responder; RET acks lost on the way back; UNK lost, direction unknown (probes after
-the newest ack); LIM probes the responder chose not to answer (its --rate-limit; not loss; shown
-when there are some); DUP duplicate acks; REOR acks that arrived after a higher-numbered one;
-LATE acks slower than --timeout (their probes count as lost); MIN/P50/P99/MAX round-trip times;
-JIT RFC 3550 jitter; 1ST time from the first probe to the responder's first ack.
+reached the responder; HOST of those, the ones its own host dropped (socket buffer full, as it
+reports; shown when there are some); RET acks lost on the way back; UNK lost, direction unknown
+(probes after the newest ack); LIM probes the responder chose not to answer (its --rate-limit;
+not loss; shown when there are some); DUP duplicate acks; REOR acks that arrived after a
+higher-numbered one; LATE acks slower than --timeout (their probes count as lost);
+MIN/P50/P99/MAX round-trip times; JIT RFC 3550 jitter; 1ST time from the first probe to the
+responder's first ack; JOIN its join delay, for a responder that joined during the run.
 
 Exit codes: 0 success; 1 a threshold was not met, an expected host is not ok, or no responder
 answered at all; 2 usage or environment error; 3 multicast broken where unicast works (--hosts).")]

@@ -45,8 +45,9 @@ impl Buckets {
             self.counts = vec![0; bounds.len() + 1];
         }
         for v in h.iter_recorded() {
-            // A recorded value stands for a range of 0.1 % (3 significant digits): it is bucketed
-            // by the range's low end, so a value exactly on a bound lands in that bound's bucket.
+            // A recorded value stands for a range of up to 1/128 of it (2 significant digits, see
+            // stats' RTT_SIGFIG): it is bucketed by the range's low end, so a value exactly on a
+            // bound lands in that bound's bucket, and so may one up to 0.8 % above it.
             let value = v.value_iterated_to();
             let n = v.count_at_value().as_u64();
             let low_s = h.lowest_equivalent(value) as f64 / 1e9;
