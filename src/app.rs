@@ -64,8 +64,11 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
                 source.map_or(String::new(), |s| format!(" from source {s}")),
                 iface_label(&iface, group)
             ),
-            Event::NewSession { session, from, ttl, arrival } => {
-                format!("session {} from {from}: ttl {ttl}, {}", format_id(*session), arrival.as_str())
+            Event::NewSession { session, from, ttl, arrival, join_delay_ns } => {
+                let join = join_delay_ns.map_or(String::new(), |ns| {
+                    format!("; joined during it, first probe {:.3} ms after joining (join delay)", ns as f64 / 1e6)
+                });
+                format!("session {} from {from}: ttl {ttl}, {}{join}", format_id(*session), arrival.as_str())
             }
             other => crate::responder::notice::describe(other),
         };
@@ -170,12 +173,15 @@ pub(crate) fn run_probe(
     });
     if !quiet {
         eprintln!(
-            "probing {} via {}: {} probes every {}, {} B, ttl {}; acks count as late after {}",
+            "probing {} via {}: {} probes every {}, {} B{}, ttl {}; acks count as late after {}",
             SocketAddr::new(cfg.group, cfg.port),
             iface_label(&cfg.iface, cfg.group),
             cfg.count,
             human(cfg.interval),
             cfg.plain.as_ref().map_or(cfg.size, Vec::len),
+            prober::padded_size(cfg).map_or(String::new(), |n| format!(
+                " ({n} B for the first and last 3 and one a second, so acks can carry names and host drops)"
+            )),
             cfg.ttl,
             human(cfg.timeout)
         );

@@ -258,12 +258,15 @@ fn a_responder_that_joins_during_the_run_reports_its_join_delay() {
         let probe = probe_bytes(true, seq, 200);
         let rx_ns = tx(seq) + OWD;
         let d = Datagram { bytes: &probe, from: prober(), dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns };
-        let ack = decode_new(e.step(d, || rx_ns + DWELL).reply.unwrap());
+        let step = e.step(d, || rx_ns + DWELL);
         if seq == 5 {
-            assert!(
-                matches!(e.take_first_probe(), Some(crate::responder::Event::FirstProbe { ns, .. }) if ns == 15_040_000)
-            );
+            let join = match step.event {
+                Some(crate::responder::Event::NewSession { join_delay_ns, .. }) => join_delay_ns,
+                _ => None,
+            };
+            assert_eq!(join, Some(15_040_000), "the responder's log line");
         }
+        let ack = decode_new(step.reply.unwrap());
         run.on_ack(&ack, responder_addr(), tx(seq) + 2 * OWD + DWELL);
     }
     run.finalize_all();

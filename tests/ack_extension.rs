@@ -73,7 +73,7 @@ fn a_responder_that_joins_during_the_run_reports_its_join_delay() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let mut late = Responder::start(port, "late");
-    let line = late.wait_for("first multicast probe");
+    let line = late.wait_for("join delay");
     let report = json(&child.wait_with_output().unwrap());
     let (e, l) = (row(&report, "early"), row(&report, "late"));
     println!("{line}\nearly {e}\nlate {l}");
@@ -84,6 +84,6 @@ fn a_responder_that_joins_during_the_run_reports_its_join_delay() {
     let delay = l["join_delay_ms"].as_f64().unwrap_or_else(|| panic!("no join delay: {l}"));
     assert!(delay <= 10.0 + 5.0, "{l}");
     // The responder's log says the same.
-    let logged: f64 = line.split("first multicast probe ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let logged: f64 = line.split("first probe ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((logged - delay).abs() < 0.002, "{line} vs {delay} ms");
 }

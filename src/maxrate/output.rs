@@ -25,6 +25,8 @@ pub(crate) struct TrialRow {
     pub received: u64,
     pub lost: u64,
     pub forward_lost: u64,
+    /// Of `forward_lost`, dropped by the responder's own host (empty when it does not say).
+    pub forward_host_drops: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
@@ -54,6 +56,7 @@ impl TrialRow {
             received: f.received,
             lost: f.lost,
             forward_lost: f.forward_lost,
+            forward_host_drops: f.forward_host_drops,
             return_lost: f.return_lost,
             unknown_lost: f.unknown_lost,
             late: f.late,

@@ -443,8 +443,9 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns)
             };
-            let probe = Probe { session, seq, tx_ns, asks_ext: true };
-            encode_probe(cfg, probe, probe_size(cfg, seq), &mut buf);
+            let size = probe_size(cfg, seq);
+            let probe = Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) };
+            encode_probe(cfg, probe, size, &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -461,8 +462,8 @@ fn send_loop(
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let u = &mut runs.unicast[i];
                 let tx_ns = net::now_ns();
-                let seq = u.run.sent();
-                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext: true }, probe_size(cfg, seq), &mut buf);
+                let (seq, size) = (u.run.sent(), probe_size(cfg, u.run.sent()));
+                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) }, size, &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
                 } else {
@@ -503,11 +504,7 @@ const INFO_PROBES_AT_ENDS: u64 = 3;
 /// (a restarted responder's within a second), and no ack is ever larger than its probe. The
 /// few larger probes cost nothing a LAN can measure: 150 bytes take 1.2 µs at 1 Gb/s.
 fn probe_size(cfg: &ProbeConfig, seq: u64) -> usize {
-    let tag = if cfg.key.is_some() { wire::TAG_LEN } else { 0 };
-    let info = wire::INFO_PROBE_LEN + tag;
-    if cfg.size >= info {
-        return cfg.size;
-    }
+    let Some(info) = padded_size(cfg) else { return cfg.size };
     let per_second = (1e9 / cfg.interval.as_nanos().max(1) as f64).round().max(1.0) as u64;
     let at_ends = seq < INFO_PROBES_AT_ENDS || seq.saturating_add(INFO_PROBES_AT_ENDS) >= cfg.count;
     if at_ends || seq % per_second == 0 {
@@ -515,6 +512,23 @@ fn probe_size(cfg: &ProbeConfig, seq: u64) -> usize {
     } else {
         cfg.size
     }
+}
+
+/// The size the padded probes of [`probe_size`] have, when `--size` is smaller than that.
+pub(crate) fn padded_size(cfg: &ProbeConfig) -> Option<usize> {
+    let tag = if cfg.key.is_some() { wire::TAG_LEN } else { 0 };
+    let info = wire::INFO_PROBE_LEN + tag;
+    (cfg.size < info && cfg.plain.is_none()).then_some(info)
+}
+
+/// Whether a probe of `size` bytes (the tag included) asks for the ack extension: only when it
+/// has room for the extension and the longest name. A smaller probe's ack keeps all its room
+/// for the name, as before the extension: a name cut shorter in some acks than in others would
+/// not be recognized as the same responder after a restart. The drop count is cumulative, so
+/// the padded probes of [`probe_size`] carry it often enough.
+fn asks_ext(cfg: &ProbeConfig, size: usize) -> bool {
+    let tag = if cfg.key.is_some() { wire::TAG_LEN } else { 0 };
+    size >= wire::INFO_PROBE_LEN + tag
 }
 
 /// The datagram for one probe of `size` bytes (the tag included): the plain message, or the
@@ -545,6 +559,25 @@ mod tests {
         }
         assert!(h.value_at_quantile(0.75) >= 4_990_000, "{}", h.value_at_quantile(0.75));
         assert!(h.max() >= 169_000_000);
+    }
+
+    #[test]
+    fn small_probes_are_padded_at_both_ends_and_once_a_second_and_only_those_ask() {
+        let group = "239.255.42.42".parse().unwrap();
+        let cfg =
+            ProbeConfig { size: 100, count: 2500, interval: Duration::from_millis(1), ..ProbeConfig::new(group, 1) };
+        let padded: Vec<u64> = (0..cfg.count).filter(|&s| probe_size(&cfg, s) > cfg.size).collect();
+        assert_eq!(padded, [0, 1, 2, 1000, 2000, 2497, 2498, 2499]);
+        for s in 0..cfg.count {
+            let size = probe_size(&cfg, s);
+            assert_eq!(asks_ext(&cfg, size), padded.contains(&s), "probe {s}");
+            assert!(size == cfg.size || size == wire::INFO_PROBE_LEN);
+        }
+        // Keyed: the tag is on top. Large enough already: nothing changes, and every probe asks.
+        let keyed = ProbeConfig { key: Some(crate::auth::Key::from_secret(b"k").unwrap()), ..cfg.clone() };
+        assert_eq!(probe_size(&keyed, 0), wire::INFO_PROBE_LEN + wire::TAG_LEN);
+        let large = ProbeConfig { size: 1000, ..cfg };
+        assert!((0..large.count).all(|s| probe_size(&large, s) == 1000 && asks_ext(&large, 1000)));
     }
 
     #[test]

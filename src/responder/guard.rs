@@ -251,9 +251,33 @@ pub struct SessionState {
     pub source: Option<SocketAddr>,
     /// Sequence numbers seen lately (used for keyed sessions).
     pub seqs: SeqWindow,
-    /// The socket's drop count when the session's first probe arrived: the acks' host drops
-    /// count from it.
-    pub drops_base: u64,
+    /// Drops: see [`SessionState::note_arrival`].
+    pub host_drops: u64,
+    /// The newest sequence number received, and the socket's drop count when it arrived.
+    last: Option<(u64, u64)>,
+    /// From the join to this session's first probe, when it came by multicast.
+    pub join_delay_ns: Option<u64>,
+}
+
+impl SessionState {
+    /// Notes probe `seq`, which arrived when the socket had dropped `socket_drops` datagrams in
+    /// all. The socket is shared by every session (other probers, `--hosts` unicast sessions,
+    /// a mesh's peers), so its count alone says nothing of this session: a gap of `g` probes in
+    /// this session's numbers, while the socket dropped `d` datagrams, puts `min(g, d)` down to
+    /// this host. Exact when one session loses to the socket; when several do at once, or the
+    /// network loses some of the gap while the socket drops another session's probes, it errs
+    /// toward the host, never beyond the gap.
+    pub(crate) fn note_arrival(&mut self, seq: u64, socket_drops: u64) {
+        match self.last {
+            Some((last, at)) if seq > last => {
+                let gap = seq - last - 1;
+                self.host_drops += gap.min(socket_drops.saturating_sub(at));
+                self.last = Some((seq, socket_drops));
+            }
+            Some(_) => {} // reordered or repeated: the gap it fills was counted already
+            None => self.last = Some((seq, socket_drops)),
+        }
+    }
 }
 
 /// Sessions by id, at most [`MAX_TRACKED`].

@@ -122,7 +122,10 @@ pub enum Event {
     /// The socket is bound and joined: probes will be answered from now on.
     Listening { id: u64 },
     /// The first probe of a session it had not seen (or had forgotten) was answered.
-    NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival },
+    /// `join_delay_ns`: when it came by multicast and was not the session's probe 0, so its
+    /// prober was already sending, the time from this responder's join to it (RFC 2432's join
+    /// delay).
+    NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival, join_delay_ns: Option<u64> },
     /// Probes from `from` fail the key check: its prober has another key, or none.
     BadMac { from: SocketAddr },
     /// A keyed probe from `from` was sent `skew_ns` before it arrived (negative: after, by this
@@ -135,9 +138,6 @@ pub enum Event {
     /// The total budget of `rate` acks per second is used up: probes are being refused (and
     /// counted as rate-limited in later acks).
     OverBudget { rate: u32 },
-    /// The first multicast probe since the join arrived, `ns` after it, from `from`: the join
-    /// delay, when a prober was already sending (otherwise the wait for one). Told once.
-    FirstProbe { ns: u64, from: SocketAddr },
 }
 
 /// What became of one datagram.
@@ -242,11 +242,6 @@ pub struct Engine {
     counters: Counters,
     /// When the group was joined (CLOCK_REALTIME ns), once the caller says so.
     joined_ns: Option<u64>,
-    /// From the join to the first multicast probe.
-    join_delay_ns: Option<u64>,
-    /// The [`Event::FirstProbe`] not yet told (a step has room for one event, which may be
-    /// another).
-    first_probe: Option<Event>,
 }
 
 impl Engine {
@@ -272,8 +267,6 @@ impl Engine {
             source_notices: Notices::default(),
             counters: Counters::default(),
             joined_ns: None,
-            join_delay_ns: None,
-            first_probe: None,
         }
     }
 
@@ -294,11 +287,6 @@ impl Engine {
     /// The kernel's count of datagrams dropped for buffer space, as the socket reports it.
     pub(crate) fn set_local_drops(&mut self, drops: u64) {
         self.counters.local_drops = drops;
-    }
-
-    /// The [`Event::FirstProbe`], once, after the step that saw it.
-    pub fn take_first_probe(&mut self) -> Option<Event> {
-        self.first_probe.take()
     }
 
     /// Records whether the reply of the last step could be sent.
@@ -348,7 +336,7 @@ impl Engine {
         let event = new_source.then(|| {
             self.counters.sessions += 1;
             let arrival = if d.dst.is_some_and(|a| a.is_multicast()) { Arrival::Multicast } else { Arrival::Unicast };
-            Event::NewSession { session: source, from: d.from, ttl: d.ttl, arrival }
+            Event::NewSession { session: source, from: d.from, ttl: d.ttl, arrival, join_delay_ns: None }
         });
         Step { outcome: Outcome::Answered, reply: Some(PLAIN_ACK), event }
     }
@@ -371,12 +359,6 @@ impl Engine {
             Some(_) => Arrival::Unicast,
             None => Arrival::Unknown,
         };
-        // Any probe that came by multicast shows the group reached this host, answered or not.
-        if let (Some(joined), None, Arrival::Multicast) = (self.joined_ns, self.join_delay_ns, arrival) {
-            let ns = d.rx_ns.saturating_sub(joined);
-            self.join_delay_ns = Some(ns);
-            self.first_probe = Some(Event::FirstProbe { ns, from: d.from });
-        }
         if !self.allow.allows(d.from.ip()) {
             self.counters.denied += 1;
             return Step::drop(Outcome::Denied);
@@ -423,8 +405,11 @@ impl Engine {
         }
         if new_session {
             self.counters.sessions += 1;
-            state.drops_base = self.counters.local_drops;
+            if arrival == Arrival::Multicast {
+                state.join_delay_ns = self.joined_ns.map(|j| d.rx_ns.saturating_sub(j));
+            }
         }
+        state.note_arrival(probe.seq, self.counters.local_drops);
         state.received += 1;
         if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
             // Counted per session, and the count travels in the next ack, so the prober reports
@@ -445,8 +430,8 @@ impl Engine {
         ack.ttl = d.ttl;
         ack.arrival = arrival;
         ack.ext = probe.asks_ext.then(|| wire::AckExt {
-            host_drops: self.counters.local_drops.saturating_sub(state.drops_base).min(u32::MAX as u64) as u32,
-            join_delay_ns: self.join_delay_ns,
+            host_drops: state.host_drops.min(u32::MAX as u64) as u32,
+            join_delay_ns: state.join_delay_ns,
             member_ns: self.joined_ns.map(|j| d.rx_ns.saturating_sub(j)),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
@@ -461,8 +446,13 @@ impl Engine {
             key.seal(&mut self.out);
         }
         // Told after the first ack left, so "session" means "answered", not just "heard".
-        let event =
-            new_session.then_some(Event::NewSession { session: probe.session, from: d.from, ttl: d.ttl, arrival });
+        let event = new_session.then(|| Event::NewSession {
+            session: probe.session,
+            from: d.from,
+            ttl: d.ttl,
+            arrival,
+            join_delay_ns: state.join_delay_ns.filter(|_| probe.seq > 0),
+        });
         Step { outcome: Outcome::Answered, reply: Some(&self.out), event }
     }
 }
@@ -477,11 +467,14 @@ pub(crate) struct Responder {
 impl Responder {
     /// Binds and joins. Errors here are the user's to fix (bad interface, port in use).
     pub(crate) fn bind(cfg: ResponderConfig) -> Result<Self> {
+        // Read before the join, so that no probe can arrive before it (a few µs of socket set-up
+        // are counted in the join delay).
+        let joining_ns = net::now_ns();
         let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
-        engine.joined(net::now_ns());
+        engine.joined(joining_ns);
         Ok(Responder { sock, reply, engine })
     }
 
@@ -516,7 +509,6 @@ impl Responder {
                 if let Some(ok) = alone {
                     self.engine.sent(ok);
                 }
-                events.extend(self.engine.take_first_probe());
             }
             if !tx.is_empty() {
                 let (sent, failed) = tx.flush(out);

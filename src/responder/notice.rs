@@ -28,10 +28,6 @@ pub(crate) fn describe(ev: &Event) -> String {
         Event::OverBudget { rate } => format!(
             "over the total budget of {rate} acks/s (--total-rate-limit): refusing probes, counted as rate-limited in the acks"
         ),
-        Event::FirstProbe { ns, from } => format!(
-            "first multicast probe {:.3} ms after joining, from {from}: the join delay, if a prober was already sending",
-            *ns as f64 / 1e6
-        ),
         Event::Listening { id } => format!("listening (id {id:016x})"),
         Event::NewSession { session, from, .. } => format!("session {session:016x} from {from}"),
     }

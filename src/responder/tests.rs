@@ -75,7 +75,8 @@ fn a_probe_gets_an_ack_that_echoes_it() {
     assert_eq!((ack.session, ack.seq, ack.tx_ns, ack.rx_ns), (5, 0, T0 - 80_000, T0));
     assert_eq!((ack.responder, ack.name.as_str(), ack.dwell_ns), (0xabc, "node7", 7_000));
     assert_eq!((ack.received, ack.ack_seq, ack.limited, ack.ttl, ack.arrival), (1, 0, 0, 64, Arrival::Multicast));
-    assert_eq!(event, Some(Event::NewSession { session: 5, from: from(1), ttl: 64, arrival: Arrival::Multicast }));
+    let arrival = Arrival::Multicast;
+    assert_eq!(event, Some(Event::NewSession { session: 5, from: from(1), ttl: 64, arrival, join_delay_ns: None }));
     // The second probe of the session: no event, counters move on.
     let bytes = probe(None, 5, 1, T0, 128);
     let (_, ack, event) = step(&mut e, Datagram { dst: Some(IpAddr::from([10, 0, 0, 9])), ..at(&bytes, from(1), T0) });
@@ -312,4 +313,44 @@ fn the_clock_skew_flag_is_bounded() {
     assert!(check_max_clock_skew(Duration::from_secs(60)).is_ok());
     let err = check_max_clock_skew(Duration::from_secs(61)).unwrap_err().to_string();
     assert!(err.contains("--max-clock-skew 1m 1s") && err.contains("at most 60s"), "{err}");
+}
+
+/// Two sessions on one socket (another prober, or `--hosts`' unicast session): B's probes 50..140
+/// are dropped by the socket, A's 10..15 by the network. Each session's acks carry its own drops.
+#[test]
+fn host_drops_are_told_per_session_on_a_shared_socket() {
+    let mut e = Engine::new(&cfg(None), 1);
+    let mut drops = 0;
+    let mut newest = [None, None];
+    for seq in 0..200u64 {
+        for (i, session) in [0xa, 0xb].into_iter().enumerate() {
+            if session == 0xa && (10..15).contains(&seq) {
+                continue; // lost on the way: the socket never sees it
+            }
+            if session == 0xb && (50..140).contains(&seq) {
+                drops += 1; // the socket's buffer was full
+                continue;
+            }
+            let bytes = Probe { session, seq, tx_ns: T0, asks_ext: true }.encode(200);
+            e.set_local_drops(drops);
+            let (_, ack, _) = step(&mut e, at(&bytes, from(1), T0 + seq));
+            newest[i] = ack.and_then(|a| a.ext);
+        }
+    }
+    let [a, b] = newest.map(|x| x.expect("acks with the extension").host_drops);
+    assert_eq!((a, b), (0, 90));
+}
+
+/// A gap that the socket's count did not grow across is the network's, and a gap is never
+/// charged more than its length.
+#[test]
+fn a_gap_is_put_down_to_the_host_at_most_as_far_as_the_socket_dropped() {
+    let mut s = guard::SessionState::default();
+    s.note_arrival(0, 100);
+    s.note_arrival(5, 100); // 4 lost, socket dropped nothing
+    s.note_arrival(9, 102); // 3 lost, socket dropped 2
+    s.note_arrival(10, 150); // no gap, whatever the socket dropped (another session's)
+    s.note_arrival(8, 150); // late copy: nothing
+    s.note_arrival(12, 400); // 1 lost, socket dropped 250
+    assert_eq!(s.host_drops, 2 + 1);
 }

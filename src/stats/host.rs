@@ -335,7 +335,8 @@ pub struct Join {
 
 impl Join {
     /// From an ack's extension: `member_ns` (join to this probe's arrival) against
-    /// `since_start_ns` (this run's first probe to this probe's sending) and the ack's RTT. On
+    /// `since_start_ns` (this run's first probe to this probe's sending) and `rtt_ns`, the ack's
+    /// RTT less the responder's dwell, at most the timeout. On
     /// the prober's clock the join was at about `tx + rtt/2 − member_ns`, so it came after the
     /// first probe when `member_ns ≤ since_start_ns + rtt/2`; the whole RTT is allowed, which
     /// errs by at most half a LAN RTT. Durations only: the two hosts' clocks need not agree.
@@ -679,8 +680,12 @@ impl HostStats {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // The first start's join is the one the run saw; a restart's, if the first never told.
-        self.join = self.join.or(other.join);
+        // A join during the run is the one to show: the restart's, when the first start was
+        // already a member before the run.
+        self.join = match (self.join, other.join) {
+            (Some(first), _) if first.during_run => Some(first),
+            (first, later) => later.or(first),
+        };
         // One run's histograms all have the same range (its timeout).
         self.rtt.add(&other.rtt).expect("histograms of one run have one range");
         self.net_rtt.add(&other.net_rtt).expect("histograms of one run have one range");

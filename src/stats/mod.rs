@@ -245,7 +245,10 @@ impl Run {
         let consistent = host.observe(seg, ack, from, !self.cfg.plain);
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
         if let (None, Some(AckExt { join_delay_ns: Some(delay), member_ns: Some(member), .. })) = (host.join, ack.ext) {
-            host.join = Some(Join::from_ext(delay, member, tx_ns.saturating_sub(start), rtt_ns));
+            // The network's part of the RTT, at most the timeout: a late or stalled ack must not
+            // make an old member look like one that joined during the run.
+            let net_ns = rtt_ns.saturating_sub(ack.dwell_ns as u64).min(self.cfg.timeout_ns);
+            host.join = Some(Join::from_ext(delay, member, tx_ns.saturating_sub(start), net_ns));
         }
         // A second copy of an ack is a duplicate, whether the first came on time or late.
         if !host.acked.insert(ack.seq) {

@@ -47,10 +47,12 @@
 //!  extension, only when flags bit 2 is set (see "The extension" below):
 //!  64  ext_len   1  bytes of extension that follow: at least 20; a decoder reads the fields it
 //!                   knows and skips the rest, so later fields can be added without a new version
-//!  65  host_drops 4 datagrams the responder's socket dropped for want of buffer space
-//!                   (SO_RXQ_OVFL) since the first probe of this session reached it, saturating
-//!  69  join_delay 8  ns from the responder joining the group to the first multicast probe it
-//!                   received (RFC 2432's join delay); u64::MAX = not known
+//!  65  host_drops 4 probes of this session its socket dropped for want of buffer space, saturating:
+//!                   each gap in the session's sequence numbers, up to what the socket's drop
+//!                   count (SO_RXQ_OVFL, shared by all its traffic) grew meanwhile
+//!  69  join_delay 8  ns from the responder joining the group to this session's first probe, when
+//!                   that came by multicast (RFC 2432's join delay, if the prober was already
+//!                   sending then); u64::MAX = not known
 //!  77  member_ns 8  ns from the join to this probe's arrival; u64::MAX = not known
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //! ```
@@ -69,7 +71,8 @@
 //! when the probe is large enough to carry them, the extension first: a responder leaves out the
 //! extension and truncates or omits the name rather than send an ack larger than the probe (no
 //! amplification, ever). A prober whose `--size` is smaller pads a few probes of each session to
-//! [`INFO_PROBE_LEN`] (see `crate::prober`), so it still learns names and host drops.
+//! [`INFO_PROBE_LEN`] (see `crate::prober`), so it still learns names and host drops; it asks
+//! for the extension in those only, so the other acks keep all their room for the name.
 //!
 //! ## The extension, and why version 1 still works both ways
 //!
@@ -180,10 +183,9 @@ pub struct Probe {
 /// comment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AckExt {
-    /// Datagrams its socket dropped for want of buffer space since the session's first probe
-    /// reached it (saturating).
+    /// Probes of this session its socket dropped for want of buffer space (saturating).
     pub host_drops: u32,
-    /// From its join to the first multicast probe it received.
+    /// From its join to this session's first probe, when that came by multicast.
     pub join_delay_ns: Option<u64>,
     /// From its join to this probe's arrival.
     pub member_ns: Option<u64>,
