@@ -7,9 +7,8 @@
 //! ack from it, encode within the probe's length.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use crate::responder::{AllowList, Datagram, Engine, ResponderConfig, DEFAULT_MAX_CLOCK_SKEW_NS};
+use crate::responder::{Datagram, Engine, ResponderConfig};
 use crate::stats::{Figures, Run, RunConfig};
 use crate::wire::{self, v1, Message};
 
@@ -30,22 +29,21 @@ fn responder_addr() -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 2], 24_242))
 }
 
-fn engine() -> Engine {
-    let cfg = ResponderConfig {
-        group: IpAddr::from(GROUP),
-        source: None,
-        port: 24_242,
-        iface: None,
-        name: "node7".into(),
-        reply_from: None,
-        rcvbuf: 0,
-        rate_limit: 0,
-        total_rate_limit: 0,
-        max_clock_skew: Duration::from_nanos(DEFAULT_MAX_CLOCK_SKEW_NS),
-        allow: AllowList::default(),
-        key: None,
+/// The prober's accounting of this session: 1 s timeout and intervals, outages of 3 probes.
+fn run() -> Run {
+    Run::new(RunConfig {
+        session: SESSION,
+        timeout_ns: SEC,
+        interval_ns: SEC,
+        raw: false,
+        intervals: false,
         plain: false,
-    };
+        outage_min: 3,
+    })
+}
+
+fn engine() -> Engine {
+    let cfg = ResponderConfig::for_tests(IpAddr::from(GROUP), "node7", None);
     let mut e = Engine::new(&cfg, ID);
     e.joined(T0 - 5 * SEC);
     e
@@ -106,15 +104,7 @@ fn scenario(
     mut respond: impl FnMut(&[u8], u32, u64) -> Vec<u8>,
     decode: impl Fn(&[u8]) -> wire::Ack,
 ) -> Figures {
-    let mut run = Run::new(RunConfig {
-        session: SESSION,
-        timeout_ns: SEC,
-        interval_ns: SEC,
-        raw: false,
-        intervals: false,
-        plain: false,
-        outage_min: 3,
-    });
+    let mut run = run();
     let mut received = 0;
     for seq in 0..10 {
         assert_eq!(run.record_send(tx(seq)), seq);
@@ -237,15 +227,7 @@ fn the_extension_goes_first_and_the_name_takes_what_is_left() {
 
 #[test]
 fn a_responder_that_joins_during_the_run_reports_its_join_delay() {
-    let mut run = Run::new(RunConfig {
-        session: SESSION,
-        timeout_ns: SEC,
-        interval_ns: SEC,
-        raw: false,
-        intervals: false,
-        plain: false,
-        outage_min: 3,
-    });
+    let mut run = run();
     let mut e = engine();
     // It joins 35 ms after the first probe left; probes leave every 10 ms; probe 5, sent 15 ms
     // after the join, is the first it gets: its join delay is 15.04 ms.

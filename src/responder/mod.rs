@@ -68,6 +68,28 @@ pub struct ResponderConfig {
     pub plain: bool,
 }
 
+#[cfg(test)]
+impl ResponderConfig {
+    /// A responder on `group`, port 24242, without limits, allow list or interface.
+    pub(crate) fn for_tests(group: IpAddr, name: &str, key: Option<Key>) -> Self {
+        ResponderConfig {
+            group,
+            source: None,
+            port: 24_242,
+            iface: None,
+            name: name.into(),
+            reply_from: None,
+            rcvbuf: 0,
+            rate_limit: 0,
+            total_rate_limit: 0,
+            max_clock_skew: Duration::from_nanos(DEFAULT_MAX_CLOCK_SKEW_NS),
+            allow: AllowList::default(),
+            key,
+            plain: false,
+        }
+    }
+}
+
 /// Checks `--max-clock-skew`: more than 0 (a parser rule) and at most [`MAX_CLOCK_SKEW_NS`].
 pub(crate) fn check_max_clock_skew(d: Duration) -> Result<Duration> {
     if d.as_nanos() > MAX_CLOCK_SKEW_NS as u128 {

@@ -10,21 +10,7 @@ const PORT: u16 = 24_242;
 const GROUP: [u8; 4] = [239, 255, 42, 42];
 
 fn cfg(key: Option<Key>) -> ResponderConfig {
-    ResponderConfig {
-        group: IpAddr::from(GROUP),
-        source: None,
-        port: PORT,
-        iface: None,
-        name: "node7".into(),
-        reply_from: None,
-        rcvbuf: 0,
-        rate_limit: 0,
-        total_rate_limit: 0,
-        max_clock_skew: Duration::from_nanos(DEFAULT_MAX_CLOCK_SKEW_NS),
-        allow: AllowList::default(),
-        key,
-        plain: false,
-    }
+    ResponderConfig { port: PORT, ..ResponderConfig::for_tests(IpAddr::from(GROUP), "node7", key) }
 }
 
 fn key() -> Key {
