@@ -438,12 +438,13 @@ fn send_loop(
             let left = Instant::now();
             // The transmit time is read with the run's lock held, so waiting for the lock (the
             // receiver holds it while it accounts an ack) never counts as network time.
-            let (seq, tx_ns) = {
+            let (seq, tx_ns, name_wanted) = {
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let tx_ns = net::now_ns();
-                (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns)
+                let name_wanted = runs.multicast.take_name_wanted();
+                (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns, name_wanted)
             };
-            let size = probe_size(cfg, seq);
+            let size = if name_wanted { padded_size(cfg).unwrap_or(cfg.size) } else { probe_size(cfg, seq) };
             let probe = Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) };
             encode_probe(cfg, probe, size, &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
@@ -462,7 +463,9 @@ fn send_loop(
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let u = &mut runs.unicast[i];
                 let tx_ns = net::now_ns();
-                let (seq, size) = (u.run.sent(), probe_size(cfg, u.run.sent()));
+                let seq = u.run.sent();
+                let size =
+                    if u.run.take_name_wanted() { padded_size(cfg).unwrap_or(cfg.size) } else { probe_size(cfg, seq) };
                 encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) }, size, &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
@@ -500,8 +503,9 @@ const INFO_PROBES_AT_ENDS: u64 = 3;
 /// The size of probe `seq` of a session (the tag included when keyed): `--size`, except that
 /// when that is too small for an ack with its extension and a name, the first and last
 /// [`INFO_PROBES_AT_ENDS`] probes and one probe a second are padded to [`wire::INFO_PROBE_LEN`].
-/// So a prober at `--size 64` still learns each responder's name, join delay and host drops
-/// (a restarted responder's within a second), and no ack is ever larger than its probe. The
+/// So a prober at `--size 64` still learns each responder's name, join delay and host drops,
+/// and no ack is ever larger than its probe. A new responder id that answers without a name
+/// (a restart, or a responder that joined late) gets the next probe padded too. The
 /// few larger probes cost nothing a LAN can measure: 150 bytes take 1.2 µs at 1 Gb/s.
 fn probe_size(cfg: &ProbeConfig, seq: u64) -> usize {
     let Some(info) = padded_size(cfg) else { return cfg.size };

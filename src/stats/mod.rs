@@ -35,7 +35,13 @@ fn ack_limited(ack: &Ack) -> u64 {
 /// Two responder ids that may be one responder across a restart: the same name (not empty) and
 /// the same address (port aside: a restarted responder may answer from a new port).
 fn same_responder(a: &HostStats, b: &HostStats) -> bool {
-    !a.name.is_empty() && a.name == b.name && a.addr.ip() == b.addr.ip()
+    a.addr.ip() == b.addr.ip() && names_agree(&a.name, &b.name)
+}
+
+/// Two names of one responder: equal, or one cut short by a small probe (the other is the whole
+/// name, from a padded probe). Empty names never agree.
+fn names_agree(a: &str, b: &str) -> bool {
+    !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
 }
 
 /// A probe whose ack window is still open.
@@ -131,6 +137,9 @@ pub struct Run {
     by_id: HashMap<u64, (u32, u32)>,
     /// Hosts held pending (possible restarts).
     pending: usize,
+    /// A new responder id answered: the prober should send its next probe large enough for its
+    /// whole name (see [`Run::take_name_wanted`]).
+    name_wanted: bool,
     /// Scheduled time of the first probe, ns since the run's start (0 with `record_send`).
     first_due_ns: Option<u64>,
     sent_per_interval: Vec<u64>,
@@ -158,6 +167,7 @@ impl Run {
             by_id: HashMap::new(),
             first_due_ns: None,
             pending: 0,
+            name_wanted: false,
             sent_per_interval: Vec::new(),
             foreign_acks: 0,
             bogus_acks: 0,
@@ -279,15 +289,30 @@ impl Run {
         AckOutcome::OnTime
     }
 
+    /// Whether a new responder id answered since the last call: the prober then pads its next
+    /// probe when `--size` is too small for a whole name, so that the name arrives before the
+    /// id's first probe closes and a restart can be recognized (see `host_of`).
+    pub(crate) fn take_name_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.name_wanted)
+    }
+
     /// The (host, segment) of an ack's responder id, creating it on its first ack. A new id whose
     /// name and address an earlier responder has may be that responder restarted: it is held
     /// pending until its first acked probe closes, when we know whether the other still answers.
+    /// So is a new id without a name (yet) at the address of a named one: its name may arrive
+    /// before then (see [`Run::take_name_wanted`]).
     fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> (u32, usize) {
         if let Some(&(h, s)) = self.by_id.get(&ack.responder) {
             return (h, s as usize);
         }
         let mut host = HostStats::new(ack, from, self.cfg.timeout_ns);
-        if !host.name.is_empty() && self.hosts.iter().any(|h| same_responder(h, &host)) {
+        // Its name may be cut short, or missing, in the acks to small probes: ask for it whole.
+        self.name_wanted |= !self.cfg.plain;
+        let unnamed = host.name.is_empty();
+        let maybe_restart = |h: &HostStats| {
+            same_responder(h, &host) || (unnamed && !h.name.is_empty() && h.addr.ip() == host.addr.ip())
+        };
+        if !self.cfg.plain && self.hosts.iter().any(maybe_restart) {
             host.pending = Some(ack.seq);
             self.pending += 1;
         }

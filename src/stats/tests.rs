@@ -591,6 +591,47 @@ fn restart_run() -> (Run, Vec<u64>) {
     (r, tx)
 }
 
+/// With probes too small for the whole name, a restarted id's first ack carries the name cut
+/// short, or none: still the same responder, once its whole name has come (a padded probe).
+#[test]
+fn a_restart_is_recognized_when_its_first_acks_carry_a_shortened_name_or_none() {
+    for first_name in ["phoe", ""] {
+        let mut r = run(false);
+        let tx = send(&mut r, 100);
+        assert!(!r.take_name_wanted());
+        for (i, &t) in tx.iter().enumerate() {
+            let seq = i as u64;
+            let mut a = match i {
+                0..40 => ack(1, seq, t, i as u32 + 1, i as u32 + 1),
+                60.. => ack(2, seq, t, (i - 59) as u32, (i - 59) as u32),
+                _ => continue,
+            };
+            a.name = match i {
+                0..3 | 61 => "phoenix".into(), // padded probes: the whole name
+                _ => first_name.into(),        // the others: cut short, or none
+            };
+            r.on_ack(&a, addr(), t + MS);
+            // A new id asks for a padded probe, once.
+            assert_eq!(r.take_name_wanted(), i == 0 || i == 60, "probe {i}");
+            r.finalize_older_than(t + MS, 1100 * MS);
+        }
+        r.finalize_all();
+        assert_eq!(r.hosts().len(), 1, "{first_name:?}: one responder, two ids");
+        let h = &r.hosts()[0];
+        assert_eq!((h.name.as_str(), h.restarts.len()), ("phoenix", 1));
+    }
+    // Another responder at that address, with a name of its own, stays apart.
+    let mut r = run(false);
+    let tx = send(&mut r, 3);
+    for (id, name) in [(1, "phoenix"), (2, "sparrow")] {
+        let mut a = ack(id, 0, tx[0], 1, 1);
+        a.name = name.into();
+        r.on_ack(&a, addr(), tx[0] + MS);
+    }
+    r.finalize_all();
+    assert_eq!(r.hosts().len(), 2);
+}
+
 #[test]
 fn a_restart_is_one_responder_that_was_away() {
     let (mut r, tx) = restart_run();
