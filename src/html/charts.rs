@@ -223,10 +223,16 @@ pub(crate) fn timeline(courses: &[Course], band: Option<&Band>, duration_s: f64)
             draw_band(&mut chart, b)?;
         }
         for c in courses {
+            // A stretch of one interval (a run shorter than two, or one between gaps) has no
+            // line to draw: it is a dot, or it would not show at all.
             for s in segments(&c.max) {
+                let dot = (s.len() == 1).then(|| Circle::new(s[0], 3, c.color.mix(0.45).stroke_width(1)));
+                chart.draw_series(dot).map_err(err)?;
                 chart.draw_series(LineSeries::new(s, c.color.mix(0.45).stroke_width(1))).map_err(err)?;
             }
             for s in segments(&c.p50) {
+                let dot = (s.len() == 1).then(|| Circle::new(s[0], 4, c.color.filled()));
+                chart.draw_series(dot).map_err(err)?;
                 chart.draw_series(LineSeries::new(s, c.color.stroke_width(2))).map_err(err)?;
             }
             let marks = c.lost.iter().map(|&x| TriangleMarker::new((x, floor), 5, c.color.filled()));

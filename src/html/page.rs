@@ -223,8 +223,10 @@ fn loss_section(f: &Folder) -> Result<String> {
     let rows = ranked(f);
     let parts = |r: &SummaryRec| {
         let pct = |n: u64| if r.sent == 0 { 0.0 } else { 100.0 * n as f64 / r.sent as f64 };
+        let host = r.forward_host_drops.unwrap_or(0).min(r.forward_lost);
         vec![
-            (pct(r.forward_lost), PALETTE[0]),
+            (pct(r.forward_lost - host), PALETTE[0]),
+            (pct(host), PALETTE[5]),
             (pct(r.return_lost), PALETTE[1]),
             (pct(r.late), PALETTE[4]),
             (pct(r.unknown_lost), OTHERS),
@@ -234,13 +236,13 @@ fn loss_section(f: &Folder) -> Result<String> {
     let rest = &rows[rows.len().min(LOSS_ROWS)..];
     if !rest.is_empty() {
         // The mean of the rest: one bar as long as a typical one of them.
-        let mut sum = vec![0.0; 4];
+        let mut sum = vec![0.0; 5];
         for r in rest {
             for (s, (v, _)) in sum.iter_mut().zip(parts(r)) {
                 *s += v / rest.len() as f64;
             }
         }
-        let colors = [PALETTE[0], PALETTE[1], PALETTE[4], OTHERS];
+        let colors = [PALETTE[0], PALETTE[5], PALETTE[1], PALETTE[4], OTHERS];
         bars.push(Bar { label: format!("{} others (mean)", rest.len()), parts: sum.into_iter().zip(colors).collect() });
     }
     let x_max = bars.iter().map(|b| b.parts.iter().map(|p| p.0).sum::<f64>()).fold(0.0, f64::max);
@@ -248,6 +250,7 @@ fn loss_section(f: &Folder) -> Result<String> {
     let mut legend = String::from("<ul class=\"legend\">");
     for (name, c) in [
         ("forward: probe lost", PALETTE[0]),
+        ("forward: dropped by the responder's own host", PALETTE[5]),
         ("return: ack lost", PALETTE[1]),
         ("late ack", PALETTE[4]),
         ("unknown", OTHERS),
@@ -271,7 +274,7 @@ fn loss_section(f: &Folder) -> Result<String> {
         "Loss per responder",
         &format!(
             "<p>Lost probes in % of those sent, split by direction from the responder's own counters: forward (the probe \
-             never reached it), return (its ack never came back), late (the ack came after the timeout), unknown \
+             never reached it; the part its own host dropped, its socket buffer full, drawn apart when it says), return (its ack never came back), late (the ack came after the timeout), unknown \
              (after its last ack, nothing tells).</p>{none}"
         ),
         &format!("<figure class=\"chart\">{legend}<ul class=\"series-list\" hidden>{series}</ul>{svg}</figure>{note}"),
