@@ -114,7 +114,7 @@ def report(mode, out, command):
         third = max(1, len(after) // 3)
         early, late = statistics.median(after[:third]), statistics.median(after[-third:])
         growth = (late - early) / early * 100
-        series = [int(x["series"]) for x in r]
+        series = [int(x["series"]) for x in r[warm:]]
         lines += [
             f"{len(r)} samples over {t[-1]:.0f} s. From the first sample after 60 s (warm-up) to the last:",
             "",
