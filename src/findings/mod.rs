@@ -108,6 +108,13 @@ impl Row {
         self.responder.as_ref().map_or("", |r| r.name.as_str())
     }
 
+    /// How a reader knows the responder: its name, else the start of its id in brackets;
+    /// `None` for a silent row.
+    pub(crate) fn label(&self) -> Option<String> {
+        let r = self.responder.as_ref()?;
+        Some(if r.name.is_empty() { format!("({})", &r.id.to_string()[..8]) } else { r.name.clone() })
+    }
+
     pub(crate) fn id(&self) -> Option<ResponderId> {
         self.responder.as_ref().map(|r| r.id)
     }
@@ -196,6 +203,7 @@ pub enum Note {
     /// full, as its acks reported) and how much the network lost.
     HostDrops {
         name: String,
+        path: Path,
         host: u64,
         network: u64,
     },
@@ -395,10 +403,9 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
-    notes.extend(rows.iter().filter(|r| r.responder.is_some()).filter_map(|r| {
+    notes.extend(rows.iter().filter_map(|r| {
         let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
-        let name = if r.name().is_empty() { r.id()?.to_string()[..8].to_string() } else { r.name().to_string() };
-        Some(Note::HostDrops { name, host, network: r.figures.forward_lost - host })
+        Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
     match d {
@@ -422,8 +429,12 @@ fn shared_faults(run: &Run, rows: &[Row]) -> SharedFaults {
         .filter_map(|r| {
             let id = r.id()?;
             let h = run.hosts().iter().find(|h| h.responder_id == id.0)?;
-            let name = if r.name().is_empty() { format!("({})", &id.to_string()[..8]) } else { r.name().to_string() };
-            Some(shared::LossSet { name, first_seq: r.figures.first_seq?, end_seq: run.sent(), lost: &h.lost_seqs })
+            Some(shared::LossSet {
+                name: r.label()?,
+                first_seq: r.figures.first_seq?,
+                end_seq: run.sent(),
+                lost: &h.lost_seqs,
+            })
         })
         .collect();
     shared::analyse(&sets)

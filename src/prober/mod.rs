@@ -416,6 +416,7 @@ fn send_loop(
     net::lower_timer_slack();
     let dest = SocketAddr::new(cfg.group, cfg.port);
     let mut lateness = lateness_histogram();
+    let sizes = ProbeSizes::new(cfg);
     let mut buf = Vec::with_capacity(cfg.size.max(wire::INFO_PROBE_LEN + wire::TAG_LEN));
     let mut send_errors = 0u64;
     let start = Instant::now();
@@ -444,8 +445,8 @@ fn send_loop(
                 let name_wanted = runs.multicast.take_name_wanted();
                 (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns, name_wanted)
             };
-            let size = if name_wanted { padded_size(cfg).unwrap_or(cfg.size) } else { probe_size(cfg, seq) };
-            let probe = Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) };
+            let (size, asks_ext) = sizes.of(seq, name_wanted);
+            let probe = Probe { session, seq, tx_ns, asks_ext };
             encode_probe(cfg, probe, size, &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
@@ -464,9 +465,8 @@ fn send_loop(
                 let u = &mut runs.unicast[i];
                 let tx_ns = net::now_ns();
                 let seq = u.run.sent();
-                let size =
-                    if u.run.take_name_wanted() { padded_size(cfg).unwrap_or(cfg.size) } else { probe_size(cfg, seq) };
-                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext: asks_ext(cfg, size) }, size, &mut buf);
+                let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
+                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
                 } else {
@@ -496,43 +496,55 @@ fn send_unicast(sock: &UdpSocket, buf: &[u8], dest: SocketAddr) -> bool {
 }
 
 /// Probes at the start and at the end of a session, and one a second, that are padded so that
-/// every ack can carry all it has (see [`probe_size`]). Three at each end: one lost probe does
+/// every ack can carry all it has (see [`ProbeSizes`]). Three at each end: one lost probe does
 /// not hide a name.
 const INFO_PROBES_AT_ENDS: u64 = 3;
 
-/// The size of probe `seq` of a session (the tag included when keyed): `--size`, except that
-/// when that is too small for an ack with its extension and a name, the first and last
-/// [`INFO_PROBES_AT_ENDS`] probes and one probe a second are padded to [`wire::INFO_PROBE_LEN`].
-/// So a prober at `--size 64` still learns each responder's name, join delay and host drops,
-/// and no ack is ever larger than its probe. A new responder id that answers without a name
-/// (a restart, or a responder that joined late) gets the next probe padded too. The
-/// few larger probes cost nothing a LAN can measure: 150 bytes take 1.2 µs at 1 Gb/s.
-fn probe_size(cfg: &ProbeConfig, seq: u64) -> usize {
-    let Some(info) = padded_size(cfg) else { return cfg.size };
-    let per_second = (1e9 / cfg.interval.as_nanos().max(1) as f64).round().max(1.0) as u64;
-    let at_ends = seq < INFO_PROBES_AT_ENDS || seq.saturating_add(INFO_PROBES_AT_ENDS) >= cfg.count;
-    if at_ends || seq % per_second == 0 {
-        info
-    } else {
-        cfg.size
+/// The size of each probe of a session (the tag included when keyed), worked out once per run:
+/// `--size`, except that when that is too small for an ack with its extension and a name, the
+/// first and last [`INFO_PROBES_AT_ENDS`] probes, one probe a second, and the probe after a new
+/// responder id first answered are padded to [`wire::INFO_PROBE_LEN`]. So a prober at
+/// `--size 64` still learns each responder's name, join delay and host drops, and no ack is ever
+/// larger than its probe. The few larger probes cost nothing a LAN can measure: 150 bytes take
+/// 1.2 µs at 1 Gb/s.
+///
+/// Only a probe of at least that size asks for the ack extension. A smaller probe's ack keeps
+/// all its room for the name, as before the extension: a name cut shorter in some acks than in
+/// others would not be recognized as the same responder after a restart. The drop count is
+/// cumulative, so the padded probes carry it often enough.
+struct ProbeSizes {
+    size: usize,
+    /// The padded size, when `--size` is smaller.
+    padded: Option<usize>,
+    /// One padded probe in this many: one a second.
+    every: u64,
+    count: u64,
+}
+
+impl ProbeSizes {
+    fn new(cfg: &ProbeConfig) -> Self {
+        let every = (1e9 / cfg.interval.as_nanos().max(1) as f64).round().max(1.0) as u64;
+        ProbeSizes { size: cfg.size, padded: padded_size(cfg), every, count: cfg.count }
+    }
+
+    /// Probe `seq`'s size, and whether it asks for the extension. `name_wanted`: a new responder
+    /// id answered since the last probe (see `stats::Run::take_name_wanted`).
+    fn of(&self, seq: u64, name_wanted: bool) -> (usize, bool) {
+        let Some(padded) = self.padded else { return (self.size, true) };
+        let at_ends = seq < INFO_PROBES_AT_ENDS || seq.saturating_add(INFO_PROBES_AT_ENDS) >= self.count;
+        if name_wanted || at_ends || seq % self.every == 0 {
+            (padded, true)
+        } else {
+            (self.size, false)
+        }
     }
 }
 
-/// The size the padded probes of [`probe_size`] have, when `--size` is smaller than that.
+/// The size of the padded probes of [`ProbeSizes`], when `--size` is smaller than that.
 pub(crate) fn padded_size(cfg: &ProbeConfig) -> Option<usize> {
     let tag = if cfg.key.is_some() { wire::TAG_LEN } else { 0 };
     let info = wire::INFO_PROBE_LEN + tag;
     (cfg.size < info && cfg.plain.is_none()).then_some(info)
-}
-
-/// Whether a probe of `size` bytes (the tag included) asks for the ack extension: only when it
-/// has room for the extension and the longest name. A smaller probe's ack keeps all its room
-/// for the name, as before the extension: a name cut shorter in some acks than in others would
-/// not be recognized as the same responder after a restart. The drop count is cumulative, so
-/// the padded probes of [`probe_size`] carry it often enough.
-fn asks_ext(cfg: &ProbeConfig, size: usize) -> bool {
-    let tag = if cfg.key.is_some() { wire::TAG_LEN } else { 0 };
-    size >= wire::INFO_PROBE_LEN + tag
 }
 
 /// The datagram for one probe of `size` bytes (the tag included): the plain message, or the
@@ -570,18 +582,21 @@ mod tests {
         let group = "239.255.42.42".parse().unwrap();
         let cfg =
             ProbeConfig { size: 100, count: 2500, interval: Duration::from_millis(1), ..ProbeConfig::new(group, 1) };
-        let padded: Vec<u64> = (0..cfg.count).filter(|&s| probe_size(&cfg, s) > cfg.size).collect();
+        let sizes = ProbeSizes::new(&cfg);
+        let padded: Vec<u64> = (0..cfg.count).filter(|&s| sizes.of(s, false).0 > cfg.size).collect();
         assert_eq!(padded, [0, 1, 2, 1000, 2000, 2497, 2498, 2499]);
         for s in 0..cfg.count {
-            let size = probe_size(&cfg, s);
-            assert_eq!(asks_ext(&cfg, size), padded.contains(&s), "probe {s}");
+            let (size, asks_ext) = sizes.of(s, false);
+            assert_eq!(asks_ext, padded.contains(&s), "probe {s}");
             assert!(size == cfg.size || size == wire::INFO_PROBE_LEN);
         }
+        // After a new responder id: the next probe is padded, whatever its number.
+        assert_eq!(sizes.of(500, true), (wire::INFO_PROBE_LEN, true));
         // Keyed: the tag is on top. Large enough already: nothing changes, and every probe asks.
         let keyed = ProbeConfig { key: Some(crate::auth::Key::from_secret(b"k").unwrap()), ..cfg.clone() };
-        assert_eq!(probe_size(&keyed, 0), wire::INFO_PROBE_LEN + wire::TAG_LEN);
-        let large = ProbeConfig { size: 1000, ..cfg };
-        assert!((0..large.count).all(|s| probe_size(&large, s) == 1000 && asks_ext(&large, 1000)));
+        assert_eq!(ProbeSizes::new(&keyed).of(0, false).0, wire::INFO_PROBE_LEN + wire::TAG_LEN);
+        let large = ProbeSizes::new(&ProbeConfig { size: 1000, ..cfg });
+        assert!((0..large.count).all(|s| large.of(s, true) == (1000, true) && large.of(s, false) == (1000, true)));
     }
 
     #[test]

@@ -26,11 +26,7 @@ fn us(d: Duration) -> f64 {
 
 /// What the RESPONDER column shows: the name, else the start of the id, else "-".
 fn display_name(r: &Row) -> String {
-    match &r.responder {
-        Some(x) if !x.name.is_empty() => x.name.clone(),
-        Some(x) => format!("({})", &x.id.to_string()[..8]),
-        None => "-".to_string(),
-    }
+    r.label().unwrap_or_else(|| "-".to_string())
 }
 
 /// What the ADDRESS column shows: where the acks came from (`[v6]:port` for IPv6), or the
@@ -179,8 +175,9 @@ pub(crate) fn note_line(n: &Note) -> String {
             "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
             and_list(names)
         ),
-        Note::HostDrops { name, host, network } => format!(
-            "{name}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
+        Note::HostDrops { name, path, host, network } => format!(
+            "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
+            if *path == Path::Unicast { " (unicast)" } else { "" },
             host + network
         ),
         Note::Querier(q) => querier::seen_line(q),

@@ -217,7 +217,7 @@ impl Segment {
 
     /// Takes in the host drops an ack's extension reports (they only grow within a session).
     fn observe_drops(&mut self, drops: u32) {
-        self.host_drops = Some(self.host_drops.map_or(drops as u64, |d| d.max(drops as u64)));
+        self.host_drops = self.host_drops.max(Some(u64::from(drops)));
     }
 
     /// Acks of probe copies: ack numbers beyond one per probe answered.
