@@ -14,6 +14,7 @@ is meant to run inside a lab namespace (`lab.sh exec HOST python3 labnet.py`).
 The UDP ping exists because iputils ping prints RTTs of 10 ms and more with
 only 0.1 ms resolution, too coarse to see a ~50 us emulator cost.
 """
+
 import argparse
 import socket
 import struct
@@ -34,7 +35,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--expect", type=int, default=0)
     a = ap.parse_args()
-    count = min(a.count, 100000)          # hard bound on any loop
+    count = min(a.count, 100000)  # hard bound on any loop
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     if a.mode == "echo":
@@ -60,15 +61,17 @@ def main():
             udp.send(struct.pack("!I", i))
             try:
                 while struct.unpack("!I", udp.recv(64)[:4])[0] != i:
-                    pass                      # a late reply to an earlier probe
+                    pass  # a late reply to an earlier probe
                 rtts.append(time.perf_counter_ns() - t0)
             except socket.timeout:
                 pass
             time.sleep(a.interval)
         rtts.sort()
         q = lambda p: rtts[min(len(rtts) - 1, int(p * len(rtts)))] / 1e3 if rtts else 0
-        print("sent=%d recv=%d min_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f"
-              % (count, len(rtts), q(0), q(.5), q(.9), q(.99), q(1)))
+        print(
+            "sent=%d recv=%d min_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f"
+            % (count, len(rtts), q(0), q(0.5), q(0.9), q(0.99), q(1))
+        )
 
     elif a.mode == "msend":
         udp.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)

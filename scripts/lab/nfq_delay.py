@@ -22,6 +22,7 @@ larger than what this process can see; measure it with `lab.sh calibrate`.
 On SIGTERM/SIGINT every held packet is released at once (not dropped), so
 clearing a delay never loses packets.
 """
+
 import argparse
 import ctypes
 import heapq
@@ -58,8 +59,7 @@ def nfq_msg(msg_type, queue, attrs, flags=NLM_F_REQUEST, seq=0):
     for atype, data in attrs:
         nla = struct.pack("=HH", 4 + len(data), atype) + data
         body += nla + b"\0" * (-len(nla) % 4)
-    hdr = struct.pack("=IHHII", 16 + len(body),
-                      (NFNL_SUBSYS_QUEUE << 8) | msg_type, flags, seq, 0)
+    hdr = struct.pack("=IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | msg_type, flags, seq, 0)
     return hdr + body
 
 
@@ -70,7 +70,7 @@ def iter_msgs(buf):
         length, mtype, _flags, _seq, _pid = struct.unpack_from("=IHHII", buf, off)
         if length < 16:
             break
-        yield mtype, buf[off + 16: off + length]
+        yield mtype, buf[off + 16 : off + length]
         off += (length + 3) & ~3
 
 
@@ -99,8 +99,9 @@ def main():
     ap.add_argument("--delay", type=float, default=0.0, help="ms")
     ap.add_argument("--jitter", type=float, default=0.0, help="ms, uniform +/-")
     ap.add_argument("--maxlen", type=int, default=65536, help="kernel queue length")
-    ap.add_argument("--spin-us", type=float, default=60.0,
-                    help="busy-poll this close to a deadline instead of sleeping")
+    ap.add_argument(
+        "--spin-us", type=float, default=60.0, help="busy-poll this close to a deadline instead of sleeping"
+    )
     ap.add_argument("--stats", help="file for key=value statistics")
     ap.add_argument("--ready", help="file that gets our pid once bound to the queue")
     a = ap.parse_args()
@@ -125,12 +126,15 @@ def main():
             if mtype == NLMSG_ERROR:
                 err = struct.unpack_from("=i", payload)[0]
                 if err:
-                    sys.exit("nfq_delay: queue %d config failed: %s"
-                             % (a.queue, os.strerror(-err)))
+                    sys.exit("nfq_delay: queue %d config failed: %s" % (a.queue, os.strerror(-err)))
 
     request([(NFQA_CFG_CMD, struct.pack("=BBH", NFQNL_CFG_CMD_BIND, 0, 0))])
-    request([(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META)),
-             (NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", a.maxlen))])
+    request(
+        [
+            (NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META)),
+            (NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", a.maxlen)),
+        ]
+    )
     # Only after configuration: a lost packet message should not kill us.
     s.setsockopt(SOL_NETLINK, NETLINK_NO_ENOBUFS, 1)
     s.setblocking(False)
@@ -138,11 +142,11 @@ def main():
     delay_ns = int(a.delay * 1e6)
     jitter_ns = int(a.jitter * 1e6)
     spin_ns = int(a.spin_us * 1e3)
-    held = []               # heap of (deadline_ns, seq, packet_id)
+    held = []  # heap of (deadline_ns, seq, packet_id)
     seq = 0
     st = {"received": 0, "released": 0, "enobufs": 0}
-    late = []               # release lateness samples, ns (bounded)
-    proc = []               # recv->verdict cost minus hold, ns (bounded)
+    late = []  # release lateness samples, ns (bounded)
+    proc = []  # recv->verdict cost minus hold, ns (bounded)
     MAXS = 200000
     flags = {"stop": False, "dump": False}
 
@@ -160,22 +164,22 @@ def main():
         if not a.stats:
             return
         ls, ps = sorted(late), sorted(proc)
-        lines = ["queue=%d" % a.queue, "delay_ms=%g" % a.delay,
-                 "jitter_ms=%g" % a.jitter, "held=%d" % len(held)]
+        lines = ["queue=%d" % a.queue, "delay_ms=%g" % a.delay, "jitter_ms=%g" % a.jitter, "held=%d" % len(held)]
         lines += ["%s=%d" % kv for kv in st.items()]
-        lines += ["late_p50_us=%.1f" % (pct(ls, 50) / 1e3),
-                  "late_p99_us=%.1f" % (pct(ls, 99) / 1e3),
-                  "late_max_us=%.1f" % ((ls[-1] if ls else 0) / 1e3),
-                  "proc_p50_us=%.1f" % (pct(ps, 50) / 1e3),
-                  "proc_p99_us=%.1f" % (pct(ps, 99) / 1e3)]
+        lines += [
+            "late_p50_us=%.1f" % (pct(ls, 50) / 1e3),
+            "late_p99_us=%.1f" % (pct(ls, 99) / 1e3),
+            "late_max_us=%.1f" % ((ls[-1] if ls else 0) / 1e3),
+            "proc_p50_us=%.1f" % (pct(ps, 50) / 1e3),
+            "proc_p99_us=%.1f" % (pct(ps, 99) / 1e3),
+        ]
         tmp = a.stats + ".tmp"
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(tmp, a.stats)
 
     def verdict(pid):
-        s.send(nfq_msg(NFQNL_MSG_VERDICT, a.queue,
-                       [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, pid))]))
+        s.send(nfq_msg(NFQNL_MSG_VERDICT, a.queue, [(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, pid))]))
         st["released"] += 1
 
     if a.ready:  # tells lab.sh we are bound (and our pid) before it adds the rule
@@ -200,7 +204,7 @@ def main():
                 buf = s.recv(65536)
             except BlockingIOError:
                 break
-            except OSError:          # ENOBUFS: messages were lost
+            except OSError:  # ENOBUFS: messages were lost
                 st["enobufs"] += 1
                 continue
             t = time.monotonic_ns()
@@ -214,7 +218,7 @@ def main():
                 d = delay_ns
                 if jitter_ns:
                     d = max(0, d + random.randint(-jitter_ns, jitter_ns))
-                if d == 0:           # pass-through mode: measures the bare hop
+                if d == 0:  # pass-through mode: measures the bare hop
                     verdict(pid)
                     if len(proc) < MAXS:
                         proc.append(time.monotonic_ns() - t)
@@ -244,8 +248,7 @@ def main():
     while held:
         verdict(heapq.heappop(held)[2])
     write_stats()
-    print("nfq_delay: queue %d %s" % (a.queue, " ".join("%s=%d" % kv for kv in st.items())),
-          file=sys.stderr)
+    print("nfq_delay: queue %d %s" % (a.queue, " ".join("%s=%d" % kv for kv in st.items())), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ independent implementation: HdrHistogram's Python package (`hdrh`, PyPI `hdrhist
 
 usage: check_hdr.py DIR     exit 0 when every check holds; prints what it checked.
 """
+
 import csv
 import math
 import re
@@ -115,7 +116,9 @@ def check_hgrm(path, row, h):
     if lines[-1] != "":
         fail(f"{path.name}: no final newline")
     # The last line ties the file to its run: mcprobe's own comment after HdrHistogram's footer.
-    own = re.match(r"^#\[mcprobe run ([0-9a-f]{16}), responder .* \(([0-9a-f]{16})\), path (\w+), RTT in µs\]$", lines[-2])
+    own = re.match(
+        r"^#\[mcprobe run ([0-9a-f]{16}), responder .* \(([0-9a-f]{16})\), path (\w+), RTT in µs\]$", lines[-2]
+    )
     if not own or own.group(1) != RUN_ID or own.group(2) != row["responder_id"] or own.group(3) != row["path"]:
         fail(f"{path.name}: last line {lines[-2]!r} does not name run {RUN_ID}")
     body, foot = lines[2:-5], lines[-5:-2]
@@ -149,7 +152,7 @@ def check_hgrm(path, row, h):
     for item in h.get_recorded_iterator():
         seen += item.count_at_value_iterated_to
         counts[h.get_highest_equivalent_value(item.value_iterated_to)] = seen
-    for v, p, n in rows:
+    for v, _p, n in rows:
         if counts.get(round(v * 1000)) != n:
             fail(f"{path.name}: {n} RTTs up to {v} µs, the log says {counts.get(round(v * 1000))}")
     # Percentile rows against summary.csv: exact at the levels the rows hit, bracketing otherwise.
