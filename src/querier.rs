@@ -21,6 +21,10 @@ pub(crate) const DEFAULT_ROBUSTNESS: u8 = 2;
 pub(crate) const DEFAULT_RESPONSE: Duration = Duration::from_secs(10);
 /// How much longer than the query interval a silence must last before it is reported.
 pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_secs(10);
+/// Most queriers a log keeps. A LAN has one elected querier and maybe a few candidates; the
+/// cap bounds a watch that runs for months under `serve` against forged queries from many
+/// source addresses. The one heard longest ago makes room.
+pub(crate) const MAX_QUERIERS: usize = 16;
 
 const IGMP_QUERY: u8 = 0x11;
 const MLD_QUERY: u8 = 130;
@@ -236,7 +240,7 @@ impl Querier {
 /// Every querier heard while watching one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct QuerierLog {
-    /// By address, in the order first heard.
+    /// By address, in the order first heard; at most [`MAX_QUERIERS`].
     pub queriers: Vec<Querier>,
     /// Datagrams on the raw sockets that were not valid queries (reports, other ICMPv6).
     pub ignored: u64,
@@ -248,6 +252,10 @@ impl QuerierLog {
         let i = match self.queriers.iter().position(|x| x.address == q.source) {
             Some(i) => i,
             None => {
+                if self.queriers.len() >= MAX_QUERIERS {
+                    let stalest = (0..self.queriers.len()).min_by_key(|&i| self.queriers[i].last_seen_unix_ns);
+                    self.queriers.remove(stalest.expect("the log is full"));
+                }
                 self.queriers.push(Querier {
                     address: q.source,
                     version: q.version,

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::fs::File;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -92,22 +90,6 @@ fn a_dead_host_in_hosts_does_not_stall_the_prober() {
     let rows = dead["responders"].as_array().unwrap();
     let r = rows.iter().find(|r| r["expected_host"] == "10.77.0.9" && r["path"] == "unicast").expect("a row for .9");
     assert_eq!(r["received"], 0, "{r}");
-}
-
-/// Runs `f` on a thread that lives in network namespace `ns`: the sockets it makes (and the
-/// prober's threads it spawns) are that namespace's.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: setns on a valid descriptor; it changes only this thread's namespace.
-            let rc = unsafe { nix::libc::setns(file.as_raw_fd(), nix::libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 fn nft(ns: &str, ruleset: &str) {

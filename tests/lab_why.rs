@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::lab::{fresh_lab as lab_up, in_lab_host, lab_in, one_lab_at_a_time, prefix, repo, Lab};
+use common::lab::{fresh_lab as lab_up, in_lab_host, in_netns, lab_in, one_lab_at_a_time, prefix, repo, Lab};
 use common::*;
 use serde_json::Value;
 
@@ -297,4 +297,90 @@ fn forward_loss_is_split_into_the_responders_own_drops_and_the_networks() {
     let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(notes.iter().any(|n| n.starts_with("h2: ") && n.contains("dropped by its own host")), "{notes:?}");
     assert!(!notes.iter().any(|n| n.starts_with("h3: ")), "{notes:?}");
+}
+
+/// `GET /metrics` from `serve` listening on 127.0.0.1:`port` inside lab host h1.
+fn metrics_in_h1(p: &str, port: u16) -> String {
+    use std::io::{Read, Write};
+    in_netns(&format!("{p}-h1"), || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string())
+    })
+}
+
+/// Polls `serve`'s metrics in h1 until `ok` holds (bounded by a failure timeout); returns them.
+fn metrics_until(p: &str, port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let text = metrics_in_h1(p, port);
+        if ok(&text) {
+            return text;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// `serve` exports the querier it hears: the bridge's IGMPv3 querier with the interval it
+/// announces, then, with the querier stopped, mcprobe_querier_silent after --querier-wait. The
+/// exposition passes `promtool check metrics`.
+#[test]
+fn serve_exports_the_querier_and_its_silence() {
+    let Some((l, _turn)) = fresh_lab("ws", 2) else { return };
+    let p = l.0;
+    lab(p, &["querier", "on", "--interval", "1"]);
+    let _r = responder(p, "h2", "239.255.42.42", "24309");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut c = in_host(p, "h1");
+    c.args(["serve", "--iface", "veth0", "--port", "24309", "--rate", "20", "--window", "1s", "--timeout", "300ms"]);
+    c.args(["--querier-wait", "3s", "--listen", "127.0.0.1:19798"]);
+    let child = c.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = Killed(child);
+    let q = r#"target="default",querier="0.0.0.0""#;
+    let text =
+        metrics_until(p, 19798, "the querier", |t| t.contains(&format!("mcprobe_querier_queries_total{{{q}}} 2")));
+    println!("{}", text.lines().filter(|l| l.contains("mcprobe_querier")).collect::<Vec<_>>().join("\n"));
+    for line in [
+        r#"mcprobe_querier_watching{target="default"} 1"#.to_string(),
+        r#"mcprobe_querier_silent{target="default"} 0"#.to_string(),
+        format!("mcprobe_querier_info{{{q},version=\"IGMPv3\"}} 1"),
+        format!("mcprobe_querier_interval_seconds{{{q}}} 1.0"),
+        format!("mcprobe_querier_robustness{{{q}}} 2"),
+    ] {
+        assert!(text.contains(&line), "no {line} in\n{text}");
+    }
+    let last_seen: f64 = (text.lines())
+        .find_map(|l| l.strip_prefix(&format!("mcprobe_querier_last_seen_timestamp_seconds{{{q}}} ")))
+        .and_then(|v| v.parse().ok())
+        .expect("a last-seen timestamp");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((0.0..5.0).contains(&(now - last_seen)), "last seen {last_seen}, now {now}");
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        let mut check = Command::new("promtool");
+        check.args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut check = check.spawn().unwrap();
+        std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics: {}", String::from_utf8_lossy(&out.stdout));
+    } else {
+        println!("promtool not installed: exposition not linted");
+    }
+    // The querier stops: silent once no query came for 3 s, and said once on stderr.
+    lab(p, &["querier", "off"]);
+    metrics_until(p, 19798, "the silence", |t| t.contains(r#"mcprobe_querier_silent{target="default"} 1"#));
+    let stderr = std::fs::read_to_string(log.path()).unwrap();
+    println!("{stderr}");
+    assert!(stderr.contains("querier 0.0.0.0 heard: IGMPv3, interval 1 s"), "{stderr}");
+    assert_eq!(stderr.matches("no IGMP/MLD membership query for").count(), 1, "{stderr}");
 }

@@ -32,14 +32,14 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     }
     let dir = root().join("contrib/prometheus");
     let out = run(Command::new("promtool").args(["check", "rules", "mcprobe-rules.yml"]).current_dir(&dir));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 rules found"));
     run(Command::new("promtool").args(["check", "config", "prometheus.yml"]).current_dir(&dir));
     run(Command::new("promtool").args(["test", "rules", "mcprobe-rules.test.yml"]).current_dir(&dir));
     // Every alert has a unit test.
     let rules = std::fs::read_to_string(dir.join("mcprobe-rules.yml")).unwrap();
     let tests = std::fs::read_to_string(dir.join("mcprobe-rules.test.yml")).unwrap();
     let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
-    assert_eq!(alerts.len(), 4);
+    assert_eq!(alerts.len(), 5);
     for a in alerts {
         assert!(tests.contains(&format!("alertname: {a}")), "no unit test for {a}");
     }
@@ -48,12 +48,13 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
 #[test]
 fn systemd_units_verify_and_are_hardened() {
     let units = ["mcprobe-respond.service", "mcprobe-serve.service"];
-    for u in units {
+    // serve keeps CAP_NET_RAW, and only that, for the querier watch; respond has none.
+    for (u, caps) in units.iter().zip(["CapabilityBoundingSet=\n", "CapabilityBoundingSet=CAP_NET_RAW\n"]) {
         let text = std::fs::read_to_string(root().join("contrib/systemd").join(u)).unwrap();
         for setting in [
             "DynamicUser=yes",
             "NoNewPrivileges=yes",
-            "CapabilityBoundingSet=\n",
+            caps,
             "RestrictAddressFamilies=",
             "ProtectSystem=strict",
             "SystemCallFilter=@system-service",
@@ -102,7 +103,13 @@ fn grafana_dashboard_is_valid_json_with_queries() {
         .map(|t| t["expr"].as_str().unwrap())
         .collect();
     // What the issue asks the dashboard to show.
-    for needle in ["mcprobe_lost_total", "mcprobe_rtt_seconds_bucket", "mcprobe_responders", "mcprobe_host_verdict"] {
+    for needle in [
+        "mcprobe_lost_total",
+        "mcprobe_rtt_seconds_bucket",
+        "mcprobe_responders",
+        "mcprobe_host_verdict",
+        "mcprobe_querier",
+    ] {
         assert!(exprs.iter().any(|e| e.contains(needle)), "no panel queries {needle}");
     }
 }

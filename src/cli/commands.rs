@@ -218,6 +218,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 
+    /// mcprobe_querier_silent turns 1 when no IGMP/MLD membership query was heard on the
+    /// interface for this long: snooping switches then drop the group. Listening needs
+    /// CAP_NET_RAW (without it, a one-line notice and mcprobe_querier_watching 0). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub querier_wait: Option<Duration>,
+
     /// Address and port of the HTTP server.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -231,7 +238,7 @@ pub struct ServeArgs {
     pub max_series: usize,
 
     /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min"])]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
     pub config: Option<PathBuf>,
 
     /// Log only errors (no line per responder that appears, goes silent or restarts).

@@ -163,3 +163,23 @@ fn silence_is_measured_from_the_last_query_or_the_start() {
     assert_eq!(s.age_out_unix_ns, 15 * S);
     assert_eq!(s.last.map(|q| q.version), Some(QueryVersion::IgmpV3));
 }
+
+#[test]
+fn the_log_keeps_the_queriers_heard_last_when_forged_ones_flood_it() {
+    let mut log = QuerierLog::default();
+    let mut q = parse_igmp(&hex(IGMPV3)).unwrap();
+    q.source = "10.0.0.1".parse().unwrap();
+    log.record(&q, 1);
+    for i in 0..100u64 {
+        q.source = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i as u32));
+        log.record(&q, 10 + i);
+        // The real querier keeps querying and so keeps its place.
+        q.source = "10.0.0.1".parse().unwrap();
+        log.record(&q, 10 + i);
+    }
+    assert_eq!(log.queriers.len(), MAX_QUERIERS);
+    assert_eq!(log.queriers[0].address, "10.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(log.queriers[0].queries, 101);
+    let newest = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + 99));
+    assert!(log.queriers.iter().any(|x| x.address == newest));
+}

@@ -21,6 +21,8 @@ pub(crate) struct Target {
     pub name: String,
     /// One window's engine configuration (`count` probes).
     pub probe: ProbeConfig,
+    /// `--querier-wait`: the silence that sets `mcprobe_querier_silent`.
+    pub querier_wait: Option<Duration>,
 }
 
 impl Target {
@@ -53,6 +55,7 @@ struct Spec {
     key: Option<Key>,
     outage_min: u64,
     rcvbuf: usize,
+    querier_wait: Option<Duration>,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -91,6 +94,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 key: crate::config::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
+                querier_wait: a.querier_wait,
                 from_flags: true,
             };
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
@@ -118,6 +122,7 @@ struct FileTarget {
     key_file: Option<PathBuf>,
     outage_min: Option<u64>,
     rcvbuf: Option<String>,
+    querier_wait: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +211,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         key,
         outage_min: t.outage_min.unwrap_or(3),
         rcvbuf,
+        querier_wait: t.querier_wait.as_ref().map(|s| field("querier_wait", parse_duration(s))).transpose()?,
         from_flags: false,
     })
 }
@@ -239,7 +245,7 @@ fn build(s: Spec) -> Result<Target, String> {
         hosts: s.hosts,
         ..crate::config::probe_defaults(s.group, s.port, iface)
     };
-    Ok(Target { name: s.name, probe })
+    Ok(Target { name: s.name, probe, querier_wait: s.querier_wait })
 }
 
 #[cfg(test)]
@@ -262,6 +268,9 @@ mod tests {
         assert_eq!(t[0].probe.count, 100);
         assert_eq!(t[1].probe.interval, Duration::from_millis(50));
         assert_eq!(t[1].probe.port, crate::cli::DEFAULT_PORT);
+        assert_eq!((t[0].querier_wait, t[1].querier_wait), (None, None));
+        let t = load("[[target]]\nname = \"a\"\nquerier_wait = \"30s\"\n").unwrap();
+        assert_eq!(t[0].querier_wait, Some(Duration::from_secs(30)));
     }
 
     #[test]
@@ -275,6 +284,7 @@ mod tests {
             ("[[target]]\ngroup = \"239.1.1.1\"\n", "target #1: missing field `name`"),
             ("[[target]]\nname = \"a\"\n[[target]]\nname = \"a\"\n", "target 'a': field 'name'"),
             ("[[target]]\nname = \"a\"\ninterval = \"2s\"\nwindow = \"1s\"\n", "target 'a': field 'window'"),
+            ("[[target]]\nname = \"a\"\nquerier_wait = \"soon\"\n", "target 'a': field 'querier_wait'"),
             ("", "no [[target]]"),
         ];
         for (text, want) in cases {

@@ -9,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::state::{Buckets, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
+use super::state::{Buckets, QuerierState, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
 use crate::findings::Verdict;
 
 const VERDICTS: [Verdict; 5] =
@@ -123,6 +123,76 @@ fn histogram(
         m.encode_family(labels)?.encode_histogram::<NoLabelSet>(b.sum_s, b.count, &b.pairs(bounds), None)?;
     }
     Ok(())
+}
+
+/// The querier watch of each target: whether it watches, whether queries stopped, and each
+/// querier heard (the issue's querier report: address, version, interval, last seen).
+fn querier(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
+    let (mut watching, mut silent) = (Vec::new(), Vec::new());
+    let (mut info, mut interval, mut robustness, mut last, mut queries) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (t, v) in &st.targets {
+        let target = vec![("target", t.clone())];
+        let QuerierState::Watched { queriers, silent: s } = &v.querier else {
+            watching.push((target, 0u64));
+            continue;
+        };
+        watching.push((target.clone(), 1));
+        silent.push((target, u64::from(*s)));
+        for q in queriers {
+            let l = vec![("target", t.clone()), ("querier", q.address.to_string())];
+            info.push((l.clone(), vec![("version", q.version.as_str().to_string())]));
+            interval.push((l.clone(), q.interval.as_secs_f64()));
+            robustness.push((l.clone(), u64::from(q.robustness)));
+            last.push((l.clone(), q.last_seen_unix_ns as f64 / 1e9));
+            queries.push((l, q.queries));
+        }
+    }
+    gauge(
+        e,
+        "mcprobe_querier_watching",
+        "1 when serve listens for IGMP/MLD membership queries on the target's interface; 0 on loopback or without CAP_NET_RAW, and then no other mcprobe_querier_* series.",
+        None,
+        &watching,
+    )?;
+    gauge(
+        e,
+        "mcprobe_querier_silent",
+        "1 when no membership query was heard for longer than --querier-wait (default: the querier's interval + 10 s): snooping switches age the group out (robustness x interval + response time after the last query) and stop forwarding it.",
+        None,
+        &silent,
+    )?;
+    let mut m = e.encode_descriptor(
+        "mcprobe_querier",
+        "Each querier heard, with the protocol version of its latest query (IGMPv1/v2/v3, MLDv1/v2).",
+        None,
+        MetricType::Info,
+    )?;
+    for (l, v) in &info {
+        m.encode_family(l)?.encode_info(v)?;
+    }
+    gauge(
+        e,
+        "mcprobe_querier_interval",
+        "The query interval the querier announces (IGMPv3, MLDv2), else the protocol default of 125 s.",
+        Some(&Unit::Seconds),
+        &interval,
+    )?;
+    gauge(
+        e,
+        "mcprobe_querier_robustness",
+        "The robustness the querier announces, else the default of 2.",
+        None,
+        &robustness,
+    )?;
+    gauge(
+        e,
+        "mcprobe_querier_last_seen_timestamp",
+        "When the querier's latest query was heard (Unix time).",
+        Some(&Unit::Seconds),
+        &last,
+    )?;
+    counter(e, "mcprobe_querier_queries", "Membership queries heard from the querier.", &queries)
 }
 
 impl Collector for StateCollector {
@@ -290,6 +360,7 @@ impl Collector for StateCollector {
             &LATENESS_BUCKETS_S,
             &late,
         )?;
+        querier(&st, &mut e)?;
         let info = e.encode_descriptor("mcprobe_build", "The running mcprobe's version.", None, MetricType::Info)?;
         let mut info = info;
         info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
@@ -340,5 +411,40 @@ mod tests {
         assert!(om.ends_with("# EOF\n") && om.contains("# UNIT mcprobe_rtt_seconds seconds"));
         assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Prometheus);
         assert_eq!(Format::negotiate(None), Format::Prometheus);
+    }
+
+    #[test]
+    fn renders_the_querier_of_a_watched_target_and_only_watching_0_for_another() {
+        use crate::querier::{QuerierLog, Query, QueryVersion};
+        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string(), "lo".to_string()]);
+        let mut log = QuerierLog::default();
+        let q = Query {
+            source: "10.0.0.254".parse().unwrap(),
+            version: QueryVersion::IgmpV2,
+            group: None,
+            max_response: std::time::Duration::from_secs(10),
+            robustness: None,
+            interval: None,
+        };
+        log.record(&q, 1_700_000_000_500_000_000);
+        log.record(&q, 1_700_000_125_500_000_000);
+        let lan = st.targets.get_mut("lan").unwrap();
+        lan.querier = QuerierState::Watched { queriers: log.queriers, silent: true };
+        let text = encode(&registry(Published::new(st)), Format::Prometheus);
+        let q = r#"target="lan",querier="10.0.0.254""#;
+        for line in [
+            r#"mcprobe_querier_watching{target="lan"} 1"#.to_string(),
+            r#"mcprobe_querier_watching{target="lo"} 0"#.to_string(),
+            r#"mcprobe_querier_silent{target="lan"} 1"#.to_string(),
+            format!("mcprobe_querier_info{{{q},version=\"IGMPv2\"}} 1"),
+            format!("mcprobe_querier_interval_seconds{{{q}}} 125.0"),
+            format!("mcprobe_querier_robustness{{{q}}} 2"),
+            format!("mcprobe_querier_last_seen_timestamp_seconds{{{q}}} 1700000125.5"),
+            format!("mcprobe_querier_queries_total{{{q}}} 2"),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        // A target without a watch has no querier figures that could read as "no querier".
+        assert!(!text.contains(r#"mcprobe_querier_silent{target="lo"}"#), "{text}");
     }
 }

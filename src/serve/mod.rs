@@ -6,7 +6,8 @@
 //! folded into the cumulative [`state::State`] (pure), and a copy is published for the HTTP
 //! side, which never touches the probe or ack path. Memory is bounded by construction: a window's
 //! engine state is dropped once folded, and the state holds at most `--max-series` series per
-//! target, each of fixed size.
+//! target, each of fixed size. Each target also has a querier watch for its whole life (a
+//! thread of its own, see [`crate::net::querier`]); its observation goes into every fold.
 
 pub(crate) mod config;
 pub(crate) mod http;
@@ -27,6 +28,7 @@ use metrics::Published;
 use state::{Change, Limits, State, Window};
 
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
+use crate::net::querier::QuerierWatch;
 use crate::prober::{self, Outcome, ProbeConfig};
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
@@ -87,6 +89,9 @@ fn unix_now_s() -> f64 {
 fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &Published, quiet: bool) -> Result<()> {
     let window = t.window();
     let mut folded_any = false;
+    // The querier watch lives as long as the target: its log spans every window.
+    let watch = crate::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet);
+    let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     thread::scope(|s| {
         let mut pending = VecDeque::new();
         let mut next = Instant::now();
@@ -98,7 +103,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             loop {
                 while pending.front().is_some_and(|h: &thread::ScopedJoinHandle<_>| h.is_finished()) {
                     let h = pending.pop_front().expect("checked");
-                    finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+                    finish(t, h.join(), watch, &mut folded_any, state, published, quiet)?;
                 }
                 let now = Instant::now();
                 if now >= next || quit.load(Ordering::SeqCst) {
@@ -108,7 +113,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             }
         }
         for h in pending {
-            finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+            finish(t, h.join(), watch, &mut folded_any, state, published, quiet)?;
         }
         Ok(())
     })
@@ -119,6 +124,7 @@ type Joined = thread::Result<Result<Outcome>>;
 fn finish(
     t: &Target,
     joined: Joined,
+    watch: Option<&QuerierWatch>,
     folded_any: &mut bool,
     state: &Mutex<State>,
     published: &Published,
@@ -140,8 +146,14 @@ fn finish(
     };
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
-    let w =
-        Window { outcome: &outcome, diagnosis, interval_s: t.probe.interval.as_secs_f64(), now_unix_s: unix_now_s() };
+    let querier = watch.map(QuerierWatch::observation);
+    let w = Window {
+        outcome: &outcome,
+        diagnosis,
+        interval_s: t.probe.interval.as_secs_f64(),
+        now_unix_s: unix_now_s(),
+        querier: querier.as_ref(),
+    };
     let events = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let events = st.fold(&t.name, &w);

@@ -20,6 +20,7 @@ use hdrhistogram::{Counter, Histogram};
 pub(crate) use crate::findings::Path;
 use crate::findings::{Diagnosis, Verdict};
 use crate::prober::Outcome;
+use crate::querier::{Querier, QuerierObservation};
 use crate::stats::{Figures, HostStats, Run};
 
 /// RTT bucket bounds, in seconds: 1-2-5 steps from 10 µs (a LAN's floor) to 1 s (the default
@@ -123,6 +124,32 @@ pub(crate) struct Target {
     /// New series not created because the target had `max_series` already.
     pub refused: u64,
     pub hosts: Vec<HostState>,
+    /// What the querier watch on the target's interface heard, as of the last window.
+    pub querier: QuerierState,
+}
+
+/// A target's querier watch, as the metrics show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum QuerierState {
+    /// No watch: loopback (no query ever crosses it), or no CAP_NET_RAW.
+    #[default]
+    NotWatched,
+    Watched {
+        /// Every querier heard since `serve` started (at most `querier::MAX_QUERIERS`).
+        queriers: Vec<Querier>,
+        /// No query for longer than the wait (`--querier-wait`, else the querier's interval +
+        /// 10 s): snooping switches are about to age the group out.
+        silent: bool,
+    },
+}
+
+impl QuerierState {
+    pub(crate) fn of(obs: Option<&QuerierObservation>) -> Self {
+        obs.map_or(QuerierState::NotWatched, |o| QuerierState::Watched {
+            queriers: o.log.queriers.clone(),
+            silent: o.silence().is_some(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,13 +186,15 @@ pub(crate) struct State {
     pub targets: BTreeMap<String, Target>,
 }
 
-/// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval
-/// and the wall time at which it was folded.
+/// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval,
+/// the wall time at which it was folded, and what the querier watch had heard by then (`None`
+/// when there is no watch).
 pub(crate) struct Window<'a> {
     pub outcome: &'a Outcome,
     pub diagnosis: Option<&'a Diagnosis>,
     pub interval_s: f64,
     pub now_unix_s: f64,
+    pub querier: Option<&'a QuerierObservation>,
 }
 
 impl State {
@@ -185,6 +214,7 @@ impl State {
         t.local_drops += o.local_drops;
         t.send_errors += o.send_errors;
         t.lateness.add_hdr(&o.lateness, &LATENESS_BUCKETS_S);
+        t.querier = QuerierState::of(w.querier);
         t.hosts = w.diagnosis.map_or_else(Vec::new, |d| {
             let hosts = d.hosts.iter();
             hosts
@@ -350,6 +380,7 @@ mod tests {
     use crate::stats::RunConfig;
     use crate::wire::Ack;
     use std::net::SocketAddr;
+    use std::time::Duration;
 
     const MS: u64 = 1_000_000;
     // Windows start at t0 = 1_000_000 ms = 1000 s (Unix time, in ns).
@@ -406,7 +437,7 @@ mod tests {
     }
 
     fn fold(st: &mut State, o: &Outcome, now: f64) -> Vec<Change> {
-        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now };
+        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now, querier: None };
         st.fold("lan", &w).into_iter().map(|e| e.change).collect()
     }
 
@@ -480,5 +511,36 @@ mod tests {
         let o = window(t0, 10, &[(4, "a", "10.0.0.1:8", (0..10).collect())]);
         assert_eq!(fold(&mut st, &o, 1_000.4), [Change::Restarted]);
         assert_eq!(st.series[&key("a")].restarts, 2);
+    }
+
+    #[test]
+    fn the_querier_state_is_the_last_windows_observation() {
+        use crate::querier::{Query, QueryVersion};
+        const S: u64 = 1_000_000_000;
+        let mut st = state(10);
+        let o = window(1_000_000 * MS, 10, &[]);
+        fold(&mut st, &o, 1_000.0);
+        assert_eq!(st.targets["lan"].querier, QuerierState::NotWatched);
+        let q = Query {
+            source: "10.0.0.254".parse().unwrap(),
+            version: QueryVersion::IgmpV3,
+            group: None,
+            max_response: Duration::from_secs(1),
+            robustness: Some(2),
+            interval: Some(Duration::from_secs(2)),
+        };
+        let mut obs = QuerierObservation { start_unix_ns: 0, end_unix_ns: 11 * S, ..Default::default() };
+        obs.log.record(&q, 10 * S);
+        let fold_obs = |st: &mut State, obs: &QuerierObservation| {
+            let w = Window { outcome: &o, diagnosis: None, interval_s: 0.01, now_unix_s: 1_000.0, querier: Some(obs) };
+            st.fold("lan", &w);
+        };
+        fold_obs(&mut st, &obs);
+        let QuerierState::Watched { queriers, silent } = &st.targets["lan"].querier else { panic!("watched") };
+        assert_eq!((queriers.len(), queriers[0].interval, *silent), (1, Duration::from_secs(2), false));
+        // 13 s without a query: past the announced 2 s + 10 s.
+        obs.end_unix_ns = 23 * S;
+        fold_obs(&mut st, &obs);
+        assert!(matches!(st.targets["lan"].querier, QuerierState::Watched { silent: true, .. }));
     }
 }

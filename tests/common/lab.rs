@@ -91,3 +91,19 @@ pub fn nft_in(prefix: &str, ns: &str, ruleset: &str) {
     child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "nft -f in {prefix}-{ns}:\n{ruleset}");
 }
+
+/// Runs `f` on a thread that lives in network namespace `ns`: the sockets it makes (and the
+/// prober's threads it spawns) are that namespace's.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: setns on a valid descriptor; it changes only this thread's namespace.
+            let rc = unsafe { nix::libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), nix::libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
