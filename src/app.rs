@@ -49,7 +49,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
     let responder = Responder::bind(cfg)?;
-    let watch = watch::start(&iface, group, args.querier_wait, args.quiet);
+    let watch = watch::start(&iface, group, args.querier_wait, args.quiet, "");
     let quiet = args.quiet;
     let mut failed = None;
     let counters = responder.run(stop, |ev| {
@@ -97,7 +97,7 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
 /// `mcprobe probe`.
 pub fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
-    let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet);
+    let watch = watch::start(&setup.probe.iface, setup.probe.group, setup.querier_wait, setup.quiet, "");
     let found = run_probe(&setup.probe, setup.out.as_deref(), setup.quiet, stop, setup.judgement, watch, setup.html)?;
     emit(|out| {
         if setup.json {

@@ -23,7 +23,9 @@ pub(crate) const DEFAULT_RESPONSE: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_secs(10);
 /// Most queriers a log keeps. A LAN has one elected querier and maybe a few candidates; the
 /// cap bounds a watch that runs for months under `serve` against forged queries from many
-/// source addresses. The one heard longest ago makes room.
+/// source addresses. A new address takes the place of one silent for longer than its
+/// membership timeout (it no longer matters to any switch), else it is refused and counted: a
+/// querier that keeps querying is never pushed out by a burst of forged ones.
 pub(crate) const MAX_QUERIERS: usize = 16;
 
 const IGMP_QUERY: u8 = 0x11;
@@ -244,6 +246,8 @@ pub(crate) struct QuerierLog {
     pub queriers: Vec<Querier>,
     /// Datagrams on the raw sockets that were not valid queries (reports, other ICMPv6).
     pub ignored: u64,
+    /// Queries from a new address while the log held [`MAX_QUERIERS`] live queriers.
+    pub refused: u64,
 }
 
 impl QuerierLog {
@@ -253,8 +257,14 @@ impl QuerierLog {
             Some(i) => i,
             None => {
                 if self.queriers.len() >= MAX_QUERIERS {
-                    let stalest = (0..self.queriers.len()).min_by_key(|&i| self.queriers[i].last_seen_unix_ns);
-                    self.queriers.remove(stalest.expect("the log is full"));
+                    let aged_out = |x: &Querier| {
+                        u128::from(at_unix_ns.saturating_sub(x.last_seen_unix_ns)) > x.membership_timeout().as_nanos()
+                    };
+                    let Some(i) = self.queriers.iter().position(aged_out) else {
+                        self.refused += 1;
+                        return;
+                    };
+                    self.queriers.remove(i);
                 }
                 self.queriers.push(Querier {
                     address: q.source,

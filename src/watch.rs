@@ -13,31 +13,38 @@ use crate::report::querier::{seen_line, silence_line};
 /// Starts watching for membership queries of `group`'s family on `iface`, with a live line when
 /// a querier is first heard (unless `quiet`) and when queries stop. Without CAP_NET_RAW, says so
 /// in one line and carries on (`Some(Err(why))`). `None` on loopback, where no query ever comes.
+/// `target` names `serve`'s target in the lines (several may watch one interface); "" for none.
 pub(crate) fn start(
     iface: &Option<Iface>,
     group: IpAddr,
     wait: Option<Duration>,
     quiet: bool,
+    target: &str,
 ) -> Option<Result<QuerierWatch, String>> {
     if !worth_watching(iface.as_ref()) {
         return None;
     }
+    let who = if target.is_empty() { String::new() } else { format!("target {target}: ") };
+    let who_ev = who.clone();
+    let see = if target.is_empty() { "see the report" } else { "mcprobe_querier_silent is 1" };
     let events: EventSink = Box::new(move |ev| {
+        let who = &who_ev;
         match ev {
-        QuerierEvent::Heard(q) if !quiet => {
-            let default = if q.announced { "" } else { " (default)" };
-            eprintln!("querier {} heard: {}, interval {} s{default}", q.address, q.version.as_str(), q.interval.as_secs())
+            QuerierEvent::Heard(q) if !quiet => {
+                let default = if q.announced { "" } else { " (default)" };
+                let (v, secs) = (q.version.as_str(), q.interval.as_secs());
+                eprintln!("{who}querier {} heard: {v}, interval {secs} s{default}", q.address)
+            }
+            QuerierEvent::Heard(_) => {}
+            QuerierEvent::Silent(s) => eprintln!(
+                "mcprobe: {who}no IGMP/MLD membership query for {:.1} s: snooping switches will stop forwarding the group ({see})",
+                s.silent_for.as_secs_f64()
+            ),
         }
-        QuerierEvent::Heard(_) => {}
-        QuerierEvent::Silent(s) => eprintln!(
-            "mcprobe: no IGMP/MLD membership query for {:.1} s: snooping switches will stop forwarding the group (see the report)",
-            s.silent_for.as_secs_f64()
-        ),
-    }
     });
     let watch = QuerierWatch::start(iface.as_ref(), group.is_ipv6(), wait, Some(events)).map_err(|u| u.0);
     if let Err(why) = &watch {
-        eprintln!("mcprobe: {why}");
+        eprintln!("mcprobe: {who}{why}");
     }
     Some(watch)
 }

@@ -336,7 +336,8 @@ fn serve_exports_the_querier_and_its_silence() {
     let _r = responder(p, "h2", "239.255.42.42", "24309");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut c = in_host(p, "h1");
-    c.args(["serve", "--iface", "veth0", "--port", "24309", "--rate", "20", "--window", "1s", "--timeout", "300ms"]);
+    // Windows of 5 s: the querier metrics follow the watch (read once a second), not the windows.
+    c.args(["serve", "--iface", "veth0", "--port", "24309", "--rate", "20", "--window", "5s", "--timeout", "300ms"]);
     c.args(["--querier-wait", "3s", "--listen", "127.0.0.1:19798"]);
     let child = c.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().unwrap();
     struct Killed(std::process::Child);
@@ -348,8 +349,11 @@ fn serve_exports_the_querier_and_its_silence() {
     }
     let _serve = Killed(child);
     let q = r#"target="default",querier="0.0.0.0""#;
-    let text =
-        metrics_until(p, 19798, "the querier", |t| t.contains(&format!("mcprobe_querier_queries_total{{{q}}} 2")));
+    let queries = |t: &str| -> u64 {
+        let line = format!("mcprobe_querier_queries_total{{{q}}} ");
+        t.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let text = metrics_until(p, 19798, "two queries", |t| queries(t) >= 2);
     println!("{}", text.lines().filter(|l| l.contains("mcprobe_querier")).collect::<Vec<_>>().join("\n"));
     for line in [
         r#"mcprobe_querier_watching{target="default"} 1"#.to_string(),
@@ -357,6 +361,7 @@ fn serve_exports_the_querier_and_its_silence() {
         format!("mcprobe_querier_info{{{q},version=\"IGMPv3\"}} 1"),
         format!("mcprobe_querier_interval_seconds{{{q}}} 1.0"),
         format!("mcprobe_querier_robustness{{{q}}} 2"),
+        r#"mcprobe_querier_refused_total{target="default"} 0"#.to_string(),
     ] {
         assert!(text.contains(&line), "no {line} in\n{text}");
     }
@@ -379,8 +384,17 @@ fn serve_exports_the_querier_and_its_silence() {
     // The querier stops: silent once no query came for 3 s, and said once on stderr.
     lab(p, &["querier", "off"]);
     metrics_until(p, 19798, "the silence", |t| t.contains(r#"mcprobe_querier_silent{target="default"} 1"#));
-    let stderr = std::fs::read_to_string(log.path()).unwrap();
+    let start = std::time::Instant::now();
+    let stderr = loop {
+        let stderr = std::fs::read_to_string(log.path()).unwrap();
+        if stderr.contains("no IGMP/MLD membership query for") || start.elapsed() > std::time::Duration::from_secs(10) {
+            break stderr;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     println!("{stderr}");
-    assert!(stderr.contains("querier 0.0.0.0 heard: IGMPv3, interval 1 s"), "{stderr}");
-    assert_eq!(stderr.matches("no IGMP/MLD membership query for").count(), 1, "{stderr}");
+    assert!(stderr.contains("target default: querier 0.0.0.0 heard: IGMPv3, interval 1 s"), "{stderr}");
+    let silence = "mcprobe: target default: no IGMP/MLD membership query for";
+    assert_eq!(stderr.matches(silence).count(), 1, "{stderr}");
+    assert!(stderr.contains("(mcprobe_querier_silent is 1)"), "{stderr}");
 }

@@ -165,21 +165,29 @@ fn silence_is_measured_from_the_last_query_or_the_start() {
 }
 
 #[test]
-fn the_log_keeps_the_queriers_heard_last_when_forged_ones_flood_it() {
+fn a_flood_of_forged_queriers_never_pushes_out_one_that_keeps_querying() {
+    const S: u64 = 1_000_000_000;
     let mut log = QuerierLog::default();
+    // The real querier: IGMPv3 announcing 2 s, so its membership timeout is 5 s.
     let mut q = parse_igmp(&hex(IGMPV3)).unwrap();
-    q.source = "10.0.0.1".parse().unwrap();
-    log.record(&q, 1);
-    for i in 0..100u64 {
-        q.source = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i as u32));
-        log.record(&q, 10 + i);
-        // The real querier keeps querying and so keeps its place.
-        q.source = "10.0.0.1".parse().unwrap();
-        log.record(&q, 10 + i);
+    let real: IpAddr = "10.0.0.1".parse().unwrap();
+    q.source = real;
+    log.record(&q, S);
+    // 100 forged sources in a row, all within the real querier's timeout.
+    for i in 0..100u32 {
+        q.source = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        log.record(&q, 2 * S);
     }
+    assert_eq!((log.queriers.len(), log.refused), (MAX_QUERIERS, 100 - (MAX_QUERIERS as u64 - 1)));
+    assert_eq!(log.queriers[0].address, real);
+    // The real one queries on; the forged ones fall silent and age out after 5 s. A new querier
+    // then gets the place of one of them, and the real one keeps its count.
+    q.source = real;
+    log.record(&q, 3 * S);
+    log.record(&q, 8 * S);
+    q.source = "10.0.0.2".parse().unwrap();
+    log.record(&q, 8 * S);
+    assert!(log.queriers.iter().any(|x| x.address == q.source));
     assert_eq!(log.queriers.len(), MAX_QUERIERS);
-    assert_eq!(log.queriers[0].address, "10.0.0.1".parse::<IpAddr>().unwrap());
-    assert_eq!(log.queriers[0].queries, 101);
-    let newest = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + 99));
-    assert!(log.queriers.iter().any(|x| x.address == newest));
+    assert_eq!(log.queriers.iter().find(|x| x.address == real).map(|x| x.queries), Some(3));
 }

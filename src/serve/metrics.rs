@@ -128,17 +128,18 @@ fn histogram(
 /// The querier watch of each target: whether it watches, whether queries stopped, and each
 /// querier heard (the issue's querier report: address, version, interval, last seen).
 fn querier(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
-    let (mut watching, mut silent) = (Vec::new(), Vec::new());
+    let (mut watching, mut silent, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     let (mut info, mut interval, mut robustness, mut last, mut queries) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (t, v) in &st.targets {
         let target = vec![("target", t.clone())];
-        let QuerierState::Watched { queriers, silent: s } = &v.querier else {
+        let QuerierState::Watched { queriers, silent: s, refused: r } = &v.querier else {
             watching.push((target, 0u64));
             continue;
         };
         watching.push((target.clone(), 1));
-        silent.push((target, u64::from(*s)));
+        silent.push((target.clone(), u64::from(*s)));
+        refused.push((target, *r));
         for q in queriers {
             let l = vec![("target", t.clone()), ("querier", q.address.to_string())];
             info.push((l.clone(), vec![("version", q.version.as_str().to_string())]));
@@ -192,7 +193,13 @@ fn querier(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
         Some(&Unit::Seconds),
         &last,
     )?;
-    counter(e, "mcprobe_querier_queries", "Membership queries heard from the querier.", &queries)
+    counter(e, "mcprobe_querier_queries", "Membership queries heard from the querier.", &queries)?;
+    counter(
+        e,
+        "mcprobe_querier_refused",
+        "Queries from new querier addresses not tracked: 16 are, and one makes room only once silent past its membership timeout. Forged queries on the LAN?",
+        &refused,
+    )
 }
 
 impl Collector for StateCollector {
@@ -429,7 +436,7 @@ mod tests {
         log.record(&q, 1_700_000_000_500_000_000);
         log.record(&q, 1_700_000_125_500_000_000);
         let lan = st.targets.get_mut("lan").unwrap();
-        lan.querier = QuerierState::Watched { queriers: log.queriers, silent: true };
+        lan.querier = QuerierState::Watched { queriers: log.queriers, silent: true, refused: 0 };
         let text = encode(&registry(Published::new(st)), Format::Prometheus);
         let q = r#"target="lan",querier="10.0.0.254""#;
         for line in [
@@ -441,6 +448,7 @@ mod tests {
             format!("mcprobe_querier_robustness{{{q}}} 2"),
             format!("mcprobe_querier_last_seen_timestamp_seconds{{{q}}} 1700000125.5"),
             format!("mcprobe_querier_queries_total{{{q}}} 2"),
+            r#"mcprobe_querier_refused_total{target="lan"} 0"#.to_string(),
         ] {
             assert!(text.contains(&line), "no {line} in\n{text}");
         }

@@ -7,7 +7,7 @@
 //! side, which never touches the probe or ack path. Memory is bounded by construction: a window's
 //! engine state is dropped once folded, and the state holds at most `--max-series` series per
 //! target, each of fixed size. Each target also has a querier watch for its whole life (a
-//! thread of its own, see [`crate::net::querier`]); its observation goes into every fold.
+//! thread of its own, see [`crate::net::querier`]), read into the state once a second.
 
 pub(crate) mod config;
 pub(crate) mod http;
@@ -25,7 +25,7 @@ use anyhow::{anyhow, Result};
 pub(crate) use config::ServeArgs;
 use config::Target;
 use metrics::Published;
-use state::{Change, Limits, State, Window};
+use state::{Change, Limits, QuerierState, State, Window};
 
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::net::querier::QuerierWatch;
@@ -89,9 +89,11 @@ fn unix_now_s() -> f64 {
 fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &Published, quiet: bool) -> Result<()> {
     let window = t.window();
     let mut folded_any = false;
-    // The querier watch lives as long as the target: its log spans every window.
-    let watch = crate::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet);
+    // The querier watch lives as long as the target: its log spans every window. It is read on
+    // a clock of its own, so the metrics follow it even while windows fail.
+    let watch = crate::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
+    let mut querier_read: Option<Instant> = None;
     thread::scope(|s| {
         let mut pending = VecDeque::new();
         let mut next = Instant::now();
@@ -103,7 +105,11 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             loop {
                 while pending.front().is_some_and(|h: &thread::ScopedJoinHandle<_>| h.is_finished()) {
                     let h = pending.pop_front().expect("checked");
-                    finish(t, h.join(), watch, &mut folded_any, state, published, quiet)?;
+                    finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+                }
+                if let Some(w) = watch.filter(|_| querier_read.is_none_or(|r| r.elapsed() >= QUERIER_READ)) {
+                    publish_querier(t, w, state, published);
+                    querier_read = Some(Instant::now());
                 }
                 let now = Instant::now();
                 if now >= next || quit.load(Ordering::SeqCst) {
@@ -113,10 +119,22 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             }
         }
         for h in pending {
-            finish(t, h.join(), watch, &mut folded_any, state, published, quiet)?;
+            finish(t, h.join(), &mut folded_any, state, published, quiet)?;
         }
         Ok(())
     })
+}
+
+/// How often a target's querier watch is read into the metrics.
+const QUERIER_READ: Duration = Duration::from_secs(1);
+
+/// Reads the querier watch into the state; publishes only when that changed something.
+fn publish_querier(t: &Target, watch: &QuerierWatch, state: &Mutex<State>, published: &Published) {
+    let q = QuerierState::of(Some(&watch.observation()));
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    if st.set_querier(&t.name, q) {
+        published.set(st.clone());
+    }
 }
 
 type Joined = thread::Result<Result<Outcome>>;
@@ -124,7 +142,6 @@ type Joined = thread::Result<Result<Outcome>>;
 fn finish(
     t: &Target,
     joined: Joined,
-    watch: Option<&QuerierWatch>,
     folded_any: &mut bool,
     state: &Mutex<State>,
     published: &Published,
@@ -146,14 +163,8 @@ fn finish(
     };
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
-    let querier = watch.map(QuerierWatch::observation);
-    let w = Window {
-        outcome: &outcome,
-        diagnosis,
-        interval_s: t.probe.interval.as_secs_f64(),
-        now_unix_s: unix_now_s(),
-        querier: querier.as_ref(),
-    };
+    let w =
+        Window { outcome: &outcome, diagnosis, interval_s: t.probe.interval.as_secs_f64(), now_unix_s: unix_now_s() };
     let events = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let events = st.fold(&t.name, &w);

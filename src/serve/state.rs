@@ -140,6 +140,8 @@ pub(crate) enum QuerierState {
         /// No query for longer than the wait (`--querier-wait`, else the querier's interval +
         /// 10 s): snooping switches are about to age the group out.
         silent: bool,
+        /// Queries from new addresses refused while the log was full of live queriers.
+        refused: u64,
     },
 }
 
@@ -148,6 +150,7 @@ impl QuerierState {
         obs.map_or(QuerierState::NotWatched, |o| QuerierState::Watched {
             queriers: o.log.queriers.clone(),
             silent: o.silence().is_some(),
+            refused: o.log.refused,
         })
     }
 }
@@ -186,15 +189,13 @@ pub(crate) struct State {
     pub targets: BTreeMap<String, Target>,
 }
 
-/// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval,
-/// the wall time at which it was folded, and what the querier watch had heard by then (`None`
-/// when there is no watch).
+/// One finished window: the engine's outcome, its diagnosis (with `--hosts`), the probe interval
+/// and the wall time at which it was folded.
 pub(crate) struct Window<'a> {
     pub outcome: &'a Outcome,
     pub diagnosis: Option<&'a Diagnosis>,
     pub interval_s: f64,
     pub now_unix_s: f64,
-    pub querier: Option<&'a QuerierObservation>,
 }
 
 impl State {
@@ -204,6 +205,16 @@ impl State {
     }
 
     /// Folds one finished window of `target` into the state; returns what changed.
+    /// Sets what the target's querier watch heard; whether that changed anything (only then is
+    /// a new snapshot worth publishing). Kept apart from [`State::fold`]: the watch is read on a
+    /// clock of its own, so a failed or long window never freezes it.
+    pub(crate) fn set_querier(&mut self, target: &str, q: QuerierState) -> bool {
+        let t = self.targets.entry(target.to_string()).or_default();
+        let changed = t.querier != q;
+        t.querier = q;
+        changed
+    }
+
     pub(crate) fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
         let o = w.outcome;
         let mut events = Vec::new();
@@ -214,7 +225,6 @@ impl State {
         t.local_drops += o.local_drops;
         t.send_errors += o.send_errors;
         t.lateness.add_hdr(&o.lateness, &LATENESS_BUCKETS_S);
-        t.querier = QuerierState::of(w.querier);
         t.hosts = w.diagnosis.map_or_else(Vec::new, |d| {
             let hosts = d.hosts.iter();
             hosts
@@ -437,7 +447,7 @@ mod tests {
     }
 
     fn fold(st: &mut State, o: &Outcome, now: f64) -> Vec<Change> {
-        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now, querier: None };
+        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now };
         st.fold("lan", &w).into_iter().map(|e| e.change).collect()
     }
 
@@ -514,13 +524,16 @@ mod tests {
     }
 
     #[test]
-    fn the_querier_state_is_the_last_windows_observation() {
+    fn the_querier_state_says_what_the_watch_heard_and_folds_leave_it_alone() {
         use crate::querier::{Query, QueryVersion};
         const S: u64 = 1_000_000_000;
         let mut st = state(10);
-        let o = window(1_000_000 * MS, 10, &[]);
-        fold(&mut st, &o, 1_000.0);
         assert_eq!(st.targets["lan"].querier, QuerierState::NotWatched);
+        let mut obs = QuerierObservation { start_unix_ns: 0, end_unix_ns: S, ..Default::default() };
+        // Watching from the start, before any query or window.
+        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
+        assert_eq!(st.targets["lan"].querier, QuerierState::Watched { queriers: vec![], silent: false, refused: 0 });
+        assert!(!st.set_querier("lan", QuerierState::of(Some(&obs))), "nothing changed");
         let q = Query {
             source: "10.0.0.254".parse().unwrap(),
             version: QueryVersion::IgmpV3,
@@ -529,18 +542,16 @@ mod tests {
             robustness: Some(2),
             interval: Some(Duration::from_secs(2)),
         };
-        let mut obs = QuerierObservation { start_unix_ns: 0, end_unix_ns: 11 * S, ..Default::default() };
         obs.log.record(&q, 10 * S);
-        let fold_obs = |st: &mut State, obs: &QuerierObservation| {
-            let w = Window { outcome: &o, diagnosis: None, interval_s: 0.01, now_unix_s: 1_000.0, querier: Some(obs) };
-            st.fold("lan", &w);
-        };
-        fold_obs(&mut st, &obs);
-        let QuerierState::Watched { queriers, silent } = &st.targets["lan"].querier else { panic!("watched") };
+        obs.end_unix_ns = 11 * S;
+        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
+        let o = window(1_000_000 * MS, 10, &[]);
+        fold(&mut st, &o, 1_000.0);
+        let QuerierState::Watched { queriers, silent, .. } = &st.targets["lan"].querier else { panic!("watched") };
         assert_eq!((queriers.len(), queriers[0].interval, *silent), (1, Duration::from_secs(2), false));
         // 13 s without a query: past the announced 2 s + 10 s.
         obs.end_unix_ns = 23 * S;
-        fold_obs(&mut st, &obs);
+        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
         assert!(matches!(st.targets["lan"].querier, QuerierState::Watched { silent: true, .. }));
     }
 }
