@@ -48,13 +48,12 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
 #[test]
 fn systemd_units_verify_and_are_hardened() {
     let units = ["mcprobe-respond.service", "mcprobe-serve.service"];
-    // serve keeps CAP_NET_RAW, and only that, for the querier watch; respond has none.
-    for (u, caps) in units.iter().zip(["CapabilityBoundingSet=\n", "CapabilityBoundingSet=CAP_NET_RAW\n"]) {
+    for u in units {
         let text = std::fs::read_to_string(root().join("contrib/systemd").join(u)).unwrap();
         for setting in [
             "DynamicUser=yes",
             "NoNewPrivileges=yes",
-            caps,
+            "CapabilityBoundingSet=\n",
             "RestrictAddressFamilies=",
             "ProtectSystem=strict",
             "SystemCallFilter=@system-service",
@@ -69,13 +68,22 @@ fn systemd_units_verify_and_are_hardened() {
     // Verify copies whose ExecStart names the binary just built, so the check covers the binary
     // path too.
     let dir = tempfile::tempdir().unwrap();
-    for u in units {
-        let text = std::fs::read_to_string(root().join("contrib/systemd").join(u)).unwrap();
+    let mut copies: Vec<(String, String)> = (units.iter())
+        .map(|u| (u.to_string(), std::fs::read_to_string(root().join("contrib/systemd").join(u)).unwrap()))
+        .collect();
+    // serve with the CAP_NET_RAW drop-in its comment shows for the querier watch.
+    let serve = copies[1].1.clone();
+    let drop_in = "CapabilityBoundingSet=CAP_NET_RAW\nAmbientCapabilities=CAP_NET_RAW\n";
+    assert!(serve.contains(&drop_in.lines().map(|l| format!("#   {l}\n")).collect::<String>()), "the drop-in");
+    let with_raw = serve.replace("CapabilityBoundingSet=\nAmbientCapabilities=\n", drop_in);
+    assert_ne!(with_raw, serve);
+    copies.push(("mcprobe-serve-net-raw.service".to_string(), with_raw));
+    for (u, text) in &copies {
         let path = dir.path().join(u);
         std::fs::write(&path, text.replace("/usr/bin/mcprobe", env!("CARGO_BIN_EXE_mcprobe"))).unwrap();
         let out = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let own: Vec<&str> = stderr.lines().filter(|l| l.contains(u)).collect();
+        let own: Vec<&str> = stderr.lines().filter(|l| l.contains(u.as_str())).collect();
         assert!(own.is_empty(), "systemd-analyze verify {u}: {own:?}");
         // systemd's own scoring of the sandbox: 0 (locked down) to 10 (exposed).
         let out = run(Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path));
@@ -87,6 +95,7 @@ fn systemd_units_verify_and_are_hardened() {
             .and_then(|t| t.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+        println!("{u}: exposure level {level}");
         assert!(level <= 2.0, "{u}: exposure level {level}");
     }
 }
