@@ -79,6 +79,25 @@ impl Query {
     pub(crate) fn is_general(&self) -> bool {
         self.group.is_none()
     }
+
+    /// A general query from `source`; `interval` announced with robustness 2 (as IGMPv3 and
+    /// MLDv2 do), or neither (as the older versions).
+    #[cfg(test)]
+    pub(crate) fn general(
+        source: &str,
+        version: QueryVersion,
+        interval: Option<Duration>,
+        max_response: Duration,
+    ) -> Self {
+        Query {
+            source: source.parse().expect("an address"),
+            version,
+            group: None,
+            max_response,
+            robustness: interval.map(|_| 2),
+            interval,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,21 +25,22 @@ pub(crate) fn start(
         return None;
     }
     let who = if target.is_empty() { String::new() } else { format!("target {target}: ") };
-    let who_ev = who.clone();
     let see = if target.is_empty() { "see the report" } else { "mcprobe_querier_silent is 1" };
-    let events: EventSink = Box::new(move |ev| {
-        let who = &who_ev;
-        match ev {
+    let events: EventSink = Box::new({
+        let who = who.clone();
+        move |ev| match ev {
             QuerierEvent::Heard(q) if !quiet => {
                 let default = if q.announced { "" } else { " (default)" };
                 let (v, secs) = (q.version.as_str(), q.interval.as_secs());
                 eprintln!("{who}querier {} heard: {v}, interval {secs} s{default}", q.address)
             }
             QuerierEvent::Heard(_) => {}
-            QuerierEvent::Silent(s) => eprintln!(
-                "mcprobe: {who}no IGMP/MLD membership query for {:.1} s: snooping switches will stop forwarding the group ({see})",
-                s.silent_for.as_secs_f64()
-            ),
+            QuerierEvent::Silent(s) => {
+                let secs = s.silent_for.as_secs_f64();
+                eprintln!(
+                    "mcprobe: {who}no IGMP/MLD membership query for {secs:.1} s: snooping switches will stop forwarding the group ({see})"
+                )
+            }
         }
     });
     let watch = QuerierWatch::start(iface.as_ref(), group.is_ipv6(), wait, Some(events)).map_err(|u| u.0);

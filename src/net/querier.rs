@@ -1,6 +1,6 @@
 //! Watches an interface for IGMP/MLD membership queries on a raw socket, in a thread of its
 //! own, and keeps a [`QuerierLog`]. Used by `probe` and `respond`, and by `serve`, which holds one
-//! per target and reads [`QuerierWatch::observation`] at the end of each window.
+//! per target and reads [`QuerierWatch::observation`] once a second.
 //!
 //! What arrives, measured on Linux 6.18 in the namespace lab: a raw `IPPROTO_IGMP` socket gets
 //! every IGMP packet delivered to the host, queries to 224.0.0.1 included, with the IPv4 header;

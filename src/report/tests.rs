@@ -111,14 +111,8 @@ fn querier_lan_with(hosts: &[(&str, Vec<Answerer>)]) -> Findings {
     let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
     flaky.drop_probe = |s| s >= 60;
     let f = Findings::of(&outcome(100, 1, &[flaky], hosts), judge());
-    let q = Query {
-        source: "10.0.0.254".parse().unwrap(),
-        version: QueryVersion::IgmpV3,
-        group: None,
-        max_response: Duration::from_millis(500),
-        robustness: Some(2),
-        interval: Some(Duration::from_secs(1)),
-    };
+    let q =
+        Query::general("10.0.0.254", QueryVersion::IgmpV3, Some(Duration::from_secs(1)), Duration::from_millis(500));
     let mut obs = QuerierObservation {
         start_unix_ns: T0 - 3_000_000_000,
         end_unix_ns: T0 + 3_000_000_000,

@@ -376,11 +376,6 @@ impl Engine {
             }
         };
         self.counters.probes += 1;
-        let arrival = match d.dst {
-            Some(a) if a.is_multicast() => Arrival::Multicast,
-            Some(_) => Arrival::Unicast,
-            None => Arrival::Unknown,
-        };
         if !self.allow.allows(d.from.ip()) {
             self.counters.denied += 1;
             return Step::drop(Outcome::Denied);
@@ -408,6 +403,11 @@ impl Engine {
             });
             return Step { outcome: Outcome::Stale, reply: None, event };
         }
+        let arrival = match d.dst {
+            Some(a) if a.is_multicast() => Arrival::Multicast,
+            Some(_) => Arrival::Unicast,
+            None => Arrival::Unknown,
+        };
         let (state, new_session) = self.sessions.get(probe.session, d.from, d.rx_ns);
         // One lookup for both: a session from another address only has its idle time refreshed.
         if let Some(bound) = state.source.filter(|b| keyed && *b != d.from) {

@@ -425,14 +425,7 @@ mod tests {
         use crate::querier::{QuerierLog, Query, QueryVersion};
         let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string(), "lo".to_string()]);
         let mut log = QuerierLog::default();
-        let q = Query {
-            source: "10.0.0.254".parse().unwrap(),
-            version: QueryVersion::IgmpV2,
-            group: None,
-            max_response: std::time::Duration::from_secs(10),
-            robustness: None,
-            interval: None,
-        };
+        let q = Query::general("10.0.0.254", QueryVersion::IgmpV2, None, std::time::Duration::from_secs(10));
         log.record(&q, 1_700_000_000_500_000_000);
         log.record(&q, 1_700_000_125_500_000_000);
         let lan = st.targets.get_mut("lan").unwrap();

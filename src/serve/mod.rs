@@ -130,7 +130,7 @@ const QUERIER_READ: Duration = Duration::from_secs(1);
 
 /// Reads the querier watch into the state; publishes only when that changed something.
 fn publish_querier(t: &Target, watch: &QuerierWatch, state: &Mutex<State>, published: &Published) {
-    let q = QuerierState::of(Some(&watch.observation()));
+    let q = QuerierState::of(&watch.observation());
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     if st.set_querier(&t.name, q) {
         published.set(st.clone());

@@ -146,12 +146,12 @@ pub(crate) enum QuerierState {
 }
 
 impl QuerierState {
-    pub(crate) fn of(obs: Option<&QuerierObservation>) -> Self {
-        obs.map_or(QuerierState::NotWatched, |o| QuerierState::Watched {
+    pub(crate) fn of(o: &QuerierObservation) -> Self {
+        QuerierState::Watched {
             queriers: o.log.queriers.clone(),
             silent: o.silence().is_some(),
             refused: o.log.refused,
-        })
+        }
     }
 }
 
@@ -531,27 +531,21 @@ mod tests {
         assert_eq!(st.targets["lan"].querier, QuerierState::NotWatched);
         let mut obs = QuerierObservation { start_unix_ns: 0, end_unix_ns: S, ..Default::default() };
         // Watching from the start, before any query or window.
-        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
+        assert!(st.set_querier("lan", QuerierState::of(&obs)));
         assert_eq!(st.targets["lan"].querier, QuerierState::Watched { queriers: vec![], silent: false, refused: 0 });
-        assert!(!st.set_querier("lan", QuerierState::of(Some(&obs))), "nothing changed");
-        let q = Query {
-            source: "10.0.0.254".parse().unwrap(),
-            version: QueryVersion::IgmpV3,
-            group: None,
-            max_response: Duration::from_secs(1),
-            robustness: Some(2),
-            interval: Some(Duration::from_secs(2)),
-        };
+        assert!(!st.set_querier("lan", QuerierState::of(&obs)), "nothing changed");
+        let two_s = Some(Duration::from_secs(2));
+        let q = Query::general("10.0.0.254", QueryVersion::IgmpV3, two_s, Duration::from_secs(1));
         obs.log.record(&q, 10 * S);
         obs.end_unix_ns = 11 * S;
-        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
+        assert!(st.set_querier("lan", QuerierState::of(&obs)));
         let o = window(1_000_000 * MS, 10, &[]);
         fold(&mut st, &o, 1_000.0);
         let QuerierState::Watched { queriers, silent, .. } = &st.targets["lan"].querier else { panic!("watched") };
         assert_eq!((queriers.len(), queriers[0].interval, *silent), (1, Duration::from_secs(2), false));
         // 13 s without a query: past the announced 2 s + 10 s.
         obs.end_unix_ns = 23 * S;
-        assert!(st.set_querier("lan", QuerierState::of(Some(&obs))));
+        assert!(st.set_querier("lan", QuerierState::of(&obs)));
         assert!(matches!(st.targets["lan"].querier, QuerierState::Watched { silent: true, .. }));
     }
 }
