@@ -1,6 +1,6 @@
 //! Bad input: every case exits 2 with a one-line message naming the flag and value, never a panic.
 
-mod common;
+use crate::common;
 
 use common::*;
 

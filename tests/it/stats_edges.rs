@@ -4,7 +4,7 @@
 //! output (summary.csv, intervals.csv, probes.csv and the JSON) must show them. Plus the real
 //! responder's rate limit and its counters.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};

@@ -4,7 +4,7 @@
 //! h1 probes; h2's acks are delayed 10 ms; h3 loses 5 % of what it sends (acks: return loss);
 //! h4 loses 5 % of what it receives (probes: forward loss); h5 is clean.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

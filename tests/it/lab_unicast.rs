@@ -2,7 +2,7 @@
 //! must not stall the prober, and ICMP errors tell *no responder*, *no host* and *silence* apart.
 //! Needs root (CI runs as root); skips with a printed reason otherwise.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::IpAddr;

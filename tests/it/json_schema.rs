@@ -1,7 +1,7 @@
 //! The JSON report checked against `docs/report.schema.json` (oha's schema test is the model):
 //! real output of the binary on loopback, in the shapes a run can take.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

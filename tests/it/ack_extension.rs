@@ -1,7 +1,7 @@
 //! The ack extension on loopback, with the real binary: names at `--size 64`, host drops split
 //! from forward loss, and the join delay of a responder that joins during a run.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

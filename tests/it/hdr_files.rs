@@ -3,7 +3,7 @@
 //! and percentiles with summary.csv and intervals.csv. Skips with a reason when Python or the
 //! package is missing (CI installs it).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! alert rules loaded and every query of the contrib Grafana dashboard evaluated. Everything on
 //! 127.0.0.1. Skips, with a reason, where Prometheus is not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

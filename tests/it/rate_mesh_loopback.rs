@@ -1,7 +1,7 @@
 //! `max-rate` and `mesh` on loopback (no root): a responder's own rate limit as the host limit,
 //! Ctrl-C keeping the trials run so far, and bad input. Only 127.0.0.1 and the test group on it.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! `mcprobe report` with several folders: a matrix and matrix.csv for different probers, a trend
 //! for one prober, and clear refusals for folders that cannot be merged.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! What a user sees when things go wrong in ordinary ways: an `--out` folder used twice, a run
 //! nobody answers. Real binary, loopback only.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,6 +1,6 @@
 //! A responder that cannot be abused, authentication, and faults: the real binary on loopback.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Stdio;

@@ -3,7 +3,7 @@
 //! the hosts behind a lossy trunk. Needs root (CI runs as root); skips with a printed reason
 //! otherwise.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

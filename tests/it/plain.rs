@@ -1,7 +1,7 @@
 //! `--plain`: mcprobe against Python scripts that behave like the course lab's (tests/lab_scripts/),
 //! on loopback.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 //! The real binary on loopback: responders as child processes, probes against them.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! runs as root); skips with a printed reason otherwise. Bounded: short trials, modest rates,
 //! every child killed on drop.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! `--hosts`: missing and unexpected hosts, the unicast path beside the multicast one, verdicts
 //! and their exit codes. On loopback here; tests/lab_accuracy.rs covers a namespace LAN.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

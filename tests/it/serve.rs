@@ -1,7 +1,7 @@
 //! `mcprobe serve` through its binary, on loopback: config errors, the HTTP edges, a clean
 //! SIGTERM, the series cap, restarts, --forget; and the generated completions and man page.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

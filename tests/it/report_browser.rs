@@ -3,7 +3,7 @@
 //! is saved for a human to look at. Skips with a reason when Chromium is not installed (CI
 //! installs it).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
