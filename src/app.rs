@@ -163,7 +163,7 @@ pub(crate) fn run_probe(
         }
         None => None,
     };
-    let hlog = crate::outfiles::hlog(cfg);
+    let hlog = crate::outfiles::hlog(cfg.report_interval);
     let sink = streamed.clone().map(|f| -> prober::RowSink {
         let hlog = hlog.clone();
         Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
@@ -205,7 +205,7 @@ pub(crate) fn run_probe(
         let mut written = report::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
-        written.extend(crate::outfiles::finish(dir, cfg, &mut outcome, hlog, &written, html)?);
+        written.extend(crate::outfiles::finish(dir, &mut outcome, hlog, &written, html)?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));

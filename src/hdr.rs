@@ -14,7 +14,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::findings::Path as ProbePath;
-use crate::prober::Outcome;
+use crate::run::Outcome;
 use crate::stats::{self, format_id, HostStats, IntervalRow};
 
 /// The interval log's file name.

@@ -26,6 +26,7 @@ pub(crate) mod progress;
 pub(crate) mod querier;
 pub mod report;
 pub mod responder;
+pub mod run;
 pub mod serve;
 pub mod stats;
 pub(crate) mod watch;

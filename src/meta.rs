@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::prober::{Outcome, ProbeConfig};
+use crate::run::Outcome;
 use crate::stats::format_id;
 
 /// The file name, beside the CSVs.
@@ -51,7 +51,8 @@ pub(crate) struct RunMeta {
 
 impl RunMeta {
     /// The metadata of a finished run. `host` is this machine's name, `args` the command line.
-    pub(crate) fn of(cfg: &ProbeConfig, o: &Outcome, host: String, args: Vec<String>) -> Self {
+    pub(crate) fn of(o: &Outcome, host: String, args: Vec<String>) -> Self {
+        let s = &o.settings;
         let start_ns = o.run.start_ns().unwrap_or(0);
         let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_ns);
         RunMeta {
@@ -60,20 +61,20 @@ impl RunMeta {
             mcprobe_version: env!("CARGO_PKG_VERSION").to_string(),
             arguments: redact(args),
             prober_host: host,
-            prober_address: cfg.iface.as_ref().and_then(|i| i.addr).map(IpAddr::V4),
-            group: cfg.group,
-            port: cfg.port,
-            interface: cfg.iface.as_ref().map(|i| i.name.clone()),
-            rate_per_s: 1.0 / cfg.interval.as_secs_f64(),
-            size_bytes: cfg.plain.as_ref().map_or(cfg.size, Vec::len),
-            ttl: cfg.ttl,
+            prober_address: s.source,
+            group: s.group,
+            port: s.port,
+            interface: s.interface.clone(),
+            rate_per_s: 1.0 / s.interval.as_secs_f64(),
+            size_bytes: s.size,
+            ttl: s.ttl,
             start_utc: humantime::format_rfc3339_millis(start).to_string(),
             start_unix_ms: start_ns / 1_000_000,
             duration_s: o.elapsed.as_secs_f64(),
             probes_sent: o.run.sent(),
-            report_interval_s: cfg.report_interval.as_secs_f64(),
-            timeout_s: cfg.timeout.as_secs_f64(),
-            expected_hosts: cfg.hosts.clone(),
+            report_interval_s: s.report_interval.as_secs_f64(),
+            timeout_s: s.timeout.as_secs_f64(),
+            expected_hosts: s.hosts.clone(),
             interrupted: o.interrupted,
             files: Vec::new(),
         }

@@ -10,14 +10,14 @@ use anyhow::{Context, Result};
 use crate::findings::Path as ProbePath;
 use crate::hdr::{self, HlogBody};
 use crate::meta::{self, RunMeta};
-use crate::prober::{Outcome, ProbeConfig};
+use crate::run::Outcome;
 use crate::stats::IntervalRow;
 
 /// The interval log being gathered while a run goes on; shared with the row sink.
 pub(crate) type Hlog = Arc<Mutex<HlogBody>>;
 
-pub(crate) fn hlog(cfg: &ProbeConfig) -> Hlog {
-    Arc::new(Mutex::new(HlogBody::new(cfg.report_interval)))
+pub(crate) fn hlog(report_interval: std::time::Duration) -> Hlog {
+    Arc::new(Mutex::new(HlogBody::new(report_interval)))
 }
 
 /// Adds a batch of closed multicast intervals to the log.
@@ -27,19 +27,12 @@ pub(crate) fn add_intervals(hlog: &Hlog, rows: &[IntervalRow]) -> Result<()> {
 
 /// Writes the HdrHistogram files, `meta.json` listing every file of the run (`csvs` and these),
 /// and with `html` the folder's `report.html`. Returns the paths written, `report.html` last.
-pub(crate) fn finish(
-    dir: &Path,
-    cfg: &ProbeConfig,
-    o: &mut Outcome,
-    hlog: Hlog,
-    csvs: &[PathBuf],
-    html: bool,
-) -> Result<Vec<PathBuf>> {
+pub(crate) fn finish(dir: &Path, o: &mut Outcome, hlog: Hlog, csvs: &[PathBuf], html: bool) -> Result<Vec<PathBuf>> {
     let body = Arc::into_inner(hlog).context("the interval log is still in use")?;
     let run_id = meta::run_id(o);
     let mut written = hdr::write_files(dir, o, body.into_inner().unwrap_or_else(|e| e.into_inner()), &run_id)?;
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let mut m = RunMeta::of(cfg, o, host, std::env::args().collect());
+    let mut m = RunMeta::of(o, host, std::env::args().collect());
     let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
     m.files = csvs.iter().chain(&written).filter_map(name).collect();
     if html {

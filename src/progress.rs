@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::prober::Progress;
+use crate::run::Progress;
 
 /// Draws [`Progress`] snapshots; a no-op when hidden.
 pub(crate) struct LiveProgress {

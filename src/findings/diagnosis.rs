@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::{Path, Row};
-use crate::net::icmp::IcmpKind;
-use crate::prober::{UnicastRun, UNICAST_TTL};
+use crate::run::IcmpKind;
+use crate::run::{UnicastRun, UNICAST_TTL};
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub(crate) const DEFAULT_THRESHOLD_PCT: f64 = 1.0;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::prober::{Outcome, UNICAST_TTL};
+use crate::run::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::prober::{Outcome, UnicastRun};
+use crate::run::{Outcome, UnicastRun};
 use crate::stats::{Run, RunConfig};
 use crate::wire::{Ack, Arrival};
 
@@ -119,7 +119,7 @@ pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&
         .enumerate()
         .map(|(i, (host, who))| {
             let mut run = Run::new(config(SESSION + 1 + i as u64));
-            feed(&mut run, sent, who, Arrival::Unicast, crate::prober::UNICAST_TTL);
+            feed(&mut run, sent, who, Arrival::Unicast, crate::run::UNICAST_TTL);
             UnicastRun::new(host.parse::<IpAddr>().expect("an address"), run)
         })
         .collect();
@@ -128,6 +128,7 @@ pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&
         lateness.record(ns).expect("in range");
     }
     Outcome {
+        settings: crate::run::Settings::for_tests(SESSION, ttl, sent),
         run,
         unicast,
         ttl,

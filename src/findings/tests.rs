@@ -138,7 +138,7 @@ fn responder_ids_print_as_16_hex_digits() {
 
 #[test]
 fn the_kernels_icmp_errors_become_advice() {
-    use crate::net::icmp::IcmpKind;
+    use crate::run::IcmpKind;
     use diagnosis::Advice;
     let hosts: Vec<(&str, Vec<Answerer>)> = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.100"]
         .iter()

@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::findings::{Findings, Judgement, ResponderId, DEFAULT_THRESHOLD_PCT};
-use crate::prober::{self, ProbeConfig, Progress};
+use crate::prober::{self, ProbeConfig};
+use crate::run::Progress;
 use judge::{Known, TrialResult};
 use search::{Next, Phase, SearchConfig};
 

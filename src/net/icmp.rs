@@ -21,23 +21,7 @@ use std::os::fd::AsRawFd;
 use nix::libc;
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrStorage};
 
-/// What an ICMP error said about a unicast probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IcmpKind {
-    /// The host is up but nothing listens on the port: no responder, or another `--port`.
-    PortUnreachable,
-    /// No neighbour answered (host down or not on the LAN), or a router could not reach it.
-    HostUnreachable,
-    /// No route to the host's network.
-    NetUnreachable,
-    /// A firewall rejected the probe (ICMP "communication administratively prohibited",
-    /// ICMPv6 "administratively prohibited", "reject route", "source address failed policy").
-    AdminProhibited,
-    /// The TTL (hop limit) ran out on the way: a routing loop, or a host too many routers away.
-    TimeExceeded,
-    /// Any other ICMP error, or a local error reported the same way.
-    Other { icmp_type: u8, code: u8 },
-}
+use crate::run::IcmpKind;
 
 /// One error from a socket's error queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

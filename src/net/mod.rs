@@ -28,9 +28,7 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 /// How often blocked reads wake to check for a stop request.
 pub(crate) const READ_TICK: Duration = Duration::from_millis(20);
 
-/// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
-/// of routers on the way.
-pub(crate) const UNICAST_TTL: u32 = 64;
+pub(crate) use crate::run::UNICAST_TTL;
 
 /// A local interface, as resolved from `--iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -116,7 +116,7 @@ impl ProbeSockets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::icmp::IcmpKind;
+    use crate::run::IcmpKind;
     use std::net::{SocketAddr, UdpSocket};
 
     /// Loopback only: a datagram to a host's socket, an ICMP error from a closed port, then idle.

@@ -21,12 +21,11 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use crate::auth::Key;
-use crate::net::icmp::{IcmpError, IcmpKind};
 use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Probe};
 
-pub(crate) use crate::net::UNICAST_TTL;
+use crate::run::{Outcome, Progress, Settings, UnicastRun};
 use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.
@@ -98,91 +97,6 @@ impl ProbeConfig {
     }
 }
 
-/// The unicast path to one listed host.
-#[derive(Debug)]
-pub struct UnicastRun {
-    pub host: IpAddr,
-    /// Probes actually handed to the kernel, and the acks to them. Probes the kernel refused
-    /// are not in it (see `not_sent`), so they never count as network loss.
-    pub run: Run,
-    /// Probes the kernel refused at once: the host's send queue was full (its neighbour entry
-    /// unresolved: the host is down or not on the LAN), or it reported the host unreachable.
-    pub not_sent: u64,
-    /// ICMP errors about the probes to this host.
-    pub icmp: IcmpCounts,
-    /// The host is this machine (one of its interface addresses).
-    pub is_self: bool,
-}
-
-impl UnicastRun {
-    /// A host's run with nothing refused, no ICMP error, and not this machine.
-    pub(crate) fn new(host: IpAddr, run: Run) -> Self {
-        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
-    }
-}
-
-/// ICMP errors about one host's unicast probes, by kind. The kernel rate-limits the errors it
-/// sends (about one a second after a burst), so these count errors, not probes: any non-zero
-/// count says why that host is silent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IcmpCounts {
-    /// Nothing listens on the port: the host is up but no responder serves this `--port`.
-    pub port_unreachable: u64,
-    /// No neighbour (host down or not on the LAN), or a router could not reach it.
-    pub host_unreachable: u64,
-    pub net_unreachable: u64,
-    /// A firewall rejects the probes.
-    pub admin_prohibited: u64,
-    pub time_exceeded: u64,
-    pub other: u64,
-    /// Who sent the newest error: the host, a router, or this machine itself (failed neighbour
-    /// resolution is reported by the prober's own address).
-    pub reporter: Option<IpAddr>,
-    /// The kind of the newest error.
-    pub last: Option<IcmpKind>,
-}
-
-impl IcmpCounts {
-    pub(crate) fn record(&mut self, e: &IcmpError) {
-        *match e.kind {
-            IcmpKind::PortUnreachable => &mut self.port_unreachable,
-            IcmpKind::HostUnreachable => &mut self.host_unreachable,
-            IcmpKind::NetUnreachable => &mut self.net_unreachable,
-            IcmpKind::AdminProhibited => &mut self.admin_prohibited,
-            IcmpKind::TimeExceeded => &mut self.time_exceeded,
-            IcmpKind::Other { .. } => &mut self.other,
-        } += 1;
-        self.reporter = e.reporter.or(self.reporter);
-        self.last = Some(e.kind);
-    }
-
-    pub fn total(&self) -> u64 {
-        self.port_unreachable
-            + self.host_unreachable
-            + self.net_unreachable
-            + self.admin_prohibited
-            + self.time_exceeded
-            + self.other
-    }
-
-    /// The most frequent kind (the newest one breaks ties); `None` when no error came: silence.
-    pub fn most_common(&self) -> Option<IcmpKind> {
-        let by_kind = [
-            (self.port_unreachable, IcmpKind::PortUnreachable),
-            (self.host_unreachable, IcmpKind::HostUnreachable),
-            (self.net_unreachable, IcmpKind::NetUnreachable),
-            (self.admin_prohibited, IcmpKind::AdminProhibited),
-            (self.time_exceeded, IcmpKind::TimeExceeded),
-        ];
-        let top = by_kind.iter().filter(|(n, _)| *n > 0).max_by_key(|(n, k)| (*n, Some(*k) == self.last));
-        match top {
-            Some(&(n, k)) if n >= self.other => Some(k),
-            _ if self.other > 0 => self.last,
-            _ => None,
-        }
-    }
-}
-
 /// The runs of one probe session: multicast, and unicast per listed host. Unicast run `i` has
 /// session id `multicast session + 1 + i`, so an ack's session names its run.
 struct Runs {
@@ -214,46 +128,6 @@ pub enum Schedule {
     /// Exponentially distributed gaps with the interval as their mean (a Poisson process, as OWAMP
     /// sends), so probes cannot phase-lock with periodic events on the network.
     Poisson,
-}
-
-/// A snapshot for the live progress display.
-#[derive(Debug, Clone, Default)]
-pub struct Progress {
-    pub elapsed: Duration,
-    pub sent: u64,
-    pub total: u64,
-    pub responders: usize,
-    pub acks: u64,
-    pub worst_loss_pct: Option<f64>,
-    /// True once the last probe left and the engine waits for late acks.
-    pub draining: bool,
-}
-
-/// Everything a finished run hands to the reports.
-pub struct Outcome {
-    /// The multicast path.
-    pub run: Run,
-    /// The unicast path to each listed host (`hosts`).
-    pub unicast: Vec<UnicastRun>,
-    /// Multicast TTL the probes left with.
-    pub ttl: u32,
-    /// How late each probe left versus its schedule, in ns.
-    pub lateness: Histogram<u64>,
-    /// The run was stopped (Ctrl-C) before its last probe.
-    pub interrupted: bool,
-    pub elapsed: Duration,
-    /// Datagrams on the prober's port that were not acks (garbage, stray probes).
-    pub invalid: u64,
-    /// With a key: acks without a valid tag, dropped.
-    pub forged: u64,
-    /// Acks the kernel dropped because the socket buffer was full (SO_RXQ_OVFL): this host's
-    /// fault, not the network's; already counted as loss above, reported apart so it can be told.
-    pub local_drops: u64,
-    /// Multicast probes the kernel refused (unicast ones: `UnicastRun::not_sent`).
-    pub send_errors: u64,
-    /// This machine's addresses (looked up with `--hosts` only): ICMP errors it reported itself
-    /// are neighbour failures, and a listed host among them is this machine.
-    pub local_addrs: Vec<IpAddr>,
 }
 
 /// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
@@ -322,6 +196,7 @@ pub fn run(
     let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let run = runs.multicast;
     Ok(Outcome {
+        settings: settings(cfg),
         interrupted: run.sent() < cfg.count,
         run,
         unicast: runs.unicast,
@@ -334,6 +209,26 @@ pub fn run(
         send_errors,
         local_addrs: local,
     })
+}
+
+/// What the reports say was asked of a run.
+pub(crate) fn settings(cfg: &ProbeConfig) -> Settings {
+    Settings {
+        session: cfg.session,
+        group: cfg.group,
+        port: cfg.port,
+        interface: cfg.iface.as_ref().map(|i| i.name.clone()),
+        source: cfg.iface.as_ref().and_then(|i| i.source_for(cfg.group)),
+        ttl: cfg.ttl,
+        size: cfg.plain.as_ref().map_or(cfg.size, Vec::len),
+        interval: cfg.interval,
+        count: cfg.count,
+        timeout: cfg.timeout,
+        report_interval: cfg.report_interval,
+        keyed: cfg.key.is_some(),
+        plain: cfg.plain.is_some(),
+        hosts: cfg.hosts.clone(),
+    }
 }
 
 impl Runs {

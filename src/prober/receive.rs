@@ -99,7 +99,7 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
         }
         Event::Icmp { host, error } => {
             if let Some(u) = runs.unicast.get_mut(host) {
-                u.icmp.record(&error);
+                u.icmp.record(error.kind, error.reporter);
             }
         }
         Event::Idle => {}

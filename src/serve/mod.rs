@@ -29,7 +29,8 @@ use state::{Change, Limits, QuerierState, State, Window};
 
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::net::querier::QuerierWatch;
-use crate::prober::{self, Outcome, ProbeConfig};
+use crate::prober::{self, ProbeConfig};
+use crate::run::Outcome;
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
 /// folded in before it returns.

@@ -19,8 +19,8 @@ use hdrhistogram::{Counter, Histogram};
 
 pub(crate) use crate::findings::Path;
 use crate::findings::{Diagnosis, Verdict};
-use crate::prober::Outcome;
 use crate::querier::{Querier, QuerierObservation};
+use crate::run::Outcome;
 use crate::stats::{Figures, HostStats, Run};
 
 /// RTT bucket bounds, in seconds: 1-2-5 steps from 10 µs (a LAN's floor) to 1 s (the default
@@ -432,6 +432,7 @@ mod tests {
         let mut lateness = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
         lateness.record(2_000).unwrap();
         Outcome {
+            settings: crate::run::Settings::for_tests(1, 1, n),
             run,
             unicast: Vec::new(),
             ttl: 1,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::lab::*;
 use common::*;
-use mcprobe::net::icmp::IcmpKind;
 use mcprobe::prober::{self, ProbeConfig};
+use mcprobe::run::IcmpKind;
 
 /// A fresh lab; the caller holds this test binary's turn (`one_lab_at_a_time`).
 fn fresh_lab(base: &str, hosts: u32) -> Lab {

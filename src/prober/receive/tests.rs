@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::auth::Key;
-use crate::net::icmp::{IcmpError, IcmpKind};
+use crate::net::icmp::IcmpError;
 use crate::net::Received;
-use crate::prober::{IcmpCounts, ProbeConfig, Shared};
+use crate::prober::{ProbeConfig, Shared};
+use crate::run::IcmpCounts;
+use crate::run::IcmpKind;
 use crate::stats::{IntervalRow, RawRow};
 use crate::wire::Ack;
 
@@ -277,13 +279,12 @@ fn forged_garbage_and_local_drops_are_counted_apart() {
 #[test]
 fn icmp_counts_pick_the_most_common_kind() {
     let mut c = IcmpCounts::default();
-    let e = |kind| IcmpError { kind, reporter: None, errno: 0 };
     assert_eq!(c.most_common(), None);
-    c.record(&e(IcmpKind::Other { icmp_type: 5, code: 1 }));
+    c.record(IcmpKind::Other { icmp_type: 5, code: 1 }, None);
     assert_eq!(c.most_common(), Some(IcmpKind::Other { icmp_type: 5, code: 1 }));
-    c.record(&e(IcmpKind::HostUnreachable));
-    c.record(&e(IcmpKind::PortUnreachable));
-    c.record(&e(IcmpKind::PortUnreachable));
+    c.record(IcmpKind::HostUnreachable, None);
+    c.record(IcmpKind::PortUnreachable, None);
+    c.record(IcmpKind::PortUnreachable, None);
     assert_eq!((c.total(), c.most_common()), (4, Some(IcmpKind::PortUnreachable)));
     assert_eq!(c.reporter, None);
 }
