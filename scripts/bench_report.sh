@@ -5,7 +5,7 @@
 #   scripts/bench_report.sh                       # makes the folder: a 10-minute loopback demo run
 #   REPORT_DIR=/tmp/big/run1 scripts/bench_report.sh   # or measures an existing report folder
 #
-# The folder comes from a real run: `mcprobe demo -n 100 -d 10m -r 10` (100 responders on
+# The folder comes from a real run: `mcprobe demo --responders 100 -d 10m -r 10` (100 responders on
 # loopback, sends nothing off the machine). The 8 folders of the merge are copies of it whose
 # meta.json names 8 different probers (prober-1 … prober-8) and run ids: the merge reads 8 full
 # folders, only their provenance is edited. The peer, in the same run: HdrHistogram's Python
@@ -26,7 +26,7 @@ DIR=${REPORT_DIR:-}
 if [[ -z $DIR ]]; then
     DIR=$WORK/run
     echo "making the folder: 100 loopback responders, 10 minutes at 10 probes/s" >&2
-    "$MCPROBE" demo -n 100 -d 10m -r 10 --quiet --out "$DIR" >/dev/null
+    "$MCPROBE" demo --responders 100 -d 10m -r 10 --quiet --out "$DIR" >/dev/null
 fi
 
 # Median wall time in ms of ROUNDS runs of a command.
@@ -49,9 +49,9 @@ done
 responders=$(python3 "$ROOT/scripts/bench_report.py" multicast-rows "$DIR/summary.csv")
 intervals=$(($(wc -l < "$DIR/intervals.csv") - 1))
 hlog_kb=$(( $(stat -c %s "$DIR/rtt.hlog") / 1024 ))
-one_ms=$(median_ms "$MCPROBE" report "$DIR" --to "$WORK/one")
+one_ms=$(median_ms "$MCPROBE" report "$DIR" --out "$WORK/one")
 one_kb=$(( $(stat -c %s "$WORK/one/report.html") / 1024 ))
-merge_ms=$(median_ms "$MCPROBE" report "$WORK"/p{1..8} --to "$WORK/merged")
+merge_ms=$(median_ms "$MCPROBE" report "$WORK"/p{1..8} --out "$WORK/merged")
 merge_kb=$(( $(stat -c %s "$WORK/merged/report.html") / 1024 ))
 matrix_lines=$(($(wc -l < "$WORK/merged/matrix.csv") - 1))
 # One timed run: it takes minutes.
@@ -63,7 +63,7 @@ mkdir -p "$ROOT/results"
 cat > "$OUT" <<MD
 # \`mcprobe report\`: time and size at 100 responders × 10 minutes
 
-Made by \`scripts/bench_report.sh\`$( [[ -n ${REPORT_DIR:-} ]] && echo " with \`REPORT_DIR\` set to a folder from \`mcprobe demo -n 100 -d 10m -r 10 --out DIR\`" ) on $(date -u '+%Y-%m-%d %H:%M UTC'),
+Made by \`scripts/bench_report.sh\`$( [[ -n ${REPORT_DIR:-} ]] && echo " with \`REPORT_DIR\` set to a folder from \`mcprobe demo --responders 100 -d 10m -r 10 --out DIR\`" ) on $(date -u '+%Y-%m-%d %H:%M UTC'),
 commit $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) vCPUs, load average $(cut -d' ' -f1-3 /proc/loadavg).
 Times are the median of $ROUNDS runs, wall clock, release build.
 

@@ -8,14 +8,14 @@
 //!   commands;
 //! - [`serve`]: continuous probing exported to Prometheus; [`manual`]: completions, man page.
 
-pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod findings;
 pub(crate) mod hdr;
 pub(crate) mod html;
-pub mod manual;
+
 pub mod maxrate;
 pub mod mesh;
 pub(crate) mod meta;
@@ -29,7 +29,7 @@ pub mod responder;
 pub mod run;
 pub mod serve;
 pub mod stats;
-pub(crate) mod watch;
+
 pub mod wire;
 
 /// The four pairings of old (version 1, before the ack extension) and new prober and

@@ -1,60 +1,40 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-use mcprobe::app;
-use mcprobe::cli::{Cli, Command};
+use mcprobe::cli::Cli;
+use mcprobe::commands;
 
 /// Set by the first Ctrl-C (or SIGTERM): the run stops sending, collects its acks and reports.
 static STOP: AtomicBool = AtomicBool::new(false);
-/// `--quiet`: the Ctrl-C handler says nothing either.
-static QUIET: AtomicBool = AtomicBool::new(false);
 
 fn main() {
     let cli = Cli::parse();
-    let quiet = match &cli.command {
-        Command::Respond(a) => a.quiet,
-        Command::Probe(a) => a.quiet,
-        Command::Demo(a) => a.quiet,
-        Command::Discover(_) | Command::Report(_) | Command::Completions(_) | Command::Man(_) => false,
-        Command::MaxRate(a) => a.quiet,
-        Command::Mesh(a) => a.quiet,
-        Command::Serve(a) => a.quiet,
-    };
-    QUIET.store(quiet, Ordering::Relaxed);
-    let handler = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
+    // `--quiet`: the handler says nothing either. Commands that do not measure end at once.
+    let first = commands::on_first_interrupt(&cli.command).filter(|_| !cli.command.quiet());
+    let graceful = commands::on_first_interrupt(&cli.command).is_some();
+    let handler = ctrlc::set_handler(move || {
+        if STOP.swap(true, Ordering::SeqCst) || !graceful {
             // A second Ctrl-C: the user wants out now, without half-written reports.
             mcprobe::report::remove_unfinished();
-            std::process::exit(130);
+            std::process::exit(commands::exit::INTERRUPTED_TWICE);
         }
-        if !QUIET.load(Ordering::Relaxed) {
-            // The same handler serves Ctrl-C and SIGTERM: name neither.
-            eprintln!("mcprobe: stopping and collecting the last acks; interrupt again to quit at once");
+        // The same handler serves Ctrl-C and SIGTERM: the line names neither.
+        if let Some(line) = first {
+            eprintln!("{line}");
         }
     });
     if let Err(e) = handler {
         eprintln!("mcprobe: warning: cannot handle Ctrl-C ({e}); it will stop without a report");
     }
-    let result = match &cli.command {
-        Command::Respond(a) => app::respond(a, &STOP),
-        Command::Probe(a) => app::probe(a, &STOP),
-        Command::Discover(a) => app::discover(a, &STOP),
-        Command::Demo(a) => app::demo(a, &STOP),
-        Command::MaxRate(a) => mcprobe::maxrate::command::max_rate(a, &STOP),
-        Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
-        Command::Report(a) => app::report_cmd(a),
-        Command::Serve(a) => mcprobe::serve::run(a, &STOP),
-        Command::Completions(a) => mcprobe::manual::completions(a),
-        Command::Man(a) => mcprobe::manual::man(a),
-    };
+    let result = commands::run(&cli.command, &STOP);
     match result {
         Ok(code) => std::process::exit(code),
         // A closed pipe (`mcprobe … | head`): the reader has what it wanted; end quietly, as
         // ripgrep does.
-        Err(e) if is_broken_pipe(&e) => std::process::exit(0),
+        Err(e) if is_broken_pipe(&e) => std::process::exit(commands::exit::OK),
         Err(e) => {
             eprintln!("mcprobe: error: {e:#}");
-            std::process::exit(2);
+            std::process::exit(commands::exit::USAGE);
         }
     }
 }

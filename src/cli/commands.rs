@@ -1,30 +1,281 @@
-//! Command-line definitions (clap only) of the commands added after the first four: `max-rate`,
-//! `mesh`, `serve`, `completions` and `man`. Their engines import these, never the reverse.
+//! Each command's flags: the shared groups of [`super::flags`] plus what only that command takes.
+//! Their engines never import these; [`crate::config`] turns them into validated configurations.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_duration, parse_percent, parse_rate, GroupArgs, KeyArgs};
+use super::flags::*;
+use super::parse::{parse_duration, parse_net, parse_percent, parse_rate, parse_report_interval};
+
+/// The columns of the probe table, for `probe --help` (a macro, so `concat!` can take it).
+macro_rules! table_columns {
+    () => {
+        "\
+Table columns: SENT probes sent; RCVD acks on time; LOSS% lost/sent; FWD probes that never
+reached the responder; HOST of those, the ones its own host dropped (socket buffer full, as it
+reports; shown when there are some); RET acks lost on the way back; UNK lost, direction unknown
+(probes after the newest ack); LIM probes the responder chose not to answer (its --rate-limit;
+not loss; shown when there are some); DUP duplicate acks; REOR acks that arrived after a
+higher-numbered one; LATE acks slower than --timeout (their probes count as lost); MIN/MAX the
+fastest and slowest round trip, exact; P50/P99 round-trip percentiles from a histogram, within
+1/128 (0.8 %) of the exact value; JIT RFC 3550 jitter; 1ST time from the first probe to the
+responder's first ack; JOIN its join delay, for a responder that joined during the run."
+    };
+}
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Finds, per responder, the highest rate at which it loses at most --loss-tolerance over a whole
-trial: steps up from --start (doubling), bisects between the last pass and the first failure,
-then repeats one trial at the result to confirm it (RFC 2544's throughput test, per receiver as
+Examples:
+  mcprobe respond --iface eth0 --name rack1-node7
+  mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key")]
+pub struct RespondArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Probes per second answered per source address (bursts of a tenth of that, at least 100).
+    /// Probes over the limit are counted and the count travels in later acks, so the prober
+    /// shows them as rate-limited, not as loss. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
+
+    /// Acks per second for all sources together (bursts of a tenth of that): many sources, forged
+    /// or not, cannot multiply --rate-limit. Counted like --rate-limit. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_TOTAL_RATE_LIMIT)]
+    pub total_rate_limit: u32,
+
+    /// With --key: answer only probes sent within this of this host's clock, either way (both
+    /// hosts' CLOCK_REALTIME; keep them in sync with NTP). At most 60s. Probes outside it are
+    /// counted as stale and each source is named once in a line.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub max_clock_skew: Duration,
+
+    /// Answer only probes from this network (CIDR, or a single address); repeatable.
+    /// Default: any source.
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub allow: Vec<ipnet::IpNet>,
+
+    /// Join source-specifically (SSM, IGMPv3/MLDv2): accept the group's traffic only from this
+    /// sender, e.g. the prober's address. Usually with an SSM group (232.0.0.0/8, ff3X::).
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+
+    #[command(flatten)]
+    pub plain: PlainArgs,
+
+    #[command(flatten)]
+    pub querier: QuerierArgs,
+
+    #[command(flatten)]
+    pub name: NameArgs,
+
+    /// No progress display and no informational lines on stderr; errors and threshold misses are
+    /// still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = concat!("\
+Durations take a unit (500us, 10ms, 2s, 10m); a bare number means seconds, as in ping.
+
+Examples:
+  mcprobe probe --iface eth0                            10 s at 10 probes/s, table on stdout
+  mcprobe probe --iface eth0 --rate 1000 --count 5000 --out run1/ --raw
+  mcprobe probe --iface eth0 --duration 10m --interval 1s --max-loss 0.5
+  # unicast beside multicast for each expected host, and a verdict per host:
+  mcprobe probe --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13
+  # 10 minutes at 1/s, longer than two IGMP timeouts; outages listed, and whether the
+  # IGMP querier went quiet (as root: the querier watch needs CAP_NET_RAW):
+  mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
+  # warn when no membership query came for 30 s:
+  mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
+  # IPv6 (an interface is required):
+  mcprobe probe --iface eth0 --group ff12::4242
+  # the course lab's protocol, against its Python receivers:
+  mcprobe probe --iface eth0 --plain --group 224.3.29.71 --port 10000
+
+", table_columns!(), "
+
+Exit codes: 0 success; 1 a threshold was not met, an expected host is not ok, or no responder
+answered at all; 2 usage or environment error; 3 multicast broken where unicast works (--hosts)."))]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    #[command(flatten)]
+    pub length: LengthArgs,
+
+    /// When probes leave: `fixed` intervals, or `poisson` (random gaps with --interval as their
+    /// mean, which cannot phase-lock with periodic network events).
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Fixed)]
+    pub schedule: ScheduleArg,
+
+    /// `soak`: 10 minutes at 1 probe/s, longer than two IGMP membership timeouts (260 s each), to
+    /// catch a LAN whose snooping switches drop the group because no querier refreshes it.
+    /// --interval, --rate, --count and --duration still override it.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+
+    #[command(flatten)]
+    pub querier: QuerierArgs,
+
+    /// An outage is at least this many consecutive unanswered probes after a responder's first
+    /// answer; each is listed with its start, end and probes lost (outages.csv).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outage_min: u64,
+
+    #[command(flatten)]
+    pub hosts: HostsArgs,
+
+    /// Width of one row of intervals.csv.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_report_interval, allow_hyphen_values = true)]
+    pub report_interval: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Also write probes.csv: one row per probe and responder (needs --out).
+    #[arg(long, requires = "out")]
+    pub raw: bool,
+
+    #[command(flatten)]
+    pub plain: PlainArgs,
+
+    /// The message --plain sends.
+    #[arg(long, value_name = "TEXT", default_value = "very important data", requires = "plain")]
+    pub message: String,
+
+    #[command(flatten)]
+    pub loss: LossArgs,
+
+    #[command(flatten)]
+    pub min: MinArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "\
+A census, like fping's: a few probes, a short wait, one line per responder with its median
+RTT. Exit code 1 when no responder, or fewer than --min-responders / --min-hosts, answered.
+
+Examples:
+  mcprobe discover --iface eth0
+  mcprobe discover --iface eth0 --min-hosts 12 --json",
+    // A census is a burst: 5 probes 20 ms apart and half a second for the acks.
+    mut_arg("count", |a| a.default_value("5")),
+    mut_arg("timeout", |a| a.default_value("500ms").visible_alias("wait"))
+)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    /// A responder counts if it answers any probe of the burst.
+    #[command(flatten)]
+    pub length: LengthArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub min: MinArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "\
+The demo needs no root and no other host, and sends nothing off the machine: its responders
+listen on loopback (answering from 127.0.0.2, 127.0.0.3, ...) and the prober sends through lo.
+
+Examples:
+  mcprobe demo
+  mcprobe demo --responders 20 --duration 10s --out demo/",
+    // A demo should be over in a few seconds and still measure hundreds of probes.
+    mut_arg("rate", |a| a.default_value("200")),
+    mut_arg("duration", |a| a.default_value("3s"))
+)]
+pub struct DemoArgs {
+    /// Responders to start on loopback.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=200))]
+    pub responders: u8,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    #[command(flatten)]
+    pub length: LengthArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  mcprobe report run1/                        run1/report.html
+  mcprobe report h1/ h2/ h3/ --out lan/       lan/report.html and lan/matrix.csv: prober x responder
+  mcprobe report mon/ tue/ wed/ --out trend/  one prober at different times: a trend table")]
+pub struct ReportArgs {
+    /// Report folders written by `probe --out`, `mesh --out` or `demo`.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    /// Folder for report.html (and matrix.csv). Default: the folder itself, or with several
+    /// folders the current one.
+    #[arg(short, long, value_name = "DIR", visible_alias = "to")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    Soak,
+}
+
+/// `--schedule`: the engine's `Schedule`, as the command line spells it (config maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// Exactly one interval apart.
+    Fixed,
+    /// Exponentially distributed gaps with the interval as their mean (a Poisson process).
+    Poisson,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Finds, per responder, the highest rate at which it loses at most --max-loss over a whole trial:
+steps up from --start (doubling), bisects between the last pass and the first failure, then
+repeats one trial at the result to confirm it (RFC 2544's throughput test, per receiver as
 RFC 3918 does for multicast). A probe that is lost, late or rate-limited counts against the
 responder. For the first failing step it says where the probes went: forward (never reached the
-responder), return (acks lost), or dropped on this host (its socket buffer, or a sender that
-could not keep the rate), so a limit of this host is not blamed on the network.
+responder), return (acks lost), dropped on this host (its socket buffer, or a sender that could
+not keep the rate), or refused by the responder's own --rate-limit, so a limit of a host is not
+blamed on the network.
 
-Responders limit each prober to 10000 probes/s by default: to search above that, start them with
-`respond --rate-limit 0` (or a higher limit).
+Responders limit each prober to 10000 probes/s by default: a result capped by that limit is
+marked, and to search above it start them with `respond --rate-limit 0` (or a higher limit).
 
 Examples:
   mcprobe max-rate --iface eth0
-  mcprobe max-rate --iface eth0 --trial 10s --max 200000 --loss-tolerance 0.01 --out rate/
+  mcprobe max-rate --iface eth0 --trial 10s --max 200000 --max-loss 0.01 --out rate/
   mcprobe max-rate --iface eth0 --min-rate 20000     exit 1 if any responder stays below
 
 Exit codes: 0 success; 1 the weakest responder is below --min-rate, or nobody answered;
@@ -36,76 +287,64 @@ pub struct MaxRateArgs {
     #[command(flatten)]
     pub key: KeyArgs,
 
+    #[command(flatten)]
+    pub send: SendArgs,
+
     /// How long each trial sends at one rate.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub trial: Duration,
 
-    /// The loss a responder may have in a trial and still pass, in percent of the probes sent.
-    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
-    pub loss_tolerance: f64,
+    #[command(flatten)]
+    pub loss: LossArgs,
 
     /// First rate tried, probes per second.
-    #[arg(long, value_name = "RATE", default_value_t = 1000.0, value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 1000.0, value_parser = parse_rate, allow_hyphen_values = true)]
     pub start: f64,
 
     /// Highest rate tried, probes per second.
-    #[arg(long, visible_alias = "max-rate", value_name = "RATE", default_value_t = 100_000.0, value_parser = parse_rate)]
+    #[arg(long, visible_alias = "max-rate", value_name = "RATE", default_value_t = 100_000.0, value_parser = parse_rate, allow_hyphen_values = true)]
     pub max: f64,
 
     /// Stop bisecting when the bracket is narrower than this, in percent of its lower end.
-    #[arg(long, value_name = "PCT", default_value_t = 5.0, value_parser = parse_percent)]
+    #[arg(long, value_name = "PCT", default_value_t = 5.0, value_parser = parse_percent, allow_hyphen_values = true)]
     pub resolution: f64,
 
     /// Exit 1 if the weakest responder's rate is below this.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true)]
     pub min_rate: Option<f64>,
 
     /// At most this many trials, whatever the responders do.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_trials: u32,
 
-    /// Probe size in bytes (UDP payload).
-    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
-    pub size: u16,
-
-    /// IP TTL of probes.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
-    pub ttl: u32,
-
-    /// An ack slower than this is late (its probe counts as unanswered); also the wait after
-    /// each trial's last probe.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Write trials.csv (one row per trial and responder) and maxrate.csv (one per responder).
-    #[arg(short, long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-
-    /// No progress and no line per trial on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    after_help = "\
 Run the same command on every host of the list, at about the same time. Each host answers the
 others' probes (as `respond`) and probes them (as `probe --hosts`, multicast and unicast) from
 one process, then prints its row of the mesh: per peer, loss by direction, RTT and a verdict.
-With --out each host writes an ordinary `probe` report folder; collect them and merge the rows
-into the N x N matrix with `mcprobe report host1/ host2/ ... --to mesh/`.
+With --out each host writes an ordinary report folder; collect them and merge the rows into the
+N x N matrix with `mcprobe report host1/ host2/ ... --out mesh/`.
 
 Denominators: hosts start at different times, so a peer's loss counts from its first answer on
-each path (`lost_after_first` / `sent_after_first` in summary.csv). This host keeps answering
-for --linger after its last probe, so peers that started later are not charged with its exit.
-A peer that never answered is a finding (verdict `unreachable` or `multicast-lost`), not an
-error.
+each path (`lost_after_first` / `sent_after_first` in summary.csv), here and in the merged
+matrix. This host keeps answering for --linger after its last probe, so peers that started later
+are not charged with its exit. A peer that never answered is a finding (verdict `unreachable` or
+`multicast-lost`), not an error.
 
 Examples:
   mcprobe mesh --iface eth0 --hosts 10.0.0.11,10.0.0.12,10.0.0.13 --out mesh-$(hostname)/
   mcprobe mesh --iface eth0 --hosts-file cluster.txt --duration 1m --rate 100
 
 Exit codes: 0 every peer ok; 1 some peer's verdict is not ok; 2 usage or environment error;
-3 some peer is multicast-lost (multicast broken where unicast works; takes precedence over 1).")]
+3 some peer is multicast-lost (multicast broken where unicast works; takes precedence over 1).",
+    // Every host must have started before the first one stops: longer than a probe run.
+    mut_arg("duration", |a| a.default_value("30s"))
+)]
 pub struct MeshArgs {
     #[command(flatten)]
     pub net: GroupArgs,
@@ -113,49 +352,31 @@ pub struct MeshArgs {
     #[command(flatten)]
     pub key: KeyArgs,
 
-    /// Every host of the mesh, this one included (addresses or names, comma-separated).
-    #[arg(long, value_name = "HOST,...", value_delimiter = ',', required_unless_present = "hosts_file")]
-    pub hosts: Vec<String>,
+    /// Every host of the mesh, this one included.
+    #[command(flatten)]
+    pub hosts: HostsArgs,
 
-    /// Read the hosts from a file: one per line, `#` starts a comment.
-    #[arg(long, value_name = "PATH")]
-    pub hosts_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub send: SendArgs,
 
-    /// Probes per second (each peer also gets as many unicast probes).
-    #[arg(short, long, default_value_t = 10.0, value_parser = parse_rate)]
-    pub rate: f64,
+    #[command(flatten)]
+    pub pace: PaceArgs,
 
-    /// How long to probe.
-    #[arg(short, long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub duration: Duration,
+    #[command(flatten)]
+    pub length: LengthArgs,
 
     /// How long to keep answering after the last probe, for peers that started later.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub linger: Duration,
 
-    /// Loss above this percentage (from a peer's first answer) makes a path bad.
-    #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_percent)]
-    pub max_loss: f64,
+    #[command(flatten)]
+    pub loss: LossArgs,
 
-    /// An ack slower than this is late (its probe counts as lost).
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub name: NameArgs,
 
-    /// IP TTL of probes.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
-    pub ttl: u32,
-
-    /// Name in this host's acks (at most 64 bytes). Default: the host name.
-    #[arg(short, long)]
-    pub name: Option<String>,
-
-    /// This host's report folder (summary.csv, intervals.csv, outages.csv, mesh.csv).
-    #[arg(short, long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-
-    /// No informational lines on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
@@ -178,51 +399,55 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key: KeyArgs,
 
-    /// The target's name (the `target` label).
-    #[arg(long = "name", value_name = "NAME", default_value = "default")]
+    /// The target's name (the `target` label of every series).
+    #[arg(long = "target", value_name = "NAME", default_value = "default")]
     pub target: String,
 
-    /// IP TTL of probes.
+    /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
     pub ttl: u32,
 
-    /// Probe size in bytes (UDP payload).
+    /// Probe size in bytes (UDP payload). At least 64, the size of an ack, so an ack is never
+    /// larger than its probe (80 with --key). The responder's name travels in what is left.
     #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
     pub size: u16,
 
-    /// Time between probes. Default 100ms.
-    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate")]
+    /// Time between probes. Default: 100ms (10 probes/s).
+    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate", allow_hyphen_values = true)]
     pub interval: Option<Duration>,
 
     /// Probes per second (instead of --interval).
-    #[arg(short, long, value_parser = parse_rate)]
+    #[arg(short, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: Option<f64>,
 
-    /// Expected hosts (comma-separated): unicast probes beside multicast, a verdict per host.
+    /// The hosts that should answer (addresses or names, comma-separated). Missing and unexpected
+    /// responders are reported, and each host also gets unicast probes, interleaved with the
+    /// multicast ones, so that each gets a verdict comparing the two paths.
     #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
     pub hosts: Vec<String>,
 
-    /// Expected hosts from a file, one per line.
+    /// Read the hosts from a file: one address or name per line, no port; `#` starts a comment.
     #[arg(long, value_name = "PATH")]
     pub hosts_file: Option<PathBuf>,
 
-    /// An ack slower than this is late; each window waits this long for acks after its last probe.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// An ack slower than this is late (counted, but its probe is lost). Also how long the
+    /// prober waits for acks after its last probe.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Probes are accounted in back-to-back windows of this length; metrics move once per window.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub window: Duration,
 
-    /// Consecutive unanswered probes that make an outage.
+    /// An outage is at least this many consecutive unanswered probes after a responder's first
+    /// answer; each is listed with its start, end and probes lost (outages.csv).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 
-    /// mcprobe_querier_silent turns 1 when no IGMP/MLD membership query was heard on the
-    /// interface for this long: snooping switches then drop the group. Listening needs
-    /// CAP_NET_RAW (without it, a one-line notice and mcprobe_querier_watching 0). Default: the
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
     /// querier's interval + 10s (135s before any query is heard).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub querier_wait: Option<Duration>,
 
     /// Address and port of the HTTP server.
@@ -230,7 +455,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// A responder silent this long leaves the metrics.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub forget: Duration,
 
     /// Most series (responder × path) kept per target; more are refused and counted.
@@ -241,7 +466,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
     pub config: Option<PathBuf>,
 
-    /// Log only errors (no line per responder that appears, goes silent or restarts).
+    /// No progress display and no informational lines on stderr; errors and threshold misses are
+    /// still printed.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -103,9 +103,10 @@ fn an_empty_hosts_file_is_an_error() {
 
 #[test]
 fn max_loss_is_also_the_verdict_threshold() {
-    let s = probe(&probe_args(&["--max-loss", "0.5", "--min-responders", "3"])).unwrap();
+    let s = probe(&probe_args(&["--max-loss", "0.5", "--min-responders", "3", "--min-hosts", "2"])).unwrap();
     assert_eq!(s.judgement.threshold_pct, 0.5);
-    assert_eq!(s.thresholds, Thresholds { max_loss_pct: Some(0.5), min_responders: Some(3) });
+    let want = Thresholds { max_loss_pct: Some(0.5), min_responders: Some(3), min_hosts: Some(2) };
+    assert_eq!(s.thresholds, want);
 }
 
 #[test]
@@ -118,7 +119,7 @@ fn a_unicast_group_is_refused_with_the_flag_named() {
 fn discover_waits_as_long_as_its_timeout() {
     let argv = ["mcprobe", "discover", "--iface", "127.0.0.1", "-W", "300ms", "--count", "3"];
     let Command::Discover(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
-    let (c, _, _) = discover(&a).unwrap();
+    let c = discover(&a).unwrap().probe;
     assert_eq!((c.timeout, c.count, c.interval), (Duration::from_millis(300), 3, Duration::from_millis(20)));
     // The old spelling still works.
     let argv = ["mcprobe", "discover", "--iface", "127.0.0.1", "--wait", "1s"];
@@ -138,4 +139,58 @@ fn respond_names_are_bounded_and_not_empty() {
     assert!(format!("{:#}", parse(&["--name", &long]).unwrap_err()).contains("at most 64 bytes"));
     assert!(format!("{:#}", parse(&["--name", ""]).unwrap_err()).contains("--name"));
     assert!(!parse(&[]).unwrap().name.is_empty(), "the host name by default");
+}
+
+#[test]
+fn duration_is_a_deadline_and_count_is_not() {
+    let c = probe(&probe_args(&["--rate", "1000000", "--duration", "2s"])).unwrap().probe;
+    assert_eq!((c.count, c.deadline), (2_000_000, Some(Duration::from_secs(2))));
+    let c = probe(&probe_args(&["--count", "50"])).unwrap().probe;
+    assert_eq!((c.count, c.deadline), (50, None));
+    // The default run is a 10 s deadline too.
+    assert_eq!(probe(&probe_args(&[])).unwrap().probe.deadline, Some(DEFAULT_DURATION));
+}
+
+#[test]
+fn negative_durations_are_refused_by_the_duration_parser() {
+    let e = Cli::try_parse_from(["mcprobe", "probe", "--iface", "127.0.0.1", "--duration", "-1"]).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("'-1'") && e.contains("--duration") && !e.contains("unexpected argument"), "{e}");
+}
+
+#[test]
+fn host_list_habits_are_named_before_any_lookup() {
+    for (entry, why) in [
+        ("10.77.0.3:24242", "without a port"),
+        ("a b", "one host per line"),
+        ("10.0.0.0/24", "not a network"),
+        ("[::1]:24242", "without a port"),
+    ] {
+        let e = probe_err(&["--hosts", entry]);
+        assert!(e.contains(why) && !e.contains("Name or service"), "{entry}: {e}");
+    }
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "127.0.0.2\n10.77.0.3:24242").unwrap();
+    let e = probe_err(&["--hosts-file", f.path().to_str().unwrap()]);
+    assert!(e.contains(":2: 10.77.0.3:24242") && e.contains("without a port"), "{e}");
+}
+
+#[test]
+fn names_with_control_characters_are_refused() {
+    let Command::Respond(a) =
+        Cli::try_parse_from(["mcprobe", "respond", "--iface", "127.0.0.1", "--name", "a\nb"]).unwrap().command
+    else {
+        unreachable!()
+    };
+    let e = format!("{:#}", respond(&a).unwrap_err());
+    assert!(e.contains("control characters") && e.contains("a\\nb"), "{e}");
+}
+
+#[test]
+fn without_iface_the_route_names_the_interface() {
+    // On loopback only: a group routed via lo, as every test machine has for 127/8? No: the
+    // multicast route depends on the machine, so only check that a named interface is kept.
+    let c = probe(&probe_args(&[])).unwrap().probe;
+    let i = c.iface.expect("--iface 127.0.0.1");
+    assert_eq!((i.name.as_str(), i.by_route), ("lo", false));
 }

@@ -315,6 +315,15 @@ impl Findings {
         self.rows.iter().filter(|r| r.is_multicast_responder())
     }
 
+    /// The distinct addresses multicast responders answered from: the hosts, as opposed to the
+    /// responders (two responders on one host are two responders, one host).
+    pub(crate) fn hosts_answering(&self) -> usize {
+        let mut ips: Vec<IpAddr> = self.responders().filter_map(Row::ip).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        ips.len()
+    }
+
     /// Whether a row of `path` exists for more than one path (the table then shows a PATH column).
     pub(crate) fn has_unicast(&self) -> bool {
         self.rows.iter().any(|r| r.path == Path::Unicast)
@@ -457,6 +466,8 @@ pub(crate) enum Miss {
     Loss { name: String, addr: SocketAddr, loss_pct: f64, max_pct: f64 },
     /// Fewer than `--min-responders` answered.
     TooFew { answered: usize, min: usize },
+    /// Responders answered from fewer than `--min-hosts` addresses.
+    TooFewHosts { hosts: usize, min: usize },
     /// No responder answered at all.
     NobodyAnswered,
 }
@@ -466,6 +477,7 @@ pub(crate) enum Miss {
 pub(crate) struct Thresholds {
     pub max_loss_pct: Option<f64>,
     pub min_responders: Option<usize>,
+    pub min_hosts: Option<usize>,
 }
 
 impl Findings {
@@ -483,6 +495,10 @@ impl Findings {
         let answered = self.responders().count();
         if let Some(min) = t.min_responders.filter(|&m| answered < m) {
             misses.push(Miss::TooFew { answered, min });
+        }
+        let hosts = self.hosts_answering();
+        if let Some(min) = t.min_hosts.filter(|&m| hosts < m) {
+            misses.push(Miss::TooFewHosts { hosts, min });
         }
         if answered == 0 && self.run.sent > 0 {
             misses.push(Miss::NobodyAnswered);

@@ -99,7 +99,7 @@ fn thresholds_judge_multicast_responders() {
     lossy.drop_probe = |s| s % 10 == 0; // 10 % forward loss
     let fine = Answerer::new(2, "fine", "10.0.0.2:24242");
     let f = Findings::of(&outcome(100, 1, &[lossy, fine], &[]), judge("239.1.1.1:24242"));
-    let t = Thresholds { max_loss_pct: Some(5.0), min_responders: Some(3) };
+    let t = Thresholds { max_loss_pct: Some(5.0), min_responders: Some(3), min_hosts: None };
     let misses = f.misses(t);
     assert_eq!(misses.len(), 2, "{misses:?}");
     assert!(

@@ -7,7 +7,6 @@
 //! - this module: the driver, which runs one prober session per trial;
 //! - [`output`]: the table and the CSV rows; [`command`]: the command itself.
 
-pub mod command;
 pub(crate) mod judge;
 pub(crate) mod output;
 pub(crate) mod search;
@@ -34,6 +33,8 @@ pub(crate) struct MaxRateConfig {
     pub tolerance_pct: f64,
     /// A bound on the search's length, whatever the responders do.
     pub max_trials: u32,
+    /// `--min-rate`: the weakest responder's rate below this is a miss.
+    pub min_rate: Option<f64>,
 }
 
 /// What the driver tells its caller as it goes.

@@ -8,8 +8,6 @@
 //! they are taken out of the forward loss; return, unknown and late loss are counted as usual. A
 //! peer that never answered on a path has no figures there, and its verdict says so.
 
-pub mod command;
-
 use std::net::IpAddr;
 
 use serde::Serialize;

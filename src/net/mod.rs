@@ -42,6 +42,8 @@ pub struct Iface {
     pub addr6: Option<Ipv6Addr>,
     /// The address `--iface` was given as, if it was given as one (not as a name).
     pub given: Option<IpAddr>,
+    /// Not named with `--iface`: the interface the route to the group leaves by.
+    pub by_route: bool,
 }
 
 impl Iface {
@@ -125,7 +127,27 @@ pub fn resolve_iface(spec: &str) -> Result<Iface> {
         _ => v6s.iter().find(|a| !a.is_unicast_link_local()).or(v6s.first()).copied(),
     };
     let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
-    Ok(Iface { name, index, addr, addr6, given: want })
+    Ok(Iface { name, index, addr, addr6, given: want, by_route: false })
+}
+
+/// Without `--iface`: the interface the route to an IPv4 `group` leaves by, so that every output
+/// can name it (connecting a UDP socket looks the route up and sends nothing). IPv6 groups need
+/// `--iface` anyway.
+pub(crate) fn route_iface(group: IpAddr) -> Result<Option<Iface>> {
+    if group.is_ipv6() {
+        return Ok(None);
+    }
+    check_multicast_route(group)?;
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).context("cannot open a UDP socket")?;
+    sock.connect((group, 9))
+        .with_context(|| format!("cannot send to {group}: no multicast route; pick an interface with --iface"))?;
+    let local = sock.local_addr().context("cannot read the route's source address")?.ip();
+    match resolve_iface(&local.to_string()) {
+        Ok(i) => Ok(Some(Iface { given: None, by_route: true, ..i })),
+        // The route's source address belongs to no interface (unusual policy routing): leave the
+        // choice to the kernel, as before.
+        Err(_) => Ok(None),
+    }
 }
 
 /// Checks that `--group` is a multicast address: IPv4 224.0.0.0/4, or IPv6 ff00::/8 without

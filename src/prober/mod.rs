@@ -49,6 +49,9 @@ pub struct ProbeConfig {
     pub schedule: Schedule,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
+    /// With `--duration`: sending stops at this time after the first probe, whether or not all
+    /// `count` probes left (a sender that cannot keep the rate sends fewer, and the run says so).
+    pub deadline: Option<Duration>,
     /// Acks slower than this are late; also how long to wait for acks after the last probe.
     pub timeout: Duration,
     pub report_interval: Duration,
@@ -84,6 +87,7 @@ impl ProbeConfig {
             interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
             count: 100,
+            deadline: None,
             timeout: Duration::from_secs(1),
             report_interval: Duration::from_secs(1),
             raw: false,
@@ -197,7 +201,7 @@ pub fn run(
     let run = runs.multicast;
     Ok(Outcome {
         settings: settings(cfg),
-        interrupted: run.sent() < cfg.count,
+        interrupted: stop.load(Ordering::Relaxed) && run.sent() < cfg.count,
         run,
         unicast: runs.unicast,
         ttl: cfg.ttl,
@@ -327,6 +331,11 @@ fn send_loop(
                 };
             }
             let deadline = start + offset;
+            // Past --duration: whatever is left of `count` is not sent (a sender that fell behind
+            // does not stretch the run).
+            if cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d) {
+                break;
+            }
             wait_until(deadline, stop);
             if stop.load(Ordering::Relaxed) {
                 break;

@@ -90,7 +90,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 interval,
                 timeout: a.timeout,
                 window: a.window,
-                hosts: crate::config::expected_hosts(&a.hosts, a.hosts_file.as_deref(), group)?,
+                hosts: crate::config::hosts_of(&a.hosts, a.hosts_file.as_deref(), group)?,
                 key: crate::config::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
@@ -192,7 +192,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         Some(s) => field("rcvbuf", parse_size(s))?,
         None => net::DEFAULT_RCVBUF,
     };
-    let hosts = field("hosts", crate::config::expected_hosts(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
+    let hosts = field("hosts", crate::config::hosts_of(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
     let key = match &t.key_file {
         Some(p) => Some(field("key_file", Key::from_file(p).map_err(|e| format!("{e:#}")))?),
         None => None,

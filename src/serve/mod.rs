@@ -78,7 +78,7 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
     if !cfg.quiet {
         eprintln!("stopped");
     }
-    Ok(crate::app::EXIT_OK)
+    Ok(crate::commands::exit::OK)
 }
 
 fn unix_now_s() -> f64 {
@@ -92,7 +92,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let mut folded_any = false;
     // The querier watch lives as long as the target: its log spans every window. It is read on
     // a clock of its own, so the metrics follow it even while windows fail.
-    let watch = crate::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
+    let watch = crate::commands::querier::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     let mut querier_read: Option<Instant> = None;
     thread::scope(|s| {

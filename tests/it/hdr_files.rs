@@ -34,7 +34,7 @@ fn demo_histograms_match_the_summary_in_hdrhistograms_python_implementation() {
     let dir = tempfile::tempdir().unwrap();
     let out = run({
         let mut c = bin();
-        c.args(["demo", "-n", "3", "--duration", "3s", "--rate", "300", "--quiet", "--out"]).arg(dir.path());
+        c.args(["demo", "--responders", "3", "--duration", "3s", "--rate", "300", "--quiet", "--out"]).arg(dir.path());
         c
     });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

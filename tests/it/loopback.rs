@@ -97,7 +97,7 @@ fn foreign_datagrams_are_ignored_and_counted() {
     let row = &csv_rows(&dir.path().join("summary.csv"))[0];
     assert_eq!((num(row, "received"), num(row, "lost")), (300.0, 0.0), "{row:?}");
     let closing = r.stop();
-    assert!(closing.contains("1 sessions, 300 probes, 300 acks sent"), "{closing}");
+    assert!(closing.contains("1 session, 300 probes, 300 acks sent"), "{closing}");
     assert!(closing.contains("ignored 1000 invalid datagrams"), "{closing}");
 }
 

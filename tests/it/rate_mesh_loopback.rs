@@ -90,7 +90,7 @@ fn bad_input_names_the_flag() {
         &["--start 5000", "--max 1000"],
     );
     fails_with(&["max-rate", "--trial", "0"], &["--trial", "greater than 0"]);
-    fails_with(&["max-rate", "--loss-tolerance", "150"], &["--loss-tolerance", "'150'"]);
+    fails_with(&["max-rate", "--max-loss", "150"], &["--max-loss", "'150'"]);
     // Neither address is this host's (no interface has 127.0.0.2 or .3): refused before anything
     // is sent. Should that check ever break, the run it turns into still stays on loopback.
     fails_with(&["mesh", "--iface", "127.0.0.1", "--hosts", "127.0.0.2,127.0.0.3"], &["--hosts", "none of them"]);

@@ -72,7 +72,7 @@ fn assert_asks_for_no_url(dom: &str) {
 
 fn demo(dir: &Path, n: &str) -> PathBuf {
     let mut c = bin();
-    c.args(["demo", "-n", n, "--duration", "3s", "--rate", "200", "--quiet", "--out"]).arg(dir);
+    c.args(["demo", "--responders", n, "--duration", "3s", "--rate", "200", "--quiet", "--out"]).arg(dir);
     let out = run(c);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -112,7 +112,7 @@ pub fn two_runs(port: u16) -> (tempfile::TempDir, tempfile::TempDir) {
     for dir in [&a, &b] {
         let out = run(probe_cmd(
             port,
-            &["--count", "300", "--rate", "200", "--timeout", "300ms", "--html", "--out", dir.path().to_str().unwrap()],
+            &["--count", "300", "--rate", "200", "--timeout", "300ms", "--out", dir.path().to_str().unwrap()],
         ));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(dir.path().join("report.html").exists(), "--html writes report.html");
@@ -134,7 +134,7 @@ fn a_merged_report_renders_the_matrix_with_one_column_per_responder() {
     let to = tempfile::tempdir().unwrap();
     let out = run({
         let mut c = bin();
-        c.arg("report").arg(a.path()).arg(b.path()).arg("--to").arg(to.path());
+        c.arg("report").arg(a.path()).arg(b.path()).arg("--out").arg(to.path());
         c
     });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

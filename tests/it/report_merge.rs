@@ -9,7 +9,7 @@ use common::*;
 
 fn report(dirs: &[&Path], to: &Path) -> std::process::Output {
     let mut c = bin();
-    c.arg("report").args(dirs).arg("--to").arg(to);
+    c.arg("report").args(dirs).arg("--out").arg(to);
     run(c)
 }
 

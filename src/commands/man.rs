@@ -1,21 +1,15 @@
-//! `mcprobe completions SHELL` and `mcprobe man`: generated from the clap definition, so they
-//! never disagree with `--help`.
+//! `mcprobe man [SUBCOMMAND]`: the man page, generated from the clap definition, so it never
+//! disagrees with `--help`.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::cli::commands::{CompletionsArgs, ManArgs};
-use crate::cli::Cli;
+use super::exit;
+use crate::cli::{Cli, ManArgs};
 
-pub fn completions(a: &CompletionsArgs) -> Result<i32> {
-    let mut out = Vec::new();
-    clap_complete::generate(a.shell, &mut Cli::command(), "mcprobe", &mut out);
-    write_stdout(&out)
-}
-
-pub fn man(a: &ManArgs) -> Result<i32> {
+pub(crate) fn man(a: &ManArgs) -> Result<i32> {
     let cmd = Cli::command();
     let page = match &a.command {
         None => cmd,
@@ -35,10 +29,11 @@ pub fn man(a: &ManArgs) -> Result<i32> {
     write_stdout(&out)
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<i32> {
+/// Writes generated text to stdout; a closed pipe ends quietly.
+pub(super) fn write_stdout(bytes: &[u8]) -> Result<i32> {
     let mut o = std::io::stdout().lock();
     match o.write_all(bytes).and_then(|()| o.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
-        _ => Ok(crate::app::EXIT_OK),
+        _ => Ok(exit::OK),
     }
 }

@@ -1,0 +1,195 @@
+//! The flag groups every command shares (`#[command(flatten)]`): one definition per flag, so a
+//! flag has the same name, short form, value, default and help in every command that takes it.
+//! A command whose default must differ says so with `mut_arg` on its own struct, where the
+//! consistency test (`tests::one_flag_one_meaning`) sees it and an allow-list explains it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse::{parse_duration, parse_percent, parse_rate, parse_size};
+
+/// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
+/// (RFC 2365), which routers at the site boundary do not forward.
+pub const DEFAULT_GROUP: &str = "239.255.42.42";
+/// Default UDP port: a fixed one, so responders and probers meet without configuration.
+pub const DEFAULT_PORT: u16 = 24242;
+
+/// Where probes go, or where a responder listens: the group, its port, the interface.
+#[derive(Debug, Args, Clone)]
+pub struct GroupArgs {
+    /// Multicast group: IPv4 (224.0.0.0/4) or IPv6 (ff0X::, ff1X::, ff3X::; needs --iface).
+    #[arg(short, long, value_name = "ADDR", default_value = DEFAULT_GROUP)]
+    pub group: std::net::IpAddr,
+
+    /// UDP port of the group.
+    #[arg(short, long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Interface, by name (eth0) or by one of its IPv4 addresses. Default: the system's choice,
+    /// i.e. the interface of the route to the group (named in the first line of the output).
+    #[arg(short, long, value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// Socket receive buffer, in bytes (suffixes k, M). The kernel caps it at net.core.rmem_max.
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub rcvbuf: usize,
+}
+
+/// Authentication: off by default, like ping. Both ends must use the same secret.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// Shared secret: probes and acks carry a keyed BLAKE3 MAC, and anything without a valid one
+    /// is ignored and counted. Visible to other local users in the process list: prefer
+    /// --key-file or the MCPROBE_KEY environment variable.
+    #[arg(long, value_name = "SECRET", env = "MCPROBE_KEY", hide_env_values = true, conflicts_with = "key_file")]
+    pub key: Option<String>,
+
+    /// Read the shared secret from a file (surrounding whitespace is ignored).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// How each probe is sent and how long its ack may take.
+#[derive(Debug, Args, Clone)]
+pub struct SendArgs {
+    /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// Probe size in bytes (UDP payload). At least 64, the size of an ack, so an ack is never
+    /// larger than its probe (80 with --key). The responder's name travels in what is left.
+    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
+    pub size: u16,
+
+    /// An ack slower than this is late (counted, but its probe is lost). Also how long the
+    /// prober waits for acks after its last probe.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub timeout: Duration,
+}
+
+/// How often probes leave.
+#[derive(Debug, Args, Clone)]
+pub struct PaceArgs {
+    /// Time between probes. Default: 100ms (10 probes/s).
+    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate", allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
+
+    /// Probes per second (instead of --interval).
+    #[arg(short, long, value_parser = parse_rate, allow_hyphen_values = true)]
+    pub rate: Option<f64>,
+}
+
+/// How long a run lasts.
+#[derive(Debug, Args, Clone)]
+pub struct LengthArgs {
+    /// Number of probes to send (instead of --duration).
+    #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// How long to send probes. The run ends at this time whatever the rate: a sender that cannot
+    /// keep up sends fewer probes, and says so.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub duration: Option<Duration>,
+}
+
+/// The hosts that should answer.
+#[derive(Debug, Args, Clone)]
+pub struct HostsArgs {
+    /// The hosts that should answer (addresses or names, comma-separated). Missing and unexpected
+    /// responders are reported, and each host also gets unicast probes, interleaved with the
+    /// multicast ones, so that each gets a verdict comparing the two paths.
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+
+    /// Read the hosts from a file: one address or name per line, no port; `#` starts a comment.
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+}
+
+impl HostsArgs {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.hosts_file.is_none()
+    }
+}
+
+/// What a measuring command writes, and how much it says.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Write the run's report folder here: CSV files, meta.json, HdrHistogram logs and
+    /// report.html. A folder that holds files mcprobe did not write is refused (see --force);
+    /// an earlier run's files are replaced only once this run's are complete.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Do not write report.html into the --out folder.
+    #[arg(long)]
+    pub no_html: bool,
+
+    /// Write into an --out folder that holds other files (they are left alone).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the result as JSON on stdout instead of the table (schema: docs/report.schema.json).
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress display and no informational lines on stderr; errors and threshold misses are
+    /// still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// The loss that counts as a failure.
+#[derive(Debug, Args, Clone)]
+pub struct LossArgs {
+    /// Loss above PCT percent of the probes is a failure: `probe` exits 1 when a responder loses
+    /// more; with --hosts and in `mesh` it is the verdicts' threshold (default there 1); in
+    /// `max-rate` a trial fails above it (default there 0).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent, allow_hyphen_values = true)]
+    pub max_loss: Option<f64>,
+}
+
+/// How many must answer.
+#[derive(Debug, Args, Clone)]
+pub struct MinArgs {
+    /// Exit 1 if fewer than N responders answered. A responder is one answering process: two on
+    /// one host count twice (see --min-hosts).
+    #[arg(long, value_name = "N")]
+    pub min_responders: Option<usize>,
+
+    /// Exit 1 if responders answered from fewer than N host addresses.
+    #[arg(long, value_name = "N")]
+    pub min_hosts: Option<usize>,
+}
+
+/// The querier watch.
+#[derive(Debug, Args, Clone)]
+pub struct QuerierArgs {
+    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
+    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
+    /// querier's interval + 10s (135s before any query is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub querier_wait: Option<Duration>,
+}
+
+/// A name to answer with.
+#[derive(Debug, Args, Clone)]
+pub struct NameArgs {
+    /// Name sent in acks (at most 64 bytes, printable). Default: the host name.
+    #[arg(short, long)]
+    pub name: Option<String>,
+}
+
+/// The course lab's protocol.
+#[derive(Debug, Args, Clone)]
+pub struct PlainArgs {
+    /// Speak the course lab's plain protocol, as its two Python scripts do: `respond` answers
+    /// `ack` to any datagram of 3 bytes or more; `probe` sends a plain message and counts every
+    /// host that answers anything, by source address. Replies carry no sequence number, so each
+    /// is taken as the answer to the newest message: keep the interval longer than the RTT. Loss
+    /// cannot be split by direction.
+    #[arg(long, conflicts_with_all = ["key", "key_file"])]
+    pub plain: bool,
+}

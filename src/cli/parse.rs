@@ -1,0 +1,105 @@
+//! The value parsers of the flags: each error names the value and says what would be accepted.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Parses a duration: `250us`, `10ms`, `2s`, `1m30s`; a bare number is seconds (`0.5`, `3`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(format!("'{s}' is not a duration between 0 and 10^9 seconds"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration ({e}); try 10ms, 2s or 10m"))?
+    };
+    if d.is_zero() {
+        return Err("the duration must be greater than 0".into());
+    }
+    Ok(d)
+}
+
+/// Parses `10.0.0.0/8` or a single address (`192.0.2.7`, taken as /32).
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is not a network (10.0.0.0/8) or an address"))
+}
+
+/// Parses a rate in probes per second, from 0.001 (one every 1000 s) to 1 million.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.001..=1e6).contains(&r) => Ok(r),
+        _ => Err(format!("'{s}' is not a rate between 0.001 and 1000000 probes/s")),
+    }
+}
+
+/// Parses `--report-interval`: at least 10 ms, so a long run cannot ask for millions of rows.
+pub fn parse_report_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("'{s}' is shorter than the shortest report interval, 10ms"));
+    }
+    Ok(d)
+}
+
+/// Parses a percentage between 0 and 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+    }
+}
+
+/// Parses a byte count: `65536`, `512k`, `4M` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        _ => (t, 1),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| (1024..=1 << 30).contains(&n))
+        .ok_or_else(|| format!("'{s}' is not a size between 1k and 1024M bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("fast").unwrap_err().contains("'fast'"));
+    }
+
+    #[test]
+    fn sizes_rates_and_percentages() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("12").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_rate("1000"), Ok(1000.0));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("1e-20").is_err());
+        assert_eq!(parse_rate("0.001"), Ok(0.001));
+        assert!(parse_report_interval("1ns").is_err());
+        assert_eq!(parse_report_interval("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_percent("0.5%"), Ok(0.5));
+        assert!(parse_percent("101").is_err());
+    }
+}

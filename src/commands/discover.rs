@@ -1,0 +1,20 @@
+//! `mcprobe discover`: a burst of probes 20 ms apart, a short wait, the responders that answered.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+
+use super::{emit, exit, run_probe};
+use crate::cli::DiscoverArgs;
+use crate::config;
+use crate::report;
+
+pub(crate) fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
+    let setup = config::discover(args)?;
+    let found = run_probe(&setup, stop, None)?;
+    let json = setup.output.json;
+    emit(|out| if json { report::write_json(out, &found) } else { report::write_census(out, &found) })?;
+    let (code, lines) = exit::of_run(&found, setup.thresholds);
+    lines.iter().for_each(|l| eprintln!("{l}"));
+    Ok(code)
+}

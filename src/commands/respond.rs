@@ -1,0 +1,66 @@
+//! `mcprobe respond`: answers probes until Ctrl-C.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+
+use super::{emit, exit, iface_label, querier};
+use crate::cli::RespondArgs;
+use crate::config;
+use crate::responder::{Event, Responder};
+use crate::stats::format_id;
+
+pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
+    let cfg = config::respond(args)?;
+    let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
+    let responder = Responder::bind(cfg)?;
+    let watch = querier::start(&iface, group, args.querier.querier_wait, args.quiet, "");
+    let quiet = args.quiet;
+    let mut failed = None;
+    let counters = responder.run(stop, |ev| {
+        if quiet || failed.is_some() {
+            return;
+        }
+        let line = match ev {
+            Event::Listening { id } => format!(
+                "responder {name} (id {}) listening on {}{} via {}",
+                format_id(*id),
+                SocketAddr::new(group, port),
+                source.map_or(String::new(), |s| format!(" from source {s}")),
+                iface_label(&iface, group)
+            ),
+            Event::NewSession { session, from, ttl, arrival, join_delay_ns } => {
+                let join = join_delay_ns.map_or(String::new(), |ns| {
+                    format!("; joined during it, first probe {:.3} ms after joining (join delay)", ns as f64 / 1e6)
+                });
+                format!("session {} from {from}: ttl {ttl}, {}{join}", format_id(*session), arrival.as_str())
+            }
+            other => crate::responder::notice::describe(other),
+        };
+        failed = emit(|out| writeln!(out, "{line}")).err();
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !quiet {
+        let c = counters;
+        let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        emit(|out| {
+            writeln!(
+                out,
+                "stopped: {}, {}, {} sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops",
+                plural(c.sessions, "session", "sessions"),
+                plural(c.probes, "probe", "probes"),
+                plural(c.acks_sent, "ack", "acks"),
+                c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops
+            )
+        })?;
+    }
+    if let (Some(Ok(w)), false) = (watch, quiet) {
+        let lines = querier::closing_lines(w);
+        emit(|out| lines.iter().try_for_each(|l| writeln!(out, "{l}")))?;
+    }
+    Ok(exit::OK)
+}

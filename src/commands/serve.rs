@@ -1,0 +1,11 @@
+//! `mcprobe serve`: probes without end and serves the figures to Prometheus.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+
+use crate::cli::ServeArgs;
+
+pub(crate) fn serve(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
+    crate::serve::run(args, stop)
+}

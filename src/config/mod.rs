@@ -1,0 +1,470 @@
+//! From parsed arguments ([`crate::cli`]) to validated engine configurations, in one place.
+//!
+//! Every rule about a flag lives here once, per flag group (the group, the key, how probes are
+//! sent, paced and bounded, the hosts, the outputs, the name), with a unit test each (trippy's
+//! `build_config` is the model); each command's configuration is made of those. The commands in
+//! [`crate::commands`] only run what this module built. Errors name the flag and the value, and
+//! become exit code 2.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::auth::Key;
+use crate::cli::*;
+use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::maxrate::search::SearchConfig;
+use crate::maxrate::MaxRateConfig;
+use crate::net::{self, Iface};
+use crate::prober::{ProbeConfig, Schedule};
+use crate::responder::{check_max_clock_skew, AllowList, ResponderConfig};
+use crate::wire;
+
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// `--preset soak`: longer than two IGMP membership timeouts (2 × 260 s), so a LAN without a
+/// querier shows its snooping switch dropping the group mid-run.
+pub(crate) const SOAK_DURATION: Duration = Duration::from_secs(600);
+pub(crate) const SOAK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A probe configuration with every optional setting at its default (the engine's own,
+/// [`ProbeConfig::new`]), on `iface`.
+pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeConfig {
+    ProbeConfig { iface, ..ProbeConfig::new(group, port) }
+}
+
+/// A responder configuration with every optional setting at its default: the one literal of it.
+pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: String) -> ResponderConfig {
+    ResponderConfig {
+        group,
+        source: None,
+        port,
+        iface,
+        name,
+        reply_from: None,
+        rcvbuf: net::DEFAULT_RCVBUF,
+        rate_limit: crate::responder::DEFAULT_RATE_LIMIT,
+        total_rate_limit: crate::responder::DEFAULT_TOTAL_RATE_LIMIT,
+        max_clock_skew: Duration::from_nanos(crate::responder::DEFAULT_MAX_CLOCK_SKEW_NS),
+        allow: AllowList::default(),
+        key: None,
+        plain: false,
+    }
+}
+
+/// What a measuring command writes and prints (`--out`, `--json`, `--quiet`, `--no-html`,
+/// `--force`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Output {
+    pub out: Option<PathBuf>,
+    /// report.html in the `--out` folder (all but `--no-html`).
+    pub html: bool,
+    /// Write into a folder that holds files mcprobe did not write.
+    pub force: bool,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+pub(crate) fn output(a: &OutputArgs) -> Result<Output> {
+    if let Some(dir) = &a.out {
+        check_out_dir(dir)?;
+    }
+    Ok(Output { out: a.out.clone(), html: !a.no_html, force: a.force, json: a.json, quiet: a.quiet })
+}
+
+/// The group, port and interface: a multicast group, and an interface of its family (the
+/// route's when `--iface` is not given, so every output can name it).
+pub(crate) fn group(a: &GroupArgs) -> Result<(IpAddr, u16, Option<Iface>)> {
+    let group = net::check_group(a.group)?;
+    let iface = match &a.iface {
+        Some(spec) => {
+            let i = net::resolve_iface(spec)?;
+            i.check_family(group)?;
+            Some(i)
+        }
+        None => net::route_iface(group)?,
+    };
+    Ok((group, a.port, iface))
+}
+
+pub(crate) fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
+    match (&args.key, &args.key_file) {
+        (Some(k), _) => Key::from_secret(k.as_bytes()).map(Some).context("--key"),
+        (None, Some(path)) => Key::from_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `--size` leaves room for an ack: 64 bytes, and the tag on top when keyed.
+pub(crate) fn check_size(size: u16, keyed: bool) -> Result<usize> {
+    let min_size = wire::MIN_PROBE_SIZE + if keyed { wire::TAG_LEN } else { 0 };
+    if (size as usize) < min_size {
+        bail!("--size {size}: keyed probes must be at least {min_size} bytes, room for a keyed ack");
+    }
+    Ok(size as usize)
+}
+
+/// The interval between probes: `--interval`, else 1/`--rate`, else `default`.
+pub(crate) fn interval(a: &PaceArgs, default: Duration) -> Result<Duration> {
+    let interval = match (a.interval, a.rate) {
+        (Some(i), _) => i,
+        (None, Some(r)) => Duration::from_secs_f64(1.0 / r),
+        (None, None) => default,
+    };
+    if interval.is_zero() {
+        bail!("--rate: the interval between probes rounds to 0; use at most 1000000 probes/s");
+    }
+    Ok(interval)
+}
+
+/// How many probes, and when sending stops: `--count` probes (no deadline), or as many as
+/// `--duration` (else `default`) holds at `interval`, sent until that deadline and no later.
+pub(crate) fn length(a: &LengthArgs, interval: Duration, default: Duration) -> Result<(u64, Option<Duration>)> {
+    Ok(match a.count {
+        Some(c) => (c, None),
+        None => {
+            let d = a.duration.unwrap_or(default);
+            let count = (d.as_secs_f64() / interval.as_secs_f64()).round();
+            if count > 1e12 {
+                bail!("--duration {}: more than 10^12 probes at this rate", humantime::format_duration(d));
+            }
+            ((count as u64).max(1), Some(d))
+        }
+    })
+}
+
+/// A responder's name (`--name`): printable, 1 to 64 bytes; the host name by default.
+pub(crate) fn name(a: &NameArgs) -> Result<String> {
+    match &a.name {
+        Some(n) if n.len() > wire::MAX_NAME_LEN => bail!("--name {n}: at most {} bytes", wire::MAX_NAME_LEN),
+        Some(n) if n.is_empty() => bail!("--name: an empty name; leave it out to use the host name"),
+        Some(n) if n.chars().any(char::is_control) => {
+            bail!("--name {}: control characters (newlines, tabs, escapes) are not allowed in a name", n.escape_debug())
+        }
+        Some(n) => Ok(n.clone()),
+        None => {
+            let host = gethostname::gethostname().to_string_lossy().replace(char::is_control, "?");
+            Ok(wire::truncate_utf8(&host, wire::MAX_NAME_LEN).to_string())
+        }
+    }
+}
+
+/// The thresholds a run is judged by, and the loss that makes a path bad in the verdicts.
+pub(crate) fn thresholds(loss: &LossArgs, min: Option<&MinArgs>) -> Thresholds {
+    Thresholds {
+        max_loss_pct: loss.max_loss,
+        min_responders: min.and_then(|m| m.min_responders),
+        min_hosts: min.and_then(|m| m.min_hosts),
+    }
+}
+
+/// What `probe` (and `demo`, `discover` and `mesh`, which probe too) runs, and how its result is
+/// judged and written.
+#[derive(Debug)]
+pub(crate) struct ProbeSetup {
+    pub probe: ProbeConfig,
+    pub output: Output,
+    pub judgement: Judgement,
+    pub thresholds: Thresholds,
+    /// `--querier-wait`: the silence of queriers that is reported (`None`: their interval + 10 s).
+    pub querier_wait: Option<Duration>,
+}
+
+pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
+    if args.plain.plain && !args.hosts.is_empty() {
+        bail!("--plain: the lab's protocol has no sessions to tell unicast from multicast answers; leave out --hosts");
+    }
+    let (group, port, iface) = group(&args.net)?;
+    let key = key_of(&args.key)?;
+    let size = if args.plain.plain { args.send.size as usize } else { check_size(args.send.size, key.is_some())? };
+    let soak = args.preset == Some(Preset::Soak);
+    let interval = interval(&args.pace, if soak { SOAK_INTERVAL } else { DEFAULT_INTERVAL })?;
+    let (count, deadline) = length(&args.length, interval, if soak { SOAK_DURATION } else { DEFAULT_DURATION })?;
+    let output = output(&args.output)?;
+    let keyed = key.is_some();
+    let probe = ProbeConfig {
+        ttl: args.send.ttl,
+        size,
+        interval,
+        schedule: match args.schedule {
+            ScheduleArg::Fixed => Schedule::Fixed,
+            ScheduleArg::Poisson => Schedule::Poisson,
+        },
+        count,
+        deadline,
+        timeout: args.send.timeout,
+        report_interval: args.report_interval,
+        raw: args.raw,
+        intervals: output.out.is_some(),
+        rcvbuf: args.net.rcvbuf,
+        key,
+        plain: args.plain.plain.then(|| args.message.clone().into_bytes()),
+        outage_min: args.outage_min,
+        hosts: expected_hosts(&args.hosts, group)?,
+        ..probe_defaults(group, port, iface)
+    };
+    Ok(ProbeSetup {
+        probe,
+        output,
+        judgement: Judgement {
+            threshold_pct: args.loss.max_loss.unwrap_or(DEFAULT_THRESHOLD_PCT),
+            group: SocketAddr::new(group, port),
+            keyed,
+        },
+        thresholds: thresholds(&args.loss, Some(&args.min)),
+        querier_wait: args.querier.querier_wait,
+    })
+}
+
+/// What `discover` runs: a burst of probes 20 ms apart and a short wait.
+pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
+    let (group, port, iface) = group(&args.net)?;
+    let key = key_of(&args.key)?;
+    let size = check_size(args.send.size, key.is_some())?;
+    let interval = Duration::from_millis(20);
+    let (count, deadline) = length(&args.length, interval, interval)?;
+    if count > 1000 {
+        bail!("--count {count}: a census sends at most 1000 probes; use `probe` for longer runs");
+    }
+    let output = output(&args.output)?;
+    let judgement =
+        Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: SocketAddr::new(group, port), keyed: key.is_some() };
+    let probe = ProbeConfig {
+        ttl: args.send.ttl,
+        size,
+        interval,
+        count,
+        deadline,
+        timeout: args.send.timeout,
+        rcvbuf: args.net.rcvbuf,
+        intervals: output.out.is_some(),
+        key,
+        ..probe_defaults(group, port, iface)
+    };
+    let thresholds = thresholds(&LossArgs { max_loss: None }, Some(&args.min));
+    Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None })
+}
+
+/// What `respond` runs.
+pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
+    let name = name(&args.name)?;
+    let (group, port, iface) = group(&args.net)?;
+    Ok(ResponderConfig {
+        source: args.source,
+        rcvbuf: args.net.rcvbuf,
+        rate_limit: args.rate_limit,
+        total_rate_limit: args.total_rate_limit,
+        max_clock_skew: check_max_clock_skew(args.max_clock_skew)?,
+        allow: AllowList(args.allow.clone()),
+        key: key_of(&args.key)?,
+        plain: args.plain.plain,
+        ..responder_defaults(group, port, iface, name)
+    })
+}
+
+/// What `demo` runs: its own port on loopback, so it never meets a real responder of this host.
+pub(crate) fn demo(args: &DemoArgs, port: u16) -> Result<ProbeSetup> {
+    let lo = net::resolve_iface("127.0.0.1")?;
+    let group: IpAddr = DEFAULT_GROUP.parse().expect("the default group is valid");
+    let interval = interval(&args.pace, DEFAULT_INTERVAL)?;
+    let (count, deadline) = length(&args.length, interval, DEFAULT_DURATION)?;
+    let output = output(&args.output)?;
+    let probe = ProbeConfig {
+        interval,
+        count,
+        deadline,
+        timeout: Duration::from_millis(500),
+        intervals: true,
+        ..probe_defaults(group, port, Some(lo))
+    };
+    let judgement =
+        Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: SocketAddr::new(group, port), keyed: false };
+    Ok(ProbeSetup { probe, output, judgement, thresholds: Thresholds::default(), querier_wait: None })
+}
+
+/// What `max-rate` runs.
+pub(crate) fn max_rate(args: &MaxRateArgs) -> Result<(MaxRateConfig, Output)> {
+    let (group, port, iface) = group(&args.net)?;
+    let key = key_of(&args.key)?;
+    let size = check_size(args.send.size, key.is_some())?;
+    let (start, max) = (args.start.round() as u64, args.max.round() as u64);
+    if start < 1 || max < 1 {
+        bail!("--start {} / --max {}: rates of at least 1 probe/s", args.start, args.max);
+    }
+    if start > max {
+        bail!("--start {start}: above --max {max}");
+    }
+    let output = output(&args.output)?;
+    let probe = ProbeConfig {
+        ttl: args.send.ttl,
+        size,
+        timeout: args.send.timeout,
+        rcvbuf: args.net.rcvbuf,
+        key,
+        ..probe_defaults(group, port, iface)
+    };
+    // Below the floor a responder is not searched further: --min-rate when given (below it the
+    // answer is "too slow" anyway), else a tenth of the start.
+    let floor = args.min_rate.map_or(start / 10, |m| m.round() as u64).clamp(1, start);
+    let cfg = MaxRateConfig {
+        probe,
+        search: SearchConfig { start, max, factor: 2.0, resolution: args.resolution / 100.0, floor },
+        trial: args.trial,
+        tolerance_pct: args.loss.max_loss.unwrap_or(0.0),
+        max_trials: args.max_trials,
+        min_rate: args.min_rate,
+    };
+    Ok((cfg, output))
+}
+
+/// What `mesh` runs: this host's responder and its prober of the peers.
+pub(crate) struct MeshSetup {
+    pub probe: ProbeSetup,
+    pub responder: ResponderConfig,
+    /// This host's address among `--hosts`, and the others.
+    pub me: IpAddr,
+    pub peers: Vec<IpAddr>,
+    pub name: String,
+    pub linger: Duration,
+}
+
+pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
+    if args.hosts.is_empty() {
+        bail!("--hosts: a mesh needs the list of its hosts, this one included (or --hosts-file)");
+    }
+    let (group, port, iface) = group(&args.net)?;
+    let hosts = expected_hosts(&args.hosts, group)?;
+    let local = net::local_addrs()?;
+    let (mine, peers): (Vec<IpAddr>, Vec<IpAddr>) = hosts.iter().partition(|h| local.contains(h));
+    let Some(&me) = mine.first() else {
+        let list: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        bail!(
+            "--hosts {}: none of them is an address of this host; list every host of the mesh, this one included",
+            list.join(",")
+        );
+    };
+    if peers.is_empty() {
+        bail!("--hosts: lists only this host ({me}); a mesh needs at least one peer");
+    }
+    let name = name(&args.name)?;
+    let key = key_of(&args.key)?;
+    let size = check_size(args.send.size, key.is_some())?;
+    let interval = interval(&args.pace, DEFAULT_INTERVAL)?;
+    let (count, deadline) = length(&args.length, interval, DEFAULT_DURATION)?;
+    let output = output(&args.output)?;
+    let keyed = key.is_some();
+    let probe = ProbeConfig {
+        ttl: args.send.ttl,
+        size,
+        interval,
+        count,
+        deadline,
+        timeout: args.send.timeout,
+        intervals: output.out.is_some(),
+        rcvbuf: args.net.rcvbuf,
+        key: key.clone(),
+        hosts: peers.clone(),
+        ..probe_defaults(group, port, iface.clone())
+    };
+    // Every peer probes at --rate on two paths; the default limits are far above a mesh's rate.
+    let responder =
+        ResponderConfig { rcvbuf: args.net.rcvbuf, key, ..responder_defaults(group, port, iface, name.clone()) };
+    let threshold_pct = args.loss.max_loss.unwrap_or(DEFAULT_THRESHOLD_PCT);
+    let probe = ProbeSetup {
+        probe,
+        output,
+        judgement: Judgement { threshold_pct, group: SocketAddr::new(group, port), keyed },
+        thresholds: thresholds(&args.loss, None),
+        querier_wait: None,
+    };
+    Ok(MeshSetup { probe, responder, me, peers, name, linger: args.linger })
+}
+
+/// `--out` must be a folder, or a path where one can be made.
+fn check_out_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => bail!("--out {}: is a file, not a folder", dir.display()),
+        _ => Ok(()),
+    }
+}
+
+/// Where an expected host was named, for error messages.
+enum Origin<'a> {
+    Flag,
+    File(&'a Path, usize),
+}
+
+/// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
+/// addresses of the group's family, in order and without repeats.
+pub(crate) fn expected_hosts(a: &HostsArgs, group: IpAddr) -> Result<Vec<IpAddr>> {
+    hosts_of(&a.hosts, a.hosts_file.as_deref(), group)
+}
+
+/// [`expected_hosts`] from a list and an optional file (serve's configuration has both).
+pub(crate) fn hosts_of(list: &[String], file: Option<&Path>, group: IpAddr) -> Result<Vec<IpAddr>> {
+    let text = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("--hosts-file {}: cannot read", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut names: Vec<(String, Origin)> = list.iter().map(|h| (h.trim().to_string(), Origin::Flag)).collect();
+    if let (Some(path), Some(text)) = (file, &text) {
+        let before = names.len();
+        for (i, line) in text.lines().enumerate() {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            if !entry.is_empty() {
+                names.push((entry.to_string(), Origin::File(path, i + 1)));
+            }
+        }
+        if names.len() == before {
+            bail!("--hosts-file {}: lists no host (one address or name per line)", path.display());
+        }
+    }
+    let mut hosts = Vec::new();
+    for (name, origin) in names {
+        let addr = resolve_host(&name, group.is_ipv6()).with_context(|| match origin {
+            Origin::Flag => format!("--hosts {name}"),
+            Origin::File(path, line) => format!("--hosts-file {}:{line}: {name}", path.display()),
+        })?;
+        if !hosts.contains(&addr) {
+            hosts.push(addr);
+        }
+    }
+    Ok(hosts)
+}
+
+/// An address or a name, resolved to an IPv4 (or, with `v6`, IPv6) host address.
+fn resolve_host(name: &str, v6: bool) -> Result<IpAddr> {
+    use std::net::ToSocketAddrs;
+    if name.is_empty() {
+        bail!("an empty host name");
+    }
+    // What people put in host lists by habit, caught before it becomes a DNS lookup that fails
+    // with "Name or service not known".
+    if name.split_whitespace().nth(1).is_some() {
+        bail!("one host per line (or per comma), not several");
+    }
+    if name.parse::<std::net::SocketAddr>().is_ok()
+        || name.rsplit_once(':').is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+    {
+        bail!("a host without a port: mcprobe probes every host on --port");
+    }
+    if name.contains('/') {
+        bail!("a host, not a network: list each host's address");
+    }
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    let addrs = (name, 0).to_socket_addrs().map_err(|e| anyhow::anyhow!("cannot resolve: {e}"))?;
+    let ip = addrs.map(|a| a.ip()).find(|ip| ip.is_ipv6() == v6);
+    match ip {
+        Some(ip) if ip.is_multicast() || ip.is_unspecified() => bail!("{ip} is not a host address"),
+        Some(IpAddr::V4(ip)) if ip.is_broadcast() => bail!("{ip} is not a host address"),
+        Some(ip) => Ok(ip),
+        None => bail!("no {family} address, the family of --group"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
