@@ -15,7 +15,7 @@ fn main() {
     let handler = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) || !graceful {
             // A second Ctrl-C: the user wants out now, without half-written reports.
-            mcprobe::report::remove_unfinished();
+            mcprobe::folder::remove_unfinished();
             std::process::exit(commands::exit::INTERRUPTED_TWICE);
         }
         // The same handler serves Ctrl-C and SIGTERM: the line names neither.

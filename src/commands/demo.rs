@@ -11,7 +11,7 @@ use super::{emit, exit, run_probe};
 use crate::cli::DemoArgs;
 use crate::config;
 use crate::findings::Findings;
-use crate::report;
+use crate::output;
 use crate::responder::{Responder, ResponderConfig};
 
 pub(crate) fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
@@ -43,11 +43,11 @@ pub(crate) fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         result
     })?;
     if setup.output.json {
-        emit(|o| report::write_json(o, &found))?;
+        emit(|o| output::write_json(o, &found))?;
     } else {
-        emit(|o| report::write_table(o, &found))?;
+        emit(|o| output::write_table(o, &found))?;
         if setup.output.html {
-            emit(|o| writeln!(o, "report: {}", out.join(crate::html::REPORT).display()))?;
+            emit(|o| writeln!(o, "report: {}", out.join(crate::output::html::REPORT).display()))?;
         }
     }
     Ok(exit::OK)

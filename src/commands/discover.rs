@@ -7,13 +7,13 @@ use anyhow::Result;
 use super::{emit, exit, run_probe};
 use crate::cli::DiscoverArgs;
 use crate::config;
-use crate::report;
+use crate::output;
 
 pub(crate) fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::discover(args)?;
     let found = run_probe(&setup, stop, None)?;
     let json = setup.output.json;
-    emit(|out| if json { report::write_json(out, &found) } else { report::write_census(out, &found) })?;
+    emit(|out| if json { output::write_json(out, &found) } else { output::write_census(out, &found) })?;
     let (code, lines) = exit::of_run(&found, setup.thresholds);
     lines.iter().for_each(|l| eprintln!("{l}"));
     Ok(code)

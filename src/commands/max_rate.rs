@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{emit, exit, iface_label};
 use crate::cli::MaxRateArgs;
 use crate::config;
+use crate::folder::csv::AtomicCsv;
 use crate::maxrate::output::{self, ResultRow, TrialRow};
 use crate::maxrate::Event;
-use crate::report::AtomicCsv;
 
 /// `mcprobe max-rate`.
 pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
@@ -34,7 +34,7 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
             cfg.tolerance_pct,
             SocketAddr::new(cfg.probe.group, cfg.probe.port),
             iface_label(&cfg.probe.iface, cfg.probe.group),
-            crate::progress::human(cfg.trial),
+            crate::output::progress::human(cfg.trial),
             cfg.search.start,
             cfg.search.max
         );

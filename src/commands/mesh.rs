@@ -13,9 +13,9 @@ use super::{emit, exit, run_probe};
 use crate::cli::MeshArgs;
 use crate::config;
 use crate::findings::{ResponderId, Verdict};
+use crate::folder::csv::AtomicCsv;
 use crate::mesh::{peer_rows, MeshRow, PeerRow};
-use crate::progress::human;
-use crate::report::AtomicCsv;
+use crate::output::progress::human;
 use crate::responder::{Event, Responder};
 
 /// `mcprobe mesh`.

@@ -11,10 +11,11 @@ use super::{emit, exit, iface_label, querier};
 use crate::cli::ProbeArgs;
 use crate::config::{self, ProbeSetup};
 use crate::findings::Findings;
+use crate::folder::csv::{self as files, StreamedCsvs};
 use crate::net::querier::QuerierWatch;
+use crate::output;
+use crate::output::progress::{human, LiveProgress};
 use crate::prober;
-use crate::progress::{human, LiveProgress};
-use crate::report::{self, StreamedCsvs};
 use crate::stats::{IntervalRow, RawRow};
 
 pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
@@ -24,11 +25,11 @@ pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let found = run_probe(&setup, stop, watch)?;
     emit(|out| {
         if setup.output.json {
-            return report::write_json(out, &found);
+            return output::write_json(out, &found);
         }
-        report::write_table(out, &found)?;
-        found.diagnosis.as_ref().map_or(Ok(()), |d| report::write_diagnosis(out, d))?;
-        report::querier::write_diagnosis_lines(out, &found)
+        output::write_table(out, &found)?;
+        found.diagnosis.as_ref().map_or(Ok(()), |d| output::write_diagnosis(out, d))?;
+        output::querier::write_diagnosis_lines(out, &found)
     })?;
     let (code, lines) = exit::of_run(&found, setup.thresholds);
     lines.iter().for_each(|l| eprintln!("{l}"));
@@ -45,7 +46,7 @@ pub(crate) fn run_probe(
     let out = setup.output.out.as_deref();
     let streamed = match out {
         Some(dir) => {
-            let removed = report::prepare_dir(dir)?;
+            let removed = files::prepare_dir(dir)?;
             if !removed.is_empty() && !quiet {
                 eprintln!("replacing the files of an earlier run in {}: {}", dir.display(), removed.join(", "));
             }
@@ -53,12 +54,12 @@ pub(crate) fn run_probe(
         }
         None => None,
     };
-    let hlog = crate::outfiles::hlog(cfg.report_interval);
+    let hlog = crate::folder::hlog(cfg.report_interval);
     let sink = streamed.clone().map(|f| -> prober::RowSink {
         let hlog = hlog.clone();
         Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
             f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)?;
-            crate::outfiles::add_intervals(&hlog, intervals)
+            crate::folder::add_intervals(&hlog, intervals)
         })
     });
     if !quiet {
@@ -92,10 +93,10 @@ pub(crate) fn run_probe(
         found = found.with_querier(w.map(QuerierWatch::finish));
     }
     if let (Some(dir), Some(files)) = (out, streamed) {
-        let mut written = report::write_final_csvs(dir, &found)?;
+        let mut written = files::write_final_csvs(dir, &found)?;
         let files = Arc::into_inner(files).context("the report writer is still in use")?;
         written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
-        written.extend(crate::outfiles::finish(dir, &mut outcome, hlog, &written, setup.output.html)?);
+        written.extend(crate::folder::finish(dir, &mut outcome, hlog, &written, setup.output.html)?);
         if !quiet {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             eprintln!("wrote {}", names.join(", "));

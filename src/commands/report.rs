@@ -14,7 +14,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<i32> {
         args.out
             .clone()
             .unwrap_or_else(|| if args.dirs.len() == 1 { args.dirs[0].clone() } else { PathBuf::from(".") });
-    let written = crate::html::write_report(&args.dirs, &to)?;
+    let written = crate::folder::report::write_report(&args.dirs, &to)?;
     emit(|o| written.all().try_for_each(|p| writeln!(o, "wrote {}", p.display())))?;
     Ok(exit::OK)
 }

@@ -1,5 +1,5 @@
 //! What a run found, in types: the layer between the accounting ([`crate::stats`]) and every
-//! output ([`crate::report`]'s table, CSV and JSON, and whatever else renders a run).
+//! output ([`crate::output`]'s table, CSV and JSON, and whatever else renders a run).
 //!
 //! Pure: [`Findings::of`] reads a finished [`Outcome`] and makes every decision an output would
 //! otherwise make on its own: which rows there are, which expected host a multicast row belongs

@@ -1,9 +1,14 @@
-//! The outputs of a run: the terminal table and verdict table (here), the CSV files
-//! ([`files`]) and JSON ([`json`]). Each only renders [`Findings`]: every decision (which rows,
-//! which host, which verdict, what to advise) was made in [`crate::findings`].
+//! The outputs of a run, each a small module that only renders [`Findings`]: the terminal table
+//! and verdict table (here), the CSV rows ([`csv`]), JSON ([`json`]), report.html ([`html`]),
+//! `meta.json` ([`meta`]) and the live progress ([`progress`]). Every decision (which rows, which
+//! host, which verdict, what to advise) was made in [`crate::findings`]; [`crate::folder`] writes
+//! the files.
 
-pub(crate) mod files;
+pub(crate) mod csv;
+pub(crate) mod html;
 pub(crate) mod json;
+pub(crate) mod meta;
+pub(crate) mod progress;
 pub(crate) mod querier;
 pub(crate) mod shared;
 
@@ -12,8 +17,6 @@ use std::time::Duration;
 
 use crate::findings::{Diagnosis, Findings, Note, Path, Row};
 
-pub use files::remove_unfinished;
-pub(crate) use files::{prepare_dir, write_final_csvs, AtomicCsv, StreamedCsvs};
 pub(crate) use json::write_json;
 
 fn opt(v: Option<f64>, precision: usize) -> String {

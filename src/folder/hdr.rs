@@ -14,6 +14,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::findings::Path as ProbePath;
+use crate::output::html::data::tag;
 use crate::run::Outcome;
 use crate::stats::{self, format_id, HostStats, IntervalRow};
 
@@ -25,15 +26,6 @@ const TICKS_PER_HALF: u32 = 5;
 const HGRM_DECIMALS: usize = 3;
 /// `.hgrm` values are in µs; histograms count ns.
 const NS_PER_US: f64 = 1000.0;
-
-/// A histogram's tag (and `.hgrm` name part): `NAME.ID8.PATH`, the name reduced to characters
-/// that tags and file names allow, the id's first 8 hex digits telling restarts apart.
-pub(crate) fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let safe = if safe.is_empty() { "unnamed".to_string() } else { safe };
-    format!("{safe}.{}.{}", responder_id.get(..8).unwrap_or(responder_id), path.as_str())
-}
 
 /// A histogram like the one stats keeps per responder (same precision and lowest value), so
 /// interval histograms add up to it exactly; it grows with its values.
@@ -157,7 +149,7 @@ pub(crate) fn write_files(dir: &Path, o: &mut Outcome, mut body: HlogBody, run_i
         b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
     );
     head.extend_from_slice(&body.lines);
-    let mut written = vec![crate::meta::write_atomic(dir, HLOG, &head)?];
+    let mut written = vec![super::meta::write_atomic(dir, HLOG, &head)?];
     let paths =
         std::iter::once((&o.run, ProbePath::Multicast)).chain(o.unicast.iter().map(|u| (&u.run, ProbePath::Unicast)));
     for (run, path) in paths {
@@ -180,7 +172,7 @@ fn write_hgrm_file(dir: &Path, h: &HostStats, path: ProbePath, run_id: &str) -> 
     write_hgrm(&mut text, &h.rtt)?;
     let id = format_id(h.responder_id);
     writeln!(text, "#[mcprobe run {run_id}, responder {} ({id}), path {}, RTT in µs]", h.name, path.as_str())?;
-    crate::meta::write_atomic(dir, &hgrm_name(&h.name, &format_id(h.responder_id), path), &text)
+    super::meta::write_atomic(dir, &hgrm_name(&h.name, &format_id(h.responder_id), path), &text)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::files::{OutageRow, SummaryRow};
+use super::csv::{OutageRow, SummaryRow};
 use crate::findings::{Diagnosis, Findings};
 
 /// An integer written as a string, for the consumers that read numbers as doubles.

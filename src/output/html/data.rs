@@ -1,17 +1,22 @@
-//! Reading a report folder back: the CSVs, `meta.json` and the RTT distributions of the `.hgrm`
-//! files.
-//! Only the columns the report shows are read, so older or newer folders with more columns
-//! still load.
+//! A report folder as read back for report.html (see [`crate::folder::read`]): only the columns
+//! the report shows, so older or newer folders with more columns still load.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::findings::{Path as ProbePath, Verdict};
-use crate::meta::RunMeta;
+use crate::output::meta::RunMeta;
+
+/// A histogram's tag (and `.hgrm` name part): `NAME.ID8.PATH`, the name reduced to characters
+/// that tags and file names allow, the id's first 8 hex digits telling restarts apart.
+pub(crate) fn tag(name: &str, responder_id: &str, path: ProbePath) -> String {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe = if safe.is_empty() { "unnamed".to_string() } else { safe };
+    format!("{safe}.{}.{}", responder_id.get(..8).unwrap_or(responder_id), path.as_str())
+}
 
 /// One row of summary.csv, as the report uses it.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,7 +56,7 @@ impl SummaryRec {
 
     /// Its histograms' tag (`NAME.ID8.PATH`).
     pub(crate) fn tag(&self) -> String {
-        crate::hdr::tag(&self.responder, &self.responder_id, self.path)
+        tag(&self.responder, &self.responder_id, self.path)
     }
 
     /// The name a reader knows this responder by.
@@ -95,63 +100,12 @@ pub(crate) struct Folder {
     pub rtt: BTreeMap<String, Distribution>,
 }
 
-fn read_csv<T: DeserializeOwned>(dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
-    let path = dir.join(name);
-    if !required && !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut r = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    r.deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{}: row {}", path.display(), i + 2)))
-        .collect()
-}
+/// One responder's whole-run distribution from its `.hgrm`: (RTT µs, quantile, count up to it).
+pub(crate) type Distribution = Vec<(f64, f64, u64)>;
 
 impl Folder {
-    pub(crate) fn read(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            anyhow::bail!("{}: not a folder", dir.display());
-        }
-        let meta = RunMeta::read(dir)
-            .with_context(|| format!("{}: not a report folder of mcprobe 0.1 or later", dir.display()))?;
-        let summary: Vec<SummaryRec> = read_csv(dir, "summary.csv", true)?;
-        let mut rtt = BTreeMap::new();
-        for r in summary.iter().filter(|r| r.received > 0) {
-            let tag = r.tag();
-            if let Some(d) = read_hgrm(&dir.join(format!("rtt.{tag}.hgrm")))? {
-                rtt.insert(tag, d);
-            }
-        }
-        Ok(Folder {
-            dir: dir.to_path_buf(),
-            meta,
-            summary,
-            intervals: read_csv(dir, "intervals.csv", false)?,
-            outages: read_csv(dir, "outages.csv", false)?,
-            rtt,
-        })
-    }
-
     /// The multicast rows that answered at least once.
     pub(crate) fn answered(&self) -> impl Iterator<Item = &SummaryRec> {
         self.summary.iter().filter(|r| r.is_multicast() && r.received > 0)
     }
-}
-
-/// One responder's whole-run distribution from its `.hgrm`: (RTT µs, quantile, count up to it).
-pub(crate) type Distribution = Vec<(f64, f64, u64)>;
-
-/// Reads the percentile rows of an `.hgrm` file (None when there is none).
-fn read_hgrm(path: &Path) -> Result<Option<Distribution>> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(2).filter(|(_, l)| !l.starts_with('#') && !l.is_empty()) {
-        let mut cols = line.split_whitespace();
-        let mut next = || cols.next().and_then(|c| c.parse::<f64>().ok());
-        match (next(), next(), next()) {
-            (Some(v), Some(q), Some(n)) => rows.push((v, q, n as u64)),
-            _ => anyhow::bail!("{} line {}: not a percentile row", path.display(), i + 1),
-        }
-    }
-    Ok(Some(rows))
 }

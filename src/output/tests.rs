@@ -5,6 +5,7 @@
 use super::*;
 use crate::findings::synthetic::{outcome, Answerer};
 use crate::findings::{Judgement, DEFAULT_THRESHOLD_PCT};
+use crate::folder::csv::{write_final_csvs, StreamedCsvs};
 
 fn judge() -> Judgement {
     Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: "239.255.42.42:24242".parse().unwrap(), keyed: false }

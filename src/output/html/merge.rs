@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use anyhow::{bail, Result};
 
-use super::folder::{Folder, SummaryRec};
+use super::data::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
 
 pub(crate) const MATRIX: &str = "matrix.csv";

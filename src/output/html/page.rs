@@ -8,7 +8,7 @@ use anyhow::Result;
 use plotters::style::RGBColor;
 
 use super::charts::{self, Band, Bar, Course, Line, OTHERS, PALETTE};
-use super::folder::{Folder, SummaryRec};
+use super::data::{Folder, SummaryRec};
 use super::{esc, fmt_opt, page};
 use crate::findings::Verdict;
 

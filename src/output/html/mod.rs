@@ -3,45 +3,12 @@
 //! responder matrix (with `matrix.csv`) or, for one prober at different times, a trend table.
 
 pub(crate) mod charts;
-pub(crate) mod folder;
+pub(crate) mod data;
 pub(crate) mod merge;
 pub(crate) mod page;
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
-
-use folder::Folder;
-
 /// The page's file name.
 pub(crate) const REPORT: &str = "report.html";
-
-/// What `write_report` wrote.
-pub(crate) struct Written {
-    pub html: PathBuf,
-    pub matrix: Option<PathBuf>,
-}
-
-impl Written {
-    pub(crate) fn all(&self) -> impl Iterator<Item = &PathBuf> {
-        std::iter::once(&self.html).chain(&self.matrix)
-    }
-}
-
-/// Reads `dirs` and writes `to/report.html` (with several folders also `to/matrix.csv`).
-pub(crate) fn write_report(dirs: &[PathBuf], to: &Path) -> Result<Written> {
-    let folders = dirs.iter().map(|d| Folder::read(d)).collect::<Result<Vec<_>>>()?;
-    let (html, csv) = match folders.as_slice() {
-        [one] => (page::render(one)?, None),
-        many => {
-            let m = merge::merge(many)?;
-            (m.render()?, m.csv())
-        }
-    };
-    std::fs::create_dir_all(to).with_context(|| format!("--to {}: cannot create the folder", to.display()))?;
-    let matrix = csv.map(|text| crate::meta::write_atomic(to, merge::MATRIX, text.as_bytes())).transpose()?;
-    Ok(Written { html: crate::meta::write_atomic(to, REPORT, html.as_bytes())?, matrix })
-}
 
 /// Escapes text for HTML content and attribute values.
 pub(crate) fn esc(s: &str) -> String {

@@ -1,6 +1,6 @@
-//! The CSV files of `--out`: `summary.csv` and `outages.csv` at the end, `intervals.csv` and
-//! `probes.csv` as the run goes. Every file appears complete or not at all: it is written to a
-//! temporary file in the target folder and renamed into place.
+//! The CSV files of a report folder: `summary.csv` and `outages.csv` at the end, `intervals.csv`
+//! and `probes.csv` as the run goes (the rows are [`crate::output::csv`]'s). Every file appears
+//! complete or not at all: it is written to a temporary file and renamed into place.
 
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
@@ -8,165 +8,9 @@ use std::path::{Path as FsPath, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::findings::{Findings, Outage, Row, RunFacts};
-use crate::stats::{ns_to_us, IntervalRow, RawRow};
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// One row of `summary.csv` (and of the JSON's `responders`): one responder on one path.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub(crate) struct SummaryRow {
-    pub responder: String,
-    pub responder_id: String,
-    pub address: String,
-    pub path: &'static str,
-    pub expected_host: Option<String>,
-    pub sent: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub loss_pct: f64,
-    pub lost_after_first: u64,
-    pub loss_after_first_pct: f64,
-    pub forward_lost: u64,
-    /// Of `forward_lost`: dropped by the responder's own host (full socket buffer) and by the
-    /// network; empty when the responder does not report its drops.
-    pub forward_host_drops: Option<u64>,
-    pub forward_network_lost: Option<u64>,
-    pub return_lost: u64,
-    pub unknown_lost: u64,
-    pub limited: u64,
-    pub duplicates: u64,
-    pub reordered: u64,
-    pub late: u64,
-    pub rtt_min_us: Option<f64>,
-    pub rtt_mean_us: Option<f64>,
-    pub rtt_p50_us: Option<f64>,
-    pub rtt_p90_us: Option<f64>,
-    pub rtt_p99_us: Option<f64>,
-    pub rtt_p999_us: Option<f64>,
-    pub rtt_max_us: Option<f64>,
-    pub rtt_stddev_us: Option<f64>,
-    pub net_rtt_p50_us: Option<f64>,
-    pub net_rtt_mean_us: Option<f64>,
-    pub jitter_us: Option<f64>,
-    pub first_ack_ms: Option<f64>,
-    /// The responder's join delay, when it joined during the run.
-    pub join_delay_ms: Option<f64>,
-    pub ttl: u8,
-    pub hops: Option<u8>,
-    pub arrival: &'static str,
-    pub verdict: Option<&'static str>,
-    pub outages: u64,
-    pub longest_outage_probes: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    pub limited_tail: u64,
-    pub restarts: u64,
-    pub restart_gap_lost: u64,
-    pub inconsistent_acks: u64,
-    pub dwell_over_rtt: u64,
-    /// Run-wide, the same on every row: acks of other sessions, and datagrams that were not
-    /// valid acks, both ignored.
-    pub run_foreign_acks: u64,
-    pub run_invalid: u64,
-}
-
-impl SummaryRow {
-    pub(crate) fn of(r: &Row, run: &RunFacts) -> Self {
-        let f = &r.figures;
-        let us = |ns: f64| round3(ns / 1000.0);
-        let rtt = f.rtt;
-        SummaryRow {
-            responder: r.name().to_string(),
-            responder_id: r.id().map_or(String::new(), |id| id.to_string()),
-            address: match (&r.responder, r.expected_host) {
-                (Some(x), _) => x.addr.to_string(),
-                (None, Some(h)) => h.to_string(),
-                (None, None) => String::new(),
-            },
-            path: r.path.as_str(),
-            expected_host: r.expected_host.map(|h| h.to_string()),
-            sent: f.sent,
-            received: f.received,
-            lost: f.lost,
-            loss_pct: round3(f.loss_pct()),
-            lost_after_first: f.lost_after_first,
-            loss_after_first_pct: round3(f.loss_after_first_pct()),
-            forward_lost: f.forward_lost,
-            forward_host_drops: f.forward_host_drops,
-            forward_network_lost: f.forward_host_drops.map(|h| f.forward_lost - h),
-            return_lost: f.return_lost,
-            unknown_lost: f.unknown_lost,
-            limited: f.limited,
-            duplicates: f.duplicates,
-            reordered: f.reordered,
-            late: f.late,
-            rtt_min_us: rtt.map(|x| ns_to_us(x.min_ns)),
-            rtt_mean_us: rtt.map(|x| us(x.mean_ns)),
-            rtt_p50_us: rtt.map(|x| ns_to_us(x.p50_ns)),
-            rtt_p90_us: rtt.map(|x| ns_to_us(x.p90_ns)),
-            rtt_p99_us: rtt.map(|x| ns_to_us(x.p99_ns)),
-            rtt_p999_us: rtt.map(|x| ns_to_us(x.p999_ns)),
-            rtt_max_us: rtt.map(|x| ns_to_us(x.max_ns)),
-            rtt_stddev_us: rtt.map(|x| us(x.stddev_ns)),
-            net_rtt_p50_us: rtt.and_then(|x| x.net_p50_ns.map(ns_to_us)),
-            net_rtt_mean_us: rtt.and_then(|x| x.net_mean_ns.map(us)),
-            jitter_us: rtt.map(|x| us(x.jitter_ns)),
-            first_ack_ms: f.first_ack_ns.map(|ns| round3(ns as f64 / 1e6)),
-            join_delay_ms: f.join_delay_ns.map(|ns| round3(ns as f64 / 1e6)),
-            ttl: f.ttl,
-            hops: r.hops,
-            arrival: if r.responder.is_some() { f.arrival.as_str() } else { "" },
-            verdict: r.verdict.map(|v| v.as_str()),
-            outages: f.outages,
-            longest_outage_probes: f.longest_outage_probes,
-            first_seq: f.first_seq,
-            last_seq: f.last_seq,
-            limited_tail: f.limited_tail,
-            restarts: f.restarts,
-            restart_gap_lost: f.restart_gap_lost,
-            inconsistent_acks: f.inconsistent_acks,
-            dwell_over_rtt: f.dwell_over_rtt,
-            run_foreign_acks: run.foreign_acks,
-            run_invalid: run.invalid,
-        }
-    }
-}
-
-/// One row of `outages.csv`.
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct OutageRow {
-    pub responder: String,
-    pub responder_id: String,
-    /// Send time of the first unanswered probe, seconds after the first probe.
-    pub start_s: f64,
-    /// Send time of the first probe answered again; empty if the run ended first.
-    pub end_s: Option<f64>,
-    pub duration_s: Option<f64>,
-    pub probes_lost: u64,
-    pub first_lost_seq: u64,
-    pub start_unix_ns: u64,
-    pub end_unix_ns: Option<u64>,
-}
-
-impl OutageRow {
-    pub(crate) fn of(o: &Outage) -> Self {
-        let ms3 = |d: std::time::Duration| (d.as_nanos() as f64 / 1e6).round() / 1e3;
-        OutageRow {
-            responder: o.name.clone(),
-            responder_id: o.id.to_string(),
-            start_s: ms3(o.start),
-            end_s: o.end.map(ms3),
-            duration_s: o.end.map(|e| ms3(e.saturating_sub(o.start))),
-            probes_lost: o.probes_lost,
-            first_lost_seq: o.first_lost_seq,
-            start_unix_ns: o.start_unix_ns,
-            end_unix_ns: o.end_unix_ns,
-        }
-    }
-}
+use crate::findings::Findings;
+use crate::output::csv::{OutageRow, SummaryRow};
+use crate::stats::{IntervalRow, RawRow};
 
 /// A CSV file being written under a temporary name; [`AtomicCsv::commit`] renames it into place.
 /// Its first column is the run id (the session id): every file of a folder says which run wrote
@@ -282,7 +126,7 @@ pub(crate) fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
     let mut paths = vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?];
-    if let Some(queriers) = f.querier.as_ref().and_then(super::querier::csv_rows) {
+    if let Some(queriers) = f.querier.as_ref().and_then(crate::output::querier::csv_rows) {
         paths.push(write_all(dir, "queriers.csv", id, &queriers)?);
     }
     Ok(paths)

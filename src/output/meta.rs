@@ -2,11 +2,8 @@
 //! what was run and several folders can be merged. Every file of a run carries its `run_id`, the
 //! run's session id as 16 hex digits.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::run::Outcome;
@@ -79,31 +76,6 @@ impl RunMeta {
             files: Vec::new(),
         }
     }
-
-    /// Writes `dir/meta.json`, complete or not at all.
-    pub(crate) fn write(&self, dir: &Path) -> Result<PathBuf> {
-        let path = dir.join(FILE);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".meta.json.")
-            .tempfile_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-        serde_json::to_writer_pretty(&mut tmp, self)?;
-        writeln!(tmp)?;
-        persist(tmp, &path)?;
-        Ok(path)
-    }
-
-    /// Reads `dir/meta.json`.
-    pub(crate) fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let meta: RunMeta =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a run's metadata", path.display()))?;
-        if meta.format > FORMAT {
-            anyhow::bail!("{}: format {} is newer than this mcprobe reads ({FORMAT})", path.display(), meta.format);
-        }
-        Ok(meta)
-    }
 }
 
 /// The command line with `--key`'s secret replaced: the file is for sharing.
@@ -130,27 +102,6 @@ const REDACTED: &str = "(secret)";
 /// The run id: the session id every probe and ack of the run carries.
 pub(crate) fn run_id(o: &Outcome) -> String {
     format_id(o.run.config().session)
-}
-
-/// Moves a finished temporary file into place, readable by all (rw-r--r--).
-pub(crate) fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
-    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
-    Ok(())
-}
-
-/// Writes `bytes` to `dir/name` whole or not at all: a temporary file in the folder, renamed
-/// into place readable by all.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    persist(tmp, &path)?;
-    Ok(path)
 }
 
 #[cfg(test)]
