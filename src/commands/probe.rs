@@ -12,10 +12,10 @@ use crate::cli::ProbeArgs;
 use crate::config::{self, ProbeSetup};
 use crate::findings::Findings;
 use crate::folder::csv::{self as files, StreamedCsvs};
-use crate::net::querier::QuerierWatch;
 use crate::output;
 use crate::output::progress::{human, LiveProgress};
 use crate::prober;
+use crate::querier::watch::QuerierWatch;
 use crate::stats::{IntervalRow, RawRow};
 
 pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::findings::QuerierFinding;
-use crate::net::querier::{worth_watching, EventSink, QuerierEvent, QuerierWatch};
 use crate::net::Iface;
 use crate::output::querier::{seen_line, silence_line};
+use crate::querier::watch::{worth_watching, EventSink, QuerierEvent, QuerierWatch};
 
 /// Starts watching for membership queries of `group`'s family on `iface`, with a live line when
 /// a querier is first heard (unless `quiet`) and when queries stop. Without CAP_NET_RAW, says so

@@ -9,7 +9,6 @@
 mod batch;
 pub mod icmp;
 mod probe_sockets;
-pub(crate) mod querier;
 mod source_filter;
 
 pub(crate) use batch::{RecvBatch, SendBatch};

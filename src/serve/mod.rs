@@ -7,7 +7,7 @@
 //! side, which never touches the probe or ack path. Memory is bounded by construction: a window's
 //! engine state is dropped once folded, and the state holds at most `--max-series` series per
 //! target, each of fixed size. Each target also has a querier watch for its whole life (a
-//! thread of its own, see [`crate::net::querier`]), read into the state once a second.
+//! thread of its own, see [`crate::querier::watch`]), read into the state once a second.
 
 pub(crate) mod config;
 pub(crate) mod http;
@@ -28,8 +28,8 @@ use metrics::Published;
 use state::{Change, Limits, QuerierState, State, Window};
 
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
-use crate::net::querier::QuerierWatch;
 use crate::prober::{self, ProbeConfig};
+use crate::querier::watch::QuerierWatch;
 use crate::run::Outcome;
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are

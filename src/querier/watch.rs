@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{now_ns, Iface};
-use crate::querier::{parse_igmp, parse_mld, QuerierLog, QuerierObservation, Silence};
+use super::{parse_igmp, parse_mld, QuerierLog, QuerierObservation, Silence};
+use crate::net::{now_ns, Iface};
 
 /// How often the watcher wakes to check for a stop request and for silence.
 const TICK: Duration = Duration::from_millis(200);

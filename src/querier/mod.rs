@@ -1,5 +1,8 @@
 //! Membership queries (IGMPv1/v2/v3 for IPv4, MLDv1/v2 for IPv6): decoding them, and the log
-//! of the queriers a host heard. Pure: bytes in, typed queries out; times are passed in.
+//! of the queriers a host heard. This module is pure: bytes in, typed queries out; times are
+//! passed in. [`watch`] listens for them on a raw socket. (The layers above have their part each:
+//! `findings/querier.rs` judges what was heard, `output/querier.rs` says it, and
+//! `commands/querier.rs` starts a watch for a command.)
 //!
 //! Why it matters: snooping switches keep a port in a group only while its host answers the
 //! querier's queries. Without a querier, memberships age out after the group membership
@@ -371,6 +374,8 @@ impl QuerierObservation {
         self.log.silence(self.start_unix_ns, self.end_unix_ns, self.wait)
     }
 }
+
+pub(crate) mod watch;
 
 #[cfg(test)]
 mod tests;
