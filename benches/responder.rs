@@ -11,9 +11,10 @@ use std::time::Duration;
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
 use mcprobe::auth::Key;
+use mcprobe::cli::{DEFAULT_RATE_LIMIT, DEFAULT_TOTAL_RATE_LIMIT};
 use mcprobe::responder::{
     is_fresh, AllowList, Budget, Datagram, Engine, Outcome, ResponderConfig, SeqWindow, SessionTable,
-    DEFAULT_MAX_CLOCK_SKEW_NS, DEFAULT_RATE_LIMIT, DEFAULT_TOTAL_RATE_LIMIT,
+    DEFAULT_MAX_CLOCK_SKEW_NS,
 };
 use mcprobe::wire::{Probe, TAG_LEN};
 

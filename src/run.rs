@@ -191,8 +191,8 @@ impl Settings {
     pub(crate) fn for_tests(session: u64, ttl: u32, count: u64) -> Self {
         Settings {
             session,
-            group: crate::cli::DEFAULT_GROUP.parse().expect("the default group is valid"),
-            port: crate::cli::DEFAULT_PORT,
+            group: "239.255.42.42".parse().expect("a group"),
+            port: 24242,
             interface: None,
             source: None,
             ttl,

@@ -26,6 +26,16 @@ responder's first ack; JOIN its join delay, for a responder that joined during t
     };
 }
 
+/// Default per-source limit, probes per second: far above any LAN check, low enough that a
+/// responder cannot be driven to use a whole core by one source.
+pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
+/// Default budget of the whole responder, acks per second across all sources. Above what one
+/// host's prober can send (the loss-free rate search tops out near 100 000 probes/s on the
+/// reference machine; a fast host near 200 000) and what a mesh of a few hundred hosts at 1000/s
+/// sends, so it caps no normal run; low enough that a thousand forged sources, each under the
+/// per-source limit, cannot make one responder send the 10 million acks/s they could ask for.
+pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
+
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -41,12 +51,12 @@ pub struct RespondArgs {
     /// Probes per second answered per source address (bursts of a tenth of that, at least 100).
     /// Probes over the limit are counted and the count travels in later acks, so the prober
     /// shows them as rate-limited, not as loss. 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_RATE_LIMIT)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
 
     /// Acks per second for all sources together (bursts of a tenth of that): many sources, forged
     /// or not, cannot multiply --rate-limit. Counted like --rate-limit. 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = crate::responder::DEFAULT_TOTAL_RATE_LIMIT)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TOTAL_RATE_LIMIT)]
     pub total_rate_limit: u32,
 
     /// With --key: answer only probes sent within this of this host's clock, either way (both

@@ -4,8 +4,10 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 
+use super::exit;
 use crate::cli::ServeArgs;
 
 pub(crate) fn serve(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
-    crate::serve::run(args, stop)
+    crate::serve::run(args, stop)?;
+    Ok(exit::OK)
 }

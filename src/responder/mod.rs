@@ -33,16 +33,6 @@ use crate::auth::Key;
 use crate::net::{self, Iface};
 use crate::wire::{self, Ack, Arrival, Message};
 
-/// Default per-source limit, probes per second: far above any LAN check, low enough that a
-/// responder cannot be driven to use a whole core by one source.
-pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
-/// Default budget of the whole responder, acks per second across all sources. Above what one
-/// host's prober can send (the loss-free rate search tops out near 100 000 probes/s on the
-/// reference machine; a fast host near 200 000) and what a mesh of a few hundred hosts at 1000/s
-/// sends, so it caps no normal run; low enough that a thousand forged sources, each under the
-/// per-source limit, cannot make one responder send the 10 million acks/s they could ask for.
-pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
-
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
     pub group: IpAddr,

@@ -34,7 +34,7 @@ use crate::run::Outcome;
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
 /// folded in before it returns.
-pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
+pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<()> {
     let cfg = config::from_args(args)?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
@@ -78,7 +78,7 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
     if !cfg.quiet {
         eprintln!("stopped");
     }
-    Ok(crate::commands::exit::OK)
+    Ok(())
 }
 
 fn unix_now_s() -> f64 {
@@ -92,7 +92,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let mut folded_any = false;
     // The querier watch lives as long as the target: its log spans every window. It is read on
     // a clock of its own, so the metrics follow it even while windows fail.
-    let watch = crate::commands::querier::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
+    let watch = crate::querier::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     let mut querier_read: Option<Instant> = None;
     thread::scope(|s| {

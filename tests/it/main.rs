@@ -15,6 +15,7 @@ mod lab_accuracy;
 mod lab_rate_mesh;
 mod lab_unicast;
 mod lab_why;
+mod layers;
 mod loopback;
 mod outputs;
 mod plain;

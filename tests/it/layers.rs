@@ -1,0 +1,156 @@
+//! The module graph as the manual's *Layout* chapter draws it: each module imports only the
+//! layers below it, the graph has no cycle, and the pure layers take no clock and do no I/O.
+//! Read from the sources (every `crate::name` outside tests and comments), so a new import that
+//! breaks the layering fails here with the file and the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What each module may import: the layout, from the bottom up.
+const ALLOWED: &[(&str, &[&str])] = &[
+    // Pure: the packet format, the accounting, the run result, query decoding.
+    ("wire", &[]),
+    ("auth", &["wire"]),
+    ("stats", &["wire"]),
+    ("run", &["stats"]),
+    ("querier", &[]),
+    // Sockets and the engines over them.
+    ("net", &["run"]),
+    ("querier::watch", &["querier", "net"]),
+    ("prober", &["auth", "net", "run", "stats", "wire"]),
+    ("responder", &["auth", "net", "wire"]),
+    // What a run found (pure), and the renderers of it, and the report folder on disk.
+    ("findings", &["querier", "run", "stats"]),
+    ("output", &["findings", "querier", "run", "stats"]),
+    ("folder", &["findings", "output", "run", "stats"]),
+    // Engines made of the prober and the findings.
+    ("maxrate", &["findings", "prober", "run", "stats"]),
+    ("mesh", &["findings", "stats"]),
+    // serve's own configuration (TOML targets) still reads cli and config.
+    (
+        "serve",
+        &["auth", "cli", "config", "findings", "net", "prober", "querier", "querier::watch", "run", "stats", "wire"],
+    ),
+    // Flags (clap only), validated configurations, the commands.
+    ("cli", &[]),
+    ("config", &["auth", "cli", "findings", "maxrate", "net", "prober", "responder", "wire"]),
+    (
+        "commands",
+        &[
+            "cli",
+            "config",
+            "findings",
+            "folder",
+            "maxrate",
+            "mesh",
+            "net",
+            "output",
+            "prober",
+            "querier",
+            "querier::watch",
+            "responder",
+            "run",
+            "serve",
+            "stats",
+        ],
+    ),
+];
+
+/// Modules that must take no clock and do no I/O (their tests aside).
+const PURE: &[&str] = &["wire", "stats", "run", "querier", "findings"];
+const IMPURE: &[&str] =
+    &["Instant::now", "SystemTime::now", "std::fs", "UdpSocket", "TcpStream", "println!", "eprintln!"];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let p = e.path();
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The node a file belongs to: its top module, or `querier::watch`.
+fn node(rel: &Path) -> String {
+    let s = rel.to_string_lossy();
+    if s.starts_with("querier/watch") {
+        return "querier::watch".into();
+    }
+    s.split('/').next().unwrap().trim_end_matches(".rs").to_string()
+}
+
+/// The file's code without its inline test module (at the end, by convention) and comments.
+fn code(text: &str) -> String {
+    let before_tests = text.split("#[cfg(test)]\nmod tests {").next().unwrap();
+    before_tests.lines().map(|l| l.split("//").next().unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn modules_import_only_the_layers_below_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let allowed: BTreeMap<&str, BTreeSet<&str>> =
+        ALLOWED.iter().map(|(m, d)| (*m, d.iter().copied().collect())).collect();
+    let mut problems = Vec::new();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&root).unwrap().to_path_buf();
+        let name = rel.file_name().unwrap().to_string_lossy();
+        // Test-only files and the crate roots.
+        if name == "tests.rs"
+            || name == "synthetic.rs"
+            || name == "compat_tests.rs"
+            || name == "lib.rs"
+            || name == "main.rs"
+        {
+            continue;
+        }
+        let me = node(&rel);
+        let text = code(&std::fs::read_to_string(&f).unwrap());
+        for (i, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + 7..];
+                let m: String = rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                let target =
+                    if m == "querier" && rest.starts_with("querier::watch") { "querier::watch".to_string() } else { m };
+                if target.is_empty() || target == me {
+                    continue;
+                }
+                graph.entry(me.clone()).or_default().insert(target.clone());
+                let ok = allowed.get(me.as_str()).is_some_and(|a| a.contains(target.as_str()));
+                if !ok {
+                    problems.push(format!("src/{}:{}: {me} imports {target}", rel.display(), i + 1));
+                }
+            }
+            if PURE.contains(&me.as_str()) {
+                for bad in IMPURE.iter().filter(|b| line.contains(*b)) {
+                    problems.push(format!("src/{}:{}: {me} is pure but uses {bad}", rel.display(), i + 1));
+                }
+            }
+        }
+        if !allowed.contains_key(me.as_str()) {
+            problems.push(format!("src/{}: module {me} is not in the layout", rel.display()));
+        }
+    }
+    // No cycle: every module's imports reach back to it never.
+    for start in graph.keys() {
+        let mut stack: Vec<&String> = graph[start].iter().collect();
+        let mut seen = BTreeSet::new();
+        while let Some(m) = stack.pop() {
+            if m == start {
+                problems.push(format!("cycle through {start}"));
+                break;
+            }
+            if seen.insert(m.clone()) {
+                stack.extend(graph.get(m).into_iter().flatten());
+            }
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    assert!(problems.is_empty(), "the layering is broken:\n{}", problems.join("\n"));
+}
