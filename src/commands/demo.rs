@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
+use super::probe::Probed;
 use super::{emit, exit, run_probe};
 use crate::cli::DemoArgs;
 use crate::config;
-use crate::findings::Findings;
 use crate::output;
 use crate::responder::{Responder, ResponderConfig};
 
@@ -21,7 +21,7 @@ pub(crate) fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
     let out = setup.output.out.get_or_insert_with(demo_dir).clone();
     let cfg = &setup.probe;
     let responders_stop = AtomicBool::new(false);
-    let found = std::thread::scope(|s| -> Result<Findings> {
+    let probed = std::thread::scope(|s| -> Result<Probed> {
         let mut handles = Vec::new();
         for i in 0..args.responders {
             // Each demo "host" answers from its own loopback address, 127.0.0.2 and up.
@@ -35,22 +35,23 @@ pub(crate) fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<i32> {
         if !setup.output.quiet {
             eprintln!("started {} responders on loopback (127.0.0.2–127.0.0.{})", args.responders, args.responders + 1);
         }
-        let result = run_probe(&setup, stop, None);
+        let result = run_probe(&setup, stop, None, |_, _| Ok(()));
         responders_stop.store(true, Ordering::Relaxed);
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("a demo responder panicked"))??;
         }
         result
     })?;
+    let found = &probed.found;
     if setup.output.json {
-        emit(|o| output::write_json(o, &found))?;
+        emit(|o| output::write_json(o, found))?;
     } else {
-        emit(|o| output::write_table(o, &found))?;
-        if setup.output.html {
+        emit(|o| output::write_table(o, found))?;
+        if setup.output.html && probed.folder_error.is_none() {
             emit(|o| writeln!(o, "report: {}", out.join(crate::output::html::REPORT).display()))?;
         }
     }
-    Ok(exit::OK)
+    Ok(probed.code(exit::OK))
 }
 
 fn demo_dir() -> PathBuf {

@@ -11,10 +11,10 @@ use crate::output;
 
 pub(crate) fn discover(args: &DiscoverArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::discover(args)?;
-    let found = run_probe(&setup, stop, None)?;
-    let json = setup.output.json;
-    emit(|out| if json { output::write_json(out, &found) } else { output::write_census(out, &found) })?;
-    let (code, lines) = exit::of_run(&found, setup.thresholds);
+    let probed = run_probe(&setup, stop, None, |_, _| Ok(()))?;
+    let (found, json) = (&probed.found, setup.output.json);
+    emit(|out| if json { output::write_json(out, found) } else { output::write_census(out, found) })?;
+    let (code, lines) = exit::of_run(found, setup.thresholds);
     lines.iter().for_each(|l| eprintln!("{l}"));
-    Ok(code)
+    Ok(probed.code(code))
 }

@@ -65,3 +65,15 @@ pub(crate) fn of_max_rate(weakest: Option<(&str, u64)>, min_rate: Option<f64>) -
         _ => (OK, Vec::new()),
     }
 }
+
+/// The exit code once the results are printed: a report folder that could not be written is an
+/// environment error (2) whatever the run found; its reason goes to stderr.
+pub(crate) fn with_folder(code: i32, folder_error: Option<&anyhow::Error>) -> i32 {
+    match folder_error {
+        Some(e) => {
+            eprintln!("mcprobe: error: {e:#}");
+            USAGE
+        }
+        None => code,
+    }
+}

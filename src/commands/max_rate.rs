@@ -2,16 +2,16 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{emit, exit, iface_label};
 use crate::cli::MaxRateArgs;
 use crate::config;
 use crate::folder::csv::AtomicCsv;
+use crate::folder::RunFolder;
 use crate::maxrate::output::{self, ResultRow, TrialRow};
 use crate::maxrate::Event;
 
@@ -20,14 +20,13 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
     let (cfg, output) = config::max_rate(args)?;
     let quiet = output.quiet;
     let search_id: u64 = rand::random();
-    let mut trials_csv = match &output.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
-            Some(AtomicCsv::create::<TrialRow>(dir, "trials.csv", search_id)?)
-        }
+    let folder = match &output.out {
+        Some(dir) => Some(RunFolder::open(dir, output.force, search_id)?),
         None => None,
     };
+    let mut trials_csv = folder
+        .as_ref()
+        .and_then(|f| f.writer().write(|dir| AtomicCsv::create::<TrialRow>(dir, "trials.csv", search_id)));
     if !quiet {
         eprintln!(
             "searching the highest rate with at most {}% loss at {} via {}: trials of {}, from {}/s up to {}/s",
@@ -49,7 +48,6 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
         bar
     });
     let mut step = String::new();
-    let mut write_err = None;
     let outcome = crate::maxrate::run(&cfg, stop, |ev| match ev {
         Event::TrialStart { index, rate, phase, best } => {
             let best = best.map_or("-".to_string(), |b| format!("{b}/s"));
@@ -75,12 +73,8 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
                     None => eprintln!("{line}"),
                 }
             }
-            if let Some(f) = trials_csv.as_mut() {
-                for r in &t.responders {
-                    if let Err(e) = f.write(&TrialRow::of(t, r)) {
-                        write_err.get_or_insert(e);
-                    }
-                }
+            if let (Some(f), Some(folder)) = (trials_csv.as_mut(), &folder) {
+                folder.writer().write(|_| t.responders.iter().try_for_each(|r| f.write(&TrialRow::of(t, r))));
             }
         }
     });
@@ -89,23 +83,27 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
     }
     let mut outcome = outcome?;
     outcome.id = search_id;
-    if let Some(e) = write_err {
-        return Err(e);
-    }
-    if let (Some(dir), Some(f)) = (&output.out, trials_csv) {
-        let mut written: Vec<PathBuf> = vec![f.commit()?];
-        let mut results = AtomicCsv::create::<ResultRow>(dir, "maxrate.csv", search_id)?;
-        for row in output::result_rows(&outcome) {
-            results.write(&row)?;
-        }
-        written.push(results.commit()?);
-        if !quiet {
-            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("wrote {}", names.join(", "));
+    let mut folder_error = None;
+    if let Some(folder) = folder {
+        folder.writer().write(|dir| {
+            if let Some(f) = trials_csv {
+                f.commit()?;
+            }
+            let mut results = AtomicCsv::create::<ResultRow>(dir, "maxrate.csv", search_id)?;
+            output::result_rows(&outcome).iter().try_for_each(|row| results.write(row))?;
+            results.commit()
+        });
+        match folder.commit() {
+            Ok(written) if !quiet => {
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("wrote {}", names.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => folder_error = Some(e),
         }
     }
     emit(|out| output::write_table(out, &outcome, cfg.tolerance_pct))?;
     let (code, lines) = exit::of_max_rate(outcome.weakest().map(|w| (w.name.as_str(), w.rate)), cfg.min_rate);
     lines.iter().for_each(|l| eprintln!("{l}"));
-    Ok(code)
+    Ok(exit::with_folder(code, folder_error.as_ref()))
 }

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use anyhow::Result;
 use super::{emit, exit, run_probe};
 use crate::cli::MeshArgs;
 use crate::config;
-use crate::findings::{ResponderId, Verdict};
+use crate::findings::{Findings, ResponderId, Verdict};
 use crate::folder::csv::AtomicCsv;
 use crate::mesh::{peer_rows, MeshRow, PeerRow};
 use crate::output::progress::human;
@@ -26,7 +27,7 @@ pub(crate) fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
     let responder = Responder::bind(setup.responder.clone())?;
     let probe = &setup.probe.probe;
     let responder_stop = AtomicBool::new(false);
-    let (found, own) = std::thread::scope(|s| -> Result<_> {
+    let (probed, own) = std::thread::scope(|s| -> Result<_> {
         let (tx, rx) = mpsc::channel();
         let answering = s.spawn(|| {
             responder.run(&responder_stop, move |ev| {
@@ -46,7 +47,14 @@ pub(crate) fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
                 probe.count
             );
         }
-        let found = run_probe(&setup.probe, stop, None);
+        let mesh_csv = |found: &Findings, dir: &Path| -> Result<()> {
+            let mut f = AtomicCsv::create::<MeshRow>(dir, "mesh.csv", found.run.session)?;
+            for r in &peer_rows(found, &setup.peers, own, max_loss) {
+                f.write(&MeshRow::of(&name, me, r))?;
+            }
+            f.commit().map(|_| ())
+        };
+        let found = run_probe(&setup.probe, stop, None, mesh_csv);
         // Keep answering for peers that started later, unless the user asked to stop.
         let until = Instant::now() + setup.linger;
         if found.is_ok() && !quiet && !stop.load(Ordering::Relaxed) {
@@ -59,19 +67,9 @@ pub(crate) fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
         answering.join().map_err(|_| anyhow::anyhow!("the responder thread panicked"))??;
         Ok((found?, own))
     })?;
-    let rows = peer_rows(&found, &setup.peers, own, max_loss);
-    if let Some(dir) = &setup.probe.output.out {
-        let mut f = AtomicCsv::create::<MeshRow>(dir, "mesh.csv", found.run.session)?;
-        for r in &rows {
-            f.write(&MeshRow::of(&name, me, r))?;
-        }
-        let path = f.commit()?;
-        if !quiet {
-            eprintln!("wrote {}", path.display());
-        }
-    }
+    let rows = peer_rows(&probed.found, &setup.peers, own, max_loss);
     emit(|out| write_table(out, &name, me, &rows, max_loss))?;
-    Ok(exit::of_mesh(rows.iter().map(|r| r.verdict)))
+    Ok(probed.code(exit::of_mesh(rows.iter().map(|r| r.verdict))))
 }
 
 fn write_table(w: &mut impl Write, name: &str, me: IpAddr, rows: &[PeerRow], max_loss: f64) -> std::io::Result<()> {

@@ -3,15 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{emit, exit, iface_label, querier};
 use crate::cli::ProbeArgs;
 use crate::config::{self, ProbeSetup};
 use crate::findings::Findings;
-use crate::folder::csv::{self as files, StreamedCsvs};
+use crate::folder::{RunFolder, Streams};
 use crate::output;
 use crate::output::progress::{human, LiveProgress};
 use crate::prober;
@@ -22,46 +22,53 @@ pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
     let p = &setup.probe;
     let watch = querier::start(&p.iface, p.group, setup.querier_wait, setup.output.quiet, "");
-    let found = run_probe(&setup, stop, watch)?;
-    emit(|out| {
-        if setup.output.json {
-            return output::write_json(out, &found);
-        }
-        output::write_table(out, &found)?;
-        found.diagnosis.as_ref().map_or(Ok(()), |d| output::write_diagnosis(out, d))?;
-        output::querier::write_diagnosis_lines(out, &found)
-    })?;
-    let (code, lines) = exit::of_run(&found, setup.thresholds);
+    let probed = run_probe(&setup, stop, watch, |_, _| Ok(()))?;
+    let found = &probed.found;
+    emit(|out| if setup.output.json { output::write_json(out, found) } else { output::write_table(out, found) })?;
+    let (code, lines) = exit::of_run(found, setup.thresholds);
     lines.iter().for_each(|l| eprintln!("{l}"));
-    Ok(code)
+    Ok(probed.code(code))
 }
 
-/// Runs the prober with progress, writes the report folder and makes the findings.
+/// A finished probing run: its findings, and whether its report folder could not be written
+/// (said on stderr when it happened; the run still reports, and ends with exit code 2).
+pub(crate) struct Probed {
+    pub found: Findings,
+    pub folder_error: Option<anyhow::Error>,
+}
+
+impl Probed {
+    /// The exit code once the results are printed: a folder that could not be written is an
+    /// environment error (2), whatever the run found.
+    pub(crate) fn code(&self, code: i32) -> i32 {
+        exit::with_folder(code, self.folder_error.as_ref())
+    }
+}
+
+/// Runs the prober with progress, writes the report folder (with `extra` files from the caller)
+/// and makes the findings.
 pub(crate) fn run_probe(
     setup: &ProbeSetup,
     stop: &AtomicBool,
     watch: Option<Result<QuerierWatch, String>>,
-) -> Result<Findings> {
+    extra: impl FnOnce(&Findings, &std::path::Path) -> Result<()>,
+) -> Result<Probed> {
     let (cfg, quiet) = (&setup.probe, setup.output.quiet);
-    let out = setup.output.out.as_deref();
-    let streamed = match out {
-        Some(dir) => {
-            let removed = files::prepare_dir(dir)?;
-            if !removed.is_empty() && !quiet {
-                eprintln!("replacing the files of an earlier run in {}: {}", dir.display(), removed.join(", "));
-            }
-            Some(Arc::new(Mutex::new(StreamedCsvs::create(dir, cfg.raw, cfg.session)?)))
-        }
+    let folder = match setup.output.out.as_deref() {
+        Some(dir) => Some(RunFolder::open(dir, setup.output.force, cfg.session)?),
         None => None,
     };
-    let hlog = crate::folder::hlog(cfg.report_interval);
-    let sink = streamed.clone().map(|f| -> prober::RowSink {
-        let hlog = hlog.clone();
-        Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
-            f.lock().unwrap_or_else(|e| e.into_inner()).write(raw, intervals)?;
-            crate::folder::add_intervals(&hlog, intervals)
-        })
-    });
+    let streams = folder.as_ref().map(|f| Streams::open(f.writer(), cfg.raw, cfg.session, cfg.report_interval));
+    let sink = match (&folder, &streams) {
+        (Some(f), Some(s)) => {
+            let (s, w) = (Arc::clone(s), f.writer().clone());
+            Some(Box::new(move |raw: &[RawRow], intervals: &[IntervalRow]| {
+                s.lock().unwrap_or_else(|e| e.into_inner()).add(&w, raw, intervals);
+                Ok(())
+            }) as prober::RowSink)
+        }
+        _ => None,
+    };
     if !quiet {
         eprintln!(
             "probing {} via {}: {} probes every {}, {} B{}, ttl {}; acks count as late after {}",
@@ -92,15 +99,17 @@ pub(crate) fn run_probe(
     if let Some(w) = watch {
         found = found.with_querier(w.map(QuerierWatch::finish));
     }
-    if let (Some(dir), Some(files)) = (out, streamed) {
-        let mut written = files::write_final_csvs(dir, &found)?;
-        let files = Arc::into_inner(files).context("the report writer is still in use")?;
-        written.extend(files.into_inner().unwrap_or_else(|e| e.into_inner()).commit()?);
-        written.extend(crate::folder::finish(dir, &mut outcome, hlog, &written, setup.output.html)?);
-        if !quiet {
-            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("wrote {}", names.join(", "));
+    let mut folder_error = None;
+    if let (Some(folder), Some(streams)) = (folder, streams) {
+        let html = setup.output.html;
+        match crate::folder::finish_run(folder, streams, &found, &mut outcome, html, |dir| extra(&found, dir)) {
+            Ok(written) if !quiet => {
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("wrote {}", names.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => folder_error = Some(e),
         }
     }
-    Ok(found)
+    Ok(Probed { found, folder_error })
 }

@@ -18,20 +18,7 @@ use crate::stats::{IntervalRow, RawRow};
 pub(crate) struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
     path: PathBuf,
-    tmp_path: PathBuf,
     run_id: String,
-}
-
-/// Temporary files not yet renamed into place: a second Ctrl-C removes them before exiting, so
-/// nothing half-written is left behind.
-static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-/// Removes the temporary files of reports still being written (for an immediate exit).
-pub fn remove_unfinished() {
-    let files = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
-    for f in files.iter() {
-        let _ = std::fs::remove_file(f);
-    }
 }
 
 /// The header line of `T`'s CSV rows, taken from a default row, so that a file without rows
@@ -52,10 +39,8 @@ impl AtomicCsv {
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         tmp.write_all(&header_line::<T>()?).with_context(|| format!("cannot write in {}", dir.display()))?;
-        let tmp_path = tmp.path().to_path_buf();
-        UNFINISHED.lock().unwrap_or_else(|e| e.into_inner()).push(tmp_path.clone());
         let writer = csv::WriterBuilder::new().has_headers(false).from_writer(tmp);
-        Ok(AtomicCsv { writer, path: dir.join(name), tmp_path, run_id: format!("{run_id:016x}") })
+        Ok(AtomicCsv { writer, path: dir.join(name), run_id: format!("{run_id:016x}") })
     }
 
     pub(crate) fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
@@ -69,7 +54,6 @@ impl AtomicCsv {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).ok();
         tmp.persist(&self.path).with_context(|| format!("cannot rename into {}", self.path.display()))?;
-        UNFINISHED.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| p != &self.tmp_path);
         Ok(self.path)
     }
 }
@@ -80,43 +64,6 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
         f.write(r)?;
     }
     f.commit()
-}
-
-/// The names of the files a run writes into `--out`, besides one `.hgrm` per responder and path.
-pub(crate) const RUN_FILES: [&str; 8] = [
-    "summary.csv",
-    "intervals.csv",
-    "outages.csv",
-    "probes.csv",
-    "queriers.csv",
-    "meta.json",
-    "rtt.hlog",
-    "report.html",
-];
-
-/// Whether `name` is a file a run writes into `--out`.
-fn is_run_file(name: &str) -> bool {
-    RUN_FILES.contains(&name) || name.ends_with(".hgrm")
-}
-
-/// Creates the output folder, or says clearly why it cannot, and removes the files an earlier
-/// run left there (only the names a run writes), so that no file of another run (a `probes.csv`
-/// of an earlier `--raw` run, the `.hgrm` of a responder gone since) stands beside this run's.
-/// Returns the names removed.
-pub(crate) fn prepare_dir(dir: &FsPath) -> Result<Vec<String>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
-    let entries = std::fs::read_dir(dir).with_context(|| format!("--out {}: cannot list the folder", dir.display()))?;
-    let mut removed = Vec::new();
-    for entry in entries.filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if is_run_file(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("--out {}: cannot replace {name}", dir.display()))?;
-            removed.push(name);
-        }
-    }
-    removed.sort();
-    Ok(removed)
 }
 
 /// Writes `summary.csv`, `outages.csv` and, after a querier watch, `queriers.csv`; returns

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::output::html::data::{Distribution, Folder};
 use crate::output::meta::RunMeta;
+use crate::output::words::Said;
 
 fn read_csv<T: DeserializeOwned>(dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
     let path = dir.join(name);
@@ -46,7 +47,21 @@ pub(crate) fn read(dir: &Path) -> Result<Folder> {
         intervals: read_csv(dir, "intervals.csv", false)?,
         outages: read_csv(dir, "outages.csv", false)?,
         rtt,
+        findings: read_findings(dir)?,
     })
+}
+
+/// The findings of the folder's `report.json` (none in folders written before it existed).
+fn read_findings(dir: &Path) -> Result<Vec<Said>> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        findings: Vec<Said>,
+    }
+    let path = dir.join(crate::output::json::FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let report: Report =
+        serde_json::from_str(&text).with_context(|| format!("{}: not mcprobe's JSON report", path.display()))?;
+    Ok(report.findings)
 }
 
 /// Reads the percentile rows of an `.hgrm` file (None when there is none).

@@ -10,6 +10,9 @@ use serde::Serialize;
 use super::csv::{OutageRow, SummaryRow};
 use crate::findings::{Diagnosis, Findings};
 
+/// The JSON's file name in a report folder (report.html shows its findings).
+pub(crate) const FILE: &str = "report.json";
+
 /// An integer written as a string, for the consumers that read numbers as doubles.
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -104,7 +107,8 @@ struct JsonReport {
     send_errors: u64,
     responders: Vec<SummaryRow>,
     outages: Vec<JsonOutage>,
-    notes: Vec<String>,
+    /// Every finding in words, as the table and report.html say them.
+    findings: Vec<super::words::Said>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<JsonDiagnosis>,
     /// Losses several responders share, and each one's own.
@@ -130,7 +134,7 @@ pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         send_errors: f.run.send_errors,
         responders: f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect(),
         outages: f.outages.iter().map(|o| OutageRow::of(o).into()).collect(),
-        notes: f.notes.iter().map(super::note_line).collect(),
+        findings: super::words::all(f),
         diagnosis: f.diagnosis.as_ref().map(JsonDiagnosis::from),
         shared_faults: (&f.shared).into(),
         querier: f.querier.as_ref().map(Into::into),

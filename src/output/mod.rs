@@ -11,11 +11,12 @@ pub(crate) mod meta;
 pub(crate) mod progress;
 pub(crate) mod querier;
 pub(crate) mod shared;
+pub(crate) mod words;
 
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::findings::{Diagnosis, Findings, Note, Path, Row};
+use crate::findings::{Diagnosis, Findings, Path, Row};
 
 pub(crate) use json::write_json;
 
@@ -42,7 +43,8 @@ fn display_address(r: &Row) -> String {
     }
 }
 
-/// The summary table, one row per responder and path, then the closing lines.
+/// The terminal's report of a run: the table, one row per responder and path, its summary lines,
+/// the verdict table with --hosts, and every finding in words ([`words::all`]).
 pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     let names: Vec<String> = f.rows.iter().map(display_name).collect();
     let addrs: Vec<String> = f.rows.iter().map(display_address).collect();
@@ -108,121 +110,20 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     if let (Some(p50), Some(p99)) = (f.run.lateness_p50, f.run.lateness_p99) {
         writeln!(w, "send lateness vs schedule: p50 {:.1} µs, p99 {:.1} µs", us(p50), us(p99))?;
     }
-    for line in closing_lines(f, 20) {
-        writeln!(w, "{line}")?;
+    for s in words::run(f) {
+        writeln!(w, "{}", s.text)?;
+    }
+    if let Some(d) = &f.diagnosis {
+        write_verdicts(w, d)?;
+        for s in words::diagnosis(f) {
+            writeln!(w, "{}", s.text)?;
+        }
     }
     Ok(())
 }
 
-/// Restarts, outages (at most `max_outages`), then the notes.
-fn closing_lines(f: &Findings, max_outages: usize) -> Vec<String> {
-    let mut lines: Vec<String> = f
-        .restarts
-        .iter()
-        .map(|r| {
-            format!(
-                "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
-                r.name, r.before, r.last_seq, r.after, r.first_seq, r.unanswered
-            )
-        })
-        .collect();
-    for o in f.outages.iter().take(max_outages) {
-        let end = o.end.map_or("the end of the run".to_string(), |e| format!("{:.3} s", e.as_secs_f64()));
-        lines.push(format!(
-            "outage: {} from {:.3} s to {end}, {} probes unanswered",
-            o.name,
-            o.start.as_secs_f64(),
-            o.probes_lost
-        ));
-    }
-    if f.outages.len() > max_outages {
-        lines.push(format!("… and {} more outages (outages.csv lists them all)", f.outages.len() - max_outages));
-    }
-    lines.extend(f.notes.iter().map(note_line));
-    lines
-}
-
-/// One note in words.
-pub(crate) fn note_line(n: &Note) -> String {
-    match n {
-        Note::ForeignAcks(k) => format!("{k} acks of other sessions ignored"),
-        Note::Invalid(k) => format!("{k} invalid datagrams ignored"),
-        Note::Forged(k) => format!("{k} acks without a valid key tag rejected"),
-        Note::RateLimited(k) => format!("{k} probes rate-limited by responders: not loss, see the LIM column"),
-        Note::LocalDrops(k) => {
-            format!("{k} acks dropped by this host's socket buffer: local, not network loss; raise --rcvbuf")
-        }
-        Note::SendErrors(k) => format!("{k} probes failed to send"),
-        Note::SharedName { name, addrs } => {
-            let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-            format!(
-                "several responders are named {name} ({}): give each its own with `respond --name`",
-                list.join(", ")
-            )
-        }
-        Note::NothingAnswered(s) => {
-            let key = if s.keyed { "the same --key on both sides" } else { "no --key on the responders, or --key here too" };
-            format!(
-                "no responder answered: check that responders run on group {} port {}, that --iface is the LAN's interface, that no host firewall drops UDP port {}, that --ttl {} reaches them, and {key}",
-                s.group.ip(),
-                s.group.port(),
-                s.group.port(),
-                s.ttl
-            )
-        }
-        Note::SharedLoss(g) => shared_line(g),
-        Note::AloneLoss { name, probes } => {
-            format!("{name} alone lost {probes} probe{}: its own link or host", if *probes == 1 { "" } else { "s" })
-        }
-        Note::IndependentLoss(names) => format!(
-            "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
-            and_list(names)
-        ),
-        Note::HostDrops { name, path, host, network } => format!(
-            "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
-            if *path == Path::Unicast { " (unicast)" } else { "" },
-            host + network
-        ),
-        Note::Querier(q) => querier::seen_line(q),
-        Note::QuerierSilent(s) => querier::silence_line(s),
-        Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
-    }
-}
-
-/// "a, b and c".
-fn and_list(names: &[String]) -> String {
-    match names {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-/// "h3, h4 and h5 lost the same 41 probes: a fault upstream of all three …".
-fn shared_line(g: &crate::findings::SharedLoss) -> String {
-    let n = g.members.len();
-    let all = match n {
-        2 => "both".to_string(),
-        3 => "all three".to_string(),
-        _ => format!("all {n}"),
-    };
-    let where_ = if g.everyone {
-        format!("a fault at the sender's side, upstream of {all} responders (the prober's host or link)")
-    } else {
-        format!("a fault upstream of {all}, on a link or switch they share")
-    };
-    let p = if g.log10_p.is_finite() { format!("p < 1e{}", g.log10_p.ceil() as i64) } else { "p ≈ 0".to_string() };
-    format!(
-        "{} lost the same {} probes: {where_} ({} with exactly these, {:.2} expected if independent, {p})",
-        and_list(&g.members),
-        g.probes,
-        g.observed,
-        g.expected
-    )
-}
-
-/// The verdict table of `--hosts`, then missing and unexpected responders and advice.
-pub(crate) fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
+/// The verdict table of `--hosts` (its lines are [`words::diagnosis`]).
+fn write_verdicts(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
     writeln!(w)?;
     writeln!(
         w,
@@ -242,21 +143,6 @@ pub(crate) fn write_diagnosis(w: &mut impl Write, d: &Diagnosis) -> io::Result<(
             h.unicast_loss_pct,
             h.verdict.as_str()
         )?;
-    }
-    let missing: Vec<String> = d.missing_on_multicast().map(|h| h.to_string()).collect();
-    writeln!(w, "{} of {} expected hosts ok", d.hosts.len() - d.failing(), d.hosts.len())?;
-    if !missing.is_empty() {
-        writeln!(w, "missing on multicast: {}", missing.join(", "))?;
-    }
-    if !d.unexpected.is_empty() {
-        let list: Vec<String> = d.unexpected.iter().map(|(n, a)| format!("{n} ({a})")).collect();
-        writeln!(w, "unexpected responders: {}", list.join(", "))?;
-    }
-    for h in &d.hosts {
-        let advice = h.advice_text();
-        if !advice.is_empty() {
-            writeln!(w, "{}: {advice}", h.host)?;
-        }
     }
     Ok(())
 }
@@ -279,8 +165,8 @@ pub(crate) fn write_census(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         )?;
     }
     writeln!(w, "{} responder{} answered", rows.len(), if rows.len() == 1 { "" } else { "s" })?;
-    for n in &f.notes {
-        writeln!(w, "{}", note_line(n))?;
+    for s in words::all(f) {
+        writeln!(w, "{}", s.text)?;
     }
     Ok(())
 }

@@ -163,17 +163,18 @@ pub(crate) fn csv_rows(f: &QuerierFinding) -> Option<Vec<QuerierRow>> {
 }
 
 /// Under the verdict table of `--hosts`: the hosts whose outage the querier silence explains.
-pub(crate) fn write_diagnosis_lines(w: &mut impl std::io::Write, f: &crate::findings::Findings) -> std::io::Result<()> {
+pub(crate) fn diagnosis_lines(f: &crate::findings::Findings) -> Vec<String> {
     let (Some(_), Some(QuerierFinding::Watched { silence: Some(s), .. })) = (&f.diagnosis, &f.querier) else {
-        return Ok(());
+        return Vec::new();
     };
-    for (host, start) in &s.hosts {
-        writeln!(
-            w,
-            "{host}: outage from {:.1} s, once snooping switches would have aged the membership out: no membership query for {} (see above)",
-            start.as_secs_f64(),
-            secs(s.silence.silent_for)
-        )?;
-    }
-    Ok(())
+    s.hosts
+        .iter()
+        .map(|(host, start)| {
+            format!(
+                "{host}: outage from {:.1} s, once snooping switches would have aged the membership out: no membership query for {} (see above)",
+                start.as_secs_f64(),
+                secs(s.silence.silent_for)
+            )
+        })
+        .collect()
 }

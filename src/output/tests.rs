@@ -49,10 +49,7 @@ fn table() {
 #[test]
 fn table_and_verdicts_with_hosts() {
     let f = diagnosed_lan();
-    insta::assert_snapshot!(render(|w| {
-        write_table(w, &f)?;
-        write_diagnosis(w, f.diagnosis.as_ref().unwrap())
-    }));
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
 }
 
 #[test]
@@ -189,9 +186,95 @@ fn table_and_json_with_host_drops_and_a_join_delay() {
 fn verdicts_with_an_outage_the_querier_silence_explains() {
     let unicast = Answerer::new(7, "flaky", "10.0.0.7:24242");
     let f = querier_lan_with(&[("10.0.0.7", vec![unicast])]);
-    insta::assert_snapshot!(render(|w| {
-        write_table(w, &f)?;
-        write_diagnosis(w, f.diagnosis.as_ref().unwrap())?;
-        querier::write_diagnosis_lines(w, &f)
-    }));
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
+
+/// Runs of every kind of finding, each with its outcome (for the report folder).
+fn scenarios() -> Vec<(&'static str, crate::run::Outcome, Findings)> {
+    use crate::findings::synthetic::T0;
+    use crate::querier::{QuerierObservation, Query, QueryVersion};
+    let mut out = Vec::new();
+    let mut add = |name, o: crate::run::Outcome, j: Judgement| {
+        let f = Findings::of(&o, j);
+        out.push((name, o, f));
+    };
+    // A restart, independent losses.
+    let clean = Answerer::new(0x1111_2222_3333_4444, "node-a", "10.0.0.1:24242");
+    let mut lossy = Answerer::new(0x5555_6666_7777_8888, "node-b", "10.0.0.2:24242");
+    lossy.drop_probe = |s| s % 10 == 3;
+    let mut before = Answerer::new(0x9999_aaaa_bbbb_cccc, "node-c", "10.0.0.3:24242");
+    before.drop_probe = |s| s >= 60;
+    let mut after = Answerer::new(0xdddd_eeee_ffff_0000, "node-c", "10.0.0.3:24242");
+    after.drop_probe = |s| s < 70;
+    add("restart", outcome(100, 1, &[clean, lossy, before, after], &[]), judge());
+    // Every verdict but degraded, a stranger, over IPv6.
+    let ok = Answerer::new(1, "h2", "[fd77::2]:24242");
+    let mc_only = Answerer::new(2, "h3", "[fd77::3]:24242");
+    let uc_only = Answerer::new(3, "h4", "[fd77::4]:24242");
+    let stranger = Answerer::new(4, "stranger", "[fd77::9]:24242");
+    let hosts = [("fd77::2", vec![ok.clone()]), ("fd77::3", vec![]), ("fd77::4", vec![uc_only]), ("fd77::5", vec![])];
+    let j = Judgement { group: "[ff15::99]:24242".parse().unwrap(), ..judge() };
+    add("verdicts", outcome(50, 1, &[ok, mc_only, stranger], &hosts), j);
+    // A fault shared by three, one with its own loss too; host drops.
+    let mut h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    h2.drop_probe = |s| s % 10 == 3;
+    h2.host_dropped = |s| s < 60;
+    h2.reports = Some(None);
+    let mut h3 = Answerer::new(3, "h3", "10.0.0.3:24242");
+    h3.drop_probe = |s| s % 7 == 3;
+    let mut h4 = Answerer::new(4, "h4", "10.0.0.4:24242");
+    h4.drop_probe = |s| s % 7 == 3 || s % 11 == 5;
+    let mut h5 = Answerer::new(5, "h5", "10.0.0.5:24242");
+    h5.drop_probe = |s| s % 7 == 3 || s == 100;
+    add("shared", outcome(300, 1, &[h2, h3, h4, h5], &[]), judge());
+    // Nothing answered.
+    add("silence", outcome(20, 1, &[], &[]), judge());
+    // A querier gone silent, and the outage it explains under the verdicts.
+    let mut flaky = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    flaky.drop_probe = |s| s >= 60;
+    let unicast = Answerer::new(7, "flaky", "10.0.0.7:24242");
+    let o = outcome(100, 1, &[flaky], &[("10.0.0.7", vec![unicast])]);
+    let q =
+        Query::general("10.0.0.254", QueryVersion::IgmpV3, Some(Duration::from_secs(1)), Duration::from_millis(500));
+    let mut obs = QuerierObservation {
+        start_unix_ns: T0 - 3_000_000_000,
+        end_unix_ns: T0 + 3_000_000_000,
+        wait: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    obs.log.record(&q, T0 - 2_500_000_000);
+    obs.log.record(&q, T0 - 1_500_000_000);
+    let f = Findings::of(&o, judge()).with_querier(Ok(obs));
+    out.push(("querier", o, f));
+    out
+}
+
+/// The same findings reach the terminal, the JSON and report.html (through a real report
+/// folder: written, read back, rendered), every one of them, in the same words.
+#[test]
+fn every_finding_appears_in_the_table_the_json_and_report_html() {
+    let mut sections = String::new();
+    for (name, mut o, f) in scenarios() {
+        let said = words::all(&f);
+        assert!(!said.is_empty(), "{name}: a scenario without findings tests nothing");
+        let table = render(|w| write_table(w, &f));
+        let json: serde_json::Value = serde_json::from_str(&render(|w| write_json(w, &f))).unwrap();
+        let in_json: Vec<&str> =
+            json["findings"].as_array().unwrap().iter().filter_map(|s| s["text"].as_str()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let folder = crate::folder::RunFolder::open(dir.path(), false, o.settings.session).unwrap();
+        let streams = crate::folder::Streams::open(folder.writer(), false, o.settings.session, Duration::from_secs(1));
+        crate::folder::finish_run(folder, streams, &f, &mut o, true, |_| Ok(())).unwrap();
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        for s in &said {
+            assert!(table.contains(&s.text), "{name}: the table lacks {:?}\n{table}", s.text);
+            assert!(in_json.contains(&s.text.as_str()), "{name}: the JSON lacks {:?}", s.text);
+            assert!(html.contains(&super::html::esc(&s.text)), "{name}: report.html lacks {:?}", s.text);
+        }
+        assert_eq!(in_json.len(), said.len(), "{name}: the JSON says more than the table");
+        let start = html.find("<section id=\"findings\">").unwrap();
+        let end = start + html[start..].find("</section>").unwrap() + "</section>".len();
+        sections.push_str(&format!("== {name}\n{}\n", html[start..end].replace("</li>", "</li>\n")));
+    }
+    insta::assert_snapshot!("report_html_findings_sections", sections);
 }

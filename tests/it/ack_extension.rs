@@ -58,7 +58,7 @@ fn a_stalled_responders_own_drops_are_told_apart_from_network_loss() {
     // Every one of them is its host's drop: loopback loses nothing on the way.
     assert_eq!(num("forward_host_drops"), num("forward_lost"), "{s}");
     assert_eq!(num("forward_network_lost"), 0, "{s}");
-    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("stalled: ") && n.contains("dropped by its own host")), "{notes:?}");
 }
 

@@ -45,7 +45,7 @@ fn json_of_a_run_nobody_answered_follows_the_schema() {
     let out = run(probe_cmd(free_port(), &["--count", "5", "--rate", "100", "--timeout", "200ms", "--json"]));
     assert_eq!(out.status.code(), Some(1), "nothing answered is exit code 1");
     let doc = json_of(out);
-    assert!(doc["notes"][0].as_str().unwrap().contains("no responder answered"), "{doc:#}");
+    assert!(doc["findings"][0]["text"].as_str().unwrap().contains("no responder answered"), "{doc:#}");
     assert_valid(&v, &doc);
 }
 

@@ -117,7 +117,7 @@ fn without_a_querier_the_warning_comes_after_the_wait() {
     assert_eq!(s["limit_s"], 2.0);
     assert_eq!(s["membership_timeout_s"], 260.0);
     assert!(stderr.contains("no IGMP/MLD membership query for 2."), "{stderr}");
-    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("no membership query (IGMP/MLD) seen for")), "{notes:?}");
     let (report, stderr) = probe_json(p, "239.255.42.42", "24305", 40, &[]);
     assert_eq!(report["querier"]["silence"], Value::Null, "{}", report["querier"]);
@@ -177,7 +177,7 @@ fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own(
     for h in ["h2", "h3", "h5"] {
         assert!(alone(&report, h) <= 2, "{h} alone {}", alone(&report, h));
     }
-    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("h3, h4 and h5 lost the same")), "{notes:?}");
 
     // Only access links lossy (h3's and h4's): no group, each host's own.
@@ -191,7 +191,7 @@ fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own(
     assert_eq!(groups(&report), []);
     assert!((h3 - 3..=h3).contains(&alone(&report, "h3")), "h3 alone {} vs {h3}", alone(&report, "h3"));
     assert!((h4 - 3..=h4).contains(&alone(&report, "h4")), "h4 alone {} vs {h4}", alone(&report, "h4"));
-    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("h3 and h4 lost probes independently")), "{notes:?}");
 }
 
@@ -294,7 +294,7 @@ fn forward_loss_is_split_into_the_responders_own_drops_and_the_networks() {
     assert_eq!(num(h3, "forward_host_drops"), 0, "{h3}");
     assert!((link - 3..=link).contains(&num(h3, "forward_network_lost")), "{h3} vs {link} dropped");
     assert!(num(h3, "forward_network_lost") >= 30, "3 % of 3000: {h3}");
-    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("h2: ") && n.contains("dropped by its own host")), "{notes:?}");
     assert!(!notes.iter().any(|n| n.starts_with("h3: ")), "{notes:?}");
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::findings::{Path as ProbePath, Verdict};
 use crate::output::meta::RunMeta;
+use crate::output::words::Said;
 
 /// A histogram's tag (and `.hgrm` name part): `NAME.ID8.PATH`, the name reduced to characters
 /// that tags and file names allow, the id's first 8 hex digits telling restarts apart.
@@ -98,12 +99,20 @@ pub(crate) struct Folder {
     /// Whole-run RTT distributions by tag (`NAME.ID8.PATH`), from the `.hgrm` files: the same
     /// figures as the sum of rtt.hlog's intervals, without decoding 60 000 histograms.
     pub rtt: BTreeMap<String, Distribution>,
+    /// Every finding in words, from `report.json` (empty in folders written before it existed).
+    pub findings: Vec<Said>,
 }
 
 /// One responder's whole-run distribution from its `.hgrm`: (RTT µs, quantile, count up to it).
 pub(crate) type Distribution = Vec<(f64, f64, u64)>;
 
 impl Folder {
+    /// Whether any row is of the unicast path (with --hosts): the charts then say they show
+    /// the multicast path only.
+    pub(crate) fn has_unicast(&self) -> bool {
+        self.summary.iter().any(|r| !r.is_multicast())
+    }
+
     /// The multicast rows that answered at least once.
     pub(crate) fn answered(&self) -> impl Iterator<Item = &SummaryRec> {
         self.summary.iter().filter(|r| r.is_multicast() && r.received > 0)

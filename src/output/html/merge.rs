@@ -286,6 +286,18 @@ impl Merge<'_> {
             fmt_opt((hi > 0.0).then_some(hi), 1),
         );
         let ids: Vec<&str> = self.rows.iter().map(|(f, _)| f.meta.run_id.as_str()).collect();
-        Ok(page(&format!("mcprobe: {} runs of {group}", self.rows.len()), &body, &ids.join(" ")))
+        let mut body = body;
+        for (i, (f, label)) in self.rows.iter().enumerate() {
+            body.push_str(&super::findings_section(
+                &format!("findings-{i}"),
+                &format!("Findings of {label}"),
+                &f.findings,
+            ));
+        }
+        let files = match self.kind {
+            Kind::Matrix => vec![MATRIX.to_string()],
+            Kind::Trend => Vec::new(),
+        };
+        Ok(page(&format!("mcprobe: {} runs of {group}", self.rows.len()), &body, &ids.join(" "), &files))
     }
 }

@@ -50,24 +50,49 @@ table.heat td{min-width:52px;text-align:center}table.heat td.absent{background:#
 table.runs td:last-child{font-family:ui-monospace,monospace;font-size:12px}
 div.scroll{overflow-x:auto}
 details summary{cursor:pointer;color:#0072B2;font-size:13px;margin:4px 0}
-footer{margin-top:30px;color:#666;font-size:12px}
+footer{margin-top:30px;color:#666;font-size:12px}\nul.findings{padding-left:20px}ul.findings li{margin:3px 0}li.finding.host{font-weight:600}
 @media print{body{max-width:none;padding:0;font-size:11px}section,figure{break-inside:avoid}th{position:static}}
 ";
 
-/// A complete page around `body`.
-pub(crate) fn page(title: &str, body: &str, run_ids: &str) -> String {
+/// A complete page around `body`; the footer names `files`, the files beside it.
+pub(crate) fn page(title: &str, body: &str, run_ids: &str, files: &[String]) -> String {
+    let beside = if files.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Files beside this page: {} (the manual's Reports chapter says what each holds).",
+            esc(&files.join(", "))
+        )
+    };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <meta name=\"generator\" content=\"mcprobe {}\"><meta name=\"mcprobe-run\" content=\"{}\">\
          <title>{}</title><style>{CSS}</style></head><body>\n{body}\
-         <footer>Written by mcprobe {} from run {}. Files beside this page: summary.csv, intervals.csv, outages.csv, \
-         meta.json, rtt.hlog and one .hgrm per responder and path (see the README's Reports section).</footer>\
+         <footer>Written by mcprobe {} from run {}.{beside}</footer>\
          </body></html>\n",
         env!("CARGO_PKG_VERSION"),
         esc(run_ids),
         esc(title),
         env!("CARGO_PKG_VERSION"),
         esc(run_ids)
+    )
+}
+
+/// A *Findings* section: every finding in words, as the terminal and the JSON say them.
+pub(crate) fn findings_section(id: &str, title: &str, findings: &[crate::output::words::Said]) -> String {
+    if findings.is_empty() {
+        return String::new();
+    }
+    let mut items = String::new();
+    for s in findings {
+        let topic = serde_json::to_value(s.topic).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        items.push_str(&format!("<li class=\"finding {}\">{}</li>", esc(&topic), esc(&s.text)));
+    }
+    format!(
+        "<section id=\"{}\"><h2>{}</h2><p>What mcprobe found, in the words the terminal printed \
+         (report.json has them too).</p><ul class=\"findings\">{items}</ul></section>\n",
+        esc(id),
+        esc(title)
     )
 }

@@ -455,6 +455,7 @@ pub(crate) fn render(f: &Folder) -> Result<String> {
     all.extend(f.summary.iter().filter(|r| !r.is_multicast()));
     let mut body =
         format!("<header><h1>mcprobe report</h1><p class=\"verdict\">{}</p>{}</header>\n", verdict(f), what_was_run(f));
+    body.push_str(&super::findings_section("findings", "Findings", &f.findings));
     body.push_str(&section(
         "summary",
         "Summary",
@@ -470,6 +471,12 @@ pub(crate) fn render(f: &Folder) -> Result<String> {
             summary_table(&all)
         },
     ));
+    if f.has_unicast() {
+        body.push_str(
+            "<p class=\"note\" id=\"multicast-only\">With --hosts: the latency, time and loss charts below show the \
+             multicast path only; <a href=\"#hosts\">Expected hosts</a> sets it beside unicast.</p>",
+        );
+    }
     if sel.drawn.is_empty() {
         body.push_str("<p class=\"bad\">No responder answered: nothing to chart.</p>");
     } else {
@@ -480,5 +487,7 @@ pub(crate) fn render(f: &Folder) -> Result<String> {
     if let Some(h) = hosts_section(f)? {
         body.push_str(&h);
     }
-    Ok(page(&format!("mcprobe report {}", f.meta.start_utc), &body, &f.meta.run_id))
+    let mut files = f.meta.files.clone();
+    files.push("meta.json".to_string());
+    Ok(page(&format!("mcprobe report {}", f.meta.start_utc), &body, &f.meta.run_id, &files))
 }

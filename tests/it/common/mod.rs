@@ -172,3 +172,16 @@ pub fn fails_with(args: &[&str], needles: &[&str]) {
     }
     assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
 }
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes (a failure bound, not a speed
+/// assertion); whether it held.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}

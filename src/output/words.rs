@@ -1,0 +1,205 @@
+//! Every finding of a run in words: the one place the sentences are made. The terminal, JSON
+//! (`findings`) and report.html (its *Findings* section, from the folder's `report.json`) all
+//! print these, in this order, so no output says more or less than another.
+
+use serde::Serialize;
+
+use super::querier;
+use crate::findings::{Findings, Note, Path};
+
+/// Outages listed one by one before the rest is summed up (outages.csv lists them all).
+pub(crate) const MAX_OUTAGES: usize = 20;
+
+/// What a finding is about, so a reader (or a program reading the JSON) can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Topic {
+    /// A responder restarted during the run.
+    Restart,
+    /// A stretch of probes a responder did not answer.
+    Outage,
+    /// How the run went on this host: the sender, its socket, what it ignored.
+    Prober,
+    /// Several responders, or all of them, at once: shared losses, silence, names.
+    Responders,
+    /// One responder's own loss or host.
+    Responder,
+    /// The membership querier of the LAN.
+    Querier,
+    /// With --hosts: the expected hosts, one line each when not ok.
+    Host,
+}
+
+/// One finding in words.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub(crate) struct Said {
+    pub topic: Topic,
+    pub text: String,
+}
+
+fn said(topic: Topic, text: String) -> Said {
+    Said { topic, text }
+}
+
+/// Every finding of `f`, in the order the terminal prints them: restarts, outages, notes, then
+/// what the verdicts of --hosts add.
+pub(crate) fn all(f: &Findings) -> Vec<Said> {
+    let mut out = run(f);
+    out.extend(diagnosis(f));
+    out
+}
+
+/// The findings under the table: restarts, outages, notes.
+pub(crate) fn run(f: &Findings) -> Vec<Said> {
+    let mut out: Vec<Said> = f
+        .restarts
+        .iter()
+        .map(|r| {
+            said(
+                Topic::Restart,
+                format!(
+                    "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
+                    r.name, r.before, r.last_seq, r.after, r.first_seq, r.unanswered
+                ),
+            )
+        })
+        .collect();
+    for o in f.outages.iter().take(MAX_OUTAGES) {
+        let end = o.end.map_or("the end of the run".to_string(), |e| format!("{:.3} s", e.as_secs_f64()));
+        out.push(said(
+            Topic::Outage,
+            format!(
+                "outage: {} from {:.3} s to {end}, {} probes unanswered",
+                o.name,
+                o.start.as_secs_f64(),
+                o.probes_lost
+            ),
+        ));
+    }
+    if f.outages.len() > MAX_OUTAGES {
+        out.push(said(
+            Topic::Outage,
+            format!("… and {} more outages (outages.csv lists them all)", f.outages.len() - MAX_OUTAGES),
+        ));
+    }
+    out.extend(f.notes.iter().map(|n| said(note_topic(n), note_line(n))));
+    out
+}
+
+/// The findings a verdict table is followed by (empty without --hosts).
+pub(crate) fn diagnosis(f: &Findings) -> Vec<Said> {
+    let Some(d) = &f.diagnosis else { return Vec::new() };
+    let mut out =
+        vec![said(Topic::Host, format!("{} of {} expected hosts ok", d.hosts.len() - d.failing(), d.hosts.len()))];
+    let missing: Vec<String> = d.missing_on_multicast().map(|h| h.to_string()).collect();
+    if !missing.is_empty() {
+        out.push(said(Topic::Host, format!("missing on multicast: {}", missing.join(", "))));
+    }
+    if !d.unexpected.is_empty() {
+        let list: Vec<String> = d.unexpected.iter().map(|(n, a)| format!("{n} ({a})")).collect();
+        out.push(said(Topic::Host, format!("unexpected responders: {}", list.join(", "))));
+    }
+    for h in &d.hosts {
+        let advice = h.advice_text();
+        if !advice.is_empty() {
+            out.push(said(Topic::Host, format!("{}: {advice}", h.host)));
+        }
+    }
+    out.extend(querier::diagnosis_lines(f).into_iter().map(|l| said(Topic::Querier, l)));
+    out
+}
+
+fn note_topic(n: &Note) -> Topic {
+    match n {
+        Note::ForeignAcks(_) | Note::Invalid(_) | Note::Forged(_) | Note::LocalDrops(_) | Note::SendErrors(_) => {
+            Topic::Prober
+        }
+        Note::RateLimited(_)
+        | Note::SharedName { .. }
+        | Note::NothingAnswered(_)
+        | Note::GroupMismatch
+        | Note::SharedLoss(_)
+        | Note::IndependentLoss(_) => Topic::Responders,
+        Note::AloneLoss { .. } | Note::HostDrops { .. } => Topic::Responder,
+        Note::Querier(_) | Note::QuerierSilent(_) => Topic::Querier,
+    }
+}
+
+/// One note in words.
+fn note_line(n: &Note) -> String {
+    match n {
+        Note::ForeignAcks(k) => format!("{k} acks of other sessions ignored"),
+        Note::Invalid(k) => format!("{k} invalid datagrams ignored"),
+        Note::Forged(k) => format!("{k} acks without a valid key tag rejected"),
+        Note::RateLimited(k) => format!("{k} probes rate-limited by responders: not loss, see the LIM column"),
+        Note::LocalDrops(k) => {
+            format!("{k} acks dropped by this host's socket buffer: local, not network loss; raise --rcvbuf")
+        }
+        Note::SendErrors(k) => format!("{k} probes failed to send"),
+        Note::SharedName { name, addrs } => {
+            let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            format!(
+                "several responders are named {name} ({}): give each its own with `respond --name`",
+                list.join(", ")
+            )
+        }
+        Note::NothingAnswered(s) => {
+            let key = if s.keyed { "the same --key on both sides" } else { "no --key on the responders, or --key here too" };
+            format!(
+                "no responder answered: check that responders run on group {} port {}, that --iface is the LAN's interface, that no host firewall drops UDP port {}, that --ttl {} reaches them, and {key}",
+                s.group.ip(),
+                s.group.port(),
+                s.group.port(),
+                s.ttl
+            )
+        }
+        Note::SharedLoss(g) => shared_line(g),
+        Note::AloneLoss { name, probes } => {
+            format!("{name} alone lost {probes} probe{}: its own link or host", if *probes == 1 { "" } else { "s" })
+        }
+        Note::IndependentLoss(names) => format!(
+            "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
+            and_list(names)
+        ),
+        Note::HostDrops { name, path, host, network } => format!(
+            "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
+            if *path == Path::Unicast { " (unicast)" } else { "" },
+            host + network
+        ),
+        Note::Querier(q) => querier::seen_line(q),
+        Note::QuerierSilent(s) => querier::silence_line(s),
+        Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
+    }
+}
+
+/// "a, b and c".
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// "h3, h4 and h5 lost the same 41 probes: a fault upstream of all three …".
+fn shared_line(g: &crate::findings::SharedLoss) -> String {
+    let n = g.members.len();
+    let all = match n {
+        2 => "both".to_string(),
+        3 => "all three".to_string(),
+        _ => format!("all {n}"),
+    };
+    let where_ = if g.everyone {
+        format!("a fault at the sender's side, upstream of {all} responders (the prober's host or link)")
+    } else {
+        format!("a fault upstream of {all}, on a link or switch they share")
+    };
+    let p = if g.log10_p.is_finite() { format!("p < 1e{}", g.log10_p.ceil() as i64) } else { "p ≈ 0".to_string() };
+    format!(
+        "{} lost the same {} probes: {where_} ({} with exactly these, {:.2} expected if independent, {p})",
+        and_list(&g.members),
+        g.probes,
+        g.observed,
+        g.expected
+    )
+}
