@@ -210,7 +210,7 @@ fn a_full_disk_is_said_at_once_and_the_run_still_reports() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("steady") && stdout.contains("1 responder answered"), "the table still comes: {stdout}");
     // Nothing half-written stays: the staging folder is gone.
-    let left: Vec<String> = std::fs::read_dir(&mnt.join("run"))
+    let left: Vec<String> = std::fs::read_dir(mnt.join("run"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     assert!(left.iter().all(|n| !n.starts_with(".mcprobe-staging")), "{left:?}");
