@@ -12,8 +12,8 @@ use crate::cli::MaxRateArgs;
 use crate::config;
 use crate::folder::csv::AtomicCsv;
 use crate::folder::RunFolder;
-use crate::maxrate::output::{self, ResultRow, TrialRow};
-use crate::maxrate::Event;
+use crate::maxrate::driver::Event;
+use crate::output::max_rate::{self as output, ResultRow, TrialRow};
 
 /// `mcprobe max-rate`.
 pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
@@ -48,7 +48,7 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
         bar
     });
     let mut step = String::new();
-    let outcome = crate::maxrate::run(&cfg, stop, |ev| match ev {
+    let outcome = crate::maxrate::driver::run(&cfg, stop, |ev| match ev {
         Event::TrialStart { index, rate, phase, best } => {
             let best = best.map_or("-".to_string(), |b| format!("{b}/s"));
             step = format!("trial {index} ({}) at {rate}/s · best so far {best}", phase.as_str());

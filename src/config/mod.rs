@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use crate::auth::Key;
 use crate::cli::*;
 use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
+use crate::maxrate::driver::MaxRateConfig;
 use crate::maxrate::search::SearchConfig;
-use crate::maxrate::MaxRateConfig;
 use crate::net::{self, Iface};
 use crate::prober::{ProbeConfig, Schedule};
 use crate::responder::{check_max_clock_skew, AllowList, ResponderConfig};
@@ -208,11 +208,11 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
     Ok(ProbeSetup {
         probe,
         output,
-        judgement: Judgement {
-            threshold_pct: args.loss.max_loss.unwrap_or(DEFAULT_THRESHOLD_PCT),
-            group: SocketAddr::new(group, port),
+        judgement: Judgement::new(
+            args.loss.max_loss.unwrap_or(DEFAULT_THRESHOLD_PCT),
+            SocketAddr::new(group, port),
             keyed,
-        },
+        ),
         thresholds: thresholds(&args.loss, Some(&args.min)),
         querier_wait: args.querier.querier_wait,
     })
@@ -229,8 +229,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
         bail!("--count {count}: a census sends at most 1000 probes; use `probe` for longer runs");
     }
     let output = output(&args.output)?;
-    let judgement =
-        Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: SocketAddr::new(group, port), keyed: key.is_some() };
+    let judgement = Judgement::new(DEFAULT_THRESHOLD_PCT, SocketAddr::new(group, port), key.is_some());
     let probe = ProbeConfig {
         ttl: args.send.ttl,
         size,
@@ -279,8 +278,7 @@ pub(crate) fn demo(args: &DemoArgs, port: u16) -> Result<ProbeSetup> {
         intervals: true,
         ..probe_defaults(group, port, Some(lo))
     };
-    let judgement =
-        Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: SocketAddr::new(group, port), keyed: false };
+    let judgement = Judgement::new(DEFAULT_THRESHOLD_PCT, SocketAddr::new(group, port), false);
     Ok(ProbeSetup { probe, output, judgement, thresholds: Thresholds::default(), querier_wait: None })
 }
 
@@ -375,7 +373,10 @@ pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
     let probe = ProbeSetup {
         probe,
         output,
-        judgement: Judgement { threshold_pct, group: SocketAddr::new(group, port), keyed },
+        judgement: Judgement {
+            from_first_answer: true,
+            ..Judgement::new(threshold_pct, SocketAddr::new(group, port), keyed)
+        },
         thresholds: thresholds(&args.loss, None),
         querier_wait: None,
     };

@@ -218,12 +218,14 @@ pub(crate) struct Context<'a> {
     pub port: u16,
     /// This machine's addresses: ICMP errors it reported itself are neighbour failures.
     pub local: &'a [IpAddr],
+    /// Judge loss from each responder's first answer on each path (`mesh`).
+    pub from_first_answer: bool,
 }
 
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
 /// tied to its expected host by `expected_host`; `hosts` what the sockets said about each.
 pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
-    let Context { threshold_pct, mc_ttl, port, local } = cx;
+    let Context { threshold_pct, mc_ttl, port, local, from_first_answer } = cx;
     let mut out = Vec::new();
     for &(host, signals) in hosts {
         let of = |path: Path| rows.iter().filter(move |r| r.path == path && r.expected_host == Some(host));
@@ -238,7 +240,8 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
             .collect();
         names.sort_unstable();
         names.dedup();
-        let figures = |r: Option<&Row>| r.map_or((0, 100.0), |r| (r.figures.received, r.figures.loss_pct()));
+        let loss = |r: &Row| if from_first_answer { r.figures.loss_after_first_pct() } else { r.figures.loss_pct() };
+        let figures = |r: Option<&Row>| r.map_or((0, 100.0), |r| (r.figures.received, loss(r)));
         let ((mc_rcvd, mc_loss), (uc_rcvd, uc_loss)) = (figures(mc), figures(uc));
         let (mc_ok, uc_ok) = (mc_rcvd > 0 && mc_loss <= threshold_pct, uc_rcvd > 0 && uc_loss <= threshold_pct);
         let verdict = match (mc_ok, uc_ok) {

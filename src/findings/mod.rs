@@ -263,10 +263,29 @@ pub struct Judgement {
     /// Where the probes went, for the hint when nothing answered.
     pub group: SocketAddr,
     pub keyed: bool,
+    /// Loss is judged from each responder's first answer on each path, not from the first
+    /// probe (`mesh`: hosts start at different times).
+    pub from_first_answer: bool,
+    /// This host's own responder (`mesh`): its acks come back through multicast loop, and it is
+    /// not one of the responders measured.
+    pub own: Option<ResponderId>,
+}
+
+impl Judgement {
+    /// Loss above `threshold_pct` is bad; loss counts from the first probe; no own responder.
+    pub fn new(threshold_pct: f64, group: SocketAddr, keyed: bool) -> Self {
+        Judgement { threshold_pct, group, keyed, from_first_answer: false, own: None }
+    }
 }
 
 impl Findings {
     pub fn of(o: &Outcome, j: Judgement) -> Findings {
+        // This host's own responder (mesh) is not one of the responders measured.
+        let path_rows = |run: &Run, path: Path, ttl: u32| {
+            let mut rows = path_rows(run, path, ttl);
+            rows.retain(|r| j.own.is_none() || r.id() != j.own);
+            rows
+        };
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
         if !o.unicast.is_empty() {
@@ -294,7 +313,13 @@ impl Findings {
             let local = &o.local_addrs;
             let hosts: Vec<(IpAddr, diagnosis::Signals)> =
                 o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
-            let cx = diagnosis::Context { threshold_pct: j.threshold_pct, mc_ttl: o.ttl, port: j.group.port(), local };
+            let cx = diagnosis::Context {
+                threshold_pct: j.threshold_pct,
+                mc_ttl: o.ttl,
+                port: j.group.port(),
+                local,
+                from_first_answer: j.from_first_answer,
+            };
             let d = diagnosis::diagnose(&hosts, &rows, cx);
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);

@@ -2,7 +2,7 @@ use super::synthetic::{outcome, Answerer};
 use super::*;
 
 fn judge(group: &str) -> Judgement {
-    Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: group.parse().unwrap(), keyed: false }
+    Judgement::new(DEFAULT_THRESHOLD_PCT, group.parse().unwrap(), false)
 }
 
 /// Three expected hosts: `a` fine on both paths, `b` answers multicast but its unicast is

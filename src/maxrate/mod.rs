@@ -1,49 +1,22 @@
 //! `mcprobe max-rate`: per responder, the highest probe rate it answers with at most
-//! `--loss-tolerance` loss over a whole trial (RFC 2544's throughput test, per receiver as in
+//! `--max-loss` loss over a whole trial (RFC 2544's throughput test, per receiver as in
 //! RFC 3918).
 //!
 //! - [`search`]: which rate to try next, from the trials so far (pure);
 //! - [`judge`]: a trial's findings to pass/fail per responder, and why a failure failed (pure);
-//! - this module: the driver, which runs one prober session per trial;
-//! - [`output`]: the table and the CSV rows; [`command`]: the command itself.
+//! - this module: the search's result (pure);
+//! - [`driver`]: the engine, which runs one prober session per trial.
+//!
+//! `output/max_rate.rs` renders the result; `commands/max_rate.rs` is the command.
 
+pub(crate) mod driver;
 pub(crate) mod judge;
-pub(crate) mod output;
 pub(crate) mod search;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use anyhow::Result;
-
-use crate::findings::{Findings, Judgement, ResponderId, DEFAULT_THRESHOLD_PCT};
-use crate::prober::{self, ProbeConfig};
-use crate::run::Progress;
-use judge::{Known, TrialResult};
-use search::{Next, Phase, SearchConfig};
-
-/// A validated search.
-#[derive(Debug, Clone)]
-pub(crate) struct MaxRateConfig {
-    /// Everything but the rate, count and session of each trial's prober run.
-    pub probe: ProbeConfig,
-    pub search: SearchConfig,
-    pub trial: Duration,
-    pub tolerance_pct: f64,
-    /// A bound on the search's length, whatever the responders do.
-    pub max_trials: u32,
-    /// `--min-rate`: the weakest responder's rate below this is a miss.
-    pub min_rate: Option<f64>,
-}
-
-/// What the driver tells its caller as it goes.
-#[derive(Debug)]
-pub(crate) enum Event<'a> {
-    TrialStart { index: u32, rate: u64, phase: Phase, best: Option<u64> },
-    Progress(&'a Progress),
-    TrialDone(&'a TrialResult),
-}
+use crate::findings::ResponderId;
+use judge::TrialResult;
 
 /// One responder's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,76 +54,4 @@ impl SearchOutcome {
     pub(crate) fn first_failing(&self) -> Option<&TrialResult> {
         self.trials.iter().find(|t| t.responders.iter().any(|r| !r.pass))
     }
-}
-
-/// Runs trials until the search is done, `max_trials` ran, or `stop` is set. A trial cut short
-/// by `stop` is not judged: a partial trial says nothing about a rate.
-pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnMut(Event)) -> Result<SearchOutcome> {
-    let judgement = Judgement {
-        threshold_pct: DEFAULT_THRESHOLD_PCT,
-        group: SocketAddr::new(cfg.probe.group, cfg.probe.port),
-        keyed: cfg.probe.key.is_some(),
-    };
-    let mut done: Vec<TrialResult> = Vec::new();
-    let mut searched: Vec<search::Trial> = Vec::new();
-    let mut known: Vec<Known> = Vec::new();
-    let (mut complete, mut interrupted) = (false, false);
-    while (done.len() as u32) < cfg.max_trials {
-        let Next::Try { rate, phase } = search::next(&cfg.search, &searched) else {
-            complete = true;
-            break;
-        };
-        let index = done.len() as u32 + 1;
-        let best = search::standings(&searched).values().map(|s| s.rate()).min();
-        on_event(Event::TrialStart { index, rate, phase, best });
-        let probe = ProbeConfig {
-            session: rand::random(),
-            interval: Duration::from_secs_f64(1.0 / rate as f64),
-            count: ((rate as f64 * cfg.trial.as_secs_f64()).round() as u64).max(1),
-            ..cfg.probe.clone()
-        };
-        let outcome = prober::run(&probe, stop, None, |p| on_event(Event::Progress(p)))?;
-        if outcome.interrupted || stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        let found = Findings::of(&outcome, judgement);
-        let responders = judge::responders(&found, &known, cfg.tolerance_pct);
-        for r in &responders {
-            if !known.iter().any(|k| k.id == r.id) {
-                known.push(Known { id: r.id, name: r.name.clone(), addr: r.addr });
-            }
-        }
-        let verdicts = responders.iter().map(|r| search::Verdict { responder: r.id, pass: r.pass }).collect();
-        searched.push(search::Trial { rate, verdicts });
-        let t = TrialResult {
-            index,
-            phase,
-            session: probe.session,
-            rate_asked: rate,
-            rate_achieved: judge::achieved_rate(outcome.run.sent(), rate, outcome.lateness.max()),
-            local_drops: outcome.local_drops,
-            send_errors: outcome.send_errors,
-            responders,
-        };
-        on_event(Event::TrialDone(&t));
-        done.push(t);
-    }
-    let standings = search::standings(&searched);
-    let mut results: Vec<ResponderResult> = known
-        .into_iter()
-        .map(|k| {
-            let s = standings[&k.id];
-            ResponderResult {
-                id: k.id,
-                name: k.name,
-                addr: k.addr,
-                rate: s.rate(),
-                fails_at: s.hi,
-                confirmed: s.settled(&cfg.search),
-            }
-        })
-        .collect();
-    results.sort_by(|a, b| (a.rate, &a.name, a.addr).cmp(&(b.rate, &b.name, b.addr)));
-    Ok(SearchOutcome { id: rand::random(), trials: done, results, complete, interrupted })
 }

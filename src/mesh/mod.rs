@@ -72,32 +72,20 @@ pub(crate) struct PeerRow {
     pub verdict: Verdict,
 }
 
-/// The verdict from a peer's two paths, with loss counted from its first answer on each.
-pub(crate) fn verdict(mc: Option<&PathFigures>, uc: Option<&PathFigures>, threshold_pct: f64) -> Verdict {
-    let ok = |p: Option<&PathFigures>| p.map(|p| p.loss_pct() <= threshold_pct);
-    match (ok(mc), ok(uc)) {
-        (None, None) => Verdict::Unreachable,
-        (Some(true), Some(true)) => Verdict::Ok,
-        (Some(true), _) => Verdict::UnicastLost,
-        (None | Some(false), Some(true)) => Verdict::MulticastLost,
-        (Some(false), Some(false) | None) | (None, Some(false)) => Verdict::Degraded,
-    }
-}
-
-/// The row of each peer, in the order of `peers`. Rows of this host's own responder (its acks
-/// come back through multicast loop) are left out by `own` id. When a peer restarted, the
+/// The row of each peer, in the order of `peers`, with the verdict the findings gave its host
+/// (judged from the first answer on each path: the mesh's judgement says so). This host's own
+/// responder is not among the rows (the judgement names it). When a peer restarted, the
 /// responder that answered most stands for it.
-pub(crate) fn peer_rows(
-    found: &Findings,
-    peers: &[IpAddr],
-    own: Option<ResponderId>,
-    threshold_pct: f64,
-) -> Vec<PeerRow> {
+pub(crate) fn peer_rows(found: &Findings, peers: &[IpAddr]) -> Vec<PeerRow> {
     let best = |host: IpAddr, path: Path| -> Option<&Row> {
         (found.rows.iter())
             .filter(|r| r.path == path && r.expected_host == Some(host) && r.responder.is_some())
-            .filter(|r| r.id() != own && r.figures.received > 0)
+            .filter(|r| r.figures.received > 0)
             .max_by_key(|r| r.figures.received)
+    };
+    let verdict = |host: IpAddr| {
+        let d = found.diagnosis.as_ref().and_then(|d| d.hosts.iter().find(|h| h.host == host));
+        d.map_or(Verdict::Unreachable, |d| d.verdict)
     };
     peers
         .iter()
@@ -111,7 +99,7 @@ pub(crate) fn peer_rows(
                 responder: named.and_then(Row::id),
                 multicast: m,
                 unicast: u,
-                verdict: verdict(m.as_ref(), u.as_ref(), threshold_pct),
+                verdict: verdict(host),
             }
         })
         .collect()
@@ -177,23 +165,6 @@ impl MeshRow {
 mod tests {
     use super::*;
 
-    fn path(sent: u64, lost: u64) -> PathFigures {
-        PathFigures { sent, lost, ..PathFigures::default() }
-    }
-
-    #[test]
-    fn verdicts_from_both_paths() {
-        let (good, bad) = (path(100, 0), path(100, 5));
-        assert_eq!(verdict(Some(&good), Some(&good), 1.0), Verdict::Ok);
-        assert_eq!(verdict(None, Some(&good), 1.0), Verdict::MulticastLost);
-        assert_eq!(verdict(Some(&bad), Some(&good), 1.0), Verdict::MulticastLost);
-        assert_eq!(verdict(Some(&good), None, 1.0), Verdict::UnicastLost);
-        assert_eq!(verdict(Some(&bad), Some(&bad), 1.0), Verdict::Degraded);
-        assert_eq!(verdict(Some(&bad), None, 1.0), Verdict::Degraded);
-        assert_eq!(verdict(None, None, 1.0), Verdict::Unreachable);
-        assert_eq!(verdict(Some(&bad), Some(&good), 10.0), Verdict::Ok, "the threshold decides");
-    }
-
     /// A synthetic run (real accounting, made-up acks): this host's own responder, a peer that
     /// started 20 probes late, one whose multicast never arrives, and one that never answers.
     #[test]
@@ -204,10 +175,15 @@ mod tests {
         let late = Answerer { drop_probe: |s| s < 20, ..Answerer::new(2, "late", "10.0.0.2:24242") };
         let uc_only = Answerer::new(3, "nomc", "10.0.0.3:24242");
         let o = outcome(100, 1, &[own, late.clone()], &[("10.0.0.2", vec![late]), ("10.0.0.3", vec![uc_only])]);
-        let j = Judgement { threshold_pct: 1.0, group: "239.255.42.42:24242".parse().unwrap(), keyed: false };
+        let j = Judgement {
+            from_first_answer: true,
+            own: Some(ResponderId(1)),
+            ..Judgement::new(1.0, "239.255.42.42:24242".parse().unwrap(), false)
+        };
         let found = Findings::of(&o, j);
         let peers: Vec<IpAddr> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|p| p.parse().unwrap()).collect();
-        let rows = peer_rows(&found, &peers, Some(ResponderId(1)), 1.0);
+        let rows = peer_rows(&found, &peers);
+        assert!(found.diagnosis.as_ref().unwrap().unexpected.is_empty(), "its own responder is not a stranger");
         assert_eq!(rows.iter().map(|r| r.host).collect::<Vec<_>>(), peers, "one row per peer, in list order");
 
         let late = &rows[0];

@@ -7,6 +7,8 @@
 pub(crate) mod csv;
 pub(crate) mod html;
 pub(crate) mod json;
+pub(crate) mod max_rate;
+pub(crate) mod mesh;
 pub(crate) mod meta;
 pub(crate) mod progress;
 pub(crate) mod querier;

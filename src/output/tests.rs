@@ -8,7 +8,7 @@ use crate::findings::{Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::folder::csv::{write_final_csvs, StreamedCsvs};
 
 fn judge() -> Judgement {
-    Judgement { threshold_pct: DEFAULT_THRESHOLD_PCT, group: "239.255.42.42:24242".parse().unwrap(), keyed: false }
+    Judgement::new(DEFAULT_THRESHOLD_PCT, "239.255.42.42:24242".parse().unwrap(), false)
 }
 
 fn render(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {

@@ -157,11 +157,11 @@ fn finish(
         }
     };
     *folded_any = true;
-    let judgement = Judgement {
-        threshold_pct: DEFAULT_THRESHOLD_PCT,
-        group: std::net::SocketAddr::new(t.probe.group, t.probe.port),
-        keyed: t.probe.key.is_some(),
-    };
+    let judgement = Judgement::new(
+        DEFAULT_THRESHOLD_PCT,
+        std::net::SocketAddr::new(t.probe.group, t.probe.port),
+        t.probe.key.is_some(),
+    );
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
     let w =

@@ -292,6 +292,9 @@ pub struct HostStats {
     pub join: Option<Join>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
+    /// The fastest and slowest on-time RTT, exact: the histogram keeps 2 significant digits.
+    pub rtt_min_ns: Option<u64>,
+    pub rtt_max_ns: Option<u64>,
     jitter_ns: f64,
     last_rtt_ns: Option<u64>,
     /// Highest and lowest sequence numbers acked on time.
@@ -426,6 +429,8 @@ impl HostStats {
             join: None,
             rtt: rtt_histogram(timeout_ns),
             net_rtt: rtt_histogram(timeout_ns),
+            rtt_min_ns: None,
+            rtt_max_ns: None,
             jitter_ns: 0.0,
             last_rtt_ns: None,
             max_seq: None,
@@ -500,6 +505,8 @@ impl HostStats {
         self.received += 1;
         self.segments[seg].acks_unique += 1;
         record(&mut self.rtt, rtt_ns);
+        self.rtt_min_ns = Some(self.rtt_min_ns.map_or(rtt_ns, |m| m.min(rtt_ns)));
+        self.rtt_max_ns = Some(self.rtt_max_ns.map_or(rtt_ns, |m| m.max(rtt_ns)));
         // A dwell longer than the whole RTT cannot be true (the responder's clock stepped, or it
         // stamps wrongly): such samples say nothing of the network, and are counted instead.
         if dwell_ns > rtt_ns {

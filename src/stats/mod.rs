@@ -666,18 +666,25 @@ impl Figures {
         let ret = attr.ret.min(budget);
         budget -= ret;
         let unknown = uncovered + budget;
-        let rtt = (!h.rtt.is_empty()).then(|| RttFigures {
-            min_ns: h.rtt.min(),
-            mean_ns: h.rtt.mean(),
-            p50_ns: h.rtt.value_at_quantile(0.50),
-            p90_ns: h.rtt.value_at_quantile(0.90),
-            p99_ns: h.rtt.value_at_quantile(0.99),
-            p999_ns: h.rtt.value_at_quantile(0.999),
-            max_ns: h.rtt.max(),
-            stddev_ns: h.rtt.stdev(),
-            net_p50_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.value_at_quantile(0.5)),
-            net_mean_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.mean()),
-            jitter_ns: h.jitter_ns(),
+        let rtt = (!h.rtt.is_empty()).then(|| {
+            // Exact, not read back from the histogram's buckets; the percentiles (within 1/128 of
+            // the truth) are kept inside them, so no p99 ever reads above the max.
+            let min_ns = h.rtt_min_ns.unwrap_or_else(|| h.rtt.min());
+            let max_ns = h.rtt_max_ns.unwrap_or_else(|| h.rtt.max()).max(min_ns);
+            let q = |p: f64| h.rtt.value_at_quantile(p).clamp(min_ns, max_ns);
+            RttFigures {
+                min_ns,
+                mean_ns: h.rtt.mean(),
+                p50_ns: q(0.50),
+                p90_ns: q(0.90),
+                p99_ns: q(0.99),
+                p999_ns: q(0.999),
+                max_ns,
+                stddev_ns: h.rtt.stdev(),
+                net_p50_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.value_at_quantile(0.5)),
+                net_mean_ns: (!h.net_rtt.is_empty()).then(|| h.net_rtt.mean()),
+                jitter_ns: h.jitter_ns(),
+            }
         });
         let before_first = h.min_seq.unwrap_or(0).min(sent);
         Figures {

@@ -21,10 +21,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("responder", &["auth", "net", "wire"]),
     // What a run found (pure), and the renderers of it, and the report folder on disk.
     ("findings", &["querier", "run", "stats"]),
-    ("output", &["findings", "querier", "run", "stats"]),
+    ("output", &["findings", "maxrate", "mesh", "querier", "run", "stats"]),
     ("folder", &["findings", "output", "run", "stats"]),
-    // Engines made of the prober and the findings.
-    ("maxrate", &["findings", "prober", "run", "stats"]),
+    // The searches of max-rate and mesh over findings (pure), and max-rate's engine.
+    ("maxrate", &["findings", "stats"]),
+    ("maxrate::driver", &["maxrate", "findings", "prober", "run"]),
     ("mesh", &["findings", "stats"]),
     // serve's own configuration (TOML targets) still reads cli and config.
     (
@@ -33,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // Flags (clap only), validated configurations, the commands.
     ("cli", &[]),
-    ("config", &["auth", "cli", "findings", "maxrate", "net", "prober", "responder", "wire"]),
+    ("config", &["auth", "cli", "findings", "maxrate", "maxrate::driver", "net", "prober", "responder", "wire"]),
     (
         "commands",
         &[
@@ -75,8 +76,10 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The node a file belongs to: its top module, or `querier::watch`.
 fn node(rel: &Path) -> String {
     let s = rel.to_string_lossy();
-    if s.starts_with("querier/watch") {
-        return "querier::watch".into();
+    for sub in ["querier/watch", "maxrate/driver"] {
+        if s.starts_with(sub) {
+            return sub.replace('/', "::");
+        }
     }
     s.split('/').next().unwrap().trim_end_matches(".rs").to_string()
 }

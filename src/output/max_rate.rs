@@ -1,12 +1,12 @@
 //! What `max-rate` shows and writes: the table, the verdict lines, and the rows of `trials.csv`
-//! and `maxrate.csv`. Renders only; every decision is in [`super::judge`] and [`super::search`].
+//! and `maxrate.csv`. Renders only; every decision is in [`crate::maxrate::judge`] and [`super::search`].
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::judge::{self, ResponderTrial, TrialResult};
-use super::{ResponderResult, SearchOutcome};
+use crate::maxrate::judge::{self, ResponderTrial, TrialResult};
+use crate::maxrate::{ResponderResult, SearchOutcome};
 use crate::stats::ns_to_us;
 
 /// `trials.csv`: one row per trial and responder.
