@@ -188,11 +188,7 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     assert_eq!((out.run.sent(), mc, out.send_errors), (500, 500, 0));
     // What a reader is told: the findings turn the kernel's words into advice per host.
     use mcprobe::findings::diagnosis::Advice;
-    let j = mcprobe::findings::Judgement {
-        threshold_pct: 1.0,
-        group: "239.255.42.42:24242".parse().unwrap(),
-        keyed: false,
-    };
+    let j = mcprobe::findings::Judgement::new(1.0, "239.255.42.42:24242".parse().unwrap(), false);
     let f = mcprobe::findings::Findings::of(&out, j);
     let d = f.diagnosis.as_ref().unwrap();
     let advice = |h: &str| d.hosts.iter().find(|x| x.host == h.parse::<IpAddr>().unwrap()).unwrap();
