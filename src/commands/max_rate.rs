@@ -11,6 +11,7 @@ use super::{emit, exit, iface_label};
 use crate::cli::MaxRateArgs;
 use crate::config;
 use crate::folder::csv::AtomicCsv;
+use crate::folder::meta::write_atomic;
 use crate::folder::RunFolder;
 use crate::maxrate::driver::Event;
 use crate::output::max_rate::{self as output, ResultRow, TrialRow};
@@ -18,7 +19,7 @@ use crate::output::max_rate::{self as output, ResultRow, TrialRow};
 /// `mcprobe max-rate`.
 pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
     let (cfg, output) = config::max_rate(args)?;
-    let quiet = output.quiet;
+    let (quiet, output_json, html) = (output.quiet, output.json, output.html);
     let search_id: u64 = rand::random();
     let folder = match &output.out {
         Some(dir) => Some(RunFolder::open(dir, output.force, search_id)?),
@@ -91,7 +92,19 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
             }
             let mut results = AtomicCsv::create::<ResultRow>(dir, "maxrate.csv", search_id)?;
             output::result_rows(&outcome).iter().try_for_each(|row| results.write(row))?;
-            results.commit()
+            results.commit()?;
+            let mut json = Vec::new();
+            output::write_json(&mut json, &outcome, cfg.tolerance_pct)?;
+            write_atomic(dir, crate::output::json::FILE, &json)?;
+            if html {
+                let command = crate::output::meta::redact(std::env::args().collect()).join(" ");
+                write_atomic(
+                    dir,
+                    crate::output::html::REPORT,
+                    output::html(&outcome, cfg.tolerance_pct, &command).as_bytes(),
+                )?;
+            }
+            Ok(())
         });
         match folder.commit() {
             Ok(written) if !quiet => {
@@ -102,7 +115,13 @@ pub(crate) fn max_rate(args: &MaxRateArgs, stop: &AtomicBool) -> Result<i32> {
             Err(e) => folder_error = Some(e),
         }
     }
-    emit(|out| output::write_table(out, &outcome, cfg.tolerance_pct))?;
+    emit(|out| {
+        if output_json {
+            output::write_json(out, &outcome, cfg.tolerance_pct)
+        } else {
+            output::write_table(out, &outcome, cfg.tolerance_pct)
+        }
+    })?;
     let (code, lines) = exit::of_max_rate(outcome.weakest().map(|w| (w.name.as_str(), w.rate)), cfg.min_rate);
     lines.iter().for_each(|l| eprintln!("{l}"));
     Ok(exit::with_folder(code, folder_error.as_ref()))

@@ -102,6 +102,7 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
                 rate: s.rate(),
                 fails_at: s.hi,
                 confirmed: s.settled(&cfg.search),
+                capped_by_limit: s.hi.is_some_and(|hi| SearchOutcome::limited_at(&done, k.id, hi)),
             }
         })
         .collect();

@@ -30,6 +30,9 @@ pub(crate) struct ResponderResult {
     pub fails_at: Option<u64>,
     /// Passed a confirming trial at `rate` (or found nothing to confirm).
     pub confirmed: bool,
+    /// It failed at `fails_at` because it rate-limited the probes (its `--rate-limit`): the
+    /// result is the responder's setting, not what the path carries.
+    pub capped_by_limit: bool,
 }
 
 /// A finished search.
@@ -46,6 +49,13 @@ pub(crate) struct SearchOutcome {
 }
 
 impl SearchOutcome {
+    /// Whether `id` failed at `rate` mostly because it rate-limited the probes.
+    pub(crate) fn limited_at(trials: &[TrialResult], id: ResponderId, rate: u64) -> bool {
+        trials.iter().filter(|t| t.rate_asked == rate).any(|t| {
+            t.responders.iter().any(|r| r.id == id && !r.pass && judge::cause(t, r) == judge::Cause::RateLimited)
+        })
+    }
+
     pub(crate) fn weakest(&self) -> Option<&ResponderResult> {
         self.results.first()
     }

@@ -79,6 +79,8 @@ pub(crate) struct ResultRow {
     pub max_rate: u64,
     pub fails_at: Option<u64>,
     pub confirmed: bool,
+    /// The result is the responder's own --rate-limit, not the path's limit.
+    pub capped_by_rate_limit: bool,
     pub weakest: bool,
     pub trials: usize,
     pub complete: bool,
@@ -94,6 +96,7 @@ pub(crate) fn result_rows(o: &SearchOutcome) -> Vec<ResultRow> {
             max_rate: r.rate,
             fails_at: r.fails_at,
             confirmed: r.confirmed,
+            capped_by_rate_limit: r.capped_by_limit,
             weakest: Some(r.id) == weakest,
             trials: o.trials.len(),
             complete: o.complete,
@@ -142,32 +145,49 @@ fn result_label(r: &ResponderResult) -> String {
     }
 }
 
-/// The table of results, the weakest responder and the first failing step.
+/// The table of results, then what the search found ([`lines`]).
 pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) -> io::Result<()> {
-    if o.results.is_empty() {
-        writeln!(w, "no responder answered: nothing to measure (check --group, --port, --iface and the responders)")?;
-        return Ok(());
-    }
-    let name_w = o.results.iter().map(|r| result_label(r).len()).max().unwrap_or(0).max(9);
-    let addr_w = o.results.iter().map(|r| r.addr.to_string().len()).max().unwrap_or(0).max(7);
-    writeln!(
-        w,
-        "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  CONFIRMED",
-        "RESPONDER", "ADDRESS", "MAX RATE/s", "FAILS AT/s"
-    )?;
-    for r in &o.results {
+    if !o.results.is_empty() {
+        let name_w = o.results.iter().map(|r| result_label(r).len()).max().unwrap_or(0).max(9);
+        let addr_w = o.results.iter().map(|r| r.addr.to_string().len()).max().unwrap_or(0).max(7);
         writeln!(
             w,
-            "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  {}",
-            result_label(r),
-            r.addr,
-            r.rate,
-            r.fails_at.map_or("-".to_string(), |f| f.to_string()),
-            if r.confirmed { "yes" } else { "no" }
+            "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  {:>9}  LIMITED BY",
+            "RESPONDER", "ADDRESS", "MAX RATE/s", "FAILS AT/s", "CONFIRMED"
         )?;
+        for r in &o.results {
+            writeln!(
+                w,
+                "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  {:>9}  {}",
+                result_label(r),
+                r.addr,
+                r.rate,
+                r.fails_at.map_or("-".to_string(), |f| f.to_string()),
+                if r.confirmed { "yes" } else { "no" },
+                limited_by(r)
+            )?;
+        }
     }
-    writeln!(
-        w,
+    lines(o, tolerance_pct).iter().try_for_each(|l| writeln!(w, "{l}"))
+}
+
+fn limited_by(r: &ResponderResult) -> &'static str {
+    match (r.capped_by_limit, r.fails_at) {
+        (true, _) => "its --rate-limit",
+        (false, Some(_)) => "the path or host",
+        (false, None) => "--max",
+    }
+}
+
+/// What the search found, in words: the same lines under the table, in the JSON and in
+/// report.html.
+pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
+    if o.results.is_empty() {
+        return vec![
+            "no responder answered: nothing to measure (check --group, --port, --iface and the responders)".to_string()
+        ];
+    }
+    let mut out = vec![format!(
         "{} trials; loss tolerance {tolerance_pct}%{}",
         o.trials.len(),
         match (o.complete, o.interrupted) {
@@ -175,17 +195,27 @@ pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: 
             (false, true) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
             (false, false) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
         }
-    )?;
+    )];
     if let Some(weak) = o.weakest() {
-        writeln!(w, "weakest: {} ({}) at {} probes/s", result_label(weak), weak.addr.ip(), weak.rate)?;
+        out.push(format!("weakest: {} ({}) at {} probes/s", result_label(weak), weak.addr.ip(), weak.rate));
+    }
+    // A result capped by a responder's own --rate-limit is that setting, not the LAN's limit:
+    // said before anything else is read into it.
+    let capped: Vec<String> = o.results.iter().filter(|r| r.capped_by_limit).map(result_label).collect();
+    if !capped.is_empty() {
+        let who = if capped.len() == o.results.len() { "every result".to_string() } else { capped.join(", ") };
+        out.push(format!(
+            "capped: {who} stopped at the responder's own --rate-limit (10000/s per prober unless set), not at a limit of the network: start them with `respond --rate-limit 0` (or a higher limit) to measure beyond it"
+        ));
     }
     if let Some(t) = o.first_failing() {
-        writeln!(w, "first failing step: trial {} at {}/s (sent at {:.0}/s):", t.index, t.rate_asked, t.rate_achieved)?;
+        out.push(format!(
+            "first failing step: trial {} at {}/s (sent at {:.0}/s):",
+            t.index, t.rate_asked, t.rate_achieved
+        ));
         for r in t.responders.iter().filter(|r| !r.pass) {
             let f = &r.figures;
-            let c = judge::cause(t, r);
-            writeln!(
-                w,
+            out.push(format!(
                 "  {}: {} of {} unanswered (forward {}, return {}, unknown {}, late {}, rate-limited {}; prober's local drops {}): {}",
                 label(&r.name, r),
                 f.lost + f.limited,
@@ -196,16 +226,101 @@ pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: 
                 f.late,
                 f.limited,
                 t.local_drops,
-                c.explain()
-            )?;
+                judge::cause(t, r).explain()
+            ));
         }
         if judge::sender_behind(t) {
-            writeln!(
-                w,
+            out.push(format!(
                 "  note: this host sent only {:.0} of the {}/s asked: the prober's own limit, and its catching up left in bursts",
                 t.rate_achieved, t.rate_asked
-            )?;
+            ));
         }
     }
-    Ok(())
+    out
+}
+
+/// `max-rate --json` (and `report.json` in its folder).
+#[derive(Serialize)]
+pub(crate) struct JsonSearch {
+    pub search_id: String,
+    pub complete: bool,
+    pub interrupted: bool,
+    pub max_loss_pct: f64,
+    pub results: Vec<ResultRow>,
+    pub trials: Vec<TrialRow>,
+    /// What the search found, in the words the terminal printed.
+    pub findings: Vec<String>,
+}
+
+impl JsonSearch {
+    pub(crate) fn of(o: &SearchOutcome, tolerance_pct: f64) -> Self {
+        JsonSearch {
+            search_id: format!("{:016x}", o.id),
+            complete: o.complete,
+            interrupted: o.interrupted,
+            max_loss_pct: tolerance_pct,
+            results: result_rows(o),
+            trials: o.trials.iter().flat_map(|t| t.responders.iter().map(move |r| TrialRow::of(t, r))).collect(),
+            findings: lines(o, tolerance_pct),
+        }
+    }
+}
+
+pub(crate) fn write_json(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &JsonSearch::of(o, tolerance_pct))?;
+    writeln!(w)
+}
+
+/// report.html of a `max-rate` folder: the results, what the search found, and every trial.
+pub(crate) fn html(o: &SearchOutcome, tolerance_pct: f64, command: &str) -> String {
+    use super::html::{esc, page};
+    let mut body = String::from("<header><h1>mcprobe max-rate</h1>");
+    let weakest = o.weakest().map_or("No responder answered.".to_string(), |w| {
+        format!("Weakest: {} at {} probes/s ({}).", result_label(w), w.rate, limited_by(w))
+    });
+    body.push_str(&format!(
+        "<p class=\"verdict\">{}</p><p class=\"note\">{}</p></header>\n",
+        esc(&weakest),
+        esc(command)
+    ));
+    body.push_str("<section id=\"results\"><h2>Highest loss-free rate per responder</h2><table><thead><tr><th>responder</th><th class=\"t\">address</th><th>max rate /s</th><th>fails at /s</th><th>confirmed</th><th class=\"t\">limited by</th></tr></thead><tbody>");
+    for r in &o.results {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td></tr>",
+            esc(&result_label(r)),
+            esc(&r.addr.to_string()),
+            r.rate,
+            r.fails_at.map_or("–".to_string(), |f| f.to_string()),
+            if r.confirmed { "yes" } else { "no" },
+            limited_by(r)
+        ));
+    }
+    body.push_str("</tbody></table></section>\n");
+    let said: Vec<crate::output::words::Said> = lines(o, tolerance_pct)
+        .into_iter()
+        .map(|text| crate::output::words::Said { topic: crate::output::words::Topic::Responders, text })
+        .collect();
+    body.push_str(&super::html::findings_section("findings", "Findings", &said));
+    body.push_str("<section id=\"trials\"><h2>Trials</h2><div class=\"scroll\"><table><thead><tr><th>trial</th><th class=\"t\">phase</th><th>asked /s</th><th>sent /s</th><th class=\"t\">responder</th><th>sent</th><th>unanswered</th><th class=\"t\">result</th></tr></thead><tbody>");
+    for t in &o.trials {
+        for r in &t.responders {
+            let f = &r.figures;
+            let result = if r.pass { "pass".to_string() } else { format!("fail: {}", judge::cause(t, r).as_str()) };
+            body.push_str(&format!(
+                "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{:.0}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t {}\">{}</td></tr>",
+                t.index,
+                t.phase.as_str(),
+                t.rate_asked,
+                t.rate_achieved,
+                esc(&label(&r.name, r)),
+                f.sent,
+                f.lost + f.limited,
+                if r.pass { "good" } else { "bad" },
+                esc(&result)
+            ));
+        }
+    }
+    body.push_str("</tbody></table></div></section>\n");
+    let files = vec!["trials.csv".to_string(), "maxrate.csv".to_string(), "report.json".to_string()];
+    page("mcprobe max-rate", &body, &format!("{:016x}", o.id), &files)
 }

@@ -79,7 +79,7 @@ impl RunMeta {
 }
 
 /// The command line with `--key`'s secret replaced: the file is for sharing.
-fn redact(args: Vec<String>) -> Vec<String> {
+pub(crate) fn redact(args: Vec<String>) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut secret_next = false;
     for a in args {

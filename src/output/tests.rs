@@ -278,3 +278,71 @@ fn every_finding_appears_in_the_table_the_json_and_report_html() {
     }
     insta::assert_snapshot!("report_html_findings_sections", sections);
 }
+
+/// max-rate's table: one responder capped by its own --rate-limit, one by the path.
+#[test]
+fn max_rate_table_marks_a_result_capped_by_the_rate_limit() {
+    use crate::findings::ResponderId;
+    use crate::maxrate::judge::{ResponderTrial, TrialResult};
+    use crate::maxrate::search::Phase;
+    use crate::maxrate::{ResponderResult, SearchOutcome};
+    use crate::stats::Figures;
+    let who = |id: u64, name: &str| (ResponderId(id), name.to_string(), format!("10.0.0.{id}:24242").parse().unwrap());
+    let trial = |index: u32, rate: u64, limited: u64, lost: u64| {
+        let fig = |lim: u64, lost: u64| Figures {
+            sent: rate,
+            received: rate - lim - lost,
+            limited: lim,
+            lost,
+            forward_lost: lost,
+            ..Figures::default()
+        };
+        let (a, b) = (who(2, "h2"), who(3, "h3"));
+        TrialResult {
+            index,
+            phase: Phase::Step,
+            session: index as u64,
+            rate_asked: rate,
+            rate_achieved: rate as f64,
+            local_drops: 0,
+            send_errors: 0,
+            responders: vec![
+                ResponderTrial { id: a.0, name: a.1, addr: a.2, figures: fig(limited, 0), pass: limited == 0 },
+                ResponderTrial { id: b.0, name: b.1, addr: b.2, figures: fig(0, lost), pass: lost == 0 },
+            ],
+        }
+    };
+    let trials = vec![trial(1, 10_000, 0, 0), trial(2, 20_000, 9_500, 0), trial(3, 40_000, 29_000, 800)];
+    let result = |id: u64, name: &str, rate: u64, fails_at: u64| {
+        let w = who(id, name);
+        ResponderResult {
+            id: w.0,
+            name: w.1,
+            addr: w.2,
+            rate,
+            fails_at: Some(fails_at),
+            confirmed: true,
+            capped_by_limit: SearchOutcome::limited_at(&trials, w.0, fails_at),
+        }
+    };
+    let results = vec![result(2, "h2", 10_000, 20_000), result(3, "h3", 20_000, 40_000)];
+    assert!(results[0].capped_by_limit && !results[1].capped_by_limit);
+    let o = SearchOutcome { id: 0x5ea7c4, trials, results, complete: true, interrupted: false };
+    insta::assert_snapshot!(render(|w| super::max_rate::write_table(w, &o, 0.0)));
+}
+
+/// mesh's table: this host's row, with every finding under it.
+#[test]
+fn mesh_table() {
+    use crate::findings::ResponderId;
+    let own = Answerer::new(1, "me", "10.0.0.1:24242");
+    let late = Answerer { drop_probe: |s| s < 20, ..Answerer::new(2, "late", "10.0.0.2:24242") };
+    let uc_only = Answerer::new(3, "nomc", "10.0.0.3:24242");
+    let o = outcome(100, 1, &[own, late.clone()], &[("10.0.0.2", vec![late]), ("10.0.0.3", vec![uc_only])]);
+    let j = Judgement { from_first_answer: true, own: Some(ResponderId(1)), ..judge() };
+    let f = Findings::of(&o, j);
+    let peers: Vec<std::net::IpAddr> = ["10.0.0.2", "10.0.0.3"].iter().map(|p| p.parse().unwrap()).collect();
+    let rows = crate::mesh::peer_rows(&f, &peers);
+    let me = "10.0.0.1".parse().unwrap();
+    insta::assert_snapshot!(render(|w| super::mesh::write_mesh(w, &f, "me", me, &rows, 1.0)));
+}
