@@ -148,25 +148,26 @@ fn result_label(r: &ResponderResult) -> String {
 /// The table of results, then what the search found ([`lines`]).
 pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: f64) -> io::Result<()> {
     if !o.results.is_empty() {
-        let name_w = o.results.iter().map(|r| result_label(r).len()).max().unwrap_or(0).max(9);
-        let addr_w = o.results.iter().map(|r| r.addr.to_string().len()).max().unwrap_or(0).max(7);
-        writeln!(
-            w,
-            "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  {:>9}  LIMITED BY",
-            "RESPONDER", "ADDRESS", "MAX RATE/s", "FAILS AT/s", "CONFIRMED"
-        )?;
+        use super::table::Align::{Left, Right};
+        let mut t = super::table::Table::new(&[
+            ("RESPONDER", Left),
+            ("ADDRESS", Left),
+            ("MAX RATE/s", Right),
+            ("FAILS AT/s", Right),
+            ("CONFIRMED", Right),
+            ("LIMITED BY", Left),
+        ]);
         for r in &o.results {
-            writeln!(
-                w,
-                "{:<name_w$}  {:<addr_w$}  {:>12}  {:>12}  {:>9}  {}",
+            t.row(vec![
                 result_label(r),
-                r.addr,
-                r.rate,
+                r.addr.to_string(),
+                r.rate.to_string(),
                 r.fails_at.map_or("-".to_string(), |f| f.to_string()),
-                if r.confirmed { "yes" } else { "no" },
-                limited_by(r)
-            )?;
+                (if r.confirmed { "yes" } else { "no" }).to_string(),
+                limited_by(r).to_string(),
+            ]);
         }
+        t.write(w)?;
     }
     lines(o, tolerance_pct).iter().try_for_each(|l| writeln!(w, "{l}"))
 }

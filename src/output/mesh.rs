@@ -17,33 +17,40 @@ pub(crate) fn write_mesh(
     max_loss: f64,
 ) -> io::Result<()> {
     writeln!(w, "mesh row of {name} ({me}); loss counted from each peer's first answer, bad above {max_loss}%")?;
-    let pw = rows.iter().map(|r| r.host.to_string().len()).max().unwrap_or(4).max(4);
-    let nw = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    writeln!(
-        w,
-        "{:<pw$}  {:<nw$}  {:>8}  {:>5}  {:>5}  {:>5}  {:>9}  {:>9}  {:>8}  {:>9}  VERDICT",
-        "PEER", "NAME", "MC LOSS%", "FWD", "RET", "UNK", "MC P50 µs", "MC P99 µs", "UC LOSS%", "UC P50 µs"
-    )?;
+    use super::table::Align::{Left, Right};
+    let mut t = super::table::Table::new(&[
+        ("PEER", Left),
+        ("NAME", Left),
+        ("MC LOSS%", Right),
+        ("FWD", Right),
+        ("RET", Right),
+        ("UNK", Right),
+        ("MC P50 µs", Right),
+        ("MC P99 µs", Right),
+        ("UC LOSS%", Right),
+        ("UC P50 µs", Right),
+        ("VERDICT", Left),
+    ]);
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let us = |v: Option<u64>| v.map_or("-".to_string(), |ns| format!("{:.1}", ns as f64 / 1000.0));
+    let pct = |p: Option<&crate::mesh::PathFigures>| p.map_or("-".to_string(), |f| format!("{:.2}", f.loss_pct()));
     for r in rows {
         let (m, u) = (r.multicast.as_ref(), r.unicast.as_ref());
-        writeln!(
-            w,
-            "{:<pw$}  {:<nw$}  {:>8}  {:>5}  {:>5}  {:>5}  {:>9}  {:>9}  {:>8}  {:>9}  {}",
-            r.host,
-            r.name,
-            m.map_or("-".to_string(), |f| format!("{:.2}", f.loss_pct())),
+        t.row(vec![
+            r.host.to_string(),
+            r.name.clone(),
+            pct(m),
             opt(m.map(|f| f.forward_lost)),
             opt(m.map(|f| f.return_lost)),
             opt(m.map(|f| f.unknown_lost)),
             us(m.and_then(|f| f.rtt_p50_ns)),
             us(m.and_then(|f| f.rtt_p99_ns)),
-            u.map_or("-".to_string(), |f| format!("{:.2}", f.loss_pct())),
+            pct(u),
             us(u.and_then(|f| f.rtt_p50_ns)),
-            r.verdict.as_str()
-        )?;
+            r.verdict.as_str().to_string(),
+        ]);
     }
+    t.write(w)?;
     for s in super::words::all(f) {
         writeln!(w, "{}", s.text)?;
     }

@@ -13,6 +13,7 @@ pub(crate) mod meta;
 pub(crate) mod progress;
 pub(crate) mod querier;
 pub(crate) mod shared;
+pub(crate) mod table;
 pub(crate) mod words;
 
 use std::io::{self, Write};
@@ -46,65 +47,83 @@ fn display_address(r: &Row) -> String {
 }
 
 /// The terminal's report of a run: the table, one row per responder and path, its summary lines,
-/// the verdict table with --hosts, and every finding in words ([`words::all`]).
+/// the verdict table with --hosts, and every finding in words ([`words::all`]). Columns are as
+/// wide as their widest value; the optional ones (PATH, HOST, LIM, JOIN) appear when they say
+/// something.
 pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
-    let names: Vec<String> = f.rows.iter().map(display_name).collect();
-    let addrs: Vec<String> = f.rows.iter().map(display_address).collect();
-    let name_w = names.iter().map(|n| n.chars().count().max(16)).max().unwrap_or(16).min(40);
-    let addr_w = addrs.iter().map(String::len).max().unwrap_or(7).max(7);
-    // The PATH column appears with more than one path (--hosts); LIM when a responder limited.
+    use table::Align::{Left, Right};
     let paths = f.has_unicast();
-    let path_col = |p: &str| if paths { format!("{p:<9}  ") } else { String::new() };
     let limits = f.rows.iter().any(|r| r.figures.limited > 0);
-    let lim_col = |v: &str| if limits { format!(" {v:>5}") } else { String::new() };
-    // HOST (of FWD, dropped by the responder's own host) when a responder reported such drops;
-    // JOIN when a responder joined during the run.
     let host_drops = f.rows.iter().any(|r| r.figures.forward_host_drops.is_some_and(|d| d > 0));
-    let host_col = |v: &str| if host_drops { format!(" {v:>5}") } else { String::new() };
     let joins = f.rows.iter().any(|r| r.figures.join_delay_ns.is_some());
-    let join_col = |v: &str| if joins { format!(" {v:>8}") } else { String::new() };
-    writeln!(
-        w,
-        "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7} {:>5}{} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}{}",
-        "RESPONDER", "ADDRESS", path_col("PATH"), "SENT", "RCVD", "LOSS%", "FWD", host_col("HOST"), "RET", "UNK",
-        lim_col("LIM"), "DUP", "REOR", "LATE", "MIN µs", "P50 µs", "P99 µs", "MAX µs", "JIT µs", "1ST ms",
-        join_col("JOIN ms")
-    )?;
-    for ((r, name), addr) in f.rows.iter().zip(&names).zip(&addrs) {
+    let mut cols = vec![("RESPONDER", Left), ("ADDRESS", Left)];
+    if paths {
+        cols.push(("PATH", Left));
+    }
+    cols.extend([("SENT", Right), ("RCVD", Right), ("LOSS%", Right), ("FWD", Right)]);
+    if host_drops {
+        cols.push(("HOST", Right));
+    }
+    cols.extend([("RET", Right), ("UNK", Right)]);
+    if limits {
+        cols.push(("LIM", Right));
+    }
+    cols.extend([
+        ("DUP", Right),
+        ("REOR", Right),
+        ("LATE", Right),
+        ("MIN µs", Right),
+        ("P50 µs", Right),
+        ("P99 µs", Right),
+        ("MAX µs", Right),
+        ("JIT µs", Right),
+        ("1ST ms", Right),
+    ]);
+    if joins {
+        cols.push(("JOIN ms", Right));
+    }
+    let mut t = table::Table::new(&cols);
+    for r in &f.rows {
         let g = &r.figures;
         let rtt = |pick: fn(&crate::stats::RttFigures) -> u64| opt(g.rtt.as_ref().map(|x| pick(x) as f64 / 1e3), 1);
-        writeln!(
-            w,
-            "{:<name_w$}  {:<addr_w$}  {}{:>6} {:>6} {:>7.2} {:>5}{} {:>5} {:>5}{} {:>4} {:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}{}",
-            name,
-            addr,
-            path_col(r.path.as_str()),
-            g.sent,
-            g.received,
-            g.loss_pct(),
-            g.forward_lost,
-            host_col(&g.forward_host_drops.map_or("-".to_string(), |d| d.to_string())),
-            g.return_lost,
-            g.unknown_lost,
-            lim_col(&g.limited.to_string()),
-            g.duplicates,
-            g.reordered,
-            g.late,
+        let mut cells = vec![display_name(r), display_address(r)];
+        if paths {
+            cells.push(r.path.as_str().to_string());
+        }
+        cells.extend([
+            g.sent.to_string(),
+            g.received.to_string(),
+            format!("{:.2}", g.loss_pct()),
+            g.forward_lost.to_string(),
+        ]);
+        if host_drops {
+            cells.push(g.forward_host_drops.map_or("-".to_string(), |d| d.to_string()));
+        }
+        cells.extend([g.return_lost.to_string(), g.unknown_lost.to_string()]);
+        if limits {
+            cells.push(g.limited.to_string());
+        }
+        cells.extend([
+            g.duplicates.to_string(),
+            g.reordered.to_string(),
+            g.late.to_string(),
             rtt(|x| x.min_ns),
             rtt(|x| x.p50_ns),
             rtt(|x| x.p99_ns),
             rtt(|x| x.max_ns),
             opt(g.rtt.as_ref().map(|x| x.jitter_ns / 1e3), 1),
             opt(g.first_ack_ns.map(|ns| ns as f64 / 1e6), 1),
-            join_col(&opt(g.join_delay_ns.map(|ns| ns as f64 / 1e6), 1)),
-        )?;
+        ]);
+        if joins {
+            cells.push(opt(g.join_delay_ns.map(|ns| ns as f64 / 1e6), 1));
+        }
+        t.row(cells);
     }
-    let n = f.responders().count();
-    let lossless = f.responders().filter(|r| r.figures.lost == 0).count();
+    t.write(w)?;
     writeln!(
         w,
-        "{n} responder{} answered ({lossless} without loss); {} probes sent in {:.1}s{}",
-        if n == 1 { "" } else { "s" },
+        "{}; {} probes sent in {:.1}s{}",
+        answered_line(f),
         f.run.sent,
         f.run.elapsed.as_secs_f64(),
         if f.run.interrupted { ", stopped early" } else { "" },
@@ -124,49 +143,62 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     Ok(())
 }
 
-/// The verdict table of `--hosts` (its lines are [`words::diagnosis`]).
-fn write_verdicts(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
-    writeln!(w)?;
-    writeln!(
-        w,
-        "{:<15}  {:<16}  {:>10} {:>7}  {:>10} {:>7}  {:>4}  VERDICT",
-        "HOST", "RESPONDER", "MCAST RCVD", "LOSS%", "UCAST RCVD", "LOSS%", "HOPS"
-    )?;
-    for h in &d.hosts {
-        let name = if h.responders.is_empty() { "-".to_string() } else { h.responders.join(" ") };
-        let hops = h.hops.map_or("-".to_string(), |v| v.to_string());
-        writeln!(
-            w,
-            "{:<15}  {name:<16}  {:>10} {:>7.2}  {:>10} {:>7.2}  {hops:>4}  {}",
-            h.host.to_string(),
-            h.multicast_received,
-            h.multicast_loss_pct,
-            h.unicast_received,
-            h.unicast_loss_pct,
-            h.verdict.as_str()
-        )?;
+/// "3 responders answered (2 without loss), from 2 hosts": responders and the hosts they
+/// answered from are counted apart (two responders on one host are one host).
+fn answered_line(f: &Findings) -> String {
+    let n = f.responders().count();
+    let plural = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    if n == 0 {
+        return "0 responders answered".to_string();
     }
-    Ok(())
+    let lossless = f.responders().filter(|r| r.figures.lost == 0).count();
+    format!(
+        "{} answered ({lossless} without loss), from {}",
+        plural(n, "responder", "responders"),
+        plural(f.hosts_answering(), "host", "hosts")
+    )
 }
 
-/// `discover`'s list: a header, one line per responder, then the count.
+/// The verdict table of `--hosts` (its lines are [`words::diagnosis`]).
+fn write_verdicts(w: &mut impl Write, d: &Diagnosis) -> io::Result<()> {
+    use table::Align::{Left, Right};
+    writeln!(w)?;
+    let mut t = table::Table::new(&[
+        ("HOST", Left),
+        ("RESPONDER", Left),
+        ("MCAST RCVD", Right),
+        ("LOSS%", Right),
+        ("UCAST RCVD", Right),
+        ("LOSS%", Right),
+        ("HOPS", Right),
+        ("VERDICT", Left),
+    ]);
+    for h in &d.hosts {
+        t.row(vec![
+            h.host.to_string(),
+            if h.responders.is_empty() { "-".to_string() } else { h.responders.join(" ") },
+            h.multicast_received.to_string(),
+            format!("{:.2}", h.multicast_loss_pct),
+            h.unicast_received.to_string(),
+            format!("{:.2}", h.unicast_loss_pct),
+            h.hops.map_or("-".to_string(), |v| v.to_string()),
+            h.verdict.as_str().to_string(),
+        ]);
+    }
+    t.write(w)
+}
+
+/// `discover`'s list: a header, one line per responder, then the count and every finding.
 pub(crate) fn write_census(w: &mut impl Write, f: &Findings) -> io::Result<()> {
+    use table::Align::{Left, Right};
     let rows: Vec<&Row> = f.rows.iter().filter(|r| r.path == Path::Multicast && r.responder.is_some()).collect();
-    let name_w = rows.iter().map(|r| display_name(r).chars().count()).max().unwrap_or(0).clamp(16, 40);
-    let addr_w = rows.iter().map(|r| display_address(r).len()).max().unwrap_or(0).max(21);
-    writeln!(w, "{:<name_w$}  {:<addr_w$}  {:>12}  ANSWERED", "RESPONDER", "ADDRESS", "RTT P50")?;
+    let mut t = table::Table::new(&[("RESPONDER", Left), ("ADDRESS", Left), ("P50 µs", Right), ("ANSWERED", Right)]);
     for r in &rows {
         let p50 = opt(r.figures.rtt.as_ref().map(|x| x.p50_ns as f64 / 1e3), 1);
-        writeln!(
-            w,
-            "{:<name_w$}  {:<addr_w$}  {p50:>9} µs  {}/{}",
-            display_name(r),
-            display_address(r),
-            r.figures.received,
-            r.figures.sent
-        )?;
+        t.row(vec![display_name(r), display_address(r), p50, format!("{}/{}", r.figures.received, r.figures.sent)]);
     }
-    writeln!(w, "{} responder{} answered", rows.len(), if rows.len() == 1 { "" } else { "s" })?;
+    t.write(w)?;
+    writeln!(w, "{}", answered_line(f))?;
     for s in words::all(f) {
         writeln!(w, "{}", s.text)?;
     }
