@@ -168,6 +168,8 @@ pub struct Outcome {
     pub ttl: u32,
     /// How late each probe left versus its schedule, in ns.
     pub lateness: Histogram<u64>,
+    /// From the first probe leaving to the last one: with the count sent, the rate achieved.
+    pub send_span: Duration,
     /// The run was stopped (Ctrl-C) before its last probe.
     pub interrupted: bool,
     pub elapsed: Duration,

@@ -22,7 +22,7 @@ use crate::stats::{Figures, HostStats, Run};
 
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
 pub(crate) use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
-pub(crate) use shared::{SharedFaults, SharedLoss};
+pub(crate) use shared::{KnownCause, SharedFaults, SharedLoss};
 
 /// A responder's identity: random per start, so a restarted responder has a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -185,6 +185,15 @@ pub enum Note {
         name: String,
         addrs: Vec<IpAddr>,
     },
+    /// Several responders answered from one address: one host running several responders (or
+    /// a NAT), which counts once among the hosts.
+    SharedAddress {
+        addr: IpAddr,
+        names: Vec<String>,
+    },
+    /// The sender did not keep the rate asked: fewer probes, or the same ones over a longer time.
+    /// This host's limit, not the network's.
+    SenderFellShort(FellShort),
     /// No responder answered at all; what to check.
     NothingAnswered(Silence),
     /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
@@ -213,6 +222,21 @@ pub enum Note {
     QuerierSilent(QuerierSilence),
 }
 
+/// What the sender managed against what was asked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FellShort {
+    pub sent: u64,
+    /// Probes asked for (`--count`, or what `--duration` holds at the rate).
+    pub asked: u64,
+    pub achieved_per_s: f64,
+    pub asked_per_s: f64,
+    /// Sending took this long; at the rate asked it would have taken `planned`.
+    pub span: Duration,
+    pub planned: Duration,
+    /// `--duration` ended the run before every probe left.
+    pub cut_by_deadline: bool,
+}
+
 /// When nothing answered: the settings a reader should compare with the responders'.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Silence {
@@ -236,6 +260,8 @@ pub struct RunFacts {
     pub forged: u64,
     pub local_drops: u64,
     pub send_errors: u64,
+    /// The sender fell short of the rate asked (by more than a tenth).
+    pub fell_short: Option<FellShort>,
 }
 
 /// Everything reported about a finished run.
@@ -330,7 +356,15 @@ impl Findings {
         let restarts = restarts(&o.run);
         let run = run_facts(o);
         let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
-        let shared = shared_faults(&o.run, &rows);
+        let mut shared = shared_faults(&o.run, &rows);
+        // A loss every responder shares, with this host dropping acks or sending in bursts: the
+        // cause is known here, and it is not upstream.
+        let known = match (run.local_drops, run.fell_short) {
+            (n, _) if n > 0 => Some(shared::KnownCause::LocalDrops(n)),
+            (_, Some(_)) => Some(shared::KnownCause::SenderBehind),
+            _ => None,
+        };
+        shared.groups.iter_mut().filter(|g| g.everyone).for_each(|g| g.known = known);
         notes.extend(shared_notes(&shared));
         Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None }
     }
@@ -397,7 +431,33 @@ fn run_facts(o: &Outcome) -> RunFacts {
         forged: o.forged,
         local_drops: o.local_drops,
         send_errors: o.send_errors,
+        fell_short: fell_short(o),
     }
+}
+
+/// Whether the sender fell behind the rate asked by more than a tenth: it sent fewer probes than
+/// asked before --duration ran out, or took longer than planned. Not after Ctrl-C, and not for
+/// fewer than 10 probes (too few to measure a rate); a Poisson schedule's gaps average to the
+/// interval too.
+fn fell_short(o: &Outcome) -> Option<FellShort> {
+    let (sent, asked) = (o.run.sent(), o.settings.count);
+    if o.interrupted || sent < 10 || o.settings.interval.is_zero() {
+        return None;
+    }
+    let asked_per_s = 1.0 / o.settings.interval.as_secs_f64();
+    let span = o.send_span;
+    let achieved_per_s = if span.is_zero() { asked_per_s } else { (sent - 1) as f64 / span.as_secs_f64() };
+    let planned = o.settings.interval * (asked.saturating_sub(1)).min(u32::MAX as u64) as u32;
+    let cut_by_deadline = sent < asked;
+    (cut_by_deadline || achieved_per_s < 0.9 * asked_per_s).then_some(FellShort {
+        sent,
+        asked,
+        achieved_per_s: achieved_per_s.min(asked_per_s),
+        asked_per_s,
+        span,
+        planned,
+        cut_by_deadline,
+    })
 }
 
 /// Every outage of the multicast path, in report order.
@@ -436,7 +496,9 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
         (f.send_errors, Note::SendErrors),
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
+    notes.extend(f.fell_short.map(Note::SenderFellShort));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
+    notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
     notes.extend(rows.iter().filter_map(|r| {
         let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
         Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
@@ -454,12 +516,26 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes
 }
 
+/// Addresses several multicast responders answered from, with their names.
+fn shared_addresses(rows: &[Row]) -> Vec<(IpAddr, Vec<String>)> {
+    let mut by_ip: std::collections::BTreeMap<IpAddr, Vec<String>> = Default::default();
+    for r in rows.iter().filter(|r| r.is_multicast_responder()) {
+        if let (Some(ip), Some(label)) = (r.ip(), r.label()) {
+            by_ip.entry(ip).or_default().push(label);
+        }
+    }
+    by_ip.into_iter().filter(|(_, names)| names.len() > 1).collect()
+}
+
 /// Which probes the multicast responders lost together. A restarted responder is one row (stats
 /// links its ids), present from its first answer to the end of the run.
 fn shared_faults(run: &Run, rows: &[Row]) -> SharedFaults {
+    // Only probes the table counts as lost may be shared: a responder that rate-limited some
+    // probes left them unanswered too, and which of its unanswered probes were limited is not
+    // known probe by probe, so it is left out rather than counted wrong.
     let sets: Vec<shared::LossSet> = rows
         .iter()
-        .filter(|r| r.is_multicast_responder())
+        .filter(|r| r.is_multicast_responder() && r.figures.limited == 0)
         .filter_map(|r| {
             let id = r.id()?;
             let h = run.hosts().iter().find(|h| h.responder_id == id.0)?;

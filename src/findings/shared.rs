@@ -53,6 +53,17 @@ pub struct SharedLoss {
     pub expected: f64,
     /// log10 of the probability of `observed` or more under independence.
     pub log10_p: f64,
+    /// What this host itself knows caused it, when it does (set by the findings, not here).
+    pub known: Option<KnownCause>,
+}
+
+/// A cause of a loss shared by every responder that this host knows of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownCause {
+    /// This host's socket buffer dropped this many acks (SO_RXQ_OVFL).
+    LocalDrops(u64),
+    /// The sender fell behind the rate and sent in bursts.
+    SenderBehind,
 }
 
 /// What the analysis found.
@@ -130,6 +141,7 @@ pub(crate) fn analyse(hosts: &[LossSet]) -> SharedFaults {
                 observed: count,
                 expected,
                 log10_p,
+                known: None,
             });
         }
     }

@@ -133,6 +133,7 @@ pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&
         unicast,
         ttl,
         lateness,
+        send_span: Duration::from_millis(sent.saturating_sub(1) * 10),
         interrupted: false,
         elapsed: Duration::from_millis(sent * 10 + 1000),
         invalid: 0,

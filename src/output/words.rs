@@ -114,8 +114,10 @@ fn note_topic(n: &Note) -> Topic {
         Note::ForeignAcks(_) | Note::Invalid(_) | Note::Forged(_) | Note::LocalDrops(_) | Note::SendErrors(_) => {
             Topic::Prober
         }
+        Note::SenderFellShort(_) => Topic::Prober,
         Note::RateLimited(_)
         | Note::SharedName { .. }
+        | Note::SharedAddress { .. }
         | Note::NothingAnswered(_)
         | Note::GroupMismatch
         | Note::SharedLoss(_)
@@ -141,6 +143,22 @@ fn note_line(n: &Note) -> String {
             format!(
                 "several responders are named {name} ({}): give each its own with `respond --name`",
                 list.join(", ")
+            )
+        }
+        Note::SharedAddress { addr, names } => format!(
+            "{} answered from one address, {addr}: one host running {} responders, which counts once among the hosts (--min-hosts)",
+            and_list(names),
+            names.len()
+        ),
+        Note::SenderFellShort(s) => {
+            let how = if s.cut_by_deadline {
+                format!("--duration ended the run with {} of the {} probes asked not sent", s.asked - s.sent, s.asked)
+            } else {
+                format!("sending took {:.1} s instead of {:.1} s", s.span.as_secs_f64(), s.planned.as_secs_f64())
+            };
+            format!(
+                "sent {} probes at {:.0}/s of the {:.0}/s asked: this host cannot send faster ({how}); what the responders lost in the bursts it sent is this host's limit, not the network's",
+                s.sent, s.achieved_per_s, s.asked_per_s
             )
         }
         Note::NothingAnswered(s) => {
@@ -189,12 +207,24 @@ fn shared_line(g: &crate::findings::SharedLoss) -> String {
         3 => "all three".to_string(),
         _ => format!("all {n}"),
     };
-    let where_ = if g.everyone {
-        format!("a fault at the sender's side, upstream of {all} responders (the prober's host or link)")
-    } else {
-        format!("a fault upstream of {all}, on a link or switch they share")
+    let where_ = match (g.everyone, g.known) {
+        (true, Some(crate::findings::KnownCause::LocalDrops(n))) => format!(
+            "this host's socket buffer dropped {n} acks (SO_RXQ_OVFL), so the loss is this host's, not the network's; raise --rcvbuf or lower the rate"
+        ),
+        (true, Some(crate::findings::KnownCause::SenderBehind)) => {
+            "this host fell behind the rate and sent in bursts (see above): its limit, not a fault upstream".to_string()
+        }
+        (true, None) => {
+            format!("a fault at the sender's side, upstream of {all} responders (the prober's host or link)")
+        }
+        (false, _) => format!("a fault upstream of {all}, on a link or switch they share"),
     };
-    let p = if g.log10_p.is_finite() { format!("p < 1e{}", g.log10_p.ceil() as i64) } else { "p ≈ 0".to_string() };
+    // Below 1e-300 a probability says nothing more (and a double could not hold it).
+    let p = if g.log10_p.is_finite() && g.log10_p > -300.0 {
+        format!("p < 1e{}", g.log10_p.ceil() as i64)
+    } else {
+        "p < 1e-300".to_string()
+    };
     format!(
         "{} lost the same {} probes: {where_} ({} with exactly these, {:.2} expected if independent, {p})",
         and_list(&g.members),

@@ -194,7 +194,7 @@ pub fn run(
         }
         Ok((sender.join(), receiver.join()))
     })?;
-    let (lateness, send_errors) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
+    let (lateness, send_errors, send_span) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
     let totals = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let shared = Arc::into_inner(shared).expect("threads are joined");
     let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -206,6 +206,7 @@ pub fn run(
         unicast: runs.unicast,
         ttl: cfg.ttl,
         lateness,
+        send_span,
         elapsed: started.elapsed(),
         invalid: totals.invalid,
         forged: totals.forged,
@@ -311,7 +312,7 @@ fn send_loop(
     shared: &Shared,
     clock: &impl Clock,
     stop: &AtomicBool,
-) -> Result<(Histogram<u64>, u64)> {
+) -> Result<(Histogram<u64>, u64, Duration)> {
     net::lower_timer_slack();
     let dest = SocketAddr::new(cfg.group, cfg.port);
     let mut lateness = lateness_histogram();
@@ -320,6 +321,7 @@ fn send_loop(
     let mut send_errors = 0u64;
     let start = Instant::now();
     let mut offset = Duration::ZERO;
+    let mut last_left = None;
     let result = (|| {
         for k in 0..cfg.count {
             // Deadlines are offsets from the start, never from the previous send: lateness does not
@@ -341,6 +343,7 @@ fn send_loop(
                 break;
             }
             let left = Instant::now();
+            last_left = Some(left);
             // The transmit time is read with the run's lock held, so waiting for the lock (the
             // receiver holds it while it accounts an ack) never counts as network time.
             let (seq, tx_ns, name_wanted) = {
@@ -382,7 +385,8 @@ fn send_loop(
     })();
     *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock.mono());
     shared.sending_done.store(true, Ordering::Release);
-    result.map(|()| (lateness, send_errors))
+    let span = last_left.map_or(Duration::ZERO, |l| l.saturating_duration_since(start));
+    result.map(|()| (lateness, send_errors, span))
 }
 
 /// One unicast probe on its host's non-blocking socket; false when the kernel refused it (a

@@ -437,6 +437,7 @@ mod tests {
             unicast: Vec::new(),
             ttl: 1,
             lateness,
+            send_span: std::time::Duration::from_millis(n.saturating_sub(1) * 10),
             interrupted: false,
             elapsed: std::time::Duration::from_secs(1),
             invalid: 0,
