@@ -102,7 +102,8 @@ pub(crate) fn run_probe(
     let mut folder_error = None;
     if let (Some(folder), Some(streams)) = (folder, streams) {
         let html = setup.output.html;
-        match crate::folder::finish_run(folder, streams, &found, &mut outcome, html, |dir| extra(&found, dir)) {
+        let name = setup.name.as_deref();
+        match crate::folder::finish_run(folder, streams, &found, &mut outcome, html, name, |dir| extra(&found, dir)) {
             Ok(written) if !quiet => {
                 let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
                 eprintln!("wrote {}", names.join(", "));

@@ -170,6 +170,8 @@ pub(crate) struct ProbeSetup {
     pub thresholds: Thresholds,
     /// `--querier-wait`: the silence of queriers that is reported (`None`: their interval + 10 s).
     pub querier_wait: Option<Duration>,
+    /// The name this host gives itself (`mesh --name`), for its report folder.
+    pub name: Option<String>,
 }
 
 pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
@@ -215,6 +217,7 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         ),
         thresholds: thresholds(&args.loss, Some(&args.min)),
         querier_wait: args.querier.querier_wait,
+        name: None,
     })
 }
 
@@ -243,7 +246,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
         ..probe_defaults(group, port, iface)
     };
     let thresholds = thresholds(&LossArgs { max_loss: None }, Some(&args.min));
-    Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None })
+    Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None, name: None })
 }
 
 /// What `respond` runs.
@@ -279,7 +282,7 @@ pub(crate) fn demo(args: &DemoArgs, port: u16) -> Result<ProbeSetup> {
         ..probe_defaults(group, port, Some(lo))
     };
     let judgement = Judgement::new(DEFAULT_THRESHOLD_PCT, SocketAddr::new(group, port), false);
-    Ok(ProbeSetup { probe, output, judgement, thresholds: Thresholds::default(), querier_wait: None })
+    Ok(ProbeSetup { probe, output, judgement, thresholds: Thresholds::default(), querier_wait: None, name: None })
 }
 
 /// What `max-rate` runs.
@@ -379,6 +382,7 @@ pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
         },
         thresholds: thresholds(&args.loss, None),
         querier_wait: None,
+        name: Some(name.clone()),
     };
     Ok(MeshSetup { probe, responder, me, peers, name, linger: args.linger })
 }

@@ -249,6 +249,8 @@ pub struct Silence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFacts {
     pub session: u64,
+    /// Loss was judged from each responder's first answer (`mesh`), as the judgement said.
+    pub from_first_answer: bool,
     pub sent: u64,
     pub elapsed: Duration,
     pub interrupted: bool,
@@ -354,7 +356,7 @@ impl Findings {
         }
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let restarts = restarts(&o.run);
-        let run = run_facts(o);
+        let run = RunFacts { from_first_answer: j.from_first_answer, ..run_facts(o) };
         let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
         let mut shared = shared_faults(&o.run, &rows);
         // A loss every responder shares, with this host dropping acks or sending in bursts: the
@@ -421,6 +423,7 @@ fn run_facts(o: &Outcome) -> RunFacts {
     let q = |p: f64| (!l.is_empty()).then(|| Duration::from_nanos(l.value_at_quantile(p)));
     RunFacts {
         session: o.run.config().session,
+        from_first_answer: false,
         sent: o.run.sent(),
         elapsed: o.elapsed,
         interrupted: o.interrupted,

@@ -250,6 +250,7 @@ pub(crate) fn finish_run(
     found: &Findings,
     o: &mut Outcome,
     html: bool,
+    prober_name: Option<&str>,
     extra: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Vec<PathBuf>> {
     let Streams { csvs, hlog } = Arc::into_inner(streams)
@@ -269,6 +270,8 @@ pub(crate) fn finish_run(
         extra(dir)?;
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let mut m = RunMeta::of(o, host, std::env::args().collect());
+        m.prober_name = prober_name.map(String::from);
+        m.loss_from_first_answer = found.run.from_first_answer;
         m.files = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())

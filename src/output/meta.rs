@@ -44,6 +44,13 @@ pub(crate) struct RunMeta {
     pub interrupted: bool,
     /// The files this run wrote into the folder (meta.json aside).
     pub files: Vec<String>,
+    /// The name the prober gave itself (`mesh --name`), for the merged matrix's rows.
+    #[serde(default)]
+    pub prober_name: Option<String>,
+    /// Loss was counted from each responder's first answer (`mesh`): the merged matrix counts it
+    /// the same way (`loss_after_first_pct`).
+    #[serde(default)]
+    pub loss_from_first_answer: bool,
 }
 
 impl RunMeta {
@@ -74,6 +81,8 @@ impl RunMeta {
             expected_hosts: s.hosts.clone(),
             interrupted: o.interrupted,
             files: Vec::new(),
+            prober_name: None,
+            loss_from_first_answer: false,
         }
     }
 }

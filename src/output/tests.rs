@@ -264,7 +264,7 @@ fn every_finding_appears_in_the_table_the_json_and_report_html() {
         let dir = tempfile::tempdir().unwrap();
         let folder = crate::folder::RunFolder::open(dir.path(), false, o.settings.session).unwrap();
         let streams = crate::folder::Streams::open(folder.writer(), false, o.settings.session, Duration::from_secs(1));
-        crate::folder::finish_run(folder, streams, &f, &mut o, true, |_| Ok(())).unwrap();
+        crate::folder::finish_run(folder, streams, &f, &mut o, true, None, |_| Ok(())).unwrap();
         let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
         for s in &said {
             assert!(table.contains(&s.text), "{name}: the table lacks {:?}\n{table}", s.text);

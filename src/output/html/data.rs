@@ -31,6 +31,9 @@ pub(crate) struct SummaryRec {
     pub received: u64,
     pub lost: u64,
     pub loss_pct: f64,
+    /// Loss counted from this responder's first answer (older folders: absent).
+    #[serde(default)]
+    pub loss_after_first_pct: Option<f64>,
     pub forward_lost: u64,
     /// Absent from folders written before responders reported their host drops.
     #[serde(default)]
@@ -107,6 +110,21 @@ pub(crate) struct Folder {
 pub(crate) type Distribution = Vec<(f64, f64, u64)>;
 
 impl Folder {
+    /// The loss of a row as its run judged it: from the first answer in a mesh's folder (hosts
+    /// start at different times), from the first probe otherwise.
+    pub(crate) fn judged_loss_pct(&self, r: &SummaryRec) -> f64 {
+        match (self.meta.loss_from_first_answer, r.loss_after_first_pct) {
+            (true, Some(p)) => p,
+            _ => r.loss_pct,
+        }
+    }
+
+    /// How merged reports name this run's prober: the name it gave itself (`mesh --name`), else
+    /// its host name.
+    pub(crate) fn prober_label(&self) -> &str {
+        self.meta.prober_name.as_deref().unwrap_or(&self.meta.prober_host)
+    }
+
     /// Whether any row is of the unicast path (with --hosts): the charts then say they show
     /// the multicast path only.
     pub(crate) fn has_unicast(&self) -> bool {

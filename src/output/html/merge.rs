@@ -57,7 +57,7 @@ pub(crate) fn merge(folders: &[Folder]) -> Result<Merge<'_>> {
             );
         }
     }
-    let prober = |f: &Folder| (f.meta.prober_host.clone(), f.meta.prober_address);
+    let prober = |f: &Folder| (f.prober_label().to_string(), f.meta.prober_address);
     let probers: BTreeSet<_> = folders.iter().map(prober).collect();
     let mut ordered: Vec<&Folder> = folders.iter().collect();
     ordered.sort_by_key(|f| (prober(f), f.meta.start_unix_ms));
@@ -68,8 +68,8 @@ pub(crate) fn merge(folders: &[Folder]) -> Result<Merge<'_>> {
             let runs_of_prober = folders.iter().filter(|g| prober(g) == prober(f)).count();
             let label = match kind {
                 Kind::Trend => f.meta.start_utc.clone(),
-                Kind::Matrix if runs_of_prober > 1 => format!("{} @ {}", f.meta.prober_host, f.meta.start_utc),
-                Kind::Matrix => f.meta.prober_host.clone(),
+                Kind::Matrix if runs_of_prober > 1 => format!("{} @ {}", f.prober_label(), f.meta.start_utc),
+                Kind::Matrix => f.prober_label().to_string(),
             };
             (f, label)
         })
@@ -107,7 +107,7 @@ impl Merge<'_> {
                 let addr = f.meta.prober_address.map(|a| a.to_string()).unwrap_or_default();
                 let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
                 w.write_record([
-                    f.meta.prober_host.clone(),
+                    f.prober_label().to_string(),
                     addr,
                     f.meta.run_id.clone(),
                     f.meta.start_utc.clone(),
@@ -116,7 +116,7 @@ impl Merge<'_> {
                     r.address.clone(),
                     r.sent.to_string(),
                     r.received.to_string(),
-                    r.loss_pct.to_string(),
+                    f.judged_loss_pct(r).to_string(),
                     opt(r.rtt_p50_us),
                     opt(r.rtt_p99_us),
                 ])
@@ -137,11 +137,11 @@ impl Merge<'_> {
     fn heatmap(
         &self,
         kind: &str,
-        value: impl Fn(&SummaryRec) -> Option<f64>,
+        value: impl Fn(&Folder, &SummaryRec) -> Option<f64>,
         scale: impl Fn(f64) -> f64,
         digits: usize,
     ) -> String {
-        let td = |f: &Folder, r: &str| match cell(f, r).and_then(&value) {
+        let td = |f: &Folder, r: &str| match cell(f, r).and_then(|c| value(f, c)) {
             Some(v) => {
                 let (bg, fg) = shade(scale(v));
                 format!("<td style=\"background:{bg};color:{fg}\">{v:.digits$}</td>")
@@ -183,7 +183,7 @@ impl Merge<'_> {
         for (f, label) in &self.rows {
             let answered: Vec<&SummaryRec> = f.answered().collect();
             let lossless = answered.iter().filter(|r| r.lost == 0).count();
-            let worst = answered.iter().max_by(|a, b| a.loss_pct.total_cmp(&b.loss_pct));
+            let worst = answered.iter().max_by(|a, b| f.judged_loss_pct(a).total_cmp(&f.judged_loss_pct(b)));
             let mut p50: Vec<f64> = answered.iter().filter_map(|r| r.rtt_p50_us).collect();
             p50.sort_by(f64::total_cmp);
             let median = p50.get(p50.len() / 2).copied();
@@ -192,8 +192,8 @@ impl Merge<'_> {
                 .filter_map(|r| r.rtt_p99_us)
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
             let prober = match f.meta.prober_address {
-                Some(a) => format!("{} ({a})", f.meta.prober_host),
-                None => f.meta.prober_host.clone(),
+                Some(a) => format!("{} ({a})", f.prober_label()),
+                None => f.prober_label().to_string(),
             };
             let _ = write!(
                 s,
@@ -206,7 +206,7 @@ impl Merge<'_> {
                 f.meta.duration_s,
                 f.meta.probes_sent,
                 answered.len(),
-                worst.filter(|w| w.lost > 0).map_or("none lost".into(), |w| format!("{} {:.2} %", esc(&w.label()), w.loss_pct)),
+                worst.filter(|w| f.judged_loss_pct(w) > 0.0).map_or("none lost".into(), |w| format!("{} {:.2} %", esc(&w.label()), f.judged_loss_pct(w))),
                 fmt_opt(median, 1),
                 fmt_opt(p99, 1),
                 esc(&f.meta.run_id),
@@ -218,16 +218,16 @@ impl Merge<'_> {
 
     pub(crate) fn render(&self) -> Result<String> {
         let max_loss =
-            self.rows.iter().flat_map(|(f, _)| f.answered().map(|r| r.loss_pct)).fold(0.0, f64::max).max(1.0);
+            self.rows.iter().flat_map(|(f, _)| f.answered().map(|r| f.judged_loss_pct(r))).fold(0.0, f64::max).max(1.0);
         let p50s: Vec<f64> = self.rows.iter().flat_map(|(f, _)| f.answered().filter_map(|r| r.rtt_p50_us)).collect();
         let (lo, hi) = p50s.iter().fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
         let log_t = move |v: f64| if hi > lo { (v / lo).ln() / (hi / lo).ln() } else { 0.0 };
-        let loss = self.heatmap("loss", |r| Some(r.loss_pct), |v| (v / max_loss).sqrt(), 2);
-        let rtt = self.heatmap("rtt_p50", |r| r.rtt_p50_us, log_t, 0);
-        let worst = (self.rows.iter()).flat_map(|(f, l)| f.answered().map(move |r| (l, r))).max_by(|a, b| {
-            a.1.loss_pct
-                .total_cmp(&b.1.loss_pct)
-                .then(a.1.rtt_p99_us.unwrap_or(0.0).total_cmp(&b.1.rtt_p99_us.unwrap_or(0.0)))
+        let loss = self.heatmap("loss", |f, r| Some(f.judged_loss_pct(r)), |v| (v / max_loss).sqrt(), 2);
+        let rtt = self.heatmap("rtt_p50", |_, r| r.rtt_p50_us, log_t, 0);
+        let worst = (self.rows.iter()).flat_map(|(f, l)| f.answered().map(move |r| (f, l, r))).max_by(|a, b| {
+            a.0.judged_loss_pct(a.2)
+                .total_cmp(&b.0.judged_loss_pct(b.2))
+                .then(a.2.rtt_p99_us.unwrap_or(0.0).total_cmp(&b.2.rtt_p99_us.unwrap_or(0.0)))
         });
         let absent = self
             .rows
@@ -253,11 +253,11 @@ impl Merge<'_> {
         };
         let mut verdict = format!("{verdict}; {absent} pairs never answered (–).");
         match worst {
-            Some((l, r)) if r.lost > 0 => {
-                let (name, loss, p99) = (esc(&r.label()), r.loss_pct, fmt_opt(r.rtt_p99_us, 1));
+            Some((f, l, r)) if f.judged_loss_pct(r) > 0.0 => {
+                let (name, loss, p99) = (esc(&r.label()), f.judged_loss_pct(r), fmt_opt(r.rtt_p99_us, 1));
                 let _ = write!(verdict, " Worst: {name} seen from {}: {loss:.2} % loss, p99 {p99} µs.", esc(l));
             }
-            Some((l, r)) => {
+            Some((_, l, r)) => {
                 let (name, p99) = (esc(&r.label()), fmt_opt(r.rtt_p99_us, 1));
                 let _ = write!(verdict, " No probe lost; slowest: {name} seen from {}, p99 {p99} µs.", esc(l));
             }
