@@ -354,6 +354,12 @@ impl Collector for StateCollector {
         counter(&mut e, "mcprobe_windows", "Probe windows finished and folded in.", &per_target(&|t| t.windows))?;
         counter(
             &mut e,
+            "mcprobe_window_overruns",
+            "Windows that overran --window: the one before still waited for its late acks when this one was due (it started late), or the sender could not send all its probes in time. Windows never overlap their sending.",
+            &per_target(&|t| t.overruns),
+        )?;
+        counter(
+            &mut e,
             "mcprobe_responders_refused",
             "New responder series not tracked because the target has --max-series already.",
             &per_target(&|t| t.refused),

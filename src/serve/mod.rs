@@ -1,22 +1,25 @@
 //! `mcprobe serve`: probes without end and serves the figures to Prometheus.
 //!
 //! Each target runs back-to-back windows of the ordinary probe engine ([`prober::run`] with
-//! `count` probes): window k+1 starts on window k's schedule end, so probing is continuous while
-//! k waits for its late acks. Each window is its own session and socket. A finished window is
-//! folded into the cumulative [`state::State`] (pure), and a copy is published for the HTTP
-//! side, which never touches the probe or ack path. Memory is bounded by construction: a window's
-//! engine state is dropped once folded, and the state holds at most `--max-series` series per
-//! target, each of fixed size. Each target also has a querier watch for its whole life (a
-//! thread of its own, see [`crate::net::querier`]), read into the state once a second.
+//! `count` probes): window k+1 starts when k's schedule ends, so probing is continuous while k
+//! waits (up to `timeout`) for its late acks. Each window is its own session and socket. At most
+//! two windows of a target exist at once (see [`bounds`]): when k+1 is due, k's sending is cut
+//! if it is still going (its sender fell behind), and k-1 must be over; if it is not, k+1 starts
+//! late. Either is an overrun, counted and logged. A finished window is folded into the
+//! cumulative [`state::State`] (pure), and a copy is published for the HTTP side, which never
+//! touches the probe or ack path. Memory is bounded by construction: a window's engine state is
+//! dropped once folded, and the state holds at most `--max-series` series per target, each of
+//! fixed size. Each target also has a querier watch for its whole life (a thread of its own,
+//! see [`crate::net::querier`]), read into the state once a second.
 
+pub(crate) mod bounds;
 pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod state;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,10 +34,16 @@ use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::net::querier::QuerierWatch;
 use crate::prober::{self, Outcome, ProbeConfig};
 
-/// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
-/// folded in before it returns.
+/// How often the main thread and each target's loop look at the stop flag: SIGTERM and Ctrl-C
+/// stop `serve` within about this long, whatever the timeout (windows under way are abandoned:
+/// their figures would have nowhere to go).
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
 pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::from_args(args)?;
+    let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
+    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS))?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     let published = Published::new(state.clone());
@@ -84,45 +93,125 @@ fn unix_now_s() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A window under way, on a thread of its own (not scoped: `serve` stops without waiting for
+/// the late acks of a window that no one will read).
+struct InFlight {
+    thread: thread::JoinHandle<Result<Outcome>>,
+    /// Stops the window's sender (the engine's `stop`); its receiver still waits for late acks.
+    cut: Arc<AtomicBool>,
+}
+
+impl InFlight {
+    fn start(t: &Target) -> Result<Self> {
+        // Every window is its own session: acks of one are never taken for another's.
+        let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = cut.clone();
+        let thread = thread::Builder::new()
+            .name("window".into())
+            .spawn(move || prober::run(&probe, &stop, None, |_| {}))
+            .map_err(|e| anyhow!("cannot start a window's thread: {e}"))?;
+        Ok(InFlight { thread, cut })
+    }
+}
+
+/// Says an overrun at most once per [`bounds::OVERRUN_LOG_PERIOD`] per target.
+struct OverrunLog {
+    last: Option<Instant>,
+    unsaid: u64,
+}
+
+impl OverrunLog {
+    fn record(&mut self, t: &Target, why: &str, state: &Mutex<State>, published: &Published, quiet: bool) {
+        let total = {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let total = st.overrun(&t.name);
+            published.set(st.clone());
+            total
+        };
+        self.unsaid += 1;
+        if quiet || self.last.is_some_and(|l| l.elapsed() < bounds::OVERRUN_LOG_PERIOD) {
+            return;
+        }
+        let more =
+            if self.unsaid > 1 { format!(" ({} overruns since the last line)", self.unsaid) } else { String::new() };
+        eprintln!(
+            "mcprobe: target {}: a window overran --window {:?}: {why}{more}; {total} in all (mcprobe_window_overruns_total; said at most every {} min)",
+            t.name,
+            t.window,
+            bounds::OVERRUN_LOG_PERIOD.as_secs() / 60
+        );
+        self.last = Some(Instant::now());
+        self.unsaid = 0;
+    }
+}
+
 /// Runs one target's windows until `quit`. An error in the first window (no such route, a port
 /// that cannot be bound) ends `serve`; later ones are logged and the next window tries again.
 fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &Published, quiet: bool) -> Result<()> {
-    let window = t.window();
     let mut folded_any = false;
     // The querier watch lives as long as the target: its log spans every window. It is read on
     // a clock of its own, so the metrics follow it even while windows fail.
     let watch = crate::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     let mut querier_read: Option<Instant> = None;
-    thread::scope(|s| {
-        let mut pending = VecDeque::new();
-        let mut next = Instant::now();
-        while !quit.load(Ordering::SeqCst) {
-            // Every window is its own session: acks of one are never taken for another's.
-            let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
-            pending.push_back(s.spawn(move || prober::run(&probe, quit, None, |_| {})));
-            next += window;
-            loop {
-                while pending.front().is_some_and(|h: &thread::ScopedJoinHandle<_>| h.is_finished()) {
-                    let h = pending.pop_front().expect("checked");
-                    finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+    let mut overruns = OverrunLog { last: None, unsaid: 0 };
+    // The newest window (sending) and the one before it (waiting for its late acks).
+    let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
+    let mut due = Instant::now();
+    let abandon = |windows: [Option<InFlight>; 2]| {
+        windows.into_iter().flatten().for_each(|w| w.cut.store(true, Ordering::SeqCst))
+    };
+    loop {
+        // Until the next window is due: fold what finished, read the querier watch.
+        loop {
+            for slot in [&mut waiting, &mut sending] {
+                if slot.as_ref().is_some_and(|w| w.thread.is_finished()) {
+                    let w = slot.take().expect("checked");
+                    if let Some(o) = finish(t, w.thread.join(), &mut folded_any, state, published, quiet)? {
+                        if o.interrupted {
+                            let why =
+                                format!("its sender sent {} of {} probes in time (cut)", o.run.sent(), t.probe.count);
+                            overruns.record(t, &why, state, published, quiet);
+                        }
+                    }
                 }
-                if let Some(w) = watch.filter(|_| querier_read.is_none_or(|r| r.elapsed() >= QUERIER_READ)) {
-                    publish_querier(t, w, state, published);
-                    querier_read = Some(Instant::now());
-                }
-                let now = Instant::now();
-                if now >= next || quit.load(Ordering::SeqCst) {
-                    break;
-                }
-                thread::sleep((next - now).min(Duration::from_millis(50)));
             }
+            if let Some(w) = watch.filter(|_| querier_read.is_none_or(|r| r.elapsed() >= QUERIER_READ)) {
+                publish_querier(t, w, state, published);
+                querier_read = Some(Instant::now());
+            }
+            if quit.load(Ordering::SeqCst) {
+                abandon([sending, waiting]);
+                return Ok(());
+            }
+            let now = Instant::now();
+            // The window before last must be over before a new one starts: then it is due.
+            if now >= due && waiting.is_none() {
+                break;
+            }
+            let nap = if now >= due { Duration::from_millis(5) } else { (due - now).min(STOP_CHECK) };
+            thread::sleep(nap);
         }
-        for h in pending {
-            finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+        // The newest window's time is up: its sending ends now (normally it has, one interval
+        // ago); it waits for its late acks beside the next one.
+        if let Some(w) = sending.take() {
+            w.cut.store(true, Ordering::SeqCst);
+            waiting = Some(w);
         }
-        Ok(())
-    })
+        let now = Instant::now();
+        if now > due + t.probe.interval {
+            let why = format!(
+                "the window before it still waited for its late acks (--timeout {:?}) or the machine stalled serve, so this one started {:?} late",
+                t.probe.timeout,
+                now - due
+            );
+            overruns.record(t, &why, state, published, quiet);
+        }
+        sending = Some(InFlight::start(t)?);
+        // A window that starts late is given its whole length; the schedule moves with it.
+        due = if now > due + t.probe.interval { now } else { due } + t.window;
+    }
 }
 
 /// How often a target's querier watch is read into the metrics.
@@ -146,13 +235,13 @@ fn finish(
     state: &Mutex<State>,
     published: &Published,
     quiet: bool,
-) -> Result<()> {
+) -> Result<Option<Outcome>> {
     let outcome = match joined.map_err(|_| anyhow!("a probe window panicked")).and_then(|r| r) {
         Ok(o) => o,
         Err(e) if !*folded_any => return Err(e.context(format!("target {}", t.name))),
         Err(e) => {
             eprintln!("mcprobe: target {}: window failed: {e:#}", t.name);
-            return Ok(());
+            return Ok(None);
         }
     };
     *folded_any = true;
@@ -172,7 +261,7 @@ fn finish(
         events
     };
     if quiet {
-        return Ok(());
+        return Ok(Some(outcome));
     }
     let mut refused = 0;
     for e in events {
@@ -193,5 +282,5 @@ fn finish(
     if refused > 0 {
         eprintln!("target {}: {refused} new responder series refused (--max-series reached)", t.name);
     }
-    Ok(())
+    Ok(Some(outcome))
 }

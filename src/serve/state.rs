@@ -123,6 +123,9 @@ pub(crate) struct Target {
     pub responders: u64,
     /// New series not created because the target had `max_series` already.
     pub refused: u64,
+    /// Windows that overran: the one before was still waiting for its late acks when this one
+    /// was due (so it started late), or its sender could not send every probe in time.
+    pub overruns: u64,
     pub hosts: Vec<HostState>,
     /// What the querier watch on the target's interface heard, as of the last window.
     pub querier: QuerierState,
@@ -213,6 +216,13 @@ impl State {
         let changed = t.querier != q;
         t.querier = q;
         changed
+    }
+
+    /// Counts an overrun of `target`'s windows; returns how many there were so far.
+    pub(crate) fn overrun(&mut self, target: &str) -> u64 {
+        let t = self.targets.entry(target.to_string()).or_default();
+        t.overruns += 1;
+        t.overruns
     }
 
     pub(crate) fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
