@@ -43,6 +43,8 @@ pub(crate) struct ServeConfig {
     pub max_series: usize,
     pub targets: Vec<Target>,
     pub quiet: bool,
+    /// `--web-config`: TLS and basic auth.
+    pub web: super::webconfig::WebConfig,
 }
 
 /// The settings of one target, as flags or a `[[target]]` table give them.
@@ -127,7 +129,8 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
             bounds::MAX_TOTAL_RATE
         );
     }
-    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet })
+    let web = a.web_config.as_deref().map(super::webconfig::load).transpose()?.unwrap_or_default();
+    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet, web })
 }
 
 /// A `[[target]]` table as written; every value is checked in [`from_table`].

@@ -17,6 +17,7 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod state;
+pub(crate) mod webconfig;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,17 +48,24 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     let published = Published::new(state.clone());
-    let server = http::Server::bind(cfg.listen, metrics::registry(published.clone()))?;
+    let server =
+        http::Server::bind(cfg.listen, metrics::registry(published.clone()), published.clone(), cfg.web.clone())?;
     if !cfg.quiet {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!("serving http://{}/metrics; probing target(s) {}", server.local_addr(), names.join(", "));
+        let (scheme, addr) = (server.scheme(), server.local_addr());
+        eprintln!("serving {scheme}://{addr}/metrics; probing target(s) {}", names.join(", "));
     }
     // `quit` stops everything: set from `stop`, or by a target that cannot start.
     let quit = AtomicBool::new(false);
     let state = Mutex::new(state);
     let failure = Mutex::new(None);
     thread::scope(|s| {
-        s.spawn(|| server.run(&quit));
+        s.spawn(|| {
+            if let Err(e) = server.run(&quit) {
+                failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                quit.store(true, Ordering::SeqCst);
+            }
+        });
         let loops: Vec<_> = (cfg.targets.iter())
             .map(|t| {
                 let (quit, state, published, failure) = (&quit, &state, &published, &failure);
@@ -78,7 +86,6 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
         for l in loops {
             let _ = l.join();
         }
-        server.wake();
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
