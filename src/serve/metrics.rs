@@ -254,7 +254,7 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_late_acks",
-            "Acks slower than the timeout (their probe counts as lost neither way, but here).",
+            "Acks that came after the timeout. Their probes are counted here only: not as acks, and not as lost in any direction.",
             &per_series(&|s| s.late),
         )?;
         counter(
@@ -278,7 +278,7 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_outages",
-            "Stretches of at least --outage-min unanswered probes after an answer, and windows without any ack.",
+            "Stretches of at least --outage-min unanswered probes after an answer, across windows: a responder that stops is one outage, however many windows it stays silent.",
             &per_series(&|s| s.outages),
         )?;
         counter(

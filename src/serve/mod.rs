@@ -109,9 +109,12 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(t: &Target) -> Result<Self> {
+    /// `prober`: the target's identity for its whole life, the high 32 bits of every window's
+    /// session, so a responder names this prober once rather than once per window.
+    fn start(t: &Target, prober: u32) -> Result<Self> {
         // Every window is its own session: acks of one are never taken for another's.
-        let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
+        let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
+        let probe = ProbeConfig { session, ..t.probe.clone() };
         let cut = Arc::new(AtomicBool::new(false));
         let stop = cut.clone();
         let thread = thread::Builder::new()
@@ -163,6 +166,8 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     let mut querier_read: Option<Instant> = None;
     let mut overruns = OverrunLog { last: None, unsaid: 0 };
+    let mut answered = Answered::Unknown;
+    let prober: u32 = rand::random();
     // The newest window (sending) and the one before it (waiting for its late acks).
     let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
     let mut due = Instant::now();
@@ -175,7 +180,8 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             for slot in [&mut waiting, &mut sending] {
                 if slot.as_ref().is_some_and(|w| w.thread.is_finished()) {
                     let w = slot.take().expect("checked");
-                    if let Some(o) = finish(t, w.thread.join(), &mut folded_any, state, published, quiet)? {
+                    let joined = w.thread.join();
+                    if let Some(o) = finish(t, joined, &mut folded_any, &mut answered, state, published, quiet)? {
                         if o.interrupted {
                             let why =
                                 format!("its sender sent {} of {} probes in time (cut)", o.run.sent(), t.probe.count);
@@ -215,7 +221,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             );
             overruns.record(t, &why, state, published, quiet);
         }
-        sending = Some(InFlight::start(t)?);
+        sending = Some(InFlight::start(t, prober)?);
         // A window that starts late is given its whole length; the schedule moves with it.
         due = if now > due + t.probe.interval { now } else { due } + t.window;
     }
@@ -235,10 +241,19 @@ fn publish_querier(t: &Target, watch: &QuerierWatch, state: &Mutex<State>, publi
 
 type Joined = thread::Result<Result<Outcome>>;
 
+/// Whether the target's last window had multicast responders, as last said in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Unknown,
+    Nobody,
+    Some,
+}
+
 fn finish(
     t: &Target,
     joined: Joined,
     folded_any: &mut bool,
+    answered: &mut Answered,
     state: &Mutex<State>,
     published: &Published,
     quiet: bool,
@@ -259,16 +274,39 @@ fn finish(
     };
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
-    let w =
-        Window { outcome: &outcome, diagnosis, interval_s: t.probe.interval.as_secs_f64(), now_unix_s: unix_now_s() };
-    let events = {
+    let w = Window {
+        outcome: &outcome,
+        diagnosis,
+        interval_s: t.probe.interval.as_secs_f64(),
+        now_unix_s: unix_now_s(),
+        outage_min: t.probe.outage_min,
+    };
+    let (events, responders) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let events = st.fold(&t.name, &w);
+        let responders = st.targets.get(&t.name).map_or(0, |x| x.responders);
         published.set(st.clone());
-        events
+        (events, responders)
     };
     if quiet {
         return Ok(Some(outcome));
+    }
+    // A target nobody answers is said once, and again when that changes (a line per window
+    // would be 8 640 a day).
+    let now = if responders == 0 { Answered::Nobody } else { Answered::Some };
+    if now != *answered {
+        let group = std::net::SocketAddr::new(t.probe.group, t.probe.port);
+        match now {
+            Answered::Nobody => eprintln!(
+                "mcprobe: target {}: no responder answers the probes to {group} (are responders running there, and is multicast forwarded?); said again when one does",
+                t.name
+            ),
+            _ if *answered == Answered::Nobody => {
+                eprintln!("target {}: {responders} responder(s) answer again", t.name)
+            }
+            _ => {}
+        }
+        *answered = now;
     }
     let mut refused = 0;
     for e in events {

@@ -306,3 +306,30 @@ fn expected_hosts_get_a_verdict_and_paths_up() {
         .value("mcprobe_acks_total{target=\"default\",responder=\"r1\",address=\"127.0.0.1\",path=\"unicast\"}")
         .is_some_and(|v| v > 0.0));
 }
+
+#[test]
+fn nobody_answering_is_said_once_a_stopped_responder_is_one_outage_and_the_responder_names_serve_once() {
+    let port = free_port();
+    let s = Serve::start(port, &[]);
+    let windows = |s: &Serve| s.value("mcprobe_windows_total{target=\"default\"}").unwrap_or(0.0);
+    s.wait_until("three windows without responders", |s| windows(s) >= 3.0);
+    let mut r = Responder::start(port, "r1");
+    let acks = "mcprobe_acks_total{target=\"default\",responder=\"r1\"";
+    s.wait_until("r1's acks", |s| s.value(acks).is_some_and(|v| v > 0.0));
+    let w = windows(&s);
+    s.wait_until("three windows with r1", |s| windows(s) >= w + 3.0);
+    r.signal(nix::sys::signal::Signal::SIGINT);
+    r.wait_for("stopped:");
+    let sessions: Vec<&String> = r.seen.iter().filter(|l| l.starts_with("session ")).collect();
+    assert_eq!(sessions.len(), 1, "one line for serve, whatever its windows: {sessions:?}");
+    let outages = "mcprobe_outages_total{target=\"default\",responder=\"r1\"";
+    s.wait_until("r1's outage", |s| s.value(outages).is_some_and(|v| v >= 1.0));
+    let w = windows(&s);
+    s.wait_until("three silent windows", |s| windows(s) >= w + 3.0);
+    assert_eq!(s.value(outages), Some(1.0), "one stopped responder, one outage");
+    let (status, err) = s.terminate();
+    assert!(status.success());
+    let nobody = "target default: no responder answers the probes to";
+    assert_eq!(err.matches(nobody).count(), 2, "at the start, and once r1 stopped: {err}");
+    assert_eq!(err.matches("target default: 1 responder(s) answer again").count(), 1, "{err}");
+}
