@@ -57,7 +57,7 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest request head (hyper's smallest buffer limit).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Connections being refused (read, answered 503) at once; more are closed at once.
-const MAX_REFUSING: usize = 64;
+pub(crate) const MAX_REFUSING: usize = 64;
 /// bcrypt checks of unknown passwords run one at a time: each costs ~50 ms of CPU at cost 10,
 /// and a known good password is remembered (as a BLAKE3 digest) after its first check.
 const REMEMBERED_PASSWORDS: usize = 64;

@@ -44,7 +44,7 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::from_args(args)?;
     let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
-    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS))?;
+    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS + http::MAX_REFUSING))?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     let published = Published::new(state.clone());
@@ -215,9 +215,9 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
         let now = Instant::now();
         if now > due + t.probe.interval {
             let why = format!(
-                "the window before it still waited for its late acks (--timeout {:?}) or the machine stalled serve, so this one started {:?} late",
+                "the window before it still waited for its late acks (--timeout {:?}) or the machine stalled serve, so this one started {:.3} s late",
                 t.probe.timeout,
-                now - due
+                (now - due).as_secs_f64()
             );
             overruns.record(t, &why, state, published, quiet);
         }

@@ -85,7 +85,7 @@ fn parse(text: &str) -> Result<BTreeMap<String, Section>, String> {
                 return Err(at("an indented line outside a section"));
             };
             if value.is_empty() {
-                return Err(at(&format!("'{key}' has no value (nested sections are not supported)")));
+                return Err(at(&format!("'{key}' has no value (lists and nested sections are not supported)")));
             }
             if section.insert(key.clone(), (unquote(value).map_err(|e| at(&e))?, n)).is_some() {
                 return Err(at(&format!("'{key}' appears twice")));
