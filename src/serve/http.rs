@@ -210,8 +210,9 @@ fn admit(
             drop(c);
             // Too many young connections: refused, politely, if there is room even for that.
             if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                let tls = site.web.tls.is_some();
                 tokio::spawn(async move {
-                    refuse(stream).await;
+                    refuse(stream, tls).await;
                     drop(permit);
                 });
             }
@@ -236,8 +237,9 @@ fn admit(
 }
 
 /// Reads what the client sends for up to a second (so closing does not reset the connection
-/// under a request it sent), then answers 503.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+/// under a request it sent), then answers 503; over TLS, where a plain answer would read as a
+/// broken handshake and a handshake is what the refusal saves, it only closes.
+async fn refuse(mut stream: tokio::net::TcpStream, tls: bool) {
     let mut buf = [0u8; 1024];
     let mut seen = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -258,7 +260,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(msg.as_bytes()).await;
+        if !tls {
+            let _ = stream.write_all(msg.as_bytes()).await;
+        }
         let _ = stream.shutdown().await;
         // Drain what is still coming, so the close is a FIN and not a reset.
         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
