@@ -161,7 +161,12 @@ fn the_largest_config_stays_within_its_thread_and_memory_bounds() {
         (threads, rss) = (threads.max(t), rss.max(r));
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("64 targets, 10 s: at most {threads} threads, {} MB resident", rss / 1024);
+    let overruns: f64 = (s.metrics().lines())
+        .filter(|l| l.starts_with("mcprobe_window_overruns_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    // Printed, not asserted: on a machine shared with other tests, windows may run late.
+    eprintln!("64 targets, 10 s: at most {threads} threads, {} MB resident, {overruns} overruns", rss / 1024);
     assert!(threads <= 64 * 8 + 3, "{threads} threads");
     assert!(rss < 256 * 1024, "{rss} kB");
     assert!(s.value("mcprobe_windows_total{target=\"t63\"}").is_some_and(|v| v >= 5.0));
@@ -199,7 +204,7 @@ fn a_stalled_window_is_an_overrun_counted_and_logged_once_and_sigterm_is_prompt(
     std::thread::sleep(Duration::from_secs(3));
     let said: Vec<String> = lines.try_iter().filter(|l| l.contains("overran")).collect();
     assert_eq!(said.len(), 1, "{said:?}");
-    assert!(said[0].contains("target default: a window overran --window 1s"), "{said:?}");
+    assert!(said[0].contains("target default: a window overran --window 1.000 s"), "{said:?}");
     drop(s);
 
     let port = free_port().to_string();
