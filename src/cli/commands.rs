@@ -468,6 +468,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub forget: Duration,
 
+    /// TLS and basic auth for the HTTP side: a Prometheus exporter web config file
+    /// (tls_server_config with cert_file and key_file; basic_auth_users with bcrypt hashes), as
+    /// node_exporter's --web.config.file takes (also accepted under that name).
+    #[arg(long, value_name = "FILE", alias = "web.config.file")]
+    pub web_config: Option<PathBuf>,
+
     /// Most series (responder × path) kept per target; more are refused and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_series: usize,

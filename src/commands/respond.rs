@@ -19,6 +19,7 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let watch = querier::start(&iface, group, args.querier.querier_wait, args.quiet, "");
     let quiet = args.quiet;
     let mut failed = None;
+    let mut probers = crate::responder::prober_log::ProberLog::default();
     let counters = responder.run(stop, |ev| {
         if quiet || failed.is_some() {
             return;
@@ -32,10 +33,20 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
                 iface_label(&iface, group)
             ),
             Event::NewSession { session, from, ttl, arrival, join_delay_ns } => {
+                use crate::responder::prober_log::SessionLine;
+                // One line per prober (serve's windows are one), new probers throttled.
+                let SessionLine::Show { unshown } = probers.on_session(*session, from.ip(), crate::net::now_ns())
+                else {
+                    return;
+                };
                 let join = join_delay_ns.map_or(String::new(), |ns| {
                     format!("; joined during it, first probe {:.3} ms after joining (join delay)", ns as f64 / 1e6)
                 });
-                format!("session {} from {from}: ttl {ttl}, {}{join}", format_id(*session), arrival.as_str())
+                let unshown = match unshown {
+                    0 => String::new(),
+                    n => format!(" ({n} sessions of other new probers not shown before it)"),
+                };
+                format!("session {} from {from}: ttl {ttl}, {}{join}{unshown}", format_id(*session), arrival.as_str())
             }
             other => crate::responder::notice::describe(other),
         };

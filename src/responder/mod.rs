@@ -18,6 +18,7 @@
 
 mod guard;
 pub(crate) mod notice;
+pub(crate) mod prober_log;
 
 // The benches and the fuzz target drive these parts of the step directly.
 pub use guard::{is_fresh, AllowList, Budget, SeqWindow, SessionTable, DEFAULT_MAX_CLOCK_SKEW_NS};

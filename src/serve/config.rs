@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use super::bounds;
 use crate::auth::Key;
 pub(crate) use crate::cli::commands::ServeArgs;
 use crate::cli::{parse_duration, parse_rate, parse_size};
@@ -21,13 +22,17 @@ pub(crate) struct Target {
     pub name: String,
     /// One window's engine configuration (`count` probes).
     pub probe: ProbeConfig,
+    /// `count` probes at `interval`: the time between window starts (computed in 128-bit
+    /// nanoseconds, so no count truncates it).
+    pub window: Duration,
     /// `--querier-wait`: the silence that sets `mcprobe_querier_silent`.
     pub querier_wait: Option<Duration>,
 }
 
 impl Target {
-    pub(crate) fn window(&self) -> Duration {
-        self.probe.interval * self.probe.count as u32
+    /// Probes a second this target sends: multicast plus one unicast probe per host.
+    pub(crate) fn send_rate(&self) -> f64 {
+        (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
     }
 }
 
@@ -38,6 +43,8 @@ pub(crate) struct ServeConfig {
     pub max_series: usize,
     pub targets: Vec<Target>,
     pub quiet: bool,
+    /// `--web-config`: TLS and basic auth.
+    pub web: super::webconfig::WebConfig,
 }
 
 /// The settings of one target, as flags or a `[[target]]` table give them.
@@ -49,6 +56,8 @@ struct Spec {
     ttl: u32,
     size: u16,
     interval: Duration,
+    /// Which field gave the interval: `interval` or `rate`.
+    interval_field: &'static str,
     timeout: Duration,
     window: Duration,
     hosts: Vec<IpAddr>,
@@ -61,6 +70,14 @@ struct Spec {
 }
 
 impl Spec {
+    /// The interval as its field gave it: a duration, or probes a second.
+    fn interval_text(&self) -> String {
+        match self.interval_field {
+            "rate" => format!("{}", (1e3 / self.interval.as_secs_f64()).round() / 1e3),
+            _ => format!("{:?}", self.interval),
+        }
+    }
+
     fn what(&self, field: &str) -> String {
         if self.from_flags {
             format!("--{}", field.replace('_', "-"))
@@ -88,9 +105,13 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 ttl: a.ttl,
                 size: a.size,
                 interval,
+                interval_field: if a.rate.is_some() && a.interval.is_none() { "rate" } else { "interval" },
                 timeout: a.timeout,
                 window: a.window,
-                hosts: crate::config::hosts_of(&a.hosts, a.hosts_file.as_deref(), group)?,
+                hosts: {
+                    check_host_count("--hosts", host_entries(&a.hosts, a.hosts_file.as_deref()))?;
+                    crate::config::hosts_of(&a.hosts, a.hosts_file.as_deref(), group)?
+                },
                 key: crate::config::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
@@ -100,7 +121,16 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
         }
     };
-    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet })
+    let total: f64 = targets.iter().map(Target::send_rate).sum();
+    if total > bounds::MAX_TOTAL_RATE {
+        let what = a.config.as_ref().map_or("--rate".to_string(), |p| format!("--config {}", p.display()));
+        bail!(
+            "{what}: the targets send {total:.0} probes/s together (unicast probes to hosts included); serve sends at most {:.0}",
+            bounds::MAX_TOTAL_RATE
+        );
+    }
+    let web = a.web_config.as_deref().map(super::webconfig::load).transpose()?.unwrap_or_default();
+    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet, web })
 }
 
 /// A `[[target]]` table as written; every value is checked in [`from_table`].
@@ -140,6 +170,9 @@ pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
     if file.target.is_empty() {
         bail!("--config {p}: no [[target]] table");
     }
+    if file.target.len() > bounds::MAX_TARGETS {
+        bail!("--config {p}: {} targets; serve probes at most {}", file.target.len(), bounds::MAX_TARGETS);
+    }
     let mut targets: Vec<Target> = Vec::new();
     for (i, table) in file.target.into_iter().enumerate() {
         let label = match table.get("name").and_then(|v| v.as_str()) {
@@ -150,9 +183,39 @@ pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
         if targets.iter().any(|o| o.name == t.name) {
             bail!("--config {p}: {label}: field 'name': another target has this name");
         }
+        if let Some(o) = targets.iter().find(|o| same_destination(o, &t)) {
+            bail!(
+                "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group, port and interface",
+                o.name
+            );
+        }
         targets.push(t);
     }
     Ok(targets)
+}
+
+/// Two targets that probe the same group and port through the same interface would each take
+/// the other's probes and acks for their own responders' traffic: one is a mistake.
+fn same_destination(a: &Target, b: &Target) -> bool {
+    let iface = |t: &Target| t.probe.iface.as_ref().map(|i| i.index);
+    (a.probe.group, a.probe.port, iface(a)) == (b.probe.group, b.probe.port, iface(b))
+}
+
+/// Hosts are counted before they are resolved: a list of 100 000 names must not become 100 000
+/// lookups before it is refused.
+fn check_host_count(what: &str, n: usize) -> Result<()> {
+    if n > bounds::MAX_HOSTS {
+        let what = if what.is_empty() { String::new() } else { format!("{what}: ") };
+        bail!("{what}{n} hosts; serve probes at most {} per target", bounds::MAX_HOSTS);
+    }
+    Ok(())
+}
+
+/// Entries of `--hosts` and `--hosts-file` as `config::expected_hosts` reads them (an unreadable
+/// file counts 0 here and is reported there).
+fn host_entries(list: &[String], file: Option<&Path>) -> usize {
+    let text = file.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+    list.len() + text.lines().filter(|l| !l.split('#').next().unwrap_or("").trim().is_empty()).count()
 }
 
 fn field<T>(name: &str, r: Result<T, String>) -> Result<T, String> {
@@ -192,6 +255,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         Some(s) => field("rcvbuf", parse_size(s))?,
         None => net::DEFAULT_RCVBUF,
     };
+    field("hosts", check_host_count("", t.hosts.len()).map_err(|e| e.to_string()))?;
     let hosts = field("hosts", crate::config::hosts_of(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
     let key = match &t.key_file {
         Some(p) => Some(field("key_file", Key::from_file(p).map_err(|e| format!("{e:#}")))?),
@@ -205,6 +269,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         ttl: t.ttl.unwrap_or(1),
         size: t.size.unwrap_or(128),
         interval,
+        interval_field: if t.rate.is_some() { "rate" } else { "interval" },
         timeout: duration("timeout", &t.timeout, Duration::from_secs(1))?,
         window: duration("window", &t.window, Duration::from_secs(10))?,
         hosts,
@@ -218,8 +283,41 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
 
 /// Checks what spans several fields and builds the engine configuration of one window.
 fn build(s: Spec) -> Result<Target, String> {
+    if s.interval < bounds::MIN_INTERVAL {
+        return Err(format!(
+            "{} {} is beyond serve's shortest interval, {:?} ({:.0} probes/s)",
+            s.what(s.interval_field),
+            s.interval_text(),
+            bounds::MIN_INTERVAL,
+            1.0 / bounds::MIN_INTERVAL.as_secs_f64()
+        ));
+    }
+    if !(bounds::MIN_WINDOW..=bounds::MAX_WINDOW).contains(&s.window) {
+        let (lo, hi) = (bounds::MIN_WINDOW, bounds::MAX_WINDOW);
+        return Err(format!("{} {:?} is not between {lo:?} and {hi:?}", s.what("window"), s.window));
+    }
     if s.window < s.interval {
         return Err(format!("{} {:?} is shorter than the probe interval {:?}", s.what("window"), s.window, s.interval));
+    }
+    // A window waits `timeout` for its late acks while the next one sends; that wait must be
+    // over well before the one after is due, or windows would pile up.
+    if s.timeout.is_zero() || s.timeout > s.window / 2 {
+        return Err(format!(
+            "{} {:?} must be more than 0 and at most half the window ({:?}): each window waits this long for late acks while the next one probes",
+            s.what("timeout"),
+            s.timeout,
+            s.window
+        ));
+    }
+    let rate = (1 + s.hosts.len()) as f64 / s.interval.as_secs_f64();
+    if rate > bounds::MAX_TARGET_RATE {
+        return Err(format!(
+            "{} {} with {} host(s) makes {rate:.0} probes/s (multicast and unicast); a target sends at most {:.0}",
+            s.what(s.interval_field),
+            s.interval_text(),
+            s.hosts.len(),
+            bounds::MAX_TARGET_RATE
+        ));
     }
     let min_size = wire::MIN_PROBE_SIZE + if s.key.is_some() { wire::TAG_LEN } else { 0 };
     if (s.size as usize) < min_size {
@@ -231,7 +329,9 @@ fn build(s: Spec) -> Result<Target, String> {
         Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
         None => None,
     };
-    let count = ((s.window.as_secs_f64() / s.interval.as_secs_f64()).round() as u64).max(1);
+    // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
+    let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
+    let window = Duration::from_nanos((s.interval.as_nanos() * u128::from(count)) as u64);
     // Each window gets a session of its own when it starts (see `serve::target_loop`).
     let probe = ProbeConfig {
         ttl: s.ttl,
@@ -245,7 +345,7 @@ fn build(s: Spec) -> Result<Target, String> {
         hosts: s.hosts,
         ..crate::config::probe_defaults(s.group, s.port, iface)
     };
-    Ok(Target { name: s.name, probe, querier_wait: s.querier_wait })
+    Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
 }
 
 #[cfg(test)]
@@ -261,7 +361,7 @@ mod tests {
     #[test]
     fn reads_targets_with_defaults() {
         let t = load(
-            "[[target]]\nname = \"a\"\ninterval = \"50ms\"\nwindow = \"5s\"\n[[target]]\nname = \"b\"\nrate = 20\n",
+            "[[target]]\nname = \"a\"\ninterval = \"50ms\"\nwindow = \"5s\"\n[[target]]\nname = \"b\"\nrate = 20\ngroup = \"239.1.1.1\"\n",
         )
         .unwrap();
         assert_eq!(t.len(), 2);
@@ -274,6 +374,16 @@ mod tests {
     }
 
     #[test]
+    fn long_windows_keep_every_probe_and_no_count_is_truncated() {
+        let t = load("[[target]]\nname = \"a\"\ninterval = \"100us\"\nwindow = \"1h\"\ntimeout = \"30m\"\n").unwrap();
+        assert_eq!((t[0].probe.count, t[0].window), (36_000_000, Duration::from_secs(3600)));
+        let many: String =
+            (0..=bounds::MAX_TARGETS).map(|i| format!("[[target]]\nname = \"t{i}\"\nport = {}\n", 2000 + i)).collect();
+        let e = format!("{:#}", load(&many).unwrap_err());
+        assert!(e.contains("65 targets; serve probes at most 64"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_target_and_the_field() {
         let cases = [
             ("[[target]]\nname = \"a\"\ninterval = \"soon\"\n", "target 'a': field 'interval'"),
@@ -282,9 +392,15 @@ mod tests {
             ("[[target]]\nname = \"a\"\nintervl = \"1s\"\n", "target 'a': unknown field `intervl`"),
             ("[[target]]\nname = \"a\"\nport = \"x\"\n", "target 'a': invalid type"),
             ("[[target]]\ngroup = \"239.1.1.1\"\n", "target #1: missing field `name`"),
-            ("[[target]]\nname = \"a\"\n[[target]]\nname = \"a\"\n", "target 'a': field 'name'"),
+            ("[[target]]\nname = \"a\"\n[[target]]\nname = \"a\"\nport = 5\n", "target 'a': field 'name'"),
             ("[[target]]\nname = \"a\"\ninterval = \"2s\"\nwindow = \"1s\"\n", "target 'a': field 'window'"),
             ("[[target]]\nname = \"a\"\nquerier_wait = \"soon\"\n", "target 'a': field 'querier_wait'"),
+            ("[[target]]\nname = \"a\"\ninterval = \"1ns\"\n", "target 'a': field 'interval' 1ns is beyond"),
+            ("[[target]]\nname = \"a\"\nrate = 1000000\n", "target 'a': field 'rate' 1000000 is beyond"),
+            ("[[target]]\nname = \"a\"\nwindow = \"1s\"\ntimeout = \"1000000h\"\n", "target 'a': field 'timeout'"),
+            ("[[target]]\nname = \"a\"\nwindow = \"1000000h\"\n", "target 'a': field 'window'"),
+            ("[[target]]\nname = \"a\"\nrate = 9000\nhosts = [\"127.0.0.1\"]\n", "target 'a': field 'rate'"),
+            ("[[target]]\nname = \"a\"\n[[target]]\nname = \"b\"\n", "target 'b': fields 'group', 'port' and 'iface'"),
             ("", "no [[target]]"),
         ];
         for (text, want) in cases {

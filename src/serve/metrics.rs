@@ -254,7 +254,7 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_late_acks",
-            "Acks slower than the timeout (their probe counts as lost neither way, but here).",
+            "Acks that came after the timeout. Their probes are counted here only: not as acks, and not as lost in any direction.",
             &per_series(&|s| s.late),
         )?;
         counter(
@@ -278,7 +278,7 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_outages",
-            "Stretches of at least --outage-min unanswered probes after an answer, and windows without any ack.",
+            "Stretches of at least --outage-min unanswered probes after an answer, across windows: a responder that stops is one outage, however many windows it stays silent.",
             &per_series(&|s| s.outages),
         )?;
         counter(
@@ -352,6 +352,12 @@ impl Collector for StateCollector {
         )?;
         counter(&mut e, "mcprobe_send_errors", "Probes the kernel refused to send.", &per_target(&|t| t.send_errors))?;
         counter(&mut e, "mcprobe_windows", "Probe windows finished and folded in.", &per_target(&|t| t.windows))?;
+        counter(
+            &mut e,
+            "mcprobe_window_overruns",
+            "Windows that overran --window: the one before still waited for its late acks when this one was due (it started late), or the sender could not send all its probes in time. Windows never overlap their sending.",
+            &per_target(&|t| t.overruns),
+        )?;
         counter(
             &mut e,
             "mcprobe_responders_refused",

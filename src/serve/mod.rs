@@ -1,22 +1,26 @@
 //! `mcprobe serve`: probes without end and serves the figures to Prometheus.
 //!
 //! Each target runs back-to-back windows of the ordinary probe engine ([`prober::run`] with
-//! `count` probes): window k+1 starts on window k's schedule end, so probing is continuous while
-//! k waits for its late acks. Each window is its own session and socket. A finished window is
-//! folded into the cumulative [`state::State`] (pure), and a copy is published for the HTTP
-//! side, which never touches the probe or ack path. Memory is bounded by construction: a window's
-//! engine state is dropped once folded, and the state holds at most `--max-series` series per
-//! target, each of fixed size. Each target also has a querier watch for its whole life (a
-//! thread of its own, see [`crate::querier::watch`]), read into the state once a second.
+//! `count` probes): window k+1 starts when k's schedule ends, so probing is continuous while k
+//! waits (up to `timeout`) for its late acks. Each window is its own session and socket. At most
+//! two windows of a target exist at once (see [`bounds`]): when k+1 is due, k's sending is cut
+//! if it is still going (its sender fell behind), and k-1 must be over; if it is not, k+1 starts
+//! late. Either is an overrun, counted and logged. A finished window is folded into the
+//! cumulative [`state::State`] (pure), and a copy is published for the HTTP side, which never
+//! touches the probe or ack path. Memory is bounded by construction: a window's engine state is
+//! dropped once folded, and the state holds at most `--max-series` series per target, each of
+//! fixed size. Each target also has a querier watch for its whole life (a thread of its own,
+//! see [`crate::querier::watch`]), read into the state once a second.
 
+pub(crate) mod bounds;
 pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod state;
+pub(crate) mod webconfig;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,24 +36,45 @@ use crate::prober::{self, ProbeConfig};
 use crate::querier::watch::QuerierWatch;
 use crate::run::Outcome;
 
-/// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM); the windows under way finish and are
-/// folded in before it returns.
+/// How often the main thread and each target's loop look at the stop flag: SIGTERM and Ctrl-C
+/// stop `serve` within about this long, whatever the timeout (windows under way are abandoned:
+/// their figures would have nowhere to go).
+const STOP_CHECK: Duration = Duration::from_millis(50);
+/// How late a window may start, and how long after the next window's start it may still send
+/// its last probe, without an overrun: its engine starts its schedule once its sockets are set
+/// up, and on a loaded machine threads wake late (12-13 ms measured with 64 targets on 2
+/// vCPUs). Past this, its sending is cut, so two windows never send together for longer. A
+/// tenth of the window, at most 100 ms.
+fn grace(t: &Target) -> Duration {
+    (t.window / 10).min(Duration::from_millis(100))
+}
+
+/// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
 pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<()> {
     let cfg = config::from_args(args)?;
+    let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
+    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS + http::MAX_REFUSING))?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     let published = Published::new(state.clone());
-    let server = http::Server::bind(cfg.listen, metrics::registry(published.clone()))?;
+    let server =
+        http::Server::bind(cfg.listen, metrics::registry(published.clone()), published.clone(), cfg.web.clone())?;
     if !cfg.quiet {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!("serving http://{}/metrics; probing target(s) {}", server.local_addr(), names.join(", "));
+        let (scheme, addr) = (server.scheme(), server.local_addr());
+        eprintln!("serving {scheme}://{addr}/metrics; probing target(s) {}", names.join(", "));
     }
     // `quit` stops everything: set from `stop`, or by a target that cannot start.
     let quit = AtomicBool::new(false);
     let state = Mutex::new(state);
     let failure = Mutex::new(None);
     thread::scope(|s| {
-        s.spawn(|| server.run(&quit));
+        s.spawn(|| {
+            if let Err(e) = server.run(&quit) {
+                failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                quit.store(true, Ordering::SeqCst);
+            }
+        });
         let loops: Vec<_> = (cfg.targets.iter())
             .map(|t| {
                 let (quit, state, published, failure) = (&quit, &state, &published, &failure);
@@ -70,7 +95,6 @@ pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<()> {
         for l in loops {
             let _ = l.join();
         }
-        server.wake();
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
@@ -85,45 +109,142 @@ fn unix_now_s() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A window under way, on a thread of its own (not scoped: `serve` stops without waiting for
+/// the late acks of a window that no one will read).
+struct InFlight {
+    thread: thread::JoinHandle<Result<Outcome>>,
+    /// Stops the window's sender (the engine's `stop`); its receiver still waits for late acks.
+    cut: Arc<AtomicBool>,
+    /// When to set `cut`: [`grace`] after the next window started.
+    cut_at: Option<Instant>,
+}
+
+impl InFlight {
+    /// `prober`: the target's identity for its whole life, the high 32 bits of every window's
+    /// session, so a responder names this prober once rather than once per window.
+    fn start(t: &Target, prober: u32) -> Result<Self> {
+        // Every window is its own session: acks of one are never taken for another's.
+        let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
+        let probe = ProbeConfig { session, ..t.probe.clone() };
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = cut.clone();
+        let thread = thread::Builder::new()
+            .name("window".into())
+            .spawn(move || prober::run(&probe, &stop, None, |_| {}))
+            .map_err(|e| anyhow!("cannot start a window's thread: {e}"))?;
+        Ok(InFlight { thread, cut, cut_at: None })
+    }
+}
+
+/// Says an overrun at most once per [`bounds::OVERRUN_LOG_PERIOD`] per target.
+struct OverrunLog {
+    last: Option<Instant>,
+    unsaid: u64,
+}
+
+impl OverrunLog {
+    fn record(&mut self, t: &Target, why: &str, state: &Mutex<State>, published: &Published, quiet: bool) {
+        let total = {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let total = st.overrun(&t.name);
+            published.set(st.clone());
+            total
+        };
+        self.unsaid += 1;
+        if quiet || self.last.is_some_and(|l| l.elapsed() < bounds::OVERRUN_LOG_PERIOD) {
+            return;
+        }
+        let more =
+            if self.unsaid > 1 { format!(" ({} overruns since the last line)", self.unsaid) } else { String::new() };
+        eprintln!(
+            "mcprobe: target {}: a window overran --window {:.3} s: {why}{more}; {total} in all (mcprobe_window_overruns_total; said at most every {} min)",
+            t.name,
+            t.window.as_secs_f64(),
+            bounds::OVERRUN_LOG_PERIOD.as_secs() / 60
+        );
+        self.last = Some(Instant::now());
+        self.unsaid = 0;
+    }
+}
+
 /// Runs one target's windows until `quit`. An error in the first window (no such route, a port
 /// that cannot be bound) ends `serve`; later ones are logged and the next window tries again.
 fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &Published, quiet: bool) -> Result<()> {
-    let window = t.window();
     let mut folded_any = false;
     // The querier watch lives as long as the target: its log spans every window. It is read on
     // a clock of its own, so the metrics follow it even while windows fail.
     let watch = crate::querier::watch::start(&t.probe.iface, t.probe.group, t.querier_wait, quiet, &t.name);
     let watch = watch.as_ref().and_then(|w| w.as_ref().ok());
     let mut querier_read: Option<Instant> = None;
-    thread::scope(|s| {
-        let mut pending = VecDeque::new();
-        let mut next = Instant::now();
-        while !quit.load(Ordering::SeqCst) {
-            // Every window is its own session: acks of one are never taken for another's.
-            let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
-            pending.push_back(s.spawn(move || prober::run(&probe, quit, None, |_| {})));
-            next += window;
-            loop {
-                while pending.front().is_some_and(|h: &thread::ScopedJoinHandle<_>| h.is_finished()) {
-                    let h = pending.pop_front().expect("checked");
-                    finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+    let mut overruns = OverrunLog { last: None, unsaid: 0 };
+    let mut answered = Answered::Unknown;
+    let prober: u32 = rand::random();
+    // The newest window (sending) and the one before it (waiting for its late acks).
+    let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
+    let mut due = Instant::now();
+    let abandon = |windows: [Option<InFlight>; 2]| {
+        windows.into_iter().flatten().for_each(|w| w.cut.store(true, Ordering::SeqCst))
+    };
+    loop {
+        // Until the next window is due: fold what finished, read the querier watch.
+        loop {
+            for slot in [&mut waiting, &mut sending] {
+                if slot.as_ref().is_some_and(|w| w.thread.is_finished()) {
+                    let w = slot.take().expect("checked");
+                    let joined = w.thread.join();
+                    if let Some(o) = finish(t, joined, &mut folded_any, &mut answered, state, published, quiet)? {
+                        if o.interrupted {
+                            let why =
+                                format!("its sender sent {} of {} probes in time (cut)", o.run.sent(), t.probe.count);
+                            overruns.record(t, &why, state, published, quiet);
+                        }
+                    }
                 }
-                if let Some(w) = watch.filter(|_| querier_read.is_none_or(|r| r.elapsed() >= QUERIER_READ)) {
-                    publish_querier(t, w, state, published);
-                    querier_read = Some(Instant::now());
-                }
-                let now = Instant::now();
-                if now >= next || quit.load(Ordering::SeqCst) {
-                    break;
-                }
-                thread::sleep((next - now).min(Duration::from_millis(50)));
             }
+            if let Some(w) = watch.filter(|_| querier_read.is_none_or(|r| r.elapsed() >= QUERIER_READ)) {
+                publish_querier(t, w, state, published);
+                querier_read = Some(Instant::now());
+            }
+            if quit.load(Ordering::SeqCst) {
+                abandon([sending, waiting]);
+                return Ok(());
+            }
+            let now = Instant::now();
+            let cut_at = waiting.as_ref().and_then(|w| w.cut_at);
+            if let Some(w) = waiting.as_mut().filter(|_| cut_at.is_some_and(|c| now >= c)) {
+                w.cut.store(true, Ordering::SeqCst);
+                w.cut_at = None;
+            }
+            // The window before last must be over before a new one starts: then it is due.
+            if now >= due && waiting.is_none() {
+                break;
+            }
+            let mut nap = if now >= due { Duration::from_millis(5) } else { (due - now).min(STOP_CHECK) };
+            if let Some(c) = cut_at.filter(|&c| c > now) {
+                nap = nap.min(c - now);
+            }
+            thread::sleep(nap);
         }
-        for h in pending {
-            finish(t, h.join(), &mut folded_any, state, published, quiet)?;
+        // The newest window's time is up: its sending ends now (normally it has, one interval
+        // ago; a late last probe gets `grace`); it waits for its late acks beside the next one.
+        let now = Instant::now();
+        if let Some(mut w) = sending.take() {
+            w.cut_at = Some(now + grace(t));
+            waiting = Some(w);
         }
-        Ok(())
-    })
+        let late = now > due + grace(t);
+        if late {
+            let why = format!(
+                "the window before it still waited for its late acks (--timeout {:?}) or the machine stalled serve, so this one started {:.3} s late",
+                t.probe.timeout,
+                (now - due).as_secs_f64()
+            );
+            overruns.record(t, &why, state, published, quiet);
+        }
+        sending = Some(InFlight::start(t, prober)?);
+        // A window that starts late is given its whole length; the schedule moves with it.
+        due = if late { now } else { due } + t.window;
+    }
 }
 
 /// How often a target's querier watch is read into the metrics.
@@ -140,20 +261,29 @@ fn publish_querier(t: &Target, watch: &QuerierWatch, state: &Mutex<State>, publi
 
 type Joined = thread::Result<Result<Outcome>>;
 
+/// Whether the target's last window had multicast responders, as last said in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Unknown,
+    Nobody,
+    Some,
+}
+
 fn finish(
     t: &Target,
     joined: Joined,
     folded_any: &mut bool,
+    answered: &mut Answered,
     state: &Mutex<State>,
     published: &Published,
     quiet: bool,
-) -> Result<()> {
+) -> Result<Option<Outcome>> {
     let outcome = match joined.map_err(|_| anyhow!("a probe window panicked")).and_then(|r| r) {
         Ok(o) => o,
         Err(e) if !*folded_any => return Err(e.context(format!("target {}", t.name))),
         Err(e) => {
             eprintln!("mcprobe: target {}: window failed: {e:#}", t.name);
-            return Ok(());
+            return Ok(None);
         }
     };
     *folded_any = true;
@@ -164,16 +294,39 @@ fn finish(
     );
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
-    let w =
-        Window { outcome: &outcome, diagnosis, interval_s: t.probe.interval.as_secs_f64(), now_unix_s: unix_now_s() };
-    let events = {
+    let w = Window {
+        outcome: &outcome,
+        diagnosis,
+        interval_s: t.probe.interval.as_secs_f64(),
+        now_unix_s: unix_now_s(),
+        outage_min: t.probe.outage_min,
+    };
+    let (events, responders) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let events = st.fold(&t.name, &w);
+        let responders = st.targets.get(&t.name).map_or(0, |x| x.responders);
         published.set(st.clone());
-        events
+        (events, responders)
     };
     if quiet {
-        return Ok(());
+        return Ok(Some(outcome));
+    }
+    // A target nobody answers is said once, and again when that changes (a line per window
+    // would be 8 640 a day).
+    let now = if responders == 0 { Answered::Nobody } else { Answered::Some };
+    if now != *answered {
+        let group = std::net::SocketAddr::new(t.probe.group, t.probe.port);
+        match now {
+            Answered::Nobody => eprintln!(
+                "mcprobe: target {}: no responder answers the probes to {group} (are responders running there, and is multicast forwarded?); said again when one does",
+                t.name
+            ),
+            _ if *answered == Answered::Nobody => {
+                eprintln!("target {}: {responders} responder(s) answer again", t.name)
+            }
+            _ => {}
+        }
+        *answered = now;
     }
     let mut refused = 0;
     for e in events {
@@ -194,5 +347,5 @@ fn finish(
     if refused > 0 {
         eprintln!("target {}: {refused} new responder series refused (--max-series reached)", t.name);
     }
-    Ok(())
+    Ok(Some(outcome))
 }

@@ -99,6 +99,12 @@ pub(crate) struct Series {
     responder_ids: Vec<u64>,
     /// The last window brought no ack.
     silent: bool,
+    /// An outage was still open when the last window ended (and was counted): the unanswered
+    /// probes that follow continue it, whether the next window is silent or answers late.
+    outage_open: bool,
+    /// Otherwise, the unanswered probes at the end of the last window (fewer than an outage):
+    /// with those at the start of the next, they may make one.
+    trailing: u64,
 }
 
 /// One expected host's figures from the last window.
@@ -123,6 +129,9 @@ pub(crate) struct Target {
     pub responders: u64,
     /// New series not created because the target had `max_series` already.
     pub refused: u64,
+    /// Windows that overran: the one before was still waiting for its late acks when this one
+    /// was due (so it started late), or its sender could not send every probe in time.
+    pub overruns: u64,
     pub hosts: Vec<HostState>,
     /// What the querier watch on the target's interface heard, as of the last window.
     pub querier: QuerierState,
@@ -196,6 +205,8 @@ pub(crate) struct Window<'a> {
     pub diagnosis: Option<&'a Diagnosis>,
     pub interval_s: f64,
     pub now_unix_s: f64,
+    /// Consecutive unanswered probes that make an outage (`--outage-min`).
+    pub outage_min: u64,
 }
 
 impl State {
@@ -213,6 +224,13 @@ impl State {
         let changed = t.querier != q;
         t.querier = q;
         changed
+    }
+
+    /// Counts an overrun of `target`'s windows; returns how many there were so far.
+    pub(crate) fn overrun(&mut self, target: &str) -> u64 {
+        let t = self.targets.entry(target.to_string()).or_default();
+        t.overruns += 1;
+        t.overruns
     }
 
     pub(crate) fn fold(&mut self, target: &str, w: &Window) -> Vec<Event> {
@@ -268,9 +286,17 @@ impl State {
             };
             s.probes += sent;
             s.lost[2] += sent;
+            // One stopped responder is one outage: the one its last window counted (still open
+            // when that window ended), or one made here of the probes since its last answer.
+            if !s.outage_open && sent > 0 {
+                s.trailing += sent;
+                if s.trailing >= w.outage_min {
+                    s.outages += 1;
+                    s.outage_open = true;
+                }
+            }
             if !s.silent && sent > 0 {
                 s.silent = true;
-                s.outages += 1;
                 events.push(Event { key: key.clone(), change: Change::Silent });
             }
         }
@@ -331,6 +357,21 @@ impl State {
                 }
             }
         }
+        // The engine counts no outage before a window's first answer (for it, that is a join);
+        // across windows, those probes continue the last window's open outage, or with its
+        // unanswered tail make a new one.
+        if !fresh {
+            let leading = figures.iter().filter_map(|f| f.first_seq).min().unwrap_or(0);
+            if !s.outage_open && s.trailing + leading >= w.outage_min {
+                s.outages += 1;
+            }
+        }
+        s.outage_open = hosts.iter().any(|h| h.outages.iter().any(|o| o.end_unix_ns.is_none()));
+        let answered_last = hosts.iter().filter_map(|h| h.max_seq).max();
+        s.trailing = match answered_last {
+            Some(last) if !s.outage_open => run.sent().saturating_sub(last + 1),
+            _ => 0,
+        };
         for h in hosts {
             s.rtt.add_hdr(&h.rtt, &RTT_BUCKETS_S);
             s.net_rtt.add_hdr(&h.net_rtt, &RTT_BUCKETS_S);
@@ -449,7 +490,7 @@ mod tests {
     }
 
     fn fold(st: &mut State, o: &Outcome, now: f64) -> Vec<Change> {
-        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now };
+        let w = Window { outcome: o, diagnosis: None, interval_s: 0.01, now_unix_s: now, outage_min: 3 };
         st.fold("lan", &w).into_iter().map(|e| e.change).collect()
     }
 
@@ -500,6 +541,40 @@ mod tests {
         // Its last ack was at about t0 + 90 ms; `forget` is 60 s.
         assert_eq!(fold(&mut st, &quiet, 1_061.0), [Change::Forgotten]);
         assert!(st.series.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_responder_is_one_outage_however_many_windows_it_stays_silent() {
+        let t0 = 1_000_000 * MS;
+        let quiet = window(t0, 10, &[]);
+        // Stops after probe 4 of its second window: the engine counts the open outage there,
+        // and the silent windows after it continue it.
+        let mut st = state(10);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]), 1_000.1);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..5).collect())]), 1_000.2);
+        assert_eq!(fold(&mut st, &quiet, 1_000.3), [Change::Silent]);
+        fold(&mut st, &quiet, 1_000.4);
+        assert_eq!(st.series[&key("a")].outages, 1);
+        // Stops with the last probe of a window: the silent window is the outage.
+        let mut st = state(10);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]), 1_000.1);
+        fold(&mut st, &quiet, 1_000.2);
+        fold(&mut st, &quiet, 1_000.3);
+        assert_eq!(st.series[&key("a")].outages, 1);
+        // Comes back: the probes before its first answer continue the outage.
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (4..10).collect())]), 1_000.4);
+        assert_eq!(st.series[&key("a")].outages, 1);
+        // Two unanswered probes at the end of one window and two at the start of the next make
+        // one outage (--outage-min 3) that neither window holds whole.
+        let mut st = state(10);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..8).collect())]), 1_000.1);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (2..10).collect())]), 1_000.2);
+        assert_eq!(st.series[&key("a")].outages, 1);
+        // One unanswered probe on each side is plain loss.
+        let mut st = state(10);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..9).collect())]), 1_000.1);
+        fold(&mut st, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (1..10).collect())]), 1_000.2);
+        assert_eq!(st.series[&key("a")].outages, 0);
     }
 
     #[test]

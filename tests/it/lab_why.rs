@@ -305,7 +305,7 @@ fn metrics_in_h1(p: &str, port: u16) -> String {
     in_netns(&format!("{p}-h1"), || {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
         s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string())

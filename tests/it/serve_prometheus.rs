@@ -192,3 +192,102 @@ fn prometheus_scrapes_serve_and_alerts_on_a_silent_responder() {
     assert_eq!(scalar(prom_port, "sum(mcprobe_lost_total{responder!=\"r3\"})"), Some(0.0));
     drop(responders);
 }
+
+/// A throwaway CA and a certificate for 127.0.0.1 that it signed, made with the openssl CLI.
+fn make_certs(dir: &Path) -> bool {
+    let sh = |script: &str| {
+        Command::new("sh").arg("-c").arg(script).current_dir(dir).output().is_ok_and(|o| o.status.success())
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt \
+        -days 1 -subj /CN=mcprobe-test-ca 2>/dev/null")
+        && sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout serve.key -out serve.csr \
+        -subj /CN=127.0.0.1 2>/dev/null")
+        && sh(
+            "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext \
+        && openssl x509 -req -in serve.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out serve.crt -days 1 \
+        -extfile ext 2>/dev/null",
+        )
+}
+
+#[test]
+fn prometheus_scrapes_serve_over_tls_with_basic_auth_and_a_wrong_password_is_refused() {
+    if !have("prometheus") || Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("SKIP: prometheus or openssl not installed (apt-get install prometheus openssl)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    assert!(make_certs(dir.path()), "openssl could not make the test certificates");
+    // Cost 5: the test binary is unoptimized, and every wrong password costs a bcrypt check.
+    let hash = bcrypt::hash("s3cret", 5).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "# as node_exporter takes it\ntls_server_config:\n  cert_file: serve.crt\n  key_file: serve.key\nbasic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _r = Responder::start(port, "r1");
+    let http = free_tcp_port();
+    let serve = bin()
+        .args(["serve", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string()])
+        .args(["--rate", "20", "--window", "1s", "--timeout", "300ms", "--listen", &format!("127.0.0.1:{http}")])
+        .args(["--web-config", web.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _serve = Killed(serve);
+    wait_for("serve to listen", || TcpStream::connect((Ipv4Addr::LOCALHOST, http)).is_ok());
+    // Plain HTTP to the TLS port gets no page.
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(!String::from_utf8_lossy(&out).contains("mcprobe_"), "metrics over plain HTTP");
+
+    let scrape = |job: &str, password: &str| {
+        format!(
+            "  - job_name: {job}\n    scheme: https\n    tls_config:\n      ca_file: ca.crt\n    basic_auth:\n      username: prometheus\n      password: {password}\n    static_configs:\n      - targets: ['127.0.0.1:{http}']\n"
+        )
+    };
+    let prom_port = free_tcp_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
+            scrape("mcprobe", "s3cret"),
+            scrape("wrong", "guess")
+        ),
+    )
+    .unwrap();
+    let prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _prom = Killed(prom);
+    wait_for("Prometheus to answer", || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, prom_port)).is_ok() && http_get(prom_port, "/-/ready", None).0 == 200
+    });
+    wait_for("r1's acks scraped over TLS", || {
+        scalar(prom_port, "sum(mcprobe_acks_total{job=\"mcprobe\",responder=\"r1\"})").is_some_and(|v| v > 0.0)
+    });
+    assert_eq!(scalar(prom_port, "up{job=\"mcprobe\"}"), Some(1.0));
+    wait_for("the wrong password's scrape to fail", || scalar(prom_port, "up{job=\"wrong\"}") == Some(0.0));
+    assert_eq!(
+        scalar(prom_port, "count(mcprobe_acks_total{job=\"wrong\"})"),
+        None,
+        "nothing scraped without the password"
+    );
+    let (_, targets) = http_get(prom_port, "/api/v1/targets", None);
+    let v: Value = serde_json::from_str(&targets).unwrap();
+    let wrong = v["data"]["activeTargets"].as_array().unwrap().iter().find(|t| t["labels"]["job"] == "wrong").cloned();
+    let error = wrong.as_ref().and_then(|t| t["lastError"].as_str()).unwrap_or("");
+    assert!(error.contains("401"), "the wrong password's scrape error: {error:?}");
+}
