@@ -294,8 +294,8 @@ pub struct Judgement {
     /// Loss is judged from each responder's first answer on each path, not from the first
     /// probe (`mesh`: hosts start at different times).
     pub from_first_answer: bool,
-    /// This host's own responder (`mesh`): its acks come back through multicast loop, and it is
-    /// not one of the responders measured.
+    /// This host's own responder (`mesh`): its acks come back through multicast loop (the
+    /// merged matrix's diagonal); it is not an unexpected responder, nor any peer's.
     pub own: Option<ResponderId>,
 }
 
@@ -308,12 +308,6 @@ impl Judgement {
 
 impl Findings {
     pub fn of(o: &Outcome, j: Judgement) -> Findings {
-        // This host's own responder (mesh) is not one of the responders measured.
-        let path_rows = |run: &Run, path: Path, ttl: u32| {
-            let mut rows = path_rows(run, path, ttl);
-            rows.retain(|r| j.own.is_none() || r.id() != j.own);
-            rows
-        };
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
         if !o.unicast.is_empty() {
@@ -348,7 +342,12 @@ impl Findings {
                 local,
                 from_first_answer: j.from_first_answer,
             };
-            let d = diagnosis::diagnose(&hosts, &rows, cx);
+            let mut d = diagnosis::diagnose(&hosts, &rows, cx);
+            let own = |a: &SocketAddr| {
+                rows.iter()
+                    .any(|r| r.id().is_some() && r.id() == j.own && r.responder.as_ref().is_some_and(|x| x.addr == *a))
+            };
+            d.unexpected.retain(|(_, a)| !own(a));
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
             }
