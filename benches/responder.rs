@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
-use mcprobe::auth::Key;
+use mcprobe::auth::{Binding, Key};
 use mcprobe::responder::{
     is_fresh, AllowList, Budget, Datagram, Engine, Outcome, ResponderConfig, SeqWindow, SessionTable,
     DEFAULT_MAX_CLOCK_SKEW_NS, DEFAULT_RATE_LIMIT, DEFAULT_TOTAL_RATE_LIMIT,
@@ -48,13 +48,15 @@ fn config(key: Option<Key>) -> ResponderConfig {
     }
 }
 
+/// The probes of one prober at 10.0.0.1, keyed for the group and port of [`config`].
 fn probes(key: Option<&Key>) -> Vec<Vec<u8>> {
+    let binding = Binding { dst: SocketAddr::from(([239, 255, 42, 42], 24_242)), src: IpAddr::from([10, 0, 0, 1]) };
     (0..BATCH)
         .map(|seq| {
             let tag = if key.is_some() { TAG_LEN } else { 0 };
             let mut p = Probe { session: 0x5eed, seq, tx_ns: T0 + seq * GAP_NS, asks_ext: false }.encode(SIZE - tag);
             if let Some(k) = key {
-                k.seal(&mut p);
+                k.seal_probe(&mut p, &binding);
             }
             p
         })
@@ -62,7 +64,8 @@ fn probes(key: Option<&Key>) -> Vec<Vec<u8>> {
 }
 
 /// The whole decision for a 128-byte probe that is answered: decode, checks, ack encode (and,
-/// keyed, the MAC check of the probe and the MAC of the ack).
+/// keyed, the MAC check of the probe, bound to its destination and source, and the MAC of the
+/// ack).
 #[divan::bench(args = [false, true])]
 fn step_answered(bencher: Bencher, keyed: bool) {
     let key = keyed.then(|| Key::from_secret(b"bench").unwrap());

@@ -9,6 +9,7 @@
 //! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
 
+mod key_evidence;
 mod receive;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -20,13 +21,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use crate::auth::Key;
+use crate::auth::{Binding, Key};
 use crate::net::icmp::{IcmpError, IcmpKind};
 use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Probe};
 
 pub(crate) use crate::net::UNICAST_TTL;
+pub use key_evidence::{KeyCounts, KeyEvidence};
 use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.
@@ -112,12 +114,14 @@ pub struct UnicastRun {
     pub icmp: IcmpCounts,
     /// The host is this machine (one of its interface addresses).
     pub is_self: bool,
+    /// What says a responder there and this prober do not share a key.
+    pub keys: KeyEvidence,
 }
 
 impl UnicastRun {
-    /// A host's run with nothing refused, no ICMP error, and not this machine.
+    /// A host's run with nothing refused, no ICMP error, no key evidence, and not this machine.
     pub(crate) fn new(host: IpAddr, run: Run) -> Self {
-        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
+        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false, keys: KeyEvidence::default() }
     }
 }
 
@@ -187,10 +191,23 @@ impl IcmpCounts {
 /// session id `multicast session + 1 + i`, so an ack's session names its run.
 struct Runs {
     multicast: Run,
+    /// Key evidence of the multicast path.
+    keys: KeyEvidence,
     unicast: Vec<UnicastRun>,
 }
 
 impl Runs {
+    /// The key evidence of the path whose session is `session`, if it sent probe `seq`: evidence
+    /// about anything else is not this run's.
+    fn keys_for(&mut self, session: u64, seq: u64) -> Option<&mut KeyEvidence> {
+        if session == self.multicast.config().session {
+            return (seq < self.multicast.sent()).then_some(&mut self.keys);
+        }
+        let i = session.wrapping_sub(self.multicast.config().session).wrapping_sub(1);
+        let u = usize::try_from(i).ok().and_then(|i| self.unicast.get_mut(i))?;
+        (seq < u.run.sent()).then_some(&mut u.keys)
+    }
+
     fn for_session(&mut self, session: u64) -> &mut Run {
         let i = session.wrapping_sub(self.multicast.config().session).wrapping_sub(1);
         match usize::try_from(i).ok().and_then(|i| self.unicast.get_mut(i)) {
@@ -254,6 +271,9 @@ pub struct Outcome {
     /// This machine's addresses (looked up with `--hosts` only): ICMP errors it reported itself
     /// are neighbour failures, and a listed host among them is this machine.
     pub local_addrs: Vec<IpAddr>,
+    /// What says a responder on the multicast path and this prober do not share a key (each
+    /// unicast path has its own, in [`UnicastRun::keys`]).
+    pub keys: KeyEvidence,
 }
 
 /// Receives the rows of closed probes (only with `raw`) and of closed intervals (only with
@@ -322,6 +342,7 @@ pub fn run(
     let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let run = runs.multicast;
     Ok(Outcome {
+        keys: runs.keys,
         interrupted: run.sent() < cfg.count,
         run,
         unicast: runs.unicast,
@@ -349,7 +370,7 @@ impl Runs {
                 UnicastRun { is_self: host.is_loopback() || local.contains(&host), ..UnicastRun::new(host, run) }
             })
             .collect();
-        Runs { multicast: Run::new(run_cfg), unicast }
+        Runs { multicast: Run::new(run_cfg), keys: KeyEvidence::default(), unicast }
     }
 }
 
@@ -415,6 +436,13 @@ fn send_loop(
 ) -> Result<(Histogram<u64>, u64)> {
     net::lower_timer_slack();
     let dest = SocketAddr::new(cfg.group, cfg.port);
+    // What each path's keyed probes are for: where they go, and the address their socket is
+    // bound to (`net::prober_socket`, `net::unicast_socket`).
+    let source = |sock: &UdpSocket| sock.local_addr().map(|a| a.ip()).context("the prober's socket has no address");
+    let mc_binding = Binding { dst: dest, src: source(&socks[0])? };
+    let host_bindings = (cfg.hosts.iter().zip(&socks[1..]))
+        .map(|(&host, sock)| Ok(Binding { dst: SocketAddr::new(host, cfg.port), src: source(sock)? }))
+        .collect::<Result<Vec<_>>>()?;
     let mut lateness = lateness_histogram();
     let sizes = ProbeSizes::new(cfg);
     let mut buf = Vec::with_capacity(cfg.size.max(wire::INFO_PROBE_LEN + wire::TAG_LEN));
@@ -447,7 +475,7 @@ fn send_loop(
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
-            encode_probe(cfg, probe, size, &mut buf);
+            encode_probe(cfg, probe, size, &mc_binding, &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -466,7 +494,7 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 let seq = u.run.sent();
                 let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
-                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, &mut buf);
+                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, &host_bindings[i], &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
                 } else {
@@ -548,14 +576,14 @@ pub(crate) fn padded_size(cfg: &ProbeConfig) -> Option<usize> {
 }
 
 /// The datagram for one probe of `size` bytes (the tag included): the plain message, or the
-/// probe, keyed when there is a key.
-fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, buf: &mut Vec<u8>) {
+/// probe, keyed for `binding` when there is a key.
+fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, binding: &Binding, buf: &mut Vec<u8>) {
     buf.clear();
     match (&cfg.plain, &cfg.key) {
         (Some(message), _) => buf.extend_from_slice(message),
         (None, Some(key)) => {
             probe.encode_into(size - wire::TAG_LEN, buf);
-            key.seal(buf);
+            key.seal_probe(buf, binding);
         }
         (None, None) => probe.encode_into(size, buf),
     }

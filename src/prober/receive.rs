@@ -90,10 +90,22 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                 return;
             }
             match wire::decode(datagram) {
-                Ok(Message::Ack(_)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => totals.forged += 1,
+                Ok(Message::Ack(ack)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => {
+                    totals.forged += 1;
+                    // No tag at all, to one of this run's probes: a responder without a key.
+                    if !wire::is_keyed(datagram) {
+                        if let Some(keys) = runs.keys_for(ack.session, ack.seq) {
+                            keys.unkeyed_ack(rx.from.ip());
+                        }
+                    }
+                }
                 Ok(Message::Ack(ack)) => {
                     runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
                 }
+                Ok(Message::Notice(n)) => match runs.keys_for(n.session, n.seq) {
+                    Some(keys) => keys.notice(rx.from.ip(), n.reason),
+                    None => totals.invalid += 1,
+                },
                 _ => totals.invalid += 1,
             }
         }
