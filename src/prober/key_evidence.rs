@@ -28,7 +28,7 @@ impl KeyCounts {
         self.key_needed + self.other_key + self.unkeyed_acks
     }
 
-    fn add(&mut self, other: &KeyCounts) {
+    pub(crate) fn add(&mut self, other: &KeyCounts) {
         self.key_needed += other.key_needed;
         self.other_key += other.other_key;
         self.unkeyed_acks += other.unkeyed_acks;

@@ -183,6 +183,9 @@ pub(crate) fn note_line(n: &Note) -> String {
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
+        Note::KeyMismatch { source, counts } => {
+            format!("key mismatch with {source}: {}", crate::findings::diagnosis::key_mismatch_text(counts))
+        }
     }
 }
 

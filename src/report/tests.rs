@@ -194,3 +194,47 @@ fn verdicts_with_an_outage_the_querier_silence_explains() {
         querier::write_diagnosis_lines(w, &f)
     }));
 }
+
+/// `--hosts` against responders with other keys: h2 needs one (these probes carry none), h3 has
+/// another, h4 none at all (a keyed prober's view), h5 is silent: verdicts and closing lines.
+#[test]
+fn table_and_verdicts_with_key_mismatches() {
+    use crate::wire::NoticeReason;
+    let ok = Answerer::new(1, "h1", "10.0.0.1:24242");
+    let hosts = [
+        ("10.0.0.1", vec![ok.clone()]),
+        ("10.0.0.2", vec![]),
+        ("10.0.0.3", vec![]),
+        ("10.0.0.4", vec![]),
+        ("10.0.0.5", vec![]),
+    ];
+    let mut o = outcome(50, 1, &[ok], &hosts);
+    let ip = |s: &str| s.parse().unwrap();
+    (0..5).for_each(|_| o.keys.notice(ip("10.0.0.2"), NoticeReason::KeyNeeded));
+    (0..4).for_each(|_| o.unicast[1].keys.notice(ip("10.0.0.2"), NoticeReason::KeyNeeded));
+    (0..6).for_each(|_| o.keys.notice(ip("10.0.0.3"), NoticeReason::KeyMismatch));
+    (0..50).for_each(|_| o.keys.unkeyed_ack(ip("10.0.0.4")));
+    (0..50).for_each(|_| o.unicast[3].keys.unkeyed_ack(ip("10.0.0.4")));
+    let f = Findings::of(&o, judge());
+    insta::assert_snapshot!(render(|w| {
+        write_table(w, &f)?;
+        write_diagnosis(w, f.diagnosis.as_ref().unwrap())
+    }));
+    let json: serde_json::Value = serde_json::from_str(&render(|w| write_json(w, &f))).unwrap();
+    let h2 = &json["diagnosis"]["hosts"][1];
+    assert_eq!(
+        (h2["verdict"].as_str(), h2["key_evidence"]["key_needed_notices"].as_u64()),
+        (Some("key-mismatch"), Some(9))
+    );
+    assert_eq!(json["diagnosis"]["hosts"][4]["key_evidence"], serde_json::Value::Null);
+}
+
+/// Nothing answered, and a responder said it needs a key: the closing line names the key
+/// mismatch, not the generic checklist.
+#[test]
+fn table_when_nothing_answered_but_a_key_is_needed() {
+    let mut o = outcome(30, 1, &[], &[]);
+    (0..3).for_each(|_| o.keys.notice("10.0.0.2".parse().unwrap(), crate::wire::NoticeReason::KeyNeeded));
+    let f = Findings::of(&o, judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}
