@@ -5,6 +5,7 @@
 
 mod common;
 
+mod abuse_replay;
 mod ack_extension;
 mod bad_input;
 mod diagnose;
