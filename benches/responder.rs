@@ -91,6 +91,30 @@ fn step_answered(bencher: Bencher, keyed: bool) {
     });
 }
 
+/// A keyed responder's cost per probe keyed with another key (or a copy sent to another group),
+/// from one source or from 1000 in turn: the MAC check, the derivation of the bound key when the
+/// source's is not kept (every probe, with 1000 sources), and the notice limits (at 5000 probes
+/// a second nearly every probe is only checked). What a flood of wrong-key probes costs.
+#[divan::bench(args = [1, 1000])]
+fn step_refused_wrong_key(bencher: Bencher, sources: u64) {
+    let cfg = config(Some(Key::from_secret(b"bench").unwrap()));
+    let batch = probes(Some(&Key::from_secret(b"another key").unwrap()));
+    let dst = Some(IpAddr::from([239, 255, 42, 42]));
+    let mut engine = Engine::new(&cfg, 1);
+    let mut i = 0u64;
+    bencher.counter(ItemsCount::new(1u32)).bench_local(|| {
+        let seq = i % BATCH;
+        let rx_ns = T0 + i * GAP_NS + 50_000;
+        let host = (i % sources) as u32;
+        let from = SocketAddr::from(([10, 1, (host >> 8) as u8, host as u8], 40_000));
+        let d = Datagram { bytes: black_box(&batch[seq as usize]), from, dst, ttl: 64, rx_ns };
+        let step = engine.step(d, || rx_ns + 7_000);
+        assert_eq!(step.outcome, Outcome::Unauthenticated);
+        black_box(step.reply);
+        i += 1;
+    });
+}
+
 /// The four checks a keyed probe now passes (freshness, source address, replay window, budget),
 /// together, with the session lookup the step made already, against a table of 1000 live
 /// sessions: minus `session_get_before`, what issue 13 added per probe.

@@ -22,9 +22,12 @@
 //! the prober mixes them into the tag, and the responder mixes in what the datagram itself shows
 //! (the destination address the kernel reports with IP_PKTINFO, the port it listens on, the
 //! source address), the way TCP's checksum covers a pseudo-header. A copy anywhere else fails
-//! like a wrong key. That needs no state, holds for several groups on one port, and costs 34
-//! bytes more hashed per probe. Bound tags come from a key of their own (derived from the same
-//! secret with another context), so a bound tag is never valid as an unbound one or as an ack's.
+//! like a wrong key. That needs no state, and holds for several groups on one port. The tag is
+//! made with a key of the binding ([`BoundKey`]: the binding hashed under a key derived from the
+//! secret with a context of its own), so a bound tag is never valid as an unbound one or as an
+//! ack's. A prober derives one per path and keeps it; a responder keeps the few it sees most
+//! ([`BoundKeys`]), so a steady prober's probe costs one MAC check as before, and a probe for a
+//! binding not kept costs one more hash of 34 bytes.
 //!
 //! Probes of earlier versions carry unbound tags (their `asks` byte lacks [`wire::ASKS_BOUND`]).
 //! A responder of this version refuses them, counted and named apart from wrong keys
@@ -95,6 +98,63 @@ impl Binding {
     }
 }
 
+/// The key that makes and checks the tags of one [`Binding`]'s probes. Its `Debug` output never
+/// shows it.
+#[derive(Clone)]
+pub struct BoundKey([u8; 32]);
+
+impl fmt::Debug for BoundKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoundKey(<redacted>)")
+    }
+}
+
+impl BoundKey {
+    fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
+        truncate(blake3::keyed_hash(&self.0, body))
+    }
+
+    /// Marks an encoded probe as keyed and bound (its `asks` byte says so, under the tag) and
+    /// appends its tag. A probe too short to have an `asks` byte (never answered anyway) gets a
+    /// bound tag no responder accepts.
+    pub fn seal(&self, msg: &mut Vec<u8>) {
+        if msg.len() < HEADER_LEN {
+            return;
+        }
+        msg[FLAG_OFFSET] |= FLAG_AUTH;
+        if let Some(asks) = msg.get_mut(ASKS_OFFSET) {
+            *asks |= ASKS_BOUND;
+        }
+        let tag = self.tag(msg);
+        msg.extend_from_slice(&tag);
+    }
+}
+
+/// The bound keys of the bindings a responder saw last, so that a steady prober's probes cost
+/// one MAC check each: a prober's multicast and unicast paths are two bindings, a few probers a
+/// few more. A binding not kept is derived again (one more hash of 34 bytes) and replaces the
+/// oldest.
+#[derive(Debug, Default)]
+pub struct BoundKeys {
+    kept: [Option<(Binding, BoundKey)>; 4],
+    next: usize,
+}
+
+impl BoundKeys {
+    fn get(&mut self, key: &Key, binding: &Binding) -> &BoundKey {
+        let i = match self.kept.iter().position(|k| k.as_ref().is_some_and(|(b, _)| b == binding)) {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (i + 1) % self.kept.len();
+                self.kept[i] = Some((*binding, key.bound_key(binding)));
+                i
+            }
+        };
+        &self.kept[i].as_ref().expect("kept just now").1
+    }
+}
+
 /// What a probe's tag says, checked against the binding the responder sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeTag {
@@ -127,19 +187,9 @@ impl Key {
         truncate(blake3::keyed_hash(&self.plain, body))
     }
 
-    /// The binding first, then the datagram, hashed in one pass: a probe that fits the stack
-    /// buffer (any a LAN check sends) costs one call, as an unbound one did.
-    fn bound_tag(&self, binding: &Binding, body: &[u8]) -> [u8; TAG_LEN] {
-        const STACK: usize = 2048;
-        let b = binding.encode();
-        if body.len() <= STACK - Binding::LEN {
-            let mut buf = [0u8; STACK];
-            buf[..Binding::LEN].copy_from_slice(&b);
-            buf[Binding::LEN..Binding::LEN + body.len()].copy_from_slice(body);
-            truncate(blake3::keyed_hash(&self.bound, &buf[..Binding::LEN + body.len()]))
-        } else {
-            truncate(blake3::Hasher::new_keyed(&self.bound).update(&b).update(body).finalize())
-        }
+    /// The key of `binding`'s probes.
+    pub fn bound_key(&self, binding: &Binding) -> BoundKey {
+        BoundKey(*blake3::keyed_hash(&self.bound, &binding.encode()).as_bytes())
     }
 
     /// Marks an encoded ack as keyed and appends its tag.
@@ -162,24 +212,22 @@ impl Key {
         constant_time_eq(&self.tag(body), tag)
     }
 
-    /// Marks an encoded probe as keyed and bound (its `asks` byte says so, under the tag) and
-    /// appends its tag for `binding`. A probe too short to have an `asks` byte (never answered
-    /// anyway) gets a bound tag no responder accepts.
+    /// Seals a probe for `binding` (see [`BoundKey::seal`]); a prober keeps the [`BoundKey`]
+    /// of each path instead.
     pub fn seal_probe(&self, msg: &mut Vec<u8>, binding: &Binding) {
-        if msg.len() < HEADER_LEN {
-            return;
-        }
-        msg[FLAG_OFFSET] |= FLAG_AUTH;
-        if let Some(asks) = msg.get_mut(ASKS_OFFSET) {
-            *asks |= ASKS_BOUND;
-        }
-        let tag = self.bound_tag(binding, msg);
-        msg.extend_from_slice(&tag);
+        self.bound_key(binding).seal(msg);
     }
 
-    /// Checks a probe's tag against the binding the responder sees: one MAC computation, of the
-    /// kind its `asks` byte claims (a false claim just fails).
+    /// Checks a probe's tag against the binding the responder sees (see
+    /// [`check_probe_kept`](Self::check_probe_kept)).
     pub fn check_probe(&self, msg: &[u8], binding: &Binding) -> ProbeTag {
+        self.check_probe_kept(msg, binding, &mut BoundKeys::default())
+    }
+
+    /// Checks a probe's tag against the binding the responder sees, with the bound keys kept in
+    /// `kept`: one MAC computation, of the kind its `asks` byte claims (a false claim just
+    /// fails), plus the bound key's derivation when `kept` lacks it.
+    pub fn check_probe_kept(&self, msg: &[u8], binding: &Binding, kept: &mut BoundKeys) -> ProbeTag {
         if msg.len() < HEADER_LEN || msg[FLAG_OFFSET] & FLAG_AUTH == 0 {
             return ProbeTag::Missing;
         }
@@ -188,7 +236,7 @@ impl Key {
         }
         let (body, tag) = msg.split_at(msg.len() - TAG_LEN);
         if body.get(ASKS_OFFSET).is_some_and(|b| b & ASKS_BOUND != 0) {
-            return if constant_time_eq(&self.bound_tag(binding, body), tag) {
+            return if constant_time_eq(&kept.get(self, binding).tag(body), tag) {
                 ProbeTag::Valid
             } else {
                 ProbeTag::Invalid
@@ -300,13 +348,27 @@ mod tests {
         let plain = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false }.encode(128);
         assert_eq!(key.check_probe(&plain, &sent), ProbeTag::Missing);
         assert_eq!(key.check_probe(b"MC", &sent), ProbeTag::Missing);
-        // A probe larger than the stack buffer is hashed in two parts, to the same effect.
-        let mut big = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false }.encode(5000);
-        key.seal_probe(&mut big, &sent);
-        assert_eq!(key.check_probe(&big, &sent), ProbeTag::Valid);
-        let mut one_pass = sent.encode().to_vec();
-        one_pass.extend_from_slice(&big[..big.len() - TAG_LEN]);
-        assert_eq!(big[big.len() - TAG_LEN..], truncate(blake3::keyed_hash(&key.bound, &one_pass)));
+    }
+
+    #[test]
+    fn kept_bound_keys_check_as_fresh_ones_do() {
+        let key = Key::from_secret(b"s3cret").unwrap();
+        let mut kept = BoundKeys::default();
+        // Six bindings in turn through a cache of four: every one evicted and derived again.
+        let bindings: Vec<Binding> = (1..=6).map(|h| binding("239.255.42.42:24242", &format!("10.0.0.{h}"))).collect();
+        for round in 0..3 {
+            for (i, b) in bindings.iter().enumerate() {
+                let p = bound_probe(&key, b);
+                assert_eq!(key.check_probe_kept(&p, b, &mut kept), ProbeTag::Valid, "round {round}, binding {i}");
+                let other = &bindings[(i + 1) % bindings.len()];
+                assert_eq!(key.check_probe_kept(&p, other, &mut kept), ProbeTag::Invalid, "round {round}, binding {i}");
+            }
+        }
+        // The tag is the bound key's MAC over the datagram, the bound key a MAC of the binding.
+        let p = bound_probe(&key, &bindings[0]);
+        let bound = blake3::keyed_hash(&key.bound, &bindings[0].encode());
+        assert_eq!(p[p.len() - TAG_LEN..], truncate(blake3::keyed_hash(bound.as_bytes(), &p[..p.len() - TAG_LEN])));
+        assert_eq!(format!("{:?}", key.bound_key(&bindings[0])), "BoundKey(<redacted>)");
     }
 
     #[test]

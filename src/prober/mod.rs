@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use crate::auth::{Binding, Key};
+use crate::auth::{Binding, BoundKey, Key};
 use crate::net::icmp::{IcmpError, IcmpKind};
 use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
@@ -436,12 +436,15 @@ fn send_loop(
 ) -> Result<(Histogram<u64>, u64)> {
     net::lower_timer_slack();
     let dest = SocketAddr::new(cfg.group, cfg.port);
-    // What each path's keyed probes are for: where they go, and the address their socket is
-    // bound to (`net::prober_socket`, `net::unicast_socket`).
-    let source = |sock: &UdpSocket| sock.local_addr().map(|a| a.ip()).context("the prober's socket has no address");
-    let mc_binding = Binding { dst: dest, src: source(&socks[0])? };
-    let host_bindings = (cfg.hosts.iter().zip(&socks[1..]))
-        .map(|(&host, sock)| Ok(Binding { dst: SocketAddr::new(host, cfg.port), src: source(sock)? }))
+    // Each path's keyed probes are bound to where they go and to the address their socket is
+    // bound to (`net::prober_socket`, `net::unicast_socket`): one key per path, made once.
+    let bound_key = |dst: SocketAddr, sock: &UdpSocket| -> Result<Option<BoundKey>> {
+        let src = sock.local_addr().context("the prober's socket has no address")?.ip();
+        Ok(cfg.key.as_ref().map(|k| k.bound_key(&Binding { dst, src })))
+    };
+    let mc_key = bound_key(dest, &socks[0])?;
+    let host_keys = (cfg.hosts.iter().zip(&socks[1..]))
+        .map(|(&host, sock)| bound_key(SocketAddr::new(host, cfg.port), sock))
         .collect::<Result<Vec<_>>>()?;
     let mut lateness = lateness_histogram();
     let sizes = ProbeSizes::new(cfg);
@@ -475,7 +478,7 @@ fn send_loop(
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
-            encode_probe(cfg, probe, size, &mc_binding, &mut buf);
+            encode_probe(cfg, probe, size, mc_key.as_ref(), &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -494,7 +497,7 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 let seq = u.run.sent();
                 let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
-                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, &host_bindings[i], &mut buf);
+                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, host_keys[i].as_ref(), &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
                 } else {
@@ -576,14 +579,14 @@ pub(crate) fn padded_size(cfg: &ProbeConfig) -> Option<usize> {
 }
 
 /// The datagram for one probe of `size` bytes (the tag included): the plain message, or the
-/// probe, keyed for `binding` when there is a key.
-fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, binding: &Binding, buf: &mut Vec<u8>) {
+/// probe, keyed with its path's key when there is a key.
+fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, key: Option<&BoundKey>, buf: &mut Vec<u8>) {
     buf.clear();
-    match (&cfg.plain, &cfg.key) {
+    match (&cfg.plain, key) {
         (Some(message), _) => buf.extend_from_slice(message),
         (None, Some(key)) => {
             probe.encode_into(size - wire::TAG_LEN, buf);
-            key.seal_probe(buf, binding);
+            key.seal(buf);
         }
         (None, None) => probe.encode_into(size, buf),
     }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::auth::{Binding, Key, ProbeTag};
+use crate::auth::{Binding, BoundKeys, Key, ProbeTag};
 use crate::net::{self, Iface};
 use crate::wire::{self, Ack, Arrival, Message, Notice, NoticeReason, Probe};
 
@@ -284,6 +284,8 @@ struct NoticeLimits {
 pub struct Engine {
     allow: AllowList,
     key: Option<Key>,
+    /// The bound keys of the bindings seen last (see `crate::auth`).
+    bound_keys: BoundKeys,
     plain: bool,
     /// The destination a probe is bound to when the socket did not say where it arrived.
     group: IpAddr,
@@ -310,6 +312,7 @@ impl Engine {
         Engine {
             allow: cfg.allow.clone(),
             key: cfg.key.clone(),
+            bound_keys: BoundKeys::default(),
             plain: cfg.plain,
             group: cfg.group,
             port: cfg.port,
@@ -437,7 +440,7 @@ impl Engine {
             // Where the datagram itself says it went: its destination address (the group, or
             // this host for a unicast probe), this port, and its source.
             let binding = Binding { dst: SocketAddr::new(d.dst.unwrap_or(self.group), self.port), src: d.from.ip() };
-            let reason = match key.check_probe(d.bytes, &binding) {
+            let reason = match key.check_probe_kept(d.bytes, &binding, &mut self.bound_keys) {
                 ProbeTag::Valid => None,
                 ProbeTag::Missing => Some(NoticeReason::KeyNeeded),
                 ProbeTag::Invalid => Some(NoticeReason::KeyMismatch),
