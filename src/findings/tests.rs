@@ -186,7 +186,7 @@ fn the_kernels_icmp_errors_become_advice() {
 
 #[test]
 fn a_host_that_says_its_key_differs_is_a_key_mismatch_not_down() {
-    use crate::wire::NoticeReason;
+    use crate::prober::KeySign;
     use diagnosis::Advice;
     // Four silent hosts: .1 needs a key (told on both paths), .2 has another one (told on the
     // group only), .3 has none (it answered the keyed probes without a tag), .4 said nothing.
@@ -194,10 +194,10 @@ fn a_host_that_says_its_key_differs_is_a_key_mismatch_not_down() {
         ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|h| (*h, vec![])).collect();
     let mut o = outcome(20, 1, &[], &hosts);
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    (0..3).for_each(|_| o.keys.notice(ip("10.0.0.1"), NoticeReason::KeyNeeded));
-    o.unicast[0].keys.notice(ip("10.0.0.1"), NoticeReason::KeyNeeded);
-    o.keys.notice(ip("10.0.0.2"), NoticeReason::KeyMismatch);
-    (0..20).for_each(|_| o.unicast[2].keys.unkeyed_ack(ip("10.0.0.3")));
+    (0..3).for_each(|_| o.keys.record(ip("10.0.0.1"), KeySign::KeyNeeded));
+    o.unicast[0].keys.record(ip("10.0.0.1"), KeySign::KeyNeeded);
+    o.keys.record(ip("10.0.0.2"), KeySign::OtherKey);
+    (0..20).for_each(|_| o.unicast[2].keys.record(ip("10.0.0.3"), KeySign::UnkeyedAck));
     let f = Findings::of(&o, judge("239.1.1.1:24242"));
     let d = f.diagnosis.as_ref().unwrap();
     let got: Vec<(Verdict, Advice)> = d.hosts.iter().map(|h| (h.verdict, h.advice)).collect();
@@ -232,9 +232,9 @@ fn a_host_that_says_its_key_differs_is_a_key_mismatch_not_down() {
 
 #[test]
 fn without_hosts_notices_replace_the_silence_hint() {
-    use crate::wire::NoticeReason;
+    use crate::prober::KeySign;
     let mut o = outcome(20, 1, &[], &[]);
-    o.keys.notice("10.0.0.7".parse().unwrap(), NoticeReason::KeyNeeded);
+    o.keys.record("10.0.0.7".parse().unwrap(), KeySign::KeyNeeded);
     let f = Findings::of(&o, judge("239.1.1.1:24242"));
     assert_eq!(f.notes.len(), 1, "{:?}", f.notes);
     assert!(matches!(f.notes[0], Note::KeyMismatch { counts, .. } if counts.key_needed == 1));
@@ -242,7 +242,7 @@ fn without_hosts_notices_replace_the_silence_hint() {
     assert_eq!(f.misses(Thresholds::default()), [Miss::NobodyAnswered]);
     // A responder that answers beside one that refuses: both said.
     let mut o = outcome(20, 1, &[Answerer::new(1, "a", "10.0.0.1:24242")], &[]);
-    o.keys.notice("10.0.0.7".parse().unwrap(), NoticeReason::KeyMismatch);
+    o.keys.record("10.0.0.7".parse().unwrap(), KeySign::OtherKey);
     let f = Findings::of(&o, judge("239.1.1.1:24242"));
     assert!(matches!(f.notes[..], [Note::KeyMismatch { counts, .. }] if counts.other_key == 1), "{:?}", f.notes);
 }

@@ -3,10 +3,21 @@
 //! to its keyed probes (a responder without a key answers those as if they were not keyed).
 //! Recorded per source address, for the findings to name a key mismatch instead of a silent
 //! host. Nothing here is authenticated: it is evidence for a diagnosis, never for the counts.
+//! Pure data with no dependency (the receiver translates what it decoded), so it can travel with
+//! the run result wherever that lives.
 
 use std::net::IpAddr;
 
-use crate::wire::NoticeReason;
+/// One piece of evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySign {
+    /// A notice: the responder needs a key, and the probe carried none.
+    KeyNeeded,
+    /// A notice: the probe's tag does not verify with the responder's key.
+    OtherKey,
+    /// An ack without a tag to a keyed probe.
+    UnkeyedAck,
+}
 
 /// Source addresses tracked per path; evidence from more is only counted (`untracked`), so a
 /// flood of forged notices from many addresses cannot grow memory.
@@ -60,24 +71,14 @@ impl KeyEvidence {
         }
     }
 
-    /// A notice from `from`. Reasons a later version added say nothing this build understands.
-    pub(crate) fn notice(&mut self, from: IpAddr, reason: NoticeReason) {
-        if matches!(reason, NoticeReason::Other(_)) {
-            return;
-        }
+    /// Evidence from `from`.
+    pub(crate) fn record(&mut self, from: IpAddr, sign: KeySign) {
         if let Some(c) = self.counts(from) {
-            match reason {
-                NoticeReason::KeyNeeded => c.key_needed += 1,
-                NoticeReason::KeyMismatch => c.other_key += 1,
-                NoticeReason::Other(_) => {}
-            }
-        }
-    }
-
-    /// An ack without a tag from `from`, to a keyed probe.
-    pub(crate) fn unkeyed_ack(&mut self, from: IpAddr) {
-        if let Some(c) = self.counts(from) {
-            c.unkeyed_acks += 1;
+            *match sign {
+                KeySign::KeyNeeded => &mut c.key_needed,
+                KeySign::OtherKey => &mut c.other_key,
+                KeySign::UnkeyedAck => &mut c.unkeyed_acks,
+            } += 1;
         }
     }
 
@@ -116,18 +117,17 @@ mod tests {
     fn evidence_is_kept_per_source_and_bounded() {
         let mut e = KeyEvidence::default();
         let a: IpAddr = "10.0.0.2".parse().unwrap();
-        e.notice(a, NoticeReason::KeyNeeded);
-        e.notice("::ffff:10.0.0.2".parse().unwrap(), NoticeReason::KeyMismatch);
-        e.unkeyed_ack(a);
-        e.notice(a, NoticeReason::Other(9));
+        e.record(a, KeySign::KeyNeeded);
+        e.record("::ffff:10.0.0.2".parse().unwrap(), KeySign::OtherKey);
+        e.record(a, KeySign::UnkeyedAck);
         assert_eq!(e.of(a), Some(KeyCounts { key_needed: 1, other_key: 1, unkeyed_acks: 1 }));
         assert_eq!(e.of("10.0.0.3".parse().unwrap()), None);
         for i in 0..1000u32 {
-            e.notice(IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i)), NoticeReason::KeyMismatch);
+            e.record(IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i)), KeySign::OtherKey);
         }
         assert_eq!((e.sources().count(), e.untracked), (MAX_SOURCES, 1000 - (MAX_SOURCES as u64 - 1)));
         let mut merged = KeyEvidence::default();
-        merged.unkeyed_ack(a);
+        merged.record(a, KeySign::UnkeyedAck);
         merged.merge(&e);
         assert_eq!(merged.of(a).unwrap().total(), 4);
         let all = |e: &KeyEvidence| e.sources().map(|(_, c)| c.total()).sum::<u64>() + e.untracked;

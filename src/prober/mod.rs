@@ -28,7 +28,7 @@ use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Probe};
 
 pub(crate) use crate::net::UNICAST_TTL;
-pub use key_evidence::{KeyCounts, KeyEvidence};
+pub use key_evidence::{KeyCounts, KeyEvidence, KeySign};
 use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.

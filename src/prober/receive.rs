@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{ProbeConfig, RowSink, Runs, Shared};
+use super::{KeySign, ProbeConfig, RowSink, Runs, Shared};
 use crate::net::{self, Event, ProbeSockets};
 use crate::stats::Run;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, NoticeReason};
 
 /// Probes are kept open this much past the timeout, so acks already queued in the socket are
 /// judged by their kernel timestamps rather than by when the thread read them.
@@ -95,16 +95,19 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                     // No tag at all, to one of this run's probes: a responder without a key.
                     if !wire::is_keyed(datagram) {
                         if let Some(keys) = runs.keys_for(ack.session, ack.seq) {
-                            keys.unkeyed_ack(rx.from.ip());
+                            keys.record(rx.from.ip(), KeySign::UnkeyedAck);
                         }
                     }
                 }
                 Ok(Message::Ack(ack)) => {
                     runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
                 }
-                Ok(Message::Notice(n)) => match runs.keys_for(n.session, n.seq) {
-                    Some(keys) => keys.notice(rx.from.ip(), n.reason),
-                    None => totals.invalid += 1,
+                Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
+                    (Some(keys), NoticeReason::KeyNeeded) => keys.record(rx.from.ip(), KeySign::KeyNeeded),
+                    (Some(keys), NoticeReason::KeyMismatch) => keys.record(rx.from.ip(), KeySign::OtherKey),
+                    // A reason a later version added: nothing this build can say about it.
+                    (Some(_), NoticeReason::Other(_)) => {}
+                    (None, _) => totals.invalid += 1,
                 },
                 _ => totals.invalid += 1,
             }

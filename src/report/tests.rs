@@ -199,7 +199,7 @@ fn verdicts_with_an_outage_the_querier_silence_explains() {
 /// another, h4 none at all (a keyed prober's view), h5 is silent: verdicts and closing lines.
 #[test]
 fn table_and_verdicts_with_key_mismatches() {
-    use crate::wire::NoticeReason;
+    use crate::prober::KeySign;
     let ok = Answerer::new(1, "h1", "10.0.0.1:24242");
     let hosts = [
         ("10.0.0.1", vec![ok.clone()]),
@@ -210,11 +210,11 @@ fn table_and_verdicts_with_key_mismatches() {
     ];
     let mut o = outcome(50, 1, &[ok], &hosts);
     let ip = |s: &str| s.parse().unwrap();
-    (0..5).for_each(|_| o.keys.notice(ip("10.0.0.2"), NoticeReason::KeyNeeded));
-    (0..4).for_each(|_| o.unicast[1].keys.notice(ip("10.0.0.2"), NoticeReason::KeyNeeded));
-    (0..6).for_each(|_| o.keys.notice(ip("10.0.0.3"), NoticeReason::KeyMismatch));
-    (0..50).for_each(|_| o.keys.unkeyed_ack(ip("10.0.0.4")));
-    (0..50).for_each(|_| o.unicast[3].keys.unkeyed_ack(ip("10.0.0.4")));
+    (0..5).for_each(|_| o.keys.record(ip("10.0.0.2"), KeySign::KeyNeeded));
+    (0..4).for_each(|_| o.unicast[1].keys.record(ip("10.0.0.2"), KeySign::KeyNeeded));
+    (0..6).for_each(|_| o.keys.record(ip("10.0.0.3"), KeySign::OtherKey));
+    (0..50).for_each(|_| o.keys.record(ip("10.0.0.4"), KeySign::UnkeyedAck));
+    (0..50).for_each(|_| o.unicast[3].keys.record(ip("10.0.0.4"), KeySign::UnkeyedAck));
     let f = Findings::of(&o, judge());
     insta::assert_snapshot!(render(|w| {
         write_table(w, &f)?;
@@ -234,7 +234,7 @@ fn table_and_verdicts_with_key_mismatches() {
 #[test]
 fn table_when_nothing_answered_but_a_key_is_needed() {
     let mut o = outcome(30, 1, &[], &[]);
-    (0..3).for_each(|_| o.keys.notice("10.0.0.2".parse().unwrap(), crate::wire::NoticeReason::KeyNeeded));
+    (0..3).for_each(|_| o.keys.record("10.0.0.2".parse().unwrap(), crate::prober::KeySign::KeyNeeded));
     let f = Findings::of(&o, judge());
     insta::assert_snapshot!(render(|w| write_table(w, &f)));
 }
