@@ -299,6 +299,7 @@ pub struct Engine {
     limits: Limits,
     notice_limits: NoticeLimits,
     bad_mac_notices: Notices,
+    unbound_notices: Notices,
     skew_notices: Notices,
     source_notices: Notices,
     counters: Counters,
@@ -331,6 +332,7 @@ impl Engine {
                 total: Budget::new(NOTICE_TOTAL_RATE).expect("a rate above 0"),
             },
             bad_mac_notices: Notices::default(),
+            unbound_notices: Notices::default(),
             skew_notices: Notices::default(),
             source_notices: Notices::default(),
             counters: Counters::default(),
@@ -447,7 +449,7 @@ impl Engine {
                 ProbeTag::Unbound => {
                     self.counters.unbound += 1;
                     let event =
-                        self.bad_mac_notices.due(d.from.ip(), d.rx_ns).then_some(Event::Unbound { from: d.from });
+                        self.unbound_notices.due(d.from.ip(), d.rx_ns).then_some(Event::Unbound { from: d.from });
                     return Step { outcome: Outcome::Unbound, reply: None, event };
                 }
             };
