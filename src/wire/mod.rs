@@ -8,7 +8,7 @@
 //! header (6 bytes)
 //!   0  magic     3  b"MCP"          rejects foreign traffic cheaply
 //!   3  version   1  1               bumped on any incompatible change
-//!   4  type      1  1 probe, 2 ack
+//!   4  type      1  1 probe, 2 ack, 3 notice
 //!   5  flags     1  bit 0: ack carries a name; bit 1: keyed, the datagram ends with a 16-byte
 //!                   tag (see `crate::auth`); bit 2: ack carries the extension; other bits
 //!                   reserved, must be 0
