@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
-use mcprobe::auth::Key;
+use mcprobe::auth::{Binding, Key};
 use mcprobe::cli::{DEFAULT_RATE_LIMIT, DEFAULT_TOTAL_RATE_LIMIT};
 use mcprobe::responder::{
     is_fresh, AllowList, Budget, Datagram, Engine, Outcome, ResponderConfig, SeqWindow, SessionTable,
@@ -49,13 +49,15 @@ fn config(key: Option<Key>) -> ResponderConfig {
     }
 }
 
+/// The probes of one prober at 10.0.0.1, keyed for the group and port of [`config`].
 fn probes(key: Option<&Key>) -> Vec<Vec<u8>> {
+    let binding = Binding { dst: SocketAddr::from(([239, 255, 42, 42], 24_242)), src: IpAddr::from([10, 0, 0, 1]) };
     (0..BATCH)
         .map(|seq| {
             let tag = if key.is_some() { TAG_LEN } else { 0 };
             let mut p = Probe { session: 0x5eed, seq, tx_ns: T0 + seq * GAP_NS, asks_ext: false }.encode(SIZE - tag);
             if let Some(k) = key {
-                k.seal(&mut p);
+                k.seal_probe(&mut p, &binding);
             }
             p
         })
@@ -63,7 +65,8 @@ fn probes(key: Option<&Key>) -> Vec<Vec<u8>> {
 }
 
 /// The whole decision for a 128-byte probe that is answered: decode, checks, ack encode (and,
-/// keyed, the MAC check of the probe and the MAC of the ack).
+/// keyed, the MAC check of the probe, bound to its destination and source, and the MAC of the
+/// ack).
 #[divan::bench(args = [false, true])]
 fn step_answered(bencher: Bencher, keyed: bool) {
     let key = keyed.then(|| Key::from_secret(b"bench").unwrap());
@@ -84,6 +87,30 @@ fn step_answered(bencher: Bencher, keyed: bool) {
         let d = Datagram { bytes: black_box(&batch[seq as usize]), from, dst, ttl: 64, rx_ns };
         let step = engine.step(d, || rx_ns + 7_000);
         assert_eq!(step.outcome, Outcome::Answered);
+        black_box(step.reply);
+        i += 1;
+    });
+}
+
+/// A keyed responder's cost per probe keyed with another key (or a copy sent to another group),
+/// from one source or from 1000 in turn: the MAC check, the derivation of the bound key when the
+/// source's is not kept (every probe, with 1000 sources), and the notice limits (at 5000 probes
+/// a second nearly every probe is only checked). What a flood of wrong-key probes costs.
+#[divan::bench(args = [1, 1000])]
+fn step_refused_wrong_key(bencher: Bencher, sources: u64) {
+    let cfg = config(Some(Key::from_secret(b"bench").unwrap()));
+    let batch = probes(Some(&Key::from_secret(b"another key").unwrap()));
+    let dst = Some(IpAddr::from([239, 255, 42, 42]));
+    let mut engine = Engine::new(&cfg, 1);
+    let mut i = 0u64;
+    bencher.counter(ItemsCount::new(1u32)).bench_local(|| {
+        let seq = i % BATCH;
+        let rx_ns = T0 + i * GAP_NS + 50_000;
+        let host = (i % sources) as u32;
+        let from = SocketAddr::from(([10, 1, (host >> 8) as u8, host as u8], 40_000));
+        let d = Datagram { bytes: black_box(&batch[seq as usize]), from, dst, ttl: 64, rx_ns };
+        let step = engine.step(d, || rx_ns + 7_000);
+        assert_eq!(step.outcome, Outcome::Unauthenticated);
         black_box(step.reply);
         i += 1;
     });

@@ -2,13 +2,20 @@
 //! `wire/v1.rs`, exactly as mcprobe spoke before the ack extension) with a new one must measure
 //! what it measured before; only the new pair learns host drops and the join delay.
 //!
+//! With a key it is otherwise, on purpose: a keyed probe's tag now binds its destination and
+//! source (`crate::auth`), and a new responder refuses the old, unbound tags, since answering
+//! them would leave the cross-group replay open for as long as an old prober runs. So the keyed
+//! pairs are checked too: old with old and new with new as always, mixed pairs get no ack.
+//!
 //! The new responder is the real [`Engine`], driven without sockets; the new prober side is the
 //! real decoder and [`Run`]. The old responder is what it always was: decode the probe, fill an
-//! ack from it, encode within the probe's length.
+//! ack from it, encode within the probe's length (keyed: check the probe's tag over the
+//! datagram, seal the ack the same way).
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::responder::{Datagram, Engine, ResponderConfig};
+use crate::auth::{Binding, Key};
+use crate::responder::{Datagram, Engine, Outcome, ResponderConfig};
 use crate::stats::{Figures, Run, RunConfig};
 use crate::wire::{self, v1, Message};
 
@@ -254,4 +261,103 @@ fn a_responder_that_joins_during_the_run_reports_its_join_delay() {
     run.finalize_all();
     let f = run.summary(&run.hosts()[0]);
     assert_eq!(f.join_delay_ns, Some(tx(5) + OWD - (tx(0) + 35_000_000)));
+}
+
+fn keyed_engine(key: &Key) -> Engine {
+    let cfg = ResponderConfig::for_tests(IpAddr::from(GROUP), "node7", Some(key.clone()));
+    let mut e = Engine::new(&cfg, ID);
+    e.joined(T0 - 5 * SEC);
+    e
+}
+
+/// Keyed probe `seq`, 128 bytes with its tag: an old prober's tag covers the datagram, a new
+/// one's also the group, port and the prober's address.
+fn keyed_probe_bytes(new_prober: bool, seq: u64, key: &Key) -> Vec<u8> {
+    let mut bytes = probe_bytes(new_prober, seq, 128 - wire::TAG_LEN);
+    if new_prober {
+        let binding = Binding { dst: SocketAddr::new(IpAddr::from(GROUP), 24_242), src: prober().ip() };
+        key.seal_probe(&mut bytes, &binding);
+    } else {
+        key.seal(&mut bytes);
+    }
+    bytes
+}
+
+/// The old keyed responder: a probe whose tag does not verify over the datagram gets nothing.
+fn old_keyed_responder(bytes: &[u8], received: u32, key: &Key) -> Option<Vec<u8>> {
+    if !key.verify(bytes) {
+        return None;
+    }
+    let mut ack = old_responder(bytes, received);
+    // Within the probe's length less the tag, as the old responder encoded keyed acks.
+    let Ok(v1::Message::Ack(a)) = v1::decode(&ack) else { panic!("the old responder's own ack") };
+    ack = a.encode_within(bytes.len() - wire::TAG_LEN).expect("room for a keyed ack");
+    key.seal(&mut ack);
+    Some(ack)
+}
+
+#[test]
+fn keyed_pairs_of_one_version_answer_and_mixed_pairs_do_not() {
+    let key = Key::from_secret(b"compat test key").unwrap();
+    for (new_prober, new_responder, answered) in
+        [(false, false, 10), (true, true, 10), (false, true, 0), (true, false, 0)]
+    {
+        let what = format!(
+            "{} prober, {} responder",
+            ["old", "new"][new_prober as usize],
+            ["old", "new"][new_responder as usize]
+        );
+        let mut run = run();
+        let mut e = keyed_engine(&key);
+        for seq in 0..10 {
+            run.record_send(tx(seq));
+            let probe = keyed_probe_bytes(new_prober, seq, &key);
+            let reply = if new_responder {
+                let rx_ns = tx(seq) + OWD;
+                let d = Datagram { bytes: &probe, from: prober(), dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns };
+                let step = e.step(d, || rx_ns + DWELL);
+                let outcome = step.outcome;
+                let reply = step.reply.map(<[u8]>::to_vec);
+                // The old prober's unbound probes: refused, counted apart, and no notice (it
+                // does not ask for one, and could not read it).
+                if !new_prober {
+                    assert_eq!((outcome, reply.as_ref()), (Outcome::Unbound, None), "{what}");
+                }
+                reply
+            } else {
+                old_keyed_responder(&probe, seq as u32 + 1, &key)
+            };
+            let Some(ack) = reply else { continue };
+            // Keyed acks did not change: either prober verifies the other responder's.
+            assert!(key.verify(&ack), "{what}");
+            let ack = if new_prober { decode_new(&ack) } else { decode_old(&ack) };
+            run.on_ack(&ack, responder_addr(), tx(seq) + 2 * OWD + DWELL);
+        }
+        run.finalize_all();
+        let received = run.hosts().first().map_or(0, |h| run.summary(h).received);
+        assert_eq!(received, answered, "{what}");
+    }
+}
+
+#[test]
+fn an_old_prober_never_gets_a_datagram_it_cannot_decode() {
+    // A new keyed responder sends notices only to probes that ask; an old prober's never do.
+    let key = Key::from_secret(b"compat test key").unwrap();
+    let mut e = keyed_engine(&key);
+    let other = Key::from_secret(b"another key").unwrap();
+    let mut wrong_key = probe_bytes(false, 1, 128 - wire::TAG_LEN);
+    other.seal(&mut wrong_key);
+    for (seq, probe) in [(0, probe_bytes(false, 0, 128)), (1, wrong_key)] {
+        let rx_ns = tx(seq) + OWD;
+        let d = Datagram { bytes: &probe, from: prober(), dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns };
+        let step = e.step(d, || rx_ns + DWELL);
+        assert_eq!((step.outcome, step.reply), (Outcome::Unauthenticated, None), "probe {seq}");
+    }
+    // A new unkeyed prober asks, and is told.
+    let probe = probe_bytes(true, 2, 128);
+    let rx_ns = tx(2) + OWD;
+    let d = Datagram { bytes: &probe, from: prober(), dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns };
+    let step = e.step(d, || rx_ns + DWELL);
+    assert!(step.is_notice());
+    assert!(matches!(v1::decode(step.reply.unwrap()), Err(v1::DecodeError::Type(3))), "an old decoder would refuse it");
 }

@@ -24,6 +24,12 @@ fuzz_target!(|data: &[u8]| {
             let bytes = p.encode(buf.len());
             assert_eq!(decode(&bytes), Ok(Message::Probe(p)));
         }
+        Ok(Message::Notice(n)) => {
+            // Later fields are skipped: the known ones re-encode to the first NOTICE_LEN bytes.
+            let mut bytes = Vec::new();
+            n.encode_into(&mut bytes);
+            assert_eq!(decode(&bytes), Ok(Message::Notice(n)));
+        }
         Err(_) => {}
     }
 });

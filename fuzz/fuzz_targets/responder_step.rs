@@ -2,13 +2,15 @@
 //! of datagrams (so the session table, replay windows and limits carry state between them).
 //!
 //! Checks: it never panics; a reply is never larger than its datagram (no amplification); a
-//! keyed engine's replies carry a valid tag and each (session, seq) is answered at most once and
-//! only to the address that started its session; a plain engine only ever replies `ack`.
+//! keyed engine's acks carry a valid tag and each (session, seq) is answered at most once and
+//! only to the address that started its session, and its other replies are notices about the
+//! key, at most one a second per source; a plain engine only ever replies `ack`.
 //!
 //! Input: byte 0 chooses the engine (bit 0 keyed, bit 1 plain, bit 2 tight limits); then records
 //! of [length, flags, source host, clock offset in ms (i8)] followed by `length` datagram bytes.
 //! Record flag bit 0 stamps the datagram's tx_ns near the engine's clock (bytes 22..30, so the
-//! freshness check can pass), bit 1 seals it with the engine's key.
+//! freshness check can pass), bit 1 seals it with the engine's key for the group, the port and
+//! its source (bit 2 set: for another port, so the tag cannot be valid there).
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -16,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use mcprobe::auth::Key;
+use mcprobe::auth::{Binding, Key};
 use mcprobe::responder::{AllowList, Datagram, Engine, Outcome, ResponderConfig, PLAIN_ACK};
 use mcprobe::wire::{self, Message};
 
@@ -45,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
     let mut engine = Engine::new(&cfg, 7);
     let mut answered: HashSet<(u64, u64)> = HashSet::new();
     let mut owner: HashMap<u64, SocketAddr> = HashMap::new();
+    let mut last_notice: HashMap<IpAddr, u64> = HashMap::new();
     let mut i = 0u64;
     while let [len, flags, host, dt, tail @ ..] = rest {
         let (len, flags, host, dt) = (*len, *flags, *host, *dt);
@@ -57,13 +60,24 @@ fuzz_target!(|data: &[u8]| {
             let tx = rx_ns.wrapping_add_signed(dt as i8 as i64 * 100_000_000);
             bytes[22..30].copy_from_slice(&tx.to_be_bytes());
         }
-        if flags & 2 != 0 {
-            key.seal(&mut bytes);
-        }
         let from = SocketAddr::from(([10, 0, 0, host % 4], 40_000));
+        if flags & 2 != 0 {
+            let port = if flags & 4 != 0 { 24_243 } else { 24_242 };
+            key.seal_probe(&mut bytes, &Binding { dst: SocketAddr::new(cfg.group, port), src: from.ip() });
+        }
         let d = Datagram { bytes: &bytes, from, dst: None, ttl: 1, rx_ns };
         let step = engine.step(d, || rx_ns + 1000);
+        let notice = step.is_notice();
         let Some(reply) = step.reply else { continue };
+        if notice {
+            assert!(keyed, "an unkeyed engine sent a notice");
+            assert!(reply.len() <= bytes.len(), "amplification: a {}-byte notice for {}", reply.len(), bytes.len());
+            assert!(matches!(wire::decode(reply), Ok(Message::Notice(_))), "a notice that is not one");
+            let before = last_notice.insert(from.ip(), rx_ns);
+            assert!(before.is_none_or(|t| rx_ns - t >= 1_000_000_000), "two notices to {from} within a second");
+            engine.notice_sent(true);
+            continue;
+        }
         assert_eq!(step.outcome, Outcome::Answered);
         assert!(reply.len() <= bytes.len(), "amplification: {} bytes for {}", reply.len(), bytes.len());
         if plain {

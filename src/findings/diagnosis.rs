@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Path, Row};
 use crate::run::IcmpKind;
-use crate::run::{UnicastRun, UNICAST_TTL};
+use crate::run::{KeyCounts, KeyEvidence, UnicastRun, UNICAST_TTL};
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub(crate) const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
@@ -26,6 +26,9 @@ pub enum Verdict {
     Degraded,
     /// Neither path got a single answer.
     Unreachable,
+    /// Neither path got an answer, but the host said it refuses the probes for their key (or
+    /// answered keyed probes without one): up, and running a responder, with another key.
+    KeyMismatch,
 }
 
 impl Verdict {
@@ -36,6 +39,7 @@ impl Verdict {
             Verdict::UnicastLost => "unicast-lost",
             Verdict::Degraded => "degraded",
             Verdict::Unreachable => "unreachable",
+            Verdict::KeyMismatch => "key-mismatch",
         }
     }
 
@@ -49,6 +53,7 @@ impl Verdict {
             Verdict::UnicastLost => "multicast fine but unicast lost: a host firewall, or a responder not on this port",
             Verdict::Degraded => "loss above the threshold on both paths: the host or its link",
             Verdict::Unreachable => "no answer on either path: host down, no responder, or filtered",
+            Verdict::KeyMismatch => "key mismatch: a responder there refuses these probes for their key",
         }
     }
 }
@@ -79,6 +84,9 @@ pub enum Advice {
     /// Every listed host answers unicast and none answers on the group: a configuration mistake
     /// (another --group or --port on the responders) is likelier than a network fault.
     GroupOrPortDiffers,
+    /// No answer, and this is what the host said about the key (notices, unkeyed acks): see
+    /// [`key_mismatch_text`].
+    KeyMismatch(KeyCounts),
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -92,16 +100,23 @@ pub(crate) struct Signals {
     pub not_sent: u64,
     /// The host is this machine.
     pub is_self: bool,
+    /// What says it has another key than this prober: everything its unicast path heard, and
+    /// what the multicast path heard from its address. `None` when nothing did.
+    pub key: Option<KeyCounts>,
 }
 
 impl Signals {
-    pub(crate) fn of(u: &UnicastRun, local: &[IpAddr]) -> Self {
+    /// `multicast_keys`: the multicast path's key evidence, by source address.
+    pub(crate) fn of(u: &UnicastRun, local: &[IpAddr], multicast_keys: &KeyEvidence) -> Self {
         let reporter = u.icmp.reporter;
+        let mut key = multicast_keys.of(u.host).unwrap_or_default();
+        u.keys.sources().for_each(|(_, c)| key.add(&c));
         Signals {
             icmp: u.icmp.most_common(),
             reporter,
             not_sent: u.not_sent,
             is_self: u.is_self || local.contains(&u.host),
+            key: (key.total() > 0).then_some(key),
         }
     }
 
@@ -170,6 +185,7 @@ impl HostDiagnosis {
                 format!("{multicast}a firewall rejects the probes (ICMP administratively prohibited){}", by(r))
             }
             Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
+            Advice::KeyMismatch(c) => format!("key mismatch: {}", key_mismatch_text(&c)),
             Advice::Silence => format!(
                 "{}no ICMP error either: a firewall that drops, or the host is down",
                 if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
@@ -201,6 +217,40 @@ impl Diagnosis {
     pub(crate) fn missing_on_multicast(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.hosts.iter().filter(|h| h.multicast_received == 0).map(|h| h.host)
     }
+}
+
+/// What a host's key evidence says, with the evidence and the fix: "it needs a key and these
+/// probes carry none (12 notices from it); give this prober the responders' --key". Each kind of
+/// evidence it sent is named, most frequent first.
+pub(crate) fn key_mismatch_text(c: &KeyCounts) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = [
+        (
+            c.key_needed,
+            "its responder needs a key and these probes carry none",
+            plural(c.key_needed, "notice from it", "notices from it"),
+            "give this prober the responders' --key (or --key-file)",
+        ),
+        (
+            c.other_key,
+            "its responder has another key",
+            plural(c.other_key, "notice from it", "notices from it"),
+            "use the same --key (or --key-file) on both sides",
+        ),
+        (
+            c.unkeyed_acks,
+            "its responder has no key",
+            plural(c.unkeyed_acks, "ack from it without a tag, rejected", "acks from it without a tag, rejected"),
+            "give `respond` the same --key, or probe without one",
+        ),
+    ];
+    parts.sort_by_key(|p| std::cmp::Reverse(p.0));
+    parts
+        .iter()
+        .filter(|p| p.0 > 0)
+        .map(|(_, what, evidence, fix)| format!("{what} ({evidence}); {fix}"))
+        .collect::<Vec<_>>()
+        .join("; and ")
 }
 
 /// Routers on the way, from a TTL the packet left with and the one it arrived with.
@@ -245,6 +295,8 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         let ((mc_rcvd, mc_loss), (uc_rcvd, uc_loss)) = (figures(mc), figures(uc));
         let (mc_ok, uc_ok) = (mc_rcvd > 0 && mc_loss <= threshold_pct, uc_rcvd > 0 && uc_loss <= threshold_pct);
         let verdict = match (mc_ok, uc_ok) {
+            // Silent, but it said why: not down, not filtered.
+            _ if mc_rcvd == 0 && uc_rcvd == 0 && signals.key.is_some() => Verdict::KeyMismatch,
             _ if mc_rcvd == 0 && uc_rcvd == 0 => Verdict::Unreachable,
             (true, true) => Verdict::Ok,
             (false, true) => Verdict::MulticastLost,
@@ -254,6 +306,7 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         let hop_count =
             uc.and_then(|r| hops(UNICAST_TTL, r.figures.ttl)).or_else(|| mc.and_then(|r| hops(mc_ttl, r.figures.ttl)));
         let advice = match (verdict, hop_count) {
+            (Verdict::KeyMismatch, _) => Advice::KeyMismatch(signals.key.unwrap_or_default()),
             (Verdict::MulticastLost, Some(h)) if u32::from(h) >= mc_ttl => Advice::TtlTooSmall { hops: h, ttl: mc_ttl },
             // The unicast path said nothing: the kernel may know why.
             (Verdict::Unreachable | Verdict::UnicastLost, _) if uc_rcvd == 0 => signals.advice(port, local),

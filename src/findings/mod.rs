@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::{Outcome, UNICAST_TTL};
+use crate::run::{KeyCounts, KeyEvidence, Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
@@ -220,6 +220,13 @@ pub enum Note {
     Querier(QuerierSeen),
     /// No membership query for longer than the wait: snooping switches will drop the group.
     QuerierSilent(QuerierSilence),
+    /// A host said it refuses this prober's probes for their key (or answered keyed probes
+    /// without one): the evidence from its address, on every path. When nothing answered at
+    /// all, these take the place of [`Note::NothingAnswered`]: the silence is explained.
+    KeyMismatch {
+        source: IpAddr,
+        counts: KeyCounts,
+    },
 }
 
 /// What the sender managed against what was asked.
@@ -334,7 +341,7 @@ impl Findings {
             }
             let local = &o.local_addrs;
             let hosts: Vec<(IpAddr, diagnosis::Signals)> =
-                o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
+                o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local, &o.keys))).collect();
             let cx = diagnosis::Context {
                 threshold_pct: j.threshold_pct,
                 mc_ttl: o.ttl,
@@ -506,15 +513,17 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
         Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
+    let keys = key_mismatches(o);
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {
             notes.push(Note::GroupMismatch)
         }
-        _ if !answered && f.sent > 0 => {
+        _ if !answered && f.sent > 0 && keys.is_empty() => {
             notes.push(Note::NothingAnswered(Silence { group: j.group, ttl: o.ttl, keyed: j.keyed }))
         }
         _ => {}
     }
+    notes.extend(keys);
     notes
 }
 
@@ -527,6 +536,14 @@ fn shared_addresses(rows: &[Row]) -> Vec<(IpAddr, Vec<String>)> {
         }
     }
     by_ip.into_iter().filter(|(_, names)| names.len() > 1).collect()
+}
+
+/// The key evidence of every path, one note per source address, in the order first heard.
+fn key_mismatches(o: &Outcome) -> Vec<Note> {
+    let mut all = KeyEvidence::default();
+    all.merge(&o.keys);
+    o.unicast.iter().for_each(|u| all.merge(&u.keys));
+    all.sources().map(|(source, counts)| Note::KeyMismatch { source, counts }).collect()
 }
 
 /// Which probes the multicast responders lost together. A restarted responder is one row (stats

@@ -182,3 +182,66 @@ fn the_kernels_icmp_errors_become_advice() {
     let f = Findings::of(&o, judge("239.1.1.1:4242"));
     assert_eq!(f.diagnosis.unwrap().hosts[0].advice, Advice::NoNeighbour);
 }
+
+#[test]
+fn a_host_that_says_its_key_differs_is_a_key_mismatch_not_down() {
+    use crate::run::KeySign;
+    use diagnosis::Advice;
+    // Four silent hosts: .1 needs a key (told on both paths), .2 has another one (told on the
+    // group only), .3 has none (it answered the keyed probes without a tag), .4 said nothing.
+    let hosts: Vec<(&str, Vec<Answerer>)> =
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|h| (*h, vec![])).collect();
+    let mut o = outcome(20, 1, &[], &hosts);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    (0..3).for_each(|_| o.keys.record(ip("10.0.0.1"), KeySign::KeyNeeded));
+    o.unicast[0].keys.record(ip("10.0.0.1"), KeySign::KeyNeeded);
+    o.keys.record(ip("10.0.0.2"), KeySign::OtherKey);
+    (0..20).for_each(|_| o.unicast[2].keys.record(ip("10.0.0.3"), KeySign::UnkeyedAck));
+    let f = Findings::of(&o, judge("239.1.1.1:24242"));
+    let d = f.diagnosis.as_ref().unwrap();
+    let got: Vec<(Verdict, Advice)> = d.hosts.iter().map(|h| (h.verdict, h.advice)).collect();
+    let counts = |key_needed, other_key, unkeyed_acks| crate::run::KeyCounts { key_needed, other_key, unkeyed_acks };
+    assert_eq!(
+        got,
+        [
+            (Verdict::KeyMismatch, Advice::KeyMismatch(counts(4, 0, 0))),
+            (Verdict::KeyMismatch, Advice::KeyMismatch(counts(0, 1, 0))),
+            (Verdict::KeyMismatch, Advice::KeyMismatch(counts(0, 0, 20))),
+            (Verdict::Unreachable, Advice::Silence),
+        ]
+    );
+    for h in &d.hosts[..3] {
+        let text = h.advice_text();
+        assert!(text.starts_with("key mismatch: ") && !text.contains("down") && !text.contains("firewall"), "{text}");
+    }
+    assert!(d.hosts[0].advice_text().contains("(4 notices from it); give this prober the responders' --key"));
+    assert!(d.hosts[1].advice_text().contains("another key (1 notice from it)"));
+    assert!(d.hosts[2].advice_text().contains("no key (20 acks from it without a tag, rejected)"));
+    // Not multicast broken (exit 3), but failing (exit 1).
+    assert!(!d.multicast_broken() && d.failing() == 4);
+    // The closing lines explain the silence instead of the generic hint, one line per source.
+    assert!(!f.notes.iter().any(|n| matches!(n, Note::NothingAnswered(_))), "{:?}", f.notes);
+    let sources: Vec<IpAddr> = f
+        .notes
+        .iter()
+        .filter_map(|n| if let Note::KeyMismatch { source, .. } = n { Some(*source) } else { None })
+        .collect();
+    assert_eq!(sources, [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]);
+}
+
+#[test]
+fn without_hosts_notices_replace_the_silence_hint() {
+    use crate::run::KeySign;
+    let mut o = outcome(20, 1, &[], &[]);
+    o.keys.record("10.0.0.7".parse().unwrap(), KeySign::KeyNeeded);
+    let f = Findings::of(&o, judge("239.1.1.1:24242"));
+    assert_eq!(f.notes.len(), 1, "{:?}", f.notes);
+    assert!(matches!(f.notes[0], Note::KeyMismatch { counts, .. } if counts.key_needed == 1));
+    // Still a run in which nothing answered: the exit code says so.
+    assert_eq!(f.misses(Thresholds::default()), [Miss::NobodyAnswered]);
+    // A responder that answers beside one that refuses: both said.
+    let mut o = outcome(20, 1, &[Answerer::new(1, "a", "10.0.0.1:24242")], &[]);
+    o.keys.record("10.0.0.7".parse().unwrap(), KeySign::OtherKey);
+    let f = Findings::of(&o, judge("239.1.1.1:24242"));
+    assert!(matches!(f.notes[..], [Note::KeyMismatch { counts, .. }] if counts.other_key == 1), "{:?}", f.notes);
+}

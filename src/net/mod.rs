@@ -197,12 +197,18 @@ pub(crate) fn enable_rx_metadata(sock: &Socket) -> Result<()> {
 }
 
 /// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks.
+///
+/// Bound to the address its probes leave from (the interface's, or the one the route to the
+/// group picks), never to the wildcard: a keyed probe's tag binds its source address (see
+/// `crate::auth`), so the prober must know it for sure, and a bound socket's datagrams always
+/// carry the bound address.
 pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
     let ttl_err = || format!("--ttl {ttl}: rejected by the kernel");
+    let mut routed = None;
     match iface {
         Some(i) => i.check_family(group)?,
         // IPv6 groups need an interface anyway (below).
-        None if group.is_ipv4() => check_multicast_route(group)?,
+        None if group.is_ipv4() => routed = check_multicast_route(group)?,
         None => {}
     }
     // Multicast loop must be on: responders on this very host (and the loopback demo) count too.
@@ -211,12 +217,21 @@ pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvb
             let sock = udp_socket(false)?;
             sock.set_multicast_ttl_v4(ttl).with_context(ttl_err)?;
             sock.set_multicast_loop_v4(true).context("cannot enable IP_MULTICAST_LOOP")?;
-            if let Some(i) = iface {
-                sock.set_multicast_if_v4(&i.v4()?)
-                    .with_context(|| format!("--iface {}: cannot send multicast from it", i.name))?;
-            }
-            sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
-                .context("cannot bind the prober's socket")?;
+            // IP_MULTICAST_IF by address sends from that very address.
+            let from = match iface {
+                Some(i) => {
+                    let a = i.v4()?;
+                    sock.set_multicast_if_v4(&a)
+                        .with_context(|| format!("--iface {}: cannot send multicast from it", i.name))?;
+                    a
+                }
+                None => match routed {
+                    Some(IpAddr::V4(a)) => a,
+                    _ => Ipv4Addr::UNSPECIFIED,
+                },
+            };
+            sock.bind(&SocketAddrV4::new(from, 0).into())
+                .with_context(|| format!("cannot bind the prober's socket to {from}"))?;
             sock
         }
         IpAddr::V6(g) => {
@@ -242,11 +257,12 @@ pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvb
 }
 
 /// Without `--iface`, multicast leaves by the route to the group: check there is one before any
-/// probe is sent (connecting a UDP socket looks the route up and sends nothing).
-fn check_multicast_route(group: IpAddr) -> Result<()> {
+/// probe is sent (connecting a UDP socket looks the route up and sends nothing). Returns the
+/// source address that route gives.
+fn check_multicast_route(group: IpAddr) -> Result<Option<IpAddr>> {
     let sock = udp_socket(group.is_ipv6())?;
     match sock.connect(&SocketAddr::new(group, 9).into()) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(sock.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.ip())),
         Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
             bail!("cannot send to {group}: no multicast route; pick an interface with --iface")
         }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
@@ -20,22 +20,41 @@ use super::icmp::{self, IcmpError};
 use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
 
 /// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
+/// Bound to the source address the route to the host gives (a keyed probe's tag binds it: see
+/// `crate::auth`); to the wildcard when there is no route, whose probes fail anyway.
 pub(crate) fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
     let sock = udp_socket(host.is_ipv6())?;
+    let routed = source_toward(host);
     if host.is_ipv6() {
         sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
         socket::setsockopt(&sock, sockopt::Ipv6RecvErr, &true).context("cannot enable IPV6_RECVERR")?;
-        sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
+        let from = match routed {
+            Some(SocketAddr::V6(a)) => SocketAddrV6::new(*a.ip(), 0, 0, a.scope_id()),
+            _ => SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+        };
+        sock.bind(&from.into())
     } else {
         sock.set_ttl_v4(UNICAST_TTL).context("cannot set IP_TTL")?;
         socket::setsockopt(&sock, sockopt::Ipv4RecvErr, &true).context("cannot enable IP_RECVERR")?;
-        sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
+        let from = match routed {
+            Some(SocketAddr::V4(a)) => *a.ip(),
+            _ => Ipv4Addr::UNSPECIFIED,
+        };
+        sock.bind(&SocketAddrV4::new(from, 0).into())
     }
     .with_context(|| format!("cannot bind a socket for the unicast probes to {host}"))?;
     set_rcvbuf(&sock, rcvbuf)?;
     enable_rx_metadata(&sock)?;
     sock.set_nonblocking(true).context("cannot make a unicast socket non-blocking")?;
     Ok(sock.into())
+}
+
+/// The source address (and IPv6 scope) of the route to `host`, looked up by connecting a
+/// throwaway UDP socket (which sends nothing); `None` without a route.
+fn source_toward(host: IpAddr) -> Option<SocketAddr> {
+    let sock = udp_socket(host.is_ipv6()).ok()?;
+    sock.connect(&SocketAddr::new(host, 9).into()).ok()?;
+    sock.local_addr().ok()?.as_socket()
 }
 
 /// What the receiver gets next.

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::csv::{OutageRow, SummaryRow};
+use crate::findings::diagnosis::Advice;
 use crate::findings::{Diagnosis, Findings};
 
 /// The JSON's file name in a report folder (report.html shows its findings).
@@ -62,6 +63,17 @@ struct JsonHost {
     hops: Option<u8>,
     verdict: &'static str,
     advice: String,
+    /// With the key-mismatch verdict: what the host said about the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_evidence: Option<JsonKeyEvidence>,
+}
+
+/// A host's key evidence (`crate::run::KeyCounts`).
+#[derive(Serialize)]
+struct JsonKeyEvidence {
+    key_needed_notices: u64,
+    other_key_notices: u64,
+    unkeyed_acks: u64,
 }
 
 #[derive(Serialize)]
@@ -85,6 +97,14 @@ impl From<&Diagnosis> for JsonDiagnosis {
                 hops: h.hops,
                 verdict: h.verdict.as_str(),
                 advice: h.advice_text(),
+                key_evidence: match h.advice {
+                    Advice::KeyMismatch(c) => Some(JsonKeyEvidence {
+                        key_needed_notices: c.key_needed,
+                        other_key_notices: c.other_key,
+                        unkeyed_acks: c.unkeyed_acks,
+                    }),
+                    _ => None,
+                },
             })
             .collect();
         let unexpected = d.unexpected.iter().map(|(n, a)| format!("{n} ({a})")).collect();

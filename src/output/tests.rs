@@ -346,3 +346,44 @@ fn mesh_table() {
     let me = "10.0.0.1".parse().unwrap();
     insta::assert_snapshot!(render(|w| super::mesh::write_mesh(w, &f, "me", me, &rows, 1.0)));
 }
+
+/// `--hosts` against responders with other keys: h2 needs one (these probes carry none), h3 has
+/// another, h4 none at all (a keyed prober's view), h5 is silent: verdicts and closing lines.
+#[test]
+fn table_and_verdicts_with_key_mismatches() {
+    use crate::run::KeySign;
+    let ok = Answerer::new(1, "h1", "10.0.0.1:24242");
+    let hosts = [
+        ("10.0.0.1", vec![ok.clone()]),
+        ("10.0.0.2", vec![]),
+        ("10.0.0.3", vec![]),
+        ("10.0.0.4", vec![]),
+        ("10.0.0.5", vec![]),
+    ];
+    let mut o = outcome(50, 1, &[ok], &hosts);
+    let ip = |s: &str| s.parse().unwrap();
+    (0..5).for_each(|_| o.keys.record(ip("10.0.0.2"), KeySign::KeyNeeded));
+    (0..4).for_each(|_| o.unicast[1].keys.record(ip("10.0.0.2"), KeySign::KeyNeeded));
+    (0..6).for_each(|_| o.keys.record(ip("10.0.0.3"), KeySign::OtherKey));
+    (0..50).for_each(|_| o.keys.record(ip("10.0.0.4"), KeySign::UnkeyedAck));
+    (0..50).for_each(|_| o.unicast[3].keys.record(ip("10.0.0.4"), KeySign::UnkeyedAck));
+    let f = Findings::of(&o, judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+    let json: serde_json::Value = serde_json::from_str(&render(|w| write_json(w, &f))).unwrap();
+    let h2 = &json["diagnosis"]["hosts"][1];
+    assert_eq!(
+        (h2["verdict"].as_str(), h2["key_evidence"]["key_needed_notices"].as_u64()),
+        (Some("key-mismatch"), Some(9))
+    );
+    assert_eq!(json["diagnosis"]["hosts"][4]["key_evidence"], serde_json::Value::Null);
+}
+
+/// Nothing answered, and a responder said it needs a key: the closing line names the key
+/// mismatch, not the generic checklist.
+#[test]
+fn table_when_nothing_answered_but_a_key_is_needed() {
+    let mut o = outcome(30, 1, &[], &[]);
+    (0..3).for_each(|_| o.keys.record("10.0.0.2".parse().unwrap(), crate::run::KeySign::KeyNeeded));
+    let f = Findings::of(&o, judge());
+    insta::assert_snapshot!(render(|w| write_table(w, &f)));
+}

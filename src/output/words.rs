@@ -122,7 +122,7 @@ fn note_topic(n: &Note) -> Topic {
         | Note::GroupMismatch
         | Note::SharedLoss(_)
         | Note::IndependentLoss(_) => Topic::Responders,
-        Note::AloneLoss { .. } | Note::HostDrops { .. } => Topic::Responder,
+        Note::AloneLoss { .. } | Note::HostDrops { .. } | Note::KeyMismatch { .. } => Topic::Responder,
         Note::Querier(_) | Note::QuerierSilent(_) => Topic::Querier,
     }
 }
@@ -144,6 +144,9 @@ fn note_line(n: &Note) -> String {
                 "several responders are named {name} ({}): give each its own with `respond --name`",
                 list.join(", ")
             )
+        }
+        Note::KeyMismatch { source, counts } => {
+            format!("key mismatch with {source}: {}", crate::findings::diagnosis::key_mismatch_text(counts))
         }
         Note::SharedAddress { addr, names } => format!(
             "{} answered from one address, {addr}: one host running {} responders, which counts once among the hosts (--min-hosts)",

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use crate::auth::Key;
+use crate::auth::{Binding, BoundKey, Key};
 use crate::net::{self, Iface, ProbeSockets};
 use crate::stats::{IntervalRow, RawRow, Run, RunConfig};
 use crate::wire::{self, Probe};
 
-use crate::run::{Outcome, Progress, Settings, UnicastRun};
+use crate::run::{KeyEvidence, Outcome, Progress, Settings, UnicastRun};
 use receive::{Clock, SystemClock};
 
 /// The sender sleeps until this long before a deadline, then spins.
@@ -105,10 +105,23 @@ impl ProbeConfig {
 /// session id `multicast session + 1 + i`, so an ack's session names its run.
 struct Runs {
     multicast: Run,
+    /// Key evidence of the multicast path.
+    keys: KeyEvidence,
     unicast: Vec<UnicastRun>,
 }
 
 impl Runs {
+    /// The key evidence of the path whose session is `session`, if it sent probe `seq`: evidence
+    /// about anything else is not this run's.
+    fn keys_for(&mut self, session: u64, seq: u64) -> Option<&mut KeyEvidence> {
+        if session == self.multicast.config().session {
+            return (seq < self.multicast.sent()).then_some(&mut self.keys);
+        }
+        let i = session.wrapping_sub(self.multicast.config().session).wrapping_sub(1);
+        let u = usize::try_from(i).ok().and_then(|i| self.unicast.get_mut(i))?;
+        (seq < u.run.sent()).then_some(&mut u.keys)
+    }
+
     fn for_session(&mut self, session: u64) -> &mut Run {
         let i = session.wrapping_sub(self.multicast.config().session).wrapping_sub(1);
         match usize::try_from(i).ok().and_then(|i| self.unicast.get_mut(i)) {
@@ -201,6 +214,7 @@ pub fn run(
     let run = runs.multicast;
     Ok(Outcome {
         settings: settings(cfg),
+        keys: runs.keys,
         interrupted: stop.load(Ordering::Relaxed) && run.sent() < cfg.count,
         run,
         unicast: runs.unicast,
@@ -249,7 +263,7 @@ impl Runs {
                 UnicastRun { is_self: host.is_loopback() || local.contains(&host), ..UnicastRun::new(host, run) }
             })
             .collect();
-        Runs { multicast: Run::new(run_cfg), unicast }
+        Runs { multicast: Run::new(run_cfg), keys: KeyEvidence::default(), unicast }
     }
 }
 
@@ -315,6 +329,16 @@ fn send_loop(
 ) -> Result<(Histogram<u64>, u64, Duration)> {
     net::lower_timer_slack();
     let dest = SocketAddr::new(cfg.group, cfg.port);
+    // Each path's keyed probes are bound to where they go and to the address their socket is
+    // bound to (`net::prober_socket`, `net::unicast_socket`): one key per path, made once.
+    let bound_key = |dst: SocketAddr, sock: &UdpSocket| -> Result<Option<BoundKey>> {
+        let src = sock.local_addr().context("the prober's socket has no address")?.ip();
+        Ok(cfg.key.as_ref().map(|k| k.bound_key(&Binding { dst, src })))
+    };
+    let mc_key = bound_key(dest, &socks[0])?;
+    let host_keys = (cfg.hosts.iter().zip(&socks[1..]))
+        .map(|(&host, sock)| bound_key(SocketAddr::new(host, cfg.port), sock))
+        .collect::<Result<Vec<_>>>()?;
     let mut lateness = lateness_histogram();
     let sizes = ProbeSizes::new(cfg);
     let mut buf = Vec::with_capacity(cfg.size.max(wire::INFO_PROBE_LEN + wire::TAG_LEN));
@@ -354,7 +378,7 @@ fn send_loop(
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
-            encode_probe(cfg, probe, size, &mut buf);
+            encode_probe(cfg, probe, size, mc_key.as_ref(), &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.
@@ -373,7 +397,7 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 let seq = u.run.sent();
                 let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
-                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, &mut buf);
+                encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, host_keys[i].as_ref(), &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
                     u.run.record_send(tx_ns);
                 } else {
@@ -456,10 +480,10 @@ pub(crate) fn padded_size(cfg: &ProbeConfig) -> Option<usize> {
 }
 
 /// The datagram for one probe of `size` bytes (the tag included): the plain message, or the
-/// probe, keyed when there is a key.
-fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, buf: &mut Vec<u8>) {
+/// probe, keyed with its path's key when there is a key.
+fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, key: Option<&BoundKey>, buf: &mut Vec<u8>) {
     buf.clear();
-    match (&cfg.plain, &cfg.key) {
+    match (&cfg.plain, key) {
         (Some(message), _) => buf.extend_from_slice(message),
         (None, Some(key)) => {
             probe.encode_into(size - wire::TAG_LEN, buf);

@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 
 use super::{ProbeConfig, RowSink, Runs, Shared};
 use crate::net::{self, Event, ProbeSockets};
+use crate::run::KeySign;
 use crate::stats::Run;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, NoticeReason};
 
 /// Probes are kept open this much past the timeout, so acks already queued in the socket are
 /// judged by their kernel timestamps rather than by when the thread read them.
@@ -90,10 +91,25 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                 return;
             }
             match wire::decode(datagram) {
-                Ok(Message::Ack(_)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => totals.forged += 1,
+                Ok(Message::Ack(ack)) if cfg.key.as_ref().is_some_and(|k| !k.verify(datagram)) => {
+                    totals.forged += 1;
+                    // No tag at all, to one of this run's probes: a responder without a key.
+                    if !wire::is_keyed(datagram) {
+                        if let Some(keys) = runs.keys_for(ack.session, ack.seq) {
+                            keys.record(rx.from.ip(), KeySign::UnkeyedAck);
+                        }
+                    }
+                }
                 Ok(Message::Ack(ack)) => {
                     runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
                 }
+                Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
+                    (Some(keys), NoticeReason::KeyNeeded) => keys.record(rx.from.ip(), KeySign::KeyNeeded),
+                    (Some(keys), NoticeReason::KeyMismatch) => keys.record(rx.from.ip(), KeySign::OtherKey),
+                    // A reason a later version added: nothing this build can say about it.
+                    (Some(_), NoticeReason::Other(_)) => {}
+                    (None, _) => totals.invalid += 1,
+                },
                 _ => totals.invalid += 1,
             }
         }

@@ -61,7 +61,12 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     /// `None` when `rate` is 0: no limit.
     pub(crate) fn new(rate: u32) -> Option<Self> {
-        (rate > 0).then(|| RateLimiter { rate: rate as f64, burst: burst_of(rate), buckets: HashMap::new() })
+        (rate > 0).then(|| Self::with_burst(rate as f64, burst_of(rate)))
+    }
+
+    /// `rate` per second (more than 0) in bursts of `burst` (at least 1).
+    pub(crate) fn with_burst(rate: f64, burst: f64) -> Self {
+        RateLimiter { rate, burst, buckets: HashMap::new() }
     }
 
     /// Whether a probe from `src` at `now_ns` may be answered.

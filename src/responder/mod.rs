@@ -9,12 +9,19 @@
 //! timestamps in, the ack's bytes (or none) and counter changes out, with the clock passed in. Unit
 //! tests drive it with synthetic datagrams and a fake clock; [`Responder`] only adds the sockets.
 //!
-//! With a key, a probe is answered only when it is fresh (its send time within
-//! `max_clock_skew` of the responder's clock), new (its (session, sequence) not answered before)
-//! and from the address that started its session: a captured probe, replayed from anywhere,
-//! gets nothing. Without a key anyone can make probes, so none of this would help: an open
-//! responder relies on the rate limits and the no-amplification rule (see the README's threat
-//! model).
+//! With a key, a probe is answered only when its tag is valid for where it arrived (the
+//! destination address, this responder's port, the source address: see `crate::auth`), it is
+//! fresh (its send time within `max_clock_skew` of the responder's clock), new (its (session,
+//! sequence) not answered before) and from the address that started its session: a captured
+//! probe, replayed from anywhere to anywhere, gets nothing. Without a key anyone can make
+//! probes, so none of this would help: an open responder relies on the rate limits and the
+//! no-amplification rule (see the README's threat model).
+//!
+//! A keyed responder that refuses a probe for its key (none, or another) tells the prober with
+//! a notice ([`wire::Notice`]), if the probe asks for notices: one per source address a second
+//! at most, [`NOTICE_TOTAL_RATE`] a second in all, each spending a token of the total budget
+//! too, and never larger than the probe. A notice is a reply nobody authenticated, so these
+//! bounds are what keeps it from being a tool: see the threat model.
 
 mod guard;
 pub(crate) mod notice;
@@ -30,9 +37,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::auth::Key;
+use crate::auth::{Binding, BoundKeys, Key, ProbeTag};
 use crate::net::{self, Iface};
-use crate::wire::{self, Ack, Arrival, Message};
+use crate::wire::{self, Ack, Arrival, Message, Notice, NoticeReason, Probe};
+
+/// Notices per second across all sources (bursts of as many), besides one a second per source:
+/// enough for a LAN's probers to learn of a key mismatch within a second or two, few enough
+/// that forged probes from many addresses draw at most this many unauthenticated replies.
+pub const NOTICE_TOTAL_RATE: u32 = 100;
+/// Notices per second to one source address, in bursts of one.
+const NOTICE_RATE_PER_SOURCE: f64 = 1.0;
 
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
@@ -113,8 +127,12 @@ pub(crate) struct Counters {
     pub limited: u64,
     /// Probes from sources outside the allow list.
     pub denied: u64,
-    /// Probes without a valid tag for this responder's key.
+    /// Probes without a valid tag for this responder's key (and for where they arrived).
     pub unauthenticated: u64,
+    /// Probes keyed with this key by an earlier mcprobe, whose tags bind no destination: refused.
+    pub unbound: u64,
+    /// Notices sent to probers about their key (see the module comment).
+    pub notices: u64,
     /// Keyed probes sent too long ago or in the future for `max_clock_skew`: a clock out of sync,
     /// or an old capture replayed.
     pub stale: u64,
@@ -139,8 +157,12 @@ pub enum Event {
     /// prober was already sending, the time from this responder's join to it (RFC 2432's join
     /// delay).
     NewSession { session: u64, from: SocketAddr, ttl: u8, arrival: Arrival, join_delay_ns: Option<u64> },
-    /// Probes from `from` fail the key check: its prober has another key, or none.
+    /// Probes from `from` fail the key check: its prober has another key, or none, or they are
+    /// copies sent elsewhere than their prober sent them.
     BadMac { from: SocketAddr },
+    /// Probes from `from` are keyed with this key by an earlier mcprobe, whose tags bind no
+    /// destination: refused.
+    Unbound { from: SocketAddr },
     /// A keyed probe from `from` was sent `skew_ns` before it arrived (negative: after, by this
     /// host's clock), more than `max_ns` either way: the clocks are out of sync (or it is an old
     /// capture).
@@ -163,7 +185,10 @@ pub enum Outcome {
     /// A valid mcprobe message that is not answered (an ack, another version, an answer).
     Ignored,
     Denied,
+    /// No valid tag; the reply, if any, is a notice to the prober.
     Unauthenticated,
+    /// Keyed by an earlier mcprobe, without binding.
+    Unbound,
     TooSmall,
     Stale,
     Replayed,
@@ -201,6 +226,11 @@ impl Step<'_> {
     fn drop(outcome: Outcome) -> Self {
         Step { outcome, reply: None, event: None }
     }
+
+    /// The reply is a notice about the prober's key, not an answer.
+    pub fn is_notice(&self) -> bool {
+        self.reply.is_some() && self.outcome == Outcome::Unauthenticated
+    }
 }
 
 /// How often the budget notice may repeat while the budget stays exhausted.
@@ -236,11 +266,21 @@ impl Limits {
     }
 }
 
+/// How often notices may go out: per source, and in all.
+struct NoticeLimits {
+    per_source: RateLimiter,
+    total: Budget,
+}
+
 /// The responder's decisions and state, without sockets: see the module comment.
 pub struct Engine {
     allow: AllowList,
     key: Option<Key>,
+    /// The bound keys of the bindings seen last (see `crate::auth`).
+    bound_keys: BoundKeys,
     plain: bool,
+    /// The destination a probe is bound to when the socket did not say where it arrived.
+    group: IpAddr,
     port: u16,
     max_skew_ns: u64,
     /// The ack being sent: identity (responder id, name) set once, the rest per probe.
@@ -249,7 +289,9 @@ pub struct Engine {
     out: Vec<u8>,
     sessions: SessionTable,
     limits: Limits,
+    notice_limits: NoticeLimits,
     bad_mac_notices: Notices,
+    unbound_notices: Notices,
     skew_notices: Notices,
     source_notices: Notices,
     counters: Counters,
@@ -263,7 +305,9 @@ impl Engine {
         Engine {
             allow: cfg.allow.clone(),
             key: cfg.key.clone(),
+            bound_keys: BoundKeys::default(),
             plain: cfg.plain,
+            group: cfg.group,
             port: cfg.port,
             max_skew_ns: cfg.max_clock_skew.as_nanos().min(u64::MAX as u128) as u64,
             ack: Ack { responder: id, name: cfg.name.clone(), ..Ack::default() },
@@ -275,7 +319,12 @@ impl Engine {
                 total_rate_limit: cfg.total_rate_limit,
                 budget_notice_ns: None,
             },
+            notice_limits: NoticeLimits {
+                per_source: RateLimiter::with_burst(NOTICE_RATE_PER_SOURCE, 1.0),
+                total: Budget::new(NOTICE_TOTAL_RATE).expect("a rate above 0"),
+            },
             bad_mac_notices: Notices::default(),
+            unbound_notices: Notices::default(),
             skew_notices: Notices::default(),
             source_notices: Notices::default(),
             counters: Counters::default(),
@@ -306,6 +355,15 @@ impl Engine {
     pub fn sent(&mut self, ok: bool) {
         if ok {
             self.counters.acks_sent += 1;
+        } else {
+            self.counters.send_errors += 1;
+        }
+    }
+
+    /// Records whether a notice (a step's reply that [`Step::is_notice`]) could be sent.
+    pub fn notice_sent(&mut self, ok: bool) {
+        if ok {
+            self.counters.notices += 1;
         } else {
             self.counters.send_errors += 1;
         }
@@ -373,10 +431,25 @@ impl Engine {
         }
         let tag_len = if self.key.is_some() { wire::TAG_LEN } else { 0 };
         if let Some(key) = &self.key {
-            if !key.verify(d.bytes) {
+            // Where the datagram itself says it went: its destination address (the group, or
+            // this host for a unicast probe), this port, and its source.
+            let binding = Binding { dst: SocketAddr::new(d.dst.unwrap_or(self.group), self.port), src: d.from.ip() };
+            let reason = match key.check_probe_kept(d.bytes, &binding, &mut self.bound_keys) {
+                ProbeTag::Valid => None,
+                ProbeTag::Missing => Some(NoticeReason::KeyNeeded),
+                ProbeTag::Invalid => Some(NoticeReason::KeyMismatch),
+                ProbeTag::Unbound => {
+                    self.counters.unbound += 1;
+                    let event =
+                        self.unbound_notices.due(d.from.ip(), d.rx_ns).then_some(Event::Unbound { from: d.from });
+                    return Step { outcome: Outcome::Unbound, reply: None, event };
+                }
+            };
+            if let Some(reason) = reason {
                 self.counters.unauthenticated += 1;
                 let event = self.bad_mac_notices.due(d.from.ip(), d.rx_ns).then_some(Event::BadMac { from: d.from });
-                return Step { outcome: Outcome::Unauthenticated, reply: None, event };
+                let reply = self.notice(&d, &probe, reason);
+                return Step { outcome: Outcome::Unauthenticated, reply, event };
             }
         }
         if d.bytes.len() < wire::ACK_FIXED_LEN + tag_len {
@@ -468,6 +541,31 @@ impl Engine {
         });
         Step { outcome: Outcome::Answered, reply: Some(&self.out), event }
     }
+
+    /// The notice for a probe refused for its key, when the probe asks for one, has room for
+    /// it, and the limits allow: one per source a second, the notices' own total, then a token
+    /// of the whole budget, in that order (a notice refused by an earlier limit spends none of
+    /// the later ones).
+    fn notice(&mut self, d: &Datagram<'_>, probe: &Probe, reason: NoticeReason) -> Option<&[u8]> {
+        if !wire::asks_notice(d.bytes) || d.bytes.len() < wire::NOTICE_LEN {
+            return None;
+        }
+        let due = self.notice_limits.per_source.allow(d.from.ip(), d.rx_ns)
+            && self.notice_limits.total.allow(d.rx_ns)
+            && self.limits.budget.as_mut().is_none_or(|b| b.allow(d.rx_ns));
+        if !due {
+            return None;
+        }
+        let n = Notice {
+            session: probe.session,
+            seq: probe.seq,
+            tx_ns: probe.tx_ns,
+            responder: self.ack.responder,
+            reason,
+        };
+        n.encode_into(&mut self.out);
+        Some(&self.out)
+    }
 }
 
 /// A bound, joined responder, ready to [`run`](Responder::run): the engine and its sockets.
@@ -514,6 +612,14 @@ impl Responder {
                 }
                 let datagram = Datagram { bytes, from: r.from, dst: r.dst, ttl: r.ttl, rx_ns: r.rx_ns };
                 let step = self.engine.step(datagram, net::now_ns);
+                // A notice goes alone and at once: they are rare (one a second per source), and
+                // the batch's counts could not tell a failed notice from a failed ack.
+                if step.is_notice() {
+                    let ok = step.reply.is_some_and(|bytes| out.send_to(bytes, r.from).is_ok());
+                    events.extend(step.event);
+                    self.engine.notice_sent(ok);
+                    continue;
+                }
                 // A batch has a slot per datagram, each as large as a probe, so every ack fits;
                 // were one not to, it goes alone.
                 let alone =

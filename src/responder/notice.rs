@@ -12,7 +12,10 @@ fn secs(ns: u64) -> String {
 pub(crate) fn describe(ev: &Event) -> String {
     match ev {
         Event::BadMac { from } => format!(
-            "probes from {from} fail the key check (its prober has another key, or none): not answered, counted as unauthenticated"
+            "probes from {from} fail the key check (its prober has another key, or none; or they are copies sent to another group, port or source than their prober's): not answered, counted as unauthenticated; the prober is told with a notice"
+        ),
+        Event::Unbound { from } => format!(
+            "probes from {from} are keyed by an older mcprobe, whose tags do not bind the group, port and source (a copy would be answered on any group): not answered, counted as unbound; upgrade mcprobe there"
         ),
         Event::ClockSkew { from, skew_ns, max_ns } => {
             let side = if *skew_ns >= 0 { "behind" } else { "ahead of" };

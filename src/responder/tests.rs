@@ -1,7 +1,6 @@
 //! The engine driven without sockets: synthetic datagrams, a fake clock.
 
 use super::*;
-use crate::wire::Probe;
 
 const SEC: u64 = 1_000_000_000;
 /// The responder's clock when the datagrams arrive (late 2026).
@@ -21,12 +20,18 @@ fn from(host: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, host], 40_000))
 }
 
-/// A probe of `size` bytes, sealed with `key` if given (the tag within `size`).
+/// A probe of `size` bytes, sealed with `key` if given (the tag within `size`) for the group
+/// and source `from(1)`.
 fn probe(key: Option<&Key>, session: u64, seq: u64, tx_ns: u64, size: usize) -> Vec<u8> {
+    probe_from(key, from(1), session, seq, tx_ns, size)
+}
+
+/// The same, sealed for the group and source `src`.
+fn probe_from(key: Option<&Key>, src: SocketAddr, session: u64, seq: u64, tx_ns: u64, size: usize) -> Vec<u8> {
     let tag = if key.is_some() { wire::TAG_LEN } else { 0 };
     let mut bytes = Probe { session, seq, tx_ns, asks_ext: false }.encode(size.saturating_sub(tag));
     if let Some(k) = key {
-        k.seal(&mut bytes);
+        k.seal_probe(&mut bytes, &Binding { dst: SocketAddr::from((GROUP, PORT)), src: src.ip() });
     }
     bytes
 }
@@ -36,19 +41,42 @@ fn at<'a>(bytes: &'a [u8], src: SocketAddr, rx_ns: u64) -> Datagram<'a> {
     Datagram { bytes, from: src, dst: Some(IpAddr::from(GROUP)), ttl: 64, rx_ns }
 }
 
-/// Steps once with a clock 7 µs after arrival; returns the outcome, the decoded ack and the event.
+/// Steps once with a clock 7 µs after arrival; returns the outcome, the decoded ack and the
+/// event. A notice is taken as sent and left out (see [`step_notice`]).
 fn step(e: &mut Engine, d: Datagram<'_>) -> (Outcome, Option<Ack>, Option<Event>) {
-    let rx_ns = d.rx_ns;
-    let s = e.step(d, || rx_ns + 7_000);
-    let ack = s.reply.map(|b| match wire::decode(b) {
-        Ok(Message::Ack(a)) => a,
+    let (outcome, reply, event) = step_any(e, d);
+    let ack = match reply {
+        Some(Message::Ack(a)) => Some(a),
+        Some(Message::Notice(_)) | None => None,
         other => panic!("not an ack: {other:?}"),
+    };
+    (outcome, ack, event)
+}
+
+/// Steps once; returns the outcome and the notice (not an ack) it replied with, if any.
+fn step_notice(e: &mut Engine, d: Datagram<'_>) -> (Outcome, Option<Notice>) {
+    match step_any(e, d) {
+        (outcome, Some(Message::Notice(n)), _) => (outcome, Some(n)),
+        (outcome, None, _) => (outcome, None),
+        other => panic!("not a notice: {other:?}"),
+    }
+}
+
+fn step_any(e: &mut Engine, d: Datagram<'_>) -> (Outcome, Option<Message>, Option<Event>) {
+    let (rx_ns, len) = (d.rx_ns, d.bytes.len());
+    let s = e.step(d, || rx_ns + 7_000);
+    let notice = s.is_notice();
+    let reply = s.reply.map(|b| {
+        assert!(b.len() <= len, "a reply of {} bytes to {len}", b.len());
+        wire::decode(b).expect("a valid reply")
     });
     let (outcome, event) = (s.outcome, s.event);
-    if ack.is_some() {
-        e.sent(true);
+    match (&reply, notice) {
+        (Some(_), true) => e.notice_sent(true),
+        (Some(_), false) => e.sent(true),
+        (None, _) => {}
     }
-    (outcome, ack, event)
+    (outcome, reply, event)
 }
 
 #[test]
@@ -121,23 +149,68 @@ fn a_captured_keyed_probe_is_answered_once_and_only_to_its_source() {
     assert!(ack.is_some() && matches!(event, Some(Event::NewSession { .. })));
     // The same bytes again, from the same address (a spoofed prober, or the network duplicating).
     assert_eq!(step(&mut e, at(&original, from(1), T0 + 1000)), (Outcome::Replayed, None, None));
-    // From a victim's address: refused and said once.
+    // From a victim's address: its tag binds the prober's address, so it fails like a wrong key.
     let (outcome, ack, event) = step(&mut e, at(&original, from(66), T0 + 2000));
-    assert_eq!((outcome, ack), (Outcome::WrongSource, None));
+    assert_eq!((outcome, ack), (Outcome::Unauthenticated, None));
+    assert_eq!(event, Some(Event::BadMac { from: from(66) }));
+    // Even a new probe of that session, made with the key for that address, is refused there.
+    let next = probe_from(Some(&k), from(66), 77, 1, T0, 128);
+    let (outcome, _, event) = step(&mut e, at(&next, from(66), T0 + 4 * SEC));
+    assert_eq!(outcome, Outcome::WrongSource);
     assert_eq!(event, Some(Event::WrongSource { from: from(66), session: 77, bound: from(1) }));
-    assert_eq!(step(&mut e, at(&original, from(66), T0 + 3 * SEC)), (Outcome::WrongSource, None, None));
-    // Even a new probe of that session (made with the key) is refused from another address.
-    let next = probe(Some(&k), 77, 1, T0, 128);
-    assert_eq!(step(&mut e, at(&next, from(66), T0 + 4 * SEC)).0, Outcome::WrongSource);
     // The prober itself carries on; the refused copies are not counted as its probes.
+    let next = probe(Some(&k), 77, 1, T0, 128);
     let (outcome, ack, _) = step(&mut e, at(&next, from(1), T0 + 100));
     assert_eq!(outcome, Outcome::Answered);
     assert_eq!(ack.unwrap().received, 2);
     let c = e.counters();
-    assert_eq!((c.replayed, c.wrong_source, c.acks_sent), (1, 3, 2));
+    assert_eq!((c.replayed, c.unauthenticated, c.wrong_source, c.acks_sent), (1, 1, 1, 2));
     // Another prober's session from that address is fine.
-    let own = probe(Some(&k), 78, 0, T0, 128);
+    let own = probe_from(Some(&k), from(66), 78, 0, T0, 128);
     assert_eq!(step(&mut e, at(&own, from(66), T0 + 200)).0, Outcome::Answered);
+}
+
+#[test]
+fn a_keyed_probe_is_answered_only_where_it_was_sent() {
+    let k = key();
+    let original = probe(Some(&k), 77, 0, T0 - 50_000, 128);
+    let group = IpAddr::from(GROUP);
+    let other_group = IpAddr::from([239, 255, 42, 43]);
+    // Each copy reaches a responder that never saw the original, so only the tag can tell.
+    for (what, c, dst, src) in [
+        ("as sent", cfg(Some(k.clone())), Some(group), from(1)),
+        ("socket gave no destination: the configured group", cfg(Some(k.clone())), None, from(1)),
+        ("another group", ResponderConfig { group: other_group, ..cfg(Some(k.clone())) }, Some(other_group), from(1)),
+        ("another port", ResponderConfig { port: PORT + 1, ..cfg(Some(k.clone())) }, Some(group), from(1)),
+        ("another source (an SSM channel of another source)", cfg(Some(k.clone())), Some(group), from(66)),
+        ("a unicast address", cfg(Some(k.clone())), Some(IpAddr::from([10, 0, 0, 9])), from(1)),
+    ] {
+        let mut e = Engine::new(&c, 1);
+        let (outcome, reply, _) = step_any(&mut e, Datagram { dst, ..at(&original, src, T0) });
+        if what == "as sent" || what.starts_with("socket") {
+            assert_eq!(outcome, Outcome::Answered, "{what}");
+            assert!(matches!(reply, Some(Message::Ack(_))), "{what}");
+        } else {
+            assert_eq!(outcome, Outcome::Unauthenticated, "{what}");
+            let Some(Message::Notice(n)) = reply else { panic!("{what}: {reply:?}") };
+            assert_eq!(n.reason, NoticeReason::KeyMismatch, "{what}");
+            assert_eq!((e.counters().sessions, e.counters().acks_sent), (0, 0), "{what}: no session, no ack");
+        }
+    }
+}
+
+#[test]
+fn keyed_probes_of_earlier_versions_are_refused_and_named() {
+    let k = key();
+    let mut e = Engine::new(&cfg(Some(k.clone())), 1);
+    // As a version-1 prober sends it: zero padding (it asks for no notice), an unbound tag.
+    let mut old = wire::v1::Probe { session: 3, seq: 0, tx_ns: T0 }.encode(128 - wire::TAG_LEN);
+    k.seal(&mut old);
+    let (outcome, reply, event) = step_any(&mut e, at(&old, from(1), T0));
+    assert_eq!((outcome, reply), (Outcome::Unbound, None));
+    assert_eq!(event, Some(Event::Unbound { from: from(1) }));
+    let c = e.counters();
+    assert_eq!((c.unbound, c.unauthenticated, c.notices, c.sessions), (1, 0, 0, 0));
 }
 
 #[test]
@@ -172,7 +245,7 @@ fn a_skewed_clock_is_refused_and_said_once_per_source() {
         assert_eq!(step(&mut e, at(&p, from(1), T0 + i * 1000)), (Outcome::Stale, None, None));
     }
     // Ahead by 10 s, from another host: its own line, once the gap since the last line is over.
-    let ahead = probe(Some(&k), 4, 0, T0 + 12 * SEC, 128);
+    let ahead = probe_from(Some(&k), from(2), 4, 0, T0 + 12 * SEC, 128);
     let (outcome, _, event) = step(&mut e, at(&ahead, from(2), T0 + 2 * SEC));
     assert_eq!(outcome, Outcome::Stale);
     assert_eq!(event, Some(Event::ClockSkew { from: from(2), skew_ns: -10 * SEC as i64, max_ns: 5 * SEC }));
@@ -180,7 +253,8 @@ fn a_skewed_clock_is_refused_and_said_once_per_source() {
     assert_eq!((c.stale, c.sessions, c.acks_sent), (101, 0, 0), "stale probes start no session");
     // Within the window either way: answered.
     for (i, tx) in [T0 - 4 * SEC, T0 + 4 * SEC].into_iter().enumerate() {
-        assert_eq!(step(&mut e, at(&probe(Some(&k), 5, i as u64, tx, 128), from(3), T0)).0, Outcome::Answered);
+        let p = probe_from(Some(&k), from(3), 5, i as u64, tx, 128);
+        assert_eq!(step(&mut e, at(&p, from(3), T0)).0, Outcome::Answered);
     }
 }
 
@@ -213,6 +287,57 @@ fn bad_macs_are_said_once_per_source() {
     // after the one-second gap.
     assert_eq!(events, [Event::BadMac { from: from(1) }, Event::BadMac { from: from(2) }]);
     assert_eq!(e.counters().unauthenticated, 100);
+    // 50 probes each over 4.9 s: a notice at once, then one a second, per source.
+    assert_eq!(e.counters().notices, 2 * 5);
+}
+
+#[test]
+fn probers_are_told_why_with_notices_within_every_limit() {
+    let k = key();
+    let mut e = Engine::new(&ResponderConfig { total_rate_limit: 1_000, ..cfg(Some(k)) }, 0x1d);
+    // No key, another key: each reason, echoing the probe, from this responder.
+    let unkeyed = probe(None, 9, 4, T0 - 1000, 128);
+    let (outcome, n) = step_notice(&mut e, at(&unkeyed, from(1), T0));
+    assert_eq!(outcome, Outcome::Unauthenticated);
+    let reason = NoticeReason::KeyNeeded;
+    assert_eq!(n, Some(Notice { session: 9, seq: 4, tx_ns: T0 - 1000, responder: 0x1d, reason }));
+    let wrong = probe_from(Some(&Key::from_secret(b"another").unwrap()), from(2), 8, 0, T0, 128);
+    assert_eq!(step_notice(&mut e, at(&wrong, from(2), T0)).1.map(|n| n.reason), Some(NoticeReason::KeyMismatch));
+    // One a second per source: the next from source 1 within the second gets none.
+    assert_eq!(step_notice(&mut e, at(&unkeyed, from(1), T0 + SEC / 2)).1, None);
+    assert!(step_notice(&mut e, at(&unkeyed, from(1), T0 + SEC)).1.is_some());
+    // Never larger than the probe: one too short for a notice gets none; nor does a probe that
+    // does not ask (an older prober, which could not read it).
+    let short = probe(None, 9, 5, T0, wire::NOTICE_LEN - 1);
+    assert_eq!(step_notice(&mut e, at(&short, from(3), T0 + 2 * SEC)), (Outcome::Unauthenticated, None));
+    let old = wire::v1::Probe { session: 9, seq: 6, tx_ns: T0 }.encode(128);
+    assert_eq!(step_notice(&mut e, at(&old, from(4), T0 + 2 * SEC)), (Outcome::Unauthenticated, None));
+    assert_eq!(e.counters().notices, 3);
+    // Forged probes from 1000 addresses within a second: NOTICE_TOTAL_RATE notices at most.
+    let t = T0 + 10 * SEC;
+    let told = (0..1000u64)
+        .filter(|&h| {
+            let src = SocketAddr::from(([10, 2, (h / 256) as u8, h as u8], 5000));
+            step_notice(&mut e, at(&unkeyed, src, t + h * 1000)).1.is_some()
+        })
+        .count();
+    assert_eq!(told, NOTICE_TOTAL_RATE as usize);
+}
+
+#[test]
+fn notices_spend_the_total_budget_and_stop_when_it_is_spent() {
+    let k = key();
+    // A budget of 1000 acks/s, in bursts of 100: 60 answered probes leave 40 for notices.
+    let mut e = Engine::new(&ResponderConfig { total_rate_limit: 1_000, ..cfg(Some(k.clone())) }, 1);
+    let src = |h: u64| SocketAddr::from(([10, 3, (h / 256) as u8, h as u8], 1));
+    for h in 0..60 {
+        let p = probe_from(Some(&k), src(h), h, 0, T0, 128);
+        assert_eq!(step(&mut e, at(&p, src(h), T0)).0, Outcome::Answered);
+    }
+    let unkeyed = probe(None, 9, 4, T0, 128);
+    let told = (100..300u64).filter(|&h| step_notice(&mut e, at(&unkeyed, src(h), T0)).1.is_some()).count();
+    assert_eq!(told, 40, "what the acks left of the budget's burst");
+    assert_eq!((e.counters().notices, e.counters().acks_sent), (40, 60));
 }
 
 #[test]

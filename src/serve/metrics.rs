@@ -12,8 +12,14 @@ use prometheus_client::registry::{Registry, Unit};
 use super::state::{Buckets, QuerierState, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
 use crate::findings::Verdict;
 
-const VERDICTS: [Verdict; 5] =
-    [Verdict::Ok, Verdict::MulticastLost, Verdict::UnicastLost, Verdict::Degraded, Verdict::Unreachable];
+const VERDICTS: [Verdict; 6] = [
+    Verdict::Ok,
+    Verdict::MulticastLost,
+    Verdict::UnicastLost,
+    Verdict::Degraded,
+    Verdict::Unreachable,
+    Verdict::KeyMismatch,
+];
 
 /// The state as last published by the probe loop: a scrape takes the lock only to clone the `Arc`.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 //! header (6 bytes)
 //!   0  magic     3  b"MCP"          rejects foreign traffic cheaply
 //!   3  version   1  1               bumped on any incompatible change
-//!   4  type      1  1 probe, 2 ack
+//!   4  type      1  1 probe, 2 ack, 3 notice
 //!   5  flags     1  bit 0: ack carries a name; bit 1: keyed, the datagram ends with a 16-byte
 //!                   tag (see `crate::auth`); bit 2: ack carries the extension; other bits
 //!                   reserved, must be 0
@@ -19,7 +19,10 @@
 //!  22  tx_ns     8  sender's transmit time, ns since the Unix epoch (CLOCK_REALTIME, the same clock
 //!                   as kernel receive timestamps, so RTT = rx − tx stays in one clock domain)
 //!  30  asks      1  first padding byte: bit 0 set = "this prober decodes the ack extension";
-//!                   other bits reserved (sent as 0, ignored). A version-1 prober pads with zeros.
+//!                   bit 1 set = "this prober reads notices" (every probe of this build sets it);
+//!                   bit 2 set = "the tag binds the probe's destination and source" (every keyed
+//!                   probe of this build sets it: see `crate::auth`); other bits reserved (sent
+//!                   as 0, ignored). A version-1 prober pads with zeros.
 //!  31  padding   …  zeros up to --size. The padding is what lets an ack fit: see below. A probe
 //!                   shorter than an ack (64 bytes, plus the tag when keyed) is neither answered
 //!                   nor counted by a responder.
@@ -55,6 +58,16 @@
 //!                   sending then); u64::MAX = not known
 //!  77  member_ns 8  ns from the join to this probe's arrival; u64::MAX = not known
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
+//!
+//! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
+//!   6  session   8  echoed from the probe
+//!  14  seq       8  echoed
+//!  22  tx_ns     8  echoed
+//!  30  responder 8  its id
+//!  38  reason    1  1 key needed: the probe carried no tag and this responder has a key;
+//!                   2 key mismatch: the probe's tag does not verify with this responder's key
+//!                   (another key, or a copy sent to a group, port or source it was not made for)
+//!   …  later versions may append fields; a decoder reads the ones it knows and skips the rest
 //! ```
 //!
 //! An ack's length is exact: 64 bytes, plus `1 + ext_len` with the extension, plus `1 + name_len`
@@ -89,8 +102,22 @@
 //! in `wire/v1.rs`.
 //!
 //! A keyed datagram (flag bit 1) ends with a 16-byte MAC tag over everything before it; decoding
-//! leaves the tag out and [`crate::auth::Key::verify`] checks it. A keyed ack is still no larger
-//! than its probe: the responder encodes it within the probe's length minus the tag.
+//! leaves the tag out and [`crate::auth`] checks it. A keyed ack is still no larger than its
+//! probe: the responder encodes it within the probe's length minus the tag. A keyed probe's tag
+//! also covers what the probe is for, its destination address and port and its source address,
+//! which travel in the IP and UDP headers, not in the probe (`asks` bit 2 says so); see
+//! `crate::auth` for why, and for what a responder does with probes of earlier versions, whose
+//! tags do not.
+//!
+//! ## Notices
+//!
+//! A responder that refuses a probe for want of the right key says so, with a notice to the
+//! probe's source, so that the prober can report "key mismatch" instead of a silent host. A
+//! notice is not keyed (the prober may have no key, or another one) and so proves nothing; it
+//! is sent only to probes that ask for notices (`asks` bit 1, which a version-1 prober never
+//! sets, so it never gets a datagram it cannot decode), never larger than the probe, at most
+//! one a second per source address and within the responder's budgets (see
+//! `crate::responder`).
 
 /// First three bytes of every mcprobe datagram.
 pub const MAGIC: [u8; 3] = *b"MCP";
@@ -116,12 +143,20 @@ pub(crate) const MAX_PROBE_SIZE: usize = 65_507;
 
 const TYPE_PROBE: u8 = 1;
 const TYPE_ACK: u8 = 2;
+const TYPE_NOTICE: u8 = 3;
 const FLAG_NAME: u8 = 0x01;
 const FLAG_EXT: u8 = 0x04;
 /// Bit of a probe's `asks` byte: the prober decodes the ack extension.
 const ASKS_EXT: u8 = 0x01;
+/// Bit of a probe's `asks` byte: the prober reads notices. Set in every probe this build
+/// encodes: a property of the build, like the version, not a choice per probe.
+const ASKS_NOTICE: u8 = 0x02;
+/// Bit of a probe's `asks` byte: its tag binds its destination and source (`crate::auth`).
+pub(crate) const ASKS_BOUND: u8 = 0x04;
 /// Offset of a probe's `asks` byte, the first byte of its padding.
-const ASKS_OFFSET: usize = PROBE_LEN;
+pub(crate) const ASKS_OFFSET: usize = PROBE_LEN;
+/// Bytes of a notice.
+pub const NOTICE_LEN: usize = 39;
 /// "Not known" in the extension's time fields.
 const UNKNOWN_NS: u64 = u64::MAX;
 /// Header flag of keyed datagrams.
@@ -212,11 +247,75 @@ pub struct Ack {
     pub name: String,
 }
 
+/// Why a responder does not answer a probe, as a notice says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoticeReason {
+    /// The probe carried no tag, and this responder has a key.
+    KeyNeeded,
+    /// The probe's tag does not verify with this responder's key: another key, or a copy of a
+    /// probe sent to a group, port or source it was not made for.
+    KeyMismatch,
+    /// A reason a later version added.
+    Other(u8),
+}
+
+impl NoticeReason {
+    fn to_byte(self) -> u8 {
+        match self {
+            NoticeReason::KeyNeeded => 1,
+            NoticeReason::KeyMismatch => 2,
+            NoticeReason::Other(b) => b,
+        }
+    }
+
+    fn from_byte(b: u8) -> Self {
+        match b {
+            1 => NoticeReason::KeyNeeded,
+            2 => NoticeReason::KeyMismatch,
+            other => NoticeReason::Other(other),
+        }
+    }
+}
+
+/// A responder's notice to a prober whose probe it refused: see "Notices" in the module comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    pub session: u64,
+    pub seq: u64,
+    pub tx_ns: u64,
+    pub responder: u64,
+    pub reason: NoticeReason,
+}
+
+impl Notice {
+    /// Appends the notice to `buf` (cleared first): [`NOTICE_LEN`] bytes.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        header(buf, TYPE_NOTICE, 0);
+        for v in [self.session, self.seq, self.tx_ns, self.responder] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        buf.push(self.reason.to_byte());
+    }
+}
+
+/// Whether a datagram says it is keyed (flag bit 1), whatever its tag.
+pub(crate) fn is_keyed(datagram: &[u8]) -> bool {
+    datagram.get(FLAG_OFFSET).is_some_and(|f| f & FLAG_AUTH != 0)
+}
+
+/// Whether a probe (its whole datagram) asks for notices. A keyed probe's tag is not padding.
+pub(crate) fn asks_notice(probe: &[u8]) -> bool {
+    let body = if is_keyed(probe) { &probe[..probe.len().saturating_sub(TAG_LEN)] } else { probe };
+    body.get(ASKS_OFFSET).is_some_and(|b| b & ASKS_NOTICE != 0)
+}
+
 /// A decoded mcprobe datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Probe(Probe),
     Ack(Ack),
+    Notice(Notice),
 }
 
 /// Why a datagram is not a valid mcprobe message.
@@ -267,8 +366,8 @@ impl Probe {
         buf.extend_from_slice(&self.tx_ns.to_be_bytes());
         let target = start + size.max(PROBE_LEN);
         buf.resize(target, 0);
-        if self.asks_ext && size > PROBE_LEN {
-            buf[start + ASKS_OFFSET] = ASKS_EXT;
+        if size > PROBE_LEN {
+            buf[start + ASKS_OFFSET] = ASKS_NOTICE | if self.asks_ext { ASKS_EXT } else { 0 };
         }
     }
 
@@ -458,6 +557,15 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 name,
             }))
         }
+        TYPE_NOTICE => {
+            if flags != 0 {
+                return Err(DecodeError::BadField("notice flags", flags as u64));
+            }
+            let (session, seq, tx_ns, responder) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let reason = NoticeReason::from_byte(r.u8()?);
+            // Bytes past the known fields are a later version's: skipped, like the extension's.
+            Ok(Message::Notice(Notice { session, seq, tx_ns, responder, reason }))
+        }
         other => Err(DecodeError::Type(other)),
     }
 }
@@ -570,10 +678,41 @@ mod tests {
     fn a_probe_asks_for_the_extension_in_its_first_padding_byte() {
         let p = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: true };
         let bytes = p.encode(64);
-        assert_eq!((bytes[ASKS_OFFSET], &bytes[ASKS_OFFSET + 1..]), (ASKS_EXT, &[0u8; 33][..]));
+        assert_eq!((bytes[ASKS_OFFSET], &bytes[ASKS_OFFSET + 1..]), (ASKS_EXT | ASKS_NOTICE, &[0u8; 33][..]));
         assert_eq!(decode(&bytes), Ok(Message::Probe(p)));
-        let old = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false };
-        assert!(old.encode(64)[ASKS_OFFSET..].iter().all(|&b| b == 0));
+        // Every probe asks for notices; only the extension is asked for per probe.
+        let plain = Probe { session: 1, seq: 2, tx_ns: 3, asks_ext: false };
+        assert_eq!(plain.encode(64)[ASKS_OFFSET], ASKS_NOTICE);
+        assert!(plain.encode(64)[ASKS_OFFSET + 1..].iter().all(|&b| b == 0));
+        assert!(asks_notice(&plain.encode(64)) && !asks_notice(&plain.encode(PROBE_LEN)));
+        // A keyed probe without padding: the tag's bytes are not an `asks` byte.
+        let mut keyed = plain.encode(PROBE_LEN);
+        keyed[FLAG_OFFSET] |= FLAG_AUTH;
+        keyed.extend_from_slice(&[0xff; TAG_LEN]);
+        assert!(!asks_notice(&keyed));
+    }
+
+    #[test]
+    fn notices_have_their_documented_layout_and_later_fields_are_skipped() {
+        let n = Notice { session: 7, seq: 8, tx_ns: 9, responder: 10, reason: NoticeReason::KeyMismatch };
+        let mut bytes = Vec::new();
+        n.encode_into(&mut bytes);
+        assert_eq!(bytes.len(), NOTICE_LEN);
+        assert_eq!((bytes[4], bytes[5], bytes[38]), (TYPE_NOTICE, 0, 2));
+        assert_eq!(bytes[30..38], 10u64.to_be_bytes());
+        assert_eq!(decode(&bytes), Ok(Message::Notice(n)));
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(decode(&longer), Ok(Message::Notice(n)));
+        bytes[38] = 1;
+        assert!(matches!(decode(&bytes), Ok(Message::Notice(Notice { reason: NoticeReason::KeyNeeded, .. }))));
+        bytes[38] = 77;
+        assert!(matches!(decode(&bytes), Ok(Message::Notice(Notice { reason: NoticeReason::Other(77), .. }))));
+        for cut in 0..NOTICE_LEN {
+            assert!(decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes accepted");
+        }
+        bytes[5] = 0x80;
+        assert!(matches!(decode(&bytes), Err(DecodeError::BadField("notice flags", _))));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use mcprobe::auth::Key;
+use mcprobe::auth::{Binding, Key, ProbeTag};
 use mcprobe::wire::{self, Message, Probe};
 use nix::sys::signal::Signal;
 
@@ -45,7 +45,8 @@ fn acks_are_never_larger_than_their_probes() {
         let mut probe = Probe { session: 7, seq: size as u64, tx_ns: now_ns(), asks_ext: false }.encode(size);
         let dest = if keyed_probe {
             probe.truncate(size.saturating_sub(wire::TAG_LEN).max(wire::PROBE_LEN));
-            key.seal(&mut probe);
+            let to = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, keyed_port));
+            key.seal_probe(&mut probe, &Binding { dst: to, src: Ipv4Addr::LOCALHOST.into() });
             (Ipv4Addr::LOCALHOST, keyed_port)
         } else {
             (Ipv4Addr::LOCALHOST, port)
@@ -407,20 +408,28 @@ fn group_sender_from(addr: std::net::SocketAddrV4) -> UdpSocket {
     s.into()
 }
 
-/// Sends `datagram` to the group `times` times; returns how many datagrams came back within
-/// `wait` after the last one (a failure bound: the responder answers within microseconds).
+/// Sends `datagram` to the group `times` times; returns how many acks came back within `wait`
+/// after the last one (a failure bound: the responder answers within microseconds). Notices
+/// about the key are not acks.
 fn send_and_count_replies(sock: &UdpSocket, port: u16, datagram: &[u8], times: usize, wait: Duration) -> usize {
     for _ in 0..times {
         sock.send_to(datagram, (GROUP, port)).unwrap();
     }
     sock.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 2048];
-    std::iter::from_fn(|| sock.recv(&mut buf).ok()).count()
+    let mut acks = 0;
+    while let Ok(n) = sock.recv(&mut buf) {
+        acks += usize::from(matches!(wire::decode(&buf[..n]), Ok(Message::Ack(_))));
+    }
+    acks
 }
 
-fn keyed_probe(key: &Key, session: u64, seq: u64, tx_ns: u64) -> Vec<u8> {
+/// A keyed probe for the group and `port`, sent from `sock`'s address.
+fn keyed_probe(key: &Key, sock: &UdpSocket, port: u16, session: u64, seq: u64, tx_ns: u64) -> Vec<u8> {
     let mut p = Probe { session, seq, tx_ns, asks_ext: false }.encode(128 - wire::TAG_LEN);
-    key.seal(&mut p);
+    let binding =
+        Binding { dst: (GROUP.parse::<Ipv4Addr>().unwrap(), port).into(), src: sock.local_addr().unwrap().ip() };
+    key.seal_probe(&mut p, &binding);
     p
 }
 
@@ -444,28 +453,30 @@ fn a_captured_keyed_probe_replayed_earns_nothing() {
     let (n, prober) = capture.recv_from(&mut buf).unwrap();
     let captured = buf[..n].to_vec();
     let Ok(Message::Probe(p)) = wire::decode(&captured) else { panic!("captured a non-probe") };
-    assert!(key.verify(&captured));
     let std::net::SocketAddr::V4(prober) = prober else { panic!("{prober}") };
+    let sent_for = Binding { dst: (GROUP.parse::<Ipv4Addr>().unwrap(), port).into(), src: (*prober.ip()).into() };
+    assert_eq!(key.check_probe(&captured, &sent_for), ProbeTag::Valid);
     let wait = Duration::from_millis(500);
 
-    // From a victim's address: nothing comes back, however often it is sent.
+    // From a victim's address: no ack comes back, however often it is sent (its tag binds the
+    // prober's address; `abuse_replay` has the other groups, ports and sources).
     let victim = group_sender_from("127.0.0.77:0".parse().unwrap());
     assert_eq!(send_and_count_replies(&victim, port, &captured, 20, wait), 0);
-    r.wait_for("but 127.0.0.1:"); // the live line names the address that started the session
-                                  // The victim's socket does get acks of a session of its own (the absence above is the check's).
-    let own = keyed_probe(&key, p.session ^ 1, 0, now_ns());
+    r.wait_for("probes from 127.0.0.77:");
+    // The victim's socket does get acks of a session of its own (the absence above is the check's).
+    let own = keyed_probe(&key, &victim, port, p.session ^ 1, 0, now_ns());
     assert_eq!(send_and_count_replies(&victim, port, &own, 1, wait), 1);
 
     // From the prober's own address (it has exited, so its port is free): no duplicate ack.
     let same = group_sender_from(prober);
     assert_eq!(send_and_count_replies(&same, port, &captured, 20, wait), 0);
     // A new probe of that session from that address is still answered.
-    let next = keyed_probe(&key, p.session, p.seq + 1000, now_ns());
+    let next = keyed_probe(&key, &same, port, p.session, p.seq + 1000, now_ns());
     assert_eq!(send_and_count_replies(&same, port, &next, 1, wait), 1);
 
     let closing = r.stop();
     assert_eq!(count_before(&closing, " replayed"), 20, "{closing}");
-    assert_eq!(count_before(&closing, " from another address"), 20, "{closing}");
+    assert_eq!(count_before(&closing, " unauthenticated"), 20, "{closing}");
     assert_eq!(count_before(&closing, " acks sent"), 5, "{closing}");
 }
 
@@ -480,7 +491,7 @@ fn a_responder_says_why_it_refuses_probes_from_a_skewed_clock() {
     let behind = group_sender_from("127.0.0.21:0".parse().unwrap());
     let ahead = group_sender_from("127.0.0.22:0".parse().unwrap());
     for seq in 0..10 {
-        let p = keyed_probe(&key, 21, seq, now_ns() - 30_000_000_000);
+        let p = keyed_probe(&key, &behind, port, 21, seq, now_ns() - 30_000_000_000);
         assert_eq!(send_and_count_replies(&behind, port, &p, 1, Duration::from_millis(1)), 0);
     }
     let line = r.wait_for("127.0.0.21");
@@ -490,13 +501,13 @@ fn a_responder_says_why_it_refuses_probes_from_a_skewed_clock() {
     // Notices are at least a second apart: the second prober, probing on, is named once that
     // second is over.
     for seq in 0..20 {
-        let p = keyed_probe(&key, 22, seq, now_ns() + 30_000_000_000);
+        let p = keyed_probe(&key, &ahead, port, 22, seq, now_ns() + 30_000_000_000);
         assert_eq!(send_and_count_replies(&ahead, port, &p, 1, Duration::from_millis(100)), 0);
     }
     let line = r.wait_for("127.0.0.22");
     assert!(line.contains("ahead of this host's clock"), "{line}");
     // A prober in sync is answered.
-    let fresh = keyed_probe(&key, 23, 0, now_ns());
+    let fresh = keyed_probe(&key, &behind, port, 23, 0, now_ns());
     assert_eq!(send_and_count_replies(&behind, port, &fresh, 1, wait), 1);
     r.signal(Signal::SIGINT);
     let closing = r.wait_for("stopped:");

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod abuse_replay;
 mod abuse_serve;
 mod ack_extension;
 mod bad_input;
@@ -13,6 +14,7 @@ mod hardening;
 mod hdr_files;
 mod json_schema;
 mod lab_accuracy;
+mod lab_faults;
 mod lab_rate_mesh;
 mod lab_unicast;
 mod lab_why;

@@ -52,13 +52,16 @@ fn a_run_nobody_answers_exits_1_with_what_to_check() {
 }
 
 #[test]
-fn a_wrong_key_is_silence_with_the_key_in_the_hint() {
+fn a_wrong_key_is_named_a_key_mismatch_with_the_fix() {
     let port = free_port();
     let _r = Responder::start_with(port, "keyed", &["--key", "right"]);
     let out = run(probe_cmd(port, &["--key", "wrong", "--count", "5", "--rate", "100", "--timeout", "200ms"]));
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("the same --key on both sides"), "{stdout}");
+    // The responder's notice explains the silence: no checklist of what else could be wrong.
+    let line = stdout.lines().find(|l| l.starts_with("key mismatch with 127.0.0.1: ")).expect("the mismatch named");
+    assert!(line.contains("has another key") && line.contains("the same --key"), "{stdout}");
+    assert!(!stdout.contains("no responder answered: check"), "{stdout}");
 }
 
 #[test]

@@ -277,6 +277,48 @@ fn forged_garbage_and_local_drops_are_counted_apart() {
 }
 
 #[test]
+fn key_mismatches_are_recorded_per_path_and_source() {
+    use crate::run::KeyCounts;
+    use crate::wire::{Notice, NoticeReason};
+    let clock = FakeClock::default();
+    let mut cfg = config(&["10.0.0.2", "10.0.0.3"]);
+    let shared = sent(&cfg, &clock, 3, MS);
+    let mut runs = shared.runs.lock().unwrap();
+    let mut totals = RecvTotals::default();
+    let mut on = |cfg: &ProbeConfig, runs: &mut Runs, bytes: &[u8], from: &str| {
+        let rx = Received { len: bytes.len(), from: addr(from), rx_ns: WALL0, ttl: 64, dst: None, local_drops: None };
+        handle(cfg, runs, &mut totals, bytes, Event::Datagram { sock: 0, rx });
+    };
+    let notice = |session: u64, seq: u64, reason| {
+        let mut b = Vec::new();
+        Notice { session, seq, tx_ns: WALL0, responder: 9, reason }.encode_into(&mut b);
+        b
+    };
+    // An unkeyed prober: h2 needs a key on both paths, h3 has another (told on its unicast path).
+    on(&cfg, &mut runs, &notice(SESSION, 0, NoticeReason::KeyNeeded), "10.0.0.2");
+    on(&cfg, &mut runs, &notice(SESSION + 1, 2, NoticeReason::KeyNeeded), "10.0.0.2");
+    on(&cfg, &mut runs, &notice(SESSION + 2, 1, NoticeReason::KeyMismatch), "10.0.0.3");
+    // Not about a probe of this run: another session, a probe not sent yet. Counted invalid.
+    on(&cfg, &mut runs, &notice(SESSION + 7, 0, NoticeReason::KeyNeeded), "10.0.0.2");
+    on(&cfg, &mut runs, &notice(SESSION, 3, NoticeReason::KeyNeeded), "10.0.0.2");
+    // A keyed prober: an unkeyed ack to one of its probes is a responder without a key; a
+    // keyed ack with a wrong tag is only forged.
+    cfg.key = Some(Key::from_secret(b"a secret long enough for a key").unwrap());
+    on(&cfg, &mut runs, &ack(SESSION, 1, WALL0), "10.0.0.4");
+    let mut wrong = ack(SESSION, 2, WALL0);
+    Key::from_secret(b"another").unwrap().seal(&mut wrong);
+    on(&cfg, &mut runs, &wrong, "10.0.0.5");
+    let mc = &runs.keys;
+    assert_eq!(mc.of("10.0.0.2".parse().unwrap()), Some(KeyCounts { key_needed: 1, ..Default::default() }));
+    assert_eq!(mc.of("10.0.0.4".parse().unwrap()), Some(KeyCounts { unkeyed_acks: 1, ..Default::default() }));
+    assert_eq!(mc.of("10.0.0.5".parse().unwrap()), None);
+    assert_eq!(runs.unicast[0].keys.of("10.0.0.2".parse().unwrap()).map(|c| c.key_needed), Some(1));
+    assert_eq!(runs.unicast[1].keys.of("10.0.0.3".parse().unwrap()).map(|c| c.other_key), Some(1));
+    assert_eq!((totals.invalid, totals.forged), (2, 2));
+    assert!(runs.multicast.hosts().is_empty(), "no evidence is an answer");
+}
+
+#[test]
 fn icmp_counts_pick_the_most_common_kind() {
     let mut c = IcmpCounts::default();
     assert_eq!(c.most_common(), None);

@@ -9,6 +9,9 @@ use hdrhistogram::Histogram;
 
 use crate::stats::Run;
 
+mod keys;
+pub use keys::{KeyCounts, KeyEvidence, KeySign};
+
 /// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
 /// of routers on the way.
 pub(crate) const UNICAST_TTL: u32 = 64;
@@ -72,12 +75,14 @@ pub struct UnicastRun {
     pub icmp: IcmpCounts,
     /// The host is this machine (one of its interface addresses).
     pub is_self: bool,
+    /// What says a responder there and this prober do not share a key.
+    pub keys: KeyEvidence,
 }
 
 impl UnicastRun {
     /// A host's run with nothing refused, no ICMP error, and not this machine.
     pub(crate) fn new(host: IpAddr, run: Run) -> Self {
-        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
+        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false, keys: KeyEvidence::default() }
     }
 }
 
@@ -185,6 +190,9 @@ pub struct Outcome {
     /// This machine's addresses (looked up with `--hosts` only): ICMP errors it reported itself
     /// are neighbour failures, and a listed host among them is this machine.
     pub local_addrs: Vec<IpAddr>,
+    /// What says a responder on the multicast path and this prober do not share a key (each
+    /// unicast path has its own, in [`UnicastRun::keys`]).
+    pub keys: KeyEvidence,
 }
 
 #[cfg(test)]
