@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod findings;
+pub mod groups;
 pub(crate) mod hdr;
 pub(crate) mod html;
 pub mod manual;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod responder;
 pub mod serve;
 pub mod stats;
+pub mod stream;
 pub(crate) mod watch;
 pub mod wire;
 

@@ -19,6 +19,7 @@ fn main() {
         Command::MaxRate(a) => a.quiet,
         Command::Mesh(a) => a.quiet,
         Command::Serve(a) => a.quiet,
+        Command::Watch(a) => a.quiet,
     };
     QUIET.store(quiet, Ordering::Relaxed);
     let handler = ctrlc::set_handler(|| {
@@ -44,6 +45,7 @@ fn main() {
         Command::Mesh(a) => mcprobe::mesh::command::mesh(a, &STOP),
         Command::Report(a) => app::report_cmd(a),
         Command::Serve(a) => mcprobe::serve::run(a, &STOP),
+        Command::Watch(a) => mcprobe::stream::command::watch(a, &STOP),
         Command::Completions(a) => mcprobe::manual::completions(a),
         Command::Man(a) => mcprobe::manual::man(a),
     };

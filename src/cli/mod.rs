@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub mod commands;
+pub mod watch;
 
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
@@ -63,6 +64,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
     Serve(commands::ServeArgs),
+    /// Watch real streams (RTP, MPEG-TS, sequenced feeds) live or from a capture: rate,
+    /// microbursts, gaps, loss, jitter, MDI.
+    Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
