@@ -20,9 +20,10 @@ pub struct SeqCounts {
     pub duplicates: u64,
     /// Arrived after a higher-numbered packet.
     pub reordered: u64,
-    /// Forward jumps of more than one: the holes, however many packets each.
+    /// Holes in the numbering: runs of numbers never received, however long each (a hole a late
+    /// packet fills is none).
     pub gaps: u64,
-    /// The most numbers missing at one jump.
+    /// The most numbers in one hole.
     pub largest_gap: u64,
     /// The numbering restarted (a jump too large to be loss, confirmed by the next packet).
     pub resyncs: u64,
@@ -57,6 +58,8 @@ pub struct SeqTracker {
     probation: Option<u64>,
     /// Expected of the sessions before the last restart.
     done_expected: u64,
+    /// Numbers missing, in a row, that have left the window (a hole not closed yet).
+    run: u64,
     c: SeqCounts,
 }
 
@@ -79,6 +82,7 @@ impl SeqTracker {
             seen: [0; WORDS],
             probation: None,
             done_expected: 0,
+            run: 0,
             c: SeqCounts::default(),
         }
     }
@@ -113,7 +117,46 @@ impl SeqTracker {
         self.seen[i / 64] |= 1 << (i % 64);
     }
 
+    /// Holes in the window (continuing the run that left it): (holes, the longest).
+    fn window_holes(&self) -> (u64, u64) {
+        if !self.started {
+            return (0, 0);
+        }
+        let (mut holes, mut longest, mut run) = (0, 0, self.run);
+        let from = self.base.max(self.max.saturating_sub(WINDOW - 1));
+        // The highest number is always received: every run ends inside the window.
+        for x in from..=self.max {
+            if self.bit(x) {
+                if run > 0 {
+                    holes += 1;
+                    longest = longest.max(run);
+                }
+                run = 0;
+            } else {
+                run += 1;
+            }
+        }
+        (holes, longest)
+    }
+
+    /// Number `x` leaves the window: a hole closes, or grows.
+    fn leave(&mut self, x: u64) {
+        if self.bit(x) {
+            if self.run > 0 {
+                self.c.gaps += 1;
+                self.c.largest_gap = self.c.largest_gap.max(self.run);
+            }
+            self.run = 0;
+        } else {
+            self.run += 1;
+        }
+    }
+
     fn start(&mut self, raw: u64) {
+        let (holes, longest) = self.window_holes();
+        self.c.gaps += holes;
+        self.c.largest_gap = self.c.largest_gap.max(longest);
+        self.run = 0;
         self.done_expected += self.session_expected();
         // The extended number starts at the raw one, so a 64-bit feed's numbers read as sent.
         self.base = raw;
@@ -144,6 +187,17 @@ impl SeqTracker {
         let ext = self.max as i128 + step as i128;
         if step > 0 && (step as u64) <= self.max_dropout {
             let ext = ext as u64;
+            // The numbers that leave the window, before their slots are reused; those jumped
+            // over entirely were never received.
+            let first = self.base.max((self.max + 1).saturating_sub(WINDOW));
+            let last = self.max.min(ext.saturating_sub(WINDOW));
+            if ext >= WINDOW {
+                for x in first..=last {
+                    self.leave(x);
+                }
+            }
+            let skipped = ext.saturating_sub(WINDOW).saturating_sub(self.max);
+            self.run += skipped;
             // Clear the bitmap slots the window moves over.
             if step as u64 >= WINDOW {
                 self.seen = [0; WORDS];
@@ -157,12 +211,7 @@ impl SeqTracker {
             self.set(ext);
             self.c.received += 1;
             self.probation = None;
-            let missing = step as u64 - 1;
-            if missing > 0 {
-                self.c.gaps += 1;
-                self.c.largest_gap = self.c.largest_gap.max(missing);
-            }
-            return Arrival::InOrder { missing };
+            return Arrival::InOrder { missing: step as u64 - 1 };
         }
         if step <= 0 && (-step as u64) < WINDOW && ext >= self.base as i128 {
             let ext = ext as u64;
@@ -198,7 +247,14 @@ impl SeqTracker {
 
     pub fn counts(&self) -> SeqCounts {
         let expected = self.done_expected + self.session_expected();
-        SeqCounts { expected, lost: expected.saturating_sub(self.c.received), ..self.c }
+        let (holes, longest) = self.window_holes();
+        SeqCounts {
+            expected,
+            lost: expected.saturating_sub(self.c.received),
+            gaps: self.c.gaps + holes,
+            largest_gap: self.c.largest_gap.max(longest),
+            ..self.c
+        }
     }
 
     /// The highest extended number received.
@@ -241,11 +297,25 @@ mod tests {
                 lost: 3,
                 duplicates: 2,
                 reordered: 1,
-                gaps: 2,
+                // 14-16; 12 came late.
+                gaps: 1,
                 largest_gap: 3,
                 resyncs: 0
             }
         );
+    }
+
+    #[test]
+    fn holes_are_counted_when_they_leave_the_window_or_at_the_end() {
+        let mut t = SeqTracker::new(32);
+        // A hole of 5 far behind, one of 2 still in the window, a jump past the whole window.
+        for s in (0..10).chain(15..20_000).filter(|s| !(19_990..19_992).contains(s)) {
+            t.arrive(s);
+        }
+        assert_eq!((t.counts().gaps, t.counts().largest_gap), (2, 5));
+        t.arrive(30_000);
+        let c = t.counts();
+        assert_eq!((c.gaps, c.largest_gap, c.lost), (3, 10_000, 5 + 2 + 10_000));
     }
 
     #[test]

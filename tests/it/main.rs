@@ -25,4 +25,5 @@ mod serve;
 mod serve_contrib;
 mod serve_prometheus;
 mod stats_edges;
+mod watch;
 mod wire_props;

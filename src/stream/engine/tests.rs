@@ -43,7 +43,7 @@ fn rtp_loss_duplicates_reordering_and_jitter() {
     let s = only(&e, 40 * MS);
     assert_eq!(s.format.as_deref(), Some("rtp"));
     assert_eq!((s.lost, s.expected, s.duplicates, s.reordered), (Some(2), Some(30), Some(1), Some(1)));
-    assert_eq!((s.seq_gaps, s.largest_gap), (Some(2), Some(2)));
+    assert_eq!((s.seq_gaps, s.largest_gap), (Some(1), Some(2)));
     assert_eq!(s.ssrc.as_deref(), Some("00000007"));
     assert!(s.rtp_jitter_ms.unwrap() > 0.0);
     assert_eq!(s.packets, 29);
@@ -109,7 +109,8 @@ fn a_feed_sequence_field_and_raw_streams() {
     e.packet(ip(G), 5000, ip(SRC), 4000, &[1, 2, 3], 9 * MS);
     let s = only(&e, 10 * MS);
     assert_eq!(s.format.as_deref(), Some("seq u64le@8"));
-    assert_eq!((s.lost, s.duplicates, s.reordered, s.seq_gaps, s.malformed), (Some(2), Some(1), Some(1), Some(1), 1));
+    // Holes: 4 and 6 (5 came late).
+    assert_eq!((s.lost, s.duplicates, s.reordered, s.seq_gaps, s.malformed), (Some(2), Some(1), Some(1), Some(2), 1));
 
     // Raw: 4 packets 10 ms apart, then 300 ms of silence, then one: one gap in time.
     let mut e = engine(FormatChoice::Auto);
