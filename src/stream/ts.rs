@@ -7,8 +7,9 @@
 //! says a datagram went missing between the last one that carried that PID and this one. The
 //! fewest losses that explain every error are counted (one point stabbing all those spans,
 //! greedily, in order), and a loss that cost a PID more TS packets than one datagram holds
-//! counts as several datagrams. Exact for isolated losses of datagrams carrying the busiest
-//! PID, as a real stream's video PID is carried in nearly every datagram.
+//! counts as several datagrams (by the most TS packets a datagram carried). Exact for isolated
+//! losses, as long as the lost datagrams carried a PID seen again soon after: a real stream's
+//! video PID is in nearly every datagram.
 
 pub const PACKET: usize = 188;
 pub const SYNC: u8 = 0x47;
@@ -62,6 +63,9 @@ pub struct TsAnalyzer {
     datagrams: u64,
     /// The last loss placed: after the received datagram of this index.
     stab: Option<u64>,
+    /// The most TS packets one datagram carried: a full datagram (ffmpeg sends shorter ones at
+    /// the end of each PES packet).
+    per_datagram: u64,
     c: TsCounts,
 }
 
@@ -131,9 +135,9 @@ impl TsAnalyzer {
                 }
             }
         }
+        self.per_datagram = self.per_datagram.max(out.packets);
         if uncovered {
-            let per = out.packets.max(1);
-            out.lost_datagrams = pinned_lost.div_ceil(per).max(1);
+            out.lost_datagrams = pinned_lost.div_ceil(self.per_datagram.max(1)).max(1);
             self.stab = Some(d.saturating_sub(1));
         }
         self.c.packets += out.packets;

@@ -14,6 +14,7 @@ mod json_schema;
 mod lab_accuracy;
 mod lab_rate_mesh;
 mod lab_unicast;
+mod lab_watch;
 mod lab_why;
 mod loopback;
 mod outputs;
