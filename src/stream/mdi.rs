@@ -6,8 +6,10 @@
 //! and Bi the bytes of the packets before it in the interval:
 //! VB(i,pre) = Bi − MR·Ti, VB(i,post) = VB(i,pre) + Si, and
 //! DF = [max VB(i,post) − min VB(i,pre)] / MR: how long the buffer must be, in time, to absorb
-//! the arrival's jitter. MR is the nominal rate when the caller knows it; otherwise the mean
-//! media rate of the previous interval (a stream has no DF in its first interval).
+//! the arrival's jitter. MR is the nominal rate when the caller knows it; otherwise the stream's
+//! mean media rate from its first packet to the interval's start (a stream has no DF in its
+//! first interval). Not the previous interval's alone: a sender that stalls for a second would
+//! make the next second's MR tiny and its DF absurd.
 //! MLR: media packets (TS packets) lost or out of order in the interval, per second.
 
 #[derive(Debug, Clone, Default)]
@@ -19,6 +21,9 @@ pub struct Mdi {
     bytes: u64,
     vb: Option<(f64, f64)>,
     lost: u64,
+    /// The stream's first packet, and its media bytes before this interval.
+    first_ns: Option<u64>,
+    bytes_before: u64,
 }
 
 /// One interval's figures.
@@ -38,6 +43,7 @@ impl Mdi {
 
     /// `bytes` of media arrived at `t_ns` (not before the interval's start).
     pub fn packet(&mut self, t_ns: u64, bytes: u64) {
+        self.first_ns.get_or_insert(t_ns);
         if let Some(mr) = self.rate {
             let t = t_ns.saturating_sub(self.start_ns) as f64 / 1e9;
             let pre = self.bytes as f64 - mr * t;
@@ -63,8 +69,19 @@ impl Mdi {
             _ => None,
         };
         let mlr = if secs > 0.0 { self.lost as f64 / secs } else { 0.0 };
-        let mean = (secs > 0.0 && self.bytes > 0).then(|| self.bytes as f64 / secs);
-        *self = Mdi { nominal: self.nominal, rate: self.nominal.or(mean), start_ns: end_ns, ..Mdi::default() };
+        let bytes_before = self.bytes_before + self.bytes;
+        let mean = self.first_ns.and_then(|f| {
+            let span = end_ns.saturating_sub(f) as f64 / 1e9;
+            (span > 0.0 && bytes_before > 0).then(|| bytes_before as f64 / span)
+        });
+        *self = Mdi {
+            nominal: self.nominal,
+            rate: self.nominal.or(mean),
+            start_ns: end_ns,
+            first_ns: self.first_ns,
+            bytes_before,
+            ..Mdi::default()
+        };
         MdiInterval { df_s, mlr }
     }
 }
@@ -93,7 +110,7 @@ mod tests {
         let r = m.close(2000 * MS);
         assert!((r.df_s.unwrap() - 0.3).abs() < 1e-12, "{r:?}");
         assert_eq!(r.mlr, 3.0);
-        // Without a nominal rate: the previous interval's mean.
+        // Without a nominal rate: the mean since the first packet.
         let mut m = Mdi::new(None, 0);
         m.packet(0, 500);
         assert_eq!(m.close(1000 * MS).df_s, None);

@@ -27,4 +27,5 @@ mod serve_contrib;
 mod serve_prometheus;
 mod stats_edges;
 mod watch;
+mod watch_contrib;
 mod wire_props;

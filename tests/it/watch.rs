@@ -165,16 +165,17 @@ fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
 }
 
 /// MDI (RFC 4445) on a capture whose values are worked out here by hand. Media rate MR: the
-/// previous second's mean. A datagram D = 7 × 188 = 1316 bytes; VB(pre) = bytes before − MR·t,
+/// stream's mean from its first datagram to the second's start. A datagram D = 7 × 188 = 1316 bytes; VB(pre) = bytes before − MR·t,
 /// VB(post) = VB(pre) + D; DF = [max VB(post) − min VB(pre)] / MR; MLR = TS packets lost per s.
 ///
 /// - second 0: 100 datagrams on time: MR for second 1 = 100 D/s.
 /// - second 1: slots 10–14 held back and delivered together at slot 15's time (with slot 15):
 ///   VB(pre) falls to −5 D at the first of them; slot 50 lost (7 TS packets): VB(pre) −1 D after
-///   it. VB(post) at most +1 D. DF = 6 D / (100 D/s) = 60 ms; MLR = 7. MR for second 2 = 99 D/s.
+///   it. VB(post) at most +1 D. DF = 6 D / (100 D/s) = 60 ms; MLR = 7. MR for second 2:
+///   199 D in 2 s = 99.5 D/s.
 /// - second 2: slots 30 and 70 lost (14 TS packets). Slot k's VB(pre) = (arrived before k −
-///   0.99 k) D: at most 0.29 D (slot 29), so VB(post) ≤ 1.29 D; at least 69 − 70.29 = −1.29 D
-///   (slot 71). DF = 2.58 D / (99 D/s) = 26.06 ms; MLR = 14.
+///   0.995 k) D: at most 0.145 D (slot 29), so VB(post) ≤ 1.145 D; at least 69 − 70.645 =
+///   −1.645 D (slot 71). DF = 2.79 D / (99.5 D/s) = 28.04 ms; MLR = 14.
 ///
 /// A last datagram at exactly 3 s closes second 2 without starting a partial one.
 #[test]
@@ -216,7 +217,7 @@ fn mdi_delay_factor_and_media_loss_rate_by_hand() {
     assert_eq!(rows[0]["df_ms"], "", "no media rate before the first second");
     let d = 1316.0;
     let df1 = 6.0 * d / (100.0 * d) * 1e3;
-    let df2 = 2.58 * d / (99.0 * d) * 1e3;
+    let df2 = 2.79 * d / (99.5 * d) * 1e3;
     assert!((num(&rows[1], "df_ms") - df1).abs() < 0.1, "{:?} vs {df1}", rows[1]);
     assert!((num(&rows[2], "df_ms") - df2).abs() < 0.1, "{:?} vs {df2}", rows[2]);
     assert_eq!([num(&rows[0], "mlr"), num(&rows[1], "mlr"), num(&rows[2], "mlr")], [0.0, 7.0, 14.0]);

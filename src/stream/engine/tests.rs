@@ -77,13 +77,13 @@ fn ts_over_udp_and_over_rtp_and_mdi() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.iter().map(|r| r.lost).collect::<Vec<_>>(), [Some(0), Some(1), Some(0)]);
     assert_eq!(rows[1].mlr, Some(7.0));
-    // MR is the previous second's mean. Second 1 drains at 100 datagrams/s: VB(pre) is 0, then
-    // one datagram short after the hole, VB(post) one datagram at most: DF = 2 datagrams' time,
-    // 20 ms. Second 2 drains at 99/s while 100 arrive: VB(pre) climbs to 0.99 datagram by the
-    // last one, VB(post) to 1.99: DF = 1.99 / 99 s.
+    // MR is the mean since the first packet. Second 1 drains at 100 datagrams/s: VB(pre) is 0,
+    // then one datagram short after the hole, VB(post) one datagram at most: DF = 2 datagrams'
+    // time, 20 ms. Second 2 drains at 99.5/s while 100 arrive: VB(pre) climbs to 0.495 datagram
+    // by the last one, VB(post) to 1.495: DF = 1.495 / 99.5 s.
     assert_eq!(rows[0].df_ms, None);
     assert!((rows[1].df_ms.unwrap() - 20.0).abs() < 1e-6, "{:?}", rows[1]);
-    assert!((rows[2].df_ms.unwrap() - 1.99 / 99.0 * 1e3).abs() < 1e-6, "{:?}", rows[2]);
+    assert!((rows[2].df_ms.unwrap() - 1.495 / 99.5 * 1e3).abs() < 1e-6, "{:?}", rows[2]);
     assert_eq!(s.mlr_max, Some(7.0));
     assert_eq!(s.max_gap_ms, Some(20.0));
 
