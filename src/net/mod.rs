@@ -12,7 +12,7 @@ mod probe_sockets;
 pub(crate) mod querier;
 mod source_filter;
 
-pub(crate) use batch::{RecvBatch, SendBatch};
+pub(crate) use batch::{RecvBatch, SendBatch, BATCH};
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;

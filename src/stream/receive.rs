@@ -1,6 +1,7 @@
 //! Live receiving for the watch: one socket per group (bound to the port, joined to the group,
 //! source-specific with `--source`; made by [`net::responder_socket`], as a responder's), all
-//! polled by one thread and read in batches ([`RecvBatch`]: `recvmmsg`), each datagram with its
+//! waited on by one thread with epoll (its cost grows with the sockets ready, not with the
+//! sockets watched) and read in batches ([`RecvBatch`]: `recvmmsg`), each datagram with its
 //! kernel receive timestamp (SO_TIMESTAMPNS) and the socket's kernel drop count (SO_RXQ_OVFL).
 //!
 //! One socket per group rather than one per port with many joins: Linux caps a socket's IPv4
@@ -8,11 +9,10 @@
 //! off each socket gets its own group only, so a datagram's group is its socket's.
 
 use std::net::{IpAddr, UdpSocket};
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::net::{self, Iface, Received, RecvBatch};
 
@@ -22,6 +22,8 @@ const SLOT: usize = 9216;
 
 pub struct Receiver {
     socks: Vec<(IpAddr, u16, UdpSocket)>,
+    epoll: Epoll,
+    events: Vec<EpollEvent>,
     batch: RecvBatch,
     /// Kernel drop count per socket, as last reported.
     drops: Vec<u64>,
@@ -36,30 +38,31 @@ impl Receiver {
         rcvbuf: usize,
     ) -> Result<Self> {
         let mut socks = Vec::with_capacity(groups.len());
-        for &(g, port) in groups {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("cannot create an epoll instance")?;
+        for (i, &(g, port)) in groups.iter().enumerate() {
             let s = net::responder_socket(g, port, iface, source, rcvbuf)
                 .with_context(|| format!("cannot watch {}", group_port(g, port)))?;
             s.set_nonblocking(true).context("cannot make a socket non-blocking")?;
+            epoll.add(&s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64)).context("cannot add a socket to epoll")?;
             socks.push((g, port, s));
         }
         let n = socks.len();
-        Ok(Receiver { socks, batch: RecvBatch::new(SLOT), drops: vec![0; n] })
+        let events = vec![EpollEvent::empty(); n.clamp(1, 256)];
+        Ok(Receiver { socks, epoll, events, batch: RecvBatch::new(SLOT), drops: vec![0; n] })
     }
 
     /// Waits up to `wait` for datagrams, then reads everything queued on every socket that has
     /// some; `f(group, port, payload, metadata)` for each. Returns how many were read.
     pub fn poll(&mut self, wait: Duration, mut f: impl FnMut(IpAddr, u16, &[u8], &Received)) -> Result<usize> {
-        let ready: Vec<usize> = {
-            let mut fds: Vec<PollFd> = self.socks.iter().map(|s| PollFd::new(s.2.as_fd(), PollFlags::POLLIN)).collect();
-            let ms = PollTimeout::from(wait.as_millis().min(60_000) as u16);
-            match poll(&mut fds, ms) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context("poll"),
-            }
-            fds.iter().enumerate().filter(|(_, p)| p.any().unwrap_or(false)).map(|(i, _)| i).collect()
+        let ms = EpollTimeout::from(wait.as_millis().min(60_000) as u16);
+        let ready = match self.epoll.wait(&mut self.events, ms) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => return Err(e).context("epoll_wait"),
         };
         let mut total = 0;
-        for i in ready {
+        for e in 0..ready {
+            let i = self.events[e].data() as usize;
             let (g, port) = (self.socks[i].0, self.socks[i].1);
             // Until the socket is drained, or a few batches: a busy socket must not starve the
             // others (what is left is read at the next poll, which returns at once).
@@ -78,7 +81,8 @@ impl Receiver {
                     f(g, port, bytes, &rx);
                 }
                 total += n;
-                if n == 0 {
+                if n < net::BATCH {
+                    // Drained (what came since waits for the next wait, which returns at once).
                     break;
                 }
             }
