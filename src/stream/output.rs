@@ -214,6 +214,33 @@ div.scroll{overflow-x:auto}footer{margin-top:30px;color:#666;font-size:12px}";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::engine::{Engine, EngineConfig};
+
+    /// The table and the JSON of a known watch, pinned: an RTP stream with two losses, a raw
+    /// stream, a group that received nothing.
+    #[test]
+    fn table_and_json_are_pinned() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut e = Engine::new(EngineConfig::default(), 0);
+        for g in ["239.1.1.1", "239.1.1.2", "239.1.1.3"] {
+            e.watch(ip(g), 5000);
+        }
+        for n in (0..2000u32).filter(|n| ![500, 1500].contains(n)) {
+            let mut b = vec![0x80, 96];
+            b.extend((n as u16).to_be_bytes());
+            b.extend((n * 90).to_be_bytes());
+            b.extend(9u32.to_be_bytes());
+            b.extend([0; 1188]);
+            e.packet(ip("239.1.1.1"), 5000, ip("10.0.0.1"), 4000, &b, n as u64 * 1_000_000);
+            if n % 10 == 0 {
+                e.packet(ip("239.1.1.2"), 5000, ip("10.0.0.2"), 4000, b"hello", n as u64 * 1_000_000 + 500_000);
+            }
+        }
+        e.finish(2_500_000_000);
+        let s = e.summaries(2_500_000_000);
+        insta::assert_snapshot!("watch_table", table(&s));
+        insta::assert_snapshot!("watch_streams", serde_json::to_string_pretty(&s).unwrap());
+    }
 
     #[test]
     fn the_table_aligns_and_the_page_draws_every_chart() {
