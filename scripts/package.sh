@@ -15,7 +15,7 @@ cargo build --release --locked
 BIN=target/release/mcprobe
 mkdir -p target/assets
 "$BIN" man | gzip -9n >target/assets/mcprobe.1.gz
-for sub in respond probe discover demo max-rate mesh report serve completions; do
+for sub in respond probe discover demo max-rate mesh report serve watch completions; do
     "$BIN" man "$sub" | gzip -9n >"target/assets/mcprobe-$sub.1.gz"
 done
 "$BIN" completions bash >target/assets/mcprobe.bash

@@ -14,7 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod findings;
 pub mod folder;
-
+pub mod groups;
 pub mod maxrate;
 pub mod mesh;
 pub mod net;
@@ -25,7 +25,7 @@ pub mod responder;
 pub mod run;
 pub mod serve;
 pub mod stats;
-
+pub mod stream;
 pub mod wire;
 
 /// The four pairings of old (version 1, before the ack extension) and new prober and

@@ -71,7 +71,8 @@ pub struct RespondArgs {
     pub allow: Vec<ipnet::IpNet>,
 
     /// Join source-specifically (SSM, IGMPv3/MLDv2): accept the group's traffic only from this
-    /// sender, e.g. the prober's address. Usually with an SSM group (232.0.0.0/8, ff3X::).
+    /// sender (for `respond`, usually the prober's address; with `watch --pcap`, only this
+    /// sender's datagrams are read). Usually with an SSM group (232.0.0.0/8, ff3X::).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
 
@@ -319,7 +320,9 @@ pub struct MaxRateArgs {
     #[arg(long, value_name = "PCT", default_value_t = 5.0, value_parser = parse_percent, allow_hyphen_values = true)]
     pub resolution: f64,
 
-    /// Exit 1 if the weakest responder's rate is below this.
+    /// Exit 1 if the weakest rate is below RATE: in `max-rate` a responder's loss-free probe
+    /// rate (probes/s); in `watch` a stream's mean rate (bits/s as 4M or 500k, or packets/s as
+    /// 900pps).
     #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true)]
     pub min_rate: Option<f64>,
 

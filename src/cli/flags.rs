@@ -27,8 +27,9 @@ pub struct GroupArgs {
     #[arg(short, long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
-    /// Interface, by name (eth0) or by one of its IPv4 addresses. Default: the system's choice,
-    /// i.e. the interface of the route to the group (named in the first line of the output).
+    /// Interface, by name (eth0) or by one of its addresses. Default: the system's choice, i.e.
+    /// the interface of the route to the group (named in the first line of the output); IPv6
+    /// groups need it.
     #[arg(short, long, value_name = "IFACE")]
     pub iface: Option<String>,
 
@@ -88,8 +89,9 @@ pub struct LengthArgs {
     #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// How long to send probes. The run ends at this time whatever the rate: a sender that cannot
-    /// keep up sends fewer probes, and says so.
+    /// How long the run lasts. A prober stops sending at this time whatever the rate (a sender
+    /// that cannot keep up sends fewer probes, and says so); `watch` watches this long (default:
+    /// until Ctrl-C, or the whole capture with --pcap).
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 }
@@ -117,9 +119,10 @@ impl HostsArgs {
 /// What a measuring command writes, and how much it says.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Write the run's report folder here: CSV files, meta.json, HdrHistogram logs and
-    /// report.html. A folder that holds files mcprobe did not write is refused (see --force);
-    /// an earlier run's files are replaced only once this run's are complete.
+    /// Write the run's report folder here: its CSV files, report.json and report.html (the
+    /// manual's Reports chapter lists every file). A folder that holds files mcprobe did not
+    /// write is refused (see --force); an earlier run's files are replaced only once this run's
+    /// are complete.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -131,7 +134,8 @@ pub struct OutputArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON on stdout instead of the table (schema: docs/report.schema.json).
+    /// Print the result as JSON on stdout instead of the table (the same document as the
+    /// folder's report.json).
     #[arg(long)]
     pub json: bool,
 
@@ -144,9 +148,10 @@ pub struct OutputArgs {
 /// The loss that counts as a failure.
 #[derive(Debug, Args, Clone)]
 pub struct LossArgs {
-    /// Loss above PCT percent of the probes is a failure: `probe` exits 1 when a responder loses
-    /// more; with --hosts and in `mesh` it is the verdicts' threshold (default there 1); in
-    /// `max-rate` a trial fails above it (default there 0).
+    /// Loss above PCT percent is a failure: `probe` exits 1 when a responder loses more; with
+    /// --hosts and in `mesh` it is the verdicts' threshold (default there 1); in `max-rate` a
+    /// trial fails above it (default there 0); `watch` exits 1 when a stream loses more of its
+    /// datagrams.
     #[arg(long, value_name = "PCT", value_parser = parse_percent, allow_hyphen_values = true)]
     pub max_loss: Option<f64>,
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod commands;
 pub mod flags;
 pub mod parse;
+pub mod watch;
 
 pub use commands::*;
 pub use flags::*;
@@ -64,6 +65,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
     Serve(ServeArgs),
+    /// Watch real streams (RTP, MPEG-TS, sequenced feeds) live or from a capture: rate,
+    /// microbursts, gaps, loss, jitter, MDI.
+    Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
@@ -81,6 +85,7 @@ impl Command {
             Command::MaxRate(a) => a.output.quiet,
             Command::Mesh(a) => a.output.quiet,
             Command::Serve(a) => a.quiet,
+            Command::Watch(a) => a.output.quiet,
             Command::Report(_) | Command::Completions(_) | Command::Man(_) => false,
         }
     }

@@ -15,6 +15,7 @@ pub(crate) mod querier;
 mod report;
 mod respond;
 mod serve;
+mod watch;
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -38,6 +39,7 @@ pub fn run(cmd: &Command, stop: &AtomicBool) -> Result<i32> {
         Command::Mesh(a) => mesh::mesh(a, stop),
         Command::Report(a) => report::report(a),
         Command::Serve(a) => serve::serve(a, stop),
+        Command::Watch(a) => watch::watch(a, stop),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => man::man(a),
     }
@@ -52,6 +54,7 @@ pub fn on_first_interrupt(cmd: &Command) -> Option<&'static str> {
         }
         Command::Respond(_) => Some("mcprobe: stopping; interrupt again to quit at once"),
         Command::Serve(_) => Some("mcprobe: stopping the probes and the HTTP server; interrupt again to quit at once"),
+        Command::Watch(_) => Some("mcprobe: stopping the watch and reporting; interrupt again to quit at once"),
         Command::Report(_) | Command::Completions(_) | Command::Man(_) => None,
     }
 }

@@ -11,7 +11,7 @@ pub mod icmp;
 mod probe_sockets;
 mod source_filter;
 
-pub(crate) use batch::{RecvBatch, SendBatch};
+pub(crate) use batch::{RecvBatch, SendBatch, BATCH};
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
 
 use std::io;

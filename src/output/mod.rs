@@ -14,6 +14,7 @@ pub(crate) mod progress;
 pub(crate) mod querier;
 pub(crate) mod shared;
 pub(crate) mod table;
+pub(crate) mod watch;
 pub(crate) mod words;
 
 use std::io::{self, Write};

@@ -14,14 +14,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("stats", &["wire"]),
     ("run", &["stats"]),
     ("querier", &[]),
+    // The range and prefix parser of group lists; what a stream's datagrams say (decoders and
+    // figures over arrival times given; a capture file read).
+    ("groups", &[]),
+    ("stream", &["groups"]),
     // Sockets and the engines over them.
     ("net", &["run"]),
     ("querier::watch", &["querier", "net"]),
+    ("stream::receive", &["stream", "net"]),
     ("prober", &["auth", "net", "run", "stats", "wire"]),
     ("responder", &["auth", "net", "wire"]),
     // What a run found (pure), and the renderers of it, and the report folder on disk.
     ("findings", &["querier", "run", "stats"]),
-    ("output", &["findings", "maxrate", "mesh", "querier", "run", "stats"]),
+    ("output", &["findings", "maxrate", "mesh", "querier", "run", "stats", "stream"]),
     ("folder", &["findings", "output", "run", "stats"]),
     // The searches of max-rate and mesh over findings (pure), and max-rate's engine.
     ("maxrate", &["findings", "stats"]),
@@ -32,8 +37,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "serve",
         &["auth", "cli", "config", "findings", "net", "prober", "querier", "querier::watch", "run", "stats", "wire"],
     ),
-    // Flags (clap only), validated configurations, the commands.
-    ("cli", &[]),
+    // Flags (clap only; the value parsers of group lists and stream fields live with what they
+    // parse), validated configurations, the commands.
+    ("cli", &["groups", "stream"]),
     ("config", &["auth", "cli", "findings", "maxrate", "maxrate::driver", "net", "prober", "responder", "wire"]),
     (
         "commands",
@@ -43,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "findings",
             "folder",
             "maxrate",
+            "maxrate::driver",
             "mesh",
             "net",
             "output",
@@ -53,6 +60,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "run",
             "serve",
             "stats",
+            "stream",
+            "stream::receive",
         ],
     ),
 ];
@@ -76,7 +85,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The node a file belongs to: its top module, or `querier::watch`.
 fn node(rel: &Path) -> String {
     let s = rel.to_string_lossy();
-    for sub in ["querier/watch", "maxrate/driver"] {
+    for sub in ["querier/watch", "maxrate/driver", "stream/receive"] {
         if s.starts_with(sub) {
             return sub.replace('/', "::");
         }
