@@ -32,6 +32,10 @@ pub(crate) struct Answerer {
     /// Its acks carry the extension (host drops, join); with `Some(ms)` it joined the group that
     /// long after the run's first probe, and the first probe after that reached it.
     pub reports: Option<Option<u64>>,
+    /// Probes it received but did not answer (its --rate-limit); its later acks count them.
+    pub limit_probe: fn(u64) -> bool,
+    /// Probes it answered whose ack was lost on the way back.
+    pub lose_ack: fn(u64) -> bool,
 }
 
 impl Answerer {
@@ -45,6 +49,8 @@ impl Answerer {
             drop_probe: |_| false,
             host_dropped: |_| false,
             reports: None,
+            limit_probe: |_| false,
+            lose_ack: |_| false,
         }
     }
 }
@@ -52,12 +58,17 @@ impl Answerer {
 fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: u32) {
     let mut counts = vec![0u32; who.len()];
     let mut drops = vec![0u32; who.len()];
+    let mut limited = vec![0u32; who.len()];
     for seq in 0..sent {
         let tx = T0 + seq * 10 * MS;
         assert_eq!(run.record_send(tx), seq);
         for (i, a) in who.iter().enumerate() {
             if (a.drop_probe)(seq) {
                 drops[i] += u32::from((a.host_dropped)(seq));
+                continue;
+            }
+            if (a.limit_probe)(seq) {
+                limited[i] += 1;
                 continue;
             }
             // Probes leave every 10 ms and take 40 µs: one that joined `ms` after the first
@@ -81,14 +92,18 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                 responder: a.id,
                 rx_ns: tx + 40_000,
                 dwell_ns: 10_000,
-                received: counts[i],
+                // Every probe the responder took in, limited ones included.
+                received: counts[i] + limited[i],
                 ack_seq: counts[i] - 1,
-                limited: 0,
+                limited: limited[i],
                 ttl: (sent_ttl as u8).saturating_sub(a.hops),
                 arrival,
                 ext,
                 name: a.name.to_string(),
             };
+            if (a.lose_ack)(seq) {
+                continue;
+            }
             // Jitter of a few µs so the percentiles are not all equal.
             let rtt = a.rtt_us * 1000 + (seq % 7) * 3_000;
             run.on_ack(&ack, a.from, tx + rtt);

@@ -245,3 +245,93 @@ fn without_hosts_notices_replace_the_silence_hint() {
     let f = Findings::of(&o, judge("239.1.1.1:24242"));
     assert!(matches!(f.notes[..], [Note::KeyMismatch { counts, .. }] if counts.other_key == 1), "{:?}", f.notes);
 }
+
+/// Loss patterns for the generated runs: none, periodic ones that coincide (7 and 21), a late
+/// start, a burst, and scattered loss.
+const PATTERNS: [fn(u64) -> bool; 7] = [
+    |_| false,
+    |s| s % 7 == 3,
+    |s| s % 21 == 3,
+    |s| s % 11 == 5,
+    |s| s < 20,
+    |s| (40..60).contains(&s),
+    |s| (s.wrapping_mul(2_654_435_761) >> 7) % 13 == 0,
+];
+/// What a responder does not answer (its rate limit), or whose ack goes missing.
+const LIMITS: [fn(u64) -> bool; 3] = [|_| false, |s| s % 5 == 1, |s| s >= 100];
+const ACK_LOSS: [fn(u64) -> bool; 3] = [|_| false, |s| s % 9 == 4, |s| s % 7 == 3];
+
+const NAMES: [&str; 6] = ["h1", "h2", "h3", "h4", "h5", "h6"];
+const ADDRS: [&str; 6] =
+    ["10.0.0.1:24242", "10.0.0.2:24242", "10.0.0.3:24242", "10.0.0.4:24242", "10.0.0.5:24242", "10.0.0.6:24242"];
+const HOSTS: [&str; 6] = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Whatever the run, no finding contradicts the table: a loss several responders share, or
+    /// one put down to a responder alone, counts only probes each of them lost by the table;
+    /// host drops are part of the forward loss; the loss split adds up; and every verdict
+    /// agrees with its host's rows.
+    #[test]
+    fn findings_never_contradict_the_table(
+        sent in 30u64..300,
+        who in proptest::collection::vec((0..PATTERNS.len(), 0..LIMITS.len(), 0..ACK_LOSS.len(), 0..PATTERNS.len()), 1..6),
+        listed in proptest::prelude::any::<u8>(),
+    ) {
+        let answerer = |i: usize, drop: usize, limit: usize, ack: usize| Answerer {
+            drop_probe: PATTERNS[drop],
+            limit_probe: LIMITS[limit],
+            lose_ack: ACK_LOSS[ack],
+            host_dropped: |s| s % 2 == 0,
+            reports: Some(None),
+            ..Answerer::new(i as u64 + 1, NAMES[i], ADDRS[i])
+        };
+        let multicast: Vec<Answerer> = who.iter().enumerate().map(|(i, &(d, l, a, _))| answerer(i, d, l, a)).collect();
+        let unicast: Vec<(&str, Vec<Answerer>)> = who
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| listed & (1 << i) != 0)
+            .map(|(i, &(_, l, a, u))| (HOSTS[i], vec![answerer(i, u, l, a)]))
+            .collect();
+        let f = Findings::of(&outcome(sent, 1, &multicast, &unicast), judge("239.255.42.42:24242"));
+        let lost_of = |name: &str| {
+            f.rows.iter().filter(|r| r.path == Path::Multicast && r.name() == name).map(|r| r.figures.lost).max().unwrap_or(0)
+        };
+        for g in &f.shared.groups {
+            for m in &g.members {
+                proptest::prop_assert!(g.probes <= lost_of(m), "{m} shares {} probes but lost {}", g.probes, lost_of(m));
+            }
+        }
+        for (name, probes) in &f.shared.alone {
+            proptest::prop_assert!(*probes <= lost_of(name), "{name} alone lost {probes} but the table says {}", lost_of(name));
+        }
+        for r in &f.rows {
+            let g = &r.figures;
+            proptest::prop_assert_eq!(g.lost, g.forward_lost + g.return_lost + g.late + g.unknown_lost);
+            proptest::prop_assert_eq!(g.sent, g.received + g.lost + g.limited);
+            proptest::prop_assert!(g.forward_host_drops.unwrap_or(0) <= g.forward_lost);
+        }
+        for n in &f.notes {
+            if let Note::HostDrops { name, host, network, path } = n {
+                let fwd = f.rows.iter().filter(|r| r.path == *path && r.label().as_deref() == Some(name.as_str())).map(|r| r.figures.forward_lost).max();
+                proptest::prop_assert_eq!(Some(host + network), fwd);
+            }
+        }
+        if let Some(d) = &f.diagnosis {
+            for h in &d.hosts {
+                let row = |path: Path| f.rows.iter().filter(|r| r.path == path && r.expected_host == Some(h.host)).max_by_key(|r| r.figures.received);
+                let ok = |r: Option<&Row>| r.is_some_and(|r| r.figures.received > 0 && r.figures.loss_pct() <= DEFAULT_THRESHOLD_PCT);
+                let (mc, uc) = (ok(row(Path::Multicast)), ok(row(Path::Unicast)));
+                let silent = |r: Option<&Row>| r.is_none_or(|r| r.figures.received == 0);
+                let want = match (mc, uc) {
+                    _ if silent(row(Path::Multicast)) && silent(row(Path::Unicast)) => vec![Verdict::Unreachable, Verdict::KeyMismatch],
+                    (true, true) => vec![Verdict::Ok],
+                    (false, true) => vec![Verdict::MulticastLost],
+                    (true, false) => vec![Verdict::UnicastLost],
+                    (false, false) => vec![Verdict::Degraded],
+                };
+                proptest::prop_assert!(want.contains(&h.verdict), "{}: verdict {:?}, rows say {:?}", h.host, h.verdict, want);
+            }
+        }
+    }
+}

@@ -149,7 +149,17 @@ fn a_merged_mesh_counts_loss_as_each_hosts_row_does() {
     for (i, dir) in dirs.iter().enumerate() {
         let mut c = in_lab_host(p, &format!("h{}", i + 1));
         c.args(["mesh", "--iface", "veth0", "--port", "24242", "--hosts", hosts, "--name", &format!("node-{}", i + 1)])
-            .args(["--rate", "50", "--duration", "5s", "--linger", "3s", "--quiet", "--out", dir.path().to_str().unwrap()])
+            .args([
+                "--rate",
+                "50",
+                "--duration",
+                "5s",
+                "--linger",
+                "3s",
+                "--quiet",
+                "--out",
+                dir.path().to_str().unwrap(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         children.push(c.spawn().expect("mesh starts"));
