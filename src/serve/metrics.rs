@@ -460,4 +460,13 @@ mod tests {
         // A target without a watch has no querier figures that could read as "no querier".
         assert!(!text.contains(r#"mcprobe_querier_silent{target="lo"}"#), "{text}");
     }
+
+    /// The whole exposition as Prometheus reads it, pinned: a renamed metric, a changed HELP or
+    /// label shows as a diff (review with `cargo insta review`).
+    #[test]
+    fn the_exposition() {
+        let r = registry(Published::new(one_series()));
+        insta::assert_snapshot!("exposition_prometheus", encode(&r, Format::Prometheus));
+        insta::assert_snapshot!("exposition_openmetrics", encode(&r, Format::OpenMetrics));
+    }
 }
