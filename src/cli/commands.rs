@@ -416,37 +416,14 @@ pub struct ServeArgs {
     #[arg(long = "target", value_name = "NAME", default_value = "default")]
     pub target: String,
 
-    /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
-    pub ttl: u32,
+    #[command(flatten)]
+    pub send: SendArgs,
 
-    /// Probe size in bytes (UDP payload). At least 64, the size of an ack, so an ack is never
-    /// larger than its probe (80 with --key). The responder's name travels in what is left.
-    #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
-    pub size: u16,
+    #[command(flatten)]
+    pub pace: PaceArgs,
 
-    /// Time between probes. Default: 100ms (10 probes/s).
-    #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate", allow_hyphen_values = true)]
-    pub interval: Option<Duration>,
-
-    /// Probes per second (instead of --interval).
-    #[arg(short, long, value_parser = parse_rate, allow_hyphen_values = true)]
-    pub rate: Option<f64>,
-
-    /// The hosts that should answer (addresses or names, comma-separated). Missing and unexpected
-    /// responders are reported, and each host also gets unicast probes, interleaved with the
-    /// multicast ones, so that each gets a verdict comparing the two paths.
-    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
-    pub hosts: Vec<String>,
-
-    /// Read the hosts from a file: one address or name per line, no port; `#` starts a comment.
-    #[arg(long, value_name = "PATH")]
-    pub hosts_file: Option<PathBuf>,
-
-    /// An ack slower than this is late (counted, but its probe is lost). Also how long the
-    /// prober waits for acks after its last probe.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub hosts: HostsArgs,
 
     /// Probes are accounted in back-to-back windows of this length; metrics move once per window.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
@@ -457,11 +434,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 
-    /// Warn when no IGMP/MLD membership query was heard for this long: snooping switches then
-    /// drop the group. Listening needs CAP_NET_RAW (without it, a one-line notice). Default: the
-    /// querier's interval + 10s (135s before any query is heard).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub querier_wait: Option<Duration>,
+    #[command(flatten)]
+    pub querier: QuerierArgs,
 
     /// Address and port of the HTTP server.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]

@@ -8,6 +8,6 @@ use super::exit;
 use crate::cli::ServeArgs;
 
 pub(crate) fn serve(args: &ServeArgs, stop: &AtomicBool) -> Result<i32> {
-    crate::serve::run(args, stop)?;
+    crate::serve::run(crate::config::serve::from_args(args)?, stop)?;
     Ok(exit::OK)
 }

@@ -471,5 +471,7 @@ fn resolve_host(name: &str, v6: bool) -> Result<IpAddr> {
     }
 }
 
+pub(crate) mod serve;
+
 #[cfg(test)]
 mod tests;

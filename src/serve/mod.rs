@@ -13,12 +13,12 @@
 //! see [`crate::querier::watch`]), read into the state once a second.
 
 pub(crate) mod bounds;
-pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod state;
 pub(crate) mod webconfig;
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -26,8 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
 
-pub(crate) use config::ServeArgs;
-use config::Target;
 use metrics::Published;
 use state::{Change, Limits, QuerierState, State, Window};
 
@@ -49,9 +47,39 @@ fn grace(t: &Target) -> Duration {
     (t.window / 10).min(Duration::from_millis(100))
 }
 
+/// One validated target.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub name: String,
+    /// One window's engine configuration (`count` probes).
+    pub probe: ProbeConfig,
+    /// `count` probes at `interval`: the time between window starts (computed in 128-bit
+    /// nanoseconds, so no count truncates it).
+    pub window: Duration,
+    /// `--querier-wait`: the silence that sets `mcprobe_querier_silent`.
+    pub querier_wait: Option<Duration>,
+}
+
+impl Target {
+    /// Probes a second this target sends: multicast plus one unicast probe per host.
+    pub(crate) fn send_rate(&self) -> f64 {
+        (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub listen: SocketAddr,
+    pub forget: Duration,
+    pub max_series: usize,
+    pub targets: Vec<Target>,
+    pub quiet: bool,
+    /// `--web-config`: TLS and basic auth.
+    pub web: webconfig::WebConfig,
+}
+
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
-pub fn run(args: &ServeArgs, stop: &AtomicBool) -> Result<()> {
-    let cfg = config::from_args(args)?;
+pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
     let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
     bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS + http::MAX_REFUSING))?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };

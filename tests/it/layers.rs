@@ -40,7 +40,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Flags (clap only; the value parsers of group lists and stream fields live with what they
     // parse), validated configurations, the commands.
     ("cli", &["groups", "stream"]),
-    ("config", &["auth", "cli", "findings", "maxrate", "maxrate::driver", "net", "prober", "responder", "wire"]),
+    (
+        "config",
+        &["auth", "cli", "findings", "maxrate", "maxrate::driver", "net", "prober", "responder", "serve", "wire"],
+    ),
     (
         "commands",
         &[

@@ -1,51 +1,19 @@
-//! `serve`'s flags and its `--config` file, turned into validated targets. An error names the
-//! file, the target and the field, and `serve` refuses to start.
+//! `serve`'s flags and its `--config` file, turned into validated targets: the same rules as the
+//! other commands' flags (the group, the key, the probe size), plus serve's own bounds. An error
+//! names the flag, or the file, the target and the field, and `serve` refuses to start.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::bounds;
 use crate::auth::Key;
-pub(crate) use crate::cli::commands::ServeArgs;
-use crate::cli::{parse_duration, parse_rate, parse_size};
+use crate::cli::{parse_duration, parse_rate, parse_size, ServeArgs};
 use crate::net;
 use crate::prober::ProbeConfig;
-use crate::wire;
-
-/// One validated target.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub name: String,
-    /// One window's engine configuration (`count` probes).
-    pub probe: ProbeConfig,
-    /// `count` probes at `interval`: the time between window starts (computed in 128-bit
-    /// nanoseconds, so no count truncates it).
-    pub window: Duration,
-    /// `--querier-wait`: the silence that sets `mcprobe_querier_silent`.
-    pub querier_wait: Option<Duration>,
-}
-
-impl Target {
-    /// Probes a second this target sends: multicast plus one unicast probe per host.
-    pub(crate) fn send_rate(&self) -> f64 {
-        (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct ServeConfig {
-    pub listen: SocketAddr,
-    pub forget: Duration,
-    pub max_series: usize,
-    pub targets: Vec<Target>,
-    pub quiet: bool,
-    /// `--web-config`: TLS and basic auth.
-    pub web: super::webconfig::WebConfig,
-}
+use crate::serve::{bounds, ServeConfig, Target};
 
 /// The settings of one target, as flags or a `[[target]]` table give them.
 struct Spec {
@@ -91,31 +59,27 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
     let targets = match &a.config {
         Some(path) => from_file(path)?,
         None => {
-            let interval = match (a.interval, a.rate) {
-                (Some(i), _) => i,
-                (None, Some(r)) => Duration::from_secs_f64(1.0 / r),
-                (None, None) => Duration::from_millis(100),
-            };
+            let interval = super::interval(&a.pace, super::DEFAULT_INTERVAL)?;
             let group = net::check_group(a.net.group)?;
             let spec = Spec {
                 name: a.target.clone(),
                 group,
                 port: a.net.port,
                 iface: a.net.iface.clone(),
-                ttl: a.ttl,
-                size: a.size,
+                ttl: a.send.ttl,
+                size: a.send.size,
                 interval,
-                interval_field: if a.rate.is_some() && a.interval.is_none() { "rate" } else { "interval" },
-                timeout: a.timeout,
+                interval_field: if a.pace.rate.is_some() && a.pace.interval.is_none() { "rate" } else { "interval" },
+                timeout: a.send.timeout,
                 window: a.window,
                 hosts: {
-                    check_host_count("--hosts", host_entries(&a.hosts, a.hosts_file.as_deref()))?;
-                    crate::config::hosts_of(&a.hosts, a.hosts_file.as_deref(), group)?
+                    check_host_count("--hosts", host_entries(&a.hosts.hosts, a.hosts.hosts_file.as_deref()))?;
+                    super::expected_hosts(&a.hosts, group)?
                 },
-                key: crate::config::key_of(&a.key)?,
+                key: super::key_of(&a.key)?,
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
-                querier_wait: a.querier_wait,
+                querier_wait: a.querier.querier_wait,
                 from_flags: true,
             };
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
@@ -129,7 +93,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
             bounds::MAX_TOTAL_RATE
         );
     }
-    let web = a.web_config.as_deref().map(super::webconfig::load).transpose()?.unwrap_or_default();
+    let web = a.web_config.as_deref().map(crate::serve::webconfig::load).transpose()?.unwrap_or_default();
     Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet, web })
 }
 
@@ -256,7 +220,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         None => net::DEFAULT_RCVBUF,
     };
     field("hosts", check_host_count("", t.hosts.len()).map_err(|e| e.to_string()))?;
-    let hosts = field("hosts", crate::config::hosts_of(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
+    let hosts = field("hosts", super::hosts_of(&t.hosts, None, group).map_err(|e| format!("{e:#}")))?;
     let key = match &t.key_file {
         Some(p) => Some(field("key_file", Key::from_file(p).map_err(|e| format!("{e:#}")))?),
         None => None,
@@ -319,9 +283,9 @@ fn build(s: Spec) -> Result<Target, String> {
             bounds::MAX_TARGET_RATE
         ));
     }
-    let min_size = wire::MIN_PROBE_SIZE + if s.key.is_some() { wire::TAG_LEN } else { 0 };
-    if (s.size as usize) < min_size {
-        return Err(format!("{} {}: keyed probes must be at least {min_size} bytes", s.what("size"), s.size));
+    if let Err(e) = super::check_size(s.size, s.key.is_some()) {
+        // The rule is the other commands'; only the name of the field is serve's.
+        return Err(format!("{e:#}").replacen("--size", &s.what("size"), 1));
     }
     let iface = match &s.iface {
         // resolve_iface names --iface and the value itself.
@@ -343,7 +307,7 @@ fn build(s: Spec) -> Result<Target, String> {
         key: s.key,
         outage_min: s.outage_min,
         hosts: s.hosts,
-        ..crate::config::probe_defaults(s.group, s.port, iface)
+        ..super::probe_defaults(s.group, s.port, iface)
     };
     Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
 }
