@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
+use crate::cli::ack_port::AckPortArgs;
 use crate::cli::{DiscoverArgs, KeyArgs, Preset, ProbeArgs, RespondArgs, ScheduleArg};
 use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
 use crate::net::{self, Iface};
@@ -78,7 +79,9 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         check_out_dir(dir)?;
     }
     let keyed = key.is_some();
+    let hosts = expected_hosts(&args.hosts, args.hosts_file.as_deref(), group)?;
     let probe = ProbeConfig {
+        ack_port: ack_port(args.ack, args.net.port, hosts.len(), 1)?,
         ttl: args.ttl,
         size: args.size as usize,
         interval,
@@ -95,7 +98,7 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         key,
         plain: args.plain.then(|| args.message.clone().into_bytes()),
         outage_min: args.outage_min,
-        hosts: expected_hosts(&args.hosts, args.hosts_file.as_deref(), group)?,
+        hosts,
         ..probe_defaults(group, args.net.port, iface)
     };
     Ok(ProbeSetup {
@@ -130,6 +133,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<(ProbeConfig, Judgement, T
         timeout: args.timeout,
         rcvbuf: args.net.rcvbuf,
         key,
+        ack_port: ack_port(args.ack, args.net.port, 0, 1)?,
         ..probe_defaults(group, args.net.port, iface_of(&args.net.iface)?)
     };
     Ok((cfg, judgement, Thresholds { max_loss_pct: None, min_responders: args.min_responders }))
@@ -155,6 +159,41 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         plain: args.plain,
         ..responder_defaults(group, args.net.port, iface_of(&args.net.iface)?, name)
     })
+}
+
+/// `--ack-port`: not the group's port (responders listen there), and with the `hosts` unicast
+/// ports after it, in `blocks` blocks (`serve` alternates two), all below 65536.
+pub(crate) fn ack_port(args: AckPortArgs, port: u16, hosts: usize, blocks: usize) -> Result<Option<u16>> {
+    check_ack_port(args.ack_port, "--ack-port", port, hosts, blocks).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// [`ack_port`] for a setting named `what` (a flag, or a field of `serve`'s file).
+pub(crate) fn check_ack_port(
+    ack: Option<u16>,
+    what: &str,
+    port: u16,
+    hosts: usize,
+    blocks: usize,
+) -> Result<Option<u16>, String> {
+    let Some(ack) = ack else { return Ok(None) };
+    if ack == port {
+        let other = if ack == u16::MAX { ack - 1 } else { ack + 1 };
+        return Err(format!("{what} {ack}: the same as --port, where responders listen; pick another (e.g. {other})"));
+    }
+    let last = usize::from(ack) + blocks * (hosts + 1) - 1;
+    if last > usize::from(u16::MAX) {
+        let with = if hosts > 0 { format!(" with {hosts} --hosts") } else { String::new() };
+        return Err(format!(
+            "{what} {ack}: takes ports {ack}-{last}{with}, beyond 65535; pick a port of at most {}",
+            usize::from(u16::MAX) + 1 - blocks * (hosts + 1)
+        ));
+    }
+    if (usize::from(ack)..=last).contains(&usize::from(port)) {
+        return Err(format!(
+            "{what} {ack}: its ports {ack}-{last} include --port {port}, where responders listen; pick another"
+        ));
+    }
+    Ok(Some(ack))
 }
 
 pub(crate) fn key_of(args: &KeyArgs) -> Result<Option<Key>> {

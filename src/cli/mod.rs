@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod ack_port;
 pub mod commands;
 
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
@@ -176,6 +177,9 @@ Examples:
   mcprobe probe --iface eth0 --hosts-file cluster.txt --preset soak
   # warn when no membership query came for 30 s:
   mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
+  # behind this host's firewall: acks to a fixed port, opened in the firewall
+  # (nft insert rule inet filter input udp dport 24243 accept):
+  mcprobe probe --iface eth0 --ack-port 24243
   # IPv6 (an interface is required):
   mcprobe probe --iface eth0 --group ff12::4242
   # the course lab's protocol, against its Python receivers:
@@ -198,6 +202,9 @@ pub struct ProbeArgs {
 
     #[command(flatten)]
     pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub ack: ack_port::AckPortArgs,
 
     /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
@@ -322,6 +329,9 @@ pub struct DiscoverArgs {
 
     #[command(flatten)]
     pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub ack: ack_port::AckPortArgs,
 
     /// IP TTL of probes.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]

@@ -79,6 +79,9 @@ pub enum Advice {
     /// Every listed host answers unicast and none answers on the group: a configuration mistake
     /// (another --group or --port on the responders) is likelier than a network fault.
     GroupOrPortDiffers,
+    /// Its acks reached this host's interface and never mcprobe's socket: this host drops them
+    /// (see [`super::AcksDroppedHere`]).
+    AcksDroppedHere,
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -170,6 +173,7 @@ impl HostDiagnosis {
                 format!("{multicast}a firewall rejects the probes (ICMP administratively prohibited){}", by(r))
             }
             Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
+            Advice::AcksDroppedHere => "its acks reach this host's interface but never mcprobe's socket: this host's firewall drops them, not the network nor the responder (the line \"this host's firewall drops the acks\" says how to fix it)".to_string(),
             Advice::Silence => format!(
                 "{}no ICMP error either: a firewall that drops, or the host is down",
                 if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
@@ -189,7 +193,9 @@ pub struct Diagnosis {
 impl Diagnosis {
     /// Some host gets unicast but not multicast: the case a documented exit code singles out.
     pub(crate) fn multicast_broken(&self) -> bool {
-        self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost)
+        // Acks dropped by this host's firewall: multicast reached the responder, so it is not
+        // broken.
+        self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost && h.advice != Advice::AcksDroppedHere)
     }
 
     /// Hosts whose verdict is not ok.

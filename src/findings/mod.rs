@@ -8,6 +8,7 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
+pub mod host_path;
 pub(crate) mod querier;
 pub(crate) mod shared;
 
@@ -21,6 +22,7 @@ use crate::prober::{Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub use host_path::AcksDroppedHere;
 pub(crate) use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
 pub(crate) use shared::{SharedFaults, SharedLoss};
 
@@ -207,6 +209,10 @@ pub enum Note {
         host: u64,
         network: u64,
     },
+    /// Acks reached this host's interface but not mcprobe's socket: this host (its firewall)
+    /// drops them. Replaces the "nothing answered" and "group mismatch" hints, which it
+    /// disproves.
+    AcksDroppedHere(AcksDroppedHere),
     /// A membership querier heard on the interface.
     Querier(QuerierSeen),
     /// No membership query for longer than the wait: snooping switches will drop the group.
@@ -295,7 +301,10 @@ impl Findings {
             let hosts: Vec<(IpAddr, diagnosis::Signals)> =
                 o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
             let cx = diagnosis::Context { threshold_pct: j.threshold_pct, mc_ttl: o.ttl, port: j.group.port(), local };
-            let d = diagnosis::diagnose(&hosts, &rows, cx);
+            let mut d = diagnosis::diagnose(&hosts, &rows, cx);
+            if let Some(drops) = AcksDroppedHere::of(o, j.group.port()) {
+                host_path::explain_hosts(&mut d, &drops);
+            }
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
             }
@@ -408,6 +417,12 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
         Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
+    // Acks that reached this host and were dropped here prove the responders answered: the
+    // hints below about settings that differ would send the reader the wrong way.
+    if let Some(drops) = AcksDroppedHere::of(o, j.group.port()) {
+        notes.push(Note::AcksDroppedHere(drops));
+        return notes;
+    }
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {
             notes.push(Note::GroupMismatch)

@@ -139,5 +139,6 @@ pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&
         local_drops: 0,
         send_errors: 0,
         local_addrs: vec!["10.0.0.100".parse().expect("an address")],
+        ack_watch: None,
     }
 }

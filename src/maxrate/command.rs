@@ -48,6 +48,7 @@ pub(crate) fn config_of(args: &MaxRateArgs) -> Result<MaxRateConfig> {
         timeout: args.timeout,
         rcvbuf: args.net.rcvbuf,
         key,
+        ack_port: config::ack_port(args.ack, args.net.port, 0, 1)?,
         ..config::probe_defaults(group, args.net.port, iface)
     };
     // Below the floor a responder is not searched further: --min-rate when given (below it the

@@ -72,6 +72,7 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
         rcvbuf: args.net.rcvbuf,
         key: key.clone(),
         hosts: peers.clone(),
+        ack_port: config::ack_port(args.ack, args.net.port, peers.len(), 1)?,
         ..config::probe_defaults(group, args.net.port, iface.clone())
     };
     let keyed = key.is_some();

@@ -19,19 +19,25 @@ use nix::sys::socket::{self, sockopt, MsgFlags};
 use super::icmp::{self, IcmpError};
 use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
 
-/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
-pub(crate) fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
+/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking; on
+/// `port` (from `--ack-port`, named by `ack_port` in errors) or an ephemeral one.
+pub(crate) fn unicast_socket(
+    host: IpAddr,
+    rcvbuf: usize,
+    port: Option<u16>,
+    ack_port: Option<u16>,
+) -> Result<UdpSocket> {
     let sock = udp_socket(host.is_ipv6())?;
     if host.is_ipv6() {
         sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
         socket::setsockopt(&sock, sockopt::Ipv6RecvErr, &true).context("cannot enable IPV6_RECVERR")?;
-        sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into())
+        sock.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port.unwrap_or(0), 0, 0).into())
     } else {
         sock.set_ttl_v4(UNICAST_TTL).context("cannot set IP_TTL")?;
         socket::setsockopt(&sock, sockopt::Ipv4RecvErr, &true).context("cannot enable IP_RECVERR")?;
-        sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())
+        sock.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port.unwrap_or(0)).into())
     }
-    .with_context(|| format!("cannot bind a socket for the unicast probes to {host}"))?;
+    .map_err(|e| super::ack_port_error(e, ack_port, port.unwrap_or(0), &format!("the unicast probes to {host}")))?;
     set_rcvbuf(&sock, rcvbuf)?;
     enable_rx_metadata(&sock)?;
     sock.set_nonblocking(true).context("cannot make a unicast socket non-blocking")?;
@@ -124,7 +130,7 @@ mod tests {
     fn datagrams_and_icmp_errors_come_from_the_right_socket() {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let multicast = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let host = unicast_socket(lo, 1 << 16).unwrap();
+        let host = unicast_socket(lo, 1 << 16, None, None).unwrap();
         let host_addr = SocketAddr::new(lo, host.local_addr().unwrap().port());
         let closed = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
         let mut socks = ProbeSockets::new(multicast, vec![host.try_clone().unwrap()]);

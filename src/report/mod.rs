@@ -3,6 +3,7 @@
 //! which host, which verdict, what to advise) was made in [`crate::findings`].
 
 pub(crate) mod files;
+pub(crate) mod host_path;
 pub(crate) mod json;
 pub(crate) mod querier;
 pub(crate) mod shared;
@@ -180,6 +181,7 @@ pub(crate) fn note_line(n: &Note) -> String {
             if *path == Path::Unicast { " (unicast)" } else { "" },
             host + network
         ),
+        Note::AcksDroppedHere(d) => host_path::acks_line(d),
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),

@@ -29,6 +29,20 @@ impl Target {
     pub(crate) fn window(&self) -> Duration {
         self.probe.interval * self.probe.count as u32
     }
+
+    /// Window `k`'s `--ack-port`: windows overlap while one waits for its late acks, so they
+    /// take two blocks of ports in turn (the ack port and the hosts' ports after it, then the
+    /// next block).
+    pub(crate) fn ack_port_of_window(&self, k: u64) -> Option<u16> {
+        let block = (self.probe.hosts.len() + 1) * (k % 2) as usize;
+        self.probe.ack_port.and_then(|p| u16::try_from(usize::from(p) + block).ok())
+    }
+
+    /// The ports its windows take for acks, first and last.
+    fn ack_ports(&self) -> Option<(u16, u16)> {
+        let first = self.probe.ack_port?;
+        Some((first, self.ack_port_of_window(1)? + self.probe.hosts.len() as u16))
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +70,7 @@ struct Spec {
     outage_min: u64,
     rcvbuf: usize,
     querier_wait: Option<Duration>,
+    ack_port: Option<u16>,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -95,6 +110,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
                 querier_wait: a.querier_wait,
+                ack_port: a.ack.ack_port,
                 from_flags: true,
             };
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
@@ -123,6 +139,7 @@ struct FileTarget {
     outage_min: Option<u64>,
     rcvbuf: Option<String>,
     querier_wait: Option<String>,
+    ack_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +166,14 @@ pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
         let t = from_table(table).map_err(|e| anyhow::anyhow!("--config {p}: {label}: {e}"))?;
         if targets.iter().any(|o| o.name == t.name) {
             bail!("--config {p}: {label}: field 'name': another target has this name");
+        }
+        if let Some((a, b)) = t.ack_ports() {
+            if let Some(o) = targets.iter().find(|o| o.ack_ports().is_some_and(|(c, d)| a <= d && c <= b)) {
+                bail!(
+                    "--config {p}: {label}: field 'ack_port': its ports {a}-{b} overlap those of target '{}'",
+                    o.name
+                );
+            }
         }
         targets.push(t);
     }
@@ -212,6 +237,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         outage_min: t.outage_min.unwrap_or(3),
         rcvbuf,
         querier_wait: t.querier_wait.as_ref().map(|s| field("querier_wait", parse_duration(s))).transpose()?,
+        ack_port: t.ack_port,
         from_flags: false,
     })
 }
@@ -231,6 +257,7 @@ fn build(s: Spec) -> Result<Target, String> {
         Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
         None => None,
     };
+    let ack_port = crate::config::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
     let count = ((s.window.as_secs_f64() / s.interval.as_secs_f64()).round() as u64).max(1);
     // Each window gets a session of its own when it starts (see `serve::target_loop`).
     let probe = ProbeConfig {
@@ -243,6 +270,7 @@ fn build(s: Spec) -> Result<Target, String> {
         key: s.key,
         outage_min: s.outage_min,
         hosts: s.hosts,
+        ack_port,
         ..crate::config::probe_defaults(s.group, s.port, iface)
     };
     Ok(Target { name: s.name, probe, querier_wait: s.querier_wait })
@@ -274,6 +302,20 @@ mod tests {
     }
 
     #[test]
+    fn windows_take_two_blocks_of_ack_ports_and_targets_do_not_share_them() {
+        let t = load("[[target]]\nname = \"a\"\nack_port = 40000\nhosts = [\"127.0.0.2\"]\n").unwrap();
+        let ports: Vec<Option<u16>> = (0..4).map(|k| t[0].ack_port_of_window(k)).collect();
+        assert_eq!(ports, [Some(40000), Some(40002), Some(40000), Some(40002)]);
+        assert_eq!(t[0].ack_ports(), Some((40000, 40003)));
+        let e = format!(
+            "{:#}",
+            load("[[target]]\nname = \"a\"\nack_port = 40000\n[[target]]\nname = \"b\"\nack_port = 40001\n")
+                .unwrap_err()
+        );
+        assert!(e.contains("target 'b': field 'ack_port': its ports 40001-40002 overlap those of target 'a'"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_target_and_the_field() {
         let cases = [
             ("[[target]]\nname = \"a\"\ninterval = \"soon\"\n", "target 'a': field 'interval'"),
@@ -285,6 +327,7 @@ mod tests {
             ("[[target]]\nname = \"a\"\n[[target]]\nname = \"a\"\n", "target 'a': field 'name'"),
             ("[[target]]\nname = \"a\"\ninterval = \"2s\"\nwindow = \"1s\"\n", "target 'a': field 'window'"),
             ("[[target]]\nname = \"a\"\nquerier_wait = \"soon\"\n", "target 'a': field 'querier_wait'"),
+            ("[[target]]\nname = \"a\"\nack_port = 24242\n", "target 'a': field 'ack_port' 24242: the same as --port"),
             ("", "no [[target]]"),
         ];
         for (text, want) in cases {

@@ -97,9 +97,11 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     thread::scope(|s| {
         let mut pending = VecDeque::new();
         let mut next = Instant::now();
+        let mut k = 0;
         while !quit.load(Ordering::SeqCst) {
             // Every window is its own session: acks of one are never taken for another's.
-            let probe = ProbeConfig { session: rand::random(), ..t.probe.clone() };
+            let probe = ProbeConfig { session: rand::random(), ack_port: t.ack_port_of_window(k), ..t.probe.clone() };
+            k += 1;
             pending.push_back(s.spawn(move || prober::run(&probe, quit, None, |_| {})));
             next += window;
             loop {

@@ -443,6 +443,7 @@ mod tests {
             local_drops: 0,
             send_errors: 0,
             local_addrs: Vec::new(),
+            ack_watch: None,
         }
     }
 

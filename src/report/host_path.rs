@@ -1,0 +1,59 @@
+//! The host-path findings in words: renders [`AcksDroppedHere`], decides nothing.
+
+use crate::findings::AcksDroppedHere;
+
+/// "a (3), b (2) and c (1)".
+fn sources(d: &AcksDroppedHere) -> String {
+    let list: Vec<String> = d.from.iter().map(|(a, n)| format!("{a} ({n})")).collect();
+    match &list[..] {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn port_expr(first: u16, last: u16) -> String {
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}
+
+/// The rules that open the ack ports, for nftables and iptables.
+pub(crate) fn open_rules(first: u16, last: u16) -> (String, String) {
+    let (nft, ipt) =
+        (port_expr(first, last), if first == last { first.to_string() } else { format!("{first}:{last}") });
+    (
+        format!("nft insert rule inet filter input udp dport {nft} accept"),
+        format!("iptables -I INPUT -p udp --dport {ipt} -j ACCEPT"),
+    )
+}
+
+/// The line under the table.
+pub(crate) fn acks_line(d: &AcksDroppedHere) -> String {
+    let port = d.ports.first().map_or(String::new(), |p| format!(" {p}"));
+    let (first, last) = d.ports_to_open();
+    let (nft, ipt) = open_rules(first, last);
+    let fix = if d.chosen {
+        format!("open this prober's --ack-port: `{nft}` (or `{ipt}`)")
+    } else {
+        let hosts = if last > first {
+            format!(" (with --hosts it also takes the ports after it, up to {last})")
+        } else {
+            String::new()
+        };
+        format!("probe with --ack-port {first}{hosts} and open it: `{nft}` (or `{ipt}`)")
+    };
+    let buffer = if d.socket_buffer > 0 {
+        format!("; {} more were dropped by the socket's full buffer (raise --rcvbuf)", d.socket_buffer)
+    } else {
+        String::new()
+    };
+    format!(
+        "this host's firewall drops the acks: {} acks from {} reached its interface but never mcprobe's socket{buffer}. They come from the responders' port {} to this prober's port{port}, and a stateful firewall does not tie them to probes sent to a group. Fix: {fix}",
+        d.dropped,
+        sources(d),
+        d.group_port,
+    )
+}
