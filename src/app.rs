@@ -82,8 +82,9 @@ pub fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         emit(|out| {
             writeln!(
                 out,
-                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops",
-                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops
+                "stopped: {} sessions, {} probes, {} acks sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops{}",
+                c.sessions, c.probes, c.acks_sent, c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops,
+                if c.filtered > 0 { format!("; {} probes reached this host's interface but never the socket (dropped by this host)", c.filtered) } else { String::new() }
             )
         })?;
     }

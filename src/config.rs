@@ -48,6 +48,7 @@ pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>,
         allow: AllowList::default(),
         key: None,
         plain: false,
+        tap: false,
     }
 }
 
@@ -157,6 +158,7 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         allow: AllowList(args.allow.clone()),
         key: key_of(&args.key)?,
         plain: args.plain,
+        tap: true,
         ..responder_defaults(group, args.net.port, iface_of(&args.net.iface)?, name)
     })
 }

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use super::diagnosis::{Advice, Diagnosis, Verdict};
+use super::Row;
 use crate::prober::{AckWatch, Outcome};
 
 /// This host dropped acks that reached its interface.
@@ -74,11 +75,52 @@ impl AcksDroppedHere {
     }
 }
 
+/// A responder's host dropped probes of this prober between its interface and its socket
+/// (its firewall, rp_filter, a join on another interface), as its tap counted them and its
+/// acks told: on whichever path still got acks through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbesDroppedAtHost {
+    /// How the reader knows it: its responder's name, else its address.
+    pub name: String,
+    pub addr: IpAddr,
+    /// During this run (the count's growth over the run's acks).
+    pub probes: u64,
+}
+
+/// The responders' hosts whose acks reported probes dropped before their socket during this
+/// run, one per address (its paths' reports together: the count is per prober address).
+pub(crate) fn probes_dropped_at_hosts(rows: &[Row]) -> Vec<ProbesDroppedAtHost> {
+    let mut out: Vec<(ProbesDroppedAtHost, u64, u64)> = Vec::new();
+    for r in rows {
+        let (Some((first, last)), Some(addr)) = (r.figures.filtered_at_host, r.ip()) else { continue };
+        match out.iter_mut().find(|(d, ..)| d.addr == addr) {
+            Some((_, f, l)) => (*f, *l) = ((*f).min(first), (*l).max(last)),
+            None => {
+                let name = r.label().unwrap_or_else(|| addr.to_string());
+                out.push((ProbesDroppedAtHost { name, addr, probes: 0 }, first, last));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(d, first, last)| ProbesDroppedAtHost { probes: last - first, ..d })
+        .filter(|d| d.probes > 0)
+        .collect()
+}
+
 /// Ties the drop to the hosts whose acks this host dropped: their verdict (multicast lost,
 /// unreachable …) is about this host's firewall, not the network or the responders.
 pub(crate) fn explain_hosts(d: &mut Diagnosis, drops: &AcksDroppedHere) {
     for h in d.hosts.iter_mut().filter(|h| h.verdict != Verdict::Ok && drops.includes(h.host)) {
         h.advice = Advice::AcksDroppedHere;
+    }
+}
+
+/// Names the host's own filtering as why an expected host lost probes.
+pub(crate) fn explain_dropped_probes(d: &mut Diagnosis, dropped: &[ProbesDroppedAtHost]) {
+    for h in d.hosts.iter_mut().filter(|h| h.verdict != Verdict::Ok) {
+        if let Some(p) = dropped.iter().find(|p| p.addr == h.host) {
+            h.advice = Advice::ProbesDroppedAtHost { probes: p.probes };
+        }
     }
 }
 

@@ -213,6 +213,8 @@ pub enum Note {
     /// drops them. Replaces the "nothing answered" and "group mismatch" hints, which it
     /// disproves.
     AcksDroppedHere(AcksDroppedHere),
+    /// A responder's host dropped this prober's probes between its interface and its socket.
+    ProbesDroppedAtHost(host_path::ProbesDroppedAtHost),
     /// A membership querier heard on the interface.
     Querier(QuerierSeen),
     /// No membership query for longer than the wait: snooping switches will drop the group.
@@ -302,6 +304,7 @@ impl Findings {
                 o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local))).collect();
             let cx = diagnosis::Context { threshold_pct: j.threshold_pct, mc_ttl: o.ttl, port: j.group.port(), local };
             let mut d = diagnosis::diagnose(&hosts, &rows, cx);
+            host_path::explain_dropped_probes(&mut d, &host_path::probes_dropped_at_hosts(&rows));
             if let Some(drops) = AcksDroppedHere::of(o, j.group.port()) {
                 host_path::explain_hosts(&mut d, &drops);
             }
@@ -412,6 +415,7 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
+    notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
     notes.extend(rows.iter().filter_map(|r| {
         let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
         Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })

@@ -72,6 +72,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                     Some(ms) => (tx + 40_000).saturating_sub(T0 + ms * MS),
                     None => 600_000 * MS + seq * 10 * MS,
                 }),
+                filtered: None,
             });
             counts[i] += 1;
             let ack = Ack {

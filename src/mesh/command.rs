@@ -80,6 +80,7 @@ pub fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
     let responder = Responder::bind(ResponderConfig {
         rcvbuf: args.net.rcvbuf,
         key,
+        tap: true,
         ..config::responder_defaults(group, args.net.port, iface, name.clone())
     })?;
     let judgement = Judgement { threshold_pct: args.max_loss, group: SocketAddr::new(group, args.net.port), keyed };

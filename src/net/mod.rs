@@ -6,10 +6,11 @@
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
-mod batch;
+pub(crate) mod batch;
 pub mod icmp;
 mod probe_sockets;
 pub(crate) mod querier;
+pub mod route;
 mod source_filter;
 pub(crate) mod tap;
 

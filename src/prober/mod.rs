@@ -136,12 +136,16 @@ pub struct UnicastRun {
     pub icmp: IcmpCounts,
     /// The host is this machine (one of its interface addresses).
     pub is_self: bool,
+    /// What this machine's neighbour table said of the host at the end (`None`: no entry, as
+    /// for a host behind a router, or `ip` could not say): a silent host that answered ARP is
+    /// up.
+    pub neighbour: Option<net::route::Neighbour>,
 }
 
 impl UnicastRun {
     /// A host's run with nothing refused, no ICMP error, and not this machine.
     pub(crate) fn new(host: IpAddr, run: Run) -> Self {
-        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false }
+        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false, neighbour: None }
     }
 }
 
@@ -362,10 +366,17 @@ pub fn run(
     let shared = Arc::into_inner(shared).expect("threads are joined");
     let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let run = runs.multicast;
+    let mut unicast = runs.unicast;
+    if !unicast.is_empty() {
+        let table = net::route::neighbours();
+        for u in &mut unicast {
+            u.neighbour = table.get(&u.host).copied();
+        }
+    }
     Ok(Outcome {
         interrupted: run.sent() < cfg.count,
         run,
-        unicast: runs.unicast,
+        unicast,
         ttl: cfg.ttl,
         lateness,
         elapsed: started.elapsed(),

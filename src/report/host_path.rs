@@ -1,5 +1,7 @@
-//! The host-path findings in words: renders [`AcksDroppedHere`], decides nothing.
+//! The host-path findings in words: renders [`AcksDroppedHere`] and [`ProbesDroppedAtHost`],
+//! decides nothing.
 
+use crate::findings::host_path::ProbesDroppedAtHost;
 use crate::findings::AcksDroppedHere;
 
 /// "a (3), b (2) and c (1)".
@@ -55,5 +57,13 @@ pub(crate) fn acks_line(d: &AcksDroppedHere) -> String {
         d.dropped,
         sources(d),
         d.group_port,
+    )
+}
+
+/// The line under the table for a responder's host that dropped probes before its socket.
+pub(crate) fn probes_line(d: &ProbesDroppedAtHost) -> String {
+    format!(
+        "{} ({}): at least {} probes reached its interface but never its responder's socket, as its host counted: that host drops them (its firewall, rp_filter, or a join on another interface; its responder's log names which), not the network",
+        d.name, d.addr, d.probes
     )
 }

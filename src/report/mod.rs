@@ -182,6 +182,7 @@ pub(crate) fn note_line(n: &Note) -> String {
             host + network
         ),
         Note::AcksDroppedHere(d) => host_path::acks_line(d),
+        Note::ProbesDroppedAtHost(d) => host_path::probes_line(d),
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
