@@ -199,6 +199,13 @@ pub(crate) fn run_probe(
     live.finish();
     let mut outcome = outcome?;
     let mut found = Findings::of(&outcome, j);
+    // Without the ack tap, a loss cannot be placed on this host's side or the network's: say so
+    // once, when there was some.
+    if let (Some(prober::AckWatch::NotWatched(why)), false) = (&outcome.ack_watch, quiet) {
+        if found.responders().next().is_none() || found.rows.iter().any(|r| r.figures.lost > 0) {
+            eprintln!("mcprobe: {why}");
+        }
+    }
     if let Some(w) = watch {
         found = found.with_querier(w.map(QuerierWatch::finish));
     }

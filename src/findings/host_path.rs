@@ -75,6 +75,27 @@ impl AcksDroppedHere {
     }
 }
 
+/// Everything the taps said about the host path, for the outputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostPath {
+    /// This host's ack tap: `None` when none was asked for.
+    pub acks: Option<AckWatch>,
+    /// What it proves: this host dropped acks.
+    pub acks_dropped: Option<AcksDroppedHere>,
+    /// Responders' hosts that dropped probes before their socket.
+    pub probes_dropped: Vec<ProbesDroppedAtHost>,
+}
+
+impl HostPath {
+    pub(crate) fn of(o: &Outcome, rows: &[Row], group_port: u16) -> HostPath {
+        HostPath {
+            acks: o.ack_watch.clone(),
+            acks_dropped: AcksDroppedHere::of(o, group_port),
+            probes_dropped: probes_dropped_at_hosts(rows),
+        }
+    }
+}
+
 /// A responder's host dropped probes of this prober between its interface and its socket
 /// (its firewall, rp_filter, a join on another interface), as its tap counted them and its
 /// acks told: on whichever path still got acks through.

@@ -261,6 +261,8 @@ pub struct Findings {
     pub shared: SharedFaults,
     /// What a querier watch heard ([`Findings::with_querier`]); `None` when none was asked for.
     pub querier: Option<QuerierFinding>,
+    /// Where along the hosts' paths packets disappeared, from the packet taps.
+    pub host_path: host_path::HostPath,
 }
 
 /// What the findings need to know besides the outcome.
@@ -319,7 +321,8 @@ impl Findings {
         let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
         let shared = shared_faults(&o.run, &rows);
         notes.extend(shared_notes(&shared));
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None }
+        let host_path = host_path::HostPath::of(o, &rows, j.group.port());
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None, host_path }
     }
 
     /// The multicast rows of responders that answered.

@@ -32,6 +32,9 @@ pub(crate) struct Answerer {
     /// Its acks carry the extension (host drops, join); with `Some(ms)` it joined the group that
     /// long after the run's first probe, and the first probe after that reached it.
     pub reports: Option<Option<u64>>,
+    /// With `reports`: its host's tap count of this prober's probes dropped before its socket,
+    /// which grows by this much per probe (the ack extension's `filtered`).
+    pub filtered_per_probe: Option<u32>,
 }
 
 impl Answerer {
@@ -45,6 +48,7 @@ impl Answerer {
             drop_probe: |_| false,
             host_dropped: |_| false,
             reports: None,
+            filtered_per_probe: None,
         }
     }
 }
@@ -72,7 +76,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                     Some(ms) => (tx + 40_000).saturating_sub(T0 + ms * MS),
                     None => 600_000 * MS + seq * 10 * MS,
                 }),
-                filtered: None,
+                filtered: a.filtered_per_probe.map(|k| k * seq as u32),
             });
             counts[i] += 1;
             let ack = Ack {

@@ -1,8 +1,11 @@
 //! The host-path findings in words: renders [`AcksDroppedHere`] and [`ProbesDroppedAtHost`],
 //! decides nothing.
 
-use crate::findings::host_path::ProbesDroppedAtHost;
+use serde::Serialize;
+
+use crate::findings::host_path::{HostPath, ProbesDroppedAtHost};
 use crate::findings::AcksDroppedHere;
+use crate::prober::AckWatch;
 
 /// "a (3), b (2) and c (1)".
 fn sources(d: &AcksDroppedHere) -> String {
@@ -66,4 +69,67 @@ pub(crate) fn probes_line(d: &ProbesDroppedAtHost) -> String {
         "{} ({}): at least {} probes reached its interface but never its responder's socket, as its host counted: that host drops them (its firewall, rp_filter, or a join on another interface; its responder's log names which), not the network",
         d.name, d.addr, d.probes
     )
+}
+
+#[derive(Serialize)]
+struct JsonSource {
+    address: String,
+    at_interface: u64,
+    at_socket: u64,
+}
+
+#[derive(Serialize)]
+struct JsonAcks {
+    watched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_watched_because: Option<String>,
+    by_source: Vec<JsonSource>,
+    dropped_here: u64,
+    socket_buffer: u64,
+    tap_drops: u64,
+}
+
+#[derive(Serialize)]
+struct JsonHostDrops {
+    responder: String,
+    address: String,
+    probes: u64,
+}
+
+/// The `host_path` object of `--json`.
+#[derive(Serialize)]
+pub(crate) struct JsonHostPath {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acks: Option<JsonAcks>,
+    probes_dropped_at_hosts: Vec<JsonHostDrops>,
+}
+
+impl From<&HostPath> for JsonHostPath {
+    fn from(h: &HostPath) -> Self {
+        let dropped = h.acks_dropped.as_ref();
+        let acks = h.acks.as_ref().map(|w| match w {
+            AckWatch::NotWatched(why) => JsonAcks {
+                watched: false,
+                not_watched_because: Some(why.clone()),
+                by_source: Vec::new(),
+                dropped_here: 0,
+                socket_buffer: 0,
+                tap_drops: 0,
+            },
+            AckWatch::Watched(s) => JsonAcks {
+                watched: true,
+                not_watched_because: None,
+                by_source: (s.by_source.iter())
+                    .map(|&(a, i, k)| JsonSource { address: a.to_string(), at_interface: i, at_socket: k })
+                    .collect(),
+                dropped_here: dropped.map_or(0, |d| d.dropped),
+                socket_buffer: dropped.map_or(0, |d| d.socket_buffer),
+                tap_drops: s.tap_drops,
+            },
+        });
+        let probes_dropped_at_hosts = (h.probes_dropped.iter())
+            .map(|d| JsonHostDrops { responder: d.name.clone(), address: d.addr.to_string(), probes: d.probes })
+            .collect();
+        JsonHostPath { acks, probes_dropped_at_hosts }
+    }
 }
