@@ -12,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod findings;
 pub(crate) mod hdr;
 pub(crate) mod html;

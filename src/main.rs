@@ -16,6 +16,7 @@ fn main() {
         Command::Probe(a) => a.quiet,
         Command::Demo(a) => a.quiet,
         Command::Discover(_) | Command::Report(_) | Command::Completions(_) | Command::Man(_) => false,
+        Command::Doctor(_) => false,
         Command::MaxRate(a) => a.quiet,
         Command::Mesh(a) => a.quiet,
         Command::Serve(a) => a.quiet,
@@ -46,6 +47,7 @@ fn main() {
         Command::Serve(a) => mcprobe::serve::run(a, &STOP),
         Command::Completions(a) => mcprobe::manual::completions(a),
         Command::Man(a) => mcprobe::manual::man(a),
+        Command::Doctor(a) => mcprobe::doctor::command::doctor(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod ack_port;
 pub mod commands;
+pub mod doctor;
 
 /// Default group: in 239.255.0.0/16, the IPv4 local scope of administratively scoped multicast
 /// (RFC 2365), which routers at the site boundary do not forward.
@@ -68,6 +69,8 @@ pub enum Command {
     Completions(commands::CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
     Man(commands::ManArgs),
+    /// Check this host for what silently breaks multicast, with the command that fixes each.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args, Clone)]
