@@ -173,8 +173,8 @@ fn reverse_path(s: &Setup, f: &Facts, r: &mut Report) {
                     p.addr
                 ),
                 vec![
-                    format!("fix the route back to {} so it leaves by {n}, or make the check loose:", p.addr),
-                    format!("sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{n}.rp_filter=2"),
+                    format!("make the route back to {} leave by {n} (`ip route get {}` shows the one in use),", p.addr, p.addr),
+                    format!("or, when that other route does reach it, loosen the check: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{n}.rp_filter=2"),
                 ],
             );
         }
@@ -195,7 +195,7 @@ fn accept_rule(at: &ChainRef, v6: bool, nft_match: &str, ipt_match: &str) -> Str
             "nft insert rule {} {nft_match} accept",
             ChainRef { chain: at.base.clone(), ..at.clone() }.nft_name()
         ),
-        Tool::IptablesLegacy => {
+        Tool::Iptables => {
             let tool = if v6 { "ip6tables" } else { "iptables" };
             let table = if at.table == "filter" { String::new() } else { format!("-t {} ", at.table) };
             format!("{tool} {table}-I {} {ipt_match} -j ACCEPT", at.base)
@@ -206,9 +206,9 @@ fn accept_rule(at: &ChainRef, v6: bool, nft_match: &str, ipt_match: &str) -> Str
 fn dropped_by(fate: &Fate) -> String {
     match fate {
         Fate::Dropped { chain, rule: Some(rule), reject } => {
-            format!("{} by `{rule}` in {}", if *reject { "rejected" } else { "dropped" }, chain.nft_name())
+            format!("{} by `{rule}` in {}", if *reject { "rejected" } else { "dropped" }, chain.describe())
         }
-        Fate::Dropped { chain, rule: None, .. } => format!("dropped by the policy of {}", chain.nft_name()),
+        Fate::Dropped { chain, rule: None, .. } => format!("dropped by the policy of {}", chain.describe()),
         _ => String::new(),
     }
 }
@@ -394,7 +394,7 @@ fn firewall(s: &Setup, f: &Facts, r: &mut Report) {
             }
             Fate::CannotTell { chain, rule } => r.unsure(
                 Check::Firewall,
-                format!("whether the firewall passes {}: it depends on `{rule}` in {}", c.what, chain.nft_name()),
+                format!("whether the firewall passes {}: it depends on `{rule}` in {}", c.what, chain.describe()),
             ),
         }
     }
@@ -403,7 +403,8 @@ fn firewall(s: &Setup, f: &Facts, r: &mut Report) {
         r.ok(
             Check::Firewall,
             format!(
-                "no rule drops mcprobe's packets ({chains} base chains read from {}; read statically, see --help)",
+                "no rule drops mcprobe's packets ({chains} base chain{} read from {}; read statically, see --help)",
+                if chains == 1 { "" } else { "s" },
                 read.join(" and ")
             ),
         );

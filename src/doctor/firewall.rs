@@ -122,7 +122,7 @@ pub struct Rule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    /// `nftables` or `iptables-legacy`: which tool the fix is written for.
+    /// Which tool the fix is written for.
     pub tool: Tool,
     pub family: Family,
     pub table: String,
@@ -138,7 +138,8 @@ pub struct Chain {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Nftables,
-    IptablesLegacy,
+    /// iptables, either backend (`iptables-save` prints the same for both).
+    Iptables,
 }
 
 /// Every chain of every table this host has, from both tools.
@@ -206,6 +207,18 @@ pub struct ChainRef {
 }
 
 impl ChainRef {
+    /// How its tool names it: `inet filter input`, or iptables' `INPUT chain`.
+    pub fn describe(&self) -> String {
+        match self.tool {
+            Tool::Nftables => self.nft_name(),
+            Tool::Iptables => {
+                let tool = if self.family == Family::Ip6 { "ip6tables" } else { "iptables" };
+                let table = if self.table == "filter" { String::new() } else { format!(" (table {})", self.table) };
+                format!("{tool}' {} chain{table}", self.chain)
+            }
+        }
+    }
+
     /// `inet filter input`.
     pub fn nft_name(&self) -> String {
         let family = match self.family {

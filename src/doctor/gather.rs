@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use nix::net::if_::InterfaceFlags;
 
-use super::firewall::Ruleset;
+use super::firewall::{Family, Ruleset, Tool};
 use super::{iptables, nft, Bound, ClockFacts, Facts, IfaceFacts, PeerFacts, QuerierFacts, Setup};
 use crate::net::querier::QuerierWatch;
 use crate::net::{self, route};
@@ -77,7 +77,8 @@ fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// nftables (which holds iptables-nft's rules too), and iptables-legacy's tables when they
+/// nftables, with the tables iptables-nft manages read from `iptables-nft-save` instead (its
+/// matches are opaque `xt` expressions in nft's JSON), and iptables-legacy's tables when they
 /// have rules.
 fn firewall() -> Result<(Ruleset, Vec<String>), String> {
     let mut rules = Ruleset::default();
@@ -90,9 +91,23 @@ fn firewall() -> Result<(Ruleset, Vec<String>), String> {
         }
         (Err(e), _) | (_, Err(e)) => Some(e),
     };
+    let has_rules =
+        |dump: &str| dump.lines().any(|l| l.starts_with("-A ") || (l.starts_with(':') && l.contains(" DROP ")));
+    for (cmd, v6) in [("iptables-nft-save", false), ("ip6tables-nft-save", true)] {
+        let Ok(dump) = run(cmd, &[]) else { continue };
+        if !has_rules(&dump) {
+            continue;
+        }
+        let parsed = iptables::parse(&dump, v6);
+        let family = if v6 { Family::Ip6 } else { Family::Ip };
+        let tables: Vec<String> = parsed.chains.iter().map(|c| c.table.clone()).collect();
+        rules.chains.retain(|c| !(c.tool == Tool::Nftables && c.family == family && tables.contains(&c.table)));
+        rules.chains.extend(parsed.chains);
+        read.push(cmd.to_string());
+    }
     for (cmd, v6) in [("iptables-legacy-save", false), ("ip6tables-legacy-save", true)] {
         if let Ok(dump) = run(cmd, &[]) {
-            if dump.lines().any(|l| l.starts_with("-A ") || (l.starts_with(':') && l.contains(" DROP "))) {
+            if has_rules(&dump) {
                 rules.chains.extend(iptables::parse(&dump, v6).chains);
                 read.push(cmd.to_string());
             }

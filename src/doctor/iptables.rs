@@ -170,7 +170,7 @@ pub fn parse(dump: &str, v6: bool) -> Ruleset {
             let name = parts.next().unwrap_or("").to_string();
             let policy = parts.next().unwrap_or("-");
             chains.push(Chain {
-                tool: Tool::IptablesLegacy,
+                tool: Tool::Iptables,
                 family,
                 table: table.clone(),
                 hook: table_hooks(&table, &name),
@@ -227,7 +227,7 @@ mod tests {
         let Fate::Dropped { chain, rule: None, .. } = rs.fate(&packet("10.77.0.1", 41234, Ct::New, false)) else {
             panic!("dropped by the policy")
         };
-        assert_eq!((chain.tool, chain.chain.as_str()), (Tool::IptablesLegacy, "INPUT"));
+        assert_eq!((chain.tool, chain.chain.as_str()), (Tool::Iptables, "INPUT"));
         assert_eq!(rs.fate(&packet("10.77.0.1", 41234, Ct::Established, false)), Fate::Accepted);
         // MYCHAIN logs (under a limit) and returns: then the policy.
         assert!(matches!(rs.fate(&packet("239.9.9.9", 5000, Ct::New, true)), Fate::Dropped { rule: None, .. }));

@@ -89,8 +89,8 @@ impl RpRefusal {
         let back = self.back_via.as_deref().map_or(String::new(), |d| format!(": the route back to it leaves by {d}"));
         let setting = self.rp_filter.map_or(String::new(), |v| format!(" (rp_filter {v})"));
         format!(
-            "the reverse-path filter{setting} refuses packets from {} arriving on {}{back}; fix the route, or make the check loose: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{}.rp_filter=2",
-            self.src, self.iif, self.iif
+            "the reverse-path filter{setting} refuses packets from {} arriving on {}{back}; make that route leave by {}, or, when it does reach {}, loosen the check: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{}.rp_filter=2",
+            self.src, self.iif, self.iif, self.src, self.iif
         )
     }
 }

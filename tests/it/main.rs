@@ -12,6 +12,7 @@ mod hardening;
 mod hdr_files;
 mod json_schema;
 mod lab_accuracy;
+mod lab_faults;
 mod lab_rate_mesh;
 mod lab_unicast;
 mod lab_why;
