@@ -111,23 +111,25 @@ impl AckTap {
         let thread = std::thread::Builder::new()
             .name("ack-tap".into())
             .spawn(move || {
-                // After the stop, one more pass that does not wait: everything queued is read.
-                let mut last = false;
+                let mut batch: Vec<IpAddr> = Vec::new();
                 loop {
-                    last |= s.load(Ordering::Acquire);
-                    let n = tap.recv(last).map_or(0, <[_]>::len);
+                    // Read after the stop too: everything queued by then is counted.
+                    let last = s.load(Ordering::Acquire);
+                    let _ = tap.drain(|frame, _| match tap::parse(frame) {
+                        Some(u) if filter.matches(u.payload) => batch.push(u.src),
+                        _ => {}
+                    });
+                    // Stamped when read: never before the ack arrived (see the module comment).
                     let now = now_ns();
                     let mut counts = c.lock().unwrap_or_else(|e| e.into_inner());
-                    for i in 0..n {
-                        let Some(u) = tap::parse(tap.frame(i)) else { continue };
-                        if filter.matches(u.payload) && counts.recent.len() < MAX_RECENT {
-                            counts.recent.push_back((now, u.src));
-                        }
-                    }
+                    let room = MAX_RECENT.saturating_sub(counts.recent.len());
+                    counts.recent.extend(batch.drain(..).take(room).map(|a| (now, a)));
                     counts.fold_before(now.saturating_sub(SETTLE.as_nanos() as u64));
-                    if last && n == 0 {
+                    drop(counts);
+                    if last {
                         break;
                     }
+                    std::thread::sleep(tap::POLL);
                 }
                 tap.drops()
             })

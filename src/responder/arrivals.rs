@@ -51,6 +51,8 @@ pub(crate) struct Arrivals {
     pub untracked: u64,
     /// The socket's full-buffer drops not yet taken off a source's count.
     buffer_drops: u64,
+    /// The socket's current run of probes from one source: (source, probes, last seen).
+    run: Option<(IpAddr, u64, u64)>,
 }
 
 impl Arrivals {
@@ -64,17 +66,33 @@ impl Arrivals {
         Some(c)
     }
 
-    /// The tap saw a probe from `from` (settled: the socket had its chance at it).
-    pub(crate) fn at_iface(&mut self, from: IpAddr, now_ns: u64) {
+    /// The tap saw `n` probes from `from` (settled: the socket had its chance at them).
+    pub(crate) fn at_iface(&mut self, from: IpAddr, n: u64, now_ns: u64) {
         if let Some(c) = self.counts(from, now_ns) {
-            c.at_iface += 1;
+            c.at_iface += n;
         }
     }
 
-    /// The socket got a probe from `from`.
+    /// The socket got a probe from `from`. Counted in a run per source, folded in when the
+    /// source changes or at the next reconcile: one map lookup per run, not per probe.
     pub(crate) fn at_socket(&mut self, from: IpAddr, now_ns: u64) {
-        if let Some(c) = self.counts(from, now_ns) {
-            c.at_socket += 1;
+        match &mut self.run {
+            Some((a, n, t)) if *a == from => {
+                *n += 1;
+                *t = now_ns;
+            }
+            _ => {
+                self.flush();
+                self.run = Some((from, 1, now_ns));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((from, n, t)) = self.run.take() {
+            if let Some(c) = self.counts(from, t) {
+                c.at_socket += n;
+            }
         }
     }
 
@@ -87,6 +105,7 @@ impl Arrivals {
     /// Compares the counts; call it only right after the socket was found drained. Returns the
     /// sources with newly found drops; forgets the sources idle since `now_ns - FORGET`.
     pub(crate) fn reconcile(&mut self, now_ns: u64) -> Vec<Filtered> {
+        self.flush();
         let mut out = Vec::new();
         for (&from, c) in &mut self.by_source {
             let mut missing = c.at_iface.saturating_sub(c.at_socket);
@@ -105,7 +124,7 @@ impl Arrivals {
         out
     }
 
-    /// What the acks to `to` carry: its probes filtered so far.
+    /// What the acks to `to` carry: its probes filtered so far (as of the last reconcile).
     pub(crate) fn filtered(&self, to: IpAddr) -> u64 {
         self.by_source.get(&to).map_or(0, |c| c.filtered)
     }
@@ -125,13 +144,13 @@ mod tests {
         let mut a = Arrivals::default();
         // p: 10 at the interface, 6 at the socket; q: all 3 through.
         for _ in 0..10 {
-            a.at_iface(p, 1);
+            a.at_iface(p, 1, 1);
         }
         for _ in 0..6 {
             a.at_socket(p, 1);
         }
         for _ in 0..3 {
-            a.at_iface(q, 1);
+            a.at_iface(q, 1, 1);
             a.at_socket(q, 1);
         }
         assert_eq!(a.reconcile(2), [Filtered { from: p, new: 4, total: 4 }]);
@@ -144,7 +163,7 @@ mod tests {
         assert_eq!(a.filtered(p), 4);
         // The tap catches up with those two, then sees 10 more the socket never gets.
         for _ in 0..12 {
-            a.at_iface(p, 6);
+            a.at_iface(p, 1, 6);
         }
         assert_eq!(a.reconcile(7), [Filtered { from: p, new: 10, total: 14 }]);
     }
@@ -154,7 +173,7 @@ mod tests {
         let p = ip("10.77.0.1");
         let mut a = Arrivals::default();
         for _ in 0..10 {
-            a.at_iface(p, 1);
+            a.at_iface(p, 1, 1);
         }
         for _ in 0..7 {
             a.at_socket(p, 1);
@@ -167,7 +186,7 @@ mod tests {
     fn sources_are_bounded_and_forgotten() {
         let mut a = Arrivals::default();
         for i in 0..MAX_SOURCES as u32 + 5 {
-            a.at_iface(IpAddr::V4(i.into()), 1);
+            a.at_iface(IpAddr::V4(i.into()), 1, 1);
         }
         assert_eq!((a.by_source.len(), a.untracked), (MAX_SOURCES, 5));
         a.reconcile(FORGET + 1);

@@ -320,10 +320,10 @@ impl Engine {
         self.arrivals = Some(arrivals::Arrivals::default());
     }
 
-    /// The tap saw a probe from `from` reach the interface.
-    pub(crate) fn tap_saw(&mut self, from: IpAddr, now_ns: u64) {
+    /// The tap saw `n` probes from `from` reach the interface.
+    pub(crate) fn tap_saw(&mut self, from: IpAddr, n: u64, now_ns: u64) {
         if let Some(a) = &mut self.arrivals {
-            a.at_iface(from, now_ns);
+            a.at_iface(from, n, now_ns);
         }
     }
 
@@ -656,7 +656,7 @@ impl HostPath {
             return;
         }
         self.last_ns = now;
-        self.tap.take_before(now.saturating_sub(SETTLE_NS), |from| engine.tap_saw(from, now));
+        self.tap.take_before(now.saturating_sub(SETTLE_NS), |from, n| engine.tap_saw(from, n, now));
         for f in engine.reconcile(now) {
             if self.notices.due(f.from, now) {
                 let cause = match (&self.iif, self.local) {

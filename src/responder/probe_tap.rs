@@ -14,13 +14,14 @@ use super::ResponderConfig;
 use crate::net::now_ns;
 use crate::net::tap::{self, Peek, Tap, TapSpec};
 
-/// Sightings waiting for the responder to take them; more are dropped (the tap then counts
-/// less, which can only hide a drop, never invent one).
-const MAX_PENDING: usize = 1 << 17;
+/// Sightings waiting for the responder to take them (each a run of one source's probes); more
+/// are dropped (the tap then counts less, which can only hide a drop, never invent one).
+const MAX_PENDING: usize = 1 << 16;
 
 #[derive(Default)]
 struct Pending {
-    sightings: VecDeque<(u64, IpAddr)>,
+    /// (when read, source, probes).
+    sightings: VecDeque<(u64, IpAddr, u64)>,
     /// Multicast probes for the group that arrived on another interface (index → count).
     elsewhere: HashMap<u32, u64>,
 }
@@ -65,45 +66,55 @@ impl ProbeTap {
         let thread = std::thread::Builder::new()
             .name("probe-tap".into())
             .spawn(move || {
+                // Probes from one source, counted as they come (consecutive ones merged), and
+                // those on another interface than the joined one.
+                let mut seen: Vec<(IpAddr, u64)> = Vec::new();
+                let mut elsewhere: Vec<u32> = Vec::new();
                 while !s.load(Ordering::Relaxed) {
-                    let Ok(frames) = tap.recv(false) else { break };
-                    let frames = frames.to_vec();
-                    if frames.is_empty() {
-                        continue;
-                    }
-                    let now = now_ns();
-                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-                    for (i, f) in frames.iter().enumerate() {
-                        let Some(u) = tap::parse(tap.frame(i)) else { continue };
+                    let read = tap.drain(|frame, f| {
+                        let Some(u) = tap::parse(frame) else { return };
                         // What the socket would take: the group (on the joined interface) or
                         // this host's address, from the one source of an SSM join, a probe.
-                        if f.multicast && u.dst != group {
-                            continue;
-                        }
-                        if source.is_some_and(|s| s != u.src) {
-                            continue;
+                        if (f.multicast && u.dst != group) || source.is_some_and(|s| s != u.src) {
+                            return;
                         }
                         if !plain && !matches!(tap::peek(u.payload), Some(Peek::Probe { .. })) {
-                            continue;
+                            return;
                         }
                         if f.multicast && joined != 0 && f.ifindex != joined {
-                            *p.elsewhere.entry(f.ifindex).or_default() += 1;
-                        } else if p.sightings.len() < MAX_PENDING {
-                            p.sightings.push_back((now, u.src));
+                            elsewhere.push(f.ifindex);
+                        } else {
+                            match seen.last_mut() {
+                                Some((a, n)) if *a == u.src => *n += 1,
+                                _ => seen.push((u.src, 1)),
+                            }
+                        }
+                    });
+                    if read.is_err() {
+                        break;
+                    }
+                    if !seen.is_empty() || !elsewhere.is_empty() {
+                        let now = now_ns();
+                        let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                        let room = MAX_PENDING.saturating_sub(p.sightings.len());
+                        p.sightings.extend(seen.drain(..).take(room).map(|(a, n)| (now, a, n)));
+                        for i in elsewhere.drain(..) {
+                            *p.elsewhere.entry(i).or_default() += 1;
                         }
                     }
+                    std::thread::sleep(tap::POLL);
                 }
             })
             .map_err(|e| format!("not watching the probes at the interface: cannot start a thread: {e}"))?;
         Ok(ProbeTap { pending, stop, thread: Some(thread), joined })
     }
 
-    /// The sources of the probes the tap read before `cutoff_ns`, oldest first, taken.
-    pub(crate) fn take_before(&self, cutoff_ns: u64, mut f: impl FnMut(IpAddr)) {
+    /// The probes the tap read before `cutoff_ns`, (source, count) oldest first, taken.
+    pub(crate) fn take_before(&self, cutoff_ns: u64, mut f: impl FnMut(IpAddr, u64)) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        while p.sightings.front().is_some_and(|(t, _)| *t < cutoff_ns) {
-            let (_, a) = p.sightings.pop_front().expect("checked");
-            f(a);
+        while p.sightings.front().is_some_and(|(t, ..)| *t < cutoff_ns) {
+            let (_, a, n) = p.sightings.pop_front().expect("checked");
+            f(a, n);
         }
     }
 
