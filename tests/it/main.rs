@@ -6,6 +6,7 @@
 mod common;
 
 mod ack_extension;
+mod ack_port;
 mod bad_input;
 mod diagnose;
 mod hardening;
