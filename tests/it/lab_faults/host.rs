@@ -276,3 +276,37 @@ fn rp_filter_on_a_responder_with_an_asymmetric_route_is_named_there() {
     let (code, out) = doctor(p, "h3", &["--role", "responder", "--peer", "10.77.0.1"]);
     assert_eq!((code, findings(&out).len()), (Some(0), 0), "{out}");
 }
+
+#[test]
+fn issue_19s_firewall_on_a_responders_host_drops_the_queries_and_the_switch_then_the_group() {
+    let Some((_lab, _turn, p)) = fresh_lab("hfd", 3) else { return };
+    // Queries every 2 s: a membership the host never renews ages out after 5 s (2 x 2 + 1).
+    crate::common::lab::lab_in(p, &["querier", "on", "--interval", "2"]);
+    let _h3 = responder(p, "h3");
+    // h2 has the very firewall of issue 19's first fault: the probes' port is open, IGMP is not.
+    nft_in(p, "h2", STATEFUL);
+    let _h2 = responder(p, "h2");
+    let mut c = in_lab_host(p, "h1");
+    c.args(["probe", "--iface", "veth0", "--count", "120", "--rate", "10", "--timeout", "500ms", "--quiet"]);
+    c.args(["--hosts", HOSTS]);
+    let out = run(c);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    // Multicast reaches h2 until its membership ages out, then the bridge keeps the group away.
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("outage: h2 from") && l.contains("to the end of the run")), "{text}");
+    assert!(advice(&text, "10.77.0.3").is_empty(), "h3 is ok: {text}");
+    // The probes that do not come never reach h2's interface: nothing to blame on its host path.
+    assert_no(&text, &["reached its interface but never", "this host's firewall drops the acks"]);
+    // doctor on h2 names the rule's gap, and does not call the LAN querier-less.
+    let (code, out) = doctor(p, "h2", &["--role", "responder", "--peer", "10.77.0.1"]);
+    assert_eq!(code, Some(1));
+    let found = findings(&out);
+    assert_eq!(found.len(), 1, "{out}");
+    assert!(found[0].contains("drops the IGMP membership queries"), "{out}");
+    assert!(out.contains("fix: nft insert rule inet filter input ip protocol igmp accept"), "{out}");
+    assert!(
+        out.contains("cannot tell whether the LAN has a membership querier: this host's firewall drops the queries"),
+        "{out}"
+    );
+}
