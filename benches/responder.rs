@@ -46,6 +46,7 @@ fn config(key: Option<Key>) -> ResponderConfig {
         allow: AllowList::default(),
         key,
         plain: false,
+        tap: false,
     }
 }
 

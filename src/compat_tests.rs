@@ -225,7 +225,9 @@ fn new_prober_and_new_responder_split_forward_loss() {
 #[test]
 fn the_extension_goes_first_and_the_name_takes_what_is_left() {
     let mut e = engine();
-    for (size, ext, name) in [(64, false, ""), (85, true, ""), (86, true, ""), (87, true, "n"), (150, true, "node7")] {
+    let cases =
+        [(64, false, ""), (88, false, "node7"), (89, true, ""), (90, true, ""), (91, true, "n"), (154, true, "node7")];
+    for (size, ext, name) in cases {
         let probe = probe_bytes(true, 0, size);
         let ack = decode_new(&new_responder(&mut e, &probe, 0));
         assert_eq!((ack.ext.is_some(), ack.name.as_str()), (ext, name), "probe of {size} bytes");

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod findings;
 pub mod folder;
 pub mod groups;

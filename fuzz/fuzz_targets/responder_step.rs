@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
         allow: AllowList::default(),
         key: keyed.then(|| key.clone()),
         plain,
+        tap: false,
     };
     let mut engine = Engine::new(&cfg, 7);
     let mut answered: HashSet<(u64, u64)> = HashSet::new();

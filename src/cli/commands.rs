@@ -401,6 +401,9 @@ Probes without end in windows of --window, and serves what it measured at /metri
 text, or OpenMetrics when asked), /healthz and / on --listen. The metrics name the hosts of the
 LAN: keep --listen on loopback or a management network, and let only Prometheus reach it.
 
+With --ack-port, windows take two blocks of ports in turn (PORT, and PORT+1+N with N --hosts),
+as each window waits for its late acks while the next one probes: open both in a firewall.
+
 Examples:
   mcprobe serve --iface eth0                              one target, metrics on 127.0.0.1:9798
   mcprobe serve --iface eth0 --hosts 10.0.0.11,10.0.0.12 --listen 10.9.0.5:9798
@@ -456,7 +459,7 @@ pub struct ServeArgs {
     pub max_series: usize,
 
     /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
     pub config: Option<PathBuf>,
 
     /// No progress display and no informational lines on stderr; errors and threshold misses are

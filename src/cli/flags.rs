@@ -68,6 +68,16 @@ pub struct SendArgs {
     /// prober waits for acks after its last probe.
     #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
+
+    /// This prober's local UDP port, where the acks arrive. Default: an ephemeral port, as any
+    /// UDP client has. Set it when this host has a firewall: acks come from the responders'
+    /// --port to this port, and conntrack does not tie them to the multicast probes, so a
+    /// stateful firewall drops them unless this port is open (`nft insert rule inet filter
+    /// input udp dport PORT accept`). With --hosts, the unicast probes take the ports after it,
+    /// one per host (PORT+1 ... PORT+N): a stateful firewall passes their acks anyway, a
+    /// stateless one needs the whole range.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ack_port: Option<u16>,
 }
 
 /// How often probes leave.
@@ -134,8 +144,8 @@ pub struct OutputArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON on stdout instead of the table (the same document as the
-    /// folder's report.json).
+    /// Print the result as JSON on stdout instead of the text (what an --out folder keeps as
+    /// report.json).
     #[arg(long)]
     pub json: bool,
 

@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod commands;
+pub mod doctor;
 pub mod flags;
 pub mod parse;
 pub mod watch;
@@ -72,6 +73,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
     Man(ManArgs),
+    /// Check this host for what silently breaks multicast, with the command that fixes each.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Command {
@@ -86,7 +89,7 @@ impl Command {
             Command::Mesh(a) => a.output.quiet,
             Command::Serve(a) => a.quiet,
             Command::Watch(a) => a.output.quiet,
-            Command::Report(_) | Command::Completions(_) | Command::Man(_) => false,
+            Command::Report(_) | Command::Completions(_) | Command::Man(_) | Command::Doctor(_) => false,
         }
     }
 }

@@ -20,8 +20,10 @@ const DEFAULTS_THAT_DIFFER: &[(&str, &str, &str)] = &[
 ];
 
 /// Flags whose help differs between commands, and why: the same meaning, said for that command.
-const HELP_THAT_DIFFERS: &[(&str, &str, &str)] =
-    &[("report", "out", "report writes report.html (and matrix.csv) from folders other runs wrote")];
+const HELP_THAT_DIFFERS: &[(&str, &str, &str)] = &[
+    ("report", "out", "report writes report.html (and matrix.csv) from folders other runs wrote"),
+    ("doctor", "iface", "doctor checks one interface, which must be named: no default to describe"),
+];
 
 /// What a flag is, as a user meets it in one command.
 #[derive(Debug)]

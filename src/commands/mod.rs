@@ -6,6 +6,7 @@
 mod completions;
 mod demo;
 mod discover;
+mod doctor;
 pub mod exit;
 mod man;
 mod max_rate;
@@ -42,6 +43,7 @@ pub fn run(cmd: &Command, stop: &AtomicBool) -> Result<i32> {
         Command::Watch(a) => watch::watch(a, stop),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => man::man(a),
+        Command::Doctor(a) => doctor::doctor(a),
     }
 }
 
@@ -55,7 +57,7 @@ pub fn on_first_interrupt(cmd: &Command) -> Option<&'static str> {
         Command::Respond(_) => Some("mcprobe: stopping; interrupt again to quit at once"),
         Command::Serve(_) => Some("mcprobe: stopping the probes and the HTTP server; interrupt again to quit at once"),
         Command::Watch(_) => Some("mcprobe: stopping the watch and reporting; interrupt again to quit at once"),
-        Command::Report(_) | Command::Completions(_) | Command::Man(_) => None,
+        Command::Report(_) | Command::Completions(_) | Command::Man(_) | Command::Doctor(_) => None,
     }
 }
 

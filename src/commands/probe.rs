@@ -16,6 +16,7 @@ use crate::output;
 use crate::output::progress::{human, LiveProgress};
 use crate::prober;
 use crate::querier::watch::QuerierWatch;
+use crate::run::AckWatch;
 use crate::stats::{IntervalRow, RawRow};
 
 pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
@@ -96,6 +97,13 @@ pub(crate) fn run_probe(
     live.finish();
     let mut outcome = outcome?;
     let mut found = Findings::of(&outcome, setup.judgement);
+    // Without the ack tap, a loss cannot be placed on this host's side or the network's: say so
+    // once, when there was some.
+    if let (Some(AckWatch::NotWatched(why)), false) = (&outcome.ack_watch, quiet) {
+        if found.responders().next().is_none() || found.rows.iter().any(|r| r.figures.lost > 0) {
+            eprintln!("mcprobe: {why}");
+        }
+    }
     if let Some(w) = watch {
         found = found.with_querier(w.map(QuerierWatch::finish));
     }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::auth::Key;
+use crate::cli::doctor::{DoctorArgs, RoleArg as DoctorRole};
 use crate::cli::*;
+use crate::doctor::{Role, Setup};
 use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
 use crate::maxrate::driver::MaxRateConfig;
 use crate::maxrate::search::SearchConfig;
@@ -51,6 +53,7 @@ pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>,
         allow: AllowList::default(),
         key: None,
         plain: false,
+        tap: false,
     }
 }
 
@@ -87,6 +90,41 @@ pub(crate) fn group(a: &GroupArgs) -> Result<(IpAddr, u16, Option<Iface>)> {
         None => net::route_iface(group)?,
     };
     Ok((group, a.port, iface))
+}
+
+/// `--ack-port`: not the group's port (responders listen there), and with the `hosts` unicast
+/// ports after it, in `blocks` blocks (`serve` alternates two), all below 65536.
+pub(crate) fn ack_port(ack: Option<u16>, port: u16, hosts: usize, blocks: usize) -> Result<Option<u16>> {
+    check_ack_port(ack, "--ack-port", port, hosts, blocks).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// [`ack_port`] for a setting named `what` (a flag, or a field of `serve`'s file).
+pub(crate) fn check_ack_port(
+    ack: Option<u16>,
+    what: &str,
+    port: u16,
+    hosts: usize,
+    blocks: usize,
+) -> Result<Option<u16>, String> {
+    let Some(ack) = ack else { return Ok(None) };
+    if ack == port {
+        let other = if ack == u16::MAX { ack - 1 } else { ack + 1 };
+        return Err(format!("{what} {ack}: the same as --port, where responders listen; pick another (e.g. {other})"));
+    }
+    let last = usize::from(ack) + blocks * (hosts + 1) - 1;
+    if last > usize::from(u16::MAX) {
+        let with = if hosts > 0 { format!(" with {hosts} --hosts") } else { String::new() };
+        return Err(format!(
+            "{what} {ack}: takes ports {ack}-{last}{with}, beyond 65535; pick a port of at most {}",
+            usize::from(u16::MAX) + 1 - blocks * (hosts + 1)
+        ));
+    }
+    if (usize::from(ack)..=last).contains(&usize::from(port)) {
+        return Err(format!(
+            "{what} {ack}: its ports {ack}-{last} include --port {port}, where responders listen; pick another"
+        ));
+    }
+    Ok(Some(ack))
 }
 
 pub(crate) fn key_of(args: &KeyArgs) -> Result<Option<Key>> {
@@ -186,7 +224,9 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
     let (count, deadline) = length(&args.length, interval, if soak { SOAK_DURATION } else { DEFAULT_DURATION })?;
     let output = output(&args.output)?;
     let keyed = key.is_some();
+    let hosts = expected_hosts(&args.hosts, group)?;
     let probe = ProbeConfig {
+        ack_port: ack_port(args.send.ack_port, port, hosts.len(), 1)?,
         ttl: args.send.ttl,
         size,
         interval,
@@ -204,7 +244,7 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         key,
         plain: args.plain.plain.then(|| args.message.clone().into_bytes()),
         outage_min: args.outage_min,
-        hosts: expected_hosts(&args.hosts, group)?,
+        hosts,
         ..probe_defaults(group, port, iface)
     };
     Ok(ProbeSetup {
@@ -243,6 +283,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
         rcvbuf: args.net.rcvbuf,
         intervals: output.out.is_some(),
         key,
+        ack_port: ack_port(args.send.ack_port, port, 0, 1)?,
         ..probe_defaults(group, port, iface)
     };
     let thresholds = thresholds(&LossArgs { max_loss: None }, Some(&args.min));
@@ -262,6 +303,7 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         allow: AllowList(args.allow.clone()),
         key: key_of(&args.key)?,
         plain: args.plain.plain,
+        tap: true,
         ..responder_defaults(group, port, iface, name)
     })
 }
@@ -304,6 +346,7 @@ pub(crate) fn max_rate(args: &MaxRateArgs) -> Result<(MaxRateConfig, Output)> {
         timeout: args.send.timeout,
         rcvbuf: args.net.rcvbuf,
         key,
+        ack_port: ack_port(args.send.ack_port, port, 0, 1)?,
         ..probe_defaults(group, port, iface)
     };
     // Below the floor a responder is not searched further: --min-rate when given (below it the
@@ -367,6 +410,7 @@ pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
         rcvbuf: args.net.rcvbuf,
         key: key.clone(),
         hosts: peers.clone(),
+        ack_port: ack_port(args.send.ack_port, port, peers.len(), 1)?,
         ..probe_defaults(group, port, iface.clone())
     };
     // Every peer probes at --rate on two paths; the default limits are far above a mesh's rate.
@@ -385,6 +429,32 @@ pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
         name: Some(name.clone()),
     };
     Ok(MeshSetup { probe, responder, me, peers, name, linger: args.linger })
+}
+
+/// What `doctor` checks: the interface (and its index), the group, the role, the peers.
+pub(crate) fn doctor(args: &DoctorArgs) -> Result<(Setup, u32)> {
+    let group = net::check_group(args.group)?;
+    let iface = net::resolve_iface(&args.iface)?;
+    iface.check_family(group)?;
+    if let Some(p) = args.peer.iter().find(|p| p.is_ipv6() != group.is_ipv6() || p.is_multicast()) {
+        bail!("--peer {p}: not a host address of --group {group}'s family");
+    }
+    let role = match args.role {
+        DoctorRole::Prober => Role::Prober,
+        DoctorRole::Responder => Role::Responder,
+        DoctorRole::Both => Role::Both,
+    };
+    let s = Setup {
+        iface: iface.name.clone(),
+        group,
+        port: args.port,
+        role,
+        ack_port: args.ack_port,
+        peers: args.peer.clone(),
+        querier_wait: args.querier_listen,
+        keyed: args.keyed,
+    };
+    Ok((s, iface.index))
 }
 
 /// `--out` must be a folder, or a path where one can be made.

@@ -33,6 +33,7 @@ struct Spec {
     outage_min: u64,
     rcvbuf: usize,
     querier_wait: Option<Duration>,
+    ack_port: Option<u16>,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -80,6 +81,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 outage_min: a.outage_min,
                 rcvbuf: a.net.rcvbuf,
                 querier_wait: a.querier.querier_wait,
+                ack_port: a.send.ack_port,
                 from_flags: true,
             };
             vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
@@ -117,6 +119,7 @@ struct FileTarget {
     outage_min: Option<u64>,
     rcvbuf: Option<String>,
     querier_wait: Option<String>,
+    ack_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +155,14 @@ pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
                 "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group, port and interface",
                 o.name
             );
+        }
+        if let Some((a, b)) = t.ack_ports() {
+            if let Some(o) = targets.iter().find(|o| o.ack_ports().is_some_and(|(c, d)| a <= d && c <= b)) {
+                bail!(
+                    "--config {p}: {label}: field 'ack_port': its ports {a}-{b} overlap those of target '{}'",
+                    o.name
+                );
+            }
         }
         targets.push(t);
     }
@@ -241,6 +252,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         outage_min: t.outage_min.unwrap_or(3),
         rcvbuf,
         querier_wait: t.querier_wait.as_ref().map(|s| field("querier_wait", parse_duration(s))).transpose()?,
+        ack_port: t.ack_port,
         from_flags: false,
     })
 }
@@ -293,6 +305,7 @@ fn build(s: Spec) -> Result<Target, String> {
         Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
         None => None,
     };
+    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
     let window = Duration::from_nanos((s.interval.as_nanos() * u128::from(count)) as u64);
@@ -307,6 +320,7 @@ fn build(s: Spec) -> Result<Target, String> {
         key: s.key,
         outage_min: s.outage_min,
         hosts: s.hosts,
+        ack_port,
         ..super::probe_defaults(s.group, s.port, iface)
     };
     Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
@@ -348,6 +362,20 @@ mod tests {
     }
 
     #[test]
+    fn windows_take_two_blocks_of_ack_ports_and_targets_do_not_share_them() {
+        let t = load("[[target]]\nname = \"a\"\nack_port = 40000\nhosts = [\"127.0.0.2\"]\n").unwrap();
+        let ports: Vec<Option<u16>> = (0..4).map(|k| t[0].ack_port_of_window(k)).collect();
+        assert_eq!(ports, [Some(40000), Some(40002), Some(40000), Some(40002)]);
+        assert_eq!(t[0].ack_ports(), Some((40000, 40003)));
+        let e = format!(
+            "{:#}",
+            load("[[target]]\nname = \"a\"\nack_port = 40000\n[[target]]\nname = \"b\"\nport = 24243\nack_port = 40001\n")
+                .unwrap_err()
+        );
+        assert!(e.contains("target 'b': field 'ack_port': its ports 40001-40002 overlap those of target 'a'"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_target_and_the_field() {
         let cases = [
             ("[[target]]\nname = \"a\"\ninterval = \"soon\"\n", "target 'a': field 'interval'"),
@@ -365,6 +393,7 @@ mod tests {
             ("[[target]]\nname = \"a\"\nwindow = \"1000000h\"\n", "target 'a': field 'window'"),
             ("[[target]]\nname = \"a\"\nrate = 9000\nhosts = [\"127.0.0.1\"]\n", "target 'a': field 'rate'"),
             ("[[target]]\nname = \"a\"\n[[target]]\nname = \"b\"\n", "target 'b': fields 'group', 'port' and 'iface'"),
+            ("[[target]]\nname = \"a\"\nack_port = 24242\n", "target 'a': field 'ack_port' 24242: the same as --port"),
             ("", "no [[target]]"),
         ];
         for (text, want) in cases {

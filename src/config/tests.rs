@@ -194,3 +194,21 @@ fn without_iface_the_route_names_the_interface() {
     let i = c.iface.expect("--iface 127.0.0.1");
     assert_eq!((i.name.as_str(), i.by_route), ("lo", false));
 }
+
+#[test]
+fn the_ack_port_is_not_the_group_port_and_its_block_fits() {
+    let c = probe(&probe_args(&["--ack-port", "40000", "--hosts", "127.0.0.2,127.0.0.3"])).unwrap().probe;
+    assert_eq!((c.ack_port, c.unicast_port(0), c.unicast_port(1)), (Some(40000), Some(40001), Some(40002)));
+    assert_eq!(probe(&probe_args(&[])).unwrap().probe.ack_port, None);
+    let e = probe_err(&["--ack-port", "24242"]);
+    assert!(e.contains("--ack-port 24242") && e.contains("the same as --port"), "{e}");
+    let e = probe_err(&["--ack-port", "24241", "--hosts", "127.0.0.2"]);
+    assert!(e.contains("--ack-port 24241") && e.contains("24241-24242 include --port 24242"), "{e}");
+    let e = probe_err(&["--ack-port", "65535", "--hosts", "127.0.0.2"]);
+    assert!(e.contains("--ack-port 65535") && e.contains("65535-65536") && e.contains("at most 65534"), "{e}");
+    // serve takes two blocks.
+    let e = check_ack_port(Some(65534), "field 'ack_port'", 24242, 0, 2).unwrap();
+    assert_eq!(e, Some(65534));
+    let e = check_ack_port(Some(65535), "field 'ack_port'", 24242, 0, 2).unwrap_err();
+    assert!(e.starts_with("field 'ack_port' 65535"), "{e}");
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Path, Row};
 use crate::run::IcmpKind;
-use crate::run::{KeyCounts, KeyEvidence, UnicastRun, UNICAST_TTL};
+use crate::run::{KeyCounts, KeyEvidence, Neighbour, UnicastRun, UNICAST_TTL};
 
 /// Loss above this percentage marks a path as bad, unless `--max-loss` sets another threshold.
 pub(crate) const DEFAULT_THRESHOLD_PCT: f64 = 1.0;
@@ -81,12 +81,22 @@ pub enum Advice {
     /// Unicast silent, and no ICMP error came back either: a firewall that drops, or a host that
     /// is down (some kernels report neither).
     Silence,
+    /// Unicast silent, no ICMP error, but the host answered ARP / neighbour discovery: it is up,
+    /// and something drops the probes (its firewall, or one on the way) or its responder's
+    /// socket never gets them.
+    SilentButUp,
     /// Every listed host answers unicast and none answers on the group: a configuration mistake
     /// (another --group or --port on the responders) is likelier than a network fault.
     GroupOrPortDiffers,
     /// No answer, and this is what the host said about the key (notices, unkeyed acks): see
     /// [`key_mismatch_text`].
     KeyMismatch(KeyCounts),
+    /// Its acks reached this host's interface and never mcprobe's socket: this host drops them
+    /// (see [`super::AcksDroppedHere`]).
+    AcksDroppedHere,
+    /// Its own host's tap saw this many of the probes reach its interface and not its
+    /// responder's socket (see [`super::host_path::ProbesDroppedAtHost`]).
+    ProbesDroppedAtHost { probes: u64 },
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -103,6 +113,8 @@ pub(crate) struct Signals {
     /// What says it has another key than this prober: everything its unicast path heard, and
     /// what the multicast path heard from its address. `None` when nothing did.
     pub key: Option<KeyCounts>,
+    /// What the neighbour table said of it.
+    pub neighbour: Option<Neighbour>,
 }
 
 impl Signals {
@@ -117,6 +129,7 @@ impl Signals {
             not_sent: u.not_sent,
             is_self: u.is_self || local.contains(&u.host),
             key: (key.total() > 0).then_some(key),
+            neighbour: u.neighbour,
         }
     }
 
@@ -128,6 +141,8 @@ impl Signals {
             Some(IcmpKind::PortUnreachable) => Advice::NoResponderOnPort { port },
             Some(IcmpKind::HostUnreachable) if by_self => Advice::NoNeighbour,
             None if self.not_sent > 0 => Advice::NoNeighbour,
+            None if self.neighbour == Some(Neighbour::Unanswered) => Advice::NoNeighbour,
+            None if self.neighbour == Some(Neighbour::Resolved) => Advice::SilentButUp,
             Some(IcmpKind::AdminProhibited) => Advice::Rejected { by: self.reporter },
             Some(kind) => Advice::Unreachable { kind, by: self.reporter },
             None => Advice::Silence,
@@ -170,8 +185,12 @@ impl HostDiagnosis {
                 "{multicast}the host is up but nothing listens on port {port} (ICMP port unreachable): no responder, or one on another --port"
             ),
             Advice::NoNeighbour => {
-                "no answer to ARP/neighbour discovery (ICMP host unreachable from this host): the host is down or not on this LAN".to_string()
+                "no answer to ARP/neighbour discovery from this host: the host is down, not on this LAN, or it drops this host's requests (its rp_filter, when its route back to this host leaves by another interface)".to_string()
             }
+            Advice::SilentButUp => format!(
+                "{}no ICMP error, yet the host answers ARP/neighbour discovery, so it is up: its firewall (or one on the way) drops the probes silently; `mcprobe doctor --role responder` on it, and its responder's log, say which",
+                if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, " } else { "no answer on either path, " }
+            ),
             Advice::Unreachable { kind, by: r } => {
                 let what = match kind {
                     IcmpKind::TimeExceeded => "the TTL ran out on the way (ICMP time exceeded)",
@@ -186,6 +205,10 @@ impl HostDiagnosis {
             }
             Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
             Advice::KeyMismatch(c) => format!("key mismatch: {}", key_mismatch_text(&c)),
+            Advice::ProbesDroppedAtHost { probes } => format!(
+                "at least {probes} probes reached its interface but never its responder's socket, as its host counted them: its firewall, rp_filter or a join on another interface drops them, not the network (the responder's log there names which; `mcprobe doctor --role responder` on it)"
+            ),
+            Advice::AcksDroppedHere => "its acks reach this host's interface but never mcprobe's socket: this host's firewall drops them, not the network nor the responder (the line \"this host's firewall drops the acks\" says how to fix it)".to_string(),
             Advice::Silence => format!(
                 "{}no ICMP error either: a firewall that drops, or the host is down",
                 if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
@@ -205,7 +228,9 @@ pub struct Diagnosis {
 impl Diagnosis {
     /// Some host gets unicast but not multicast: the case a documented exit code singles out.
     pub(crate) fn multicast_broken(&self) -> bool {
-        self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost)
+        // Acks dropped by this host's firewall: multicast reached the responder, so it is not
+        // broken.
+        self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost && h.advice != Advice::AcksDroppedHere)
     }
 
     /// Hosts whose verdict is not ok.

@@ -8,6 +8,7 @@
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
 pub mod diagnosis;
+pub mod host_path;
 pub(crate) mod querier;
 pub(crate) mod shared;
 
@@ -21,6 +22,7 @@ use crate::run::{KeyCounts, KeyEvidence, Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
+pub use host_path::AcksDroppedHere;
 pub(crate) use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
 pub(crate) use shared::{KnownCause, SharedFaults, SharedLoss};
 
@@ -216,6 +218,12 @@ pub enum Note {
         host: u64,
         network: u64,
     },
+    /// Acks reached this host's interface but not mcprobe's socket: this host (its firewall)
+    /// drops them. Replaces the "nothing answered" and "group mismatch" hints, which it
+    /// disproves.
+    AcksDroppedHere(AcksDroppedHere),
+    /// A responder's host dropped this prober's probes between its interface and its socket.
+    ProbesDroppedAtHost(host_path::ProbesDroppedAtHost),
     /// A membership querier heard on the interface.
     Querier(QuerierSeen),
     /// No membership query for longer than the wait: snooping switches will drop the group.
@@ -288,6 +296,8 @@ pub struct Findings {
     pub shared: SharedFaults,
     /// What a querier watch heard ([`Findings::with_querier`]); `None` when none was asked for.
     pub querier: Option<QuerierFinding>,
+    /// Where along the hosts' paths packets disappeared, from the packet taps.
+    pub host_path: host_path::HostPath,
 }
 
 /// What the findings need to know besides the outcome.
@@ -355,6 +365,10 @@ impl Findings {
                     .any(|r| r.id().is_some() && r.id() == j.own && r.responder.as_ref().is_some_and(|x| x.addr == *a))
             };
             d.unexpected.retain(|(_, a)| !own(a));
+            host_path::explain_dropped_probes(&mut d, &host_path::probes_dropped_at_hosts(&rows));
+            if let Some(drops) = AcksDroppedHere::of(o, j.group.port()) {
+                host_path::explain_hosts(&mut d, &drops);
+            }
             for r in &mut rows {
                 r.verdict = r.expected_host.and_then(|h| d.hosts.iter().find(|d| d.host == h)).map(|d| d.verdict);
             }
@@ -374,7 +388,8 @@ impl Findings {
         };
         shared.groups.iter_mut().filter(|g| g.everyone).for_each(|g| g.known = known);
         notes.extend(shared_notes(&shared));
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None }
+        let host_path = host_path::HostPath::of(o, &rows, j.group.port());
+        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None, host_path }
     }
 
     /// The multicast rows of responders that answered.
@@ -508,11 +523,18 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes.extend(f.fell_short.map(Note::SenderFellShort));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
+    notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
     notes.extend(rows.iter().filter_map(|r| {
         let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
         Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
+    // Acks that reached this host and were dropped here prove the responders answered: the
+    // hints below about settings that differ would send the reader the wrong way.
+    if let Some(drops) = AcksDroppedHere::of(o, j.group.port()) {
+        notes.push(Note::AcksDroppedHere(drops));
+        return notes;
+    }
     let keys = key_mismatches(o);
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {

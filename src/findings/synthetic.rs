@@ -36,6 +36,9 @@ pub(crate) struct Answerer {
     pub limit_probe: fn(u64) -> bool,
     /// Probes it answered whose ack was lost on the way back.
     pub lose_ack: fn(u64) -> bool,
+    /// With `reports`: its host's tap count of this prober's probes dropped before its socket,
+    /// which grows by this much per probe (the ack extension's `filtered`).
+    pub filtered_per_probe: Option<u32>,
 }
 
 impl Answerer {
@@ -51,6 +54,7 @@ impl Answerer {
             reports: None,
             limit_probe: |_| false,
             lose_ack: |_| false,
+            filtered_per_probe: None,
         }
     }
 }
@@ -83,6 +87,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                     Some(ms) => (tx + 40_000).saturating_sub(T0 + ms * MS),
                     None => 600_000 * MS + seq * 10 * MS,
                 }),
+                filtered: a.filtered_per_probe.map(|k| k * seq as u32),
             });
             counts[i] += 1;
             let ack = Ack {
@@ -157,5 +162,6 @@ pub(crate) fn outcome(sent: u64, ttl: u32, multicast: &[Answerer], unicast: &[(&
         send_errors: 0,
         local_addrs: vec!["10.0.0.100".parse().expect("an address")],
         keys: Default::default(),
+        ack_watch: None,
     }
 }

@@ -173,7 +173,11 @@ fn the_kernels_icmp_errors_become_advice() {
     );
     let texts: Vec<String> = f.diagnosis.unwrap().hosts.iter().map(|h| h.advice_text()).collect();
     assert!(texts[0].contains("nothing listens on port 4242"), "{}", texts[0]);
-    assert!(texts[1].contains("down or not on this LAN"), "{}", texts[1]);
+    assert!(
+        texts[1].contains("down, not on this LAN, or it drops this host's requests (its rp_filter"),
+        "{}",
+        texts[1]
+    );
     assert!(texts[4].contains("no ICMP error"), "{}", texts[4]);
     // Probes the kernel refused outright (an address that never resolved) say the same as
     // its host unreachable.
@@ -181,6 +185,17 @@ fn the_kernels_icmp_errors_become_advice() {
     o.unicast[0].not_sent = 12;
     let f = Findings::of(&o, judge("239.1.1.1:4242"));
     assert_eq!(f.diagnosis.unwrap().hosts[0].advice, Advice::NoNeighbour);
+    // Silence, and what the neighbour table says: a host that answered ARP is up (so not
+    // "down"); one asked and silent is the neighbour case.
+    use crate::run::Neighbour;
+    let mut o = outcome(20, 1, &[], &[("10.0.0.7", vec![]), ("10.0.0.8", vec![])]);
+    o.unicast[0].neighbour = Some(Neighbour::Resolved);
+    o.unicast[1].neighbour = Some(Neighbour::Unanswered);
+    let f = Findings::of(&o, judge("239.1.1.1:4242"));
+    let d = f.diagnosis.unwrap();
+    assert_eq!((d.hosts[0].advice, d.hosts[1].advice), (Advice::SilentButUp, Advice::NoNeighbour));
+    let text = d.hosts[0].advice_text();
+    assert!(text.contains("so it is up") && text.contains("firewall") && !text.contains("down"), "{text}");
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
-mod batch;
+pub(crate) mod batch;
 pub mod icmp;
 mod probe_sockets;
+pub mod route;
 mod source_filter;
+pub(crate) mod tap;
 
 pub(crate) use batch::{RecvBatch, SendBatch, BATCH};
 pub(crate) use probe_sockets::{unicast_socket, Event, ProbeSockets};
@@ -196,13 +198,20 @@ pub(crate) fn enable_rx_metadata(sock: &Socket) -> Result<()> {
     socket::setsockopt(sock, sockopt::RxqOvfl, &1).context("cannot enable SO_RXQ_OVFL")
 }
 
-/// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks.
+/// The prober's socket for `group`'s family: sends probes to the group, receives the unicast acks,
+/// on `ack_port` (`--ack-port`) or an ephemeral port.
 ///
 /// Bound to the address its probes leave from (the interface's, or the one the route to the
 /// group picks), never to the wildcard: a keyed probe's tag binds its source address (see
 /// `crate::auth`), so the prober must know it for sure, and a bound socket's datagrams always
 /// carry the bound address.
-pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvbuf: usize) -> Result<UdpSocket> {
+pub(crate) fn prober_socket(
+    group: IpAddr,
+    iface: Option<&Iface>,
+    ttl: u32,
+    rcvbuf: usize,
+    ack_port: Option<u16>,
+) -> Result<UdpSocket> {
     let ttl_err = || format!("--ttl {ttl}: rejected by the kernel");
     let mut routed = None;
     match iface {
@@ -230,8 +239,14 @@ pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvb
                     _ => Ipv4Addr::UNSPECIFIED,
                 },
             };
-            sock.bind(&SocketAddrV4::new(from, 0).into())
-                .with_context(|| format!("cannot bind the prober's socket to {from}"))?;
+            // Bound to a fixed --ack-port, the socket must not take datagrams to groups other
+            // sockets of this host joined on that port (Linux's IP_MULTICAST_ALL default).
+            sock.set_multicast_all_v4(false).context("cannot clear IP_MULTICAST_ALL")?;
+            let at = SocketAddrV4::new(from, ack_port.unwrap_or(0));
+            sock.bind(&at.into()).map_err(|e| match ack_port {
+                Some(_) => ack_port_error(e, ack_port, at.port(), "the acks"),
+                None => anyhow::anyhow!("cannot bind the prober's socket to {from}: {e}"),
+            })?;
             sock
         }
         IpAddr::V6(g) => {
@@ -243,10 +258,15 @@ pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvb
                 .with_context(|| format!("--iface {}: cannot send IPv6 multicast from it", i.name))?;
             // From the interface's own IPv6 address, the one the reports show.
             let scope = |a: &Ipv6Addr| if a.is_unicast_link_local() { i.index } else { 0 };
-            let from = i
-                .addr6
-                .map_or(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0), |a| SocketAddrV6::new(a, 0, 0, scope(&a)));
-            sock.bind(&from.into()).with_context(|| format!("cannot bind the prober's socket to {}", from.ip()))?;
+            let port = ack_port.unwrap_or(0);
+            let from = i.addr6.map_or(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0), |a| {
+                SocketAddrV6::new(a, port, 0, scope(&a))
+            });
+            sock.set_multicast_all_v6(false).context("cannot clear IPV6_MULTICAST_ALL")?;
+            sock.bind(&from.into()).map_err(|e| match ack_port {
+                Some(_) => ack_port_error(e, ack_port, port, "the acks"),
+                None => anyhow::anyhow!("cannot bind the prober's socket to {}: {e}", from.ip()),
+            })?;
             sock
         }
     };
@@ -254,6 +274,24 @@ pub(crate) fn prober_socket(group: IpAddr, iface: Option<&Iface>, ttl: u32, rcvb
     enable_rx_metadata(&sock)?;
     sock.set_read_timeout(Some(READ_TICK))?;
     Ok(sock.into())
+}
+
+/// A prober socket's bind error, naming `--ack-port` when it was given: `port` is the port that
+/// failed (the ack port, or one after it for a `--hosts` host), `what` what it was for.
+pub(crate) fn ack_port_error(e: io::Error, ack_port: Option<u16>, port: u16, what: &str) -> anyhow::Error {
+    let Some(flag) = ack_port else {
+        return anyhow::anyhow!("cannot bind the prober's socket for {what}: {e}");
+    };
+    let which = if port == flag { String::new() } else { format!(": port {port}, for {what},") };
+    match e.kind() {
+        io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "--ack-port {flag}{which} is in use (another prober, or another program: see `ss -ulpn sport = :{port}`); pick another port"
+        ),
+        io::ErrorKind::PermissionDenied => {
+            anyhow::anyhow!("--ack-port {flag}{which} permission denied (ports below 1024 need root)")
+        }
+        _ => anyhow::anyhow!("--ack-port {flag}{which} cannot bind: {e}"),
+    }
 }
 
 /// Without `--iface`, multicast leaves by the route to the group: check there is one before any

@@ -19,18 +19,24 @@ use nix::sys::socket::{self, sockopt, MsgFlags};
 use super::icmp::{self, IcmpError};
 use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
 
-/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking.
-/// Bound to the source address the route to the host gives (a keyed probe's tag binds it: see
+/// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking; on
+/// `port` (from `--ack-port`, named by `ack_port` in errors) or an ephemeral one. Bound to the
+/// source address the route to the host gives (a keyed probe's tag binds it: see
 /// `crate::auth`); to the wildcard when there is no route, whose probes fail anyway.
-pub(crate) fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
+pub(crate) fn unicast_socket(
+    host: IpAddr,
+    rcvbuf: usize,
+    port: Option<u16>,
+    ack_port: Option<u16>,
+) -> Result<UdpSocket> {
     let sock = udp_socket(host.is_ipv6())?;
     let routed = source_toward(host);
     if host.is_ipv6() {
         sock.set_unicast_hops_v6(UNICAST_TTL).context("cannot set IPV6_UNICAST_HOPS")?;
         socket::setsockopt(&sock, sockopt::Ipv6RecvErr, &true).context("cannot enable IPV6_RECVERR")?;
         let from = match routed {
-            Some(SocketAddr::V6(a)) => SocketAddrV6::new(*a.ip(), 0, 0, a.scope_id()),
-            _ => SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+            Some(SocketAddr::V6(a)) => SocketAddrV6::new(*a.ip(), port.unwrap_or(0), 0, a.scope_id()),
+            _ => SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port.unwrap_or(0), 0, 0),
         };
         sock.bind(&from.into())
     } else {
@@ -40,9 +46,9 @@ pub(crate) fn unicast_socket(host: IpAddr, rcvbuf: usize) -> Result<UdpSocket> {
             Some(SocketAddr::V4(a)) => *a.ip(),
             _ => Ipv4Addr::UNSPECIFIED,
         };
-        sock.bind(&SocketAddrV4::new(from, 0).into())
+        sock.bind(&SocketAddrV4::new(from, port.unwrap_or(0)).into())
     }
-    .with_context(|| format!("cannot bind a socket for the unicast probes to {host}"))?;
+    .map_err(|e| super::ack_port_error(e, ack_port, port.unwrap_or(0), &format!("the unicast probes to {host}")))?;
     set_rcvbuf(&sock, rcvbuf)?;
     enable_rx_metadata(&sock)?;
     sock.set_nonblocking(true).context("cannot make a unicast socket non-blocking")?;
@@ -143,7 +149,7 @@ mod tests {
     fn datagrams_and_icmp_errors_come_from_the_right_socket() {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let multicast = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let host = unicast_socket(lo, 1 << 16).unwrap();
+        let host = unicast_socket(lo, 1 << 16, None, None).unwrap();
         let host_addr = SocketAddr::new(lo, host.local_addr().unwrap().port());
         let closed = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
         let mut socks = ProbeSockets::new(multicast, vec![host.try_clone().unwrap()]);

@@ -136,6 +136,8 @@ struct JsonReport {
     /// Membership queriers heard while probing (absent when no watch was asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     querier: Option<super::querier::JsonQuerierWatch>,
+    /// Where along the hosts' paths packets disappeared (the packet taps).
+    host_path: super::host_path::JsonHostPath,
 }
 
 pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
@@ -158,6 +160,7 @@ pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         diagnosis: f.diagnosis.as_ref().map(JsonDiagnosis::from),
         shared_faults: (&f.shared).into(),
         querier: f.querier.as_ref().map(Into::into),
+        host_path: (&f.host_path).into(),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)

@@ -5,6 +5,8 @@
 //! the files.
 
 pub(crate) mod csv;
+pub(crate) mod doctor;
+pub(crate) mod host_path;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod max_rate;

@@ -387,3 +387,27 @@ fn table_when_nothing_answered_but_a_key_is_needed() {
     let f = Findings::of(&o, judge());
     insta::assert_snapshot!(render(|w| write_table(w, &f)));
 }
+
+/// The host path: this host's firewall dropped the acks of h2 (multicast), and h3's host
+/// drops the multicast probes before its socket, which its unicast acks report.
+#[test]
+fn table_json_and_verdicts_with_drops_on_the_hosts_paths() {
+    use crate::run::{AckSightings, AckWatch};
+    let mut h3 = Answerer::new(3, "h3", "10.0.0.3:24242");
+    h3.reports = Some(None);
+    h3.filtered_per_probe = Some(1);
+    let h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    let hosts = [("10.0.0.2", vec![h2]), ("10.0.0.3", vec![h3])];
+    let mut o = outcome(40, 1, &[], &hosts);
+    o.ack_watch = Some(AckWatch::Watched(AckSightings {
+        by_source: vec![("10.0.0.2".parse().unwrap(), 80, 40), ("10.0.0.3".parse().unwrap(), 40, 40)],
+        settled: true,
+        ports: vec![41234, 41235, 41236],
+        ..AckSightings::default()
+    }));
+    let f = Findings::of(&o, judge());
+    insta::assert_snapshot!(render(|w| {
+        write_table(w, &f)?;
+        write_json(w, &f)
+    }));
+}

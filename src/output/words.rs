@@ -111,9 +111,13 @@ pub(crate) fn diagnosis(f: &Findings) -> Vec<Said> {
 
 fn note_topic(n: &Note) -> Topic {
     match n {
-        Note::ForeignAcks(_) | Note::Invalid(_) | Note::Forged(_) | Note::LocalDrops(_) | Note::SendErrors(_) => {
-            Topic::Prober
-        }
+        Note::ForeignAcks(_)
+        | Note::Invalid(_)
+        | Note::Forged(_)
+        | Note::LocalDrops(_)
+        | Note::SendErrors(_)
+        | Note::AcksDroppedHere(_) => Topic::Prober,
+        Note::ProbesDroppedAtHost(_) => Topic::Responder,
         Note::SenderFellShort(_) => Topic::Prober,
         Note::RateLimited(_)
         | Note::SharedName { .. }
@@ -187,6 +191,8 @@ fn note_line(n: &Note) -> String {
             if *path == Path::Unicast { " (unicast)" } else { "" },
             host + network
         ),
+        Note::AcksDroppedHere(d) => super::host_path::acks_line(d),
+        Note::ProbesDroppedAtHost(d) => super::host_path::probes_line(d),
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),
         Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),

@@ -9,7 +9,10 @@
 //! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
 
+mod ack_tap;
 mod receive;
+
+use crate::run::{AckSightings, AckWatch};
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +73,12 @@ pub struct ProbeConfig {
     /// paths to compare.
     pub hosts: Vec<IpAddr>,
     pub rcvbuf: usize,
+    /// `--ack-port`: the multicast socket's port; host `i`'s unicast socket takes the port
+    /// `1 + i` after it. `None`: ephemeral ports.
+    pub ack_port: Option<u16>,
+    /// Tap the ack ports to see acks that reach this host but not its sockets
+    /// ([`Outcome::ack_watch`]).
+    pub tap_acks: bool,
 }
 
 impl ProbeConfig {
@@ -97,7 +106,22 @@ impl ProbeConfig {
             outage_min: 3,
             hosts: Vec::new(),
             rcvbuf: net::DEFAULT_RCVBUF,
+            ack_port: None,
+            tap_acks: true,
         }
+    }
+}
+
+impl ProbeConfig {
+    /// The port of host `i`'s unicast socket: the `1 + i`-th after `--ack-port` (checked to fit
+    /// by [`crate::config::ack_port`]), or ephemeral.
+    pub(crate) fn unicast_port(&self, i: usize) -> Option<u16> {
+        self.ack_port.and_then(|p| u16::try_from(usize::from(p) + 1 + i).ok())
+    }
+
+    /// Which datagrams are this run's acks, for the ack tap and the receiver alike.
+    pub(crate) fn ack_filter(&self) -> ack_tap::AckFilter {
+        ack_tap::AckFilter { session: self.session, unicast: self.hosts.len() as u64, plain: self.plain.is_some() }
     }
 }
 
@@ -186,14 +210,19 @@ pub fn run(
     row_sink: Option<RowSink>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Outcome> {
-    let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf)?;
-    let unicast_socks = (cfg.hosts.iter()).map(|&h| net::unicast_socket(h, cfg.rcvbuf)).collect::<Result<Vec<_>>>()?;
+    let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf, cfg.ack_port)?;
+    let unicast_socks = (cfg.hosts.iter().enumerate())
+        .map(|(i, &h)| net::unicast_socket(h, cfg.rcvbuf, cfg.unicast_port(i), cfg.ack_port))
+        .collect::<Result<Vec<_>>>()?;
     let local = if cfg.hosts.is_empty() { Vec::new() } else { net::local_addrs()? };
     let session = cfg.session;
     let shared = Arc::new(Shared::new(cfg, session, &local));
     let send_socks = (std::iter::once(&sock).chain(&unicast_socks))
         .map(|s| s.try_clone().context("cannot clone the prober's sockets"))
         .collect::<Result<Vec<_>>>()?;
+    // Started before the first probe, so it sees every ack.
+    let ports: Vec<u16> = send_socks.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.port()).collect();
+    let tap = cfg.tap_acks.then(|| ack_tap::AckTap::start(cfg.group.is_ipv6(), &ports, cfg.ack_filter()));
     let mut sockets = ProbeSockets::new(sock, unicast_socks);
     let clock = SystemClock::new();
     let started = Instant::now();
@@ -209,15 +238,31 @@ pub fn run(
     })?;
     let (lateness, send_errors, send_span) = sender.map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
     let totals = receiver.map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let cutoff = totals.ended_ns.saturating_sub(ack_tap::MARGIN.as_nanos() as u64);
+    let ack_watch = tap.map(|t| match t {
+        Ok(t) => AckWatch::Watched(AckSightings {
+            ports,
+            chosen: cfg.ack_port.is_some(),
+            ..t.finish(cutoff, &totals.at_socket, totals.drained)
+        }),
+        Err(why) => AckWatch::NotWatched(why),
+    });
     let shared = Arc::into_inner(shared).expect("threads are joined");
     let runs = shared.runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let run = runs.multicast;
+    let mut unicast = runs.unicast;
+    if !unicast.is_empty() {
+        let table = net::route::neighbours();
+        for u in &mut unicast {
+            u.neighbour = table.get(&u.host).copied();
+        }
+    }
     Ok(Outcome {
         settings: settings(cfg),
         keys: runs.keys,
         interrupted: stop.load(Ordering::Relaxed) && run.sent() < cfg.count,
         run,
-        unicast: runs.unicast,
+        unicast,
         ttl: cfg.ttl,
         lateness,
         send_span,
@@ -227,6 +272,7 @@ pub fn run(
         local_drops: totals.local_drops(),
         send_errors,
         local_addrs: local,
+        ack_watch,
     })
 }
 

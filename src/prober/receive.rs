@@ -3,8 +3,9 @@
 //! an [`AckSource`] and a [`Clock`]. The real source is [`ProbeSockets`]; unit tests drive the
 //! same loop with synthetic datagrams and a fake clock (as trippy-core's `Network` trait does).
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -65,6 +66,12 @@ pub(super) struct RecvTotals {
     pub(super) forged: u64,
     /// Kernel drops (SO_RXQ_OVFL) per socket, as last reported: each socket counts its own.
     drops: Vec<u64>,
+    /// Acks of this run that reached a socket, per source address (as the ack tap counts them).
+    pub(super) at_socket: HashMap<IpAddr, u64>,
+    /// When the receiver stopped (CLOCK_REALTIME), and whether its last read found the sockets
+    /// drained.
+    pub(super) ended_ns: u64,
+    pub(super) drained: bool,
 }
 
 impl RecvTotals {
@@ -84,6 +91,9 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                 totals.drops[sock] = d as u64;
             }
             let datagram = &buf[..rx.len.min(buf.len())];
+            if cfg.ack_filter().matches(datagram) {
+                *totals.at_socket.entry(rx.from.ip()).or_default() += 1;
+            }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
                     runs.multicast.on_ack(&ack, rx.from, rx.rx_ns);
@@ -213,6 +223,7 @@ pub(super) fn receive_loop(
             sink(&raw, &intervals)?;
         }
         if step.complete {
+            (totals.ended_ns, totals.drained) = (now, matches!(event, Event::Idle));
             return Ok(totals);
         }
     }

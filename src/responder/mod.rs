@@ -23,8 +23,10 @@
 //! too, and never larger than the probe. A notice is a reply nobody authenticated, so these
 //! bounds are what keeps it from being a tool: see the threat model.
 
+pub(crate) mod arrivals;
 mod guard;
 pub(crate) mod notice;
+mod probe_tap;
 pub(crate) mod prober_log;
 
 // The benches and the fuzz target drive these parts of the step directly.
@@ -71,6 +73,9 @@ pub struct ResponderConfig {
     pub key: Option<Key>,
     /// Behave like the course lab's receiver: answer `ack` to any datagram.
     pub plain: bool,
+    /// Tap the interfaces for probes that reach this host but not the socket (needs
+    /// CAP_NET_RAW; without it, an [`Event::TapUnavailable`]).
+    pub tap: bool,
 }
 
 #[cfg(test)]
@@ -91,6 +96,7 @@ impl ResponderConfig {
             allow: AllowList::default(),
             key,
             plain: false,
+            tap: false,
         }
     }
 }
@@ -144,6 +150,9 @@ pub(crate) struct Counters {
     pub over_budget: u64,
     /// Probes the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     pub local_drops: u64,
+    /// Probes that reached this host's interface but never the socket, as the tap counted them
+    /// (a firewall, rp_filter, a join on another interface).
+    pub filtered: u64,
 }
 
 /// What the responder tells its caller. The notices about refused probes come at most once per
@@ -173,6 +182,16 @@ pub enum Event {
     /// The total budget of `rate` acks per second is used up: probes are being refused (and
     /// counted as rate-limited in later acks).
     OverBudget { rate: u32 },
+    /// Probes from `from` reached this host's interface but never the socket: `new` more since
+    /// the last line, `total` in all. `cause`: the reverse-path filter's refusal in words, when
+    /// routing refuses such packets; else a firewall is the likely cause.
+    ProbesFiltered { from: IpAddr, new: u64, total: u64, cause: Option<String> },
+    /// Multicast probes for the group arrive on interface `arrive`, but the group was joined on
+    /// `joined`: they never reach the socket.
+    JoinedElsewhere { arrive: String, joined: String, probes: u64 },
+    /// The packet tap could not start (why, in one line): probes filtered on this host go
+    /// uncounted.
+    TapUnavailable(String),
 }
 
 /// What became of one datagram.
@@ -297,6 +316,8 @@ pub struct Engine {
     counters: Counters,
     /// When the group was joined (CLOCK_REALTIME ns), once the caller says so.
     joined_ns: Option<u64>,
+    /// With a packet tap: probes at the interface against probes at the socket, per source.
+    arrivals: Option<arrivals::Arrivals>,
 }
 
 impl Engine {
@@ -329,7 +350,28 @@ impl Engine {
             source_notices: Notices::default(),
             counters: Counters::default(),
             joined_ns: None,
+            arrivals: None,
         }
+    }
+
+    /// A packet tap runs: count what reaches the socket against what it sees, and tell the
+    /// prober in each ack's extension.
+    pub(crate) fn watch_arrivals(&mut self) {
+        self.arrivals = Some(arrivals::Arrivals::default());
+    }
+
+    /// The tap saw `n` probes from `from` reach the interface.
+    pub(crate) fn tap_saw(&mut self, from: IpAddr, n: u64, now_ns: u64) {
+        if let Some(a) = &mut self.arrivals {
+            a.at_iface(from, n, now_ns);
+        }
+    }
+
+    /// Compares the tap's count with the socket's; call it right after the socket was drained.
+    pub(crate) fn reconcile(&mut self, now_ns: u64) -> Vec<arrivals::Filtered> {
+        let found = self.arrivals.as_mut().map_or_else(Vec::new, |a| a.reconcile(now_ns));
+        self.counters.filtered += found.iter().map(|f| f.new).sum::<u64>();
+        found
     }
 
     /// The group was joined at `ns` (CLOCK_REALTIME): acks report the join delay from it.
@@ -348,6 +390,9 @@ impl Engine {
 
     /// The kernel's count of datagrams dropped for buffer space, as the socket reports it.
     pub(crate) fn set_local_drops(&mut self, drops: u64) {
+        if let Some(a) = &mut self.arrivals {
+            a.buffer_dropped(drops.saturating_sub(self.counters.local_drops));
+        }
         self.counters.local_drops = drops;
     }
 
@@ -372,6 +417,13 @@ impl Engine {
     /// Decides about one datagram. `now_ns` is read once, just before an ack is encoded (its
     /// dwell time); a test passes a fake clock.
     pub fn step(&mut self, d: Datagram<'_>, now_ns: impl FnOnce() -> u64) -> Step<'_> {
+        // What the tap counts, counted here the same way: every datagram in plain mode, else
+        // every probe, whatever becomes of it.
+        if let Some(a) = &mut self.arrivals {
+            if self.plain || matches!(crate::net::tap::peek(d.bytes), Some(crate::net::tap::Peek::Probe { .. })) {
+                a.at_socket(d.from.ip(), d.rx_ns);
+            }
+        }
         if self.plain {
             self.step_plain(d)
         } else {
@@ -519,6 +571,7 @@ impl Engine {
             host_drops: state.host_drops.min(u32::MAX as u64) as u32,
             join_delay_ns: state.join_delay_ns,
             member_ns: self.joined_ns.map(|j| d.rx_ns.saturating_sub(j)),
+            filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.
@@ -573,6 +626,9 @@ pub(crate) struct Responder {
     sock: UdpSocket,
     reply: Option<UdpSocket>,
     engine: Engine,
+    /// The packet tap, or why it could not start (told as the first event after `Listening`).
+    tap: Option<Result<probe_tap::ProbeTap, String>>,
+    cfg: ResponderConfig,
 }
 
 impl Responder {
@@ -586,7 +642,11 @@ impl Responder {
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
         engine.joined(joining_ns);
-        Ok(Responder { sock, reply, engine })
+        let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg));
+        if let Some(Ok(_)) = &tap {
+            engine.watch_arrivals();
+        }
+        Ok(Responder { sock, reply, engine, tap, cfg })
     }
 
     /// Answers probes until `stop` is set; returns the counters.
@@ -598,6 +658,15 @@ impl Responder {
     /// processing (well under a µs each) is not in the dwell of the earlier ones.
     pub(crate) fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
         on_event(&Event::Listening { id: self.engine.id() });
+        let tap = match self.tap.take() {
+            Some(Ok(t)) => Some(t),
+            Some(Err(why)) => {
+                on_event(&Event::TapUnavailable(why));
+                None
+            }
+            None => None,
+        };
+        let mut watch = tap.map(|t| HostPath::new(t, &self.cfg));
         let mut rx = net::RecvBatch::new(wire::MAX_PROBE_SIZE + 1);
         // An ack is never larger than its probe.
         let mut tx = net::SendBatch::new(wire::MAX_PROBE_SIZE);
@@ -634,12 +703,79 @@ impl Responder {
                 (0..sent).for_each(|_| self.engine.sent(true));
                 (0..failed).for_each(|_| self.engine.sent(false));
             }
+            // Only right after the socket was drained: see `arrivals`.
+            if let Some(w) = watch.as_mut().filter(|_| n < net::batch::BATCH) {
+                w.look(&mut self.engine, &mut events);
+            }
             // Told after the acks left, as before batching.
             for ev in events.drain(..) {
                 on_event(&ev);
             }
         }
         Ok(self.engine.counters)
+    }
+}
+
+/// How often the tap's count is compared with the socket's.
+const LOOK_EVERY_NS: u64 = 1_000_000_000;
+/// A sighting this recent may not have reached the socket yet when it was drained: the next
+/// comparison takes it.
+const SETTLE_NS: u64 = 5_000_000;
+
+/// The responder's side of the host path: its tap, and the lines it has to tell.
+struct HostPath {
+    tap: probe_tap::ProbeTap,
+    last_ns: u64,
+    notices: Notices,
+    /// Interfaces already named as getting the group without the join.
+    elsewhere_told: Vec<u32>,
+    /// Where probes should arrive: the joined interface's name and this host's address on it.
+    iif: Option<String>,
+    local: Option<IpAddr>,
+}
+
+impl HostPath {
+    fn new(tap: probe_tap::ProbeTap, cfg: &ResponderConfig) -> Self {
+        let iif = cfg
+            .iface
+            .as_ref()
+            .map(|i| i.name.clone())
+            .or_else(|| nix::net::if_::if_indextoname(tap.joined).ok().and_then(|n| n.into_string().ok()));
+        let local = cfg.iface.as_ref().and_then(|i| i.source_for(cfg.group));
+        HostPath { tap, last_ns: 0, notices: Notices::default(), elsewhere_told: Vec::new(), iif, local }
+    }
+
+    /// Once a second: the tap's sightings into the engine, the comparison, and a line per
+    /// source newly found dropped here (at most one per source every ten minutes).
+    fn look(&mut self, engine: &mut Engine, events: &mut Vec<Event>) {
+        let now = net::now_ns();
+        if now.saturating_sub(self.last_ns) < LOOK_EVERY_NS {
+            return;
+        }
+        self.last_ns = now;
+        self.tap.take_before(now.saturating_sub(SETTLE_NS), |from, n| engine.tap_saw(from, n, now));
+        for f in engine.reconcile(now) {
+            if self.notices.due(f.from, now) {
+                let cause = match (&self.iif, self.local) {
+                    (Some(iif), Some(local)) if f.from.is_ipv4() => {
+                        crate::net::route::reverse_path_refuses(local, f.from, iif).map(|r| r.describe())
+                    }
+                    _ => None,
+                };
+                events.push(Event::ProbesFiltered { from: f.from, new: f.new, total: f.total, cause });
+            }
+        }
+        let joined = self.iif.clone().unwrap_or_else(|| "the default interface".into());
+        for (ifindex, probes) in self.tap.elsewhere() {
+            if !self.elsewhere_told.contains(&ifindex) {
+                self.elsewhere_told.push(ifindex);
+                let arrive = nix::net::if_::if_indextoname(ifindex)
+                    .ok()
+                    .and_then(|n| n.into_string().ok())
+                    .unwrap_or_else(|| format!("interface {ifindex}"));
+                events.push(Event::JoinedElsewhere { arrive, joined: joined.clone(), probes });
+            }
+        }
     }
 }
 

@@ -31,6 +31,18 @@ pub(crate) fn describe(ev: &Event) -> String {
         Event::OverBudget { rate } => format!(
             "over the total budget of {rate} acks/s (--total-rate-limit): refusing probes, counted as rate-limited in the acks"
         ),
+        Event::ProbesFiltered { from, new, total, cause } => {
+            let why = match cause {
+                Some(c) => c.clone(),
+                None => "this host's firewall drops them (`mcprobe doctor --role responder --iface IFACE` reads its rules), or another filter before the socket".to_string(),
+            };
+            let since = if new == total { String::new() } else { format!(" ({total} in all)") };
+            format!("{new} probes from {from} reached this host's interface but never the responder's socket{since}: {why}; its prober counts them as lost")
+        }
+        Event::JoinedElsewhere { arrive, joined, probes } => format!(
+            "{probes} multicast probes for the group arrived on {arrive}, but the group is joined on {joined}: they never reach the socket; restart with --iface {arrive}"
+        ),
+        Event::TapUnavailable(why) => why.clone(),
         Event::Listening { id } => format!("listening (id {id:016x})"),
         Event::NewSession { session, from, .. } => format!("session {session:016x} from {from}"),
     }

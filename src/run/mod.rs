@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 
 use crate::stats::Run;
 
+mod host_path;
 mod keys;
+pub use host_path::{AckSightings, AckWatch, Neighbour};
 pub use keys::{KeyCounts, KeyEvidence, KeySign};
 
 /// IP TTL of unicast probes: a common initial value, so `UNICAST_TTL − arrival TTL` is the number
@@ -77,12 +79,24 @@ pub struct UnicastRun {
     pub is_self: bool,
     /// What says a responder there and this prober do not share a key.
     pub keys: KeyEvidence,
+    /// What this machine's neighbour table said of the host at the end (`None`: no entry, as
+    /// for a host behind a router, or `ip` could not say): a silent host that answered ARP is
+    /// up.
+    pub neighbour: Option<Neighbour>,
 }
 
 impl UnicastRun {
     /// A host's run with nothing refused, no ICMP error, and not this machine.
     pub(crate) fn new(host: IpAddr, run: Run) -> Self {
-        UnicastRun { host, run, not_sent: 0, icmp: IcmpCounts::default(), is_self: false, keys: KeyEvidence::default() }
+        UnicastRun {
+            host,
+            run,
+            not_sent: 0,
+            icmp: IcmpCounts::default(),
+            is_self: false,
+            keys: KeyEvidence::default(),
+            neighbour: None,
+        }
     }
 }
 
@@ -193,6 +207,9 @@ pub struct Outcome {
     /// What says a responder on the multicast path and this prober do not share a key (each
     /// unicast path has its own, in [`UnicastRun::keys`]).
     pub keys: KeyEvidence,
+    /// The acks seen at this host's interfaces against those its sockets got; `None` when no
+    /// tap was asked for (`ProbeConfig::tap_acks`).
+    pub ack_watch: Option<AckWatch>,
 }
 
 #[cfg(test)]

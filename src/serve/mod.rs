@@ -61,6 +61,20 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Window `k`'s `--ack-port`: windows overlap while one waits for its late acks, so they
+    /// take two blocks of ports in turn (the ack port and the hosts' ports after it, then the
+    /// next block).
+    pub(crate) fn ack_port_of_window(&self, k: u64) -> Option<u16> {
+        let block = (self.probe.hosts.len() + 1) * (k % 2) as usize;
+        self.probe.ack_port.and_then(|p| u16::try_from(usize::from(p) + block).ok())
+    }
+
+    /// The ports its windows take for acks, first and last.
+    pub(crate) fn ack_ports(&self) -> Option<(u16, u16)> {
+        let first = self.probe.ack_port?;
+        Some((first, self.ack_port_of_window(1)? + self.probe.hosts.len() as u16))
+    }
+
     /// Probes a second this target sends: multicast plus one unicast probe per host.
     pub(crate) fn send_rate(&self) -> f64 {
         (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
@@ -150,10 +164,12 @@ struct InFlight {
 impl InFlight {
     /// `prober`: the target's identity for its whole life, the high 32 bits of every window's
     /// session, so a responder names this prober once rather than once per window.
-    fn start(t: &Target, prober: u32) -> Result<Self> {
+    /// Window `k` of its target: with `--ack-port`, windows take two blocks of ports in turn,
+    /// since one waits for its late acks while the next sends.
+    fn start(t: &Target, prober: u32, k: u64) -> Result<Self> {
         // Every window is its own session: acks of one are never taken for another's.
         let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
-        let probe = ProbeConfig { session, ..t.probe.clone() };
+        let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..t.probe.clone() };
         let cut = Arc::new(AtomicBool::new(false));
         let stop = cut.clone();
         let thread = thread::Builder::new()
@@ -207,6 +223,8 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let mut overruns = OverrunLog { last: None, unsaid: 0 };
     let mut answered = Answered::Unknown;
     let prober: u32 = rand::random();
+    // Windows started so far: which block of ack ports the next one takes.
+    let mut started = 0u64;
     // The newest window (sending) and the one before it (waiting for its late acks).
     let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
     let mut due = Instant::now();
@@ -269,7 +287,8 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             );
             overruns.record(t, &why, state, published, quiet);
         }
-        sending = Some(InFlight::start(t, prober)?);
+        sending = Some(InFlight::start(t, prober, started)?);
+        started += 1;
         // A window that starts late is given its whole length; the schedule moves with it.
         due = if late { now } else { due } + t.window;
     }

@@ -487,6 +487,7 @@ mod tests {
             send_errors: 0,
             local_addrs: Vec::new(),
             keys: Default::default(),
+            ack_watch: None,
         }
     }
 

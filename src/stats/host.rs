@@ -290,6 +290,10 @@ pub struct HostStats {
     pub first_ack_ns: Option<u64>,
     /// Its join delay, from the first ack whose extension told it.
     pub join: Option<Join>,
+    /// The probes its host's tap saw reach its interface but not its socket, from this prober's
+    /// address (a cumulative count, all sessions): (first, largest) value its acks' extensions
+    /// reported. `None` when no ack carried it (no tap, or a responder older than the field).
+    pub filtered: Option<(u64, u64)>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
     /// The fastest and slowest on-time RTT, exact: the histogram keeps 2 significant digits.
@@ -427,6 +431,7 @@ impl HostStats {
             received_finalized: 0,
             first_ack_ns: None,
             join: None,
+            filtered: None,
             rtt: rtt_histogram(timeout_ns),
             net_rtt: rtt_histogram(timeout_ns),
             rtt_min_ns: None,
@@ -486,6 +491,9 @@ impl HostStats {
             self.inconsistent_acks += 1;
         } else if let Some(e) = &ack.ext {
             segment.observe_drops(e.host_drops);
+            if let Some(n) = e.filtered.map(u64::from) {
+                self.filtered = Some(self.filtered.map_or((n, n), |(first, last)| (first, last.max(n))));
+            }
         }
         ok
     }

@@ -616,6 +616,10 @@ pub struct Figures {
     pub first_ack_ns: Option<u64>,
     /// The responder's join delay (RFC 2432), when it joined while this run was probing.
     pub join_delay_ns: Option<u64>,
+    /// What its host's tap counted of this prober's probes reaching its interface but not its
+    /// socket (all paths together: the count is per prober address), as (first, largest) value
+    /// reported: the difference is what happened during this run.
+    pub filtered_at_host: Option<(u64, u64)>,
     /// Arrival TTL of the newest ack (0 when unknown).
     pub ttl: u8,
     pub arrival: Arrival,
@@ -709,6 +713,7 @@ impl Figures {
             rtt,
             first_ack_ns: h.first_ack_ns,
             join_delay_ns: h.join.filter(|j| j.during_run).map(|j| j.delay_ns),
+            filtered_at_host: h.filtered,
             ttl: h.ttl,
             arrival: h.arrival,
             outages: h.outages.len() as u64 + h.outages_dropped,

@@ -57,6 +57,11 @@
 //!                   that came by multicast (RFC 2432's join delay, if the prober was already
 //!                   sending then); u64::MAX = not known
 //!  77  member_ns 8  ns from the join to this probe's arrival; u64::MAX = not known
+//!  85  filtered  4  probes from this ack's destination address (the prober's host), all its
+//!                   sessions, that reached the responder host's interface but never its socket
+//!                   (a firewall, rp_filter, a join on another interface), as its packet tap
+//!                   counted them since it started; saturating; u32::MAX = not watched (no
+//!                   CAP_NET_RAW). Absent (ext_len 20) from responders older than it.
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -132,7 +137,10 @@ pub const ACK_FIXED_LEN: usize = 64;
 /// Longest responder name carried on the wire.
 pub const MAX_NAME_LEN: usize = 64;
 /// Bytes of the extension's fields this build writes (after its length byte).
-pub const EXT_LEN: usize = 20;
+pub const EXT_LEN: usize = 24;
+/// The extension's first fields, all a decoder requires: what responders before `filtered`
+/// wrote.
+pub(crate) const EXT_MIN_LEN: usize = 20;
 /// A probe large enough for any ack: fixed part, extension and the longest name. A prober pads
 /// a few probes of each session to this (plus the tag when keyed) when its `--size` is smaller.
 pub const INFO_PROBE_LEN: usize = ACK_FIXED_LEN + 1 + EXT_LEN + 1 + MAX_NAME_LEN;
@@ -224,6 +232,9 @@ pub struct AckExt {
     pub join_delay_ns: Option<u64>,
     /// From its join to this probe's arrival.
     pub member_ns: Option<u64>,
+    /// Probes from the prober's address that reached the responder's host but not its socket
+    /// (its packet tap's count, cumulative); `None` when it has no tap, or predates the field.
+    pub filtered: Option<u32>,
 }
 
 /// An ack as a responder sends it back.
@@ -416,6 +427,7 @@ impl Ack {
             for v in [e.join_delay_ns, e.member_ns] {
                 buf.extend_from_slice(&v.unwrap_or(UNKNOWN_NS).to_be_bytes());
             }
+            buf.extend_from_slice(&e.filtered.unwrap_or(u32::MAX).to_be_bytes());
         }
         if !name.is_empty() {
             buf.push(name.len() as u8);
@@ -517,12 +529,15 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
             let arrival = Arrival::from_byte(r.u8()?)?;
             let ext = if flags & FLAG_EXT != 0 {
                 let len = r.u8()? as usize;
-                if len < EXT_LEN {
+                if len < EXT_MIN_LEN {
                     return Err(DecodeError::BadField("extension length", len as u64));
                 }
                 let mut e = Reader { buf: r.take(len)?, pos: 0 };
                 let known = |ns: u64| (ns != UNKNOWN_NS).then_some(ns);
-                Some(AckExt { host_drops: e.u32()?, join_delay_ns: known(e.u64()?), member_ns: known(e.u64()?) })
+                let (host_drops, join_delay_ns, member_ns) = (e.u32()?, known(e.u64()?), known(e.u64()?));
+                // A field a responder of its time did not write is not known.
+                let filtered = if len >= EXT_LEN { Some(e.u32()?).filter(|&n| n != u32::MAX) } else { None };
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered })
             } else {
                 None
             };
@@ -652,24 +667,36 @@ mod tests {
 
     #[test]
     fn the_extension_has_its_documented_layout_and_later_fields_are_skipped() {
-        let ext = AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None };
+        let ext = AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None, filtered: Some(7) };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
         assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_LEN);
         assert_eq!(bytes[FLAG_OFFSET], FLAG_EXT);
-        assert_eq!(bytes[64..69], [20, 1, 2, 3, 4]);
+        assert_eq!(bytes[64..69], [24, 1, 2, 3, 4]);
         assert_eq!(bytes[69..77], 5u64.to_be_bytes());
         assert_eq!(bytes[77..85], [0xff; 8]);
+        assert_eq!(bytes[85..89], 7u32.to_be_bytes());
         assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        // Not watched: all ones, read back as not known.
+        let unwatched = Ack { ext: Some(AckExt { filtered: None, ..ext }), ..ack("") };
+        let bytes_unwatched = unwatched.encode_within(200).unwrap();
+        assert_eq!(bytes_unwatched[85..89], [0xff; 4]);
+        assert_eq!(decode(&bytes_unwatched), Ok(Message::Ack(unwatched)));
+        // A responder from before `filtered`: 20 bytes of extension, the field not known.
+        let mut older = bytes[..64].to_vec();
+        older.push(EXT_MIN_LEN as u8);
+        older.extend_from_slice(&bytes[65..85]);
+        let Ok(Message::Ack(back)) = decode(&older) else { panic!("the older extension decodes") };
+        assert_eq!(back.ext, Some(AckExt { filtered: None, ..ext }));
         // A later responder's longer extension: the known fields are read, the rest skipped.
         let mut longer = bytes[..64].to_vec();
         longer.push(EXT_LEN as u8 + 3);
         longer.extend_from_slice(&bytes[65..]);
         longer.extend_from_slice(&[9, 9, 9]);
         assert_eq!(decode(&longer), Ok(Message::Ack(a)));
-        // Shorter than this version's fields: refused, not guessed at.
-        let mut short = bytes.clone();
-        short[64] = EXT_LEN as u8 - 1;
+        // Shorter than the first fields: refused, not guessed at.
+        let mut short = older.clone();
+        short[64] = EXT_MIN_LEN as u8 - 1;
         short.pop();
         assert!(matches!(decode(&short), Err(DecodeError::BadField("extension length", 19))));
     }

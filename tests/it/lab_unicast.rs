@@ -203,7 +203,8 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     for h in ["10.77.0.5", "fd77::5"] {
         assert!(matches!(advice(h).advice, Advice::Rejected { .. }), "{h}");
     }
-    assert_eq!(advice("10.77.0.4").advice, Advice::Silence);
+    // Silent, but it answered ARP: up, so a firewall (not "down").
+    assert_eq!(advice("10.77.0.4").advice, Advice::SilentButUp);
     for h in ["10.77.0.9", "fd77::9"] {
         assert_eq!(advice(h).advice, Advice::NoNeighbour, "{h}");
     }

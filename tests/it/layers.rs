@@ -19,36 +19,51 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("groups", &[]),
     ("stream", &["groups"]),
     // Sockets and the engines over them.
-    ("net", &["run"]),
+    // (the packet tap reads just enough of the wire format to count this run's acks)
+    ("net", &["run", "wire"]),
     ("querier::watch", &["querier", "net"]),
     ("stream::receive", &["stream", "net"]),
+    // doctor's checks are pure over the facts gathered (the route table's types are net's);
+    // gathering reads the host.
+    ("doctor", &["net"]),
+    ("doctor::gather", &["doctor", "net", "querier", "querier::watch"]),
     ("prober", &["auth", "net", "run", "stats", "wire"]),
     ("responder", &["auth", "net", "wire"]),
     // What a run found (pure), and the renderers of it, and the report folder on disk.
     ("findings", &["querier", "run", "stats"]),
-    ("output", &["findings", "maxrate", "mesh", "querier", "run", "stats", "stream"]),
+    ("output", &["doctor", "findings", "maxrate", "mesh", "querier", "run", "stats", "stream"]),
     ("folder", &["findings", "output", "run", "stats"]),
     // The searches of max-rate and mesh over findings (pure), and max-rate's engine.
     ("maxrate", &["findings", "stats"]),
     ("maxrate::driver", &["maxrate", "findings", "prober", "run"]),
     ("mesh", &["findings", "stats"]),
-    // serve's own configuration (TOML targets) still reads cli and config.
-    (
-        "serve",
-        &["auth", "cli", "config", "findings", "net", "prober", "querier", "querier::watch", "run", "stats", "wire"],
-    ),
+    ("serve", &["auth", "findings", "net", "prober", "querier", "querier::watch", "run", "stats", "wire"]),
     // Flags (clap only; the value parsers of group lists and stream fields live with what they
     // parse), validated configurations, the commands.
     ("cli", &["groups", "stream"]),
     (
         "config",
-        &["auth", "cli", "findings", "maxrate", "maxrate::driver", "net", "prober", "responder", "serve", "wire"],
+        &[
+            "auth",
+            "cli",
+            "doctor",
+            "findings",
+            "maxrate",
+            "maxrate::driver",
+            "net",
+            "prober",
+            "responder",
+            "serve",
+            "wire",
+        ],
     ),
     (
         "commands",
         &[
             "cli",
             "config",
+            "doctor",
+            "doctor::gather",
             "findings",
             "folder",
             "maxrate",
@@ -88,7 +103,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The node a file belongs to: its top module, or `querier::watch`.
 fn node(rel: &Path) -> String {
     let s = rel.to_string_lossy();
-    for sub in ["querier/watch", "maxrate/driver", "stream/receive"] {
+    for sub in ["querier/watch", "maxrate/driver", "stream/receive", "doctor/gather"] {
         if s.starts_with(sub) {
             return sub.replace('/', "::");
         }

@@ -8,6 +8,7 @@ mod common;
 mod abuse_replay;
 mod abuse_serve;
 mod ack_extension;
+mod ack_port;
 mod bad_input;
 mod diagnose;
 mod hardening;

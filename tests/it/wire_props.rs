@@ -9,8 +9,9 @@ fn arrival() -> impl Strategy<Value = Arrival> {
 
 prop_compose! {
     fn any_ext()(host_drops: u32, join_delay_ns in proptest::option::of(0..u64::MAX),
-                 member_ns in proptest::option::of(0..u64::MAX)) -> AckExt {
-        AckExt { host_drops, join_delay_ns, member_ns }
+                 member_ns in proptest::option::of(0..u64::MAX),
+                 filtered in proptest::option::of(0..u32::MAX)) -> AckExt {
+        AckExt { host_drops, join_delay_ns, member_ns, filtered }
     }
 }
 
