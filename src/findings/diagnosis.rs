@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Path, Row};
+use super::{causes, Path, Row};
 use crate::run::IcmpKind;
 use crate::run::{KeyCounts, KeyEvidence, Neighbour, UnicastRun, UNICAST_TTL};
 
@@ -40,6 +40,18 @@ impl Verdict {
             Verdict::Degraded => "degraded",
             Verdict::Unreachable => "unreachable",
             Verdict::KeyMismatch => "key-mismatch",
+        }
+    }
+
+    /// The verdict in a few words, before a list of candidate causes.
+    pub(crate) fn summary(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::MulticastLost => "multicast lost but unicast fine",
+            Verdict::UnicastLost => "multicast fine but unicast lost",
+            Verdict::Degraded => "loss above the threshold on both paths",
+            Verdict::Unreachable => "no answer on either path",
+            Verdict::KeyMismatch => "key mismatch",
         }
     }
 
@@ -85,9 +97,29 @@ pub enum Advice {
     /// and something drops the probes (its firewall, or one on the way) or its responder's
     /// socket never gets them.
     SilentButUp,
-    /// Every listed host answers unicast and none answers on the group: a configuration mistake
-    /// (another --group or --port on the responders) is likelier than a network fault.
-    GroupOrPortDiffers,
+    /// Its responder answers unicast on this port but not on the group, and did not say which
+    /// group it serves: it may serve another --group (not another --port: it answers unicast on
+    /// this one). `everyone`: no host answers on the group. A candidate, never named alone: see
+    /// [`super::causes`].
+    MaybeOtherGroup { everyone: bool },
+    /// Its responder said (in its acks to unicast probes) that it serves another group than
+    /// the one probed: a configuration mistake, named for certain.
+    OtherGroup { serves: IpAddr, probed: IpAddr },
+    /// No multicast ack from anyone, and no packet tap ran here to rule out that this host's
+    /// own firewall drops them (a stateful one does not tie them to probes sent to a group).
+    AcksMaybeDroppedHere,
+    /// Multicast does not reach the host where unicast does: a switch or filter on the way.
+    /// `host_tap_clean`: its host's tap ran and saw none of the probes dropped at its
+    /// interface, so they never got there.
+    NotReaching { host_tap_clean: bool, querier: QuerierHeard },
+    /// Its host may drop the multicast probes before its responder (firewall, rp_filter, a join
+    /// on another interface): its responder has no packet tap to say.
+    HostMayDropProbes,
+    /// Multicast got through, but lost more than the threshold where unicast did not.
+    MulticastLossy,
+    /// Multicast stopped once the querier fell silent and memberships aged out: the querier
+    /// line says when.
+    QuerierSilent,
     /// No answer, and this is what the host said about the key (notices, unkeyed acks): see
     /// [`key_mismatch_text`].
     KeyMismatch(KeyCounts),
@@ -97,6 +129,45 @@ pub enum Advice {
     /// Its own host's tap saw this many of the probes reach its interface and not its
     /// responder's socket (see [`super::host_path::ProbesDroppedAtHost`]).
     ProbesDroppedAtHost { probes: u64 },
+}
+
+impl Advice {
+    /// Its name in the JSON report's `causes`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Advice::Usual => "usual",
+            Advice::TtlTooSmall { .. } => "ttl-too-small",
+            Advice::ThisHost => "this-host",
+            Advice::NoResponderOnPort { .. } => "no-responder-on-port",
+            Advice::NoNeighbour => "no-neighbour",
+            Advice::Unreachable { .. } => "icmp-unreachable",
+            Advice::Rejected { .. } => "rejected",
+            Advice::Silence => "silence",
+            Advice::SilentButUp => "silent-but-up",
+            Advice::MaybeOtherGroup { .. } => "maybe-another-group",
+            Advice::OtherGroup { .. } => "another-group",
+            Advice::AcksMaybeDroppedHere => "maybe-acks-dropped-here",
+            Advice::NotReaching { .. } => "multicast-not-reaching",
+            Advice::HostMayDropProbes => "maybe-probes-dropped-at-host",
+            Advice::MulticastLossy => "multicast-lossy",
+            Advice::QuerierSilent => "querier-silent",
+            Advice::KeyMismatch(_) => "key-mismatch",
+            Advice::AcksDroppedHere => "acks-dropped-here",
+            Advice::ProbesDroppedAtHost { .. } => "probes-dropped-at-host",
+        }
+    }
+}
+
+/// What a querier watch heard, as evidence for or against a snooping switch's part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QuerierHeard {
+    /// No watch ran (or it is not added yet: [`super::Findings::with_querier`]).
+    #[default]
+    NotWatched,
+    /// This querier was heard: a snooping switch learns the joins of hosts that answer it.
+    Heard(IpAddr),
+    /// None was heard for longer than the wait.
+    Silent,
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -163,15 +234,45 @@ pub struct HostDiagnosis {
     /// Routers between prober and host, from the unicast (or multicast) arrival TTL.
     pub hops: Option<u8>,
     pub verdict: Verdict,
+    /// The cause named: the only one the evidence fits, or the likeliest of [`Self::others`].
     pub advice: Advice,
+    /// Other causes the evidence does not rule out, likeliest first: when there are any, the
+    /// words list them all with `advice` first, never `advice` alone.
+    pub others: Vec<Advice>,
 }
 
 impl HostDiagnosis {
-    /// The advice in words ("" when the host is ok).
+    /// Names `advice` as the cause, the only one: the evidence proves it.
+    pub(crate) fn name(&mut self, advice: Advice) {
+        self.advice = advice;
+        self.others.clear();
+    }
+
+    /// Every cause the evidence leaves, likeliest first.
+    pub fn causes(&self) -> impl Iterator<Item = Advice> + '_ {
+        std::iter::once(self.advice).chain(self.others.iter().copied())
+    }
+
+    /// The advice in words ("" when the host is ok): the cause, or the candidates in order
+    /// with the evidence for each when more than one fits.
     pub fn advice_text(&self) -> String {
+        if self.others.is_empty() {
+            return self.text_of(self.advice);
+        }
+        let each: Vec<String> =
+            self.causes().enumerate().map(|(i, a)| format!("({}) {}", i + 1, self.text_of(a))).collect();
+        format!("{}: one of these, likeliest first: {}", self.verdict.summary(), each.join("; "))
+    }
+
+    /// One cause in words, with its evidence.
+    pub fn text_of(&self, advice: Advice) -> String {
         let by = |r: Option<IpAddr>| r.map_or(String::new(), |r| format!(" (from {r})"));
-        let multicast = if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost: " } else { "" };
-        match self.advice {
+        let multicast = if self.verdict == Verdict::UnicastLost && self.others.is_empty() {
+            "multicast fine but unicast lost: "
+        } else {
+            ""
+        };
+        match advice {
             Advice::Usual => self.verdict.explain().to_string(),
             Advice::TtlTooSmall { hops, ttl } => format!(
                 "{hops} router{} away but --ttl is {ttl}: the probes expire on the way; try --ttl {}",
@@ -182,14 +283,21 @@ impl HostDiagnosis {
                 "this is the prober's own address: run `mcprobe respond` here too, or leave it out of --hosts".to_string()
             }
             Advice::NoResponderOnPort { port } => format!(
-                "{multicast}the host is up but nothing listens on port {port} (ICMP port unreachable): no responder, or one on another --port"
+                "{multicast}the host is up and says ICMP port unreachable to port {port}: no responder listens there (none, or one on another --port), or its firewall rejects the probes with that error (nftables' and iptables' `reject` default)"
             ),
+            Advice::NoNeighbour if self.multicast_received > 0 => {
+                "multicast fine but unicast lost: its multicast acks arrive, so it is up, yet it does not answer ARP/neighbour discovery from this host: its rp_filter drops the requests (its route back to this host leaves by another interface), or a firewall drops ARP".to_string()
+            }
             Advice::NoNeighbour => {
                 "no answer to ARP/neighbour discovery from this host: the host is down, not on this LAN, or it drops this host's requests (its rp_filter, when its route back to this host leaves by another interface)".to_string()
             }
             Advice::SilentButUp => format!(
                 "{}no ICMP error, yet the host answers ARP/neighbour discovery, so it is up: its firewall (or one on the way) drops the probes silently; `mcprobe doctor --role responder` on it, and its responder's log, say which",
-                if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, " } else { "no answer on either path, " }
+                match self.verdict {
+                    _ if !self.others.is_empty() => "",
+                    Verdict::UnicastLost => "multicast fine but unicast lost, ",
+                    _ => "no answer on either path, ",
+                }
             ),
             Advice::Unreachable { kind, by: r } => {
                 let what = match kind {
@@ -203,15 +311,48 @@ impl HostDiagnosis {
             Advice::Rejected { by: r } => {
                 format!("{multicast}a firewall rejects the probes (ICMP administratively prohibited){}", by(r))
             }
-            Advice::GroupOrPortDiffers => "multicast lost but unicast fine, as on every listed host: the responders probably serve another --group or --port than this prober's".to_string(),
+            Advice::MaybeOtherGroup { everyone } => format!(
+                "{} another --group than this prober's ({} unicast on this port, so not another --port; {} not say which group {} serve{})",
+                if everyone { "the responders serve" } else { "its responder serves" },
+                if everyone { "no host answers on the group while every one answers" } else { "it answers" },
+                if everyone { "they did" } else { "it did" },
+                if everyone { "they" } else { "it" },
+                if everyone { "" } else { "s" },
+            ),
+            Advice::OtherGroup { serves, probed } => format!(
+                "its responder serves group {serves}, not {probed} that this prober probes (it says so in its acks to the unicast probes): probe with --group {serves}, or run the responder with --group {probed}"
+            ),
+            Advice::AcksMaybeDroppedHere => "this host's firewall drops the multicast acks (a stateful one does not tie them to probes sent to a group, while unicast acks pass as replies; no packet tap ran here to rule it out: it needs CAP_NET_RAW): `mcprobe doctor --role prober` reads the ruleset, and --ack-port fixes the port to open".to_string(),
+            Advice::NotReaching { host_tap_clean, querier } => {
+                let seen = if host_tap_clean { " (its host's packet tap saw none dropped at its interface)" } else { "" };
+                let snooping = match querier {
+                    QuerierHeard::Heard(q) => format!(
+                        "a snooping switch that never learned its join although querier {q} is heard here (its host does not answer the queries: its firewall drops IGMP, or it joined on another interface)"
+                    ),
+                    QuerierHeard::Silent => "a snooping switch that forgot its join, with no querier heard here (the querier line)".to_string(),
+                    QuerierHeard::NotWatched => "a snooping switch that never learned its join or forgot it (no querier watch ran here to tell: it needs CAP_NET_RAW)".to_string(),
+                };
+                format!("multicast does not reach it{seen}: {snooping}, or a filter on the way")
+            }
+            Advice::HostMayDropProbes => "its host drops the probes before its responder (firewall, rp_filter, a join on another interface; its responder has no packet tap to tell: it needs CAP_NET_RAW): `mcprobe doctor --role responder` there says which".to_string(),
+            Advice::MulticastLossy => format!(
+                "multicast lost {:.2} % where unicast lost {:.2} %: something on the way treats multicast apart (a switch that rate-limits or polices it, Wi-Fi that sends it at its lowest rate, a snooping switch that dropped the group for a while: the outage lines say when)",
+                self.multicast_loss_pct, self.unicast_loss_pct
+            ),
+            Advice::QuerierSilent => "multicast stopped once memberships aged out with no querier on the LAN: the querier line says when; enable the IGMP/MLD querier on the switch or the router".to_string(),
             Advice::KeyMismatch(c) => format!("key mismatch: {}", key_mismatch_text(&c)),
             Advice::ProbesDroppedAtHost { probes } => format!(
                 "at least {probes} probes reached its interface but never its responder's socket, as its host counted them: its firewall, rp_filter or a join on another interface drops them, not the network (the responder's log there names which; `mcprobe doctor --role responder` on it)"
             ),
             Advice::AcksDroppedHere => "its acks reach this host's interface but never mcprobe's socket: this host's firewall drops them, not the network nor the responder (the line \"this host's firewall drops the acks\" says how to fix it)".to_string(),
+            Advice::Silence if self.multicast_received > 0 => "multicast fine but unicast lost, with no ICMP error: its multicast acks arrive, so it is up, and a firewall drops the unicast probes or their acks silently (its own, or one on the way)".to_string(),
             Advice::Silence => format!(
                 "{}no ICMP error either: a firewall that drops, or the host is down",
-                if self.verdict == Verdict::UnicastLost { "multicast fine but unicast lost, and " } else { "no answer on either path, " }
+                match self.verdict {
+                    _ if !self.others.is_empty() => "",
+                    Verdict::UnicastLost => "multicast fine but unicast lost, and ",
+                    _ => "no answer on either path, ",
+                }
             ),
         }
     }
@@ -295,12 +436,17 @@ pub(crate) struct Context<'a> {
     pub local: &'a [IpAddr],
     /// Judge loss from each responder's first answer on each path (`mesh`).
     pub from_first_answer: bool,
+    /// The group probed: a responder that says it serves another is a configuration mistake.
+    pub group: IpAddr,
+    /// This host's packet tap watched the acks to the end (see [`super::host_path`]).
+    pub acks_tapped: bool,
 }
 
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
 /// tied to its expected host by `expected_host`; `hosts` what the sockets said about each.
 pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
-    let Context { threshold_pct, mc_ttl, port, local, from_first_answer } = cx;
+    let Context { threshold_pct, mc_ttl, port, local, from_first_answer, group, acks_tapped } = cx;
+    let nobody_on_the_group = !rows.iter().any(Row::is_multicast_responder);
     let mut out = Vec::new();
     for &(host, signals) in hosts {
         let of = |path: Path| rows.iter().filter(move |r| r.path == path && r.expected_host == Some(host));
@@ -337,6 +483,20 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
             (Verdict::Unreachable | Verdict::UnicastLost, _) if uc_rcvd == 0 => signals.advice(port, local),
             _ => Advice::Usual,
         };
+        let (advice, others) = if causes::undecided(verdict, advice) {
+            let served_group = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.served_group);
+            let host_tap = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.filtered_at_host);
+            causes::multicast_lost(&causes::Evidence {
+                multicast_received: mc_rcvd,
+                served_group,
+                probed_group: group,
+                nobody_on_the_group,
+                acks_tapped,
+                host_tap_clean: host_tap.map(|(first, last)| first == last),
+            })
+        } else {
+            (advice, Vec::new())
+        };
         out.push(HostDiagnosis {
             host,
             responders: names,
@@ -347,14 +507,8 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
             hops: hop_count,
             verdict,
             advice,
+            others,
         });
-    }
-    // Nobody at all on the group while every host answers unicast: not likely the network.
-    let nobody_on_the_group = !rows.iter().any(Row::is_multicast_responder);
-    if nobody_on_the_group && !out.is_empty() && out.iter().all(|h| h.verdict == Verdict::MulticastLost) {
-        for h in out.iter_mut().filter(|h| h.advice == Advice::Usual) {
-            h.advice = Advice::GroupOrPortDiffers;
-        }
     }
     let unexpected = rows
         .iter()

@@ -132,7 +132,7 @@ pub(crate) fn probes_dropped_at_hosts(rows: &[Row]) -> Vec<ProbesDroppedAtHost> 
 /// unreachable …) is about this host's firewall, not the network or the responders.
 pub(crate) fn explain_hosts(d: &mut Diagnosis, drops: &AcksDroppedHere) {
     for h in d.hosts.iter_mut().filter(|h| h.verdict != Verdict::Ok && drops.includes(h.host)) {
-        h.advice = Advice::AcksDroppedHere;
+        h.name(Advice::AcksDroppedHere);
     }
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn explain_hosts(d: &mut Diagnosis, drops: &AcksDroppedHere) {
 pub(crate) fn explain_dropped_probes(d: &mut Diagnosis, dropped: &[ProbesDroppedAtHost]) {
     for h in d.hosts.iter_mut().filter(|h| h.verdict != Verdict::Ok) {
         if let Some(p) = dropped.iter().find(|p| p.addr == h.host) {
-            h.advice = Advice::ProbesDroppedAtHost { probes: p.probes };
+            h.name(Advice::ProbesDroppedAtHost { probes: p.probes });
         }
     }
 }

@@ -7,6 +7,7 @@
 //! outputs only format. Nothing here decides by comparing strings: paths are [`Path`], addresses
 //! are `SocketAddr`/`IpAddr`, responders are [`ResponderId`]s.
 
+mod causes;
 pub mod diagnosis;
 pub mod host_path;
 pub(crate) mod querier;
@@ -199,8 +200,8 @@ pub enum Note {
     /// No responder answered at all; what to check.
     NothingAnswered(Silence),
     /// With `--hosts`: no host answered on the group, but every one answered unicast probes:
-    /// the group or port of the prober and the responders probably differ.
-    GroupMismatch,
+    /// the hosts' causes (see `causes`) say what fits.
+    NoneOnTheGroup,
     /// Several responders lost the same probes more often than chance: a fault upstream of them.
     SharedLoss(SharedLoss),
     /// With shared faults found: the probes a responder lost on its own.
@@ -358,6 +359,8 @@ impl Findings {
                 port: j.group.port(),
                 local,
                 from_first_answer: j.from_first_answer,
+                group: j.group.ip(),
+                acks_tapped: matches!(&o.ack_watch, Some(crate::run::AckWatch::Watched(s)) if s.settled),
             };
             let mut d = diagnosis::diagnose(&hosts, &rows, cx);
             let own = |a: &SocketAddr| {
@@ -538,7 +541,7 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     let keys = key_mismatches(o);
     match d {
         Some(d) if !answered && !d.hosts.is_empty() && d.hosts.iter().all(|h| h.unicast_received > 0) => {
-            notes.push(Note::GroupMismatch)
+            notes.push(Note::NoneOnTheGroup)
         }
         _ if !answered && f.sent > 0 && keys.is_empty() => {
             notes.push(Note::NothingAnswered(Silence { group: j.group, ttl: o.ttl, keyed: j.keyed }))

@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::causes;
+use super::diagnosis::{Advice, QuerierHeard, Verdict};
 use super::{Findings, Note, Outage, Path};
 use crate::querier::{Querier, QuerierObservation, Silence, DEFAULT_RESPONSE};
 
@@ -107,6 +109,27 @@ impl Findings {
                 if let Some(h) = host.and_then(|r| r.expected_host) {
                     s.hosts.push((h, o.start));
                 }
+            }
+        }
+        // The diagnosis's causes that depend on a querier: a host whose outage the silence
+        // explains is named; the others' snooping candidate says what was heard.
+        let heard = match &q {
+            QuerierFinding::NotWatched(_) => QuerierHeard::NotWatched,
+            QuerierFinding::Watched { silence: Some(_), .. } => QuerierHeard::Silent,
+            QuerierFinding::Watched { queriers, .. } => {
+                queriers.last().map_or(QuerierHeard::Silent, |q| QuerierHeard::Heard(q.querier.address))
+            }
+        };
+        let explained: Vec<IpAddr> = match &q {
+            QuerierFinding::Watched { silence: Some(s), .. } => s.hosts.iter().map(|(h, _)| *h).collect(),
+            _ => Vec::new(),
+        };
+        for h in self.diagnosis.iter_mut().flat_map(|d| d.hosts.iter_mut()) {
+            if h.verdict == Verdict::MulticastLost && causes::unproven(h.advice) && explained.contains(&h.host) {
+                h.name(Advice::QuerierSilent);
+            } else {
+                causes::with_querier(std::slice::from_mut(&mut h.advice), heard);
+                causes::with_querier(&mut h.others, heard);
             }
         }
         self.notes.extend(q.notes());

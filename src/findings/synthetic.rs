@@ -39,6 +39,8 @@ pub(crate) struct Answerer {
     /// With `reports`: its host's tap count of this prober's probes dropped before its socket,
     /// which grows by this much per probe (the ack extension's `filtered`).
     pub filtered_per_probe: Option<u32>,
+    /// With `reports`: the group its acks to unicast probes say it serves.
+    pub serves: Option<IpAddr>,
 }
 
 impl Answerer {
@@ -55,6 +57,7 @@ impl Answerer {
             limit_probe: |_| false,
             lose_ack: |_| false,
             filtered_per_probe: None,
+            serves: None,
         }
     }
 }
@@ -88,6 +91,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                     None => 600_000 * MS + seq * 10 * MS,
                 }),
                 filtered: a.filtered_per_probe.map(|k| k * seq as u32),
+                group: a.serves.filter(|_| arrival == Arrival::Unicast),
             });
             counts[i] += 1;
             let ack = Ack {

@@ -82,15 +82,41 @@ fn nothing_answering_is_a_finding_and_a_miss() {
 }
 
 #[test]
-fn hosts_answering_only_unicast_suggest_a_group_or_port_mismatch() {
+fn hosts_answering_only_unicast_get_every_cause_that_fits_or_the_group_they_serve() {
+    use diagnosis::Advice;
     let (a, b) = (Answerer::new(1, "a", "10.0.0.1:24242"), Answerer::new(2, "b", "10.0.0.2:24242"));
-    let f =
-        Findings::of(&outcome(20, 1, &[], &[("10.0.0.1", vec![a]), ("10.0.0.2", vec![b])]), judge("239.9.9.9:24242"));
-    assert!(f.notes.contains(&Note::GroupMismatch), "{:?}", f.notes);
-    let d = f.diagnosis.unwrap();
-    assert!(d.hosts.iter().all(|h| h.advice == diagnosis::Advice::GroupOrPortDiffers), "{:?}", d.hosts);
-    assert!(d.hosts[0].advice_text().contains("another --group or --port"));
+    let hosts = [("10.0.0.1", vec![a.clone()]), ("10.0.0.2", vec![b.clone()])];
+    let f = Findings::of(&outcome(20, 1, &[], &hosts), judge("239.9.9.9:24242"));
+    assert!(f.notes.contains(&Note::NoneOnTheGroup), "{:?}", f.notes);
     assert!(!f.notes.iter().any(|n| matches!(n, Note::NothingAnswered(_))));
+    // Nothing tells a firewall here from a group typo or the network: all of them, in order.
+    let d = f.diagnosis.unwrap();
+    for h in &d.hosts {
+        let causes: Vec<Advice> = h.causes().collect();
+        assert_eq!(causes[..2], [Advice::AcksMaybeDroppedHere, Advice::MaybeOtherGroup { everyone: true }]);
+        assert!(matches!(causes[2], Advice::NotReaching { .. }), "{causes:?}");
+        let text = h.advice_text();
+        assert!(text
+            .starts_with("multicast lost but unicast fine: one of these, likeliest first: (1) this host's firewall"));
+        assert!(
+            text.contains("(2) the responders serve another --group") && text.contains("(3) multicast does not reach")
+        );
+    }
+    // Responders that say which group they serve: named, alone.
+    let serving = |mut x: Answerer| {
+        x.reports = Some(None);
+        x.serves = Some("239.1.1.1".parse().unwrap());
+        x
+    };
+    let hosts = [("10.0.0.1", vec![serving(a)]), ("10.0.0.2", vec![serving(b)])];
+    let f = Findings::of(&outcome(20, 1, &[], &hosts), judge("239.9.9.9:24242"));
+    for h in &f.diagnosis.unwrap().hosts {
+        assert_eq!(
+            h.causes().collect::<Vec<_>>(),
+            [Advice::OtherGroup { serves: "239.1.1.1".parse().unwrap(), probed: "239.9.9.9".parse().unwrap() }]
+        );
+        assert!(h.advice_text().contains("probe with --group 239.1.1.1, or run the responder with --group 239.9.9.9"));
+    }
 }
 
 #[test]
@@ -172,7 +198,7 @@ fn the_kernels_icmp_errors_become_advice() {
         ]
     );
     let texts: Vec<String> = f.diagnosis.unwrap().hosts.iter().map(|h| h.advice_text()).collect();
-    assert!(texts[0].contains("nothing listens on port 4242"), "{}", texts[0]);
+    assert!(texts[0].contains("port unreachable to port 4242: no responder listens there"), "{}", texts[0]);
     assert!(
         texts[1].contains("down, not on this LAN, or it drops this host's requests (its rp_filter"),
         "{}",
@@ -349,4 +375,76 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Every cause's words, in each verdict it comes with, pinned: a change to what mcprobe tells
+/// an engineer is a reviewed change.
+#[test]
+fn every_cause_in_words() {
+    use crate::run::{IcmpKind, KeyCounts};
+    use diagnosis::{Advice, HostDiagnosis, QuerierHeard, Verdict};
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let host = |verdict: Verdict, advice: Advice, others: Vec<Advice>| HostDiagnosis {
+        host: ip("10.77.0.2"),
+        responders: vec!["h2".into()],
+        multicast_received: if verdict == Verdict::UnicastLost { 100 } else { 0 },
+        multicast_loss_pct: if verdict == Verdict::UnicastLost { 0.0 } else { 100.0 },
+        unicast_received: if verdict == Verdict::MulticastLost { 100 } else { 0 },
+        unicast_loss_pct: if verdict == Verdict::MulticastLost { 0.0 } else { 100.0 },
+        hops: Some(0),
+        verdict,
+        advice,
+        others,
+    };
+    let (lost, down, uc_lost) = (Verdict::MulticastLost, Verdict::Unreachable, Verdict::UnicastLost);
+    let keys = KeyCounts { key_needed: 4, other_key: 0, unkeyed_acks: 0 };
+    let cases = [
+        host(lost, Advice::TtlTooSmall { hops: 2, ttl: 1 }, vec![]),
+        host(down, Advice::ThisHost, vec![]),
+        host(down, Advice::NoResponderOnPort { port: 24242 }, vec![]),
+        host(down, Advice::NoNeighbour, vec![]),
+        host(uc_lost, Advice::NoNeighbour, vec![]),
+        host(down, Advice::Unreachable { kind: IcmpKind::TimeExceeded, by: Some(ip("10.77.0.254")) }, vec![]),
+        host(down, Advice::Unreachable { kind: IcmpKind::NetUnreachable, by: None }, vec![]),
+        host(down, Advice::Unreachable { kind: IcmpKind::HostUnreachable, by: Some(ip("10.77.0.254")) }, vec![]),
+        host(down, Advice::Rejected { by: Some(ip("10.77.0.2")) }, vec![]),
+        host(down, Advice::Silence, vec![]),
+        host(uc_lost, Advice::Silence, vec![]),
+        host(down, Advice::SilentButUp, vec![]),
+        host(uc_lost, Advice::SilentButUp, vec![]),
+        host(lost, Advice::OtherGroup { serves: ip("239.1.1.1"), probed: ip("239.255.42.42") }, vec![]),
+        host(
+            lost,
+            Advice::AcksMaybeDroppedHere,
+            vec![
+                Advice::MaybeOtherGroup { everyone: true },
+                Advice::NotReaching { host_tap_clean: false, querier: QuerierHeard::NotWatched },
+                Advice::HostMayDropProbes,
+            ],
+        ),
+        host(
+            lost,
+            Advice::NotReaching { host_tap_clean: true, querier: QuerierHeard::Heard(ip("10.77.0.254")) },
+            vec![Advice::MaybeOtherGroup { everyone: false }],
+        ),
+        host(lost, Advice::NotReaching { host_tap_clean: false, querier: QuerierHeard::Silent }, vec![]),
+        host(lost, Advice::MulticastLossy, vec![]),
+        host(lost, Advice::QuerierSilent, vec![]),
+        host(Verdict::KeyMismatch, Advice::KeyMismatch(keys), vec![]),
+        host(lost, Advice::AcksDroppedHere, vec![]),
+        host(lost, Advice::ProbesDroppedAtHost { probes: 39 }, vec![]),
+        host(Verdict::Degraded, Advice::Usual, vec![]),
+    ];
+    let text: Vec<String> = cases
+        .iter()
+        .map(|h| {
+            format!(
+                "{} / {}: {}",
+                h.verdict.as_str(),
+                h.causes().map(Advice::kind).collect::<Vec<_>>().join(", "),
+                h.advice_text()
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(text.join("\n\n"));
 }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::csv::{OutageRow, SummaryRow};
-use crate::findings::diagnosis::Advice;
+use crate::findings::diagnosis::{Advice, Verdict};
 use crate::findings::{Diagnosis, Findings};
 
 /// The JSON's file name in a report folder (report.html shows its findings).
@@ -63,9 +63,19 @@ struct JsonHost {
     hops: Option<u8>,
     verdict: &'static str,
     advice: String,
+    /// Every cause the evidence leaves, likeliest first (the first is the one named); empty
+    /// when the host is ok.
+    causes: Vec<JsonCause>,
     /// With the key-mismatch verdict: what the host said about the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     key_evidence: Option<JsonKeyEvidence>,
+}
+
+/// One cause of a host's verdict, with its evidence in the words.
+#[derive(Serialize)]
+struct JsonCause {
+    kind: &'static str,
+    text: String,
 }
 
 /// A host's key evidence (`crate::run::KeyCounts`).
@@ -97,6 +107,11 @@ impl From<&Diagnosis> for JsonDiagnosis {
                 hops: h.hops,
                 verdict: h.verdict.as_str(),
                 advice: h.advice_text(),
+                causes: h
+                    .causes()
+                    .filter(|_| h.verdict != Verdict::Ok)
+                    .map(|a| JsonCause { kind: a.kind(), text: h.text_of(a) })
+                    .collect(),
                 key_evidence: match h.advice {
                     Advice::KeyMismatch(c) => Some(JsonKeyEvidence {
                         key_needed_notices: c.key_needed,

@@ -123,7 +123,7 @@ fn note_topic(n: &Note) -> Topic {
         | Note::SharedName { .. }
         | Note::SharedAddress { .. }
         | Note::NothingAnswered(_)
-        | Note::GroupMismatch
+        | Note::NoneOnTheGroup
         | Note::SharedLoss(_)
         | Note::IndependentLoss(_) => Topic::Responders,
         Note::AloneLoss { .. } | Note::HostDrops { .. } | Note::KeyMismatch { .. } => Topic::Responder,
@@ -195,7 +195,7 @@ fn note_line(n: &Note) -> String {
         Note::ProbesDroppedAtHost(d) => super::host_path::probes_line(d),
         Note::Querier(q) => querier::seen_line(q),
         Note::QuerierSilent(s) => querier::silence_line(s),
-        Note::GroupMismatch => "no expected host answered on the group, but every one answered unicast: the group or port of the responders probably differs from this prober's (--group, --port)".to_string(),
+        Note::NoneOnTheGroup => "no expected host answered on the group, though every one answered unicast on this port: each host's line gives the causes that fit".to_string(),
     }
 }
 

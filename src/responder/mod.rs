@@ -572,6 +572,8 @@ impl Engine {
             join_delay_ns: state.join_delay_ns,
             member_ns: self.joined_ns.map(|j| d.rx_ns.saturating_sub(j)),
             filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
+            // Told where the prober cannot know it: a unicast probe says nothing of the group.
+            group: (arrival == Arrival::Unicast).then_some(self.group),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.

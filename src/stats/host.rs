@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::{unwrap_counter, Ack, Arrival};
 
@@ -294,6 +294,8 @@ pub struct HostStats {
     /// address (a cumulative count, all sessions): (first, largest) value its acks' extensions
     /// reported. `None` when no ack carried it (no tap, or a responder older than the field).
     pub filtered: Option<(u64, u64)>,
+    /// The group its responder said it serves, in its latest ack to a unicast probe that told.
+    pub served_group: Option<IpAddr>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
     /// The fastest and slowest on-time RTT, exact: the histogram keeps 2 significant digits.
@@ -432,6 +434,7 @@ impl HostStats {
             first_ack_ns: None,
             join: None,
             filtered: None,
+            served_group: None,
             rtt: rtt_histogram(timeout_ns),
             net_rtt: rtt_histogram(timeout_ns),
             rtt_min_ns: None,
@@ -494,6 +497,7 @@ impl HostStats {
             if let Some(n) = e.filtered.map(u64::from) {
                 self.filtered = Some(self.filtered.map_or((n, n), |(first, last)| (first, last.max(n))));
             }
+            self.served_group = e.group.or(self.served_group);
         }
         ok
     }

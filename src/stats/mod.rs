@@ -620,6 +620,8 @@ pub struct Figures {
     /// socket (all paths together: the count is per prober address), as (first, largest) value
     /// reported: the difference is what happened during this run.
     pub filtered_at_host: Option<(u64, u64)>,
+    /// The group its responder said it serves (acks to unicast probes; see `wire::AckExt`).
+    pub served_group: Option<IpAddr>,
     /// Arrival TTL of the newest ack (0 when unknown).
     pub ttl: u8,
     pub arrival: Arrival,
@@ -714,6 +716,7 @@ impl Figures {
             first_ack_ns: h.first_ack_ns,
             join_delay_ns: h.join.filter(|j| j.during_run).map(|j| j.delay_ns),
             filtered_at_host: h.filtered,
+            served_group: h.served_group,
             ttl: h.ttl,
             arrival: h.arrival,
             outages: h.outages.len() as u64 + h.outages_dropped,

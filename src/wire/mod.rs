@@ -62,6 +62,11 @@
 //!                   (a firewall, rp_filter, a join on another interface), as its packet tap
 //!                   counted them since it started; saturating; u32::MAX = not watched (no
 //!                   CAP_NET_RAW). Absent (ext_len 20) from responders older than it.
+//!  89  group    17  in acks to unicast probes only, and only when the whole name still fits
+//!                   (ext_len 41, else 24): the group this responder serves, so a prober whose
+//!                   multicast goes unanswered where unicast works can tell a responder on
+//!                   another group from a network fault: 1 byte family (4 or 6), then the
+//!                   address (IPv4 in the first 4 of 16 bytes, the rest zero)
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -124,6 +129,8 @@
 //! one a second per source address and within the responder's budgets (see
 //! `crate::responder`).
 
+use std::net::IpAddr;
+
 /// First three bytes of every mcprobe datagram.
 pub const MAGIC: [u8; 3] = *b"MCP";
 /// Format version written and accepted by this build.
@@ -136,14 +143,17 @@ pub const PROBE_LEN: usize = 30;
 pub const ACK_FIXED_LEN: usize = 64;
 /// Longest responder name carried on the wire.
 pub const MAX_NAME_LEN: usize = 64;
-/// Bytes of the extension's fields this build writes (after its length byte).
+/// Bytes of the extension's fields this build writes (after its length byte) without the
+/// group.
 pub const EXT_LEN: usize = 24;
+/// Bytes of the extension with the group a responder serves (acks to unicast probes).
+pub const EXT_GROUP_LEN: usize = EXT_LEN + 17;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
 /// wrote.
 pub(crate) const EXT_MIN_LEN: usize = 20;
 /// A probe large enough for any ack: fixed part, extension and the longest name. A prober pads
 /// a few probes of each session to this (plus the tag when keyed) when its `--size` is smaller.
-pub const INFO_PROBE_LEN: usize = ACK_FIXED_LEN + 1 + EXT_LEN + 1 + MAX_NAME_LEN;
+pub const INFO_PROBE_LEN: usize = ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + 1 + MAX_NAME_LEN;
 /// Smallest `--size` a prober may send: every responder can answer it, if without its name.
 pub(crate) const MIN_PROBE_SIZE: usize = ACK_FIXED_LEN;
 /// Largest UDP payload over IPv4.
@@ -235,6 +245,10 @@ pub struct AckExt {
     /// Probes from the prober's address that reached the responder's host but not its socket
     /// (its packet tap's count, cumulative); `None` when it has no tap, or predates the field.
     pub filtered: Option<u32>,
+    /// The group the responder serves: set in acks to unicast probes (multicast ones came to
+    /// the prober's group), travels only when the whole name fits too; `None` when it did not,
+    /// or the responder predates the field.
+    pub group: Option<IpAddr>,
 }
 
 /// An ack as a responder sends it back.
@@ -407,7 +421,11 @@ impl Ack {
         }
         // The extension first (it is what the prober asked for), the name in what is left.
         let ext = self.ext.filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_LEN);
-        let used = ACK_FIXED_LEN + if ext.is_some() { 1 + EXT_LEN } else { 0 };
+        // The group only where it costs the name nothing: names label every row.
+        let name_len = if self.name.is_empty() { 0 } else { 1 + self.name.len().min(MAX_NAME_LEN) };
+        let group = ext.and_then(|e| e.group).filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + name_len);
+        let ext_len = if group.is_some() { EXT_GROUP_LEN } else { EXT_LEN };
+        let used = ACK_FIXED_LEN + if ext.is_some() { 1 + ext_len } else { 0 };
         let room = limit.saturating_sub(used + 1).min(MAX_NAME_LEN);
         let name = truncate_utf8(&self.name, room);
         let flags = if name.is_empty() { 0 } else { FLAG_NAME } | if ext.is_some() { FLAG_EXT } else { 0 };
@@ -422,18 +440,46 @@ impl Ack {
         buf.push(self.ttl);
         buf.push(self.arrival.to_byte());
         if let Some(e) = ext {
-            buf.push(EXT_LEN as u8);
+            buf.push(ext_len as u8);
             buf.extend_from_slice(&e.host_drops.to_be_bytes());
             for v in [e.join_delay_ns, e.member_ns] {
                 buf.extend_from_slice(&v.unwrap_or(UNKNOWN_NS).to_be_bytes());
             }
             buf.extend_from_slice(&e.filtered.unwrap_or(u32::MAX).to_be_bytes());
+            if let Some(g) = group {
+                let mut addr = [0u8; 16];
+                let family = match g {
+                    IpAddr::V4(a) => {
+                        addr[..4].copy_from_slice(&a.octets());
+                        4
+                    }
+                    IpAddr::V6(a) => {
+                        addr = a.octets();
+                        6
+                    }
+                };
+                buf.push(family);
+                buf.extend_from_slice(&addr);
+            }
         }
         if !name.is_empty() {
             buf.push(name.len() as u8);
             buf.extend_from_slice(name.as_bytes());
         }
         true
+    }
+}
+
+/// The extension's group field: a family byte and 16 bytes of address. A family other than 4
+/// or 6, or an IPv4 address with bytes after its four, is invalid.
+fn read_group(family: u8, addr: &[u8]) -> Result<Option<IpAddr>, DecodeError> {
+    match family {
+        4 if addr[4..].iter().all(|&b| b == 0) => {
+            Ok(Some(IpAddr::from(<[u8; 4]>::try_from(&addr[..4]).expect("4 bytes"))))
+        }
+        6 => Ok(Some(IpAddr::from(<[u8; 16]>::try_from(addr).expect("16 bytes")))),
+        4 => Err(DecodeError::BadField("group address (IPv4 with more than 4 bytes)", 4)),
+        other => Err(DecodeError::BadField("group family", u64::from(other))),
     }
 }
 
@@ -537,7 +583,8 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 let (host_drops, join_delay_ns, member_ns) = (e.u32()?, known(e.u64()?), known(e.u64()?));
                 // A field a responder of its time did not write is not known.
                 let filtered = if len >= EXT_LEN { Some(e.u32()?).filter(|&n| n != u32::MAX) } else { None };
-                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered })
+                let group = if len >= EXT_GROUP_LEN { read_group(e.u8()?, e.take(16)?)? } else { None };
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, group })
             } else {
                 None
             };
@@ -667,7 +714,8 @@ mod tests {
 
     #[test]
     fn the_extension_has_its_documented_layout_and_later_fields_are_skipped() {
-        let ext = AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None, filtered: Some(7) };
+        let ext =
+            AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None, filtered: Some(7), group: None };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
         assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_LEN);
@@ -699,6 +747,33 @@ mod tests {
         short[64] = EXT_MIN_LEN as u8 - 1;
         short.pop();
         assert!(matches!(decode(&short), Err(DecodeError::BadField("extension length", 19))));
+    }
+
+    #[test]
+    fn acks_to_unicast_probes_say_the_group_where_it_costs_the_name_nothing() {
+        let v4: IpAddr = "239.255.42.42".parse().unwrap();
+        let ext = AckExt { group: Some(v4), ..AckExt::default() };
+        let a = Ack { ext: Some(ext), arrival: Arrival::Unicast, ..ack("h2") };
+        let bytes = a.encode_within(200).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + 1 + 2);
+        assert_eq!(bytes[64], EXT_GROUP_LEN as u8);
+        assert_eq!(bytes[89..94], [4, 239, 255, 42, 42]);
+        assert_eq!(bytes[94..106], [0; 12]);
+        assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        let v6: IpAddr = "ff12::4242".parse().unwrap();
+        let a6 = Ack { ext: Some(AckExt { group: Some(v6), ..ext }), ..a.clone() };
+        assert_eq!(decode(&a6.encode_within(200).unwrap()), Ok(Message::Ack(a6)));
+        // One byte short of the group and the whole name: the name stays, the group goes.
+        let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + 2).unwrap();
+        assert_eq!((tight[64] as usize, tight.len()), (EXT_LEN, ACK_FIXED_LEN + 1 + EXT_LEN + 3));
+        let Ok(Message::Ack(back)) = decode(&tight) else { panic!("decodes") };
+        assert_eq!((back.name.as_str(), back.ext.unwrap().group), ("h2", None));
+        // A family that is neither 4 nor 6, or an IPv4 address with more bytes: refused.
+        for (at, byte) in [(89, 5u8), (100, 1u8)] {
+            let mut bad = bytes.clone();
+            bad[at] = byte;
+            assert!(matches!(decode(&bad), Err(DecodeError::BadField(..))), "byte {at} = {byte}");
+        }
     }
 
     #[test]

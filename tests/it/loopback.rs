@@ -241,8 +241,13 @@ fn discover_lists_and_counts_responders() {
     let out = list(&[]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // The unit is in the header, the figures in the rows.
+    assert!(stdout.lines().next().is_some_and(|h| h.contains("P50 µs")), "{stdout}");
     for name in ["alpha", "beta", "gamma"] {
-        assert!(stdout.lines().any(|l| l.starts_with(name) && l.contains("127.0.0.1") && l.contains("µs")), "{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name) && l.contains("127.0.0.1") && l.contains("5/5")),
+            "{stdout}"
+        );
     }
     assert!(stdout.contains("3 responders answered"), "{stdout}");
     assert_eq!(list(&["--min-responders", "3"]).status.code(), Some(0));

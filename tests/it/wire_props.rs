@@ -10,8 +10,12 @@ fn arrival() -> impl Strategy<Value = Arrival> {
 prop_compose! {
     fn any_ext()(host_drops: u32, join_delay_ns in proptest::option::of(0..u64::MAX),
                  member_ns in proptest::option::of(0..u64::MAX),
-                 filtered in proptest::option::of(0..u32::MAX)) -> AckExt {
-        AckExt { host_drops, join_delay_ns, member_ns, filtered }
+                 filtered in proptest::option::of(0..u32::MAX),
+                 group in proptest::option::of(prop_oneof![
+                     any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
+                     any::<[u8; 16]>().prop_map(std::net::IpAddr::from)
+                 ])) -> AckExt {
+        AckExt { host_drops, join_delay_ns, member_ns, filtered, group }
     }
 }
 
@@ -42,10 +46,14 @@ proptest! {
                 prop_assert!(bytes.len() <= limit, "ack of {} bytes for a {limit}-byte probe", bytes.len());
                 let Ok(Message::Ack(back)) = wire::decode(&bytes) else { return Err(TestCaseError::fail("not an ack")) };
                 prop_assert!(ack.name.starts_with(&back.name));
-                // The extension travels whole when it fits, before any of the name.
-                let ext_len = 1 + wire::EXT_LEN;
-                let ext_fits = limit >= wire::ACK_FIXED_LEN + ext_len;
-                prop_assert_eq!(back.ext, ack.ext.filter(|_| ext_fits));
+                // The extension travels when it fits, before any of the name; its group only
+                // where the whole name still fits too.
+                let ext_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_LEN;
+                let name_len = if ack.name.is_empty() { 0 } else { 1 + ack.name.len().min(wire::MAX_NAME_LEN) };
+                let group_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_GROUP_LEN + name_len;
+                let sent_ext = ack.ext.filter(|_| ext_fits).map(|e| AckExt { group: e.group.filter(|_| group_fits), ..e });
+                prop_assert_eq!(back.ext, sent_ext);
+                let ext_len = 1 + if back.ext.is_some_and(|e| e.group.is_some()) { wire::EXT_GROUP_LEN } else { wire::EXT_LEN };
                 let mut expect = ack.clone();
                 expect.name = back.name.clone();
                 expect.ext = back.ext;
