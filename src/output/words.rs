@@ -171,7 +171,7 @@ fn note_line(n: &Note) -> String {
         Note::NothingAnswered(s) => {
             let key = if s.keyed { "the same --key on both sides" } else { "no --key on the responders, or --key here too" };
             format!(
-                "no responder answered: check that responders run on group {} port {}, that --iface is the LAN's interface, that no host firewall drops UDP port {}, that --ttl {} reaches them, and {key}",
+                "no responder answered; check each of these: responders run on group {} port {}; --iface is the LAN's interface; no firewall drops the probes on the responders (UDP port {}) or the acks here (a stateful one does: `mcprobe doctor --role prober`, and --ack-port gives one port to open); --ttl {} reaches them; {key}",
                 s.group.ip(),
                 s.group.port(),
                 s.group.port(),

@@ -129,6 +129,12 @@ fn a_group_typo_is_called_a_configuration_mistake() {
     let out = run(c);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
-    assert!(stdout.contains("another --group or --port"), "{stdout}");
-    assert!(!stdout.contains("IGMP snooping"), "not blamed on the network: {stdout}");
+    // The responder says which group it serves: named alone, with the flag to fix it.
+    assert!(
+        stdout
+            .contains("127.0.0.1: its responder serves group 239.255.42.42, not 239.255.42.99 that this prober probes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("probe with --group 239.255.42.42"), "{stdout}");
+    assert!(!stdout.contains("snooping") && !stdout.contains("firewall"), "not blamed on the network: {stdout}");
 }

@@ -198,7 +198,7 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
     assert_eq!(advice("10.77.0.2").advice, Advice::Usual);
     for h in ["10.77.0.3", "fd77::3"] {
         assert_eq!(advice(h).advice, Advice::NoResponderOnPort { port: 24242 }, "{h}");
-        assert!(advice(h).advice_text().contains("nothing listens on port 24242"));
+        assert!(advice(h).advice_text().contains("port unreachable to port 24242: no responder listens there"));
     }
     for h in ["10.77.0.5", "fd77::5"] {
         assert!(matches!(advice(h).advice, Advice::Rejected { .. }), "{h}");
