@@ -48,6 +48,17 @@ fn a_snooping_switch_whose_hosts_hear_no_querier_is_named_from_the_silence() {
     assert!(!h2.contains("one of these"), "the silence explains it: {text}");
     assert!(line(&text, "10.77.0.3").is_empty(), "h3 is ok: {text}");
     assert_no(&text, &["another --group", "this host's firewall", "host is down", "try --ttl"]);
+    // doctor on h2 hears no querier either, and says what to enable.
+    let mut c = crate::common::lab::in_lab_host(p, "h2");
+    c.args(["doctor", "--iface", "veth0", "--role", "responder", "--querier-listen", "3s"]);
+    let out = run(c);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("doctor on h2 -> {:?}\n{text}", out.status.code());
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let found: Vec<&str> = text.lines().filter(|l| l.starts_with("FOUND")).collect();
+    assert_eq!(found.len(), 1, "{text}");
+    assert!(found[0].contains("no IGMP/MLD membership querier answered in 3 s"), "{text}");
+    assert!(text.contains("enable a querier on the LAN's router or switch"), "{text}");
 }
 
 /// Three namespaces: prober (10.77.0.2/25), router (10.77.0.1 and 10.77.0.129, forwarding the
