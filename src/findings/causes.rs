@@ -23,6 +23,9 @@ use super::diagnosis::{Advice, QuerierHeard, Verdict};
 pub(crate) struct Evidence {
     /// Multicast acks it sent that arrived.
     pub multicast_received: u64,
+    /// Probes sent on the multicast path, and how many of the last ones went unanswered.
+    pub sent: u64,
+    pub trailing_lost: u64,
     /// The group its responder said it serves; `None` when it did not say.
     pub served_group: Option<IpAddr>,
     /// The group this prober probes.
@@ -37,6 +40,10 @@ pub(crate) struct Evidence {
     pub host_tap_clean: Option<bool>,
 }
 
+/// Unanswered probes at the end of a run, at least, that mean multicast stopped rather than
+/// lost a few (and at least a twentieth of the run).
+const STOPPED_MIN: u64 = 10;
+
 /// The causes the evidence leaves for a host of [`Verdict::MulticastLost`] whose cause no
 /// stronger evidence named (TTL, the taps' drops): the likeliest first, then the others.
 pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
@@ -44,7 +51,12 @@ pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
         return (Advice::OtherGroup { serves, probed: e.probed_group }, Vec::new());
     }
     if e.multicast_received > 0 {
-        // It got through, but not all of it: neither a group nor a firewall mistake.
+        // It got through, but not all of it: neither a group nor a firewall mistake. Stopping
+        // for good while unicast goes on is what a forgotten join looks like.
+        if e.trailing_lost >= STOPPED_MIN.max(e.sent / 20) {
+            let stopped = Advice::MulticastStopped { probes: e.trailing_lost, querier: QuerierHeard::NotWatched };
+            return (stopped, Vec::new());
+        }
         return (Advice::MulticastLossy, Vec::new());
     }
     let mut causes = Vec::new();
@@ -70,7 +82,7 @@ pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
 /// Adds what a querier watch heard to the causes that depend on it.
 pub(crate) fn with_querier(causes: &mut [Advice], heard: QuerierHeard) {
     for a in causes {
-        if let Advice::NotReaching { querier, .. } = a {
+        if let Advice::NotReaching { querier, .. } | Advice::MulticastStopped { querier, .. } = a {
             *querier = heard;
         }
     }
@@ -82,6 +94,7 @@ pub(crate) fn unproven(advice: Advice) -> bool {
     matches!(
         advice,
         Advice::MulticastLossy
+            | Advice::MulticastStopped { .. }
             | Advice::NotReaching { .. }
             | Advice::AcksMaybeDroppedHere
             | Advice::MaybeOtherGroup { .. }
@@ -103,6 +116,8 @@ mod tests {
     fn evidence() -> Evidence {
         Evidence {
             multicast_received: 0,
+            sent: 100,
+            trailing_lost: 0,
             served_group: None,
             probed_group: PROBED.parse().unwrap(),
             nobody_on_the_group: true,
@@ -156,6 +171,11 @@ mod tests {
         assert_eq!(named, Advice::NotReaching { host_tap_clean: false, querier: QuerierHeard::NotWatched });
         assert_eq!(others, [Advice::HostMayDropProbes, Advice::MaybeOtherGroup { everyone: false }]);
         // Some multicast got through: lossy, not a mistake.
-        assert_eq!(multicast_lost(&Evidence { multicast_received: 3, ..same }), (Advice::MulticastLossy, vec![]));
+        assert_eq!(multicast_lost(&Evidence { multicast_received: 30, ..same }), (Advice::MulticastLossy, vec![]));
+        // Stopped for good, while unicast went on: a forgotten join, not a lossy path.
+        let stopped = multicast_lost(&Evidence { multicast_received: 30, trailing_lost: 70, ..same });
+        assert_eq!(stopped, (Advice::MulticastStopped { probes: 70, querier: QuerierHeard::NotWatched }, vec![]));
+        let few = Evidence { multicast_received: 30, trailing_lost: 9, ..same };
+        assert_eq!(multicast_lost(&few).0, Advice::MulticastLossy);
     }
 }

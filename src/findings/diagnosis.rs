@@ -117,6 +117,9 @@ pub enum Advice {
     HostMayDropProbes,
     /// Multicast got through, but lost more than the threshold where unicast did not.
     MulticastLossy,
+    /// Multicast stopped for the last `probes` of the run while unicast went on: a join
+    /// forgotten on the way (snooping) or left; what the querier watch heard says which.
+    MulticastStopped { probes: u64, querier: QuerierHeard },
     /// Multicast stopped once the querier fell silent and memberships aged out: the querier
     /// line says when.
     QuerierSilent,
@@ -150,6 +153,7 @@ impl Advice {
             Advice::NotReaching { .. } => "multicast-not-reaching",
             Advice::HostMayDropProbes => "maybe-probes-dropped-at-host",
             Advice::MulticastLossy => "multicast-lossy",
+            Advice::MulticastStopped { .. } => "multicast-stopped",
             Advice::QuerierSilent => "querier-silent",
             Advice::KeyMismatch(_) => "key-mismatch",
             Advice::AcksDroppedHere => "acks-dropped-here",
@@ -339,6 +343,16 @@ impl HostDiagnosis {
                 "multicast lost {:.2} % where unicast lost {:.2} %: something on the way treats multicast apart (a switch that rate-limits or polices it, Wi-Fi that sends it at its lowest rate, a snooping switch that dropped the group for a while: the outage lines say when)",
                 self.multicast_loss_pct, self.unicast_loss_pct
             ),
+            Advice::MulticastStopped { probes, querier } => {
+                let why = match querier {
+                    QuerierHeard::Heard(q) => format!(
+                        "querier {q} is heard here, so a snooping switch dropped its join because its host stopped answering the queries (its firewall drops IGMP: `mcprobe doctor --role responder` there) or its responder left the group"
+                    ),
+                    QuerierHeard::Silent => "no querier is heard here: a snooping switch forgot its join (the querier line), or its responder left the group".to_string(),
+                    QuerierHeard::NotWatched => "a snooping switch forgot its join (no querier on the LAN, or its host does not answer the queries: its firewall drops IGMP), or its responder left the group; no querier watch ran here to tell (it needs CAP_NET_RAW)".to_string(),
+                };
+                format!("multicast stopped for the last {probes} probes while unicast went on: {why}")
+            }
             Advice::QuerierSilent => "multicast stopped once memberships aged out with no querier on the LAN: the querier line says when; enable the IGMP/MLD querier on the switch or the router".to_string(),
             Advice::KeyMismatch(c) => format!("key mismatch: {}", key_mismatch_text(&c)),
             Advice::ProbesDroppedAtHost { probes } => format!(
@@ -486,8 +500,11 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         let (advice, others) = if causes::undecided(verdict, advice) {
             let served_group = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.served_group);
             let host_tap = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.filtered_at_host);
+            let sent = mc.map_or(0, |r| r.figures.sent);
             causes::multicast_lost(&causes::Evidence {
                 multicast_received: mc_rcvd,
+                sent,
+                trailing_lost: mc.and_then(|r| r.figures.last_seq).map_or(0, |l| sent.saturating_sub(l + 1)),
                 served_group,
                 probed_group: group,
                 nobody_on_the_group,

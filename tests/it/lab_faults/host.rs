@@ -296,6 +296,10 @@ fn issue_19s_firewall_on_a_responders_host_drops_the_queries_and_the_switch_then
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.lines().any(|l| l.starts_with("outage: h2 from") && l.contains("to the end of the run")), "{text}");
     assert!(advice(&text, "10.77.0.3").is_empty(), "h3 is ok: {text}");
+    // The querier is heard here, so the switch dropped h2's join because h2 stopped answering.
+    let h2 = advice(&text, "10.77.0.2");
+    assert!(h2.contains("multicast stopped for the last") && h2.contains("while unicast went on"), "{text}");
+    assert!(h2.contains("is heard here") && h2.contains("its firewall drops IGMP"), "{text}");
     // The probes that do not come never reach h2's interface: nothing to blame on its host path.
     assert_no(&text, &["reached its interface but never", "this host's firewall drops the acks"]);
     // doctor on h2 names the rule's gap, and does not call the LAN querier-less.
