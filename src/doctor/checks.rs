@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::firewall::{ChainRef, Ct, Fate, Packet, Tool, ICMPV6, IGMP, UDP};
-use super::{Check, Facts, Finding, Line, QuerierFacts, Report, Setup};
+use super::{Check, Facts, Finding, Line, QuerierFacts, Report, Role, Setup};
 
 impl Report {
     fn found(&mut self, check: Check, what: String, fix: Vec<String>) {
@@ -50,7 +50,7 @@ pub fn check(s: &Setup, f: &Facts) -> Report {
     firewall(s, f, &mut r);
     memberships(s, f, &mut r);
     ports(s, f, &mut r);
-    querier(f, queries_dropped(s, f), &mut r);
+    querier(s, f, queries_dropped(s, f), &mut r);
     clock(s, f, &mut r);
     r
 }
@@ -473,9 +473,15 @@ fn ports(s: &Setup, f: &Facts, r: &mut Report) {
     }
 }
 
-fn querier(f: &Facts, firewalled: bool, r: &mut Report) {
+fn querier(s: &Setup, f: &Facts, firewalled: bool, r: &mut Report) {
     match &f.querier {
         QuerierFacts::Loopback => {}
+        // A responder must answer the queries, so the firewall check names the rule; a prober
+        // joins nothing and needs none, but cannot hear them either.
+        QuerierFacts::Silent(_) if firewalled && s.role == Role::Prober => r.unsure(
+            Check::Querier,
+            "whether the LAN has a membership querier: this host's firewall drops the queries before they can be heard (a prober needs none; run doctor on a responder's host to check)".into(),
+        ),
         QuerierFacts::Silent(_) if firewalled => r.unsure(
             Check::Querier,
             "whether the LAN has a membership querier: this host's firewall drops the queries before they can be heard (see the firewall line about them)".into(),

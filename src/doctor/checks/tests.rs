@@ -170,3 +170,20 @@ fn ports_memberships_querier_and_clock() {
         r.findings.is_empty() && r.ok.iter().any(|l| l.check == Check::Clock && l.what.contains("only with --key"))
     );
 }
+
+/// doctor's report as the terminal and `--json` show it, pinned: a prober behind issue 19's
+/// stateful firewall, on a LAN whose querier is silent, with rp_filter refusing a peer.
+#[test]
+fn the_report_in_words_and_json() {
+    let mut f = clean();
+    f.firewall = Ok((crate::doctor::firewall::tests::stateful(), vec!["nft -j list ruleset".into()]));
+    f.querier = QuerierFacts::Silent(Duration::from_secs(3));
+    f.clock = None;
+    let s = setup(Role::Prober);
+    let r = check(&s, &f);
+    let mut text = Vec::new();
+    crate::output::doctor::write_text(&mut text, &s, &r).unwrap();
+    let mut json = Vec::new();
+    crate::output::doctor::write_json(&mut json, &s, &r).unwrap();
+    insta::assert_snapshot!(format!("{}\n{}", String::from_utf8(text).unwrap(), String::from_utf8(json).unwrap()));
+}
