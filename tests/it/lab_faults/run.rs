@@ -52,7 +52,13 @@ fn rate_limited_probes_are_not_a_fault_at_the_sender() {
     for row in csv_rows(&dir.path().join("summary.csv")) {
         // Whatever the sender managed above 10 000/s, the responders limited it.
         assert!(num(&row, "limited") > 1000.0, "each responder limited thousands: {row:?}");
-        assert!(num(&row, "lost") <= num(&row, "sent") / 100.0, "limited is not lost: {row:?}");
+        // Limited probes, had they been taken for loss, would be forward or unknown loss. Acks
+        // lost on the way back are another matter: on a loaded 2-vCPU host the responders'
+        // acks can queue for hundreds of ms, and that is measured, not hidden.
+        let not_returned = num(&row, "forward_lost") + num(&row, "unknown_lost");
+        assert!(not_returned <= num(&row, "sent") / 100.0, "limited is not lost: {row:?}");
+        let accounted = num(&row, "received") + num(&row, "limited") + num(&row, "lost");
+        assert_eq!(accounted, num(&row, "sent"), "every probe is received, limited or lost: {row:?}");
     }
     assert!(!stdout.contains("lost the same"), "limited probes make no shared fault: {stdout}");
     assert!(!stdout.contains("fault at the sender"), "{stdout}");
