@@ -28,6 +28,9 @@ pub(crate) struct Evidence {
     pub trailing_lost: u64,
     /// The group its responder said it serves; `None` when it did not say.
     pub served_group: Option<IpAddr>,
+    /// Multicast probes from this host that its responder said reached its socket during the
+    /// run (in its acks to unicast probes); `None` when it did not say.
+    pub multicast_heard: Option<u64>,
     /// The group this prober probes.
     pub probed_group: IpAddr,
     /// No responder at all answered on the group.
@@ -59,9 +62,14 @@ pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
         }
         return (Advice::MulticastLossy, Vec::new());
     }
+    // Its responder got them: what is lost is the acks, on the way back.
+    if let Some(probes) = e.multicast_heard.filter(|&n| n > 0) {
+        return (Advice::AcksLostComingBack { probes, tapped: e.acks_tapped }, Vec::new());
+    }
     let mut causes = Vec::new();
-    // A stateful firewall here drops every responder's multicast acks, never just one's.
-    if e.nobody_on_the_group && !e.acks_tapped {
+    // A stateful firewall here drops every responder's multicast acks, never just one's; and
+    // none was sent if its responder says no multicast probe reached it.
+    if e.nobody_on_the_group && !e.acks_tapped && e.multicast_heard.is_none() {
         causes.push(Advice::AcksMaybeDroppedHere);
     }
     let host_tap_clean = e.host_tap_clean == Some(true);
@@ -119,6 +127,7 @@ mod tests {
             sent: 100,
             trailing_lost: 0,
             served_group: None,
+            multicast_heard: None,
             probed_group: PROBED.parse().unwrap(),
             nobody_on_the_group: true,
             acks_tapped: false,
@@ -132,6 +141,15 @@ mod tests {
         let (named, others) = multicast_lost(&e);
         assert_eq!(named, Advice::OtherGroup { serves: "239.1.1.1".parse().unwrap(), probed: PROBED.parse().unwrap() });
         assert!(others.is_empty());
+    }
+
+    #[test]
+    fn a_responder_that_got_the_multicast_probes_puts_the_loss_on_the_way_back() {
+        let heard = Evidence { multicast_heard: Some(30), ..evidence() };
+        assert_eq!(multicast_lost(&heard), (Advice::AcksLostComingBack { probes: 30, tapped: false }, vec![]));
+        // None reached it: no ack was sent, so none can be dropped here.
+        let (named, others) = multicast_lost(&Evidence { multicast_heard: Some(0), ..evidence() });
+        assert!(!std::iter::once(named).chain(others).any(|a| a == Advice::AcksMaybeDroppedHere));
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub enum Advice {
     /// No multicast ack from anyone, and no packet tap ran here to rule out that this host's
     /// own firewall drops them (a stateful one does not tie them to probes sent to a group).
     AcksMaybeDroppedHere,
+    /// Its responder says `probes` multicast probes from this host reached it during the run,
+    /// yet none of its acks to them arrived: lost on the way back. `tapped`: this host's packet
+    /// tap saw none of them at its interface either (so not this host's firewall).
+    AcksLostComingBack { probes: u64, tapped: bool },
     /// Multicast does not reach the host where unicast does: a switch or filter on the way.
     /// `host_tap_clean`: its host's tap ran and saw none of the probes dropped at its
     /// interface, so they never got there.
@@ -150,6 +154,7 @@ impl Advice {
             Advice::MaybeOtherGroup { .. } => "maybe-another-group",
             Advice::OtherGroup { .. } => "another-group",
             Advice::AcksMaybeDroppedHere => "maybe-acks-dropped-here",
+            Advice::AcksLostComingBack { .. } => "acks-lost-coming-back",
             Advice::NotReaching { .. } => "multicast-not-reaching",
             Advice::HostMayDropProbes => "maybe-probes-dropped-at-host",
             Advice::MulticastLossy => "multicast-lossy",
@@ -327,8 +332,18 @@ impl HostDiagnosis {
                 "its responder serves group {serves}, not {probed} that this prober probes (it says so in its acks to the unicast probes): probe with --group {serves}, or run the responder with --group {probed}"
             ),
             Advice::AcksMaybeDroppedHere => "this host's firewall drops the multicast acks (a stateful one does not tie them to probes sent to a group, while unicast acks pass as replies; no packet tap ran here to rule it out: it needs CAP_NET_RAW): `mcprobe doctor --role prober` reads the ruleset, and --ack-port fixes the port to open".to_string(),
+            Advice::AcksLostComingBack { probes, tapped } => {
+                let head = format!(
+                    "its responder got at least {probes} multicast probes from this host during the run (it says so in its acks to the unicast probes), so multicast reaches it"
+                );
+                if tapped {
+                    format!("{head}, but none of its acks to them reached this host's interface (the packet tap here saw none): a firewall on the way drops them (UDP from its port to this prober's), or its responder cannot send them (its log says)")
+                } else {
+                    format!("{head}, and its acks to them are lost on the way back: this host's firewall drops them (a stateful one does not tie them to probes sent to a group; no packet tap ran here to tell, it needs CAP_NET_RAW; `mcprobe doctor --role prober`, and --ack-port gives one port to open), or one on the way")
+                }
+            }
             Advice::NotReaching { host_tap_clean, querier } => {
-                let seen = if host_tap_clean { " (its host's packet tap saw none dropped at its interface)" } else { "" };
+                let seen = if host_tap_clean { " (its host's packet tap saw none dropped between its interface and its socket)" } else { "" };
                 let snooping = match querier {
                     QuerierHeard::Heard(q) => format!(
                         "a snooping switch that never learned its join although querier {q} is heard here (its host does not answer the queries: its firewall drops IGMP, or it joined on another interface)"
@@ -385,7 +400,10 @@ impl Diagnosis {
     pub(crate) fn multicast_broken(&self) -> bool {
         // Acks dropped by this host's firewall: multicast reached the responder, so it is not
         // broken.
-        self.hosts.iter().any(|h| h.verdict == Verdict::MulticastLost && h.advice != Advice::AcksDroppedHere)
+        self.hosts.iter().any(|h| {
+            h.verdict == Verdict::MulticastLost
+                && !matches!(h.advice, Advice::AcksDroppedHere | Advice::AcksLostComingBack { .. })
+        })
     }
 
     /// Hosts whose verdict is not ok.
@@ -499,6 +517,8 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         };
         let (advice, others) = if causes::undecided(verdict, advice) {
             let served_group = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.served_group);
+            let multicast_heard =
+                of(Path::Unicast).find_map(|r| r.figures.multicast_heard).map(|(first, last)| last - first);
             let host_tap = of(Path::Unicast).chain(of(Path::Multicast)).find_map(|r| r.figures.filtered_at_host);
             let sent = mc.map_or(0, |r| r.figures.sent);
             causes::multicast_lost(&causes::Evidence {
@@ -506,6 +526,7 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
                 sent,
                 trailing_lost: mc.and_then(|r| r.figures.last_seq).map_or(0, |l| sent.saturating_sub(l + 1)),
                 served_group,
+                multicast_heard,
                 probed_group: group,
                 nobody_on_the_group,
                 acks_tapped,

@@ -91,6 +91,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                     None => 600_000 * MS + seq * 10 * MS,
                 }),
                 filtered: a.filtered_per_probe.map(|k| k * seq as u32),
+                heard: None,
                 group: a.serves.filter(|_| arrival == Arrival::Unicast),
             });
             counts[i] += 1;

@@ -412,6 +412,8 @@ fn every_cause_in_words() {
         host(uc_lost, Advice::Silence, vec![]),
         host(down, Advice::SilentButUp, vec![]),
         host(uc_lost, Advice::SilentButUp, vec![]),
+        host(lost, Advice::AcksLostComingBack { probes: 30, tapped: false }, vec![]),
+        host(lost, Advice::AcksLostComingBack { probes: 30, tapped: true }, vec![]),
         host(lost, Advice::OtherGroup { serves: ip("239.1.1.1"), probed: ip("239.255.42.42") }, vec![]),
         host(
             lost,

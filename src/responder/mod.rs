@@ -25,6 +25,7 @@
 
 pub(crate) mod arrivals;
 mod guard;
+mod heard;
 pub(crate) mod notice;
 mod probe_tap;
 pub(crate) mod prober_log;
@@ -318,6 +319,8 @@ pub struct Engine {
     joined_ns: Option<u64>,
     /// With a packet tap: probes at the interface against probes at the socket, per source.
     arrivals: Option<arrivals::Arrivals>,
+    /// Multicast probes at the socket, per source: told in acks (see [`heard`]).
+    heard: heard::Heard,
 }
 
 impl Engine {
@@ -351,6 +354,7 @@ impl Engine {
             counters: Counters::default(),
             joined_ns: None,
             arrivals: None,
+            heard: heard::Heard::default(),
         }
     }
 
@@ -549,6 +553,9 @@ impl Engine {
         }
         state.note_arrival(probe.seq, self.counters.local_drops);
         state.received += 1;
+        if arrival == Arrival::Multicast {
+            self.heard.multicast(d.from.ip(), d.rx_ns);
+        }
         if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
             // Counted per session, and the count travels in the next ack, so the prober reports
             // these as rate-limited rather than as network loss.
@@ -572,6 +579,7 @@ impl Engine {
             join_delay_ns: state.join_delay_ns,
             member_ns: self.joined_ns.map(|j| d.rx_ns.saturating_sub(j)),
             filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
+            heard: self.heard.of(d.from.ip()).map(|n| n.min(u64::from(u32::MAX - 1)) as u32),
             // Told where the prober cannot know it: a unicast probe says nothing of the group.
             group: (arrival == Arrival::Unicast).then_some(self.group),
         });

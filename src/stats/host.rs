@@ -296,6 +296,9 @@ pub struct HostStats {
     pub filtered: Option<(u64, u64)>,
     /// The group its responder said it serves, in its latest ack to a unicast probe that told.
     pub served_group: Option<IpAddr>,
+    /// The multicast probes from this prober's address its responder said reached its socket
+    /// (a cumulative count, all sessions): (first, largest) value its acks reported.
+    pub heard: Option<(u64, u64)>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
     /// The fastest and slowest on-time RTT, exact: the histogram keeps 2 significant digits.
@@ -435,6 +438,7 @@ impl HostStats {
             join: None,
             filtered: None,
             served_group: None,
+            heard: None,
             rtt: rtt_histogram(timeout_ns),
             net_rtt: rtt_histogram(timeout_ns),
             rtt_min_ns: None,
@@ -498,6 +502,9 @@ impl HostStats {
                 self.filtered = Some(self.filtered.map_or((n, n), |(first, last)| (first, last.max(n))));
             }
             self.served_group = e.group.or(self.served_group);
+            if let Some(n) = e.heard.map(u64::from) {
+                self.heard = Some(self.heard.map_or((n, n), |(first, last)| (first, last.max(n))));
+            }
         }
         ok
     }

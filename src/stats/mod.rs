@@ -622,6 +622,9 @@ pub struct Figures {
     pub filtered_at_host: Option<(u64, u64)>,
     /// The group its responder said it serves (acks to unicast probes; see `wire::AckExt`).
     pub served_group: Option<IpAddr>,
+    /// The multicast probes from this prober's address its responder said reached its socket,
+    /// (first, largest) value reported: the difference is what came during this run.
+    pub multicast_heard: Option<(u64, u64)>,
     /// Arrival TTL of the newest ack (0 when unknown).
     pub ttl: u8,
     pub arrival: Arrival,
@@ -717,6 +720,7 @@ impl Figures {
             join_delay_ns: h.join.filter(|j| j.during_run).map(|j| j.delay_ns),
             filtered_at_host: h.filtered,
             served_group: h.served_group,
+            multicast_heard: h.heard,
             ttl: h.ttl,
             arrival: h.arrival,
             outages: h.outages.len() as u64 + h.outages_dropped,

@@ -62,8 +62,14 @@
 //!                   (a firewall, rp_filter, a join on another interface), as its packet tap
 //!                   counted them since it started; saturating; u32::MAX = not watched (no
 //!                   CAP_NET_RAW). Absent (ext_len 20) from responders older than it.
-//!  89  group    17  in acks to unicast probes only, and only when the whole name still fits
-//!                   (ext_len 41, else 24): the group this responder serves, so a prober whose
+//!  89  heard     4  multicast probes from this ack's destination address (the prober's host),
+//!                   all its sessions, that reached the responder's socket, counted since it
+//!                   started; saturating; u32::MAX = not known. In an ack to a unicast probe it
+//!                   tells a prober whose multicast acks never come whether its multicast
+//!                   reaches the responder at all. Absent (ext_len 24) from responders older
+//!                   than it.
+//!  93  group    17  in acks to unicast probes only, and only when the whole name still fits
+//!                   (ext_len 45, else 28): the group this responder serves, so a prober whose
 //!                   multicast goes unanswered where unicast works can tell a responder on
 //!                   another group from a network fault: 1 byte family (4 or 6), then the
 //!                   address (IPv4 in the first 4 of 16 bytes, the rest zero)
@@ -145,7 +151,9 @@ pub const ACK_FIXED_LEN: usize = 64;
 pub const MAX_NAME_LEN: usize = 64;
 /// Bytes of the extension's fields this build writes (after its length byte) without the
 /// group.
-pub const EXT_LEN: usize = 24;
+pub const EXT_LEN: usize = 28;
+/// The extension up to `filtered`, as responders before `heard` wrote it.
+pub(crate) const EXT_FILTERED_LEN: usize = 24;
 /// Bytes of the extension with the group a responder serves (acks to unicast probes).
 pub const EXT_GROUP_LEN: usize = EXT_LEN + 17;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
@@ -245,6 +253,9 @@ pub struct AckExt {
     /// Probes from the prober's address that reached the responder's host but not its socket
     /// (its packet tap's count, cumulative); `None` when it has no tap, or predates the field.
     pub filtered: Option<u32>,
+    /// Multicast probes from the prober's address that reached the responder's socket (all
+    /// sessions, cumulative); `None` when not known (a responder older than the field).
+    pub heard: Option<u32>,
     /// The group the responder serves: set in acks to unicast probes (multicast ones came to
     /// the prober's group), travels only when the whole name fits too; `None` when it did not,
     /// or the responder predates the field.
@@ -446,6 +457,7 @@ impl Ack {
                 buf.extend_from_slice(&v.unwrap_or(UNKNOWN_NS).to_be_bytes());
             }
             buf.extend_from_slice(&e.filtered.unwrap_or(u32::MAX).to_be_bytes());
+            buf.extend_from_slice(&e.heard.unwrap_or(u32::MAX).to_be_bytes());
             if let Some(g) = group {
                 let mut addr = [0u8; 16];
                 let family = match g {
@@ -582,9 +594,11 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 let known = |ns: u64| (ns != UNKNOWN_NS).then_some(ns);
                 let (host_drops, join_delay_ns, member_ns) = (e.u32()?, known(e.u64()?), known(e.u64()?));
                 // A field a responder of its time did not write is not known.
-                let filtered = if len >= EXT_LEN { Some(e.u32()?).filter(|&n| n != u32::MAX) } else { None };
+                let known32 = |n: u32| (n != u32::MAX).then_some(n);
+                let filtered = if len >= EXT_FILTERED_LEN { known32(e.u32()?) } else { None };
+                let heard = if len >= EXT_LEN { known32(e.u32()?) } else { None };
                 let group = if len >= EXT_GROUP_LEN { read_group(e.u8()?, e.take(16)?)? } else { None };
-                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, group })
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group })
             } else {
                 None
             };
@@ -714,17 +728,30 @@ mod tests {
 
     #[test]
     fn the_extension_has_its_documented_layout_and_later_fields_are_skipped() {
-        let ext =
-            AckExt { host_drops: 0x0102_0304, join_delay_ns: Some(5), member_ns: None, filtered: Some(7), group: None };
+        let ext = AckExt {
+            host_drops: 0x0102_0304,
+            join_delay_ns: Some(5),
+            member_ns: None,
+            filtered: Some(7),
+            heard: Some(9),
+            group: None,
+        };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
         assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_LEN);
         assert_eq!(bytes[FLAG_OFFSET], FLAG_EXT);
-        assert_eq!(bytes[64..69], [24, 1, 2, 3, 4]);
+        assert_eq!(bytes[64..69], [28, 1, 2, 3, 4]);
         assert_eq!(bytes[69..77], 5u64.to_be_bytes());
         assert_eq!(bytes[77..85], [0xff; 8]);
         assert_eq!(bytes[85..89], 7u32.to_be_bytes());
+        assert_eq!(bytes[89..93], 9u32.to_be_bytes());
         assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        // A responder from before `heard`: 24 bytes of extension, the field not known.
+        let mut before_heard = bytes[..64].to_vec();
+        before_heard.push(EXT_FILTERED_LEN as u8);
+        before_heard.extend_from_slice(&bytes[65..89]);
+        let Ok(Message::Ack(back)) = decode(&before_heard) else { panic!("the older extension decodes") };
+        assert_eq!(back.ext, Some(AckExt { heard: None, ..ext }));
         // Not watched: all ones, read back as not known.
         let unwatched = Ack { ext: Some(AckExt { filtered: None, ..ext }), ..ack("") };
         let bytes_unwatched = unwatched.encode_within(200).unwrap();
@@ -735,7 +762,7 @@ mod tests {
         older.push(EXT_MIN_LEN as u8);
         older.extend_from_slice(&bytes[65..85]);
         let Ok(Message::Ack(back)) = decode(&older) else { panic!("the older extension decodes") };
-        assert_eq!(back.ext, Some(AckExt { filtered: None, ..ext }));
+        assert_eq!(back.ext, Some(AckExt { filtered: None, heard: None, ..ext }));
         // A later responder's longer extension: the known fields are read, the rest skipped.
         let mut longer = bytes[..64].to_vec();
         longer.push(EXT_LEN as u8 + 3);
@@ -757,8 +784,8 @@ mod tests {
         let bytes = a.encode_within(200).unwrap();
         assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + 1 + 2);
         assert_eq!(bytes[64], EXT_GROUP_LEN as u8);
-        assert_eq!(bytes[89..94], [4, 239, 255, 42, 42]);
-        assert_eq!(bytes[94..106], [0; 12]);
+        assert_eq!(bytes[93..98], [4, 239, 255, 42, 42]);
+        assert_eq!(bytes[98..110], [0; 12]);
         assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
         let v6: IpAddr = "ff12::4242".parse().unwrap();
         let a6 = Ack { ext: Some(AckExt { group: Some(v6), ..ext }), ..a.clone() };
@@ -769,7 +796,7 @@ mod tests {
         let Ok(Message::Ack(back)) = decode(&tight) else { panic!("decodes") };
         assert_eq!((back.name.as_str(), back.ext.unwrap().group), ("h2", None));
         // A family that is neither 4 nor 6, or an IPv4 address with more bytes: refused.
-        for (at, byte) in [(89, 5u8), (100, 1u8)] {
+        for (at, byte) in [(93, 5u8), (104, 1u8)] {
             let mut bad = bytes.clone();
             bad[at] = byte;
             assert!(matches!(decode(&bad), Err(DecodeError::BadField(..))), "byte {at} = {byte}");

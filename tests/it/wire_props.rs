@@ -11,11 +11,12 @@ prop_compose! {
     fn any_ext()(host_drops: u32, join_delay_ns in proptest::option::of(0..u64::MAX),
                  member_ns in proptest::option::of(0..u64::MAX),
                  filtered in proptest::option::of(0..u32::MAX),
+                 heard in proptest::option::of(0..u32::MAX),
                  group in proptest::option::of(prop_oneof![
                      any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
                      any::<[u8; 16]>().prop_map(std::net::IpAddr::from)
                  ])) -> AckExt {
-        AckExt { host_drops, join_delay_ns, member_ns, filtered, group }
+        AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group }
     }
 }
 

@@ -107,6 +107,28 @@ fn a_stateful_firewall_on_the_probers_host_is_named_and_the_documented_rules_fix
         assert!(advice(&out, h).contains("this host's firewall drops them"), "{h}: {out}");
     }
     assert_no(&out, &["another --group", "host is down", "snooping", "rejects", "its responder's socket"]);
+
+    // The same prober without CAP_NET_RAW, so no tap here: the responders say in their acks to
+    // the unicast probes that the multicast probes reached them, so the acks were lost on the
+    // way back, and this host's firewall is the first place named.
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &format!("{p}-h1"), "setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]);
+    c.args([env!("CARGO_BIN_EXE_mcprobe"), "probe", "--iface", "veth0", "--count", "30", "--rate", "20"]);
+    c.args(["--timeout", "500ms", "--quiet", "--hosts", HOSTS]);
+    let untapped = run(c);
+    let text = String::from_utf8_lossy(&untapped.stdout).into_owned();
+    println!("without CAP_NET_RAW -> {:?}\n{text}", untapped.status.code());
+    assert_eq!(untapped.status.code(), Some(1), "multicast reaches the responders: not exit 3: {text}");
+    for h in ["10.77.0.2", "10.77.0.3"] {
+        let a = advice(&text, h);
+        assert!(
+            a.contains("multicast probes from this host during the run") && a.contains("so multicast reaches it"),
+            "{text}"
+        );
+        assert!(a.contains("lost on the way back: this host's firewall drops them"), "{text}");
+    }
+    assert_no(&text, &["another --group", "host is down", "snooping", "does not reach"]);
+
     let (code, out) = doctor(p, "h1", &["--role", "prober"]);
     assert_eq!(code, Some(1));
     let found = findings(&out);
