@@ -177,6 +177,9 @@ pub enum QuerierHeard {
     Heard(IpAddr),
     /// None was heard for longer than the wait.
     Silent,
+    /// None was heard, but the run was shorter than the wait: too short to tell (queriers
+    /// query every 125 s by default).
+    NoneYet,
 }
 
 /// What the unicast path's sockets said about an expected host, besides its acks.
@@ -350,6 +353,7 @@ impl HostDiagnosis {
                     ),
                     QuerierHeard::Silent => "a snooping switch that forgot its join, with no querier heard here (the querier line)".to_string(),
                     QuerierHeard::NotWatched => "a snooping switch that never learned its join or forgot it (no querier watch ran here to tell: it needs CAP_NET_RAW)".to_string(),
+                    QuerierHeard::NoneYet => "a snooping switch that never learned its join or forgot it (no membership query was heard during this run, too short to tell whether the LAN has a querier)".to_string(),
                 };
                 format!("multicast does not reach it{seen}: {snooping}, or a filter on the way")
             }
@@ -365,6 +369,7 @@ impl HostDiagnosis {
                     ),
                     QuerierHeard::Silent => "no querier is heard here: a snooping switch forgot its join (the querier line), or its responder left the group".to_string(),
                     QuerierHeard::NotWatched => "a snooping switch forgot its join (no querier on the LAN, or its host does not answer the queries: its firewall drops IGMP), or its responder left the group; no querier watch ran here to tell (it needs CAP_NET_RAW)".to_string(),
+                    QuerierHeard::NoneYet => "a snooping switch forgot its join (no querier on the LAN, or its host does not answer the queries: its firewall drops IGMP), or its responder left the group; no membership query was heard during this run, too short to tell which".to_string(),
                 };
                 format!("multicast stopped for the last {probes} probes while unicast went on: {why}")
             }

@@ -116,8 +116,9 @@ impl Findings {
         let heard = match &q {
             QuerierFinding::NotWatched(_) => QuerierHeard::NotWatched,
             QuerierFinding::Watched { silence: Some(_), .. } => QuerierHeard::Silent,
+            // Nothing heard yet, and not for longer than the wait: too soon to say.
             QuerierFinding::Watched { queriers, .. } => {
-                queriers.last().map_or(QuerierHeard::Silent, |q| QuerierHeard::Heard(q.querier.address))
+                queriers.last().map_or(QuerierHeard::NoneYet, |q| QuerierHeard::Heard(q.querier.address))
             }
         };
         let explained: Vec<IpAddr> = match &q {

@@ -112,7 +112,9 @@ def main(folder):
             # the nearest rank it must give the same value.
             n = h.get_total_count()
             if int(q * n + 0.5) == max(1, math.ceil(q * n)):
-                close(inside(h.get_value_at_percentile(q * 100) / 1000, row), float(row[col]), 0.0051, f"{tag} hdrh {col}")
+                close(
+                    inside(h.get_value_at_percentile(q * 100) / 1000, row), float(row[col]), 0.0051, f"{tag} hdrh {col}"
+                )
         in_bucket(h, h.get_max_value(), float(row["rtt_max_us"]), f"{tag} max")
         in_bucket(h, h.get_min_value(), float(row["rtt_min_us"]), f"{tag} min")
         close(h.get_mean_value() / 1000, float(row["rtt_mean_us"]), 0.002 * float(row["rtt_mean_us"]), f"{tag} mean")
