@@ -166,7 +166,7 @@ fn decode_old(bytes: &[u8]) -> wire::Ack {
 /// What every pairing measures, old or new: 3 probes lost forward, 1 ack lost on return.
 fn assert_measures_as_before(f: &Figures, what: &str) {
     assert_eq!((f.sent, f.received, f.lost), (10, 6, 4), "{what}: {f:?}");
-    assert_eq!((f.forward_lost, f.return_lost, f.unknown_lost), (3, 1, 0), "{what}: {f:?}");
+    assert_eq!((f.loss.forward, f.loss.ret, f.loss.unknown), (3, 1, 0), "{what}: {f:?}");
     assert_eq!(f.rtt.map(|r| r.p50_ns.abs_diff(2 * OWD + DWELL) < 200), Some(true), "{what}: {f:?}");
 }
 
@@ -175,7 +175,7 @@ fn old_prober_and_old_responder() {
     for size in [64, 128] {
         let f = scenario(false, size, |b, n, _| old_responder(b, n), decode_old);
         assert_measures_as_before(&f, "old/old");
-        assert_eq!((f.forward_host_drops, f.join_delay_ns), (None, None));
+        assert_eq!((f.loss.host_drops, f.join_delay_ns), (None, None));
     }
 }
 
@@ -193,7 +193,7 @@ fn old_prober_and_new_responder_get_the_old_acks_byte_for_byte() {
         let mut e = engine();
         let f = scenario(false, size, |b, _, drops| new_responder(&mut e, b, drops), decode_old);
         assert_measures_as_before(&f, "old prober, new responder");
-        assert_eq!((f.forward_host_drops, f.join_delay_ns), (None, None));
+        assert_eq!((f.loss.host_drops, f.join_delay_ns), (None, None));
     }
 }
 
@@ -202,7 +202,7 @@ fn new_prober_and_old_responder_measure_as_before_without_host_drops() {
     for size in [64, 128, 300] {
         let f = scenario(true, size, |b, n, _| old_responder(b, n), decode_new);
         assert_measures_as_before(&f, "new prober, old responder");
-        assert_eq!((f.forward_host_drops, f.join_delay_ns), (None, None), "size {size}");
+        assert_eq!((f.loss.host_drops, f.join_delay_ns), (None, None), "size {size}");
     }
 }
 
@@ -212,14 +212,14 @@ fn new_prober_and_new_responder_split_forward_loss() {
     let f = scenario(true, wire::INFO_PROBE_LEN, |b, _, drops| new_responder(&mut e, b, drops), decode_new);
     assert_measures_as_before(&f, "new/new");
     // Of the 3 probes lost forward, the responder's socket dropped 2: the network lost 1.
-    assert_eq!(f.forward_host_drops, Some(2));
+    assert_eq!(f.loss.host_drops, Some(2));
     // It joined 5 s before the run's first probe: that is not a join delay.
     assert_eq!(f.join_delay_ns, None);
     // At 64 bytes there is no room: the acks are the fixed part alone, and nothing is guessed.
     let mut e = engine();
     let f = scenario(true, 64, |b, _, drops| new_responder(&mut e, b, drops), decode_new);
     assert_measures_as_before(&f, "new/new at 64 bytes");
-    assert_eq!(f.forward_host_drops, None);
+    assert_eq!(f.loss.host_drops, None);
 }
 
 #[test]

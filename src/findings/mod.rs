@@ -528,8 +528,8 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
     notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
     notes.extend(rows.iter().filter_map(|r| {
-        let host = r.figures.forward_host_drops.filter(|&d| d > 0)?;
-        Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.forward_lost - host })
+        let host = r.figures.loss.host_drops.filter(|&d| d > 0)?;
+        Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.loss.forward - host })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
     // Acks that reached this host and were dropped here prove the responders answered: the

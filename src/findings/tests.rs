@@ -348,13 +348,13 @@ proptest::proptest! {
         }
         for r in &f.rows {
             let g = &r.figures;
-            proptest::prop_assert_eq!(g.lost, g.forward_lost + g.return_lost + g.late + g.unknown_lost);
+            proptest::prop_assert_eq!(g.lost, g.loss.forward + g.loss.ret + g.late + g.loss.unknown);
             proptest::prop_assert_eq!(g.sent, g.received + g.lost + g.limited);
-            proptest::prop_assert!(g.forward_host_drops.unwrap_or(0) <= g.forward_lost);
+            proptest::prop_assert!(g.loss.host_drops.unwrap_or(0) <= g.loss.forward);
         }
         for n in &f.notes {
             if let Note::HostDrops { name, host, network, path } = n {
-                let fwd = f.rows.iter().filter(|r| r.path == *path && r.label().as_deref() == Some(name.as_str())).map(|r| r.figures.forward_lost).max();
+                let fwd = f.rows.iter().filter(|r| r.path == *path && r.label().as_deref() == Some(name.as_str())).map(|r| r.figures.loss.forward).max();
                 proptest::prop_assert_eq!(Some(host + network), fwd);
             }
         }

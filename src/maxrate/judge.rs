@@ -145,14 +145,14 @@ pub(crate) fn sender_behind(t: &TrialResult) -> bool {
 /// first: they show up as return (or unknown) loss, and must not be blamed on the network.
 pub(crate) fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
     let f = &r.figures;
-    let local = t.local_drops.min(f.return_lost + f.unknown_lost);
-    let ret = f.return_lost.saturating_sub(local);
-    let unknown = f.unknown_lost.saturating_sub(local.saturating_sub(f.return_lost));
-    let host = f.forward_host_drops.unwrap_or(0).min(f.forward_lost);
+    let local = t.local_drops.min(f.loss.ret + f.loss.unknown);
+    let ret = f.loss.ret.saturating_sub(local);
+    let unknown = f.loss.unknown.saturating_sub(local.saturating_sub(f.loss.ret));
+    let host = f.loss.host_drops_or_zero();
     let parts = [
         (local, Cause::LocalDrops),
         (host, Cause::ResponderHost),
-        (f.forward_lost - host, Cause::Forward),
+        (f.loss.forward - host, Cause::Forward),
         (ret, Cause::Return),
         (f.limited, Cause::RateLimited),
         (f.late, Cause::Late),
@@ -165,6 +165,7 @@ pub(crate) fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::LossSplit as LS;
 
     fn trial(asked: u64, achieved: f64, local_drops: u64) -> TrialResult {
         TrialResult {
@@ -191,7 +192,13 @@ mod tests {
 
     #[test]
     fn tolerance_counts_unanswered_probes_of_any_kind() {
-        let f = Figures { sent: 1000, received: 999, lost: 1, forward_lost: 1, ..Figures::default() };
+        let f = Figures {
+            sent: 1000,
+            received: 999,
+            lost: 1,
+            loss: LS { forward: 1, ..LS::default() },
+            ..Figures::default()
+        };
         assert!(!passes(&f, 0.0));
         assert!(passes(&f, 0.1));
         let limited = Figures { sent: 1000, received: 990, limited: 10, ..Figures::default() };
@@ -202,20 +209,23 @@ mod tests {
 
     #[test]
     fn the_dominant_loss_names_the_cause() {
-        let fwd = Figures { sent: 100, lost: 30, forward_lost: 25, return_lost: 5, ..Figures::default() };
+        let fwd =
+            Figures { sent: 100, lost: 30, loss: LS { forward: 25, ret: 5, ..LS::default() }, ..Figures::default() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(fwd.clone())), Cause::Forward);
-        let ret = Figures { sent: 100, lost: 30, forward_lost: 5, return_lost: 25, ..Figures::default() };
+        let ret =
+            Figures { sent: 100, lost: 30, loss: LS { forward: 5, ret: 25, ..LS::default() }, ..Figures::default() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(ret.clone())), Cause::Return);
         // The same return loss, all of it dropped by the prober's own socket: this host's limit.
         assert_eq!(cause(&trial(1000, 1000.0, 25), &resp(ret)), Cause::LocalDrops);
         // A prober that sent at 70 % of the rate asked is named apart; the loss keeps its cause.
         assert!(sender_behind(&trial(1000, 700.0, 0)) && !sender_behind(&trial(1000, 950.0, 0)));
         assert_eq!(cause(&trial(1000, 700.0, 0), &resp(fwd.clone())), Cause::Forward);
-        let host = Figures { forward_host_drops: Some(20), ..fwd.clone() };
+        let host = Figures { loss: LS { host_drops: Some(20), ..fwd.loss }, ..fwd.clone() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(host)), Cause::ResponderHost);
-        let mostly_network = Figures { forward_host_drops: Some(5), ..fwd };
+        let mostly_network = Figures { loss: LS { host_drops: Some(5), ..fwd.loss }, ..fwd };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(mostly_network)), Cause::Forward);
-        let lim = Figures { sent: 100, limited: 40, lost: 1, forward_lost: 1, ..Figures::default() };
+        let lim =
+            Figures { sent: 100, limited: 40, lost: 1, loss: LS { forward: 1, ..LS::default() }, ..Figures::default() };
         assert_eq!(cause(&trial(1000, 1000.0, 0), &resp(lim)), Cause::RateLimited);
     }
 

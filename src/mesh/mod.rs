@@ -13,18 +13,15 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::findings::{Findings, Path, ResponderId, Row, Verdict};
-use crate::stats::{ns_to_us, Figures};
+use crate::stats::{ns_to_us, Figures, LossSplit};
 
 /// One peer on one path, counted from its first answer.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct PathFigures {
     pub sent: u64,
     pub lost: u64,
-    pub forward_lost: u64,
-    /// Of `forward_lost`: dropped by the peer's own host (its socket buffer full), when it says.
-    pub forward_host_drops: Option<u64>,
-    pub return_lost: u64,
-    pub unknown_lost: u64,
+    /// Counted from its first answer: the probes before it come off the forward loss.
+    pub loss: LossSplit,
     pub late: u64,
     pub rtt_p50_ns: Option<u64>,
     pub rtt_p99_ns: Option<u64>,
@@ -34,15 +31,10 @@ pub(crate) struct PathFigures {
 
 impl PathFigures {
     pub(crate) fn of(f: &Figures) -> Self {
-        let before_first = f.sent - f.sent_after_first;
-        let forward_lost = f.forward_lost.saturating_sub(before_first);
         PathFigures {
             sent: f.sent_after_first,
             lost: f.lost_after_first,
-            forward_lost,
-            forward_host_drops: f.forward_host_drops.map(|d| d.min(forward_lost)),
-            return_lost: f.return_lost,
-            unknown_lost: f.unknown_lost,
+            loss: f.loss.less_forward(f.sent - f.sent_after_first),
             late: f.late,
             rtt_p50_ns: f.rtt.map(|r| r.p50_ns),
             rtt_p99_ns: f.rtt.map(|r| r.p99_ns),
@@ -144,10 +136,10 @@ impl MeshRow {
             mc_sent: m.map(|f| f.sent),
             mc_lost: m.map(|f| f.lost),
             mc_loss_pct: m.as_ref().map(pct),
-            mc_forward_lost: m.map(|f| f.forward_lost),
-            mc_forward_host_drops: m.and_then(|f| f.forward_host_drops),
-            mc_return_lost: m.map(|f| f.return_lost),
-            mc_unknown_lost: m.map(|f| f.unknown_lost),
+            mc_forward_lost: m.map(|f| f.loss.forward),
+            mc_forward_host_drops: m.and_then(|f| f.loss.host_drops),
+            mc_return_lost: m.map(|f| f.loss.ret),
+            mc_unknown_lost: m.map(|f| f.loss.unknown),
             mc_late: m.map(|f| f.late),
             mc_rtt_p50_us: m.and_then(|f| f.rtt_p50_ns).map(ns_to_us),
             mc_rtt_p99_us: m.and_then(|f| f.rtt_p99_ns).map(ns_to_us),
@@ -189,7 +181,7 @@ mod tests {
         let late = &rows[0];
         assert_eq!(late.name, "late");
         let (m, u) = (late.multicast.unwrap(), late.unicast.unwrap());
-        assert_eq!((m.sent, m.lost, m.forward_lost), (80, 0, 0), "counted from its first answer: {m:?}");
+        assert_eq!((m.sent, m.lost, m.loss.forward), (80, 0, 0), "counted from its first answer: {m:?}");
         assert_eq!((u.sent, u.lost), (80, 0));
         assert_eq!(late.verdict, Verdict::Ok);
 
@@ -209,12 +201,11 @@ mod tests {
             lost: 205,
             lost_after_first: 5,
             sent_after_first: 800,
-            forward_lost: 203,
-            return_lost: 2,
+            loss: LossSplit { forward: 203, ret: 2, ..LossSplit::default() },
             ..Figures::default()
         };
         let p = PathFigures::of(&f);
-        assert_eq!((p.sent, p.lost, p.forward_lost, p.return_lost), (800, 5, 3, 2));
+        assert_eq!((p.sent, p.lost, p.loss.forward, p.loss.ret), (800, 5, 3, 2));
         assert!((p.loss_pct() - 0.625).abs() < 1e-9);
     }
 }

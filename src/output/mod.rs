@@ -57,7 +57,7 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     use table::Align::{Left, Right};
     let paths = f.has_unicast();
     let limits = f.rows.iter().any(|r| r.figures.limited > 0);
-    let host_drops = f.rows.iter().any(|r| r.figures.forward_host_drops.is_some_and(|d| d > 0));
+    let host_drops = f.rows.iter().any(|r| r.figures.loss.host_drops.is_some_and(|d| d > 0));
     let joins = f.rows.iter().any(|r| r.figures.join_delay_ns.is_some());
     let mut cols = vec![("RESPONDER", Left), ("ADDRESS", Left)];
     if paths {
@@ -97,12 +97,12 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
             g.sent.to_string(),
             g.received.to_string(),
             format!("{:.2}", g.loss_pct()),
-            g.forward_lost.to_string(),
+            g.loss.forward.to_string(),
         ]);
         if host_drops {
-            cells.push(g.forward_host_drops.map_or("-".to_string(), |d| d.to_string()));
+            cells.push(g.loss.host_drops.map_or("-".to_string(), |d| d.to_string()));
         }
-        cells.extend([g.return_lost.to_string(), g.unknown_lost.to_string()]);
+        cells.extend([g.loss.ret.to_string(), g.loss.unknown.to_string()]);
         if limits {
             cells.push(g.limited.to_string());
         }

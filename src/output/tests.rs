@@ -294,7 +294,7 @@ fn max_rate_table_marks_a_result_capped_by_the_rate_limit() {
             received: rate - lim - lost,
             limited: lim,
             lost,
-            forward_lost: lost,
+            loss: crate::stats::LossSplit { forward: lost, ..Default::default() },
             ..Figures::default()
         };
         let (a, b) = (who(2, "h2"), who(3, "h3"));

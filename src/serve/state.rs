@@ -387,7 +387,7 @@ impl State {
 /// are not charged (a join is not loss); they come off the forward, then unknown, then return
 /// counts, which the responder's counters spread them over.
 fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
-    let mut lost = [f.forward_lost, f.return_lost, f.unknown_lost];
+    let mut lost = [f.loss.forward, f.loss.ret, f.loss.unknown];
     let charged = if fresh {
         let mut excess = f.lost - f.lost_after_first;
         for i in [0, 2, 1] {
@@ -401,7 +401,7 @@ fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
     };
     s.probes += charged;
     s.acks += f.received;
-    s.host_drops += f.forward_host_drops.unwrap_or(0).min(lost[0]);
+    s.host_drops += f.loss.host_drops.unwrap_or(0).min(lost[0]);
     for (acc, l) in s.lost.iter_mut().zip(lost) {
         *acc += l;
     }

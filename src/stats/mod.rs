@@ -12,7 +12,7 @@
 //!   and enter the RTT figures. A late ack is counted in `late` and its probe stays lost.
 //! - `limited` = probes the responder received but chose not to answer (its rate limit), from its
 //!   own counters; they are neither loss nor part of an outage.
-//!   `lost = sent − received − limited = forward_lost + return_lost + late + unknown_lost`, always:
+//!   `lost = sent − received − limited = loss.forward + loss.ret + late + loss.unknown`, always:
 //!   what the counters cannot attribute is unknown (see [`HostStats::attribute`]).
 
 mod host;
@@ -576,23 +576,14 @@ pub(crate) fn ns_to_us(ns: u64) -> f64 {
 pub struct Figures {
     pub sent: u64,
     pub received: u64,
-    /// `sent − received − limited` = `forward_lost + return_lost + late + unknown_lost`, always.
+    /// `sent − received − limited` = `loss.forward + loss.ret + late + loss.unknown`, always.
     pub lost: u64,
     /// Loss counted from this responder's first on-time ack on: a join's first lost probes are
     /// tolerated, any loss after them is not. `sent_after_first` is its denominator.
     pub lost_after_first: u64,
     pub sent_after_first: u64,
-    pub forward_lost: u64,
-    /// Of `forward_lost`: probes the responder's own host dropped, its socket buffer full
-    /// (SO_RXQ_OVFL, which its acks report); the rest of the forward loss is the network's.
-    /// `None` when the responder did not report (older than the report, or no ack carried it).
-    /// Its drops of other traffic on the same socket cannot be told apart, so the count is
-    /// capped at `forward_lost`.
-    pub forward_host_drops: Option<u64>,
-    pub return_lost: u64,
-    /// Lost probes no counter attributes: after the newest ack, between a restart's ids
-    /// (`restart_gap_lost`), and whatever inconsistent counters leave over.
-    pub unknown_lost: u64,
+    /// How `lost` divides by direction (`late` aside).
+    pub loss: LossSplit,
     /// Probes the responder rate-limited (from its counters, plus `limited_tail`): not loss.
     pub limited: u64,
     /// Of `limited`: probes after the newest ack taken as rate-limited, because the responder
@@ -635,6 +626,45 @@ pub struct Figures {
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+}
+
+/// How a path's lost probes divide by where they were lost: the one loss breakdown every row
+/// type reads (the table, `summary.csv`, the JSON, mesh, max-rate, serve's series, report.html);
+/// the CSV rows spell it out as flat columns because CSV has no nesting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossSplit {
+    /// Probes that never reached the responder (its counters say it did not receive them).
+    pub forward: u64,
+    /// Of `forward`: probes the responder's own host dropped, its socket buffer full
+    /// (SO_RXQ_OVFL, which its acks report); the rest of the forward loss is the network's.
+    /// `None` when the responder did not report (older than the report, or no ack carried it).
+    /// Its drops of other traffic on the same socket cannot be told apart, so the count is
+    /// capped at `forward`.
+    pub host_drops: Option<u64>,
+    /// Probes the responder received whose acks never came back.
+    pub ret: u64,
+    /// Lost probes no counter attributes: after the newest ack, between a restart's ids
+    /// (`Figures::restart_gap_lost`), and whatever inconsistent counters leave over.
+    pub unknown: u64,
+}
+
+impl LossSplit {
+    /// The forward loss that was the network's, when the responder said what its host dropped.
+    pub fn network_forward(&self) -> Option<u64> {
+        self.host_drops.map(|h| self.forward - h.min(self.forward))
+    }
+
+    /// What its host dropped, 0 when it did not say.
+    pub fn host_drops_or_zero(&self) -> u64 {
+        self.host_drops.unwrap_or(0).min(self.forward)
+    }
+
+    /// The split with `n` fewer forward losses (a join's first probes are not loss), the host's
+    /// drops capped to what is left.
+    pub fn less_forward(&self, n: u64) -> Self {
+        let forward = self.forward.saturating_sub(n);
+        LossSplit { forward, host_drops: self.host_drops.map(|d| d.min(forward)), ..*self }
+    }
 }
 
 /// RTT statistics in nanoseconds (means and deviations unrounded).
@@ -702,10 +732,7 @@ impl Figures {
             lost,
             lost_after_first: lost.saturating_sub(before_first),
             sent_after_first: sent - before_first,
-            forward_lost: forward,
-            forward_host_drops: attr.host_drops.map(|d| d.min(forward)),
-            return_lost: ret,
-            unknown_lost: unknown,
+            loss: LossSplit { forward, host_drops: attr.host_drops.map(|d| d.min(forward)), ret, unknown },
             limited,
             limited_tail,
             restart_gap_lost: attr.away.min(unknown),
@@ -735,7 +762,7 @@ impl Figures {
         Figures {
             sent,
             lost: sent,
-            unknown_lost: sent,
+            loss: LossSplit { unknown: sent, ..LossSplit::default() },
             lost_after_first: sent,
             sent_after_first: sent,
             ..Figures::default()

@@ -160,7 +160,7 @@ fn forward_return_and_unknown_loss_are_split() {
     let s = r.summary(&r.hosts()[0]);
     assert_eq!(s.received, 75);
     assert_eq!(s.lost, 25);
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost, s.late), (10, 5, 10, 0));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown, s.late), (10, 5, 10, 0));
     assert!((s.loss_pct() - 25.0).abs() < 1e-9);
 }
 
@@ -186,7 +186,7 @@ fn duplicates_reordering_late_and_foreign_acks() {
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.received, s.duplicates, s.reordered, s.late), (3, 1, 1, 1));
     assert_eq!(s.lost, 3); // probes 3 (late), 4 and 5 (no ack)
-    assert_eq!(s.lost, s.forward_lost + s.return_lost + s.unknown_lost + s.late);
+    assert_eq!(s.lost, s.loss.forward + s.loss.ret + s.loss.unknown + s.late);
     assert_eq!((r.foreign_acks, r.bogus_acks), (1, 2));
 }
 
@@ -225,7 +225,7 @@ fn responders_are_keyed_by_id_not_address() {
     let late = r.summary(&r.hosts()[1]);
     // The late joiner is charged with every probe of the run; its first ack came at 50 + 1 ms.
     assert_eq!((late.sent, late.received, late.lost), (10, 5, 5));
-    assert_eq!(late.forward_lost, 5);
+    assert_eq!(late.loss.forward, 5);
     assert_eq!(late.first_ack_ns, Some(51 * MS));
     // Counted from its first ack, it lost nothing.
     assert_eq!((late.lost_after_first, late.loss_after_first_pct()), (0, 0.0));
@@ -303,7 +303,7 @@ fn rate_limited_probes_are_not_loss() {
     // Probe 99 was limited after the last ack (probe 98): no counter says so, but the responder
     // was seen to limit runs of one probe entirely, so a tail of one is taken as limited.
     assert_eq!((s.received, s.limited, s.limited_tail, s.lost), (79, 20, 1, 1));
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 1, 0));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown), (0, 1, 0));
     assert_eq!(s.sent, s.received + s.limited + s.lost);
     assert_eq!(s.outages, 0);
 }
@@ -320,7 +320,7 @@ fn rate_limited_gaps_are_not_outages() {
     // from 491 to 529 holds 39 probes; the counters say 36 were limited, so 3 are an outage.
     let r = limited_run(1003, |i| i % 10 != 0, &[500, 510, 520]);
     let s = r.summary(&r.hosts()[0]);
-    assert_eq!((s.received, s.limited, s.lost, s.return_lost, s.outages), (98, 902, 3, 3, 1));
+    assert_eq!((s.received, s.limited, s.lost, s.loss.ret, s.outages), (98, 902, 3, 3, 1));
     assert_eq!(
         r.hosts()[0].outages,
         [Outage {
@@ -340,7 +340,7 @@ fn a_long_tail_after_rate_limiting_stays_unknown() {
     let r = limited_run(100, |i| i % 5 != 0 || i >= 80, &[]);
     let s = r.summary(&r.hosts()[0]);
     assert_eq!(s.limited_tail, 0);
-    assert_eq!((s.received, s.limited, s.lost, s.unknown_lost), (16, 60, 24, 24));
+    assert_eq!((s.received, s.limited, s.lost, s.loss.unknown), (16, 60, 24, 24));
 }
 
 #[test]
@@ -391,7 +391,7 @@ fn duplicated_probes_neither_hide_forward_loss_nor_pose_as_return_loss() {
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.received, s.duplicates, s.lost), (95, 9, 5)); // probe 53 was dropped, not duplicated
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (5, 0, 0));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown), (5, 0, 0));
 }
 
 #[test]
@@ -409,7 +409,7 @@ fn a_late_copy_of_an_ack_is_a_duplicate_not_a_late_ack() {
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.lost, s.late, s.duplicates), (1, 0, 1));
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 1, 0));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown), (0, 1, 0));
 }
 
 #[test]
@@ -453,7 +453,7 @@ proptest::proptest! {
         r.finalize_all();
         if let Some(h) = r.hosts().first() {
             let s = r.summary(h);
-            proptest::prop_assert_eq!(s.lost, s.forward_lost + s.return_lost + s.late + s.unknown_lost, "{:?}", s);
+            proptest::prop_assert_eq!(s.lost, s.loss.forward + s.loss.ret + s.late + s.loss.unknown, "{:?}", s);
             proptest::prop_assert_eq!(s.sent, s.received + s.lost + s.limited);
         }
     }
@@ -495,7 +495,7 @@ fn a_counter_that_goes_backwards_is_flagged_and_moves_nothing() {
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
     assert_eq!((s.inconsistent_acks, s.duplicates), (2, 2));
-    assert_eq!((s.lost, s.forward_lost, s.return_lost, s.unknown_lost, s.late), (25, 5, 10, 10, 0));
+    assert_eq!((s.lost, s.loss.forward, s.loss.ret, s.loss.unknown, s.late), (25, 5, 10, 10, 0));
 }
 
 #[test]
@@ -515,7 +515,7 @@ fn what_the_counters_cannot_attribute_is_unknown() {
     }
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
-    assert_eq!((s.lost, s.forward_lost, s.return_lost, s.unknown_lost), (10, 0, 0, 10));
+    assert_eq!((s.lost, s.loss.forward, s.loss.ret, s.loss.unknown), (10, 0, 0, 10));
     assert_eq!(s.inconsistent_acks, 0);
     // A counter that jumps: from probe 50 on the responder claims 10 more probes than it got.
     // Forward loss cannot be negative, and the identity still holds.
@@ -532,7 +532,7 @@ fn what_the_counters_cannot_attribute_is_unknown() {
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
     assert_eq!(s.lost, 20);
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost), (0, 10, 10));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown), (0, 10, 10));
 }
 
 #[test]
@@ -643,7 +643,7 @@ fn a_restart_is_one_responder_that_was_away() {
     let s = r.summary(h);
     assert_eq!((s.sent, s.received, s.lost, s.restarts), (100, 80, 20, 1));
     // 40..55: nobody heard them (away); 55..60: heard by the new id, acks lost.
-    assert_eq!((s.forward_lost, s.return_lost, s.unknown_lost, s.restart_gap_lost), (0, 5, 15, 15));
+    assert_eq!((s.loss.forward, s.loss.ret, s.loss.unknown, s.restart_gap_lost), (0, 5, 15, 15));
     // The outage ends when it came back.
     assert_eq!(
         h.outages,
@@ -756,7 +756,7 @@ fn ack_numbers_start_at_zero_and_received_includes_the_probe() {
     }
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
-    assert_eq!((s.lost, s.forward_lost, s.return_lost, s.inconsistent_acks), (0, 0, 0, 0));
+    assert_eq!((s.lost, s.loss.forward, s.loss.ret, s.inconsistent_acks), (0, 0, 0, 0));
     // Counters off by one the other way contradict themselves: flagged.
     let mut r = run(false);
     let tx = send(&mut r, 1);
@@ -829,9 +829,9 @@ proptest::proptest! {
             let s = r.summary(h);
             proptest::prop_assert!(ids.insert(h.responder_id));
             proptest::prop_assert_eq!(s.sent, n);
-            proptest::prop_assert_eq!(s.lost, s.forward_lost + s.return_lost + s.late + s.unknown_lost, "{:?}", s);
+            proptest::prop_assert_eq!(s.lost, s.loss.forward + s.loss.ret + s.late + s.loss.unknown, "{:?}", s);
             proptest::prop_assert_eq!(s.sent, s.received + s.lost + s.limited, "{:?}", s);
-            proptest::prop_assert!(s.restart_gap_lost <= s.unknown_lost && s.limited_tail <= s.limited);
+            proptest::prop_assert!(s.restart_gap_lost <= s.loss.unknown && s.limited_tail <= s.limited);
             proptest::prop_assert_eq!(s.restarts as usize + 1, h.segments.len());
             let id = format_id(h.responder_id);
             let rows: Vec<_> = iv.iter().filter(|row| row.responder_id == id).collect();
@@ -859,7 +859,7 @@ fn plain_replies_carry_no_counters_to_contradict() {
     }
     r.finalize_all();
     let s = r.summary(&r.hosts()[0]);
-    assert_eq!((s.inconsistent_acks, s.lost, s.unknown_lost, s.forward_lost), (0, 2, 2, 0));
+    assert_eq!((s.inconsistent_acks, s.lost, s.loss.unknown, s.loss.forward), (0, 2, 2, 0));
 }
 
 #[test]

@@ -54,6 +54,16 @@ pub(crate) struct SummaryRec {
 }
 
 impl SummaryRec {
+    /// The file's flat loss columns as the one loss breakdown.
+    pub(crate) fn loss(&self) -> crate::stats::LossSplit {
+        crate::stats::LossSplit {
+            forward: self.forward_lost,
+            host_drops: self.forward_host_drops,
+            ret: self.return_lost,
+            unknown: self.unknown_lost,
+        }
+    }
+
     pub(crate) fn is_multicast(&self) -> bool {
         self.path == ProbePath::Multicast
     }

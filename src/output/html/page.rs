@@ -223,13 +223,14 @@ fn loss_section(f: &Folder) -> Result<String> {
     let rows = ranked(f);
     let parts = |r: &SummaryRec| {
         let pct = |n: u64| if r.sent == 0 { 0.0 } else { 100.0 * n as f64 / r.sent as f64 };
-        let host = r.forward_host_drops.unwrap_or(0).min(r.forward_lost);
+        let loss = r.loss();
+        let host = loss.host_drops_or_zero();
         vec![
-            (pct(r.forward_lost - host), PALETTE[0]),
+            (pct(loss.forward - host), PALETTE[0]),
             (pct(host), PALETTE[5]),
-            (pct(r.return_lost), PALETTE[1]),
+            (pct(loss.ret), PALETTE[1]),
             (pct(r.late), PALETTE[4]),
-            (pct(r.unknown_lost), OTHERS),
+            (pct(loss.unknown), OTHERS),
         ]
     };
     let mut bars: Vec<Bar> = rows.iter().take(LOSS_ROWS).map(|r| Bar { label: r.label(), parts: parts(r) }).collect();
@@ -355,10 +356,10 @@ fn verdict(f: &Folder) -> String {
             format!(
                 "{:.2} % loss ({} forward, {} return, {} late, {} unknown){}",
                 w.loss_pct,
-                w.forward_lost,
-                w.return_lost,
+                w.loss().forward,
+                w.loss().ret,
                 w.late,
-                w.unknown_lost,
+                w.loss().unknown,
                 match w.outages {
                     0 => String::new(),
                     1 => ", 1 outage".to_string(),
@@ -428,11 +429,11 @@ pub(crate) fn summary_table(rows: &[&SummaryRec]) -> String {
             r.sent,
             r.received,
             r.loss_pct,
-            r.forward_lost,
-            r.forward_host_drops.map_or("-".to_string(), |d| d.to_string()),
-            r.return_lost,
+            r.loss().forward,
+            r.loss().host_drops.map_or("-".to_string(), |d| d.to_string()),
+            r.loss().ret,
             r.late,
-            r.unknown_lost,
+            r.loss().unknown,
             fmt_opt(r.rtt_p50_us, 1),
             fmt_opt(r.rtt_p99_us, 1),
             fmt_opt(r.rtt_max_us, 1),
