@@ -89,6 +89,10 @@ pub(crate) fn group(a: &GroupArgs) -> Result<(IpAddr, u16, Option<Iface>)> {
         }
         None => net::route_iface(group)?,
     };
+    // Refused here, before the run names its interface or opens a socket.
+    if let IpAddr::V6(g) = group {
+        net::need_v6_iface(iface.as_ref(), g)?;
+    }
     Ok((group, a.port, iface))
 }
 

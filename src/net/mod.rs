@@ -169,7 +169,7 @@ pub(crate) fn check_group(group: IpAddr) -> Result<IpAddr> {
 
 /// IPv6 multicast needs an interface: the kernel has no default for most scopes, and link-local
 /// groups mean nothing without one.
-fn need_v6_iface(iface: Option<&Iface>, group: Ipv6Addr) -> Result<&Iface> {
+pub(crate) fn need_v6_iface(iface: Option<&Iface>, group: Ipv6Addr) -> Result<&Iface> {
     let i = iface.with_context(|| format!("--group {group}: IPv6 groups need --iface NAME"))?;
     if i.name == "lo" {
         bail!("--group {group}: Linux does not carry IPv6 multicast over lo; use a real or veth interface");

@@ -117,3 +117,20 @@ fn ipv6_over_loopback_is_explained() {
         &["does not carry IPv6 multicast over lo"],
     );
 }
+
+#[test]
+fn an_ipv6_group_without_iface_is_refused_before_the_run_starts() {
+    // Refused by validation: no "probing … via" line, no socket. (Even unvalidated, an IPv6
+    // group without an interface cannot be joined or sent to, so nothing leaves this host.)
+    for cmd in ["probe", "discover", "respond"] {
+        let out = run({
+            let mut c = bin();
+            c.args([cmd, "--group", "ff12::4242"]);
+            c
+        });
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(stderr.contains("--group ff12::4242: IPv6 groups need --iface NAME"), "{cmd}: {stderr}");
+        assert!(out.stdout.is_empty(), "{cmd}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
