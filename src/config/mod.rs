@@ -89,9 +89,10 @@ pub(crate) fn group(a: &GroupArgs) -> Result<(IpAddr, u16, Option<Iface>)> {
         }
         None => net::route_iface(group)?,
     };
-    // Refused here, before the run names its interface or opens a socket.
-    if let IpAddr::V6(g) = group {
-        net::need_v6_iface(iface.as_ref(), g)?;
+    // Refused here, before the run names its interface or opens a socket (lo, which has no IPv6
+    // multicast, is refused when the socket joins, after --source's family is checked).
+    if let (IpAddr::V6(g), None) = (group, &iface) {
+        net::need_v6_iface(None, g)?;
     }
     Ok((group, a.port, iface))
 }
