@@ -1,5 +1,5 @@
 //! The watch's ops files in contrib/: its alert rules checked and unit-tested by promtool, its
-//! Grafana dashboard's queries using only the metric names docs/pending/watch.md defines. A
+//! Grafana dashboard's queries using only the metric names docs/src/watch.md defines. A
 //! tool that is not installed skips its check with a printed reason (CI installs promtool).
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ fn root() -> PathBuf {
 
 /// The metric names the documentation defines (its table's first column).
 fn documented_metrics() -> Vec<String> {
-    let doc = std::fs::read_to_string(root().join("docs/pending/watch.md")).unwrap();
+    let doc = std::fs::read_to_string(root().join("docs/src/watch.md")).unwrap();
     doc.lines()
         .filter_map(|l| l.strip_prefix("| `mcprobe_watch_"))
         .map(|l| format!("mcprobe_watch_{}", l.split('`').next().unwrap()))
@@ -42,7 +42,7 @@ fn watch_alert_rules_pass_promtool_and_their_unit_tests() {
     let known = documented_metrics();
     assert!(known.len() >= 10, "{known:?}");
     for m in metrics_in(&rules) {
-        assert!(known.contains(&m), "{m} is not in docs/pending/watch.md");
+        assert!(known.contains(&m), "{m} is not in docs/src/watch.md");
     }
     if Command::new("promtool").arg("--version").output().is_err() {
         println!("skipped: promtool not installed (apt-get install prometheus)");
@@ -74,7 +74,7 @@ fn watch_dashboard_queries_documented_metrics() {
     assert!(exprs.len() >= 6);
     for e in exprs {
         for m in metrics_in(e) {
-            assert!(known.contains(&m), "{m} (in {e}) is not in docs/pending/watch.md");
+            assert!(known.contains(&m), "{m} (in {e}) is not in docs/src/watch.md");
         }
     }
 }

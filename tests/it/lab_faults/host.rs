@@ -1,7 +1,7 @@
 //! Host-side faults (issue 19): a stateful firewall on the prober's host, a firewall on a
 //! responder's host, and rp_filter on a responder with an asymmetric route. Each case asserts
 //! what `probe --hosts` says (the cause, its exit code, no wrong cause), what the responder logs,
-//! and what `doctor` says on the faulty host; the rules of docs/pending/firewall.md are loaded
+//! and what `doctor` says on the faulty host; the rules of docs/src/firewall.md are loaded
 //! exactly as written and must make the run clean. Needs root (CI runs as root).
 
 use std::process::{Command, Output};
@@ -38,9 +38,9 @@ fn sh(p: &str, h: &str, line: &str) {
     assert!(out.status.success(), "{h}: {line}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// The command lines of the block after `<!-- lab: NAME -->` in docs/pending/firewall.md.
+/// The command lines of the block after `<!-- lab: NAME -->` in docs/src/firewall.md.
 fn documented(name: &str) -> Vec<String> {
-    let doc = std::fs::read_to_string(crate::common::lab::repo().join("docs/pending/firewall.md")).unwrap();
+    let doc = std::fs::read_to_string(crate::common::lab::repo().join("docs/src/firewall.md")).unwrap();
     let after = doc.split(&format!("<!-- lab: {name} -->")).nth(1).unwrap_or_else(|| panic!("no block {name}"));
     let block = after.split("```").nth(1).expect("a fenced block after the marker");
     block.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
