@@ -305,6 +305,15 @@ fn build(s: Spec) -> Result<Target, String> {
         Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
         None => None,
     };
+    // As the other commands: an interface of the group's family, and one at all for IPv6, checked
+    // before the HTTP server starts or any window opens a socket.
+    match (&iface, s.group) {
+        (Some(i), g) => i.check_family(g).map_err(|e| format!("{e:#}"))?,
+        (None, IpAddr::V6(g)) => {
+            net::need_v6_iface(None, g).map_err(|e| format!("{}: {e:#}", s.what("iface")))?;
+        }
+        (None, IpAddr::V4(_)) => {}
+    }
     let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
@@ -395,6 +404,11 @@ mod tests {
             ("[[target]]\nname = \"a\"\n[[target]]\nname = \"b\"\n", "target 'b': fields 'group', 'port' and 'iface'"),
             ("[[target]]\nname = \"a\"\nack_port = 24242\n", "target 'a': field 'ack_port' 24242: the same as --port"),
             ("", "no [[target]]"),
+            (
+                "[[target]]\nname = \"a\"\ngroup = \"ff12::4242\"\n",
+                "target 'a': field 'iface': --group ff12::4242: IPv6 groups need --iface",
+            ),
+            ("[[target]]\nname = \"a\"\ngroup = \"ff12::4242\"\niface = \"127.0.0.1\"\n", "ff12::4242"),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", load(text).unwrap_err());
