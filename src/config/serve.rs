@@ -658,6 +658,16 @@ mod tests {
         }
     }
 
+    /// The example in contrib/ reads (its interfaces, which this host may not have, left out).
+    #[test]
+    fn the_contrib_example_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/systemd/serve.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text: String = text.lines().filter(|l| !l.starts_with("iface")).map(|l| format!("{l}\n")).collect();
+        let (t, w) = load_all(&text).unwrap();
+        assert_eq!((t.len(), w.len(), w[0].groups.len()), (2, 1, 40));
+    }
+
     #[test]
     fn watch_bounds_are_named_and_enforced() {
         let entry = |i: usize, groups: &str| format!("[[watch]]\nname = \"w{i}\"\ngroups = [\"{groups}\"]\n");

@@ -10,8 +10,8 @@
 //! `[[watch]]` entries: at most [`MAX_WATCHES`], one thread each; their groups together at most
 //! [`MAX_WATCH_GROUPS`] (a socket each); per group at most `max_sources` sources followed
 //! ([`MAX_SOURCES`] at most); per entry at most `--max-series` streams (group, port, source).
-//! A stream has at most 12 series and a group 2, so an entry exports at most
-//! `12 × (--max-series + groups) + 2 × groups` series (the `+ groups`: each group's `other`).
+//! A stream has at most 12 series, a group 2 of its own and 2 for its `source="other"`, so an
+//! entry exports at most `12 × --max-series + 4 × groups` series.
 
 use std::time::Duration;
 

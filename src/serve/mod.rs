@@ -150,7 +150,7 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
                 let (quit, published, failure) = (&quit, &published, &failure);
                 let (forget, max_series) = (cfg.forget, cfg.max_series);
                 s.spawn(move || {
-                    if let Err(e) = watch_loop(w, forget, max_series, quit, published) {
+                    if let Err(e) = watch_loop(w, forget, max_series, quit, published, cfg.quiet) {
                         failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
                         quit.store(true, Ordering::SeqCst);
                     }
@@ -185,8 +185,9 @@ fn watch_loop(
     max_series: usize,
     quit: &AtomicBool,
     published: &Published,
+    quiet: bool,
 ) -> Result<()> {
-    use crate::stream::receive::Receiver;
+    use crate::stream::receive::{group_port, Receiver};
     const SECOND: u64 = 1_000_000_000;
     let mut rx = Receiver::open(&w.groups, w.iface.as_ref(), w.source, w.rcvbuf)
         .map_err(|e| e.context(format!("watch {}", w.name)))?;
@@ -204,8 +205,18 @@ fn watch_loop(
             for (g, p, d) in rx.local_drops() {
                 watcher.set_local_drops(g, p, d);
             }
-            watcher.tick(now, forget_ns);
+            let events = watcher.tick(now, forget_ns);
             published.set_watch(&w.name, watcher.snapshot(now));
+            for e in events.iter().filter(|_| !quiet) {
+                let (k, what) = match e {
+                    watch::Event::Appeared(k) => (k, "appeared"),
+                    watch::Event::Forgotten(k) => (k, "forgotten (silent longer than --forget)"),
+                    watch::Event::Capped(k) => {
+                        (k, "not followed: its group has max_sources, or the entry --max-series streams, already; its datagrams and those of further sources are summed as source \"other\"")
+                    }
+                };
+                eprintln!("watch {}: stream {} from {} {what}", w.name, group_port(k.group, k.port), k.source);
+            }
         }
     }
     Ok(())

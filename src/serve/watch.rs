@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::net::Iface;
-use crate::stream::engine::{Engine, EngineConfig};
+use crate::stream::engine::{Engine, EngineConfig, StreamKey};
 
 /// One validated `[[watch]]` entry.
 #[derive(Debug, Clone)]
@@ -88,8 +88,22 @@ pub(crate) struct EntrySnapshot {
     pub groups: Vec<((IpAddr, u16), GroupFigures)>,
 }
 
+/// What changed in an entry, for the log (one line each, never per datagram).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A source's first datagram to a group: a stream followed from now on.
+    Appeared(StreamKey),
+    /// Silent longer than `--forget`: its series left.
+    Forgotten(StreamKey),
+    /// The first datagram of the group summed into `source="other"`: this source is beyond
+    /// `max_sources` or `--max-series` (said once per group).
+    Capped(StreamKey),
+}
+
 #[derive(Debug, Default)]
 struct Group {
+    /// Something was summed into `other` already (said once).
+    capped: bool,
     /// The sources followed (in the engine), at most `max_sources`.
     sources: Vec<IpAddr>,
     other_packets: u64,
@@ -108,6 +122,8 @@ pub(crate) struct Watcher {
     max_streams: usize,
     followed: usize,
     t0: u64,
+    /// Since the last tick.
+    events: Vec<Event>,
 }
 
 impl Watcher {
@@ -125,6 +141,7 @@ impl Watcher {
             max_streams,
             followed: 0,
             t0: t0_ns,
+            events: Vec::new(),
         }
     }
 
@@ -134,13 +151,19 @@ impl Watcher {
         g.last_ns = Some(g.last_ns.map_or(t_ns, |l| l.max(t_ns)));
         let source = from.ip();
         if !g.sources.contains(&source) {
+            let key = StreamKey { group, port, source };
             if g.sources.len() >= self.max_sources || self.followed >= self.max_streams {
                 g.other_packets += 1;
                 g.other_bytes += payload.len() as u64;
+                if !g.capped {
+                    g.capped = true;
+                    self.events.push(Event::Capped(key));
+                }
                 return;
             }
             g.sources.push(source);
             self.followed += 1;
+            self.events.push(Event::Appeared(key));
         }
         self.engine.packet(group, port, source, from.port(), payload, t_ns);
     }
@@ -154,8 +177,8 @@ impl Watcher {
     }
 
     /// Closes the seconds up to `now_ns` and forgets the streams silent longer than
-    /// `forget_ns`; returns how many were forgotten.
-    pub(crate) fn tick(&mut self, now_ns: u64, forget_ns: u64) -> usize {
+    /// `forget_ns`; returns what changed since the last tick.
+    pub(crate) fn tick(&mut self, now_ns: u64, forget_ns: u64) -> Vec<Event> {
         self.engine.advance(now_ns);
         let gone = self.engine.forget_silent(now_ns, forget_ns);
         for k in &gone {
@@ -164,7 +187,8 @@ impl Watcher {
             }
         }
         self.followed -= gone.len();
-        gone.len()
+        self.events.extend(gone.into_iter().map(Event::Forgotten));
+        std::mem::take(&mut self.events)
     }
 
     /// The figures as of `now_ns` (after [`Self::tick`]).
@@ -257,7 +281,17 @@ mod tests {
         // Not configured: ignored.
         w.packet(g("239.9.9.9"), 5000, from("10.0.0.1"), &[0; 4], t_ns);
         w.set_local_drops(g("239.1.1.2"), 5000, 7);
-        assert_eq!(w.tick(t0 + S, 600 * S), 0);
+        let key = |g_: &str, s_: &str| StreamKey { group: g(g_), port: 5000, source: g(s_) };
+        assert_eq!(
+            w.tick(t0 + S, 600 * S),
+            [
+                Event::Appeared(key("239.1.1.1", "10.0.0.1")),
+                Event::Appeared(key("239.1.1.1", "10.0.0.2")),
+                Event::Capped(key("239.1.1.1", "10.0.0.3")),
+                Event::Appeared(key("239.1.1.2", "10.0.0.4")),
+                Event::Capped(key("239.1.1.2", "10.0.0.5")),
+            ]
+        );
         let snap = w.snapshot(t0 + S);
         let keys: Vec<(IpAddr, u16, Source)> = snap.streams.iter().map(|s| s.0).collect();
         let a = |s: &str| Source::Addr(g(s));
@@ -287,10 +321,15 @@ mod tests {
 
         // b and c stop; a goes on: after --forget (5 s), b leaves and frees its slot for c, whose
         // datagrams were "other" so far.
+        let mut events = Vec::new();
         for k in 1..=6u64 {
             w.packet(g("239.1.1.1"), 5000, from("10.0.0.1"), &(100 + k as u32).to_be_bytes(), t0 + k * S + S / 2);
-            w.tick(t0 + k * S + S / 2, 5 * S);
+            events.extend(w.tick(t0 + k * S + S / 2, 5 * S));
         }
+        assert_eq!(
+            events,
+            [Event::Forgotten(key("239.1.1.1", "10.0.0.2")), Event::Forgotten(key("239.1.1.2", "10.0.0.4"))]
+        );
         let snap = w.snapshot(t0 + 6 * S + S / 2);
         let keys: Vec<Source> = snap.streams.iter().filter(|s| s.0 .0 == g("239.1.1.1")).map(|s| s.0 .2).collect();
         assert_eq!(keys, [a("10.0.0.1"), Source::Other]);
