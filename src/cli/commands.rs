@@ -444,7 +444,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// A responder silent this long leaves the metrics.
+    /// A responder, or a watched stream (a `[[watch]]` entry's group and source), silent this
+    /// long leaves the metrics.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub forget: Duration,
 
@@ -454,11 +455,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", alias = "web.config.file")]
     pub web_config: Option<PathBuf>,
 
-    /// Most series (responder × path) kept per target; more are refused and counted.
+    /// Most series (responder × path) kept per target, and streams (group, port, source) per
+    /// `[[watch]]` entry; more responders are refused and counted, more streams summed as
+    /// source "other".
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_series: usize,
 
-    /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags.
+    /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags, and
+    /// streams to watch (`[[watch]]` tables: name, groups, iface, source, format, ...).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
     pub config: Option<PathBuf>,
 

@@ -13,7 +13,11 @@ use crate::auth::Key;
 use crate::cli::{parse_duration, parse_rate, parse_size, ServeArgs};
 use crate::net;
 use crate::prober::ProbeConfig;
+use crate::serve::watch::WatchTarget;
 use crate::serve::{bounds, ServeConfig, Target};
+use crate::stream::engine::EngineConfig;
+use crate::stream::verdict::MinRate;
+use crate::stream::{FormatChoice, SeqField};
 
 /// The settings of one target, as flags or a `[[target]]` table give them.
 struct Spec {
@@ -57,8 +61,23 @@ impl Spec {
 }
 
 pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
-    let targets = match &a.config {
-        Some(path) => from_file(path)?,
+    let (targets, watches) = match &a.config {
+        Some(path) => {
+            let (targets, watches) = from_file(path)?;
+            for w in &watches {
+                // Every group can have a stream of its own.
+                if w.groups.len() > a.max_series {
+                    bail!(
+                        "--config {}: watch '{}': field 'groups': {} groups, more than --max-series {} (the streams one entry follows)",
+                        path.display(),
+                        w.name,
+                        w.groups.len(),
+                        a.max_series
+                    );
+                }
+            }
+            (targets, watches)
+        }
         None => {
             let interval = super::interval(&a.pace, super::DEFAULT_INTERVAL)?;
             let group = net::check_group(a.net.group)?;
@@ -84,7 +103,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 ack_port: a.send.ack_port,
                 from_flags: true,
             };
-            vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?]
+            (vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?], Vec::new())
         }
     };
     let total: f64 = targets.iter().map(Target::send_rate).sum();
@@ -96,7 +115,15 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
         );
     }
     let web = a.web_config.as_deref().map(crate::serve::webconfig::load).transpose()?.unwrap_or_default();
-    Ok(ServeConfig { listen: a.listen, forget: a.forget, max_series: a.max_series, targets, quiet: a.quiet, web })
+    Ok(ServeConfig {
+        listen: a.listen,
+        forget: a.forget,
+        max_series: a.max_series,
+        targets,
+        watches,
+        quiet: a.quiet,
+        web,
+    })
 }
 
 /// A `[[target]]` table as written; every value is checked in [`from_table`].
@@ -127,21 +154,30 @@ struct FileTarget {
 struct File {
     #[serde(default)]
     target: Vec<toml::Table>,
+    #[serde(default)]
+    watch: Vec<toml::Table>,
 }
 
-/// Reads the targets of a config file.
-pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
+/// Reads the targets and the watch entries of a config file.
+pub(crate) fn from_file(path: &Path) -> Result<(Vec<Target>, Vec<WatchTarget>)> {
     let p = path.display();
     let text = std::fs::read_to_string(path).with_context(|| format!("--config {p}: cannot read"))?;
     let file: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {p}: {e}"))?;
-    if file.target.is_empty() {
-        bail!("--config {p}: no [[target]] table");
+    if file.target.is_empty() && file.watch.is_empty() {
+        bail!("--config {p}: no [[target]] or [[watch]] table");
     }
-    if file.target.len() > bounds::MAX_TARGETS {
-        bail!("--config {p}: {} targets; serve probes at most {}", file.target.len(), bounds::MAX_TARGETS);
+    let targets = targets_of(path, file.target)?;
+    let watches = watches_of(path, file.watch, &targets)?;
+    Ok((targets, watches))
+}
+
+fn targets_of(path: &Path, tables: Vec<toml::Table>) -> Result<Vec<Target>> {
+    let p = path.display();
+    if tables.len() > bounds::MAX_TARGETS {
+        bail!("--config {p}: {} targets; serve probes at most {}", tables.len(), bounds::MAX_TARGETS);
     }
     let mut targets: Vec<Target> = Vec::new();
-    for (i, table) in file.target.into_iter().enumerate() {
+    for (i, table) in tables.into_iter().enumerate() {
         let label = match table.get("name").and_then(|v| v.as_str()) {
             Some(n) => format!("target '{n}'"),
             None => format!("target #{}", i + 1),
@@ -167,6 +203,175 @@ pub(crate) fn from_file(path: &Path) -> Result<Vec<Target>> {
         targets.push(t);
     }
     Ok(targets)
+}
+
+/// The `[[watch]]` tables: each checked alone, then against the others and the targets.
+fn watches_of(path: &Path, tables: Vec<toml::Table>, targets: &[Target]) -> Result<Vec<WatchTarget>> {
+    let p = path.display();
+    if tables.len() > bounds::MAX_WATCHES {
+        bail!("--config {p}: {} [[watch]] entries; serve watches at most {}", tables.len(), bounds::MAX_WATCHES);
+    }
+    let mut watches: Vec<WatchTarget> = Vec::new();
+    let mut groups = 0;
+    for (i, table) in tables.into_iter().enumerate() {
+        let label = match table.get("name").and_then(|v| v.as_str()) {
+            Some(n) => format!("watch '{n}'"),
+            None => format!("watch #{}", i + 1),
+        };
+        let w = watch_of(table).map_err(|e| anyhow::anyhow!("--config {p}: {label}: {e}"))?;
+        if watches.iter().any(|o| o.name == w.name) || targets.iter().any(|t| t.name == w.name) {
+            bail!("--config {p}: {label}: field 'name': another [[target]] or [[watch]] has this name (the 'target' label)");
+        }
+        let iface = |w: &WatchTarget| w.iface.as_ref().map(|i| i.index);
+        for o in watches.iter().filter(|o| iface(o) == iface(&w)) {
+            if let Some(&(g, port)) = w.groups.iter().find(|s| o.groups.contains(s)) {
+                bail!(
+                    "--config {p}: {label}: field 'groups': {} is watched by watch '{}' on the same interface already",
+                    std::net::SocketAddr::new(g, port),
+                    o.name
+                );
+            }
+        }
+        groups += w.groups.len();
+        if groups > bounds::MAX_WATCH_GROUPS {
+            bail!(
+                "--config {p}: {label}: field 'groups': {groups} groups in the [[watch]] entries so far; serve watches at most {} (a socket each)",
+                bounds::MAX_WATCH_GROUPS
+            );
+        }
+        watches.push(w);
+    }
+    Ok(watches)
+}
+
+/// A `[[watch]]` table as written; every value is checked in [`watch_of`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWatch {
+    name: String,
+    /// `GROUP:PORT` strings as `watch` takes them (ranges, prefixes, lists), or one such string.
+    groups: toml::Value,
+    iface: Option<String>,
+    source: Option<String>,
+    format: Option<String>,
+    rtp_clock: Option<i64>,
+    ts_rate: Option<String>,
+    rcvbuf: Option<String>,
+    max_sources: Option<i64>,
+}
+
+/// `format`: `auto`, `rtp`, `ts`, `raw`, or `seq TYPE@OFFSET`.
+fn format_of(s: &str) -> Result<FormatChoice, String> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "auto" => return Ok(FormatChoice::Auto),
+        "rtp" => return Ok(FormatChoice::Rtp),
+        "ts" => return Ok(FormatChoice::Ts),
+        "raw" => return Ok(FormatChoice::Raw),
+        _ => {}
+    }
+    match t.strip_prefix("seq ") {
+        Some(spec) => SeqField::parse(spec).map(FormatChoice::Seq),
+        None => Err(format!("'{s}' is not a format: auto, rtp, ts, raw, or seq TYPE@OFFSET (seq u32be@0)")),
+    }
+}
+
+fn watch_of(table: toml::Table) -> Result<WatchTarget, String> {
+    let w: FileWatch = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    if w.name.is_empty() || w.name.chars().any(char::is_control) {
+        return Err("field 'name': must be a non-empty printable name".into());
+    }
+    let specs: Vec<&str> = match &w.groups {
+        toml::Value::String(s) => vec![s.as_str()],
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().ok_or_else(|| format!("field 'groups': {v} is not a \"GROUP:PORT\" string")))
+            .collect::<Result<_, _>>()?,
+        v => return Err(format!("field 'groups': {v} is not a list of \"GROUP:PORT\" strings")),
+    };
+    let mut groups: Vec<(IpAddr, u16)> = Vec::new();
+    for spec in &specs {
+        let (gs, port) = field("groups", crate::groups::parse_groups_port(spec, bounds::MAX_WATCH_GROUPS))?;
+        for g in gs {
+            field("groups", net::check_group(g).map_err(|e| format!("'{spec}': {e:#}")))?;
+            if !groups.contains(&(g, port)) {
+                groups.push((g, port));
+            }
+            if groups.len() > bounds::MAX_WATCH_GROUPS {
+                return Err(format!(
+                    "field 'groups': more than {} groups; serve watches at most that many",
+                    bounds::MAX_WATCH_GROUPS
+                ));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return Err("field 'groups': no group; give \"GROUP:PORT\" strings (239.1.1.1:5000, 239.1.0.0/24:5000)".into());
+    }
+    let v6 = groups[0].0.is_ipv6();
+    if let Some(&(g, _)) = groups.iter().find(|(g, _)| g.is_ipv6() != v6) {
+        return Err(format!("field 'groups': {g} is not of the same family as {}", groups[0].0));
+    }
+    let source = match &w.source {
+        Some(s) => {
+            let a: IpAddr = field("source", s.parse().map_err(|_| format!("'{s}' is not an address")))?;
+            if a.is_multicast() || a.is_unspecified() || a.is_ipv6() != v6 {
+                return Err(format!("field 'source': '{s}' is not a sender's address of the groups' family"));
+            }
+            Some(a)
+        }
+        None => None,
+    };
+    let format = match &w.format {
+        Some(f) => field("format", format_of(f))?,
+        None => FormatChoice::Auto,
+    };
+    let rtp_clock = match w.rtp_clock {
+        Some(hz) if (1000..=10_000_000).contains(&hz) => Some(hz as u32),
+        Some(hz) => {
+            return Err(format!("field 'rtp_clock': {hz} is not between 1000 and 10000000 Hz (90000 for video)"))
+        }
+        None => None,
+    };
+    let media_rate = match &w.ts_rate {
+        Some(r) => match field("ts_rate", MinRate::parse(r))? {
+            MinRate::BitsPerSecond(b) => Some(b / 8.0),
+            MinRate::PacketsPerSecond(_) => {
+                return Err(format!("field 'ts_rate': '{r}': give the media rate in bits/s (e.g. 3.75M)"))
+            }
+        },
+        None => None,
+    };
+    let rcvbuf = match &w.rcvbuf {
+        Some(s) => field("rcvbuf", parse_size(s))?,
+        None => 4 << 20,
+    };
+    let max_sources = match w.max_sources {
+        Some(n) if (1..=bounds::MAX_SOURCES as i64).contains(&n) => n as usize,
+        Some(n) => return Err(format!("field 'max_sources': {n} is not between 1 and {}", bounds::MAX_SOURCES)),
+        None => bounds::DEFAULT_SOURCES,
+    };
+    let iface = match &w.iface {
+        Some(i) => Some(net::resolve_iface(i).map_err(|e| format!("field 'iface': {e:#}"))?),
+        None => None,
+    };
+    if let Some(a) = iface.as_ref().and_then(|i| i.given).filter(|a| a.is_ipv6() != v6) {
+        return Err(format!(
+            "field 'iface': '{a}' is an address of the other family than the groups; give the interface's name"
+        ));
+    }
+    if v6 && iface.is_none() {
+        return Err("field 'iface': IPv6 groups need an interface".into());
+    }
+    Ok(WatchTarget {
+        name: w.name,
+        iface,
+        groups,
+        source,
+        engine: EngineConfig { format, rtp_clock, media_rate, keep_intervals: false, ..EngineConfig::default() },
+        rcvbuf,
+        max_sources,
+    })
 }
 
 /// Two targets that probe the same group and port through the same interface would each take
@@ -339,10 +544,161 @@ fn build(s: Spec) -> Result<Target, String> {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Vec<Target>> {
+    fn load_all(text: &str) -> Result<(Vec<Target>, Vec<WatchTarget>)> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
         from_file(f.path())
+    }
+
+    fn load(text: &str) -> Result<Vec<Target>> {
+        load_all(text).map(|(t, _)| t)
+    }
+
+    fn watches(text: &str) -> Result<Vec<WatchTarget>> {
+        load_all(text).map(|(_, w)| w)
+    }
+
+    #[test]
+    fn reads_watch_entries_with_defaults() {
+        let (t, w) = load_all(
+            "[[watch]]\nname = \"iptv\"\niface = \"127.0.0.1\"\ngroups = [\"239.1.1.1-239.1.1.3:5000\", \"239.1.1.2:5000\", \"239.2.0.0/31:1234\"]\n\
+             [[watch]]\nname = \"md\"\ngroups = \"239.9.9.9:30001\"\nformat = \"seq u64le@8\"\nsource = \"10.0.0.5\"\n\
+             rtp_clock = 48000\nts_rate = \"3.75M\"\nrcvbuf = \"8M\"\nmax_sources = 1\n",
+        )
+        .unwrap();
+        assert!(t.is_empty(), "a config of [[watch]] entries only is a config");
+        let g = |s: &str| s.parse::<IpAddr>().unwrap();
+        let iptv = &w[0];
+        assert_eq!(iptv.name, "iptv");
+        assert_eq!(
+            iptv.groups,
+            [
+                (g("239.1.1.1"), 5000),
+                (g("239.1.1.2"), 5000),
+                (g("239.1.1.3"), 5000),
+                (g("239.2.0.0"), 1234),
+                (g("239.2.0.1"), 1234)
+            ]
+        );
+        assert_eq!(iptv.iface.as_ref().map(|i| i.name.as_str()), Some("lo"));
+        assert_eq!((iptv.source, iptv.engine.format, iptv.max_sources), (None, FormatChoice::Auto, 4));
+        assert_eq!((iptv.engine.rtp_clock, iptv.engine.media_rate, iptv.rcvbuf), (None, None, 4 << 20));
+        assert!(!iptv.engine.keep_intervals, "serve keeps no timelines");
+        let md = &w[1];
+        assert_eq!(md.groups, [(g("239.9.9.9"), 30001)]);
+        assert_eq!(md.engine.format, FormatChoice::Seq(SeqField::parse("u64le@8").unwrap()));
+        assert_eq!(
+            (md.source, md.engine.rtp_clock, md.engine.media_rate),
+            (Some(g("10.0.0.5")), Some(48000), Some(468_750.0))
+        );
+        assert_eq!((md.rcvbuf, md.max_sources), (8 << 20, 1));
+        for (text, want) in [
+            ("rtp", FormatChoice::Rtp),
+            ("TS", FormatChoice::Ts),
+            ("raw", FormatChoice::Raw),
+            ("auto", FormatChoice::Auto),
+        ] {
+            let w = watches(&format!("[[watch]]\nname = \"a\"\ngroups = [\"239.1.1.1:5000\"]\nformat = \"{text}\"\n"))
+                .unwrap();
+            assert_eq!(w[0].engine.format, want);
+        }
+        // Targets and watches side by side.
+        let (t, w) =
+            load_all("[[target]]\nname = \"lan\"\n[[watch]]\nname = \"tv\"\ngroups = [\"239.1.1.1:5000\"]\n").unwrap();
+        assert_eq!((t.len(), w.len()), (1, 1));
+    }
+
+    #[test]
+    fn watch_errors_name_the_entry_the_field_and_the_value() {
+        let one = |extra: &str| format!("[[watch]]\nname = \"tv\"\ngroups = [\"239.1.1.1:5000\"]\n{extra}");
+        let cases = [
+            (one("format = \"mpeg\"\n"), "watch 'tv': field 'format': 'mpeg' is not a format"),
+            (one("format = \"seq u24be@0\"\n"), "watch 'tv': field 'format': 'u24be@0' is not a sequence field"),
+            (one("source = \"nobody\"\n"), "watch 'tv': field 'source': 'nobody' is not an address"),
+            (one("source = \"::1\"\n"), "watch 'tv': field 'source': '::1' is not a sender's address"),
+            (one("rtp_clock = 5\n"), "watch 'tv': field 'rtp_clock': 5 is not between"),
+            (one("ts_rate = \"100pps\"\n"), "watch 'tv': field 'ts_rate': '100pps': give the media rate in bits/s"),
+            (one("ts_rate = \"fast\"\n"), "watch 'tv': field 'ts_rate': 'fast' is not a rate"),
+            (one("rcvbuf = \"lots\"\n"), "watch 'tv': field 'rcvbuf'"),
+            (one("max_sources = 0\n"), "watch 'tv': field 'max_sources': 0 is not between 1 and 16"),
+            (one("max_sources = 17\n"), "watch 'tv': field 'max_sources': 17 is not between 1 and 16"),
+            (one("iface = \"nosuchif9\"\n"), "watch 'tv': field 'iface': --iface nosuchif9"),
+            (one("iface = \"::1\"\n"), "watch 'tv': field 'iface': '::1' is an address of the other family"),
+            (one("max_gap = \"1s\"\n"), "watch 'tv': unknown field `max_gap`"),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [\"10.0.0.1:5000\"]\n".into(),
+                "watch 'tv': field 'groups': '10.0.0.1' is not a multicast address",
+            ),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [\"239.1.1.1\"]\n".into(),
+                "watch 'tv': field 'groups': '239.1.1.1': expected GROUP:PORT",
+            ),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [\"239.0.0.0/8:5000\"]\n".into(),
+                "watch 'tv': field 'groups': '239.0.0.0/8': 16777216 groups, more than the 4096",
+            ),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [5000]\n".into(),
+                "watch 'tv': field 'groups': 5000 is not a \"GROUP:PORT\" string",
+            ),
+            ("[[watch]]\nname = \"tv\"\ngroups = []\n".into(), "watch 'tv': field 'groups': no group"),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [\"239.1.1.1:5000\", \"[ff15::1]:5000\"]\niface = \"lo\"\n".into(),
+                "watch 'tv': field 'groups': ff15::1 is not of the same family as 239.1.1.1",
+            ),
+            (
+                "[[watch]]\nname = \"tv\"\ngroups = [\"[ff15::1]:5000\"]\n".into(),
+                "watch 'tv': field 'iface': IPv6 groups need an interface",
+            ),
+            ("[[watch]]\ngroups = [\"239.1.1.1:5000\"]\n".into(), "watch #1: missing field `name`"),
+            (format!("{}{}", one(""), one("")), "watch 'tv': field 'name': another [[target]] or [[watch]]"),
+            (
+                format!("[[target]]\nname = \"tv\"\n{}", one("")),
+                "watch 'tv': field 'name': another [[target]] or [[watch]]",
+            ),
+            (
+                format!("{}[[watch]]\nname = \"tv2\"\ngroups = [\"239.1.1.0/30:5000\"]\n", one("")),
+                "watch 'tv2': field 'groups': 239.1.1.1:5000 is watched by watch 'tv' on the same interface already",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = format!("{:#}", watches(&text).unwrap_err());
+            assert!(e.starts_with("--config ") && e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    /// The example in contrib/ reads (its interfaces, which this host may not have, left out).
+    #[test]
+    fn the_contrib_example_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/systemd/serve.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text: String = text.lines().filter(|l| !l.starts_with("iface")).map(|l| format!("{l}\n")).collect();
+        let (t, w) = load_all(&text).unwrap();
+        assert_eq!((t.len(), w.len(), w[0].groups.len()), (2, 1, 40));
+    }
+
+    #[test]
+    fn watch_bounds_are_named_and_enforced() {
+        let entry = |i: usize, groups: &str| format!("[[watch]]\nname = \"w{i}\"\ngroups = [\"{groups}\"]\n");
+        let many: String = (0..=bounds::MAX_WATCHES).map(|i| entry(i, &format!("239.1.1.{}:5000", i + 1))).collect();
+        let e = format!("{:#}", watches(&many).unwrap_err());
+        assert!(e.contains("17 [[watch]] entries; serve watches at most 16"), "{e}");
+        // 4096 groups in one entry are fine; 2 × 2048 + 1 more over entries is not.
+        let w = watches(&entry(0, "239.1.0.0/20:5000")).unwrap();
+        assert_eq!(w[0].groups.len(), 4096);
+        let over =
+            format!("{}{}{}", entry(0, "239.1.0.0/21:5000"), entry(1, "239.2.0.0/21:5000"), entry(2, "239.3.0.0:5000"));
+        let e = format!("{:#}", watches(&over).unwrap_err());
+        assert!(
+            e.contains(
+                "watch 'w2': field 'groups': 4097 groups in the [[watch]] entries so far; serve watches at most 4096"
+            ),
+            "{e}"
+        );
+        let e = format!("{:#}", watches(&entry(0, "239.1.0.0/20,239.2.0.0:5000")).unwrap_err());
+        assert!(e.contains("field 'groups'") && e.contains("more than 4096 groups"), "{e}");
+        let e = format!("{:#}", load_all("").unwrap_err());
+        assert!(e.contains("no [[target]] or [[watch]] table"), "{e}");
     }
 
     #[test]
@@ -403,7 +759,7 @@ mod tests {
             ("[[target]]\nname = \"a\"\nrate = 9000\nhosts = [\"127.0.0.1\"]\n", "target 'a': field 'rate'"),
             ("[[target]]\nname = \"a\"\n[[target]]\nname = \"b\"\n", "target 'b': fields 'group', 'port' and 'iface'"),
             ("[[target]]\nname = \"a\"\nack_port = 24242\n", "target 'a': field 'ack_port' 24242: the same as --port"),
-            ("", "no [[target]]"),
+            ("", "no [[target]] or [[watch]]"),
             (
                 "[[target]]\nname = \"a\"\ngroup = \"ff12::4242\"\n",
                 "target 'a': field 'iface': --group ff12::4242: IPv6 groups need --iface",

@@ -6,6 +6,12 @@
 //! wait). Two windows never send at the same time. Each window is one thread plus the engine's
 //! sender and receiver, so a target costs at most 1 (its loop) + 2 × 3 + 1 (querier watch) = 8
 //! threads, and `serve` at most `MAX_TARGETS × 8 + 3` (main, HTTP, its blocking helper).
+//!
+//! `[[watch]]` entries: at most [`MAX_WATCHES`], one thread each; their groups together at most
+//! [`MAX_WATCH_GROUPS`] (a socket each); per group at most `max_sources` sources followed
+//! ([`MAX_SOURCES`] at most); per entry at most `--max-series` streams (group, port, source).
+//! A stream has at most 12 series, a group 2 of its own and 2 for its `source="other"`, so an
+//! entry exports at most `12 × --max-series + 4 × groups` series.
 
 use std::time::Duration;
 
@@ -32,6 +38,20 @@ pub(crate) const WINDOWS_IN_FLIGHT: usize = 2;
 /// A target's overruns are logged at most once in this period (each is counted in
 /// `mcprobe_window_overruns_total`).
 pub(crate) const OVERRUN_LOG_PERIOD: Duration = Duration::from_secs(600);
+
+/// `[[watch]]` entries in one `serve`: one thread each.
+pub(crate) const MAX_WATCHES: usize = 16;
+/// Groups (group and port) of all `[[watch]]` entries together: one socket each.
+pub(crate) const MAX_WATCH_GROUPS: usize = 4096;
+/// Sources followed per watched group (`max_sources`), and its default; the datagrams of more
+/// are summed into `source="other"`.
+pub(crate) const MAX_SOURCES: usize = 16;
+pub(crate) const DEFAULT_SOURCES: usize = 4;
+
+/// Descriptors of the `[[watch]]` entries: a socket per group and an epoll per entry.
+pub(crate) fn watch_descriptors(groups_per_entry: impl IntoIterator<Item = usize>) -> u64 {
+    groups_per_entry.into_iter().map(|g| g as u64 + 1).sum()
+}
 
 /// File descriptors `serve` may need at most: per window, the multicast socket and one per
 /// host, each twice (the sender's clone); per target, the querier watch's raw socket; the HTTP

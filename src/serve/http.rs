@@ -38,7 +38,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::AbortHandle;
 
 use super::metrics::{self, Format, Published};
-use super::state::State;
 use super::webconfig::WebConfig;
 
 /// Connections at once, in all.
@@ -69,7 +68,7 @@ pub(crate) struct Server {
 }
 
 /// A state and its exposition in each format, encoded when first asked for.
-type Encoded = (Arc<State>, [Option<Bytes>; 2]);
+type Encoded = (Arc<metrics::Exposed>, [Option<Bytes>; 2]);
 
 /// What every request reads.
 struct Site {

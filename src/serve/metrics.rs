@@ -2,6 +2,7 @@
 //! `prometheus-client` encoders (Prometheus text 0.0.4, or OpenMetrics 1.0 when asked). Only
 //! renders: every figure comes from the state.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
@@ -10,6 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::state::{Buckets, QuerierState, Series, SeriesKey, State, DIRECTIONS, LATENESS_BUCKETS_S, RTT_BUCKETS_S};
+use super::watch::{EntrySnapshot, StreamFigures};
 use crate::findings::Verdict;
 
 const VERDICTS: [Verdict; 6] = [
@@ -21,20 +23,39 @@ const VERDICTS: [Verdict; 6] = [
     Verdict::KeyMismatch,
 ];
 
-/// The state as last published by the probe loop: a scrape takes the lock only to clone the `Arc`.
+/// What a scrape renders: the probe targets' state and each `[[watch]]` entry's last snapshot.
+/// A new one is made whenever either changes (the HTTP side caches one body per `Exposed`).
 #[derive(Debug, Clone)]
-pub(crate) struct Published(Arc<Mutex<Arc<State>>>);
+pub(crate) struct Exposed {
+    pub state: Arc<State>,
+    pub watch: BTreeMap<String, Arc<EntrySnapshot>>,
+}
+
+/// What the probe loops and watch loops last published: a scrape takes the lock only to clone
+/// the `Arc`.
+#[derive(Debug, Clone)]
+pub(crate) struct Published(Arc<Mutex<Arc<Exposed>>>);
 
 impl Published {
     pub(crate) fn new(state: State) -> Self {
-        Published(Arc::new(Mutex::new(Arc::new(state))))
+        Published(Arc::new(Mutex::new(Arc::new(Exposed { state: Arc::new(state), watch: BTreeMap::new() }))))
     }
 
+    /// The probe targets' state.
     pub(crate) fn set(&self, state: State) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *e = Arc::new(Exposed { state: Arc::new(state), watch: e.watch.clone() });
     }
 
-    pub(crate) fn get(&self) -> Arc<State> {
+    /// One watch entry's snapshot (its series appear with the first).
+    pub(crate) fn set_watch(&self, name: &str, snapshot: EntrySnapshot) {
+        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut watch = e.watch.clone();
+        watch.insert(name.to_string(), Arc::new(snapshot));
+        *e = Arc::new(Exposed { state: e.state.clone(), watch });
+    }
+
+    pub(crate) fn get(&self) -> Arc<Exposed> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -208,9 +229,132 @@ fn querier(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
     )
 }
 
+/// Labels of a watched group.
+fn group_labels(target: &str, group: std::net::IpAddr, port: u16) -> Labels {
+    vec![("target", target.to_string()), ("group", group.to_string()), ("port", port.to_string())]
+}
+
+/// The `[[watch]]` entries' streams (docs/src/watch.md names and defines each metric); no
+/// family at all when serve watches nothing.
+fn watch(entries: &BTreeMap<String, Arc<EntrySnapshot>>, e: &mut DescriptorEncoder) -> std::fmt::Result {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows = |f: &dyn Fn(&StreamFigures) -> Option<u64>| -> Vec<(Labels, u64)> {
+        let mut out = Vec::new();
+        for (t, snap) in entries {
+            for ((g, p, src), s) in &snap.streams {
+                if let Some(v) = f(s) {
+                    let mut l = group_labels(t, *g, *p);
+                    l.push(("source", src.to_string()));
+                    out.push((l, v));
+                }
+            }
+        }
+        out
+    };
+    let gauges = |f: &dyn Fn(&StreamFigures) -> Option<f64>| -> Vec<(Labels, f64)> {
+        let mut out = Vec::new();
+        for (t, snap) in entries {
+            for ((g, p, src), s) in &snap.streams {
+                if let Some(v) = f(s) {
+                    let mut l = group_labels(t, *g, *p);
+                    l.push(("source", src.to_string()));
+                    out.push((l, v));
+                }
+            }
+        }
+        out
+    };
+    counter(
+        e,
+        "mcprobe_watch_packets",
+        "Datagrams received, per stream (source \"other\": every source beyond the caps, summed).",
+        &rows(&|s| Some(s.packets)),
+    )?;
+    counter(e, "mcprobe_watch_bytes", "UDP payload bytes received.", &rows(&|s| Some(s.bytes)))?;
+    counter(
+        e,
+        "mcprobe_watch_lost",
+        "Datagrams lost by the stream's own numbering (RTP, the --seq field; inferred from the continuity counters for MPEG-TS over UDP). None for raw streams.",
+        &rows(&|s| s.lost),
+    )?;
+    counter(e, "mcprobe_watch_duplicates", "Duplicate datagrams (RTP, --seq).", &rows(&|s| s.duplicates))?;
+    counter(
+        e,
+        "mcprobe_watch_reordered",
+        "Datagrams that arrived after a higher-numbered one (RTP, --seq).",
+        &rows(&|s| s.reordered),
+    )?;
+    counter(
+        e,
+        "mcprobe_watch_ts_lost",
+        "MPEG-TS packets lost by the continuity counters; its rate is RFC 4445's media loss rate (MLR).",
+        &rows(&|s| s.ts_lost),
+    )?;
+    counter(e, "mcprobe_watch_cc_errors", "MPEG-TS continuity-counter errors.", &rows(&|s| s.cc_errors))?;
+    counter(
+        e,
+        "mcprobe_watch_source_changes",
+        "New SSRCs (RTP) or source ports (other formats) after the first.",
+        &rows(&|s| s.source_changes),
+    )?;
+    gauge(
+        e,
+        "mcprobe_watch_peak_1ms_bytes_per_second",
+        "The most UDP payload bytes within any 1 ms of the last second, per second (microbursts; x 8 for bits/s).",
+        None,
+        &gauges(&|s| s.peak_1ms_bytes_per_s),
+    )?;
+    gauge(
+        e,
+        "mcprobe_watch_max_gap",
+        "The longest time between two datagrams in the last second (its silence, when none came).",
+        Some(&Unit::Seconds),
+        &gauges(&|s| s.max_gap_s),
+    )?;
+    gauge(
+        e,
+        "mcprobe_watch_rtp_jitter",
+        "RFC 3550 interarrival jitter from the RTP timestamps.",
+        Some(&Unit::Seconds),
+        &gauges(&|s| s.rtp_jitter_s),
+    )?;
+    gauge(
+        e,
+        "mcprobe_watch_mdi_df",
+        "RFC 4445 delay factor of the last second: the buffer, in time, its arrivals' jitter needs.",
+        Some(&Unit::Seconds),
+        &gauges(&|s| s.df_s),
+    )?;
+    let (mut silence, mut drops) = (Vec::new(), Vec::new());
+    for (t, snap) in entries {
+        for ((g, p), f) in &snap.groups {
+            silence.push((group_labels(t, *g, *p), f.silence_s));
+            if let Some(d) = f.local_drops {
+                drops.push((group_labels(t, *g, *p), d));
+            }
+        }
+    }
+    gauge(
+        e,
+        "mcprobe_watch_group_silence",
+        "Time since any datagram reached the watched group (since serve started, when none did). McprobeStreamStopped fires above 5 s.",
+        Some(&Unit::Seconds),
+        &silence,
+    )?;
+    counter(
+        e,
+        "mcprobe_watch_local_drops",
+        "Datagrams this host's kernel dropped on the group's socket (its buffer was full): this host's fault, not the network's.",
+        &drops,
+    )
+}
+
 impl Collector for StateCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
-        let st = self.0.get();
+        let exposed = self.0.get();
+        let st = &exposed.state;
         let per_series = |f: &dyn Fn(&Series) -> u64| -> Vec<(Labels, u64)> {
             st.series.iter().map(|(k, s)| (series_labels(k), f(s))).collect()
         };
@@ -379,7 +523,8 @@ impl Collector for StateCollector {
             &LATENESS_BUCKETS_S,
             &late,
         )?;
-        querier(&st, &mut e)?;
+        querier(st, &mut e)?;
+        watch(&exposed.watch, &mut e)?;
         let info = e.encode_descriptor("mcprobe_build", "The running mcprobe's version.", None, MetricType::Info)?;
         let mut info = info;
         info.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
@@ -461,6 +606,85 @@ mod tests {
         assert!(!text.contains(r#"mcprobe_querier_silent{target="lo"}"#), "{text}");
     }
 
+    /// A watch entry's snapshot: an RTP stream carrying MPEG-TS (every figure), a `--seq` feed
+    /// (no TS figures, no RTP jitter), the group's `other` sources, and a silent group whose
+    /// socket reported drops.
+    fn watched() -> Published {
+        use super::super::watch::{GroupFigures, Source};
+        let p = Published::new(one_series());
+        let g = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let rtp_ts = StreamFigures {
+            packets: 9000,
+            bytes: 11_844_000,
+            lost: Some(12),
+            duplicates: Some(1),
+            reordered: Some(2),
+            ts_lost: Some(84),
+            cc_errors: Some(12),
+            source_changes: Some(0),
+            peak_1ms_bytes_per_s: Some(1_316_000.0),
+            max_gap_s: Some(0.0125),
+            rtp_jitter_s: Some(0.000_25),
+            df_s: Some(0.004),
+        };
+        let seq = StreamFigures {
+            packets: 600,
+            bytes: 28_800,
+            lost: Some(4),
+            duplicates: Some(0),
+            reordered: Some(0),
+            source_changes: Some(1),
+            peak_1ms_bytes_per_s: Some(48_000.0),
+            max_gap_s: Some(0.002),
+            ..StreamFigures::default()
+        };
+        let other = StreamFigures { packets: 5, bytes: 50, ..StreamFigures::default() };
+        let snap = EntrySnapshot {
+            streams: vec![
+                ((g("239.1.1.1"), 5000, Source::Addr(g("10.0.0.9"))), rtp_ts),
+                ((g("239.1.1.1"), 5000, Source::Other), other),
+                ((g("239.9.9.9"), 30001, Source::Addr(g("10.0.0.5"))), seq),
+            ],
+            groups: vec![
+                ((g("239.1.1.1"), 5000), GroupFigures { silence_s: 0.004, local_drops: Some(0) }),
+                ((g("239.1.1.2"), 5000), GroupFigures { silence_s: 42.5, local_drops: Some(3) }),
+                ((g("239.9.9.9"), 30001), GroupFigures { silence_s: 0.25, local_drops: None }),
+            ],
+        };
+        p.set_watch("iptv", snap);
+        p
+    }
+
+    #[test]
+    fn renders_watch_streams_with_only_the_figures_their_format_has() {
+        let text = encode(&registry(watched()), Format::Prometheus);
+        let tv = r#"target="iptv",group="239.1.1.1",port="5000",source="10.0.0.9""#;
+        let md = r#"target="iptv",group="239.9.9.9",port="30001",source="10.0.0.5""#;
+        for line in [
+            format!("mcprobe_watch_packets_total{{{tv}}} 9000"),
+            format!("mcprobe_watch_lost_total{{{tv}}} 12"),
+            format!("mcprobe_watch_ts_lost_total{{{tv}}} 84"),
+            format!("mcprobe_watch_mdi_df_seconds{{{tv}}} 0.004"),
+            format!("mcprobe_watch_lost_total{{{md}}} 4"),
+            r#"mcprobe_watch_packets_total{target="iptv",group="239.1.1.1",port="5000",source="other"} 5"#.into(),
+            r#"mcprobe_watch_group_silence_seconds{target="iptv",group="239.1.1.2",port="5000"} 42.5"#.into(),
+            r#"mcprobe_watch_local_drops_total{target="iptv",group="239.1.1.2",port="5000"} 3"#.into(),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        for absent in [
+            format!("mcprobe_watch_ts_lost_total{{{md}}}"),
+            format!("mcprobe_watch_rtp_jitter_seconds{{{md}}}"),
+            r#"mcprobe_watch_lost_total{target="iptv",group="239.1.1.1",port="5000",source="other"}"#.into(),
+            r#"mcprobe_watch_local_drops_total{target="iptv",group="239.9.9.9""#.into(),
+        ] {
+            assert!(!text.contains(&absent), "{absent} in\n{text}");
+        }
+        // No watch entry: no watch family at all.
+        let plain = encode(&registry(Published::new(one_series())), Format::Prometheus);
+        assert!(!plain.contains("mcprobe_watch_"));
+    }
+
     /// The whole exposition as Prometheus reads it, pinned: a renamed metric, a changed HELP or
     /// label shows as a diff (review with `cargo insta review`).
     #[test]
@@ -468,5 +692,8 @@ mod tests {
         let r = registry(Published::new(one_series()));
         insta::assert_snapshot!("exposition_prometheus", encode(&r, Format::Prometheus));
         insta::assert_snapshot!("exposition_openmetrics", encode(&r, Format::OpenMetrics));
+        let r = registry(watched());
+        insta::assert_snapshot!("exposition_watch_prometheus", encode(&r, Format::Prometheus));
+        insta::assert_snapshot!("exposition_watch_openmetrics", encode(&r, Format::OpenMetrics));
     }
 }

@@ -11,11 +11,16 @@
 //! dropped once folded, and the state holds at most `--max-series` series per target, each of
 //! fixed size. Each target also has a querier watch for its whole life (a thread of its own,
 //! see [`crate::querier::watch`]), read into the state once a second.
+//!
+//! Each `[[watch]]` entry is one thread ([`watch_loop`]): the stream watch's receiver (its
+//! sockets waited on with one epoll) feeding a [`watch::Watcher`], whose snapshot is published
+//! once a second beside the probe state.
 
 pub(crate) mod bounds;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod state;
+pub(crate) mod watch;
 pub(crate) mod webconfig;
 
 use std::net::SocketAddr;
@@ -87,6 +92,8 @@ pub(crate) struct ServeConfig {
     pub forget: Duration,
     pub max_series: usize,
     pub targets: Vec<Target>,
+    /// The `[[watch]]` entries.
+    pub watches: Vec<watch::WatchTarget>,
     pub quiet: bool,
     /// `--web-config`: TLS and basic auth.
     pub web: webconfig::WebConfig,
@@ -95,7 +102,9 @@ pub(crate) struct ServeConfig {
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
 pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
     let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
-    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http::MAX_CONNECTIONS + http::MAX_REFUSING))?;
+    let watched = cfg.watches.iter().map(|w| w.groups.len());
+    let http = http::MAX_CONNECTIONS + http::MAX_REFUSING;
+    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http) + bounds::watch_descriptors(watched))?;
     let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
     let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     let published = Published::new(state.clone());
@@ -103,8 +112,16 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
         http::Server::bind(cfg.listen, metrics::registry(published.clone()), published.clone(), cfg.web.clone())?;
     if !cfg.quiet {
         let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+        let watches: Vec<&str> = cfg.watches.iter().map(|w| w.name.as_str()).collect();
         let (scheme, addr) = (server.scheme(), server.local_addr());
-        eprintln!("serving {scheme}://{addr}/metrics; probing target(s) {}", names.join(", "));
+        let mut doing = Vec::new();
+        if !names.is_empty() {
+            doing.push(format!("probing target(s) {}", names.join(", ")));
+        }
+        if !watches.is_empty() {
+            doing.push(format!("watching {}", watches.join(", ")));
+        }
+        eprintln!("serving {scheme}://{addr}/metrics; {}", doing.join("; "));
     }
     // `quit` stops everything: set from `stop`, or by a target that cannot start.
     let quit = AtomicBool::new(false);
@@ -128,13 +145,25 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
                 })
             })
             .collect();
+        let watch_loops: Vec<_> = (cfg.watches.iter())
+            .map(|w| {
+                let (quit, published, failure) = (&quit, &published, &failure);
+                let (forget, max_series) = (cfg.forget, cfg.max_series);
+                s.spawn(move || {
+                    if let Err(e) = watch_loop(w, forget, max_series, quit, published, cfg.quiet) {
+                        failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        quit.store(true, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
         while !quit.load(Ordering::SeqCst) {
             if stop.load(Ordering::SeqCst) {
                 quit.store(true, Ordering::SeqCst);
             }
             thread::sleep(Duration::from_millis(20));
         }
-        for l in loops {
+        for l in loops.into_iter().chain(watch_loops) {
             let _ = l.join();
         }
     });
@@ -143,6 +172,52 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
     }
     if !cfg.quiet {
         eprintln!("stopped");
+    }
+    Ok(())
+}
+
+/// One `[[watch]]` entry until `quit`: joins its groups (a group that cannot be joined ends
+/// `serve`, as a target's first window does), feeds every datagram to its watcher, and once a
+/// second closes the second, forgets the streams silent longer than `forget` and publishes.
+fn watch_loop(
+    w: &watch::WatchTarget,
+    forget: Duration,
+    max_series: usize,
+    quit: &AtomicBool,
+    published: &Published,
+    quiet: bool,
+) -> Result<()> {
+    use crate::stream::receive::{group_port, Receiver};
+    const SECOND: u64 = 1_000_000_000;
+    let mut rx = Receiver::open(&w.groups, w.iface.as_ref(), w.source, w.rcvbuf)
+        .map_err(|e| e.context(format!("watch {}", w.name)))?;
+    let t0 = crate::net::now_ns();
+    let mut watcher = watch::Watcher::new(w, max_series, t0);
+    published.set_watch(&w.name, watcher.snapshot(t0));
+    let forget_ns = u64::try_from(forget.as_nanos()).unwrap_or(u64::MAX);
+    let mut next_tick = t0 + SECOND;
+    while !quit.load(Ordering::SeqCst) {
+        rx.poll(Duration::from_millis(100), |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
+            .map_err(|e| e.context(format!("watch {}", w.name)))?;
+        let now = crate::net::now_ns();
+        if now >= next_tick {
+            next_tick = now - (now - t0) % SECOND + SECOND;
+            for (g, p, d) in rx.local_drops() {
+                watcher.set_local_drops(g, p, d);
+            }
+            let events = watcher.tick(now, forget_ns);
+            published.set_watch(&w.name, watcher.snapshot(now));
+            for e in events.iter().filter(|_| !quiet) {
+                let (k, what) = match e {
+                    watch::Event::Appeared(k) => (k, "appeared"),
+                    watch::Event::Forgotten(k) => (k, "forgotten (silent longer than --forget)"),
+                    watch::Event::Capped(k) => {
+                        (k, "not followed: its group has max_sources, or the entry --max-series streams, already; its datagrams and those of further sources are summed as source \"other\"")
+                    }
+                };
+                eprintln!("watch {}: stream {} from {} {what}", w.name, group_port(k.group, k.port), k.source);
+            }
+        }
     }
     Ok(())
 }

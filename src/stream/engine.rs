@@ -32,6 +32,10 @@ pub struct EngineConfig {
     pub max_streams: usize,
     /// MPEG-TS media rate in bytes/s for MDI, when known; else each interval's predecessor's.
     pub media_rate: Option<f64>,
+    /// Keep every closed interval: each stream's timeline and the rows [`Engine::take_closed`]
+    /// hands out. Off (`serve`, which runs without end and exports only the last interval),
+    /// each stream keeps its last closed interval only.
+    pub keep_intervals: bool,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             interval_ns: 1000 * MS,
             max_streams: 1024,
             media_rate: None,
+            keep_intervals: true,
         }
     }
 }
@@ -203,6 +208,8 @@ struct Stream {
     malformed: u64,
     iv: IntervalAcc,
     timeline: Timeline,
+    /// The last closed interval.
+    last_row: Option<IntervalRow>,
 }
 
 fn add(a: SeqCounts, b: SeqCounts) -> SeqCounts {
@@ -268,6 +275,7 @@ impl Stream {
             malformed: 0,
             iv: IntervalAcc::default(),
             timeline: Timeline::default(),
+            last_row: None,
         }
     }
 
@@ -380,8 +388,9 @@ impl Stream {
         self.rtp.as_ref().and_then(|r| rtp::static_clock(r.pt)).or(cfg.rtp_clock).unwrap_or(90_000)
     }
 
-    /// Closes the interval [start, end): its row, and the next interval's baselines.
-    fn close(&mut self, start: u64, end: u64, t0: u64) -> IntervalRow {
+    /// Closes the interval [start, end): its row (kept as configured), and the next interval's
+    /// baselines.
+    fn close(&mut self, start: u64, end: u64, t0: u64, keep: bool, closed: &mut Vec<IntervalRow>) {
         let width = (end - start) as f64 / 1e9;
         let lost = self.lost();
         let tsc = self.ts.as_ref().map(|t| t.counts());
@@ -418,8 +427,12 @@ impl Stream {
             ts_lost_at_start: tsc.map_or(0, |c| c.lost),
             ..IntervalAcc::default()
         };
-        self.timeline.push(row.clone());
-        row
+        if keep {
+            self.timeline.push(row.clone());
+            closed.push(row);
+        } else {
+            self.last_row = Some(row);
+        }
     }
 }
 
@@ -541,16 +554,14 @@ impl Engine {
         if now_ns.saturating_sub(self.iv_start) / w > 100_000 {
             let skip_to = now_ns - (now_ns - self.iv_start) % w - w;
             for s in &mut self.streams {
-                let row = s.close(self.iv_start, skip_to, self.t0);
-                self.closed.push(row);
+                s.close(self.iv_start, skip_to, self.t0, self.cfg.keep_intervals, &mut self.closed);
             }
             self.iv_start = skip_to;
         }
         while self.iv_start + w <= now_ns {
             let end = self.iv_start + w;
             for s in &mut self.streams {
-                let row = s.close(self.iv_start, end, self.t0);
-                self.closed.push(row);
+                s.close(self.iv_start, end, self.t0, self.cfg.keep_intervals, &mut self.closed);
             }
             self.iv_start = end;
         }
@@ -561,8 +572,7 @@ impl Engine {
         self.advance(end_ns);
         if end_ns > self.iv_start {
             for s in &mut self.streams {
-                let row = s.close(self.iv_start, end_ns, self.t0);
-                self.closed.push(row);
+                s.close(self.iv_start, end_ns, self.t0, self.cfg.keep_intervals, &mut self.closed);
             }
             self.iv_start = end_ns;
         }
@@ -604,6 +614,25 @@ impl Engine {
         let mut v: Vec<&Stream> = self.streams.iter().collect();
         v.sort_by_key(|s| s.key);
         v.into_iter().map(|s| (label(&s.key), s.timeline.all())).collect()
+    }
+
+    /// Forgets every stream silent for longer than `after_ns` at `now_ns` (its figures go; if
+    /// it comes back, it starts again as new); returns their keys. A watched group stays
+    /// watched.
+    pub fn forget_silent(&mut self, now_ns: u64, after_ns: u64) -> Vec<StreamKey> {
+        let silent = |s: &Stream| now_ns.saturating_sub(s.last_ns) > after_ns;
+        let gone: Vec<StreamKey> = self.streams.iter().filter(|s| silent(s)).map(|s| s.key).collect();
+        if !gone.is_empty() {
+            self.streams.retain(|s| !silent(s));
+            self.index = self.streams.iter().enumerate().map(|(i, s)| (s.key, i)).collect();
+        }
+        gone
+    }
+
+    /// Every followed stream's figures at `now_ns` with its key and its last closed interval
+    /// (with `keep_intervals` off), in no particular order.
+    pub fn streams_at(&self, now_ns: u64) -> Vec<(StreamKey, StreamSummary, Option<&IntervalRow>)> {
+        self.streams.iter().map(|s| (s.key, self.summary(s, now_ns), s.last_row.as_ref())).collect()
     }
 
     /// Every stream's figures at `now_ns`, and a row for each watched group nothing came to;

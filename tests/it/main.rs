@@ -30,6 +30,7 @@ mod report_merge;
 mod serve;
 mod serve_contrib;
 mod serve_prometheus;
+mod serve_watch;
 mod stats_edges;
 mod watch;
 mod watch_contrib;

@@ -20,7 +20,7 @@ fn free_tcp_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
-struct Killed(Child);
+pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -51,7 +51,7 @@ fn encode(q: &str) -> String {
 }
 
 /// Runs an instant query; panics unless Prometheus says `success`.
-fn query(port: u16, q: &str) -> Vec<Value> {
+pub fn query(port: u16, q: &str) -> Vec<Value> {
     let (status, body) = http_get(port, &format!("/api/v1/query?query={}", encode(q)), None);
     let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {body}"));
     assert_eq!((status, v["status"].as_str()), (200, Some("success")), "{q}: {body}");
@@ -59,7 +59,7 @@ fn query(port: u16, q: &str) -> Vec<Value> {
 }
 
 /// The value of a one-sample query result, if there is one.
-fn scalar(port: u16, q: &str) -> Option<f64> {
+pub fn scalar(port: u16, q: &str) -> Option<f64> {
     query(port, q).first().and_then(|r| r["value"][1].as_str()).and_then(|s| s.parse().ok())
 }
 
@@ -71,12 +71,12 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn have(tool: &str) -> bool {
+pub fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
 /// The Grafana dashboard's queries, with its variables given values Prometheus accepts.
-fn dashboard_queries(path: &Path) -> Vec<String> {
+pub fn dashboard_queries(path: &Path) -> Vec<String> {
     let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut out = Vec::new();
     for p in d["panels"].as_array().unwrap() {

@@ -179,3 +179,32 @@ fn timelines_halve_instead_of_growing() {
     assert_eq!(pts.iter().map(|p| p.packets).sum::<u64>(), n - 1);
     assert_eq!(pts[0].width_s, 4.0);
 }
+
+/// `serve`'s way: no timeline and no closed rows, the last second per stream; silent streams
+/// forgotten (and a returning one starts again).
+#[test]
+fn without_intervals_only_the_last_second_is_kept_and_silent_streams_are_forgotten() {
+    let cfg = EngineConfig { keep_intervals: false, format: FormatChoice::Raw, ..EngineConfig::default() };
+    let mut e = Engine::new(cfg, 0);
+    for i in 0..3000u64 {
+        e.packet(ip(G), 5000, ip(SRC), 1, &[0; 10], i * MS);
+        if i < 500 {
+            e.packet(ip(G), 5000, ip("10.0.0.9"), 1, &[0; 10], i * MS);
+        }
+    }
+    e.advance(3_000 * MS);
+    assert!(e.take_closed().is_empty());
+    assert!(e.timelines().iter().all(|(_, t)| t.is_empty()));
+    let mut at = e.streams_at(3_000 * MS);
+    at.sort_by_key(|s| s.0);
+    let last: Vec<(u64, f64)> = at.iter().map(|(_, _, r)| (r.unwrap().packets, r.unwrap().t_s)).collect();
+    assert_eq!(last, [(0, 2.0), (1000, 2.0)], "the last closed second, [2 s, 3 s)");
+    assert_eq!(
+        e.forget_silent(3_000 * MS, 2_000 * MS),
+        [StreamKey { group: ip(G), port: 5000, source: ip("10.0.0.9") }]
+    );
+    assert_eq!(e.streams_at(3_000 * MS).len(), 1);
+    e.packet(ip(G), 5000, ip("10.0.0.9"), 1, &[0; 10], 3_001 * MS);
+    let back = e.streams_at(3_001 * MS).into_iter().find(|s| s.0.source == ip("10.0.0.9")).unwrap();
+    assert_eq!(back.1.packets, 1, "it starts again");
+}
