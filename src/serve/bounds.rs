@@ -4,8 +4,9 @@
 //! Per target, at most [`WINDOWS_IN_FLIGHT`] windows exist at once: the one sending and the one
 //! before it, which waits up to `timeout` for its late acks (so probing never pauses for that
 //! wait). Two windows never send at the same time. Each window is one thread plus the engine's
-//! sender and receiver, so a target costs at most 1 (its loop) + 2 × 3 + 1 (querier watch) = 8
-//! threads, and `serve` at most `MAX_TARGETS × 8 + 3` (main, HTTP, its blocking helper).
+//! sender, receiver and, with CAP_NET_RAW, its ack tap, so a target costs at most 1 (its loop) +
+//! 2 × 4 + 1 (querier watch) = 10 threads, and `serve` at most `MAX_TARGETS × 10 + 3` (main,
+//! HTTP, its blocking helper), plus one per `[[watch]]` entry.
 //!
 //! `[[watch]]` entries: at most [`MAX_WATCHES`], one thread each; their groups together at most
 //! [`MAX_WATCH_GROUPS`] (a socket each); per group at most `max_sources` sources followed

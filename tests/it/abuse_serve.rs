@@ -139,7 +139,8 @@ fn scrape(port: u16, within: Duration) -> Option<String> {
 #[test]
 fn the_largest_config_stays_within_its_thread_and_memory_bounds() {
     // 64 targets (the most), each at 780 probes/s (50 000 in all, the most): threads stay under
-    // 64 × 8 + 3, RSS under 256 MB. Here for 10 s; the report has a 60 s run.
+    // 64 × 10 + 3 (two windows of four threads with the ack tap a root test gets, the target's
+    // loop and its querier watch; main, HTTP and its helper), RSS under 256 MB. Here for 10 s; the report has a 60 s run.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("serve.toml");
     // Probes go to these ports of the group; nothing needs to listen there.
@@ -167,7 +168,7 @@ fn the_largest_config_stays_within_its_thread_and_memory_bounds() {
         .sum();
     // Printed, not asserted: on a machine shared with other tests, windows may run late.
     eprintln!("64 targets, 10 s: at most {threads} threads, {} MB resident, {overruns} overruns", rss / 1024);
-    assert!(threads <= 64 * 8 + 3, "{threads} threads");
+    assert!(threads <= 64 * 10 + 3, "{threads} threads");
     assert!(rss < 256 * 1024, "{rss} kB");
     assert!(s.value("mcprobe_windows_total{target=\"t63\"}").is_some_and(|v| v >= 5.0));
 }
