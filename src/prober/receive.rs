@@ -66,7 +66,8 @@ pub(super) struct RecvTotals {
     pub(super) forged: u64,
     /// Kernel drops (SO_RXQ_OVFL) per socket, as last reported: each socket counts its own.
     drops: Vec<u64>,
-    /// Acks of this run that reached a socket, per source address (as the ack tap counts them).
+    /// Acks of this run that reached a socket, per source address (as the ack tap counts them),
+    /// for at most [`crate::stats::MAX_RESPONDERS`] addresses.
     pub(super) at_socket: HashMap<IpAddr, u64>,
     /// When the receiver stopped (CLOCK_REALTIME), and whether its last read found the sockets
     /// drained.
@@ -92,7 +93,11 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
             }
             let datagram = &buf[..rx.len.min(buf.len())];
             if cfg.ack_filter().matches(datagram) {
-                *totals.at_socket.entry(rx.from.ip()).or_default() += 1;
+                // Bounded like the responders tracked: a forger may use many source addresses.
+                let known = totals.at_socket.contains_key(&rx.from.ip());
+                if known || totals.at_socket.len() < crate::stats::MAX_RESPONDERS {
+                    *totals.at_socket.entry(rx.from.ip()).or_default() += 1;
+                }
             }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {

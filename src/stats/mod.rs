@@ -18,11 +18,12 @@
 mod host;
 
 pub(crate) use host::rtt_histogram;
+pub use host::IntervalRtt;
 pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 
 use serde::Serialize;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::{Ack, AckExt, Arrival};
@@ -42,6 +43,33 @@ fn same_responder(a: &HostStats, b: &HostStats) -> bool {
 /// name, from a padded probe). Empty names never agree.
 fn names_agree(a: &str, b: &str) -> bool {
     !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// Responder ids one run tracks (their ids, a restart's new id included). Each costs ~26.6 KiB
+/// at the default 1 s timeout (results/many-responders.md; at most 32 KiB up to a 60 s timeout,
+/// pinned by a unit test), plus what its losses and open intervals hold: at most 64 KiB of lost
+/// runs ([`host::MAX_LOST_RANGES`]) and ~10 KiB per open interval. 1 024 of them take ~27 MiB
+/// when they answer as real responders do, and at most ~120 MiB at 1 s intervals and timeout:
+/// within 256 MiB with room for the rest of the prober. Without `--key` any host that sees the
+/// probes can answer with made-up ids: ids beyond this are counted ([`Untracked`]), not tracked,
+/// and named in the findings. A LAN with more responders than this needs a keyed run or several.
+pub const MAX_RESPONDERS: usize = 1_024;
+
+/// Ids beyond [`MAX_RESPONDERS`] counted one by one, to say how many there were (8 bytes
+/// each, ~1 MiB in all); past it the count says "at least".
+pub(crate) const MAX_UNTRACKED_IDS_COUNTED: usize = 65_536;
+
+/// Acks of responder ids beyond [`MAX_RESPONDERS`]: counted, not tracked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Untracked {
+    /// Acks they sent (each a first of its id or not).
+    pub acks: u64,
+    /// Distinct ids among them, counted up to [`MAX_UNTRACKED_IDS_COUNTED`].
+    pub ids: u64,
+    /// There were more ids than that: `ids` is a lower bound.
+    pub ids_at_least: bool,
+    /// The addresses they came from, the first few (at most 4).
+    pub from: Vec<IpAddr>,
 }
 
 /// A probe whose ack window is still open.
@@ -72,6 +100,8 @@ pub enum AckOutcome {
     Duplicate,
     /// Our session id, but a sequence number never sent or a timestamp we did not write.
     Bogus,
+    /// A responder id beyond [`MAX_RESPONDERS`]: counted, not tracked.
+    Untracked,
     /// Another run's session id.
     Foreign,
 }
@@ -88,10 +118,10 @@ pub struct IntervalRow {
     pub lost: u64,
     pub rtt_p50_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
-    /// The interval's on-time RTTs in ns, for the interval histogram log (`rtt.hlog`); not a
-    /// CSV column.
+    /// The interval's on-time RTTs, for the interval histogram log (`rtt.hlog`); not a CSV
+    /// column.
     #[serde(skip)]
-    pub rtt_ns: Vec<u32>,
+    pub rtt: IntervalRtt,
 }
 
 /// One row of `probes.csv`: one probe and one responder.
@@ -153,6 +183,8 @@ pub struct Run {
     /// Send times of every probe, kept only for raw rows.
     tx_log: Vec<u64>,
     raw_rows: Vec<RawRow>,
+    untracked: Untracked,
+    untracked_ids: HashSet<u64>,
 }
 
 impl Run {
@@ -176,6 +208,29 @@ impl Run {
             scratch: Vec::new(),
             tx_log: Vec::new(),
             raw_rows: Vec::new(),
+            untracked: Untracked::default(),
+            untracked_ids: HashSet::new(),
+        }
+    }
+
+    /// The acks of ids beyond [`MAX_RESPONDERS`]; `None` when there was none.
+    pub(crate) fn untracked(&self) -> Option<&Untracked> {
+        (self.untracked.acks > 0).then_some(&self.untracked)
+    }
+
+    /// Counts an ack of an id the run does not track.
+    fn count_untracked(&mut self, id: u64, from: IpAddr) {
+        let u = &mut self.untracked;
+        u.acks += 1;
+        if self.untracked_ids.len() < MAX_UNTRACKED_IDS_COUNTED {
+            if self.untracked_ids.insert(id) {
+                u.ids += 1;
+            }
+        } else if !self.untracked_ids.contains(&id) {
+            u.ids_at_least = true;
+        }
+        if u.from.len() < 4 && !u.from.contains(&from) {
+            u.from.push(from);
         }
     }
 
@@ -246,7 +301,10 @@ impl Run {
         } else {
             ack.tx_ns
         };
-        let (idx, seg) = self.host_of(ack, from);
+        let Some((idx, seg)) = self.host_of(ack, from) else {
+            self.count_untracked(ack.responder, from.ip());
+            return AckOutcome::Untracked;
+        };
         let start = self.start_ns.unwrap_or(tx_ns);
         let host = &mut self.hosts[idx as usize];
         if let Some(at) = &mut host.pending {
@@ -301,9 +359,14 @@ impl Run {
     /// pending until its first acked probe closes, when we know whether the other still answers.
     /// So is a new id without a name (yet) at the address of a named one: its name may arrive
     /// before then (see [`Run::take_name_wanted`]).
-    fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> (u32, usize) {
+    ///
+    /// `None` for a new id beyond [`MAX_RESPONDERS`]: it is not tracked.
+    fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> Option<(u32, usize)> {
         if let Some(&(h, s)) = self.by_id.get(&ack.responder) {
-            return (h, s as usize);
+            return Some((h, s as usize));
+        }
+        if self.by_id.len() >= MAX_RESPONDERS {
+            return None;
         }
         let mut host = HostStats::new(ack, from, self.cfg.timeout_ns);
         // Its name may be cut short, or missing, in the acks to small probes: ask for it whole.
@@ -319,7 +382,7 @@ impl Run {
         let i = self.hosts.len() as u32;
         self.hosts.push(host);
         self.by_id.insert(ack.responder, (i, 0));
-        (i, 0)
+        Some((i, 0))
     }
 
     /// Settles pending ids whose first acked probe is closing (`upto` = that probe's number, or
@@ -534,7 +597,7 @@ impl Run {
 }
 
 fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: IntervalAcc) -> IntervalRow {
-    let rtt_ns = acc.samples().to_vec();
+    let rtt = acc.rtt();
     let (received, p50, max) = acc.summarize();
     let width_s = width_ns as f64 / 1e9;
     IntervalRow {
@@ -546,7 +609,7 @@ fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: Interval
         lost: sent.saturating_sub(received as u64),
         rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
         rtt_max_us: max.map(|v| ns_to_us(v as u64)),
-        rtt_ns,
+        rtt,
     }
 }
 

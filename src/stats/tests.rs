@@ -904,3 +904,72 @@ fn an_out_of_order_ack_must_fit_between_the_first_and_the_newest() {
     r.finalize_all();
     assert_eq!(r.summary(&r.hosts()[0]).inconsistent_acks, 1);
 }
+
+#[test]
+fn ids_beyond_the_bound_are_counted_not_tracked() {
+    let mut r = run(false);
+    let tx = send(&mut r, 3);
+    let n = MAX_RESPONDERS as u64 + 500;
+    for id in 1..=n {
+        let outcome = r.on_ack(&ack(id, 0, tx[0], 1, 1), addr(), tx[0] + MS);
+        let want = if id as usize <= MAX_RESPONDERS { AckOutcome::OnTime } else { AckOutcome::Untracked };
+        assert_eq!(outcome, want, "id {id}");
+    }
+    // A tracked id goes on being tracked; an untracked one is counted again, once as an id.
+    assert_eq!(r.on_ack(&ack(1, 1, tx[1], 2, 2), addr(), tx[1] + MS), AckOutcome::OnTime);
+    assert_eq!(r.on_ack(&ack(n, 1, tx[1], 2, 2), addr(), tx[1] + MS), AckOutcome::Untracked);
+    r.finalize_all();
+    assert_eq!(r.hosts().len(), MAX_RESPONDERS);
+    let u = r.untracked().unwrap();
+    assert_eq!((u.acks, u.ids, u.ids_at_least), (501, 500, false));
+    assert_eq!(u.from, [addr().ip()]);
+}
+
+#[test]
+fn a_silent_responders_losses_are_one_run_and_a_flapping_ones_are_bounded() {
+    let mut r = run(false);
+    let n = 3 * super::host::MAX_LOST_RANGES as u64;
+    let tx = send(&mut r, n);
+    // Host 1 answers the first probe only; host 2 every other probe.
+    r.on_ack(&ack(1, 0, tx[0], 1, 1), addr(), tx[0] + MS);
+    for (k, seq) in (0..n).step_by(2).enumerate() {
+        r.on_ack(&ack(2, seq, tx[seq as usize], k as u32 + 1, k as u32 + 1), addr(), tx[seq as usize] + MS);
+    }
+    r.finalize_all();
+    let silent = r.hosts().iter().find(|h| h.responder_id == 1).unwrap();
+    assert_eq!(silent.lost.ranges(), [(1, n)]);
+    assert_eq!(silent.lost.complete_until(), u64::MAX);
+    let flapping = r.hosts().iter().find(|h| h.responder_id == 2).unwrap();
+    assert_eq!(flapping.lost.ranges().len(), super::host::MAX_LOST_RANGES);
+    // Full at the first loss it had no room for: every loss before it is in the record.
+    let full = flapping.lost.complete_until();
+    assert_eq!(full, 2 * super::host::MAX_LOST_RANGES as u64 + 1);
+    assert!(flapping.lost.ranges().iter().all(|&(a, b)| b == a + 1 && a % 2 == 1 && b <= full));
+    assert!(flapping.lost.capacity_bytes() <= 16 * super::host::MAX_LOST_RANGES * 2);
+}
+
+#[test]
+fn an_open_intervals_samples_are_bounded_and_its_figures_kept() {
+    // 10 000 acks in one interval: the samples move into a histogram, the row's median within
+    // the histogram's precision and its maximum exact.
+    let mut r = run(false);
+    let n = 10_000u64;
+    let tx: Vec<u64> = (0..n).map(|i| r.record_send(T0 + i * 50_000)).map(|i| T0 + i * 50_000).collect();
+    for (i, &t) in tx.iter().enumerate() {
+        let rtt = 100_000 + (i as u64 % 1000) * 100;
+        r.on_ack(&ack(1, i as u64, t, i as u32 + 1, i as u32 + 1), addr(), t + rtt);
+    }
+    let bytes = r.hosts()[0].footprint_bytes();
+    assert!(bytes <= 48 * 1024, "{bytes} bytes with one open interval of {n} acks");
+    r.finalize_all();
+    let rows = r.drain_interval_rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].received, n);
+    assert_eq!(rows[0].rtt_max_us, Some(199.9));
+    let p50 = rows[0].rtt_p50_us.unwrap();
+    assert!((p50 - 149.9).abs() <= 149.9 / 128.0, "{p50}");
+    match &rows[0].rtt {
+        IntervalRtt::Histogram(h) => assert_eq!(h.len(), n),
+        IntervalRtt::Samples(s) => panic!("{} samples kept", s.len()),
+    }
+}

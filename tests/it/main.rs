@@ -5,6 +5,7 @@
 
 mod common;
 
+mod abuse_prober;
 mod abuse_replay;
 mod abuse_serve;
 mod ack_extension;
