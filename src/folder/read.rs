@@ -9,20 +9,130 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 
-use crate::output::html::data::{Distribution, Folder};
+use crate::output::html::data::{Distribution, Folder, IntervalRec, OutageRec, SummaryRec};
 use crate::output::meta::RunMeta;
 use crate::output::words::Said;
 
-fn read_csv<T: DeserializeOwned>(dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
+/// What a number read from a folder may be: finite, from 0 to `max` (a value beyond it no run
+/// writes, and a chart's axes would be drawn over it: `inf` once kept `report` busy for ever).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    max: f64,
+    what: &'static str,
+}
+
+/// A percentage.
+const PCT: Bound = Bound { max: 100.0, what: "a percentage from 0 to 100" };
+/// A time in µs (RTTs, jitter): up to a day, far beyond any timeout.
+const US: Bound = Bound { max: 86_400e6, what: "a time from 0 to 86 400 000 000 µs" };
+/// A time in ms (join delays): up to a day.
+const MS: Bound = Bound { max: 86_400e3, what: "a time from 0 to 86 400 000 ms" };
+/// A time in s into a run (interval starts, outages): up to ten years.
+const SECS: Bound = Bound { max: 315_360_000.0, what: "a time from 0 to 315 360 000 s" };
+/// A quantile of an `.hgrm` row.
+const QUANTILE: Bound = Bound { max: 1.0, what: "a quantile from 0 to 1" };
+/// A count of an `.hgrm` row: exact in an f64.
+const COUNT: Bound = Bound { max: 9_007_199_254_740_992.0, what: "a count from 0 to 2^53" };
+
+impl Bound {
+    fn holds(self, v: f64) -> bool {
+        v.is_finite() && (0.0..=self.max).contains(&v)
+    }
+}
+
+/// The numbers of one record read back, by column, with what each may be.
+pub(crate) trait Numbers {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)>;
+}
+
+impl Numbers for SummaryRec {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
+        vec![
+            ("loss_pct", Some(self.loss_pct), PCT),
+            ("loss_after_first_pct", self.loss_after_first_pct, PCT),
+            ("rtt_p50_us", self.rtt_p50_us, US),
+            ("rtt_p90_us", self.rtt_p90_us, US),
+            ("rtt_p99_us", self.rtt_p99_us, US),
+            ("rtt_p999_us", self.rtt_p999_us, US),
+            ("rtt_max_us", self.rtt_max_us, US),
+            ("jitter_us", self.jitter_us, US),
+            ("join_delay_ms", self.join_delay_ms, MS),
+        ]
+    }
+}
+
+impl Numbers for IntervalRec {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
+        vec![
+            ("interval_start_s", Some(self.interval_start_s), SECS),
+            ("rtt_p50_us", self.rtt_p50_us, US),
+            ("rtt_max_us", self.rtt_max_us, US),
+        ]
+    }
+}
+
+impl Numbers for OutageRec {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
+        vec![("start_s", Some(self.start_s), SECS), ("end_s", self.end_s, SECS)]
+    }
+}
+
+impl Numbers for RunMeta {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
+        let rate = Bound { max: 1e9, what: "a rate from 0 to 1 000 000 000 per s" };
+        vec![
+            ("rate_per_s", Some(self.rate_per_s), rate),
+            ("duration_s", Some(self.duration_s), SECS),
+            ("report_interval_s", Some(self.report_interval_s), SECS),
+            ("timeout_s", Some(self.timeout_s), SECS),
+            ("start_unix_ms", Some(self.start_unix_ms as f64), COUNT),
+        ]
+    }
+}
+
+/// A value as an error shows it: 1e308, not 309 digits.
+fn shown(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// The first number of `rec` out of its bounds, as an error naming `at` and the column (or a
+/// JSON file's field: `kind`).
+fn check(rec: &impl Numbers, kind: &str, at: impl FnOnce() -> String) -> Result<()> {
+    match rec.numbers().into_iter().find(|(_, v, b)| v.is_some_and(|v| !b.holds(v))) {
+        Some((column, Some(v), b)) => anyhow::bail!("{}, {kind} {column}: {} is not {}", at(), shown(v), b.what),
+        _ => Ok(()),
+    }
+}
+
+fn read_csv<T: DeserializeOwned + Numbers>(dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
     let path = dir.join(name);
     if !required && !path.exists() {
         return Ok(Vec::new());
     }
     let mut r = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    r.deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{}: row {}", path.display(), i + 2)))
-        .collect()
+    let headers = r.headers().with_context(|| format!("{}: no header row", path.display()))?.clone();
+    let mut rows = Vec::new();
+    for (i, row) in r.deserialize::<T>().enumerate() {
+        let at = || format!("{}: row {}", path.display(), i + 2);
+        let row = row.map_err(|e| {
+            // Name the column a value could not be read from, when the reader knows it.
+            let column = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => err.field().and_then(|f| headers.get(f as usize)),
+                _ => None,
+            };
+            match column {
+                Some(c) => anyhow::anyhow!("{}, column {c}: {e}", at()),
+                None => anyhow::anyhow!("{}: {e}", at()),
+            }
+        })?;
+        check(&row, "column", at)?;
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Reads one report folder.
@@ -32,7 +142,12 @@ pub(crate) fn read(dir: &Path) -> Result<Folder> {
     }
     let meta = RunMeta::read(dir)
         .with_context(|| format!("{}: not a report folder of mcprobe 0.1 or later", dir.display()))?;
-    let summary: Vec<crate::output::html::data::SummaryRec> = read_csv(dir, "summary.csv", true)?;
+    let meta_path = dir.join(crate::output::meta::FILE);
+    check(&meta, "field", || meta_path.display().to_string())?;
+    if meta.report_interval_s <= 0.0 {
+        anyhow::bail!("{}, field report_interval_s: 0 is not an interval", meta_path.display());
+    }
+    let summary: Vec<SummaryRec> = read_csv(dir, "summary.csv", true)?;
     let mut rtt = BTreeMap::new();
     for r in summary.iter().filter(|r| r.received > 0) {
         let tag = r.tag();
@@ -71,10 +186,15 @@ fn read_hgrm(path: &Path) -> Result<Option<Distribution>> {
     for (i, line) in text.lines().enumerate().skip(2).filter(|(_, l)| !l.starts_with('#') && !l.is_empty()) {
         let mut cols = line.split_whitespace();
         let mut next = || cols.next().and_then(|c| c.parse::<f64>().ok());
-        match (next(), next(), next()) {
-            (Some(v), Some(q), Some(n)) => rows.push((v, q, n as u64)),
-            _ => anyhow::bail!("{} line {}: not a percentile row", path.display(), i + 1),
+        let (Some(v), Some(q), Some(n)) = (next(), next(), next()) else {
+            anyhow::bail!("{} line {}: not a percentile row", path.display(), i + 1)
+        };
+        for (column, x, b) in [("Value", v, US), ("Percentile", q, QUANTILE), ("TotalCount", n, COUNT)] {
+            if !b.holds(x) {
+                anyhow::bail!("{} line {}, column {column}: {} is not {}", path.display(), i + 1, shown(x), b.what);
+            }
         }
+        rows.push((v, q, n as u64));
     }
     Ok(Some(rows))
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod abuse_prober;
 mod abuse_replay;
+mod abuse_report;
 mod abuse_serve;
 mod ack_extension;
 mod ack_port;
