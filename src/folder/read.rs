@@ -108,12 +108,39 @@ fn check(rec: &impl Numbers, kind: &str, at: impl FnOnce() -> String) -> Result<
     }
 }
 
-fn read_csv<T: DeserializeOwned + Numbers>(dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
-    let path = dir.join(name);
-    if !required && !path.exists() {
-        return Ok(Vec::new());
+/// Where a folder's files come from: the disk, or bytes in memory (the fuzz target).
+trait Source {
+    /// The bytes of file `name`; `None` when there is no such file.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+}
+
+struct Disk<'a>(&'a Path);
+
+impl Source for Disk<'_> {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.0.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
     }
-    let mut r = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+}
+
+impl Source for BTreeMap<String, Vec<u8>> {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(name).cloned())
+    }
+}
+
+fn read_csv<T: DeserializeOwned + Numbers>(src: &dyn Source, dir: &Path, name: &str, required: bool) -> Result<Vec<T>> {
+    let path = dir.join(name);
+    let bytes = match src.get(name)? {
+        Some(b) => b,
+        None if required => anyhow::bail!("cannot read {}: no such file", path.display()),
+        None => return Ok(Vec::new()),
+    };
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
     let headers = r.headers().with_context(|| format!("{}: no header row", path.display()))?.clone();
     let mut rows = Vec::new();
     for (i, row) in r.deserialize::<T>().enumerate() {
@@ -140,18 +167,34 @@ pub(crate) fn read(dir: &Path) -> Result<Folder> {
     if !dir.is_dir() {
         anyhow::bail!("{}: not a folder", dir.display());
     }
-    let meta = RunMeta::read(dir)
-        .with_context(|| format!("{}: not a report folder of mcprobe 0.1 or later", dir.display()))?;
+    parse(&Disk(dir), dir)
+}
+
+/// Reads a folder given as its files' bytes by name (`meta.json`, `summary.csv`, …), then
+/// renders its report.html: what `mcprobe report` does with a folder, for the fuzz target
+/// (`fuzz/fuzz_targets/folder.rs`). An error for a folder it refuses; never a panic or a hang.
+pub fn report_from_files(files: &BTreeMap<String, Vec<u8>>) -> Result<String> {
+    let folder = parse(files, Path::new("fuzz"))?;
+    crate::output::html::page::render(&folder)
+}
+
+fn parse(src: &dyn Source, dir: &Path) -> Result<Folder> {
     let meta_path = dir.join(crate::output::meta::FILE);
+    let meta = src
+        .get(crate::output::meta::FILE)?
+        .with_context(|| format!("cannot read {}: no such file", meta_path.display()))
+        .and_then(|text| RunMeta::parse(&text, &meta_path))
+        .with_context(|| format!("{}: not a report folder of mcprobe 0.1 or later", dir.display()))?;
     check(&meta, "field", || meta_path.display().to_string())?;
     if meta.report_interval_s <= 0.0 {
         anyhow::bail!("{}, field report_interval_s: 0 is not an interval", meta_path.display());
     }
-    let summary: Vec<SummaryRec> = read_csv(dir, "summary.csv", true)?;
+    let summary: Vec<SummaryRec> = read_csv(src, dir, "summary.csv", true)?;
     let mut rtt = BTreeMap::new();
     for r in summary.iter().filter(|r| r.received > 0) {
         let tag = r.tag();
-        if let Some(d) = read_hgrm(&dir.join(format!("rtt.{tag}.hgrm")))? {
+        let name = format!("rtt.{tag}.hgrm");
+        if let Some(d) = read_hgrm(src, &dir.join(&name), &name)? {
             rtt.insert(tag, d);
         }
     }
@@ -159,29 +202,30 @@ pub(crate) fn read(dir: &Path) -> Result<Folder> {
         dir: dir.to_path_buf(),
         meta,
         summary,
-        intervals: read_csv(dir, "intervals.csv", false)?,
-        outages: read_csv(dir, "outages.csv", false)?,
+        intervals: read_csv(src, dir, "intervals.csv", false)?,
+        outages: read_csv(src, dir, "outages.csv", false)?,
         rtt,
-        findings: read_findings(dir)?,
+        findings: read_findings(src, dir)?,
     })
 }
 
 /// The findings of the folder's `report.json` (none in folders written before it existed).
-fn read_findings(dir: &Path) -> Result<Vec<Said>> {
+fn read_findings(src: &dyn Source, dir: &Path) -> Result<Vec<Said>> {
     #[derive(serde::Deserialize)]
     struct Report {
         findings: Vec<Said>,
     }
     let path = dir.join(crate::output::json::FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let Ok(Some(text)) = src.get(crate::output::json::FILE) else { return Ok(Vec::new()) };
     let report: Report =
-        serde_json::from_str(&text).with_context(|| format!("{}: not mcprobe's JSON report", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("{}: not mcprobe's JSON report", path.display()))?;
     Ok(report.findings)
 }
 
 /// Reads the percentile rows of an `.hgrm` file (None when there is none).
-fn read_hgrm(path: &Path) -> Result<Option<Distribution>> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+fn read_hgrm(src: &dyn Source, path: &Path, name: &str) -> Result<Option<Distribution>> {
+    let Ok(Some(bytes)) = src.get(name) else { return Ok(None) };
+    let text = String::from_utf8_lossy(&bytes);
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().skip(2).filter(|(_, l)| !l.starts_with('#') && !l.is_empty()) {
         let mut cols = line.split_whitespace();
