@@ -220,6 +220,9 @@ pub enum Note {
     /// the ids beyond it were counted, not tracked. Without `--key`, any host that sees the
     /// probes can answer them with made-up ids.
     ResponderFlood(crate::stats::Untracked),
+    /// This host's wall clock stepped while probes were out: their RTTs were measured without
+    /// the step, and acks still back before their probe left were left out.
+    ClockStepped(crate::stats::ClockSteps),
     /// Of a responder's forward loss, how much its own host dropped (its socket buffer was
     /// full, as its acks reported) and how much the network lost.
     HostDrops {
@@ -534,6 +537,7 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
     notes.extend(f.fell_short.map(Note::SenderFellShort));
     notes.extend(untracked(o).map(Note::ResponderFlood));
+    notes.extend(clock_steps(o).map(Note::ClockStepped));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
     notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
@@ -560,6 +564,19 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     }
     notes.extend(keys);
     notes
+}
+
+/// Acks measured across a step of this host's wall clock, on every path together.
+fn clock_steps(o: &Outcome) -> Option<crate::stats::ClockSteps> {
+    let mut all = crate::stats::ClockSteps::default();
+    for c in std::iter::once(&o.run).chain(o.unicast.iter().map(|u| &u.run)).map(|r| r.clock_steps) {
+        all.corrected += c.corrected;
+        all.excluded += c.excluded;
+        if c.largest_ns.unsigned_abs() > all.largest_ns.unsigned_abs() {
+            all.largest_ns = c.largest_ns;
+        }
+    }
+    (all.corrected + all.excluded > 0).then_some(all)
 }
 
 /// The acks of responder ids beyond the bound, on every path of the run together.

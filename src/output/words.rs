@@ -128,6 +128,7 @@ fn note_topic(n: &Note) -> Topic {
         | Note::IndependentLoss(_)
         | Note::SharedLossSkipped { .. }
         | Note::ResponderFlood(_) => Topic::Responders,
+        Note::ClockStepped(_) => Topic::Prober,
         Note::AloneLoss { .. } | Note::HostDrops { .. } | Note::KeyMismatch { .. } => Topic::Responder,
         Note::Querier(_) | Note::QuerierSilent(_) => Topic::Querier,
     }
@@ -201,6 +202,25 @@ fn note_line(n: &Note) -> String {
                 u.acks,
                 from.join(", ")
             )
+        }
+        Note::ClockStepped(c) if c.corrected == 0 => format!(
+            "{} acks were read back before their probe left by this host's clock (it stepped): they have no RTT, and their probes count as unanswered",
+            c.excluded
+        ),
+        Note::ClockStepped(c) => {
+            let mut line = format!(
+                "this host's clock stepped {} by {:.3} s while probes were out: {} RTTs measured across it without the step",
+                if c.largest_ns < 0 { "back" } else { "forward" },
+                c.largest_ns.unsigned_abs() as f64 / 1e9,
+                c.corrected
+            );
+            if c.excluded > 0 {
+                line += &format!(
+                    "; {} acks read back before their probe left have no RTT (their probes count as unanswered)",
+                    c.excluded
+                );
+            }
+            line
         }
         Note::HostDrops { name, path, host, network } => format!(
             "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",

@@ -116,7 +116,9 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                     }
                 }
                 Ok(Message::Ack(ack)) => {
-                    runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
+                    // The kernel stamped the arrival on the wall clock: measured against the send
+                    // as if it had not stepped in between (see `stats::step_between`).
+                    runs.for_session(ack.session).on_ack_shifted(&ack, rx.from, rx.rx_ns, net::wall_shift_ns());
                 }
                 Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
                     (Some(keys), NoticeReason::KeyNeeded) => keys.record(rx.from.ip(), KeySign::KeyNeeded),

@@ -72,11 +72,44 @@ pub struct Untracked {
     pub from: Vec<IpAddr>,
 }
 
+/// A wall-clock step smaller than this between a probe's send and its ack is not taken for one:
+/// NTP slews the clock by at most 500 ppm (0.5 ms in a second, longer than any timeout takes
+/// to matter), while a step moves it at once, by a second or more as a rule.
+pub(crate) const STEP_MIN_NS: i64 = 1_000_000;
+
+/// How far the wall clock stepped between a probe's send and its ack, from how far it had moved
+/// against the monotonic clock at each (`shift` = (CLOCK_REALTIME − CLOCK_MONOTONIC) now, less
+/// the same at the run's start): 0 below [`STEP_MIN_NS`]. Subtracted from `rx − tx`, it gives the
+/// RTT on a clock that does not step.
+pub(crate) fn step_between(tx_shift_ns: i64, rx_shift_ns: i64) -> i64 {
+    let d = rx_shift_ns.saturating_sub(tx_shift_ns);
+    if d.unsigned_abs() >= STEP_MIN_NS.unsigned_abs() {
+        d
+    } else {
+        0
+    }
+}
+
+/// Acks measured across a step of the wall clock (see [`step_between`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockSteps {
+    /// Acks whose RTT was measured across a step, and corrected for it.
+    pub corrected: u64,
+    /// Acks that still came back before their probe left (a step between the ack's arrival and
+    /// its reading): no RTT, their probes unanswered.
+    pub excluded: u64,
+    /// The largest step seen, in ns (its sign: forward or back).
+    pub largest_ns: i64,
+}
+
 /// A probe whose ack window is still open.
 #[derive(Debug)]
 struct Outstanding {
     seq: u64,
     tx_ns: u64,
+    /// How far the wall clock had moved against the monotonic one when it left (see
+    /// [`step_between`]).
+    shift_ns: i64,
     /// The `intervals.csv` interval the probe belongs to, by its scheduled time.
     interval: usize,
     /// Every on-time ack so far.
@@ -100,6 +133,9 @@ pub enum AckOutcome {
     Duplicate,
     /// Our session id, but a sequence number never sent or a timestamp we did not write.
     Bogus,
+    /// Back before its probe left, even on a clock that does not step: no RTT (see
+    /// [`ClockSteps::excluded`]).
+    BeforeItsProbe,
     /// A responder id beyond [`MAX_RESPONDERS`]: counted, not tracked.
     Untracked,
     /// Another run's session id.
@@ -185,6 +221,7 @@ pub struct Run {
     raw_rows: Vec<RawRow>,
     untracked: Untracked,
     untracked_ids: HashSet<u64>,
+    pub clock_steps: ClockSteps,
 }
 
 impl Run {
@@ -210,6 +247,7 @@ impl Run {
             raw_rows: Vec::new(),
             untracked: Untracked::default(),
             untracked_ids: HashSet::new(),
+            clock_steps: ClockSteps::default(),
         }
     }
 
@@ -254,15 +292,28 @@ impl Run {
     /// Called before the send, so an ack can never arrive for a probe the run does not know. The
     /// probe's interval is taken from its send time; see [`Run::record_send_at`].
     pub fn record_send(&mut self, tx_ns: u64) -> u64 {
-        let due = tx_ns.saturating_sub(*self.start_ns.get_or_insert(tx_ns));
-        self.record_send_at(tx_ns, due)
+        self.record_send_now(tx_ns, 0)
+    }
+
+    /// As [`Run::record_send`], with how far the wall clock had moved against the monotonic one
+    /// (see [`step_between`]): the probe's interval is taken from its send time less that.
+    pub(crate) fn record_send_now(&mut self, tx_ns: u64, shift_ns: i64) -> u64 {
+        let due = tx_ns.saturating_add_signed(-shift_ns).saturating_sub(*self.start_ns.get_or_insert(tx_ns));
+        self.record_send_shifted(tx_ns, due, shift_ns)
     }
 
     /// As [`Run::record_send`], for a probe scheduled `due_ns` after the run's start: it belongs
     /// to interval `floor(due / width)`, so interval edges follow the schedule exactly, not the
     /// send jitter (at a fixed 100/s, 1 s intervals hold exactly 100 probes; with Poisson gaps,
     /// each probe falls where its scheduled time does).
+    #[cfg(test)]
     pub(crate) fn record_send_at(&mut self, tx_ns: u64, due_ns: u64) -> u64 {
+        self.record_send_shifted(tx_ns, due_ns, 0)
+    }
+
+    /// As [`Run::record_send_at`], with how far the wall clock had moved against the monotonic
+    /// one when the probe left (see [`step_between`]).
+    pub(crate) fn record_send_shifted(&mut self, tx_ns: u64, due_ns: u64, shift_ns: i64) -> u64 {
         let seq = self.sent;
         self.start_ns.get_or_insert(tx_ns);
         let first_due = *self.first_due_ns.get_or_insert(due_ns);
@@ -271,7 +322,7 @@ impl Run {
             self.sent_per_interval.resize(interval + 1, 0);
         }
         self.sent_per_interval[interval] += 1;
-        self.window.push_back(Outstanding { seq, tx_ns, interval, acks: Vec::new() });
+        self.window.push_back(Outstanding { seq, tx_ns, shift_ns, interval, acks: Vec::new() });
         if self.cfg.raw {
             self.tx_log.push(tx_ns);
         }
@@ -281,6 +332,12 @@ impl Run {
 
     /// Accounts for one decoded ack that arrived at `rx_ns` from `from`.
     pub fn on_ack(&mut self, ack: &Ack, from: SocketAddr, rx_ns: u64) -> AckOutcome {
+        self.on_ack_shifted(ack, from, rx_ns, 0)
+    }
+
+    /// As [`Run::on_ack`], with how far the wall clock had moved against the monotonic one when
+    /// the ack was read (see [`step_between`]): an RTT across a step is measured without it.
+    pub(crate) fn on_ack_shifted(&mut self, ack: &Ack, from: SocketAddr, rx_ns: u64, shift_ns: i64) -> AckOutcome {
         if ack.session != self.cfg.session {
             self.foreign_acks += 1;
             return AckOutcome::Foreign;
@@ -291,16 +348,30 @@ impl Run {
         }
         // Inside the window we trust our own record of the send time, not the echo.
         let in_window = ack.seq >= self.finalized;
-        let tx_ns = if in_window {
+        let (tx_ns, step) = if in_window {
             let probe = &self.window[(ack.seq - self.finalized) as usize];
             if probe.tx_ns != ack.tx_ns {
                 self.bogus_acks += 1;
                 return AckOutcome::Bogus;
             }
-            probe.tx_ns
+            (probe.tx_ns, step_between(probe.shift_ns, shift_ns))
         } else {
-            ack.tx_ns
+            (ack.tx_ns, 0)
         };
+        // Both times on the send's side of a step: the wall clock's move is taken out.
+        let rx_ns = rx_ns.saturating_add_signed(-step);
+        if step != 0 {
+            let c = &mut self.clock_steps;
+            c.corrected += 1;
+            if step.unsigned_abs() > c.largest_ns.unsigned_abs() {
+                c.largest_ns = step;
+            }
+        }
+        if in_window && rx_ns < tx_ns {
+            // Not an RTT of 0: the ack says nothing of the network.
+            self.clock_steps.excluded += 1;
+            return AckOutcome::BeforeItsProbe;
+        }
         let Some((idx, seg)) = self.host_of(ack, from) else {
             self.count_untracked(ack.responder, from.ip());
             return AckOutcome::Untracked;
@@ -481,7 +552,10 @@ impl Run {
             if host.pending.is_some() {
                 continue;
             }
-            host.on_finalized(probe.seq, probe.tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
+            // Outages are timed on a clock that does not step: the send time less the wall
+            // clock's move since the run started.
+            let tx_ns = probe.tx_ns.saturating_add_signed(-probe.shift_ns);
+            host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
                 self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, answer.map(|a| a.rtt_ns)));

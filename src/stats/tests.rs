@@ -973,3 +973,60 @@ fn an_open_intervals_samples_are_bounded_and_its_figures_kept() {
         IntervalRtt::Samples(s) => panic!("{} samples kept", s.len()),
     }
 }
+
+#[test]
+fn a_step_is_a_move_of_a_millisecond_or_more() {
+    assert_eq!(step_between(0, 0), 0);
+    // NTP's slew: at most 0.5 ms in a second.
+    assert_eq!(step_between(1_000, 500_000), 0);
+    assert_eq!(step_between(0, -999_999), 0);
+    let s30 = 30_000 * MS as i64;
+    assert_eq!(step_between(0, -s30), -s30);
+    assert_eq!(step_between(2 * MS as i64, 3 * MS as i64 + 1), MS as i64 + 1);
+    assert_eq!(step_between(i64::MIN, i64::MAX), i64::MAX);
+}
+
+/// 300 probes 10 ms apart, each acked 200 µs later by the wall clock that the kernel stamps,
+/// which steps by `step_ns` between the sends of probes 149 and 150's acks, 100 µs after probe
+/// 150 left. Returns the run, closed.
+fn stepped(step_ns: i64, shifted: bool) -> Run {
+    let mut r = run(false);
+    let at = 150 * 10 * MS + 100_000;
+    // The wall clock (the kernel stamps arrivals with it), and what the engine tells the run.
+    let wall = |mono: u64| (T0 + mono).saturating_add_signed(if mono >= at { step_ns } else { 0 });
+    let shift = |mono: u64| if shifted && mono >= at { step_ns } else { 0 };
+    for i in 0..300u64 {
+        let mono = i * 10 * MS;
+        let tx = wall(mono);
+        let seq = r.record_send_now(tx, shift(mono));
+        let rx_mono = mono + 200_000;
+        let a = Ack { dwell_ns: 0, ..ack(1, seq, tx, seq as u32 + 1, seq as u32 + 1) };
+        r.on_ack_shifted(&a, addr(), wall(rx_mono), shift(rx_mono));
+    }
+    r.finalize_all();
+    r
+}
+
+#[test]
+fn a_wall_clock_step_changes_no_rtt() {
+    for step in [-30_000 * MS as i64, 30_000 * MS as i64, -5 * MS as i64] {
+        let r = stepped(step, true);
+        let f = r.summary(&r.hosts()[0]);
+        assert_eq!((f.received, f.late, f.lost), (300, 0, 0), "step {step}");
+        let rtt = f.rtt.unwrap();
+        assert!(rtt.min_ns >= 199_000 && rtt.max_ns <= 201_000, "step {step}: {rtt:?}");
+        assert_eq!(r.clock_steps, ClockSteps { corrected: 1, excluded: 0, largest_ns: step }, "step {step}");
+        assert_eq!(f.outages, 0);
+    }
+}
+
+#[test]
+fn without_the_shift_a_backward_step_is_no_rtt_of_zero() {
+    // What the run sees when nothing tells it of the step: the ack across it reads back before
+    // its probe left. It is left out, not an RTT of 0 µs on time.
+    let r = stepped(-30_000 * MS as i64, false);
+    let f = r.summary(&r.hosts()[0]);
+    assert_eq!(r.clock_steps.excluded, 1);
+    assert_eq!(f.received, 299);
+    assert!(f.rtt.unwrap().min_ns >= 199_000, "{:?}", f.rtt);
+}
