@@ -189,7 +189,11 @@ fn parse(src: &dyn Source, dir: &Path) -> Result<Folder> {
     if meta.report_interval_s <= 0.0 {
         anyhow::bail!("{}, field report_interval_s: 0 is not an interval", meta_path.display());
     }
-    let summary: Vec<SummaryRec> = read_csv(src, dir, "summary.csv", true)?;
+    let mut summary: Vec<SummaryRec> = read_csv(src, dir, "summary.csv", true)?;
+    // Names as the responders gave them (the files neutralise formula-like cells).
+    for r in &mut summary {
+        r.responder = crate::output::csv::unneutralise(&r.responder).to_string();
+    }
     let mut rtt = BTreeMap::new();
     for r in summary.iter().filter(|r| r.received > 0) {
         let tag = r.tag();

@@ -12,6 +12,7 @@ mod abuse_serve;
 mod ack_extension;
 mod ack_port;
 mod bad_input;
+mod csv_injection;
 mod diagnose;
 mod hardening;
 mod hdr_files;
