@@ -30,6 +30,7 @@ mod plain;
 mod rate_mesh_loopback;
 mod report_browser;
 mod report_merge;
+mod responder_log;
 mod serve;
 mod serve_contrib;
 mod serve_prometheus;
