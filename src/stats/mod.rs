@@ -414,7 +414,10 @@ impl Run {
         };
         probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
         let interval = self.cfg.intervals.then_some(probe.interval);
-        host.record_on_time(seg, ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
+        // Since the run's start on a clock that does not step: the arrival less the wall
+        // clock's whole move since then.
+        let since_start = rx_ns.saturating_add_signed(step).saturating_add_signed(-shift_ns).saturating_sub(start);
+        host.record_on_time(seg, ack.seq, rtt_ns, ack.dwell_ns as u64, since_start, interval);
         AckOutcome::OnTime
     }
 

@@ -1018,6 +1018,22 @@ fn a_wall_clock_step_changes_no_rtt() {
         assert_eq!(r.clock_steps, ClockSteps { corrected: 1, excluded: 0, largest_ns: step }, "step {step}");
         assert_eq!(f.outages, 0);
     }
+    // A responder first heard after a 30 s step back: its first ack 1.5 s into the run, not 0.
+    let mut r = run(false);
+    let step = -30_000 * MS as i64;
+    for i in 0..200u64 {
+        let mono = i * 10 * MS;
+        let shift = if mono >= 1000 * MS { step } else { 0 };
+        let tx = (T0 + mono).saturating_add_signed(shift);
+        let seq = r.record_send_now(tx, shift);
+        if i >= 150 {
+            let a = Ack { dwell_ns: 0, ..ack(1, seq, tx, seq as u32 - 149, seq as u32 - 149) };
+            r.on_ack_shifted(&a, addr(), tx + 200_000, shift);
+        }
+    }
+    r.finalize_all();
+    let h = &r.hosts()[0];
+    assert_eq!(h.first_ack_ns, Some(1500 * MS + 200_000));
 }
 
 #[test]
