@@ -81,6 +81,14 @@ impl RecvTotals {
     }
 }
 
+/// An ack's arrival on the probes' clock: the kernel's stamp, unless this process's wall clock
+/// disagrees with it (see `stats::arrival_ns`); an ack queued longer than the timeout and a
+/// second is late whichever is taken.
+fn arrival(cfg: &ProbeConfig, kernel_ns: u64) -> u64 {
+    let max_age = cfg.timeout.saturating_add(Duration::from_secs(1)).as_nanos() as u64;
+    crate::stats::arrival_ns(kernel_ns, net::now_ns(), max_age)
+}
+
 /// Accounts for one event. `buf` holds a datagram's bytes.
 pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals, buf: &[u8], event: Event) {
     match event {
@@ -101,7 +109,7 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
             }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
-                    runs.multicast.on_ack(&ack, rx.from, rx.rx_ns);
+                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, rx.rx_ns), net::wall_shift_ns());
                 }
                 return;
             }
@@ -118,7 +126,12 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                 Ok(Message::Ack(ack)) => {
                     // The kernel stamped the arrival on the wall clock: measured against the send
                     // as if it had not stepped in between (see `stats::step_between`).
-                    runs.for_session(ack.session).on_ack_shifted(&ack, rx.from, rx.rx_ns, net::wall_shift_ns());
+                    runs.for_session(ack.session).on_ack_shifted(
+                        &ack,
+                        rx.from,
+                        arrival(cfg, rx.rx_ns),
+                        net::wall_shift_ns(),
+                    );
                 }
                 Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
                     (Some(keys), NoticeReason::KeyNeeded) => keys.record(rx.from.ip(), KeySign::KeyNeeded),

@@ -90,6 +90,21 @@ pub(crate) fn step_between(tx_shift_ns: i64, rx_shift_ns: i64) -> i64 {
     }
 }
 
+/// The arrival time to measure an ack by: the kernel's stamp (`kernel_ns`, CLOCK_REALTIME when
+/// the datagram was queued), unless it cannot be on the clock this process reads (`now_ns`,
+/// read as the datagram is handled): later than now, or older than `max_age_ns`. Then the clocks
+/// disagree (the wall clock stepped between the arrival and its reading, or the process runs on
+/// a shifted clock of its own, as under libfaketime, which the kernel's stamps ignore), and the
+/// reading's time is the one on the probes' clock.
+pub(crate) fn arrival_ns(kernel_ns: u64, now_ns: u64, max_age_ns: u64) -> u64 {
+    const SLACK_NS: u64 = 1_000_000;
+    if kernel_ns > now_ns.saturating_add(SLACK_NS) || now_ns.saturating_sub(kernel_ns) > max_age_ns {
+        now_ns
+    } else {
+        kernel_ns
+    }
+}
+
 /// Acks measured across a step of the wall clock (see [`step_between`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClockSteps {

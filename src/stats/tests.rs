@@ -1046,3 +1046,16 @@ fn without_the_shift_a_backward_step_is_no_rtt_of_zero() {
     assert_eq!(f.received, 299);
     assert!(f.rtt.unwrap().min_ns >= 199_000, "{:?}", f.rtt);
 }
+
+#[test]
+fn a_kernel_stamp_off_the_process_clock_gives_way_to_the_reading() {
+    let now = T0;
+    // Queued 50 µs ago: the kernel's stamp.
+    assert_eq!(arrival_ns(now - 50_000, now, 2000 * MS), now - 50_000);
+    // Within the slack of a stamp taken on another CPU a hair later.
+    assert_eq!(arrival_ns(now + 500_000, now, 2000 * MS), now + 500_000);
+    // 30 s in the future (this process's clock set back, or stepped back since it arrived).
+    assert_eq!(arrival_ns(now + 30_000 * MS, now, 2000 * MS), now);
+    // Older than the timeout and a second (set forward).
+    assert_eq!(arrival_ns(now - 30_000 * MS, now, 2000 * MS), now);
+}

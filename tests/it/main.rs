@@ -12,6 +12,7 @@ mod abuse_serve;
 mod ack_extension;
 mod ack_port;
 mod bad_input;
+mod clock_step;
 mod csv_injection;
 mod diagnose;
 mod hardening;
