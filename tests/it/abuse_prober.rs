@@ -100,6 +100,13 @@ fn forged_responder_ids_are_counted_not_tracked_and_the_flood_is_named() {
     forger.join().unwrap();
     let peak_kb = watcher.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "prober ended after {:.1} s ({}), peak VmHWM {} MiB, {} forged acks",
+        took.as_secs_f64(),
+        out.status,
+        peak_kb / 1024,
+        sent.load(Ordering::Relaxed)
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     let findings: Vec<&str> = json["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
