@@ -82,15 +82,22 @@ impl RecvTotals {
 }
 
 /// An ack's arrival on the probes' clock: the kernel's stamp, unless this process's wall clock
-/// disagrees with it (see `stats::arrival_ns`); an ack queued longer than the timeout and a
-/// second is late whichever is taken.
-fn arrival(cfg: &ProbeConfig, kernel_ns: u64) -> u64 {
+/// (`now_ns`) disagrees with it (see `stats::arrival_ns`); an ack queued longer than the
+/// timeout and a second is late whichever is taken.
+fn arrival(cfg: &ProbeConfig, kernel_ns: u64, now_ns: u64) -> u64 {
     let max_age = cfg.timeout.saturating_add(Duration::from_secs(1)).as_nanos() as u64;
-    crate::stats::arrival_ns(kernel_ns, net::now_ns(), max_age)
+    crate::stats::arrival_ns(kernel_ns, now_ns, max_age)
 }
 
-/// Accounts for one event. `buf` holds a datagram's bytes.
-pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals, buf: &[u8], event: Event) {
+/// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME). `buf` holds a datagram's bytes.
+pub(super) fn handle(
+    cfg: &ProbeConfig,
+    runs: &mut Runs,
+    totals: &mut RecvTotals,
+    buf: &[u8],
+    event: Event,
+    now_ns: u64,
+) {
     match event {
         Event::Datagram { sock, rx } => {
             if let Some(d) = rx.local_drops {
@@ -109,7 +116,7 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
             }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
-                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, rx.rx_ns), net::wall_shift_ns());
+                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, rx.rx_ns, now_ns), net::wall_shift_ns());
                 }
                 return;
             }
@@ -129,7 +136,7 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                     runs.for_session(ack.session).on_ack_shifted(
                         &ack,
                         rx.from,
-                        arrival(cfg, rx.rx_ns),
+                        arrival(cfg, rx.rx_ns, now_ns),
                         net::wall_shift_ns(),
                     );
                 }
@@ -225,7 +232,7 @@ pub(super) fn receive_loop(
     loop {
         let event = source.next(&mut buf, &mut cmsg).context("receiving acks failed")?;
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-        handle(cfg, &mut runs, &mut totals, &buf, event);
+        handle(cfg, &mut runs, &mut totals, &buf, event, clock.wall_ns());
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
         let step = end.step(clock.mono(), matches!(event, Event::Idle), last_tx);
         if !step.finalize {
