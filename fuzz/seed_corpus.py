@@ -4,10 +4,17 @@
 corpus/decode/ gets whole datagrams; corpus/decode_structured/ gets the same minus the
 3-byte magic and version byte (that target adds them back). corpus/responder_step/ gets sequences
 of probes in that target's record format (see fuzz_targets/responder_step.rs): in order, repeated,
-from another source, keyed and not. All folders are gitignored.
+from another source, keyed and not. corpus/folder/ gets each report folder named on the command
+line (`python3 seed_corpus.py DIR...`, folders written by `mcprobe probe --out DIR`) in the folder
+target's format (see fuzz_targets/folder.rs). All folders are gitignored.
 """
+
+import csv
+import io
 import os
+import re
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,3 +73,32 @@ for name, data in steps.items():
     with open(os.path.join(d, name), "wb") as f:
         f.write(data)
 print(f"wrote {len(steps)} seeds to corpus/responder_step")
+
+
+def folder_input(path):
+    """A report folder's files in the folder target's format: parts separated by 0xFF."""
+
+    def read(name):
+        try:
+            with open(os.path.join(path, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    names = ["meta.json", "summary.csv", "intervals.csv", "outages.csv", "report.json"]
+    parts = [read(n) for n in names]
+    rows = csv.DictReader(io.StringIO(parts[1].decode("utf-8", "replace")))
+    for row in rows:
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", row.get("responder", "")) or "unnamed"
+        tag = f"{name}.{row.get('responder_id', '')[:8]}.{row.get('path', '')}"
+        parts.append(read(f"rtt.{tag}.hgrm"))
+    return b"\xff".join(parts)
+
+
+if sys.argv[1:]:
+    d = os.path.join(HERE, "corpus", "folder")
+    os.makedirs(d, exist_ok=True)
+    for i, path in enumerate(sys.argv[1:]):
+        with open(os.path.join(d, f"folder_{i}"), "wb") as f:
+            f.write(folder_input(path))
+    print(f"wrote {len(sys.argv) - 1} seeds to corpus/folder")

@@ -19,7 +19,8 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let watch = querier::start(&iface, group, args.querier.querier_wait, args.quiet, "");
     let quiet = args.quiet;
     let mut failed = None;
-    let mut probers = crate::responder::prober_log::ProberLog::default();
+    use crate::responder::prober_log;
+    let mut probers = prober_log::ProberLog::default();
     let counters = responder.run(stop, |ev| {
         if quiet || failed.is_some() {
             return;
@@ -61,13 +62,17 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
         emit(|out| {
             writeln!(
                 out,
-                "stopped: {}, {}, {} sent, {} sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} unbound (older keyed probers), {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops{}",
+                "stopped: {}, {}, {} sent, {} sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} unbound (older keyed probers), {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops{}{}",
                 plural(c.sessions, "session", "sessions"),
                 plural(c.probes, "probe", "probes"),
                 plural(c.acks_sent, "ack", "acks"),
                 plural(c.notices, "notice", "notices"),
                 c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.unbound, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops,
-                if c.filtered > 0 { format!("; {} probes reached this host's interface but never the socket (dropped by this host)", c.filtered) } else { String::new() }
+                if c.filtered > 0 { format!("; {} probes reached this host's interface but never the socket (dropped by this host)", c.filtered) } else { String::new() },
+                match probers.unshown() {
+                    0 => String::new(),
+                    n => format!("; {n} sessions of new probers not shown (at most {} lines every {} s)", prober_log::NEW_PROBER_LINES, prober_log::PERIOD_NS / 1_000_000_000),
+                }
             )
         })?;
     }

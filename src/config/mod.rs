@@ -476,6 +476,10 @@ enum Origin<'a> {
     File(&'a Path, usize),
 }
 
+/// Hosts one run probes by unicast (`--hosts`, `--hosts-file`): each is a socket, a run's
+/// accounting (~26.6 KiB) and a send per probe. As many as `serve` takes per target.
+pub(crate) const MAX_HOSTS: usize = 256;
+
 /// The hosts of `--hosts` and `--hosts-file` (one per line, `#` starts a comment), resolved to
 /// addresses of the group's family, in order and without repeats.
 pub(crate) fn expected_hosts(a: &HostsArgs, group: IpAddr) -> Result<Vec<IpAddr>> {
@@ -502,6 +506,19 @@ pub(crate) fn hosts_of(list: &[String], file: Option<&Path>, group: IpAddr) -> R
         if names.len() == before {
             bail!("--hosts-file {}: lists no host (one address or name per line)", path.display());
         }
+    }
+    // Counted before any is resolved: 100 000 names must not become 100 000 lookups (and
+    // sockets) before they are refused.
+    if names.len() > MAX_HOSTS {
+        let what = match file {
+            Some(path) if list.is_empty() => format!("--hosts-file {}", path.display()),
+            Some(path) => format!("--hosts and --hosts-file {}", path.display()),
+            None => "--hosts".to_string(),
+        };
+        bail!(
+            "{what}: {} hosts; at most {MAX_HOSTS} (each is a socket and a run of its own): split the list over several runs",
+            names.len()
+        );
     }
     let mut hosts = Vec::new();
     for (name, origin) in names {

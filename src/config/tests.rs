@@ -91,6 +91,20 @@ fn hosts_file_errors_name_the_file_and_line() {
 }
 
 #[test]
+fn more_hosts_than_a_run_takes_are_refused_before_any_is_resolved() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..=MAX_HOSTS {
+        writeln!(f, "10.0.{}.{}", i / 250, 1 + i % 250).unwrap();
+    }
+    let path = f.path().to_str().unwrap().to_string();
+    let e = probe_err(&["--hosts-file", &path]);
+    assert!(e.contains(&format!("--hosts-file {path}: 257 hosts; at most 256")), "{e}");
+    let list: Vec<String> = (0..300).map(|i| format!("no-such-host-{i}.invalid")).collect();
+    let e = probe_err(&["--hosts", &list.join(",")]);
+    assert!(e.contains("--hosts: 300 hosts; at most 256"), "{e}");
+}
+
+#[test]
 fn an_empty_hosts_file_is_an_error() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     writeln!(f, "# nobody yet\n\n").unwrap();

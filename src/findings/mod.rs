@@ -211,6 +211,18 @@ pub enum Note {
     },
     /// Several responders lost probes, but no more of the same ones than chance gives.
     IndependentLoss(Vec<String>),
+    /// The losses of this many responders made too many distinct patterns to compare (see
+    /// `shared::MAX_SIGNATURES`): whether they share faults is not said.
+    SharedLossSkipped {
+        responders: usize,
+    },
+    /// More responder ids answered than the prober tracks ([`crate::stats::MAX_RESPONDERS`]):
+    /// the ids beyond it were counted, not tracked. Without `--key`, any host that sees the
+    /// probes can answer them with made-up ids.
+    ResponderFlood(crate::stats::Untracked),
+    /// This host's wall clock stepped while probes were out: their RTTs were measured without
+    /// the step, and acks still back before their probe left were left out.
+    ClockStepped(crate::stats::ClockSteps),
     /// Of a responder's forward loss, how much its own host dropped (its socket buffer was
     /// full, as its acks reported) and how much the network lost.
     HostDrops {
@@ -524,6 +536,8 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     ];
     notes.extend(counts.into_iter().filter(|(n, _)| *n > 0).map(|(n, note)| note(n)));
     notes.extend(f.fell_short.map(Note::SenderFellShort));
+    notes.extend(untracked(o).map(Note::ResponderFlood));
+    notes.extend(clock_steps(o).map(Note::ClockStepped));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
     notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
@@ -550,6 +564,36 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     }
     notes.extend(keys);
     notes
+}
+
+/// Acks measured across a step of this host's wall clock, on every path together.
+fn clock_steps(o: &Outcome) -> Option<crate::stats::ClockSteps> {
+    let mut all = crate::stats::ClockSteps::default();
+    for c in std::iter::once(&o.run).chain(o.unicast.iter().map(|u| &u.run)).map(|r| r.clock_steps) {
+        all.corrected += c.corrected;
+        all.excluded += c.excluded;
+        if c.largest_ns.unsigned_abs() > all.largest_ns.unsigned_abs() {
+            all.largest_ns = c.largest_ns;
+        }
+    }
+    (all.corrected + all.excluded > 0).then_some(all)
+}
+
+/// The acks of responder ids beyond the bound, on every path of the run together.
+fn untracked(o: &Outcome) -> Option<crate::stats::Untracked> {
+    let mut all: Option<crate::stats::Untracked> = None;
+    for u in std::iter::once(&o.run).chain(o.unicast.iter().map(|u| &u.run)).filter_map(|r| r.untracked()) {
+        let a = all.get_or_insert_with(Default::default);
+        a.acks += u.acks;
+        a.ids += u.ids;
+        a.ids_at_least |= u.ids_at_least;
+        for ip in &u.from {
+            if a.from.len() < 4 && !a.from.contains(ip) {
+                a.from.push(*ip);
+            }
+        }
+    }
+    all
 }
 
 /// Addresses several multicast responders answered from, with their names.
@@ -586,8 +630,8 @@ fn shared_faults(run: &Run, rows: &[Row]) -> SharedFaults {
             Some(shared::LossSet {
                 name: r.label()?,
                 first_seq: r.figures.first_seq?,
-                end_seq: run.sent(),
-                lost: &h.lost_seqs,
+                end_seq: run.sent().min(h.lost.complete_until()),
+                lost: h.lost.ranges(),
             })
         })
         .collect();
@@ -601,6 +645,7 @@ fn shared_notes(s: &SharedFaults) -> Vec<Note> {
     } else if s.alone.len() > 1 {
         notes.push(Note::IndependentLoss(s.alone.iter().map(|(n, _)| n.clone()).collect()));
     }
+    notes.extend(s.skipped.map(|responders| Note::SharedLossSkipped { responders }));
     notes
 }
 

@@ -33,10 +33,12 @@ pub(crate) struct LossSet<'a> {
     pub name: String,
     /// The first probe it was there for (its first answer).
     pub first_seq: u64,
-    /// One past the last probe it was there for (the run's end, or its restart).
+    /// One past the last probe it was there for (the run's end, or its restart, or where its
+    /// record of lost probes filled up).
     pub end_seq: u64,
-    /// The probes it left unanswered, ascending; those outside the window are ignored.
-    pub lost: &'a [u64],
+    /// The probes it left unanswered, as ascending runs `start..end`; those outside the window
+    /// are ignored.
+    pub lost: &'a [(u64, u64)],
 }
 
 /// Several responders that lost the same probes more often than chance allows.
@@ -72,7 +74,15 @@ pub struct SharedFaults {
     pub groups: Vec<SharedLoss>,
     /// Per responder with losses (input order): the probes it lost on its own, outside any group.
     pub alone: Vec<(String, u64)>,
+    /// The losses made more than [`MAX_SIGNATURES`] signatures: not analysed (its cost grows
+    /// with their square), and said so. The responders with losses, then.
+    pub skipped: Option<usize>,
 }
+
+/// Distinct signatures the analysis takes on: each candidate is tested against the others, so
+/// more would cost seconds to minutes (a LAN's real faults make a few dozen; thousands come from
+/// independent losses of very many responders, or forged ones).
+pub(crate) const MAX_SIGNATURES: usize = 2_048;
 
 struct Group {
     members: Vec<usize>,
@@ -84,22 +94,43 @@ struct Group {
 /// Finds the groups in `hosts`' losses.
 pub(crate) fn analyse(hosts: &[LossSet]) -> SharedFaults {
     let window = |h: &LossSet| h.end_seq.saturating_sub(h.first_seq);
-    let in_window = |h: &LossSet, s: u64| s >= h.first_seq && s < h.end_seq;
-    // The signature of every lost probe.
-    let mut by_seq: Vec<(u64, usize)> = hosts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, h)| h.lost.iter().filter(|&&s| in_window(h, s)).map(move |&s| (s, i)))
-        .collect();
-    by_seq.sort_unstable();
-    let mut signatures: BTreeMap<Vec<usize>, u64> = BTreeMap::new();
-    for run in by_seq.chunk_by(|a, b| a.0 == b.0) {
-        let mut sig: Vec<usize> = run.iter().map(|&(_, i)| i).collect();
-        sig.dedup();
-        *signatures.entry(sig).or_default() += 1;
-    }
+    // The signature of every lost probe, run by run: sweep the runs' ends in order, the
+    // signature constant between two of them (memory by runs, not by probes).
+    let mut edges: Vec<(u64, bool, usize)> = Vec::new();
     let mut lost = vec![0u64; hosts.len()];
-    by_seq.iter().for_each(|&(_, i)| lost[i] += 1);
+    for (i, h) in hosts.iter().enumerate() {
+        for &(a, b) in h.lost {
+            let (a, b) = (a.max(h.first_seq), b.min(h.end_seq));
+            if a < b {
+                edges.push((a, true, i));
+                edges.push((b, false, i));
+                lost[i] += b - a;
+            }
+        }
+    }
+    edges.sort_unstable();
+    let mut signatures: BTreeMap<Vec<usize>, u64> = BTreeMap::new();
+    let mut active: std::collections::BTreeSet<usize> = Default::default();
+    let mut at = 0u64;
+    for run in edges.chunk_by(|a, b| a.0 == b.0) {
+        let pos = run[0].0;
+        if !active.is_empty() && pos > at {
+            let sig: Vec<usize> = active.iter().copied().collect();
+            *signatures.entry(sig).or_default() += pos - at;
+            if signatures.len() > MAX_SIGNATURES {
+                let with_losses = lost.iter().filter(|&&l| l > 0).count();
+                return SharedFaults { skipped: Some(with_losses), ..SharedFaults::default() };
+            }
+        }
+        for &(_, start, i) in run {
+            if start {
+                active.insert(i);
+            } else {
+                active.remove(&i);
+            }
+        }
+        at = pos;
+    }
     let p: Vec<f64> = hosts.iter().zip(&lost).map(|(h, &l)| l as f64 / window(h).max(1) as f64).collect();
     // Probes all of `members` were there for, and how many they all lost.
     let span = |members: &[usize]| {
@@ -108,7 +139,7 @@ pub(crate) fn analyse(hosts: &[LossSet]) -> SharedFaults {
         end.saturating_sub(first)
     };
     let all_lost = |members: &[usize]| -> u64 {
-        signatures.iter().filter(|(s, _)| members.iter().all(|m| s.contains(m))).map(|(_, c)| c).sum()
+        signatures.iter().filter(|(s, _)| members.iter().all(|m| s.binary_search(m).is_ok())).map(|(_, c)| c).sum()
     };
 
     let mut candidates: Vec<(&Vec<usize>, u64)> =
@@ -156,7 +187,7 @@ pub(crate) fn analyse(hosts: &[LossSet]) -> SharedFaults {
         }
     }
     let alone = hosts.iter().zip(alone).filter(|&(_, a)| a > 0).map(|(h, a)| (h.name.clone(), a)).collect();
-    SharedFaults { groups: found, alone }
+    SharedFaults { groups: found, alone, skipped: None }
 }
 
 enum Part {
@@ -164,15 +195,17 @@ enum Part {
     Host(usize),
 }
 
-/// `sig` as groups already found (largest first, disjoint) and the hosts left over.
+/// `sig` as groups already found (largest first, disjoint) and the hosts left over. Signatures
+/// and members are ascending, so membership is a binary search.
 fn partition(sig: &[usize], groups: &[Group]) -> Vec<Part> {
     let mut left: Vec<usize> = sig.to_vec();
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by_key(|&g| std::cmp::Reverse(groups[g].members.len()));
     let mut parts = Vec::new();
     for g in order {
-        if groups[g].members.iter().all(|m| left.contains(m)) {
-            left.retain(|m| !groups[g].members.contains(m));
+        let members = &groups[g].members;
+        if members.len() <= left.len() && members.iter().all(|m| left.binary_search(m).is_ok()) {
+            left.retain(|m| members.binary_search(m).is_err());
             parts.push(Part::Group(g));
         }
     }

@@ -19,6 +19,21 @@ pub(crate) struct AtomicCsv {
     writer: csv::Writer<tempfile::NamedTempFile>,
     path: PathBuf,
     run_id: String,
+    /// A row serialized, before its cells are neutralised (reused).
+    scratch: Vec<u8>,
+}
+
+/// `row` as a CSV record whose cells a spreadsheet will not run (see
+/// [`crate::output::csv::neutralise`]): serialized, read back as cells, each neutralised.
+fn safe_record<T: Serialize>(row: &T, scratch: &mut Vec<u8>) -> Result<csv::StringRecord> {
+    scratch.clear();
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(std::mem::take(scratch));
+    w.serialize(row)?;
+    *scratch = w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(scratch.as_slice());
+    let mut record = csv::StringRecord::new();
+    r.read_record(&mut record)?;
+    Ok(record.iter().map(|c| crate::output::csv::neutralise(c)).collect())
 }
 
 /// The header line of `T`'s CSV rows, taken from a default row, so that a file without rows
@@ -40,11 +55,13 @@ impl AtomicCsv {
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         tmp.write_all(&header_line::<T>()?).with_context(|| format!("cannot write in {}", dir.display()))?;
         let writer = csv::WriterBuilder::new().has_headers(false).from_writer(tmp);
-        Ok(AtomicCsv { writer, path: dir.join(name), run_id: format!("{run_id:016x}") })
+        Ok(AtomicCsv { writer, path: dir.join(name), run_id: format!("{run_id:016x}"), scratch: Vec::new() })
     }
 
     pub(crate) fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
-        self.writer.serialize((&self.run_id, row)).with_context(|| format!("cannot write {}", self.path.display()))
+        let record = safe_record(&(&self.run_id, row), &mut self.scratch)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.writer.write_record(&record).with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     pub(crate) fn commit(self) -> Result<PathBuf> {

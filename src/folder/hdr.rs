@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use crate::findings::Path as ProbePath;
 use crate::output::html::data::tag;
 use crate::run::Outcome;
-use crate::stats::{self, format_id, HostStats, IntervalRow};
+use crate::stats::{self, format_id, HostStats, IntervalRow, IntervalRtt};
 
 /// The interval log's file name.
 pub(crate) const HLOG: &str = "rtt.hlog";
@@ -119,7 +119,11 @@ impl HlogBody {
         for r in rows {
             let t = tag(&r.responder, &r.responder_id, path);
             let start = Duration::from_secs_f64(r.interval_start_s);
-            log.write_histogram(&rtt_histogram(&r.rtt_ns), start, self.width, Tag::new(&t))
+            let h = match &r.rtt {
+                IntervalRtt::Samples(s) => rtt_histogram(s),
+                IntervalRtt::Histogram(h) => (**h).clone(),
+            };
+            log.write_histogram(&h, start, self.width, Tag::new(&t))
                 .map_err(|e| anyhow::anyhow!("cannot encode an interval histogram: {e}"))?;
         }
         Ok(())

@@ -22,12 +22,10 @@ impl RunMeta {
         Ok(path)
     }
 
-    /// Reads `dir/meta.json`.
-    pub(crate) fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    /// Reads the bytes of `path`, a meta.json.
+    pub(crate) fn parse(text: &[u8], path: &Path) -> Result<Self> {
         let meta: RunMeta =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a run's metadata", path.display()))?;
+            serde_json::from_slice(text).with_context(|| format!("{}: not a run's metadata", path.display()))?;
         if meta.format > FORMAT {
             anyhow::bail!("{}: format {} is newer than this mcprobe reads ({FORMAT})", path.display(), meta.format);
         }

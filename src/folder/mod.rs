@@ -17,7 +17,7 @@
 pub(crate) mod csv;
 pub(crate) mod hdr;
 pub(crate) mod meta;
-pub(crate) mod read;
+pub mod read;
 pub(crate) mod report;
 
 use std::path::{Path, PathBuf};

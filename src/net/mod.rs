@@ -482,6 +482,22 @@ pub(crate) fn now_ns() -> u64 {
     timespec_ns(&ts)
 }
 
+/// How far the wall clock has moved against the monotonic clock since this process first asked,
+/// in ns: 0 until it steps (or slews). Read next to a wall-clock time, it lets a run measure
+/// across a step as if there were none (`stats::step_between`).
+pub(crate) fn wall_shift_ns() -> i64 {
+    static START: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    let offset = |real: TimeSpec, mono: TimeSpec| i128::from(timespec_ns(&real)) - i128::from(timespec_ns(&mono));
+    let now = || {
+        let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME);
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC);
+        real.and_then(|r| mono.map(|m| offset(r, m))).unwrap_or(0)
+    };
+    let now = now();
+    let start = *START.get_or_init(|| now);
+    (now - start).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 /// Lowers this thread's timer slack to 1 ns, so sleeps end within tens of µs of their deadline
 /// instead of the default 50 µs slack plus scheduling delay.
 pub(crate) fn lower_timer_slack() {

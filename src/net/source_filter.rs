@@ -1,6 +1,8 @@
-//! The one `unsafe` call of mcprobe: a source-specific IPv6 join (RFC 3678's
-//! `MCAST_JOIN_SOURCE_GROUP`), which neither socket2 nor nix wraps. IPv4 source-specific joins go
-//! through socket2's `join_ssm_v4`.
+//! A source-specific IPv6 join (RFC 3678's `MCAST_JOIN_SOURCE_GROUP`), which neither socket2 nor
+//! nix wraps: one `setsockopt` call, and the `unsafe` blocks that build its argument. IPv4
+//! source-specific joins go through socket2's `join_ssm_v4`. The crate's other `unsafe` code is
+//! in `net::batch` (recvmmsg), `net::tap` (packet sockets) and `doctor::gather`; each block
+//! says why it is sound.
 
 use std::io;
 use std::mem;

@@ -6,6 +6,28 @@ use serde::Serialize;
 use crate::findings::{Outage, Row, RunFacts};
 use crate::stats::ns_to_us;
 
+/// A CSV cell as a spreadsheet may open it safely (OWASP, "CSV Injection"): a cell starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice and
+/// Google Sheets (`=HYPERLINK(…)`, `+cmd|…`), so it gets a leading `'`, which makes it text.
+/// Numbers stay as they are (`-5` is a number, not a formula). A responder's name, sent by any
+/// host on the LAN, lands in several files: docs/src/csv-injection.md.
+pub(crate) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// A cell written by [`neutralise`], as it was.
+pub(crate) fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if neutralise(rest).len() == cell.len() => rest,
+        _ => cell,
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -160,5 +182,31 @@ impl OutageRow {
             start_unix_ns: o.start_unix_ns,
             end_unix_ns: o.end_unix_ns,
         }
+    }
+}
+
+#[cfg(test)]
+mod injection_tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_become_text_and_numbers_stay() {
+        for (cell, want) in [
+            ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("-5", "-5"),
+            ("-1.5e3", "-1.5e3"),
+            ("node-1", "node-1"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), want, "{cell:?}");
+            assert_eq!(unneutralise(&neutralise(cell)), cell, "{cell:?}");
+        }
+        // A name that starts with a quote of its own is kept as it is.
+        assert_eq!(unneutralise("'abc"), "'abc");
     }
 }

@@ -125,7 +125,10 @@ fn note_topic(n: &Note) -> Topic {
         | Note::NothingAnswered(_)
         | Note::NoneOnTheGroup
         | Note::SharedLoss(_)
-        | Note::IndependentLoss(_) => Topic::Responders,
+        | Note::IndependentLoss(_)
+        | Note::SharedLossSkipped { .. }
+        | Note::ResponderFlood(_) => Topic::Responders,
+        Note::ClockStepped(_) => Topic::Prober,
         Note::AloneLoss { .. } | Note::HostDrops { .. } | Note::KeyMismatch { .. } => Topic::Responder,
         Note::Querier(_) | Note::QuerierSilent(_) => Topic::Querier,
     }
@@ -186,6 +189,39 @@ fn note_line(n: &Note) -> String {
             "{} lost probes independently (no more of the same probes than chance gives): each one's own link or host",
             and_list(names)
         ),
+        Note::SharedLossSkipped { responders } => format!(
+            "{responders} responders lost probes in too many different patterns to compare: whether they share a fault is not said"
+        ),
+        Note::ResponderFlood(u) => {
+            let from: Vec<String> = u.from.iter().map(|a| a.to_string()).collect();
+            format!(
+                "responder flood: {}{} responder ids beyond the {} this run tracks answered ({} acks, from {}): counted, not in the table; without --key any host that sees the probes can answer with made-up ids, so use --key",
+                if u.ids_at_least { "at least " } else { "" },
+                u.ids,
+                crate::stats::MAX_RESPONDERS,
+                u.acks,
+                from.join(", ")
+            )
+        }
+        Note::ClockStepped(c) if c.corrected == 0 => format!(
+            "{} acks were read back before their probe left by this host's clock (it stepped): they have no RTT, and their probes count as unanswered",
+            c.excluded
+        ),
+        Note::ClockStepped(c) => {
+            let mut line = format!(
+                "this host's clock stepped {} by {:.3} s while probes were out: {} RTTs measured across it without the step",
+                if c.largest_ns < 0 { "back" } else { "forward" },
+                c.largest_ns.unsigned_abs() as f64 / 1e9,
+                c.corrected
+            );
+            if c.excluded > 0 {
+                line += &format!(
+                    "; {} acks read back before their probe left have no RTT (their probes count as unanswered)",
+                    c.excluded
+                );
+            }
+            line
+        }
         Note::HostDrops { name, path, host, network } => format!(
             "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
             if *path == Path::Unicast { " (unicast)" } else { "" },

@@ -419,8 +419,9 @@ fn send_loop(
             let (seq, tx_ns, name_wanted) = {
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let tx_ns = net::now_ns();
+                let shift = net::wall_shift_ns();
                 let name_wanted = runs.multicast.take_name_wanted();
-                (runs.multicast.record_send_at(tx_ns, offset.as_nanos() as u64), tx_ns, name_wanted)
+                (runs.multicast.record_send_shifted(tx_ns, offset.as_nanos() as u64, shift), tx_ns, name_wanted)
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
@@ -445,7 +446,7 @@ fn send_loop(
                 let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
                 encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, host_keys[i].as_ref(), &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
-                    u.run.record_send(tx_ns);
+                    u.run.record_send_now(tx_ns, net::wall_shift_ns());
                 } else {
                     u.not_sent += 1;
                 }

@@ -66,7 +66,8 @@ pub(super) struct RecvTotals {
     pub(super) forged: u64,
     /// Kernel drops (SO_RXQ_OVFL) per socket, as last reported: each socket counts its own.
     drops: Vec<u64>,
-    /// Acks of this run that reached a socket, per source address (as the ack tap counts them).
+    /// Acks of this run that reached a socket, per source address (as the ack tap counts them),
+    /// for at most [`crate::stats::MAX_RESPONDERS`] addresses.
     pub(super) at_socket: HashMap<IpAddr, u64>,
     /// When the receiver stopped (CLOCK_REALTIME), and whether its last read found the sockets
     /// drained.
@@ -80,8 +81,23 @@ impl RecvTotals {
     }
 }
 
-/// Accounts for one event. `buf` holds a datagram's bytes.
-pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals, buf: &[u8], event: Event) {
+/// An ack's arrival on the probes' clock: the kernel's stamp, unless this process's wall clock
+/// (`now_ns`) disagrees with it (see `stats::arrival_ns`); an ack queued longer than the
+/// timeout and a second is late whichever is taken.
+fn arrival(cfg: &ProbeConfig, kernel_ns: u64, now_ns: u64) -> u64 {
+    let max_age = cfg.timeout.saturating_add(Duration::from_secs(1)).as_nanos() as u64;
+    crate::stats::arrival_ns(kernel_ns, now_ns, max_age)
+}
+
+/// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME). `buf` holds a datagram's bytes.
+pub(super) fn handle(
+    cfg: &ProbeConfig,
+    runs: &mut Runs,
+    totals: &mut RecvTotals,
+    buf: &[u8],
+    event: Event,
+    now_ns: u64,
+) {
     match event {
         Event::Datagram { sock, rx } => {
             if let Some(d) = rx.local_drops {
@@ -92,11 +108,15 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
             }
             let datagram = &buf[..rx.len.min(buf.len())];
             if cfg.ack_filter().matches(datagram) {
-                *totals.at_socket.entry(rx.from.ip()).or_default() += 1;
+                // Bounded like the responders tracked: a forger may use many source addresses.
+                let known = totals.at_socket.contains_key(&rx.from.ip());
+                if known || totals.at_socket.len() < crate::stats::MAX_RESPONDERS {
+                    *totals.at_socket.entry(rx.from.ip()).or_default() += 1;
+                }
             }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
-                    runs.multicast.on_ack(&ack, rx.from, rx.rx_ns);
+                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, rx.rx_ns, now_ns), net::wall_shift_ns());
                 }
                 return;
             }
@@ -111,7 +131,14 @@ pub(super) fn handle(cfg: &ProbeConfig, runs: &mut Runs, totals: &mut RecvTotals
                     }
                 }
                 Ok(Message::Ack(ack)) => {
-                    runs.for_session(ack.session).on_ack(&ack, rx.from, rx.rx_ns);
+                    // The kernel stamped the arrival on the wall clock: measured against the send
+                    // as if it had not stepped in between (see `stats::step_between`).
+                    runs.for_session(ack.session).on_ack_shifted(
+                        &ack,
+                        rx.from,
+                        arrival(cfg, rx.rx_ns, now_ns),
+                        net::wall_shift_ns(),
+                    );
                 }
                 Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
                     (Some(keys), NoticeReason::KeyNeeded) => keys.record(rx.from.ip(), KeySign::KeyNeeded),
@@ -205,7 +232,7 @@ pub(super) fn receive_loop(
     loop {
         let event = source.next(&mut buf, &mut cmsg).context("receiving acks failed")?;
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-        handle(cfg, &mut runs, &mut totals, &buf, event);
+        handle(cfg, &mut runs, &mut totals, &buf, event, clock.wall_ns());
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
         let step = end.step(clock.mono(), matches!(event, Event::Idle), last_tx);
         if !step.finalize {

@@ -56,6 +56,12 @@ impl ProberLog {
         self.shown += 1;
         SessionLine::Show { unshown: std::mem::take(&mut self.unshown) }
     }
+
+    /// New probers' sessions throttled since the last line shown: what the closing line tells,
+    /// when no later line did.
+    pub(crate) fn unshown(&self) -> u64 {
+        self.unshown
+    }
 }
 
 #[cfg(test)]

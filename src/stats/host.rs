@@ -8,26 +8,105 @@ use std::net::{IpAddr, SocketAddr};
 use crate::wire::{unwrap_counter, Ack, Arrival};
 
 /// Per-interval accumulator. It lives only while its interval is open (its probes are still
-/// inside the ack timeout); closing it reduces the samples to three numbers.
+/// inside the ack timeout); closing it reduces the samples to three numbers. Its RTTs are kept
+/// one by one up to [`MAX_INTERVAL_SAMPLES`] (4 bytes each), then in a histogram sized to the
+/// timeout (10 KiB at 1 s, the cost of 2 560 samples): an open interval of one responder holds
+/// at most ~10 KiB whatever the probe rate (at 10 000 probes/s it held 40-64 KiB before).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct IntervalAcc {
     pub received: u32,
     samples: Vec<u32>,
+    /// Every sample once they outnumber [`MAX_INTERVAL_SAMPLES`]; `samples` is then empty.
+    hist: Option<Box<Histogram<u32>>>,
+    max: u32,
+}
+
+/// RTT samples an open interval keeps one by one before it keeps them in a histogram.
+pub(crate) const MAX_INTERVAL_SAMPLES: usize = 2_048;
+
+/// The RTTs of one closed interval, for its histogram in `rtt.hlog`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntervalRtt {
+    /// Every sample in ns, in arrival order.
+    Samples(Vec<u32>),
+    /// More than [`MAX_INTERVAL_SAMPLES`]: their histogram, with the precision and lowest
+    /// value of the per-responder ones.
+    Histogram(Box<Histogram<u32>>),
+}
+
+impl Default for IntervalRtt {
+    fn default() -> Self {
+        IntervalRtt::Samples(Vec::new())
+    }
 }
 
 impl IntervalAcc {
-    /// The RTTs (ns) of the interval's on-time acks, in arrival order.
-    pub(crate) fn samples(&self) -> &[u32] {
-        &self.samples
+    /// Takes in one on-time RTT; `high_ns` is the top of the run's RTT range (its timeout).
+    fn push(&mut self, rtt_ns: u32, high_ns: u64) {
+        self.received += 1;
+        self.max = self.max.max(rtt_ns);
+        if let Some(h) = &mut self.hist {
+            record(h, u64::from(rtt_ns));
+            return;
+        }
+        if self.samples.len() < MAX_INTERVAL_SAMPLES {
+            self.samples.push(rtt_ns);
+            return;
+        }
+        let mut h = Box::new(rtt_histogram(high_ns));
+        for &v in self.samples.iter().chain([&rtt_ns]) {
+            record(&mut h, u64::from(v));
+        }
+        self.samples = Vec::new();
+        self.hist = Some(h);
+    }
+
+    /// Adds another accumulator of the same interval (a restarted responder's new id).
+    fn absorb(&mut self, other: IntervalAcc, high_ns: u64) {
+        let received = self.received + other.received;
+        match other.hist {
+            Some(mut h) => {
+                // Theirs is a histogram already: mine go into it.
+                for &v in &self.samples {
+                    record(&mut h, u64::from(v));
+                }
+                if let Some(mine) = self.hist.take() {
+                    h.add(&*mine).expect("histograms of one run have one range");
+                }
+                self.samples = Vec::new();
+                self.hist = Some(h);
+            }
+            None => other.samples.iter().for_each(|&v| self.push(v, high_ns)),
+        }
+        self.received = received;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The interval's RTTs, for its histogram line.
+    pub(crate) fn rtt(&self) -> IntervalRtt {
+        match &self.hist {
+            Some(h) => IntervalRtt::Histogram(h.clone()),
+            None => IntervalRtt::Samples(self.samples.clone()),
+        }
     }
 
     /// (received, median RTT, maximum RTT) in ns. Median by nearest rank: the smallest sample with
-    /// at least half the samples at or below it.
+    /// at least half the samples at or below it (from the histogram, within 1/128, past
+    /// [`MAX_INTERVAL_SAMPLES`]); the maximum is exact.
     pub(crate) fn summarize(mut self) -> (u32, Option<u32>, Option<u32>) {
+        if let Some(h) = &self.hist {
+            let p50 = (h.value_at_quantile(0.5).min(u64::from(self.max))) as u32;
+            return (self.received, Some(p50), Some(self.max));
+        }
         self.samples.sort_unstable();
         let rank = self.samples.len().div_ceil(2);
         let p50 = rank.checked_sub(1).map(|r| self.samples[r]);
         (self.received, p50, self.samples.last().copied())
+    }
+
+    #[cfg(test)]
+    fn footprint_bytes(&self) -> usize {
+        self.samples.capacity() * 4 + self.hist.as_ref().map_or(0, |h| h.distinct_values() * 4)
     }
 }
 
@@ -329,9 +408,9 @@ pub struct HostStats {
     pub outages: Vec<Outage>,
     /// Outages beyond [`MAX_OUTAGES`], counted but not kept.
     pub outages_dropped: u64,
-    /// The probes it left unanswered after its first answer, in order (at most
-    /// [`MAX_LOST_SEQS`]): which probes several responders lost together (findings::shared).
-    pub lost_seqs: Vec<u64>,
+    /// The probes it left unanswered after its first answer, as ranges: which probes several
+    /// responders lost together (findings::shared).
+    pub lost: LostRanges,
 }
 
 /// A responder's join delay (RFC 2432: from joining the group to the first multicast packet),
@@ -357,8 +436,51 @@ impl Join {
     }
 }
 
-/// Lost probes remembered per responder (8 bytes each).
-pub(crate) const MAX_LOST_SEQS: usize = 1 << 20;
+/// Runs of lost probes remembered per responder (16 bytes each, 64 KiB in all): a responder
+/// silent for good is one run, however long; one that loses every other probe at 10 000/s
+/// fills them in 0.8 s, and its record then ends there (see [`LostRanges::complete_until`]).
+pub(crate) const MAX_LOST_RANGES: usize = 4_096;
+
+/// The probes a responder left unanswered, in order, as runs `start..end`: bounded by
+/// [`MAX_LOST_RANGES`], not one entry per probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LostRanges {
+    ranges: Vec<(u64, u64)>,
+    /// The record stopped at this probe (the ranges were full): it holds every loss before it and
+    /// none from it on.
+    full_at: Option<u64>,
+}
+
+impl LostRanges {
+    /// Notes probe `seq` unanswered; probes come in increasing order.
+    pub(crate) fn push(&mut self, seq: u64) {
+        if self.full_at.is_some() {
+            return;
+        }
+        if let Some((_, end)) = self.ranges.last_mut().filter(|(_, end)| *end == seq) {
+            *end += 1;
+        } else if self.ranges.len() < MAX_LOST_RANGES {
+            self.ranges.push((seq, seq + 1));
+        } else {
+            self.full_at = Some(seq);
+        }
+    }
+
+    /// The runs of lost probes, ascending, each `(start, end)` with `end` excluded.
+    pub(crate) fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+
+    /// The record is complete for probes before this one (`u64::MAX` when it never filled).
+    pub(crate) fn complete_until(&self) -> u64 {
+        self.full_at.unwrap_or(u64::MAX)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.ranges.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+}
 
 /// Outages kept per responder; a host that flaps all day still costs bounded memory.
 pub(crate) const MAX_OUTAGES: usize = 10_000;
@@ -458,7 +580,7 @@ impl HostStats {
             answered_once: false,
             outages: Vec::new(),
             outages_dropped: 0,
-            lost_seqs: Vec::new(),
+            lost: LostRanges::default(),
         }
     }
 
@@ -551,9 +673,8 @@ impl HostStats {
             if self.open_intervals.len() <= pos {
                 self.open_intervals.resize_with(pos + 1, IntervalAcc::default);
             }
-            let acc = &mut self.open_intervals[pos];
-            acc.received += 1;
-            acc.samples.push(rtt_ns.min(u32::MAX as u64) as u32);
+            let high = self.rtt.high();
+            self.open_intervals[pos].push(rtt_ns.min(u32::MAX as u64) as u32, high);
         }
     }
 
@@ -599,9 +720,7 @@ impl HostStats {
             self.last_answer = Some((id, limited));
             self.answered_once = true;
         } else if self.answered_once {
-            if self.lost_seqs.len() < MAX_LOST_SEQS {
-                self.lost_seqs.push(seq);
-            }
+            self.lost.push(seq);
             let gap = self.open_gap.get_or_insert((seq, tx_ns, 0));
             gap.2 += 1;
         }
@@ -731,9 +850,8 @@ impl HostStats {
             if self.open_intervals.len() <= pos {
                 self.open_intervals.resize_with(pos + 1, IntervalAcc::default);
             }
-            let mine = &mut self.open_intervals[pos];
-            mine.received += acc.received;
-            mine.samples.extend(acc.samples);
+            let high = self.rtt.high();
+            self.open_intervals[pos].absorb(acc, high);
         }
     }
 }
@@ -755,8 +873,8 @@ impl HostStats {
             + self.restarts.capacity() * size_of::<Restart>()
             + self.name.capacity()
             + self.open_intervals.capacity() * size_of::<IntervalAcc>()
-            + self.open_intervals.iter().map(|a| a.samples.capacity() * size_of::<u32>()).sum::<usize>()
+            + self.open_intervals.iter().map(IntervalAcc::footprint_bytes).sum::<usize>()
             + self.outages.capacity() * size_of::<Outage>()
-            + self.lost_seqs.capacity() * size_of::<u64>()
+            + self.lost.capacity_bytes()
     }
 }

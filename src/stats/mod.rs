@@ -18,11 +18,12 @@
 mod host;
 
 pub(crate) use host::rtt_histogram;
+pub use host::IntervalRtt;
 pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 
 use serde::Serialize;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::{Ack, AckExt, Arrival};
@@ -44,11 +45,86 @@ fn names_agree(a: &str, b: &str) -> bool {
     !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
 }
 
+/// Responder ids one run tracks (their ids, a restart's new id included). Each costs ~26.6 KiB
+/// at the default 1 s timeout (results/many-responders.md; at most 32 KiB up to a 60 s timeout,
+/// pinned by a unit test), plus what its losses and open intervals hold: at most 64 KiB of lost
+/// runs ([`host::MAX_LOST_RANGES`]) and ~10 KiB per open interval. 1 024 of them take ~27 MiB
+/// when they answer as real responders do, and at most ~120 MiB at 1 s intervals and timeout:
+/// within 256 MiB with room for the rest of the prober. Without `--key` any host that sees the
+/// probes can answer with made-up ids: ids beyond this are counted ([`Untracked`]), not tracked,
+/// and named in the findings. A LAN with more responders than this needs a keyed run or several.
+pub const MAX_RESPONDERS: usize = 1_024;
+
+/// Ids beyond [`MAX_RESPONDERS`] counted one by one, to say how many there were (8 bytes
+/// each, ~1 MiB in all); past it the count says "at least".
+pub(crate) const MAX_UNTRACKED_IDS_COUNTED: usize = 65_536;
+
+/// Acks of responder ids beyond [`MAX_RESPONDERS`]: counted, not tracked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Untracked {
+    /// Acks they sent (each a first of its id or not).
+    pub acks: u64,
+    /// Distinct ids among them, counted up to [`MAX_UNTRACKED_IDS_COUNTED`].
+    pub ids: u64,
+    /// There were more ids than that: `ids` is a lower bound.
+    pub ids_at_least: bool,
+    /// The addresses they came from, the first few (at most 4).
+    pub from: Vec<IpAddr>,
+}
+
+/// A wall-clock step smaller than this between a probe's send and its ack is not taken for one:
+/// NTP slews the clock by at most 500 ppm (0.5 ms in a second, longer than any timeout takes
+/// to matter), while a step moves it at once, by a second or more as a rule.
+pub(crate) const STEP_MIN_NS: i64 = 1_000_000;
+
+/// How far the wall clock stepped between a probe's send and its ack, from how far it had moved
+/// against the monotonic clock at each (`shift` = (CLOCK_REALTIME − CLOCK_MONOTONIC) now, less
+/// the same at the run's start): 0 below [`STEP_MIN_NS`]. Subtracted from `rx − tx`, it gives the
+/// RTT on a clock that does not step.
+pub(crate) fn step_between(tx_shift_ns: i64, rx_shift_ns: i64) -> i64 {
+    let d = rx_shift_ns.saturating_sub(tx_shift_ns);
+    if d.unsigned_abs() >= STEP_MIN_NS.unsigned_abs() {
+        d
+    } else {
+        0
+    }
+}
+
+/// The arrival time to measure an ack by: the kernel's stamp (`kernel_ns`, CLOCK_REALTIME when
+/// the datagram was queued), unless it cannot be on the clock this process reads (`now_ns`,
+/// read as the datagram is handled): later than now, or older than `max_age_ns`. Then the clocks
+/// disagree (the wall clock stepped between the arrival and its reading, or the process runs on
+/// a shifted clock of its own, as under libfaketime, which the kernel's stamps ignore), and the
+/// reading's time is the one on the probes' clock.
+pub(crate) fn arrival_ns(kernel_ns: u64, now_ns: u64, max_age_ns: u64) -> u64 {
+    const SLACK_NS: u64 = 1_000_000;
+    if kernel_ns > now_ns.saturating_add(SLACK_NS) || now_ns.saturating_sub(kernel_ns) > max_age_ns {
+        now_ns
+    } else {
+        kernel_ns
+    }
+}
+
+/// Acks measured across a step of the wall clock (see [`step_between`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockSteps {
+    /// Acks whose RTT was measured across a step, and corrected for it.
+    pub corrected: u64,
+    /// Acks that still came back before their probe left (a step between the ack's arrival and
+    /// its reading): no RTT, their probes unanswered.
+    pub excluded: u64,
+    /// The largest step seen, in ns (its sign: forward or back).
+    pub largest_ns: i64,
+}
+
 /// A probe whose ack window is still open.
 #[derive(Debug)]
 struct Outstanding {
     seq: u64,
     tx_ns: u64,
+    /// How far the wall clock had moved against the monotonic one when it left (see
+    /// [`step_between`]).
+    shift_ns: i64,
     /// The `intervals.csv` interval the probe belongs to, by its scheduled time.
     interval: usize,
     /// Every on-time ack so far.
@@ -72,6 +148,11 @@ pub enum AckOutcome {
     Duplicate,
     /// Our session id, but a sequence number never sent or a timestamp we did not write.
     Bogus,
+    /// Back before its probe left, even on a clock that does not step: no RTT (see
+    /// [`ClockSteps::excluded`]).
+    BeforeItsProbe,
+    /// A responder id beyond [`MAX_RESPONDERS`]: counted, not tracked.
+    Untracked,
     /// Another run's session id.
     Foreign,
 }
@@ -88,10 +169,10 @@ pub struct IntervalRow {
     pub lost: u64,
     pub rtt_p50_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
-    /// The interval's on-time RTTs in ns, for the interval histogram log (`rtt.hlog`); not a
-    /// CSV column.
+    /// The interval's on-time RTTs, for the interval histogram log (`rtt.hlog`); not a CSV
+    /// column.
     #[serde(skip)]
-    pub rtt_ns: Vec<u32>,
+    pub rtt: IntervalRtt,
 }
 
 /// One row of `probes.csv`: one probe and one responder.
@@ -153,6 +234,9 @@ pub struct Run {
     /// Send times of every probe, kept only for raw rows.
     tx_log: Vec<u64>,
     raw_rows: Vec<RawRow>,
+    untracked: Untracked,
+    untracked_ids: HashSet<u64>,
+    pub clock_steps: ClockSteps,
 }
 
 impl Run {
@@ -176,6 +260,30 @@ impl Run {
             scratch: Vec::new(),
             tx_log: Vec::new(),
             raw_rows: Vec::new(),
+            untracked: Untracked::default(),
+            untracked_ids: HashSet::new(),
+            clock_steps: ClockSteps::default(),
+        }
+    }
+
+    /// The acks of ids beyond [`MAX_RESPONDERS`]; `None` when there was none.
+    pub(crate) fn untracked(&self) -> Option<&Untracked> {
+        (self.untracked.acks > 0).then_some(&self.untracked)
+    }
+
+    /// Counts an ack of an id the run does not track.
+    fn count_untracked(&mut self, id: u64, from: IpAddr) {
+        let u = &mut self.untracked;
+        u.acks += 1;
+        if self.untracked_ids.len() < MAX_UNTRACKED_IDS_COUNTED {
+            if self.untracked_ids.insert(id) {
+                u.ids += 1;
+            }
+        } else if !self.untracked_ids.contains(&id) {
+            u.ids_at_least = true;
+        }
+        if u.from.len() < 4 && !u.from.contains(&from) {
+            u.from.push(from);
         }
     }
 
@@ -199,15 +307,28 @@ impl Run {
     /// Called before the send, so an ack can never arrive for a probe the run does not know. The
     /// probe's interval is taken from its send time; see [`Run::record_send_at`].
     pub fn record_send(&mut self, tx_ns: u64) -> u64 {
-        let due = tx_ns.saturating_sub(*self.start_ns.get_or_insert(tx_ns));
-        self.record_send_at(tx_ns, due)
+        self.record_send_now(tx_ns, 0)
+    }
+
+    /// As [`Run::record_send`], with how far the wall clock had moved against the monotonic one
+    /// (see [`step_between`]): the probe's interval is taken from its send time less that.
+    pub(crate) fn record_send_now(&mut self, tx_ns: u64, shift_ns: i64) -> u64 {
+        let due = tx_ns.saturating_add_signed(-shift_ns).saturating_sub(*self.start_ns.get_or_insert(tx_ns));
+        self.record_send_shifted(tx_ns, due, shift_ns)
     }
 
     /// As [`Run::record_send`], for a probe scheduled `due_ns` after the run's start: it belongs
     /// to interval `floor(due / width)`, so interval edges follow the schedule exactly, not the
     /// send jitter (at a fixed 100/s, 1 s intervals hold exactly 100 probes; with Poisson gaps,
     /// each probe falls where its scheduled time does).
+    #[cfg(test)]
     pub(crate) fn record_send_at(&mut self, tx_ns: u64, due_ns: u64) -> u64 {
+        self.record_send_shifted(tx_ns, due_ns, 0)
+    }
+
+    /// As [`Run::record_send_at`], with how far the wall clock had moved against the monotonic
+    /// one when the probe left (see [`step_between`]).
+    pub(crate) fn record_send_shifted(&mut self, tx_ns: u64, due_ns: u64, shift_ns: i64) -> u64 {
         let seq = self.sent;
         self.start_ns.get_or_insert(tx_ns);
         let first_due = *self.first_due_ns.get_or_insert(due_ns);
@@ -216,7 +337,7 @@ impl Run {
             self.sent_per_interval.resize(interval + 1, 0);
         }
         self.sent_per_interval[interval] += 1;
-        self.window.push_back(Outstanding { seq, tx_ns, interval, acks: Vec::new() });
+        self.window.push_back(Outstanding { seq, tx_ns, shift_ns, interval, acks: Vec::new() });
         if self.cfg.raw {
             self.tx_log.push(tx_ns);
         }
@@ -226,6 +347,12 @@ impl Run {
 
     /// Accounts for one decoded ack that arrived at `rx_ns` from `from`.
     pub fn on_ack(&mut self, ack: &Ack, from: SocketAddr, rx_ns: u64) -> AckOutcome {
+        self.on_ack_shifted(ack, from, rx_ns, 0)
+    }
+
+    /// As [`Run::on_ack`], with how far the wall clock had moved against the monotonic one when
+    /// the ack was read (see [`step_between`]): an RTT across a step is measured without it.
+    pub(crate) fn on_ack_shifted(&mut self, ack: &Ack, from: SocketAddr, rx_ns: u64, shift_ns: i64) -> AckOutcome {
         if ack.session != self.cfg.session {
             self.foreign_acks += 1;
             return AckOutcome::Foreign;
@@ -236,17 +363,34 @@ impl Run {
         }
         // Inside the window we trust our own record of the send time, not the echo.
         let in_window = ack.seq >= self.finalized;
-        let tx_ns = if in_window {
+        let (tx_ns, step) = if in_window {
             let probe = &self.window[(ack.seq - self.finalized) as usize];
             if probe.tx_ns != ack.tx_ns {
                 self.bogus_acks += 1;
                 return AckOutcome::Bogus;
             }
-            probe.tx_ns
+            (probe.tx_ns, step_between(probe.shift_ns, shift_ns))
         } else {
-            ack.tx_ns
+            (ack.tx_ns, 0)
         };
-        let (idx, seg) = self.host_of(ack, from);
+        // Both times on the send's side of a step: the wall clock's move is taken out.
+        let rx_ns = rx_ns.saturating_add_signed(-step);
+        if step != 0 {
+            let c = &mut self.clock_steps;
+            c.corrected += 1;
+            if step.unsigned_abs() > c.largest_ns.unsigned_abs() {
+                c.largest_ns = step;
+            }
+        }
+        if in_window && rx_ns < tx_ns {
+            // Not an RTT of 0: the ack says nothing of the network.
+            self.clock_steps.excluded += 1;
+            return AckOutcome::BeforeItsProbe;
+        }
+        let Some((idx, seg)) = self.host_of(ack, from) else {
+            self.count_untracked(ack.responder, from.ip());
+            return AckOutcome::Untracked;
+        };
         let start = self.start_ns.unwrap_or(tx_ns);
         let host = &mut self.hosts[idx as usize];
         if let Some(at) = &mut host.pending {
@@ -285,7 +429,10 @@ impl Run {
         };
         probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
         let interval = self.cfg.intervals.then_some(probe.interval);
-        host.record_on_time(seg, ack.seq, rtt_ns, ack.dwell_ns as u64, rx_ns.saturating_sub(start), interval);
+        // Since the run's start on a clock that does not step: the arrival less the wall
+        // clock's whole move since then.
+        let since_start = rx_ns.saturating_add_signed(step).saturating_add_signed(-shift_ns).saturating_sub(start);
+        host.record_on_time(seg, ack.seq, rtt_ns, ack.dwell_ns as u64, since_start, interval);
         AckOutcome::OnTime
     }
 
@@ -301,9 +448,14 @@ impl Run {
     /// pending until its first acked probe closes, when we know whether the other still answers.
     /// So is a new id without a name (yet) at the address of a named one: its name may arrive
     /// before then (see [`Run::take_name_wanted`]).
-    fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> (u32, usize) {
+    ///
+    /// `None` for a new id beyond [`MAX_RESPONDERS`]: it is not tracked.
+    fn host_of(&mut self, ack: &Ack, from: SocketAddr) -> Option<(u32, usize)> {
         if let Some(&(h, s)) = self.by_id.get(&ack.responder) {
-            return (h, s as usize);
+            return Some((h, s as usize));
+        }
+        if self.by_id.len() >= MAX_RESPONDERS {
+            return None;
         }
         let mut host = HostStats::new(ack, from, self.cfg.timeout_ns);
         // Its name may be cut short, or missing, in the acks to small probes: ask for it whole.
@@ -319,7 +471,7 @@ impl Run {
         let i = self.hosts.len() as u32;
         self.hosts.push(host);
         self.by_id.insert(ack.responder, (i, 0));
-        (i, 0)
+        Some((i, 0))
     }
 
     /// Settles pending ids whose first acked probe is closing (`upto` = that probe's number, or
@@ -418,7 +570,10 @@ impl Run {
             if host.pending.is_some() {
                 continue;
             }
-            host.on_finalized(probe.seq, probe.tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
+            // Outages are timed on a clock that does not step: the send time less the wall
+            // clock's move since the run started.
+            let tx_ns = probe.tx_ns.saturating_add_signed(-probe.shift_ns);
+            host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
                 self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, answer.map(|a| a.rtt_ns)));
@@ -534,7 +689,7 @@ impl Run {
 }
 
 fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: IntervalAcc) -> IntervalRow {
-    let rtt_ns = acc.samples().to_vec();
+    let rtt = acc.rtt();
     let (received, p50, max) = acc.summarize();
     let width_s = width_ns as f64 / 1e9;
     IntervalRow {
@@ -546,7 +701,7 @@ fn interval_row(i: usize, sent: u64, width_ns: u64, h: &HostStats, acc: Interval
         lost: sent.saturating_sub(received as u64),
         rtt_p50_us: p50.map(|v| ns_to_us(v as u64)),
         rtt_max_us: max.map(|v| ns_to_us(v as u64)),
-        rtt_ns,
+        rtt,
     }
 }
 

@@ -904,3 +904,158 @@ fn an_out_of_order_ack_must_fit_between_the_first_and_the_newest() {
     r.finalize_all();
     assert_eq!(r.summary(&r.hosts()[0]).inconsistent_acks, 1);
 }
+
+#[test]
+fn ids_beyond_the_bound_are_counted_not_tracked() {
+    let mut r = run(false);
+    let tx = send(&mut r, 3);
+    let n = MAX_RESPONDERS as u64 + 500;
+    for id in 1..=n {
+        let outcome = r.on_ack(&ack(id, 0, tx[0], 1, 1), addr(), tx[0] + MS);
+        let want = if id as usize <= MAX_RESPONDERS { AckOutcome::OnTime } else { AckOutcome::Untracked };
+        assert_eq!(outcome, want, "id {id}");
+    }
+    // A tracked id goes on being tracked; an untracked one is counted again, once as an id.
+    assert_eq!(r.on_ack(&ack(1, 1, tx[1], 2, 2), addr(), tx[1] + MS), AckOutcome::OnTime);
+    assert_eq!(r.on_ack(&ack(n, 1, tx[1], 2, 2), addr(), tx[1] + MS), AckOutcome::Untracked);
+    r.finalize_all();
+    assert_eq!(r.hosts().len(), MAX_RESPONDERS);
+    let u = r.untracked().unwrap();
+    assert_eq!((u.acks, u.ids, u.ids_at_least), (501, 500, false));
+    assert_eq!(u.from, [addr().ip()]);
+}
+
+#[test]
+fn a_silent_responders_losses_are_one_run_and_a_flapping_ones_are_bounded() {
+    let mut r = run(false);
+    let n = 3 * super::host::MAX_LOST_RANGES as u64;
+    let tx = send(&mut r, n);
+    // Host 1 answers the first probe only; host 2 every other probe.
+    r.on_ack(&ack(1, 0, tx[0], 1, 1), addr(), tx[0] + MS);
+    for (k, seq) in (0..n).step_by(2).enumerate() {
+        r.on_ack(&ack(2, seq, tx[seq as usize], k as u32 + 1, k as u32 + 1), addr(), tx[seq as usize] + MS);
+    }
+    r.finalize_all();
+    let silent = r.hosts().iter().find(|h| h.responder_id == 1).unwrap();
+    assert_eq!(silent.lost.ranges(), [(1, n)]);
+    assert_eq!(silent.lost.complete_until(), u64::MAX);
+    let flapping = r.hosts().iter().find(|h| h.responder_id == 2).unwrap();
+    assert_eq!(flapping.lost.ranges().len(), super::host::MAX_LOST_RANGES);
+    // Full at the first loss it had no room for: every loss before it is in the record.
+    let full = flapping.lost.complete_until();
+    assert_eq!(full, 2 * super::host::MAX_LOST_RANGES as u64 + 1);
+    assert!(flapping.lost.ranges().iter().all(|&(a, b)| b == a + 1 && a % 2 == 1 && b <= full));
+    assert!(flapping.lost.capacity_bytes() <= 16 * super::host::MAX_LOST_RANGES * 2);
+}
+
+#[test]
+fn an_open_intervals_samples_are_bounded_and_its_figures_kept() {
+    // 10 000 acks in one interval: the samples move into a histogram, the row's median within
+    // the histogram's precision and its maximum exact.
+    let mut r = run(false);
+    let n = 10_000u64;
+    let tx: Vec<u64> = (0..n).map(|i| r.record_send(T0 + i * 50_000)).map(|i| T0 + i * 50_000).collect();
+    for (i, &t) in tx.iter().enumerate() {
+        let rtt = 100_000 + (i as u64 % 1000) * 100;
+        r.on_ack(&ack(1, i as u64, t, i as u32 + 1, i as u32 + 1), addr(), t + rtt);
+    }
+    let bytes = r.hosts()[0].footprint_bytes();
+    assert!(bytes <= 48 * 1024, "{bytes} bytes with one open interval of {n} acks");
+    r.finalize_all();
+    let rows = r.drain_interval_rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].received, n);
+    assert_eq!(rows[0].rtt_max_us, Some(199.9));
+    let p50 = rows[0].rtt_p50_us.unwrap();
+    assert!((p50 - 149.9).abs() <= 149.9 / 128.0, "{p50}");
+    match &rows[0].rtt {
+        IntervalRtt::Histogram(h) => assert_eq!(h.len(), n),
+        IntervalRtt::Samples(s) => panic!("{} samples kept", s.len()),
+    }
+}
+
+#[test]
+fn a_step_is_a_move_of_a_millisecond_or_more() {
+    assert_eq!(step_between(0, 0), 0);
+    // NTP's slew: at most 0.5 ms in a second.
+    assert_eq!(step_between(1_000, 500_000), 0);
+    assert_eq!(step_between(0, -999_999), 0);
+    let s30 = 30_000 * MS as i64;
+    assert_eq!(step_between(0, -s30), -s30);
+    assert_eq!(step_between(2 * MS as i64, 3 * MS as i64 + 1), MS as i64 + 1);
+    assert_eq!(step_between(i64::MIN, i64::MAX), i64::MAX);
+}
+
+/// 300 probes 10 ms apart, each acked 200 µs later by the wall clock that the kernel stamps,
+/// which steps by `step_ns` between the sends of probes 149 and 150's acks, 100 µs after probe
+/// 150 left. Returns the run, closed.
+fn stepped(step_ns: i64, shifted: bool) -> Run {
+    let mut r = run(false);
+    let at = 150 * 10 * MS + 100_000;
+    // The wall clock (the kernel stamps arrivals with it), and what the engine tells the run.
+    let wall = |mono: u64| (T0 + mono).saturating_add_signed(if mono >= at { step_ns } else { 0 });
+    let shift = |mono: u64| if shifted && mono >= at { step_ns } else { 0 };
+    for i in 0..300u64 {
+        let mono = i * 10 * MS;
+        let tx = wall(mono);
+        let seq = r.record_send_now(tx, shift(mono));
+        let rx_mono = mono + 200_000;
+        let a = Ack { dwell_ns: 0, ..ack(1, seq, tx, seq as u32 + 1, seq as u32 + 1) };
+        r.on_ack_shifted(&a, addr(), wall(rx_mono), shift(rx_mono));
+    }
+    r.finalize_all();
+    r
+}
+
+#[test]
+fn a_wall_clock_step_changes_no_rtt() {
+    for step in [-30_000 * MS as i64, 30_000 * MS as i64, -5 * MS as i64] {
+        let r = stepped(step, true);
+        let f = r.summary(&r.hosts()[0]);
+        assert_eq!((f.received, f.late, f.lost), (300, 0, 0), "step {step}");
+        let rtt = f.rtt.unwrap();
+        assert!(rtt.min_ns >= 199_000 && rtt.max_ns <= 201_000, "step {step}: {rtt:?}");
+        assert_eq!(r.clock_steps, ClockSteps { corrected: 1, excluded: 0, largest_ns: step }, "step {step}");
+        assert_eq!(f.outages, 0);
+    }
+    // A responder first heard after a 30 s step back: its first ack 1.5 s into the run, not 0.
+    let mut r = run(false);
+    let step = -30_000 * MS as i64;
+    for i in 0..200u64 {
+        let mono = i * 10 * MS;
+        let shift = if mono >= 1000 * MS { step } else { 0 };
+        let tx = (T0 + mono).saturating_add_signed(shift);
+        let seq = r.record_send_now(tx, shift);
+        if i >= 150 {
+            let a = Ack { dwell_ns: 0, ..ack(1, seq, tx, seq as u32 - 149, seq as u32 - 149) };
+            r.on_ack_shifted(&a, addr(), tx + 200_000, shift);
+        }
+    }
+    r.finalize_all();
+    let h = &r.hosts()[0];
+    assert_eq!(h.first_ack_ns, Some(1500 * MS + 200_000));
+}
+
+#[test]
+fn without_the_shift_a_backward_step_is_no_rtt_of_zero() {
+    // What the run sees when nothing tells it of the step: the ack across it reads back before
+    // its probe left. It is left out, not an RTT of 0 µs on time.
+    let r = stepped(-30_000 * MS as i64, false);
+    let f = r.summary(&r.hosts()[0]);
+    assert_eq!(r.clock_steps.excluded, 1);
+    assert_eq!(f.received, 299);
+    assert!(f.rtt.unwrap().min_ns >= 199_000, "{:?}", f.rtt);
+}
+
+#[test]
+fn a_kernel_stamp_off_the_process_clock_gives_way_to_the_reading() {
+    let now = T0;
+    // Queued 50 µs ago: the kernel's stamp.
+    assert_eq!(arrival_ns(now - 50_000, now, 2000 * MS), now - 50_000);
+    // Within the slack of a stamp taken on another CPU a hair later.
+    assert_eq!(arrival_ns(now + 500_000, now, 2000 * MS), now + 500_000);
+    // 30 s in the future (this process's clock set back, or stepped back since it arrived).
+    assert_eq!(arrival_ns(now + 30_000 * MS, now, 2000 * MS), now);
+    // Older than the timeout and a second (set forward).
+    assert_eq!(arrival_ns(now - 30_000 * MS, now, 2000 * MS), now);
+}

@@ -5,11 +5,15 @@
 
 mod common;
 
+mod abuse_prober;
 mod abuse_replay;
+mod abuse_report;
 mod abuse_serve;
 mod ack_extension;
 mod ack_port;
 mod bad_input;
+mod clock_step;
+mod csv_injection;
 mod diagnose;
 mod hardening;
 mod hdr_files;
@@ -27,6 +31,7 @@ mod plain;
 mod rate_mesh_loopback;
 mod report_browser;
 mod report_merge;
+mod responder_log;
 mod serve;
 mod serve_contrib;
 mod serve_prometheus;

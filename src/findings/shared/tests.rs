@@ -29,7 +29,23 @@ fn losses(hosts: usize, faults: &[(&[usize], f64)], seed: u64) -> Vec<Vec<u64>> 
     lost
 }
 
-fn sets(lost: &[Vec<u64>]) -> Vec<LossSet<'_>> {
+/// Probe numbers, ascending, as the runs stats keeps.
+fn ranges(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in seqs {
+        match out.last_mut() {
+            Some((_, end)) if *end == s => *end += 1,
+            _ => out.push((s, s + 1)),
+        }
+    }
+    out
+}
+
+fn as_ranges(lost: &[Vec<u64>]) -> Vec<Vec<(u64, u64)>> {
+    lost.iter().map(|l| ranges(l)).collect()
+}
+
+fn sets(lost: &[Vec<(u64, u64)>]) -> Vec<LossSet<'_>> {
     lost.iter()
         .enumerate()
         .map(|(i, l)| LossSet { name: format!("h{}", i + 1), first_seq: 0, end_seq: N, lost: l })
@@ -52,7 +68,7 @@ fn a_lossy_trunk_is_shared_by_the_hosts_behind_it_and_an_access_link_is_its_host
         &[(&[2, 3, 4], 0.02), (&[0], 0.005), (&[1], 0.005), (&[2], 0.005), (&[3], 0.035), (&[4], 0.005)];
     for seed in 0..20 {
         let lost = losses(5, faults, seed);
-        let f = analyse(&sets(&lost));
+        let f = analyse(&sets(&as_ranges(&lost)));
         assert_eq!(f.groups.len(), 1, "seed {seed}: {f:#?}");
         let g = &f.groups[0];
         assert_eq!(names(g), ["h3", "h4", "h5"], "seed {seed}");
@@ -71,7 +87,7 @@ fn independent_losses_make_no_group() {
     let faults: &[(&[usize], f64)] = &[(&[0], 0.03), (&[1], 0.03), (&[2], 0.05), (&[3], 0.2)];
     for seed in 0..20 {
         let lost = losses(4, faults, seed);
-        let f = analyse(&sets(&lost));
+        let f = analyse(&sets(&as_ranges(&lost)));
         assert!(f.groups.is_empty(), "seed {seed}: {f:#?}");
         let total: u64 = f.alone.iter().map(|(_, a)| a).sum();
         assert_eq!(total, lost.iter().map(|l| l.len() as u64).sum::<u64>());
@@ -84,7 +100,7 @@ fn a_fault_at_the_sender_is_everyones_and_nested_faults_are_both_found() {
     let faults: &[(&[usize], f64)] = &[(&[0, 1, 2, 3], 0.01), (&[2, 3], 0.02), (&[0], 0.01), (&[3], 0.01)];
     for seed in 0..10 {
         let lost = losses(4, faults, seed);
-        let f = analyse(&sets(&lost));
+        let f = analyse(&sets(&as_ranges(&lost)));
         let mut found: Vec<Vec<&str>> = f.groups.iter().map(names).collect();
         found.sort();
         assert_eq!(found, [vec!["h1", "h2", "h3", "h4"], vec!["h3", "h4"]], "seed {seed}: {f:#?}");
@@ -100,7 +116,8 @@ fn only_probes_inside_each_hosts_window_count() {
     // h2 joined at probe 2500: what it "lost" before is not loss. The fault of all three is
     // found from the probes all three were there for.
     let lost = losses(3, &[(&[0, 1, 2], 0.02), (&[1], 0.3), (&[2], 0.3)], 7);
-    let mut s = sets(&lost);
+    let r = as_ranges(&lost);
+    let mut s = sets(&r);
     s[1].first_seq = 2500;
     let f = analyse(&s);
     assert_eq!(f.groups.len(), 1, "{f:#?}");
@@ -114,7 +131,7 @@ fn only_probes_inside_each_hosts_window_count() {
 
 #[test]
 fn two_probes_in_common_are_not_a_group() {
-    let (a, b) = (vec![10, 20, 4000], vec![10, 20, 300]);
+    let (a, b) = (ranges(&[10, 20, 4000]), ranges(&[10, 20, 300]));
     let s = [
         LossSet { name: "a".into(), first_seq: 0, end_seq: N, lost: &a },
         LossSet { name: "b".into(), first_seq: 0, end_seq: N, lost: &b },
@@ -147,4 +164,42 @@ fn binomial_tail_matches_a_direct_sum() {
     let deep = log10_binomial_tail(5000, 1e-6, 40);
     assert!((deep - -140.02).abs() < 0.1, "{deep}"); // ≈ 0.005^40 / 40!
     assert_eq!(log10_binomial_tail(5000, 0.01, 50), 0.0);
+}
+
+#[test]
+fn long_silences_cost_their_runs_not_their_probes() {
+    // 1 000 responders silent for a million probes each, from staggered starts: the sweep
+    // finds one signature per start (nested), not a billion (probe, host) pairs.
+    let lost: Vec<Vec<(u64, u64)>> = (0..1000u64).map(|i| vec![(i * 10, 1_000_000)]).collect();
+    let s: Vec<LossSet> = lost
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LossSet { name: format!("f{i}"), first_seq: 0, end_seq: 1_000_000, lost: l })
+        .collect();
+    let f = analyse(&s);
+    assert_eq!(f.skipped, None);
+    // Every lost probe of every host is put down somewhere, once.
+    let put: u64 = f.groups.iter().map(|g| g.probes * g.members.len() as u64).sum::<u64>()
+        + f.alone.iter().map(|a| a.1).sum::<u64>();
+    assert_eq!(put, lost.iter().map(|l| l[0].1 - l[0].0).sum::<u64>());
+}
+
+#[test]
+fn too_many_signatures_are_said_not_analysed() {
+    // Every probe lost by a different pair of hosts: more signatures than the analysis takes on.
+    let hosts = 100usize;
+    let mut lost = vec![Vec::new(); hosts];
+    let mut seq = 0;
+    for a in 0..hosts {
+        for b in a + 1..hosts {
+            lost[a].push(seq);
+            lost[b].push(seq);
+            seq += 2;
+        }
+    }
+    let r = as_ranges(&lost);
+    let f = analyse(&sets(&r));
+    assert!(seq / 2 > MAX_SIGNATURES as u64);
+    assert_eq!(f.skipped, Some(hosts));
+    assert!(f.groups.is_empty() && f.alone.is_empty());
 }

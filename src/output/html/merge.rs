@@ -106,7 +106,7 @@ impl Merge<'_> {
             for r in f.answered() {
                 let addr = f.meta.prober_address.map(|a| a.to_string()).unwrap_or_default();
                 let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-                w.write_record([
+                let cells = [
                     f.prober_label().to_string(),
                     addr,
                     f.meta.run_id.clone(),
@@ -119,8 +119,8 @@ impl Merge<'_> {
                     f.judged_loss_pct(r).to_string(),
                     opt(r.rtt_p50_us),
                     opt(r.rtt_p99_us),
-                ])
-                .ok()?;
+                ];
+                w.write_record(cells.iter().map(|c| crate::output::csv::neutralise(c).into_owned())).ok()?;
             }
         }
         String::from_utf8(w.into_inner().ok()?).ok()

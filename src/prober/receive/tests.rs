@@ -262,7 +262,7 @@ fn forged_garbage_and_local_drops_are_counted_apart() {
     let mut on = |bytes: &[u8], sock: usize, drops: Option<u32>| {
         let rx =
             Received { len: bytes.len(), from: addr("10.0.0.2"), rx_ns: WALL0, ttl: 64, dst: None, local_drops: drops };
-        handle(&cfg, &mut runs, &mut totals, bytes, Event::Datagram { sock, rx });
+        handle(&cfg, &mut runs, &mut totals, bytes, Event::Datagram { sock, rx }, clock.wall_ns());
     };
     let unkeyed = ack(SESSION, 0, WALL0);
     on(&unkeyed, 0, Some(3));
@@ -287,7 +287,7 @@ fn key_mismatches_are_recorded_per_path_and_source() {
     let mut totals = RecvTotals::default();
     let mut on = |cfg: &ProbeConfig, runs: &mut Runs, bytes: &[u8], from: &str| {
         let rx = Received { len: bytes.len(), from: addr(from), rx_ns: WALL0, ttl: 64, dst: None, local_drops: None };
-        handle(cfg, runs, &mut totals, bytes, Event::Datagram { sock: 0, rx });
+        handle(cfg, runs, &mut totals, bytes, Event::Datagram { sock: 0, rx }, clock.wall_ns());
     };
     let notice = |session: u64, seq: u64, reason| {
         let mut b = Vec::new();
