@@ -143,17 +143,17 @@ def report(argv):
     )
 
     # --- SCHED_FIFO
-    fifo = [(rate, rd) for (t, rd, rate) in bars if t == "mcprobe-fifo"]
+    fifo = [(rate, rd) for (t, rd, rate) in bars if t == "mcprobe-rt"]
     if fifo:
-        L.append("## Under SCHED_FIFO (chrt -f 50; cyclictest --policy=fifo -p 50): would `--realtime` help?\n")
+        L.append("## Under SCHED_FIFO (mcprobe probe --realtime; cyclictest --policy=fifo -p 50)\n")
         L.append(
-            "| rate /s | round | load | cyclictest-fifo p50 / p99 / max µs | mcprobe-fifo p50 / p99 / max µs | mcprobe (OTHER) p99 µs | CPU/probe fifo vs other µs |"
+            "| rate /s | round | load | cyclictest-fifo p50 / p99 / max µs | mcprobe --realtime p50 / p99 / max µs | mcprobe (OTHER) p99 µs | CPU/probe realtime vs other µs |"
         )
         L.append("|---:|---:|---:|---|---|---:|---|")
         for rate, rd in sorted(fifo):
             c, m, o = (
                 bars.get(("cyclictest-fifo", rd, rate), {}),
-                bars[("mcprobe-fifo", rd, rate)],
+                bars[("mcprobe-rt", rd, rate)],
                 bars.get(("mcprobe", rd, rate), {}),
             )
             cv = [num(c.get(k)) for k in ("p50_us", "p99_us", "max_us")]

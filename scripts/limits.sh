@@ -3,8 +3,7 @@
 # measured in the same run (issue 25):
 #   1. send lateness p50/p99/max at 1 000 and 10 000/s vs cyclictest's wake-up latency at the same
 #      interval and policy (SCHED_OTHER, as mcprobe runs), ROUNDS rounds, tool order alternating;
-#      also both under SCHED_FIFO (chrt -f 50 / cyclictest --policy=fifo) to see if --realtime
-#      would help;
+#      also both under SCHED_FIFO (mcprobe probe --realtime / cyclictest --policy=fifo -p 50);
 #   2. CPU per probe (prober + responder, rusage via scripts/rusage.py, µs resolution) vs iperf 2's
 #      CPU per datagram (client + server) at 10, 1 000 and 10 000/s, in the same rounds;
 #   3. the lateness/CPU curve over CURVE_RATES for MCPROBE and MCPROBE_BASE (before/after);
@@ -15,9 +14,9 @@
 #   MCPROBE=new/mcprobe MCPROBE_BASE=old/mcprobe BLASTER=target/release/examples/blaster \
 #     scripts/limits.sh
 # Environment [defaults]: LAB_PREFIX [lim]  TAG [UTC date]  RESULTS_DIR [<repo>/results]
-#   ROUNDS [3]  BAR_RATES ["10 1000 10000"]  SECS_SLOW [30] (at 10/s)  SECS [10]
+#   ROUNDS [3]  BAR_RATES ["10 1000 10000"]  SECS_SLOW [20] (at 10/s)  SECS [5]
 #   CURVE_RATES ["100 3000 30000 100000 200000"]  CURVE_SECS [3]
-#   STEPS ["50000 70000 100000 120000 150000 180000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
+#   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
 # Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
 # and plot come from scripts/limits.py.
@@ -34,9 +33,9 @@ LAB="$HERE/lab.sh"
 export LAB_PREFIX=${LAB_PREFIX:-lim}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/results}
 TAG=${TAG:-$(date -u +%Y-%m-%d)}
-ROUNDS=${ROUNDS:-3}; BAR_RATES=${BAR_RATES:-"10 1000 10000"}; SECS_SLOW=${SECS_SLOW:-30}; SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-3}; BAR_RATES=${BAR_RATES:-"10 1000 10000"}; SECS_SLOW=${SECS_SLOW:-20}; SECS=${SECS:-5}
 CURVE_RATES=${CURVE_RATES:-"100 3000 30000 100000 200000"}; CURVE_SECS=${CURVE_SECS:-3}
-STEPS=${STEPS:-"50000 70000 100000 120000 150000 180000 200000"}; STEP_SECONDS=${STEP_SECONDS:-3}
+STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}; STEP_SECONDS=${STEP_SECONDS:-3}
 ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}
 PARTS=${PARTS:-"bars curve ceiling"}
 PY=$(command -v /usr/bin/python3 || command -v python3)
@@ -94,7 +93,7 @@ stop_bg() { # TIMEOUT_PID WRAPPER_PID
 }
 
 # One mcprobe run: responder on h2, prober on h1, both under rusage.  Prints "k=v ...".
-mc_run() { # BIN RATE SECONDS [PREFIX-CMD...]
+mc_run() { # BIN RATE SECONDS [EXTRA PROBE ARGS...]
     local bin=$1 rate=$2 secs=$3; shift 3
     local count=$(( rate * secs )) out="$WORK/mc-out" rc=0
     rm -rf "$out" "$WORK"/*.ru
@@ -102,9 +101,9 @@ mc_run() { # BIN RATE SECONDS [PREFIX-CMD...]
         "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0
     local tpid=$BGPID wpid=$WRAP
     wait_for "$WORK/resp.log" listening || log "warning: responder not listening"
-    timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$@" "$PY" "$HERE/rusage.py" "$WORK/probe.ru" \
+    timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/rusage.py" "$WORK/probe.ru" \
         "$bin" probe --iface "$DEV" --group "$GROUP" --port "$PORT" --ttl 1 --rate "$rate" --count "$count" \
-        --size 64 --timeout 1s --json --quiet --out "$out" --raw >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
+        --size 64 --timeout 1s --json --quiet --out "$out" --raw "$@" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
     stop_bg "$tpid" "$wpid"
     [[ $rc == 0 || $rc == 1 ]] || log "mcprobe probe exit $rc: $(head -c 300 "$WORK/mc.err")"
     echo "$("$PY" "$HERE/compare.py" probe "$WORK/mc.json" "$out/probes.csv" "$rate" 1) prober_cpu_s=$(cpu "$WORK/probe.ru") responder_cpu_s=$(cpu "$WORK/resp.ru")"
@@ -159,7 +158,7 @@ one() { # TEST ROUND RATE SECONDS TOOL
     case $tool in
         mcprobe) kv=$(mc_run "$MCPROBE" "$rate" "$secs") ;;
         mcprobe-base) kv=$(mc_run "$MCPROBE_BASE" "$rate" "$secs") ;;
-        mcprobe-fifo) kv=$(mc_run "$MCPROBE" "$rate" "$secs" chrt -f 50) ;;
+        mcprobe-rt) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime) ;;
         iperf) kv=$(ip_run "$rate" "$secs") ;;
         cyclictest) kv=$(cyc_run "$rate" "$secs" other) ;;
         cyclictest-fifo) kv=$(cyc_run "$rate" "$secs" fifo) ;;
@@ -176,7 +175,7 @@ if [[ " $PARTS " == *" bars "* ]]; then
             secs=$SECS; (( rate < 1000 )) && secs=$SECS_SLOW
             tools=(cyclictest mcprobe iperf)
             [[ -n $MCPROBE_BASE ]] && tools+=(mcprobe-base)
-            (( rate >= 1000 && FIFO == 1 )) && tools+=(cyclictest-fifo mcprobe-fifo)
+            (( rate >= 1000 && FIFO == 1 )) && tools+=(cyclictest-fifo mcprobe-rt)
             (( rate < 1000 )) && tools=("${tools[@]/cyclictest}")
             if (( r % 2 == 0 )); then
                 rev=(); for (( i = ${#tools[@]} - 1; i >= 0; i-- )); do rev+=("${tools[i]}"); done; tools=("${rev[@]}")
