@@ -39,6 +39,10 @@ const SPIN_BEFORE: Duration = Duration::from_micros(80);
 /// The least it wakes before a deadline: below this the wake-up itself (a few µs of kernel
 /// path) would make the probe late.
 const MIN_MARGIN: Duration = Duration::from_micros(5);
+/// The shortest sleep worth taking: a shorter one saves less CPU than its wake-up costs on a small
+/// VM, and a sleeping thread on a busy machine can wait milliseconds to run again (measured at
+/// 10 000/s: results/limits-2026-12-02.md); below it the sender stays awake (yielding) instead.
+const MIN_SLEEP: Duration = Duration::from_micros(100);
 /// Longest sleep between two looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// The last stretch before a deadline is spun without yielding.
@@ -338,8 +342,10 @@ fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
 /// falls by 1/[`WakeMargin::DECAY`] of its distance to each lower one, so one overshoot stays in
 /// the margin for a few dozen wake-ups), plus a quarter of it and 2 µs of guard, clamped to
 /// [`MIN_MARGIN`]..=[`SPIN_BEFORE`]. On a quiet machine a sleep with 1 ns timer slack overshoots
-/// by 5–30 µs, so the sender spends that, not a fixed 80 µs, awake before each probe; where the
-/// interval is shorter than the margin the sender never sleeps (as before). Pure: tested below.
+/// by 20–35 µs, so the sender spends about that, not a fixed 80 µs, awake before each probe; on
+/// a busy one (cyclictest's median wake-up 70–90 µs at load 4–10) the margin sits at its 80 µs
+/// clamp. Where the sleep would be shorter than [`MIN_SLEEP`] the sender does not sleep at all
+/// (as before). Pure: tested below.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WakeMargin {
     /// The decaying peak of the overshoots, in ns.
@@ -381,14 +387,14 @@ impl WakeMargin {
 /// for a whole time slice (milliseconds: measured, results/limits-2026-12-02.md). Where the
 /// interval is shorter than the margin the sender never sleeps; then it yields on each turn (on a
 /// small machine the responder and the ack receiver need that CPU) and spins only the last few
-/// µs, as before.
+/// µs, as before; so it does where the sleep would be shorter than [`MIN_SLEEP`].
 fn wait_until(deadline: Instant, stop: &AtomicBool, margin: &mut WakeMargin) {
     let mut slept = false;
     // Long waits are slept in slices, so a Ctrl-C is acted on within one slice, not one interval.
     loop {
         let now = Instant::now();
         let wake = deadline.checked_sub(margin.margin()).unwrap_or(deadline);
-        if wake <= now || stop.load(Ordering::Relaxed) {
+        if wake <= now + MIN_SLEEP || stop.load(Ordering::Relaxed) {
             break;
         }
         let last_slice = wake - now <= STOP_CHECK;
