@@ -18,6 +18,7 @@
 #   CURVE_RATES ["100 3000 30000 100000 200000"]  CURVE_SECS [3]
 #   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
+#   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt")
 # Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
 # and plot come from scripts/limits.py.
 #
@@ -182,6 +183,7 @@ if [[ " $PARTS " == *" bars "* ]]; then
             fi
             for tool in "${tools[@]}"; do
                 [[ -z $tool ]] && continue
+                [[ -n ${ONLY:-} && " $ONLY " != *" $tool "* ]] && continue
                 log "bars round $r/$ROUNDS: $tool at $rate/s, ${secs}s"
                 one bars "$r" "$rate" "$secs" "$tool"
             done

@@ -510,6 +510,12 @@ pub(crate) fn realtime() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Whether the calling thread runs under SCHED_FIFO (set by [`realtime`] before it started).
+pub(crate) fn is_realtime() -> bool {
+    // SAFETY: a plain system call without arguments beyond the thread (0: the calling one).
+    unsafe { nix::libc::sched_getscheduler(0) == nix::libc::SCHED_FIFO }
+}
+
 /// Receive buffer the engines ask for by default: enough for ~4 k acks of a burst.
 pub(crate) const DEFAULT_RCVBUF: usize = 4 << 20;
 

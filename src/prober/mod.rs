@@ -388,13 +388,13 @@ impl WakeMargin {
 /// interval is shorter than the margin the sender never sleeps; then it yields on each turn (on a
 /// small machine the responder and the ack receiver need that CPU) and spins only the last few
 /// µs, as before; so it does where the sleep would be shorter than [`MIN_SLEEP`].
-fn wait_until(deadline: Instant, stop: &AtomicBool, margin: &mut WakeMargin) {
+fn wait_until(deadline: Instant, stop: &AtomicBool, margin: &mut WakeMargin, min_sleep: Duration) {
     let mut slept = false;
     // Long waits are slept in slices, so a Ctrl-C is acted on within one slice, not one interval.
     loop {
         let now = Instant::now();
         let wake = deadline.checked_sub(margin.margin()).unwrap_or(deadline);
-        if wake <= now + MIN_SLEEP || stop.load(Ordering::Relaxed) {
+        if wake <= now + min_sleep || stop.load(Ordering::Relaxed) {
             break;
         }
         let last_slice = wake - now <= STOP_CHECK;
@@ -475,6 +475,10 @@ fn send_loop(
     let mut offset = Duration::ZERO;
     let mut last_left = None;
     let mut margin = WakeMargin::new();
+    // Under SCHED_FIFO (`probe --realtime`) every sleep is taken, however short: a woken realtime
+    // thread runs within tens of µs, and one that never sleeps runs into the kernel's realtime
+    // throttling (at most 95 % of each second), a stall of tens of ms (measured at 10 000/s).
+    let min_sleep = if net::is_realtime() { Duration::ZERO } else { MIN_SLEEP };
     let result = (|| {
         for k in 0..cfg.count {
             // Deadlines are offsets from the start, never from the previous send: lateness does not
@@ -491,7 +495,7 @@ fn send_loop(
             if cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d) {
                 break;
             }
-            wait_until(deadline, stop, &mut margin);
+            wait_until(deadline, stop, &mut margin, min_sleep);
             if stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -659,7 +663,7 @@ mod tests {
         let mut m = WakeMargin::new();
         for _ in 0..20 {
             let deadline = Instant::now() + Duration::from_millis(2);
-            wait_until(deadline, &stop, &mut m);
+            wait_until(deadline, &stop, &mut m, MIN_SLEEP);
             assert!(Instant::now() >= deadline);
         }
         assert!(m.margin() <= SPIN_BEFORE && m.margin() >= MIN_MARGIN);
