@@ -150,6 +150,7 @@ def report(argv):
             "| rate /s | round | load | cyclictest-fifo p50 / p99 / max µs | mcprobe --realtime p50 / p99 / max µs | mcprobe (OTHER) p99 µs | CPU/probe realtime vs other µs |"
         )
         L.append("|---:|---:|---:|---|---|---:|---|")
+        rt = {}
         for rate, rd in sorted(fifo):
             c, m, o = (
                 bars.get(("cyclictest-fifo", rd, rate), {}),
@@ -158,13 +159,24 @@ def report(argv):
             )
             cv = [num(c.get(k)) for k in ("p50_us", "p99_us", "max_us")]
             mv = [num(m.get(k)) for k in ("send_lateness_p50_us", "send_lateness_p99_us", "raw_lateness_max_us")]
+            rt.setdefault(rate, []).append([ratio(x, y) for x, y in zip(mv, cv)])
             L.append(
                 f"| {rate} | {rd} | {m.get('loadavg', '?')} | {' / '.join(f(x) for x in cv)} | {' / '.join(f(x, 2) for x in mv)} | "
                 f"{f(num(o.get('send_lateness_p99_us')), 2)} | {f(cpu_per(m, 'mcprobe')[0])} vs {f(cpu_per(o, 'mcprobe')[0])} |"
             )
         L.append("")
+        L.append(
+            "| rate /s | median ratio p50 | median ratio p99 (--realtime ÷ cyclictest SCHED_FIFO) | median ratio max | bar: p99 ratio ≤ 1.5 |"
+        )
+        L.append("|---:|---:|---:|---:|---|")
+        for rate, v in sorted(rt.items()):
+            r50, r99, rmax = (med([x[i] for x in v]) for i in range(3))
+            met = "n/a" if r99 is None else ("met" if r99 <= 1.5 else "not met")
+            L.append(f"| {rate} | {f(r50, 3)} | {f(r99, 3)} | {f(rmax, 3)} | {met} ({len(v)} rounds) |")
+        L.append("")
 
     # --- CPU vs iperf
+    cpu_start = len(L)
     L.append("## CPU per probe vs iperf 2's CPU per datagram (same round)\n")
     L.append(
         "| rate /s | round | load | mcprobe µs/probe (prober + responder) | before (base) µs/probe | iperf µs/datagram (client + server) | ratio mcprobe/iperf |"
@@ -203,6 +215,9 @@ def report(argv):
         "whole life, start-up and shutdown included. mcprobe's per probe sent (a probe out, an ack back: four "
         "socket operations, plus writing probes.csv with --raw); iperf's per datagram received (one send, one receive).\n"
     )
+
+    if not cpus:  # no iperf runs: no CPU comparison
+        del L[cpu_start:]
 
     # --- curve
     curve = runs("curve")
