@@ -248,6 +248,39 @@ def report(argv):
     L.append(
         f"| send lateness p99, µs, at {lrate}/s (from probes.csv transmit times) | {f(rlat99, 2)} | — | — | ≤ 5 µs | {verdict(rlat99, '<=', 5.0)} |"
     )
+    # mcprobe's lateness against cyclictest's wake-up latency, round by round (same interval)
+    lr = []
+    for rd in sorted({int(r["round"]) for r in rows if r["test"] == "lateness"}):
+
+        def one(tool, metric, rd=rd):
+            v = [
+                r["value"]
+                for r in rows
+                if r["test"] == "lateness" and r["tool"] == tool and r["round"] == str(rd) and r["metric"] == metric
+            ]
+            try:
+                return float(v[0])
+            except (IndexError, ValueError):
+                return None
+
+        lr.append(
+            [
+                ratio(one("mcprobe", a), one("cyclictest", b))
+                for a, b in (
+                    ("send_lateness_p50_us", "p50_us"),
+                    ("send_lateness_p99_us", "p99_us"),
+                    ("raw_lateness_max_us", "max_us"),
+                )
+            ]
+        )
+    c99 = med(vals("lateness", "cyclictest", "p99_us"))
+    if c99 is not None:
+        q = [med([x[i] for x in lr if x[i] is not None]) for i in range(3)]
+        L.append(
+            f"| send lateness p50 / p99 / max ÷ cyclictest's (SCHED_OTHER, same interval, median of per-round ratios) | "
+            f"{f(lat99, 2)} (p99) | {f(c99, 1)} (cyclictest p99) | {f(q[0], 3)} / {f(q[1], 3)} / {f(q[2], 3)} | p99 ≤ 1.5 | "
+            f"{verdict(q[1], '<=', 1.5)} |"
+        )
     L.append("")
     L.append(
         "What the rate figures mean: mcprobe's is probes per second to one responder, where every probe is answered "
@@ -301,11 +334,26 @@ def report(argv):
     )
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for rd in sorted({int(r["round"]) for r in rows if r["test"] == "lateness"}):
-        g = {r["metric"]: r["value"] for r in rows if r["test"] == "lateness" and r["round"] == str(rd)}
+        g = {
+            r["metric"]: r["value"]
+            for r in rows
+            if r["test"] == "lateness" and r["tool"] == "mcprobe" and r["round"] == str(rd)
+        }
         L.append(
             f"| {rd} | {g.get('achieved_pps', '')} | {g.get('lost', '')} | {g.get('send_lateness_p50_us', '')} | {g.get('send_lateness_p99_us', '')} | "
             f"{g.get('raw_lateness_p50_us', '')} | {g.get('raw_lateness_p99_us', '')} | {g.get('raw_lateness_max_us', '')} |"
         )
+    if c99 is not None:
+        L.append("\n## cyclictest rounds (same interval, SCHED_OTHER)\n")
+        L.append("| round | p50 µs | p99 µs | max µs |")
+        L.append("|---|---:|---:|---:|")
+        for rd in sorted({int(r["round"]) for r in rows if r["test"] == "lateness" and r["tool"] == "cyclictest"}):
+            g = {
+                r["metric"]: r["value"]
+                for r in rows
+                if r["test"] == "lateness" and r["tool"] == "cyclictest" and r["round"] == str(rd)
+            }
+            L.append(f"| {rd} | {g.get('p50_us', '')} | {g.get('p99_us', '')} | {g.get('max_us', '')} |")
     L.append(
         "\nprobes.csv lateness: each probe's transmit time (`tx_unix_ns`) "
         "measured against the line through the lower envelope of (transmit time − seq / rate), which removes "

@@ -19,7 +19,9 @@
 #      is 4M too).  A step passes when nothing is lost and the sender achieved at least
 #      ACHIEVED_MIN of the asked rate.
 #   3. mcprobe send lateness p50/p99 at LATE_RATE probes/s (ROUNDS rounds): the figure
-#      from its JSON and, independently, from the transmit times in its probes.csv.
+#      from its JSON and, independently, from the transmit times in its probes.csv; and, in
+#      the same rounds, cyclictest's wake-up latency at the same interval (SCHED_OTHER, Debian
+#      rt-tests; skipped when missing), as ratios p50/p99/max.
 #
 # Network safety: every process runs in the lab's host namespaces (which hold only lo and
 # the lab veth), multicast is pinned to the lab interface with TTL 1, every run is bounded
@@ -234,12 +236,28 @@ for tool in mcprobe iperf; do
 done
 
 # --- 3: send lateness ------------------------------------------------------------------------
+# cyclictest in the same rounds (order alternating): the machine's own wake-up latency at the
+# probe interval, under SCHED_OTHER as mcprobe runs (no -p: with one it switches to a realtime
+# priority), a 1 µs histogram to 20 ms for its p50/p99.
+cyclictest_run() { # RATE SECONDS -> key=value
+    timeout -k 3 $(( $2 + 10 )) "$LAB" exec h1 cyclictest -q -t 1 --policy=other -i $(( 1000000 / $1 )) -D "$2" \
+        -h 20000 >"$WORK/cyc.log" 2>&1 || true
+    "$PY" "$HERE/limits.py" cyclictest "$WORK/cyc.log"
+}
 for (( r = 1; r <= ROUNDS; r++ )); do
-    log "lateness round $r/$ROUNDS: mcprobe at $LATE_RATE/s, ${LATE_SECONDS}s"
-    kv=$(mcprobe_run "$LATE_RATE" $(( LATE_RATE * LATE_SECONDS )) 64 1)
-    log "  $kv"
-    for m in ok lost achieved_pps clock_drift_ppm send_lateness_p50_us send_lateness_p99_us raw_lateness_p50_us raw_lateness_p99_us raw_lateness_max_us; do
-        emit lateness mcprobe "$r" "$LATE_RATE" 64 "$m" "$(get "$kv" "$m")"
+    order=(mcprobe cyclictest); (( r % 2 == 0 )) && order=(cyclictest mcprobe)
+    for tool in "${order[@]}"; do
+        log "lateness round $r/$ROUNDS: $tool at $LATE_RATE/s, ${LATE_SECONDS}s"
+        if [[ $tool == mcprobe ]]; then
+            kv=$(mcprobe_run "$LATE_RATE" $(( LATE_RATE * LATE_SECONDS )) 64 1)
+            ms=(ok lost achieved_pps clock_drift_ppm send_lateness_p50_us send_lateness_p99_us raw_lateness_p50_us raw_lateness_p99_us raw_lateness_max_us)
+        else
+            if ! command -v cyclictest >/dev/null; then log "  cyclictest missing (Debian rt-tests): skipped"; continue; fi
+            kv=$(cyclictest_run "$LATE_RATE" "$LATE_SECONDS")
+            ms=(ok p50_us p99_us max_us)
+        fi
+        log "  $kv"
+        for m in "${ms[@]}"; do emit lateness "$tool" "$r" "$LATE_RATE" 64 "$m" "$(get "$kv" "$m")"; done
     done
 done
 emit env host 0 0 0 loadavg_1m_end "$(cut -d' ' -f1 /proc/loadavg)"

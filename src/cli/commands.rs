@@ -136,6 +136,12 @@ pub struct ProbeArgs {
     #[arg(long, value_enum, default_value_t = ScheduleArg::Fixed)]
     pub schedule: ScheduleArg,
 
+    /// Run the prober under SCHED_FIFO (priority 50) with its memory locked (mlockall), so a busy
+    /// machine's other processes do not delay the probes; needs root or CAP_SYS_NICE (and
+    /// CAP_IPC_LOCK), otherwise a one-line notice and the normal scheduler.
+    #[arg(long)]
+    pub realtime: bool,
+
     /// `soak`: 10 minutes at 1 probe/s, longer than two IGMP membership timeouts (260 s each), to
     /// catch a LAN whose snooping switches drop the group because no querier refreshes it.
     /// --interval, --rate, --count and --duration still override it.

@@ -12,6 +12,7 @@ use crate::cli::ProbeArgs;
 use crate::config::{self, ProbeSetup};
 use crate::findings::Findings;
 use crate::folder::{RunFolder, Streams};
+use crate::net;
 use crate::output;
 use crate::output::progress::{human, LiveProgress};
 use crate::prober;
@@ -21,6 +22,12 @@ use crate::stats::{IntervalRow, RawRow};
 
 pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
     let setup = config::probe(args)?;
+    if setup.realtime {
+        // Before any thread starts: the sender and the ack receiver inherit the policy.
+        if let Err(why) = net::realtime() {
+            eprintln!("notice: --realtime: {why}; probing with the normal scheduler");
+        }
+    }
     let p = &setup.probe;
     let watch = querier::start(&p.iface, p.group, setup.querier_wait, setup.output.quiet, "");
     let probed = run_probe(&setup, stop, watch, |_, _| Ok(()))?;

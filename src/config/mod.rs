@@ -215,6 +215,8 @@ pub(crate) struct ProbeSetup {
     pub querier_wait: Option<Duration>,
     /// The name this host gives itself (`mesh --name`), for its report folder.
     pub name: Option<String>,
+    /// `probe --realtime`: SCHED_FIFO and locked memory for the run.
+    pub realtime: bool,
 }
 
 pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
@@ -253,6 +255,7 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         ..probe_defaults(group, port, iface)
     };
     Ok(ProbeSetup {
+        realtime: args.realtime,
         probe,
         output,
         judgement: Judgement::new(
@@ -292,7 +295,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
         ..probe_defaults(group, port, iface)
     };
     let thresholds = thresholds(&LossArgs { max_loss: None }, Some(&args.min));
-    Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None, name: None })
+    Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None, name: None, realtime: false })
 }
 
 /// What `respond` runs.
@@ -329,7 +332,15 @@ pub(crate) fn demo(args: &DemoArgs, port: u16) -> Result<ProbeSetup> {
         ..probe_defaults(group, port, Some(lo))
     };
     let judgement = Judgement::new(DEFAULT_THRESHOLD_PCT, SocketAddr::new(group, port), false);
-    Ok(ProbeSetup { probe, output, judgement, thresholds: Thresholds::default(), querier_wait: None, name: None })
+    Ok(ProbeSetup {
+        probe,
+        output,
+        judgement,
+        thresholds: Thresholds::default(),
+        querier_wait: None,
+        name: None,
+        realtime: false,
+    })
 }
 
 /// What `max-rate` runs.
@@ -432,6 +443,7 @@ pub(crate) fn mesh(args: &MeshArgs) -> Result<MeshSetup> {
         thresholds: thresholds(&args.loss, None),
         querier_wait: None,
         name: Some(name.clone()),
+        realtime: false,
     };
     Ok(MeshSetup { probe, responder, me, peers, name, linger: args.linger })
 }

@@ -504,6 +504,34 @@ pub(crate) fn lower_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1);
 }
 
+/// SCHED_FIFO priority of `--realtime`: above every normal process, below the kernel's own
+/// threaded interrupts (50 is their default too, and they come first by age) and watchdogs (99).
+const REALTIME_PRIORITY: i32 = 50;
+
+/// Puts the calling thread (and every thread it starts afterwards) under SCHED_FIFO and locks
+/// the process's memory, so neither other processes nor page faults delay the probes. Both or
+/// an error saying which step failed and why (no privilege, typically); memory is left unlocked
+/// when the scheduler change failed.
+pub(crate) fn realtime() -> std::result::Result<(), String> {
+    use nix::libc;
+    let param = libc::sched_param { sched_priority: REALTIME_PRIORITY };
+    // SAFETY: plain system calls with a valid, initialised argument; 0 means the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(format!("cannot use SCHED_FIFO ({})", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above; no pointers.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        return Err(format!("SCHED_FIFO on, but cannot lock memory ({})", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Whether the calling thread runs under SCHED_FIFO (set by [`realtime`] before it started).
+pub(crate) fn is_realtime() -> bool {
+    // SAFETY: a plain system call without arguments beyond the thread (0: the calling one).
+    unsafe { nix::libc::sched_getscheduler(0) == nix::libc::SCHED_FIFO }
+}
+
 /// Receive buffer the engines ask for by default: enough for ~4 k acks of a burst.
 pub(crate) const DEFAULT_RCVBUF: usize = 4 << 20;
 

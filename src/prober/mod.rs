@@ -5,8 +5,10 @@
 //! [`receive`], behind a small trait, so it is tested without sockets.
 //!
 //! Pacing: probe `k` is due at `start + k × interval`, a fixed schedule (a late probe does not
-//! push the later ones back). The sender sleeps until shortly before each deadline, with the
-//! thread's timer slack lowered, then spins the rest: a plain sleep overshoots by tens of µs.
+//! push the later ones back). The sender sleeps on an absolute-deadline timer until shortly before
+//! each deadline, with the thread's timer slack lowered, then spins the rest: a plain sleep
+//! overshoots by tens of µs. How shortly before adapts to the overshoots it sees ([`WakeMargin`]),
+//! so it spins no longer than this machine needs.
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
 
 mod ack_tap;
@@ -31,8 +33,16 @@ use crate::wire::{self, Probe};
 use crate::run::{KeyEvidence, Outcome, Progress, Settings, UnicastRun};
 use receive::{Clock, SystemClock};
 
-/// The sender sleeps until this long before a deadline, then spins.
+/// The most the sender wakes before a deadline to wait the rest out awake (the old fixed margin;
+/// the adaptive one, [`WakeMargin`], stays at or below it).
 const SPIN_BEFORE: Duration = Duration::from_micros(80);
+/// The least it wakes before a deadline: below this the wake-up itself (a few µs of kernel
+/// path) would make the probe late.
+const MIN_MARGIN: Duration = Duration::from_micros(5);
+/// The shortest sleep worth taking: a shorter one saves less CPU than its wake-up costs on a small
+/// VM, and a sleeping thread on a busy machine can wait milliseconds to run again (measured at
+/// 10 000/s: results/limits-2026-12-02.md); below it the sender stays awake (yielding) instead.
+const MIN_SLEEP: Duration = Duration::from_micros(100);
 /// Longest sleep between two looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// The last stretch before a deadline is spun without yielding.
@@ -327,28 +337,100 @@ fn progress(cfg: &ProbeConfig, shared: &Shared, started: Instant) -> Progress {
     }
 }
 
-/// Sleeps until `deadline`: a coarse sleep, then a wait that yields the CPU to any other runnable
-/// thread on each turn (at high rates the sender never sleeps, and on a small machine the
-/// responder and the ack receiver need that CPU), then a pure spin for the last few µs, where
-/// giving the CPU away could cost a whole time slice.
-fn wait_until(deadline: Instant, stop: &AtomicBool) {
+/// How long before a deadline the sender wakes from its sleep, adapted to the wake-up overshoot
+/// it sees: a decaying peak of the recent overshoots (a higher one is taken at once, and the peak
+/// falls by 1/[`WakeMargin::DECAY`] of its distance to each lower one, so one overshoot stays in
+/// the margin for a few dozen wake-ups), plus a quarter of it and 2 µs of guard, clamped to
+/// [`MIN_MARGIN`]..=[`SPIN_BEFORE`]. On a quiet machine a sleep with 1 ns timer slack overshoots
+/// by 20–35 µs, so the sender spends about that, not a fixed 80 µs, awake before each probe; on
+/// a busy one (cyclictest's median wake-up 70–90 µs at load 4–10) the margin sits at its 80 µs
+/// clamp. Where the sleep would be shorter than [`MIN_SLEEP`] the sender does not sleep at all
+/// (as before). Pure: tested below.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WakeMargin {
+    /// The decaying peak of the overshoots, in ns.
+    peak_ns: f64,
+}
+
+impl WakeMargin {
+    /// How slowly the peak falls back (in wake-ups, roughly).
+    const DECAY: f64 = 32.0;
+
+    /// Starts at the old fixed margin: the first wake-ups are cautious.
+    pub(crate) fn new() -> Self {
+        WakeMargin { peak_ns: SPIN_BEFORE.as_nanos() as f64 }
+    }
+
+    /// Takes one observed overshoot: how long after the asked wake-up point the sleep returned.
+    pub(crate) fn observe(&mut self, overshoot: Duration) {
+        let o = overshoot.as_nanos() as f64;
+        if o >= self.peak_ns {
+            self.peak_ns = o;
+        } else {
+            self.peak_ns -= (self.peak_ns - o) / Self::DECAY;
+        }
+    }
+
+    /// How long before the deadline to wake.
+    pub(crate) fn margin(&self) -> Duration {
+        let ns = self.peak_ns * 1.25 + 2_000.0;
+        Duration::from_nanos(ns as u64).clamp(MIN_MARGIN, SPIN_BEFORE)
+    }
+}
+
+/// Sleeps until `margin.margin()` before `deadline` on an absolute-deadline timer
+/// (`clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`, the thread's timer slack lowered to 1 ns by
+/// the caller), feeds the wake-up's overshoot back into `margin`, then waits the rest awake.
+///
+/// After a sleep, that wait is a pure spin: a thread that just woke keeps its CPU for far longer
+/// than the margin, while a `sched_yield` on a busy machine hands it to the next runnable process
+/// for a whole time slice (milliseconds: measured, results/limits-2026-12-02.md). Where the
+/// interval is shorter than the margin the sender never sleeps; then it yields on each turn (on a
+/// small machine the responder and the ack receiver need that CPU) and spins only the last few
+/// µs, as before; so it does where the sleep would be shorter than [`MIN_SLEEP`].
+fn wait_until(deadline: Instant, stop: &AtomicBool, margin: &mut WakeMargin, min_sleep: Duration) {
+    let mut slept = false;
     // Long waits are slept in slices, so a Ctrl-C is acted on within one slice, not one interval.
     loop {
         let now = Instant::now();
-        if deadline <= now + SPIN_BEFORE || stop.load(Ordering::Relaxed) {
+        let wake = deadline.checked_sub(margin.margin()).unwrap_or(deadline);
+        if wake <= now + min_sleep || stop.load(Ordering::Relaxed) {
             break;
         }
-        thread::sleep((deadline - now - SPIN_BEFORE).min(STOP_CHECK));
+        let last_slice = wake - now <= STOP_CHECK;
+        sleep_until(if last_slice { wake } else { now + STOP_CHECK });
+        if last_slice {
+            margin.observe(Instant::now().saturating_duration_since(wake));
+            slept = true;
+            break;
+        }
     }
     if stop.load(Ordering::Relaxed) {
         return;
     }
-    while Instant::now() + PURE_SPIN < deadline {
+    while !slept && Instant::now() + PURE_SPIN < deadline {
         thread::yield_now();
     }
     while Instant::now() < deadline {
         std::hint::spin_loop();
     }
+}
+
+/// Sleeps until `at` on CLOCK_MONOTONIC (the clock `Instant` reads on Linux) with an absolute
+/// deadline, so the time between reading the clock and arming the timer is not added to the
+/// sleep. A signal's EINTR just restarts it.
+fn sleep_until(at: Instant) {
+    use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+    let Ok(now_ts) = clock_gettime(ClockId::CLOCK_MONOTONIC) else {
+        thread::sleep(at.saturating_duration_since(Instant::now()));
+        return;
+    };
+    let ahead = at.saturating_duration_since(Instant::now());
+    let target = Duration::new(now_ts.tv_sec() as u64, now_ts.tv_nsec() as u32) + ahead;
+    let ts = nix::sys::time::TimeSpec::from_duration(target);
+    while let Err(nix::errno::Errno::EINTR) =
+        clock_nanosleep(ClockId::CLOCK_MONOTONIC, ClockNanosleepFlags::TIMER_ABSTIME, &ts)
+    {}
 }
 
 /// Send lateness, 1 ns to 1 h at 3 significant digits (one per run: ~260 KiB). Fixed bounds, so
@@ -392,6 +474,11 @@ fn send_loop(
     let start = Instant::now();
     let mut offset = Duration::ZERO;
     let mut last_left = None;
+    let mut margin = WakeMargin::new();
+    // Under SCHED_FIFO (`probe --realtime`) every sleep is taken, however short: a woken realtime
+    // thread runs within tens of µs, and one that never sleeps runs into the kernel's realtime
+    // throttling (at most 95 % of each second), a stall of tens of ms (measured at 10 000/s).
+    let min_sleep = if net::is_realtime() { Duration::ZERO } else { MIN_SLEEP };
     let result = (|| {
         for k in 0..cfg.count {
             // Deadlines are offsets from the start, never from the previous send: lateness does not
@@ -408,7 +495,7 @@ fn send_loop(
             if cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d) {
                 break;
             }
-            wait_until(deadline, stop);
+            wait_until(deadline, stop, &mut margin, min_sleep);
             if stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -543,6 +630,45 @@ fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, key: Option<&Bound
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_margin_follows_the_overshoot_and_stays_clamped() {
+        let us = Duration::from_micros;
+        let mut m = WakeMargin::new();
+        assert_eq!(m.margin(), SPIN_BEFORE, "starts cautious");
+        // A quiet machine: 10 µs overshoots bring the margin down to 10 × 1.25 + 2 = 14.5 µs.
+        for _ in 0..1000 {
+            m.observe(us(10));
+        }
+        assert!((us(14)..=us(15)).contains(&m.margin()), "{:?}", m.margin());
+        // One large overshoot takes the margin up at once (to the clamp), ...
+        m.observe(us(4000));
+        assert_eq!(m.margin(), SPIN_BEFORE);
+        // ... and it decays back over a few hundred quiet wake-ups, not at the first one.
+        m.observe(us(10));
+        assert_eq!(m.margin(), SPIN_BEFORE);
+        for _ in 0..400 {
+            m.observe(us(10));
+        }
+        assert!(m.margin() < us(20), "{:?}", m.margin());
+        // Never below the floor, even if the timer fires on the dot.
+        for _ in 0..1000 {
+            m.observe(Duration::ZERO);
+        }
+        assert_eq!(m.margin(), MIN_MARGIN);
+    }
+
+    #[test]
+    fn wait_until_is_never_early() {
+        let stop = AtomicBool::new(false);
+        let mut m = WakeMargin::new();
+        for _ in 0..20 {
+            let deadline = Instant::now() + Duration::from_millis(2);
+            wait_until(deadline, &stop, &mut m, MIN_SLEEP);
+            assert!(Instant::now() >= deadline);
+        }
+        assert!(m.margin() <= SPIN_BEFORE && m.margin() >= MIN_MARGIN);
+    }
 
     #[test]
     fn lateness_keeps_large_values() {

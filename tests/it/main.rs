@@ -29,6 +29,7 @@ mod loopback;
 mod outputs;
 mod plain;
 mod rate_mesh_loopback;
+mod realtime;
 mod report_browser;
 mod report_merge;
 mod responder_log;

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# limits.sh - mcprobe against this machine's own limits, every figure a ratio to a peer
+# measured in the same run (issue 25):
+#   1. send lateness p50/p99/max at 1 000 and 10 000/s vs cyclictest's wake-up latency at the same
+#      interval and policy (SCHED_OTHER, as mcprobe runs), ROUNDS rounds, tool order alternating;
+#      also both under SCHED_FIFO (mcprobe probe --realtime / cyclictest --policy=fifo -p 50);
+#   2. CPU per probe (prober + responder, rusage via scripts/rusage.py, µs resolution) vs iperf 2's
+#      CPU per datagram (client + server) at 10, 1 000 and 10 000/s, in the same rounds;
+#   3. the lateness/CPU curve over CURVE_RATES for MCPROBE and MCPROBE_BASE (before/after);
+#   4. the kernel's UDP ceiling (examples/blaster.rs: bare sendmmsg/recvmmsg, unpaced) vs
+#      mcprobe's and iperf's highest loss-free rate (stepped, as compare.sh does).
+#
+# Usage (root; namespaces):
+#   MCPROBE=new/mcprobe MCPROBE_BASE=old/mcprobe BLASTER=target/release/examples/blaster \
+#     scripts/limits.sh
+# Environment [defaults]: LAB_PREFIX [lim]  TAG [UTC date]  RESULTS_DIR [<repo>/results]
+#   ROUNDS [3]  BAR_RATES ["10 1000 10000"]  SECS_SLOW [20] (at 10/s)  SECS [5]
+#   CURVE_RATES ["100 3000 30000 100000 200000"]  CURVE_SECS [3]
+#   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
+#   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
+#   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt")
+# Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
+# and plot come from scripts/limits.py.
+#
+# Network safety: every sender runs in the lab's host namespaces (lo and the lab veth only, no
+# default route, checked), multicast with TTL 1 on the lab interface, each run bounded by a
+# count or a duration and by `timeout`.  The lab is removed on exit.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+LAB="$HERE/lab.sh"
+export LAB_PREFIX=${LAB_PREFIX:-lim}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/results}
+TAG=${TAG:-$(date -u +%Y-%m-%d)}
+ROUNDS=${ROUNDS:-3}; BAR_RATES=${BAR_RATES:-"10 1000 10000"}; SECS_SLOW=${SECS_SLOW:-20}; SECS=${SECS:-5}
+CURVE_RATES=${CURVE_RATES:-"100 3000 30000 100000 200000"}; CURVE_SECS=${CURVE_SECS:-3}
+STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}; STEP_SECONDS=${STEP_SECONDS:-3}
+ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}
+PARTS=${PARTS:-"bars curve ceiling"}
+PY=$(command -v /usr/bin/python3 || command -v python3)
+MCPROBE=$(readlink -f "${MCPROBE:?set MCPROBE to the binary to measure}")
+MCPROBE_BASE=${MCPROBE_BASE:+$(readlink -f "$MCPROBE_BASE")}
+BLASTER=${BLASTER:+$(readlink -f "$BLASTER")}
+GROUP=239.255.78.1; PORT=24377; IP_GROUP=239.255.78.3; IP_PORT=24379; BL_GROUP=239.255.78.5; BL_PORT=24381
+
+log() { printf '[limits %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
+for t in cyclictest iperf; do command -v $t >/dev/null || die "missing $t (Debian: rt-tests, iperf)"; done
+
+WORK=$(mktemp -d /tmp/mcprobe-limits.XXXXXX)
+BG=()
+cleanup() {
+    local rc=$? p
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
+    "$LAB" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+"$LAB" down >/dev/null 2>&1 || true
+LAB_QUIET=1 "$LAB" up 2 >/dev/null
+H1=$("$LAB" addr h1); H2=$("$LAB" addr h2); DEV=$("$LAB" dev h1)
+for h in h1 h2; do
+    ifs=$("$LAB" exec "$h" ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | tr '\n' ' ')
+    [[ $ifs == "$(printf '%s\n' lo "$DEV" | sort | tr '\n' ' ')" ]] || die "$h has unexpected interfaces: $ifs"
+    [[ -z $("$LAB" exec "$h" ip route show default) ]] || die "$h has a default route"
+done
+log "lab $LAB_PREFIX up: h1 $H1, h2 $H2"
+
+CSV="$WORK/out.csv"
+echo "tag,test,tool,round,rate_pps,metric,value" >"$CSV"
+emit() { echo "$TAG,$1,$2,$3,$4,$5,$6" >>"$CSV"; }    # test tool round rate metric value
+emit_kv() { # test tool round rate "k=v ..."
+    local kv
+    for kv in $5; do emit "$1" "$2" "$3" "$4" "${kv%%=*}" "${kv#*=}"; done
+}
+load() { cut -d' ' -f1 /proc/loadavg; }
+cpu() { awk '{ printf "%.6f", $1 + $2 }' "$1" 2>/dev/null || echo ""; }
+wait_for() { local i; for i in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+bg_h() { # HOST SECONDS LOGFILE CMD... -> pid of the command's rusage wrapper in $WRAP, timeout's in $BGPID
+    local h=$1 t=$2 out=$3; shift 3
+    timeout -s TERM -k 3 "$t" "$LAB" exec "$h" "$@" >"$out" 2>&1 &
+    BGPID=$!; BG+=("$BGPID")
+    sleep 0.2; WRAP=$(pgrep -P "$BGPID" || true)
+}
+stop_bg() { # TIMEOUT_PID WRAPPER_PID
+    [[ -n ${2:-} ]] && kill -INT "$2" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# One mcprobe run: responder on h2, prober on h1, both under rusage.  Prints "k=v ...".
+mc_run() { # BIN RATE SECONDS [EXTRA PROBE ARGS...]
+    local bin=$1 rate=$2 secs=$3; shift 3
+    local count=$(( rate * secs )) out="$WORK/mc-out" rc=0
+    rm -rf "$out" "$WORK"/*.ru
+    bg_h h2 $(( secs + 25 )) "$WORK/resp.log" "$PY" "$HERE/rusage.py" "$WORK/resp.ru" \
+        "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0
+    local tpid=$BGPID wpid=$WRAP
+    wait_for "$WORK/resp.log" listening || log "warning: responder not listening"
+    timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/rusage.py" "$WORK/probe.ru" \
+        "$bin" probe --iface "$DEV" --group "$GROUP" --port "$PORT" --ttl 1 --rate "$rate" --count "$count" \
+        --size 64 --timeout 1s --json --quiet --out "$out" --raw "$@" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
+    stop_bg "$tpid" "$wpid"
+    [[ $rc == 0 || $rc == 1 ]] || log "mcprobe probe exit $rc: $(head -c 300 "$WORK/mc.err")"
+    echo "$("$PY" "$HERE/compare.py" probe "$WORK/mc.json" "$out/probes.csv" "$rate" 1) prober_cpu_s=$(cpu "$WORK/probe.ru") responder_cpu_s=$(cpu "$WORK/resp.ru")"
+}
+
+# One iperf 2 run: multicast receiver on h2, sender on h1, both under rusage.
+ip_run() { # RATE SECONDS
+    local rate=$1 secs=$2
+    rm -f "$WORK"/*.ru
+    bg_h h2 $(( secs + 15 )) "$WORK/ip-srv.log" "$PY" "$HERE/rusage.py" "$WORK/srv.ru" \
+        iperf -s -u -B "$IP_GROUP%$DEV" -p "$IP_PORT" -e -w 4M -t $(( secs + 4 ))
+    local tpid=$BGPID
+    wait_for "$WORK/ip-srv.log" "Server listening" || log "warning: iperf server not listening"
+    sleep 0.3
+    timeout -s INT -k 3 $(( secs + 10 )) "$LAB" exec h1 "$PY" "$HERE/rusage.py" "$WORK/cli.ru" \
+        iperf -c "$IP_GROUP%$DEV" -p "$IP_PORT" -u -T 1 -l 64 -b "${rate}pps" -t "$secs" -e \
+        >"$WORK/ip-cli.log" 2>&1 || true
+    wait "$tpid" 2>/dev/null || true   # the server ends by itself (-t) and prints its report
+    echo "$("$PY" "$HERE/compare.py" iperf "$WORK/ip-srv.log" "$WORK/ip-cli.log" "$secs") client_cpu_s=$(cpu "$WORK/cli.ru") server_cpu_s=$(cpu "$WORK/srv.ru")"
+}
+
+# cyclictest: one thread, the probe interval, SCHED_OTHER (no -p: with one it says "defaulting
+# realtime priority") or FIFO 50, a µs histogram to 20 ms.
+cyc_run() { # RATE SECONDS other|fifo
+    local interval=$(( 1000000 / $1 )) pol=(--policy=other)
+    [[ $3 == fifo ]] && pol=(--policy=fifo -p 50)
+    timeout -k 3 $(( $2 + 10 )) "$LAB" exec h1 cyclictest -q -t 1 "${pol[@]}" -i "$interval" -D "$2" -h 20000 \
+        >"$WORK/cyc.log" 2>&1 || true
+    "$PY" "$HERE/limits.py" cyclictest "$WORK/cyc.log"
+}
+
+blast_run() { # SECONDS
+    bg_h h2 $(( $1 + 8 )) "$WORK/bl-recv.log" "$BLASTER" recv "$BL_GROUP" "$BL_PORT" "$H2" $(( $1 + 2 ))
+    local tpid=$BGPID
+    wait_for "$WORK/bl-recv.log" listening || log "warning: blaster receiver not listening"
+    timeout -k 3 $(( $1 + 5 )) "$LAB" exec h1 "$BLASTER" send "$BL_GROUP" "$BL_PORT" "$H1" "$1" >"$WORK/bl-send.log" 2>&1 || true
+    wait "$tpid" 2>/dev/null || true
+    echo "$(cat "$WORK/bl-send.log") $(grep received "$WORK/bl-recv.log")"
+}
+
+emit env host 0 0 nproc "$(nproc)"
+emit env host 0 0 kernel "$(uname -r)"
+emit env host 0 0 loadavg_start "$(load)"
+emit env mcprobe 0 0 sha256 "$(sha256sum "$MCPROBE" | cut -c1-16)"
+[[ -n $MCPROBE_BASE ]] && emit env mcprobe-base 0 0 sha256 "$(sha256sum "$MCPROBE_BASE" | cut -c1-16)"
+emit env cyclictest 0 0 version "$(cyclictest --help 2>&1 | head -n1 | tr -d ',')"
+emit env iperf 0 0 version "$(iperf -v 2>&1 | awk '{print $3}')"
+
+one() { # TEST ROUND RATE SECONDS TOOL
+    local test=$1 r=$2 rate=$3 secs=$4 tool=$5 kv l
+    l=$(load)
+    case $tool in
+        mcprobe) kv=$(mc_run "$MCPROBE" "$rate" "$secs") ;;
+        mcprobe-base) kv=$(mc_run "$MCPROBE_BASE" "$rate" "$secs") ;;
+        mcprobe-rt) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime) ;;
+        iperf) kv=$(ip_run "$rate" "$secs") ;;
+        cyclictest) kv=$(cyc_run "$rate" "$secs" other) ;;
+        cyclictest-fifo) kv=$(cyc_run "$rate" "$secs" fifo) ;;
+    esac
+    log "  $test r$r $tool $rate/s load $l: $kv"
+    emit "$test" "$tool" "$r" "$rate" loadavg "$l"
+    emit_kv "$test" "$tool" "$r" "$rate" "$kv"
+}
+
+# --- 1+2: lateness vs cyclictest, CPU vs iperf ----------------------------------------------
+if [[ " $PARTS " == *" bars "* ]]; then
+    for (( r = 1; r <= ROUNDS; r++ )); do
+        for rate in $BAR_RATES; do
+            secs=$SECS; (( rate < 1000 )) && secs=$SECS_SLOW
+            tools=(cyclictest mcprobe iperf)
+            [[ -n $MCPROBE_BASE ]] && tools+=(mcprobe-base)
+            (( rate >= 1000 && FIFO == 1 )) && tools+=(cyclictest-fifo mcprobe-rt)
+            (( rate < 1000 )) && tools=("${tools[@]/cyclictest}")
+            if (( r % 2 == 0 )); then
+                rev=(); for (( i = ${#tools[@]} - 1; i >= 0; i-- )); do rev+=("${tools[i]}"); done; tools=("${rev[@]}")
+            fi
+            for tool in "${tools[@]}"; do
+                [[ -z $tool ]] && continue
+                [[ -n ${ONLY:-} && " $ONLY " != *" $tool "* ]] && continue
+                log "bars round $r/$ROUNDS: $tool at $rate/s, ${secs}s"
+                one bars "$r" "$rate" "$secs" "$tool"
+            done
+        done
+    done
+fi
+
+# --- 3: the lateness/CPU curve, before and after ------------------------------------------------
+if [[ " $PARTS " == *" curve "* ]]; then
+    for rate in $CURVE_RATES; do
+        tools=(mcprobe); [[ -n $MCPROBE_BASE ]] && tools+=(mcprobe-base)
+        for tool in "${tools[@]}"; do
+            log "curve: $tool at $rate/s, ${CURVE_SECS}s"
+            one curve 1 "$rate" "$CURVE_SECS" "$tool"
+        done
+    done
+fi
+
+# --- 4: the kernel's ceiling and the loss-free rates ---------------------------------------------
+if [[ " $PARTS " == *" ceiling "* ]]; then
+    if [[ -n $BLASTER ]]; then
+        for (( r = 1; r <= CEIL_ROUNDS; r++ )); do
+            l=$(load); kv=$(blast_run "$STEP_SECONDS")
+            log "  ceiling r$r blaster load $l: $kv"
+            emit ceiling blaster "$r" 0 loadavg "$l"; emit_kv ceiling blaster "$r" 0 "$kv"
+        done
+    fi
+    for tool in mcprobe iperf; do
+        fails=0
+        for rate in $STEPS; do
+            (( fails >= 2 )) && continue
+            log "step: $tool at $rate/s, ${STEP_SECONDS}s"
+            one step 1 "$rate" "$STEP_SECONDS" "$tool"
+            pass=$(awk -F, -v t="$tool" -v r="$rate" -v m="$ACHIEVED_MIN" '
+                $2 == "step" && $3 == t && $5 == r { v[$6] = $7 }
+                END { print (v["ok"] == 1 && v["lost"] == "0" && v["achieved_pps"] != "" && v["achieved_pps"] >= r * m) ? 1 : 0 }' "$CSV")
+            emit step "$tool" 1 "$rate" pass "$pass"
+            if [[ $pass == 1 ]]; then fails=0; else fails=$(( fails + 1 )); fi
+        done
+    done
+fi
+
+emit env host 0 0 loadavg_end "$(load)"
+mkdir -p "$RESULTS_DIR"
+cp "$CSV" "$RESULTS_DIR/limits-$TAG.csv"
+log "wrote $RESULTS_DIR/limits-$TAG.csv"
