@@ -31,6 +31,7 @@ mod serve;
 mod serve_contrib;
 mod serve_prometheus;
 mod stats_edges;
+mod version;
 mod watch;
 mod watch_contrib;
 mod wire_props;
