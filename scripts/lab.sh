@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lab.sh - an impaired multicast LAN built from network namespaces, for mcprobe tests.
 #
-# Needs root and these Debian packages (lab_require installs missing ones):
+# Needs root and these Debian packages (`lab.sh require` installs missing ones; nothing
+# else here installs anything: `up` stops with the list of what is missing):
 #   iproute2      ip, tc               namespaces, veth, bridge, netem
 #   nftables      nft                  loss + counters when there is no netem
 #   iptables      iptables, ip6tables  NFQUEUE + physdev match for delay without netem
@@ -12,8 +13,9 @@
 # Safety: nothing is created in the root namespace.  The bridge, every veth, every
 # address, route, qdisc, nft table and iptables rule lives in namespaces this script
 # creates (<prefix>-br and <prefix>-h1..hN) and goes away with them on `down`.
-# The only root-namespace state touched is br_netfilter's module state (loaded on
-# demand, unloaded on the last `down` if we loaded it) and the state directory.
+# The only root-namespace state touched is the state directory. Delay without netem needs
+# br_netfilter, which only `lab.sh require` (and scripts/test.sh) loads: `up` never loads
+# a module; `lab.sh can-delay` says whether a delay can be emulated here.
 #
 # Layout of a lab with prefix P (LAB_PREFIX, default mcl):
 #   P-br   bridge namespace: br0 with ports p1..pN
@@ -81,7 +83,10 @@ usage: lab.sh [--prefix P] COMMAND ...
   addr HOST [-6]          print HOST's address;  dev HOST  prints its interface
   ns HOST                 print HOST's namespace name
   status                  list hosts and impairments
-  require                 apt-get install missing packages
+  require                 apt-get install missing packages, load br_netfilter (the only
+                          command that installs or loads anything)
+  missing                 print the missing packages, one a line (nothing: all there)
+  can-delay               "yes" if impair --delay works here, else what is missing
   selftest                up 4 hosts, ping, multicast, delay, loss, down (bounded)
 
 HOST is hI, I or P-hI.  Environment: LAB_PREFIX (default mcl; labs with
@@ -96,22 +101,53 @@ log() { [[ ${LAB_QUIET:-0} == 1 ]] || echo "lab.sh: $*" >&2; }
 
 # --- packages ------------------------------------------------------------------
 
-# Install whatever is missing (CI runs on a fresh machine as root).
-lab_require() {
+# The packages this lab needs, by the command that each provides.
+lab_missing_packages() { # prints the missing Debian packages, one a line (nothing when all are there)
     local -A pkg_of=([ip]=iproute2 [tc]=iproute2 [nft]=nftables [iptables]=iptables
                      [modprobe]=kmod [ping]=iputils-ping [python3]=python3 [flock]=util-linux)
-    local cmd missing=()
+    local cmd
     for cmd in "${!pkg_of[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    [[ ${LAB_NO_INSTALL:-0} == 1 ]] && die "missing packages: ${missing[*]} (LAB_NO_INSTALL=1)"
-    command -v apt-get >/dev/null || die "missing packages: ${missing[*]} and no apt-get"
-    log "installing: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-    PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+        command -v "$cmd" >/dev/null 2>&1 || echo "${pkg_of[$cmd]}"
+    done | sort -u
+}
+
+# `up` and the other commands: never install, say what is missing and how to get it.
+lab_check() {
+    local missing
+    missing=$(lab_missing_packages | tr '\n' ' ')
+    [[ -z $missing ]] || die "missing packages: ${missing% } (install them with: sudo scripts/lab.sh require, or sudo scripts/test.sh)"
+}
+
+# `lab.sh require`: the explicit installer (scripts/test.sh calls it). Installs the missing
+# packages with apt-get and loads br_netfilter where it is a module (delay without netem).
+lab_require() {
+    local missing=()
+    mapfile -t missing < <(lab_missing_packages)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        [[ ${LAB_NO_INSTALL:-0} == 1 ]] && die "missing packages: ${missing[*]} (LAB_NO_INSTALL=1)"
+        command -v apt-get >/dev/null || die "missing packages: ${missing[*]} and no apt-get"
+        log "installing: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+        PY=${LAB_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+    fi
+    if [[ ! -d /proc/sys/net/bridge ]]; then
+        if modprobe br_netfilter 2>/dev/null; then
+            log "loaded br_netfilter (delay without netem needs it; it stays loaded)"
+        else
+            log "br_netfilter cannot be loaded: delay without netem will not work (lab.sh can-delay)"
+        fi
+    fi
+}
+
+# Can this lab emulate a delay? netem, or (without it) br_netfilter already loaded.
+# Prints "yes", or one line saying what is missing; exit 0 either way.
+cmd_can_delay() {
+    require_up
+    if [[ $IMPAIR_MODE != nft ]] && netem_available; then echo yes; return; fi
+    [[ $IMPAIR_MODE == netem ]] && { echo "LAB_IMPAIR=netem but this kernel has no netem"; return; }
+    if [[ -d /proc/sys/net/bridge ]]; then echo yes; return; fi
+    echo "this kernel has no netem and br_netfilter is not loaded (modprobe br_netfilter, or sudo scripts/test.sh)"
 }
 
 # --- names and state -----------------------------------------------------------
@@ -170,7 +206,7 @@ cmd_up() {
         shift
     done
     need_root
-    lab_require
+    lab_check
     take_lock
     ns_exists "$BR_NS" && die "lab '$PREFIX' is already up (run: lab.sh down)"
     rm -rf "$STATE"; mkdir -p "$STATE"
@@ -374,12 +410,6 @@ do_down() {
         ip netns del "$ns"
     done
     rm -rf "$STATE"
-    # br_netfilter: unload only if we loaded it and no other lab is still up.
-    if [[ -f $STATE_ROOT/brnf-loaded-by-lab ]] && \
-       [[ -z $(find "$STATE_ROOT" -mindepth 2 -maxdepth 2 -name n 2>/dev/null) ]]; then
-        modprobe -r br_netfilter 2>/dev/null && log "unloaded br_netfilter" || true
-        rm -f "$STATE_ROOT/brnf-loaded-by-lab"
-    fi
     # The lock file stays: unlinking a lock that another lab.sh may be waiting on would let a
     # newcomer lock a different file, and flock would no longer keep them apart.
     [[ $found == 1 ]] && log "lab '$PREFIX' removed" || log "lab '$PREFIX': nothing to remove"
@@ -427,15 +457,7 @@ physdev_match() { if [[ $2 == egress ]]; then echo "--physdev-in p$1"; else echo
 # Delay without netem is done in the bridge namespace's FORWARD chain, which
 # bridged frames only traverse with br_netfilter and nf_call_iptables on.
 brnf_ensure() {
-    if [[ ! -d /proc/sys/net/bridge ]]; then
-        modprobe br_netfilter 2>/dev/null || die "br_netfilter is not available (modprobe br_netfilter failed)"
-        touch "$STATE_ROOT/brnf-loaded-by-lab"
-        log "loaded br_netfilter (will be unloaded by the last 'down')"
-        if kernel_at_least 5 3; then   # new per-netns switches default to on: keep the bridge ns quiet
-            local f
-            for f in iptables ip6tables arptables; do ns_sysctl "$BR_NS" net/bridge/bridge-nf-call-$f 0; done
-        fi
-    fi
+    [[ -d /proc/sys/net/bridge ]] || die "delay without netem needs br_netfilter, which is not loaded (lab.sh never loads it: run modprobe br_netfilter, sudo scripts/lab.sh require, or sudo scripts/test.sh)"
 }
 brnf_bridge() { # on|off: per-bridge switch, affects only this lab's br0
     local v=0
@@ -776,6 +798,8 @@ main() {
         ns) [[ $# -ge 1 ]] || die "usage: lab.sh ns HOST"; require_up; host_ns "$(host_index "$1")" ;;
         status) cmd_status ;;
         require) need_root; lab_require ;;
+        missing) lab_missing_packages ;;
+        can-delay) cmd_can_delay ;;
         selftest) cmd_selftest ;;
         help|-h|--help) usage ;;
         *) usage >&2; die "unknown command '$cmd'" ;;

@@ -37,7 +37,8 @@ for f in usr/bin/mcprobe usr/share/man/man1/mcprobe.1.gz usr/share/man/man1/mcpr
     [[ -s $SCRATCH/$f ]] || { echo "package.sh: $f missing from $DEB" >&2; exit 1; }
 done
 version=$("$SCRATCH/usr/bin/mcprobe" --version)
-[[ $version == "mcprobe $(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["packages"][0]["version"])')" ]] \
+# "mcprobe VERSION (COMMIT)": the package's version, the commit it was built from.
+[[ $version == "mcprobe $(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["packages"][0]["version"])') ("*")" ]] \
     || { echo "package.sh: packaged binary says '$version'" >&2; exit 1; }
 # Whole outputs first, then grep: `cmd | grep -q` can fail under pipefail when grep's early exit
 # cuts the pipe.

@@ -16,6 +16,11 @@ pub use commands::*;
 pub use flags::*;
 pub use parse::*;
 
+/// `mcprobe --version`: the package version and the git commit the binary was built from
+/// (build.rs: `git rev-parse --short HEAD`, `-dirty` for uncommitted changes, else
+/// MCPROBE_COMMIT, else `unknown`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MCPROBE_COMMIT"), ")");
+
 const EXAMPLES: &str = "\
 Examples:
   mcprobe demo                                   5 responders on loopback, a 3-second probe
@@ -34,7 +39,7 @@ error (bad flag value, unknown interface, port in use); 3 multicast broken where
 #[derive(Debug, Parser)]
 #[command(
     name = "mcprobe",
-    version,
+    version = VERSION,
     about = "Measure LAN multicast: which hosts answer, their latency and their loss",
     long_about = "Measure LAN multicast. A prober sends numbered probes to a multicast group; a \
 responder on every host answers each one with a unicast ack. mcprobe reports, per responder, \

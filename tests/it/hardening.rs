@@ -587,8 +587,7 @@ fn send_from(sock: &UdpSocket, src: Ipv4Addr, to: std::net::SocketAddrV4, datagr
 
 #[test]
 fn the_total_budget_holds_under_a_flood_from_1000_sources() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the flood needs a network namespace of its own, hence root (CI runs this as root)");
+    if !crate::common::root_or_skip_for("the flood (a network namespace of its own)") {
         return;
     }
     const SOURCES: u32 = 1000;

@@ -12,10 +12,7 @@ use common::*;
 
 fn python_with_hdrh() -> bool {
     let ok = Command::new("python3").args(["-c", "import hdrh"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: python3 with the hdrhistogram package (import hdrh) is not installed");
-    }
-    ok
+    ok || skip_or_fail("python3 with the hdrhistogram package (import hdrh) is not installed (pip install hdrhistogram; sudo scripts/test.sh installs it)")
 }
 
 fn check(dir: &Path) {

@@ -54,6 +54,9 @@ fn interval99(dropped: f64, seen: f64) -> (f64, f64) {
 #[test]
 fn known_impairments_are_measured() {
     let Some(_lab) = fresh_lab("ma", 5) else { return };
+    if !delay_or_skip(prefix("ma")) {
+        return;
+    }
     let _responders: Vec<Responder> = ["h2", "h3", "h4", "h5"]
         .iter()
         .map(|h| {
@@ -254,8 +257,7 @@ struct Routed {
 
 impl Routed {
     fn up() -> Routed {
-        // The same tools as the lab (iproute2 above all), installed if missing.
-        lab_in(prefix("mr"), &["require"]);
+        // The same tools as the lab (iproute2 above all): the caller checked them (root_or_skip).
         let id = std::process::id() % 100_000;
         let lab = Routed { a: format!("mcrt{id}-a"), r: format!("mcrt{id}-r"), b: format!("mcrt{id}-b") };
         lab.down();
@@ -295,8 +297,7 @@ impl Drop for Routed {
 
 #[test]
 fn a_host_behind_a_router_gets_the_ttl_advice() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the routed lab needs root (CI runs this as root)");
+    if !root_or_skip() {
         return;
     }
     let _turn = one_lab_at_a_time();

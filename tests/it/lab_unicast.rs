@@ -18,7 +18,6 @@ use mcprobe::run::IcmpKind;
 /// A fresh lab; the caller holds this test binary's turn (`one_lab_at_a_time`).
 fn fresh_lab(base: &str, hosts: u32) -> Lab {
     let p = prefix(base);
-    lab_in(p, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab_in(p, &["up", &hosts.to_string()]);
     Lab(p)

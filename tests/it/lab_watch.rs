@@ -21,10 +21,7 @@ use serde_json::Value;
 fn have(tool: &str) -> bool {
     let ok =
         Command::new(tool).arg("-version").output().is_ok() || Command::new(tool).arg("--version").output().is_ok();
-    if !ok {
-        println!("skipped: {tool} is not installed (apt-get install {tool})");
-    }
-    ok
+    ok || skip_or_fail(&format!("{tool} is not installed (Debian package {tool}; sudo scripts/test.sh installs it)"))
 }
 
 /// `tcpdump` on `ns`'s veth0 into `file`, returned once it listens. In immediate mode: without

@@ -7,7 +7,9 @@ use crate::common;
 
 use std::process::{Command, Output};
 
-use common::lab::{fresh_lab as lab_up, in_lab_host, in_netns, lab_in, one_lab_at_a_time, prefix, repo, Lab};
+use common::lab::{
+    fresh_lab as lab_up, in_lab_host, in_netns, lab_in, one_lab_at_a_time, prefix, repo, root_or_skip, Lab,
+};
 use common::*;
 use serde_json::Value;
 
@@ -146,14 +148,12 @@ fn alone(report: &Value, name: &str) -> i64 {
 
 #[test]
 fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
+    if !root_or_skip() {
         return;
     }
     let _turn = one_lab_at_a_time();
     // h1 (prober) and h2 on br0; h3, h4, h5 on br1, behind the trunk.
     let p = prefix("wt");
-    lab(p, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab(p, &["up", "5", "--trunk", "2"]);
     let _lab = Lab(p);
@@ -379,7 +379,7 @@ fn serve_exports_the_querier_and_its_silence() {
         let out = check.wait_with_output().unwrap();
         assert!(out.status.success(), "promtool check metrics: {}", String::from_utf8_lossy(&out.stdout));
     } else {
-        println!("promtool not installed: exposition not linted");
+        skip_or_fail("linting the exposition: promtool is not installed (Debian package prometheus)");
     }
     // The querier stops: silent once no query came for 3 s, and said once on stderr.
     lab(p, &["querier", "off"]);

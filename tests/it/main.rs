@@ -38,6 +38,7 @@ mod serve_contrib;
 mod serve_prometheus;
 mod serve_watch;
 mod stats_edges;
+mod version;
 mod watch;
 mod watch_contrib;
 mod wire_props;

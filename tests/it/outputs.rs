@@ -148,7 +148,7 @@ fn a_killed_run_leaves_the_earlier_runs_files_intact() {
 /// small tmpfs.
 #[test]
 fn a_full_disk_is_said_at_once_and_the_run_still_reports() {
-    if !crate::common::lab::root_or_skip() {
+    if !crate::common::root_or_skip_for("a small tmpfs (mount)") {
         return;
     }
     let port = free_port();
@@ -162,7 +162,7 @@ fn a_full_disk_is_said_at_once_and_the_run_still_reports() {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        println!("skipped: cannot mount a tmpfs here");
+        crate::common::skip_or_fail("cannot mount a tmpfs here");
         return;
     }
     struct Unmount(std::path::PathBuf);

@@ -15,7 +15,7 @@ fn chromium() -> Option<&'static str> {
         .into_iter()
         .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
     if found.is_none() {
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        skip_or_fail("chromium is not installed (Debian package chromium; sudo scripts/test.sh installs it)");
     }
     found
 }

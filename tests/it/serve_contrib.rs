@@ -27,7 +27,9 @@ fn run(c: &mut Command) -> Output {
 #[test]
 fn alert_rules_pass_promtool_and_their_unit_tests() {
     if !have("promtool", "--version") {
-        eprintln!("SKIP: promtool not installed (apt-get install prometheus)");
+        crate::common::skip_or_fail(
+            "promtool not installed (Debian package prometheus; sudo scripts/test.sh installs it)",
+        );
         return;
     }
     let dir = root().join("contrib/prometheus");
@@ -62,7 +64,9 @@ fn systemd_units_verify_and_are_hardened() {
         }
     }
     if !have("systemd-analyze", "--version") {
-        eprintln!("SKIP: systemd-analyze not installed (apt-get install systemd)");
+        crate::common::skip_or_fail(
+            "systemd-analyze not installed (Debian package systemd; sudo scripts/test.sh installs it)",
+        );
         return;
     }
     // Verify copies whose ExecStart names the binary just built, so the check covers the binary

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, Responder, GROUP};
+use common::{bin, free_port, skip_or_fail, Responder, GROUP};
 use serde_json::Value;
 
 /// A failure bound for each wait on Prometheus, not a speed assertion.
@@ -91,7 +91,7 @@ pub fn dashboard_queries(path: &Path) -> Vec<String> {
 #[test]
 fn prometheus_scrapes_serve_and_alerts_on_a_silent_responder() {
     if !have("prometheus") || !have("promtool") {
-        eprintln!("SKIP: prometheus/promtool not installed (apt-get install prometheus)");
+        skip_or_fail("prometheus/promtool not installed (Debian package prometheus; sudo scripts/test.sh installs it)");
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -212,7 +212,7 @@ fn make_certs(dir: &Path) -> bool {
 #[test]
 fn prometheus_scrapes_serve_over_tls_with_basic_auth_and_a_wrong_password_is_refused() {
     if !have("prometheus") || Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIP: prometheus or openssl not installed (apt-get install prometheus openssl)");
+        skip_or_fail("prometheus or openssl not installed (Debian packages prometheus openssl; sudo scripts/test.sh installs them)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -50,24 +50,41 @@ pub fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
     ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// True as root; otherwise prints why the test is skipped.
+/// True as root with every package the lab needs; otherwise skips (one line naming what is
+/// missing; a failure under MCPROBE_REQUIRE_ALL=1). Never installs: `sudo scripts/lab.sh
+/// require` or `sudo scripts/test.sh` does.
 pub fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        println!("skipped: the namespace lab needs root (CI runs this as root)");
-    }
-    root
+    super::root_or_skip_for("the namespace lab") && lab_packages_or_skip()
+}
+
+/// True when `lab.sh missing` names no package; otherwise skips naming them.
+fn lab_packages_or_skip() -> bool {
+    let out = Command::new(repo().join("scripts/lab.sh")).arg("missing").output().expect("scripts/lab.sh runs");
+    assert!(out.status.success(), "lab.sh missing: {}", String::from_utf8_lossy(&out.stderr));
+    let missing: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    missing.is_empty()
+        || super::skip_or_fail(&format!(
+            "the namespace lab needs the Debian packages {} (sudo scripts/lab.sh require, or sudo scripts/test.sh)",
+            missing.join(" ")
+        ))
+}
+
+/// True when lab `prefix` (up) can emulate a delay: netem, or br_netfilter loaded, which this
+/// suite never loads itself; otherwise skips with what is missing.
+pub fn delay_or_skip(prefix: &str) -> bool {
+    let answer = lab_in(prefix, &["can-delay"]);
+    answer.trim() == "yes" || super::skip_or_fail(&format!("the lab cannot emulate a delay: {}", answer.trim()))
 }
 
 /// A fresh lab of `hosts` hosts, its prefix made from `base`, removed when the first element
-/// drops; the second holds this test's turn. `None`, with the reason printed, when not root.
+/// drops; the second holds this test's turn. `None`, with the reason printed, when not root or
+/// a package the lab needs is missing.
 pub fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, MutexGuard<'static, ()>, &'static str)> {
     if !root_or_skip() {
         return None;
     }
     let turn = one_lab_at_a_time();
     let p = prefix(base);
-    lab_in(p, &["require"]);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab_in(p, &["up", &hosts.to_string()]);
     Some((Lab(p), turn, p))

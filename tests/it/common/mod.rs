@@ -16,8 +16,42 @@ pub const GROUP: &str = "239.255.42.42";
 /// Upper bound for any wait on the binary: a failure bound, not a speed assertion.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// True under `MCPROBE_REQUIRE_ALL=1` (scripts/test.sh and so CI set it): every test that needs
+/// root, a tool or a kernel feature must run, and a skip is a failure.
+pub fn require_all() -> bool {
+    std::env::var_os("MCPROBE_REQUIRE_ALL").is_some_and(|v| v == "1")
+}
+
+/// The one way a test skips: prints `skipped: REASON` (one line, naming what is missing and the
+/// package that brings it) and returns false, for `if !…_or_skip() { return; }`. Under
+/// `MCPROBE_REQUIRE_ALL=1` the test fails instead, so a run of scripts/test.sh (CI) cannot pass
+/// with a skipped test.
+pub fn skip_or_fail(reason: &str) -> bool {
+    assert!(!require_all(), "MCPROBE_REQUIRE_ALL=1, and this test would skip: {reason}");
+    println!("skipped: {reason}");
+    false
+}
+
+/// True when `tool ARG` runs and exits 0; otherwise skips (see [`skip_or_fail`]) naming the
+/// Debian package that brings it.
+pub fn tool_or_skip(tool: &str, arg: &str, package: &str) -> bool {
+    let ok = Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
+    ok || skip_or_fail(&format!("{tool} is not installed (Debian package {package}; sudo scripts/test.sh installs it)"))
+}
+
+/// True as root; otherwise skips (see [`skip_or_fail`]) saying what needs root.
+pub fn root_or_skip_for(what: &str) -> bool {
+    nix::unistd::geteuid().is_root() || skip_or_fail(&format!("{what} needs root (sudo scripts/test.sh runs it)"))
+}
+
+/// The binary under test: the one cargo built, or `MCPROBE_BIN` (scripts/release.sh runs the
+/// loopback tests against the portable binary it built).
+pub fn bin_path() -> std::path::PathBuf {
+    std::env::var_os("MCPROBE_BIN").map_or_else(|| env!("CARGO_BIN_EXE_mcprobe").into(), Into::into)
+}
+
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mcprobe"))
+    Command::new(bin_path())
 }
 
 /// A port nobody uses right now: each test probes on its own port, so tests run in parallel.

@@ -150,11 +150,10 @@ impl Drop for Routed {
 }
 
 fn smcroute_or_skip() -> bool {
-    let ok = Command::new("smcrouted").arg("-v").output().is_ok();
-    if !ok {
-        println!("skipped: smcroute is not installed (Debian `smcroute`; CI installs it)");
-    }
-    ok
+    Command::new("smcrouted").arg("-v").output().is_ok()
+        || crate::common::skip_or_fail(
+            "smcrouted is not installed (Debian package smcroute; sudo scripts/test.sh installs it)",
+        )
 }
 
 #[test]
