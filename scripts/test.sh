@@ -10,7 +10,7 @@
 #                      (the namespace lab, scripts/lab.sh)
 #                    ffmpeg tcpdump (watch's lab tests) smcroute (the router lab case)
 #                    prometheus (prometheus, promtool) openssl systemd (systemd-analyze)
-#                    chromium (the report in a real browser)
+#                    chromium (the report in a real browser) faketime (the clock-step test)
 #   PyPI             hdrhistogram (the independent HdrHistogram reader of tests/py/check_hdr.py)
 #                    ruff (the Python lint of scripts/ and tests/py/)
 #   kernel module    br_netfilter, where it is a module and the kernel has no netem (the lab's
@@ -47,7 +47,7 @@ declare -A pkg_of=(
     [ip]=iproute2 [tc]=iproute2 [nft]=nftables [iptables]=iptables [modprobe]=kmod [ping]=iputils-ping
     [flock]=util-linux [python3]=python3 [ffmpeg]=ffmpeg [tcpdump]=tcpdump [smcrouted]=smcroute
     [prometheus]=prometheus [promtool]=prometheus [openssl]=openssl [systemd-analyze]=systemd
-    [chromium]=chromium
+    [chromium]=chromium [faketime]=faketime [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do

@@ -39,7 +39,7 @@ fn stepped_run(port: u16, step: &str) -> serde_json::Value {
 #[test]
 fn a_step_of_the_process_clock_changes_no_rtt() {
     if !Path::new(LIB).exists() {
-        eprintln!("skipped: {LIB} missing (apt-get install faketime)");
+        common::skip_or_fail(&format!("{LIB} is missing (Debian package faketime; sudo scripts/test.sh installs it)"));
         return;
     }
     let port = free_port();

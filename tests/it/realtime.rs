@@ -19,8 +19,7 @@ fn thread_policies(pid: u32) -> Vec<u32> {
 
 #[test]
 fn realtime_runs_under_sched_fifo_when_permitted_and_says_so_when_not() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (SCHED_FIFO is permitted to root here)");
+    if !common::root_or_skip_for("SCHED_FIFO (--realtime)") {
         return;
     }
     let port = free_port();
@@ -46,7 +45,7 @@ fn realtime_runs_under_sched_fifo_when_permitted_and_says_so_when_not() {
 
     // Not permitted: one notice, then the run as usual.
     if Command::new("setpriv").arg("--version").output().is_err() {
-        println!("skipped the unprivileged half: setpriv (util-linux) is missing");
+        common::skip_or_fail("the unprivileged half: setpriv is not installed (Debian package util-linux)");
         return;
     }
     let mut c = Command::new("setpriv");

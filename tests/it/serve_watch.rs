@@ -162,7 +162,7 @@ fn serve_watches_a_seq_feed_and_an_rtp_stream_with_exact_counts_and_forgets_them
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "promtool check metrics:\n{said}");
     } else {
-        println!("skipped promtool check metrics: promtool not installed (apt-get install prometheus)");
+        common::skip_or_fail("promtool check metrics: promtool is not installed (Debian package prometheus; sudo scripts/test.sh installs it)");
     }
 
     // Stopped: both groups silent for over a second, and the figures unchanged.
@@ -261,7 +261,9 @@ fn a_bad_watch_entry_is_exit_2_naming_the_entry_the_field_and_the_value() {
 #[test]
 fn prometheus_scrapes_a_watch_entry_and_the_watch_alerts_fire() {
     if !have("prometheus") {
-        println!("skipped: prometheus not installed (apt-get install prometheus)");
+        common::skip_or_fail(
+            "prometheus is not installed (Debian package prometheus; sudo scripts/test.sh installs it)",
+        );
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
