@@ -20,7 +20,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses `10.0.0.0/8` or a single address (`192.0.2.7`, taken as /32).
+/// Parses `10.0.0.0/8` or a single address (`172.16.0.7`, taken as /32).
 pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()

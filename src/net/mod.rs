@@ -572,7 +572,7 @@ mod tests {
     fn bad_interfaces_and_groups_are_named_in_errors() {
         let e = resolve_iface("nosuch0").unwrap_err().to_string();
         assert!(e.contains("--iface nosuch0") && e.contains("no such interface"), "{e}");
-        let e = resolve_iface("192.0.2.77").unwrap_err().to_string();
+        let e = resolve_iface("10.77.0.251").unwrap_err().to_string();
         assert!(e.contains("no local interface has this address"), "{e}");
         let e = check_group("10.1.2.3".parse().unwrap()).unwrap_err().to_string();
         assert!(e.contains("--group 10.1.2.3") && e.contains("not a multicast"), "{e}");

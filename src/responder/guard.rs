@@ -335,11 +335,11 @@ mod tests {
 
     #[test]
     fn allow_list_matches_networks() {
-        let list = AllowList(vec!["10.1.0.0/16".parse().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let list = AllowList(vec!["10.1.0.0/16".parse().unwrap(), "172.16.0.7/32".parse().unwrap()]);
         assert!(list.allows("10.1.200.3".parse().unwrap()));
-        assert!(list.allows("192.0.2.7".parse().unwrap()));
-        assert!(!list.allows("192.0.2.8".parse().unwrap()));
-        assert!(AllowList::default().allows("203.0.113.1".parse().unwrap()));
+        assert!(list.allows("172.16.0.7".parse().unwrap()));
+        assert!(!list.allows("172.16.0.8".parse().unwrap()));
+        assert!(AllowList::default().allows("172.31.0.1".parse().unwrap()));
     }
 
     #[test]

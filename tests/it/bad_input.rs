@@ -33,7 +33,7 @@ fn ipv6_groups_need_an_interface_and_a_usable_scope() {
 #[test]
 fn an_unknown_interface_is_named() {
     fails_with(&["probe", "--iface", "nosuch0", "--count", "1"], &["--iface nosuch0", "no such interface"]);
-    fails_with(&["respond", "--iface", "192.0.2.55"], &["--iface 192.0.2.55", "no local interface"]);
+    fails_with(&["respond", "--iface", "10.77.0.250"], &["--iface 10.77.0.250", "no local interface"]);
 }
 
 #[test]

@@ -145,7 +145,7 @@ fn rate_limited_probes_are_reported_as_such_not_as_loss() {
 #[test]
 fn allow_lists_filter_sources() {
     let port = free_port();
-    let strict = Responder::start_with(port, "strict", &["--allow", "10.0.0.0/8", "--allow", "192.0.2.1"]);
+    let strict = Responder::start_with(port, "strict", &["--allow", "10.0.0.0/8", "--allow", "172.16.0.1"]);
     let v = json(&quick_probe(port, &[]));
     assert_eq!(v["responders"].as_array().unwrap().len(), 0);
     assert!(strict.stop().contains("100 from sources not allowed"));

@@ -21,6 +21,30 @@ fn free_tcp_port() -> u16 {
 }
 
 pub struct Killed(pub Child);
+
+/// A real Prometheus on 127.0.0.1 (its port returned) that scrapes mcprobe's `/metrics` on
+/// `target_port` every second and evaluates `rules` (written into `dir`, with its data).
+pub(crate) fn start_prometheus(dir: &Path, rules: &str, target_port: u16) -> (Killed, u16) {
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    let prom_port = free_tcp_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n\
+             scrape_configs:\n  - job_name: mcprobe\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Killed(prom), prom_port)
+}
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -113,25 +137,7 @@ fn prometheus_scrapes_serve_and_alerts_on_a_silent_responder() {
     let rules = std::fs::read_to_string(root.join("contrib/prometheus/mcprobe-rules.yml")).unwrap();
     assert!(rules.contains("[2m]") && rules.contains("for: 1m"), "the silent-responder rule changed shape");
     let rules = rules.replace("[2m]", "[4s]").replace("for: 1m", "for: 1s");
-    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
-    let prom_port = free_tcp_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n\
-             scrape_configs:\n  - job_name: mcprobe\n    static_configs:\n      - targets: ['127.0.0.1:{http}']\n"
-        ),
-    )
-    .unwrap();
-    let prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _prom = Killed(prom);
+    let (_prom, prom_port) = start_prometheus(dir.path(), &rules, http);
     wait_for("Prometheus to answer", || {
         TcpStream::connect((Ipv4Addr::LOCALHOST, prom_port)).is_ok() && http_get(prom_port, "/-/ready", None).0 == 200
     });

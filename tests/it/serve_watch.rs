@@ -6,7 +6,7 @@
 //! of the watch dashboard. Only 127.0.0.1 and groups joined on it, TTL 1.
 
 use crate::common;
-use crate::serve_prometheus::{dashboard_queries, have, http_get, query, scalar, Killed};
+use crate::serve_prometheus::{dashboard_queries, have, http_get, query, scalar, start_prometheus, Killed};
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -281,25 +281,7 @@ fn prometheus_scrapes_a_watch_entry_and_the_watch_alerts_fire() {
         .replace("for: 30s", "for: 1s")
         .replace("[5m]", "[20s]")
         .replace("for: 5m", "for: 1s");
-    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
-    let prom_port = free_tcp_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n\
-             scrape_configs:\n  - job_name: mcprobe\n    static_configs:\n      - targets: ['127.0.0.1:{http}']\n"
-        ),
-    )
-    .unwrap();
-    let prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _prom = Killed(prom);
+    let (_prom, prom_port) = start_prometheus(dir.path(), &rules, http);
     let wait = Duration::from_secs(45);
     let ready = common::wait_for(wait, || {
         TcpStream::connect((Ipv4Addr::LOCALHOST, prom_port)).is_ok() && http_get(prom_port, "/-/ready", None).0 == 200
