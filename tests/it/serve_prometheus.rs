@@ -22,6 +22,21 @@ fn free_tcp_port() -> u16 {
 
 pub struct Killed(pub Child);
 
+/// Asserts that `promtool check metrics` accepts the exposition `text`.
+pub(crate) fn promtool_check_metrics(text: &str) {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics:\n{said}");
+}
+
 /// A real Prometheus on 127.0.0.1 (its port returned) that scrapes mcprobe's `/metrics` on
 /// `target_port` every second and evaluates `rules` (written into `dir`, with its data).
 pub(crate) fn start_prometheus(dir: &Path, rules: &str, target_port: u16) -> (Killed, u16) {
@@ -157,21 +172,7 @@ fn prometheus_scrapes_serve_and_alerts_on_a_silent_responder() {
     // promtool accepts a scrape.
     let (status, text) = http_get(http, "/metrics", None);
     assert_eq!(status, 200);
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(&text);
 
     // Every query of the dashboard runs.
     let queries = dashboard_queries(&root.join("contrib/grafana/mcprobe.json"));

@@ -6,12 +6,13 @@
 //! of the watch dashboard. Only 127.0.0.1 and groups joined on it, TTL 1.
 
 use crate::common;
-use crate::serve_prometheus::{dashboard_queries, have, http_get, query, scalar, start_prometheus, Killed};
+use crate::serve_prometheus::{
+    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus, Killed,
+};
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{bin, free_port, loopback_multicast_sender, PATIENCE};
@@ -150,17 +151,7 @@ fn serve_watches_a_seq_feed_and_an_rtp_stream_with_exact_counts_and_forgets_them
 
     // promtool accepts the exposition (CI installs it).
     if have("promtool") {
-        let mut check = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = check.wait_with_output().unwrap();
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "promtool check metrics:\n{said}");
+        promtool_check_metrics(&text);
     } else {
         common::skip_or_fail("promtool check metrics: promtool is not installed (Debian package prometheus; sudo scripts/test.sh installs it)");
     }
