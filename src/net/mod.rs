@@ -354,7 +354,11 @@ pub fn responder_sockets(
         loop {
             let (sock, joined) = match &mut current {
                 Some(c) => c,
-                None => current.insert((bound_responder_socket(first.is_ipv6(), port, rcvbuf)?, 0)),
+                None => current.insert((
+                    bound_responder_socket(first.is_ipv6(), port, rcvbuf)
+                        .map_err(|e| out_of_descriptors(&e, groups.len(), total, done.len()).unwrap_or(e))?,
+                    0,
+                )),
             };
             match join_group(sock, group, iface, source)? {
                 Ok(()) => {
@@ -388,6 +392,21 @@ pub fn responder_sockets(
         s.set_read_timeout(Some(READ_TICK))?;
     }
     Ok(done)
+}
+
+/// The error for running out of file descriptors while opening the sockets of `groups` groups
+/// (`joined` joined on `sockets` sockets so far): what to raise. `None` for any other error.
+fn out_of_descriptors(e: &anyhow::Error, groups: usize, joined: usize, sockets: usize) -> Option<anyhow::Error> {
+    let emfile = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| matches!(io.raw_os_error(), Some(nix::libc::EMFILE) | Some(nix::libc::ENFILE)));
+    let per = joined.checked_div(sockets).unwrap_or(0);
+    emfile.then(|| {
+        anyhow::anyhow!(
+            "--groups: {groups} groups need more sockets than this process may open ({sockets} open after {joined} groups, {per} per socket, the kernel's limit: net.ipv4.igmp_max_memberships); raise that sysctl or the open-file limit (ulimit -n)"
+        )
+    })
 }
 
 /// A responder socket bound to `port` on every address, set up to say where each datagram went
