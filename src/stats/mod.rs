@@ -788,6 +788,8 @@ pub struct Figures {
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// With `--groups`: (groups never answered on, groups probed).
+    pub groups_missing: Option<(u64, u64)>,
 }
 
 /// How a path's lost probes divide by where they were lost: the one loss breakdown every row
@@ -916,6 +918,8 @@ impl Figures {
             longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
             last_seq: h.max_seq,
+            groups_missing: (!h.groups.is_empty())
+                .then(|| (h.groups.iter().filter(|t| !t.reached()).count() as u64, h.groups.len() as u64)),
         }
     }
 
