@@ -41,7 +41,7 @@ pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
 Examples:
   mcprobe respond --iface eth0 --name rack1-node7
   mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key
-  # 1000 groups (IPTV channels, a group per feed), one socket per 20 memberships:
+  # 1000 groups (IPTV channels, a group per feed), a socket for each:
   mcprobe respond --iface eth0 --groups 239.1.0.0/22")]
 pub struct RespondArgs {
     #[command(flatten)]
