@@ -52,7 +52,9 @@ const STOPPED_MIN: u64 = 10;
 /// The causes the evidence leaves for a host of [`Verdict::MulticastLost`] whose cause no
 /// stronger evidence named (TTL, the taps' drops): the likeliest first, then the others.
 pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
-    if let Some(serves) = e.served_group.filter(|g| *g != e.probed_group) {
+    // Only when nothing came by multicast: with --groups a responder names its first group,
+    // and one that answers on some groups serves them, whatever its first one is.
+    if let Some(serves) = e.served_group.filter(|g| *g != e.probed_group && e.multicast_received == 0) {
         return (Advice::OtherGroup { serves, probed: e.probed_group }, Vec::new());
     }
     if e.multicast_received > 0 {
@@ -140,6 +142,17 @@ mod tests {
             host_tap_clean: None,
             missing_groups: None,
         }
+    }
+
+    #[test]
+    fn a_responder_that_answers_on_the_group_is_not_on_another_one() {
+        let e = Evidence {
+            multicast_received: 40,
+            served_group: Some("239.1.1.1".parse().unwrap()),
+            missing_groups: Some((3, 64)),
+            ..evidence()
+        };
+        assert_eq!(multicast_lost(&e).0, Advice::GroupsMissing { missing: 3, of: 64 });
     }
 
     #[test]
