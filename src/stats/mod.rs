@@ -18,7 +18,7 @@
 mod host;
 
 pub(crate) use host::rtt_histogram;
-pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
+pub(crate) use host::{Attribution, GroupAnswer, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 pub use host::{GroupTally, IntervalRtt};
 
 use serde::Serialize;
@@ -138,6 +138,8 @@ struct OnTime {
     /// The id that answered and its limited counter (for outages).
     id: u64,
     limited: u64,
+    /// Its `received` counter, when its counters are believed (per-group loss direction).
+    received: Option<u64>,
 }
 
 /// What became of an ack handed to [`Run::on_ack`].
@@ -430,7 +432,8 @@ impl Run {
             (false, Some(v)) => v.limited,
             (false, None) => 0,
         };
-        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
+        let received = (consistent && !self.cfg.plain).then(|| ResponderView::of(ack).received);
+        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited, received });
         let interval = self.cfg.intervals.then_some(probe.interval);
         // Since the run's start on a clock that does not step: the arrival less the wall
         // clock's whole move since then.
@@ -579,7 +582,13 @@ impl Run {
             host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
             if self.cfg.groups > 1 {
                 let groups = self.cfg.groups as usize;
-                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer.map(|a| a.rtt_ns));
+                let answer = answer.map(|a| GroupAnswer {
+                    rtt_ns: a.rtt_ns,
+                    id: a.id,
+                    received: a.received,
+                    limited: a.limited,
+                });
+                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer);
             }
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
