@@ -204,7 +204,7 @@ fn targets_of(path: &Path, tables: Vec<toml::Table>) -> Result<Vec<Target>> {
         }
         if let Some((o, g)) = targets.iter().find_map(|o| same_destination(o, &t).map(|g| (o, g))) {
             bail!(
-                "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group ({g}), port and interface",
+                "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group, port and interface ({g})",
                 o.name
             );
         }
@@ -872,7 +872,7 @@ mod tests {
             ),
             (
                 "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/24\"\nrate = 100\n[[target]]\nname = \"b\"\ngroups = \"239.1.0.200-239.1.1.10\"\nrate = 100\n",
-                "target 'b': fields 'group', 'port' and 'iface': target 'a' probes the same group (239.1.0.200)",
+                "target 'b': fields 'group', 'port' and 'iface': target 'a' probes the same group, port and interface (239.1.0.200)",
             ),
             (
                 "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/21\"\nrate = 1000\n[[target]]\nname = \"b\"\ngroups = \"239.2.0.0/21\"\nrate = 1000\n\
@@ -884,5 +884,7 @@ mod tests {
             let e = format!("{:#}", load(text).unwrap_err());
             assert!(e.starts_with("--config ") && e.contains(want), "{text:?}: {e}");
         }
+        // One list may hold as many groups as all targets together.
+        assert_eq!(bounds::MAX_TARGET_GROUPS, crate::cli::MAX_GROUPS);
     }
 }

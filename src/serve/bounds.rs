@@ -52,8 +52,9 @@ pub(crate) const WINDOWS_IN_FLIGHT: usize = 2;
 /// `mcprobe_window_overruns_total`).
 pub(crate) const OVERRUN_LOG_PERIOD: Duration = Duration::from_secs(600);
 
-/// Groups of all targets together (`--groups`, `groups` in `[[target]]` tables).
-pub(crate) const MAX_TARGET_GROUPS: usize = crate::cli::MAX_GROUPS;
+/// Groups of all targets together (`--groups`, `groups` in `[[target]]` tables): as many as one
+/// `--groups` list may hold (`cli::MAX_GROUPS`, checked in config's tests).
+pub(crate) const MAX_TARGET_GROUPS: usize = 4096;
 
 /// `[[watch]]` entries in one `serve`: one thread each.
 pub(crate) const MAX_WATCHES: usize = 16;
