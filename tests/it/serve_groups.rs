@@ -113,6 +113,19 @@ fn prometheus_reads_the_groups_each_responder_reaches_and_the_ones_it_misses() {
     // The ratio an alert would take: r2 reaches 60 of 64.
     let ratio = "mcprobe_groups_reached{job=\"mcprobe\",responder=\"r2\"} / ignoring(responder, address) group_left mcprobe_groups{job=\"mcprobe\"}";
     assert_eq!(scalar(prom, ratio), Some(60.0 / 64.0));
+    // The queries of docs/pending/serve-groups.md run, and the first names r2 alone.
+    let short = query(prom, "mcprobe_groups_reached < on(target) group_left mcprobe_groups");
+    let names: Vec<&str> = short.iter().map(|s| s["metric"]["responder"].as_str().unwrap()).collect();
+    assert_eq!(names, ["r2"]);
+    for q in [
+        "mcprobe_groups_reached / on(target) group_left mcprobe_groups",
+        "increase(mcprobe_groups_missed_total[5m]) / on(target) group_left increase(mcprobe_windows_total[5m])",
+        "increase(mcprobe_groups_missed_total[5m]) > 0 and mcprobe_groups_reached > 0",
+    ] {
+        // increase() needs two scrapes of a series.
+        let want = if q.contains(" and ") { 1 } else { 2 };
+        assert!(common::wait_for(wait, || query(prom, q).len() == want), "{q}: {:?}", query(prom, q));
+    }
 
     promtool_check_metrics(&metrics(http));
 }
