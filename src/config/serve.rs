@@ -733,7 +733,8 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let text: String = text.lines().filter(|l| !l.starts_with("iface")).map(|l| format!("{l}\n")).collect();
         let (t, w) = load_all(&text).unwrap();
-        assert_eq!((t.len(), w.len(), w[0].groups.len()), (2, 1, 40));
+        assert_eq!((t.len(), w.len(), w[0].groups.len()), (3, 1, 40));
+        assert_eq!(t[2].probe.groups.len(), 1024);
     }
 
     #[test]

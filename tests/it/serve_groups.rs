@@ -2,7 +2,8 @@
 //! and one to all but 4 named ones, scraped by a real Prometheus (Debian package `prometheus`);
 //! the groups reached in the last window, the missed (group, window) pairs and, with
 //! `--group-series`, which groups each responder misses, read back through Prometheus's HTTP
-//! API; promtool on the exposition. Without `--group-series`, or beyond `--max-series`, no series
+//! API; the shipped McprobeGroupsMissing alert firing for that responder only; promtool on the
+//! exposition. Without `--group-series`, or beyond `--max-series`, no series
 //! per group. Only 127.0.0.1, groups joined on it, TTL 1; HTTP on 127.0.0.1.
 
 use crate::common;
@@ -78,7 +79,11 @@ fn prometheus_reads_the_groups_each_responder_reaches_and_the_ones_it_misses() {
     // 2 responders x 64 groups = 128 series per group, within --max-series 200.
     let (_serve, http) = serve(port, &["--group-series", "--max-series", "200"]);
     let dir = tempfile::tempdir().unwrap();
-    let (_prom, prom) = start_prometheus(dir.path(), "groups: []\n", http);
+    // The shipped rules, McprobeGroupsMissing's 5 minutes shortened to 1 s.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(root.join("contrib/prometheus/mcprobe-rules.yml")).unwrap();
+    assert!(rules.contains("- alert: McprobeGroupsMissing") && rules.contains("for: 5m"), "the rules changed shape");
+    let (_prom, prom) = start_prometheus(dir.path(), &rules.replace("for: 5m", "for: 1s"), http);
     let wait = Duration::from_secs(45);
     let ready = common::wait_for(wait, || {
         TcpStream::connect((Ipv4Addr::LOCALHOST, prom)).is_ok() && http_get(prom, "/-/ready", None).0 == 200
@@ -126,6 +131,14 @@ fn prometheus_reads_the_groups_each_responder_reaches_and_the_ones_it_misses() {
         let want = if q.contains(" and ") { 1 } else { 2 };
         assert!(common::wait_for(wait, || query(prom, q).len() == want), "{q}: {:?}", query(prom, q));
     }
+
+    // The shipped alert fires for r2, and for r2 only.
+    let alerts = "ALERTS{alertname=\"McprobeGroupsMissing\",alertstate=\"firing\"}";
+    let fired = common::wait_for(wait, || !query(prom, alerts).is_empty());
+    assert!(fired, "McprobeGroupsMissing never fired");
+    let who: Vec<String> =
+        query(prom, alerts).iter().map(|a| a["metric"]["responder"].as_str().unwrap().to_string()).collect();
+    assert_eq!(who, ["r2"]);
 
     promtool_check_metrics(&metrics(http));
 }
