@@ -122,6 +122,8 @@ fn grafana_dashboard_is_valid_json_with_queries() {
         "mcprobe_responders",
         "mcprobe_host_verdict",
         "mcprobe_querier",
+        "mcprobe_groups_reached",
+        "mcprobe_group_reached",
     ] {
         assert!(exprs.iter().any(|e| e.contains(needle)), "no panel queries {needle}");
     }

@@ -7,7 +7,9 @@
 //! per group. Only 127.0.0.1, groups joined on it, TTL 1; HTTP on 127.0.0.1.
 
 use crate::common;
-use crate::serve_prometheus::{have, http_get, promtool_check_metrics, query, scalar, start_prometheus, Killed};
+use crate::serve_prometheus::{
+    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus, Killed,
+};
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::Stdio;
@@ -132,6 +134,18 @@ fn prometheus_reads_the_groups_each_responder_reaches_and_the_ones_it_misses() {
         assert!(common::wait_for(wait, || query(prom, q).len() == want), "{q}: {:?}", query(prom, q));
     }
 
+    // The dashboard's group panels show r1 and r2, the groups probed, and in the table r2's 4
+    // groups.
+    for q in
+        dashboard_queries(&root.join("contrib/grafana/mcprobe.json")).iter().filter(|q| q.contains("mcprobe_group"))
+    {
+        let want = match q.as_str() {
+            q if q.contains("== 0") => 4,
+            q if q.starts_with("mcprobe_groups{") => 1,
+            _ => 2,
+        };
+        assert!(common::wait_for(wait, || query(prom, q).len() == want), "{q}: {:?}", query(prom, q));
+    }
     // The shipped alert fires for r2, and for r2 only.
     let alerts = "ALERTS{alertname=\"McprobeGroupsMissing\",alertstate=\"firing\"}";
     let fired = common::wait_for(wait, || !query(prom, alerts).is_empty());
