@@ -95,6 +95,16 @@ fn groups(f: &Findings) -> Vec<Said> {
             ));
         }
     }
+    if g.untracked > 0 {
+        out.push(said(
+            Topic::Groups,
+            format!(
+                "{} more responders answered, beyond what the run tracks per group ({} responder-group pairs): counted in the table, not per group",
+                g.untracked,
+                crate::stats::MAX_GROUP_TALLIES
+            ),
+        ));
+    }
     let none = g.reached_by_none();
     if !none.is_empty() && g.responders.len() > 1 {
         out.push(said(

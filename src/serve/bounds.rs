@@ -10,10 +10,11 @@
 //!
 //! With `--groups` (`groups` in a `[[target]]`), a target sends to all its groups from its one
 //! multicast socket: no thread or descriptor per group, so the figures above hold. The groups of
-//! all targets together are at most [`MAX_TARGET_GROUPS`]. A window's engine keeps a 32-byte
-//! tally per (responder, group) (`stats::GroupTally`), so the windows in flight hold at most
-//! `WINDOWS_IN_FLIGHT × 32 B × groups × responders` (responders up to `stats::MAX_RESPONDERS`;
-//! 2 × 32 B × 1000 × 5 = 320 kB for 1000 groups and 5 responders); the state keeps 16 bytes per
+//! all targets together are at most [`MAX_TARGET_GROUPS`]. A window's engine keeps a 48-byte
+//! tally per (responder, group) (`stats::GroupTally`), at most `stats::MAX_GROUP_TALLIES` of
+//! them (48 MiB), so the windows in flight hold at most
+//! `WINDOWS_IN_FLIGHT × 48 B × min(groups × responders, MAX_GROUP_TALLIES)`
+//! (2 × 48 B × 1000 × 5 = 480 kB for 1000 groups and 5 responders); the state keeps 16 bytes per
 //! series for the group figures, and with `--group-series` a bit per group (512 B per series at
 //! 4096 groups). The exposition adds, per such target, 1 series (`mcprobe_groups`) and 2 per
 //! multicast responder series (`mcprobe_groups_reached`, `mcprobe_groups_missed_total`), not one

@@ -242,7 +242,14 @@ pub struct Run {
     untracked: Untracked,
     untracked_ids: HashSet<u64>,
     pub clock_steps: ClockSteps,
+    /// (Responder, group) tallies held, at most [`MAX_GROUP_TALLIES`].
+    group_tallies: usize,
 }
+
+/// The most (responder, group) tallies a run holds (48 bytes each: 48 MiB): every responder of a
+/// 1000-group run up to [`MAX_RESPONDERS`], 256 of a 4096-group one. Responders beyond it are
+/// counted as usual, not per group.
+pub const MAX_GROUP_TALLIES: usize = 1 << 20;
 
 impl Run {
     pub fn new(cfg: RunConfig) -> Self {
@@ -268,6 +275,7 @@ impl Run {
             untracked: Untracked::default(),
             untracked_ids: HashSet::new(),
             clock_steps: ClockSteps::default(),
+            group_tallies: 0,
         }
     }
 
@@ -580,8 +588,12 @@ impl Run {
             // clock's move since the run started.
             let tx_ns = probe.tx_ns.saturating_add_signed(-probe.shift_ns);
             host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
-            if self.cfg.groups > 1 {
-                let groups = self.cfg.groups as usize;
+            // Per-group tallies within a budget, so that responders answering with made-up ids
+            // cannot make a --groups run hold groups × MAX_RESPONDERS of them.
+            let groups = self.cfg.groups as usize;
+            let tracked = !host.groups.is_empty() || self.group_tallies + groups <= MAX_GROUP_TALLIES;
+            if groups > 1 && tracked {
+                let had = !host.groups.is_empty();
                 let answer = answer.map(|a| GroupAnswer {
                     rtt_ns: a.rtt_ns,
                     id: a.id,
@@ -589,6 +601,9 @@ impl Run {
                     limited: a.limited,
                 });
                 host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer);
+                if !had && !host.groups.is_empty() {
+                    self.group_tallies += groups;
+                }
             }
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
