@@ -35,6 +35,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("folder", &["findings", "output", "run", "stats"]),
     // The searches of max-rate and mesh over findings (pure), and max-rate's engine.
     ("maxrate", &["findings", "stats"]),
+    // The group capacity search's judge (pure).
+    ("maxgroups", &["findings"]),
     ("maxrate::driver", &["maxrate", "findings", "prober", "run"]),
     ("mesh", &["findings", "stats"]),
     // serve's [[watch]] entries run the stream watch's engine and receiver.
@@ -103,7 +105,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Modules that must take no clock and do no I/O (their tests aside).
-const PURE: &[&str] = &["wire", "stats", "run", "querier", "findings"];
+const PURE: &[&str] = &["wire", "stats", "run", "querier", "findings", "maxgroups"];
 const IMPURE: &[&str] =
     &["Instant::now", "SystemTime::now", "std::fs", "UdpSocket", "TcpStream", "println!", "eprintln!"];
 
