@@ -16,8 +16,6 @@ pub mod doctor;
 pub mod findings;
 pub mod folder;
 pub mod groups;
-// Used by the max-groups command once it lands (its judge is tested on its own until then).
-#[allow(dead_code)]
 pub(crate) mod maxgroups;
 pub mod maxrate;
 pub mod mesh;

@@ -39,7 +39,7 @@ echo "before joins: bridge table $(mdb | wc -l) entries ($(mdb | grep -c 'grp ff
 trace_on
 
 if [[ $MODE == ramp ]]; then
-    ip netns exec "$P-h2" timeout 60 python3 "$M" join --ifaddr 10.77.0.2 --count $((LIM + 4)) --ramp 1 \
+    ip netns exec "$P-h2" timeout $((LIM + 30)) python3 "$M" join --ifaddr 10.77.0.2 --count $((LIM + 4)) --ramp 1 \
         --ramp-period 0.5 --hold 1 >/dev/null 2>"$OUT/ramp" &
     for _ in $(seq 1 $((LIM + 10))); do
         echo "joined=$(tail -n1 "$OUT/ramp" | grep -o 'joined=[0-9]*' | cut -d= -f2) table=$(mdb | wc -l)" \

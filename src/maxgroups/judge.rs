@@ -35,18 +35,6 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// The refusal an `errno` from `IP_ADD_MEMBERSHIP`/`IPV6_JOIN_GROUP` (or the socket
-    /// holding it) means.
-    pub(crate) fn from_errno(e: i32) -> Refusal {
-        use nix::libc;
-        match e {
-            libc::ENOBUFS => Refusal::SocketMemberships,
-            libc::EMFILE | libc::ENFILE => Refusal::Files,
-            libc::ENOMEM => Refusal::Memory,
-            other => Refusal::Other(other),
-        }
-    }
-
     pub(crate) fn explain(self) -> String {
         match self {
             Refusal::SocketMemberships => "its kernel refused more memberships on one socket (ENOBUFS): \
@@ -66,6 +54,9 @@ impl Refusal {
 pub(crate) struct Observation {
     /// Groups it had joined, early enough before the step to be forwarded in it.
     pub joined: u32,
+    /// Groups it had joined at the step's end (at least `joined`): flooding that starts in
+    /// the step started with at most this many.
+    pub joined_end: u32,
     /// Of those, the groups it answered at least one probe of in the step.
     pub reached: u32,
     /// Memberships its kernel refused so far (0: none), and why the first was refused.
@@ -149,8 +140,9 @@ pub(crate) enum Failure {
     /// With `at` groups joined, `missing` of them were not forwarded to it: the network's table
     /// (or a per-port limit) is full and new groups are dropped.
     NewGroupsDropped { at: u32, missing: u32 },
-    /// With `at` groups joined, the canary reached it: the network's table filled up and it
-    /// started flooding every group to every port (a Linux bridge turns snooping off).
+    /// With at most `at` groups joined (the count at the end of the step in which it came),
+    /// the canary reached it: the network's table filled up and it started flooding every
+    /// group to every port (a Linux bridge turns snooping off).
     SnoopingFlooded { at: u32, canary: u64 },
     /// The canary reached it from the first step: the network floods multicast anyway (no
     /// snooping, or no querier), so it has no group table to fill.
@@ -183,7 +175,7 @@ impl Failure {
                  limit) is full and drops new groups"
             ),
             Failure::SnoopingFlooded { at, .. } => format!(
-                "with {at} groups joined, a group nobody joined reached it: the network's group table filled up \
+                "by {at} groups joined, a group nobody joined reached it: the network's group table filled up \
                  and it floods every group to every port (a Linux bridge turns snooping off until it is turned \
                  back on)"
             ),
@@ -264,8 +256,18 @@ pub(crate) fn capacity(steps: &[Step], id: ResponderId, c: &JudgeConfig) -> Capa
                 StepVerdict::Flooded { canary } if !verdicts[..f].contains(&StepVerdict::Ok) => {
                     Failure::NoSnooping { canary }
                 }
-                StepVerdict::Flooded { canary } => Failure::SnoopingFlooded { at: o.joined, canary },
-                StepVerdict::Dropped { missing } => Failure::NewGroupsDropped { at: o.joined, missing },
+                StepVerdict::Flooded { canary } => {
+                    // Flooding hides no group: those it expected and got all worked.
+                    if o.reached >= o.joined {
+                        worked = worked.max(o.joined);
+                    }
+                    Failure::SnoopingFlooded { at: o.joined_end.max(o.joined), canary }
+                }
+                StepVerdict::Dropped { missing } => {
+                    // The groups it got all arrived together.
+                    worked = worked.max(o.reached);
+                    Failure::NewGroupsDropped { at: o.joined, missing }
+                }
                 StepVerdict::Idle | StepVerdict::Ok => unreachable!("a failing step"),
             };
             (failure, confirmed)
@@ -309,7 +311,7 @@ mod tests {
     const H3: ResponderId = ResponderId(3);
 
     fn ok(joined: u32) -> Observation {
-        Observation { joined, reached: joined, canary_seen: Some(0), ..Observation::default() }
+        Observation { joined, joined_end: joined, reached: joined, canary_seen: Some(0), ..Observation::default() }
     }
 
     fn steps(obs: &[Observation]) -> Vec<Step> {
@@ -335,6 +337,9 @@ mod tests {
         let r = cap(&obs);
         assert_eq!(r.worked, 62);
         assert_eq!(r.failure, Failure::NewGroupsDropped { at: 64, missing: 2 });
+        // Coarser steps: 60 all reached, then 62 of 68: the 62 worked.
+        let r = cap(&[ok(60), Observation { reached: 62, ..ok(68) }, Observation { reached: 62, ..ok(76) }]);
+        assert_eq!((r.worked, r.failure), (62, Failure::NewGroupsDropped { at: 68, missing: 6 }));
         assert!(r.confirmed && r.flood_watched && r.failure.is_network());
     }
 
@@ -342,9 +347,10 @@ mod tests {
     fn a_full_bridge_table_floods_and_only_the_canary_shows_it() {
         // Measured: mcast_hash_max 64 holds 58 IPv4 groups next to the hosts' 6 IPv6 ones; the
         // 59th turns snooping off: every joined group is still reached, the canary arrives.
+        // The canary comes in the step in which the 59th was joined.
         let mut obs = ramp(1, 58);
-        obs.push(Observation { canary_seen: Some(3), ..ok(59) });
-        obs.push(Observation { canary_seen: Some(3), ..ok(60) });
+        obs.push(Observation { canary_seen: Some(3), joined_end: 59, ..ok(58) });
+        obs.push(Observation { canary_seen: Some(3), joined_end: 60, ..ok(59) });
         let r = cap(&obs);
         assert_eq!(r.worked, 58);
         assert_eq!(r.failure, Failure::SnoopingFlooded { at: 59, canary: 3 });
@@ -355,7 +361,7 @@ mod tests {
     fn a_host_limit_is_not_a_network_limit() {
         // One socket past net.ipv4.igmp_max_memberships = 20: ENOBUFS from the 21st on. The 20
         // it holds are all reached: 20 worked, and the failure is the host's.
-        let refused = |n| Observation { refused: n, refusal: Some(Refusal::from_errno(nix::libc::ENOBUFS)), ..ok(20) };
+        let refused = |n| Observation { refused: n, refusal: Some(Refusal::SocketMemberships), ..ok(20) };
         let mut obs = ramp(5, 20);
         obs.push(refused(5));
         obs.push(refused(10));
@@ -366,7 +372,6 @@ mod tests {
         // A refusal outranks what the network did in the same step.
         let both = Observation { reached: 10, canary_seen: Some(4), ..refused(1) };
         assert_eq!(verdict(&both, &JudgeConfig::default()), StepVerdict::Refused(Refusal::SocketMemberships));
-        assert_eq!(Refusal::from_errno(nix::libc::EMFILE), Refusal::Files);
     }
 
     #[test]
@@ -397,13 +402,14 @@ mod tests {
         // A failing last step alone: reported, not confirmed, not settled.
         obs.push(Observation { reached: 55, ..ok(60) });
         let r = cap(&obs);
-        assert_eq!((r.worked, r.failure, r.confirmed), (50, Failure::NewGroupsDropped { at: 60, missing: 5 }, false));
+        // The 55 it got arrived together: they worked.
+        assert_eq!((r.worked, r.failure, r.confirmed), (55, Failure::NewGroupsDropped { at: 60, missing: 5 }, false));
         assert!(!settled(&steps(&obs), H2, 100, &JudgeConfig::default()));
         obs.push(Observation { reached: 55, ..ok(70) });
         assert!(settled(&steps(&obs), H2, 100, &JudgeConfig::default()));
         // A lucky step after the failure does not raise the count that worked.
         obs.push(ok(80));
-        assert_eq!(cap(&obs).worked, 50);
+        assert_eq!(cap(&obs).worked, 55);
     }
 
     #[test]

@@ -22,34 +22,14 @@
 //!
 //! - [`steps`]: acks to steps (pure);
 //! - [`judge`]: steps to a verdict per responder (pure);
-//! - this module: the ramp's schedule and the canary (pure).
+//! - this module: the canary (pure);
+//! - [`driver`]: the engine, one prober session per step.
 
+pub(crate) mod driver;
 pub(crate) mod judge;
 pub(crate) mod steps;
 
 use std::net::IpAddr;
-use std::time::Duration;
-
-/// How a responder ramps its memberships: `step` more groups every `period`, in the order of
-/// the range, the first `step` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ramp {
-    pub step: u32,
-    pub period: Duration,
-}
-
-impl Ramp {
-    /// Groups joined `elapsed` after the ramp started, of `total`.
-    pub(crate) fn joined_after(&self, elapsed: Duration, total: u32) -> u32 {
-        let periods = (elapsed.as_nanos() / self.period.as_nanos().max(1)).min(u32::MAX as u128) as u32;
-        self.step.saturating_mul(periods.saturating_add(1)).min(total)
-    }
-
-    /// How long the ramp takes to join `total` groups.
-    pub(crate) fn duration(&self, total: u32) -> Duration {
-        self.period * total.div_ceil(self.step.max(1)).saturating_sub(1)
-    }
-}
 
 /// The canary when none is given: the address right after the range's highest group, if it is
 /// a multicast address of the same family and not in the range (so nobody ramping the range
@@ -66,17 +46,6 @@ pub(crate) fn default_canary(groups: &[IpAddr]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_ramp_joins_step_groups_per_period_up_to_the_range() {
-        let r = Ramp { step: 8, period: Duration::from_secs(2) };
-        assert_eq!(r.joined_after(Duration::ZERO, 100), 8);
-        assert_eq!(r.joined_after(Duration::from_millis(1999), 100), 8);
-        assert_eq!(r.joined_after(Duration::from_secs(2), 100), 16);
-        assert_eq!(r.joined_after(Duration::from_secs(3600), 100), 100);
-        assert_eq!(r.duration(100), Duration::from_secs(24));
-        assert_eq!(r.duration(8), Duration::ZERO);
-    }
 
     #[test]
     fn the_canary_follows_the_range() {

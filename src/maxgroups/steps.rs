@@ -94,6 +94,7 @@ impl Stepper {
                 *id,
                 Observation {
                     joined: expected as u32,
+                    joined_end: newest.joined.max(expected as u32),
                     reached,
                     refused: newest.refused,
                     refusal: newest.refusal,
@@ -128,7 +129,7 @@ mod tests {
         let st = s.finish();
         assert_eq!(
             st.responders,
-            vec![(H, Observation { joined: 0, reached: 0, canary_seen: Some(0), ..Default::default() })]
+            vec![(H, Observation { joined: 0, joined_end: 4, reached: 0, canary_seen: Some(0), ..Default::default() })]
         );
         // Step 2: 4 expected, 3 answered; it joined 8 meanwhile.
         for i in [0, 1, 3, 4, 5] {

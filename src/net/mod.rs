@@ -392,7 +392,7 @@ pub fn responder_sockets(
 
 /// A responder socket bound to `port` on every address, set up to say where each datagram went
 /// and with what TTL, joined to nothing yet.
-fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
+pub(crate) fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
     let sock = udp_socket(v6)?;
     sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
     set_rcvbuf(&sock, rcvbuf)?;
@@ -423,7 +423,12 @@ fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> 
 
 /// Joins `group` on `sock` (source-specifically with `source`). The outer error is the user's
 /// (a family mismatch, an IPv6 group without an interface); the inner one the kernel's refusal.
-fn join_group(sock: &Socket, group: IpAddr, iface: Option<&Iface>, source: Option<IpAddr>) -> Result<io::Result<()>> {
+pub(crate) fn join_group(
+    sock: &Socket,
+    group: IpAddr,
+    iface: Option<&Iface>,
+    source: Option<IpAddr>,
+) -> Result<io::Result<()>> {
     Ok(match (group, source) {
         (IpAddr::V4(g), None) => {
             let via = match iface {
