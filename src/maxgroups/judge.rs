@@ -247,22 +247,21 @@ pub(crate) fn capacity(steps: &[Step], id: ResponderId, c: &JudgeConfig) -> Capa
             let o = &obs[f];
             let failure = match verdicts[f] {
                 StepVerdict::Refused(refusal) => {
-                    // The host stopped joining; the network may well have carried all it did.
-                    if network_ok(o, c) {
-                        worked = worked.max(o.joined);
-                    }
-                    Failure::HostLimit { at: o.joined, refusal }
+                    // The host stopped joining where its kernel refused (it may have got there
+                    // during the step); the network may well carry all it holds, which the steps
+                    // after show.
+                    let after = &obs[f..];
+                    let at = after.iter().map(|o| o.joined_end.max(o.joined)).max().unwrap_or(o.joined);
+                    let carried = after.iter().filter(|o| network_ok(o, c)).map(|o| o.joined).max().unwrap_or(0);
+                    worked = worked.max(carried);
+                    Failure::HostLimit { at, refusal }
                 }
                 StepVerdict::Flooded { canary } if !verdicts[..f].contains(&StepVerdict::Ok) => {
                     Failure::NoSnooping { canary }
                 }
-                StepVerdict::Flooded { canary } => {
-                    // Flooding hides no group: those it expected and got all worked.
-                    if o.reached >= o.joined {
-                        worked = worked.max(o.joined);
-                    }
-                    Failure::SnoopingFlooded { at: o.joined_end.max(o.joined), canary }
-                }
+                // Reach says nothing once everything floods: the count that worked is that of
+                // the steps before.
+                StepVerdict::Flooded { canary } => Failure::SnoopingFlooded { at: o.joined_end.max(o.joined), canary },
                 StepVerdict::Dropped { missing } => {
                     // The groups it got all arrived together.
                     worked = worked.max(o.reached);
@@ -323,6 +322,12 @@ mod tests {
         (1..=to / step).map(|k| ok(k * step)).collect()
     }
 
+    impl Observation {
+        fn with_joined(self, n: u32) -> Observation {
+            Observation { joined: n, reached: n, joined_end: n, ..self }
+        }
+    }
+
     fn cap(obs: &[Observation]) -> Capacity {
         capacity(&steps(obs), H2, &JudgeConfig::default())
     }
@@ -355,6 +360,11 @@ mod tests {
         assert_eq!(r.worked, 58);
         assert_eq!(r.failure, Failure::SnoopingFlooded { at: 59, canary: 3 });
         assert!(r.confirmed && r.failure.is_network());
+        // Seen in the lab (mcast_hash_max 256, 250 fit): the 251st came after the step's last
+        // canary probe; the next step got all 260 joined, by flooding. Reach says nothing then.
+        let flood = |j, end| Observation { canary_seen: Some(3), joined_end: end, ..ok(j) };
+        let r = cap(&[ok(230), Observation { joined_end: 260, ..ok(240) }, flood(260, 270), flood(270, 280)]);
+        assert_eq!((r.worked, r.failure), (240, Failure::SnoopingFlooded { at: 270, canary: 3 }));
     }
 
     #[test]
@@ -368,6 +378,11 @@ mod tests {
         let r = cap(&obs);
         assert_eq!(r.worked, 20);
         assert_eq!(r.failure, Failure::HostLimit { at: 20, refusal: Refusal::SocketMemberships });
+        // Seen in the lab: the host got from 4 to its limit of 10 and refused the 11th within
+        // one step; the next step shows all 10 carried.
+        let first = Observation { joined_end: 10, refused: 1, refusal: Some(Refusal::SocketMemberships), ..ok(4) };
+        let r = cap(&[ok(4), first, Observation { refused: 2, ..first }.with_joined(10)]);
+        assert_eq!((r.worked, r.failure), (10, Failure::HostLimit { at: 10, refusal: Refusal::SocketMemberships }));
         assert!(!r.failure.is_network());
         // A refusal outranks what the network did in the same step.
         let both = Observation { reached: 10, canary_seen: Some(4), ..refused(1) };
