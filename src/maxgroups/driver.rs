@@ -80,6 +80,7 @@ fn facts(m: &Memberships) -> AckFacts {
         refused: m.refused,
         refusal: m.refusal.map(refusal),
         canary_total: m.canary.map(u64::from),
+        flood_at: m.flood_at,
     }
 }
 

@@ -65,6 +65,8 @@ pub(crate) struct Observation {
     /// Probes of the canary group that reached its interface in the step; `None`: it cannot
     /// watch (its packet tap needs CAP_NET_RAW), so flooding goes unseen.
     pub canary_seen: Option<u64>,
+    /// Groups it had joined when the first canary probe ever reached it (`None`: none yet).
+    pub flood_at: Option<u32>,
 }
 
 /// One step: every responder heard in it (a known responder not heard is the driver's to add,
@@ -140,8 +142,8 @@ pub(crate) enum Failure {
     /// With `at` groups joined, `missing` of them were not forwarded to it: the network's table
     /// (or a per-port limit) is full and new groups are dropped.
     NewGroupsDropped { at: u32, missing: u32 },
-    /// With at most `at` groups joined (the count at the end of the step in which it came),
-    /// the canary reached it: the network's table filled up and it started flooding every
+    /// With at most `at` groups joined (its count when the first canary probe came, else at
+    /// the end of the step in which it came), the canary reached it: the network's table filled up and it started flooding every
     /// group to every port (a Linux bridge turns snooping off).
     SnoopingFlooded { at: u32, canary: u64 },
     /// The canary reached it from the first step: the network floods multicast anyway (no
@@ -261,7 +263,10 @@ pub(crate) fn capacity(steps: &[Step], id: ResponderId, c: &JudgeConfig) -> Capa
                 }
                 // Reach says nothing once everything floods: the count that worked is that of
                 // the steps before.
-                StepVerdict::Flooded { canary } => Failure::SnoopingFlooded { at: o.joined_end.max(o.joined), canary },
+                // Where it began: the responder's count at the first canary probe, else the step's.
+                StepVerdict::Flooded { canary } => {
+                    Failure::SnoopingFlooded { at: o.flood_at.unwrap_or(o.joined_end.max(o.joined)), canary }
+                }
                 StepVerdict::Dropped { missing } => {
                     // The groups it got all arrived together.
                     worked = worked.max(o.reached);
@@ -365,6 +370,10 @@ mod tests {
         let flood = |j, end| Observation { canary_seen: Some(3), joined_end: end, ..ok(j) };
         let r = cap(&[ok(230), Observation { joined_end: 260, ..ok(240) }, flood(260, 270), flood(270, 280)]);
         assert_eq!((r.worked, r.failure), (240, Failure::SnoopingFlooded { at: 270, canary: 3 }));
+        // The responder's count when the first canary came says where it began.
+        let flood = |j, end| Observation { flood_at: Some(251), ..flood(j, end) };
+        let r = cap(&[ok(230), Observation { joined_end: 260, ..ok(240) }, flood(260, 270), flood(270, 280)]);
+        assert_eq!((r.worked, r.failure), (240, Failure::SnoopingFlooded { at: 251, canary: 3 }));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub(crate) struct AckFacts {
     pub refusal: Option<Refusal>,
     /// Canary probes its interface got since it started; `None`: not watched.
     pub canary_total: Option<u64>,
+    /// Groups it had joined when the first canary probe came (`None`: none came).
+    pub flood_at: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -74,6 +76,7 @@ impl Stepper {
                 refused: n.refused.max(facts.refused),
                 refusal: n.refusal.or(facts.refusal),
                 canary_total: n.canary_total.max(facts.canary_total),
+                flood_at: n.flood_at.or(facts.flood_at),
             },
         });
     }
@@ -99,6 +102,7 @@ impl Stepper {
                     refused: newest.refused,
                     refusal: newest.refusal,
                     canary_seen,
+                    flood_at: newest.flood_at,
                 },
             ));
             r.joined_before = r.joined_before.max(newest.joined);
@@ -148,10 +152,10 @@ mod tests {
     #[test]
     fn refusals_silence_and_unwatched_canaries() {
         let mut s = Stepper::new(30);
-        s.ack(H, Some(0), AckFacts { joined: 20, refused: 0, refusal: None, canary_total: None });
+        s.ack(H, Some(0), AckFacts { joined: 20, ..AckFacts::default() });
         s.finish();
         let refused =
-            AckFacts { joined: 20, refused: 3, refusal: Some(Refusal::SocketMemberships), canary_total: None };
+            AckFacts { joined: 20, refused: 3, refusal: Some(Refusal::SocketMemberships), ..AckFacts::default() };
         s.ack(H, Some(1), refused);
         // An older ack arriving late does not lower the counts.
         s.ack(H, Some(2), AckFacts { joined: 19, ..AckFacts::default() });

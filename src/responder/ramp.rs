@@ -49,7 +49,7 @@ impl RampSpec {
 }
 
 /// What the acks tell, shared between the ramp's thread and the engine.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
     joined: AtomicU32,
     refused: AtomicU32,
@@ -57,6 +57,21 @@ pub(crate) struct Shared {
     refusal: AtomicU8,
     canary: AtomicU64,
     watched: AtomicBool,
+    /// Groups joined when the first canary probe came; u32::MAX: none yet.
+    flood_at: AtomicU32,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            joined: AtomicU32::new(0),
+            refused: AtomicU32::new(0),
+            refusal: AtomicU8::new(0),
+            canary: AtomicU64::new(0),
+            watched: AtomicBool::new(false),
+            flood_at: AtomicU32::new(u32::MAX),
+        }
+    }
 }
 
 fn refusal_code(e: &std::io::Error) -> u8 {
@@ -81,11 +96,13 @@ impl Shared {
             // u32::MAX says "not watched" on the wire.
             self.canary.load(Ordering::Relaxed).min(u64::from(u32::MAX - 1)) as u32
         });
+        let flood_at = self.flood_at.load(Ordering::Relaxed);
         Memberships {
             joined: self.joined.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             refusal,
             canary,
+            flood_at: (flood_at != u32::MAX).then_some(flood_at),
         }
     }
 
@@ -228,6 +245,10 @@ fn ramp_loop(mut joiner: Joiner, spec: RampSpec, mut tap: Option<Tap>, shared: &
                     seen += 1;
                 }
             });
+            if seen > 0 {
+                let joined = shared.joined.load(Ordering::Relaxed);
+                let _ = shared.flood_at.compare_exchange(u32::MAX, joined, Ordering::Relaxed, Ordering::Relaxed);
+            }
             shared.canary.fetch_add(seen, Ordering::Relaxed);
             if read.is_err() {
                 tap = None;
@@ -248,7 +269,7 @@ mod tests {
         assert_eq!(spec.due(Duration::from_millis(1500), 12), 10);
         assert_eq!(spec.due(Duration::from_secs(9), 12), 12);
         let s = Shared::default();
-        assert_eq!(s.memberships(), Memberships { joined: 0, refused: 0, refusal: None, canary: None });
+        assert_eq!(s.memberships(), Memberships { joined: 0, refused: 0, refusal: None, canary: None, flood_at: None });
         s.refuse(&std::io::Error::from_raw_os_error(nix::libc::ENOBUFS));
         s.refuse(&std::io::Error::from_raw_os_error(nix::libc::EMFILE));
         s.watched.store(true, Ordering::Relaxed);

@@ -426,6 +426,10 @@ fn newest_memberships(a: crate::wire::Memberships, b: crate::wire::Memberships) 
         refused: a.refused.max(b.refused),
         refusal: a.refusal.or(b.refusal),
         canary: a.canary.max(b.canary),
+        flood_at: match (a.flood_at, b.flood_at) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        },
     }
 }
 

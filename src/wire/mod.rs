@@ -89,7 +89,7 @@
 //! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
 //!                   time (no CAP_NET_RAW: about one kernel tick early, and no leave delay);
 //!                   0 = unknown
-//! 133  joined    4  the memberships record (ext_len 81), only with the group and the join/leave
+//! 133  joined    4  the memberships record (ext_len 85), only with the group and the join/leave
 //!                   record above (all zero when the responder has none to tell), and only when
 //!                   the whole name still fits; sent by a responder ramping its memberships
 //!                   (`respond --groups … --ramp`, for `mcprobe max-groups`): groups of its list
@@ -100,6 +100,8 @@
 //! 142  canary    4  probes of its canary group (one it did not join) that reached its
 //!                   interface, counted by its packet tap since it started (saturating):
 //!                   flooding; u32::MAX = not watched (no CAP_NET_RAW)
+//! 146  flood_at  4  groups it had joined when the first canary probe arrived: where flooding
+//!                   began, to the ramp's step; u32::MAX = none arrived (or not watched)
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -188,7 +190,7 @@ pub(crate) const JOIN_LEAVE_LEN: usize = 4 + 9 + 9 + 1;
 /// Bytes of the extension with the group and its join/leave record.
 pub const EXT_JOIN_LEAVE_LEN: usize = EXT_GROUP_LEN + JOIN_LEAVE_LEN;
 /// Bytes of the memberships record ([`Memberships`]) after the join/leave record.
-pub(crate) const MEMBERSHIPS_LEN: usize = 4 + 4 + 1 + 4;
+pub(crate) const MEMBERSHIPS_LEN: usize = 4 + 4 + 1 + 4 + 4;
 /// Bytes of the extension with the group, the join/leave record and the memberships record.
 pub const EXT_MEMBERSHIPS_LEN: usize = EXT_JOIN_LEAVE_LEN + MEMBERSHIPS_LEN;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
@@ -328,6 +330,8 @@ pub struct Memberships {
     pub refusal: Option<MembershipRefusal>,
     /// Probes of its canary group that reached its interface (`None`: not watched).
     pub canary: Option<u32>,
+    /// Groups it had joined when the first canary probe arrived (`None`: none arrived).
+    pub flood_at: Option<u32>,
 }
 
 impl Memberships {
@@ -660,6 +664,7 @@ impl Ack {
                 buf.extend_from_slice(&m.refused.to_be_bytes());
                 buf.push(m.refusal_byte());
                 buf.extend_from_slice(&m.canary.unwrap_or(u32::MAX).to_be_bytes());
+                buf.extend_from_slice(&m.flood_at.unwrap_or(u32::MAX).to_be_bytes());
             }
         }
         if !name.is_empty() {
@@ -801,7 +806,8 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 };
                 let memberships = if len >= EXT_MEMBERSHIPS_LEN {
                     let (joined, refused, refusal) = (e.u32()?, e.u32()?, Memberships::refusal_of(e.u8()?));
-                    Some(Memberships { joined, refused, refusal, canary: known32(e.u32()?) })
+                    let (canary, flood_at) = (known32(e.u32()?), known32(e.u32()?));
+                    Some(Memberships { joined, refused, refusal, canary, flood_at })
                 } else {
                     None
                 };
@@ -1027,18 +1033,25 @@ mod tests {
     #[test]
     fn the_memberships_record_follows_the_join_leave_record_and_older_decoders_skip_it() {
         let g: IpAddr = "239.9.0.1".parse().unwrap();
-        let m = Memberships { joined: 58, refused: 2, refusal: Some(MembershipRefusal::SocketLimit), canary: Some(7) };
+        let m = Memberships {
+            joined: 58,
+            refused: 2,
+            refusal: Some(MembershipRefusal::SocketLimit),
+            canary: Some(7),
+            flood_at: Some(56),
+        };
         let ext = AckExt { group: Some(g), memberships: Some(m), ..AckExt::default() };
         let a = Ack { ext: Some(ext), arrival: Arrival::Multicast, ..ack("h2") };
         let bytes = a.encode_within(ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3).unwrap();
         assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3);
-        assert_eq!(bytes[64], 81);
+        assert_eq!(bytes[64], 85);
         // No join/leave record to tell: a zero one holds its place.
         assert!(bytes[110..133].iter().all(|&b| b == 0));
         assert_eq!(bytes[133..137], 58u32.to_be_bytes());
         assert_eq!(bytes[137..141], 2u32.to_be_bytes());
         assert_eq!(bytes[141], 1);
         assert_eq!(bytes[142..146], 7u32.to_be_bytes());
+        assert_eq!(bytes[146..150], 56u32.to_be_bytes());
         let Ok(Message::Ack(back)) = decode(&bytes) else { panic!("decodes") };
         assert_eq!(back.ext, Some(AckExt { join_leave: Some(GroupDelays::default()), ..ext }));
         // A decoder from before it reads up to the join/leave record and skips the rest.

@@ -115,6 +115,9 @@ fn a_full_bridge_table_floods_and_the_search_names_it() {
         // The true count lies in (worked, at]; the steps bound how close they are.
         let step: u32 = ramp.split('/').next().unwrap().parse().unwrap();
         assert!(worked <= fits && fits < at && at - worked <= 4 * step, "{worked}..{at} vs {fits}:\n{out}");
+        // Where flooding began is the responder's count when the first canary probe came: at
+        // most one ramp step past the true figure.
+        assert!(at <= fits + step, "flooding by {at}, {fits} fit:\n{out}");
         assert!(worked > 20, "stopped at the per-socket limit:\n{out}");
         assert!(out.contains("its size is the count that worked plus those"), "{out}");
         // The bridge: full, 6 of its entries the hosts' IPv6 groups, snooping off.

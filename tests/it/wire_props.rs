@@ -32,7 +32,8 @@ fn any_join_leave() -> impl Strategy<Value = GroupDelays> {
 
 /// A memberships record.
 fn any_memberships() -> impl Strategy<Value = Memberships> {
-    (any::<u32>(), any::<u32>(), 0u8..5, proptest::option::of(0..u32::MAX)).prop_map(|(joined, refused, r, canary)| {
+    let counts = (proptest::option::of(0..u32::MAX), proptest::option::of(0..u32::MAX));
+    (any::<u32>(), any::<u32>(), 0u8..5, counts).prop_map(|(joined, refused, r, (canary, flood_at))| {
         let refusal = [
             None,
             Some(MembershipRefusal::SocketLimit),
@@ -40,7 +41,7 @@ fn any_memberships() -> impl Strategy<Value = Memberships> {
             Some(MembershipRefusal::Memory),
             Some(MembershipRefusal::Other),
         ][usize::from(r)];
-        Memberships { joined, refused, refusal, canary }
+        Memberships { joined, refused, refusal, canary, flood_at }
     })
 }
 
