@@ -18,7 +18,7 @@
 mod host;
 
 pub(crate) use host::rtt_histogram;
-pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
+pub(crate) use host::{Attribution, GroupAnswer, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 pub use host::{GroupTally, IntervalRtt};
 
 use serde::Serialize;
@@ -138,6 +138,8 @@ struct OnTime {
     /// The id that answered and its limited counter (for outages).
     id: u64,
     limited: u64,
+    /// Its `received` counter, when its counters are believed (per-group loss direction).
+    received: Option<u64>,
 }
 
 /// What became of an ack handed to [`Run::on_ack`].
@@ -430,7 +432,8 @@ impl Run {
             (false, Some(v)) => v.limited,
             (false, None) => 0,
         };
-        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
+        let received = (consistent && !self.cfg.plain).then(|| ResponderView::of(ack).received);
+        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited, received });
         let interval = self.cfg.intervals.then_some(probe.interval);
         // Since the run's start on a clock that does not step: the arrival less the wall
         // clock's whole move since then.
@@ -579,7 +582,13 @@ impl Run {
             host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
             if self.cfg.groups > 1 {
                 let groups = self.cfg.groups as usize;
-                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer.map(|a| a.rtt_ns));
+                let answer = answer.map(|a| GroupAnswer {
+                    rtt_ns: a.rtt_ns,
+                    id: a.id,
+                    received: a.received,
+                    limited: a.limited,
+                });
+                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer);
             }
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
@@ -788,6 +797,8 @@ pub struct Figures {
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// With `--groups`: (groups never answered on, groups probed).
+    pub groups_missing: Option<(u64, u64)>,
 }
 
 /// How a path's lost probes divide by where they were lost: the one loss breakdown every row
@@ -916,6 +927,8 @@ impl Figures {
             longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
             last_seq: h.max_seq,
+            groups_missing: (!h.groups.is_empty())
+                .then(|| (h.groups.iter().filter(|t| !t.reached()).count() as u64, h.groups.len() as u64)),
         }
     }
 
