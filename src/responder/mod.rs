@@ -32,7 +32,9 @@ pub(crate) mod prober_log;
 
 // The benches and the fuzz target drive these parts of the step directly.
 pub use guard::{is_fresh, AllowList, Budget, SeqWindow, SessionTable, DEFAULT_MAX_CLOCK_SKEW_NS};
+mod ramp;
 pub(crate) use guard::{skew_ns, Notices, RateLimiter, SeqCheck, MAX_CLOCK_SKEW_NS};
+pub use ramp::RampSpec;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +82,8 @@ pub struct ResponderConfig {
     /// Tap the interfaces for probes that reach this host but not the socket (needs
     /// CAP_NET_RAW; without it, an [`Event::TapUnavailable`]).
     pub tap: bool,
+    /// `--ramp`: join `groups` a step at a time, for `mcprobe max-groups` (see [`ramp`]).
+    pub ramp: Option<RampSpec>,
 }
 
 #[cfg(test)]
@@ -102,6 +106,7 @@ impl ResponderConfig {
             key,
             plain: false,
             tap: false,
+            ramp: None,
         }
     }
 }
@@ -325,6 +330,8 @@ pub struct Engine {
     arrivals: Option<arrivals::Arrivals>,
     /// Multicast probes at the socket, per source: told in acks (see [`heard`]).
     heard: heard::Heard,
+    /// `--ramp`: its memberships so far, told in acks (see [`ramp`]).
+    ramp: Option<std::sync::Arc<ramp::Shared>>,
 }
 
 impl Engine {
@@ -359,6 +366,7 @@ impl Engine {
             joined_ns: None,
             arrivals: None,
             heard: heard::Heard::default(),
+            ramp: None,
         }
     }
 
@@ -585,7 +593,10 @@ impl Engine {
             filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
             heard: self.heard.of(d.from.ip()).map(|n| n.min(u64::from(u32::MAX - 1)) as u32),
             // Told where the prober cannot know it: a unicast probe says nothing of the group.
-            group: (arrival == Arrival::Unicast).then_some(self.group),
+            // A ramping responder tells it in every ack: its memberships record goes with it.
+            group: (arrival == Arrival::Unicast || self.ramp.is_some()).then_some(self.group),
+            join_leave: None,
+            memberships: self.ramp.as_ref().map(|r| r.memberships()),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.
@@ -645,6 +656,17 @@ pub(crate) struct Responder {
     /// The packet tap, or why it could not start (told as the first event after `Listening`).
     tap: Option<Result<probe_tap::ProbeTap, String>>,
     cfg: ResponderConfig,
+    /// `--ramp`: the thread joining the groups, stopped when the responder is dropped.
+    ramp: Option<ramp::Ramp>,
+}
+
+/// The sockets holding the memberships: every group joined now, or with `--ramp` empty ones
+/// the ramp fills (see [`ramp`]).
+fn open_sockets(cfg: &ResponderConfig) -> Result<(Vec<UdpSocket>, Option<ramp::Ramp>)> {
+    match cfg.ramp {
+        Some(spec) => ramp::start(cfg, spec).map(|(s, r)| (s, Some(r))),
+        None => Ok((net::responder_sockets(&cfg.groups, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?, None)),
+    }
 }
 
 impl Responder {
@@ -653,16 +675,17 @@ impl Responder {
         // Read before the join, so that no probe can arrive before it (a few µs of socket set-up
         // are counted in the join delay).
         let joining_ns = net::now_ns();
-        let socks = net::responder_sockets(&cfg.groups, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
+        let (socks, ramp) = open_sockets(&cfg)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
+        engine.ramp = ramp.as_ref().map(|r| r.shared.clone());
         engine.joined(joining_ns);
         let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg));
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();
         }
-        Ok(Responder { socks, reply, engine, tap, cfg })
+        Ok(Responder { socks, reply, engine, tap, cfg, ramp })
     }
 
     /// How many sockets hold the memberships (one per block of groups, see
@@ -680,6 +703,9 @@ impl Responder {
     /// processing (well under a µs each) is not in the dwell of the earlier ones.
     pub(crate) fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
         on_event(&Event::Listening { id: self.engine.id() });
+        if let Some(why) = self.ramp.as_mut().and_then(|r| r.unwatched.take()) {
+            on_event(&Event::TapUnavailable(why));
+        }
         let tap = match self.tap.take() {
             Some(Ok(t)) => Some(t),
             Some(Err(why)) => {

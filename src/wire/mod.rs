@@ -73,6 +73,35 @@
 //!                   multicast goes unanswered where unicast works can tell a responder on
 //!                   another group from a network fault: 1 byte family (4 or 6), then the
 //!                   address (IPv4 in the first 4 of 16 bytes, the rest zero)
+//! 110  joins     4  the join/leave record (ext_len 68), only with the group above, which it is
+//!                   about (then also in acks to multicast probes: the probe's group), and only
+//!                   when the whole name still fits: joins of that group the responder measured
+//!                   so far (`respond --churn`), saturating; then the latest join and leave:
+//! 114  join      9  1 byte state, 8 bytes ns: state 1 = measured (ns from the membership report
+//!                   leaving the responder to the group's first probe arriving, RFC 3918 §8.2);
+//!                   0 = none yet; 2 = the group was already arriving (the LAN floods it: no
+//!                   delay); 3 = never arrived while joined; 6 = not measurable here; the ns are
+//!                   0 unless the state is 1; an unknown state reads as 0
+//! 123  leave     9  the same for the latest leave (RFC 3918 §6.2: ns from the leave report to
+//!                   the group's last probe arriving); states also 4 = no probe after the leave,
+//!                   5 = still arriving when the group was joined again or the watch ended (the
+//!                   LAN floods it: no delay)
+//! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
+//!                   time (no CAP_NET_RAW: about one kernel tick early, and no leave delay);
+//!                   0 = unknown
+//! 133  joined    4  the memberships record (ext_len 85), only with the group and the join/leave
+//!                   record above (all zero when the responder has none to tell), and only when
+//!                   the whole name still fits; sent by a responder ramping its memberships
+//!                   (`respond --groups … --ramp`, for `mcprobe max-groups`): groups of its list
+//!                   it has joined so far (the first `joined`, in the list's order)
+//! 137  refused   4  memberships its kernel refused so far (saturating)
+//! 141  refusal   1  why the first was refused: 0 none, 1 ENOBUFS (a socket's membership or
+//!                   option-memory limit), 2 EMFILE/ENFILE (file descriptors), 3 ENOMEM, 255 other
+//! 142  canary    4  probes of its canary group (one it did not join) that reached its
+//!                   interface, counted by its packet tap since it started (saturating):
+//!                   flooding; u32::MAX = not watched (no CAP_NET_RAW)
+//! 146  flood_at  4  groups it had joined when the first canary probe arrived: where flooding
+//!                   began, to the ramp's step; u32::MAX = none arrived (or not watched)
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -156,6 +185,14 @@ pub const EXT_LEN: usize = 28;
 pub(crate) const EXT_FILTERED_LEN: usize = 24;
 /// Bytes of the extension with the group a responder serves (acks to unicast probes).
 pub const EXT_GROUP_LEN: usize = EXT_LEN + 17;
+/// Bytes of the join/leave record ([`GroupDelays`]) after the group.
+pub(crate) const JOIN_LEAVE_LEN: usize = 4 + 9 + 9 + 1;
+/// Bytes of the extension with the group and its join/leave record.
+pub const EXT_JOIN_LEAVE_LEN: usize = EXT_GROUP_LEN + JOIN_LEAVE_LEN;
+/// Bytes of the memberships record ([`Memberships`]) after the join/leave record.
+pub(crate) const MEMBERSHIPS_LEN: usize = 4 + 4 + 1 + 4 + 4;
+/// Bytes of the extension with the group, the join/leave record and the memberships record.
+pub const EXT_MEMBERSHIPS_LEN: usize = EXT_JOIN_LEAVE_LEN + MEMBERSHIPS_LEN;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
 /// wrote.
 pub(crate) const EXT_MIN_LEN: usize = 20;
@@ -260,6 +297,131 @@ pub struct AckExt {
     /// the prober's group), travels only when the whole name fits too; `None` when it did not,
     /// or the responder predates the field.
     pub group: Option<IpAddr>,
+    /// The latest join and leave delay of `group` (`respond --churn`): travels only with the
+    /// group and when the whole name fits too; `None` otherwise, or from older responders.
+    pub join_leave: Option<GroupDelays>,
+    /// A ramping responder's memberships (`respond --ramp`): travels only with the group and
+    /// the join/leave record (a zero one when `join_leave` is `None`: it then decodes as
+    /// `Some` of the default), when the whole name fits too.
+    pub memberships: Option<Memberships>,
+}
+
+/// Why a responder's kernel refused a membership, as the memberships record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MembershipRefusal {
+    /// ENOBUFS: a socket's membership count or option memory.
+    SocketLimit,
+    /// EMFILE or ENFILE.
+    Files,
+    /// ENOMEM.
+    Memory,
+    /// Anything else (or a code a later version added).
+    Other,
+}
+
+/// A ramping responder's memberships so far (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Memberships {
+    /// Groups of its list joined, in the list's order.
+    pub joined: u32,
+    /// Memberships its kernel refused (saturating).
+    pub refused: u32,
+    /// Why the first was refused (`None`: none refused).
+    pub refusal: Option<MembershipRefusal>,
+    /// Probes of its canary group that reached its interface (`None`: not watched).
+    pub canary: Option<u32>,
+    /// Groups it had joined when the first canary probe arrived (`None`: none arrived).
+    pub flood_at: Option<u32>,
+}
+
+impl Memberships {
+    fn refusal_byte(&self) -> u8 {
+        match self.refusal {
+            None => 0,
+            Some(MembershipRefusal::SocketLimit) => 1,
+            Some(MembershipRefusal::Files) => 2,
+            Some(MembershipRefusal::Memory) => 3,
+            Some(MembershipRefusal::Other) => 255,
+        }
+    }
+
+    fn refusal_of(b: u8) -> Option<MembershipRefusal> {
+        match b {
+            0 => None,
+            1 => Some(MembershipRefusal::SocketLimit),
+            2 => Some(MembershipRefusal::Files),
+            3 => Some(MembershipRefusal::Memory),
+            _ => Some(MembershipRefusal::Other),
+        }
+    }
+}
+
+/// One join's or leave's delay, as a responder reports it (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DelayFigure {
+    /// None measured yet (or a state a later version added).
+    #[default]
+    None,
+    /// The delay, ns.
+    Measured(u64),
+    /// Join: the group arrived before the join (the LAN floods it): no join delay.
+    AlreadyArriving,
+    /// Join: the group never arrived while joined.
+    NeverArrived,
+    /// Leave: no probe of the group arrived after the leave.
+    NoneAfter,
+    /// Leave: the group kept arriving until the next join or the end (the LAN floods it).
+    StillArriving,
+    /// The responder cannot measure it (a leave without a packet tap).
+    NotMeasurable,
+}
+
+impl DelayFigure {
+    fn to_wire(self) -> (u8, u64) {
+        match self {
+            DelayFigure::None => (0, 0),
+            DelayFigure::Measured(ns) => (1, ns),
+            DelayFigure::AlreadyArriving => (2, 0),
+            DelayFigure::NeverArrived => (3, 0),
+            DelayFigure::NoneAfter => (4, 0),
+            DelayFigure::StillArriving => (5, 0),
+            DelayFigure::NotMeasurable => (6, 0),
+        }
+    }
+
+    fn from_wire(state: u8, ns: u64) -> Self {
+        match state {
+            1 => DelayFigure::Measured(ns),
+            2 => DelayFigure::AlreadyArriving,
+            3 => DelayFigure::NeverArrived,
+            4 => DelayFigure::NoneAfter,
+            5 => DelayFigure::StillArriving,
+            6 => DelayFigure::NotMeasurable,
+            _ => DelayFigure::None,
+        }
+    }
+}
+
+/// Where a responder's join and leave instants come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DelayClock {
+    #[default]
+    Unknown,
+    /// Kernel timestamps of the report and the probes at the interface (a packet tap).
+    Interface,
+    /// The time of the join system call: about one kernel tick before the report leaves.
+    Syscall,
+}
+
+/// The latest join and leave delay of one group at a responder: travels with the group it is
+/// about (the ack's probe's), when there is room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct GroupDelays {
+    /// Joins of the group measured so far (saturating).
+    pub joins: u32,
+    pub join: DelayFigure,
+    pub leave: DelayFigure,
+    pub clock: DelayClock,
 }
 
 /// An ack as a responder sends it back.
@@ -435,7 +597,18 @@ impl Ack {
         // The group only where it costs the name nothing: names label every row.
         let name_len = if self.name.is_empty() { 0 } else { 1 + self.name.len().min(MAX_NAME_LEN) };
         let group = ext.and_then(|e| e.group).filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + name_len);
-        let ext_len = if group.is_some() { EXT_GROUP_LEN } else { EXT_LEN };
+        let join_leave = (ext.and_then(|e| e.join_leave).filter(|_| group.is_some()))
+            .filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + name_len);
+        // The memberships record after the join/leave record (a zero one when there is none).
+        let memberships = (ext.and_then(|e| e.memberships).filter(|_| group.is_some()))
+            .filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + name_len);
+        let join_leave = join_leave.or(memberships.map(|_| GroupDelays::default()));
+        let ext_len = match (group, join_leave, memberships) {
+            (Some(_), Some(_), Some(_)) => EXT_MEMBERSHIPS_LEN,
+            (Some(_), Some(_), None) => EXT_JOIN_LEAVE_LEN,
+            (Some(_), None, _) => EXT_GROUP_LEN,
+            _ => EXT_LEN,
+        };
         let used = ACK_FIXED_LEN + if ext.is_some() { 1 + ext_len } else { 0 };
         let room = limit.saturating_sub(used + 1).min(MAX_NAME_LEN);
         let name = truncate_utf8(&self.name, room);
@@ -472,6 +645,26 @@ impl Ack {
                 };
                 buf.push(family);
                 buf.extend_from_slice(&addr);
+            }
+            if let Some(jl) = join_leave {
+                buf.extend_from_slice(&jl.joins.to_be_bytes());
+                for f in [jl.join, jl.leave] {
+                    let (state, ns) = f.to_wire();
+                    buf.push(state);
+                    buf.extend_from_slice(&ns.to_be_bytes());
+                }
+                buf.push(match jl.clock {
+                    DelayClock::Unknown => 0,
+                    DelayClock::Interface => 1,
+                    DelayClock::Syscall => 2,
+                });
+            }
+            if let Some(m) = memberships {
+                buf.extend_from_slice(&m.joined.to_be_bytes());
+                buf.extend_from_slice(&m.refused.to_be_bytes());
+                buf.push(m.refusal_byte());
+                buf.extend_from_slice(&m.canary.unwrap_or(u32::MAX).to_be_bytes());
+                buf.extend_from_slice(&m.flood_at.unwrap_or(u32::MAX).to_be_bytes());
             }
         }
         if !name.is_empty() {
@@ -598,7 +791,27 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 let filtered = if len >= EXT_FILTERED_LEN { known32(e.u32()?) } else { None };
                 let heard = if len >= EXT_LEN { known32(e.u32()?) } else { None };
                 let group = if len >= EXT_GROUP_LEN { read_group(e.u8()?, e.take(16)?)? } else { None };
-                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group })
+                let join_leave = if len >= EXT_JOIN_LEAVE_LEN {
+                    let joins = e.u32()?;
+                    let join = DelayFigure::from_wire(e.u8()?, e.u64()?);
+                    let leave = DelayFigure::from_wire(e.u8()?, e.u64()?);
+                    let clock = match e.u8()? {
+                        1 => DelayClock::Interface,
+                        2 => DelayClock::Syscall,
+                        _ => DelayClock::Unknown,
+                    };
+                    Some(GroupDelays { joins, join, leave, clock })
+                } else {
+                    None
+                };
+                let memberships = if len >= EXT_MEMBERSHIPS_LEN {
+                    let (joined, refused, refusal) = (e.u32()?, e.u32()?, Memberships::refusal_of(e.u8()?));
+                    let (canary, flood_at) = (known32(e.u32()?), known32(e.u32()?));
+                    Some(Memberships { joined, refused, refusal, canary, flood_at })
+                } else {
+                    None
+                };
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave, memberships })
             } else {
                 None
             };
@@ -735,6 +948,8 @@ mod tests {
             filtered: Some(7),
             heard: Some(9),
             group: None,
+            join_leave: None,
+            memberships: None,
         };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
@@ -774,6 +989,89 @@ mod tests {
         short[64] = EXT_MIN_LEN as u8 - 1;
         short.pop();
         assert!(matches!(decode(&short), Err(DecodeError::BadField("extension length", 19))));
+    }
+
+    #[test]
+    fn the_join_leave_record_follows_the_group_and_older_decoders_skip_it() {
+        let g: IpAddr = "239.1.1.7".parse().unwrap();
+        let jl = GroupDelays {
+            joins: 3,
+            join: DelayFigure::Measured(1_500_000),
+            leave: DelayFigure::StillArriving,
+            clock: DelayClock::Interface,
+        };
+        let ext = AckExt { group: Some(g), join_leave: Some(jl), ..AckExt::default() };
+        let a = Ack { ext: Some(ext), arrival: Arrival::Multicast, ..ack("h2") };
+        let bytes = a.encode_within(ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 3).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 3);
+        assert_eq!(bytes[64], 68);
+        assert_eq!(bytes[93..98], [4, 239, 1, 1, 7]);
+        assert_eq!(bytes[110..114], 3u32.to_be_bytes());
+        assert_eq!(bytes[114], 1);
+        assert_eq!(bytes[115..123], 1_500_000u64.to_be_bytes());
+        assert_eq!((bytes[123], &bytes[124..132], bytes[132]), (5, &[0u8; 8][..], 1));
+        assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        // A decoder from before the record reads the extension up to the group and skips the
+        // rest (as this one skips a later version's fields): the same ack, less the record.
+        let mut before = bytes[..ACK_FIXED_LEN + 1 + EXT_GROUP_LEN].to_vec();
+        before[64] = EXT_GROUP_LEN as u8;
+        before.extend_from_slice(&bytes[ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN..]);
+        let Ok(Message::Ack(back)) = decode(&before) else { panic!("decodes") };
+        assert_eq!(back.ext, Some(AckExt { join_leave: None, ..ext }));
+        // A state a later version adds reads as none; a record without its group is not sent.
+        let mut later = bytes.clone();
+        later[114] = 77;
+        let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
+        assert_eq!(back.ext.unwrap().join_leave.unwrap().join, DelayFigure::None);
+        let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };
+        assert_eq!(alone.encode_within(400).unwrap()[64], EXT_LEN as u8);
+        // One byte short of the record and the whole name: the name stays, the record goes.
+        let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 2).unwrap();
+        assert_eq!(tight[64] as usize, EXT_GROUP_LEN);
+    }
+
+    #[test]
+    fn the_memberships_record_follows_the_join_leave_record_and_older_decoders_skip_it() {
+        let g: IpAddr = "239.9.0.1".parse().unwrap();
+        let m = Memberships {
+            joined: 58,
+            refused: 2,
+            refusal: Some(MembershipRefusal::SocketLimit),
+            canary: Some(7),
+            flood_at: Some(56),
+        };
+        let ext = AckExt { group: Some(g), memberships: Some(m), ..AckExt::default() };
+        let a = Ack { ext: Some(ext), arrival: Arrival::Multicast, ..ack("h2") };
+        let bytes = a.encode_within(ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3);
+        assert_eq!(bytes[64], 85);
+        // No join/leave record to tell: a zero one holds its place.
+        assert!(bytes[110..133].iter().all(|&b| b == 0));
+        assert_eq!(bytes[133..137], 58u32.to_be_bytes());
+        assert_eq!(bytes[137..141], 2u32.to_be_bytes());
+        assert_eq!(bytes[141], 1);
+        assert_eq!(bytes[142..146], 7u32.to_be_bytes());
+        assert_eq!(bytes[146..150], 56u32.to_be_bytes());
+        let Ok(Message::Ack(back)) = decode(&bytes) else { panic!("decodes") };
+        assert_eq!(back.ext, Some(AckExt { join_leave: Some(GroupDelays::default()), ..ext }));
+        // A decoder from before it reads up to the join/leave record and skips the rest.
+        let mut before = bytes[..ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN].to_vec();
+        before[64] = EXT_JOIN_LEAVE_LEN as u8;
+        before.extend_from_slice(&bytes[ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN..]);
+        let Ok(Message::Ack(older)) = decode(&before) else { panic!("decodes") };
+        assert_eq!(older.ext.unwrap().memberships, None);
+        // Unwatched canary, a refusal code a later version adds.
+        let mut later = bytes.clone();
+        later[141] = 9;
+        later[142..146].copy_from_slice(&u32::MAX.to_be_bytes());
+        let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
+        let got = back.ext.unwrap().memberships.unwrap();
+        assert_eq!((got.refusal, got.canary), (Some(MembershipRefusal::Other), None));
+        // Without its group, or without room for it and the whole name, it is not sent.
+        let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };
+        assert_eq!(alone.encode_within(400).unwrap()[64], EXT_LEN as u8);
+        let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 2).unwrap();
+        assert_eq!(tight[64] as usize, EXT_GROUP_LEN);
     }
 
     #[test]

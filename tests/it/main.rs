@@ -21,6 +21,7 @@ mod json_schema;
 mod lab_accuracy;
 mod lab_faults;
 mod lab_groups;
+mod lab_max_groups;
 mod lab_rate_mesh;
 mod lab_unicast;
 mod lab_watch;
