@@ -276,6 +276,21 @@ impl Tap {
         }
     }
 
+    /// Between two drains: after one that read frames, a [`POLL`] sleep, so that under load
+    /// frames are read in batches; after an empty one, a wait for the next frame of at most
+    /// [`TICK`] (for a stop flag), so that an idle tap does not wake 200 times a second (it
+    /// cost a prober at 10 probes/s more CPU than its probes: issue 25).
+    pub(crate) fn pause(&self, drained: usize) {
+        if drained > 0 {
+            std::thread::sleep(POLL);
+            return;
+        }
+        let mut fds = [libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        // SAFETY: one valid pollfd for the duration of the call. An error or EINTR just ends the
+        // wait early: the caller drains and comes back.
+        unsafe { libc::poll(fds.as_mut_ptr(), 1, TICK.as_millis() as libc::c_int) };
+    }
+
     /// The bytes of frame `i` of the last [`Tap::recv`] (from the network header).
     pub(crate) fn frame(&self, i: usize) -> &[u8] {
         let start = i * SNAP as usize;

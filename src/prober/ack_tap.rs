@@ -86,7 +86,7 @@ impl AckTap {
                 loop {
                     // Read after the stop too: everything queued by then is counted.
                     let last = s.load(Ordering::Acquire);
-                    let _ = tap.drain(|frame, _| match tap::parse(frame) {
+                    let got = tap.drain(|frame, _| match tap::parse(frame) {
                         Some(u) if filter.matches(u.payload) => batch.push(u.src),
                         _ => {}
                     });
@@ -100,7 +100,8 @@ impl AckTap {
                     if last {
                         break;
                     }
-                    std::thread::sleep(tap::POLL);
+                    // A failed read sleeps as a busy one: poll would return at once again.
+                    tap.pause(got.unwrap_or(1));
                 }
                 tap.drops()
             })

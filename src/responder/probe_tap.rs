@@ -93,9 +93,7 @@ impl ProbeTap {
                             }
                         }
                     });
-                    if read.is_err() {
-                        break;
-                    }
+                    let Ok(read) = read else { break };
                     if !seen.is_empty() || !elsewhere.is_empty() {
                         let now = now_ns();
                         let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,7 +103,7 @@ impl ProbeTap {
                             *p.elsewhere.entry(i).or_default() += 1;
                         }
                     }
-                    std::thread::sleep(tap::POLL);
+                    tap.pause(read);
                 }
             })
             .map_err(|e| format!("not watching the probes at the interface: cannot start a thread: {e}"))?;
