@@ -40,6 +40,8 @@ struct Spec {
     rcvbuf: usize,
     querier_wait: Option<Duration>,
     ack_port: Option<u16>,
+    /// `--mesh` / `mesh = true`: also answer the group, under this name.
+    mesh: Option<String>,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -65,7 +67,14 @@ impl Spec {
 pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
     let (targets, watches) = match &a.config {
         Some(path) => {
-            let (targets, watches) = from_file(path)?;
+            let (mut targets, watches) = from_file(path)?;
+            // A `mesh = true` target answers under --name (the host's name by default).
+            if targets.iter().any(|t| t.mesh.is_some()) {
+                let name = super::name(&a.name)?;
+                for m in targets.iter_mut().filter_map(|t| t.mesh.as_mut()) {
+                    m.responder.name = name.clone();
+                }
+            }
             for w in &watches {
                 // Every group can have a stream of its own.
                 if w.groups.len() > a.max_series {
@@ -113,6 +122,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 rcvbuf: a.net.rcvbuf,
                 querier_wait: a.querier.querier_wait,
                 ack_port: a.send.ack_port,
+                mesh: if a.mesh { Some(super::name(&a.name)?) } else { None },
                 from_flags: true,
             };
             (vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?], Vec::new())
@@ -162,6 +172,9 @@ struct FileTarget {
     rcvbuf: Option<String>,
     querier_wait: Option<String>,
     ack_port: Option<u16>,
+    /// Also answer the group (as `--mesh`).
+    #[serde(default)]
+    mesh: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,6 +517,8 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         rcvbuf,
         querier_wait: t.querier_wait.as_ref().map(|s| field("querier_wait", parse_duration(s))).transpose()?,
         ack_port: t.ack_port,
+        // The name is --name's, set once every target is read.
+        mesh: t.mesh.then(String::new),
         from_flags: false,
     })
 }
@@ -565,7 +580,20 @@ fn build(s: Spec) -> Result<Target, String> {
         }
         (None, IpAddr::V4(_)) => {}
     }
-    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
+    // A mesh host answers the group itself: its own addresses are not peers to probe.
+    let mut hosts = s.hosts.clone();
+    if s.mesh.is_some() {
+        if s.groups.len() > 1 {
+            return Err(format!(
+                "{}: a mesh probes and answers one group; --groups gives {}",
+                s.what("mesh"),
+                s.groups.len()
+            ));
+        }
+        let local = net::local_addrs().map_err(|e| format!("{e:#}"))?;
+        hosts.retain(|h| !local.contains(h));
+    }
+    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, hosts.len(), 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
     // Every window probes every group (probe k to group k mod N): the reach of a group in a
@@ -591,12 +619,19 @@ fn build(s: Spec) -> Result<Target, String> {
         rcvbuf: s.rcvbuf,
         key: s.key,
         outage_min: s.outage_min,
-        hosts: s.hosts,
+        hosts,
         ack_port,
         groups: s.groups,
-        ..super::probe_defaults(s.group, s.port, iface)
+        ..super::probe_defaults(s.group, s.port, iface.clone())
     };
-    Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
+    let mesh = s.mesh.map(|name| crate::serve::Mesh {
+        responder: crate::responder::ResponderConfig {
+            rcvbuf: s.rcvbuf,
+            key: probe.key.clone(),
+            ..super::responder_defaults(s.group, s.port, iface, name)
+        },
+    });
+    Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait, mesh })
 }
 
 #[cfg(test)]
@@ -887,5 +922,17 @@ mod tests {
         }
         // One list may hold as many groups as all targets together.
         assert_eq!(bounds::MAX_TARGET_GROUPS, crate::cli::MAX_GROUPS);
+    }
+
+    #[test]
+    fn a_mesh_target_answers_its_group_and_does_not_probe_itself() {
+        let t = load("[[target]]\nname = \"m\"\nmesh = true\nhosts = [\"127.0.0.1\", \"127.0.0.2\"]\n").unwrap();
+        let m = t[0].mesh.as_ref().expect("a mesh target");
+        assert_eq!((m.responder.group, m.responder.port), (t[0].probe.group, t[0].probe.port));
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(t[0].probe.hosts, ["127.0.0.2".parse::<IpAddr>().unwrap()], "{local} is this host's");
+        assert!(load("[[target]]\nname = \"a\"\n").unwrap()[0].mesh.is_none());
+        let e = load("[[target]]\nname = \"m\"\nmesh = true\ngroups = \"239.1.0.0/30\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("target 'm': field 'mesh': a mesh probes and answers one group"), "{e:#}");
     }
 }
