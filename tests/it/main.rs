@@ -28,6 +28,7 @@ mod lab_watch;
 mod lab_why;
 mod layers;
 mod loopback;
+mod mesh_contrib;
 mod outputs;
 mod plain;
 mod rate_mesh_loopback;
