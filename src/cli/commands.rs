@@ -471,7 +471,9 @@ pub struct ServeArgs {
     /// group, port, interface and key; --name), and exports a per-peer matrix row
     /// (mcprobe_mesh_*: source, peer, path, direction). Peers are learned from their acks;
     /// --hosts/--hosts-file name the expected ones (probed by unicast too; an expected peer that
-    /// never answers is exported as such). Learned peers are probed by multicast only.
+    /// never answers is exported as such). Learned peers are probed by multicast only. Unless
+    /// --rate or --interval says otherwise, a mesh probes at 1 probe/s: about 3(N-1)+1 packets/s
+    /// per host in an N-host mesh (598 at N = 200).
     #[arg(long)]
     pub mesh: bool,
 

@@ -19,6 +19,11 @@ use crate::stream::engine::EngineConfig;
 use crate::stream::verdict::MinRate;
 use crate::stream::{FormatChoice, SeqField};
 
+/// A mesh target's probe interval unless given: every host of an N-host mesh sends 1 probe/s,
+/// receives N-1 acks and N-1 probes, and sends N-1 acks, about 3(N-1)+1 packets/s: 598 at
+/// N = 200 (results/serve-mesh-cost.md measures the CPU).
+pub(crate) const MESH_DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The settings of one target, as flags or a `[[target]]` table give them.
 struct Spec {
     name: String,
@@ -90,7 +95,8 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
             (targets, watches)
         }
         None => {
-            let interval = super::interval(&a.pace, super::DEFAULT_INTERVAL)?;
+            let default = if a.mesh { MESH_DEFAULT_INTERVAL } else { super::DEFAULT_INTERVAL };
+            let interval = super::interval(&a.pace, default)?;
             let (groups, port) = match &a.groups.groups {
                 Some(list) => {
                     for &g in &list.groups {
@@ -475,7 +481,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
     let interval = match (&t.interval, t.rate) {
         (Some(_), Some(_)) => return Err("fields 'interval' and 'rate': give one of them".into()),
         (None, Some(r)) => Duration::from_secs_f64(1.0 / field("rate", parse_rate(&r.to_string()))?),
-        (i, None) => duration("interval", i, Duration::from_millis(100))?,
+        (i, None) => duration("interval", i, if t.mesh { MESH_DEFAULT_INTERVAL } else { Duration::from_millis(100) })?,
     };
     if t.port == Some(0) {
         return Err("field 'port': must be 1 to 65535".into());
@@ -931,6 +937,7 @@ mod tests {
         assert_eq!((m.responder.group, m.responder.port), (t[0].probe.group, t[0].probe.port));
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(t[0].probe.hosts, ["127.0.0.2".parse::<IpAddr>().unwrap()], "{local} is this host's");
+        assert_eq!(t[0].probe.interval, MESH_DEFAULT_INTERVAL, "1 probe/s unless given");
         assert!(load("[[target]]\nname = \"a\"\n").unwrap()[0].mesh.is_none());
         let e = load("[[target]]\nname = \"m\"\nmesh = true\ngroups = \"239.1.0.0/30\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("target 'm': field 'mesh': a mesh probes and answers one group"), "{e:#}");
