@@ -26,6 +26,8 @@ MCPROBE = os.environ.get("MCPROBE", os.path.join(ROOT, "target/release/mcprobe")
 WARM = int(os.environ.get("WARM", "15"))
 SECS = int(os.environ.get("SECS", "60"))
 TICK = os.sysconf("SC_CLK_TCK")
+LOGS = os.environ.get("LOGS", "/tmp/mesh-bench-logs")
+os.makedirs(LOGS, exist_ok=True)
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -60,18 +62,25 @@ def total(text, name, want=lambda labels: True):
     return s
 
 
-def figures(texts, i):
-    """Probes sent, acks received and acks sent by host i, from every host's metrics."""
-    me = f'peer="m{i}"'
-    sent = total(texts[i], "mcprobe_probes_sent_total")
-    received = total(texts[i], "mcprobe_acks_total")
-    answered = sum(
-        total(t, "mcprobe_mesh_probes_total", lambda lab: me in lab)
-        - total(t, "mcprobe_mesh_lost_total", lambda lab: me in lab)
-        for j, t in enumerate(texts)
-        if j != i
-    )
-    return sent, received, answered
+def answered_by_peer(text):
+    """Acks each peer sent this host: probes charged minus lost, per peer, in one pass."""
+    out = {}
+    for m in re.finditer(r'^mcprobe_mesh_(probes|lost)_total\{[^}]*peer="([^"]*)"[^}]*\} (\S+)$', text, re.M):
+        sign = 1.0 if m.group(1) == "probes" else -1.0
+        out[m.group(2)] = out.get(m.group(2), 0.0) + sign * float(m.group(3))
+    return out
+
+
+def figures(texts):
+    """Per host: probes sent, acks received and acks sent, from every host's metrics."""
+    by_peer = [answered_by_peer(t) for t in texts]
+    out = []
+    for i, t in enumerate(texts):
+        sent = total(t, "mcprobe_probes_sent_total")
+        received = total(t, "mcprobe_acks_total")
+        answered = sum(b.get(f"m{i}", 0.0) for j, b in enumerate(by_peer) if j != i)
+        out.append((sent, received, answered))
+    return out
 
 
 def run(n):
@@ -80,10 +89,11 @@ def run(n):
     try:
         for i in range(n):
             http = free_port()
-            cmd = ["timeout", "-s", "INT", str(WARM + SECS + 30), MCPROBE, "serve", "--mesh"]
+            cmd = ["timeout", "-s", "INT", str(WARM + SECS + 300), MCPROBE, "serve", "--mesh"]
             cmd += ["--iface", "127.0.0.1", "--group", "239.77.9.1", "--port", str(port)]
-            cmd += ["--name", f"m{i}", "--listen", f"127.0.0.1:{http}", "--quiet", "--forget", "1m"]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            cmd += ["--name", f"m{i}", "--listen", f"127.0.0.1:{http}", "--forget", "1m"]
+            log = open(os.path.join(LOGS, f"m{i}.log"), "w")  # noqa: SIM115 (closed with the run)
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log))
             https.append(http)
         time.sleep(1)
         pids = [int(subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()[0]) for p in procs]
@@ -97,9 +107,10 @@ def run(n):
         m1 = [metrics(h) for h in https]
         hwm = [hwm_kib(p) for p in pids]
         peers = [total(t, "mcprobe_mesh_peer_up", lambda lab: True) for t in m1]  # answering peers, summed
+        f0, f1 = figures(m0), figures(m1)
         rows = []
         for i in range(n):
-            a, b = figures(m0, i), figures(m1, i)
+            a, b = f0[i], f1[i]
             rows.append(
                 {
                     "cpu_pct": 100 * (c1[i] - c0[i]) / dt,
