@@ -39,6 +39,7 @@ mod responder_log;
 mod serve;
 mod serve_contrib;
 mod serve_groups;
+mod serve_mesh;
 mod serve_prometheus;
 mod serve_watch;
 mod stats_edges;
