@@ -533,6 +533,19 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub querier: QuerierArgs,
 
+    /// A fleet watching itself: this host also answers the target's group as `respond` does (same
+    /// group, port, interface and key; --name), and exports a per-peer matrix row
+    /// (mcprobe_mesh_*: source, peer, path, direction). Peers are learned from their acks;
+    /// --hosts/--hosts-file name the expected ones (probed by unicast too; an expected peer that
+    /// never answers is exported as such). Learned peers are probed by multicast only. Unless
+    /// --rate or --interval says otherwise, a mesh probes at 1 probe/s: about 3(N-1)+1 packets/s
+    /// per host in an N-host mesh (598 at N = 200).
+    #[arg(long)]
+    pub mesh: bool,
+
+    #[command(flatten)]
+    pub name: NameArgs,
+
     /// With --groups (or `groups` in a `[[target]]`): also export one series per responder and
     /// group, mcprobe_group_reached (1 if it answered the group in the last window, else 0), as
     /// long as a target's responders x groups stay within --max-series; beyond that only the
@@ -563,7 +576,7 @@ pub struct ServeArgs {
 
     /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags, and
     /// streams to watch (`[[watch]]` tables: name, groups, iface, source, format, ...).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "groups", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "groups", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait", "mesh"])]
     pub config: Option<PathBuf>,
 
     /// No progress display and no informational lines on stderr; errors and threshold misses are

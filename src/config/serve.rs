@@ -19,6 +19,11 @@ use crate::stream::engine::EngineConfig;
 use crate::stream::verdict::MinRate;
 use crate::stream::{FormatChoice, SeqField};
 
+/// A mesh target's probe interval unless given: every host of an N-host mesh sends 1 probe/s,
+/// receives N-1 acks and N-1 probes, and sends N-1 acks, about 3(N-1)+1 packets/s: 598 at
+/// N = 200 (results/serve-mesh-cost.md measures the CPU).
+pub(crate) const MESH_DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The settings of one target, as flags or a `[[target]]` table give them.
 struct Spec {
     name: String,
@@ -40,6 +45,8 @@ struct Spec {
     rcvbuf: usize,
     querier_wait: Option<Duration>,
     ack_port: Option<u16>,
+    /// `--mesh` / `mesh = true`: also answer the group, under this name.
+    mesh: Option<String>,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -65,7 +72,14 @@ impl Spec {
 pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
     let (targets, watches) = match &a.config {
         Some(path) => {
-            let (targets, watches) = from_file(path)?;
+            let (mut targets, watches) = from_file(path)?;
+            // A `mesh = true` target answers under --name (the host's name by default).
+            if targets.iter().any(|t| t.mesh.is_some()) {
+                let name = super::name(&a.name)?;
+                for m in targets.iter_mut().filter_map(|t| t.mesh.as_mut()) {
+                    m.responder.name = name.clone();
+                }
+            }
             for w in &watches {
                 // Every group can have a stream of its own.
                 if w.groups.len() > a.max_series {
@@ -81,7 +95,8 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
             (targets, watches)
         }
         None => {
-            let interval = super::interval(&a.pace, super::DEFAULT_INTERVAL)?;
+            let default = if a.mesh { MESH_DEFAULT_INTERVAL } else { super::DEFAULT_INTERVAL };
+            let interval = super::interval(&a.pace, default)?;
             let (groups, port) = match &a.groups.groups {
                 Some(list) => {
                     for &g in &list.groups {
@@ -113,6 +128,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 rcvbuf: a.net.rcvbuf,
                 querier_wait: a.querier.querier_wait,
                 ack_port: a.send.ack_port,
+                mesh: if a.mesh { Some(super::name(&a.name)?) } else { None },
                 from_flags: true,
             };
             (vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?], Vec::new())
@@ -162,6 +178,9 @@ struct FileTarget {
     rcvbuf: Option<String>,
     querier_wait: Option<String>,
     ack_port: Option<u16>,
+    /// Also answer the group (as `--mesh`).
+    #[serde(default)]
+    mesh: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -462,7 +481,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
     let interval = match (&t.interval, t.rate) {
         (Some(_), Some(_)) => return Err("fields 'interval' and 'rate': give one of them".into()),
         (None, Some(r)) => Duration::from_secs_f64(1.0 / field("rate", parse_rate(&r.to_string()))?),
-        (i, None) => duration("interval", i, Duration::from_millis(100))?,
+        (i, None) => duration("interval", i, if t.mesh { MESH_DEFAULT_INTERVAL } else { Duration::from_millis(100) })?,
     };
     if t.port == Some(0) {
         return Err("field 'port': must be 1 to 65535".into());
@@ -504,6 +523,8 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         rcvbuf,
         querier_wait: t.querier_wait.as_ref().map(|s| field("querier_wait", parse_duration(s))).transpose()?,
         ack_port: t.ack_port,
+        // The name is --name's, set once every target is read.
+        mesh: t.mesh.then(String::new),
         from_flags: false,
     })
 }
@@ -565,7 +586,20 @@ fn build(s: Spec) -> Result<Target, String> {
         }
         (None, IpAddr::V4(_)) => {}
     }
-    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
+    // A mesh host answers the group itself: its own addresses are not peers to probe.
+    let mut hosts = s.hosts.clone();
+    if s.mesh.is_some() {
+        if s.groups.len() > 1 {
+            return Err(format!(
+                "{}: a mesh probes and answers one group; --groups gives {}",
+                s.what("mesh"),
+                s.groups.len()
+            ));
+        }
+        let local = net::local_addrs().map_err(|e| format!("{e:#}"))?;
+        hosts.retain(|h| !local.contains(h));
+    }
+    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, hosts.len(), 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
     // Every window probes every group (probe k to group k mod N): the reach of a group in a
@@ -591,12 +625,19 @@ fn build(s: Spec) -> Result<Target, String> {
         rcvbuf: s.rcvbuf,
         key: s.key,
         outage_min: s.outage_min,
-        hosts: s.hosts,
+        hosts,
         ack_port,
         groups: s.groups,
-        ..super::probe_defaults(s.group, s.port, iface)
+        ..super::probe_defaults(s.group, s.port, iface.clone())
     };
-    Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
+    let mesh = s.mesh.map(|name| crate::serve::Mesh {
+        responder: crate::responder::ResponderConfig {
+            rcvbuf: s.rcvbuf,
+            key: probe.key.clone(),
+            ..super::responder_defaults(s.group, s.port, iface, name)
+        },
+    });
+    Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait, mesh })
 }
 
 #[cfg(test)]
@@ -887,5 +928,18 @@ mod tests {
         }
         // One list may hold as many groups as all targets together.
         assert_eq!(bounds::MAX_TARGET_GROUPS, crate::cli::MAX_GROUPS);
+    }
+
+    #[test]
+    fn a_mesh_target_answers_its_group_and_does_not_probe_itself() {
+        let t = load("[[target]]\nname = \"m\"\nmesh = true\nhosts = [\"127.0.0.1\", \"127.0.0.2\"]\n").unwrap();
+        let m = t[0].mesh.as_ref().expect("a mesh target");
+        assert_eq!((m.responder.group, m.responder.port), (t[0].probe.group, t[0].probe.port));
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(t[0].probe.hosts, ["127.0.0.2".parse::<IpAddr>().unwrap()], "{local} is this host's");
+        assert_eq!(t[0].probe.interval, MESH_DEFAULT_INTERVAL, "1 probe/s unless given");
+        assert!(load("[[target]]\nname = \"a\"\n").unwrap()[0].mesh.is_none());
+        let e = load("[[target]]\nname = \"m\"\nmesh = true\ngroups = \"239.1.0.0/30\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("target 'm': field 'mesh': a mesh probes and answers one group"), "{e:#}");
     }
 }

@@ -305,6 +305,83 @@ fn groups(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
     )
 }
 
+/// The mesh targets' matrix rows: per peer (the name in its acks) and path, the probes charged
+/// and those lost by direction, summed over the peer's series (a restart keeps them); and per
+/// peer whether it answered in the last window, with the expected peers (`--hosts`) that never
+/// answered under their address. The `source` label is this host's own name, so the rows of
+/// every host make the N x N matrix in Prometheus. No family at all without a mesh target.
+fn mesh(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
+    use super::state::Path;
+    type PeerPath = (String, String, Path);
+    if !st.targets.values().any(|t| t.mesh.is_some()) {
+        return Ok(());
+    }
+    let (mut probes, mut lost, mut up) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, t) in &st.targets {
+        let Some(m) = &t.mesh else { continue };
+        let mut by_path: BTreeMap<PeerPath, (u64, [u64; 3])> = BTreeMap::new();
+        let mut answering: BTreeMap<(String, std::net::IpAddr), bool> = BTreeMap::new();
+        for (k, s) in st.series.range(super::state::range_of(name)) {
+            let v = by_path.entry((name.clone(), k.responder.clone(), k.path)).or_default();
+            v.0 += s.probes;
+            for (acc, l) in v.1.iter_mut().zip(s.lost) {
+                *acc += l;
+            }
+            *answering.entry((k.responder.clone(), k.address)).or_default() |= !s.is_silent();
+        }
+        let labels = |peer: &str, path: Path| -> Labels {
+            vec![
+                ("target", name.clone()),
+                ("source", m.source.clone()),
+                ("peer", peer.to_string()),
+                ("path", path.as_str().to_string()),
+            ]
+        };
+        for ((_, peer, path), (p, l)) in &by_path {
+            probes.push((labels(peer, *path), *p));
+            for (dir, v) in DIRECTIONS.iter().zip(l) {
+                let mut l = labels(peer, *path);
+                l.push(("direction", dir.to_string()));
+                lost.push((l, *v));
+            }
+        }
+        let peer_labels = |peer: &str, address: std::net::IpAddr, expected: bool| -> Labels {
+            vec![
+                ("target", name.clone()),
+                ("source", m.source.clone()),
+                ("peer", peer.to_string()),
+                ("address", address.to_string()),
+                ("expected", expected.to_string()),
+            ]
+        };
+        for ((peer, address), on) in &answering {
+            up.push((peer_labels(peer, *address, m.expected.contains(address)), u64::from(*on)));
+        }
+        for &a in m.expected.iter().filter(|&&a| !answering.keys().any(|(_, x)| *x == a)) {
+            up.push((peer_labels(&a.to_string(), a, true), 0));
+        }
+    }
+    counter(
+        e,
+        "mcprobe_mesh_probes",
+        "Mesh targets: probes this host (source) charged to the peer on the path, from its first on-time ack on; the denominator of the matrix cell (the peer's series summed).",
+        &probes,
+    )?;
+    counter(
+        e,
+        "mcprobe_mesh_lost",
+        "Mesh targets: probes to the peer without an ack, by direction: forward (the probe did not reach the peer: its ingress, or this host's egress), return (its ack did not come back), unknown.",
+        &lost,
+    )?;
+    gauge(
+        e,
+        "mcprobe_mesh_peer_up",
+        "Mesh targets: 1 if the peer answered in the last window, else 0 (silent, until --forget; or expected by --hosts and never heard, then peer is its address). expected: whether --hosts lists it.",
+        None,
+        &up,
+    )
+}
+
 /// A multicast responder of a `--groups` target: the series' labels but the path.
 fn responder_labels(k: &SeriesKey) -> Labels {
     vec![("target", k.target.clone()), ("responder", k.responder.clone()), ("address", k.address.to_string())]
@@ -606,6 +683,7 @@ impl Collector for StateCollector {
         )?;
         querier(st, &mut e)?;
         groups(st, &mut e)?;
+        mesh(st, &mut e)?;
         watch(&exposed.watch, &mut e)?;
         let info = e.encode_descriptor("mcprobe_build", "The running mcprobe's version.", None, MetricType::Info)?;
         let mut info = info;
@@ -847,5 +925,38 @@ mod tests {
         insta::assert_snapshot!("exposition_watch_openmetrics", encode(&r, Format::OpenMetrics));
         let r = registry(Published::new(grouped(true, 10)));
         insta::assert_snapshot!("exposition_groups_prometheus", encode(&r, Format::Prometheus));
+    }
+
+    /// The matrix row of a mesh host: per peer and path, probes and losses by direction summed
+    /// over the peer's series; whether each peer answered, and an expected peer never heard
+    /// under its address.
+    #[test]
+    fn a_mesh_target_renders_its_row_of_the_matrix() {
+        let mut st = one_series();
+        assert!(!encode(&registry(Published::new(st.clone())), Format::Prometheus).contains("mcprobe_mesh"));
+        st.set_mesh("lan", "h1", &["10.0.0.1".parse().unwrap(), "10.0.0.7".parse().unwrap()]);
+        let mut s = Series::default();
+        (s.probes, s.lost) = (20, [1, 0, 0]);
+        let key = SeriesKey {
+            target: "lan".into(),
+            responder: "r\"1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            path: Path::Unicast,
+        };
+        st.series.insert(key, s);
+        let text = encode(&registry(Published::new(st)), Format::Prometheus);
+        let row = r#"target="lan",source="h1",peer="r\"1""#;
+        for line in [
+            format!("mcprobe_mesh_probes_total{{{row},path=\"multicast\"}} 10"),
+            format!("mcprobe_mesh_probes_total{{{row},path=\"unicast\"}} 20"),
+            format!("mcprobe_mesh_lost_total{{{row},path=\"multicast\",direction=\"forward\"}} 3"),
+            format!("mcprobe_mesh_lost_total{{{row},path=\"multicast\",direction=\"unknown\"}} 1"),
+            format!("mcprobe_mesh_lost_total{{{row},path=\"unicast\",direction=\"forward\"}} 1"),
+            format!("mcprobe_mesh_peer_up{{{row},address=\"10.0.0.1\",expected=\"true\"}} 1"),
+            r#"mcprobe_mesh_peer_up{target="lan",source="h1",peer="10.0.0.7",address="10.0.0.7",expected="true"} 0"#
+                .to_string(),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
     }
 }

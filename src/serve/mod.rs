@@ -63,6 +63,16 @@ pub(crate) struct Target {
     pub window: Duration,
     /// `--querier-wait`: the silence that sets `mcprobe_querier_silent`.
     pub querier_wait: Option<Duration>,
+    /// `--mesh`: this host also answers the group.
+    pub mesh: Option<Mesh>,
+}
+
+/// A mesh target's own responder: the group, port, interface and key of the target, the
+/// host's `--name`. Its acks (back through multicast loop) are recognised by its id and are
+/// not a peer's.
+#[derive(Debug, Clone)]
+pub(crate) struct Mesh {
+    pub responder: crate::responder::ResponderConfig,
 }
 
 impl Target {
@@ -106,12 +116,26 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
     let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
     let watched = cfg.watches.iter().map(|w| w.groups.len());
     let http = http::MAX_CONNECTIONS + http::MAX_REFUSING;
-    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http) + bounds::watch_descriptors(watched))?;
+    // A mesh responder: its socket(s), its tap, a few to spare.
+    let meshes = 8 * cfg.targets.iter().filter(|t| t.mesh.is_some()).count() as u64;
+    bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http) + bounds::watch_descriptors(watched) + meshes)?;
     let limits =
         Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64(), group_series: cfg.group_series };
     let mut state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
     for t in &cfg.targets {
         state.set_groups(&t.name, &t.probe.groups);
+        if let Some(m) = &t.mesh {
+            state.set_mesh(&t.name, &m.responder.name, &t.probe.hosts);
+        }
+    }
+    // The mesh targets' responders are bound before anything runs: a port taken ends serve now.
+    let mut responders = Vec::new();
+    for t in &cfg.targets {
+        if let Some(m) = &t.mesh {
+            let r = crate::responder::Responder::bind(m.responder.clone())
+                .map_err(|e| e.context(format!("target {}: its mesh responder", t.name)))?;
+            responders.push((t.name.clone(), r));
+        }
     }
     let published = Published::new(state.clone());
     let server =
@@ -140,6 +164,42 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
                 quit.store(true, Ordering::SeqCst);
             }
         });
+        // Each mesh responder on a thread of its own; its id is known before the target's first
+        // window, so its own acks are never taken for a peer's.
+        let mut answering = Vec::new();
+        for (name, r) in responders {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (quit, failure) = (&quit, &failure);
+            let target = name.clone();
+            answering.push(s.spawn(move || {
+                let ran = r.run(quit, move |ev| {
+                    if let crate::responder::Event::Listening { id } = ev {
+                        let _ = tx.send(*id);
+                    }
+                });
+                if let Err(e) = ran {
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e.context(format!("target {target}: its mesh responder")));
+                    quit.store(true, Ordering::SeqCst);
+                }
+            }));
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(id) => {
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    st.set_own_id(&name, id);
+                    published.set(st.clone());
+                }
+                Err(_) => {
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(anyhow!("target {name}: its mesh responder did not start within 5 s"));
+                    quit.store(true, Ordering::SeqCst);
+                }
+            }
+        }
         let loops: Vec<_> = (cfg.targets.iter())
             .map(|t| {
                 let (quit, state, published, failure) = (&quit, &state, &published, &failure);
@@ -169,7 +229,7 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        for l in loops.into_iter().chain(watch_loops) {
+        for l in loops.into_iter().chain(watch_loops).chain(answering) {
             let _ = l.join();
         }
     });

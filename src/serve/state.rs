@@ -123,6 +123,13 @@ pub(crate) struct Series {
     trailing: u64,
 }
 
+impl Series {
+    /// The last window brought no ack.
+    pub(crate) fn is_silent(&self) -> bool {
+        self.silent
+    }
+}
+
 /// One expected host's figures from the last window.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HostState {
@@ -154,6 +161,18 @@ pub(crate) struct Target {
     /// With `--groups`: the groups it probes in turn (probe k to group k mod N); empty for a
     /// target of one group. Shared, so a snapshot does not copy it.
     pub groups: Arc<Vec<IpAddr>>,
+    /// With `--mesh`: this host's own responder and its expected peers.
+    pub mesh: Option<Arc<MeshSelf>>,
+}
+
+/// A mesh target's own side: the name this host answers with (the `source` of its matrix row),
+/// its responder's id (its acks are not a peer's: they are left out of every series), and the
+/// peers `--hosts` expects (this host's own addresses taken out).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct MeshSelf {
+    pub source: String,
+    pub own_id: Option<u64>,
+    pub expected: Vec<IpAddr>,
 }
 
 impl Target {
@@ -250,6 +269,20 @@ impl State {
         t.groups = Arc::new(if groups.len() > 1 { groups.to_vec() } else { Vec::new() });
     }
 
+    /// Makes `target` a mesh target answering as `source`, expecting `expected` as peers.
+    pub(crate) fn set_mesh(&mut self, target: &str, source: &str, expected: &[IpAddr]) {
+        let t = self.targets.entry(target.to_string()).or_default();
+        t.mesh = Some(Arc::new(MeshSelf { source: source.to_string(), own_id: None, expected: expected.to_vec() }));
+    }
+
+    /// The id of the mesh target's own responder: its acks are left out from then on.
+    pub(crate) fn set_own_id(&mut self, target: &str, id: u64) {
+        let t = self.targets.entry(target.to_string()).or_default();
+        let mut m = t.mesh.as_deref().cloned().unwrap_or_default();
+        m.own_id = Some(id);
+        t.mesh = Some(Arc::new(m));
+    }
+
     /// Sets what the target's querier watch heard; whether that changed anything (only then is
     /// a new snapshot worth publishing). Kept apart from [`State::fold`]: the watch is read on a
     /// clock of its own, so a failed or long window never freezes it.
@@ -289,11 +322,13 @@ impl State {
                 .collect()
         });
         let mut heard = BTreeSet::new();
+        // A mesh host's own responder answers its probes too: not a peer.
+        let own = t.mesh.as_ref().and_then(|m| m.own_id);
         let runs = std::iter::once((Path::Multicast, &o.run)).chain(o.unicast.iter().map(|u| (Path::Unicast, &u.run)));
         for (path, run) in runs {
             // A responder restarted within the window has two entries (two ids): one series.
             let mut groups: BTreeMap<(String, IpAddr), Vec<&HostStats>> = BTreeMap::new();
-            for h in run.hosts().iter().filter(|h| h.received > 0) {
+            for h in run.hosts().iter().filter(|h| h.received > 0 && Some(h.responder_id) != own) {
                 groups.entry((h.name.clone(), h.addr.ip())).or_default().push(h);
             }
             for ((responder, address), hosts) in groups {
@@ -481,7 +516,7 @@ fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
 }
 
 /// The key range holding every series of `target`.
-fn range_of(target: &str) -> std::ops::Range<SeriesKey> {
+pub(crate) fn range_of(target: &str) -> std::ops::Range<SeriesKey> {
     let lo = SeriesKey {
         target: target.to_string(),
         responder: String::new(),
@@ -755,5 +790,40 @@ mod tests {
         fold(&mut one, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]), 1_000.1);
         assert_eq!(figures(&one, &key("a")), (0, 0, vec![]));
         assert!(!one.targets["lan"].has_groups());
+    }
+
+    /// A mesh host's own responder (its id) answers its probes through multicast loop: it is
+    /// left out; the peers are series as any responder, and one restarting keeps its series.
+    #[test]
+    fn a_mesh_host_leaves_its_own_responder_out_and_learns_its_peers() {
+        let mut st = state(10);
+        st.set_mesh("lan", "me", &["10.0.0.9".parse().unwrap()]);
+        st.set_own_id("lan", 42);
+        let t0 = 1_000_000 * MS;
+        let all: Vec<u64> = (0..10).collect();
+        let o = window(
+            t0,
+            10,
+            &[
+                (42, "me", "10.0.0.5:5", all.clone()),
+                (1, "a", "10.0.0.1:5", all.clone()),
+                (2, "b", "10.0.0.2:5", (0..10).filter(|k| k % 5 != 0).collect()),
+            ],
+        );
+        assert_eq!(fold(&mut st, &o, 1_000.1), [Change::Appeared, Change::Appeared]);
+        assert_eq!(st.series.len(), 2, "{:?}", st.series.keys());
+        assert!(st.series.keys().all(|k| k.responder != "me"));
+        assert_eq!(st.targets["lan"].responders, 2);
+        let b = SeriesKey { address: "10.0.0.2".parse().unwrap(), ..key("b") };
+        // Charged from its first ack (probe 1): 9 probes, probe 5 lost.
+        assert_eq!((st.series[&b].probes, st.series[&b].lost.iter().sum::<u64>()), (9, 1));
+        let m = st.targets["lan"].mesh.as_ref().unwrap();
+        assert_eq!((m.source.as_str(), m.own_id, m.expected.len()), ("me", Some(42), 1));
+        // b leaves: silent, then forgotten after --forget (60 s here); a stays.
+        let o = window(t0, 10, &[(42, "me", "10.0.0.5:5", all.clone()), (1, "a", "10.0.0.1:5", all)]);
+        assert_eq!(fold(&mut st, &o, 1_010.0), [Change::Silent]);
+        assert!(st.series[&b].is_silent());
+        assert_eq!(fold(&mut st, &o, 1_061.0), [Change::Forgotten]);
+        assert_eq!(st.series.len(), 1);
     }
 }

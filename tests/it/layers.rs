@@ -54,7 +54,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("maxgroups::driver", &["maxgroups", "findings", "prober", "wire"]),
     ("maxrate::driver", &["maxrate", "findings", "prober", "run"]),
     ("mesh", &["findings", "stats"]),
-    // serve's [[watch]] entries run the stream watch's engine and receiver.
+    // serve's [[watch]] entries run the stream watch's engine and receiver; a --mesh target runs
+    // the responder's engine beside its prober windows.
     (
         "serve",
         &[
@@ -64,6 +65,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "prober",
             "querier",
             "querier::watch",
+            "responder",
             "run",
             "stats",
             "stream",
