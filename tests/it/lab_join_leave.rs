@@ -1,0 +1,291 @@
+//! Join and leave delay per group (issue 22; RFC 3918 §8.2, §6.2), against a packet capture:
+//! in a lab of two hosts, h1 sends to a few groups round robin while h2 joins them one after
+//! the other with plain sockets, then leaves them. The membership tap on h2's veth0 measures
+//! each group's join and leave delay; `tcpdump -i veth0` in h2's namespace captures the same
+//! frames, and its own reading of them (report records, first and last datagram of each group)
+//! must agree within 1 ms for every group. With a snooping bridge and a querier the delays
+//! exist; without a querier the bridge floods, and the tap must say so instead of giving
+//! numbers. Needs root and tcpdump (skips with a printed reason otherwise).
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{fresh_lab, in_netns, lab_in};
+use mcprobe::net::membership::{Delay, DelayKind, Outcome};
+use mcprobe::net::membership_tap::{MembershipSpec, MembershipTap};
+
+const PORT: u16 = 5500;
+const GROUPS: usize = 6;
+/// Between two joins, and between two leaves.
+const STEP: Duration = Duration::from_millis(150);
+/// The bridge's last-member interval, in centiseconds: it forwards a group for about twice
+/// this after the last leave (mcast_last_member_count 2).
+const LAST_MEMBER_CS: u32 = 20;
+const QUIET: Duration = Duration::from_millis(100);
+const MS: i64 = 1_000_000;
+
+fn groups(v6: bool) -> Vec<IpAddr> {
+    (1..=GROUPS as u16)
+        .map(|i| {
+            if v6 {
+                IpAddr::V6(Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0x77, i))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(239, 77, 1, i as u8))
+            }
+        })
+        .collect()
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+/// h1: every group in turn, a datagram each, a round every 2 ms, for `run` at most.
+fn send(v6: bool, run: Duration) {
+    let groups = groups(v6);
+    let sock = if v6 {
+        let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
+        s.set_multicast_if_v6(nix::net::if_::if_nametoindex("veth0").unwrap()).unwrap();
+        s.set_multicast_hops_v6(1).unwrap();
+        s.bind(&SocketAddr::new("fd77::1".parse().unwrap(), 0).into()).unwrap();
+        UdpSocket::from(s)
+    } else {
+        let s = UdpSocket::bind("10.77.0.1:0").unwrap();
+        s.set_multicast_ttl_v4(1).unwrap();
+        s
+    };
+    let end = Instant::now() + run;
+    while Instant::now() < end {
+        for g in &groups {
+            sock.send_to(b"join-leave", (*g, PORT)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// h2: the tap, then the joins, then the leaves; the tap's delays, and when it stopped.
+fn join_and_leave(v6: bool) -> (Vec<Delay>, u64) {
+    let ifindex = nix::net::if_::if_nametoindex("veth0").unwrap();
+    let spec = MembershipSpec { ifindex, ports: (PORT, PORT), quiet: QUIET };
+    let tap = MembershipTap::start(&spec).expect("a membership tap as root");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut joined = Vec::new();
+    for g in groups(v6) {
+        let s = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" }).unwrap();
+        match g {
+            IpAddr::V4(g) => s.join_multicast_v4(&g, &"10.77.0.2".parse().unwrap()).unwrap(),
+            IpAddr::V6(g) => s.join_multicast_v6(&g, ifindex).unwrap(),
+        }
+        joined.push(s);
+        std::thread::sleep(STEP);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    for s in joined {
+        drop(s);
+        std::thread::sleep(STEP);
+    }
+    // The bridge's group-specific queries, then the quiet time.
+    std::thread::sleep(Duration::from_millis(u64::from(LAST_MEMBER_CS) * 10 * 3) + 3 * QUIET);
+    let end = now_ns();
+    (tap.stop(end), end)
+}
+
+/// One packet of the capture: its kernel timestamp and tcpdump's text of it.
+fn capture_text(file: &std::path::Path) -> Vec<(u64, String)> {
+    let out = Command::new("tcpdump")
+        .args(["-r", file.to_str().unwrap(), "-nn", "-tt", "-v", "--time-stamp-precision=nano"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
+    let mut packets: Vec<(u64, String)> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with(|c: char| c.is_ascii_digit()) {
+            let (ts, rest) = line.split_once(' ').unwrap();
+            let (s, ns) = ts.split_once('.').unwrap();
+            let ts = s.parse::<u64>().unwrap() * 1_000_000_000 + ns.parse::<u64>().unwrap();
+            packets.push((ts, rest.to_string()));
+        } else if let Some(p) = packets.last_mut() {
+            p.1.push(' ');
+            p.1.push_str(line.trim());
+        }
+    }
+    packets
+}
+
+/// What the capture says of each group, read from tcpdump's text alone: (join report, first
+/// datagram after it, leave report, last datagram after it before `end`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Truth {
+    join: Option<u64>,
+    first: Option<u64>,
+    leave: Option<u64>,
+    last: Option<u64>,
+}
+
+fn truth(packets: &[(u64, String)], me: &str, v6: bool, end: u64) -> HashMap<IpAddr, Truth> {
+    let mut out: HashMap<IpAddr, Truth> = groups(v6).into_iter().map(|g| (g, Truth::default())).collect();
+    for (ts, text) in packets.iter().filter(|(ts, _)| *ts <= end) {
+        let ts = *ts;
+        // Reports h2 sent: IGMPv3 / MLDv2 records "[gaddr G KIND, N source(s)]".
+        if text.contains(&format!("{me} > ")) && text.contains("[gaddr ") {
+            for rec in text.split("[gaddr ").skip(1) {
+                let mut words = rec.split([' ', ',']);
+                let (Some(g), Some(kind)) = (words.next(), words.next()) else { continue };
+                let Ok(g) = g.parse::<IpAddr>() else { continue };
+                let Some(t) = out.get_mut(&g) else { continue };
+                match kind {
+                    "to_ex" | "is_ex" if t.join.is_none() => t.join = Some(ts),
+                    "to_in" if t.join.is_some() && t.leave.is_none() => t.leave = Some(ts),
+                    _ => {}
+                }
+            }
+        }
+        // Datagrams to a group's port: "SRC.PORT > G.5500: UDP".
+        for (g, t) in out.iter_mut() {
+            if text.contains(&format!(" > {g}.{PORT}: ")) {
+                if t.join.is_some_and(|j| ts >= j) && t.first.is_none() {
+                    t.first = Some(ts);
+                }
+                if t.leave.is_some_and(|l| ts >= l) {
+                    t.last = Some(ts);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn h2_address(p: &str, v6: bool) -> String {
+    if !v6 {
+        return "10.77.0.2".into();
+    }
+    let ns = format!("{p}-h2");
+    let args = ["-n", &ns, "-6", "-o", "addr", "show", "dev", "veth0", "scope", "link"];
+    let out = Command::new("ip").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let a = text.split_whitespace().skip_while(|w| *w != "inet6").nth(1).expect("a link-local address");
+    a.split('/').next().unwrap().to_string()
+}
+
+/// Runs the scenario; the tap's delays and tcpdump's truth, per group.
+fn scenario(base: &str, snooping: bool, v6: bool) -> Option<(Vec<Delay>, HashMap<IpAddr, Truth>)> {
+    if !common::tool_or_skip("tcpdump", "--version", "tcpdump") {
+        return None;
+    }
+    let (_lab, _turn, p) = fresh_lab(base, 2)?;
+    if snooping {
+        let cs = LAST_MEMBER_CS.to_string();
+        let br = format!("{p}-br");
+        let ok = Command::new("ip")
+            .args(["-n", &br, "link", "set", "br0", "type", "bridge", "mcast_last_member_interval", &cs])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        // br0's link-local address, which MLD queries come from, usable at once: with duplicate
+        // address detection the first queries find none, and the bridge floods IPv6 groups
+        // until a later query (one query interval) succeeds.
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &br, "sysctl", "-qw", "net.ipv6.conf.br0.accept_dad=0"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        lab_in(p, &["querier", "on", "--interval", "5", "--igmp", "3", "--mld", "2"]);
+        // The bridge filters once its querier has waited out one response interval (1 s).
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let dir = std::env::temp_dir().join(format!("mcprobe-joinleave-{}-{base}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("h2.pcap");
+    let mut dump = Command::new("ip")
+        .args(["netns", "exec", &format!("{p}-h2"), "tcpdump", "-i", "veth0", "-nn", "-Z", "root"])
+        .arg("--time-stamp-precision=nano")
+        .args(["-w", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("tcpdump runs");
+    let mut err = BufReader::new(dump.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {}
+    let (h1, h2) = (format!("{p}-h1"), format!("{p}-h2"));
+    let sender = std::thread::spawn(move || in_netns(&h1, || send(v6, Duration::from_secs(6))));
+    std::thread::sleep(Duration::from_millis(200));
+    let (delays, end) = in_netns(&h2, || join_and_leave(v6));
+    sender.join().unwrap();
+    common::signal(&dump, nix::sys::signal::Signal::SIGINT);
+    assert!(dump.wait().unwrap().success());
+    let packets = capture_text(&file);
+    let me = h2_address(p, v6);
+    let _ = std::fs::remove_dir_all(&dir);
+    Some((delays, truth(&packets, &me, v6, end)))
+}
+
+/// Asserts the tap's and the capture's timestamps are within 1 ms; how far apart they are, ns.
+fn close(what: &str, g: IpAddr, tap: u64, capture: Option<u64>) -> i64 {
+    let capture = capture.unwrap_or_else(|| panic!("{g}: the capture has no {what}"));
+    let diff = tap as i64 - capture as i64;
+    assert!(diff.abs() <= MS, "{g}: {what} at {tap} by the tap, {capture} in the capture ({diff} ns apart)");
+    diff.abs()
+}
+
+fn snooping(base: &str, v6: bool) {
+    let Some((delays, truth)) = scenario(base, true, v6) else { return };
+    let mut figures = Vec::new();
+    let mut apart = 0;
+    for g in groups(v6) {
+        let t = truth[&g];
+        let of = |k: DelayKind| -> Vec<&Delay> { delays.iter().filter(|d| d.group == g && d.kind == k).collect() };
+        let (join, leave) = (of(DelayKind::Join), of(DelayKind::Leave));
+        assert_eq!((join.len(), leave.len()), (1, 1), "{g}: one join and one leave: {delays:#?}");
+        let (j, l) = (join[0], leave[0]);
+        let Outcome::Measured { data_ns: first } = j.outcome else { panic!("{g}: no join delay: {j:?}") };
+        let Outcome::Measured { data_ns: last } = l.outcome else { panic!("{g}: no leave delay: {l:?}") };
+        apart = apart
+            .max(close("join report", g, j.report_ns, t.join))
+            .max(close("first datagram after the join", g, first, t.first))
+            .max(close("leave report", g, l.report_ns, t.leave))
+            .max(close("last datagram after the leave", g, last, t.last));
+        let jd = (t.first.unwrap() - t.join.unwrap()) as i64;
+        let ld = (t.last.unwrap() - t.leave.unwrap()) as i64;
+        assert!((j.delay_ns().unwrap() as i64 - jd).abs() <= MS, "{g}: join delay {j:?} vs {jd} ns");
+        assert!((l.delay_ns().unwrap() as i64 - ld).abs() <= MS, "{g}: leave delay {l:?} vs {ld} ns");
+        figures.push(format!(
+            "{g}: join {:.3} ms (capture {:.3}), leave {:.3} ms (capture {:.3})",
+            j.delay_ns().unwrap() as f64 / 1e6,
+            jd as f64 / 1e6,
+            l.delay_ns().unwrap() as f64 / 1e6,
+            ld as f64 / 1e6
+        ));
+    }
+    println!("{}\ntap and capture timestamps at most {apart} ns apart", figures.join("\n"));
+}
+
+#[test]
+fn join_and_leave_delays_agree_with_tcpdump_ipv4() {
+    snooping("jl4", false);
+}
+
+#[test]
+fn join_and_leave_delays_agree_with_tcpdump_ipv6() {
+    snooping("jl6", true);
+}
+
+/// Without a querier the bridge floods every group to every port: the tap reports that no
+/// join or leave delay exists, never a number.
+#[test]
+fn a_flooding_bridge_has_no_join_or_leave_delay() {
+    let Some((delays, truth)) = scenario("jlf", false, false) else { return };
+    for g in groups(false) {
+        assert!(truth[&g].join.is_some(), "{g}: the capture shows the join");
+        let outcomes: Vec<_> = delays.iter().filter(|d| d.group == g).map(|d| (d.kind, d.outcome)).collect();
+        assert_eq!(outcomes.len(), 2, "{g}: {outcomes:?}");
+        assert_eq!(outcomes[0], (DelayKind::Join, Outcome::AlreadyArriving), "{g}");
+        assert!(matches!(outcomes[1], (DelayKind::Leave, Outcome::StillArriving { .. })), "{g}: {outcomes:?}");
+        assert!(delays.iter().filter(|d| d.group == g).all(|d| d.delay_ns().is_none()));
+    }
+}
