@@ -93,6 +93,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                 filtered: a.filtered_per_probe.map(|k| k * seq as u32),
                 heard: None,
                 group: a.serves.filter(|_| arrival == Arrival::Unicast),
+                join_leave: None,
             });
             counts[i] += 1;
             let ack = Ack {

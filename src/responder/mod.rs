@@ -582,6 +582,7 @@ impl Engine {
             heard: self.heard.of(d.from.ip()).map(|n| n.min(u64::from(u32::MAX - 1)) as u32),
             // Told where the prober cannot know it: a unicast probe says nothing of the group.
             group: (arrival == Arrival::Unicast).then_some(self.group),
+            join_leave: None,
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.

@@ -73,6 +73,22 @@
 //!                   multicast goes unanswered where unicast works can tell a responder on
 //!                   another group from a network fault: 1 byte family (4 or 6), then the
 //!                   address (IPv4 in the first 4 of 16 bytes, the rest zero)
+//! 110  joins     4  the join/leave record (ext_len 68), only with the group above, which it is
+//!                   about (then also in acks to multicast probes: the probe's group), and only
+//!                   when the whole name still fits: joins of that group the responder measured
+//!                   so far (`respond --churn`), saturating; then the latest join and leave:
+//! 114  join      9  1 byte state, 8 bytes ns: state 1 = measured (ns from the membership report
+//!                   leaving the responder to the group's first probe arriving, RFC 3918 §8.2);
+//!                   0 = none yet; 2 = the group was already arriving (the LAN floods it: no
+//!                   delay); 3 = never arrived while joined; 6 = not measurable here; the ns are
+//!                   0 unless the state is 1; an unknown state reads as 0
+//! 123  leave     9  the same for the latest leave (RFC 3918 §6.2: ns from the leave report to
+//!                   the group's last probe arriving); states also 4 = no probe after the leave,
+//!                   5 = still arriving when the group was joined again or the watch ended (the
+//!                   LAN floods it: no delay)
+//! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
+//!                   time (no CAP_NET_RAW: about one kernel tick early, and no leave delay);
+//!                   0 = unknown
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -156,6 +172,10 @@ pub const EXT_LEN: usize = 28;
 pub(crate) const EXT_FILTERED_LEN: usize = 24;
 /// Bytes of the extension with the group a responder serves (acks to unicast probes).
 pub const EXT_GROUP_LEN: usize = EXT_LEN + 17;
+/// Bytes of the join/leave record ([`GroupDelays`]) after the group.
+pub(crate) const JOIN_LEAVE_LEN: usize = 4 + 9 + 9 + 1;
+/// Bytes of the extension with the group and its join/leave record.
+pub const EXT_JOIN_LEAVE_LEN: usize = EXT_GROUP_LEN + JOIN_LEAVE_LEN;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
 /// wrote.
 pub(crate) const EXT_MIN_LEN: usize = 20;
@@ -260,6 +280,77 @@ pub struct AckExt {
     /// the prober's group), travels only when the whole name fits too; `None` when it did not,
     /// or the responder predates the field.
     pub group: Option<IpAddr>,
+    /// The latest join and leave delay of `group` (`respond --churn`): travels only with the
+    /// group and when the whole name fits too; `None` otherwise, or from older responders.
+    pub join_leave: Option<GroupDelays>,
+}
+
+/// One join's or leave's delay, as a responder reports it (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DelayFigure {
+    /// None measured yet (or a state a later version added).
+    #[default]
+    None,
+    /// The delay, ns.
+    Measured(u64),
+    /// Join: the group arrived before the join (the LAN floods it): no join delay.
+    AlreadyArriving,
+    /// Join: the group never arrived while joined.
+    NeverArrived,
+    /// Leave: no probe of the group arrived after the leave.
+    NoneAfter,
+    /// Leave: the group kept arriving until the next join or the end (the LAN floods it).
+    StillArriving,
+    /// The responder cannot measure it (a leave without a packet tap).
+    NotMeasurable,
+}
+
+impl DelayFigure {
+    fn to_wire(self) -> (u8, u64) {
+        match self {
+            DelayFigure::None => (0, 0),
+            DelayFigure::Measured(ns) => (1, ns),
+            DelayFigure::AlreadyArriving => (2, 0),
+            DelayFigure::NeverArrived => (3, 0),
+            DelayFigure::NoneAfter => (4, 0),
+            DelayFigure::StillArriving => (5, 0),
+            DelayFigure::NotMeasurable => (6, 0),
+        }
+    }
+
+    fn from_wire(state: u8, ns: u64) -> Self {
+        match state {
+            1 => DelayFigure::Measured(ns),
+            2 => DelayFigure::AlreadyArriving,
+            3 => DelayFigure::NeverArrived,
+            4 => DelayFigure::NoneAfter,
+            5 => DelayFigure::StillArriving,
+            6 => DelayFigure::NotMeasurable,
+            _ => DelayFigure::None,
+        }
+    }
+}
+
+/// Where a responder's join and leave instants come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DelayClock {
+    #[default]
+    Unknown,
+    /// Kernel timestamps of the report and the probes at the interface (a packet tap).
+    Interface,
+    /// The time of the join system call: about one kernel tick before the report leaves.
+    Syscall,
+}
+
+/// The latest join and leave delay of one group at a responder: travels with the group it is
+/// about (the ack's probe's), when there is room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct GroupDelays {
+    /// Joins of the group measured so far (saturating).
+    pub joins: u32,
+    pub join: DelayFigure,
+    pub leave: DelayFigure,
+    pub clock: DelayClock,
 }
 
 /// An ack as a responder sends it back.
@@ -435,7 +526,13 @@ impl Ack {
         // The group only where it costs the name nothing: names label every row.
         let name_len = if self.name.is_empty() { 0 } else { 1 + self.name.len().min(MAX_NAME_LEN) };
         let group = ext.and_then(|e| e.group).filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + name_len);
-        let ext_len = if group.is_some() { EXT_GROUP_LEN } else { EXT_LEN };
+        let join_leave = (ext.and_then(|e| e.join_leave).filter(|_| group.is_some()))
+            .filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + name_len);
+        let ext_len = match (group, join_leave) {
+            (Some(_), Some(_)) => EXT_JOIN_LEAVE_LEN,
+            (Some(_), None) => EXT_GROUP_LEN,
+            _ => EXT_LEN,
+        };
         let used = ACK_FIXED_LEN + if ext.is_some() { 1 + ext_len } else { 0 };
         let room = limit.saturating_sub(used + 1).min(MAX_NAME_LEN);
         let name = truncate_utf8(&self.name, room);
@@ -472,6 +569,19 @@ impl Ack {
                 };
                 buf.push(family);
                 buf.extend_from_slice(&addr);
+            }
+            if let Some(jl) = join_leave {
+                buf.extend_from_slice(&jl.joins.to_be_bytes());
+                for f in [jl.join, jl.leave] {
+                    let (state, ns) = f.to_wire();
+                    buf.push(state);
+                    buf.extend_from_slice(&ns.to_be_bytes());
+                }
+                buf.push(match jl.clock {
+                    DelayClock::Unknown => 0,
+                    DelayClock::Interface => 1,
+                    DelayClock::Syscall => 2,
+                });
             }
         }
         if !name.is_empty() {
@@ -598,7 +708,20 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 let filtered = if len >= EXT_FILTERED_LEN { known32(e.u32()?) } else { None };
                 let heard = if len >= EXT_LEN { known32(e.u32()?) } else { None };
                 let group = if len >= EXT_GROUP_LEN { read_group(e.u8()?, e.take(16)?)? } else { None };
-                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group })
+                let join_leave = if len >= EXT_JOIN_LEAVE_LEN {
+                    let joins = e.u32()?;
+                    let join = DelayFigure::from_wire(e.u8()?, e.u64()?);
+                    let leave = DelayFigure::from_wire(e.u8()?, e.u64()?);
+                    let clock = match e.u8()? {
+                        1 => DelayClock::Interface,
+                        2 => DelayClock::Syscall,
+                        _ => DelayClock::Unknown,
+                    };
+                    Some(GroupDelays { joins, join, leave, clock })
+                } else {
+                    None
+                };
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave })
             } else {
                 None
             };
@@ -735,6 +858,7 @@ mod tests {
             filtered: Some(7),
             heard: Some(9),
             group: None,
+            join_leave: None,
         };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
@@ -774,6 +898,45 @@ mod tests {
         short[64] = EXT_MIN_LEN as u8 - 1;
         short.pop();
         assert!(matches!(decode(&short), Err(DecodeError::BadField("extension length", 19))));
+    }
+
+    #[test]
+    fn the_join_leave_record_follows_the_group_and_older_decoders_skip_it() {
+        let g: IpAddr = "239.1.1.7".parse().unwrap();
+        let jl = GroupDelays {
+            joins: 3,
+            join: DelayFigure::Measured(1_500_000),
+            leave: DelayFigure::StillArriving,
+            clock: DelayClock::Interface,
+        };
+        let ext = AckExt { group: Some(g), join_leave: Some(jl), ..AckExt::default() };
+        let a = Ack { ext: Some(ext), arrival: Arrival::Multicast, ..ack("h2") };
+        let bytes = a.encode_within(ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 3).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 3);
+        assert_eq!(bytes[64], 68);
+        assert_eq!(bytes[93..98], [4, 239, 1, 1, 7]);
+        assert_eq!(bytes[110..114], 3u32.to_be_bytes());
+        assert_eq!(bytes[114], 1);
+        assert_eq!(bytes[115..123], 1_500_000u64.to_be_bytes());
+        assert_eq!((bytes[123], &bytes[124..132], bytes[132]), (5, &[0u8; 8][..], 1));
+        assert_eq!(decode(&bytes), Ok(Message::Ack(a.clone())));
+        // A decoder from before the record reads the extension up to the group and skips the
+        // rest (as this one skips a later version's fields): the same ack, less the record.
+        let mut before = bytes[..ACK_FIXED_LEN + 1 + EXT_GROUP_LEN].to_vec();
+        before[64] = EXT_GROUP_LEN as u8;
+        before.extend_from_slice(&bytes[ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN..]);
+        let Ok(Message::Ack(back)) = decode(&before) else { panic!("decodes") };
+        assert_eq!(back.ext, Some(AckExt { join_leave: None, ..ext }));
+        // A state a later version adds reads as none; a record without its group is not sent.
+        let mut later = bytes.clone();
+        later[114] = 77;
+        let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
+        assert_eq!(back.ext.unwrap().join_leave.unwrap().join, DelayFigure::None);
+        let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };
+        assert_eq!(alone.encode_within(400).unwrap()[64], EXT_LEN as u8);
+        // One byte short of the record and the whole name: the name stays, the record goes.
+        let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 2).unwrap();
+        assert_eq!(tight[64] as usize, EXT_GROUP_LEN);
     }
 
     #[test]

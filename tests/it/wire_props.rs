@@ -1,10 +1,30 @@
 //! Property tests of the packet format: round-trips, no amplification, and no panic on any input.
 
-use mcprobe::wire::{self, Ack, AckExt, Arrival, DecodeError, Message, Probe};
+use mcprobe::wire::{self, Ack, AckExt, Arrival, DecodeError, DelayClock, DelayFigure, GroupDelays, Message, Probe};
 use proptest::prelude::*;
 
 fn arrival() -> impl Strategy<Value = Arrival> {
     prop_oneof![Just(Arrival::Unknown), Just(Arrival::Multicast), Just(Arrival::Unicast)]
+}
+
+fn figure(kind: u8, ns: u64) -> DelayFigure {
+    match kind {
+        0 => DelayFigure::None,
+        1 => DelayFigure::Measured(ns),
+        2 => DelayFigure::AlreadyArriving,
+        3 => DelayFigure::NeverArrived,
+        4 => DelayFigure::NoneAfter,
+        5 => DelayFigure::StillArriving,
+        _ => DelayFigure::NotMeasurable,
+    }
+}
+
+/// A join/leave record (plain tuples: nested strategies overflow the test thread's stack).
+fn any_join_leave() -> impl Strategy<Value = GroupDelays> {
+    (any::<u32>(), 0u8..7, any::<u64>(), 0u8..7, any::<u64>(), 0u8..3).prop_map(|(joins, j, jn, l, ln, c)| {
+        let clock = [DelayClock::Unknown, DelayClock::Interface, DelayClock::Syscall][usize::from(c)];
+        GroupDelays { joins, join: figure(j, jn), leave: figure(l, ln), clock }
+    })
 }
 
 prop_compose! {
@@ -15,8 +35,9 @@ prop_compose! {
                  group in proptest::option::of(prop_oneof![
                      any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
                      any::<[u8; 16]>().prop_map(std::net::IpAddr::from)
-                 ])) -> AckExt {
-        AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group }
+                 ]),
+                 join_leave in proptest::option::of(any_join_leave())) -> AckExt {
+        AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave }
     }
 }
 
@@ -52,9 +73,18 @@ proptest! {
                 let ext_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_LEN;
                 let name_len = if ack.name.is_empty() { 0 } else { 1 + ack.name.len().min(wire::MAX_NAME_LEN) };
                 let group_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_GROUP_LEN + name_len;
-                let sent_ext = ack.ext.filter(|_| ext_fits).map(|e| AckExt { group: e.group.filter(|_| group_fits), ..e });
+                // The join/leave record with the group only, and where the whole name fits too.
+                let join_leave_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_JOIN_LEAVE_LEN + name_len;
+                let sent_ext = ack.ext.filter(|_| ext_fits).map(|e| {
+                    let group = e.group.filter(|_| group_fits);
+                    AckExt { group, join_leave: e.join_leave.filter(|_| group.is_some() && join_leave_fits), ..e }
+                });
                 prop_assert_eq!(back.ext, sent_ext);
-                let ext_len = 1 + if back.ext.is_some_and(|e| e.group.is_some()) { wire::EXT_GROUP_LEN } else { wire::EXT_LEN };
+                let ext_len = 1 + match back.ext {
+                    Some(AckExt { join_leave: Some(_), .. }) => wire::EXT_JOIN_LEAVE_LEN,
+                    Some(AckExt { group: Some(_), .. }) => wire::EXT_GROUP_LEN,
+                    _ => wire::EXT_LEN,
+                };
                 let mut expect = ack.clone();
                 expect.name = back.name.clone();
                 expect.ext = back.ext;
