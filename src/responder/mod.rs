@@ -26,6 +26,7 @@
 pub(crate) mod arrivals;
 mod guard;
 mod heard;
+pub(crate) mod join_leave;
 pub(crate) mod notice;
 mod probe_tap;
 pub(crate) mod prober_log;

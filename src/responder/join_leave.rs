@@ -1,0 +1,190 @@
+//! Join and leave delay per group at a responder (`respond --groups … --churn PERIOD`): the
+//! churn schedule, and the latest delays of each group for the acks ([`wire::GroupDelays`]).
+//!
+//! **The schedule** ([`churn_step`]): the responder joins every group at start; then every
+//! PERIOD it leaves the next group in turn and joins it again PERIOD/2 later (channel zapping,
+//! one group out at a time; each group goes round once every N × PERIOD). PERIOD/2 must be
+//! longer than the LAN's leave delay plus the quiet time (PERIOD/8), else the group is still
+//! arriving when it is joined again and that leave has no delay (it says so).
+//!
+//! **The clock**: with CAP_NET_RAW, the membership tap ([`crate::net::membership_tap`]) stamps
+//! the reports leaving the interface and the probes reaching it (the figures a capture on the
+//! interface gives). Without it, the join instant is the time of the join system call (the
+//! kernel sends the report about one tick later: 4 ms at HZ=250, so join delays read that much
+//! longer) and the first probe the socket receives; leaves cannot be measured (a socket gets
+//! nothing after it leaves), and are reported as not measurable.
+
+// Wired into the responder in the next commit.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::net::membership::{Change, Delay, DelayKind, DelayTracker, Membership, Outcome};
+use crate::net::membership_tap::{MembershipSpec, MembershipTap};
+use crate::wire::{DelayClock, DelayFigure, GroupDelays};
+
+/// Step `k` (from 0) of the churn schedule over `n` groups: when, from the end of the first
+/// joins, which group (its index), and whether it leaves or joins again.
+pub(crate) fn churn_step(k: u64, n: usize, period: Duration) -> (Duration, usize, Change) {
+    let cycle = k / 2;
+    let group = (cycle % n.max(1) as u64) as usize;
+    let at = period.saturating_mul(u32::try_from(cycle + 1).unwrap_or(u32::MAX));
+    if k % 2 == 0 {
+        (at, group, Change::Leave)
+    } else {
+        (at.saturating_add(period / 2), group, Change::Join)
+    }
+}
+
+/// The quiet time for a churn period: a group that did not arrive for this long is not
+/// flowing (see [`DelayTracker::new`]). Probes of each group must come more often.
+pub(crate) fn quiet_for(period: Duration) -> Duration {
+    (period / 8).max(Duration::from_millis(20))
+}
+
+enum Clock {
+    Tap(MembershipTap),
+    /// The system calls' times and the socket's arrivals.
+    Syscall(DelayTracker),
+}
+
+/// The responder's join and leave delays, per group.
+pub(crate) struct JoinLeave {
+    clock: Clock,
+    latest: HashMap<IpAddr, GroupDelays>,
+}
+
+impl JoinLeave {
+    /// Starts measuring on interface `ifindex` (when known) for probes to `port`; the second
+    /// element is the one line to print when only the system-call clock is available.
+    pub(crate) fn start(ifindex: Option<u32>, port: u16, period: Duration) -> (JoinLeave, Option<String>) {
+        let quiet = quiet_for(period);
+        let tap = match ifindex {
+            Some(ifindex) => MembershipTap::start(&MembershipSpec { ifindex, ports: (port, port), quiet }),
+            None => Err("the join and leave delays need --iface to watch an interface".to_string()),
+        };
+        let (clock, note) = match tap {
+            Ok(t) => (Clock::Tap(t), None),
+            Err(why) => {
+                let note = format!(
+                    "{why}; join delays are timed from the join system call (about one kernel tick early) and leave delays are not measured"
+                );
+                let tracker = DelayTracker::new(u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX));
+                (Clock::Syscall(tracker), Some(note))
+            }
+        };
+        (JoinLeave { clock, latest: HashMap::new() }, note)
+    }
+
+    /// The clock the figures come from.
+    pub(crate) fn clock(&self) -> DelayClock {
+        match self.clock {
+            Clock::Tap(_) => DelayClock::Interface,
+            Clock::Syscall(_) => DelayClock::Syscall,
+        }
+    }
+
+    /// The responder joined (`Change::Join`) or left `group` at `now_ns` (just after the
+    /// system call returned).
+    pub(crate) fn changed(&mut self, group: IpAddr, change: Change, now_ns: u64) {
+        if let Clock::Syscall(t) = &mut self.clock {
+            t.report(now_ns, Membership { group, change });
+        }
+    }
+
+    /// A probe to `group` reached the responder's socket at `rx_ns` (kernel timestamp).
+    pub(crate) fn received(&mut self, group: IpAddr, rx_ns: u64) {
+        if let Clock::Syscall(t) = &mut self.clock {
+            t.datagram(rx_ns, group);
+        }
+    }
+
+    /// Takes the delays completed since the last call into the latest figures.
+    pub(crate) fn refresh(&mut self) {
+        let done = match &mut self.clock {
+            Clock::Tap(t) => t.take(),
+            Clock::Syscall(t) => t.take(),
+        };
+        self.absorb(done);
+    }
+
+    fn absorb(&mut self, done: Vec<Delay>) {
+        let clock = self.clock();
+        for d in done {
+            let e = self.latest.entry(d.group).or_insert(GroupDelays { clock, ..GroupDelays::default() });
+            match d.kind {
+                DelayKind::Join => {
+                    e.joins = e.joins.saturating_add(1);
+                    e.join = figure(&d);
+                    if clock == DelayClock::Syscall {
+                        e.leave = DelayFigure::NotMeasurable;
+                    }
+                }
+                DelayKind::Leave if clock == DelayClock::Syscall => e.leave = DelayFigure::NotMeasurable,
+                DelayKind::Leave => e.leave = figure(&d),
+            }
+        }
+    }
+
+    /// The latest figures of `group`, once it has any.
+    pub(crate) fn of(&self, group: IpAddr) -> Option<GroupDelays> {
+        self.latest.get(&group).copied()
+    }
+}
+
+/// A tracker's delay as the wire says it.
+pub(crate) fn figure(d: &Delay) -> DelayFigure {
+    match d.outcome {
+        Outcome::Measured { .. } => DelayFigure::Measured(d.delay_ns().unwrap_or(0)),
+        Outcome::AlreadyArriving => DelayFigure::AlreadyArriving,
+        Outcome::NeverArrived => DelayFigure::NeverArrived,
+        Outcome::NoneAfter => DelayFigure::NoneAfter,
+        Outcome::StillArriving { .. } => DelayFigure::StillArriving,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_leaves_one_group_at_a_time_and_rejoins_it_half_a_period_later() {
+        let p = Duration::from_secs(4);
+        let steps: Vec<_> = (0..8).map(|k| churn_step(k, 3, p)).collect();
+        assert_eq!(
+            steps,
+            [
+                (Duration::from_secs(4), 0, Change::Leave),
+                (Duration::from_secs(6), 0, Change::Join),
+                (Duration::from_secs(8), 1, Change::Leave),
+                (Duration::from_secs(10), 1, Change::Join),
+                (Duration::from_secs(12), 2, Change::Leave),
+                (Duration::from_secs(14), 2, Change::Join),
+                (Duration::from_secs(16), 0, Change::Leave),
+                (Duration::from_secs(18), 0, Change::Join),
+            ]
+        );
+        assert_eq!(quiet_for(p), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn without_a_tap_joins_come_from_the_system_call_and_leaves_are_not_measured() {
+        let (mut jl, note) = JoinLeave::start(None, 5000, Duration::from_secs(4));
+        assert!(note.unwrap().contains("--iface"));
+        assert_eq!(jl.clock(), DelayClock::Syscall);
+        let g: IpAddr = "239.1.1.1".parse().unwrap();
+        jl.changed(g, Change::Join, 1_000_000_000);
+        jl.received(g, 1_004_000_000);
+        jl.refresh();
+        let f = jl.of(g).unwrap();
+        assert_eq!((f.joins, f.join, f.leave), (1, DelayFigure::Measured(4_000_000), DelayFigure::NotMeasurable));
+        jl.changed(g, Change::Leave, 2_000_000_000);
+        jl.changed(g, Change::Join, 4_000_000_000);
+        jl.received(g, 4_010_000_000);
+        jl.refresh();
+        let f = jl.of(g).unwrap();
+        assert_eq!((f.joins, f.join, f.leave), (2, DelayFigure::Measured(10_000_000), DelayFigure::NotMeasurable));
+    }
+}
