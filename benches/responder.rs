@@ -34,6 +34,7 @@ const SIZE: usize = 128;
 fn config(key: Option<Key>) -> ResponderConfig {
     ResponderConfig {
         group: IpAddr::from([239, 255, 42, 42]),
+        groups: vec![IpAddr::from([239, 255, 42, 42])],
         source: None,
         port: 24_242,
         iface: None,

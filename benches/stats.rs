@@ -53,6 +53,7 @@ fn new_run() -> Run {
         raw: false,
         plain: false,
         outage_min: 3,
+        groups: 1,
     })
 }
 

@@ -46,6 +46,7 @@ fn run() -> Run {
         intervals: false,
         plain: false,
         outage_min: 3,
+        groups: 1,
     })
 }
 

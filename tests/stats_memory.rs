@@ -46,6 +46,7 @@ fn a_tracked_responder_costs_at_most_32_kib_with_a_1_s_timeout() {
         intervals: false,
         plain: false,
         outage_min: 3,
+        groups: 1,
         raw: false,
     };
     let from: SocketAddr = "127.0.0.1:24242".parse().unwrap();

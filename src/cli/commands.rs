@@ -40,10 +40,15 @@ pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
 #[command(after_help = "\
 Examples:
   mcprobe respond --iface eth0 --name rack1-node7
-  mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key")]
+  mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key
+  # 1000 groups (IPTV channels, a group per feed), one socket per 20 memberships:
+  mcprobe respond --iface eth0 --groups 239.1.0.0/22")]
 pub struct RespondArgs {
     #[command(flatten)]
     pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub groups: GroupsArgs,
 
     #[command(flatten)]
     pub key: KeyArgs,
@@ -108,6 +113,8 @@ Examples:
   mcprobe probe --iface eth0 --duration 2m --querier-wait 30s
   # IPv6 (an interface is required):
   mcprobe probe --iface eth0 --group ff12::4242
+  # 1000 groups, one probe a second each; the table names the groups each host misses:
+  mcprobe probe --iface eth0 --groups 239.1.0.0/22 --rate 1000 --duration 30s
   # the course lab's protocol, against its Python receivers:
   mcprobe probe --iface eth0 --plain --group 224.3.29.71 --port 10000
 
@@ -118,6 +125,9 @@ answered at all; 2 usage or environment error; 3 multicast broken where unicast 
 pub struct ProbeArgs {
     #[command(flatten)]
     pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub groups: GroupsArgs,
 
     #[command(flatten)]
     pub key: KeyArgs,
@@ -152,7 +162,8 @@ pub struct ProbeArgs {
     pub querier: QuerierArgs,
 
     /// An outage is at least this many consecutive unanswered probes after a responder's first
-    /// answer; each is listed with its start, end and probes lost (outages.csv).
+    /// answer; each is listed with its start, end and probes lost (outages.csv). With --groups:
+    /// this many rounds of every group unanswered (a group never answered is a missing group).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 

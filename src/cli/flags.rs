@@ -38,6 +38,48 @@ pub struct GroupArgs {
     pub rcvbuf: usize,
 }
 
+/// The most groups one `--groups` list may hold: mcjoin's limit is 2048; past a few thousand the
+/// responder's sockets (one per 20 memberships) and the table's rows stop being a LAN check.
+pub const MAX_GROUPS: usize = 4096;
+
+/// `--groups`: many groups at once, instead of `--group` (RFC 3918's per-group figures).
+#[derive(Debug, Args, Clone)]
+pub struct GroupsArgs {
+    /// Many groups at once, instead of --group: addresses, ranges (239.1.1.1-239.1.4.250) and
+    /// prefixes (239.1.0.0/22, ff15::1:0/118), comma-separated, one family, at most 4096;
+    /// optionally with their port after the list (239.1.0.0/22:5000, [ff15::1:0/118]:5000),
+    /// else --port. A prober sends to them in turn (probe k to group k mod N), so --rate and
+    /// --interval pace all of them together: each group gets rate/N probes a second (--rate 1000
+    /// with 1000 groups: one probe a second per group). A responder joins every one of them.
+    #[arg(long, value_name = "LIST[:PORT]", conflicts_with = "group", value_parser = parse_group_list)]
+    pub groups: Option<GroupList>,
+}
+
+/// A `--groups` value: the groups as written (order kept, repeats dropped) and the port written
+/// after them, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupList {
+    pub groups: Vec<std::net::IpAddr>,
+    pub port: Option<u16>,
+    /// As written, for messages.
+    pub spec: String,
+}
+
+/// `LIST` or `LIST:PORT` (IPv6 in brackets with a port): the same spelling in every command.
+pub(crate) fn parse_group_list(s: &str) -> Result<GroupList, String> {
+    match crate::groups::parse_groups(s, MAX_GROUPS) {
+        Ok(groups) => Ok(GroupList { groups, port: None, spec: s.to_string() }),
+        Err(e) => {
+            let looks_ported = s.contains('[') || (s.contains(':') && !s.contains("::"));
+            match crate::groups::parse_groups_port(s, MAX_GROUPS) {
+                Ok((groups, port)) => Ok(GroupList { groups, port: Some(port), spec: s.to_string() }),
+                Err(pe) if looks_ported => Err(pe),
+                Err(_) => Err(e),
+            }
+        }
+    }
+}
+
 /// Authentication: off by default, like ping. Both ends must use the same secret.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArgs {

@@ -86,10 +86,11 @@ pub struct WatchArgs {
     #[arg(value_name = "GROUP:PORT", value_parser = parse_groups_at)]
     pub streams: Vec<GroupsAt>,
 
-    /// More streams, as a range, prefix or list of groups with their port:
-    /// 239.1.1.1-239.1.4.250:5000, 239.1.0.0/22:5000, [ff15::1:0/118]:5000. Repeatable.
-    #[arg(long, value_name = "GROUPS:PORT", value_parser = parse_groups_at)]
-    pub groups: Vec<GroupsAt>,
+    /// More streams, as a range, prefix or list of groups with their port (watch has no
+    /// default port): 239.1.1.1-239.1.4.250:5000, 239.1.0.0/22:5000, [ff15::1:0/118]:5000.
+    /// Repeatable.
+    #[arg(long, value_name = "LIST[:PORT]", value_parser = super::flags::parse_group_list)]
+    pub groups: Vec<super::flags::GroupList>,
 
     /// Interface, by name (eth0) or by one of its addresses. Default: the system's choice, i.e.
     /// the interface of the route to the group (named in the first line of the output); IPv6

@@ -80,7 +80,7 @@ pub(crate) fn run_probe(
     if !quiet {
         eprintln!(
             "probing {} via {}: {} probes every {}, {} B{}, ttl {}; acks count as late after {}",
-            SocketAddr::new(cfg.group, cfg.port),
+            groups_label(cfg),
             iface_label(&cfg.iface, cfg.group),
             cfg.count,
             human(cfg.interval),
@@ -128,4 +128,20 @@ pub(crate) fn run_probe(
         }
     }
     Ok(Probed { found, folder_error })
+}
+
+/// Where the probes go: `GROUP:PORT`, or with `--groups` how many groups, from which to which, and
+/// how often each one gets a probe.
+fn groups_label(cfg: &prober::ProbeConfig) -> String {
+    match cfg.groups.as_slice() {
+        [] | [_] => SocketAddr::new(cfg.group, cfg.port).to_string(),
+        gs => format!(
+            "{} groups ({} to {}, port {}; each one probe every {})",
+            gs.len(),
+            gs[0],
+            gs[gs.len() - 1],
+            cfg.port,
+            human(cfg.interval * gs.len() as u32)
+        ),
+    }
 }

@@ -15,7 +15,18 @@ use crate::stats::format_id;
 pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     let cfg = config::respond(args)?;
     let (name, group, port, iface, source) = (cfg.name.clone(), cfg.group, cfg.port, cfg.iface.clone(), cfg.source);
+    let groups = cfg.groups.clone();
     let responder = Responder::bind(cfg)?;
+    let at = match groups.as_slice() {
+        [] | [_] => SocketAddr::new(group, port).to_string(),
+        gs => format!(
+            "{} groups ({} to {}, port {port}; on {} sockets)",
+            gs.len(),
+            gs[0],
+            gs[gs.len() - 1],
+            responder.sockets()
+        ),
+    };
     let watch = querier::start(&iface, group, args.querier.querier_wait, args.quiet, "");
     let quiet = args.quiet;
     let mut failed = None;
@@ -29,7 +40,7 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
             Event::Listening { id } => format!(
                 "responder {name} (id {}) listening on {}{} via {}",
                 format_id(*id),
-                SocketAddr::new(group, port),
+                at,
                 source.map_or(String::new(), |s| format!(" from source {s}")),
                 iface_label(&iface, group)
             ),

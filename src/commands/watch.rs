@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::exit;
-use crate::cli::watch::{FormatArg, WatchArgs, MAX_GROUPS};
+use crate::cli::watch::{FormatArg, GroupsAt, WatchArgs, MAX_GROUPS};
 use crate::folder::csv::AtomicCsv;
 use crate::folder::meta::write_atomic;
 use crate::folder::{RunFolder, Writer};
@@ -37,7 +37,14 @@ pub struct WatchConfig {
 /// Flags to a configuration; errors name the flag and the value.
 pub fn config_of(args: &WatchArgs) -> Result<WatchConfig> {
     let mut groups: Vec<(IpAddr, u16)> = Vec::new();
-    for g in args.streams.iter().chain(&args.groups) {
+    let mut listed = Vec::with_capacity(args.groups.len());
+    for g in &args.groups {
+        let port = g.port.with_context(|| {
+            format!("--groups {}: watch needs the streams' port after the list, as in 239.1.0.0/24:5000", g.spec)
+        })?;
+        listed.push(GroupsAt { groups: g.groups.clone(), port });
+    }
+    for g in args.streams.iter().chain(&listed) {
         for &a in &g.groups {
             net::check_group(a)?;
             if !groups.contains(&(a, g.port)) {

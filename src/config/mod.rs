@@ -41,6 +41,7 @@ pub fn probe_defaults(group: IpAddr, port: u16, iface: Option<Iface>) -> ProbeCo
 pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>, name: String) -> ResponderConfig {
     ResponderConfig {
         group,
+        groups: vec![group],
         source: None,
         port,
         iface,
@@ -95,6 +96,20 @@ pub(crate) fn group(a: &GroupArgs) -> Result<(IpAddr, u16, Option<Iface>)> {
         net::need_v6_iface(None, g)?;
     }
     Ok((group, a.port, iface))
+}
+
+/// `--group`, or every group of `--groups`: the first one stands for all where one is needed
+/// (the route that picks the interface when `--iface` is not given, the interface line).
+pub(crate) fn groups(a: &GroupArgs, g: &GroupsArgs) -> Result<(Vec<IpAddr>, u16, Option<Iface>)> {
+    let Some(list) = &g.groups else {
+        let (group, port, iface) = group(a)?;
+        return Ok((vec![group], port, iface));
+    };
+    for &x in &list.groups {
+        net::check_group_of("--groups", x)?;
+    }
+    let (_, port, iface) = group(&GroupArgs { group: list.groups[0], port: list.port.unwrap_or(a.port), ..a.clone() })?;
+    Ok((list.groups.clone(), port, iface))
 }
 
 /// `--ack-port`: not the group's port (responders listen there), and with the `hosts` unicast
@@ -223,7 +238,11 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
     if args.plain.plain && !args.hosts.is_empty() {
         bail!("--plain: the lab's protocol has no sessions to tell unicast from multicast answers; leave out --hosts");
     }
-    let (group, port, iface) = group(&args.net)?;
+    let (groups, port, iface) = groups(&args.net, &args.groups)?;
+    let group = groups[0];
+    if args.plain.plain && groups.len() > 1 {
+        bail!("--plain: the lab's replies do not say which group a probe came by; probe one --group");
+    }
     let key = key_of(&args.key)?;
     let size = if args.plain.plain { args.send.size as usize } else { check_size(args.send.size, key.is_some())? };
     let soak = args.preset == Some(Preset::Soak);
@@ -252,6 +271,7 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         plain: args.plain.plain.then(|| args.message.clone().into_bytes()),
         outage_min: args.outage_min,
         hosts,
+        groups,
         ..probe_defaults(group, port, iface)
     };
     Ok(ProbeSetup {
@@ -301,8 +321,13 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
 /// What `respond` runs.
 pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     let name = name(&args.name)?;
-    let (group, port, iface) = group(&args.net)?;
+    let (groups, port, iface) = groups(&args.net, &args.groups)?;
+    if args.plain.plain && groups.len() > 1 {
+        bail!("--plain: the lab's replies do not say which group a probe came by; answer one --group");
+    }
+    let group = groups[0];
     Ok(ResponderConfig {
+        groups,
         source: args.source,
         rcvbuf: args.net.rcvbuf,
         rate_limit: args.rate_limit,

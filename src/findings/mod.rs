@@ -9,6 +9,7 @@
 
 mod causes;
 pub mod diagnosis;
+pub mod groups;
 pub mod host_path;
 pub(crate) mod querier;
 pub(crate) mod shared;
@@ -311,6 +312,8 @@ pub struct Findings {
     pub querier: Option<QuerierFinding>,
     /// Where along the hosts' paths packets disappeared, from the packet taps.
     pub host_path: host_path::HostPath,
+    /// With `--groups`: which responder reached which group.
+    pub groups: Option<groups::GroupsFinding>,
 }
 
 /// What the findings need to know besides the outcome.
@@ -404,7 +407,20 @@ impl Findings {
         shared.groups.iter_mut().filter(|g| g.everyone).for_each(|g| g.known = known);
         notes.extend(shared_notes(&shared));
         let host_path = host_path::HostPath::of(o, &rows, j.group.port());
-        Findings { run, outages: outages(&o.run), rows, restarts, diagnosis, notes, shared, querier: None, host_path }
+        let rate = if o.settings.interval.is_zero() { 0.0 } else { 1.0 / o.settings.interval.as_secs_f64() };
+        let groups = groups::GroupsFinding::of(&o.run, &o.settings.groups, rate);
+        Findings {
+            run,
+            outages: outages(&o.run),
+            rows,
+            restarts,
+            diagnosis,
+            notes,
+            shared,
+            querier: None,
+            host_path,
+            groups,
+        }
     }
 
     /// The multicast rows of responders that answered.

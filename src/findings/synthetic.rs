@@ -131,6 +131,7 @@ fn config(session: u64) -> RunConfig {
         intervals: false,
         plain: false,
         outage_min: 3,
+        groups: 1,
         raw: false,
     }
 }

@@ -131,13 +131,17 @@ fn write_all<T: Serialize + Default>(dir: &FsPath, name: &str, run_id: u64, rows
     f.commit()
 }
 
-/// Writes `summary.csv`, `outages.csv` and, after a querier watch, `queriers.csv`; returns
+/// Writes `summary.csv`, `outages.csv`, with `--groups` `groups.csv` and, after a querier watch,
+/// `queriers.csv`; returns
 /// their paths.
 pub(crate) fn write_final_csvs(dir: &FsPath, f: &Findings) -> Result<Vec<PathBuf>> {
     let rows: Vec<SummaryRow> = f.rows.iter().map(|r| SummaryRow::of(r, &f.run)).collect();
     let outages: Vec<OutageRow> = f.outages.iter().map(OutageRow::of).collect();
     let id = f.run.session;
     let mut paths = vec![write_all(dir, "summary.csv", id, &rows)?, write_all(dir, "outages.csv", id, &outages)?];
+    if let Some(g) = &f.groups {
+        paths.push(write_all(dir, "groups.csv", id, &crate::output::csv::GroupRow::all(g))?);
+    }
     if let Some(queriers) = f.querier.as_ref().and_then(crate::output::querier::csv_rows) {
         paths.push(write_all(dir, "queriers.csv", id, &queriers)?);
     }

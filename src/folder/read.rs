@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 
-use crate::output::html::data::{Distribution, Folder, IntervalRec, OutageRec, SummaryRec};
+use crate::output::html::data::{Distribution, Folder, GroupRec, IntervalRec, OutageRec, SummaryRec};
 use crate::output::meta::RunMeta;
 use crate::output::words::Said;
 
@@ -74,6 +74,12 @@ impl Numbers for IntervalRec {
 impl Numbers for OutageRec {
     fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
         vec![("start_s", Some(self.start_s), SECS), ("end_s", self.end_s, SECS)]
+    }
+}
+
+impl Numbers for GroupRec {
+    fn numbers(&self) -> Vec<(&'static str, Option<f64>, Bound)> {
+        vec![("loss_pct", Some(self.loss_pct), PCT)]
     }
 }
 
@@ -210,6 +216,7 @@ fn parse(src: &dyn Source, dir: &Path) -> Result<Folder> {
         outages: read_csv(src, dir, "outages.csv", false)?,
         rtt,
         findings: read_findings(src, dir)?,
+        groups: read_csv(src, dir, "groups.csv", false)?,
     })
 }
 

@@ -156,16 +156,21 @@ pub(crate) fn route_iface(group: IpAddr) -> Result<Option<Iface>> {
 /// Checks that `--group` is a multicast address: IPv4 224.0.0.0/4, or IPv6 ff00::/8 without
 /// embedded-RP flags: ff0X:: (permanent), ff1X:: (transient) and ff3X:: (source-specific) groups.
 pub(crate) fn check_group(group: IpAddr) -> Result<IpAddr> {
+    check_group_of("--group", group)
+}
+
+/// [`check_group`] for a group that came from `flag` (`--groups` names the list it is in).
+pub(crate) fn check_group_of(flag: &str, group: IpAddr) -> Result<IpAddr> {
     match group {
         IpAddr::V4(g) if g.is_multicast() => Ok(group),
         IpAddr::V4(g) => {
-            bail!("--group {g}: not a multicast address (IPv4 multicast is 224.0.0.0/4, e.g. 239.255.42.42)")
+            bail!("{flag} {g}: not a multicast address (IPv4 multicast is 224.0.0.0/4, e.g. 239.255.42.42)")
         }
         IpAddr::V6(g) if g.is_multicast() && matches!(g.segments()[0] & 0xfff0, 0xff00 | 0xff10 | 0xff30) => Ok(group),
         IpAddr::V6(g) if g.is_multicast() => {
-            bail!("--group {g}: use a permanent (ff0X::), transient (ff1X::) or source-specific (ff3X::) IPv6 group")
+            bail!("{flag} {g}: use a permanent (ff0X::), transient (ff1X::) or source-specific (ff3X::) IPv6 group")
         }
-        IpAddr::V6(g) => bail!("--group {g}: not a multicast address (IPv6 multicast is ff00::/8, e.g. ff12::4242)"),
+        IpAddr::V6(g) => bail!("{flag} {g}: not a multicast address (IPv6 multicast is ff00::/8, e.g. ff12::4242)"),
     }
 }
 
@@ -324,10 +329,72 @@ pub fn responder_socket(
     source: Option<IpAddr>,
     rcvbuf: usize,
 ) -> Result<UdpSocket> {
-    let v6 = group.is_ipv6();
+    let mut socks = responder_sockets(&[group], port, iface, source, rcvbuf)?;
+    Ok(socks.remove(0))
+}
+
+/// Sockets bound to `port` that together joined every group of `groups`: as many groups on each
+/// as the kernel lets one socket join (`net.ipv4.igmp_max_memberships`, 20 by default; for IPv6
+/// the socket option memory, `net.core.optmem_max`), a new socket when it refuses the next one
+/// (ENOBUFS), as mcjoin does. With `IP_MULTICAST_ALL` off each socket gets only its own groups'
+/// datagrams, so none is read twice.
+pub fn responder_sockets(
+    groups: &[IpAddr],
+    port: u16,
+    iface: Option<&Iface>,
+    source: Option<IpAddr>,
+    rcvbuf: usize,
+) -> Result<Vec<UdpSocket>> {
+    let first = *groups.first().context("no group to join")?;
     if let Some(i) = iface {
-        i.check_family(group)?;
+        i.check_family(first)?;
     }
+    let mut done: Vec<UdpSocket> = Vec::new();
+    let mut current: Option<(Socket, usize)> = None;
+    let mut total = 0usize;
+    for &group in groups {
+        loop {
+            let (sock, joined) = match &mut current {
+                Some(c) => c,
+                None => current.insert((bound_responder_socket(first.is_ipv6(), port, rcvbuf)?, 0)),
+            };
+            match join_group(sock, group, iface, source)? {
+                Ok(()) => {
+                    *joined += 1;
+                    total += 1;
+                    break;
+                }
+                // This socket is full: the next one takes the group.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) && *joined > 0 => {
+                    let (full, _) = current.take().expect("a current socket");
+                    done.push(full.into());
+                }
+                Err(e) => {
+                    let on = iface.map_or("the default interface".to_string(), |i| i.name.clone());
+                    return Err(match e.raw_os_error() {
+                        Some(nix::libc::ENODEV) if iface.is_none() => {
+                            anyhow::anyhow!("cannot join {group}: no default multicast route; pick an interface with --iface")
+                        }
+                        Some(nix::libc::ENOBUFS) => anyhow::anyhow!(
+                            "cannot join {group} on {on}: {e}: this host refuses even one more membership on a new socket (after {} groups: its memory for socket options, net.core.optmem_max, or a kernel limit)",
+                            total
+                        ),
+                        _ => anyhow::anyhow!("cannot join {group} on {on}: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    done.extend(current.map(|(s, _)| UdpSocket::from(s)));
+    for s in &done {
+        s.set_read_timeout(Some(READ_TICK))?;
+    }
+    Ok(done)
+}
+
+/// A responder socket bound to `port` on every address, set up to say where each datagram went
+/// and with what TTL, joined to nothing yet.
+fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
     let sock = udp_socket(v6)?;
     sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
     set_rcvbuf(&sock, rcvbuf)?;
@@ -353,8 +420,13 @@ pub fn responder_socket(
         }
         _ => anyhow::anyhow!("--port {port}: cannot bind: {e}"),
     })?;
-    let on = iface.map_or("the default interface".to_string(), |i| i.name.clone());
-    let joined = match (group, source) {
+    Ok(sock)
+}
+
+/// Joins `group` on `sock` (source-specifically with `source`). The outer error is the user's
+/// (a family mismatch, an IPv6 group without an interface); the inner one the kernel's refusal.
+fn join_group(sock: &Socket, group: IpAddr, iface: Option<&Iface>, source: Option<IpAddr>) -> Result<io::Result<()>> {
+    Ok(match (group, source) {
         (IpAddr::V4(g), None) => {
             let via = match iface {
                 Some(i) => InterfaceIndexOrAddress::Index(i.index),
@@ -367,17 +439,24 @@ pub fn responder_socket(
             sock.join_ssm_v4(&s, &g, &via)
         }
         (IpAddr::V6(g), None) => sock.join_multicast_v6(&g, need_v6_iface(iface, g)?.index),
-        (IpAddr::V6(g), Some(IpAddr::V6(s))) => source_filter::join_ssm_v6(&sock, g, s, need_v6_iface(iface, g)?.index),
+        (IpAddr::V6(g), Some(IpAddr::V6(s))) => source_filter::join_ssm_v6(sock, g, s, need_v6_iface(iface, g)?.index),
         (g, Some(s)) => bail!("--source {s}: not of the same family as --group {g}"),
-    };
-    joined.map_err(|e| match e.raw_os_error() {
-        Some(nix::libc::ENODEV) if iface.is_none() => {
-            anyhow::anyhow!("cannot join {group}: no default multicast route; pick an interface with --iface")
-        }
-        _ => anyhow::anyhow!("cannot join {group} on {on}: {e}"),
-    })?;
-    sock.set_read_timeout(Some(READ_TICK))?;
-    Ok(sock.into())
+    })
+}
+
+/// Waits up to [`READ_TICK`] for any of `socks` to be readable and puts their indexes in
+/// `ready` (none after a quiet tick).
+pub(crate) fn poll_readable(socks: &[UdpSocket], ready: &mut Vec<usize>) -> Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd> = socks.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+    let tick = PollTimeout::try_from(READ_TICK).unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut fds, tick) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(anyhow::anyhow!("cannot poll the group sockets: {e}")),
+    }
+    ready.extend(fds.iter().enumerate().filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty())).map(|(i, _)| i));
+    Ok(())
 }
 
 /// A stable 64-bit key for a source address: identity for plain (`--plain`) peers, whose

@@ -32,6 +32,59 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// One row of `groups.csv`, with `--groups`: one responder on one group (multicast). Counted from
+/// the responder's first answer on any group, as its loss is; `reached` is false for a group it
+/// never answered on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct GroupRow {
+    pub responder: String,
+    pub responder_id: String,
+    pub address: String,
+    pub group: String,
+    pub reached: bool,
+    pub probes: u32,
+    pub answered: u32,
+    pub lost: u32,
+    pub loss_pct: f64,
+    pub rtt_min_us: Option<f64>,
+    pub rtt_mean_us: Option<f64>,
+    pub rtt_max_us: Option<f64>,
+    /// The first probe of this group it answered.
+    pub first_seq: Option<u64>,
+}
+
+impl GroupRow {
+    /// Every (responder, group) row of `g`, responders in report order, groups as probed.
+    pub(crate) fn all(g: &crate::findings::groups::GroupsFinding) -> Vec<GroupRow> {
+        let mut out = Vec::with_capacity(g.responders.len() * g.groups.len());
+        for r in &g.responders {
+            for (group, t) in g.groups.iter().zip(&r.tallies) {
+                let us = |ns: u32| t.reached().then(|| round3(ns_to_us(u64::from(ns))));
+                out.push(GroupRow {
+                    responder: neutralise(&r.responder.name).into_owned(),
+                    responder_id: r.responder.id.to_string(),
+                    address: r.responder.addr.to_string(),
+                    group: group.to_string(),
+                    reached: t.reached(),
+                    probes: t.probes,
+                    answered: t.answered,
+                    lost: t.lost(),
+                    loss_pct: if t.probes == 0 {
+                        0.0
+                    } else {
+                        round3(100.0 * f64::from(t.lost()) / f64::from(t.probes))
+                    },
+                    rtt_min_us: us(t.rtt_min_ns),
+                    rtt_mean_us: t.rtt_mean_ns().map(|ns| round3(ns_to_us(ns))),
+                    rtt_max_us: us(t.rtt_max_ns),
+                    first_seq: t.first_seq,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// One row of `summary.csv` (and of the JSON's `responders`): one responder on one path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub(crate) struct SummaryRow {

@@ -153,6 +153,50 @@ struct JsonReport {
     querier: Option<super::querier::JsonQuerierWatch>,
     /// Where along the hosts' paths packets disappeared (the packet taps).
     host_path: super::host_path::JsonHostPath,
+    /// With --groups: which responder reached which group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<JsonGroups>,
+}
+
+#[derive(Serialize)]
+struct JsonGroups {
+    count: usize,
+    per_group_rate: f64,
+    responders: Vec<JsonGroupReach>,
+    reached_by_none: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct JsonGroupReach {
+    responder: String,
+    responder_id: String,
+    address: String,
+    reached: usize,
+    missing: Vec<String>,
+    lossy: Vec<String>,
+}
+
+impl From<&crate::findings::groups::GroupsFinding> for JsonGroups {
+    fn from(g: &crate::findings::groups::GroupsFinding) -> Self {
+        let names = |idx: Vec<usize>| idx.into_iter().map(|i| g.groups[i].to_string()).collect();
+        JsonGroups {
+            count: g.groups.len(),
+            per_group_rate: g.per_group_rate,
+            responders: g
+                .responders
+                .iter()
+                .map(|r| JsonGroupReach {
+                    responder: r.responder.name.clone(),
+                    responder_id: r.responder.id.to_string(),
+                    address: r.responder.addr.to_string(),
+                    reached: r.reached(),
+                    missing: names(r.missing()),
+                    lossy: names(r.lossy()),
+                })
+                .collect(),
+            reached_by_none: names(g.reached_by_none()),
+        }
+    }
 }
 
 pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
@@ -176,6 +220,7 @@ pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         shared_faults: (&f.shared).into(),
         querier: f.querier.as_ref().map(Into::into),
         host_path: (&f.host_path).into(),
+        groups: f.groups.as_ref().map(Into::into),
     };
     serde_json::to_writer_pretty(&mut *w, &report)?;
     writeln!(w)

@@ -28,6 +28,8 @@ pub(crate) enum Topic {
     Querier,
     /// With --hosts: the expected hosts, one line each when not ok.
     Host,
+    /// With --groups: which responder reached which group.
+    Groups,
 }
 
 /// One finding in words.
@@ -41,6 +43,72 @@ fn said(topic: Topic, text: String) -> Said {
     Said { topic, text }
 }
 
+/// Ranges of groups listed in a line before the rest is counted (groups.csv lists them all).
+const MAX_GROUP_RANGES: usize = 8;
+
+/// With `--groups`: a line for the groups probed, a line per responder that missed or lost
+/// some (the ones that reached every group without loss share one line), and the groups that no
+/// responder reached.
+fn groups(f: &Findings) -> Vec<Said> {
+    let Some(g) = &f.groups else { return Vec::new() };
+    let n = g.groups.len();
+    let (all, _) = g.ranges(&(0..n).collect::<Vec<_>>(), 3);
+    let mut out = vec![said(
+        Topic::Groups,
+        format!("{n} groups probed in turn ({}), {:.3} probes/s each", all.join(", "), g.per_group_rate),
+    )];
+    let label = |r: &crate::findings::groups::GroupReach| {
+        if r.responder.name.is_empty() {
+            format!("({})", &r.responder.id.to_string()[..8])
+        } else {
+            r.responder.name.clone()
+        }
+    };
+    let listed = |idx: &[usize]| {
+        let (shown, left) = g.ranges(idx, MAX_GROUP_RANGES);
+        let more = if left > 0 { format!(" and {left} more ranges (groups.csv)") } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let clean: Vec<String> =
+        g.responders.iter().filter(|r| r.missing().is_empty() && r.lossy().is_empty()).map(label).collect();
+    if !clean.is_empty() {
+        out.push(said(Topic::Groups, format!("{}: all {n} groups reached, none lossy", clean.join(", "))));
+    }
+    for r in &g.responders {
+        let (missing, lossy) = (r.missing(), r.lossy());
+        if !missing.is_empty() {
+            out.push(said(
+                Topic::Groups,
+                format!(
+                    "{}: {} of {n} groups; missing {} ({} groups)",
+                    label(r),
+                    r.reached(),
+                    listed(&missing),
+                    missing.len()
+                ),
+            ));
+        }
+        if !lossy.is_empty() {
+            out.push(said(
+                Topic::Groups,
+                format!("{}: lost probes on {} groups: {}", label(r), lossy.len(), listed(&lossy)),
+            ));
+        }
+    }
+    let none = g.reached_by_none();
+    if !none.is_empty() && g.responders.len() > 1 {
+        out.push(said(
+            Topic::Groups,
+            format!(
+                "no responder reached {} ({} groups): the network does not forward them here, or this host's route to them leaves by another interface",
+                listed(&none),
+                none.len()
+            ),
+        ));
+    }
+    out
+}
+
 /// Every finding of `f`, in the order the terminal prints them: restarts, outages, notes, then
 /// what the verdicts of --hosts add.
 pub(crate) fn all(f: &Findings) -> Vec<Said> {
@@ -51,19 +119,16 @@ pub(crate) fn all(f: &Findings) -> Vec<Said> {
 
 /// The findings under the table: restarts, outages, notes.
 pub(crate) fn run(f: &Findings) -> Vec<Said> {
-    let mut out: Vec<Said> = f
-        .restarts
-        .iter()
-        .map(|r| {
-            said(
-                Topic::Restart,
-                format!(
-                    "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
-                    r.name, r.before, r.last_seq, r.after, r.first_seq, r.unanswered
-                ),
-            )
-        })
-        .collect();
+    let mut out = groups(f);
+    out.extend(f.restarts.iter().map(|r| {
+        said(
+            Topic::Restart,
+            format!(
+                "{} restarted: id {} answered up to probe {}, id {} from probe {}; {} probes unanswered in between",
+                r.name, r.before, r.last_seq, r.after, r.first_seq, r.unanswered
+            ),
+        )
+    }));
     for o in f.outages.iter().take(MAX_OUTAGES) {
         let end = o.end.map_or("the end of the run".to_string(), |e| format!("{:.3} s", e.as_secs_f64()));
         out.push(said(

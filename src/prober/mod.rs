@@ -53,7 +53,11 @@ pub struct ProbeConfig {
     /// The run's session id: in every probe, and the run id of every report file. Random, so
     /// runs (and probers) never mistake each other's acks.
     pub session: u64,
+    /// The group, or the first of `groups`.
     pub group: IpAddr,
+    /// Every group probed, `group` first: probe `k` goes to `groups[k % len]`. One group
+    /// without `--groups`.
+    pub groups: Vec<IpAddr>,
     pub port: u16,
     pub iface: Option<Iface>,
     pub ttl: u32,
@@ -99,6 +103,7 @@ impl ProbeConfig {
         ProbeConfig {
             session: rand::random(),
             group,
+            groups: vec![group],
             port,
             iface: None,
             ttl: 1,
@@ -202,7 +207,10 @@ impl Shared {
             raw: cfg.raw,
             intervals: cfg.intervals,
             plain: cfg.plain.is_some(),
-            outage_min: cfg.outage_min,
+            // With --groups, an outage is that many rounds of every group unanswered: a group
+            // the host never joined is a missing group (findings::groups), not an outage.
+            outage_min: cfg.outage_min.saturating_mul(cfg.groups.len().max(1) as u64),
+            groups: cfg.groups.len().max(1) as u32,
         };
         Shared {
             runs: Mutex::new(Runs::new(run_cfg, &cfg.hosts, local)),
@@ -291,6 +299,7 @@ pub(crate) fn settings(cfg: &ProbeConfig) -> Settings {
     Settings {
         session: cfg.session,
         group: cfg.group,
+        groups: cfg.groups.clone(),
         port: cfg.port,
         interface: cfg.iface.as_ref().map(|i| i.name.clone()),
         source: cfg.iface.as_ref().and_then(|i| i.source_for(cfg.group)),
@@ -456,14 +465,16 @@ fn send_loop(
     stop: &AtomicBool,
 ) -> Result<(Histogram<u64>, u64, Duration)> {
     net::lower_timer_slack();
-    let dest = SocketAddr::new(cfg.group, cfg.port);
     // Each path's keyed probes are bound to where they go and to the address their socket is
     // bound to (`net::prober_socket`, `net::unicast_socket`): one key per path, made once.
     let bound_key = |dst: SocketAddr, sock: &UdpSocket| -> Result<Option<BoundKey>> {
         let src = sock.local_addr().context("the prober's socket has no address")?.ip();
         Ok(cfg.key.as_ref().map(|k| k.bound_key(&Binding { dst, src })))
     };
-    let mc_key = bound_key(dest, &socks[0])?;
+    // One destination (and, keyed, one bound key) per group: probe `seq` goes to group
+    // `seq % groups` (the accounting in `crate::stats` splits the figures the same way).
+    let dests: Vec<SocketAddr> = cfg.groups.iter().map(|&g| SocketAddr::new(g, cfg.port)).collect();
+    let mc_keys = dests.iter().map(|&d| bound_key(d, &socks[0])).collect::<Result<Vec<_>>>()?;
     let host_keys = (cfg.hosts.iter().zip(&socks[1..]))
         .map(|(&host, sock)| bound_key(SocketAddr::new(host, cfg.port), sock))
         .collect::<Result<Vec<_>>>()?;
@@ -512,7 +523,9 @@ fn send_loop(
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
-            encode_probe(cfg, probe, size, mc_key.as_ref(), &mut buf);
+            let g = (seq % dests.len() as u64) as usize;
+            let dest = dests[g];
+            encode_probe(cfg, probe, size, mc_keys[g].as_ref(), &mut buf);
             if let Err(e) = socks[0].send_to(&buf, dest) {
                 // The first probe failing means the path is unusable (no route, bad interface);
                 // later transient failures (a full send queue) are counted and reported.

@@ -54,7 +54,10 @@ const NOTICE_RATE_PER_SOURCE: f64 = 1.0;
 
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
+    /// The group, or the first of `groups`.
     pub group: IpAddr,
+    /// Every group joined (`--groups`), `group` first; one group without it.
+    pub groups: Vec<IpAddr>,
     /// Join source-specifically: only datagrams from this source reach the responder.
     pub source: Option<IpAddr>,
     pub port: u16,
@@ -86,6 +89,7 @@ impl ResponderConfig {
     pub(crate) fn for_tests(group: IpAddr, name: &str, key: Option<Key>) -> Self {
         ResponderConfig {
             group,
+            groups: vec![group],
             source: None,
             port: 24_242,
             iface: None,
@@ -635,7 +639,9 @@ impl Engine {
 
 /// A bound, joined responder, ready to [`run`](Responder::run): the engine and its sockets.
 pub(crate) struct Responder {
-    sock: UdpSocket,
+    /// One socket, or with `--groups` one per block of memberships (see
+    /// [`net::responder_sockets`]); acks leave by the first.
+    socks: Vec<UdpSocket>,
     reply: Option<UdpSocket>,
     engine: Engine,
     /// The packet tap, or why it could not start (told as the first event after `Listening`).
@@ -649,7 +655,7 @@ impl Responder {
         // Read before the join, so that no probe can arrive before it (a few µs of socket set-up
         // are counted in the join delay).
         let joining_ns = net::now_ns();
-        let sock = net::responder_socket(cfg.group, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
+        let socks = net::responder_sockets(&cfg.groups, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
@@ -658,7 +664,13 @@ impl Responder {
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();
         }
-        Ok(Responder { sock, reply, engine, tap, cfg })
+        Ok(Responder { socks, reply, engine, tap, cfg })
+    }
+
+    /// How many sockets hold the memberships (one per block of groups, see
+    /// [`net::responder_sockets`]).
+    pub(crate) fn sockets(&self) -> usize {
+        self.socks.len()
     }
 
     /// Answers probes until `stop` is set; returns the counters.
@@ -683,41 +695,29 @@ impl Responder {
         // An ack is never larger than its probe.
         let mut tx = net::SendBatch::new(wire::MAX_PROBE_SIZE);
         let mut events = Vec::new();
-        let out = self.reply.as_ref().unwrap_or(&self.sock);
+        let Responder { socks, reply, engine, .. } = &mut self;
+        let out = reply.as_ref().unwrap_or(&socks[0]);
+        // The kernel's drop count is per socket: the engine gets their sum.
+        let mut drops = vec![0u64; socks.len()];
+        let mut ready = Vec::with_capacity(socks.len());
         while !stop.load(Ordering::Relaxed) {
-            let n = rx.recv(&self.sock)?;
-            for i in 0..n {
-                let (bytes, r) = rx.get(i);
-                if let Some(d) = r.local_drops {
-                    self.engine.set_local_drops(d as u64);
-                }
-                let datagram = Datagram { bytes, from: r.from, dst: r.dst, ttl: r.ttl, rx_ns: r.rx_ns };
-                let step = self.engine.step(datagram, net::now_ns);
-                // A notice goes alone and at once: they are rare (one a second per source), and
-                // the batch's counts could not tell a failed notice from a failed ack.
-                if step.is_notice() {
-                    let ok = step.reply.is_some_and(|bytes| out.send_to(bytes, r.from).is_ok());
-                    events.extend(step.event);
-                    self.engine.notice_sent(ok);
-                    continue;
-                }
-                // A batch has a slot per datagram, each as large as a probe, so every ack fits;
-                // were one not to, it goes alone.
-                let alone =
-                    step.reply.filter(|bytes| !tx.push(bytes, r.from)).map(|bytes| out.send_to(bytes, r.from).is_ok());
-                events.extend(step.event);
-                if let Some(ok) = alone {
-                    self.engine.sent(ok);
-                }
+            // One socket: a blocking read with its timeout, one system call. Several: a poll
+            // over them all, then each ready one drained.
+            ready.clear();
+            if socks.len() == 1 {
+                ready.push(0);
+            } else {
+                net::poll_readable(socks, &mut ready)?;
             }
-            if !tx.is_empty() {
-                let (sent, failed) = tx.flush(out);
-                (0..sent).for_each(|_| self.engine.sent(true));
-                (0..failed).for_each(|_| self.engine.sent(false));
+            let mut drained = true;
+            for &i in &ready {
+                let n = rx.recv(&socks[i])?;
+                drained &= n < net::batch::BATCH;
+                answer_batch(engine, &rx, n, (&mut drops, i), &mut tx, out, &mut events);
             }
-            // Only right after the socket was drained: see `arrivals`.
-            if let Some(w) = watch.as_mut().filter(|_| n < net::batch::BATCH) {
-                w.look(&mut self.engine, &mut events);
+            // Only right after the sockets were drained: see `arrivals`.
+            if let Some(w) = watch.as_mut().filter(|_| drained) {
+                w.look(engine, &mut events);
             }
             // Told after the acks left, as before batching.
             for ev in events.drain(..) {
@@ -725,6 +725,48 @@ impl Responder {
             }
         }
         Ok(self.engine.counters)
+    }
+}
+
+/// Answers the `n` datagrams of one read on socket `i` (`drops[i]` its kernel drop count) and
+/// sends their acks in one system call.
+fn answer_batch(
+    engine: &mut Engine,
+    rx: &net::RecvBatch,
+    n: usize,
+    (drops, i): (&mut [u64], usize),
+    tx: &mut net::SendBatch,
+    out: &UdpSocket,
+    events: &mut Vec<Event>,
+) {
+    for k in 0..n {
+        let (bytes, r) = rx.get(k);
+        if let Some(d) = r.local_drops {
+            drops[i] = u64::from(d);
+            engine.set_local_drops(drops.iter().sum());
+        }
+        let datagram = Datagram { bytes, from: r.from, dst: r.dst, ttl: r.ttl, rx_ns: r.rx_ns };
+        let step = engine.step(datagram, net::now_ns);
+        // A notice goes alone and at once: they are rare (one a second per source), and the
+        // batch's counts could not tell a failed notice from a failed ack.
+        if step.is_notice() {
+            let ok = step.reply.is_some_and(|bytes| out.send_to(bytes, r.from).is_ok());
+            events.extend(step.event);
+            engine.notice_sent(ok);
+            continue;
+        }
+        // A batch has a slot per datagram, each as large as a probe, so every ack fits; were
+        // one not to, it goes alone.
+        let alone = step.reply.filter(|bytes| !tx.push(bytes, r.from)).map(|bytes| out.send_to(bytes, r.from).is_ok());
+        events.extend(step.event);
+        if let Some(ok) = alone {
+            engine.sent(ok);
+        }
+    }
+    if !tx.is_empty() {
+        let (sent, failed) = tx.flush(out);
+        (0..sent).for_each(|_| engine.sent(true));
+        (0..failed).for_each(|_| engine.sent(false));
     }
 }
 

@@ -59,7 +59,10 @@ impl ProbeTap {
         let spec = TapSpec { v6: cfg.group.is_ipv6(), ifindex: 0, ports: vec![(cfg.port, cfg.port)] };
         let mut tap = Tap::open(&spec, "the probes").map_err(|u| u.0)?;
         let joined = cfg.iface.as_ref().map_or_else(|| default_join_ifindex(cfg.group), |i| i.index);
-        let (group, source, plain) = (cfg.group, cfg.source, cfg.plain);
+        // Only the joined groups' probes: the socket never sees the others (IP_MULTICAST_ALL
+        // off), so counting them would report them as dropped on this host.
+        let groups: std::collections::HashSet<IpAddr> = cfg.groups.iter().copied().collect();
+        let (source, plain) = (cfg.source, cfg.plain);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (pending.clone(), stop.clone());
@@ -75,7 +78,7 @@ impl ProbeTap {
                         let Some(u) = tap::parse(frame) else { return };
                         // What the socket would take: the group (on the joined interface) or
                         // this host's address, from the one source of an SSM join, a probe.
-                        if (f.multicast && u.dst != group) || source.is_some_and(|s| s != u.src) {
+                        if (u.dst.is_multicast() && !groups.contains(&u.dst)) || source.is_some_and(|s| s != u.src) {
                             return;
                         }
                         if !plain && !matches!(tap::peek(u.payload), Some(Peek::Probe { .. })) {

@@ -25,6 +25,8 @@ pub struct Settings {
     /// The run's session id: in every probe, and the run id of every report file.
     pub session: u64,
     pub group: IpAddr,
+    /// Every group probed (`--groups`), `group` first; probe `k` went to `groups[k % len]`.
+    pub groups: Vec<IpAddr>,
     pub port: u16,
     /// The interface named with `--iface`, or the one the route to the group leaves by.
     pub interface: Option<String>,
@@ -219,6 +221,7 @@ impl Settings {
         Settings {
             session,
             group: "239.255.42.42".parse().expect("a group"),
+            groups: vec!["239.255.42.42".parse().expect("a group")],
             port: 24242,
             interface: None,
             source: None,

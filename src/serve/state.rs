@@ -446,6 +446,7 @@ mod tests {
             intervals: false,
             plain: false,
             outage_min: 3,
+            groups: 1,
             raw: false,
         };
         let mut run = Run::new(cfg);

@@ -411,6 +411,37 @@ pub struct HostStats {
     /// The probes it left unanswered after its first answer, as ranges: which probes several
     /// responders lost together (findings::shared).
     pub lost: LostRanges,
+    /// With `--groups`: its answers per group, indexed as the run's groups (empty otherwise).
+    pub groups: Vec<GroupTally>,
+}
+
+/// One host's answers to the probes of one group of a `--groups` run, counted like its loss:
+/// from its first answer (on any group) on. 32 bytes a group and host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupTally {
+    /// Probes of the group closed since the host's first answer.
+    pub probes: u32,
+    /// Of them, answered on time.
+    pub answered: u32,
+    pub rtt_min_ns: u32,
+    pub rtt_max_ns: u32,
+    pub rtt_sum_ns: u64,
+    /// The first probe of the group it answered (`None`: never reached).
+    pub first_seq: Option<u64>,
+}
+
+impl GroupTally {
+    pub fn reached(&self) -> bool {
+        self.answered > 0
+    }
+
+    pub fn lost(&self) -> u32 {
+        self.probes - self.answered
+    }
+
+    pub fn rtt_mean_ns(&self) -> Option<u64> {
+        (self.answered > 0).then(|| self.rtt_sum_ns / u64::from(self.answered))
+    }
 }
 
 /// A responder's join delay (RFC 2432: from joining the group to the first multicast packet),
@@ -580,6 +611,7 @@ impl HostStats {
             answered_once: false,
             outages: Vec::new(),
             outages_dropped: 0,
+            groups: Vec::new(),
             lost: LostRanges::default(),
         }
     }
@@ -723,6 +755,30 @@ impl HostStats {
             self.lost.push(seq);
             let gap = self.open_gap.get_or_insert((seq, tx_ns, 0));
             gap.2 += 1;
+        }
+    }
+
+    /// Counts probe `seq` of group `group` (of `groups`) in the group's tally: answered with
+    /// `rtt_ns`, or not. Called right after [`HostStats::on_finalized`], so the first answer
+    /// counts and the probes before it do not, as for loss.
+    pub(crate) fn tally_group(&mut self, seq: u64, group: usize, groups: usize, rtt_ns: Option<u64>) {
+        if !self.answered_once {
+            return;
+        }
+        if self.groups.len() != groups {
+            self.groups.resize(groups, GroupTally::default());
+        }
+        let t = &mut self.groups[group];
+        t.probes += 1;
+        if let Some(rtt) = rtt_ns {
+            let rtt = rtt.min(u64::from(u32::MAX)) as u32;
+            if t.answered == 0 || rtt < t.rtt_min_ns {
+                t.rtt_min_ns = rtt;
+            }
+            t.rtt_max_ns = t.rtt_max_ns.max(rtt);
+            t.rtt_sum_ns += u64::from(rtt);
+            t.answered += 1;
+            t.first_seq.get_or_insert(seq);
         }
     }
 

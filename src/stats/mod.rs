@@ -18,8 +18,8 @@
 mod host;
 
 pub(crate) use host::rtt_histogram;
-pub use host::IntervalRtt;
 pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
+pub use host::{GroupTally, IntervalRtt};
 
 use serde::Serialize;
 
@@ -202,6 +202,9 @@ pub struct RunConfig {
     pub outage_min: u64,
     /// Keep every probe's send time and emit [`RawRow`]s.
     pub raw: bool,
+    /// Groups the probes went to in turn (probe `k` to group `k % groups`): with more than one,
+    /// each host also keeps a [`GroupTally`] per group.
+    pub groups: u32,
 }
 
 /// The accounting of one probe run.
@@ -574,6 +577,10 @@ impl Run {
             // clock's move since the run started.
             let tx_ns = probe.tx_ns.saturating_add_signed(-probe.shift_ns);
             host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
+            if self.cfg.groups > 1 {
+                let groups = self.cfg.groups as usize;
+                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer.map(|a| a.rtt_ns));
+            }
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
                 self.raw_rows.push(raw_row(probe.seq, host, probe.tx_ns, answer.map(|a| a.rtt_ns)));

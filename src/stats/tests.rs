@@ -17,6 +17,7 @@ fn run(raw: bool) -> Run {
         intervals: true,
         plain: false,
         outage_min: 3,
+        groups: 1,
     })
 }
 

@@ -39,6 +39,42 @@ fn probe_json_follows_the_schema() {
     assert_valid(&v, &doc);
 }
 
+/// `--groups` on loopback: one responder joined to every group, one to all but three; the
+/// JSON's `groups` names the three, and follows the schema.
+#[test]
+fn groups_json_follows_the_schema() {
+    let v = validator();
+    let port = free_port();
+    let p = port.to_string();
+    let responder = |name: &str, groups: &str| {
+        let mut c = bin();
+        c.args(["respond", "--iface", "127.0.0.1", "--port", &p, "--name", name, "--groups", groups]);
+        Responder::spawn(c)
+    };
+    let _a = responder("alpha", "239.77.0.0/26");
+    let _b = responder("beta", "239.77.0.0-239.77.0.9,239.77.0.13-239.77.0.63");
+    let mut c = bin();
+    c.args(["probe", "--iface", "127.0.0.1", "--port", &p, "--groups", "239.77.0.0/26", "--quiet"]).args([
+        "--count",
+        "256",
+        "--rate",
+        "500",
+        "--timeout",
+        "300ms",
+        "--json",
+    ]);
+    let doc = json_of(run(c));
+    assert_valid(&v, &doc);
+    let g = &doc["groups"];
+    assert_eq!(g["count"], 64, "{g:#}");
+    let missing = |name: &str| {
+        let r = g["responders"].as_array().unwrap().iter().find(|r| r["responder"] == name).unwrap();
+        r["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(missing("alpha"), Vec::<String>::new());
+    assert_eq!(missing("beta"), ["239.77.0.10", "239.77.0.11", "239.77.0.12"]);
+}
+
 #[test]
 fn json_of_a_run_nobody_answered_follows_the_schema() {
     let v = validator();

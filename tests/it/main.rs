@@ -20,6 +20,7 @@ mod hdr_files;
 mod json_schema;
 mod lab_accuracy;
 mod lab_faults;
+mod lab_groups;
 mod lab_join_leave;
 mod lab_rate_mesh;
 mod lab_unicast;

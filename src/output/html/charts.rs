@@ -292,6 +292,75 @@ pub(crate) fn bars(rows: &[Bar], x_desc: &str, x_max: f64) -> Result<String> {
     })
 }
 
+/// A heatmap cell's colour: green reached without loss, orange to red by the share of its probes
+/// lost, dark grey never reached.
+pub(crate) fn reach_color(reached: bool, loss_pct: f64) -> RGBColor {
+    if !reached {
+        return RGBColor(0x33, 0x33, 0x33);
+    }
+    if loss_pct <= 0.0 {
+        return PALETTE[2];
+    }
+    // From Okabe-Ito orange (a little loss) to vermillion (all of it).
+    let t = (loss_pct / 100.0).clamp(0.0, 1.0);
+    let mix = |a: u8, b: u8| (f64::from(a) + (f64::from(b) - f64::from(a)) * t).round() as u8;
+    RGBColor(mix(0xE6, 0xD5), mix(0x9F, 0x3E), mix(0x00, 0x00))
+}
+
+/// Responders (rows) × groups (columns, in the order probed), each cell coloured by
+/// [`reach_color`]; `cells[r][g]` is (reached, loss %). The x axis counts groups.
+pub(crate) fn heatmap(labels: &[String], cells: &[Vec<(bool, f64)>]) -> Result<String> {
+    let rows = labels.len().max(1);
+    let cols = cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(8).clamp(8, 40) as u32 * 8 + 16;
+    let row_h = if rows > 40 { 8 } else { 22 };
+    draw((WIDTH, 80 + row_h * rows as u32), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(label_w)
+            .build_cartesian_2d(0.0..cols as f64, 0.0..rows as f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("group (in the order probed)")
+            .x_label_formatter(&|x| format!("{}", x.round() as u64))
+            .y_labels(0)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .disable_mesh()
+            .draw()
+            .map_err(err)?;
+        let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        if rows <= 40 {
+            for (i, l) in labels.iter().enumerate() {
+                let (px, py) = chart.backend_coord(&(0.0, (rows - 1 - i) as f64 + 0.5));
+                root.draw(&Text::new(l.clone(), (px - 8, py), style.clone())).map_err(err)?;
+            }
+        }
+        for (i, row) in cells.iter().enumerate() {
+            let y0 = (rows - 1 - i) as f64;
+            // Runs of equal colour as one rectangle: a clean row of 4096 groups is one element.
+            let mut g = 0;
+            while g < row.len() {
+                let color = reach_color(row[g].0, row[g].1);
+                let mut end = g + 1;
+                while end < row.len() && reach_color(row[end].0, row[end].1) == color {
+                    end += 1;
+                }
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(g as f64, y0 + 0.08), (end as f64, y0 + 0.92)],
+                        color.filled(),
+                    )))
+                    .map_err(err)?;
+                g = end;
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,16 @@ pub(crate) struct OutageRec {
     pub end_s: Option<f64>,
 }
 
+/// One row of groups.csv (`--groups`): one responder on one group.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct GroupRec {
+    pub responder: String,
+    pub responder_id: String,
+    pub group: String,
+    pub reached: bool,
+    pub loss_pct: f64,
+}
+
 /// Everything the report reads from one folder.
 #[derive(Debug)]
 pub(crate) struct Folder {
@@ -114,6 +124,8 @@ pub(crate) struct Folder {
     pub rtt: BTreeMap<String, Distribution>,
     /// Every finding in words, from `report.json` (empty in folders written before it existed).
     pub findings: Vec<Said>,
+    /// With `--groups`: groups.csv, responders in report order, groups as probed.
+    pub groups: Vec<GroupRec>,
 }
 
 /// One responder's whole-run distribution from its `.hgrm`: (RTT µs, quantile, count up to it).

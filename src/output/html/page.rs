@@ -485,10 +485,56 @@ pub(crate) fn render(f: &Folder) -> Result<String> {
         body.push_str(&timeline_section(f, &sel)?);
     }
     body.push_str(&loss_section(f)?);
+    if !f.groups.is_empty() {
+        body.push_str(&groups_section(f)?);
+    }
     if let Some(h) = hosts_section(f)? {
         body.push_str(&h);
     }
     let mut files = f.meta.files.clone();
     files.push("meta.json".to_string());
     Ok(page(&format!("mcprobe report {}", f.meta.start_utc), &body, &f.meta.run_id, &files))
+}
+
+/// With `--groups`: the responders × groups heatmap, from groups.csv.
+fn groups_section(f: &Folder) -> Result<String> {
+    let mut labels: Vec<String> = Vec::new();
+    let mut ids: Vec<&str> = Vec::new();
+    let mut cells: Vec<Vec<(bool, f64)>> = Vec::new();
+    for g in &f.groups {
+        if ids.last() != Some(&g.responder_id.as_str()) {
+            ids.push(&g.responder_id);
+            let id8 = g.responder_id.get(..8).unwrap_or(&g.responder_id);
+            labels.push(if g.responder.is_empty() { format!("({id8})") } else { g.responder.clone() });
+            cells.push(Vec::new());
+        }
+        if let Some(row) = cells.last_mut() {
+            row.push((g.reached, g.loss_pct));
+        }
+    }
+    let groups = cells.first().map_or(0, Vec::len);
+    let first = f.groups.first().map_or("", |g| g.group.as_str());
+    let last = f.groups.get(groups.saturating_sub(1)).map_or("", |g| g.group.as_str());
+    let svg = charts::heatmap(&labels, &cells)?;
+    let key = [
+        (charts::reach_color(true, 0.0), "reached, no loss"),
+        (charts::reach_color(true, 1.0), "some probes lost"),
+        (charts::reach_color(true, 100.0), "most lost"),
+        (charts::reach_color(false, 0.0), "never reached"),
+    ];
+    let legend: String = key
+        .iter()
+        .map(|(c, what)| format!("<li><i style=\"background:{}\"></i>{what}</li>", charts::hex(*c)))
+        .collect();
+    Ok(section(
+        "groups",
+        "Groups",
+        &format!(
+            "<p>{} responders × {groups} groups, {} to {} in the order probed (groups.csv has every cell).</p>",
+            labels.len(),
+            esc(first),
+            esc(last)
+        ),
+        &format!("<figure class=\"chart\">{svg}</figure><ul class=\"legend\">{legend}</ul>"),
+    ))
 }

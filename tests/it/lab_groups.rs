@@ -1,0 +1,113 @@
+//! Many groups at once (`--groups`, issue 22) in the namespace LAN of scripts/lab.sh: three
+//! responders joined to 1000 groups each are reached on every one; with one responder's host
+//! dropping seven named groups (an nft rule), exactly those seven are reported missing, for that
+//! responder only, in the JSON, the table's words and groups.csv. Needs root (CI runs as root);
+//! skips with a printed reason otherwise.
+
+use crate::common;
+
+use common::lab::*;
+use common::*;
+
+const PORT: &str = "24242";
+/// 1000 groups: 239.1.0.0 to 239.1.3.231.
+const GROUPS: &str = "239.1.0.0-239.1.3.231";
+/// What h3's host drops: seven groups, two ranges and three single ones.
+const DROPPED: [&str; 7] =
+    ["239.1.0.7", "239.1.0.8", "239.1.1.200", "239.1.2.0", "239.1.2.1", "239.1.2.2", "239.1.3.231"];
+
+fn responder(prefix: &str, h: &str) -> Responder {
+    let mut c = in_lab_host(prefix, h);
+    c.args(["respond", "--iface", "veth0", "--port", PORT, "--name", h, "--groups", GROUPS]);
+    let mut r = Responder::spawn(c);
+    let line = r.wait_for("listening");
+    assert!(line.contains("1000 groups (239.1.0.0 to 239.1.3.231"), "{line}");
+    r
+}
+
+/// `probe --groups` from h1: 4 probes per group at 2000/s, the report folder in `out`; the JSON
+/// and the table's words.
+fn probe(prefix: &str, out: &std::path::Path) -> (serde_json::Value, String) {
+    let mut c = in_lab_host(prefix, "h1");
+    c.args(["probe", "--iface", "veth0", "--port", PORT, "--groups", GROUPS, "--rate", "2000", "--count", "4000"])
+        .args(["--timeout", "1s", "--json", "--out"])
+        .arg(out);
+    let o = run(c);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    });
+    let words: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
+    let words = words.join("\n");
+    (json, words)
+}
+
+/// Each responder's (name, reached, missing groups) from the JSON's `groups`.
+fn reach(json: &serde_json::Value) -> Vec<(String, u64, Vec<String>)> {
+    let g = &json["groups"];
+    assert_eq!(g["count"], 1000, "{g}");
+    g["responders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let missing = r["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+            (r["responder"].as_str().unwrap().to_string(), r["reached"].as_u64().unwrap(), missing)
+        })
+        .collect()
+}
+
+#[test]
+fn three_responders_reach_1000_groups_and_the_7_a_host_drops_are_named() {
+    let Some((lab, _turn, p)) = fresh_lab("gr", 4) else { return };
+    let _r = [responder(p, "h2"), responder(p, "h3"), responder(p, "h4")];
+    let dir = tempfile::tempdir().unwrap();
+
+    let (clean, words) = probe(p, &dir.path().join("clean"));
+    let names = |r: &[(String, u64, Vec<String>)]| r.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    let r = reach(&clean);
+    assert_eq!(names(&r), ["h2", "h3", "h4"], "{r:?}");
+    for (name, reached, missing) in &r {
+        assert_eq!((*reached, missing.len()), (1000, 0), "{name} missed {missing:?}");
+    }
+    assert!(words.contains("h2, h3, h4: all 1000 groups reached"), "{words}");
+
+    // h3's host drops the probes of seven groups before its responder's socket.
+    let set = DROPPED.join(", ");
+    nft_in(
+        p,
+        "h3",
+        &format!(
+            "table inet mcprobe_test {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip daddr {{ {set} }} udp dport {PORT} counter drop\n  }}\n}}\n"
+        ),
+    );
+    let out = dir.path().join("dropped");
+    let (dropped, words) = probe(p, &out);
+    let r = reach(&dropped);
+    assert_eq!(names(&r), ["h2", "h3", "h4"], "{r:?}");
+    for (name, reached, missing) in &r {
+        if name == "h3" {
+            assert_eq!(*reached, 993, "{missing:?}");
+            assert_eq!(missing, &DROPPED, "h3's missing groups");
+        } else {
+            assert_eq!((*reached, missing.len()), (1000, 0), "{name} missed {missing:?}");
+        }
+    }
+    // The words collapse the seven to ranges, in the order probed.
+    let line =
+        "h3: 993 of 1000 groups; missing 239.1.0.7-239.1.0.8, 239.1.1.200, 239.1.2.0-239.1.2.2, 239.1.3.231 (7 groups)";
+    assert!(words.contains(line), "{words}");
+    assert!(words.contains("h2, h4: all 1000 groups reached"), "{words}");
+    // groups.csv: a row per (responder, group), unreached exactly where the JSON says.
+    let rows = csv_rows(&out.join("groups.csv"));
+    assert_eq!(rows.len(), 3000);
+    let mut unreached: Vec<(String, String)> =
+        rows.iter().filter(|r| r["reached"] == "false").map(|r| (r["responder"].clone(), r["group"].clone())).collect();
+    unreached.sort();
+    let mut want: Vec<(String, String)> = DROPPED.iter().map(|g| ("h3".to_string(), g.to_string())).collect();
+    want.sort();
+    assert_eq!(unreached, want);
+    for row in rows.iter().filter(|r| r["reached"] == "true") {
+        assert!(num(row, "answered") >= 1.0 && num(row, "rtt_min_us") > 0.0, "{row:?}");
+    }
+    drop(lab);
+}
