@@ -95,6 +95,9 @@ fn groups(f: &Findings) -> Vec<Said> {
             ));
         }
     }
+    for r in &g.responders {
+        out.extend(join_leave_line(&label(r), r).map(|t| said(Topic::Groups, t)));
+    }
     let none = g.reached_by_none();
     if !none.is_empty() && g.responders.len() > 1 {
         out.push(said(
@@ -107,6 +110,40 @@ fn groups(f: &Findings) -> Vec<Said> {
         ));
     }
     out
+}
+
+/// With a responder's `--churn`: its join and leave delays over the groups (RFC 3918), in one
+/// line; what has no delay is counted apart, never given a number.
+fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Option<String> {
+    use crate::findings::join_leave::{JoinLeaveSummary, Spread};
+    let s = JoinLeaveSummary::of(r)?;
+    let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+    let spread = |what: &str, x: Option<Spread>| match x {
+        Some(x) => format!(
+            "{what} delay over {} groups p50 {} ms, p99 {} ms, max {} ms",
+            x.groups,
+            ms(x.p50_ns),
+            ms(x.p99_ns),
+            ms(x.max_ns)
+        ),
+        None => format!("no {what} delay measured"),
+    };
+    let mut parts = vec![spread("join", s.join)];
+    if s.syscall_clock {
+        parts.push("leave delays not measured (the responder has no CAP_NET_RAW: joins timed from its system call, about a kernel tick early)".into());
+    } else {
+        parts.push(spread("leave", s.leave));
+    }
+    if s.flooded > 0 {
+        parts.push(format!(
+            "{} groups arrive whether joined or not (the LAN floods them: no snooping, or no querier), so they have no join or leave delay",
+            s.flooded
+        ));
+    }
+    if s.never_arrived > 0 {
+        parts.push(format!("{} groups never arrived after a join", s.never_arrived));
+    }
+    Some(format!("{label}: {} ({} joins measured; groups.csv has each group's)", parts.join("; "), s.joins))
 }
 
 /// Every finding of `f`, in the order the terminal prints them: restarts, outages, notes, then

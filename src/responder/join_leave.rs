@@ -14,15 +14,16 @@
 //! longer) and the first probe the socket receives; leaves cannot be measured (a socket gets
 //! nothing after it leaves), and are reported as not measurable.
 
-// Wired into the responder in the next commit.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
 
+use socket2::{InterfaceIndexOrAddress, SockRef};
+
+use super::ResponderConfig;
 use crate::net::membership::{Change, Delay, DelayKind, DelayTracker, Membership, Outcome};
 use crate::net::membership_tap::{MembershipSpec, MembershipTap};
+use crate::net::{now_ns, Iface};
 use crate::wire::{DelayClock, DelayFigure, GroupDelays};
 
 /// Step `k` (from 0) of the churn schedule over `n` groups: when, from the end of the first
@@ -50,10 +51,37 @@ enum Clock {
     Syscall(DelayTracker),
 }
 
-/// The responder's join and leave delays, per group.
+/// The latest figures of each group, as the engine puts them in acks; and, on the system-call
+/// clock, the probes the socket received, for [`Churn::tick`] to take.
+#[derive(Debug, Default)]
+pub(crate) struct AckFigures {
+    latest: HashMap<IpAddr, GroupDelays>,
+    /// (group, kernel receive time) of multicast probes since the last tick, when collected.
+    arrivals: Vec<(IpAddr, u64)>,
+    collect: bool,
+}
+
+/// Most arrivals kept between two ticks (a tick comes every 20 ms or sooner): the first probe
+/// after a join is all the system-call clock needs of them.
+const MAX_ARRIVALS: usize = 1 << 16;
+
+impl AckFigures {
+    /// A multicast probe to `group` reached the socket at `rx_ns`.
+    pub(crate) fn arrived(&mut self, group: IpAddr, rx_ns: u64) {
+        if self.collect && self.arrivals.len() < MAX_ARRIVALS {
+            self.arrivals.push((group, rx_ns));
+        }
+    }
+
+    /// The latest figures of `group`, once it has any.
+    pub(crate) fn of(&self, group: IpAddr) -> Option<GroupDelays> {
+        self.latest.get(&group).copied()
+    }
+}
+
+/// The measurement of join and leave delays.
 pub(crate) struct JoinLeave {
     clock: Clock,
-    latest: HashMap<IpAddr, GroupDelays>,
 }
 
 impl JoinLeave {
@@ -75,7 +103,7 @@ impl JoinLeave {
                 (Clock::Syscall(tracker), Some(note))
             }
         };
-        (JoinLeave { clock, latest: HashMap::new() }, note)
+        (JoinLeave { clock }, note)
     }
 
     /// The clock the figures come from.
@@ -94,26 +122,22 @@ impl JoinLeave {
         }
     }
 
-    /// A probe to `group` reached the responder's socket at `rx_ns` (kernel timestamp).
-    pub(crate) fn received(&mut self, group: IpAddr, rx_ns: u64) {
-        if let Clock::Syscall(t) = &mut self.clock {
-            t.datagram(rx_ns, group);
-        }
-    }
-
-    /// Takes the delays completed since the last call into the latest figures.
-    pub(crate) fn refresh(&mut self) {
+    /// Takes the probes the socket received (system-call clock) and the delays completed
+    /// since the last call into `figures`.
+    pub(crate) fn refresh(&mut self, figures: &mut AckFigures) {
+        let clock = self.clock();
+        figures.collect = clock == DelayClock::Syscall;
         let done = match &mut self.clock {
             Clock::Tap(t) => t.take(),
-            Clock::Syscall(t) => t.take(),
+            Clock::Syscall(t) => {
+                for (g, rx) in figures.arrivals.drain(..) {
+                    t.datagram(rx, g);
+                }
+                t.take()
+            }
         };
-        self.absorb(done);
-    }
-
-    fn absorb(&mut self, done: Vec<Delay>) {
-        let clock = self.clock();
         for d in done {
-            let e = self.latest.entry(d.group).or_insert(GroupDelays { clock, ..GroupDelays::default() });
+            let e = figures.latest.entry(d.group).or_insert(GroupDelays { clock, ..GroupDelays::default() });
             match d.kind {
                 DelayKind::Join => {
                     e.joins = e.joins.saturating_add(1);
@@ -127,10 +151,121 @@ impl JoinLeave {
             }
         }
     }
+}
 
-    /// The latest figures of `group`, once it has any.
-    pub(crate) fn of(&self, group: IpAddr) -> Option<GroupDelays> {
-        self.latest.get(&group).copied()
+/// `--churn`: the schedule, run from the responder's loop, and the measurement.
+pub(crate) struct Churn {
+    period: Duration,
+    groups: Vec<IpAddr>,
+    iface: Option<Iface>,
+    measure: JoinLeave,
+    /// When the first joins were done: the schedule counts from there.
+    start: Option<Instant>,
+    next: u64,
+    /// The group out now, and the socket it was on (it joins again there: it has room).
+    out: Option<(IpAddr, usize)>,
+}
+
+impl Churn {
+    /// Starts measuring, before the first joins (so that the tap sees their reports); the
+    /// line to print when the delays are timed from the system calls.
+    pub(crate) fn start(cfg: &ResponderConfig, period: Duration) -> (Churn, Option<String>) {
+        let (measure, note) = JoinLeave::start(cfg.iface.as_ref().map(|i| i.index), cfg.port, period);
+        let churn = Churn {
+            period,
+            groups: cfg.groups.clone(),
+            iface: cfg.iface.clone(),
+            measure,
+            start: None,
+            next: 0,
+            out: None,
+        };
+        (churn, note)
+    }
+
+    /// The first joins were done: they were timed `joining_ns` (before the system calls).
+    pub(crate) fn joined_all(&mut self, joining_ns: u64) {
+        for &g in &self.groups {
+            self.measure.changed(g, Change::Join, joining_ns);
+        }
+        self.start = Some(Instant::now());
+    }
+
+    /// Runs the schedule's steps that are due on `socks` (the sockets holding the groups) and
+    /// brings `figures` up to date. An error is one line for the user; the schedule goes on.
+    pub(crate) fn tick(&mut self, socks: &[UdpSocket], figures: &mut AckFigures) -> Option<String> {
+        let mut failed = None;
+        if let Some(start) = self.start {
+            let elapsed = start.elapsed();
+            loop {
+                let (at, i, change) = churn_step(self.next, self.groups.len(), self.period);
+                if at > elapsed {
+                    break;
+                }
+                self.next += 1;
+                let group = self.groups[i];
+                let done = match change {
+                    Change::Leave => self.leave(socks, group),
+                    Change::Join => self.rejoin(socks, group),
+                };
+                match done {
+                    Ok(()) => self.measure.changed(group, change, now_ns()),
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        self.measure.refresh(figures);
+        failed
+    }
+
+    fn leave(&mut self, socks: &[UdpSocket], group: IpAddr) -> Result<(), String> {
+        // The socket that holds it: the only one whose leave succeeds.
+        let mut last = None;
+        for (k, s) in socks.iter().enumerate() {
+            match membership(s, group, self.iface.as_ref(), false) {
+                Ok(()) => {
+                    self.out = Some((group, k));
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(format!("--churn: cannot leave {group}: {}", last.map_or("no socket".into(), |e| e.to_string())))
+    }
+
+    fn rejoin(&mut self, socks: &[UdpSocket], group: IpAddr) -> Result<(), String> {
+        let k = match self.out.take() {
+            Some((g, k)) if g == group => k,
+            _ => return Err(format!("--churn: {group} was not left, so not joined again")),
+        };
+        membership(&socks[k], group, self.iface.as_ref(), true)
+            .map_err(|e| format!("--churn: cannot join {group} again: {e}"))
+    }
+}
+
+/// Joins (`join`) or leaves `group` on `sock`, on the interface the first joins used.
+fn membership(sock: &UdpSocket, group: IpAddr, iface: Option<&Iface>, join: bool) -> std::io::Result<()> {
+    let s = SockRef::from(sock);
+    match group {
+        IpAddr::V4(g) => {
+            let via = match iface {
+                Some(i) => InterfaceIndexOrAddress::Index(i.index),
+                None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
+            };
+            if join {
+                s.join_multicast_v4_n(&g, &via)
+            } else {
+                s.leave_multicast_v4_n(&g, &via)
+            }
+        }
+        IpAddr::V6(g) => {
+            let index = iface.map_or(0, |i| i.index);
+            if join {
+                s.join_multicast_v6(&g, index)
+            } else {
+                s.leave_multicast_v6(&g, index)
+            }
+        }
     }
 }
 
@@ -174,17 +309,20 @@ mod tests {
         let (mut jl, note) = JoinLeave::start(None, 5000, Duration::from_secs(4));
         assert!(note.unwrap().contains("--iface"));
         assert_eq!(jl.clock(), DelayClock::Syscall);
+        let mut f = AckFigures::default();
         let g: IpAddr = "239.1.1.1".parse().unwrap();
+        jl.refresh(&mut f);
         jl.changed(g, Change::Join, 1_000_000_000);
-        jl.received(g, 1_004_000_000);
-        jl.refresh();
-        let f = jl.of(g).unwrap();
-        assert_eq!((f.joins, f.join, f.leave), (1, DelayFigure::Measured(4_000_000), DelayFigure::NotMeasurable));
+        f.arrived(g, 1_004_000_000);
+        jl.refresh(&mut f);
+        let d = f.of(g).unwrap();
+        assert_eq!((d.joins, d.join, d.leave), (1, DelayFigure::Measured(4_000_000), DelayFigure::NotMeasurable));
+        assert_eq!(d.clock, DelayClock::Syscall);
         jl.changed(g, Change::Leave, 2_000_000_000);
         jl.changed(g, Change::Join, 4_000_000_000);
-        jl.received(g, 4_010_000_000);
-        jl.refresh();
-        let f = jl.of(g).unwrap();
-        assert_eq!((f.joins, f.join, f.leave), (2, DelayFigure::Measured(10_000_000), DelayFigure::NotMeasurable));
+        f.arrived(g, 4_010_000_000);
+        jl.refresh(&mut f);
+        let d = f.of(g).unwrap();
+        assert_eq!((d.joins, d.join, d.leave), (2, DelayFigure::Measured(10_000_000), DelayFigure::NotMeasurable));
     }
 }

@@ -413,6 +413,9 @@ pub struct HostStats {
     pub lost: LostRanges,
     /// With `--groups`: its answers per group, indexed as the run's groups (empty otherwise).
     pub groups: Vec<GroupTally>,
+    /// With a responder's `--churn`: each group's latest join and leave delay, indexed as the
+    /// run's groups (empty until an ack carries one).
+    pub join_leave: Vec<crate::wire::GroupDelays>,
 }
 
 /// One host's answers to the probes of one group of a `--groups` run, counted like its loss:
@@ -612,6 +615,7 @@ impl HostStats {
             outages: Vec::new(),
             outages_dropped: 0,
             groups: Vec::new(),
+            join_leave: Vec::new(),
             lost: LostRanges::default(),
         }
     }
@@ -779,6 +783,18 @@ impl HostStats {
             t.rtt_sum_ns += u64::from(rtt);
             t.answered += 1;
             t.first_seq.get_or_insert(seq);
+        }
+    }
+
+    /// An ack to a probe of group `group` (of `groups`) carried the group's latest join and
+    /// leave delay: kept unless an ack already told a later join (acks can overtake each other).
+    pub(crate) fn observe_join_leave(&mut self, group: usize, groups: usize, jl: crate::wire::GroupDelays) {
+        if self.join_leave.len() != groups {
+            self.join_leave.resize(groups, crate::wire::GroupDelays::default());
+        }
+        let e = &mut self.join_leave[group];
+        if jl.joins >= e.joins {
+            *e = jl;
         }
     }
 

@@ -117,8 +117,10 @@ fn capture_text(file: &std::path::Path) -> Vec<(u64, String)> {
     packets
 }
 
-/// What the capture says of each group, read from tcpdump's text alone: (join report, first
-/// datagram after it, leave report, last datagram after it before `end`).
+/// What the capture says of one join of a group and the leave after it, read from tcpdump's
+/// text alone: the join report (the first report with the group joined after a time it was not),
+/// the first datagram after it, the leave report, the last datagram after it (before the next
+/// join, or `end`).
 #[derive(Debug, Default, Clone, Copy)]
 struct Truth {
     join: Option<u64>,
@@ -127,8 +129,10 @@ struct Truth {
     last: Option<u64>,
 }
 
-fn truth(packets: &[(u64, String)], me: &str, v6: bool, end: u64) -> HashMap<IpAddr, Truth> {
-    let mut out: HashMap<IpAddr, Truth> = groups(v6).into_iter().map(|g| (g, Truth::default())).collect();
+/// Every join of each of `groups` in the capture, in order.
+fn cycles(packets: &[(u64, String)], me: &str, groups: &[IpAddr], port: u16, end: u64) -> HashMap<IpAddr, Vec<Truth>> {
+    let mut out: HashMap<IpAddr, Vec<Truth>> = groups.iter().map(|g| (*g, Vec::new())).collect();
+    let dst: Vec<(IpAddr, String)> = groups.iter().map(|g| (*g, format!(" > {g}.{port}: "))).collect();
     for (ts, text) in packets.iter().filter(|(ts, _)| *ts <= end) {
         let ts = *ts;
         // Reports h2 sent: IGMPv3 / MLDv2 records "[gaddr G KIND, N source(s)]".
@@ -137,27 +141,34 @@ fn truth(packets: &[(u64, String)], me: &str, v6: bool, end: u64) -> HashMap<IpA
                 let mut words = rec.split([' ', ',']);
                 let (Some(g), Some(kind)) = (words.next(), words.next()) else { continue };
                 let Ok(g) = g.parse::<IpAddr>() else { continue };
-                let Some(t) = out.get_mut(&g) else { continue };
+                let Some(c) = out.get_mut(&g) else { continue };
+                let joined = c.last().is_some_and(|t| t.leave.is_none());
                 match kind {
-                    "to_ex" | "is_ex" if t.join.is_none() => t.join = Some(ts),
-                    "to_in" if t.join.is_some() && t.leave.is_none() => t.leave = Some(ts),
+                    "to_ex" | "is_ex" if !joined => c.push(Truth { join: Some(ts), ..Truth::default() }),
+                    "to_in" if joined => c.last_mut().unwrap().leave = Some(ts),
                     _ => {}
                 }
             }
         }
-        // Datagrams to a group's port: "SRC.PORT > G.5500: UDP".
-        for (g, t) in out.iter_mut() {
-            if text.contains(&format!(" > {g}.{PORT}: ")) {
-                if t.join.is_some_and(|j| ts >= j) && t.first.is_none() {
-                    t.first = Some(ts);
-                }
-                if t.leave.is_some_and(|l| ts >= l) {
-                    t.last = Some(ts);
+        // Datagrams to a group's port: "SRC.PORT > G.PORT: UDP".
+        for (g, d) in &dst {
+            if text.contains(d.as_str()) {
+                if let Some(t) = out.get_mut(g).unwrap().last_mut() {
+                    if t.leave.is_none() {
+                        t.first.get_or_insert(ts);
+                    } else {
+                        t.last = Some(ts);
+                    }
                 }
             }
         }
     }
     out
+}
+
+fn truth(packets: &[(u64, String)], me: &str, v6: bool, end: u64) -> HashMap<IpAddr, Truth> {
+    let c = cycles(packets, me, &groups(v6), PORT, end);
+    c.into_iter().map(|(g, t)| (g, t.first().copied().unwrap_or_default())).collect()
 }
 
 fn h2_address(p: &str, v6: bool) -> String {
@@ -172,35 +183,31 @@ fn h2_address(p: &str, v6: bool) -> String {
     a.split('/').next().unwrap().to_string()
 }
 
-/// Runs the scenario; the tap's delays and tcpdump's truth, per group.
-fn scenario(base: &str, snooping: bool, v6: bool) -> Option<(Vec<Delay>, HashMap<IpAddr, Truth>)> {
-    if !common::tool_or_skip("tcpdump", "--version", "tcpdump") {
-        return None;
-    }
-    let (_lab, _turn, p) = fresh_lab(base, 2)?;
-    if snooping {
-        let cs = LAST_MEMBER_CS.to_string();
-        let br = format!("{p}-br");
-        let ok = Command::new("ip")
-            .args(["-n", &br, "link", "set", "br0", "type", "bridge", "mcast_last_member_interval", &cs])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        // br0's link-local address, which MLD queries come from, usable at once: with duplicate
-        // address detection the first queries find none, and the bridge floods IPv6 groups
-        // until a later query (one query interval) succeeds.
-        let ok = Command::new("ip")
-            .args(["netns", "exec", &br, "sysctl", "-qw", "net.ipv6.conf.br0.accept_dad=0"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        lab_in(p, &["querier", "on", "--interval", "5", "--igmp", "3", "--mld", "2"]);
-        // The bridge filters once its querier has waited out one response interval (1 s).
-        std::thread::sleep(Duration::from_millis(1500));
-    }
-    let dir = std::env::temp_dir().join(format!("mcprobe-joinleave-{}-{base}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("h2.pcap");
+/// Makes lab `p`'s bridge snoop for real: an IGMPv3/MLDv2 querier, and a short last-member
+/// interval (it stops forwarding a group about 2 x [`LAST_MEMBER_CS`] after the last leave).
+fn snooping_on(p: &str) {
+    let cs = LAST_MEMBER_CS.to_string();
+    let br = format!("{p}-br");
+    let ok = Command::new("ip")
+        .args(["-n", &br, "link", "set", "br0", "type", "bridge", "mcast_last_member_interval", &cs])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // br0's link-local address, which MLD queries come from, usable at once: with duplicate
+    // address detection the first queries find none, and the bridge floods IPv6 groups until a
+    // later query (one query interval) succeeds.
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &br, "sysctl", "-qw", "net.ipv6.conf.br0.accept_dad=0"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    lab_in(p, &["querier", "on", "--interval", "5", "--igmp", "3", "--mld", "2"]);
+    // The bridge filters once its querier has waited out one response interval (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// `tcpdump -i veth0` in lab host h2 of `p`, writing `file`, once it is listening.
+fn start_capture(p: &str, file: &std::path::Path) -> std::process::Child {
     let mut dump = Command::new("ip")
         .args(["netns", "exec", &format!("{p}-h2"), "tcpdump", "-i", "veth0", "-nn", "-Z", "root"])
         .arg("--time-stamp-precision=nano")
@@ -212,16 +219,34 @@ fn scenario(base: &str, snooping: bool, v6: bool) -> Option<(Vec<Delay>, HashMap
     let mut err = BufReader::new(dump.stderr.take().unwrap());
     let mut line = String::new();
     while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {}
+    dump
+}
+
+fn stop_capture(mut dump: std::process::Child) {
+    common::signal(&dump, nix::sys::signal::Signal::SIGINT);
+    assert!(dump.wait().unwrap().success());
+}
+
+/// Runs the scenario; the tap's delays and tcpdump's truth, per group.
+fn scenario(base: &str, snooping: bool, v6: bool) -> Option<(Vec<Delay>, HashMap<IpAddr, Truth>)> {
+    if !common::tool_or_skip("tcpdump", "--version", "tcpdump") {
+        return None;
+    }
+    let (_lab, _turn, p) = fresh_lab(base, 2)?;
+    if snooping {
+        snooping_on(p);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h2.pcap");
+    let dump = start_capture(p, &file);
     let (h1, h2) = (format!("{p}-h1"), format!("{p}-h2"));
     let sender = std::thread::spawn(move || in_netns(&h1, || send(v6, Duration::from_secs(6))));
     std::thread::sleep(Duration::from_millis(200));
     let (delays, end) = in_netns(&h2, || join_and_leave(v6));
     sender.join().unwrap();
-    common::signal(&dump, nix::sys::signal::Signal::SIGINT);
-    assert!(dump.wait().unwrap().success());
+    stop_capture(dump);
     let packets = capture_text(&file);
     let me = h2_address(p, v6);
-    let _ = std::fs::remove_dir_all(&dir);
     Some((delays, truth(&packets, &me, v6, end)))
 }
 
@@ -288,4 +313,70 @@ fn a_flooding_bridge_has_no_join_or_leave_delay() {
         assert!(matches!(outcomes[1], (DelayKind::Leave, Outcome::StillArriving { .. })), "{g}: {outcomes:?}");
         assert!(delays.iter().filter(|d| d.group == g).all(|d| d.delay_ns().is_none()));
     }
+}
+
+/// End to end (issue 22's "must show"): `respond --groups … --churn 2s` in h2 while `probe
+/// --groups …` runs from h1 through the snooping bridge; every group's latest join and leave
+/// delay in the prober's groups.csv is within 1 ms of tcpdump's on h2's veth0.
+#[test]
+fn churn_delays_in_groups_csv_agree_with_tcpdump() {
+    if !common::tool_or_skip("tcpdump", "--version", "tcpdump") {
+        return;
+    }
+    let Some((_lab, _turn, p)) = fresh_lab("jle", 2) else { return };
+    snooping_on(p);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h2.pcap");
+    let dump = start_capture(p, &file);
+    let spec = "239.77.3.1-239.77.3.6";
+    let groups: Vec<IpAddr> = (1..=6).map(|i| IpAddr::V4(Ipv4Addr::new(239, 77, 3, i))).collect();
+    let port = "5600";
+    // The prober first, so that the first joins' delays are the network's too; 50 probes/s
+    // per group, probes large enough for the join/leave record.
+    let out = dir.path().join("run");
+    let mut prober = common::lab::in_lab_host(p, "h1");
+    prober.args(["probe", "--iface", "veth0", "--port", port, "--groups", spec, "--rate", "300", "--size", "200"]);
+    prober.args(["--duration", "13s", "--timeout", "500ms", "--quiet", "--out"]).arg(&out);
+    let prober = prober.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let mut c = common::lab::in_lab_host(p, "h2");
+    c.args(["respond", "--iface", "veth0", "--port", port, "--name", "h2", "--groups", spec, "--churn", "2s"]);
+    let responder = common::Responder::spawn(c);
+    let o = prober.wait_with_output().unwrap();
+    let words = String::from_utf8_lossy(&o.stdout).into_owned();
+    responder.stop();
+    stop_capture(dump);
+    let truth = cycles(&capture_text(&file), "10.77.0.2", &groups, 5600, u64::MAX);
+    let rows = common::csv_rows(&out.join("groups.csv"));
+    let mut figures = Vec::new();
+    let mut churned = 0;
+    for g in &groups {
+        let row = rows.iter().find(|r| r["group"] == g.to_string() && r["responder"] == "h2").expect("a row");
+        let joins: usize = row["joins"].parse().unwrap_or_else(|_| panic!("{g}: no joins in {row:?}\n{words}"));
+        let t = &truth[g];
+        assert!(joins >= 1 && joins <= t.len(), "{g}: {joins} joins measured, {} in the capture: {row:?}", t.len());
+        assert_eq!((row["join_state"].as_str(), row["delay_clock"].as_str()), ("measured", "interface"), "{row:?}");
+        let cap = t[joins - 1];
+        let cap_join = (cap.first.unwrap() - cap.join.unwrap()) as f64 / 1e6;
+        let join = common::num(row, "join_delay_ms");
+        assert!((join - cap_join).abs() <= 1.0, "{g}: join delay {join} ms, capture {cap_join} ms");
+        let mut line = format!("{g}: join {join:.3} ms (capture {cap_join:.3})");
+        if joins >= 2 {
+            churned += 1;
+            // The leave before this join; or this join's own, when it completed meanwhile.
+            let leave = common::num(row, "leave_delay_ms");
+            assert_eq!(row["leave_state"], "measured", "{row:?}");
+            let of = |t: &Truth| t.last.zip(t.leave).map(|(l, r)| (l - r) as f64 / 1e6);
+            let cap_leave = [of(&t[joins - 2]), of(&cap)];
+            assert!(
+                cap_leave.iter().flatten().any(|c| (leave - c).abs() <= 1.0),
+                "{g}: leave delay {leave} ms, capture {cap_leave:?}"
+            );
+            line.push_str(&format!(", leave {leave:.3} ms (capture {:.3})", cap_leave[0].unwrap_or(f64::NAN)));
+        }
+        figures.push(line);
+    }
+    assert!(churned >= 4, "at least four groups left and joined again: {figures:?}");
+    assert!(words.contains("join delay over 6 groups"), "{words}");
+    println!("{}\n{words}", figures.join("\n"));
 }
