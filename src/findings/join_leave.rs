@@ -37,6 +37,9 @@ pub struct JoinLeaveSummary {
     pub flooded: usize,
     /// Groups whose latest join saw no probe of the group at all.
     pub never_arrived: usize,
+    /// Groups left and joined again at least once: their probes sent while they were left
+    /// count as lost (by design, not the network's doing).
+    pub churned: usize,
     /// The responder timed the joins from its system calls (no CAP_NET_RAW): a kernel tick
     /// early, and no leave delays.
     pub syscall_clock: bool,
@@ -61,6 +64,7 @@ impl JoinLeaveSummary {
             leave: spread(told.iter().filter_map(|d| measured(d.leave)).collect()),
             flooded: told.iter().filter(flooded).count(),
             never_arrived: told.iter().filter(|d| d.join == DelayFigure::NeverArrived).count(),
+            churned: told.iter().filter(|d| d.joins > 1).count(),
             syscall_clock: told.iter().any(|d| d.clock == DelayClock::Syscall),
         })
     }
@@ -121,7 +125,7 @@ mod tests {
             ],
         };
         let s = JoinLeaveSummary::of(&r).unwrap();
-        assert_eq!((s.joins, s.flooded, s.never_arrived, s.syscall_clock), (5, 1, 1, false));
+        assert_eq!((s.joins, s.flooded, s.never_arrived, s.syscall_clock, s.churned), (5, 1, 1, false, 1));
         assert_eq!(s.join.map(|j| (j.groups, j.p50_ns, j.max_ns)), Some((2, 1_000_000, 3_000_000)));
         assert_eq!(s.leave.map(|l| (l.groups, l.max_ns)), Some((1, 400_000_000)));
         assert_eq!(JoinLeaveSummary::of(&GroupReach { delays: Vec::new(), ..r }), Option::None);

@@ -143,6 +143,12 @@ fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Opti
     if s.never_arrived > 0 {
         parts.push(format!("{} groups never arrived after a join", s.never_arrived));
     }
+    if s.churned > 0 {
+        parts.push(format!(
+            "{} groups were left and joined again (--churn): their probes sent meanwhile count as lost",
+            s.churned
+        ));
+    }
     Some(format!("{label}: {} ({} joins measured; groups.csv has each group's)", parts.join("; "), s.joins))
 }
 

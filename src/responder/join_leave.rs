@@ -14,8 +14,9 @@
 //! longer) and the first probe the socket receives; leaves cannot be measured (a socket gets
 //! nothing after it leaves), and are reported as not measurable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{InterfaceIndexOrAddress, SockRef};
@@ -153,6 +154,10 @@ impl JoinLeave {
     }
 }
 
+/// The groups `--churn` has left for now: their probes reach the interface (until the LAN
+/// stops sending them) but not the socket, by design; the probe tap does not count them.
+pub(crate) type Left = Arc<Mutex<HashSet<IpAddr>>>;
+
 /// `--churn`: the schedule, run from the responder's loop, and the measurement.
 pub(crate) struct Churn {
     period: Duration,
@@ -164,6 +169,7 @@ pub(crate) struct Churn {
     next: u64,
     /// The group out now, and the socket it was on (it joins again there: it has room).
     out: Option<(IpAddr, usize)>,
+    left: Left,
 }
 
 impl Churn {
@@ -179,8 +185,23 @@ impl Churn {
             start: None,
             next: 0,
             out: None,
+            left: Left::default(),
         };
         (churn, note)
+    }
+
+    /// The groups left for now, shared with the probe tap.
+    pub(crate) fn left(&self) -> Left {
+        self.left.clone()
+    }
+
+    fn mark(&self, group: IpAddr, left: bool) {
+        let mut set = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        if left {
+            set.insert(group);
+        } else {
+            set.remove(&group);
+        }
     }
 
     /// The first joins were done: they were timed `joining_ns` (before the system calls).
@@ -204,9 +225,14 @@ impl Churn {
                 }
                 self.next += 1;
                 let group = self.groups[i];
+                // Marked left before the leave and back after the join: the probe tap may miss a
+                // few probes the socket got (it then counts less), never count one it did not.
                 let done = match change {
-                    Change::Leave => self.leave(socks, group),
-                    Change::Join => self.rejoin(socks, group),
+                    Change::Leave => {
+                        self.mark(group, true);
+                        self.leave(socks, group)
+                    }
+                    Change::Join => self.rejoin(socks, group).inspect(|_| self.mark(group, false)),
                 };
                 match done {
                     Ok(()) => self.measure.changed(group, change, now_ns()),

@@ -680,7 +680,8 @@ impl Responder {
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
         engine.joined(joining_ns);
-        let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg));
+        let left = churn.as_ref().map_or_else(Default::default, |(c, _)| c.left());
+        let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg, left));
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();
         }
