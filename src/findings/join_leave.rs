@@ -40,7 +40,7 @@ pub struct JoinLeaveSummary {
     /// Groups left and joined again at least once: their probes sent while they were left
     /// count as lost (by design, not the network's doing).
     pub churned: usize,
-    /// The responder timed the joins from its system calls (no CAP_NET_RAW): a kernel tick
+    /// The responder timed the joins from its system calls (no CAP_NET_RAW): two or more kernel ticks
     /// early, and no leave delays.
     pub syscall_clock: bool,
 }

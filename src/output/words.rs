@@ -130,7 +130,7 @@ fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Opti
     };
     let mut parts = vec![spread("join", s.join)];
     if s.syscall_clock {
-        parts.push("leave delays not measured (the responder has no CAP_NET_RAW: joins timed from its system call, about a kernel tick early)".into());
+        parts.push("leave delays not measured (the responder has no CAP_NET_RAW: joins timed from its system call, which precedes the report by two or more kernel ticks, 8-16 ms at HZ=250: they read that much longer)".into());
     } else {
         parts.push(spread("leave", s.leave));
     }

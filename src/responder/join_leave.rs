@@ -10,7 +10,8 @@
 //! **The clock**: with CAP_NET_RAW, the membership tap ([`crate::net::membership_tap`]) stamps
 //! the reports leaving the interface and the probes reaching it (the figures a capture on the
 //! interface gives). Without it, the join instant is the time of the join system call (the
-//! kernel sends the report about one tick later: 4 ms at HZ=250, so join delays read that much
+//! kernel sends the report at least two ticks later, `jiffies + 2` in igmp.c: 8 ms at HZ=250, 8 to
+//! 16 ms measured in the lab, so join delays read that much
 //! longer) and the first probe the socket receives; leaves cannot be measured (a socket gets
 //! nothing after it leaves), and are reported as not measurable.
 
@@ -98,7 +99,7 @@ impl JoinLeave {
             Ok(t) => (Clock::Tap(t), None),
             Err(why) => {
                 let note = format!(
-                    "{why}; join delays are timed from the join system call (about one kernel tick early) and leave delays are not measured"
+                    "{why}; join delays are timed from the join system call (the report leaves two or more kernel ticks later, 8-16 ms at HZ=250, so they read that much longer) and leave delays are not measured"
                 );
                 let tracker = DelayTracker::new(u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX));
                 (Clock::Syscall(tracker), Some(note))

@@ -87,7 +87,7 @@
 //!                   5 = still arriving when the group was joined again or the watch ended (the
 //!                   LAN floods it: no delay)
 //! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
-//!                   time (no CAP_NET_RAW: about one kernel tick early, and no leave delay);
+//!                   time (no CAP_NET_RAW: two or more kernel ticks early, no leave delay);
 //!                   0 = unknown
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
@@ -338,7 +338,7 @@ pub enum DelayClock {
     Unknown,
     /// Kernel timestamps of the report and the probes at the interface (a packet tap).
     Interface,
-    /// The time of the join system call: about one kernel tick before the report leaves.
+    /// The time of the join system call: two or more kernel ticks before the report leaves.
     Syscall,
 }
 
