@@ -1,5 +1,5 @@
 """Runs a command and writes its CPU time (user and system seconds, µs resolution, from wait4's
-rusage) to a file: `rusage.py OUTFILE CMD ARGS...`.  SIGINT and SIGTERM are passed on to the
+rusage) and its peak resident memory (KiB) to a file: `rusage.py OUTFILE CMD ARGS...`.  SIGINT and SIGTERM are passed on to the
 command, so `kill -INT` on this wrapper stops the command the way Ctrl-C would.  Its exit status
 is the command's.  Used by scripts/limits.sh (GNU time rounds to 10 ms, too coarse at 10/s)."""
 
@@ -22,7 +22,7 @@ def main():
         except InterruptedError:
             continue
     with open(out, "w") as f:
-        f.write(f"{ru.ru_utime:.6f} {ru.ru_stime:.6f}\n")
+        f.write(f"{ru.ru_utime:.6f} {ru.ru_stime:.6f} {ru.ru_maxrss}\n")
     sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 

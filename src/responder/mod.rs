@@ -724,14 +724,14 @@ impl Responder {
         // The kernel's drop count is per socket: the engine gets their sum.
         let mut drops = vec![0u64; socks.len()];
         let mut ready = Vec::with_capacity(socks.len());
+        let mut set = if socks.len() > 1 { Some(net::ReadySet::new(socks)?) } else { None };
         while !stop.load(Ordering::Relaxed) {
-            // One socket: a blocking read with its timeout, one system call. Several: a poll
-            // over them all, then each ready one drained.
+            // One socket: a blocking read with its timeout, one system call. Several: a wait
+            // on all of them (epoll), then each ready one drained.
             ready.clear();
-            if socks.len() == 1 {
-                ready.push(0);
-            } else {
-                net::poll_readable(socks, &mut ready)?;
+            match set.as_mut() {
+                None => ready.push(0),
+                Some(set) => set.wait(&mut ready)?,
             }
             let mut drained = true;
             for &i in &ready {

@@ -1060,3 +1060,9 @@ fn a_kernel_stamp_off_the_process_clock_gives_way_to_the_reading() {
     // Older than the timeout and a second (set forward).
     assert_eq!(arrival_ns(now - 30_000 * MS, now, 2000 * MS), now);
 }
+
+/// What a `--groups` run keeps per host and group (the figure docs/src/groups.md gives).
+#[test]
+fn a_group_tally_is_40_bytes() {
+    assert_eq!(std::mem::size_of::<super::GroupTally>(), 40);
+}

@@ -134,3 +134,39 @@ fn an_ipv6_group_without_iface_is_refused_before_the_run_starts() {
         assert!(out.stdout.is_empty(), "{cmd}: {}", String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// `--groups`: a bad list names the flag and the value; a responder that runs out of file
+/// descriptors for its sockets (one per 20 memberships) says what to raise. Loopback only.
+#[test]
+fn bad_group_lists_and_too_few_descriptors_are_named() {
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--groups", "239.1.1.9-239.1.1.1", "--count", "1"],
+        &["--groups", "ends before it starts"],
+    );
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--groups", "239.0.0.0/8", "--count", "1"],
+        &["--groups", "more than the 4096"],
+    );
+    fails_with(
+        &["respond", "--iface", "127.0.0.1", "--groups", "239.1.1.1", "--group", "239.1.1.2"],
+        &["--groups", "--group"],
+    );
+    fails_with(
+        &["probe", "--iface", "127.0.0.1", "--groups", "239.1.1.1-239.1.1.3", "--plain", "--count", "1"],
+        &["--plain", "one --group"],
+    );
+    fails_with(
+        &["watch", "--iface", "127.0.0.1", "--groups", "239.1.1.0/30", "--duration", "1s"],
+        &["--groups 239.1.1.0/30", "port"],
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 24 && exec \"$0\" respond --iface 127.0.0.1 --port \"$1\" --groups 239.1.0.0-239.1.3.231 --quiet"])
+        .arg(bin_path())
+        .arg(free_port().to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("1000 groups need more sockets") && err.contains("ulimit -n"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

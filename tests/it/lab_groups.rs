@@ -111,3 +111,38 @@ fn three_responders_reach_1000_groups_and_the_7_a_host_drops_are_named() {
     }
     drop(lab);
 }
+
+/// IPv6 groups from a prefix, and IPv4 source-specific groups (SSM, `--source`): every responder
+/// reaches every group.
+#[test]
+fn ipv6_and_source_specific_groups_are_reached() {
+    let Some((lab, _turn, p)) = fresh_lab("g6", 3) else { return };
+    let cases: [(&str, &[&str]); 2] = [("ff15::77:0/122", &[]), ("232.1.0.0/26", &["--source", "10.77.0.1"])];
+    for (groups, extra) in cases {
+        let start = |h: &str| {
+            let mut c = in_lab_host(p, h);
+            c.args(["respond", "--iface", "veth0", "--port", PORT, "--name", h, "--groups", groups]).args(extra);
+            let mut r = Responder::spawn(c);
+            let line = r.wait_for("listening");
+            assert!(line.contains("64 groups"), "{line}");
+            r
+        };
+        let _r = [start("h2"), start("h3")];
+        let mut c = in_lab_host(p, "h1");
+        c.args(["probe", "--iface", "veth0", "--port", PORT, "--groups", groups, "--rate", "640", "--count", "640"])
+            .args(["--timeout", "1s", "--json", "--quiet"]);
+        let o = run(c);
+        let json: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let g = &json["groups"];
+        assert_eq!(g["count"], 64, "{groups}: {g}");
+        let reached: Vec<(String, u64)> = g["responders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["responder"].as_str().unwrap().to_string(), r["reached"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(reached, [("h2".to_string(), 64), ("h3".to_string(), 64)], "{groups}: {g}");
+    }
+    drop(lab);
+}
