@@ -231,7 +231,13 @@ enum Phase {
 struct Track {
     phase: Phase,
     last_data: Option<u64>,
+    /// The latest gap between two datagrams of the group while it was joined and flowing.
+    gap: u64,
 }
+
+/// How many of a group's own gaps between datagrams make a quiet time at least: probes sent
+/// sparser than the quiet time given must not pass for a group that stopped.
+const QUIET_GAPS: u64 = 3;
 
 /// Most groups a tracker follows; datagrams to more are not tracked (a bound against a flood
 /// of groups, far above any real use).
@@ -247,7 +253,8 @@ pub struct DelayTracker {
 
 impl DelayTracker {
     /// `quiet_ns`: how long a group must not arrive before it counts as not flowing; several
-    /// times the interval between two datagrams of one group.
+    /// times the interval between two datagrams of one group. A group whose own datagrams came
+    /// sparser while it flowed gets three of its gaps instead.
     pub fn new(quiet_ns: u64) -> DelayTracker {
         DelayTracker { quiet_ns, groups: HashMap::new(), done: Vec::new() }
     }
@@ -256,13 +263,14 @@ impl DelayTracker {
         if !self.groups.contains_key(&group) && self.groups.len() >= MAX_GROUPS {
             return None;
         }
-        Some(self.groups.entry(group).or_insert(Track { phase: Phase::Unknown, last_data: None }))
+        Some(self.groups.entry(group).or_insert(Track { phase: Phase::Unknown, last_data: None, gap: 0 }))
     }
 
     /// A report the host sent at `ts_ns`.
     pub fn report(&mut self, ts_ns: u64, m: Membership) {
         let quiet = self.quiet_ns;
         let Some(t) = self.track(m.group) else { return };
+        let quiet = quiet.max(t.gap.saturating_mul(QUIET_GAPS));
         let mut closed = None;
         match (t.phase, m.change) {
             (Phase::Joined { .. }, Change::Join) | (Phase::Left { .. }, Change::Leave) => return,
@@ -287,6 +295,9 @@ impl DelayTracker {
     /// A datagram to `group` that reached the interface at `ts_ns`.
     pub fn datagram(&mut self, ts_ns: u64, group: IpAddr) {
         let Some(t) = self.track(group) else { return };
+        if let (Phase::Joined { done: true, .. }, Some(prev)) = (t.phase, t.last_data) {
+            t.gap = ts_ns.saturating_sub(prev);
+        }
         t.last_data = Some(ts_ns);
         match &mut t.phase {
             Phase::Joined { report, flooded, done } if !*done => {
@@ -320,7 +331,10 @@ impl DelayTracker {
                     let outcome = Outcome::NeverArrived;
                     self.done.push(Delay { group, kind: DelayKind::Join, report_ns: report, outcome });
                 }
-                Phase::Left { report, last } => self.done.push(close_leave(group, report, last, end_ns, quiet)),
+                Phase::Left { report, last } => {
+                    let quiet = quiet.max(t.gap.saturating_mul(QUIET_GAPS));
+                    self.done.push(close_leave(group, report, last, end_ns, quiet))
+                }
                 _ => {}
             }
         }

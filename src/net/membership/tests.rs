@@ -190,3 +190,25 @@ fn joins_without_data_and_leaves_without_data_after() {
         ]
     );
 }
+
+#[test]
+fn sparse_datagrams_stretch_the_quiet_time() {
+    // A flooding LAN, a datagram of the group every 100 ms, a quiet time of 50 ms given: the
+    // group's own gaps make it 300 ms, so neither delay is taken for a number.
+    let mut t = DelayTracker::new(50 * MS);
+    t.report(0, m("239.1.1.1", Change::Join));
+    for ms in (10..5000).step_by(100) {
+        if ms == 2010 {
+            t.report(ms * MS - 60 * MS, m("239.1.1.1", Change::Leave));
+        }
+        if ms == 3010 {
+            t.report(ms * MS - 80 * MS, m("239.1.1.1", Change::Join));
+        }
+        t.datagram(ms * MS, g("239.1.1.1"));
+    }
+    let d = t.finish(5000 * MS);
+    let outcomes: Vec<_> = d.iter().map(|d| (d.kind, d.outcome)).collect();
+    assert_eq!(outcomes[0], (DelayKind::Join, Outcome::Measured { data_ns: 10 * MS }));
+    assert!(matches!(outcomes[1], (DelayKind::Leave, Outcome::StillArriving { .. })), "{outcomes:?}");
+    assert_eq!(outcomes[2], (DelayKind::Join, Outcome::AlreadyArriving));
+}
