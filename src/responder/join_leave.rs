@@ -159,6 +159,10 @@ impl JoinLeave {
 /// stops sending them) but not the socket, by design; the probe tap does not count them.
 pub(crate) type Left = Arc<Mutex<HashSet<IpAddr>>>;
 
+/// How long after a group is joined again the probe tap goes on leaving it out: longer than the
+/// tap's reads lag behind on a busy host.
+const UNMARK_AFTER: Duration = Duration::from_secs(2);
+
 /// `--churn`: the schedule, run from the responder's loop, and the measurement.
 pub(crate) struct Churn {
     period: Duration,
@@ -171,6 +175,8 @@ pub(crate) struct Churn {
     /// The group out now, and the socket it was on (it joins again there: it has room).
     out: Option<(IpAddr, usize)>,
     left: Left,
+    /// Groups joined again, still marked left for the probe tap until the instant beside.
+    unmark: Vec<(IpAddr, Instant)>,
 }
 
 impl Churn {
@@ -187,6 +193,7 @@ impl Churn {
             next: 0,
             out: None,
             left: Left::default(),
+            unmark: Vec::new(),
         };
         (churn, note)
     }
@@ -226,19 +233,32 @@ impl Churn {
                 }
                 self.next += 1;
                 let group = self.groups[i];
-                // Marked left before the leave and back after the join: the probe tap may miss a
-                // few probes the socket got (it then counts less), never count one it did not.
+                // Marked left before the leave, and back [`UNMARK_AFTER`] after the join: the
+                // probe tap, which decides when it reads a probe (not when the probe came), may
+                // miss a few probes the socket got (it then counts less), never count one it did
+                // not.
                 let done = match change {
                     Change::Leave => {
                         self.mark(group, true);
                         self.leave(socks, group)
                     }
-                    Change::Join => self.rejoin(socks, group).inspect(|_| self.mark(group, false)),
+                    Change::Join => {
+                        let done = self.rejoin(socks, group);
+                        self.unmark.push((group, Instant::now() + UNMARK_AFTER));
+                        done
+                    }
                 };
                 match done {
                     Ok(()) => self.measure.changed(group, change, now_ns()),
                     Err(e) => failed = Some(e),
                 }
+            }
+        }
+        let now = Instant::now();
+        while self.unmark.first().is_some_and(|(_, at)| *at <= now) {
+            let (group, _) = self.unmark.remove(0);
+            if self.out.is_none_or(|(g, _)| g != group) {
+                self.mark(group, false);
             }
         }
         self.measure.refresh(figures);
