@@ -61,7 +61,15 @@ pub(crate) struct AckFigures {
     /// (group, kernel receive time) of multicast probes since the last tick, when collected.
     arrivals: Vec<(IpAddr, u64)>,
     collect: bool,
+    /// Acks that had figures to carry but no room for them (the probe under
+    /// [`NEEDED_PROBE_LEN`]), and whether that was told.
+    no_room: u64,
+    no_room_told: bool,
 }
+
+/// The probe length that leaves room for an ack with the join/leave record and any name.
+pub(crate) const NEEDED_PROBE_LEN: usize =
+    crate::wire::ACK_FIXED_LEN + 1 + crate::wire::EXT_JOIN_LEAVE_LEN + 1 + crate::wire::MAX_NAME_LEN;
 
 /// Most arrivals kept between two ticks (a tick comes every 20 ms or sooner): the first probe
 /// after a join is all the system-call clock needs of them.
@@ -78,6 +86,26 @@ impl AckFigures {
     /// The latest figures of `group`, once it has any.
     pub(crate) fn of(&self, group: IpAddr) -> Option<GroupDelays> {
         self.latest.get(&group).copied()
+    }
+
+    /// An ack within `limit` bytes with a name of `name` bytes on the wire (its length byte
+    /// included; 0 without a name) had figures to carry: counts it when they do not fit.
+    pub(crate) fn check_room(&mut self, limit: usize, name: usize) {
+        let need = crate::wire::ACK_FIXED_LEN + 1 + crate::wire::EXT_JOIN_LEAVE_LEN + name;
+        if limit < need {
+            self.no_room += 1;
+        }
+    }
+
+    /// The one line to print, once, when acks had no room for the figures.
+    fn no_room_line(&mut self) -> Option<String> {
+        (self.no_room > 0 && !self.no_room_told).then(|| {
+            self.no_room_told = true;
+            format!(
+                "--churn: probes too small to carry the join and leave delays back ({} so far); probe with --size {NEEDED_PROBE_LEN} or more",
+                self.no_room
+            )
+        })
     }
 }
 
@@ -262,7 +290,7 @@ impl Churn {
             }
         }
         self.measure.refresh(figures);
-        failed
+        failed.or_else(|| figures.no_room_line())
     }
 
     fn leave(&mut self, socks: &[UdpSocket], group: IpAddr) -> Result<(), String> {
@@ -350,6 +378,22 @@ mod tests {
         );
         assert_eq!(quiet_for(p), Duration::from_millis(500));
     }
+
+    #[test]
+    fn acks_without_room_for_the_figures_are_told_once() {
+        let mut f = AckFigures::default();
+        f.check_room(NEEDED_PROBE_LEN, 1 + crate::wire::MAX_NAME_LEN);
+        f.check_room(ACK_ROOM, 3);
+        assert_eq!(f.no_room_line(), None);
+        f.check_room(ACK_ROOM - 1, 3);
+        f.check_room(64, 0);
+        assert!(f.no_room_line().unwrap().contains("(2 so far); probe with --size 198 or more"));
+        f.check_room(64, 0);
+        assert_eq!(f.no_room_line(), None);
+    }
+
+    /// An ack with the record and a two-letter name.
+    const ACK_ROOM: usize = crate::wire::ACK_FIXED_LEN + 1 + crate::wire::EXT_JOIN_LEAVE_LEN + 3;
 
     #[test]
     fn without_a_tap_joins_come_from_the_system_call_and_leaves_are_not_measured() {

@@ -572,6 +572,10 @@ impl Engine {
             self.heard.multicast(d.from.ip(), d.rx_ns);
         }
         let join_leave = group_delays(&mut self.join_leave, arrival, d.dst, d.rx_ns);
+        if let (Some(f), Some(_), true) = (self.join_leave.as_mut(), join_leave, probe.asks_ext) {
+            let name = if self.ack.name.is_empty() { 0 } else { 1 + self.ack.name.len().min(wire::MAX_NAME_LEN) };
+            f.check_room(d.bytes.len() - tag_len, name);
+        }
         if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
             // Counted per session, and the count travels in the next ack, so the prober reports
             // these as rate-limited rather than as network loss.
