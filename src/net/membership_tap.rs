@@ -21,15 +21,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::libc;
-use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{self, sockopt};
 
 use super::membership::{parse_report, Delay, DelayTracker};
 use super::tap::{self, instr, Unavailable};
 
 /// Bytes of each UDP datagram copied: its IP and UDP headers.
 const SNAP: u32 = 128;
-/// Bytes of each report copied: a whole one (a report with many records fills an MTU).
-const REPORT_SNAP: u32 = 65_535;
+/// Bytes of each report copied: a whole one (a report with many records fills an MTU), up to
+/// a frame's slot.
+const REPORT_SNAP: u32 = SLOT as u32;
 const PACKET_MULTICAST: u32 = 2;
 const PACKET_OUTGOING: u32 = 4;
 
@@ -176,35 +177,88 @@ fn kernel_drops(fd: &OwnedFd) -> u64 {
     }
 }
 
-/// Reads every frame queued on `fd`, without waiting, into `tracker`. Err on a socket error.
-fn drain(fd: &OwnedFd, buf: &mut [u8], cmsg: &mut [u8], tracker: &Mutex<DelayTracker>) -> io::Result<()> {
-    loop {
-        let mut iov = [io::IoSliceMut::new(buf)];
-        let (len, ts) = match socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::MSG_DONTWAIT) {
-            Ok(msg) => {
-                let ts = msg.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|c| match c {
-                        ControlMessageOwned::ScmTimestampns(ts) => {
-                            Some((ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64)
-                        }
-                        _ => None,
-                    })
-                });
-                (msg.bytes, ts.unwrap_or_else(super::now_ns))
+/// Frames read per system call.
+const BATCH: usize = 32;
+/// Bytes of each frame's slot: a report as long as a jumbo frame's MTU fits; a longer one is
+/// read up to here (its records past the cut are not read).
+const SLOT: usize = 9216;
+/// Bytes of each frame's control messages: the timestamp's fits with room to spare.
+const CMSG: usize = 64;
+
+/// Buffers for [`drain`]: a slot and a control buffer per frame of a batch.
+struct Buffers {
+    frames: Vec<u8>,
+    cmsgs: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers { frames: vec![0; BATCH * SLOT], cmsgs: vec![0; BATCH * CMSG] }
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message, ns since the epoch.
+fn timestamp(h: &libc::msghdr) -> Option<u64> {
+    // SAFETY: `h` is a header recvmmsg filled, its control buffer live and `msg_controllen`
+    // long; the CMSG_* macros stay inside it, and the timestamp is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return Some((ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64));
             }
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Reads every frame queued on `fd`, without waiting, into `tracker`, a batch per system call.
+/// Err on a socket error.
+fn drain(fd: &OwnedFd, b: &mut Buffers, tracker: &Mutex<DelayTracker>) -> io::Result<()> {
+    loop {
+        // SAFETY: all-zero iovec and mmsghdr are valid; every pointer set below points into
+        // `b`, which outlives the call.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let (frames, cmsgs) = (b.frames.as_mut_ptr(), b.cmsgs.as_mut_ptr());
+        for (i, (iov, hdr)) in iovs.iter_mut().zip(hdrs.iter_mut()).enumerate() {
+            // SAFETY: slot i and control buffer i lie inside their vectors (BATCH of each).
+            *iov = libc::iovec { iov_base: unsafe { frames.add(i * SLOT) }.cast(), iov_len: SLOT };
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_control = unsafe { cmsgs.add(i * CMSG) }.cast();
+            hdr.msg_hdr.msg_controllen = CMSG as _;
+        }
+        // SAFETY: `hdrs` holds BATCH initialised headers.
+        let n = unsafe {
+            libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
         };
-        let frame = &buf[..len.min(buf.len())];
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(()),
+                _ => Err(e),
+            };
+        }
+        let n = n as usize;
         let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
-        match tap::parse(frame) {
-            // Only incoming multicast UDP passes the filter as UDP.
-            Some(u) => t.datagram(ts, u.dst),
-            None => {
-                for m in parse_report(frame) {
-                    t.report(ts, m);
+        for (i, h) in hdrs.iter().enumerate().take(n) {
+            let ts = timestamp(&h.msg_hdr).unwrap_or_else(super::now_ns);
+            let frame = &b.frames[i * SLOT..i * SLOT + (h.msg_len as usize).min(SLOT)];
+            match tap::parse(frame) {
+                // Only incoming multicast UDP passes the filter as UDP.
+                Some(u) => t.datagram(ts, u.dst),
+                None => {
+                    for m in parse_report(frame) {
+                        t.report(ts, m);
+                    }
                 }
             }
+        }
+        if n < BATCH {
+            return Ok(());
         }
     }
 }
@@ -224,12 +278,11 @@ impl MembershipTap {
         let thread = std::thread::Builder::new()
             .name("membership-tap".into())
             .spawn(move || {
-                let mut buf = vec![0u8; REPORT_SNAP as usize];
-                let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+                let mut buffers = Buffers::new();
                 // Kernel stamps make the read's own lateness harmless: read every few ms.
                 loop {
                     let last = s.load(Ordering::Relaxed);
-                    if drain(&fd, &mut buf, &mut cmsg, &t).is_err() {
+                    if drain(&fd, &mut buffers, &t).is_err() {
                         break;
                     }
                     *d.lock().unwrap_or_else(|e| e.into_inner()) += kernel_drops(&fd);
