@@ -37,6 +37,9 @@ pub struct JoinLeaveSummary {
     pub flooded: usize,
     /// Groups whose latest join saw no probe of the group at all.
     pub never_arrived: usize,
+    /// Groups whose only join came before their probes started (the prober started after the
+    /// responder): no delay.
+    pub started_after: usize,
     /// Groups left and joined again at least once: their probes sent while they were left
     /// count as lost (by design, not the network's doing).
     pub churned: usize,
@@ -65,6 +68,7 @@ impl JoinLeaveSummary {
             flooded: told.iter().filter(flooded).count(),
             never_arrived: told.iter().filter(|d| d.join == DelayFigure::NeverArrived).count(),
             churned: told.iter().filter(|d| d.joins > 1).count(),
+            started_after: told.iter().filter(|d| d.join == DelayFigure::StartedAfter).count(),
             syscall_clock: told.iter().any(|d| d.clock == DelayClock::Syscall),
         })
     }
@@ -80,6 +84,7 @@ pub fn state(f: DelayFigure) -> &'static str {
         DelayFigure::NoneAfter => "none_after",
         DelayFigure::StillArriving => "still_arriving",
         DelayFigure::NotMeasurable => "not_measurable",
+        DelayFigure::StartedAfter => "probes_started_after",
     }
 }
 

@@ -136,8 +136,14 @@ fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Opti
     }
     if s.flooded > 0 {
         parts.push(format!(
-            "{} groups arrive whether joined or not (the LAN floods them: no snooping, or no querier), so they have no join or leave delay",
+            "{} groups were still arriving when left and joined again, so they have no join or leave delay (the LAN floods them, with no snooping or no querier; or its leave delay exceeds half the --churn period)",
             s.flooded
+        ));
+    }
+    if s.started_after > 0 {
+        parts.push(format!(
+            "{} groups were joined before their probes started (this run began after the responder), so their first join has no delay",
+            s.started_after
         ));
     }
     if s.never_arrived > 0 {

@@ -65,6 +65,12 @@ pub(crate) struct AckFigures {
     /// [`NEEDED_PROBE_LEN`]), and whether that was told.
     no_room: u64,
     no_room_told: bool,
+    /// Groups a probe has arrived for, and those whose first probe was of the prober's first
+    /// round (sequence number under the number of groups): its prober started after the
+    /// responder's first join, which then has no delay.
+    seen: HashSet<IpAddr>,
+    late: HashSet<IpAddr>,
+    groups: u64,
 }
 
 /// The probe length that leaves room for an ack with the join/leave record and any name.
@@ -76,8 +82,16 @@ pub(crate) const NEEDED_PROBE_LEN: usize =
 const MAX_ARRIVALS: usize = 1 << 16;
 
 impl AckFigures {
-    /// A multicast probe to `group` reached the socket at `rx_ns`.
-    pub(crate) fn arrived(&mut self, group: IpAddr, rx_ns: u64) {
+    /// Figures for a responder on `groups` groups.
+    pub(crate) fn new(groups: usize) -> AckFigures {
+        AckFigures { groups: groups as u64, ..AckFigures::default() }
+    }
+
+    /// A multicast probe `seq` to `group` reached the socket at `rx_ns`.
+    pub(crate) fn arrived(&mut self, group: IpAddr, rx_ns: u64, seq: u64) {
+        if self.seen.len() < super::super::net::membership::MAX_GROUPS && self.seen.insert(group) && seq < self.groups {
+            self.late.insert(group);
+        }
         if self.collect && self.arrivals.len() < MAX_ARRIVALS {
             self.arrivals.push((group, rx_ns));
         }
@@ -85,7 +99,11 @@ impl AckFigures {
 
     /// The latest figures of `group`, once it has any.
     pub(crate) fn of(&self, group: IpAddr) -> Option<GroupDelays> {
-        self.latest.get(&group).copied()
+        let mut f = self.latest.get(&group).copied()?;
+        if f.joins == 1 && matches!(f.join, DelayFigure::Measured(_)) && self.late.contains(&group) {
+            f.join = DelayFigure::StartedAfter;
+        }
+        Some(f)
     }
 
     /// An ack within `limit` bytes with a name of `name` bytes on the wire (its length byte
@@ -392,6 +410,29 @@ mod tests {
         assert_eq!(f.no_room_line(), None);
     }
 
+    #[test]
+    fn a_first_join_before_the_prober_started_has_no_delay() {
+        let (mut jl, _) = JoinLeave::start(None, 5000, Duration::from_secs(4));
+        let mut f = AckFigures::new(6);
+        let (early, late): (IpAddr, IpAddr) = ("239.1.1.1".parse().unwrap(), "239.1.1.2".parse().unwrap());
+        jl.changed(early, Change::Join, 0);
+        jl.changed(late, Change::Join, 0);
+        jl.refresh(&mut f);
+        // The prober was sending before: its first probe there is of a later round.
+        f.arrived(early, 1_000_000, 12);
+        // It started after the join: probe 1 is of its first round.
+        f.arrived(late, 500_000_000, 1);
+        jl.refresh(&mut f);
+        assert_eq!(f.of(early).unwrap().join, DelayFigure::Measured(1_000_000));
+        assert_eq!(f.of(late).unwrap().join, DelayFigure::StartedAfter);
+        // Its rejoins have delays again.
+        jl.changed(late, Change::Leave, 1_000_000_000);
+        jl.changed(late, Change::Join, 2_000_000_000);
+        f.arrived(late, 2_003_000_000, 40);
+        jl.refresh(&mut f);
+        assert_eq!(f.of(late).unwrap().join, DelayFigure::Measured(3_000_000));
+    }
+
     /// An ack with the record and a two-letter name.
     const ACK_ROOM: usize = crate::wire::ACK_FIXED_LEN + 1 + crate::wire::EXT_JOIN_LEAVE_LEN + 3;
 
@@ -404,14 +445,14 @@ mod tests {
         let g: IpAddr = "239.1.1.1".parse().unwrap();
         jl.refresh(&mut f);
         jl.changed(g, Change::Join, 1_000_000_000);
-        f.arrived(g, 1_004_000_000);
+        f.arrived(g, 1_004_000_000, 7);
         jl.refresh(&mut f);
         let d = f.of(g).unwrap();
         assert_eq!((d.joins, d.join, d.leave), (1, DelayFigure::Measured(4_000_000), DelayFigure::NotMeasurable));
         assert_eq!(d.clock, DelayClock::Syscall);
         jl.changed(g, Change::Leave, 2_000_000_000);
         jl.changed(g, Change::Join, 4_000_000_000);
-        f.arrived(g, 4_010_000_000);
+        f.arrived(g, 4_010_000_000, 9);
         jl.refresh(&mut f);
         let d = f.of(g).unwrap();
         assert_eq!((d.joins, d.join, d.leave), (2, DelayFigure::Measured(10_000_000), DelayFigure::NotMeasurable));

@@ -369,7 +369,7 @@ impl Engine {
             joined_ns: None,
             arrivals: None,
             heard: heard::Heard::default(),
-            join_leave: cfg.churn.map(|_| join_leave::AckFigures::default()),
+            join_leave: cfg.churn.map(|_| join_leave::AckFigures::new(cfg.groups.len())),
         }
     }
 
@@ -571,7 +571,7 @@ impl Engine {
         if arrival == Arrival::Multicast {
             self.heard.multicast(d.from.ip(), d.rx_ns);
         }
-        let join_leave = group_delays(&mut self.join_leave, arrival, d.dst, d.rx_ns);
+        let join_leave = group_delays(&mut self.join_leave, arrival, d.dst, (d.rx_ns, probe.seq));
         if let (Some(f), Some(_), true) = (self.join_leave.as_mut(), join_leave, probe.asks_ext) {
             let name = if self.ack.name.is_empty() { 0 } else { 1 + self.ack.name.len().min(wire::MAX_NAME_LEN) };
             f.check_room(d.bytes.len() - tag_len, name);
@@ -763,10 +763,10 @@ fn group_delays(
     figures: &mut Option<join_leave::AckFigures>,
     arrival: Arrival,
     dst: Option<IpAddr>,
-    rx_ns: u64,
+    (rx_ns, seq): (u64, u64),
 ) -> Option<(IpAddr, wire::GroupDelays)> {
     let (figures, group) = (figures.as_mut()?, dst.filter(|_| arrival == Arrival::Multicast)?);
-    figures.arrived(group, rx_ns);
+    figures.arrived(group, rx_ns, seq);
     figures.of(group).map(|f| (group, f))
 }
 

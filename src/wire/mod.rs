@@ -80,7 +80,8 @@
 //! 114  join      9  1 byte state, 8 bytes ns: state 1 = measured (ns from the membership report
 //!                   leaving the responder to the group's first probe arriving, RFC 3918 §8.2);
 //!                   0 = none yet; 2 = the group was already arriving (the LAN floods it: no
-//!                   delay); 3 = never arrived while joined; 6 = not measurable here; the ns are
+//!                   delay); 3 = never arrived while joined; 6 = not measurable here; 7 = the
+//!                   group's probes started after the join (no delay); the ns are
 //!                   0 unless the state is 1; an unknown state reads as 0
 //! 123  leave     9  the same for the latest leave (RFC 3918 §6.2: ns from the leave report to
 //!                   the group's last probe arriving); states also 4 = no probe after the leave,
@@ -303,6 +304,9 @@ pub enum DelayFigure {
     StillArriving,
     /// The responder cannot measure it (a leave without a packet tap).
     NotMeasurable,
+    /// Join: the prober started sending the group after the join (the responder's first joins,
+    /// before the prober ran): no join delay.
+    StartedAfter,
 }
 
 impl DelayFigure {
@@ -315,6 +319,7 @@ impl DelayFigure {
             DelayFigure::NoneAfter => (4, 0),
             DelayFigure::StillArriving => (5, 0),
             DelayFigure::NotMeasurable => (6, 0),
+            DelayFigure::StartedAfter => (7, 0),
         }
     }
 
@@ -326,6 +331,7 @@ impl DelayFigure {
             4 => DelayFigure::NoneAfter,
             5 => DelayFigure::StillArriving,
             6 => DelayFigure::NotMeasurable,
+            7 => DelayFigure::StartedAfter,
             _ => DelayFigure::None,
         }
     }
@@ -929,7 +935,7 @@ mod tests {
         assert_eq!(back.ext, Some(AckExt { join_leave: None, ..ext }));
         // A state a later version adds reads as none; a record without its group is not sent.
         let mut later = bytes.clone();
-        later[114] = 77;
+        later[114] = 8;
         let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
         assert_eq!(back.ext.unwrap().join_leave.unwrap().join, DelayFigure::None);
         let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };
