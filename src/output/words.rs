@@ -155,7 +155,7 @@ fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Opti
             s.churned
         ));
     }
-    Some(format!("{label}: {} ({} joins measured; groups.csv has each group's)", parts.join("; "), s.joins))
+    Some(format!("{label}: {} ({} joins seen; groups.csv has each group's)", parts.join("; "), s.joins))
 }
 
 /// Every finding of `f`, in the order the terminal prints them: restarts, outages, notes, then
