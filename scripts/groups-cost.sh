@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # groups-cost.sh - what many groups cost (issue 22): 1000 groups x 5 responders at 1 probe/s per
 # group, against the same run on one group at the same total rate (the peer in the same run:
-# whatever the groups add is the difference). Per round and case: the prober's and each
+# whatever the groups add is the difference). Three cases: `one` group; `many` groups, each
+# responder with a socket per group; `shared`, the same with the responders' open-file limit at
+# 256 (prlimit), so they share sockets (20 memberships each). Per round and case: the prober's and each
 # responder's CPU time (user + system, from wait4's rusage via scripts/rusage.py) and peak
 # resident memory, the probes sent and the acks back. Rounds alternate the order of the cases.
 #
@@ -62,10 +64,12 @@ emit() { echo "$TAG,$1,$2,$3,$4,$5,$6" >>"$CSV"; }
 # One case: RESPONDERS responders on h2.., the prober on h1, all under rusage.
 run_case() { # ROUND CASE (one|many)
     local round=$1 case=$2 spec i pids=() count=$(( RATE * SECS ))
-    if [[ $case == many ]]; then spec=(--groups "$GROUPS_SPEC"); else spec=(--group "$ONE_GROUP"); fi
+    local lim=()
+    if [[ $case == one ]]; then spec=(--group "$ONE_GROUP"); else spec=(--groups "$GROUPS_SPEC"); fi
+    [[ $case == shared ]] && lim=(prlimit --nofile=256:256)
     rm -f "$WORK"/*.ru "$WORK"/*.log
     for i in $(seq 2 "$HOSTS"); do
-        timeout -s TERM -k 3 $(( SECS + 40 )) "$LAB" exec "h$i" "$PY" "$HERE/rusage.py" "$WORK/h$i.ru" \
+        timeout -s TERM -k 3 $(( SECS + 40 )) "$LAB" exec "h$i" "${lim[@]}" "$PY" "$HERE/rusage.py" "$WORK/h$i.ru" \
             "$MCPROBE" respond --iface veth0 --port "$PORT" --name "h$i" "${spec[@]}" >"$WORK/h$i.log" 2>&1 &
         pids+=($!); BG+=($!)
     done
@@ -73,6 +77,8 @@ run_case() { # ROUND CASE (one|many)
         for _ in $(seq 100); do grep -q listening "$WORK/h$i.log" 2>/dev/null && break; sleep 0.1; done
         grep -q listening "$WORK/h$i.log" || die "responder h$i did not start: $(cat "$WORK/h$i.log")"
     done
+    log "$case: $(grep -o 'on [0-9]* sockets' "$WORK/h2.log" || echo 'one socket')"
+
     timeout -s INT -k 3 $(( SECS + 30 )) "$LAB" exec h1 "$PY" "$HERE/rusage.py" "$WORK/h1.ru" \
         "$MCPROBE" probe --iface veth0 --port "$PORT" "${spec[@]}" --rate "$RATE" --count "$count" \
         --timeout 1s --quiet --json >"$WORK/probe.json" 2>"$WORK/probe.err" || true
@@ -95,14 +101,13 @@ run_case() { # ROUND CASE (one|many)
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-    if (( r % 2 )); then order="one many"; else order="many one"; fi
+    if (( r % 2 )); then order="one many shared"; else order="shared many one"; fi
     for c in $order; do run_case "$r" "$c"; done
 done
 
 "$PY" - "$CSV" "$RESPONDERS" "$GROUPS_SPEC" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-n_resp = int(sys.argv[2])
 def vals(case, role, metric):
     by_round = {}
     for r in rows:
@@ -112,8 +117,9 @@ def vals(case, role, metric):
 def med(case, role, metric, agg):
     return statistics.median(agg(v) for v in vals(case, role, metric).values())
 sent = med("many", "prober", "sent", max)
-print(f"| figure (median of {len(vals('many','prober','sent'))} rounds) | 1 group | {sys.argv[3]} | ratio |")
-print("|---|---:|---:|---:|")
+n = len(vals("many", "prober", "sent"))
+print(f"| figure (median of {n} rounds) | 1 group | {sys.argv[3]}, a socket per group | same, shared sockets | ratio many / one | ratio shared / one |")
+print("|---|---:|---:|---:|---:|---:|")
 for label, role, metric, agg, scale, unit in [
     ("prober CPU", "prober", "cpu_s", max, 1, "s"),
     ("prober peak RSS", "prober", "maxrss_kib", max, 1 / 1024, "MiB"),
@@ -121,13 +127,14 @@ for label, role, metric, agg, scale, unit in [
     ("responder peak RSS (largest)", "responder", "maxrss_kib", max, 1 / 1024, "MiB"),
     ("acks back", "prober", "acks", max, 1, ""),
 ]:
-    a, b = med("one", role, metric, agg) * scale, med("many", role, metric, agg) * scale
-    print(f"| {label} | {a:.3f} {unit} | {b:.3f} {unit} | {b / a if a else float('nan'):.2f} |")
-for role in ("prober", "responder"):
-    agg = max if role == "prober" else statistics.mean
-    d_cpu = med("many", role, "cpu_s", agg) - med("one", role, "cpu_s", agg)
-    d_rss = med("many", role, "maxrss_kib", max) - med("one", role, "maxrss_kib", max)
-    print(f"\n{role}: the groups add {d_cpu:.3f} s of CPU over {sent:.0f} probes "
-          f"({1e6 * d_cpu / sent:.2f} µs per probe) and {d_rss / 1024:.2f} MiB of peak memory")
+    a, b, c = (med(k, role, metric, agg) * scale for k in ("one", "many", "shared"))
+    print(f"| {label} | {a:.3f} {unit} | {b:.3f} {unit} | {c:.3f} {unit} | {b / a:.2f} | {c / a:.2f} |")
+for case in ("many", "shared"):
+    for role in ("prober", "responder"):
+        agg = max if role == "prober" else statistics.mean
+        d_cpu = med(case, role, "cpu_s", agg) - med("one", role, "cpu_s", agg)
+        d_rss = med(case, role, "maxrss_kib", max) - med("one", role, "maxrss_kib", max)
+        print(f"\n{case}, {role}: the groups add {d_cpu:.3f} s of CPU over {sent:.0f} probes "
+              f"({1e6 * d_cpu / sent:.2f} µs per probe) and {d_rss / 1024:.2f} MiB of peak memory")
 EOF
 log "wrote $CSV"

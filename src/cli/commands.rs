@@ -41,7 +41,7 @@ pub const DEFAULT_TOTAL_RATE_LIMIT: u32 = 250_000;
 Examples:
   mcprobe respond --iface eth0 --name rack1-node7
   mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key
-  # 1000 groups (IPTV channels, a group per feed), one socket per 20 memberships:
+  # 1000 groups (IPTV channels, a group per feed), a socket for each:
   mcprobe respond --iface eth0 --groups 239.1.0.0/22
   # channel zapping over 128 groups, a leave every 10 s and its rejoin 5 s later; join and leave delays
   # per group go to the prober (probe --groups 239.1.1.0/25 --size 200):
@@ -433,13 +433,22 @@ LAN: keep --listen on loopback or a management network, and let only Prometheus 
 With --ack-port, windows take two blocks of ports in turn (PORT, and PORT+1+N with N --hosts),
 as each window waits for its late acks while the next one probes: open both in a firewall.
 
+With --groups, each window probes every group in turn (at least once each) and the metrics
+count, per responder, the groups it reached in the last window (mcprobe_groups_reached) and the
+groups it missed (mcprobe_groups_missed_total), out of mcprobe_groups: aggregated, not a series
+per group (--group-series adds those while they fit in --max-series).
+
 Examples:
   mcprobe serve --iface eth0                              one target, metrics on 127.0.0.1:9798
   mcprobe serve --iface eth0 --hosts 10.0.0.11,10.0.0.12 --listen 10.9.0.5:9798
+  mcprobe serve --iface eth0 --groups 239.1.0.0/22 --rate 1000 --window 10s
   mcprobe serve --config /etc/mcprobe/serve.toml          several targets (see contrib/)")]
 pub struct ServeArgs {
     #[command(flatten)]
     pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub groups: GroupsArgs,
 
     #[command(flatten)]
     pub key: KeyArgs,
@@ -462,12 +471,20 @@ pub struct ServeArgs {
     pub window: Duration,
 
     /// An outage is at least this many consecutive unanswered probes after a responder's first
-    /// answer; each is listed with its start, end and probes lost (outages.csv).
+    /// answer; each is listed with its start, end and probes lost (outages.csv). With --groups:
+    /// this many rounds of every group unanswered (a group never answered is a missing group).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub outage_min: u64,
 
     #[command(flatten)]
     pub querier: QuerierArgs,
+
+    /// With --groups (or `groups` in a `[[target]]`): also export one series per responder and
+    /// group, mcprobe_group_reached (1 if it answered the group in the last window, else 0), as
+    /// long as a target's responders x groups stay within --max-series; beyond that only the
+    /// aggregated series, and mcprobe_group_series_capped is 1. Off: aggregated series only.
+    #[arg(long)]
+    pub group_series: bool,
 
     /// Address and port of the HTTP server.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
@@ -492,7 +509,7 @@ pub struct ServeArgs {
 
     /// Targets from a TOML file (one `[[target]]` table each) instead of the target flags, and
     /// streams to watch (`[[watch]]` tables: name, groups, iface, source, format, ...).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["group", "groups", "port", "iface", "ack_port", "target", "ttl", "size", "interval", "rate", "hosts", "hosts_file", "window", "timeout", "outage_min", "querier_wait"])]
     pub config: Option<PathBuf>,
 
     /// No progress display and no informational lines on stderr; errors and threshold misses are

@@ -23,6 +23,8 @@ use crate::stream::{FormatChoice, SeqField};
 struct Spec {
     name: String,
     group: IpAddr,
+    /// Every group probed in turn, `group` first (just `group` without `--groups`).
+    groups: Vec<IpAddr>,
     port: u16,
     iface: Option<String>,
     ttl: u32,
@@ -80,11 +82,21 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
         }
         None => {
             let interval = super::interval(&a.pace, super::DEFAULT_INTERVAL)?;
-            let group = net::check_group(a.net.group)?;
+            let (groups, port) = match &a.groups.groups {
+                Some(list) => {
+                    for &g in &list.groups {
+                        net::check_group_of("--groups", g)?;
+                    }
+                    (list.groups.clone(), list.port.unwrap_or(a.net.port))
+                }
+                None => (vec![net::check_group(a.net.group)?], a.net.port),
+            };
+            let group = groups[0];
             let spec = Spec {
                 name: a.target.clone(),
                 group,
-                port: a.net.port,
+                groups,
+                port,
                 iface: a.net.iface.clone(),
                 ttl: a.send.ttl,
                 size: a.send.size,
@@ -119,6 +131,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
         listen: a.listen,
         forget: a.forget,
         max_series: a.max_series,
+        group_series: a.group_series,
         targets,
         watches,
         quiet: a.quiet,
@@ -132,6 +145,8 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
 struct FileTarget {
     name: String,
     group: Option<String>,
+    /// As `--groups` takes it: `"239.1.0.0/22"`, `"239.1.0.0/22:5000"`.
+    groups: Option<String>,
     port: Option<u16>,
     iface: Option<String>,
     ttl: Option<u32>,
@@ -177,6 +192,7 @@ fn targets_of(path: &Path, tables: Vec<toml::Table>) -> Result<Vec<Target>> {
         bail!("--config {p}: {} targets; serve probes at most {}", tables.len(), bounds::MAX_TARGETS);
     }
     let mut targets: Vec<Target> = Vec::new();
+    let mut groups = 0;
     for (i, table) in tables.into_iter().enumerate() {
         let label = match table.get("name").and_then(|v| v.as_str()) {
             Some(n) => format!("target '{n}'"),
@@ -186,10 +202,17 @@ fn targets_of(path: &Path, tables: Vec<toml::Table>) -> Result<Vec<Target>> {
         if targets.iter().any(|o| o.name == t.name) {
             bail!("--config {p}: {label}: field 'name': another target has this name");
         }
-        if let Some(o) = targets.iter().find(|o| same_destination(o, &t)) {
+        if let Some((o, g)) = targets.iter().find_map(|o| same_destination(o, &t).map(|g| (o, g))) {
             bail!(
-                "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group, port and interface",
+                "--config {p}: {label}: fields 'group', 'port' and 'iface': target '{}' probes the same group, port and interface ({g})",
                 o.name
+            );
+        }
+        groups += t.probe.groups.len();
+        if groups > bounds::MAX_TARGET_GROUPS {
+            bail!(
+                "--config {p}: {label}: field 'groups': {groups} groups in the [[target]] tables so far; serve probes at most {} (each responder's window keeps a tally per group)",
+                bounds::MAX_TARGET_GROUPS
             );
         }
         if let Some((a, b)) = t.ack_ports() {
@@ -375,10 +398,14 @@ fn watch_of(table: toml::Table) -> Result<WatchTarget, String> {
 }
 
 /// Two targets that probe the same group and port through the same interface would each take
-/// the other's probes and acks for their own responders' traffic: one is a mistake.
-fn same_destination(a: &Target, b: &Target) -> bool {
+/// the other's probes and acks for their own responders' traffic: one is a mistake. The group
+/// both probe, if any (with `groups`, any one of them).
+fn same_destination(a: &Target, b: &Target) -> Option<IpAddr> {
     let iface = |t: &Target| t.probe.iface.as_ref().map(|i| i.index);
-    (a.probe.group, a.probe.port, iface(a)) == (b.probe.group, b.probe.port, iface(b))
+    if (a.probe.port, iface(a)) != (b.probe.port, iface(b)) {
+        return None;
+    }
+    a.probe.groups.iter().copied().find(|g| b.probe.groups.contains(g))
 }
 
 /// Hosts are counted before they are resolved: a list of 100 000 names must not become 100 000
@@ -407,9 +434,27 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
     if t.name.is_empty() || t.name.chars().any(char::is_control) {
         return Err("field 'name': must be a non-empty printable name".into());
     }
-    let group_text = t.group.as_deref().unwrap_or(crate::cli::DEFAULT_GROUP);
-    let group = field("group", group_text.parse::<IpAddr>().map_err(|_| format!("'{group_text}' is not an address")))?;
-    let group = field("group", net::check_group(group).map_err(|e| format!("{e:#}")))?;
+    let (groups, list_port) = match (&t.group, &t.groups) {
+        (Some(_), Some(_)) => return Err("fields 'group' and 'groups': give one of them".into()),
+        (_, Some(list)) => {
+            let list = field("groups", crate::cli::parse_group_list(list))?;
+            for &g in &list.groups {
+                field("groups", net::check_group(g).map_err(|e| format!("{e:#}").replacen("--group ", "", 1)))?;
+            }
+            (list.groups, list.port)
+        }
+        (group, None) => {
+            let text = group.as_deref().unwrap_or(crate::cli::DEFAULT_GROUP);
+            let group = field("group", text.parse::<IpAddr>().map_err(|_| format!("'{text}' is not an address")))?;
+            (vec![field("group", net::check_group(group).map_err(|e| format!("{e:#}")))?], None)
+        }
+    };
+    if let (Some(p), Some(q)) = (list_port, t.port) {
+        if p != q {
+            return Err(format!("fields 'groups' and 'port': the list says port {p}, 'port' {q}; give it once"));
+        }
+    }
+    let group = groups[0];
     let duration = |name: &str, v: &Option<String>, default: Duration| match v {
         Some(s) => field(name, parse_duration(s)),
         None => Ok(default),
@@ -444,7 +489,8 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
     build(Spec {
         name: t.name,
         group,
-        port: t.port.unwrap_or(crate::cli::DEFAULT_PORT),
+        groups,
+        port: list_port.or(t.port).unwrap_or(crate::cli::DEFAULT_PORT),
         iface: t.iface,
         ttl: t.ttl.unwrap_or(1),
         size: t.size.unwrap_or(128),
@@ -522,6 +568,18 @@ fn build(s: Spec) -> Result<Target, String> {
     let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, s.hosts.len(), 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
+    // Every window probes every group (probe k to group k mod N): the reach of a group in a
+    // window is only known if the window sends to it.
+    if count < s.groups.len() as u64 {
+        return Err(format!(
+            "{} {:?} holds {count} probes at {} {}, fewer than the {} groups: every window must probe each group at least once (a longer window or a faster rate; a few rounds each are better)",
+            s.what("window"),
+            s.window,
+            s.what(s.interval_field),
+            s.interval_text(),
+            s.groups.len()
+        ));
+    }
     let window = Duration::from_nanos((s.interval.as_nanos() * u128::from(count)) as u64);
     // Each window gets a session of its own when it starts (see `serve::target_loop`).
     let probe = ProbeConfig {
@@ -535,6 +593,7 @@ fn build(s: Spec) -> Result<Target, String> {
         outage_min: s.outage_min,
         hosts: s.hosts,
         ack_port,
+        groups: s.groups,
         ..super::probe_defaults(s.group, s.port, iface)
     };
     Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait })
@@ -674,7 +733,8 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let text: String = text.lines().filter(|l| !l.starts_with("iface")).map(|l| format!("{l}\n")).collect();
         let (t, w) = load_all(&text).unwrap();
-        assert_eq!((t.len(), w.len(), w[0].groups.len()), (2, 1, 40));
+        assert_eq!((t.len(), w.len(), w[0].groups.len()), (3, 1, 40));
+        assert_eq!(t[2].probe.groups.len(), 1024);
     }
 
     #[test]
@@ -770,5 +830,62 @@ mod tests {
             let e = format!("{:#}", load(text).unwrap_err());
             assert!(e.starts_with("--config ") && e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_target_probes_its_groups_in_turn() {
+        let g = |s: &str| s.parse::<IpAddr>().unwrap();
+        let t = load("[[target]]\nname = \"iptv\"\ngroups = \"239.1.0.0/22\"\nrate = 1000\n").unwrap();
+        let p = &t[0].probe;
+        assert_eq!(
+            (p.groups.len(), p.groups[0], p.groups[1023], p.group),
+            (1024, g("239.1.0.0"), g("239.1.3.255"), g("239.1.0.0"))
+        );
+        assert_eq!((p.port, p.count), (crate::cli::DEFAULT_PORT, 10_000), "10 rounds of 1024 groups a window, nearly");
+        // The port after the list; the same port given twice is fine.
+        let t = load("[[target]]\nname = \"a\"\ngroups = \"239.1.1.1-239.1.1.4:5000\"\nport = 5000\n").unwrap();
+        assert_eq!((t[0].probe.groups.len(), t[0].probe.port), (4, 5000));
+        // Without `groups`, one group.
+        let t = load("[[target]]\nname = \"a\"\n").unwrap();
+        assert_eq!(t[0].probe.groups, [g(crate::cli::DEFAULT_GROUP)]);
+        // Two targets may probe groups of the same range on other ports.
+        let t = load("[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/24\"\nrate = 100\n[[target]]\nname = \"b\"\ngroups = \"239.1.0.0/24\"\nrate = 100\nport = 6000\n")
+            .unwrap();
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn group_errors_name_the_target_the_field_and_the_value() {
+        let cases = [
+            (
+                "[[target]]\nname = \"a\"\ngroup = \"239.1.1.1\"\ngroups = \"239.1.0.0/24\"\n",
+                "target 'a': fields 'group' and 'groups': give one of them",
+            ),
+            ("[[target]]\nname = \"a\"\ngroups = \"10.0.0.0/30\"\n", "target 'a': field 'groups': '10.0.0.0/30': not all multicast"),
+            ("[[target]]\nname = \"a\"\ngroups = \"239.0.0.0/8\"\n", "target 'a': field 'groups'"),
+            (
+                "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/24:5000\"\nport = 6000\n",
+                "target 'a': fields 'groups' and 'port': the list says port 5000, 'port' 6000",
+            ),
+            (
+                "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/22\"\nrate = 50\nwindow = \"10s\"\n",
+                "target 'a': field 'window' 10s holds 500 probes at field 'rate' 50, fewer than the 1024 groups",
+            ),
+            (
+                "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/24\"\nrate = 100\n[[target]]\nname = \"b\"\ngroups = \"239.1.0.200-239.1.1.10\"\nrate = 100\n",
+                "target 'b': fields 'group', 'port' and 'iface': target 'a' probes the same group, port and interface (239.1.0.200)",
+            ),
+            (
+                "[[target]]\nname = \"a\"\ngroups = \"239.1.0.0/21\"\nrate = 1000\n[[target]]\nname = \"b\"\ngroups = \"239.2.0.0/21\"\nrate = 1000\n\
+                 [[target]]\nname = \"c\"\ngroup = \"239.3.0.0\"\n",
+                "target 'c': field 'groups': 4097 groups in the [[target]] tables so far; serve probes at most 4096",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = format!("{:#}", load(text).unwrap_err());
+            assert!(e.starts_with("--config ") && e.contains(want), "{text:?}: {e}");
+        }
+        // One list may hold as many groups as all targets together.
+        assert_eq!(bounds::MAX_TARGET_GROUPS, crate::cli::MAX_GROUPS);
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Evidence {
     /// Its host's tap ran (its acks carried the count): `true` when it counted no probe
     /// dropped at its interface during the run.
     pub host_tap_clean: Option<bool>,
+    /// With `--groups`: (groups it never answered on, groups probed).
+    pub missing_groups: Option<(u64, u64)>,
 }
 
 /// Unanswered probes at the end of a run, at least, that mean multicast stopped rather than
@@ -50,10 +52,16 @@ const STOPPED_MIN: u64 = 10;
 /// The causes the evidence leaves for a host of [`Verdict::MulticastLost`] whose cause no
 /// stronger evidence named (TTL, the taps' drops): the likeliest first, then the others.
 pub(crate) fn multicast_lost(e: &Evidence) -> (Advice, Vec<Advice>) {
-    if let Some(serves) = e.served_group.filter(|g| *g != e.probed_group) {
+    // Only when nothing came by multicast: with --groups a responder names its first group,
+    // and one that answers on some groups serves them, whatever its first one is.
+    if let Some(serves) = e.served_group.filter(|g| *g != e.probed_group && e.multicast_received == 0) {
         return (Advice::OtherGroup { serves, probed: e.probed_group }, Vec::new());
     }
     if e.multicast_received > 0 {
+        // Some groups reach it and others never do: the loss is theirs, whatever else is lost.
+        if let Some((missing, of)) = e.missing_groups.filter(|(m, _)| *m > 0) {
+            return (Advice::GroupsMissing { missing, of }, Vec::new());
+        }
         // It got through, but not all of it: neither a group nor a firewall mistake. Stopping
         // for good while unicast goes on is what a forgotten join looks like.
         if e.trailing_lost >= STOPPED_MIN.max(e.sent / 20) {
@@ -132,7 +140,28 @@ mod tests {
             nobody_on_the_group: true,
             acks_tapped: false,
             host_tap_clean: None,
+            missing_groups: None,
         }
+    }
+
+    #[test]
+    fn a_responder_that_answers_on_the_group_is_not_on_another_one() {
+        let e = Evidence {
+            multicast_received: 40,
+            served_group: Some("239.1.1.1".parse().unwrap()),
+            missing_groups: Some((3, 64)),
+            ..evidence()
+        };
+        assert_eq!(multicast_lost(&e).0, Advice::GroupsMissing { missing: 3, of: 64 });
+    }
+
+    #[test]
+    fn groups_that_never_reach_a_host_are_the_cause_of_its_loss() {
+        let e = Evidence { multicast_received: 993, missing_groups: Some((7, 1000)), ..evidence() };
+        assert_eq!(multicast_lost(&e), (Advice::GroupsMissing { missing: 7, of: 1000 }, vec![]));
+        // Every group reached: the loss is what it is, not a missing group.
+        let e = Evidence { multicast_received: 993, missing_groups: Some((0, 1000)), ..evidence() };
+        assert_eq!(multicast_lost(&e).0, Advice::MulticastLossy);
     }
 
     #[test]

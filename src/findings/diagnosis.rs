@@ -121,6 +121,9 @@ pub enum Advice {
     HostMayDropProbes,
     /// Multicast got through, but lost more than the threshold where unicast did not.
     MulticastLossy,
+    /// With `--groups`: its responder answered on some groups and never on `missing` of the
+    /// `of` probed: those groups do not reach it (listed under the table).
+    GroupsMissing { missing: u64, of: u64 },
     /// Multicast stopped for the last `probes` of the run while unicast went on: a join
     /// forgotten on the way (snooping) or left; what the querier watch heard says which.
     MulticastStopped { probes: u64, querier: QuerierHeard },
@@ -158,6 +161,7 @@ impl Advice {
             Advice::NotReaching { .. } => "multicast-not-reaching",
             Advice::HostMayDropProbes => "maybe-probes-dropped-at-host",
             Advice::MulticastLossy => "multicast-lossy",
+            Advice::GroupsMissing { .. } => "groups-missing",
             Advice::MulticastStopped { .. } => "multicast-stopped",
             Advice::QuerierSilent => "querier-silent",
             Advice::KeyMismatch(_) => "key-mismatch",
@@ -362,6 +366,10 @@ impl HostDiagnosis {
                 "multicast lost {:.2} % where unicast lost {:.2} %: something on the way treats multicast apart (a switch that rate-limits or polices it, Wi-Fi that sends it at its lowest rate, a snooping switch that dropped the group for a while: the outage lines say when)",
                 self.multicast_loss_pct, self.unicast_loss_pct
             ),
+            Advice::GroupsMissing { missing, of } => format!(
+                "its responder answered on {} of the {of} groups and never on {missing} (listed above, every group in groups.csv): those groups do not reach its socket: its responder did not join them (its --groups), its host drops them (its firewall: its responder's log and `mcprobe doctor` there say), or a snooping switch does not forward them; unicast works",
+                of - missing
+            ),
             Advice::MulticastStopped { probes, querier } => {
                 let why = match querier {
                     QuerierHeard::Heard(q) => format!(
@@ -501,7 +509,11 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         let loss = |r: &Row| if from_first_answer { r.figures.loss_after_first_pct() } else { r.figures.loss_pct() };
         let figures = |r: Option<&Row>| r.map_or((0, 100.0), |r| (r.figures.received, loss(r)));
         let ((mc_rcvd, mc_loss), (uc_rcvd, uc_loss)) = (figures(mc), figures(uc));
-        let (mc_ok, uc_ok) = (mc_rcvd > 0 && mc_loss <= threshold_pct, uc_rcvd > 0 && uc_loss <= threshold_pct);
+        // A group that never reached the host fails it, however little of the run it is (one
+        // group of 1000 is 0.1 % of the probes, and all of that channel).
+        let groups_missing = mc.and_then(|r| r.figures.groups_missing).is_some_and(|(m, _)| m > 0);
+        let (mc_ok, uc_ok) =
+            (mc_rcvd > 0 && mc_loss <= threshold_pct && !groups_missing, uc_rcvd > 0 && uc_loss <= threshold_pct);
         let verdict = match (mc_ok, uc_ok) {
             // Silent, but it said why: not down, not filtered.
             _ if mc_rcvd == 0 && uc_rcvd == 0 && signals.key.is_some() => Verdict::KeyMismatch,
@@ -536,6 +548,7 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
                 nobody_on_the_group,
                 acks_tapped,
                 host_tap_clean: host_tap.map(|(first, last)| first == last),
+                missing_groups: mc.and_then(|r| r.figures.groups_missing),
             })
         } else {
             (advice, Vec::new())

@@ -48,6 +48,9 @@ pub struct GroupsFinding {
     pub per_group_rate: f64,
     /// One per multicast responder, in report order (name, address, id).
     pub responders: Vec<GroupReach>,
+    /// Responders beyond the run's budget of tallies ([`crate::stats::MAX_GROUP_TALLIES`]):
+    /// counted in the table, not per group.
+    pub untracked: usize,
 }
 
 impl GroupsFinding {
@@ -56,7 +59,8 @@ impl GroupsFinding {
         if groups.len() < 2 {
             return None;
         }
-        let mut hosts: Vec<&HostStats> = run.hosts().iter().collect();
+        let mut hosts: Vec<&HostStats> = run.hosts().iter().filter(|h| !h.groups.is_empty()).collect();
+        let untracked = run.hosts().len() - hosts.len();
         hosts.sort_by(|a, b| (&a.name, a.addr, a.responder_id).cmp(&(&b.name, b.addr, b.responder_id)));
         let responders = hosts
             .into_iter()
@@ -74,7 +78,12 @@ impl GroupsFinding {
                 }
             })
             .collect();
-        Some(GroupsFinding { groups: groups.to_vec(), per_group_rate: rate / groups.len() as f64, responders })
+        Some(GroupsFinding {
+            groups: groups.to_vec(),
+            per_group_rate: rate / groups.len() as f64,
+            responders,
+            untracked,
+        })
     }
 
     /// Groups no responder reached, while at least one responder reached some group: what the
@@ -127,7 +136,7 @@ mod tests {
 
     fn finding(rs: Vec<GroupReach>, n: usize) -> GroupsFinding {
         let groups = (0..n).map(|i| IpAddr::V4([239, 1, 0, i as u8].into())).collect();
-        GroupsFinding { groups, per_group_rate: 1.0, responders: rs }
+        GroupsFinding { groups, per_group_rate: 1.0, responders: rs, untracked: 0 }
     }
 
     #[test]

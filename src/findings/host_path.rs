@@ -140,7 +140,12 @@ pub(crate) fn explain_hosts(d: &mut Diagnosis, drops: &AcksDroppedHere) {
 pub(crate) fn explain_dropped_probes(d: &mut Diagnosis, dropped: &[ProbesDroppedAtHost]) {
     for h in d.hosts.iter_mut().filter(|h| h.verdict != Verdict::Ok) {
         if let Some(p) = dropped.iter().find(|p| p.addr == h.host) {
+            let before = h.advice;
             h.name(Advice::ProbesDroppedAtHost { probes: p.probes });
+            // Which groups its host drops: the missing ones (a rule on some groups only).
+            if matches!(before, Advice::GroupsMissing { .. }) {
+                h.others.push(before);
+            }
         }
     }
 }

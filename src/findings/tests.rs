@@ -432,6 +432,7 @@ fn every_cause_in_words() {
         host(lost, Advice::NotReaching { host_tap_clean: false, querier: QuerierHeard::Silent }, vec![]),
         host(lost, Advice::NotReaching { host_tap_clean: false, querier: QuerierHeard::NoneYet }, vec![]),
         host(lost, Advice::MulticastLossy, vec![]),
+        host(lost, Advice::GroupsMissing { missing: 7, of: 1000 }, vec![]),
         host(lost, Advice::MulticastStopped { probes: 57, querier: QuerierHeard::Heard(ip("10.77.0.254")) }, vec![]),
         host(lost, Advice::MulticastStopped { probes: 57, querier: QuerierHeard::Silent }, vec![]),
         host(lost, Advice::MulticastStopped { probes: 57, querier: QuerierHeard::NotWatched }, vec![]),

@@ -349,6 +349,11 @@ pub fn responder_sockets(
     if let Some(i) = iface {
         i.check_family(first)?;
     }
+    if groups.len() > 1 {
+        if let Some(socks) = socket_per_group(groups, port, iface, source, rcvbuf)? {
+            return Ok(socks);
+        }
+    }
     let mut done: Vec<UdpSocket> = Vec::new();
     let mut current: Option<(Socket, usize)> = None;
     let mut total = 0usize;
@@ -396,6 +401,61 @@ pub fn responder_sockets(
     Ok(done)
 }
 
+/// With many groups, a socket per group bound to the group's address (and one on every address
+/// for unicast probes, joined to nothing), when the open-file limit allows it (its soft limit is
+/// raised towards the hard one, as Go programs do): the kernel finds a datagram's socket by
+/// (group, port) then, where sockets sharing the port on every address would each be checked
+/// against their memberships for every datagram (measured: with 1000 groups on 50 such sockets
+/// per responder, `ip_mc_sf_allow` took 15 % of a lab prober's profile, the receive path running
+/// in its softirq; results/groups-cost-2026-12-02.md). `None` when the descriptors do not fit:
+/// the caller shares sockets instead.
+fn socket_per_group(
+    groups: &[IpAddr],
+    port: u16,
+    iface: Option<&Iface>,
+    source: Option<IpAddr>,
+    rcvbuf: usize,
+) -> Result<Option<Vec<UdpSocket>>> {
+    if !raise_open_files(groups.len() as u64 + 1 + 256) {
+        return Ok(None);
+    }
+    let v6 = groups[0].is_ipv6();
+    let mut socks = vec![UdpSocket::from(bound_responder_socket(v6, port, rcvbuf)?)];
+    for &group in groups {
+        let bind = match group {
+            IpAddr::V6(g) => SocketAddr::V6(SocketAddrV6::new(g, port, 0, iface.map_or(0, |i| i.index))),
+            IpAddr::V4(_) => SocketAddr::new(group, port),
+        };
+        let sock = match responder_socket_at(v6, bind, rcvbuf) {
+            Ok(s) => s,
+            Err(e) if out_of_descriptors(&e, groups.len(), socks.len() - 1, socks.len()).is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = join_group(&sock, group, iface, source)? {
+            let on = iface.map_or("the default interface".to_string(), |i| i.name.clone());
+            return Err(match e.raw_os_error() {
+                Some(nix::libc::ENODEV) if iface.is_none() => {
+                    anyhow::anyhow!("cannot join {group}: no default multicast route; pick an interface with --iface")
+                }
+                _ => anyhow::anyhow!("cannot join {group} on {on}: {e} (after {} groups)", socks.len() - 1),
+            });
+        }
+        socks.push(sock.into());
+    }
+    for s in &socks {
+        s.set_read_timeout(Some(READ_TICK))?;
+    }
+    Ok(Some(socks))
+}
+
+/// Makes room for `needed` open files: true when the soft limit is (or could be raised to) at
+/// least that.
+fn raise_open_files(needed: u64) -> bool {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return false };
+    needed <= soft || (needed <= hard && setrlimit(Resource::RLIMIT_NOFILE, needed, hard).is_ok())
+}
+
 /// The error for running out of file descriptors while opening the sockets of `groups` groups
 /// (`joined` joined on `sockets` sockets so far): what to raise. `None` for any other error.
 fn out_of_descriptors(e: &anyhow::Error, groups: usize, joined: usize, sockets: usize) -> Option<anyhow::Error> {
@@ -414,6 +474,17 @@ fn out_of_descriptors(e: &anyhow::Error, groups: usize, joined: usize, sockets: 
 /// A responder socket bound to `port` on every address, set up to say where each datagram went
 /// and with what TTL, joined to nothing yet.
 fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
+    let bind: SocketAddr = if v6 {
+        SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into()
+    } else {
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()
+    };
+    responder_socket_at(v6, bind, rcvbuf)
+}
+
+/// [`bound_responder_socket`] bound to `bind`: every address, or one group's.
+fn responder_socket_at(v6: bool, bind: SocketAddr, rcvbuf: usize) -> Result<Socket> {
+    let port = bind.port();
     let sock = udp_socket(v6)?;
     sock.set_reuse_address(true).context("cannot set SO_REUSEADDR")?;
     set_rcvbuf(&sock, rcvbuf)?;
@@ -427,11 +498,6 @@ fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> 
         socket::setsockopt(&sock, sockopt::Ipv4RecvTtl, &true).context("cannot enable IP_RECVTTL")?;
         sock.set_multicast_all_v4(false).context("cannot clear IP_MULTICAST_ALL")?;
     }
-    let bind: SocketAddr = if v6 {
-        SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into()
-    } else {
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()
-    };
     sock.bind(&bind.into()).map_err(|e| match e.kind() {
         io::ErrorKind::AddrInUse => anyhow::anyhow!("--port {port}: in use by a program that does not share it"),
         io::ErrorKind::PermissionDenied => {

@@ -46,6 +46,10 @@ pub(crate) struct GroupRow {
     pub answered: u32,
     pub lost: u32,
     pub loss_pct: f64,
+    /// Of `lost`: never reached the responder, acks lost on the way back, direction unknown.
+    pub forward_lost: u32,
+    pub return_lost: u32,
+    pub unknown_lost: u32,
     pub rtt_min_us: Option<f64>,
     pub rtt_mean_us: Option<f64>,
     pub rtt_max_us: Option<f64>,
@@ -90,6 +94,9 @@ impl GroupRow {
                     } else {
                         round3(100.0 * f64::from(t.lost()) / f64::from(t.probes))
                     },
+                    forward_lost: t.forward,
+                    return_lost: t.ret,
+                    unknown_lost: t.lost() - t.forward - t.ret,
                     rtt_min_us: us(t.rtt_min_ns),
                     rtt_mean_us: t.rtt_mean_ns().map(|ns| round3(ns_to_us(ns))),
                     rtt_max_us: us(t.rtt_max_ns),

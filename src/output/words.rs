@@ -95,6 +95,16 @@ fn groups(f: &Findings) -> Vec<Said> {
             ));
         }
     }
+    if g.untracked > 0 {
+        out.push(said(
+            Topic::Groups,
+            format!(
+                "{} more responders answered, beyond what the run tracks per group ({} responder-group pairs): counted in the table, not per group",
+                g.untracked,
+                crate::stats::MAX_GROUP_TALLIES
+            ),
+        ));
+    }
     for r in &g.responders {
         out.extend(join_leave_line(&label(r), r).map(|t| said(Topic::Groups, t)));
     }

@@ -8,6 +8,19 @@
 //! 2 × 4 + 1 (querier watch) = 10 threads, and `serve` at most `MAX_TARGETS × 10 + 3` (main,
 //! HTTP, its blocking helper), plus one per `[[watch]]` entry.
 //!
+//! With `--groups` (`groups` in a `[[target]]`), a target sends to all its groups from its one
+//! multicast socket: no thread or descriptor per group, so the figures above hold. The groups of
+//! all targets together are at most [`MAX_TARGET_GROUPS`]. A window's engine keeps a 48-byte
+//! tally per (responder, group) (`stats::GroupTally`), at most `stats::MAX_GROUP_TALLIES` of
+//! them (48 MiB), so the windows in flight hold at most
+//! `WINDOWS_IN_FLIGHT × 48 B × min(groups × responders, MAX_GROUP_TALLIES)`
+//! (2 × 48 B × 1000 × 5 = 480 kB for 1000 groups and 5 responders); the state keeps 16 bytes per
+//! series for the group figures, and with `--group-series` a bit per group (512 B per series at
+//! 4096 groups). The exposition adds, per such target, 1 series (`mcprobe_groups`) and 2 per
+//! multicast responder series (`mcprobe_groups_reached`, `mcprobe_groups_missed_total`), not one
+//! per group; `--group-series` adds 1 per target and at most `--max-series` per target
+//! (responders × groups, else none for that target).
+//!
 //! `[[watch]]` entries: at most [`MAX_WATCHES`], one thread each; their groups together at most
 //! [`MAX_WATCH_GROUPS`] (a socket each); per group at most `max_sources` sources followed
 //! ([`MAX_SOURCES`] at most); per entry at most `--max-series` streams (group, port, source).
@@ -39,6 +52,10 @@ pub(crate) const WINDOWS_IN_FLIGHT: usize = 2;
 /// A target's overruns are logged at most once in this period (each is counted in
 /// `mcprobe_window_overruns_total`).
 pub(crate) const OVERRUN_LOG_PERIOD: Duration = Duration::from_secs(600);
+
+/// Groups of all targets together (`--groups`, `groups` in `[[target]]` tables): as many as one
+/// `--groups` list may hold (`cli::MAX_GROUPS`, checked in config's tests).
+pub(crate) const MAX_TARGET_GROUPS: usize = 4096;
 
 /// `[[watch]]` entries in one `serve`: one thread each.
 pub(crate) const MAX_WATCHES: usize = 16;

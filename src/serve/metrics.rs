@@ -229,6 +229,87 @@ fn querier(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
     )
 }
 
+/// The targets with `--groups`: per target the groups probed, per multicast responder the
+/// groups it reached in the last window and those it missed, aggregated (a few series per
+/// responder however many groups); with `--group-series`, also a series per responder and group
+/// while a target's responders x groups stay within `--max-series`. No family at all when no
+/// target probes several groups.
+fn groups(st: &State, e: &mut DescriptorEncoder) -> std::fmt::Result {
+    if !st.targets.values().any(|t| t.has_groups()) {
+        return Ok(());
+    }
+    let (mut probed, mut reached, mut missed, mut capped, mut per_group) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, t) in st.targets.iter().filter(|(_, t)| t.has_groups()) {
+        probed.push((vec![("target", name.clone())], t.groups.len() as u64));
+        let series: Vec<_> =
+            st.series.iter().filter(|(k, _)| k.target == *name && k.path == super::state::Path::Multicast).collect();
+        for (k, s) in &series {
+            let l = responder_labels(k);
+            reached.push((l.clone(), s.groups_reached));
+            missed.push((l, s.groups_missed));
+        }
+        if !st.limits.group_series {
+            continue;
+        }
+        let over = series.len().saturating_mul(t.groups.len()) > st.limits.max_series;
+        capped.push((vec![("target", name.clone())], u64::from(over)));
+        if over {
+            continue;
+        }
+        for (k, s) in &series {
+            for (i, g) in t.groups.iter().enumerate() {
+                let bit = s.reached_bits.get(i / 64).is_some_and(|b| b & (1 << (i % 64)) != 0);
+                let mut l = responder_labels(k);
+                l.push(("group", g.to_string()));
+                per_group.push((l, u64::from(bit)));
+            }
+        }
+    }
+    gauge(
+        e,
+        "mcprobe_groups",
+        "Groups the target probes in turn (--groups; probe k goes to group k mod N).",
+        None,
+        &probed,
+    )?;
+    gauge(
+        e,
+        "mcprobe_groups_reached",
+        "Groups the multicast responder answered in the last window (at least one probe of the group acked on time), out of mcprobe_groups. Aggregated per responder: one series, however many groups.",
+        None,
+        &reached,
+    )?;
+    counter(
+        e,
+        "mcprobe_groups_missed",
+        "Groups the multicast responder answered none of the probes of, summed over windows: a (group, window) pair each. A window it answers nothing misses every group; its first window counts only the groups probed after its first answer. Aggregated per responder.",
+        &missed,
+    )?;
+    if !st.limits.group_series {
+        return Ok(());
+    }
+    gauge(
+        e,
+        "mcprobe_group_series_capped",
+        "With --group-series: 1 when the target's responders x groups exceed --max-series, so mcprobe_group_reached is left out for it (the aggregated mcprobe_groups_reached and mcprobe_groups_missed_total remain).",
+        None,
+        &capped,
+    )?;
+    gauge(
+        e,
+        "mcprobe_group_reached",
+        "With --group-series, per responder and group: 1 if it answered the group in the last window, else 0; only while the target's responders x groups stay within --max-series.",
+        None,
+        &per_group,
+    )
+}
+
+/// A multicast responder of a `--groups` target: the series' labels but the path.
+fn responder_labels(k: &SeriesKey) -> Labels {
+    vec![("target", k.target.clone()), ("responder", k.responder.clone()), ("address", k.address.to_string())]
+}
+
 /// Labels of a watched group.
 fn group_labels(target: &str, group: std::net::IpAddr, port: u16) -> Labels {
     vec![("target", target.to_string()), ("group", group.to_string()), ("port", port.to_string())]
@@ -524,6 +605,7 @@ impl Collector for StateCollector {
             &late,
         )?;
         querier(st, &mut e)?;
+        groups(st, &mut e)?;
         watch(&exposed.watch, &mut e)?;
         let info = e.encode_descriptor("mcprobe_build", "The running mcprobe's version.", None, MetricType::Info)?;
         let mut info = info;
@@ -538,7 +620,7 @@ mod tests {
     use super::*;
 
     fn one_series() -> State {
-        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string()]);
+        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0, group_series: false }, ["lan".to_string()]);
         let mut s = Series::default();
         (s.probes, s.acks, s.lost) = (10, 4, [3, 2, 1]);
         // 1 RTT in the first bucket (≤ 10 µs), 3 in the third (≤ 50 µs), 0 above 1 s.
@@ -580,7 +662,10 @@ mod tests {
     #[test]
     fn renders_the_querier_of_a_watched_target_and_only_watching_0_for_another() {
         use crate::querier::{QuerierLog, Query, QueryVersion};
-        let mut st = State::new(Limits { max_series: 10, forget_s: 600.0 }, ["lan".to_string(), "lo".to_string()]);
+        let mut st = State::new(
+            Limits { max_series: 10, forget_s: 600.0, group_series: false },
+            ["lan".to_string(), "lo".to_string()],
+        );
         let mut log = QuerierLog::default();
         let q = Query::general("10.0.0.254", QueryVersion::IgmpV2, None, std::time::Duration::from_secs(10));
         log.record(&q, 1_700_000_000_500_000_000);
@@ -685,6 +770,71 @@ mod tests {
         assert!(!plain.contains("mcprobe_watch_"));
     }
 
+    /// A `--groups` target of 4 groups beside a plain one: responders "a" (every group) and
+    /// "b" (missing 239.1.0.2), the unicast path without group figures; `group_series` and
+    /// `max_series` as given.
+    fn grouped(group_series: bool, max_series: usize) -> State {
+        let limits = Limits { max_series, forget_s: 600.0, group_series };
+        let mut st = State::new(limits, ["iptv".to_string(), "lan".to_string()]);
+        let g = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        st.set_groups("iptv", &[g("239.1.0.0"), g("239.1.0.1"), g("239.1.0.2"), g("239.1.0.3")]);
+        st.set_groups("lan", &[g("239.255.42.42")]);
+        for (name, addr, reached, missed, bits, path) in [
+            ("a", "10.0.0.1", 4, 0, 0b1111, Path::Multicast),
+            ("b", "10.0.0.2", 3, 7, 0b1011, Path::Multicast),
+            ("b", "10.0.0.2", 0, 0, 0, Path::Unicast),
+        ] {
+            let mut s = Series::default();
+            (s.probes, s.acks, s.groups_reached, s.groups_missed) = (40, 40 - missed, reached, missed);
+            s.reached_bits = if group_series { vec![bits] } else { Vec::new() };
+            let key = SeriesKey { target: "iptv".into(), responder: name.into(), address: g(addr), path };
+            st.series.insert(key, s);
+        }
+        st
+    }
+
+    #[test]
+    fn groups_are_aggregated_per_responder_unless_group_series_fit_in_max_series() {
+        let text = encode(&registry(Published::new(grouped(false, 10))), Format::Prometheus);
+        let (a, b) =
+            (r#"target="iptv",responder="a",address="10.0.0.1""#, r#"target="iptv",responder="b",address="10.0.0.2""#);
+        for line in [
+            r#"mcprobe_groups{target="iptv"} 4"#.to_string(),
+            format!("mcprobe_groups_reached{{{a}}} 4"),
+            format!("mcprobe_groups_reached{{{b}}} 3"),
+            format!("mcprobe_groups_missed_total{{{a}}} 0"),
+            format!("mcprobe_groups_missed_total{{{b}}} 7"),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        // One series per responder (the unicast path has no groups), none per group, none for
+        // the target of one group.
+        assert_eq!(text.lines().filter(|l| l.starts_with("mcprobe_groups_reached{")).count(), 2, "{text}");
+        for absent in ["mcprobe_group_reached", "mcprobe_group_series_capped", r#"mcprobe_groups{target="lan"}"#] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+        // --group-series within --max-series: 2 responders x 4 groups = 8 <= 10.
+        let text = encode(&registry(Published::new(grouped(true, 10))), Format::Prometheus);
+        assert!(text.contains(r#"mcprobe_group_series_capped{target="iptv"} 0"#), "{text}");
+        let per_group: Vec<&str> = text.lines().filter(|l| l.starts_with("mcprobe_group_reached{")).collect();
+        assert_eq!(per_group.len(), 8, "{text}");
+        for line in [
+            format!("mcprobe_group_reached{{{b},group=\"239.1.0.2\"}} 0"),
+            format!("mcprobe_group_reached{{{b},group=\"239.1.0.3\"}} 1"),
+            format!("mcprobe_group_reached{{{a},group=\"239.1.0.2\"}} 1"),
+        ] {
+            assert!(text.contains(&line), "no {line} in\n{text}");
+        }
+        // Beyond it (8 > 7): capped, the aggregated series only.
+        let text = encode(&registry(Published::new(grouped(true, 7))), Format::Prometheus);
+        assert!(text.contains(r#"mcprobe_group_series_capped{target="iptv"} 1"#), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("mcprobe_group_reached{")), "{text}");
+        assert!(text.contains(&format!("mcprobe_groups_missed_total{{{b}}} 7")), "{text}");
+        // No --groups target at all: no group family.
+        let plain = encode(&registry(Published::new(one_series())), Format::Prometheus);
+        assert!(!plain.contains("mcprobe_group"), "{plain}");
+    }
+
     /// The whole exposition as Prometheus reads it, pinned: a renamed metric, a changed HELP or
     /// label shows as a diff (review with `cargo insta review`).
     #[test]
@@ -695,5 +845,7 @@ mod tests {
         let r = registry(watched());
         insta::assert_snapshot!("exposition_watch_prometheus", encode(&r, Format::Prometheus));
         insta::assert_snapshot!("exposition_watch_openmetrics", encode(&r, Format::OpenMetrics));
+        let r = registry(Published::new(grouped(true, 10)));
+        insta::assert_snapshot!("exposition_groups_prometheus", encode(&r, Format::Prometheus));
     }
 }

@@ -91,6 +91,8 @@ pub(crate) struct ServeConfig {
     pub listen: SocketAddr,
     pub forget: Duration,
     pub max_series: usize,
+    /// `--group-series`: a series per responder and group, within `max_series`.
+    pub group_series: bool,
     pub targets: Vec<Target>,
     /// The `[[watch]]` entries.
     pub watches: Vec<watch::WatchTarget>,
@@ -105,8 +107,12 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
     let watched = cfg.watches.iter().map(|w| w.groups.len());
     let http = http::MAX_CONNECTIONS + http::MAX_REFUSING;
     bounds::ensure_descriptors(bounds::descriptors_needed(hosts, http) + bounds::watch_descriptors(watched))?;
-    let limits = Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64() };
-    let state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
+    let limits =
+        Limits { max_series: cfg.max_series, forget_s: cfg.forget.as_secs_f64(), group_series: cfg.group_series };
+    let mut state = State::new(limits, cfg.targets.iter().map(|t| t.name.clone()));
+    for t in &cfg.targets {
+        state.set_groups(&t.name, &t.probe.groups);
+    }
     let published = Published::new(state.clone());
     let server =
         http::Server::bind(cfg.listen, metrics::registry(published.clone()), published.clone(), cfg.web.clone())?;
@@ -421,7 +427,8 @@ fn finish(
         diagnosis,
         interval_s: t.probe.interval.as_secs_f64(),
         now_unix_s: unix_now_s(),
-        outage_min: t.probe.outage_min,
+        // As the engine counts them: with --groups, rounds of every group.
+        outage_min: t.probe.outage_min.saturating_mul(t.probe.groups.len().max(1) as u64),
     };
     let (events, responders) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -437,7 +444,10 @@ fn finish(
     // would be 8 640 a day).
     let now = if responders == 0 { Answered::Nobody } else { Answered::Some };
     if now != *answered {
-        let group = std::net::SocketAddr::new(t.probe.group, t.probe.port);
+        let group = match t.probe.groups.as_slice() {
+            [] | [_] => std::net::SocketAddr::new(t.probe.group, t.probe.port).to_string(),
+            gs => format!("{} groups ({} to {}, port {})", gs.len(), gs[0], gs[gs.len() - 1], t.probe.port),
+        };
         match now {
             Answered::Nobody => eprintln!(
                 "mcprobe: target {}: no responder answers the probes to {group} (are responders running there, and is multicast forwarded?); said again when one does",

@@ -11,9 +11,18 @@
 //!   `unknown` loss; a series silent for longer than `forget` leaves the state (and the
 //!   exposition); if it comes back, it starts again as new.
 //! - A restarted responder (new id, same name and address) keeps its series; restarts are counted.
+//!
+//! With `--groups` (a target probing several groups in turn), each multicast series also has:
+//! - `groups_reached`: the groups it answered at least once in the last window (any of their
+//!   probes acked on time), out of the target's groups;
+//! - `groups_missed`: summed over windows, the groups probed in a window that it answered on
+//!   none of their probes. In its first window only the groups probed after its first answer
+//!   count (a join is not loss, as for `probes`); a window it answers nothing misses every group
+//!   the window probed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hdrhistogram::{Counter, Histogram};
 
@@ -96,6 +105,13 @@ pub(crate) struct Series {
     pub rtt: Buckets,
     pub net_rtt: Buckets,
     pub last_ack_unix_s: f64,
+    /// With `--groups`, multicast only: groups answered in the last window.
+    pub groups_reached: u64,
+    /// With `--groups`, multicast only: (group, window) pairs probed and not answered.
+    pub groups_missed: u64,
+    /// With `--groups` and `--group-series`: which groups it answered in the last window, a bit
+    /// per group (512 B at 4096 groups).
+    pub reached_bits: Vec<u64>,
     responder_ids: Vec<u64>,
     /// The last window brought no ack.
     silent: bool,
@@ -135,6 +151,16 @@ pub(crate) struct Target {
     pub hosts: Vec<HostState>,
     /// What the querier watch on the target's interface heard, as of the last window.
     pub querier: QuerierState,
+    /// With `--groups`: the groups it probes in turn (probe k to group k mod N); empty for a
+    /// target of one group. Shared, so a snapshot does not copy it.
+    pub groups: Arc<Vec<IpAddr>>,
+}
+
+impl Target {
+    /// Whether it probes several groups (`--groups`): then it has the group figures.
+    pub(crate) fn has_groups(&self) -> bool {
+        self.groups.len() > 1
+    }
 }
 
 /// A target's querier watch, as the metrics show it.
@@ -170,6 +196,8 @@ pub(crate) struct Limits {
     pub max_series: usize,
     /// A series silent this long leaves.
     pub forget_s: f64,
+    /// `--group-series`: keep which groups each responder reached, for a series per group.
+    pub group_series: bool,
 }
 
 /// What changed for a responder, for the log (one line each, never per packet).
@@ -216,6 +244,12 @@ impl State {
     }
 
     /// Folds one finished window of `target` into the state; returns what changed.
+    /// Sets the groups `target` probes in turn (`--groups`); one group or none: no group figures.
+    pub(crate) fn set_groups(&mut self, target: &str, groups: &[IpAddr]) {
+        let t = self.targets.entry(target.to_string()).or_default();
+        t.groups = Arc::new(if groups.len() > 1 { groups.to_vec() } else { Vec::new() });
+    }
+
     /// Sets what the target's querier watch heard; whether that changed anything (only then is
     /// a new snapshot worth publishing). Kept apart from [`State::fold`]: the watch is read on a
     /// clock of its own, so a failed or long window never freezes it.
@@ -271,6 +305,7 @@ impl State {
             }
         }
         // Known series that answered nothing in this window.
+        let groups = self.targets.get(target).map_or(0, |t| t.groups.len());
         let mut forgotten = Vec::new();
         for (key, s) in self.series.range_mut(range_of(target)) {
             if heard.contains(key) {
@@ -286,6 +321,12 @@ impl State {
             };
             s.probes += sent;
             s.lost[2] += sent;
+            if key.path == Path::Multicast && groups > 1 {
+                // Silent: every group the window probed is missed.
+                s.groups_reached = 0;
+                s.groups_missed += sent.min(groups as u64);
+                s.reached_bits.iter_mut().for_each(|b| *b = 0);
+            }
             // One stopped responder is one outage: the one its last window counted (still open
             // when that window ended), or one made here of the probes since its last answer.
             if !s.outage_open && sent > 0 {
@@ -310,6 +351,7 @@ impl State {
     }
 
     fn fold_series(&mut self, key: &SeriesKey, run: &Run, hosts: &[&HostStats], w: &Window) -> Option<Change> {
+        let groups = self.targets.get(&key.target).map_or(0, |t| t.groups.len());
         let mut change = None;
         if !self.series.contains_key(key) {
             if self.series.range(range_of(&key.target)).count() >= self.limits.max_series {
@@ -376,10 +418,36 @@ impl State {
             s.rtt.add_hdr(&h.rtt, &RTT_BUCKETS_S);
             s.net_rtt.add_hdr(&h.net_rtt, &RTT_BUCKETS_S);
         }
+        if key.path == Path::Multicast && groups > 1 {
+            fold_groups(s, hosts, groups, run.sent(), fresh, self.limits.group_series);
+        }
         let last_seq = hosts.iter().filter_map(|h| h.max_seq).max().unwrap_or(0);
         let start_s = run.start_ns().map_or(w.now_unix_s, |ns| ns as f64 / 1e9);
         s.last_ack_unix_s = s.last_ack_unix_s.max(start_s + last_seq as f64 * w.interval_s);
         change
+    }
+}
+
+/// One responder's groups of a window (`--groups`): which it answered, and how many it missed
+/// of those the window probed (probe k went to group k mod `groups`, so with `sent` probes group
+/// i got some iff i < sent); in its first window, of those probed after its first answer only.
+fn fold_groups(s: &mut Series, hosts: &[&HostStats], groups: usize, sent: u64, fresh: bool, bits: bool) {
+    let mut reached = vec![false; groups];
+    let mut probed_after_first = vec![false; groups];
+    for h in hosts {
+        for (i, t) in h.groups.iter().take(groups).enumerate() {
+            reached[i] |= t.reached();
+            probed_after_first[i] |= t.probes > 0;
+        }
+    }
+    let probed = |i: usize| if fresh { probed_after_first[i] } else { (i as u64) < sent };
+    s.groups_reached = reached.iter().filter(|&&r| r).count() as u64;
+    s.groups_missed += (0..groups).filter(|&i| probed(i) && !reached[i]).count() as u64;
+    if bits {
+        s.reached_bits = vec![0; groups.div_ceil(64)];
+        for i in (0..groups).filter(|&i| reached[i]) {
+            s.reached_bits[i / 64] |= 1 << (i % 64);
+        }
     }
 }
 
@@ -439,6 +507,11 @@ mod tests {
     /// A finished window of `n` probes, 10 ms apart from `start_ns`; `answers` lists, per
     /// responder (id, name, address), the probes it acked (1 ms RTT, each with its own counters).
     fn window(start_ns: u64, n: u64, answers: &[(u64, &str, &str, Vec<u64>)]) -> Outcome {
+        window_of(1, start_ns, n, answers)
+    }
+
+    /// [`window`] of a target probing `groups` groups in turn (probe k to group k mod groups).
+    fn window_of(groups: u32, start_ns: u64, n: u64, answers: &[(u64, &str, &str, Vec<u64>)]) -> Outcome {
         let cfg = RunConfig {
             session: 7,
             timeout_ns: 1_000 * MS,
@@ -446,7 +519,7 @@ mod tests {
             intervals: false,
             plain: false,
             outage_min: 3,
-            groups: 1,
+            groups,
             raw: false,
         };
         let mut run = Run::new(cfg);
@@ -507,7 +580,7 @@ mod tests {
     }
 
     fn state(max_series: usize) -> State {
-        State::new(Limits { max_series, forget_s: 60.0 }, ["lan".to_string()])
+        State::new(Limits { max_series, forget_s: 60.0, group_series: false }, ["lan".to_string()])
     }
 
     #[test]
@@ -627,5 +700,60 @@ mod tests {
         obs.end_unix_ns = 23 * S;
         assert!(st.set_querier("lan", QuerierState::of(&obs)));
         assert!(matches!(st.targets["lan"].querier, QuerierState::Watched { silent: true, .. }));
+    }
+
+    /// Four groups, 12 probes a window (3 rounds): reached in the last window, and missed
+    /// (group, window) pairs summed, per responder; the first window counts only the groups
+    /// probed after its first answer; a silent window misses every group.
+    #[test]
+    fn groups_reached_in_the_last_window_and_missed_pairs_summed() {
+        let g = |s: &str| s.parse::<IpAddr>().unwrap();
+        let groups = [g("239.1.0.0"), g("239.1.0.1"), g("239.1.0.2"), g("239.1.0.3")];
+        let mut st = State::new(Limits { max_series: 10, forget_s: 60.0, group_series: true }, ["lan".to_string()]);
+        st.set_groups("lan", &groups);
+        let t0 = 1_000_000 * MS;
+        let all: Vec<u64> = (0..12).collect();
+        let but = |skip: &[u64]| -> Vec<u64> { (0..12).filter(|k| !skip.contains(&(k % 4))).collect() };
+        let at = |name: &str, addr: &str| SeriesKey { address: addr.parse().unwrap(), ..key(name) };
+        let figures = |st: &State, k: &SeriesKey| {
+            let s = &st.series[k];
+            (s.groups_reached, s.groups_missed, s.reached_bits.clone())
+        };
+        let (a, b, c, d) = (at("a", "10.0.0.1"), at("b", "10.0.0.2"), at("c", "10.0.0.3"), at("d", "10.0.0.4"));
+        let first = window_of(
+            4,
+            t0,
+            12,
+            &[
+                (1, "a", "10.0.0.1:5", all.clone()),
+                (2, "b", "10.0.0.2:5", but(&[2])),
+                // Joins at probe 5 (group 1), and never gets group 0: missed once.
+                (3, "c", "10.0.0.3:5", (5..12).filter(|k| k % 4 != 0).collect()),
+                // Joins at the last probe (group 3): no other group was probed after it.
+                (4, "d", "10.0.0.4:5", vec![11]),
+            ],
+        );
+        fold(&mut st, &first, 1_000.1);
+        assert_eq!(figures(&st, &a), (4, 0, vec![0b1111]));
+        assert_eq!(figures(&st, &b), (3, 1, vec![0b1011]));
+        assert_eq!(figures(&st, &c), (3, 1, vec![0b1110]));
+        assert_eq!(figures(&st, &d), (1, 0, vec![0b1000]));
+        // Then b misses groups 2 and 3, d answers everything, a and c are silent.
+        let second = window_of(4, t0, 12, &[(2, "b", "10.0.0.2:5", but(&[2, 3])), (4, "d", "10.0.0.4:5", all)]);
+        fold(&mut st, &second, 1_000.2);
+        assert_eq!(figures(&st, &a), (0, 4, vec![0]));
+        assert_eq!(figures(&st, &b), (2, 3, vec![0b0011]));
+        assert_eq!(figures(&st, &c), (0, 5, vec![0]));
+        assert_eq!(figures(&st, &d), (4, 0, vec![0b1111]));
+        // A window cut after 2 probes probed groups 0 and 1 only: b misses none of them.
+        let cut = window_of(4, t0, 2, &[(2, "b", "10.0.0.2:5", vec![0, 1])]);
+        fold(&mut st, &cut, 1_000.3);
+        assert_eq!(figures(&st, &b), (2, 3, vec![0b0011]));
+        assert_eq!(figures(&st, &a), (0, 6, vec![0]), "silent: the 2 groups probed");
+        // Without --groups, none of it.
+        let mut one = state(10);
+        fold(&mut one, &window(t0, 10, &[(1, "a", "10.0.0.1:5", (0..10).collect())]), 1_000.1);
+        assert_eq!(figures(&one, &key("a")), (0, 0, vec![]));
+        assert!(!one.targets["lan"].has_groups());
     }
 }

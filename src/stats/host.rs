@@ -416,10 +416,12 @@ pub struct HostStats {
     /// With a responder's `--churn`: each group's latest join and leave delay, indexed as the
     /// run's groups (empty until an ack carries one).
     pub join_leave: Vec<crate::wire::GroupDelays>,
+    group_gap: GroupGap,
+    group_last: Option<GroupAnswer>,
 }
 
 /// One host's answers to the probes of one group of a `--groups` run, counted like its loss:
-/// from its first answer (on any group) on. 40 bytes a group and host (a unit test holds it).
+/// from its first answer (on any group) on. 48 bytes a group and host (a unit test holds it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupTally {
     /// Probes of the group closed since the host's first answer.
@@ -431,7 +433,34 @@ pub struct GroupTally {
     pub rtt_sum_ns: u64,
     /// The first probe of the group it answered (`None`: never reached).
     pub first_seq: Option<u64>,
+    /// Of the lost probes, those that never reached the responder, and those whose acks were
+    /// lost; the rest of `lost()` is unknown (see [`HostStats::tally_group`]).
+    pub forward: u32,
+    pub ret: u32,
 }
+
+/// An answer, as the per-group tally needs it: its RTT, and the counters of the ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupAnswer {
+    pub rtt_ns: u64,
+    pub id: u64,
+    /// The responder's `received` counter (unwrapped), `None` when its counters were not
+    /// believed (or a plain reply has none).
+    pub received: Option<u64>,
+    pub limited: u64,
+}
+
+/// The unanswered probes since a host's last answer, for the direction of the groups' losses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GroupGap {
+    pub seqs: Vec<u64>,
+    /// Longer than [`MAX_GROUP_GAP`]: its losses stay unknown.
+    pub overflow: bool,
+}
+
+/// A gap longer than this (a host silent for more than 4096 probes) is an outage, not a missing
+/// group: its probes' direction is left unknown, and its memory bounded.
+pub(crate) const MAX_GROUP_GAP: usize = 4096;
 
 impl GroupTally {
     pub fn reached(&self) -> bool {
@@ -616,6 +645,8 @@ impl HostStats {
             outages_dropped: 0,
             groups: Vec::new(),
             join_leave: Vec::new(),
+            group_gap: GroupGap::default(),
+            group_last: None,
             lost: LostRanges::default(),
         }
     }
@@ -762,28 +793,67 @@ impl HostStats {
         }
     }
 
-    /// Counts probe `seq` of group `group` (of `groups`) in the group's tally: answered with
-    /// `rtt_ns`, or not. Called right after [`HostStats::on_finalized`], so the first answer
-    /// counts and the probes before it do not, as for loss.
-    pub(crate) fn tally_group(&mut self, seq: u64, group: usize, groups: usize, rtt_ns: Option<u64>) {
+    /// Counts probe `seq` of group `group` (of `groups`) in the group's tally: answered (with
+    /// its RTT and the counters of its ack), or not. Called right after
+    /// [`HostStats::on_finalized`], so the first answer counts and the probes before it do not,
+    /// as for loss.
+    ///
+    /// The direction of a group's losses: the unanswered probes since the last answer wait in
+    /// [`GroupGap`]; the next answer's counters say how many of them reached the responder (its
+    /// `received` counter moved by that many more than one). All of them or none: the gap's
+    /// probes are return or forward losses of their groups; some: unknown, as are gaps across a
+    /// restart, with rate-limited probes, or longer than [`MAX_GROUP_GAP`].
+    pub(crate) fn tally_group(&mut self, seq: u64, group: usize, groups: usize, answer: Option<GroupAnswer>) {
         if !self.answered_once {
             return;
         }
         if self.groups.len() != groups {
             self.groups.resize(groups, GroupTally::default());
         }
-        let t = &mut self.groups[group];
-        t.probes += 1;
-        if let Some(rtt) = rtt_ns {
-            let rtt = rtt.min(u64::from(u32::MAX)) as u32;
-            if t.answered == 0 || rtt < t.rtt_min_ns {
-                t.rtt_min_ns = rtt;
+        self.groups[group].probes += 1;
+        let Some(a) = answer else {
+            if self.group_gap.seqs.len() < MAX_GROUP_GAP {
+                self.group_gap.seqs.push(seq);
+            } else {
+                self.group_gap.overflow = true;
             }
-            t.rtt_max_ns = t.rtt_max_ns.max(rtt);
-            t.rtt_sum_ns += u64::from(rtt);
-            t.answered += 1;
-            t.first_seq.get_or_insert(seq);
+            return;
+        };
+        let t = &mut self.groups[group];
+        let rtt = a.rtt_ns.min(u64::from(u32::MAX)) as u32;
+        if t.answered == 0 || rtt < t.rtt_min_ns {
+            t.rtt_min_ns = rtt;
         }
+        t.rtt_max_ns = t.rtt_max_ns.max(rtt);
+        t.rtt_sum_ns += u64::from(rtt);
+        t.answered += 1;
+        t.first_seq.get_or_insert(seq);
+        let gap = std::mem::take(&mut self.group_gap);
+        let before = self.group_last.replace(a);
+        let (Some(b), false) = (before, gap.overflow) else { return };
+        let (Some(r0), Some(r1)) = (b.received, a.received) else { return };
+        if b.id != a.id || a.limited != b.limited || gap.seqs.is_empty() {
+            return;
+        }
+        // Probes after the last answer, up to and with this one, that reached the responder.
+        let reached = r1.saturating_sub(r0);
+        let n = gap.seqs.len() as u64;
+        let forward = if reached == 1 {
+            true
+        } else if reached == n + 1 {
+            false
+        } else {
+            return;
+        };
+        for s in gap.seqs {
+            let t = &mut self.groups[(s % groups as u64) as usize];
+            if forward {
+                t.forward += 1;
+            } else {
+                t.ret += 1;
+            }
+        }
+        self.group_gap.seqs = Vec::new();
     }
 
     /// An ack to a probe of group `group` (of `groups`) carried the group's latest join and

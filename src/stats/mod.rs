@@ -21,7 +21,7 @@ mod host;
 /// group: [`HostStats::observe_join_leave`]).
 pub use crate::wire::{DelayClock, DelayFigure, GroupDelays};
 pub(crate) use host::rtt_histogram;
-pub(crate) use host::{Attribution, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
+pub(crate) use host::{Attribution, GroupAnswer, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 pub use host::{GroupTally, IntervalRtt};
 
 use serde::Serialize;
@@ -141,6 +141,8 @@ struct OnTime {
     /// The id that answered and its limited counter (for outages).
     id: u64,
     limited: u64,
+    /// Its `received` counter, when its counters are believed (per-group loss direction).
+    received: Option<u64>,
 }
 
 /// What became of an ack handed to [`Run::on_ack`].
@@ -243,7 +245,14 @@ pub struct Run {
     untracked: Untracked,
     untracked_ids: HashSet<u64>,
     pub clock_steps: ClockSteps,
+    /// (Responder, group) tallies held, at most [`MAX_GROUP_TALLIES`].
+    group_tallies: usize,
 }
+
+/// The most (responder, group) tallies a run holds (48 bytes each: 48 MiB): every responder of a
+/// 1000-group run up to [`MAX_RESPONDERS`], 256 of a 4096-group one. Responders beyond it are
+/// counted as usual, not per group.
+pub const MAX_GROUP_TALLIES: usize = 1 << 20;
 
 impl Run {
     pub fn new(cfg: RunConfig) -> Self {
@@ -269,6 +278,7 @@ impl Run {
             untracked: Untracked::default(),
             untracked_ids: HashSet::new(),
             clock_steps: ClockSteps::default(),
+            group_tallies: 0,
         }
     }
 
@@ -437,7 +447,8 @@ impl Run {
             (false, Some(v)) => v.limited,
             (false, None) => 0,
         };
-        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited });
+        let received = (consistent && !self.cfg.plain).then(|| ResponderView::of(ack).received);
+        probe.acks.push(OnTime { host: idx, rtt_ns, id: ack.responder, limited, received });
         let interval = self.cfg.intervals.then_some(probe.interval);
         // Since the run's start on a clock that does not step: the arrival less the wall
         // clock's whole move since then.
@@ -584,9 +595,22 @@ impl Run {
             // clock's move since the run started.
             let tx_ns = probe.tx_ns.saturating_add_signed(-probe.shift_ns);
             host.on_finalized(probe.seq, tx_ns, answer.map(|a| (a.id, a.limited)), self.cfg.outage_min);
-            if self.cfg.groups > 1 {
-                let groups = self.cfg.groups as usize;
-                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer.map(|a| a.rtt_ns));
+            // Per-group tallies within a budget, so that responders answering with made-up ids
+            // cannot make a --groups run hold groups × MAX_RESPONDERS of them.
+            let groups = self.cfg.groups as usize;
+            let tracked = !host.groups.is_empty() || self.group_tallies + groups <= MAX_GROUP_TALLIES;
+            if groups > 1 && tracked {
+                let had = !host.groups.is_empty();
+                let answer = answer.map(|a| GroupAnswer {
+                    rtt_ns: a.rtt_ns,
+                    id: a.id,
+                    received: a.received,
+                    limited: a.limited,
+                });
+                host.tally_group(probe.seq, (probe.seq % groups as u64) as usize, groups, answer);
+                if !had && !host.groups.is_empty() {
+                    self.group_tallies += groups;
+                }
             }
             if self.cfg.raw {
                 host.first_row_seq.get_or_insert(probe.seq);
@@ -795,6 +819,8 @@ pub struct Figures {
     /// First and last probe acked on time.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// With `--groups`: (groups never answered on, groups probed).
+    pub groups_missing: Option<(u64, u64)>,
 }
 
 /// How a path's lost probes divide by where they were lost: the one loss breakdown every row
@@ -923,6 +949,8 @@ impl Figures {
             longest_outage_probes: h.outages.iter().map(|o| o.probes_lost).max().unwrap_or(0),
             first_seq: h.min_seq,
             last_seq: h.max_seq,
+            groups_missing: (!h.groups.is_empty())
+                .then(|| (h.groups.iter().filter(|t| !t.reached()).count() as u64, h.groups.len() as u64)),
         }
     }
 

@@ -1063,6 +1063,36 @@ fn a_kernel_stamp_off_the_process_clock_gives_way_to_the_reading() {
 
 /// What a `--groups` run keeps per host and group (the figure docs/src/groups.md gives).
 #[test]
-fn a_group_tally_is_40_bytes() {
-    assert_eq!(std::mem::size_of::<super::GroupTally>(), 40);
+fn a_group_tally_is_48_bytes() {
+    assert_eq!(std::mem::size_of::<super::GroupTally>(), 48);
+}
+
+/// `--groups` of 4: host 1 never gets group 2's probes (forward), host 2 gets every probe but
+/// its acks for group 3 are lost (return). Each group's tally says which, from the counters.
+#[test]
+fn group_losses_split_by_direction() {
+    let mut r = Run::new(RunConfig { groups: 4, ..run(false).cfg });
+    let tx = send(&mut r, 16);
+    let (mut rcvd1, mut rcvd2, mut acks1, mut acks2) = (0u32, 0u32, 0u32, 0u32);
+    for (seq, &t) in tx.iter().enumerate() {
+        let (seq, g) = (seq as u64, seq % 4);
+        if g != 2 {
+            rcvd1 += 1;
+            acks1 += 1;
+            r.on_ack(&ack(1, seq, t, rcvd1, acks1), addr(), t + MS);
+        }
+        rcvd2 += 1;
+        acks2 += 1;
+        if g != 3 {
+            r.on_ack(&ack(2, seq, t, rcvd2, acks2), "127.0.0.2:5000".parse().unwrap(), t + MS);
+        }
+    }
+    r.finalize_all();
+    let tally = |id: u64| r.hosts().iter().find(|h| h.responder_id == id).unwrap().groups.clone();
+    let (h1, h2) = (tally(1), tally(2));
+    assert_eq!((h1[2].answered, h1[2].lost(), h1[2].forward, h1[2].ret), (0, 4, 4, 0));
+    assert_eq!((h1[0].answered, h1[0].lost()), (4, 0));
+    // Host 2's last probe (group 3) has no later answer: its direction stays unknown.
+    assert_eq!((h2[3].answered, h2[3].lost(), h2[3].forward, h2[3].ret), (0, 4, 0, 3));
+    assert!(h2[..3].iter().all(|t| t.answered == 4 && t.lost() == 0));
 }

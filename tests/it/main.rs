@@ -37,6 +37,7 @@ mod report_merge;
 mod responder_log;
 mod serve;
 mod serve_contrib;
+mod serve_groups;
 mod serve_prometheus;
 mod serve_watch;
 mod stats_edges;

@@ -34,14 +34,14 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     }
     let dir = root().join("contrib/prometheus");
     let out = run(Command::new("promtool").args(["check", "rules", "mcprobe-rules.yml"]).current_dir(&dir));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 rules found"));
     run(Command::new("promtool").args(["check", "config", "prometheus.yml"]).current_dir(&dir));
     run(Command::new("promtool").args(["test", "rules", "mcprobe-rules.test.yml"]).current_dir(&dir));
     // Every alert has a unit test.
     let rules = std::fs::read_to_string(dir.join("mcprobe-rules.yml")).unwrap();
     let tests = std::fs::read_to_string(dir.join("mcprobe-rules.test.yml")).unwrap();
     let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
-    assert_eq!(alerts.len(), 5);
+    assert_eq!(alerts.len(), 6);
     for a in alerts {
         assert!(tests.contains(&format!("alertname: {a}")), "no unit test for {a}");
     }
@@ -122,6 +122,8 @@ fn grafana_dashboard_is_valid_json_with_queries() {
         "mcprobe_responders",
         "mcprobe_host_verdict",
         "mcprobe_querier",
+        "mcprobe_groups_reached",
+        "mcprobe_group_reached",
     ] {
         assert!(exprs.iter().any(|e| e.contains(needle)), "no panel queries {needle}");
     }
