@@ -300,6 +300,9 @@ impl DelayTracker {
         }
         t.last_data = Some(ts_ns);
         match &mut t.phase {
+            // Read after the report but stamped before it (the system-call clock's socket
+            // arrivals are read in batches): not after the join, nor after the leave.
+            Phase::Joined { report, .. } | Phase::Left { report, .. } if ts_ns < *report => {}
             Phase::Joined { report, flooded, done } if !*done => {
                 *done = true;
                 let outcome = if *flooded { Outcome::AlreadyArriving } else { Outcome::Measured { data_ns: ts_ns } };

@@ -272,11 +272,11 @@ impl Churn {
         let mut failed = None;
         if let Some(start) = self.start {
             let elapsed = start.elapsed();
-            loop {
-                let (at, i, change) = churn_step(self.next, self.groups.len(), self.period);
-                if at > elapsed {
-                    break;
-                }
+            // One step per tick: a late tick never leaves and joins a group again in one go
+            // (the kernel would merge the two into no report at all).
+            if let Some((_, i, change)) =
+                Some(churn_step(self.next, self.groups.len(), self.period)).filter(|(at, ..)| *at <= elapsed)
+            {
                 self.next += 1;
                 let group = self.groups[i];
                 // Marked left before the leave, and back [`UNMARK_AFTER`] after the join: the

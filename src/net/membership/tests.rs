@@ -212,3 +212,16 @@ fn sparse_datagrams_stretch_the_quiet_time() {
     assert!(matches!(outcomes[1], (DelayKind::Leave, Outcome::StillArriving { .. })), "{outcomes:?}");
     assert_eq!(outcomes[2], (DelayKind::Join, Outcome::AlreadyArriving));
 }
+
+#[test]
+fn datagrams_stamped_before_the_report_are_not_after_it() {
+    let mut t = DelayTracker::new(50 * MS);
+    t.report(1000 * MS, m("239.1.1.1", Change::Join));
+    t.datagram(999 * MS, g("239.1.1.1"));
+    t.datagram(1002 * MS, g("239.1.1.1"));
+    t.report(2000 * MS, m("239.1.1.1", Change::Leave));
+    t.datagram(1999 * MS, g("239.1.1.1"));
+    let d = t.finish(3000 * MS);
+    assert_eq!(d[0].delay_ns(), Some(2 * MS));
+    assert_eq!(d[1].outcome, Outcome::NoneAfter);
+}
