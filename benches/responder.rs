@@ -49,6 +49,7 @@ fn config(key: Option<Key>) -> ResponderConfig {
         plain: false,
         tap: false,
         churn: None,
+        ramp: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod findings;
 pub mod folder;
 pub mod groups;
+pub(crate) mod maxgroups;
 pub mod maxrate;
 pub mod mesh;
 pub mod net;

@@ -97,6 +97,9 @@ pub struct RespondArgs {
     pub plain: PlainArgs,
 
     #[command(flatten)]
+    pub ramp: RampArgs,
+
+    #[command(flatten)]
     pub querier: QuerierArgs,
 
     #[command(flatten)]
@@ -361,6 +364,69 @@ pub struct MaxRateArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+How many groups can a responder join and still get every one of them (RFC 3918 section 7.1, group
+capacity, per receiver)? Start the responders with the same list and a ramp, e.g.
+  mcprobe respond --iface eth0 --groups 239.9.0.0/23 --ramp 8/2s
+(as root, so each can count the canary): each joins 8 groups every 2 s, in the list's order, and
+says in its acks how many it has joined. This command sends to every group of the list and to a
+canary group nobody joins, in steps of --step, and reports per responder the most groups that
+all arrived, and how it failed beyond: new groups dropped (a full table, or a per-port limit), or
+flooding (the canary arrived: a Linux bridge whose table is full turns snooping off, for good,
+until `ip link set BRIDGE type bridge mcast_snooping 1`), or the responder's own host refusing a
+membership (a limit of that host, not of the network).
+
+Examples:
+  mcprobe max-groups --iface eth0 --groups 239.9.0.0/23
+  mcprobe max-groups --iface eth0 --groups 239.9.0.0/23 --step 2s --min-groups 256
+
+Exit codes: 0 search done; 1 some responder's count is below --min-groups, or no responder
+ramped; 2 usage or environment error.")]
+pub struct MaxGroupsArgs {
+    #[command(flatten)]
+    pub net: GroupArgs,
+
+    #[command(flatten)]
+    pub groups: GroupsArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+
+    /// How long one step sends: make it the responders' ramp period.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub step: Duration,
+
+    /// Probes of each group per step.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+
+    /// At most this many steps, whatever the responders do.
+    #[arg(long, value_name = "N", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub max_steps: u32,
+
+    /// Failing steps in a row before a failure counts (a group whose first probes came late is
+    /// not a full table).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub confirm: u32,
+
+    /// Exit 1 if some responder's count that worked is below N.
+    #[arg(long, value_name = "N")]
+    pub min_groups: Option<u32>,
+
+    /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// No progress display and no informational lines on stderr; errors and threshold misses are
+    /// still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -80,6 +80,30 @@ pub(crate) fn parse_group_list(s: &str) -> Result<GroupList, String> {
     }
 }
 
+/// `respond --ramp`: the responder's side of `mcprobe max-groups`.
+#[derive(Debug, Args, Clone)]
+pub struct RampArgs {
+    /// With --groups, for `mcprobe max-groups`: join the groups STEP at a time, every PERIOD,
+    /// in the list's order (8/2s: 8 at once, 8 more every 2 s), and tell in every ack how many
+    /// are joined, what this host's kernel refused, and how many probes of the --canary group
+    /// reached this host's interface (as root: the count needs CAP_NET_RAW).
+    #[arg(long, value_name = "STEP/PERIOD", requires = "groups", value_parser = super::parse::parse_ramp)]
+    pub ramp: Option<(u32, std::time::Duration)>,
+
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+}
+
+/// The canary of `max-groups` and `respond --ramp`.
+#[derive(Debug, Args, Clone)]
+pub struct CanaryArgs {
+    /// The group nobody joins, whose probes reach a responder only when the network floods
+    /// (`max-groups`, `respond --ramp`; both ends must agree). Default: the address after the
+    /// highest of --groups.
+    #[arg(long, value_name = "GROUP")]
+    pub canary: Option<std::net::IpAddr>,
+}
+
 /// Authentication: off by default, like ping. Both ends must use the same secret.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArgs {

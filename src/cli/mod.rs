@@ -65,6 +65,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
     MaxRate(MaxRateArgs),
+    /// Find how many groups each responder can join and still get (RFC 3918 group capacity).
+    MaxGroups(MaxGroupsArgs),
     /// Every host of a list answers and probes every other one; each prints its row of the mesh.
     Mesh(MeshArgs),
     /// Write report.html from report folders (`--out` of probe, mesh, demo); several are merged.
@@ -91,6 +93,7 @@ impl Command {
             Command::Discover(a) => a.output.quiet,
             Command::Demo(a) => a.output.quiet,
             Command::MaxRate(a) => a.output.quiet,
+            Command::MaxGroups(a) => a.quiet,
             Command::Mesh(a) => a.output.quiet,
             Command::Serve(a) => a.quiet,
             Command::Watch(a) => a.output.quiet,

@@ -69,6 +69,20 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{s}' is not a size between 1k and 1024M bytes"))
 }
 
+/// Parses `--ramp STEP/PERIOD`: `8/2s` joins 8 groups at once and 8 more every 2 seconds (a
+/// bare period is seconds).
+pub fn parse_ramp(s: &str) -> Result<(u32, Duration), String> {
+    let (step, period) = s
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}': expected STEP/PERIOD, e.g. 8/2s (8 groups every 2 s)"))?;
+    let step = match step.trim().parse::<u32>() {
+        Ok(n) if (1..=4096).contains(&n) => n,
+        _ => return Err(format!("'{s}': the step '{step}' is not a number of groups from 1 to 4096")),
+    };
+    Ok((step, parse_duration(period).map_err(|e| format!("'{s}': {e}"))?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +115,14 @@ mod tests {
         assert_eq!(parse_report_interval("10ms"), Ok(Duration::from_millis(10)));
         assert_eq!(parse_percent("0.5%"), Ok(0.5));
         assert!(parse_percent("101").is_err());
+    }
+
+    #[test]
+    fn ramps() {
+        assert_eq!(parse_ramp("8/2s"), Ok((8, Duration::from_secs(2))));
+        assert_eq!(parse_ramp(" 1 / 500ms "), Ok((1, Duration::from_millis(500))));
+        assert!(parse_ramp("8").unwrap_err().contains("STEP/PERIOD"));
+        assert!(parse_ramp("0/1s").unwrap_err().contains("the step '0'"));
+        assert!(parse_ramp("4/0").unwrap_err().contains("'4/0'"));
     }
 }

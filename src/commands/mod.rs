@@ -9,6 +9,7 @@ mod discover;
 mod doctor;
 pub mod exit;
 mod man;
+mod max_groups;
 mod max_rate;
 mod mesh;
 mod probe;
@@ -37,6 +38,7 @@ pub fn run(cmd: &Command, stop: &AtomicBool) -> Result<i32> {
         Command::Discover(a) => discover::discover(a, stop),
         Command::Demo(a) => demo::demo(a, stop),
         Command::MaxRate(a) => max_rate::max_rate(a, stop),
+        Command::MaxGroups(a) => max_groups::max_groups(a, stop),
         Command::Mesh(a) => mesh::mesh(a, stop),
         Command::Report(a) => report::report(a),
         Command::Serve(a) => serve::serve(a, stop),
@@ -51,9 +53,12 @@ pub fn run(cmd: &Command, stop: &AtomicBool) -> Result<i32> {
 /// reports (with this line, unless `--quiet`); the others end at once.
 pub fn on_first_interrupt(cmd: &Command) -> Option<&'static str> {
     match cmd {
-        Command::Probe(_) | Command::Discover(_) | Command::Demo(_) | Command::MaxRate(_) | Command::Mesh(_) => {
-            Some("mcprobe: stopping and collecting the last acks; interrupt again to quit at once")
-        }
+        Command::Probe(_)
+        | Command::Discover(_)
+        | Command::Demo(_)
+        | Command::MaxRate(_)
+        | Command::MaxGroups(_)
+        | Command::Mesh(_) => Some("mcprobe: stopping and collecting the last acks; interrupt again to quit at once"),
         Command::Respond(_) => Some("mcprobe: stopping; interrupt again to quit at once"),
         Command::Serve(_) => Some("mcprobe: stopping the probes and the HTTP server; interrupt again to quit at once"),
         Command::Watch(_) => Some("mcprobe: stopping the watch and reporting; interrupt again to quit at once"),

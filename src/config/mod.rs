@@ -56,6 +56,7 @@ pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>,
         plain: false,
         tap: false,
         churn: None,
+        ramp: None,
     }
 }
 
@@ -319,6 +320,30 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
     Ok(ProbeSetup { probe, output, judgement, thresholds, querier_wait: None, name: None, realtime: false })
 }
 
+/// `--ramp` and `--canary`: the canary must be a group of the list's family the responder never
+/// joins.
+fn ramp(a: &RampArgs, groups: &[IpAddr]) -> Result<Option<crate::responder::RampSpec>> {
+    let Some((step, period)) = a.ramp else {
+        if let Some(c) = a.canary.canary {
+            bail!("--canary {c}: only with --ramp (the responder's side of max-groups)");
+        }
+        return Ok(None);
+    };
+    let canary = match a.canary.canary {
+        Some(c) => net::check_group_of("--canary", c)?,
+        None => crate::maxgroups::default_canary(groups).with_context(|| {
+            "--ramp: the address after the highest of --groups is not a multicast group; name one with --canary"
+        })?,
+    };
+    if groups.contains(&canary) {
+        bail!("--canary {canary}: it is in --groups; the canary must be a group nobody joins");
+    }
+    if canary.is_ipv6() != groups[0].is_ipv6() {
+        bail!("--canary {canary}: not of the same family as --groups");
+    }
+    Ok(Some(crate::responder::RampSpec { step, period, canary }))
+}
+
 /// What `respond` runs.
 pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     let name = name(&args.name)?;
@@ -328,8 +353,10 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     }
     let group = groups[0];
     let churn = args.churn.map(|p| check_churn(p, args)).transpose()?;
+    let ramp = ramp(&args.ramp, &groups)?;
     Ok(ResponderConfig {
         churn,
+        ramp,
         groups,
         source: args.source,
         rcvbuf: args.net.rcvbuf,
@@ -345,7 +372,7 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
 }
 
 /// `--churn PERIOD`: between 100 ms and an hour; not with `--plain` (no acks to carry the
-/// delays) or `--source` (source-specific leaves are not scheduled yet).
+/// delays), `--source` (source-specific leaves are not scheduled yet) or `--ramp`.
 fn check_churn(period: Duration, args: &RespondArgs) -> Result<Duration> {
     let p = humantime::format_duration(period);
     if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&period) {
@@ -356,6 +383,9 @@ fn check_churn(period: Duration, args: &RespondArgs) -> Result<Duration> {
     }
     if let Some(s) = args.source {
         bail!("--churn {p}: not with --source {s} (source-specific leaves are not scheduled); leave out one of them");
+    }
+    if args.ramp.ramp.is_some() {
+        bail!("--churn {p}: not with --ramp (a capacity search joins its groups once, a step at a time); leave out one of them");
     }
     Ok(period)
 }
@@ -371,7 +401,7 @@ pub(crate) fn demo(args: &DemoArgs, port: u16) -> Result<ProbeSetup> {
         interval,
         count,
         deadline,
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(250),
         intervals: true,
         ..probe_defaults(group, port, Some(lo))
     };
@@ -421,6 +451,54 @@ pub(crate) fn max_rate(args: &MaxRateArgs) -> Result<(MaxRateConfig, Output)> {
         min_rate: args.min_rate,
     };
     Ok((cfg, output))
+}
+
+/// What `max-groups` runs: the range and the canary after it, probed round robin.
+pub(crate) fn max_groups(args: &MaxGroupsArgs) -> Result<crate::maxgroups::driver::MaxGroupsConfig> {
+    if args.groups.groups.is_none() {
+        bail!("max-groups needs --groups: the list the responders ramp (respond --groups LIST --ramp STEP/PERIOD)");
+    }
+    let (mut groups, port, iface) = groups(&args.net, &args.groups)?;
+    let range = groups.len();
+    let canary = match args.canary.canary {
+        Some(c) => net::check_group_of("--canary", c)?,
+        None => crate::maxgroups::default_canary(&groups).with_context(|| {
+            "the address after the highest of --groups is not a multicast group; name a canary with --canary"
+        })?,
+    };
+    if groups.contains(&canary) {
+        bail!("--canary {canary}: it is in --groups; the canary must be a group nobody joins");
+    }
+    if canary.is_ipv6() != groups[0].is_ipv6() {
+        bail!("--canary {canary}: not of the same family as --groups");
+    }
+    groups.push(canary);
+    let key = key_of(&args.key)?;
+    // Room in every ack for the memberships record and the whole name.
+    let size = wire::ACK_FIXED_LEN + 1 + wire::EXT_MEMBERSHIPS_LEN + 1 + wire::MAX_NAME_LEN;
+    let size = size + if key.is_some() { wire::TAG_LEN } else { 0 };
+    let probe = ProbeConfig {
+        ttl: args.ttl,
+        size,
+        rcvbuf: args.net.rcvbuf,
+        key,
+        groups,
+        // Short: a step's late acks only cost its next step's start.
+        timeout: Duration::from_millis(250),
+        ..probe_defaults(groups_first(&args.groups), port, iface)
+    };
+    Ok(crate::maxgroups::driver::MaxGroupsConfig {
+        probe,
+        range,
+        step: args.step,
+        rounds: args.rounds,
+        max_steps: args.max_steps,
+        judge: crate::maxgroups::judge::JudgeConfig { confirm: args.confirm, ..Default::default() },
+    })
+}
+
+fn groups_first(g: &GroupsArgs) -> IpAddr {
+    g.groups.as_ref().map(|l| l.groups[0]).expect("checked")
 }
 
 /// What `mesh` runs: this host's responder and its prober of the peers.

@@ -94,6 +94,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
                 heard: None,
                 group: a.serves.filter(|_| arrival == Arrival::Unicast),
                 join_leave: None,
+                memberships: None,
             });
             counts[i] += 1;
             let ack = Ack {

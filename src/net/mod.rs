@@ -473,7 +473,7 @@ fn out_of_descriptors(e: &anyhow::Error, groups: usize, joined: usize, sockets: 
 
 /// A responder socket bound to `port` on every address, set up to say where each datagram went
 /// and with what TTL, joined to nothing yet.
-fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
+pub(crate) fn bound_responder_socket(v6: bool, port: u16, rcvbuf: usize) -> Result<Socket> {
     let bind: SocketAddr = if v6 {
         SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into()
     } else {
@@ -510,7 +510,12 @@ fn responder_socket_at(v6: bool, bind: SocketAddr, rcvbuf: usize) -> Result<Sock
 
 /// Joins `group` on `sock` (source-specifically with `source`). The outer error is the user's
 /// (a family mismatch, an IPv6 group without an interface); the inner one the kernel's refusal.
-fn join_group(sock: &Socket, group: IpAddr, iface: Option<&Iface>, source: Option<IpAddr>) -> Result<io::Result<()>> {
+pub(crate) fn join_group(
+    sock: &Socket,
+    group: IpAddr,
+    iface: Option<&Iface>,
+    source: Option<IpAddr>,
+) -> Result<io::Result<()>> {
     Ok(match (group, source) {
         (IpAddr::V4(g), None) => {
             let via = match iface {

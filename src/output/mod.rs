@@ -9,6 +9,7 @@ pub(crate) mod doctor;
 pub(crate) mod host_path;
 pub(crate) mod html;
 pub(crate) mod json;
+pub(crate) mod max_groups;
 pub(crate) mod max_rate;
 pub(crate) mod mesh;
 pub(crate) mod meta;

@@ -33,7 +33,9 @@ pub(crate) mod prober_log;
 
 // The benches and the fuzz target drive these parts of the step directly.
 pub use guard::{is_fresh, AllowList, Budget, SeqWindow, SessionTable, DEFAULT_MAX_CLOCK_SKEW_NS};
+mod ramp;
 pub(crate) use guard::{skew_ns, Notices, RateLimiter, SeqCheck, MAX_CLOCK_SKEW_NS};
+pub use ramp::RampSpec;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +86,8 @@ pub struct ResponderConfig {
     /// `--churn PERIOD`: leave and rejoin the groups on a schedule, measuring each join's and
     /// leave's delay (see [`join_leave`]).
     pub churn: Option<Duration>,
+    /// `--ramp`: join `groups` a step at a time, for `mcprobe max-groups` (see [`ramp`]).
+    pub ramp: Option<RampSpec>,
 }
 
 #[cfg(test)]
@@ -107,6 +111,7 @@ impl ResponderConfig {
             plain: false,
             tap: false,
             churn: None,
+            ramp: None,
         }
     }
 }
@@ -335,6 +340,8 @@ pub struct Engine {
     heard: heard::Heard,
     /// `--churn`: each group's latest join and leave delay, told in acks to its probes.
     join_leave: Option<join_leave::AckFigures>,
+    /// `--ramp`: its memberships so far, told in acks (see [`ramp`]).
+    ramp: Option<std::sync::Arc<ramp::Shared>>,
 }
 
 impl Engine {
@@ -370,6 +377,7 @@ impl Engine {
             arrivals: None,
             heard: heard::Heard::default(),
             join_leave: cfg.churn.map(|_| join_leave::AckFigures::new(cfg.groups.len())),
+            ramp: None,
         }
     }
 
@@ -601,9 +609,16 @@ impl Engine {
             filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
             heard: self.heard.of(d.from.ip()).map(|n| n.min(u64::from(u32::MAX - 1)) as u32),
             // Told where the prober cannot know it: a unicast probe says nothing of the group.
-            // And with the join/leave record, which is about the probe's group.
-            group: if arrival == Arrival::Unicast { Some(self.group) } else { join_leave.map(|(g, _)| g) },
+            // And with the join/leave record, which is about the probe's group; a ramping
+            // responder (never churning: see `config::check_churn`) tells it in every ack, its
+            // memberships record goes with it.
+            group: if arrival == Arrival::Unicast || self.ramp.is_some() {
+                Some(self.group)
+            } else {
+                join_leave.map(|(g, _)| g)
+            },
             join_leave: join_leave.map(|(_, f)| f),
+            memberships: self.ramp.as_ref().map(|r| r.memberships()),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
         // a lost ack (return loss) rather than losing track of it.
@@ -666,6 +681,17 @@ pub(crate) struct Responder {
     /// the interface (told after `Listening`).
     churn: Option<(join_leave::Churn, Option<String>)>,
     cfg: ResponderConfig,
+    /// `--ramp`: the thread joining the groups, stopped when the responder is dropped.
+    ramp: Option<ramp::Ramp>,
+}
+
+/// The sockets holding the memberships: every group joined now, or with `--ramp` empty ones
+/// the ramp fills (see [`ramp`]).
+fn open_sockets(cfg: &ResponderConfig) -> Result<(Vec<UdpSocket>, Option<ramp::Ramp>)> {
+    match cfg.ramp {
+        Some(spec) => ramp::start(cfg, spec).map(|(s, r)| (s, Some(r))),
+        None => Ok((net::responder_sockets(&cfg.groups, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?, None)),
+    }
 }
 
 impl Responder {
@@ -676,20 +702,21 @@ impl Responder {
         // The join/leave tap starts first: it times the first joins' reports too.
         let mut churn = cfg.churn.map(|period| join_leave::Churn::start(&cfg, period));
         let joining_ns = net::now_ns();
-        let socks = net::responder_sockets(&cfg.groups, cfg.port, cfg.iface.as_ref(), cfg.source, cfg.rcvbuf)?;
+        let (socks, ramp) = open_sockets(&cfg)?;
         if let Some((c, _)) = &mut churn {
             c.joined_all(joining_ns);
         }
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
+        engine.ramp = ramp.as_ref().map(|r| r.shared.clone());
         engine.joined(joining_ns);
         let left = churn.as_ref().map_or_else(Default::default, |(c, _)| c.left());
         let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg, left));
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();
         }
-        Ok(Responder { socks, reply, engine, tap, churn, cfg })
+        Ok(Responder { socks, reply, engine, tap, churn, cfg, ramp })
     }
 
     /// How many sockets hold the memberships (one per block of groups, see
@@ -707,6 +734,9 @@ impl Responder {
     /// processing (well under a µs each) is not in the dwell of the earlier ones.
     pub(crate) fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(&Event)) -> Result<Counters> {
         on_event(&Event::Listening { id: self.engine.id() });
+        if let Some(why) = self.ramp.as_mut().and_then(|r| r.unwatched.take()) {
+            on_event(&Event::TapUnavailable(why));
+        }
         let tap = match self.tap.take() {
             Some(Ok(t)) => Some(t),
             Some(Err(why)) => {

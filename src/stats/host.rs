@@ -378,6 +378,9 @@ pub struct HostStats {
     /// The multicast probes from this prober's address its responder said reached its socket
     /// (a cumulative count, all sessions): (first, largest) value its acks reported.
     pub heard: Option<(u64, u64)>,
+    /// A ramping responder's memberships record (`respond --ramp`, for `max-groups`): the
+    /// first its acks told in this run, and the newest (each count the largest told).
+    pub memberships: Option<(crate::wire::Memberships, crate::wire::Memberships)>,
     pub rtt: Histogram<u32>,
     pub net_rtt: Histogram<u32>,
     /// The fastest and slowest on-time RTT, exact: the histogram keeps 2 significant digits.
@@ -418,6 +421,21 @@ pub struct HostStats {
     pub join_leave: Vec<crate::wire::GroupDelays>,
     group_gap: GroupGap,
     group_last: Option<GroupAnswer>,
+}
+
+/// The newer of two memberships records of one responder: counts only grow, so each the
+/// largest (acks may arrive reordered).
+fn newest_memberships(a: crate::wire::Memberships, b: crate::wire::Memberships) -> crate::wire::Memberships {
+    crate::wire::Memberships {
+        joined: a.joined.max(b.joined),
+        refused: a.refused.max(b.refused),
+        refusal: a.refusal.or(b.refusal),
+        canary: a.canary.max(b.canary),
+        flood_at: match (a.flood_at, b.flood_at) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        },
+    }
 }
 
 /// One host's answers to the probes of one group of a `--groups` run, counted like its loss:
@@ -624,6 +642,7 @@ impl HostStats {
             filtered: None,
             served_group: None,
             heard: None,
+            memberships: None,
             rtt: rtt_histogram(timeout_ns),
             net_rtt: rtt_histogram(timeout_ns),
             rtt_min_ns: None,
@@ -693,6 +712,10 @@ impl HostStats {
             self.served_group = e.group.or(self.served_group);
             if let Some(n) = e.heard.map(u64::from) {
                 self.heard = Some(self.heard.map_or((n, n), |(first, last)| (first, last.max(n))));
+            }
+            if let Some(m) = e.memberships {
+                self.memberships =
+                    Some(self.memberships.map_or((m, m), |(first, n)| (first, newest_memberships(n, m))));
             }
         }
         ok

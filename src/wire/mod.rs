@@ -90,6 +90,19 @@
 //! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
 //!                   time (no CAP_NET_RAW: two or more kernel ticks early, no leave delay);
 //!                   0 = unknown
+//! 133  joined    4  the memberships record (ext_len 85), only with the group and the join/leave
+//!                   record above (all zero when the responder has none to tell), and only when
+//!                   the whole name still fits; sent by a responder ramping its memberships
+//!                   (`respond --groups … --ramp`, for `mcprobe max-groups`): groups of its list
+//!                   it has joined so far (the first `joined`, in the list's order)
+//! 137  refused   4  memberships its kernel refused so far (saturating)
+//! 141  refusal   1  why the first was refused: 0 none, 1 ENOBUFS (a socket's membership or
+//!                   option-memory limit), 2 EMFILE/ENFILE (file descriptors), 3 ENOMEM, 255 other
+//! 142  canary    4  probes of its canary group (one it did not join) that reached its
+//!                   interface, counted by its packet tap since it started (saturating):
+//!                   flooding; u32::MAX = not watched (no CAP_NET_RAW)
+//! 146  flood_at  4  groups it had joined when the first canary probe arrived: where flooding
+//!                   began, to the ramp's step; u32::MAX = none arrived (or not watched)
 //!   …  name_len  1  only when flags bit 0 is set; then name_len (1..=64) bytes of UTF-8 name
 //!
 //! notice (39 bytes): why a responder does not answer a prober (see "Notices" below)
@@ -177,6 +190,10 @@ pub const EXT_GROUP_LEN: usize = EXT_LEN + 17;
 pub(crate) const JOIN_LEAVE_LEN: usize = 4 + 9 + 9 + 1;
 /// Bytes of the extension with the group and its join/leave record.
 pub const EXT_JOIN_LEAVE_LEN: usize = EXT_GROUP_LEN + JOIN_LEAVE_LEN;
+/// Bytes of the memberships record ([`Memberships`]) after the join/leave record.
+pub(crate) const MEMBERSHIPS_LEN: usize = 4 + 4 + 1 + 4 + 4;
+/// Bytes of the extension with the group, the join/leave record and the memberships record.
+pub const EXT_MEMBERSHIPS_LEN: usize = EXT_JOIN_LEAVE_LEN + MEMBERSHIPS_LEN;
 /// The extension's first fields, all a decoder requires: what responders before `filtered`
 /// wrote.
 pub(crate) const EXT_MIN_LEN: usize = 20;
@@ -284,6 +301,60 @@ pub struct AckExt {
     /// The latest join and leave delay of `group` (`respond --churn`): travels only with the
     /// group and when the whole name fits too; `None` otherwise, or from older responders.
     pub join_leave: Option<GroupDelays>,
+    /// A ramping responder's memberships (`respond --ramp`): travels only with the group and
+    /// the join/leave record (a zero one when `join_leave` is `None`: it then decodes as
+    /// `Some` of the default), when the whole name fits too.
+    pub memberships: Option<Memberships>,
+}
+
+/// Why a responder's kernel refused a membership, as the memberships record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MembershipRefusal {
+    /// ENOBUFS: a socket's membership count or option memory.
+    SocketLimit,
+    /// EMFILE or ENFILE.
+    Files,
+    /// ENOMEM.
+    Memory,
+    /// Anything else (or a code a later version added).
+    Other,
+}
+
+/// A ramping responder's memberships so far (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Memberships {
+    /// Groups of its list joined, in the list's order.
+    pub joined: u32,
+    /// Memberships its kernel refused (saturating).
+    pub refused: u32,
+    /// Why the first was refused (`None`: none refused).
+    pub refusal: Option<MembershipRefusal>,
+    /// Probes of its canary group that reached its interface (`None`: not watched).
+    pub canary: Option<u32>,
+    /// Groups it had joined when the first canary probe arrived (`None`: none arrived).
+    pub flood_at: Option<u32>,
+}
+
+impl Memberships {
+    fn refusal_byte(&self) -> u8 {
+        match self.refusal {
+            None => 0,
+            Some(MembershipRefusal::SocketLimit) => 1,
+            Some(MembershipRefusal::Files) => 2,
+            Some(MembershipRefusal::Memory) => 3,
+            Some(MembershipRefusal::Other) => 255,
+        }
+    }
+
+    fn refusal_of(b: u8) -> Option<MembershipRefusal> {
+        match b {
+            0 => None,
+            1 => Some(MembershipRefusal::SocketLimit),
+            2 => Some(MembershipRefusal::Files),
+            3 => Some(MembershipRefusal::Memory),
+            _ => Some(MembershipRefusal::Other),
+        }
+    }
 }
 
 /// One join's or leave's delay, as a responder reports it (see the module comment).
@@ -534,9 +605,14 @@ impl Ack {
         let group = ext.and_then(|e| e.group).filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_GROUP_LEN + name_len);
         let join_leave = (ext.and_then(|e| e.join_leave).filter(|_| group.is_some()))
             .filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + name_len);
-        let ext_len = match (group, join_leave) {
-            (Some(_), Some(_)) => EXT_JOIN_LEAVE_LEN,
-            (Some(_), None) => EXT_GROUP_LEN,
+        // The memberships record after the join/leave record (a zero one when there is none).
+        let memberships = (ext.and_then(|e| e.memberships).filter(|_| group.is_some()))
+            .filter(|_| limit >= ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + name_len);
+        let join_leave = join_leave.or(memberships.map(|_| GroupDelays::default()));
+        let ext_len = match (group, join_leave, memberships) {
+            (Some(_), Some(_), Some(_)) => EXT_MEMBERSHIPS_LEN,
+            (Some(_), Some(_), None) => EXT_JOIN_LEAVE_LEN,
+            (Some(_), None, _) => EXT_GROUP_LEN,
             _ => EXT_LEN,
         };
         let used = ACK_FIXED_LEN + if ext.is_some() { 1 + ext_len } else { 0 };
@@ -588,6 +664,13 @@ impl Ack {
                     DelayClock::Interface => 1,
                     DelayClock::Syscall => 2,
                 });
+            }
+            if let Some(m) = memberships {
+                buf.extend_from_slice(&m.joined.to_be_bytes());
+                buf.extend_from_slice(&m.refused.to_be_bytes());
+                buf.push(m.refusal_byte());
+                buf.extend_from_slice(&m.canary.unwrap_or(u32::MAX).to_be_bytes());
+                buf.extend_from_slice(&m.flood_at.unwrap_or(u32::MAX).to_be_bytes());
             }
         }
         if !name.is_empty() {
@@ -727,7 +810,14 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 } else {
                     None
                 };
-                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave })
+                let memberships = if len >= EXT_MEMBERSHIPS_LEN {
+                    let (joined, refused, refusal) = (e.u32()?, e.u32()?, Memberships::refusal_of(e.u8()?));
+                    let (canary, flood_at) = (known32(e.u32()?), known32(e.u32()?));
+                    Some(Memberships { joined, refused, refusal, canary, flood_at })
+                } else {
+                    None
+                };
+                Some(AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave, memberships })
             } else {
                 None
             };
@@ -865,6 +955,7 @@ mod tests {
             heard: Some(9),
             group: None,
             join_leave: None,
+            memberships: None,
         };
         let a = Ack { ext: Some(ext), ..ack("") };
         let bytes = a.encode_within(200).unwrap();
@@ -942,6 +1033,50 @@ mod tests {
         assert_eq!(alone.encode_within(400).unwrap()[64], EXT_LEN as u8);
         // One byte short of the record and the whole name: the name stays, the record goes.
         let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN + 2).unwrap();
+        assert_eq!(tight[64] as usize, EXT_GROUP_LEN);
+    }
+
+    #[test]
+    fn the_memberships_record_follows_the_join_leave_record_and_older_decoders_skip_it() {
+        let g: IpAddr = "239.9.0.1".parse().unwrap();
+        let m = Memberships {
+            joined: 58,
+            refused: 2,
+            refusal: Some(MembershipRefusal::SocketLimit),
+            canary: Some(7),
+            flood_at: Some(56),
+        };
+        let ext = AckExt { group: Some(g), memberships: Some(m), ..AckExt::default() };
+        let a = Ack { ext: Some(ext), arrival: Arrival::Multicast, ..ack("h2") };
+        let bytes = a.encode_within(ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3).unwrap();
+        assert_eq!(bytes.len(), ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 3);
+        assert_eq!(bytes[64], 85);
+        // No join/leave record to tell: a zero one holds its place.
+        assert!(bytes[110..133].iter().all(|&b| b == 0));
+        assert_eq!(bytes[133..137], 58u32.to_be_bytes());
+        assert_eq!(bytes[137..141], 2u32.to_be_bytes());
+        assert_eq!(bytes[141], 1);
+        assert_eq!(bytes[142..146], 7u32.to_be_bytes());
+        assert_eq!(bytes[146..150], 56u32.to_be_bytes());
+        let Ok(Message::Ack(back)) = decode(&bytes) else { panic!("decodes") };
+        assert_eq!(back.ext, Some(AckExt { join_leave: Some(GroupDelays::default()), ..ext }));
+        // A decoder from before it reads up to the join/leave record and skips the rest.
+        let mut before = bytes[..ACK_FIXED_LEN + 1 + EXT_JOIN_LEAVE_LEN].to_vec();
+        before[64] = EXT_JOIN_LEAVE_LEN as u8;
+        before.extend_from_slice(&bytes[ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN..]);
+        let Ok(Message::Ack(older)) = decode(&before) else { panic!("decodes") };
+        assert_eq!(older.ext.unwrap().memberships, None);
+        // Unwatched canary, a refusal code a later version adds.
+        let mut later = bytes.clone();
+        later[141] = 9;
+        later[142..146].copy_from_slice(&u32::MAX.to_be_bytes());
+        let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
+        let got = back.ext.unwrap().memberships.unwrap();
+        assert_eq!((got.refusal, got.canary), (Some(MembershipRefusal::Other), None));
+        // Without its group, or without room for it and the whole name, it is not sent.
+        let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };
+        assert_eq!(alone.encode_within(400).unwrap()[64], EXT_LEN as u8);
+        let tight = a.encode_within(ACK_FIXED_LEN + 1 + EXT_MEMBERSHIPS_LEN + 2).unwrap();
         assert_eq!(tight[64] as usize, EXT_GROUP_LEN);
     }
 

@@ -31,10 +31,27 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("responder", &["auth", "net", "wire"]),
     // What a run found (pure), and the renderers of it, and the report folder on disk.
     ("findings", &["querier", "run", "stats"]),
-    ("output", &["doctor", "findings", "maxrate", "mesh", "querier", "run", "stats", "stream"]),
+    (
+        "output",
+        &[
+            "doctor",
+            "findings",
+            "maxgroups",
+            "maxgroups::driver",
+            "maxrate",
+            "mesh",
+            "querier",
+            "run",
+            "stats",
+            "stream",
+        ],
+    ),
     ("folder", &["findings", "output", "run", "stats"]),
     // The searches of max-rate and mesh over findings (pure), and max-rate's engine.
     ("maxrate", &["findings", "stats"]),
+    // The group capacity search's judge (pure).
+    ("maxgroups", &["findings"]),
+    ("maxgroups::driver", &["maxgroups", "findings", "prober", "wire"]),
     ("maxrate::driver", &["maxrate", "findings", "prober", "run"]),
     ("mesh", &["findings", "stats"]),
     // serve's [[watch]] entries run the stream watch's engine and receiver.
@@ -65,6 +82,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "doctor",
             "findings",
             "groups",
+            "maxgroups",
+            "maxgroups::driver",
             "maxrate",
             "maxrate::driver",
             "net",
@@ -84,6 +103,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "doctor::gather",
             "findings",
             "folder",
+            "maxgroups",
+            "maxgroups::driver",
             "maxrate",
             "maxrate::driver",
             "mesh",
@@ -103,7 +124,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Modules that must take no clock and do no I/O (their tests aside).
-const PURE: &[&str] = &["wire", "stats", "run", "querier", "findings"];
+const PURE: &[&str] = &["wire", "stats", "run", "querier", "findings", "maxgroups"];
 const IMPURE: &[&str] =
     &["Instant::now", "SystemTime::now", "std::fs", "UdpSocket", "TcpStream", "println!", "eprintln!"];
 
@@ -121,7 +142,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The node a file belongs to: its top module, or `querier::watch`.
 fn node(rel: &Path) -> String {
     let s = rel.to_string_lossy();
-    for sub in ["querier/watch", "maxrate/driver", "stream/receive", "doctor/gather"] {
+    for sub in ["querier/watch", "maxrate/driver", "maxgroups/driver", "stream/receive", "doctor/gather"] {
         if s.starts_with(sub) {
             return sub.replace('/', "::");
         }

@@ -22,6 +22,7 @@ mod lab_accuracy;
 mod lab_faults;
 mod lab_groups;
 mod lab_join_leave;
+mod lab_max_groups;
 mod lab_rate_mesh;
 mod lab_unicast;
 mod lab_watch;

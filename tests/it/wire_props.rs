@@ -1,6 +1,9 @@
 //! Property tests of the packet format: round-trips, no amplification, and no panic on any input.
 
-use mcprobe::wire::{self, Ack, AckExt, Arrival, DecodeError, DelayClock, DelayFigure, GroupDelays, Message, Probe};
+use mcprobe::wire::{
+    self, Ack, AckExt, Arrival, DecodeError, DelayClock, DelayFigure, GroupDelays, MembershipRefusal, Memberships,
+    Message, Probe,
+};
 use proptest::prelude::*;
 
 fn arrival() -> impl Strategy<Value = Arrival> {
@@ -28,6 +31,21 @@ fn any_join_leave() -> impl Strategy<Value = GroupDelays> {
     })
 }
 
+/// A memberships record.
+fn any_memberships() -> impl Strategy<Value = Memberships> {
+    let counts = (proptest::option::of(0..u32::MAX), proptest::option::of(0..u32::MAX));
+    (any::<u32>(), any::<u32>(), 0u8..5, counts).prop_map(|(joined, refused, r, (canary, flood_at))| {
+        let refusal = [
+            None,
+            Some(MembershipRefusal::SocketLimit),
+            Some(MembershipRefusal::Files),
+            Some(MembershipRefusal::Memory),
+            Some(MembershipRefusal::Other),
+        ][usize::from(r)];
+        Memberships { joined, refused, refusal, canary, flood_at }
+    })
+}
+
 prop_compose! {
     fn any_ext()(host_drops: u32, join_delay_ns in proptest::option::of(0..u64::MAX),
                  member_ns in proptest::option::of(0..u64::MAX),
@@ -37,8 +55,9 @@ prop_compose! {
                      any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
                      any::<[u8; 16]>().prop_map(std::net::IpAddr::from)
                  ]),
-                 join_leave in proptest::option::of(any_join_leave())) -> AckExt {
-        AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave }
+                 join_leave in proptest::option::of(any_join_leave()),
+                 memberships in proptest::option::of(any_memberships())) -> AckExt {
+        AckExt { host_drops, join_delay_ns, member_ns, filtered, heard, group, join_leave, memberships }
     }
 }
 
@@ -76,12 +95,18 @@ proptest! {
                 let group_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_GROUP_LEN + name_len;
                 // The join/leave record with the group only, and where the whole name fits too.
                 let join_leave_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_JOIN_LEAVE_LEN + name_len;
+                // The memberships record likewise, after a join/leave record (a zero one if none).
+                let memberships_fits = limit >= wire::ACK_FIXED_LEN + 1 + wire::EXT_MEMBERSHIPS_LEN + name_len;
                 let sent_ext = ack.ext.filter(|_| ext_fits).map(|e| {
                     let group = e.group.filter(|_| group_fits);
-                    AckExt { group, join_leave: e.join_leave.filter(|_| group.is_some() && join_leave_fits), ..e }
+                    let memberships = e.memberships.filter(|_| group.is_some() && memberships_fits);
+                    let join_leave = e.join_leave.filter(|_| group.is_some() && join_leave_fits);
+                    let join_leave = join_leave.or(memberships.map(|_| GroupDelays::default()));
+                    AckExt { group, join_leave, memberships, ..e }
                 });
                 prop_assert_eq!(back.ext, sent_ext);
                 let ext_len = 1 + match back.ext {
+                    Some(AckExt { memberships: Some(_), .. }) => wire::EXT_MEMBERSHIPS_LEN,
                     Some(AckExt { join_leave: Some(_), .. }) => wire::EXT_JOIN_LEAVE_LEN,
                     Some(AckExt { group: Some(_), .. }) => wire::EXT_GROUP_LEN,
                     _ => wire::EXT_LEN,
