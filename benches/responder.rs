@@ -48,6 +48,7 @@ fn config(key: Option<Key>) -> ResponderConfig {
         key,
         plain: false,
         tap: false,
+        churn: None,
         ramp: None,
     }
 }

@@ -42,7 +42,10 @@ Examples:
   mcprobe respond --iface eth0 --name rack1-node7
   mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key
   # 1000 groups (IPTV channels, a group per feed), a socket for each:
-  mcprobe respond --iface eth0 --groups 239.1.0.0/22")]
+  mcprobe respond --iface eth0 --groups 239.1.0.0/22
+  # channel zapping over 128 groups, a leave every 10 s and its rejoin 5 s later; join and leave delays
+  # per group go to the prober (probe --groups 239.1.1.0/25 --size 200):
+  mcprobe respond --iface eth0 --groups 239.1.1.0/25 --churn 10s")]
 pub struct RespondArgs {
     #[command(flatten)]
     pub net: GroupArgs,
@@ -80,6 +83,15 @@ pub struct RespondArgs {
     /// sender's datagrams are read). Usually with an SSM group (232.0.0.0/8, ff3X::).
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
+
+    /// Channel zapping: after joining every group, every PERIOD leave the next group in turn
+    /// and join it again PERIOD/2 later (one group out at a time). Each join's and leave's delay
+    /// (from the membership report leaving this host to the group's first / last probe
+    /// arriving, RFC 3918) is measured per group and sent to the prober in the acks (probes of
+    /// at least 200 bytes: --size 200). PERIOD/2 must exceed the LAN's leave delay. As root
+    /// (CAP_NET_RAW) timed at the interface; else from the join system call, leaves unmeasured.
+    #[arg(long, value_name = "PERIOD", value_parser = parse_duration)]
+    pub churn: Option<Duration>,
 
     #[command(flatten)]
     pub plain: PlainArgs,

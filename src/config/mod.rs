@@ -55,6 +55,7 @@ pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>,
         key: None,
         plain: false,
         tap: false,
+        churn: None,
         ramp: None,
     }
 }
@@ -351,8 +352,10 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         bail!("--plain: the lab's replies do not say which group a probe came by; answer one --group");
     }
     let group = groups[0];
+    let churn = args.churn.map(|p| check_churn(p, args)).transpose()?;
     let ramp = ramp(&args.ramp, &groups)?;
     Ok(ResponderConfig {
+        churn,
         ramp,
         groups,
         source: args.source,
@@ -366,6 +369,25 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         tap: true,
         ..responder_defaults(group, port, iface, name)
     })
+}
+
+/// `--churn PERIOD`: between 100 ms and an hour; not with `--plain` (no acks to carry the
+/// delays), `--source` (source-specific leaves are not scheduled yet) or `--ramp`.
+fn check_churn(period: Duration, args: &RespondArgs) -> Result<Duration> {
+    let p = humantime::format_duration(period);
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&period) {
+        bail!("--churn {p}: between 100ms and 1h (half of it must exceed the LAN's leave delay, a few seconds with the usual querier settings)");
+    }
+    if args.plain.plain {
+        bail!("--churn {p}: --plain replies carry no join or leave delays; leave out --plain");
+    }
+    if let Some(s) = args.source {
+        bail!("--churn {p}: not with --source {s} (source-specific leaves are not scheduled); leave out one of them");
+    }
+    if args.ramp.ramp.is_some() {
+        bail!("--churn {p}: not with --ramp (a capacity search joins its groups once, a step at a time); leave out one of them");
+    }
+    Ok(period)
 }
 
 /// What `demo` runs: its own port on loopback, so it never meets a real responder of this host.

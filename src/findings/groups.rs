@@ -17,6 +17,9 @@ use super::{Responder, ResponderId};
 pub struct GroupReach {
     pub responder: Responder,
     pub tallies: Vec<GroupTally>,
+    /// Each group's latest join and leave delay, when its responder churns (`respond
+    /// --churn`; see [`super::join_leave`]); empty otherwise.
+    pub delays: Vec<crate::stats::GroupDelays>,
 }
 
 impl GroupReach {
@@ -64,9 +67,14 @@ impl GroupsFinding {
             .map(|h| {
                 let mut tallies = h.groups.clone();
                 tallies.resize(groups.len(), GroupTally::default());
+                let mut delays = h.join_leave.clone();
+                if !delays.is_empty() {
+                    delays.resize(groups.len(), crate::stats::GroupDelays::default());
+                }
                 GroupReach {
                     responder: Responder { id: ResponderId(h.responder_id), name: h.name.clone(), addr: h.addr },
                     tallies,
+                    delays,
                 }
             })
             .collect();
@@ -122,6 +130,7 @@ mod tests {
         GroupReach {
             responder: Responder { id: ResponderId(1), name: "h".into(), addr: SocketAddr::from(([10, 77, 0, 2], 1)) },
             tallies: answered.iter().map(|&a| GroupTally { probes: 4, answered: a, ..GroupTally::default() }).collect(),
+            delays: Vec::new(),
         }
     }
 

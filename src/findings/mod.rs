@@ -11,6 +11,7 @@ mod causes;
 pub mod diagnosis;
 pub mod groups;
 pub mod host_path;
+pub mod join_leave;
 pub(crate) mod querier;
 pub(crate) mod shared;
 

@@ -8,6 +8,8 @@
 
 pub(crate) mod batch;
 pub mod icmp;
+pub mod membership;
+pub mod membership_tap;
 mod probe_sockets;
 pub mod route;
 mod source_filter;

@@ -75,7 +75,7 @@ pub(crate) struct Tap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unavailable(pub String);
 
-fn instr(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+pub(crate) fn instr(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code: code as u16, jt, jf, k }
 }
 
@@ -156,7 +156,7 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
     // SAFETY: `value` points to a live T of the size passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -187,36 +187,46 @@ fn bind(fd: &OwnedFd, protocol: u16, ifindex: u32) -> io::Result<()> {
     check(rc).map(|_| ())
 }
 
+/// The one-line reason a packet socket could not open, for the user; `what` names what would
+/// have been watched.
+pub(crate) fn unavailable(e: &io::Error, what: &str) -> Unavailable {
+    Unavailable(match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "not watching {what} at the interface: a packet socket needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on mcprobe)"
+        ),
+        _ => format!("not watching {what} at the interface: cannot open a packet socket: {e}"),
+    })
+}
+
+/// A `SOCK_DGRAM` packet socket for `protocol` (`ETH_P_IP`, `ETH_P_IPV6` or `ETH_P_ALL`) on
+/// interface `ifindex` (0: all), with filter `code`, a [`RCVBUF`] buffer and reads that wake
+/// every [`TICK`]. Protocol 0 first: the socket receives nothing until the filter is on and it
+/// is bound, so no unfiltered frame gets in between.
+pub(crate) fn open_filtered(protocol: u16, ifindex: u32, mut code: Vec<libc::sock_filter>) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `raw` is a new descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let prog = libc::sock_fprog { len: code.len() as u16, filter: code.as_mut_ptr() };
+    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+    if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &RCVBUF).is_err() {
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &RCVBUF)?;
+    }
+    let tick = libc::timeval { tv_sec: 0, tv_usec: TICK.as_micros() as libc::suseconds_t };
+    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tick)?;
+    bind(&fd, protocol, ifindex)?;
+    Ok(fd)
+}
+
 impl Tap {
     /// Opens a tap; `what` names it in the one-line reason when it cannot (e.g. "the acks").
     pub(crate) fn open(spec: &TapSpec, what: &str) -> Result<Tap, Unavailable> {
-        Tap::try_open(spec).map_err(|e| {
-            Unavailable(match e.kind() {
-                io::ErrorKind::PermissionDenied => format!(
-                    "not watching {what} at the interface: a packet socket needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on mcprobe)"
-                ),
-                _ => format!("not watching {what} at the interface: cannot open a packet socket: {e}"),
-            })
-        })
+        Tap::try_open(spec).map_err(|e| unavailable(&e, what))
     }
 
     fn try_open(spec: &TapSpec) -> io::Result<Tap> {
         let protocol = if spec.v6 { libc::ETH_P_IPV6 } else { libc::ETH_P_IP } as u16;
-        // Protocol 0 first: the socket receives nothing until the filter is on and it is bound,
-        // so no unfiltered frame gets in between.
-        // SAFETY: plain socket(2); the descriptor is owned at once.
-        let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-        // SAFETY: `raw` is a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut code = program(spec);
-        let prog = libc::sock_fprog { len: code.len() as u16, filter: code.as_mut_ptr() };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &RCVBUF).is_err() {
-            setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &RCVBUF)?;
-        }
-        let tick = libc::timeval { tv_sec: 0, tv_usec: TICK.as_micros() as libc::suseconds_t };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tick)?;
-        bind(&fd, protocol, spec.ifindex)?;
+        let fd = open_filtered(protocol, spec.ifindex, program(spec))?;
         Ok(Tap { fd, bufs: vec![0; SNAP as usize * BATCH], frames: Vec::with_capacity(BATCH), drops: 0 })
     }
 

@@ -55,6 +55,16 @@ pub(crate) struct GroupRow {
     pub rtt_max_us: Option<f64>,
     /// The first probe of this group it answered.
     pub first_seq: Option<u64>,
+    /// With a responder's `--churn`: joins of this group it measured; the latest join and
+    /// leave delay (ms) when measured, and their state (`measured`, `already_arriving`,
+    /// `never_arrived`, `none_after`, `still_arriving`, `not_measurable`, `none`); the clock
+    /// (`interface`, or `syscall` without CAP_NET_RAW). Empty without churn.
+    pub joins: Option<u32>,
+    pub join_delay_ms: Option<f64>,
+    pub join_state: Option<&'static str>,
+    pub leave_delay_ms: Option<f64>,
+    pub leave_state: Option<&'static str>,
+    pub delay_clock: Option<&'static str>,
 }
 
 impl GroupRow {
@@ -62,7 +72,13 @@ impl GroupRow {
     pub(crate) fn all(g: &crate::findings::groups::GroupsFinding) -> Vec<GroupRow> {
         let mut out = Vec::with_capacity(g.responders.len() * g.groups.len());
         for r in &g.responders {
-            for (group, t) in g.groups.iter().zip(&r.tallies) {
+            for (k, (group, t)) in g.groups.iter().zip(&r.tallies).enumerate() {
+                use crate::findings::join_leave::{clock, state};
+                let jl = r.delays.get(k).filter(|d| d.joins > 0);
+                let ms = |f: crate::stats::DelayFigure| match f {
+                    crate::stats::DelayFigure::Measured(ns) => Some(round3(ns as f64 / 1e6)),
+                    _ => None,
+                };
                 let us = |ns: u32| t.reached().then(|| round3(ns_to_us(u64::from(ns))));
                 out.push(GroupRow {
                     responder: neutralise(&r.responder.name).into_owned(),
@@ -85,6 +101,12 @@ impl GroupRow {
                     rtt_mean_us: t.rtt_mean_ns().map(|ns| round3(ns_to_us(ns))),
                     rtt_max_us: us(t.rtt_max_ns),
                     first_seq: t.first_seq,
+                    joins: jl.map(|d| d.joins),
+                    join_delay_ms: jl.and_then(|d| ms(d.join)),
+                    join_state: jl.map(|d| state(d.join)),
+                    leave_delay_ms: jl.and_then(|d| ms(d.leave)),
+                    leave_state: jl.map(|d| state(d.leave)),
+                    delay_clock: jl.map(|d| clock(d.clock)),
                 });
             }
         }

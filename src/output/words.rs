@@ -105,6 +105,9 @@ fn groups(f: &Findings) -> Vec<Said> {
             ),
         ));
     }
+    for r in &g.responders {
+        out.extend(join_leave_line(&label(r), r).map(|t| said(Topic::Groups, t)));
+    }
     let none = g.reached_by_none();
     if !none.is_empty() && g.responders.len() > 1 {
         out.push(said(
@@ -117,6 +120,52 @@ fn groups(f: &Findings) -> Vec<Said> {
         ));
     }
     out
+}
+
+/// With a responder's `--churn`: its join and leave delays over the groups (RFC 3918), in one
+/// line; what has no delay is counted apart, never given a number.
+fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Option<String> {
+    use crate::findings::join_leave::{JoinLeaveSummary, Spread};
+    let s = JoinLeaveSummary::of(r)?;
+    let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+    let spread = |what: &str, x: Option<Spread>| match x {
+        Some(x) => format!(
+            "{what} delay over {} groups p50 {} ms, p99 {} ms, max {} ms",
+            x.groups,
+            ms(x.p50_ns),
+            ms(x.p99_ns),
+            ms(x.max_ns)
+        ),
+        None => format!("no {what} delay measured"),
+    };
+    let mut parts = vec![spread("join", s.join)];
+    if s.syscall_clock {
+        parts.push("leave delays not measured (the responder has no CAP_NET_RAW: joins timed from its system call, which precedes the report by two or more kernel ticks, 8-16 ms at HZ=250: they read that much longer)".into());
+    } else {
+        parts.push(spread("leave", s.leave));
+    }
+    if s.flooded > 0 {
+        parts.push(format!(
+            "{} groups were still arriving when left and joined again, so they have no join or leave delay (the LAN floods them, with no snooping or no querier; or its leave delay exceeds half the --churn period)",
+            s.flooded
+        ));
+    }
+    if s.started_after > 0 {
+        parts.push(format!(
+            "{} groups were joined before their probes started (this run began after the responder), so their first join has no delay",
+            s.started_after
+        ));
+    }
+    if s.never_arrived > 0 {
+        parts.push(format!("{} groups never arrived after a join", s.never_arrived));
+    }
+    if s.churned > 0 {
+        parts.push(format!(
+            "{} groups were left and joined again (--churn): their probes sent meanwhile count as lost",
+            s.churned
+        ));
+    }
+    Some(format!("{label}: {} ({} joins seen; groups.csv has each group's)", parts.join("; "), s.joins))
 }
 
 /// Every finding of `f`, in the order the terminal prints them: restarts, outages, notes, then

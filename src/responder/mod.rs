@@ -26,6 +26,7 @@
 pub(crate) mod arrivals;
 mod guard;
 mod heard;
+pub(crate) mod join_leave;
 pub(crate) mod notice;
 mod probe_tap;
 pub(crate) mod prober_log;
@@ -82,6 +83,9 @@ pub struct ResponderConfig {
     /// Tap the interfaces for probes that reach this host but not the socket (needs
     /// CAP_NET_RAW; without it, an [`Event::TapUnavailable`]).
     pub tap: bool,
+    /// `--churn PERIOD`: leave and rejoin the groups on a schedule, measuring each join's and
+    /// leave's delay (see [`join_leave`]).
+    pub churn: Option<Duration>,
     /// `--ramp`: join `groups` a step at a time, for `mcprobe max-groups` (see [`ramp`]).
     pub ramp: Option<RampSpec>,
 }
@@ -106,6 +110,7 @@ impl ResponderConfig {
             key,
             plain: false,
             tap: false,
+            churn: None,
             ramp: None,
         }
     }
@@ -202,6 +207,9 @@ pub enum Event {
     /// The packet tap could not start (why, in one line): probes filtered on this host go
     /// uncounted.
     TapUnavailable(String),
+    /// `--churn`: how the join and leave delays are timed, or a leave or join that failed (one
+    /// line each).
+    Churn(String),
 }
 
 /// What became of one datagram.
@@ -330,6 +338,8 @@ pub struct Engine {
     arrivals: Option<arrivals::Arrivals>,
     /// Multicast probes at the socket, per source: told in acks (see [`heard`]).
     heard: heard::Heard,
+    /// `--churn`: each group's latest join and leave delay, told in acks to its probes.
+    join_leave: Option<join_leave::AckFigures>,
     /// `--ramp`: its memberships so far, told in acks (see [`ramp`]).
     ramp: Option<std::sync::Arc<ramp::Shared>>,
 }
@@ -366,6 +376,7 @@ impl Engine {
             joined_ns: None,
             arrivals: None,
             heard: heard::Heard::default(),
+            join_leave: cfg.churn.map(|_| join_leave::AckFigures::new(cfg.groups.len())),
             ramp: None,
         }
     }
@@ -568,6 +579,11 @@ impl Engine {
         if arrival == Arrival::Multicast {
             self.heard.multicast(d.from.ip(), d.rx_ns);
         }
+        let join_leave = group_delays(&mut self.join_leave, arrival, d.dst, (d.rx_ns, probe.seq));
+        if let (Some(f), Some(_), true) = (self.join_leave.as_mut(), join_leave, probe.asks_ext) {
+            let name = if self.ack.name.is_empty() { 0 } else { 1 + self.ack.name.len().min(wire::MAX_NAME_LEN) };
+            f.check_room(d.bytes.len() - tag_len, name);
+        }
         if let Err((outcome, event)) = self.limits.admit(&d, &mut self.counters) {
             // Counted per session, and the count travels in the next ack, so the prober reports
             // these as rate-limited rather than as network loss.
@@ -593,9 +609,15 @@ impl Engine {
             filtered: self.arrivals.as_ref().map(|a| a.filtered(d.from.ip()).min(u64::from(u32::MAX - 1)) as u32),
             heard: self.heard.of(d.from.ip()).map(|n| n.min(u64::from(u32::MAX - 1)) as u32),
             // Told where the prober cannot know it: a unicast probe says nothing of the group.
-            // A ramping responder tells it in every ack: its memberships record goes with it.
-            group: (arrival == Arrival::Unicast || self.ramp.is_some()).then_some(self.group),
-            join_leave: None,
+            // And with the join/leave record, which is about the probe's group; a ramping
+            // responder (never churning: see `config::check_churn`) tells it in every ack, its
+            // memberships record goes with it.
+            group: if arrival == Arrival::Unicast || self.ramp.is_some() {
+                Some(self.group)
+            } else {
+                join_leave.map(|(g, _)| g)
+            },
+            join_leave: join_leave.map(|(_, f)| f),
             memberships: self.ramp.as_ref().map(|r| r.memberships()),
         });
         // The ack's number is used even if sending fails, so the prober counts a failed send as
@@ -655,6 +677,9 @@ pub(crate) struct Responder {
     engine: Engine,
     /// The packet tap, or why it could not start (told as the first event after `Listening`).
     tap: Option<Result<probe_tap::ProbeTap, String>>,
+    /// `--churn`: the schedule and the delays' measurement, and how they are timed when not at
+    /// the interface (told after `Listening`).
+    churn: Option<(join_leave::Churn, Option<String>)>,
     cfg: ResponderConfig,
     /// `--ramp`: the thread joining the groups, stopped when the responder is dropped.
     ramp: Option<ramp::Ramp>,
@@ -674,18 +699,24 @@ impl Responder {
     pub(crate) fn bind(cfg: ResponderConfig) -> Result<Self> {
         // Read before the join, so that no probe can arrive before it (a few µs of socket set-up
         // are counted in the join delay).
+        // The join/leave tap starts first: it times the first joins' reports too.
+        let mut churn = cfg.churn.map(|period| join_leave::Churn::start(&cfg, period));
         let joining_ns = net::now_ns();
         let (socks, ramp) = open_sockets(&cfg)?;
+        if let Some((c, _)) = &mut churn {
+            c.joined_all(joining_ns);
+        }
         let reply = cfg.reply_from.map(net::reply_socket).transpose()?;
         // Random per start: a restarted responder is visibly a new one.
         let mut engine = Engine::new(&cfg, rand::random());
         engine.ramp = ramp.as_ref().map(|r| r.shared.clone());
         engine.joined(joining_ns);
-        let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg));
+        let left = churn.as_ref().map_or_else(Default::default, |(c, _)| c.left());
+        let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg, left));
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();
         }
-        Ok(Responder { socks, reply, engine, tap, cfg, ramp })
+        Ok(Responder { socks, reply, engine, tap, churn, cfg, ramp })
     }
 
     /// How many sockets hold the memberships (one per block of groups, see
@@ -719,7 +750,10 @@ impl Responder {
         // An ack is never larger than its probe.
         let mut tx = net::SendBatch::new(wire::MAX_PROBE_SIZE);
         let mut events = Vec::new();
-        let Responder { socks, reply, engine, .. } = &mut self;
+        let Responder { socks, reply, engine, churn, .. } = &mut self;
+        if let Some(note) = churn.as_mut().and_then(|(_, n)| n.take()) {
+            on_event(&Event::Churn(note));
+        }
         let out = reply.as_ref().unwrap_or(&socks[0]);
         // The kernel's drop count is per socket: the engine gets their sum.
         let mut drops = vec![0u64; socks.len()];
@@ -743,12 +777,38 @@ impl Responder {
             if let Some(w) = watch.as_mut().filter(|_| drained) {
                 w.look(engine, &mut events);
             }
+            churn_tick(churn, socks, engine, &mut events);
             // Told after the acks left, as before batching.
             for ev in events.drain(..) {
                 on_event(&ev);
             }
         }
         Ok(self.engine.counters)
+    }
+}
+
+/// `--churn`: a multicast probe to `dst` arrived at `rx_ns`; the group's latest join and leave
+/// delay for its ack, with the group.
+fn group_delays(
+    figures: &mut Option<join_leave::AckFigures>,
+    arrival: Arrival,
+    dst: Option<IpAddr>,
+    (rx_ns, seq): (u64, u64),
+) -> Option<(IpAddr, wire::GroupDelays)> {
+    let (figures, group) = (figures.as_mut()?, dst.filter(|_| arrival == Arrival::Multicast)?);
+    figures.arrived(group, rx_ns, seq);
+    figures.of(group).map(|f| (group, f))
+}
+
+/// `--churn`: the schedule's due leaves and joins, and the latest delays into the engine.
+fn churn_tick(
+    churn: &mut Option<(join_leave::Churn, Option<String>)>,
+    socks: &[UdpSocket],
+    engine: &mut Engine,
+    events: &mut Vec<Event>,
+) {
+    if let (Some((c, _)), Some(figures)) = (churn.as_mut(), engine.join_leave.as_mut()) {
+        events.extend(c.tick(socks, figures).map(Event::Churn));
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn describe(ev: &Event) -> String {
         Event::JoinedElsewhere { arrive, joined, probes } => format!(
             "{probes} multicast probes for the group arrived on {arrive}, but the group is joined on {joined}: they never reach the socket; restart with --iface {arrive}"
         ),
-        Event::TapUnavailable(why) => why.clone(),
+        Event::TapUnavailable(why) | Event::Churn(why) => why.clone(),
         Event::Listening { id } => format!("listening (id {id:016x})"),
         Event::NewSession { session, from, .. } => format!("session {session:016x} from {from}"),
     }

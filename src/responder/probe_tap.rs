@@ -54,8 +54,9 @@ fn default_join_ifindex(group: IpAddr) -> u32 {
 }
 
 impl ProbeTap {
-    /// Starts tapping the probes `cfg`'s socket should get.
-    pub(crate) fn start(cfg: &ResponderConfig) -> Result<ProbeTap, String> {
+    /// Starts tapping the probes `cfg`'s socket should get; not those to the groups in `left`
+    /// (`--churn` leaves them for a while: their probes then never reach the socket by design).
+    pub(crate) fn start(cfg: &ResponderConfig, left: super::join_leave::Left) -> Result<ProbeTap, String> {
         let spec = TapSpec { v6: cfg.group.is_ipv6(), ifindex: 0, ports: vec![(cfg.port, cfg.port)] };
         let mut tap = Tap::open(&spec, "the probes").map_err(|u| u.0)?;
         let joined = cfg.iface.as_ref().map_or_else(|| default_join_ifindex(cfg.group), |i| i.index);
@@ -79,6 +80,9 @@ impl ProbeTap {
                         // What the socket would take: the group (on the joined interface) or
                         // this host's address, from the one source of an SSM join, a probe.
                         if (u.dst.is_multicast() && !groups.contains(&u.dst)) || source.is_some_and(|s| s != u.src) {
+                            return;
+                        }
+                        if u.dst.is_multicast() && left.lock().unwrap_or_else(|e| e.into_inner()).contains(&u.dst) {
                             return;
                         }
                         if !plain && !matches!(tap::peek(u.payload), Some(Peek::Probe { .. })) {

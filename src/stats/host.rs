@@ -416,6 +416,9 @@ pub struct HostStats {
     pub lost: LostRanges,
     /// With `--groups`: its answers per group, indexed as the run's groups (empty otherwise).
     pub groups: Vec<GroupTally>,
+    /// With a responder's `--churn`: each group's latest join and leave delay, indexed as the
+    /// run's groups (empty until an ack carries one).
+    pub join_leave: Vec<crate::wire::GroupDelays>,
     group_gap: GroupGap,
     group_last: Option<GroupAnswer>,
 }
@@ -660,6 +663,7 @@ impl HostStats {
             outages: Vec::new(),
             outages_dropped: 0,
             groups: Vec::new(),
+            join_leave: Vec::new(),
             group_gap: GroupGap::default(),
             group_last: None,
             lost: LostRanges::default(),
@@ -873,6 +877,18 @@ impl HostStats {
             }
         }
         self.group_gap.seqs = Vec::new();
+    }
+
+    /// An ack to a probe of group `group` (of `groups`) carried the group's latest join and
+    /// leave delay: kept unless an ack already told a later join (acks can overtake each other).
+    pub(crate) fn observe_join_leave(&mut self, group: usize, groups: usize, jl: crate::wire::GroupDelays) {
+        if self.join_leave.len() != groups {
+            self.join_leave.resize(groups, crate::wire::GroupDelays::default());
+        }
+        let e = &mut self.join_leave[group];
+        if jl.joins >= e.joins {
+            *e = jl;
+        }
     }
 
     /// Closes an outage still open when the run ends; `limited_tail` of its probes are taken as

@@ -17,6 +17,9 @@
 
 mod host;
 
+/// Each group's latest join and leave delay, as responders' acks tell them (kept per host and
+/// group: [`HostStats::observe_join_leave`]).
+pub use crate::wire::{DelayClock, DelayFigure, GroupDelays};
 pub(crate) use host::rtt_histogram;
 pub(crate) use host::{Attribution, GroupAnswer, HostStats, IntervalAcc, Join, ResponderView, Restart, SeqBits};
 pub use host::{GroupTally, IntervalRtt};
@@ -416,6 +419,10 @@ impl Run {
             // make an old member look like one that joined during the run.
             let net_ns = rtt_ns.saturating_sub(ack.dwell_ns as u64).min(self.cfg.timeout_ns);
             host.join = Some(Join::from_ext(delay, member, tx_ns.saturating_sub(start), net_ns));
+        }
+        if let Some(AckExt { join_leave: Some(jl), .. }) = ack.ext {
+            let groups = self.cfg.groups.max(1) as usize;
+            host.observe_join_leave((ack.seq % groups as u64) as usize, groups, jl);
         }
         // A second copy of an ack is a duplicate, whether the first came on time or late.
         if !host.acked.insert(ack.seq) {

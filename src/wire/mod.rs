@@ -80,14 +80,15 @@
 //! 114  join      9  1 byte state, 8 bytes ns: state 1 = measured (ns from the membership report
 //!                   leaving the responder to the group's first probe arriving, RFC 3918 §8.2);
 //!                   0 = none yet; 2 = the group was already arriving (the LAN floods it: no
-//!                   delay); 3 = never arrived while joined; 6 = not measurable here; the ns are
+//!                   delay); 3 = never arrived while joined; 6 = not measurable here; 7 = the
+//!                   group's probes started after the join (no delay); the ns are
 //!                   0 unless the state is 1; an unknown state reads as 0
 //! 123  leave     9  the same for the latest leave (RFC 3918 §6.2: ns from the leave report to
 //!                   the group's last probe arriving); states also 4 = no probe after the leave,
 //!                   5 = still arriving when the group was joined again or the watch ended (the
 //!                   LAN floods it: no delay)
 //! 132  clock     1  1 = interface timestamps (a packet tap); 2 = the join/leave system call's
-//!                   time (no CAP_NET_RAW: about one kernel tick early, and no leave delay);
+//!                   time (no CAP_NET_RAW: two or more kernel ticks early, no leave delay);
 //!                   0 = unknown
 //! 133  joined    4  the memberships record (ext_len 85), only with the group and the join/leave
 //!                   record above (all zero when the responder has none to tell), and only when
@@ -374,6 +375,9 @@ pub enum DelayFigure {
     StillArriving,
     /// The responder cannot measure it (a leave without a packet tap).
     NotMeasurable,
+    /// Join: the prober started sending the group after the join (the responder's first joins,
+    /// before the prober ran): no join delay.
+    StartedAfter,
 }
 
 impl DelayFigure {
@@ -386,6 +390,7 @@ impl DelayFigure {
             DelayFigure::NoneAfter => (4, 0),
             DelayFigure::StillArriving => (5, 0),
             DelayFigure::NotMeasurable => (6, 0),
+            DelayFigure::StartedAfter => (7, 0),
         }
     }
 
@@ -397,6 +402,7 @@ impl DelayFigure {
             4 => DelayFigure::NoneAfter,
             5 => DelayFigure::StillArriving,
             6 => DelayFigure::NotMeasurable,
+            7 => DelayFigure::StartedAfter,
             _ => DelayFigure::None,
         }
     }
@@ -409,7 +415,7 @@ pub enum DelayClock {
     Unknown,
     /// Kernel timestamps of the report and the probes at the interface (a packet tap).
     Interface,
-    /// The time of the join system call: about one kernel tick before the report leaves.
+    /// The time of the join system call: two or more kernel ticks before the report leaves.
     Syscall,
 }
 
@@ -1020,7 +1026,7 @@ mod tests {
         assert_eq!(back.ext, Some(AckExt { join_leave: None, ..ext }));
         // A state a later version adds reads as none; a record without its group is not sent.
         let mut later = bytes.clone();
-        later[114] = 77;
+        later[114] = 8;
         let Ok(Message::Ack(back)) = decode(&later) else { panic!("decodes") };
         assert_eq!(back.ext.unwrap().join_leave.unwrap().join, DelayFigure::None);
         let alone = Ack { ext: Some(AckExt { group: None, ..ext }), ..a.clone() };

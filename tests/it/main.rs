@@ -21,6 +21,7 @@ mod json_schema;
 mod lab_accuracy;
 mod lab_faults;
 mod lab_groups;
+mod lab_join_leave;
 mod lab_max_groups;
 mod lab_rate_mesh;
 mod lab_serve_mesh;

@@ -18,13 +18,14 @@ fn figure(kind: u8, ns: u64) -> DelayFigure {
         3 => DelayFigure::NeverArrived,
         4 => DelayFigure::NoneAfter,
         5 => DelayFigure::StillArriving,
-        _ => DelayFigure::NotMeasurable,
+        6 => DelayFigure::NotMeasurable,
+        _ => DelayFigure::StartedAfter,
     }
 }
 
 /// A join/leave record (plain tuples: nested strategies overflow the test thread's stack).
 fn any_join_leave() -> impl Strategy<Value = GroupDelays> {
-    (any::<u32>(), 0u8..7, any::<u64>(), 0u8..7, any::<u64>(), 0u8..3).prop_map(|(joins, j, jn, l, ln, c)| {
+    (any::<u32>(), 0u8..8, any::<u64>(), 0u8..8, any::<u64>(), 0u8..3).prop_map(|(joins, j, jn, l, ln, c)| {
         let clock = [DelayClock::Unknown, DelayClock::Interface, DelayClock::Syscall][usize::from(c)];
         GroupDelays { joins, join: figure(j, jn), leave: figure(l, ln), clock }
     })
