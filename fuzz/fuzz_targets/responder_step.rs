@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let key = Key::from_secret(b"fuzz").unwrap();
     let cfg = ResponderConfig {
         group: IpAddr::from([239, 255, 42, 42]),
+        groups: vec![IpAddr::from([239, 255, 42, 42])],
         source: None,
         port: 24_242,
         iface: None,
@@ -44,6 +45,8 @@ fuzz_target!(|data: &[u8]| {
         key: keyed.then(|| key.clone()),
         plain,
         tap: false,
+        churn: None,
+        ramp: None,
     };
     let mut engine = Engine::new(&cfg, 7);
     let mut answered: HashSet<(u64, u64)> = HashSet::new();
