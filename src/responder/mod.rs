@@ -670,8 +670,8 @@ impl Engine {
 
 /// A bound, joined responder, ready to [`run`](Responder::run): the engine and its sockets.
 pub(crate) struct Responder {
-    /// One socket, or with `--groups` one per block of memberships (see
-    /// [`net::responder_sockets`]); acks leave by the first.
+    /// One socket, or with `--groups` one per group (or per block of memberships) and one for
+    /// unicast (see [`net::responder_sockets`]); acks leave by the first.
     socks: Vec<UdpSocket>,
     reply: Option<UdpSocket>,
     engine: Engine,
@@ -719,8 +719,7 @@ impl Responder {
         Ok(Responder { socks, reply, engine, tap, churn, cfg, ramp })
     }
 
-    /// How many sockets hold the memberships (one per block of groups, see
-    /// [`net::responder_sockets`]).
+    /// How many sockets the responder reads (see [`net::responder_sockets`]).
     pub(crate) fn sockets(&self) -> usize {
         self.socks.len()
     }
@@ -756,7 +755,7 @@ impl Responder {
         }
         let out = reply.as_ref().unwrap_or(&socks[0]);
         // The kernel's drop count is per socket: the engine gets their sum.
-        let mut drops = vec![0u64; socks.len()];
+        let mut drops = Drops { per_socket: vec![0; socks.len()], total: 0 };
         let mut ready = Vec::with_capacity(socks.len());
         let mut set = if socks.len() > 1 { Some(net::ReadySet::new(socks)?) } else { None };
         while !stop.load(Ordering::Relaxed) {
@@ -812,22 +811,30 @@ fn churn_tick(
     }
 }
 
-/// Answers the `n` datagrams of one read on socket `i` (`drops[i]` its kernel drop count) and
-/// sends their acks in one system call.
+/// The kernel's count of datagrams each socket dropped (SO_RXQ_OVFL), and their sum, kept as
+/// they change: with a socket per group, summing them per datagram would be a thousand additions.
+struct Drops {
+    per_socket: Vec<u64>,
+    total: u64,
+}
+
+/// Answers the `n` datagrams of one read on socket `i` and sends their acks in one system call.
 fn answer_batch(
     engine: &mut Engine,
     rx: &net::RecvBatch,
     n: usize,
-    (drops, i): (&mut [u64], usize),
+    (drops, i): (&mut Drops, usize),
     tx: &mut net::SendBatch,
     out: &UdpSocket,
     events: &mut Vec<Event>,
 ) {
     for k in 0..n {
         let (bytes, r) = rx.get(k);
-        if let Some(d) = r.local_drops {
-            drops[i] = u64::from(d);
-            engine.set_local_drops(drops.iter().sum());
+        if let Some(d) = r.local_drops.map(u64::from) {
+            // The count only grows (a counter that wrapped is taken as it is).
+            drops.total = drops.total - drops.per_socket[i] + d;
+            drops.per_socket[i] = d;
+            engine.set_local_drops(drops.total);
         }
         let datagram = Datagram { bytes, from: r.from, dst: r.dst, ttl: r.ttl, rx_ns: r.rx_ns };
         let step = engine.step(datagram, net::now_ns);

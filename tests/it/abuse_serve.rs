@@ -7,17 +7,13 @@
 use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, GROUP, PATIENCE};
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
+use common::{bin, free_port, free_tcp_port, GROUP, PATIENCE};
 
 /// Runs `serve` on `config` and expects it refused: exit 2 and one line naming `needles`.
 fn refused(config: &str, needles: &[&str]) {

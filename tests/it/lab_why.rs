@@ -340,14 +340,7 @@ fn serve_exports_the_querier_and_its_silence() {
     c.args(["serve", "--iface", "veth0", "--port", "24309", "--rate", "20", "--window", "5s", "--timeout", "300ms"]);
     c.args(["--querier-wait", "3s", "--listen", "127.0.0.1:19798"]);
     let child = c.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().unwrap();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _serve = Killed(child);
+    let _serve = common::Killed(child);
     let q = r#"target="default",querier="0.0.0.0""#;
     let queries = |t: &str| -> u64 {
         let line = format!("mcprobe_querier_queries_total{{{q}}} ");

@@ -4,15 +4,11 @@
 use crate::common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, Responder, GROUP, PATIENCE};
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
+use common::{bin, free_port, free_tcp_port, Responder, GROUP, PATIENCE};
 
 /// Sends `request` as is; returns (status, headers, body). Reads up to the end of the body
 /// (its Content-Length), as a keep-alive connection never ends by itself.

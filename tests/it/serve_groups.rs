@@ -8,14 +8,14 @@
 
 use crate::common;
 use crate::serve_prometheus::{
-    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus, Killed,
+    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus,
 };
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bin, free_port, Responder, PATIENCE};
+use common::{bin, free_port, free_tcp_port, Killed, Responder, PATIENCE};
 
 /// 64 groups: 239.255.44.0 to 239.255.44.63.
 const GROUPS: &str = "239.255.44.0/26";
@@ -23,10 +23,6 @@ const GROUPS: &str = "239.255.44.0/26";
 const MISSING: [&str; 4] = ["239.255.44.5", "239.255.44.6", "239.255.44.7", "239.255.44.63"];
 /// r2's groups: all but [`MISSING`].
 const R2_GROUPS: &str = "239.255.44.0-239.255.44.4,239.255.44.8-239.255.44.62";
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
 
 /// A loopback responder joined to `groups` on `port`.
 fn responder(port: u16, name: &str, groups: &str, joined: usize) -> Responder {

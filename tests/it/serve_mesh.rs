@@ -5,24 +5,16 @@
 
 use crate::common;
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bin, free_port, wait_for, Responder, GROUP};
+use common::{bin, free_port, free_tcp_port, wait_for, Killed, Responder, GROUP, PATIENCE};
 
 use crate::serve_prometheus::{have, http_get, promtool_check_metrics};
 
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn mesh_host(port: u16, name: &str, extra: &[&str]) -> (Killed, u16) {
-    let http = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let http = free_tcp_port();
     let child = bin()
         .args(["serve", "--mesh", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string()])
         .args(["--name", name, "--rate", "20", "--window", "1s", "--timeout", "300ms"])
@@ -32,15 +24,17 @@ fn mesh_host(port: u16, name: &str, extra: &[&str]) -> (Killed, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    (Killed(child), http)
+    let child = Killed(child);
+    // Scraped from the start: wait until it listens (a loaded machine starts it slowly).
+    assert!(
+        wait_for(PATIENCE, || std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, http)).is_ok()),
+        "serve --mesh did not listen"
+    );
+    (child, http)
 }
 
 /// `mcprobe_mesh_peer_up` lines of a scrape.
 fn peers(http: u16) -> Vec<String> {
-    // Not listening yet (a loaded machine starts serve slowly): nothing seen yet.
-    if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, http)).is_err() {
-        return Vec::new();
-    }
     let (_, body) = http_get(http, "/metrics", None);
     body.lines().filter(|l| l.starts_with("mcprobe_mesh_peer_up{")).map(String::from).collect()
 }

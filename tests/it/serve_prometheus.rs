@@ -5,22 +5,16 @@
 use crate::common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, skip_or_fail, Responder, GROUP};
+use common::{bin, free_port, free_tcp_port, skip_or_fail, Killed, Responder, GROUP};
 use serde_json::Value;
 
 /// A failure bound for each wait on Prometheus, not a speed assertion.
 const WAIT: Duration = Duration::from_secs(45);
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-pub struct Killed(pub Child);
 
 /// Asserts that `promtool check metrics` accepts the exposition `text`.
 pub(crate) fn promtool_check_metrics(text: &str) {
@@ -59,12 +53,6 @@ pub(crate) fn start_prometheus(dir: &Path, rules: &str, target_port: u16) -> (Ki
         .spawn()
         .unwrap();
     (Killed(prom), prom_port)
-}
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1; returns (status, body).

@@ -7,22 +7,18 @@
 
 use crate::common;
 use crate::serve_prometheus::{
-    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus, Killed,
+    dashboard_queries, have, http_get, promtool_check_metrics, query, scalar, start_prometheus,
 };
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, loopback_multicast_sender, PATIENCE};
+use common::{bin, free_port, free_tcp_port, loopback_multicast_sender, Killed, PATIENCE};
 
 const SEQ_GROUP: &str = "239.255.43.1";
 const RTP_GROUP: &str = "239.255.43.2";
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
 
 /// `serve --config` with `config`, listening on 127.0.0.1; returns once /metrics shows every
 /// watched group (its sockets are joined then).

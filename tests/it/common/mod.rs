@@ -59,6 +59,21 @@ pub fn free_port() -> u16 {
     UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
+/// A TCP port on 127.0.0.1 nobody listens on right now (for `serve --listen`, Prometheus).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// A child process (serve, Prometheus) killed and reaped when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `mcprobe respond` on loopback; killed when dropped.
 pub struct Responder {
     pub child: Child,
