@@ -19,11 +19,11 @@ const PORT: &str = "24242";
 
 /// A fresh 3-host lab whose bridge is an IGMP querier (snooping really filters), with
 /// `bridge_setup` applied before any responder joins.
-fn querier_lab(base: &str, bridge_setup: &[&str]) -> Option<(Lab, std::sync::MutexGuard<'static, ()>, &'static str)> {
+fn querier_lab(base: &str, bridge_setup: &[&str]) -> Option<(Lab, Turn, &'static str)> {
     if !root_or_skip() {
         return None;
     }
-    let turn = one_lab_at_a_time();
+    let turn = beside_another_waiting_lab();
     let p = prefix(base);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab_in(p, &["up", "3", "--querier"]);

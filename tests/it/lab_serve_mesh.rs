@@ -81,7 +81,7 @@ fn matrix(texts: &[String]) -> Matrix {
 /// (return), and every other cell stays clean.
 #[test]
 fn every_host_sees_the_others_and_an_ingress_loss_shows_in_its_column() {
-    let Some((_lab, _turn, p)) = fresh_lab("sm", 4) else { return };
+    let Some((_lab, _turn, p)) = fresh_waiting_lab("sm", 4) else { return };
     let addrs: Vec<IpAddr> = HOSTS.iter().map(|h| lab_in(p, &["addr", h]).trim().parse().unwrap()).collect();
     let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     let mut children = Vec::new();
@@ -194,7 +194,7 @@ fn prometheus_sees_the_matrix_and_the_alert_fires_and_clears_for_the_lossy_host(
     if !common::tool_or_skip("prometheus", "--version", "prometheus") {
         return;
     }
-    let Some((_lab, _turn, p)) = fresh_lab("sp", 9) else { return };
+    let Some((_lab, _turn, p)) = fresh_waiting_lab("sp", 9) else { return };
     let hosts: Vec<String> = (1..=8).map(|i| format!("h{i}")).collect();
     let addrs: Vec<IpAddr> = hosts.iter().map(|h| lab_in(p, &["addr", h]).trim().parse().unwrap()).collect();
     let mut children = Vec::new();

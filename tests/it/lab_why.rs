@@ -8,7 +8,8 @@ use crate::common;
 use std::process::{Command, Output};
 
 use common::lab::{
-    fresh_lab as lab_up, in_lab_host, in_netns, lab_in, one_lab_at_a_time, prefix, repo, root_or_skip, Lab,
+    fresh_lab as lab_up, fresh_waiting_lab, in_lab_host, in_netns, lab_in, one_lab_at_a_time, prefix, repo,
+    root_or_skip, Lab, Turn,
 };
 use common::*;
 use serde_json::Value;
@@ -17,8 +18,13 @@ fn lab(p: &str, args: &[&str]) -> String {
     lab_in(p, args)
 }
 
-fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, std::sync::MutexGuard<'static, ()>)> {
+fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, Turn)> {
     lab_up(base, hosts).map(|(l, turn, _)| (l, turn))
+}
+
+/// A lab for a test that waits on the querier's intervals (see common::lab).
+fn waiting_lab(base: &str, hosts: u32) -> Option<(Lab, Turn)> {
+    fresh_waiting_lab(base, hosts).map(|(l, turn, _)| (l, turn))
 }
 
 fn in_host(p: &str, h: &str) -> Command {
@@ -63,7 +69,7 @@ fn only_querier(report: &Value) -> &Value {
 
 #[test]
 fn a_bridge_querier_is_found_with_its_version_and_interval() {
-    let Some((l, _turn)) = fresh_lab("wq", 2) else { return };
+    let Some((l, _turn)) = waiting_lab("wq", 2) else { return };
     let p = l.0;
     // IGMPv3 and MLDv2 announce their interval (QQIC): 2 s here.
     lab(p, &["querier", "on", "--interval", "2"]);
@@ -106,7 +112,7 @@ fn a_bridge_querier_is_found_with_its_version_and_interval() {
 
 #[test]
 fn without_a_querier_the_warning_comes_after_the_wait() {
-    let Some((l, _turn)) = fresh_lab("wn", 2) else { return };
+    let Some((l, _turn)) = waiting_lab("wn", 2) else { return };
     let p = l.0;
     let _r = responder(p, "h2", "239.255.42.42", "24305");
     // 4 s of probing: silent past a 2 s wait, not past the default 135 s.
@@ -197,7 +203,7 @@ fn trunk_loss_is_shared_by_the_hosts_behind_it_and_access_loss_is_one_hosts_own(
 
 #[test]
 fn without_cap_net_raw_it_says_so_once_and_measures_on() {
-    let Some((l, _turn)) = fresh_lab("wc", 2) else { return };
+    let Some((l, _turn)) = waiting_lab("wc", 2) else { return };
     let p = l.0;
     let _r = responder(p, "h2", "239.255.42.42", "24307");
     // The prober without CAP_NET_RAW: dropped from the bounding and inheritable sets, so the
@@ -223,7 +229,7 @@ fn without_cap_net_raw_it_says_so_once_and_measures_on() {
 /// verdicts of `--hosts`.
 #[test]
 fn a_querier_gone_quiet_explains_the_outage_that_follows() {
-    let Some((l, _turn)) = fresh_lab("wh", 3) else { return };
+    let Some((l, _turn)) = waiting_lab("wh", 3) else { return };
     let p = l.0;
     lab(p, &["querier", "on", "--interval", "1"]);
     let _r: Vec<Responder> = ["h2", "h3"].iter().map(|h| responder(p, h, "239.255.42.42", "24308")).collect();
@@ -330,7 +336,7 @@ fn metrics_until(p: &str, port: u16, what: &str, ok: impl Fn(&str) -> bool) -> S
 /// exposition passes `promtool check metrics`.
 #[test]
 fn serve_exports_the_querier_and_its_silence() {
-    let Some((l, _turn)) = fresh_lab("ws", 2) else { return };
+    let Some((l, _turn)) = waiting_lab("ws", 2) else { return };
     let p = l.0;
     lab(p, &["querier", "on", "--interval", "1"]);
     let _r = responder(p, "h2", "239.255.42.42", "24309");

@@ -1,12 +1,16 @@
 //! The namespace lab of scripts/lab.sh, as the lab tests use it: a fresh lab per test, named after
-//! this process so parallel checkouts never collide, removed on drop, one at a time per test
-//! binary (timing figures should not depend on another lab's traffic on the same vCPUs).
+//! this process so parallel checkouts never collide, removed on drop. A lab test whose figures
+//! depend on timing runs alone ([`one_lab_at_a_time`]): its figures must not depend on another
+//! lab's traffic on the same vCPUs. A lab test that mostly waits (querier intervals, membership
+//! ageing, ramps, scrapes) at a few dozen probes a second and asserts nothing finer than a
+//! second may run beside one other such test ([`beside_another_waiting_lab`]): the suite's wall
+//! time was the sum of every lab test's waits.
 //! Everything lives in namespaces the lab creates; nothing is sent on the host's own interfaces.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,11 +47,27 @@ impl Drop for Lab {
     }
 }
 
-/// The lab tests of one test binary take turns.
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The turns of the lab tests of one test binary: a timing test holds it alone, waiting tests
+/// share it. Linux's std RwLock makes new readers wait behind a waiting writer, so a timing test
+/// is not starved by a stream of waiting ones.
+static LAB_TURNS: RwLock<()> = RwLock::new(());
 
-pub fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+/// A lab test's turn, held until the test ends.
+pub enum Turn {
+    // The guards are held for their Drop, never read.
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+}
+
+/// The turn of a lab test that measures: no other lab test runs until it ends.
+pub fn one_lab_at_a_time() -> Turn {
+    Turn::Alone(LAB_TURNS.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The turn of a lab test that mostly waits (see the module's comment): it runs beside other
+/// waiting tests (at most as many as the test threads), never beside one that measures.
+pub fn beside_another_waiting_lab() -> Turn {
+    Turn::Shared(LAB_TURNS.read().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// True as root with every package the lab needs; otherwise skips (one line naming what is
@@ -76,14 +96,23 @@ pub fn delay_or_skip(prefix: &str) -> bool {
     answer.trim() == "yes" || super::skip_or_fail(&format!("the lab cannot emulate a delay: {}", answer.trim()))
 }
 
-/// A fresh lab of `hosts` hosts, its prefix made from `base`, removed when the first element
-/// drops; the second holds this test's turn. `None`, with the reason printed, when not root or
-/// a package the lab needs is missing.
-pub fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, MutexGuard<'static, ()>, &'static str)> {
+/// A fresh lab of `hosts` hosts for a test that measures (it runs alone), its prefix made from
+/// `base`, removed when the first element drops; the second holds this test's turn. `None`,
+/// with the reason printed, when not root or a package the lab needs is missing.
+pub fn fresh_lab(base: &str, hosts: u32) -> Option<(Lab, Turn, &'static str)> {
+    lab_with_turn(base, hosts, one_lab_at_a_time)
+}
+
+/// As [`fresh_lab`], for a test that mostly waits: it may run beside another such test.
+pub fn fresh_waiting_lab(base: &str, hosts: u32) -> Option<(Lab, Turn, &'static str)> {
+    lab_with_turn(base, hosts, beside_another_waiting_lab)
+}
+
+fn lab_with_turn(base: &str, hosts: u32, turn: fn() -> Turn) -> Option<(Lab, Turn, &'static str)> {
     if !root_or_skip() {
         return None;
     }
-    let turn = one_lab_at_a_time();
+    let turn = turn();
     let p = prefix(base);
     let _ = Command::new(repo().join("scripts/lab.sh")).env("LAB_PREFIX", p).arg("down").status();
     lab_in(p, &["up", &hosts.to_string()]);

@@ -3,7 +3,7 @@
 //! certain from what the responder says in its acks to unicast probes, the second is listed with
 //! the other cause its evidence fits (a firewall's reject). Needs root (CI runs as root).
 
-use crate::common::lab::{fresh_lab, in_lab_host};
+use crate::common::lab::{fresh_waiting_lab as fresh_lab, in_lab_host};
 use crate::common::{run, Responder};
 
 const HOSTS: &str = "10.77.0.2,10.77.0.3";

@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::lab::{fresh_lab, in_lab_host, nft_in};
+use crate::common::lab::{fresh_waiting_lab as fresh_lab, in_lab_host, nft_in};
 use crate::common::{run, Responder};
 
 const HOSTS: &str = "10.77.0.2,10.77.0.3";

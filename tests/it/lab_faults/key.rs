@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::lab::{fresh_lab, in_lab_host};
+use common::lab::{fresh_waiting_lab as fresh_lab, in_lab_host};
 use common::*;
 
 const KEY: &str = "the responders' lab key";

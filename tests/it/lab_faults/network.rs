@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::lab::{fresh_lab, lab_in, one_lab_at_a_time, prefix, root_or_skip};
+use crate::common::lab::{fresh_waiting_lab, lab_in, one_lab_at_a_time, prefix, root_or_skip};
 use crate::common::{run, Responder};
 
 fn line<'a>(text: &'a str, host: &str) -> &'a str {
@@ -21,7 +21,7 @@ fn assert_no(text: &str, wrong: &[&str]) {
 
 #[test]
 fn a_snooping_switch_whose_hosts_hear_no_querier_is_named_from_the_silence() {
-    let Some((_lab, _turn, p)) = fresh_lab("nsq", 3) else { return };
+    let Some((_lab, _turn, p)) = fresh_waiting_lab("nsq", 3) else { return };
     // The bridge snoops and queries every second; memberships age out 3 s after the last report.
     lab_in(p, &["querier", "on", "--interval", "1"]);
     let responder = |h: &str| {
