@@ -19,6 +19,7 @@
 pub(crate) mod bounds;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub(crate) mod schedule;
 pub(crate) mod state;
 pub(crate) mod watch;
 pub(crate) mod webconfig;
@@ -73,6 +74,11 @@ pub(crate) struct Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Mesh {
     pub responder: crate::responder::ResponderConfig,
+    /// The packets a second the schedule keeps the host within ([`schedule::interval`]);
+    /// `None` when the user chose the rate (`--rate`, `--interval`): then it is kept.
+    pub budget: Option<f64>,
+    /// At most this many peers are probed by unicast in a window, in turns.
+    pub unicast_max: usize,
 }
 
 impl Target {
@@ -80,19 +86,24 @@ impl Target {
     /// take two blocks of ports in turn (the ack port and the hosts' ports after it, then the
     /// next block).
     pub(crate) fn ack_port_of_window(&self, k: u64) -> Option<u16> {
-        let block = (self.probe.hosts.len() + 1) * (k % 2) as usize;
+        let block = (self.unicast_slots() + 1) * (k % 2) as usize;
         self.probe.ack_port.and_then(|p| u16::try_from(usize::from(p) + block).ok())
     }
 
     /// The ports its windows take for acks, first and last.
     pub(crate) fn ack_ports(&self) -> Option<(u16, u16)> {
         let first = self.probe.ack_port?;
-        Some((first, self.ack_port_of_window(1)? + self.probe.hosts.len() as u16))
+        Some((first, self.ack_port_of_window(1)? + self.unicast_slots() as u16))
     }
 
-    /// Probes a second this target sends: multicast plus one unicast probe per host.
+    /// Probes a second this target sends at most: multicast plus one unicast probe per host.
     pub(crate) fn send_rate(&self) -> f64 {
-        (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
+        (1 + self.unicast_slots()) as f64 / self.probe.interval.as_secs_f64()
+    }
+
+    /// The most hosts a window probes by unicast: `--hosts`; a mesh's sample of its peers.
+    pub(crate) fn unicast_slots(&self) -> usize {
+        self.mesh.as_ref().map_or(self.probe.hosts.len(), |m| m.unicast_max)
     }
 }
 
@@ -113,7 +124,7 @@ pub(crate) struct ServeConfig {
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
 pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
-    let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
+    let hosts = cfg.targets.iter().map(Target::unicast_slots);
     let watched = cfg.watches.iter().map(|w| w.groups.len());
     let http = http::MAX_CONNECTIONS + http::MAX_REFUSING;
     // A mesh responder: its socket(s), its tap, a few to spare.
@@ -150,6 +161,17 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
         }
         if !watches.is_empty() {
             doing.push(format!("watching {}", watches.join(", ")));
+        }
+        for t in &cfg.targets {
+            let Some(m) = &t.mesh else { continue };
+            let rate = match m.budget {
+                Some(b) => format!("{:.3} probes/s, lowered as peers appear to stay within {b:.0} packets/s per host (rate x (3 x peers + 1 + 4 x unicast))", 1.0 / t.probe.interval.as_secs_f64()),
+                None => format!("{:.3} probes/s as given, whatever the peers", 1.0 / t.probe.interval.as_secs_f64()),
+            };
+            doing.push(format!(
+                "mesh {}: {rate}; at most {} peers by unicast a window, in turns",
+                t.name, m.unicast_max
+            ));
         }
         eprintln!("serving {scheme}://{addr}/metrics; {}", doing.join("; "));
     }
@@ -307,10 +329,10 @@ impl InFlight {
     /// session, so a responder names this prober once rather than once per window.
     /// Window `k` of its target: with `--ack-port`, windows take two blocks of ports in turn,
     /// since one waits for its late acks while the next sends.
-    fn start(t: &Target, prober: u32, k: u64) -> Result<Self> {
+    fn start(t: &Target, base: &ProbeConfig, prober: u32, k: u64) -> Result<Self> {
         // Every window is its own session: acks of one are never taken for another's.
         let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
-        let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..t.probe.clone() };
+        let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..base.clone() };
         let cut = Arc::new(AtomicBool::new(false));
         let stop = cut.clone();
         let thread = thread::Builder::new()
@@ -363,6 +385,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let mut querier_read: Option<Instant> = None;
     let mut overruns = OverrunLog { last: None, unsaid: 0 };
     let mut answered = Answered::Unknown;
+    let mut plan = MeshPlan::default();
     let prober: u32 = rand::random();
     // Windows started so far: which block of ack ports the next one takes.
     let mut started = 0u64;
@@ -428,11 +451,62 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             );
             overruns.record(t, &why, state, published, quiet);
         }
-        sending = Some(InFlight::start(t, prober, started)?);
+        let base = mesh_window(t, state, &mut plan, quiet);
+        sending = Some(InFlight::start(t, base.as_ref().unwrap_or(&t.probe), prober, started)?);
         started += 1;
         // A window that starts late is given its whole length; the schedule moves with it.
         due = if late { now } else { due } + t.window;
     }
+}
+
+/// Where a mesh target's schedule stands: the last peer of the last unicast sample (the next
+/// sample starts after it) and the last interval said in the log.
+#[derive(Default)]
+struct MeshPlan {
+    after: Option<std::net::IpAddr>,
+    said: Option<(usize, Duration)>,
+}
+
+/// A mesh target's next window: its peers (`--hosts` and those learned from their multicast
+/// acks, this host's own addresses left out), the window's unicast sample of them, and the rate
+/// the schedule allows with that many ([`schedule`]); said in the log when the rate changes.
+/// `None` for a target that is not a mesh.
+fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: bool) -> Option<ProbeConfig> {
+    let m = t.mesh.as_ref()?;
+    let mut peers: std::collections::BTreeSet<std::net::IpAddr> = t.probe.hosts.iter().copied().collect();
+    {
+        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let learned = st.series.range(state::range_of(&t.name)).filter(|(k, _)| k.path == state::Path::Multicast);
+        peers.extend(learned.map(|(k, _)| k.address));
+    }
+    // On loopback every peer answers from this host's own address: no unicast there.
+    let local = crate::net::local_addrs().unwrap_or_default();
+    peers.retain(|a| !a.is_loopback() && !local.contains(a));
+    let hosts = schedule::unicast_sample(&peers, plan.after, m.unicast_max);
+    if let Some(&last) = hosts.last() {
+        plan.after = Some(last);
+    }
+    let interval = schedule::interval(t.probe.interval, m.budget, peers.len(), hosts.len());
+    if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != peers.is_empty()) {
+        let rate = 1.0 / interval.as_secs_f64();
+        let pps = schedule::packets_per_s(rate, peers.len(), hosts.len());
+        let why = match m.budget {
+            Some(b) if interval > t.probe.interval => {
+                format!("lowered from {:.3}/s to stay within {b:.0}", 1.0 / t.probe.interval.as_secs_f64())
+            }
+            Some(b) => format!("within {b:.0}"),
+            None => "as --rate/--interval says".to_string(),
+        };
+        eprintln!(
+            "target {}: mesh of {} peer(s) by address, {} by unicast in this window: {rate:.3} probes/s, about {pps:.0} packets/s per host ({why})",
+            t.name,
+            peers.len(),
+            hosts.len()
+        );
+        plan.said = Some((peers.len(), interval));
+    }
+    let count = schedule::count(t.window, interval);
+    Some(ProbeConfig { hosts, interval, count, ..t.probe.clone() })
 }
 
 /// How often a target's querier watch is read into the metrics.
