@@ -474,11 +474,15 @@ struct MeshPlan {
 fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: bool) -> Option<ProbeConfig> {
     let m = t.mesh.as_ref()?;
     let mut peers: std::collections::BTreeSet<std::net::IpAddr> = t.probe.hosts.iter().copied().collect();
-    {
+    // Peers by name: on loopback (or behind one address) several answer from one address, and
+    // each still sends this host probes and acks.
+    let learned = {
         let st = state.lock().unwrap_or_else(|e| e.into_inner());
         let learned = st.series.range(state::range_of(&t.name)).filter(|(k, _)| k.path == state::Path::Multicast);
-        peers.extend(learned.map(|(k, _)| k.address));
-    }
+        learned.map(|(k, _)| k.address).collect::<Vec<_>>()
+    };
+    let count = learned.len() + peers.iter().filter(|a| !learned.contains(a)).count();
+    peers.extend(learned);
     // On loopback every peer answers from this host's own address: no unicast there.
     let local = crate::net::local_addrs().unwrap_or_default();
     peers.retain(|a| !a.is_loopback() && !local.contains(a));
@@ -486,10 +490,10 @@ fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: boo
     if let Some(&last) = hosts.last() {
         plan.after = Some(last);
     }
-    let interval = schedule::interval(t.probe.interval, m.budget, peers.len(), hosts.len());
-    if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != peers.is_empty()) {
+    let interval = schedule::interval(t.probe.interval, m.budget, count, hosts.len());
+    if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != (count == 0)) {
         let rate = 1.0 / interval.as_secs_f64();
-        let pps = schedule::packets_per_s(rate, peers.len(), hosts.len());
+        let pps = schedule::packets_per_s(rate, count, hosts.len());
         let why = match m.budget {
             Some(b) if interval > t.probe.interval => {
                 format!("lowered from {:.3}/s to stay within {b:.0}", 1.0 / t.probe.interval.as_secs_f64())
@@ -498,12 +502,11 @@ fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: boo
             None => "as --rate/--interval says".to_string(),
         };
         eprintln!(
-            "target {}: mesh of {} peer(s) by address, {} by unicast in this window: {rate:.3} probes/s, about {pps:.0} packets/s per host ({why})",
+            "target {}: mesh of {count} peer(s), {} by unicast in this window: {rate:.3} probes/s, about {pps:.0} packets/s per host ({why})",
             t.name,
-            peers.len(),
             hosts.len()
         );
-        plan.said = Some((peers.len(), interval));
+        plan.said = Some((count, interval));
     }
     let count = schedule::count(t.window, interval);
     Some(ProbeConfig { hosts, interval, count, ..t.probe.clone() })
