@@ -26,7 +26,7 @@ pub(crate) mod webconfig;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,10 +40,12 @@ use crate::prober::{self, ProbeConfig};
 use crate::querier::watch::QuerierWatch;
 use crate::run::Outcome;
 
-/// How often the main thread and each target's loop look at the stop flag: SIGTERM and Ctrl-C
-/// stop `serve` within about this long, whatever the timeout (windows under way are abandoned:
-/// their figures would have nowhere to go).
-const STOP_CHECK: Duration = Duration::from_millis(50);
+// How often the main thread and each target's loop look at the stop flag (STOP_TICK, 250 ms; it
+// was 50): SIGTERM and Ctrl-C stop `serve` within about two of them (the main thread's look at
+// Ctrl-C's flag, then the loops' look at `quit`), whatever the timeout (windows under way are
+// abandoned: their figures would have nowhere to go). Everything else they wait for wakes them:
+// a window's end, the next window, a cut.
+use crate::net::STOP_TICK;
 /// How late a window may start, and how long after the next window's start it may still send
 /// its last probe, without an overrun: its engine starts its schedule once its sockets are set
 /// up, and on a loaded machine threads wake late (12-13 ms measured with 64 targets on 2
@@ -245,11 +247,13 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
                 })
             })
             .collect();
+        // Ctrl-C sets `stop`, which nothing can ring: looked at every STOP_TICK (it was every
+        // 20 ms), as is `quit` when a thread fails. The loops see `quit` within their own wait.
         while !quit.load(Ordering::SeqCst) {
             if stop.load(Ordering::SeqCst) {
                 quit.store(true, Ordering::SeqCst);
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(STOP_TICK);
         }
         for l in loops.into_iter().chain(watch_loops).chain(answering) {
             let _ = l.join();
@@ -285,7 +289,9 @@ fn watch_loop(
     let forget_ns = u64::try_from(forget.as_nanos()).unwrap_or(u64::MAX);
     let mut next_tick = t0 + SECOND;
     while !quit.load(Ordering::SeqCst) {
-        rx.poll(Duration::from_millis(100), |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
+        // Until the next datagram, or the next second's duty, or STOP_TICK for `quit`.
+        let wait = Duration::from_nanos(next_tick.saturating_sub(crate::net::now_ns())).min(crate::net::STOP_TICK);
+        rx.poll(wait, |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
             .map_err(|e| e.context(format!("watch {}", w.name)))?;
         let now = crate::net::now_ns();
         if now >= next_tick {
@@ -322,6 +328,8 @@ struct InFlight {
     cut: Arc<AtomicBool>,
     /// When to set `cut`: [`grace`] after the next window started.
     cut_at: Option<Instant>,
+    /// The window's number, in what its thread sends when it is over.
+    k: u64,
 }
 
 impl InFlight {
@@ -329,7 +337,9 @@ impl InFlight {
     /// session, so a responder names this prober once rather than once per window.
     /// Window `k` of its target: with `--ack-port`, windows take two blocks of ports in turn,
     /// since one waits for its late acks while the next sends.
-    fn start(t: &Target, base: &ProbeConfig, prober: u32, k: u64) -> Result<Self> {
+    /// `done` hears `k` when the window's thread is over, so the target's loop wakes for it.
+    /// `base`: the window's engine configuration (a mesh's has its own hosts and rate).
+    fn start(t: &Target, base: &ProbeConfig, prober: u32, k: u64, done: &mpsc::Sender<u64>) -> Result<Self> {
         // Every window is its own session: acks of one are never taken for another's.
         let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
         let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..base.clone() };
@@ -337,9 +347,17 @@ impl InFlight {
         let stop = cut.clone();
         let thread = thread::Builder::new()
             .name("window".into())
-            .spawn(move || prober::run(&probe, &stop, None, |_| {}))
+            .spawn({
+                let done = done.clone();
+                move || {
+                    let outcome = prober::run(&probe, &stop, None, |_| {});
+                    // The loop may be gone (serve stopping): nobody to tell.
+                    let _ = done.send(k);
+                    outcome
+                }
+            })
             .map_err(|e| anyhow!("cannot start a window's thread: {e}"))?;
-        Ok(InFlight { thread, cut, cut_at: None })
+        Ok(InFlight { thread, cut, cut_at: None, k })
     }
 }
 
@@ -392,14 +410,20 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     // The newest window (sending) and the one before it (waiting for its late acks).
     let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
     let mut due = Instant::now();
+    // Each window's thread says when it is over: the loop waits for that, for the next window,
+    // a cut, the querier watch's next read or STOP_TICK (for `quit`), not on a fixed nap.
+    let (done_tx, done_rx) = mpsc::channel::<u64>();
     let abandon = |windows: [Option<InFlight>; 2]| {
         windows.into_iter().flatten().for_each(|w| w.cut.store(true, Ordering::SeqCst))
     };
+    // Windows whose thread said it is over (it tells just before it returns: joining it
+    // then waits a moment at most), by number.
+    let mut over: Vec<u64> = Vec::new();
     loop {
         // Until the next window is due: fold what finished, read the querier watch.
         loop {
             for slot in [&mut waiting, &mut sending] {
-                if slot.as_ref().is_some_and(|w| w.thread.is_finished()) {
+                if slot.as_ref().is_some_and(|w| w.thread.is_finished() || over.contains(&w.k)) {
                     let w = slot.take().expect("checked");
                     let joined = w.thread.join();
                     if let Some(o) = finish(t, joined, &mut folded_any, &mut answered, state, published, quiet)? {
@@ -429,11 +453,19 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             if now >= due && waiting.is_none() {
                 break;
             }
-            let mut nap = if now >= due { Duration::from_millis(5) } else { (due - now).min(STOP_CHECK) };
+            // Past due, the window before last is what is awaited: its thread tells.
+            let mut nap = if now >= due { STOP_TICK } else { (due - now).min(STOP_TICK) };
             if let Some(c) = cut_at.filter(|&c| c > now) {
                 nap = nap.min(c - now);
             }
-            thread::sleep(nap);
+            if let Some(r) = querier_read.filter(|_| watch.is_some()) {
+                nap = nap.min((r + QUERIER_READ).saturating_duration_since(now));
+            }
+            // Only windows still here can be waited for (one folded already may have told).
+            over.retain(|k| [&waiting, &sending].iter().any(|w| w.as_ref().is_some_and(|w| w.k == *k)));
+            if let Ok(k) = done_rx.recv_timeout(nap) {
+                over.push(k);
+            }
         }
         // The newest window's time is up: its sending ends now (normally it has, one interval
         // ago; a late last probe gets `grace`); it waits for its late acks beside the next one.
@@ -452,7 +484,7 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             overruns.record(t, &why, state, published, quiet);
         }
         let base = mesh_window(t, state, &mut plan, quiet);
-        sending = Some(InFlight::start(t, base.as_ref().unwrap_or(&t.probe), prober, started)?);
+        sending = Some(InFlight::start(t, base.as_ref().unwrap_or(&t.probe), prober, started, &done_tx)?);
         started += 1;
         // A window that starts late is given its whole length; the schedule moves with it.
         due = if late { now } else { due } + t.window;
