@@ -11,6 +11,10 @@
 //!   `unknown` loss; a series silent for longer than `forget` leaves the state (and the
 //!   exposition); if it comes back, it starts again as new.
 //! - A restarted responder (new id, same name and address) keeps its series; restarts are counted.
+//! - `--mesh`: a peer known from its multicast acks that a window probed by unicast and that
+//!   answered none of them gets its unicast series then, charged every one of those probes as
+//!   `unknown` loss (it has nothing to join for unicast); a peer's unicast series is probed only
+//!   in the windows whose unicast sample holds it, and stays as long as its multicast series.
 //!
 //! With `--groups` (a target probing several groups in turn), each multicast series also has:
 //! - `groups_reached`: the groups it answered at least once in the last window (any of their
