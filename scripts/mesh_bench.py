@@ -8,6 +8,13 @@ seconds. Over the last SECS seconds, per process: CPU (utime + stime from /proc)
 acks from it). Every process is stopped by its own timeout as well as at the end.
 
     scripts/mesh_bench.py [N ...]        # default: 8 32 128; WARM [15], SECS [60]; MCPROBE
+    LAB=mbx scripts/mesh_bench.py 8 32   # in a namespace lab instead (root; scripts/lab.sh)
+
+On loopback every host answers from 127.0.0.1, this machine's own address, so no host probes
+another by unicast there: loopback rows are the multicast part alone. With LAB=PREFIX (3
+letters, a lab of that prefix is brought up for each N and removed after), each process runs in
+its own lab host (10.77.0.I on veth0, one bridge) and probes its peers by unicast too, as on a
+real LAN; its /metrics is read with curl inside its namespace.
 
 Prints one Markdown table row per N (mean over the N processes, and the worst one).
 """
@@ -27,6 +34,9 @@ WARM = int(os.environ.get("WARM", "15"))
 SECS = int(os.environ.get("SECS", "60"))
 TICK = os.sysconf("SC_CLK_TCK")
 LOGS = os.environ.get("LOGS", "/tmp/mesh-bench-logs")
+LAB = os.environ.get("LAB")
+LAB_SH = os.path.join(ROOT, "scripts/lab.sh")
+LAB_HTTP = 9464
 os.makedirs(LOGS, exist_ok=True)
 
 
@@ -49,7 +59,19 @@ def hwm_kib(pid):
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
+def lab(*args):
+    env = dict(os.environ, LAB_PREFIX=LAB)
+    return subprocess.run([LAB_SH, *args], env=env, check=True, capture_output=True, text=True).stdout
+
+
 def metrics(http):
+    if LAB:
+        i = http  # in the lab, host i+1 at 10.77.0.(i+1)
+        out = subprocess.run(
+            ["ip", "netns", "exec", f"{LAB}-h{i + 1}", "curl", "-s", "-m", "10", f"http://10.77.0.{i + 1}:{LAB_HTTP}/metrics"],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
         return r.read().decode()
 
@@ -79,19 +101,29 @@ def figures(texts):
         sent = total(t, "mcprobe_probes_sent_total")
         received = total(t, "mcprobe_acks_total")
         answered = sum(b.get(f"m{i}", 0.0) for j, b in enumerate(by_peer) if j != i)
-        out.append((sent, received, answered))
+        unicast = total(t, "mcprobe_probes_sent_total", lambda lab: 'path="unicast"' in lab)
+        out.append((sent, received, answered, unicast))
     return out
 
 
 def run(n):
     port = free_port(socket.SOCK_DGRAM)
     procs, https = [], []
+    if LAB:
+        subprocess.run([LAB_SH, "down"], env=dict(os.environ, LAB_PREFIX=LAB), capture_output=True)
+        lab("up", str(n))
     try:
         for i in range(n):
-            http = free_port()
-            cmd = ["timeout", "-s", "INT", str(WARM + SECS + 300), MCPROBE, "serve", "--mesh"]
-            cmd += ["--iface", "127.0.0.1", "--group", "239.77.9.1", "--port", str(port)]
-            cmd += ["--name", f"m{i}", "--listen", f"127.0.0.1:{http}", "--forget", "1m"]
+            cmd = ["timeout", "-s", "INT", str(WARM + SECS + 300)]
+            if LAB:
+                http = i
+                cmd += ["ip", "netns", "exec", f"{LAB}-h{i + 1}", MCPROBE, "serve", "--mesh", "--iface", "veth0"]
+                cmd += ["--group", "239.77.9.1", "--port", str(port), "--listen", f"10.77.0.{i + 1}:{LAB_HTTP}"]
+            else:
+                http = free_port()
+                cmd += [MCPROBE, "serve", "--mesh", "--iface", "127.0.0.1", "--group", "239.77.9.1"]
+                cmd += ["--port", str(port), "--listen", f"127.0.0.1:{http}"]
+            cmd += ["--name", f"m{i}", "--forget", "1m"]
             log = open(os.path.join(LOGS, f"m{i}.log"), "w")  # noqa: SIM115 (closed with the run)
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log))
             https.append(http)
@@ -118,6 +150,7 @@ def run(n):
                     "sent": (b[0] - a[0]) / dt,
                     "acks_in": (b[1] - a[1]) / dt,
                     "acks_out": (b[2] - a[2]) / dt,
+                    "unicast": (b[3] - a[3]) / dt,
                     "peers": peers[i],
                 }
             )
@@ -133,13 +166,16 @@ def run(n):
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if LAB:
+            lab("down")
 
 
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [8, 32, 128]
-    print(f"WARM={WARM} SECS={SECS} {MCPROBE}")
+    where = f"lab {LAB} (10.77.0.0/24, veth0)" if LAB else "loopback (127.0.0.1)"
+    print(f"WARM={WARM} SECS={SECS} {MCPROBE} on {where}")
     print(
-        "| N | CPU % of a core, mean (max) | peak RSS MiB, mean (max) | probes sent/s | acks received/s "
+        "| N | CPU % of a core, mean (max) | peak RSS MiB, mean (max) | probes sent/s (unicast) | acks received/s "
         "| acks sent/s | packets/s (probes in = acks out) | peers seen, min |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -155,7 +191,7 @@ def main():
         pps = mean("sent") + mean("acks_in") + 2 * mean("acks_out")
         print(
             f"| {n} | {mean('cpu_pct'):.2f} ({top('cpu_pct'):.2f}) | {mean('rss_mib'):.1f} ({top('rss_mib'):.1f}) "
-            f"| {mean('sent'):.2f} | {mean('acks_in'):.1f} | {mean('acks_out'):.1f} | {pps:.0f} "
+            f"| {mean('sent'):.2f} ({mean('unicast'):.2f}) | {mean('acks_in'):.1f} | {mean('acks_out'):.1f} | {pps:.0f} "
             f"| {min(r['peers'] for r in rows):.0f} |",
             flush=True,
         )

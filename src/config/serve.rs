@@ -13,6 +13,7 @@ use crate::auth::Key;
 use crate::cli::{parse_duration, parse_rate, parse_size, ServeArgs};
 use crate::net;
 use crate::prober::ProbeConfig;
+use crate::serve::schedule::{MESH_PACKET_BUDGET, MESH_UNICAST_PER_WINDOW};
 use crate::serve::watch::WatchTarget;
 use crate::serve::{bounds, ServeConfig, Target};
 use crate::stream::engine::EngineConfig;
@@ -20,8 +21,9 @@ use crate::stream::verdict::MinRate;
 use crate::stream::{FormatChoice, SeqField};
 
 /// A mesh target's probe interval unless given: every host of an N-host mesh sends 1 probe/s,
-/// receives N-1 acks and N-1 probes, and sends N-1 acks, about 3(N-1)+1 packets/s: 598 at
-/// N = 200 (results/serve-mesh-cost.md measures the CPU).
+/// receives N-1 acks and N-1 probes, and sends N-1 acks, about 3(N-1)+1 packets/s, plus 4 per
+/// peer in the window's unicast sample: 662 at N = 200 (results/serve-mesh-cost/ measures the
+/// CPU). Beyond, the schedule lowers the rate ([`crate::serve::schedule`]).
 pub(crate) const MESH_DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The settings of one target, as flags or a `[[target]]` table give them.
@@ -47,6 +49,9 @@ struct Spec {
     ack_port: Option<u16>,
     /// `--mesh` / `mesh = true`: also answer the group, under this name.
     mesh: Option<String>,
+    /// `--rate`/`--interval` (fields 'rate'/'interval') given: a mesh keeps that rate rather
+    /// than its schedule's.
+    rate_given: bool,
     /// Name errors after flags (`--window`) rather than file fields (`field 'window'`).
     from_flags: bool,
 }
@@ -129,6 +134,7 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 querier_wait: a.querier.querier_wait,
                 ack_port: a.send.ack_port,
                 mesh: if a.mesh { Some(super::name(&a.name)?) } else { None },
+                rate_given: a.pace.rate.is_some() || a.pace.interval.is_some(),
                 from_flags: true,
             };
             (vec![build(spec).map_err(|e| anyhow::anyhow!("{e}"))?], Vec::new())
@@ -525,6 +531,7 @@ fn from_table(table: toml::Table) -> Result<Target, String> {
         ack_port: t.ack_port,
         // The name is --name's, set once every target is read.
         mesh: t.mesh.then(String::new),
+        rate_given: t.rate.is_some() || t.interval.is_some(),
         from_flags: false,
     })
 }
@@ -599,7 +606,9 @@ fn build(s: Spec) -> Result<Target, String> {
         let local = net::local_addrs().map_err(|e| format!("{e:#}"))?;
         hosts.retain(|h| !local.contains(h));
     }
-    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, hosts.len(), 2)?;
+    // A mesh probes a sample of its peers by unicast in each window: that many ports a window.
+    let unicast_slots = if s.mesh.is_some() { MESH_UNICAST_PER_WINDOW } else { hosts.len() };
+    let ack_port = super::check_ack_port(s.ack_port, &s.what("ack_port"), s.port, unicast_slots, 2)?;
     // At most MAX_WINDOW / MIN_INTERVAL = 36 million probes: no overflow anywhere.
     let count = ((s.window.as_nanos() + s.interval.as_nanos() / 2) / s.interval.as_nanos()).max(1) as u64;
     // Every window probes every group (probe k to group k mod N): the reach of a group in a
@@ -636,6 +645,8 @@ fn build(s: Spec) -> Result<Target, String> {
             key: probe.key.clone(),
             ..super::responder_defaults(s.group, s.port, iface, name)
         },
+        budget: (!s.rate_given).then_some(MESH_PACKET_BUDGET),
+        unicast_max: MESH_UNICAST_PER_WINDOW,
     });
     Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait, mesh })
 }

@@ -1,8 +1,9 @@
 //! Socket setup (socket2) and datagram receive with kernel metadata (nix recvmsg).
 //!
-//! The responder blocks on its socket with a short read timeout, and the prober polls its sockets
-//! with the same timeout ([`ProbeSockets`]), so their threads notice a stop request without
-//! busy-waiting. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
+//! The responder and the prober's receiver block on their sockets until the next datagram or the
+//! next deadline they actually have ([`ReadTimeout`], [`ReadySet::wait`], [`ProbeSockets`]), not
+//! on a fixed tick: at low rates fixed wake-ups cost more CPU than the probes (issues 25 and 26).
+//! A loop that has only a stop flag to look at waits at most [`STOP_TICK`]. Receive timestamps come from the kernel (`SO_TIMESTAMPNS`,
 //! CLOCK_REALTIME): they are taken when the packet is queued, before the thread wakes, and they
 //! share a clock with the transmit stamps in probes, so RTT = rx − tx stays in one clock domain.
 
@@ -28,8 +29,53 @@ use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrLik
 use nix::sys::time::TimeSpec;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
-/// How often blocked reads wake to check for a stop request.
-pub(crate) const READ_TICK: Duration = Duration::from_millis(20);
+/// The longest a loop waits without looking at its stop flag when nothing else wakes it.
+///
+/// The stop flags are plain `AtomicBool`s set by many hands (the Ctrl-C handler's thread,
+/// `serve`'s quit and window cuts, `demo` and `mesh`, the tests), none of which can ring a file
+/// descriptor a loop waits on; a quarter of a second bounds how long Ctrl-C takes to end such a
+/// loop (a human does not notice it) while an idle loop wakes 4 times a second instead of 50
+/// (the 20 ms tick this replaced cost more CPU at 10 probes/s than the probes did: issue 25).
+/// Loops with a real deadline (a probe to close, the end of a run, a schedule) wake for it.
+pub(crate) const STOP_TICK: Duration = Duration::from_millis(250);
+
+/// A socket's read timeout (`SO_RCVTIMEO`), set only when it must change, so that a blocking
+/// read (one system call per datagram, which the high-rate paths depend on) still ends at the
+/// caller's next deadline.
+///
+/// Setting it before every read would add a system call per datagram; instead the timeout set is
+/// kept while it is within [`ReadTimeout::SLACK`] of the one wanted: a read then ends at most
+/// that much after its deadline (plus the kernel's timer granularity), and under a steady stream,
+/// where the wanted timeout shrinks as its deadline nears, it is set at most once per `SLACK`.
+#[derive(Debug, Default)]
+pub(crate) struct ReadTimeout {
+    armed: Option<Duration>,
+}
+
+impl ReadTimeout {
+    /// How far the timeout set may differ from the one wanted.
+    pub(crate) const SLACK: Duration = Duration::from_millis(2);
+    /// The shortest timeout set: zero would mean none at all (block forever).
+    const MIN: Duration = Duration::from_millis(1);
+
+    /// Makes the next blocking read on `sock` return within about `wait`.
+    pub(crate) fn arm(&mut self, sock: &UdpSocket, wait: Duration) -> io::Result<()> {
+        let want = wait.max(Self::MIN);
+        let close = self.armed.is_some_and(|a| a.abs_diff(want) <= Self::SLACK);
+        if !close {
+            sock.set_read_timeout(Some(want))?;
+            self.armed = Some(want);
+        }
+        Ok(())
+    }
+}
+
+/// A wait in whole milliseconds for poll(2)/epoll_wait(2), rounded up: rounded down, a wait of
+/// less than a millisecond would return at once, again and again, until its deadline.
+pub(crate) fn wait_ms(wait: Duration) -> u16 {
+    let ms = wait.as_nanos().div_ceil(1_000_000);
+    u16::try_from(ms).unwrap_or(u16::MAX)
+}
 
 pub(crate) use crate::run::UNICAST_TTL;
 
@@ -279,7 +325,9 @@ pub(crate) fn prober_socket(
     };
     set_rcvbuf(&sock, rcvbuf)?;
     enable_rx_metadata(&sock)?;
-    sock.set_read_timeout(Some(READ_TICK))?;
+    // The receiver sets the read timeout to its next deadline ([`ReadTimeout`]); until then a
+    // read would block, so it must not read before it does.
+    sock.set_read_timeout(Some(STOP_TICK))?;
     Ok(sock.into())
 }
 
@@ -396,7 +444,7 @@ pub fn responder_sockets(
     }
     done.extend(current.map(|(s, _)| UdpSocket::from(s)));
     for s in &done {
-        s.set_read_timeout(Some(READ_TICK))?;
+        s.set_read_timeout(Some(STOP_TICK))?;
     }
     Ok(done)
 }
@@ -443,7 +491,7 @@ fn socket_per_group(
         socks.push(sock.into());
     }
     for s in &socks {
-        s.set_read_timeout(Some(READ_TICK))?;
+        s.set_read_timeout(Some(STOP_TICK))?;
     }
     Ok(Some(socks))
 }
@@ -551,10 +599,10 @@ impl ReadySet {
         Ok(ReadySet { epoll, events: vec![EpollEvent::empty(); socks.len().clamp(1, 256)] })
     }
 
-    /// Waits up to [`READ_TICK`] for any socket to be readable and puts their indexes in
-    /// `ready` (none after a quiet tick).
-    pub(crate) fn wait(&mut self, ready: &mut Vec<usize>) -> Result<()> {
-        let tick = nix::sys::epoll::EpollTimeout::from(READ_TICK.as_millis() as u16);
+    /// Waits up to `wait` (the caller's next deadline) for any socket to be readable and puts
+    /// their indexes in `ready` (none when the wait ran out).
+    pub(crate) fn wait(&mut self, ready: &mut Vec<usize>, wait: Duration) -> Result<()> {
+        let tick = nix::sys::epoll::EpollTimeout::from(wait_ms(wait));
         let n = match self.epoll.wait(&mut self.events, tick) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,

@@ -17,7 +17,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
 use super::icmp::{self, IcmpError};
-use super::{enable_rx_metadata, set_rcvbuf, udp_socket, Received, READ_TICK, UNICAST_TTL};
+use std::time::Duration;
+
+use super::{enable_rx_metadata, set_rcvbuf, udp_socket, wait_ms, ReadTimeout, Received, UNICAST_TTL};
 
 /// A host's unicast socket: its family, `UNICAST_TTL`, ICMP errors queued, never blocking; on
 /// `port` (from `--ack-port`, named by `ack_port` in errors) or an ephemeral one. Bound to the
@@ -71,7 +73,7 @@ pub(crate) enum Event {
     Datagram { sock: usize, rx: Received },
     /// An ICMP error about the unicast probes to host `host` (its index in `--hosts`).
     Icmp { host: usize, error: IcmpError },
-    /// Nothing arrived for [`READ_TICK`]: every socket is drained.
+    /// Nothing arrived within the wait asked for: every socket is drained.
     Idle,
 }
 
@@ -81,20 +83,25 @@ pub(crate) struct ProbeSockets {
     socks: Vec<UdpSocket>,
     /// Sockets poll found readable (index, error queue pending), not yet drained.
     ready: VecDeque<(usize, bool)>,
+    /// The multicast socket's read timeout, when it is read alone.
+    timeout: ReadTimeout,
 }
 
 impl ProbeSockets {
     pub(crate) fn new(multicast: UdpSocket, unicast: Vec<UdpSocket>) -> Self {
         let socks = std::iter::once(multicast).chain(unicast).collect();
-        ProbeSockets { socks, ready: VecDeque::new() }
+        ProbeSockets { socks, ready: VecDeque::new(), timeout: ReadTimeout::default() }
     }
 
-    /// The next datagram or ICMP error, or `Idle` after [`READ_TICK`] of silence.
-    pub(crate) fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
-        // Without --hosts, one blocking read with the socket's READ_TICK timeout: one system
-        // call per ack instead of poll + read + the read that finds the socket drained, which
-        // at tens of thousands of acks a second costs the sender CPU on a small machine.
+    /// The next datagram or ICMP error, or `Idle` once `wait` (the caller's next deadline) ran
+    /// out in silence.
+    pub(crate) fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event> {
+        // Without --hosts, one blocking read with the socket's read timeout: one system call per
+        // ack instead of poll + read + the read that finds the socket drained, which at tens of
+        // thousands of acks a second costs the sender CPU on a small machine. The timeout is
+        // set only when the deadline moved (see `ReadTimeout`).
         if let [sock] = &self.socks[..] {
+            self.timeout.arm(sock, wait)?;
             return Ok(match super::recv(sock, buf, cmsg)? {
                 Some(rx) => Event::Datagram { sock: 0, rx },
                 None => Event::Idle,
@@ -121,8 +128,7 @@ impl ProbeSockets {
                 }
             }
             let mut fds: Vec<PollFd> = self.socks.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
-            let tick = PollTimeout::try_from(READ_TICK).unwrap_or(PollTimeout::MAX);
-            match nix::poll::poll(&mut fds, tick) {
+            match nix::poll::poll(&mut fds, PollTimeout::from(wait_ms(wait))) {
                 Ok(0) => return Ok(Event::Idle),
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -144,6 +150,45 @@ mod tests {
     use crate::run::IcmpKind;
     use std::net::{SocketAddr, UdpSocket};
 
+    const WAIT: Duration = Duration::from_millis(20);
+
+    /// Without --hosts the multicast socket is read alone, with its read timeout set to the
+    /// caller's wait: an idle read lasts the wait (not a fixed tick), a queued datagram comes at
+    /// once whatever the wait.
+    #[test]
+    fn a_lone_socket_waits_as_asked() {
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = sock.local_addr().unwrap();
+        let mut socks = ProbeSockets::new(sock.try_clone().unwrap(), Vec::new());
+        let (mut buf, mut cmsg) = (vec![0u8; 64], super::super::cmsg_buffer());
+        let wait = Duration::from_millis(60);
+        let t = std::time::Instant::now();
+        assert!(matches!(socks.next(&mut buf, &mut cmsg, wait).unwrap(), Event::Idle));
+        assert!(t.elapsed() >= wait, "idle after {:?}", t.elapsed());
+        UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().send_to(b"ack", to).unwrap();
+        let long = Duration::from_secs(600);
+        assert!(matches!(socks.next(&mut buf, &mut cmsg, long).unwrap(), Event::Datagram { sock: 0, .. }));
+        assert_eq!(sock.read_timeout().unwrap(), Some(long));
+    }
+
+    /// The read timeout is set again only when the wait moved by more than the slack.
+    #[test]
+    fn the_read_timeout_is_set_only_when_it_moves() {
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let mut t = ReadTimeout::default();
+        let ms = Duration::from_millis;
+        t.arm(&sock, ms(100)).unwrap();
+        assert_eq!(sock.read_timeout().unwrap(), Some(ms(100)));
+        t.arm(&sock, ms(100) - ReadTimeout::SLACK).unwrap();
+        assert_eq!(sock.read_timeout().unwrap(), Some(ms(100)), "within the slack: kept");
+        // (Multiples of 20 ms: the kernel rounds the timeout up to its timer tick.)
+        t.arm(&sock, ms(60)).unwrap();
+        assert_eq!(sock.read_timeout().unwrap(), Some(ms(60)));
+        // Zero would mean no timeout at all: the shortest one is set instead.
+        t.arm(&sock, Duration::ZERO).unwrap();
+        assert!(sock.read_timeout().unwrap().is_some_and(|d| d > Duration::ZERO && d <= ms(10)));
+    }
+
     /// Loopback only: a datagram to a host's socket, an ICMP error from a closed port, then idle.
     #[test]
     fn datagrams_and_icmp_errors_come_from_the_right_socket() {
@@ -157,7 +202,7 @@ mod tests {
 
         let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         peer.send_to(b"ack", host_addr).unwrap();
-        match socks.next(&mut buf, &mut cmsg).unwrap() {
+        match socks.next(&mut buf, &mut cmsg, WAIT).unwrap() {
             Event::Datagram { sock: 1, rx } => {
                 assert_eq!((&buf[..rx.len], rx.from), (&b"ack"[..], peer.local_addr().unwrap()));
                 assert!(rx.rx_ns > 0);
@@ -166,13 +211,13 @@ mod tests {
         }
         // Nothing listens on `closed`: the kernel answers with a port unreachable.
         host.send_to(b"probe", closed).unwrap();
-        match socks.next(&mut buf, &mut cmsg).unwrap() {
+        match socks.next(&mut buf, &mut cmsg, WAIT).unwrap() {
             Event::Icmp { host: 0, error } => {
                 assert_eq!((error.kind, error.reporter), (IcmpKind::PortUnreachable, Some(lo)));
                 assert_eq!(error.errno, nix::libc::ECONNREFUSED);
             }
             e => panic!("expected a port unreachable for host 0, got {e:?}"),
         }
-        assert!(matches!(socks.next(&mut buf, &mut cmsg).unwrap(), Event::Idle));
+        assert!(matches!(socks.next(&mut buf, &mut cmsg, WAIT).unwrap(), Event::Idle));
     }
 }

@@ -35,7 +35,8 @@ const BATCH: usize = 64;
 /// frame instead cost a responder at 40 000 probes/s more CPU than answering them (a wake-up
 /// per probe on a 2-vCPU machine); a few ms of frames queue in the tap's buffer meanwhile.
 pub(crate) const POLL: Duration = Duration::from_millis(5);
-/// How often a blocked read wakes to look at a stop flag.
+/// How often a blocked read wakes to look at a stop flag, in a tap whose stopper does not ring
+/// its [`Bell`].
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// The tap's receive buffer: 40 ms of frames at 100 000/s (each takes ~1 KiB of it). Forced past
 /// net.core.rmem_max when the process may (CAP_NET_ADMIN); else what that allows.
@@ -69,6 +70,33 @@ pub(crate) struct Tap {
     frames: Vec<Frame>,
     /// Frames the kernel dropped because the tap's own buffer was full, so far.
     drops: u64,
+    /// Rung by whoever stops the tap's thread, once it asked for one ([`Tap::bell`]).
+    bell: Option<Bell>,
+}
+
+/// Ends a tap's idle wait at once (an eventfd in its poll set): a tap thread stopped by a flag
+/// set together with a ring needs no stop tick, so an idle tap sleeps until a frame comes.
+#[derive(Debug, Clone)]
+pub(crate) struct Bell(std::sync::Arc<OwnedFd>);
+
+impl Bell {
+    fn new() -> io::Result<Self> {
+        // SAFETY: a plain system call; a non-negative return is a new descriptor we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        Ok(Bell(std::sync::Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// Wakes the tap's wait, now and for every later one (the count is never read back).
+    pub(crate) fn ring(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to a descriptor we own. A full counter
+        // (EAGAIN) means it is rung already.
+        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
 }
 
 /// Why a tap could not open, in one line for the user.
@@ -227,7 +255,7 @@ impl Tap {
     fn try_open(spec: &TapSpec) -> io::Result<Tap> {
         let protocol = if spec.v6 { libc::ETH_P_IPV6 } else { libc::ETH_P_IP } as u16;
         let fd = open_filtered(protocol, spec.ifindex, program(spec))?;
-        Ok(Tap { fd, bufs: vec![0; SNAP as usize * BATCH], frames: Vec::with_capacity(BATCH), drops: 0 })
+        Ok(Tap { fd, bufs: vec![0; SNAP as usize * BATCH], frames: Vec::with_capacity(BATCH), drops: 0, bell: None })
     }
 
     /// Waits up to [`TICK`] for frames (not at all with `nowait`), then takes those already
@@ -287,18 +315,32 @@ impl Tap {
     }
 
     /// Between two drains: after one that read frames, a [`POLL`] sleep, so that under load
-    /// frames are read in batches; after an empty one, a wait for the next frame of at most
-    /// [`TICK`] (for a stop flag), so that an idle tap does not wake 200 times a second (it
-    /// cost a prober at 10 probes/s more CPU than its probes: issue 25).
+    /// frames are read in batches; after an empty one, a wait for the next frame or the ring of
+    /// its [`Bell`] (without one, at most [`TICK`], for a stop flag), so that an idle tap does not
+    /// wake 200 times a second (it cost a prober at 10 probes/s more CPU than its probes: issue
+    /// 25).
     pub(crate) fn pause(&self, drained: usize) {
         if drained > 0 {
             std::thread::sleep(POLL);
             return;
         }
-        let mut fds = [libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        // SAFETY: one valid pollfd for the duration of the call. An error or EINTR just ends the
-        // wait early: the caller drains and comes back.
-        unsafe { libc::poll(fds.as_mut_ptr(), 1, TICK.as_millis() as libc::c_int) };
+        let pollfd = |fd: i32| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut fds = [pollfd(self.fd.as_raw_fd()), pollfd(self.bell.as_ref().map_or(-1, |b| b.0.as_raw_fd()))];
+        // With a bell, the stopper wakes the wait: no tick at all (-1: wait for ever). Without,
+        // TICK for the stop flag. A negative descriptor is ignored by poll.
+        let timeout = if self.bell.is_some() { -1 } else { TICK.as_millis() as libc::c_int };
+        // SAFETY: two valid pollfds for the duration of the call. An error or EINTR just ends
+        // the wait early: the caller drains and comes back.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+    }
+
+    /// A bell that ends this tap's idle waits; from then on its stopper must ring it when it
+    /// sets the stop flag (idle waits no longer time out to look at the flag).
+    pub(crate) fn bell(&mut self) -> io::Result<Bell> {
+        match &self.bell {
+            Some(b) => Ok(b.clone()),
+            None => Ok(self.bell.insert(Bell::new()?).clone()),
+        }
     }
 
     /// The bytes of frame `i` of the last [`Tap::recv`] (from the network header).

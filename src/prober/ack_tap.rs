@@ -67,6 +67,8 @@ impl Counts {
 pub(crate) struct AckTap {
     counts: Arc<Mutex<Counts>>,
     stop: Arc<AtomicBool>,
+    /// Rung with `stop`: the idle tap waits for frames without a stop tick.
+    bell: Option<tap::Bell>,
     thread: Option<JoinHandle<u64>>,
 }
 
@@ -77,6 +79,8 @@ impl AckTap {
         let spec = TapSpec { v6, ifindex: 0, ports: tap::ranges(ports.iter().copied()) };
         let mut tap = Tap::open(&spec, "the acks").map_err(|u| u.0)?;
         let counts = Arc::new(Mutex::new(Counts::default()));
+        // Without a bell (no eventfd), the tap looks at `stop` every tap::TICK instead.
+        let bell = tap.bell().ok();
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (counts.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -106,7 +110,7 @@ impl AckTap {
                 tap.drops()
             })
             .map_err(|e| format!("not watching the acks at the interface: cannot start a thread: {e}"))?;
-        Ok(AckTap { counts, stop, thread: Some(thread) })
+        Ok(AckTap { counts, stop, bell, thread: Some(thread) })
     }
 
     /// Stops the tap and compares: acks it saw before `cutoff_ns` (CLOCK_REALTIME) against
@@ -114,6 +118,7 @@ impl AckTap {
     /// found its sockets empty.
     pub(crate) fn finish(mut self, cutoff_ns: u64, at_socket: &HashMap<IpAddr, u64>, drained: bool) -> AckSightings {
         self.stop.store(true, Ordering::Release);
+        self.bell.iter().for_each(tap::Bell::ring);
         let tap_drops = self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.fold_before(cutoff_ns);
@@ -129,6 +134,7 @@ impl AckTap {
 impl Drop for AckTap {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        self.bell.iter().for_each(tap::Bell::ring);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -20,16 +20,31 @@ use crate::wire::{self, Message, NoticeReason};
 /// judged by their kernel timestamps rather than by when the thread read them.
 pub(super) const RETAIN_MARGIN: Duration = Duration::from_millis(200);
 
+/// Under a stream of datagrams, old probes are closed at most this often: the loop is awake
+/// anyway, and closing them (and handing out rows) per datagram would be work for nothing.
+pub(super) const FINALIZE_EVERY: Duration = Duration::from_millis(20);
+
+/// When no datagram wakes the loop, it wakes to close a probe this long after its retention ran
+/// out. At a steady rate the probe sent one retention later is answered within this, and its
+/// ack's wake-up closes the old probe too: one wake-up per probe instead of two. Closing later
+/// changes no figure (arrivals are judged by kernel timestamps); rows and progress lag by it.
+pub(super) const FINALIZE_SLACK: Duration = Duration::from_millis(50);
+
+/// The sockets are drained once nothing came for this long (the 20 ms read tick used to be the
+/// measure). Past the timeout the run ends then: acks already queued are read at once; a flood
+/// never leaves this much silence and ends the run at the retention margin instead.
+pub(super) const DRAIN_WAIT: Duration = Duration::from_millis(5);
+
 /// Where the receiver's datagrams and ICMP errors come from.
 pub(super) trait AckSource {
-    /// The next event; [`Event::Idle`] after [`net::READ_TICK`] of silence. A datagram's bytes
-    /// go to `buf`.
-    fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event>;
+    /// The next event; [`Event::Idle`] once `wait` ran out in silence (the loop's next
+    /// deadline). A datagram's bytes go to `buf`.
+    fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event>;
 }
 
 impl AckSource for ProbeSockets {
-    fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Event> {
-        ProbeSockets::next(self, buf, cmsg)
+    fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event> {
+        ProbeSockets::next(self, buf, cmsg, wait)
     }
 }
 
@@ -186,11 +201,19 @@ pub(super) struct Step {
 pub(super) struct EndOfRun {
     timeout: Duration,
     last_finalize: Duration,
+    /// When the last datagram (or ICMP error) came: the sockets are drained after
+    /// [`DRAIN_WAIT`] of silence.
+    last_datagram: Option<Duration>,
 }
 
 impl EndOfRun {
     pub(super) fn new(timeout: Duration, now: Duration) -> Self {
-        EndOfRun { timeout, last_finalize: now }
+        EndOfRun { timeout, last_finalize: now, last_datagram: None }
+    }
+
+    /// When the sockets will have been silent for [`DRAIN_WAIT`], if nothing more comes.
+    fn drained_at(&self) -> Duration {
+        self.last_datagram.map_or(Duration::ZERO, |d| d + DRAIN_WAIT)
     }
 
     /// How long a probe stays open for its acks, past its send time.
@@ -198,11 +221,16 @@ impl EndOfRun {
         self.timeout + RETAIN_MARGIN
     }
 
-    /// After an event at `now` (`idle`: the sockets were drained), with `last_tx` the instant of
+    /// After an event at `now` (`idle`: a wait ran out in silence), with `last_tx` the instant of
     /// the last probe once sending is done.
     pub(super) fn step(&mut self, now: Duration, idle: bool, last_tx: Option<Duration>) -> Step {
-        // Close old probes when the sockets are drained, or every tick under a steady stream.
-        if !idle && now.saturating_sub(self.last_finalize) < net::READ_TICK {
+        if !idle {
+            self.last_datagram = Some(now);
+        }
+        let drained = idle && now >= self.drained_at();
+        // Close old probes when the sockets are drained (the wait for a deadline ran out), or
+        // every FINALIZE_EVERY under a steady stream.
+        if !idle && now.saturating_sub(self.last_finalize) < FINALIZE_EVERY {
             return Step { finalize: false, complete: false };
         }
         self.last_finalize = now;
@@ -211,8 +239,27 @@ impl EndOfRun {
         // retention margin is over: anything later could not be on time anyway.
         let complete = last_tx
             .map(|t| now.saturating_sub(t))
-            .is_some_and(|e| e >= self.timeout && (idle || e >= self.timeout + RETAIN_MARGIN));
+            .is_some_and(|e| e >= self.timeout && (drained || e >= self.timeout + RETAIN_MARGIN));
         Step { finalize: true, complete }
+    }
+
+    /// How long the next read may wait after an event at `now`: until the next deadline the loop
+    /// has, not a fixed tick. `close_due`: when the oldest open probe's retention runs out.
+    ///
+    /// - The run's end: one timeout after the last probe, or once the sockets have been silent
+    ///   for [`DRAIN_WAIT`] if datagrams still came.
+    /// - While the sender is still at work (`last_tx` unknown): a look at least once per timeout.
+    ///   Learning of the last probe within a timeout of it is soon enough to end the run exactly
+    ///   one timeout after it (a read then waits for that deadline).
+    /// - The oldest open probe, [`FINALIZE_SLACK`] after its retention, and not sooner than
+    ///   [`FINALIZE_EVERY`] after the last close.
+    pub(super) fn wait(&self, now: Duration, last_tx: Option<Duration>, close_due: Option<Duration>) -> Duration {
+        let end = match last_tx {
+            Some(t) => (t + self.timeout).max(self.drained_at()),
+            None => now + self.timeout.max(FINALIZE_EVERY),
+        };
+        let close = close_due.map(|d| (d + FINALIZE_SLACK).max(self.last_finalize + FINALIZE_EVERY));
+        close.map_or(end, |c| c.min(end)).saturating_sub(now)
     }
 }
 
@@ -229,19 +276,29 @@ pub(super) fn receive_loop(
     let mut end = EndOfRun::new(cfg.timeout, clock.mono());
     let retain_ns = end.retain().as_nanos() as u64;
     let mut totals = RecvTotals::default();
+    // The first read only looks: the deadlines are worked out after it.
+    let mut wait = Duration::ZERO;
     loop {
-        let event = source.next(&mut buf, &mut cmsg).context("receiving acks failed")?;
+        let event = source.next(&mut buf, &mut cmsg, wait).context("receiving acks failed")?;
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
         handle(cfg, &mut runs, &mut totals, &buf, event, clock.wall_ns());
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
-        let step = end.step(clock.mono(), matches!(event, Event::Idle), last_tx);
-        if !step.finalize {
-            continue;
-        }
+        let mono = clock.mono();
+        let step = end.step(mono, matches!(event, Event::Idle), last_tx);
         let now = clock.wall_ns();
-        runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
+        if step.finalize {
+            runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
+        }
         if step.complete {
             runs.all().for_each(Run::finalize_all);
+        }
+        // The oldest open probe's close, on the monotonic clock (probes are stamped on the wall
+        // clock).
+        let oldest = runs.all().filter_map(|r| r.oldest_open_tx_ns()).min();
+        let close_due = oldest.map(|tx| mono + Duration::from_nanos((tx + retain_ns).saturating_sub(now)));
+        wait = end.wait(mono, last_tx, close_due);
+        if !step.finalize {
+            continue;
         }
         let (raw, intervals) = (runs.multicast.drain_raw_rows(), runs.multicast.drain_interval_rows());
         // Rows are written without holding the lock, so file I/O never delays the sender.

@@ -266,6 +266,14 @@ impl Churn {
         self.start = Some(Instant::now());
     }
 
+    /// When [`tick`](Self::tick) next has something to do: the schedule's next step, or a
+    /// group to unmark. The responder's loop waits for it instead of ticking.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let step = self.start.map(|s| s + churn_step(self.next, self.groups.len(), self.period).0);
+        let unmark = self.unmark.first().map(|(_, at)| *at);
+        step.into_iter().chain(unmark).min()
+    }
+
     /// Runs the schedule's steps that are due on `socks` (the sockets holding the groups) and
     /// brings `figures` up to date. An error is one line for the user; the schedule goes on.
     pub(crate) fn tick(&mut self, socks: &[UdpSocket], figures: &mut AckFigures) -> Option<String> {

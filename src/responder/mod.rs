@@ -758,13 +758,20 @@ impl Responder {
         let mut drops = Drops { per_socket: vec![0; socks.len()], total: 0 };
         let mut ready = Vec::with_capacity(socks.len());
         let mut set = if socks.len() > 1 { Some(net::ReadySet::new(socks)?) } else { None };
+        let mut timeout = net::ReadTimeout::default();
         while !stop.load(Ordering::Relaxed) {
+            // Until the next probe or the next duty: the tap's comparison, `--churn`'s schedule,
+            // and at most STOP_TICK for the stop flag (nothing can wake the read for it).
+            let wait = next_wait(watch.as_ref(), churn.as_ref().map(|(c, _)| c));
             // One socket: a blocking read with its timeout, one system call. Several: a wait
             // on all of them (epoll), then each ready one drained.
             ready.clear();
             match set.as_mut() {
-                None => ready.push(0),
-                Some(set) => set.wait(&mut ready)?,
+                None => {
+                    timeout.arm(&socks[0], wait)?;
+                    ready.push(0)
+                }
+                Some(set) => set.wait(&mut ready, wait)?,
             }
             let mut drained = true;
             for &i in &ready {
@@ -784,6 +791,20 @@ impl Responder {
         }
         Ok(self.engine.counters)
     }
+}
+
+/// How long the responder's read may wait: until the tap's next comparison or `--churn`'s next
+/// step, and at most [`net::STOP_TICK`].
+fn next_wait(watch: Option<&HostPath>, churn: Option<&join_leave::Churn>) -> Duration {
+    let mut wait = net::STOP_TICK;
+    if let Some(w) = watch {
+        let due = w.last_ns.saturating_add(LOOK_EVERY_NS);
+        wait = wait.min(Duration::from_nanos(due.saturating_sub(net::now_ns())));
+    }
+    if let Some(at) = churn.and_then(join_leave::Churn::next_due) {
+        wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+    }
+    wait
 }
 
 /// `--churn`: a multicast probe to `dst` arrived at `rx_ns`; the group's latest join and leave

@@ -30,6 +30,8 @@ struct Pending {
 pub(crate) struct ProbeTap {
     pending: Arc<Mutex<Pending>>,
     stop: Arc<AtomicBool>,
+    /// Rung with `stop`: the idle tap waits for frames without a stop tick.
+    bell: Option<tap::Bell>,
     thread: Option<JoinHandle<()>>,
     /// The interface the group was joined on (0: unknown).
     pub joined: u32,
@@ -65,6 +67,8 @@ impl ProbeTap {
         let groups: std::collections::HashSet<IpAddr> = cfg.groups.iter().copied().collect();
         let (source, plain) = (cfg.source, cfg.plain);
         let pending = Arc::new(Mutex::new(Pending::default()));
+        // Without a bell (no eventfd), the tap looks at `stop` every tap::TICK instead.
+        let bell = tap.bell().ok();
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (pending.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -111,7 +115,7 @@ impl ProbeTap {
                 }
             })
             .map_err(|e| format!("not watching the probes at the interface: cannot start a thread: {e}"))?;
-        Ok(ProbeTap { pending, stop, thread: Some(thread), joined })
+        Ok(ProbeTap { pending, stop, bell, thread: Some(thread), joined })
     }
 
     /// The probes the tap read before `cutoff_ns`, (source, count) oldest first, taken.
@@ -132,6 +136,7 @@ impl ProbeTap {
 impl Drop for ProbeTap {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.bell.iter().for_each(tap::Bell::ring);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -163,7 +163,7 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         }
     }
     for s in &socks {
-        s.set_read_timeout(Some(net::READ_TICK))?;
+        s.set_read_timeout(Some(net::STOP_TICK))?;
     }
     let dups = socks
         .iter()

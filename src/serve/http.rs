@@ -120,7 +120,8 @@ impl Server {
         }
     }
 
-    /// Serves until `stop` is set (looked at every 50 ms), on this thread (plus one for bcrypt).
+    /// Serves until `stop` is set (looked at every [`crate::net::STOP_TICK`]), on this thread
+    /// (plus one for bcrypt).
     pub(crate) fn run(self, stop: &AtomicBool) -> Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -132,7 +133,9 @@ impl Server {
             let listener = tokio::net::TcpListener::from_std(self.listener).context("--listen")?;
             let conns = Arc::new(Mutex::new(Conns::default()));
             let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            // `stop` is a plain flag nothing rings: looked at every STOP_TICK (it was 50 ms), the
+            // one wake-up an idle server has; connections are served by their own tasks.
+            let mut tick = tokio::time::interval(crate::net::STOP_TICK);
             loop {
                 tokio::select! {
                     _ = tick.tick() => if stop.load(Ordering::SeqCst) { return Ok(()) },

@@ -529,7 +529,7 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_probes_sent",
-            "Probes sent, per target and path (unicast: to all expected hosts).",
+            "Probes sent, per target and path (unicast: to every --hosts host; with --mesh, to the window's sample of the peers).",
             &sent,
         )?;
         counter(

@@ -19,13 +19,14 @@
 pub(crate) mod bounds;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub(crate) mod schedule;
 pub(crate) mod state;
 pub(crate) mod watch;
 pub(crate) mod webconfig;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,10 +40,12 @@ use crate::prober::{self, ProbeConfig};
 use crate::querier::watch::QuerierWatch;
 use crate::run::Outcome;
 
-/// How often the main thread and each target's loop look at the stop flag: SIGTERM and Ctrl-C
-/// stop `serve` within about this long, whatever the timeout (windows under way are abandoned:
-/// their figures would have nowhere to go).
-const STOP_CHECK: Duration = Duration::from_millis(50);
+// How often the main thread and each target's loop look at the stop flag (STOP_TICK, 250 ms; it
+// was 50): SIGTERM and Ctrl-C stop `serve` within about two of them (the main thread's look at
+// Ctrl-C's flag, then the loops' look at `quit`), whatever the timeout (windows under way are
+// abandoned: their figures would have nowhere to go). Everything else they wait for wakes them:
+// a window's end, the next window, a cut.
+use crate::net::STOP_TICK;
 /// How late a window may start, and how long after the next window's start it may still send
 /// its last probe, without an overrun: its engine starts its schedule once its sockets are set
 /// up, and on a loaded machine threads wake late (12-13 ms measured with 64 targets on 2
@@ -73,6 +76,11 @@ pub(crate) struct Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Mesh {
     pub responder: crate::responder::ResponderConfig,
+    /// The packets a second the schedule keeps the host within ([`schedule::interval`]);
+    /// `None` when the user chose the rate (`--rate`, `--interval`): then it is kept.
+    pub budget: Option<f64>,
+    /// At most this many peers are probed by unicast in a window, in turns.
+    pub unicast_max: usize,
 }
 
 impl Target {
@@ -80,19 +88,24 @@ impl Target {
     /// take two blocks of ports in turn (the ack port and the hosts' ports after it, then the
     /// next block).
     pub(crate) fn ack_port_of_window(&self, k: u64) -> Option<u16> {
-        let block = (self.probe.hosts.len() + 1) * (k % 2) as usize;
+        let block = (self.unicast_slots() + 1) * (k % 2) as usize;
         self.probe.ack_port.and_then(|p| u16::try_from(usize::from(p) + block).ok())
     }
 
     /// The ports its windows take for acks, first and last.
     pub(crate) fn ack_ports(&self) -> Option<(u16, u16)> {
         let first = self.probe.ack_port?;
-        Some((first, self.ack_port_of_window(1)? + self.probe.hosts.len() as u16))
+        Some((first, self.ack_port_of_window(1)? + self.unicast_slots() as u16))
     }
 
-    /// Probes a second this target sends: multicast plus one unicast probe per host.
+    /// Probes a second this target sends at most: multicast plus one unicast probe per host.
     pub(crate) fn send_rate(&self) -> f64 {
-        (1 + self.probe.hosts.len()) as f64 / self.probe.interval.as_secs_f64()
+        (1 + self.unicast_slots()) as f64 / self.probe.interval.as_secs_f64()
+    }
+
+    /// The most hosts a window probes by unicast: `--hosts`; a mesh's sample of its peers.
+    pub(crate) fn unicast_slots(&self) -> usize {
+        self.mesh.as_ref().map_or(self.probe.hosts.len(), |m| m.unicast_max)
     }
 }
 
@@ -113,7 +126,7 @@ pub(crate) struct ServeConfig {
 
 /// `mcprobe serve`: runs until `stop` (Ctrl-C, SIGTERM).
 pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
-    let hosts = cfg.targets.iter().map(|t| t.probe.hosts.len());
+    let hosts = cfg.targets.iter().map(Target::unicast_slots);
     let watched = cfg.watches.iter().map(|w| w.groups.len());
     let http = http::MAX_CONNECTIONS + http::MAX_REFUSING;
     // A mesh responder: its socket(s), its tap, a few to spare.
@@ -150,6 +163,17 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
         }
         if !watches.is_empty() {
             doing.push(format!("watching {}", watches.join(", ")));
+        }
+        for t in &cfg.targets {
+            let Some(m) = &t.mesh else { continue };
+            let rate = match m.budget {
+                Some(b) => format!("{:.3} probes/s, lowered as peers appear to stay within {b:.0} packets/s per host (rate x (3 x peers + 1 + 4 x unicast))", 1.0 / t.probe.interval.as_secs_f64()),
+                None => format!("{:.3} probes/s as given, whatever the peers", 1.0 / t.probe.interval.as_secs_f64()),
+            };
+            doing.push(format!(
+                "mesh {}: {rate}; at most {} peers by unicast a window, in turns",
+                t.name, m.unicast_max
+            ));
         }
         eprintln!("serving {scheme}://{addr}/metrics; {}", doing.join("; "));
     }
@@ -223,11 +247,13 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
                 })
             })
             .collect();
+        // Ctrl-C sets `stop`, which nothing can ring: looked at every STOP_TICK (it was every
+        // 20 ms), as is `quit` when a thread fails. The loops see `quit` within their own wait.
         while !quit.load(Ordering::SeqCst) {
             if stop.load(Ordering::SeqCst) {
                 quit.store(true, Ordering::SeqCst);
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(STOP_TICK);
         }
         for l in loops.into_iter().chain(watch_loops).chain(answering) {
             let _ = l.join();
@@ -263,7 +289,9 @@ fn watch_loop(
     let forget_ns = u64::try_from(forget.as_nanos()).unwrap_or(u64::MAX);
     let mut next_tick = t0 + SECOND;
     while !quit.load(Ordering::SeqCst) {
-        rx.poll(Duration::from_millis(100), |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
+        // Until the next datagram, or the next second's duty, or STOP_TICK for `quit`.
+        let wait = Duration::from_nanos(next_tick.saturating_sub(crate::net::now_ns())).min(crate::net::STOP_TICK);
+        rx.poll(wait, |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
             .map_err(|e| e.context(format!("watch {}", w.name)))?;
         let now = crate::net::now_ns();
         if now >= next_tick {
@@ -300,6 +328,8 @@ struct InFlight {
     cut: Arc<AtomicBool>,
     /// When to set `cut`: [`grace`] after the next window started.
     cut_at: Option<Instant>,
+    /// The window's number, in what its thread sends when it is over.
+    k: u64,
 }
 
 impl InFlight {
@@ -307,17 +337,27 @@ impl InFlight {
     /// session, so a responder names this prober once rather than once per window.
     /// Window `k` of its target: with `--ack-port`, windows take two blocks of ports in turn,
     /// since one waits for its late acks while the next sends.
-    fn start(t: &Target, prober: u32, k: u64) -> Result<Self> {
+    /// `done` hears `k` when the window's thread is over, so the target's loop wakes for it.
+    /// `base`: the window's engine configuration (a mesh's has its own hosts and rate).
+    fn start(t: &Target, base: &ProbeConfig, prober: u32, k: u64, done: &mpsc::Sender<u64>) -> Result<Self> {
         // Every window is its own session: acks of one are never taken for another's.
         let session = u64::from(prober) << 32 | u64::from(rand::random::<u32>());
-        let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..t.probe.clone() };
+        let probe = ProbeConfig { session, ack_port: t.ack_port_of_window(k), ..base.clone() };
         let cut = Arc::new(AtomicBool::new(false));
         let stop = cut.clone();
         let thread = thread::Builder::new()
             .name("window".into())
-            .spawn(move || prober::run(&probe, &stop, None, |_| {}))
+            .spawn({
+                let done = done.clone();
+                move || {
+                    let outcome = prober::run(&probe, &stop, None, |_| {});
+                    // The loop may be gone (serve stopping): nobody to tell.
+                    let _ = done.send(k);
+                    outcome
+                }
+            })
             .map_err(|e| anyhow!("cannot start a window's thread: {e}"))?;
-        Ok(InFlight { thread, cut, cut_at: None })
+        Ok(InFlight { thread, cut, cut_at: None, k })
     }
 }
 
@@ -363,20 +403,27 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
     let mut querier_read: Option<Instant> = None;
     let mut overruns = OverrunLog { last: None, unsaid: 0 };
     let mut answered = Answered::Unknown;
+    let mut plan = MeshPlan::default();
     let prober: u32 = rand::random();
     // Windows started so far: which block of ack ports the next one takes.
     let mut started = 0u64;
     // The newest window (sending) and the one before it (waiting for its late acks).
     let (mut sending, mut waiting): (Option<InFlight>, Option<InFlight>) = (None, None);
     let mut due = Instant::now();
+    // Each window's thread says when it is over: the loop waits for that, for the next window,
+    // a cut, the querier watch's next read or STOP_TICK (for `quit`), not on a fixed nap.
+    let (done_tx, done_rx) = mpsc::channel::<u64>();
     let abandon = |windows: [Option<InFlight>; 2]| {
         windows.into_iter().flatten().for_each(|w| w.cut.store(true, Ordering::SeqCst))
     };
+    // Windows whose thread said it is over (it tells just before it returns: joining it
+    // then waits a moment at most), by number.
+    let mut over: Vec<u64> = Vec::new();
     loop {
         // Until the next window is due: fold what finished, read the querier watch.
         loop {
             for slot in [&mut waiting, &mut sending] {
-                if slot.as_ref().is_some_and(|w| w.thread.is_finished()) {
+                if slot.as_ref().is_some_and(|w| w.thread.is_finished() || over.contains(&w.k)) {
                     let w = slot.take().expect("checked");
                     let joined = w.thread.join();
                     if let Some(o) = finish(t, joined, &mut folded_any, &mut answered, state, published, quiet)? {
@@ -406,11 +453,19 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             if now >= due && waiting.is_none() {
                 break;
             }
-            let mut nap = if now >= due { Duration::from_millis(5) } else { (due - now).min(STOP_CHECK) };
+            // Past due, the window before last is what is awaited: its thread tells.
+            let mut nap = if now >= due { STOP_TICK } else { (due - now).min(STOP_TICK) };
             if let Some(c) = cut_at.filter(|&c| c > now) {
                 nap = nap.min(c - now);
             }
-            thread::sleep(nap);
+            if let Some(r) = querier_read.filter(|_| watch.is_some()) {
+                nap = nap.min((r + QUERIER_READ).saturating_duration_since(now));
+            }
+            // Only windows still here can be waited for (one folded already may have told).
+            over.retain(|k| [&waiting, &sending].iter().any(|w| w.as_ref().is_some_and(|w| w.k == *k)));
+            if let Ok(k) = done_rx.recv_timeout(nap) {
+                over.push(k);
+            }
         }
         // The newest window's time is up: its sending ends now (normally it has, one interval
         // ago; a late last probe gets `grace`); it waits for its late acks beside the next one.
@@ -428,11 +483,65 @@ fn target_loop(t: &Target, quit: &AtomicBool, state: &Mutex<State>, published: &
             );
             overruns.record(t, &why, state, published, quiet);
         }
-        sending = Some(InFlight::start(t, prober, started)?);
+        let base = mesh_window(t, state, &mut plan, quiet);
+        sending = Some(InFlight::start(t, base.as_ref().unwrap_or(&t.probe), prober, started, &done_tx)?);
         started += 1;
         // A window that starts late is given its whole length; the schedule moves with it.
         due = if late { now } else { due } + t.window;
     }
+}
+
+/// Where a mesh target's schedule stands: the last peer of the last unicast sample (the next
+/// sample starts after it) and the last interval said in the log.
+#[derive(Default)]
+struct MeshPlan {
+    after: Option<std::net::IpAddr>,
+    said: Option<(usize, Duration)>,
+}
+
+/// A mesh target's next window: its peers (`--hosts` and those learned from their multicast
+/// acks, this host's own addresses left out), the window's unicast sample of them, and the rate
+/// the schedule allows with that many ([`schedule`]); said in the log when the rate changes.
+/// `None` for a target that is not a mesh.
+fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: bool) -> Option<ProbeConfig> {
+    let m = t.mesh.as_ref()?;
+    let mut peers: std::collections::BTreeSet<std::net::IpAddr> = t.probe.hosts.iter().copied().collect();
+    // Peers by name: on loopback (or behind one address) several answer from one address, and
+    // each still sends this host probes and acks.
+    let learned = {
+        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let learned = st.series.range(state::range_of(&t.name)).filter(|(k, _)| k.path == state::Path::Multicast);
+        learned.map(|(k, _)| k.address).collect::<Vec<_>>()
+    };
+    let count = learned.len() + peers.iter().filter(|a| !learned.contains(a)).count();
+    peers.extend(learned);
+    // On loopback every peer answers from this host's own address: no unicast there.
+    let local = crate::net::local_addrs().unwrap_or_default();
+    peers.retain(|a| !a.is_loopback() && !local.contains(a));
+    let hosts = schedule::unicast_sample(&peers, plan.after, m.unicast_max);
+    if let Some(&last) = hosts.last() {
+        plan.after = Some(last);
+    }
+    let interval = schedule::interval(t.probe.interval, m.budget, count, hosts.len());
+    if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != (count == 0)) {
+        let rate = 1.0 / interval.as_secs_f64();
+        let pps = schedule::packets_per_s(rate, count, hosts.len());
+        let why = match m.budget {
+            Some(b) if interval > t.probe.interval => {
+                format!("lowered from {:.3}/s to stay within {b:.0}", 1.0 / t.probe.interval.as_secs_f64())
+            }
+            Some(b) => format!("within {b:.0}"),
+            None => "as --rate/--interval says".to_string(),
+        };
+        eprintln!(
+            "target {}: mesh of {count} peer(s), {} by unicast in this window: {rate:.3} probes/s, about {pps:.0} packets/s per host ({why})",
+            t.name,
+            hosts.len()
+        );
+        plan.said = Some((count, interval));
+    }
+    let count = schedule::count(t.window, interval);
+    Some(ProbeConfig { hosts, interval, count, ..t.probe.clone() })
 }
 
 /// How often a target's querier watch is read into the metrics.

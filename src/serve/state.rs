@@ -11,6 +11,10 @@
 //!   `unknown` loss; a series silent for longer than `forget` leaves the state (and the
 //!   exposition); if it comes back, it starts again as new.
 //! - A restarted responder (new id, same name and address) keeps its series; restarts are counted.
+//! - `--mesh`: a peer known from its multicast acks that a window probed by unicast and that
+//!   answered none of them gets its unicast series then, charged every one of those probes as
+//!   `unknown` loss (it has nothing to join for unicast); a peer's unicast series is probed only
+//!   in the windows whose unicast sample holds it, and stays as long as its multicast series.
 //!
 //! With `--groups` (a target probing several groups in turn), each multicast series also has:
 //! - `groups_reached`: the groups it answered at least once in the last window (any of their
@@ -339,6 +343,18 @@ impl State {
                 heard.insert(key);
             }
         }
+        let mesh = self.targets.get(target).is_some_and(|t| t.mesh.is_some());
+        // A mesh peer's multicast series keeps its unicast one: a peer probed by unicast only
+        // in some windows (the sample rotates), or never answering unicast, leaves with it.
+        let multicast_acks: BTreeMap<IpAddr, f64> = if mesh {
+            let range = self.series.range(range_of(target)).filter(|(k, _)| k.path == Path::Multicast);
+            range.map(|(k, s)| (k.address, s.last_ack_unix_s)).collect()
+        } else {
+            BTreeMap::new()
+        };
+        if mesh {
+            events.extend(self.unanswered_unicast(target, o, &heard, &multicast_acks));
+        }
         // Known series that answered nothing in this window.
         let groups = self.targets.get(target).map_or(0, |t| t.groups.len());
         let mut forgotten = Vec::new();
@@ -346,7 +362,9 @@ impl State {
             if heard.contains(key) {
                 continue;
             }
-            if w.now_unix_s - s.last_ack_unix_s > self.limits.forget_s {
+            let twin = (key.path == Path::Unicast).then(|| multicast_acks.get(&key.address)).flatten();
+            let last_ack = twin.map_or(s.last_ack_unix_s, |&t| t.max(s.last_ack_unix_s));
+            if w.now_unix_s - last_ack > self.limits.forget_s {
                 forgotten.push(key.clone());
                 continue;
             }
@@ -382,6 +400,42 @@ impl State {
         }
         let t = self.targets.get_mut(target).expect("inserted above");
         t.responders = heard.iter().filter(|k| k.path == Path::Multicast).count() as u64;
+        events
+    }
+
+    /// A mesh peer known from its multicast acks that this window probed by unicast and that
+    /// answered none of them: its unicast series is made (under `max_series`), so the fold
+    /// charges it the window's unicast probes as lost. Unicast broken while multicast works is
+    /// what the `path` label is there to show; without this, a peer that never answered by
+    /// unicast would have no unicast series at all. (Any responder's first window is charged
+    /// only from its first ack, since joining a group takes time; a peer already answering the
+    /// group has nothing to join for unicast.)
+    fn unanswered_unicast(
+        &mut self,
+        target: &str,
+        o: &Outcome,
+        heard: &BTreeSet<SeriesKey>,
+        multicast_acks: &BTreeMap<IpAddr, f64>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for u in o.unicast.iter().filter(|u| u.run.sent() > 0 && multicast_acks.contains_key(&u.host)) {
+            if heard.iter().any(|k| k.path == Path::Unicast && k.address == u.host) {
+                continue;
+            }
+            let range = self.series.range(range_of(target));
+            let mut names = range.filter(|(k, _)| k.address == u.host).map(|(k, _)| k.responder.clone());
+            let Some(responder) = names.next() else { continue };
+            let key = SeriesKey { target: target.to_string(), responder, address: u.host, path: Path::Unicast };
+            if self.series.contains_key(&key) {
+                continue;
+            }
+            if self.series.range(range_of(target)).count() >= self.limits.max_series {
+                self.targets.get_mut(target).expect("target exists").refused += 1;
+                events.push(Event { key, change: Change::Refused });
+                continue;
+            }
+            self.series.insert(key, Series::default());
+        }
         events
     }
 
@@ -825,5 +879,64 @@ mod tests {
         assert!(st.series[&b].is_silent());
         assert_eq!(fold(&mut st, &o, 1_061.0), [Change::Forgotten]);
         assert_eq!(st.series.len(), 1);
+    }
+
+    /// A unicast run of `n` probes to `host`, acked by (id, name) for `seqs`.
+    fn unicast_to(host: &str, start_ns: u64, n: u64, answer: Option<(u64, &str, Vec<u64>)>) -> crate::run::UnicastRun {
+        let mut o = window(start_ns, n, &[]);
+        if let Some((id, name, seqs)) = answer {
+            o = window(start_ns, n, &[(id, name, &format!("{host}:5"), seqs)]);
+        }
+        crate::run::UnicastRun::new(host.parse().unwrap(), o.run)
+    }
+
+    /// A mesh peer that answers the group but none of this host's unicast probes gets a unicast
+    /// series charged with every one of them, beside its clean multicast one; a peer left out
+    /// of a window's unicast sample is not charged, and its unicast series stays while its
+    /// multicast one does.
+    #[test]
+    fn a_mesh_peer_silent_by_unicast_only_is_unicast_loss() {
+        let mut st = state(10);
+        st.set_mesh("lan", "me", &[]);
+        st.set_own_id("lan", 42);
+        // Each window starts a second before it is folded.
+        let at = |now_s: u64| (now_s - 1) * 1_000 * MS;
+        let all: Vec<u64> = (0..10).collect();
+        let both = |n: &'static str, a: &'static str, id: u64| (id, n, a, all.clone());
+        let peers = [both("a", "10.0.0.1:5", 1), both("b", "10.0.0.2:5", 2)];
+        // First window: multicast only (no peer known yet).
+        assert_eq!(fold(&mut st, &window(at(1_000), 10, &peers), 1_000.1), [Change::Appeared, Change::Appeared]);
+        // Then unicast to both: a answers, b does not.
+        let mut o = window(at(1_010), 10, &peers);
+        o.unicast = vec![
+            unicast_to("10.0.0.1", at(1_010), 10, Some((1, "a", all.clone()))),
+            unicast_to("10.0.0.2", at(1_010), 10, None),
+        ];
+        let changes = fold(&mut st, &o, 1_010.0);
+        assert_eq!(changes, [Change::Appeared, Change::Silent], "a's unicast series appears, b's is silent");
+        let k = |n: &str, a: &str, path| SeriesKey { address: a.parse().unwrap(), path, ..key(n) };
+        let ub = &st.series[&k("b", "10.0.0.2", Path::Unicast)];
+        assert_eq!((ub.probes, ub.acks, ub.lost), (10, 0, [0, 0, 10]));
+        let mb = &st.series[&k("b", "10.0.0.2", Path::Multicast)];
+        assert_eq!((mb.probes, mb.lost), (20, [0, 0, 0]), "multicast clean");
+        let ua = &st.series[&k("a", "10.0.0.1", Path::Unicast)];
+        assert_eq!((ua.probes, ua.acks), (10, 10));
+        // A window whose sample leaves both out: neither unicast series is charged or forgotten,
+        // even past --forget (60 s) since their last unicast ack, while multicast answers.
+        fold(&mut st, &window(at(1_100), 10, &peers), 1_100.0);
+        assert_eq!(st.series[&k("b", "10.0.0.2", Path::Unicast)].probes, 10);
+        assert_eq!(st.series[&k("a", "10.0.0.1", Path::Unicast)].probes, 10);
+        assert_eq!(st.series.len(), 4);
+        // b leaves altogether: both its series go after --forget.
+        let only_a = [both("a", "10.0.0.1:5", 1)];
+        fold(&mut st, &window(at(1_110), 10, &only_a), 1_110.0);
+        assert_eq!(st.series.len(), 4, "b silent, not forgotten yet");
+        fold(&mut st, &window(at(1_170), 10, &only_a), 1_170.0);
+        assert!(st.series.keys().all(|k| k.responder == "a"), "{:?}", st.series.keys());
+        // A host that never answered the group is not made a unicast series.
+        let mut o = window(at(1_180), 10, &only_a);
+        o.unicast = vec![unicast_to("10.0.0.7", at(1_180), 10, None)];
+        fold(&mut st, &o, 1_180.0);
+        assert!(st.series.keys().all(|k| k.responder == "a"));
     }
 }

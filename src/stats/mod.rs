@@ -674,6 +674,13 @@ impl Run {
         self.window.back().map(|p| (p.seq, p.tx_ns))
     }
 
+    /// When the oldest probe still open was sent (ns, CLOCK_REALTIME): the next one
+    /// [`finalize_older_than`](Self::finalize_older_than) closes, so the receiver knows when to
+    /// wake for it.
+    pub(crate) fn oldest_open_tx_ns(&self) -> Option<u64> {
+        self.window.front().map(|p| p.tx_ns)
+    }
+
     /// Takes the raw rows produced so far (only with `raw`).
     pub(crate) fn drain_raw_rows(&mut self) -> Vec<RawRow> {
         std::mem::take(&mut self.raw_rows)

@@ -25,13 +25,21 @@ fn mesh_rules_pass_promtool_and_every_alert_has_a_unit_test() {
         );
         return;
     }
-    assert!(promtool(&["check", "rules", "mcprobe-mesh-rules.yml"]).contains("6 rules found"));
+    assert!(promtool(&["check", "rules", "mcprobe-mesh-rules.yml"]).contains("9 rules found"));
     promtool(&["test", "rules", "mcprobe-mesh-rules.test.yml"]);
     let p = dir().join("prometheus");
     let rules = std::fs::read_to_string(p.join("mcprobe-mesh-rules.yml")).unwrap();
     let tests = std::fs::read_to_string(p.join("mcprobe-mesh-rules.test.yml")).unwrap();
     let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
-    assert_eq!(alerts, ["McprobeMeshHostLostByEveryPeer", "McprobeMeshHostLosesEveryPeer"]);
+    assert_eq!(
+        alerts,
+        [
+            "McprobeMeshHostLostByEveryPeer",
+            "McprobeMeshHostLosesEveryPeer",
+            "McprobeMeshUnicastOnlyLoss",
+            "McprobeMeshMulticastOnlyLoss"
+        ]
+    );
     for a in alerts {
         assert!(tests.contains(&format!("alertname: {a}")), "no unit test for {a}");
     }

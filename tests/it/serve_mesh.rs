@@ -84,3 +84,141 @@ fn mesh_with_groups_is_refused() {
         &["--mesh", "one group"],
     );
 }
+
+/// Without --rate or --interval, the first line says the mesh schedule: the rate, the packet
+/// budget it is lowered to keep, and the unicast sample's bound.
+#[test]
+fn the_first_line_says_the_mesh_schedule() {
+    let http = free_tcp_port();
+    let mut c = bin();
+    c.args(["serve", "--mesh", "--iface", "127.0.0.1", "--group", GROUP, "--port", &free_port().to_string()]).args([
+        "--name",
+        "mx",
+        "--listen",
+        &format!("127.0.0.1:{http}"),
+    ]);
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = common::stderr_lines(&mut child);
+    let _serve = Killed(child);
+    let line = lines.recv_timeout(PATIENCE).expect("serve prints its first line");
+    for needle in [
+        "serving http://127.0.0.1:",
+        "mesh default: 1.000 probes/s",
+        "within 900 packets/s per host",
+        "at most 16 peers by unicast a window",
+    ] {
+        assert!(line.contains(needle), "{needle:?} in {line}");
+    }
+}
+
+/// Samples of family `name` in an exposition: its labels as (name, value) pairs, and its value.
+fn samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
+        let (Some(open), Some(close)) = (l.find('{'), l.rfind('}')) else { continue };
+        let labels = l[open + 1..close]
+            .split("\",")
+            .filter_map(|kv| kv.split_once("=\""))
+            .map(|(k, v)| (k.to_string(), v.trim_end_matches('"').to_string()))
+            .collect();
+        if let Ok(v) = l[close + 1..].trim().parse() {
+            out.push((labels, v));
+        }
+    }
+    out
+}
+
+/// The sum of family `name` over the samples whose labels include every pair of `want`.
+fn sum(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    let has = |labels: &[(String, String)]| want.iter().all(|(k, v)| labels.iter().any(|(a, b)| a == k && b == v));
+    samples(text, name).into_iter().filter(|(l, _)| has(l)).map(|(_, v)| v).sum()
+}
+
+/// Three lab hosts run `serve --mesh` without --hosts: each learns the others from their acks
+/// and probes them by unicast too (path="unicast"). h3 drops every unicast datagram to its
+/// responder's port (an nftables rule in its namespace; multicast to the group passes): the
+/// others' unicast cells towards h3 are all lost while their multicast cells towards it stay
+/// clean, and the h1 -> h2 cells stay clean on both paths. Needs root; about 15 s.
+#[test]
+fn a_peer_that_drops_unicast_only_shows_unicast_loss_with_multicast_clean() {
+    use common::lab::{fresh_lab, in_lab_host, in_netns, lab_in, nft_in};
+    let Some((_lab, _turn, p)) = fresh_lab("msu", 3) else { return };
+    let hosts = ["h1", "h2", "h3"];
+    let addrs: Vec<String> = hosts.iter().map(|h| lab_in(p, &["addr", h]).trim().to_string()).collect();
+    nft_in(
+        p,
+        "h3",
+        &format!(
+            "table inet msu {{\n  chain input {{\n    type filter hook input priority 0;\n    ip daddr {} udp dport 24242 counter drop\n  }}\n}}\n",
+            addrs[2]
+        ),
+    );
+    let http = 9464;
+    let mut children = Vec::new();
+    for (h, a) in hosts.iter().zip(&addrs) {
+        let mut c = in_lab_host(p, h);
+        c.args(["serve", "--mesh", "--iface", "veth0", "--port", "24242", "--name", h])
+            .args(["--rate", "20", "--window", "1s", "--timeout", "300ms"])
+            .args(["--listen", &format!("{a}:{http}"), "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        children.push(Killed(c.spawn().expect("serve starts")));
+    }
+    let scrape = |i: usize| -> String {
+        let addr: std::net::SocketAddr = format!("{}:{http}", addrs[i]).parse().unwrap();
+        in_netns(&format!("{p}-{}", hosts[i]), || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+                return String::new();
+            };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        })
+    };
+    let probes = |t: &str, src: &str, peer: &str, path: &str| {
+        sum(t, "mcprobe_mesh_probes_total", &[("source", src), ("peer", peer), ("path", path)])
+    };
+    let lost = |t: &str, src: &str, peer: &str, path: &str| {
+        sum(t, "mcprobe_mesh_lost_total", &[("source", src), ("peer", peer), ("path", path)])
+    };
+    // Enough unicast windows: 40 probes by unicast from h1 to each peer, after the window that
+    // learned them.
+    let ready = |t: &str| probes(t, "h1", "h2", "unicast") >= 40.0 && probes(t, "h1", "h3", "unicast") >= 40.0;
+    let mut t1 = scrape(0);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            t1 = scrape(0);
+            ready(&t1)
+        }),
+        "h1 probes both peers by unicast:\n{t1}"
+    );
+    let t2 = scrape(1);
+    // h3's unicast cells: every probe lost (no ack ever: direction unknown); multicast clean.
+    for (t, src) in [(&t1, "h1"), (&t2, "h2")] {
+        let (p_u, l_u) = (probes(t, src, "h3", "unicast"), lost(t, src, "h3", "unicast"));
+        assert!(p_u > 0.0 && l_u == p_u, "{src} -> h3 by unicast: {l_u} of {p_u} lost\n{t}");
+        let unknown = sum(
+            t,
+            "mcprobe_mesh_lost_total",
+            &[("source", src), ("peer", "h3"), ("path", "unicast"), ("direction", "unknown")],
+        );
+        assert_eq!(unknown, l_u, "{src} -> h3: no ack, so no direction\n{t}");
+        let (p_m, l_m) = (probes(t, src, "h3", "multicast"), lost(t, src, "h3", "multicast"));
+        assert!(p_m > 0.0 && l_m <= p_m * 0.02, "{src} -> h3 by multicast: {l_m} of {p_m} lost\n{t}");
+        // h3 still answers the group: up.
+        assert_eq!(sum(t, "mcprobe_mesh_peer_up", &[("source", src), ("peer", "h3")]), 1.0, "{t}");
+    }
+    // h1 -> h2 on both paths: clean.
+    for path in ["multicast", "unicast"] {
+        let (pr, l) = (probes(&t1, "h1", "h2", path), lost(&t1, "h1", "h2", path));
+        assert!(pr > 0.0 && l <= pr * 0.02, "h1 -> h2 by {path}: {l} of {pr} lost\n{t1}");
+    }
+    // h3 itself probes the others by unicast (its probes leave; only what comes in to its
+    // responder's port is dropped), and they answer.
+    let t3 = scrape(2);
+    let (pr, l) = (probes(&t3, "h3", "h1", "unicast"), lost(&t3, "h3", "h1", "unicast"));
+    assert!(pr > 0.0 && l <= pr * 0.02, "h3 -> h1 by unicast: {l} of {pr} lost\n{t3}");
+}

@@ -46,47 +46,75 @@ enum Scripted {
 
 /// What the source does once its script is played.
 enum Then {
-    /// Nothing more arrives: an idle tick each call.
+    /// Nothing more arrives: each wait runs out.
     Silence,
     /// Garbage every this often, forever (a stray sender).
     Flood(Duration),
 }
 
+/// A scripted network on the fake clock: each event comes at its time, unless the receiver's
+/// wait runs out first (then the clock moves to the end of the wait and the event stays due).
 struct FakeNet<'c> {
     clock: &'c FakeClock,
     script: VecDeque<Scripted>,
     then: Then,
+    /// When the next event is due (fixed when it is first waited for).
+    next_at: Option<Duration>,
+    /// Waits that ran out, and every call.
+    idles: u64,
+    calls: u64,
+    /// The sender's last probe leaves at this instant (it says so in `Shared` then; the
+    /// receiver learns it when it next wakes).
+    sending_ends: Option<(Duration, &'c Shared)>,
+}
+
+impl<'c> FakeNet<'c> {
+    fn new(clock: &'c FakeClock, script: Vec<Scripted>, then: Then) -> Self {
+        FakeNet { clock, script: script.into(), then, next_at: None, idles: 0, calls: 0, sending_ends: None }
+    }
+}
+
+impl FakeNet<'_> {
+    fn sender_ran(&mut self) {
+        if let Some((at, shared)) = self.sending_ends.filter(|(at, _)| self.clock.mono() >= *at) {
+            *shared.last_tx.lock().unwrap() = Some(at);
+            self.sending_ends = None;
+        }
+    }
 }
 
 impl AckSource for FakeNet<'_> {
-    fn next(&mut self, buf: &mut [u8], _cmsg: &mut [u8]) -> io::Result<Event> {
-        // A loop that never ends is a failure, not a hang.
+    fn next(&mut self, buf: &mut [u8], _cmsg: &mut [u8], wait: Duration) -> io::Result<Event> {
+        // A loop that never ends, or spins without time passing, is a failure, not a hang.
         assert!(self.clock.mono() < Duration::from_secs(3600), "the receive loop never completed");
+        self.calls += 1;
+        assert!(self.calls < 10_000_000, "the receive loop spins (last wait {wait:?})");
+        let now = self.clock.mono();
+        let after = match (self.script.front(), &self.then) {
+            (Some(Scripted::Datagram(after, ..) | Scripted::Icmp(after, ..)), _) => Some(*after),
+            (None, Then::Flood(gap)) => Some(*gap),
+            (None, Then::Silence) => None,
+        };
+        let at = after.map(|a| *self.next_at.get_or_insert(now + a));
+        let Some(at) = at.filter(|&at| at <= now + wait) else {
+            self.clock.advance(wait);
+            self.idles += 1;
+            self.sender_ran();
+            return Ok(Event::Idle);
+        };
+        self.clock.advance(at - now);
+        self.sender_ran();
+        self.next_at = None;
         let datagram = |clock: &FakeClock, buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
             buf[..bytes.len()].copy_from_slice(bytes);
             let rx = Received { len: bytes.len(), from, rx_ns: clock.wall_ns(), ttl: 64, dst: None, local_drops: None };
             Event::Datagram { sock, rx }
         };
-        match self.script.pop_front() {
-            Some(Scripted::Datagram(after, sock, bytes, from)) => {
-                self.clock.advance(after);
-                Ok(datagram(self.clock, buf, sock, &bytes, from))
-            }
-            Some(Scripted::Icmp(after, host, error)) => {
-                self.clock.advance(after);
-                Ok(Event::Icmp { host, error })
-            }
-            None => match self.then {
-                Then::Silence => {
-                    self.clock.advance(net::READ_TICK);
-                    Ok(Event::Idle)
-                }
-                Then::Flood(gap) => {
-                    self.clock.advance(gap);
-                    Ok(datagram(self.clock, buf, 0, b"not an ack", addr("10.0.0.99")))
-                }
-            },
-        }
+        Ok(match self.script.pop_front() {
+            Some(Scripted::Datagram(_, sock, bytes, from)) => datagram(self.clock, buf, sock, &bytes, from),
+            Some(Scripted::Icmp(_, host, error)) => Event::Icmp { host, error },
+            None => datagram(self.clock, buf, 0, b"not an ack", addr("10.0.0.99")),
+        })
     }
 }
 
@@ -142,22 +170,53 @@ fn acks(session: u64, seqs: std::ops::Range<u64>, gap: Duration, rtt: Duration, 
 fn end_of_run_steps() {
     let t = Duration::from_secs(1);
     let mut end = EndOfRun::new(t, Duration::ZERO);
-    // A datagram within a tick of the last close: nothing to do.
+    // A datagram within FINALIZE_EVERY of the last close: nothing to do.
     assert_eq!(end.step(MS, false, None), Step { finalize: false, complete: false });
-    // Drained, or a tick under a steady stream: close old probes, but not before sending is done.
+    // A wait ran out, or FINALIZE_EVERY under a steady stream: close old probes, but not end
+    // the run before sending is done.
     assert_eq!(end.step(2 * MS, true, None), Step { finalize: true, complete: false });
-    assert_eq!(end.step(2 * MS + net::READ_TICK, false, None), Step { finalize: true, complete: false });
+    assert_eq!(end.step(2 * MS + FINALIZE_EVERY, false, None), Step { finalize: true, complete: false });
     // Sending done at 10 s: complete when drained past the timeout...
     let last = Some(Duration::from_secs(10));
     assert!(!end.step(Duration::from_secs(10) + t - MS, true, last).complete);
     assert!(end.step(Duration::from_secs(10) + t, true, last).complete);
+    // ... but drained means DRAIN_WAIT of silence: a wait that ran out just after a datagram
+    // does not end the run.
+    let at = |d: Duration| Duration::from_secs(10) + d;
+    let mut end = EndOfRun::new(t, Duration::ZERO);
+    assert!(!end.step(at(t), false, last).complete);
+    assert!(!end.step(at(t + DRAIN_WAIT - MS), true, last).complete);
+    assert!(end.step(at(t + DRAIN_WAIT), true, last).complete);
     // ... or, with datagrams still coming, past the timeout plus the margin.
     let mut end = EndOfRun::new(t, Duration::ZERO);
-    let at = |d: Duration| Duration::from_secs(10) + d;
-    assert!(!end.step(at(t + net::READ_TICK), false, last).complete);
+    assert!(!end.step(at(t + FINALIZE_EVERY), false, last).complete);
     assert!(!end.step(at(t + RETAIN_MARGIN - MS), false, last).complete);
-    assert!(end.step(at(t + RETAIN_MARGIN + net::READ_TICK), false, last).complete);
+    assert!(end.step(at(t + RETAIN_MARGIN + FINALIZE_EVERY), false, last).complete);
     assert_eq!(end.retain(), t + RETAIN_MARGIN);
+}
+
+#[test]
+fn the_wait_runs_to_the_next_deadline() {
+    let t = Duration::from_secs(1);
+    let s = Duration::from_secs;
+    let end = EndOfRun::new(t, s(10));
+    // Sending under way, nothing open: a look once per timeout (to learn sending ended).
+    assert_eq!(end.wait(s(10), None, None), t);
+    // The oldest open probe's close, FINALIZE_SLACK after its retention runs out...
+    assert_eq!(end.wait(s(10), None, Some(s(10) + 300 * MS)), 300 * MS + FINALIZE_SLACK);
+    // ... but no sooner than FINALIZE_EVERY after the last close.
+    assert_eq!(end.wait(s(10), None, Some(s(10) - FINALIZE_SLACK)), FINALIZE_EVERY);
+    // Sending done at 10.5 s: the run's end, unless a close comes first.
+    let last = Some(s(10) + 500 * MS);
+    assert_eq!(end.wait(s(11), last, None), 500 * MS);
+    assert_eq!(end.wait(s(11), last, Some(s(11) + 100 * MS)), 100 * MS + FINALIZE_SLACK);
+    // Past the end, after a datagram: DRAIN_WAIT of silence.
+    let mut end = EndOfRun::new(t, s(10));
+    end.step(s(12), false, last);
+    assert_eq!(end.wait(s(12), last, None), DRAIN_WAIT);
+    // A short timeout still waits FINALIZE_EVERY while sending: the loop never spins.
+    let end = EndOfRun::new(MS, s(10));
+    assert_eq!(end.wait(s(10), None, None), FINALIZE_EVERY);
 }
 
 #[test]
@@ -167,15 +226,36 @@ fn a_quiet_run_completes_one_timeout_after_the_last_probe() {
     let gap = 10 * MS;
     let shared = sent(&cfg, &clock, 50, gap);
     let last_tx = clock.mono();
-    let mut net =
-        FakeNet { clock: &clock, script: acks(SESSION, 0..50, gap, 100 * MS, "10.0.0.2").into(), then: Then::Silence };
+    let mut net = FakeNet::new(&clock, acks(SESSION, 0..50, gap, 100 * MS, "10.0.0.2"), Then::Silence);
     let totals = receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
     let took = clock.mono() - last_tx;
-    assert!(took >= cfg.timeout && took <= cfg.timeout + net::READ_TICK, "completed {took:?} after the last probe");
+    // The loop waits for the run's end itself: it completes on the dot.
+    assert_eq!(took, cfg.timeout, "completed {took:?} after the last probe");
+    // It woke for nothing but deadlines: its first look, a close every FINALIZE_SLACK from the
+    // first probe's (1.25 s after it) to the end (1.49 s), and the end. A 20 ms tick woke 45
+    // times in this second.
+    assert!(net.idles <= 7, "{} wake-ups without a datagram in {took:?}", net.idles);
     let runs = shared.runs.lock().unwrap();
     let h = &runs.multicast.hosts()[0];
     assert_eq!((h.received, h.late, runs.multicast.finalized()), (50, 0, 50));
     assert_eq!((totals.invalid, totals.forged, totals.local_drops()), (0, 0, 0));
+}
+
+#[test]
+fn the_end_of_sending_is_learned_in_time_to_end_on_the_dot() {
+    // The sender says it is done only in `Shared`: nothing wakes the receiver for it. No acks,
+    // and the last probe leaves 2.3 s after a first one nobody answered.
+    let clock = FakeClock::default();
+    let cfg = config(&[]);
+    let shared = sent(&cfg, &clock, 1, MS);
+    *shared.last_tx.lock().unwrap() = None;
+    let ends = clock.mono() + Duration::from_millis(2300);
+    let mut net = FakeNet::new(&clock, Vec::new(), Then::Silence);
+    net.sending_ends = Some((ends, &shared));
+    receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
+    assert_eq!(clock.mono() - ends, cfg.timeout, "completed {:?} after the last probe", clock.mono() - ends);
+    // Waits of one timeout while sending, plus the probe's close: not a tick.
+    assert!(net.idles <= 6, "{} wake-ups", net.idles);
 }
 
 #[test]
@@ -184,7 +264,7 @@ fn a_flood_ends_the_run_after_the_retention_margin() {
     let cfg = config(&[]);
     let shared = sent(&cfg, &clock, 10, 10 * MS);
     let last_tx = clock.mono();
-    let mut net = FakeNet { clock: &clock, script: VecDeque::new(), then: Then::Flood(MS) };
+    let mut net = FakeNet::new(&clock, Vec::new(), Then::Flood(MS));
     let sinks = Arc::new(Mutex::new(0u32));
     let counted = sinks.clone();
     let sink: RowSink = Box::new(move |_: &[RawRow], _: &[IntervalRow]| {
@@ -194,9 +274,9 @@ fn a_flood_ends_the_run_after_the_retention_margin() {
     let totals = receive_loop(&cfg, &mut net, &clock, &shared, Some(sink)).unwrap();
     let took = clock.mono() - last_tx;
     let limit = cfg.timeout + RETAIN_MARGIN;
-    assert!(took >= limit && took <= limit + net::READ_TICK + MS, "completed {took:?} after the last probe");
-    // Never drained, yet old probes were closed and rows handed out every tick.
-    let ticks = (took.as_nanos() / net::READ_TICK.as_nanos()) as u32;
+    assert!(took >= limit && took <= limit + FINALIZE_EVERY + MS, "completed {took:?} after the last probe");
+    // Never drained, yet old probes were closed and rows handed out every FINALIZE_EVERY.
+    let ticks = (took.as_nanos() / FINALIZE_EVERY.as_nanos()) as u32;
     assert!(*sinks.lock().unwrap() >= ticks, "{} sink calls in {ticks} ticks", sinks.lock().unwrap());
     assert_eq!(totals.invalid, took.as_millis() as u64);
     let runs = shared.runs.lock().unwrap();
@@ -214,7 +294,7 @@ fn an_ack_after_the_timeout_is_late_by_its_kernel_time() {
         Scripted::Datagram(995 * MS, 0, ack(SESSION, 0, WALL0), addr("10.0.0.2")),
         Scripted::Datagram(Duration::ZERO, 0, ack(SESSION, 1, WALL0 + 10_000_000), addr("10.0.0.2")),
     ];
-    let mut net = FakeNet { clock: &clock, script: script.into(), then: Then::Silence };
+    let mut net = FakeNet::new(&clock, script, Then::Silence);
     receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
     let runs = shared.runs.lock().unwrap();
     let h = &runs.multicast.hosts()[0];
@@ -236,7 +316,7 @@ fn unicast_acks_and_icmp_errors_land_on_their_host() {
     script.push(Scripted::Icmp(MS, 2, err(IcmpKind::HostUnreachable, "10.0.0.1")));
     // An error for a host index that does not exist is ignored.
     script.push(Scripted::Icmp(MS, 7, err(IcmpKind::HostUnreachable, "10.0.0.1")));
-    let mut net = FakeNet { clock: &clock, script: script.into(), then: Then::Silence };
+    let mut net = FakeNet::new(&clock, script, Then::Silence);
     receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
     let runs = shared.runs.lock().unwrap();
     assert_eq!(runs.multicast.hosts()[0].received, 20);
