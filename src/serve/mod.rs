@@ -289,8 +289,10 @@ fn watch_loop(
     let forget_ns = u64::try_from(forget.as_nanos()).unwrap_or(u64::MAX);
     let mut next_tick = t0 + SECOND;
     while !quit.load(Ordering::SeqCst) {
-        // Until the next datagram, or the next second's duty, or STOP_TICK for `quit`.
-        let wait = Duration::from_nanos(next_tick.saturating_sub(crate::net::now_ns())).min(crate::net::STOP_TICK);
+        // Until the next datagram, or the next second's duty, or STOP_TICK for `quit`; in whole
+        // ms rounded up, as the poll takes it (rounded down, the last ms would spin).
+        let wait = Duration::from_nanos(next_tick.saturating_sub(crate::net::now_ns())).min(STOP_TICK);
+        let wait = Duration::from_millis(u64::from(crate::net::wait_ms(wait)));
         rx.poll(wait, |g, port, bytes, r| watcher.packet(g, port, r.from, bytes, r.rx_ns))
             .map_err(|e| e.context(format!("watch {}", w.name)))?;
         let now = crate::net::now_ns();
