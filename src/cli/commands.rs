@@ -166,9 +166,8 @@ pub struct ProbeArgs {
     /// thread (tens of µs on a VM; the summary's send lateness), at the CPU cost of any sleeper
     /// (gaps under 20 µs, above ~50 000/s, are waited out awake). `precise`: it wakes early and
     /// spins the rest, so probes leave within a µs of their time, at the cost of a busy CPU (half
-    /// a core or more from 10 000/s); on a busy machine a spinning thread is preempted more, so
-    /// its worst 1 % are later than lean's unless it runs with --realtime. `auto`: precise with
-    /// --realtime, lean without. Lateness never enters the RTT: each probe carries the time it
+    /// a core or more from 10 000/s), and on a busy machine its worst 1 % are no better than
+    /// lean's unless it runs with --realtime. `auto`: precise with --realtime, lean without. Lateness never enters the RTT: each probe carries the time it
     /// actually left.
     #[arg(long, value_enum, default_value_t = PacingArg::Auto)]
     pub pacing: PacingArg,

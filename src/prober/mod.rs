@@ -66,9 +66,10 @@ const PURE_SPIN: Duration = Duration::from_micros(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pacing {
     /// [`Pacing::Lean`] under the normal scheduler, [`Pacing::Precise`] under SCHED_FIFO
-    /// (`--realtime`): measured, a spinning sender is preempted as a CPU hog under the former
-    /// (its p99 lateness was 4-5× lean's) and keeps its CPU under the latter (its p99 was 0.2-0.6×
-    /// cyclictest's, lean's 1.5-2×): results/limits-pace-2026-12-02.md.
+    /// (`--realtime`). Measured (results/limits-pace-2026-12-02.md): under the former spinning
+    /// cost 25-58 % more CPU per probe for p99 lateness no better than lean's (a spinning thread
+    /// is preempted as a CPU hog); under the latter it keeps its CPU, and its p99 was 0.2-0.6×
+    /// cyclictest's where lean's was 1.5-2×.
     #[default]
     Auto,
     /// Sleep until the deadline on an absolute timer and send on waking: lateness is the
