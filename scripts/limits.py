@@ -42,6 +42,58 @@ def cyclictest(argv):
     print(" ".join(f"{k}={v}" for k, v in kv.items()))
 
 
+def wakeups(argv):
+    """Send lateness per wake-up, as cyclictest counts it, from probes.csv: `wakeups CSV RATE`.
+
+    cyclictest takes one sample per wake-up and, after a late one, skips the deadlines already
+    past; a prober sends every probe, so one 5 ms stall at 10 000/s makes 50 probes late (the
+    catch-up sends).  Here a probe is a wake-up when its deadline was still ahead as the
+    previous probe left (the sender had to wait for it); the others are catch-up sends.  The
+    schedule is compare.py's: the line through the lower envelope of tx - seq/rate (tx is
+    CLOCK_REALTIME, a few ppm off the prober's CLOCK_MONOTONIC on a VM)."""
+    rate = float(argv[1])
+    tx = {}
+    for row in csv.DictReader(open(argv[0])):
+        tx[int(row["seq"])] = int(row["tx_unix_ns"])
+    seqs = sorted(tx)
+    if len(seqs) < 3:
+        print("wakeups=0")
+        return
+    t0 = tx[seqs[0]]
+    off = [(q, (tx[q] - t0) / 1e3 - q * 1e6 / rate) for q in seqs]
+    k = max(1, len(off) // 20)
+    env = [min(off[i : i + k], key=lambda p: p[1]) for i in range(0, len(off), k)]
+
+    def fit(pts):
+        n = len(pts)
+        mx = sum(p[0] for p in pts) / n
+        my = sum(p[1] for p in pts) / n
+        sxx = sum((p[0] - mx) ** 2 for p in pts)
+        b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else 0.0
+        return my - b * mx, b
+
+    a, b = fit(env)
+    good = [p for p in env if p[1] - (a + b * p[0]) <= 2.0] or env
+    a, b = fit(good)
+    if abs(b * rate) > 50:
+        a, b = min(env[:2], key=lambda p: p[1])[1], 0.0
+    # deadline and send time in µs from t0
+    due = {q: a + b * q + q * 1e6 / rate for q in seqs}
+    sent = {q: (tx[q] - t0) / 1e3 for q in seqs}
+    wake, catch = [], 0
+    for prev, q in zip(seqs, seqs[1:]):
+        if q != prev + 1 or due[q] > sent[prev]:
+            wake.append(max(0.0, sent[q] - due[q]))
+        else:
+            catch += 1
+    wake.sort()
+    n = len(wake)
+    print(
+        f"wakeups={n} catchup_sends={catch} wake_lateness_p50_us={wake[n // 2]:.2f} "
+        f"wake_lateness_p99_us={wake[min(n - 1, int(n * 0.99))]:.2f} wake_lateness_max_us={wake[-1]:.2f}"
+    )
+
+
 def num(x):
     try:
         return float(x)
@@ -339,5 +391,185 @@ def cpu_and_late(g):
     )
 
 
+def pace(argv):
+    """`pace CSV` -> markdown on stdout: lean (mcprobe, the default) and precise pacing against
+    cyclictest and iperf 2, round by round, per-thread CPU where measured (THREADS=1), and the
+    one-way and round-trip ceilings against the loss-free steps."""
+    rows = list(csv.DictReader(open(argv[0])))
+    runs = {}
+    for r in rows:
+        runs.setdefault((r["test"], r["tool"], int(r["round"]), int(r["rate_pps"])), {})[r["metric"]] = r["value"]
+
+    def g(test, tool, rd, rate, k):
+        return num(runs.get((test, tool, rd, rate), {}).get(k))
+
+    def f(x, d=1):
+        return "—" if x is None else f"{x:.{d}f}"
+
+    def ratio(a, b):
+        return None if a is None or not b else a / b
+
+    def med(v):
+        v = [x for x in v if x is not None]
+        return statistics.median(v) if v else None
+
+    def cpu(tool, rd, rate):
+        if tool.startswith("mcprobe"):
+            a, b, n = (g("bars", tool, rd, rate, k) for k in ("prober_cpu_s", "responder_cpu_s", "sent"))
+        else:
+            a, b, n = (g("bars", tool, rd, rate, k) for k in ("client_cpu_s", "server_cpu_s", "received"))
+        return None if None in (a, b, n) or not n else (a + b) / n * 1e6
+
+    bars = [k for k in runs if k[0] == "bars"]
+    rounds = sorted({k[2] for k in bars})
+    rates = sorted({k[3] for k in bars})
+    out = []
+    env = {r["metric"]: r["value"] for r in rows if r["test"] == "env"}
+    out.append(f"load average {env.get('loadavg_start', '?')} at start, {env.get('loadavg_end', '?')} at end\n")
+    out.append("### Send lateness (µs) vs cyclictest, same interval and policy, same round\n")
+    out.append(
+        "per probe: the prober's own histogram (every probe, catch-up sends after a stall included); "
+        "per wake-up: only probes the sender waited for (`limits.py wakeups`), as cyclictest counts.\n"
+    )
+    out.append(
+        "| rate /s | round | load | cyclictest p50 / p99 / max (cycles) | lean per probe p50 / p99 | lean per wake-up p50 / p99 / max (wake-ups) "
+        "| precise per probe p50 / p99 | precise per wake-up p99 | p99 ratio to cyclictest: lean wake-up / lean probe / precise wake-up / precise probe |"
+    )
+    out.append("|---:|---:|---:|---|---|---|---|---|---|")
+    summ = {}
+    for rate in rates:
+        for rd in rounds:
+            if ("bars", "cyclictest", rd, rate) not in runs:
+                continue
+            c = lambda k: g("bars", "cyclictest", rd, rate, k)  # noqa: E731
+            lm = lambda k: g("bars", "mcprobe", rd, rate, k)  # noqa: E731
+            pm = lambda k: g("bars", "mcprobe-precise", rd, rate, k)  # noqa: E731
+            rs = [
+                ratio(lm("wake_lateness_p99_us"), c("p99_us")),
+                ratio(lm("send_lateness_p99_us"), c("p99_us")),
+                ratio(pm("wake_lateness_p99_us"), c("p99_us")),
+                ratio(pm("send_lateness_p99_us"), c("p99_us")),
+            ]
+            summ.setdefault(rate, []).append(rs)
+            load = runs[("bars", "cyclictest", rd, rate)].get("loadavg", "?")
+            out.append(
+                f"| {rate} | {rd} | {load} | {f(c('p50_us'), 0)} / {f(c('p99_us'), 0)} / {f(c('max_us'), 0)} ({f(c('cycles'), 0)}) "
+                f"| {f(lm('send_lateness_p50_us'), 2)} / {f(lm('send_lateness_p99_us'))} "
+                f"| {f(lm('wake_lateness_p50_us'), 2)} / {f(lm('wake_lateness_p99_us'))} / {f(lm('wake_lateness_max_us'), 0)} ({f(lm('wakeups'), 0)}) "
+                f"| {f(pm('send_lateness_p50_us'), 2)} / {f(pm('send_lateness_p99_us'))} | {f(pm('wake_lateness_p99_us'))} "
+                f"| {' / '.join(f(x, 2) for x in rs)} |"
+            )
+    out.append("")
+    out.append("| rate /s | median p99 ratio: lean per wake-up | lean per probe | precise per wake-up | precise per probe | rounds |")
+    out.append("|---:|---:|---:|---:|---:|---:|")
+    for rate, v in sorted(summ.items()):
+        out.append(f"| {rate} | " + " | ".join(f(med([x[i] for x in v]), 2) for i in range(4)) + f" | {len(v)} |")
+
+    if any(k[1] == "mcprobe-rt" for k in bars):
+        out.append("\n### Under SCHED_FIFO: mcprobe --realtime (lean) vs cyclictest --policy=fifo -p 50\n")
+        out.append("| rate /s | round | load | cyclictest-fifo p50 / p99 / max | --realtime per probe p50 / p99 | per wake-up p99 | p99 ratio wake-up / probe |")
+        out.append("|---:|---:|---:|---|---|---|---|")
+        for rate in rates:
+            for rd in rounds:
+                if ("bars", "mcprobe-rt", rd, rate) not in runs:
+                    continue
+                c = lambda k: g("bars", "cyclictest-fifo", rd, rate, k)  # noqa: E731
+                m = lambda k: g("bars", "mcprobe-rt", rd, rate, k)  # noqa: E731
+                out.append(
+                    f"| {rate} | {rd} | {runs[('bars', 'mcprobe-rt', rd, rate)].get('loadavg', '?')} | {f(c('p50_us'), 0)} / {f(c('p99_us'), 0)} / {f(c('max_us'), 0)} "
+                    f"| {f(m('send_lateness_p50_us'), 2)} / {f(m('send_lateness_p99_us'))} | {f(m('wake_lateness_p99_us'))} "
+                    f"| {f(ratio(m('wake_lateness_p99_us'), c('p99_us')), 2)} / {f(ratio(m('send_lateness_p99_us'), c('p99_us')), 2)} |"
+                )
+
+    out.append("\n### CPU per probe (prober + responder, µs) vs iperf 2's per datagram (client + server), same round\n")
+    out.append("| rate /s | round | load (lean) | lean | precise | iperf | lean / iperf | precise / iperf |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cs = {}
+    for rate in rates:
+        for rd in rounds:
+            lc, pc, ic = cpu("mcprobe", rd, rate), cpu("mcprobe-precise", rd, rate), cpu("iperf", rd, rate)
+            if lc is None and pc is None:
+                continue
+            cs.setdefault(rate, []).append((ratio(lc, ic), ratio(pc, ic), lc, pc, ic))
+            out.append(
+                f"| {rate} | {rd} | {runs.get(('bars', 'mcprobe', rd, rate), {}).get('loadavg', '?')} | {f(lc)} | {f(pc)} | {f(ic)} "
+                f"| {f(ratio(lc, ic), 2)} | {f(ratio(pc, ic), 2)} |"
+            )
+    out.append("")
+    out.append("| rate /s | median lean µs | median precise µs | median iperf µs | median lean / iperf | median precise / iperf |")
+    out.append("|---:|---:|---:|---:|---:|---:|")
+    for rate, v in sorted(cs.items()):
+        out.append(
+            f"| {rate} | {f(med([x[2] for x in v]))} | {f(med([x[3] for x in v]))} | {f(med([x[4] for x in v]))} "
+            f"| {f(med([x[0] for x in v]), 2)} | {f(med([x[1] for x in v]), 2)} |"
+        )
+
+    thr = sorted({m for k, v in runs.items() if k[0] == "bars" for m in v if "_thr_" in m})
+    if thr:
+        out.append("\n### Where mcprobe's CPU goes (µs per probe, per thread; median of the rounds)\n")
+        names = [t for t in thr if not t.endswith(("ctrl-c#0", "querier-watch#0"))]
+        out.append("| rate /s | pacing | " + " | ".join(n.replace("_thr_", " ") for n in names) + " |")
+        out.append("|---:|---|" + "---:|" * len(names))
+        for rate in rates:
+            for tool in ("mcprobe", "mcprobe-precise", "mcprobe-base"):
+                vals = []
+                for n in names:
+                    per = [
+                        ratio(g("bars", tool, rd, rate, n), g("bars", tool, rd, rate, "sent"))
+                        for rd in rounds
+                        if ("bars", tool, rd, rate) in runs
+                    ]
+                    m = med(per)
+                    vals.append(None if m is None else m * 1e6)
+                if any(x is not None for x in vals):
+                    out.append(f"| {rate} | {tool} | " + " | ".join(f(x) for x in vals) + " |")
+
+    ceil = {}
+    for (test, tool, rd, _), v in runs.items():
+        if test == "ceiling":
+            if tool == "blaster" and num(v.get("received")) and num(v.get("seconds")):
+                ceil.setdefault(tool, []).append((rd, v.get("loadavg"), num(v["received"]) / num(v["seconds"])))
+            if tool == "blaster-echo" and num(v.get("echoed")) and num(v.get("seconds")):
+                ceil.setdefault(tool, []).append((rd, v.get("loadavg"), num(v["echoed"]) / num(v["seconds"])))
+    if ceil:
+        out.append("\n### Ceilings and loss-free rates\n")
+        for tool, v in sorted(ceil.items()):
+            for rd, load, rate in sorted(v):
+                out.append(f"- {tool} round {rd} (load {load}): {rate:.0f}/s")
+        steps = {}
+        for (test, tool, _, rate), v in runs.items():
+            if test == "step":
+                steps.setdefault(tool, []).append((rate, v))
+        out.append("\n| tool | asked /s | load | achieved /s | sent | received | lost | pass |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---|")
+        best = {}
+        for tool, v in sorted(steps.items()):
+            ok = True
+            for rate, m in sorted(v, key=lambda x: x[0]):
+                ps = m.get("pass") == "1"
+                if ps and ok:
+                    best[tool] = (rate, num(m.get("achieved_pps")))
+                ok = ok and ps
+                out.append(
+                    f"| {tool} | {rate} | {m.get('loadavg', '?')} | {m.get('achieved_pps', '')} | {m.get('sent', '')} "
+                    f"| {m.get('received', '')} | {m.get('lost', '')} | {'yes' if ps else 'no'} |"
+                )
+        one = med([x[2] for x in ceil.get("blaster", [])])
+        rt = med([x[2] for x in ceil.get("blaster-echo", [])])
+        out.append("\n| figure | value |")
+        out.append("|---|---:|")
+        out.append(f"| one-way ceiling (blaster send/recv, datagrams/s, median) | {f(one, 0)} |")
+        out.append(f"| round-trip ceiling (blaster ping/echo, round trips/s, median) | {f(rt, 0)} |")
+        for tool, (rate, ach) in sorted(best.items()):
+            out.append(f"| {tool} highest loss-free step (/s) | {rate} |")
+            out.append(f"| {tool} / round-trip ceiling | {f(ratio(rate, rt), 2)} |")
+            out.append(f"| {tool} / one-way ceiling | {f(ratio(rate, one), 2)} |")
+        if "iperf" in best:
+            for tool in best:
+                if tool != "iperf":
+                    out.append(f"| {tool} / iperf 2 | {f(ratio(best[tool][0], best['iperf'][0]), 2)} |")
+    print("\n".join(out))
+
+
 if __name__ == "__main__":
-    {"cyclictest": cyclictest, "report": report}[sys.argv[1]](sys.argv[2:])
+    {"cyclictest": cyclictest, "report": report, "wakeups": wakeups, "pace": pace}[sys.argv[1]](sys.argv[2:])

@@ -7,7 +7,8 @@
 #   2. CPU per probe (prober + responder, rusage via scripts/rusage.py, µs resolution) vs iperf 2's
 #      CPU per datagram (client + server) at 10, 1 000 and 10 000/s, in the same rounds;
 #   3. the lateness/CPU curve over CURVE_RATES for MCPROBE and MCPROBE_BASE (before/after);
-#   4. the kernel's UDP ceiling (examples/blaster.rs: bare sendmmsg/recvmmsg, unpaced) vs
+#   4. the kernel's UDP ceilings (examples/blaster.rs): one-way (bare sendmmsg/recvmmsg,
+#      unpaced) and round trip (h2 echoes every datagram, h1 keeps BL_WINDOW unanswered), vs
 #      mcprobe's and iperf's highest loss-free rate (stepped, as compare.sh does).
 #
 # Usage (root; namespaces):
@@ -18,7 +19,9 @@
 #   CURVE_RATES ["100 3000 30000 100000 200000"]  CURVE_SECS [3]
 #   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
-#   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt")
+#   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt"; more tools:
+#   mcprobe-precise = MCPROBE --pacing precise, mcprobe-rt-precise = with --realtime)  EXTRA_TOOLS [] (bars: added to each round's tools)
+#   THREADS [0]  BL_WINDOW [256]  STEP_TOOLS ["mcprobe iperf"] (also: mcprobe-precise, mcprobe-base)
 # Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
 # and plot come from scripts/limits.py.
 #
@@ -37,8 +40,12 @@ TAG=${TAG:-$(date -u +%Y-%m-%d)}
 ROUNDS=${ROUNDS:-3}; BAR_RATES=${BAR_RATES:-"10 1000 10000"}; SECS_SLOW=${SECS_SLOW:-20}; SECS=${SECS:-5}
 CURVE_RATES=${CURVE_RATES:-"100 3000 30000 100000 200000"}; CURVE_SECS=${CURVE_SECS:-3}
 STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}; STEP_SECONDS=${STEP_SECONDS:-3}
-ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}
+ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}; BL_WINDOW=${BL_WINDOW:-256}
+STEP_TOOLS=${STEP_TOOLS-"mcprobe iperf"}
 PARTS=${PARTS:-"bars curve ceiling"}
+# THREADS=1: mcprobe's processes run under threadcpu.py (CPU per thread, by name) instead of
+# rusage.py; its 10 ms polling costs ~1-2 % of a core, so the bars are measured without it.
+THREADS=${THREADS:-0}; CPU_WRAP=rusage.py; [[ $THREADS == 1 ]] && CPU_WRAP=threadcpu.py
 PY=$(command -v /usr/bin/python3 || command -v python3)
 MCPROBE=$(readlink -f "${MCPROBE:?set MCPROBE to the binary to measure}")
 MCPROBE_BASE=${MCPROBE_BASE:+$(readlink -f "$MCPROBE_BASE")}
@@ -80,7 +87,14 @@ emit_kv() { # test tool round rate "k=v ..."
     for kv in $5; do emit "$1" "$2" "$3" "$4" "${kv%%=*}" "${kv#*=}"; done
 }
 load() { cut -d' ' -f1 /proc/loadavg; }
-cpu() { awk '{ printf "%.6f", $1 + $2 }' "$1" 2>/dev/null || echo ""; }
+cpu() { # rusage.py's "user system rss", or threadcpu.py's "total S" line
+    if grep -q '^total ' "$1" 2>/dev/null; then awk '$1 == "total" { printf "%.6f", $2 }' "$1"
+    else awk '{ printf "%.6f", $1 + $2 }' "$1" 2>/dev/null || echo ""; fi
+}
+threads() { # PREFIX FILE -> "PREFIX_NAME=S ..." per thread (THREADS=1 only)
+    [[ $CPU_WRAP == threadcpu.py ]] || return 0
+    awk -v p="$1" '$1 != "total" { gsub(/[^A-Za-z0-9#_-]/, "_", $1); printf " %s_thr_%s=%s", p, $1, $2 }' "$2" 2>/dev/null || true
+}
 wait_for() { local i; for i in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 bg_h() { # HOST SECONDS LOGFILE CMD... -> pid of the command's rusage wrapper in $WRAP, timeout's in $BGPID
     local h=$1 t=$2 out=$3; shift 3
@@ -98,16 +112,16 @@ mc_run() { # BIN RATE SECONDS [EXTRA PROBE ARGS...]
     local bin=$1 rate=$2 secs=$3; shift 3
     local count=$(( rate * secs )) out="$WORK/mc-out" rc=0
     rm -rf "$out" "$WORK"/*.ru
-    bg_h h2 $(( secs + 25 )) "$WORK/resp.log" "$PY" "$HERE/rusage.py" "$WORK/resp.ru" \
+    bg_h h2 $(( secs + 25 )) "$WORK/resp.log" "$PY" "$HERE/$CPU_WRAP" "$WORK/resp.ru" \
         "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0
     local tpid=$BGPID wpid=$WRAP
     wait_for "$WORK/resp.log" listening || log "warning: responder not listening"
-    timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/rusage.py" "$WORK/probe.ru" \
+    timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/$CPU_WRAP" "$WORK/probe.ru" \
         "$bin" probe --iface "$DEV" --group "$GROUP" --port "$PORT" --ttl 1 --rate "$rate" --count "$count" \
         --size 64 --timeout 1s --json --quiet --out "$out" --raw "$@" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
     stop_bg "$tpid" "$wpid"
     [[ $rc == 0 || $rc == 1 ]] || log "mcprobe probe exit $rc: $(head -c 300 "$WORK/mc.err")"
-    echo "$("$PY" "$HERE/compare.py" probe "$WORK/mc.json" "$out/probes.csv" "$rate" 1) prober_cpu_s=$(cpu "$WORK/probe.ru") responder_cpu_s=$(cpu "$WORK/resp.ru")"
+    echo "$("$PY" "$HERE/compare.py" probe "$WORK/mc.json" "$out/probes.csv" "$rate" 1) $("$PY" "$HERE/limits.py" wakeups "$out/probes.csv" "$rate" 2>/dev/null) prober_cpu_s=$(cpu "$WORK/probe.ru") responder_cpu_s=$(cpu "$WORK/resp.ru")$(threads prober "$WORK/probe.ru")$(threads responder "$WORK/resp.ru")"
 }
 
 # One iperf 2 run: multicast receiver on h2, sender on h1, both under rusage.
@@ -145,6 +159,18 @@ blast_run() { # SECONDS
     echo "$(cat "$WORK/bl-send.log") $(grep received "$WORK/bl-recv.log")"
 }
 
+# The round trip: h2 echoes every datagram back (recvmmsg + sendmmsg), h1 keeps a window of
+# BL_WINDOW unanswered datagrams out and counts the echoes (examples/blaster.rs echo/ping).
+blast_echo_run() { # SECONDS
+    bg_h h2 $(( $1 + 8 )) "$WORK/bl-echo.log" "$BLASTER" echo "$BL_GROUP" "$BL_PORT" "$H2" $(( $1 + 2 ))
+    local tpid=$BGPID
+    wait_for "$WORK/bl-echo.log" listening || log "warning: blaster echo not listening"
+    timeout -k 3 $(( $1 + 5 )) "$LAB" exec h1 "$BLASTER" ping "$BL_GROUP" "$BL_PORT" "$H1" "$1" "$BL_WINDOW" \
+        >"$WORK/bl-ping.log" 2>&1 || true
+    wait "$tpid" 2>/dev/null || true
+    echo "$(cat "$WORK/bl-ping.log") $(grep echoed= "$WORK/bl-echo.log" | sed 's/echoed=/echoer_echoed=/')"
+}
+
 emit env host 0 0 nproc "$(nproc)"
 emit env host 0 0 kernel "$(uname -r)"
 emit env host 0 0 loadavg_start "$(load)"
@@ -160,6 +186,8 @@ one() { # TEST ROUND RATE SECONDS TOOL
         mcprobe) kv=$(mc_run "$MCPROBE" "$rate" "$secs") ;;
         mcprobe-base) kv=$(mc_run "$MCPROBE_BASE" "$rate" "$secs") ;;
         mcprobe-rt) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime) ;;
+        mcprobe-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --pacing precise) ;;
+        mcprobe-rt-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime --pacing precise) ;;
         iperf) kv=$(ip_run "$rate" "$secs") ;;
         cyclictest) kv=$(cyc_run "$rate" "$secs" other) ;;
         cyclictest-fifo) kv=$(cyc_run "$rate" "$secs" fifo) ;;
@@ -176,6 +204,8 @@ if [[ " $PARTS " == *" bars "* ]]; then
             secs=$SECS; (( rate < 1000 )) && secs=$SECS_SLOW
             tools=(cyclictest mcprobe iperf)
             [[ -n $MCPROBE_BASE ]] && tools+=(mcprobe-base)
+            # shellcheck disable=SC2206
+            [[ -n ${EXTRA_TOOLS:-} ]] && tools+=($EXTRA_TOOLS)
             (( rate >= 1000 && FIFO == 1 )) && tools+=(cyclictest-fifo mcprobe-rt)
             (( rate < 1000 )) && tools=("${tools[@]/cyclictest}")
             if (( r % 2 == 0 )); then
@@ -209,9 +239,12 @@ if [[ " $PARTS " == *" ceiling "* ]]; then
             l=$(load); kv=$(blast_run "$STEP_SECONDS")
             log "  ceiling r$r blaster load $l: $kv"
             emit ceiling blaster "$r" 0 loadavg "$l"; emit_kv ceiling blaster "$r" 0 "$kv"
+            l=$(load); kv=$(blast_echo_run "$STEP_SECONDS")
+            log "  ceiling r$r blaster-echo load $l: $kv"
+            emit ceiling blaster-echo "$r" 0 loadavg "$l"; emit_kv ceiling blaster-echo "$r" 0 "$kv"
         done
     fi
-    for tool in mcprobe iperf; do
+    for tool in $STEP_TOOLS; do
         fails=0
         for rate in $STEPS; do
             (( fails >= 2 )) && continue

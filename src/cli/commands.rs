@@ -161,6 +161,17 @@ pub struct ProbeArgs {
     #[arg(long, value_enum, default_value_t = ScheduleArg::Fixed)]
     pub schedule: ScheduleArg,
 
+    /// How the sender waits for each probe's time. `lean`: it sleeps until that time on an
+    /// absolute timer and sends when it wakes, so a probe leaves as late as this machine wakes a
+    /// thread (tens of µs on a VM; the summary's send lateness), at the CPU cost of any sleeper
+    /// (gaps under 20 µs, above ~50 000/s, are waited out awake). `precise`: it wakes early and
+    /// spins the rest, so probes leave within a µs of their time, at the cost of a busy CPU (half
+    /// a core or more from 10 000/s), and on a busy machine its worst 1 % are no better than
+    /// lean's unless it runs with --realtime. `auto`: precise with --realtime, lean without. Lateness never enters the RTT: each probe carries the time it
+    /// actually left.
+    #[arg(long, value_enum, default_value_t = PacingArg::Auto)]
+    pub pacing: PacingArg,
+
     /// Run the prober under SCHED_FIFO (priority 50) with its memory locked (mlockall), so a busy
     /// machine's other processes do not delay the probes; needs root or CAP_SYS_NICE (and
     /// CAP_IPC_LOCK), otherwise a one-line notice and the normal scheduler.
@@ -291,6 +302,17 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     Soak,
+}
+
+/// `--pacing`: the engine's `Pacing`, as the command line spells it (config maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PacingArg {
+    /// Precise with --realtime (SCHED_FIFO), lean without.
+    Auto,
+    /// Sleep until each probe's time, send on waking.
+    Lean,
+    /// Wake early, spin to each probe's time.
+    Precise,
 }
 
 /// `--schedule`: the engine's `Schedule`, as the command line spells it (config maps it).

@@ -20,7 +20,7 @@ use crate::findings::{Judgement, Thresholds, DEFAULT_THRESHOLD_PCT};
 use crate::maxrate::driver::MaxRateConfig;
 use crate::maxrate::search::SearchConfig;
 use crate::net::{self, Iface};
-use crate::prober::{ProbeConfig, Schedule};
+use crate::prober::{Pacing, ProbeConfig, Schedule};
 use crate::responder::{check_max_clock_skew, AllowList, ResponderConfig};
 use crate::wire;
 
@@ -261,6 +261,11 @@ pub(crate) fn probe(args: &ProbeArgs) -> Result<ProbeSetup> {
         schedule: match args.schedule {
             ScheduleArg::Fixed => Schedule::Fixed,
             ScheduleArg::Poisson => Schedule::Poisson,
+        },
+        pacing: match args.pacing {
+            PacingArg::Auto => Pacing::Auto,
+            PacingArg::Lean => Pacing::Lean,
+            PacingArg::Precise => Pacing::Precise,
         },
         count,
         deadline,

@@ -5,10 +5,16 @@
 //! [`receive`], behind a small trait, so it is tested without sockets.
 //!
 //! Pacing: probe `k` is due at `start + k × interval`, a fixed schedule (a late probe does not
-//! push the later ones back). The sender sleeps on an absolute-deadline timer until shortly before
-//! each deadline, with the thread's timer slack lowered, then spins the rest: a plain sleep
-//! overshoots by tens of µs. How shortly before adapts to the overshoots it sees ([`WakeMargin`]),
-//! so it spins no longer than this machine needs.
+//! push the later ones back). Under the normal scheduler ([`Pacing::Lean`], the default there) the
+//! sender sleeps on an
+//! absolute-deadline timer (timer slack lowered to 1 ns) until each deadline itself and sends when
+//! it wakes, as cyclictest measures wake-ups: a probe leaves as late as this machine wakes a
+//! thread (tens of µs), at the CPU cost of any sleeper (a gap shorter than a wake-up, above
+//! ~50 000/s, is waited out awake). That lateness never reaches the RTT: each
+//! probe carries the time it actually left. [`Pacing::Precise`] (the default under `--realtime`)
+//! wakes shortly before each deadline
+//! and spins the rest, so probes leave within a µs of their deadline at the cost of a busy CPU; how
+//! shortly before adapts to the overshoots it sees ([`WakeMargin`]).
 //! How late each probe actually left is recorded, so the summary can show the schedule was kept.
 
 mod ack_tap;
@@ -43,10 +49,47 @@ const MIN_MARGIN: Duration = Duration::from_micros(5);
 /// VM, and a sleeping thread on a busy machine can wait milliseconds to run again (measured at
 /// 10 000/s: results/limits-2026-12-02.md); below it the sender stays awake (yielding) instead.
 const MIN_SLEEP: Duration = Duration::from_micros(100);
+/// [`Pacing::Lean`]: a deadline closer than this is spun, not slept: a sleep's own system call
+/// and wake-up take longer.
+const LEAN_SPIN: Duration = Duration::from_micros(2);
+/// [`Pacing::Lean`]: the shortest wait slept; a shorter one is waited out yielding the CPU. A
+/// thread rarely wakes sooner than this after its timer (cyclictest's minimum on a 2-vCPU VM:
+/// 18-22 µs), and a sleep per probe at intervals this short capped the sender at ~76 000/s where
+/// staying awake reached 91 000/s (results/limits-pace-2026-12-02.md).
+const LEAN_MIN_SLEEP: Duration = Duration::from_micros(20);
 /// Longest sleep between two looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// The last stretch before a deadline is spun without yielding.
 const PURE_SPIN: Duration = Duration::from_micros(10);
+
+/// How the sender waits for each probe's deadline (`probe --pacing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// [`Pacing::Lean`] under the normal scheduler, [`Pacing::Precise`] under SCHED_FIFO
+    /// (`--realtime`). Measured (results/limits-pace-2026-12-02.md): under the former spinning
+    /// cost 25-58 % more CPU per probe for p99 lateness no better than lean's (a spinning thread
+    /// is preempted as a CPU hog); under the latter it keeps its CPU, and its p99 was 0.2-0.6×
+    /// cyclictest's where lean's was 1.5-2×.
+    #[default]
+    Auto,
+    /// Sleep until the deadline on an absolute timer and send on waking: lateness is the
+    /// machine's wake-up latency (what cyclictest measures), CPU that of a sleeper.
+    Lean,
+    /// Wake shortly before the deadline and spin the rest: sub-µs median lateness, at the cost of
+    /// a CPU kept busy (at 10 000/s and above, half a core or more).
+    Precise,
+}
+
+impl Pacing {
+    /// The pacing a sender uses; `realtime`: it runs under SCHED_FIFO.
+    pub(crate) fn resolve(self, realtime: bool) -> Pacing {
+        match self {
+            Pacing::Auto if realtime => Pacing::Precise,
+            Pacing::Auto => Pacing::Lean,
+            p => p,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -64,6 +107,7 @@ pub struct ProbeConfig {
     pub size: usize,
     pub interval: Duration,
     pub schedule: Schedule,
+    pub pacing: Pacing,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
     /// With `--duration`: sending stops at this time after the first probe, whether or not all
@@ -110,6 +154,7 @@ impl ProbeConfig {
             size: 128,
             interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
+            pacing: Pacing::Auto,
             count: 100,
             deadline: None,
             timeout: Duration::from_secs(1),
@@ -245,8 +290,19 @@ pub fn run(
     let clock = SystemClock::new();
     let started = Instant::now();
     let (sender, receiver) = thread::scope(|s| -> Result<_> {
-        let sender = s.spawn(|| send_loop(cfg, &send_socks, session, &shared, &clock, stop));
-        let receiver = s.spawn(|| receive::receive_loop(cfg, &mut sockets, &clock, &shared, row_sink));
+        // Named, so a per-thread CPU account (scripts/threadcpu.py, top -H) tells them apart.
+        let sender = thread::Builder::new()
+            .name("probe-send".into())
+            .spawn_scoped(s, || send_loop(cfg, &send_socks, session, &shared, &clock, stop))
+            .context("cannot start the sender thread")?;
+        let receiver = thread::Builder::new()
+            .name("probe-receive".into())
+            .spawn_scoped(s, || receive::receive_loop(cfg, &mut sockets, &clock, &shared, row_sink));
+        let Ok(receiver) = receiver else {
+            // The sender is running: stopped, or the scope would wait out its whole run.
+            stop.store(true, Ordering::Relaxed);
+            return Err(anyhow::anyhow!("cannot start the receiver thread"));
+        };
         while !receiver.is_finished() {
             thread::sleep(Duration::from_millis(200));
             let p = progress(cfg, &shared, started);
@@ -425,6 +481,57 @@ fn wait_until(deadline: Instant, stop: &AtomicBool, margin: &mut WakeMargin, min
     }
 }
 
+/// [`Pacing::Lean`]: sleeps until `deadline` itself on an absolute-deadline timer (in slices of
+/// [`STOP_CHECK`], for the stop flag) and returns on waking; a deadline already past is not
+/// waited for (a sender that fell behind catches up without sleeping), one closer than
+/// [`LEAN_MIN_SLEEP`] is waited out awake (so at ~50 000/s and above the sender is busy).
+fn sleep_to(deadline: Instant, stop: &AtomicBool) {
+    loop {
+        let now = Instant::now();
+        match lean_step(now, deadline) {
+            LeanStep::Go => return,
+            LeanStep::Spin => {
+                while Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+                return;
+            }
+            LeanStep::Yield => thread::yield_now(),
+            LeanStep::Sleep(until) => {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                sleep_until(until);
+            }
+        }
+    }
+}
+
+/// One step of [`sleep_to`] (pure): what to do at `now` for a probe due at `deadline`.
+#[derive(Debug, PartialEq, Eq)]
+enum LeanStep {
+    /// Due: send.
+    Go,
+    /// Due within [`LEAN_SPIN`]: wait it out awake.
+    Spin,
+    /// Due within [`LEAN_MIN_SLEEP`]: give the CPU to any other runnable thread, then look again.
+    Yield,
+    /// Sleep until this instant (the deadline, or a [`STOP_CHECK`] slice towards it).
+    Sleep(Instant),
+}
+
+fn lean_step(now: Instant, deadline: Instant) -> LeanStep {
+    if now >= deadline {
+        LeanStep::Go
+    } else if deadline - now <= LEAN_SPIN {
+        LeanStep::Spin
+    } else if deadline - now < LEAN_MIN_SLEEP {
+        LeanStep::Yield
+    } else {
+        LeanStep::Sleep(deadline.min(now + STOP_CHECK))
+    }
+}
+
 /// Sleeps until `at` on CLOCK_MONOTONIC (the clock `Instant` reads on Linux) with an absolute
 /// deadline, so the time between reading the clock and arming the timer is not added to the
 /// sleep. A signal's EINTR just restarts it.
@@ -489,7 +596,9 @@ fn send_loop(
     // Under SCHED_FIFO (`probe --realtime`) every sleep is taken, however short: a woken realtime
     // thread runs within tens of µs, and one that never sleeps runs into the kernel's realtime
     // throttling (at most 95 % of each second), a stall of tens of ms (measured at 10 000/s).
-    let min_sleep = if net::is_realtime() { Duration::ZERO } else { MIN_SLEEP };
+    let realtime = net::is_realtime();
+    let min_sleep = if realtime { Duration::ZERO } else { MIN_SLEEP };
+    let pacing = cfg.pacing.resolve(realtime);
     let result = (|| {
         for k in 0..cfg.count {
             // Deadlines are offsets from the start, never from the previous send: lateness does not
@@ -506,7 +615,10 @@ fn send_loop(
             if cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d) {
                 break;
             }
-            wait_until(deadline, stop, &mut margin, min_sleep);
+            match pacing {
+                Pacing::Precise => wait_until(deadline, stop, &mut margin, min_sleep),
+                Pacing::Lean | Pacing::Auto => sleep_to(deadline, stop),
+            }
             if stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -681,6 +793,50 @@ mod tests {
             assert!(Instant::now() >= deadline);
         }
         assert!(m.margin() <= SPIN_BEFORE && m.margin() >= MIN_MARGIN);
+    }
+
+    #[test]
+    fn lean_pacing_sleeps_to_the_deadline_itself_and_never_past_a_stop_slice() {
+        let us = Duration::from_micros;
+        let now = Instant::now();
+        // Due or overdue: send at once (a sender behind schedule catches up without sleeping).
+        assert_eq!(lean_step(now, now), LeanStep::Go);
+        assert_eq!(lean_step(now + us(500), now), LeanStep::Go);
+        // Closer than a sleep's own cost: spun.
+        assert_eq!(lean_step(now, now + us(1)), LeanStep::Spin);
+        assert_eq!(lean_step(now, now + LEAN_SPIN), LeanStep::Spin);
+        // Shorter than a wake-up takes: waited out awake, yielding.
+        assert_eq!(lean_step(now, now + us(3)), LeanStep::Yield);
+        assert_eq!(lean_step(now, now + us(19)), LeanStep::Yield);
+        // Otherwise a sleep to the deadline itself: no early wake-up, no margin, no spin.
+        assert_eq!(lean_step(now, now + LEAN_MIN_SLEEP), LeanStep::Sleep(now + LEAN_MIN_SLEEP));
+        assert_eq!(lean_step(now, now + us(100)), LeanStep::Sleep(now + us(100)));
+        // A long wait is slept in slices, so a Ctrl-C is seen within one.
+        assert_eq!(lean_step(now, now + Duration::from_secs(10)), LeanStep::Sleep(now + STOP_CHECK));
+    }
+
+    #[test]
+    fn auto_pacing_spins_only_under_sched_fifo() {
+        assert_eq!(Pacing::Auto.resolve(false), Pacing::Lean);
+        assert_eq!(Pacing::Auto.resolve(true), Pacing::Precise);
+        for p in [Pacing::Lean, Pacing::Precise] {
+            assert_eq!(p.resolve(false), p, "asked for: kept");
+            assert_eq!(p.resolve(true), p, "asked for: kept");
+        }
+    }
+
+    #[test]
+    fn lean_pacing_is_never_early_and_stops_within_a_slice() {
+        let stop = AtomicBool::new(false);
+        for gap in [0, 1, 3, 50, 2_000] {
+            let deadline = Instant::now() + Duration::from_micros(gap);
+            sleep_to(deadline, &stop);
+            assert!(Instant::now() >= deadline, "woke early for a {gap} µs wait");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let t = Instant::now();
+        sleep_to(t + Duration::from_secs(30), &stop);
+        assert!(t.elapsed() < Duration::from_secs(5), "a stop is seen within a slice");
     }
 
     #[test]
