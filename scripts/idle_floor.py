@@ -83,13 +83,43 @@ def command(binary, mode, i):
     bound = str(int(WARM + SECS + 60))
     if mode == "respond":
         port = free_port(socket.SOCK_DGRAM)
-        return ["timeout", "-s", "INT", bound, binary, "respond", "--iface", "127.0.0.1",
-                "--group", f"239.77.8.{1 + i % 200}", "--port", str(port)]
+        return [
+            "timeout",
+            "-s",
+            "INT",
+            bound,
+            binary,
+            "respond",
+            "--iface",
+            "127.0.0.1",
+            "--group",
+            f"239.77.8.{1 + i % 200}",
+            "--port",
+            str(port),
+        ]
     if mode == "mesh1":
         port, http = free_port(socket.SOCK_DGRAM), free_port()
-        return ["timeout", "-s", "INT", bound, binary, "serve", "--mesh", "--iface", "127.0.0.1",
-                "--group", f"239.77.8.{1 + i % 200}", "--port", str(port), "--name", "idle",
-                "--listen", f"127.0.0.1:{http}", "--forget", "1m"]
+        return [
+            "timeout",
+            "-s",
+            "INT",
+            bound,
+            binary,
+            "serve",
+            "--mesh",
+            "--iface",
+            "127.0.0.1",
+            "--group",
+            f"239.77.8.{1 + i % 200}",
+            "--port",
+            str(port),
+            "--name",
+            "idle",
+            "--listen",
+            f"127.0.0.1:{http}",
+            "--forget",
+            "1m",
+        ]
     raise SystemExit(f"unknown mode {mode}")
 
 
@@ -148,11 +178,16 @@ def main():
                 i += 1
                 fig, err = one(builds[b], mode, i)
                 for k, v in fig.items():
-                    print(f"{tag},{mode},{b},{r},{k},{v:.4f}" if isinstance(v, float) else f"{tag},{mode},{b},{r},{k},{v}")
+                    print(
+                        f"{tag},{mode},{b},{r},{k},{v:.4f}" if isinstance(v, float) else f"{tag},{mode},{b},{r},{k},{v}"
+                    )
                 sys.stdout.flush()
                 rows.setdefault((mode, b), []).append(fig)
-                print(f"[idle] round {r} {mode} {b}: " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                                                            for k, v in fig.items()), file=sys.stderr)
+                print(
+                    f"[idle] round {r} {mode} {b}: "
+                    + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in fig.items()),
+                    file=sys.stderr,
+                )
                 if fig["exit"] not in (0, 130):
                     print(f"[idle] {mode} {b} exited {fig['exit']}: {err[-500:]}", file=sys.stderr)
 

@@ -441,9 +441,9 @@ def pace(argv):
         for rd in rounds:
             if ("bars", "cyclictest", rd, rate) not in runs:
                 continue
-            c = lambda k: g("bars", "cyclictest", rd, rate, k)  # noqa: E731
-            lm = lambda k: g("bars", "mcprobe", rd, rate, k)  # noqa: E731
-            pm = lambda k: g("bars", "mcprobe-precise", rd, rate, k)  # noqa: E731
+            c = lambda k, rd=rd, rate=rate: g("bars", "cyclictest", rd, rate, k)  # noqa: E731
+            lm = lambda k, rd=rd, rate=rate: g("bars", "mcprobe", rd, rate, k)  # noqa: E731
+            pm = lambda k, rd=rd, rate=rate: g("bars", "mcprobe-precise", rd, rate, k)  # noqa: E731
             rs = [
                 ratio(lm("wake_lateness_p99_us"), c("p99_us")),
                 ratio(lm("send_lateness_p99_us"), c("p99_us")),
@@ -460,21 +460,25 @@ def pace(argv):
                 f"| {' / '.join(f(x, 2) for x in rs)} |"
             )
     out.append("")
-    out.append("| rate /s | median p99 ratio: lean per wake-up | lean per probe | precise per wake-up | precise per probe | rounds |")
+    out.append(
+        "| rate /s | median p99 ratio: lean per wake-up | lean per probe | precise per wake-up | precise per probe | rounds |"
+    )
     out.append("|---:|---:|---:|---:|---:|---:|")
     for rate, v in sorted(summ.items()):
         out.append(f"| {rate} | " + " | ".join(f(med([x[i] for x in v]), 2) for i in range(4)) + f" | {len(v)} |")
 
     if any(k[1] == "mcprobe-rt" for k in bars):
         out.append("\n### Under SCHED_FIFO: mcprobe --realtime (lean) vs cyclictest --policy=fifo -p 50\n")
-        out.append("| rate /s | round | load | cyclictest-fifo p50 / p99 / max | --realtime per probe p50 / p99 | per wake-up p99 | p99 ratio wake-up / probe |")
+        out.append(
+            "| rate /s | round | load | cyclictest-fifo p50 / p99 / max | --realtime per probe p50 / p99 | per wake-up p99 | p99 ratio wake-up / probe |"
+        )
         out.append("|---:|---:|---:|---|---|---|---|")
         for rate in rates:
             for rd in rounds:
                 if ("bars", "mcprobe-rt", rd, rate) not in runs:
                     continue
-                c = lambda k: g("bars", "cyclictest-fifo", rd, rate, k)  # noqa: E731
-                m = lambda k: g("bars", "mcprobe-rt", rd, rate, k)  # noqa: E731
+                c = lambda k, rd=rd, rate=rate: g("bars", "cyclictest-fifo", rd, rate, k)  # noqa: E731
+                m = lambda k, rd=rd, rate=rate: g("bars", "mcprobe-rt", rd, rate, k)  # noqa: E731
                 out.append(
                     f"| {rate} | {rd} | {runs[('bars', 'mcprobe-rt', rd, rate)].get('loadavg', '?')} | {f(c('p50_us'), 0)} / {f(c('p99_us'), 0)} / {f(c('max_us'), 0)} "
                     f"| {f(m('send_lateness_p50_us'), 2)} / {f(m('send_lateness_p99_us'))} | {f(m('wake_lateness_p99_us'))} "
@@ -496,7 +500,9 @@ def pace(argv):
                 f"| {f(ratio(lc, ic), 2)} | {f(ratio(pc, ic), 2)} |"
             )
     out.append("")
-    out.append("| rate /s | median lean µs | median precise µs | median iperf µs | median lean / iperf | median precise / iperf |")
+    out.append(
+        "| rate /s | median lean µs | median precise µs | median iperf µs | median lean / iperf | median precise / iperf |"
+    )
     out.append("|---:|---:|---:|---:|---:|---:|")
     for rate, v in sorted(cs.items()):
         out.append(
@@ -560,7 +566,7 @@ def pace(argv):
         out.append("|---|---:|")
         out.append(f"| one-way ceiling (blaster send/recv, datagrams/s, median) | {f(one, 0)} |")
         out.append(f"| round-trip ceiling (blaster ping/echo, round trips/s, median) | {f(rt, 0)} |")
-        for tool, (rate, ach) in sorted(best.items()):
+        for tool, (rate, _ach) in sorted(best.items()):
             out.append(f"| {tool} highest loss-free step (/s) | {rate} |")
             out.append(f"| {tool} / round-trip ceiling | {f(ratio(rate, rt), 2)} |")
             out.append(f"| {tool} / one-way ceiling | {f(ratio(rate, one), 2)} |")

@@ -68,8 +68,20 @@ def metrics(http):
     if LAB:
         i = http  # in the lab, host i+1 at 10.77.0.(i+1)
         out = subprocess.run(
-            ["ip", "netns", "exec", f"{LAB}-h{i + 1}", "curl", "-s", "-m", "10", f"http://10.77.0.{i + 1}:{LAB_HTTP}/metrics"],
-            check=True, capture_output=True, text=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                f"{LAB}-h{i + 1}",
+                "curl",
+                "-s",
+                "-m",
+                "10",
+                f"http://10.77.0.{i + 1}:{LAB_HTTP}/metrics",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
