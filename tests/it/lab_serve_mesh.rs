@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::lab::*;
+use common::samples;
 
 const HOSTS: [&str; 4] = ["h1", "h2", "h3", "h4"];
 const HTTP_PORT: u16 = 9464;
@@ -35,23 +36,6 @@ fn scrape(ns: &str, addr: SocketAddr) -> String {
         let _ = s.read_to_string(&mut out);
         out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
     })
-}
-
-/// Samples of family `name`: labels (as a map) and value.
-fn samples(text: &str, name: &str) -> Vec<(HashMap<String, String>, f64)> {
-    let mut out = Vec::new();
-    for l in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
-        let (Some(open), Some(close)) = (l.find('{'), l.rfind('}')) else { continue };
-        let labels = l[open + 1..close]
-            .split("\",")
-            .filter_map(|kv| kv.split_once("=\""))
-            .map(|(k, v)| (k.to_string(), v.trim_end_matches('"').to_string()))
-            .collect();
-        if let Ok(v) = l[close + 1..].trim().parse() {
-            out.push((labels, v));
-        }
-    }
-    out
 }
 
 /// (source, peer) -> (probes, forward, return, unknown) on the multicast path.

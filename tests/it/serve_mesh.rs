@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bin, free_port, free_tcp_port, wait_for, Killed, Responder, GROUP, PATIENCE};
+use common::{bin, free_port, free_tcp_port, samples, wait_for, Killed, Responder, GROUP, PATIENCE};
 
 use crate::serve_prometheus::{have, http_get, promtool_check_metrics};
 
@@ -111,26 +111,11 @@ fn the_first_line_says_the_mesh_schedule() {
     }
 }
 
-/// Samples of family `name` in an exposition: its labels as (name, value) pairs, and its value.
-fn samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
-    let mut out = Vec::new();
-    for l in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
-        let (Some(open), Some(close)) = (l.find('{'), l.rfind('}')) else { continue };
-        let labels = l[open + 1..close]
-            .split("\",")
-            .filter_map(|kv| kv.split_once("=\""))
-            .map(|(k, v)| (k.to_string(), v.trim_end_matches('"').to_string()))
-            .collect();
-        if let Ok(v) = l[close + 1..].trim().parse() {
-            out.push((labels, v));
-        }
-    }
-    out
-}
-
 /// The sum of family `name` over the samples whose labels include every pair of `want`.
 fn sum(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
-    let has = |labels: &[(String, String)]| want.iter().all(|(k, v)| labels.iter().any(|(a, b)| a == k && b == v));
+    let has = |labels: &std::collections::HashMap<String, String>| {
+        want.iter().all(|(k, v)| labels.get(*k).is_some_and(|b| b == v))
+    };
     samples(text, name).into_iter().filter(|(l, _)| has(l)).map(|(_, v)| v).sum()
 }
 

@@ -234,3 +234,20 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Samples of family `name` in a Prometheus exposition: labels (as a map) and value.
+pub fn samples(text: &str, name: &str) -> Vec<(std::collections::HashMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
+        let (Some(open), Some(close)) = (l.find('{'), l.rfind('}')) else { continue };
+        let labels = l[open + 1..close]
+            .split("\",")
+            .filter_map(|kv| kv.split_once("=\""))
+            .map(|(k, v)| (k.to_string(), v.trim_end_matches('"').to_string()))
+            .collect();
+        if let Ok(v) = l[close + 1..].trim().parse() {
+            out.push((labels, v));
+        }
+    }
+    out
+}
