@@ -12,7 +12,10 @@
 //! docs/src/serve-mesh.md). Traffic: TTL 1, IP_MULTICAST_IF 127.0.0.1, bounded by the window.
 //!
 //!   cargo build --release --bin mcprobe --example mesh_sim
-//!   MCPROBE=target/release/mcprobe target/release/examples/mesh_sim N [WARM_S] [SECS]
+//!   MCPROBE=target/release/mcprobe target/release/examples/mesh_sim N [WARM_S] [SECS] [PEER_RATE]
+//!
+//! PEER_RATE (default 1) is each simulated peer's probes a second: set it to the rate the real
+//! host's schedule chose (its first lines say it), as every host of a real mesh would.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
@@ -66,10 +69,13 @@ fn total(text: &str, name: &str) -> f64 {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers: N [WARM_S] [SECS]")).collect();
-    let n = *args.first().expect("usage: mesh_sim N [WARM_S] [SECS]");
+    let args: Vec<f64> =
+        std::env::args().skip(1).map(|a| a.parse().expect("numbers: N [WARM_S] [SECS] [PEER_RATE]")).collect();
+    let n = *args.first().expect("usage: mesh_sim N [WARM_S] [SECS] [PEER_RATE]") as u64;
     assert!((2..=2000).contains(&n), "N is 2..=2000");
-    let (warm, secs) = (args.get(1).copied().unwrap_or(20), args.get(2).copied().unwrap_or(60));
+    let (warm, secs) = (args.get(1).copied().unwrap_or(20.0) as u64, args.get(2).copied().unwrap_or(60.0) as u64);
+    let peer_rate = args.get(3).copied().unwrap_or(1.0);
+    assert!(peer_rate > 0.0 && peer_rate <= 100.0, "PEER_RATE is in (0, 100]");
     let mcprobe = std::env::var("MCPROBE").unwrap_or_else(|_| "target/release/mcprobe".into());
     let peers = n - 1;
     let port = free_port(true);
@@ -151,12 +157,12 @@ fn main() {
                 }
             }
         });
-        // Each simulated peer probes the group once a second, spread over the second.
+        // Each simulated peer probes the group PEER_RATE times a second, spread evenly.
         s.spawn(|| {
             let dest = SocketAddrV4::new(GROUP, port);
             let start = Instant::now();
             for k in 0u64.. {
-                let due = start + Duration::from_secs_f64(k as f64 / peers as f64);
+                let due = start + Duration::from_secs_f64(k as f64 / (peers as f64 * peer_rate));
                 while Instant::now() < due {
                     if stop.load(Ordering::Relaxed) {
                         return;
