@@ -575,8 +575,9 @@ pub struct ServeArgs {
     /// the peers (learned and expected): at most 16 a window, in turns, so each gets a window in
     /// every ceil(peers/16); a peer that answers the group but not unicast shows as unicast loss
     /// (path="unicast"). Unless --rate or --interval says otherwise, a mesh probes at 1 probe/s,
-    /// lowered as peers appear to stay within 900 packets/s per host: rate x (3 x peers + 1 + 4 x
-    /// unicast peers a window), 662 at N = 200 (1 probe/s), lowered past 200 hosts.
+    /// lowered as peers appear so that a host answers at most 45 probes/s (its peers' probes: rate
+    /// x (peers + unicast peers a window)): 1/s up to 30 hosts, 0.2/s at 200; packets per host stay
+    /// under 180/s.
     #[arg(long)]
     pub mesh: bool,
 

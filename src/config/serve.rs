@@ -13,7 +13,7 @@ use crate::auth::Key;
 use crate::cli::{parse_duration, parse_rate, parse_size, ServeArgs};
 use crate::net;
 use crate::prober::ProbeConfig;
-use crate::serve::schedule::{MESH_PACKET_BUDGET, MESH_UNICAST_PER_WINDOW};
+use crate::serve::schedule::{MESH_ANSWER_BUDGET, MESH_UNICAST_PER_WINDOW};
 use crate::serve::watch::WatchTarget;
 use crate::serve::{bounds, ServeConfig, Target};
 use crate::stream::engine::EngineConfig;
@@ -645,7 +645,7 @@ fn build(s: Spec) -> Result<Target, String> {
             key: probe.key.clone(),
             ..super::responder_defaults(s.group, s.port, iface, name)
         },
-        budget: (!s.rate_given).then_some(MESH_PACKET_BUDGET),
+        budget: (!s.rate_given).then_some(MESH_ANSWER_BUDGET),
         unicast_max: MESH_UNICAST_PER_WINDOW,
     });
     Ok(Target { name: s.name, probe, window, querier_wait: s.querier_wait, mesh })

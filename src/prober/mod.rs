@@ -57,8 +57,10 @@ const LEAN_SPIN: Duration = Duration::from_micros(2);
 /// 18-22 µs), and a sleep per probe at intervals this short capped the sender at ~76 000/s where
 /// staying awake reached 91 000/s (results/limits-pace-2026-12-02.md).
 const LEAN_MIN_SLEEP: Duration = Duration::from_micros(20);
-/// Longest sleep between two looks at the stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(50);
+/// Longest sleep between two looks at the stop flag: the one every stop-only wait uses
+/// ([`net::STOP_TICK`]). At a serve --mesh host's 0.2 probes/s a 50 ms slice woke the sender 20
+/// times a second for nothing, a tenth of a point of a core on a 2-vCPU VM (results/serve-mesh-cost/).
+const STOP_CHECK: Duration = net::STOP_TICK;
 /// The last stretch before a deadline is spun without yielding.
 const PURE_SPIN: Duration = Duration::from_micros(10);
 

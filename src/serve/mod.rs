@@ -76,7 +76,7 @@ pub(crate) struct Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Mesh {
     pub responder: crate::responder::ResponderConfig,
-    /// The packets a second the schedule keeps the host within ([`schedule::interval`]);
+    /// The probes a second the schedule keeps the host answering ([`schedule::interval`]);
     /// `None` when the user chose the rate (`--rate`, `--interval`): then it is kept.
     pub budget: Option<f64>,
     /// At most this many peers are probed by unicast in a window, in turns.
@@ -167,7 +167,7 @@ pub(crate) fn run(cfg: ServeConfig, stop: &AtomicBool) -> Result<()> {
         for t in &cfg.targets {
             let Some(m) = &t.mesh else { continue };
             let rate = match m.budget {
-                Some(b) => format!("{:.3} probes/s, lowered as peers appear to stay within {b:.0} packets/s per host (rate x (3 x peers + 1 + 4 x unicast))", 1.0 / t.probe.interval.as_secs_f64()),
+                Some(b) => format!("{:.3} probes/s, lowered as peers appear so that a host answers at most {b:.0} probes/s (rate x (peers + unicast peers a window))", 1.0 / t.probe.interval.as_secs_f64()),
                 None => format!("{:.3} probes/s as given, whatever the peers", 1.0 / t.probe.interval.as_secs_f64()),
             };
             doing.push(format!(
@@ -528,15 +528,16 @@ fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: boo
     if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != (count == 0)) {
         let rate = 1.0 / interval.as_secs_f64();
         let pps = schedule::packets_per_s(rate, count, hosts.len());
+        let answered = schedule::answered_per_s(rate, count, hosts.len());
         let why = match m.budget {
             Some(b) if interval > t.probe.interval => {
-                format!("lowered from {:.3}/s to stay within {b:.0}", 1.0 / t.probe.interval.as_secs_f64())
+                format!("lowered from {:.3}/s to answer at most {b:.0}", 1.0 / t.probe.interval.as_secs_f64())
             }
-            Some(b) => format!("within {b:.0}"),
+            Some(b) => format!("at most {b:.0}"),
             None => "as --rate/--interval says".to_string(),
         };
         eprintln!(
-            "target {}: mesh of {count} peer(s), {} by unicast in this window: {rate:.3} probes/s, about {pps:.0} packets/s per host ({why})",
+            "target {}: mesh of {count} peer(s), {} by unicast in this window: {rate:.3} probes/s, about {answered:.0} probes answered and {pps:.0} packets a second per host ({why})",
             t.name,
             hosts.len()
         );

@@ -104,7 +104,7 @@ fn the_first_line_says_the_mesh_schedule() {
     for needle in [
         "serving http://127.0.0.1:",
         "mesh default: 1.000 probes/s",
-        "within 900 packets/s per host",
+        "a host answers at most 45 probes/s",
         "at most 16 peers by unicast a window",
     ] {
         assert!(line.contains(needle), "{needle:?} in {line}");
