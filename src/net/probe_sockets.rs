@@ -101,6 +101,14 @@ impl ProbeSockets {
         // thousands of acks a second costs the sender CPU on a small machine. The timeout is
         // set only when the deadline moved (see `ReadTimeout`).
         if let [sock] = &self.socks[..] {
+            // A look that must not wait (the receiver drains what queued during a nap): a
+            // non-blocking read, since the shortest read timeout still waits a timer tick.
+            if wait.is_zero() {
+                return Ok(match super::recv_flags(sock, buf, cmsg, MsgFlags::MSG_DONTWAIT)? {
+                    Some(rx) => Event::Datagram { sock: 0, rx },
+                    None => Event::Idle,
+                });
+            }
             self.timeout.arm(sock, wait)?;
             return Ok(match super::recv(sock, buf, cmsg)? {
                 Some(rx) => Event::Datagram { sock: 0, rx },

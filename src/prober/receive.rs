@@ -35,16 +35,98 @@ pub(super) const FINALIZE_SLACK: Duration = Duration::from_millis(50);
 /// never leaves this much silence and ends the run at the retention margin instead.
 pub(super) const DRAIN_WAIT: Duration = Duration::from_millis(5);
 
+/// While acks come closer together than this, the receiver naps between reads (see [`Coalesce`]).
+pub(super) const NAP_MAX: Duration = Duration::from_millis(10);
+/// The first nap of a stream, and the shortest: 1 ms of acks at 100 000/s fit any socket buffer.
+pub(super) const NAP_MIN: Duration = Duration::from_millis(1);
+/// A nap after which fewer datagrams than this were queued is doubled (up to [`NAP_MAX`]); one
+/// after which more than [`NAP_SHRINK_ABOVE`] were is halved, so the queue stays far below what
+/// the socket's buffer holds (a 212 KiB default holds ~200 small datagrams).
+const NAP_GROW_BELOW: usize = 32;
+const NAP_SHRINK_ABOVE: usize = 128;
+
 /// Where the receiver's datagrams and ICMP errors come from.
 pub(super) trait AckSource {
     /// The next event; [`Event::Idle`] once `wait` ran out in silence (the loop's next
-    /// deadline). A datagram's bytes go to `buf`.
+    /// deadline), at once if `wait` is zero and nothing is queued. A datagram's bytes go to `buf`.
     fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event>;
+    /// Sleeps `d`, reading nothing (datagrams queue meanwhile).
+    fn nap(&mut self, d: Duration);
 }
 
 impl AckSource for ProbeSockets {
     fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event> {
         ProbeSockets::next(self, buf, cmsg, wait)
+    }
+    fn nap(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// When the receiver reads (pure: handed the times). Waking for every ack costs a wake-up each
+/// (tens of µs of CPU on a small VM: at 1 000 acks/s the receiver's largest cost, issue 25), yet
+/// nothing needs an ack read at once: its arrival time is the kernel's stamp, and probes are
+/// closed by deadlines. So an ack that comes within [`NAP_MAX`] of the one before starts a
+/// stream: the receiver naps, reads everything queued meanwhile without waiting, and naps again
+/// as long as a nap found anything; a nap that found nothing ends the stream and the receiver
+/// waits for the next ack again. Sparse acks (10 probes/s to one responder) wake it once each,
+/// as before; a nap never runs past the loop's next deadline.
+#[derive(Debug, Clone)]
+pub(super) struct Coalesce {
+    /// Reading without waiting what queued during a nap.
+    draining: bool,
+    /// The next nap.
+    nap: Duration,
+    /// Datagrams read since the last nap.
+    got: usize,
+    /// When the last datagram was read.
+    last: Option<Duration>,
+}
+
+impl Coalesce {
+    pub(super) fn new() -> Self {
+        Coalesce { draining: false, nap: NAP_MIN, got: 0, last: None }
+    }
+
+    /// Reading what queued during a nap: the next read must not wait.
+    pub(super) fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// A datagram was read at `now`: `Some(nap)` to nap that long (then drain), else read on.
+    pub(super) fn datagram(&mut self, now: Duration) -> Option<Duration> {
+        let dense = self.last.is_some_and(|l| now.saturating_sub(l) < NAP_MAX);
+        self.last = Some(now);
+        if self.draining {
+            self.got += 1;
+            return None;
+        }
+        if !dense {
+            return None;
+        }
+        (self.draining, self.got) = (true, 0);
+        Some(self.nap)
+    }
+
+    /// A drain found nothing more queued: `Some(nap)` to nap again (the nap found datagrams), or
+    /// `None`: the stream is over, wait for the next datagram.
+    pub(super) fn drained(&mut self) -> Option<Duration> {
+        let got = std::mem::take(&mut self.got);
+        if got == 0 {
+            (self.draining, self.nap) = (false, NAP_MIN);
+            return None;
+        }
+        if got < NAP_GROW_BELOW {
+            self.nap = (self.nap * 2).min(NAP_MAX);
+        } else if got > NAP_SHRINK_ABOVE {
+            self.nap = (self.nap / 2).max(NAP_MIN);
+        }
+        Some(self.nap)
+    }
+
+    /// A deadline came before the next nap: wait for datagrams again.
+    pub(super) fn stop(&mut self) {
+        (self.draining, self.got) = (false, 0);
     }
 }
 
@@ -278,12 +360,36 @@ pub(super) fn receive_loop(
     let mut totals = RecvTotals::default();
     // The first read only looks: the deadlines are worked out after it.
     let mut wait = Duration::ZERO;
+    // When the next deadline falls, on the monotonic clock, and whether to nap before reading.
+    let mut deadline = clock.mono();
+    let mut coalesce = Coalesce::new();
+    let mut nap = None;
     loop {
-        let event = source.next(&mut buf, &mut cmsg, wait).context("receiving acks failed")?;
+        if let Some(d) = nap.take() {
+            source.nap(d);
+        }
+        let draining = coalesce.draining();
+        let read = if draining { Duration::ZERO } else { wait };
+        let event = source.next(&mut buf, &mut cmsg, read).context("receiving acks failed")?;
+        if draining && matches!(event, Event::Idle) {
+            // Everything queued during the nap is read: nap again while the stream goes on,
+            // unless the next deadline comes first (then it is an idle wake-up like any).
+            let left = deadline.saturating_sub(clock.mono());
+            match coalesce.drained() {
+                Some(d) if !left.is_zero() => {
+                    nap = Some(d.min(left));
+                    continue;
+                }
+                _ => coalesce.stop(),
+            }
+        }
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
         handle(cfg, &mut runs, &mut totals, &buf, event, clock.wall_ns());
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
         let mono = clock.mono();
+        if matches!(event, Event::Datagram { .. }) {
+            nap = coalesce.datagram(mono);
+        }
         let step = end.step(mono, matches!(event, Event::Idle), last_tx);
         let now = clock.wall_ns();
         if step.finalize {
@@ -297,6 +403,14 @@ pub(super) fn receive_loop(
         let oldest = runs.all().filter_map(|r| r.oldest_open_tx_ns()).min();
         let close_due = oldest.map(|tx| mono + Duration::from_nanos((tx + retain_ns).saturating_sub(now)));
         wait = end.wait(mono, last_tx, close_due);
+        deadline = mono + wait;
+        // A nap ends by the deadline at the latest; with the deadline now, no nap.
+        if let Some(d) = nap {
+            nap = Some(d.min(wait)).filter(|d| !d.is_zero());
+            if nap.is_none() {
+                coalesce.stop();
+            }
+        }
         if !step.finalize {
             continue;
         }

@@ -60,8 +60,13 @@ struct FakeNet<'c> {
     then: Then,
     /// When the next event is due (fixed when it is first waited for).
     next_at: Option<Duration>,
-    /// Waits that ran out, and every call.
+    /// When the last event was due: the next one is due its delay after it, so that events
+    /// queue while the receiver naps, as datagrams do in a socket.
+    last_at: Option<Duration>,
+    /// Waits that ran out, reads that could wait, naps, and every call.
     idles: u64,
+    waits: u64,
+    naps: u64,
     calls: u64,
     /// The sender's last probe leaves at this instant (it says so in `Shared` then; the
     /// receiver learns it when it next wakes).
@@ -70,7 +75,18 @@ struct FakeNet<'c> {
 
 impl<'c> FakeNet<'c> {
     fn new(clock: &'c FakeClock, script: Vec<Scripted>, then: Then) -> Self {
-        FakeNet { clock, script: script.into(), then, next_at: None, idles: 0, calls: 0, sending_ends: None }
+        FakeNet {
+            clock,
+            script: script.into(),
+            then,
+            next_at: None,
+            last_at: None,
+            idles: 0,
+            waits: 0,
+            naps: 0,
+            calls: 0,
+            sending_ends: None,
+        }
     }
 }
 
@@ -88,6 +104,7 @@ impl AckSource for FakeNet<'_> {
         // A loop that never ends, or spins without time passing, is a failure, not a hang.
         assert!(self.clock.mono() < Duration::from_secs(3600), "the receive loop never completed");
         self.calls += 1;
+        self.waits += u64::from(!wait.is_zero());
         assert!(self.calls < 10_000_000, "the receive loop spins (last wait {wait:?})");
         let now = self.clock.mono();
         let after = match (self.script.front(), &self.then) {
@@ -95,16 +112,17 @@ impl AckSource for FakeNet<'_> {
             (None, Then::Flood(gap)) => Some(*gap),
             (None, Then::Silence) => None,
         };
-        let at = after.map(|a| *self.next_at.get_or_insert(now + a));
+        let at = after.map(|a| *self.next_at.get_or_insert(self.last_at.unwrap_or(now) + a));
         let Some(at) = at.filter(|&at| at <= now + wait) else {
             self.clock.advance(wait);
-            self.idles += 1;
+            // A look that could not wait (a drain after a nap) is no wake-up.
+            self.idles += u64::from(!wait.is_zero());
             self.sender_ran();
             return Ok(Event::Idle);
         };
-        self.clock.advance(at - now);
+        self.clock.advance(at.saturating_sub(now));
         self.sender_ran();
-        self.next_at = None;
+        (self.next_at, self.last_at) = (None, Some(at));
         let datagram = |clock: &FakeClock, buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
             buf[..bytes.len()].copy_from_slice(bytes);
             let rx = Received { len: bytes.len(), from, rx_ns: clock.wall_ns(), ttl: 64, dst: None, local_drops: None };
@@ -115,6 +133,12 @@ impl AckSource for FakeNet<'_> {
             Some(Scripted::Icmp(_, host, error)) => Event::Icmp { host, error },
             None => datagram(self.clock, buf, 0, b"not an ack", addr("10.0.0.99")),
         })
+    }
+
+    fn nap(&mut self, d: Duration) {
+        self.clock.advance(d);
+        self.naps += 1;
+        self.sender_ran();
     }
 }
 
@@ -278,7 +302,9 @@ fn a_flood_ends_the_run_after_the_retention_margin() {
     // Never drained, yet old probes were closed and rows handed out every FINALIZE_EVERY.
     let ticks = (took.as_nanos() / FINALIZE_EVERY.as_nanos()) as u32;
     assert!(*sinks.lock().unwrap() >= ticks, "{} sink calls in {ticks} ticks", sinks.lock().unwrap());
-    assert_eq!(totals.invalid, took.as_millis() as u64);
+    // Every datagram read, but those that came during the last nap (at most NAP_MAX).
+    let (invalid, all) = (totals.invalid, took.as_millis() as u64);
+    assert!(invalid <= all && invalid + NAP_MAX.as_millis() as u64 >= all, "{invalid} of {all} read");
     let runs = shared.runs.lock().unwrap();
     assert_eq!(runs.multicast.finalized(), 10);
     assert!(runs.multicast.hosts().is_empty());
@@ -409,4 +435,59 @@ fn icmp_counts_pick_the_most_common_kind() {
     c.record(IcmpKind::PortUnreachable, None);
     assert_eq!((c.total(), c.most_common()), (4, Some(IcmpKind::PortUnreachable)));
     assert_eq!(c.reporter, None);
+}
+
+/// Acks 1 ms apart (1 000/s): the receiver naps and reads what queued, about one wake-up per
+/// [`NAP_MAX`] instead of one per ack; every ack counts, on time by its kernel stamp, and the
+/// run still ends on the dot.
+#[test]
+fn a_stream_of_acks_is_read_in_naps() {
+    let clock = FakeClock::default();
+    let cfg = config(&[]);
+    let n = 200;
+    let shared = sent(&cfg, &clock, n, MS);
+    let last_tx = clock.mono();
+    // Ack k comes (k + 1) ms after the last probe: every RTT is 200 ms.
+    let script = (0..n)
+        .map(|seq| {
+            Scripted::Datagram(MS, 0, ack(SESSION, seq, WALL0 + (MS * seq as u32).as_nanos() as u64), addr("10.0.0.2"))
+        })
+        .collect();
+    let mut net = FakeNet::new(&clock, script, Then::Silence);
+    receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
+    assert_eq!(clock.mono() - last_tx, cfg.timeout, "completed {:?} after the last probe", clock.mono() - last_tx);
+    // 200 acks over 200 ms: naps of 1, 2, 4, 8, then 10 ms.
+    assert!(net.naps >= 15 && net.naps <= 30, "{} naps", net.naps);
+    assert!(net.waits <= 12, "{} waits: a wake-up per ack?", net.waits);
+    let runs = shared.runs.lock().unwrap();
+    let h = &runs.multicast.hosts()[0];
+    assert_eq!((h.received, h.late, runs.multicast.finalized()), (n, 0, n));
+}
+
+/// The nap doubles while few datagrams queue during it and halves when many do; a nap that
+/// finds nothing ends the stream; sparse datagrams never start one.
+#[test]
+fn naps_follow_the_stream() {
+    let mut c = Coalesce::new();
+    let ms = |k: u64| Duration::from_millis(k);
+    assert_eq!(c.datagram(ms(0)), None, "the first datagram: nothing to say it is a stream");
+    assert_eq!(c.datagram(ms(100)), None, "100 ms later: sparse");
+    assert_eq!(c.datagram(ms(101)), Some(NAP_MIN), "1 ms later: a stream");
+    assert!(c.draining());
+    for k in 0..5 {
+        assert_eq!(c.datagram(ms(102 + k)), None, "read during the drain");
+    }
+    assert_eq!(c.drained(), Some(2 * NAP_MIN), "5 queued: a longer nap");
+    for _ in 0..3 {
+        c.datagram(ms(110));
+        c.drained();
+    }
+    assert_eq!(c.nap, NAP_MAX, "no longer than NAP_MAX");
+    for _ in 0..500 {
+        c.datagram(ms(120));
+    }
+    assert_eq!(c.drained(), Some(NAP_MAX / 2), "500 queued: shorter");
+    assert_eq!(c.drained(), None, "nothing queued: the stream is over");
+    assert!(!c.draining());
+    assert_eq!(c.nap, NAP_MIN, "a new stream starts with the shortest nap");
 }
