@@ -739,53 +739,6 @@ pub(crate) fn lower_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1);
 }
 
-/// The time slice the sender asks of the normal scheduler ([`short_slice`]).
-const SENDER_SLICE: Duration = Duration::from_micros(100);
-
-/// Asks the kernel's fair scheduler (EEVDF, Linux 6.12 and later) for a short time slice for
-/// the calling thread (`sched_setattr` with `sched_runtime`, its nice value kept): a thread with
-/// a shorter slice gets an earlier deadline, so when it wakes it preempts a thread that is
-/// running a long one instead of waiting for that slice to end. The sender wakes for each probe
-/// on a 2-vCPU machine shared with the receiver, the responder and the taps; with the default
-/// slice (3 ms) its wake-ups waited behind them. No privilege is needed; older kernels ignore the
-/// field or refuse the call, and the thread keeps the default slice.
-pub(crate) fn short_slice() {
-    use nix::libc;
-    #[repr(C)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-    if is_realtime() {
-        return;
-    }
-    // SAFETY: a plain system call; 0 is the calling thread. errno is cleared first, as -1 is
-    // also a valid nice value.
-    let nice = unsafe {
-        *libc::__errno_location() = 0;
-        libc::getpriority(libc::PRIO_PROCESS, 0)
-    };
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: libc::SCHED_OTHER as u32,
-        flags: 0,
-        nice,
-        priority: 0,
-        runtime: SENDER_SLICE.as_nanos() as u64,
-        deadline: 0,
-        period: 0,
-    };
-    // SAFETY: `attr` is a valid sched_attr of the size it states (SCHED_ATTR_SIZE_VER0), alive
-    // for the call; 0 is the calling thread; flags 0.
-    let _ = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-}
-
 /// SCHED_FIFO priority of `--realtime`: above every normal process, below the kernel's own
 /// threaded interrupts (50 is their default too, and they come first by age) and watchdogs (99).
 const REALTIME_PRIORITY: i32 = 50;

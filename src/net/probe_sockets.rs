@@ -93,6 +93,14 @@ impl ProbeSockets {
         ProbeSockets { socks, ready: VecDeque::new(), timeout: ReadTimeout::default() }
     }
 
+    /// About how many small datagrams the socket with the smallest receive buffer can queue: the
+    /// buffer the kernel granted (SO_RCVBUF, which counts each datagram's whole allocation) over
+    /// ~1 KiB a datagram.
+    pub(crate) fn room(&self) -> usize {
+        let granted = |s: &UdpSocket| socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0);
+        self.socks.iter().map(granted).min().unwrap_or(0) / 1024
+    }
+
     /// The next datagram or ICMP error, or `Idle` once `wait` (the caller's next deadline) ran
     /// out in silence.
     pub(crate) fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event> {

@@ -38,9 +38,10 @@ pub(crate) const POLL: Duration = Duration::from_millis(5);
 /// A tap's sleep between drains adapts to what they read: doubled up to [`POLL_MAX`] while a
 /// drain reads fewer than [`BATCH`] frames (at 1 000 frames/s a 5 ms sleep still woke the tap 200
 /// times a second for 5 frames each, 8 µs of CPU per probe and tap: issue 25), halved down to
-/// [`POLL_MIN`] when one reads more than [`POLL_SHRINK_ABOVE`], so the queue stays far below
-/// the buffer's ~4 000 frames ([`RCVBUF`]) even when the rate jumps during a sleep (10 ms at
-/// 200 000/s: 2 000).
+/// [`POLL_MIN`] when one reads more than a quarter of what the buffer holds (at most
+/// [`POLL_SHRINK_ABOVE`]: a 4 MiB buffer holds ~4 000 frames, one capped by rmem_max without
+/// CAP_NET_ADMIN ~400). The first sleep after an idle wait is [`POLL`], not longer: a burst may
+/// be starting.
 const POLL_MAX: Duration = Duration::from_millis(10);
 const POLL_MIN: Duration = Duration::from_millis(1);
 const POLL_SHRINK_ABOVE: usize = 8 * BATCH;
@@ -81,8 +82,12 @@ pub(crate) struct Tap {
     drops: u64,
     /// Rung by whoever stops the tap's thread, once it asked for one ([`Tap::bell`]).
     bell: Option<Bell>,
-    /// The next sleep between two drains (see [`POLL_MAX`]).
+    /// The next sleep between two drains (see [`POLL_MAX`]), and the frames a drain may read
+    /// before it is shortened.
     poll: Duration,
+    shrink_above: usize,
+    /// The last pause was an idle wait: the next sleep is [`POLL`].
+    after_idle: bool,
 }
 
 /// Ends a tap's idle wait at once (an eventfd in its poll set): a tap thread stopped by a flag
@@ -114,11 +119,12 @@ impl Bell {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unavailable(pub String);
 
-/// The sleep after a drain that read `drained` frames, the last sleep having been `poll`.
-fn next_poll(poll: Duration, drained: usize) -> Duration {
+/// The sleep after a drain that read `drained` frames, the last sleep having been `poll`; one
+/// that read more than `shrink_above` shortens it.
+fn next_poll(poll: Duration, drained: usize, shrink_above: usize) -> Duration {
     if drained < BATCH {
         (poll * 2).min(POLL_MAX)
-    } else if drained > POLL_SHRINK_ABOVE {
+    } else if drained > shrink_above {
         (poll / 2).max(POLL_MIN)
     } else {
         poll
@@ -278,7 +284,22 @@ impl Tap {
         let protocol = if spec.v6 { libc::ETH_P_IPV6 } else { libc::ETH_P_IP } as u16;
         let fd = open_filtered(protocol, spec.ifindex, program(spec))?;
         let (bufs, frames) = (vec![0; SNAP as usize * BATCH], Vec::with_capacity(BATCH));
-        Ok(Tap { fd, bufs, frames, drops: 0, bell: None, poll: POLL })
+        // What the kernel granted (each frame takes ~1 KiB of it, headers and all).
+        let mut granted: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: reads one int into a live, correctly sized buffer.
+        let got = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut granted as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        let room = if got == 0 { granted.max(0) as usize / 1024 } else { 0 };
+        let shrink_above = POLL_SHRINK_ABOVE.min(room / 4).max(BATCH);
+        Ok(Tap { fd, bufs, frames, drops: 0, bell: None, poll: POLL, shrink_above, after_idle: true })
     }
 
     /// Waits up to [`TICK`] for frames (not at all with `nowait`), then takes those already
@@ -344,11 +365,12 @@ impl Tap {
     /// times a second (it cost a prober at 10 probes/s more CPU than its probes: issue 25).
     pub(crate) fn pause(&mut self, drained: usize) {
         if drained > 0 {
-            self.poll = next_poll(self.poll, drained);
+            self.poll = if self.after_idle { POLL } else { next_poll(self.poll, drained, self.shrink_above) };
+            self.after_idle = false;
             std::thread::sleep(self.poll);
             return;
         }
-        self.poll = POLL;
+        (self.poll, self.after_idle) = (POLL, true);
         let pollfd = |fd: i32| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         let mut fds = [pollfd(self.fd.as_raw_fd()), pollfd(self.bell.as_ref().map_or(-1, |b| b.0.as_raw_fd()))];
         // With a bell, the stopper wakes the wait: no tick at all (-1: wait for ever). Without,
@@ -498,14 +520,17 @@ mod tests {
     #[test]
     fn the_sleep_between_drains_follows_the_frames_read() {
         let ms = Duration::from_millis;
+        let big = POLL_SHRINK_ABOVE;
         // 1 000 frames/s: 5 frames a 5 ms sleep, then 10 a 10 ms one: no longer.
-        assert_eq!(next_poll(POLL, 5), ms(10));
-        assert_eq!(next_poll(ms(10), 10), POLL_MAX);
+        assert_eq!(next_poll(POLL, 5, big), ms(10));
+        assert_eq!(next_poll(ms(10), 10, big), POLL_MAX);
         // 10 000/s: 100 frames a 10 ms sleep: kept.
-        assert_eq!(next_poll(ms(10), 100), ms(10));
+        assert_eq!(next_poll(ms(10), 100, big), ms(10));
         // A jump to 200 000/s: 2 000 frames in 10 ms: halved down to 1 ms.
-        assert_eq!(next_poll(ms(10), 2_000), ms(5));
-        assert_eq!(next_poll(POLL_MIN, 2_000), POLL_MIN);
+        assert_eq!(next_poll(ms(10), 2_000, big), ms(5));
+        assert_eq!(next_poll(POLL_MIN, 2_000, big), POLL_MIN);
+        // A buffer of ~400 frames (rmem_max without CAP_NET_ADMIN): halved above 100.
+        assert_eq!(next_poll(ms(10), 150, 100), ms(5));
     }
 
     #[test]

@@ -574,7 +574,6 @@ fn send_loop(
     stop: &AtomicBool,
 ) -> Result<(Histogram<u64>, u64, Duration)> {
     net::lower_timer_slack();
-    net::short_slice();
     // Each path's keyed probes are bound to where they go and to the address their socket is
     // bound to (`net::prober_socket`, `net::unicast_socket`): one key per path, made once.
     let bound_key = |dst: SocketAddr, sock: &UdpSocket| -> Result<Option<BoundKey>> {

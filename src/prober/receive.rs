@@ -41,9 +41,12 @@ pub(super) const NAP_MAX: Duration = Duration::from_millis(10);
 pub(super) const NAP_MIN: Duration = Duration::from_millis(1);
 /// A nap after which fewer datagrams than this were queued is doubled (up to [`NAP_MAX`]); one
 /// after which more than [`NAP_SHRINK_ABOVE`] were is halved, so the queue stays far below what
-/// the socket's buffer holds (a 212 KiB default holds ~200 small datagrams).
+/// the socket's buffer holds; both are lowered for a smaller buffer (see [`Coalesce::new`]).
 const NAP_GROW_BELOW: usize = 32;
 const NAP_SHRINK_ABOVE: usize = 128;
+/// Sockets that hold fewer datagrams than this (a small `--rcvbuf`) are read as they come, never
+/// after a nap.
+const NAP_ROOM_MIN: usize = 64;
 
 /// Where the receiver's datagrams and ICMP errors come from.
 pub(super) trait AckSource {
@@ -52,6 +55,8 @@ pub(super) trait AckSource {
     fn next(&mut self, buf: &mut [u8], cmsg: &mut [u8], wait: Duration) -> io::Result<Event>;
     /// Sleeps `d`, reading nothing (datagrams queue meanwhile).
     fn nap(&mut self, d: Duration);
+    /// About how many datagrams the fullest socket can queue before the kernel drops.
+    fn room(&self) -> usize;
 }
 
 impl AckSource for ProbeSockets {
@@ -60,6 +65,9 @@ impl AckSource for ProbeSockets {
     }
     fn nap(&mut self, d: Duration) {
         std::thread::sleep(d);
+    }
+    fn room(&self) -> usize {
+        ProbeSockets::room(self)
     }
 }
 
@@ -70,9 +78,12 @@ impl AckSource for ProbeSockets {
 /// stream: the receiver naps, reads everything queued meanwhile without waiting, and naps again
 /// as long as a nap found anything; a nap that found nothing ends the stream and the receiver
 /// waits for the next ack again. Sparse acks (10 probes/s to one responder) wake it once each,
-/// as before; a nap never runs past the loop's next deadline.
+/// as before; a nap never runs past the loop's next deadline. Not with `--plain` (a reply is
+/// matched to the newest probe when it is read) nor with sockets too small to queue a nap's acks.
 #[derive(Debug, Clone)]
 pub(super) struct Coalesce {
+    /// Whether naps are taken at all.
+    on: bool,
     /// Reading without waiting what queued during a nap.
     draining: bool,
     /// The next nap.
@@ -81,11 +92,23 @@ pub(super) struct Coalesce {
     got: usize,
     /// When the last datagram was read.
     last: Option<Duration>,
+    /// A nap is doubled below this many datagrams queued, halved above `shrink_above`.
+    grow_below: usize,
+    shrink_above: usize,
 }
 
 impl Coalesce {
-    pub(super) fn new() -> Self {
-        Coalesce { draining: false, nap: NAP_MIN, got: 0, last: None }
+    /// `room`: the datagrams the sockets can queue ([`AckSource::room`]); `on`: naps allowed.
+    pub(super) fn new(on: bool, room: usize) -> Self {
+        Coalesce {
+            on: on && room >= NAP_ROOM_MIN,
+            draining: false,
+            nap: NAP_MIN,
+            got: 0,
+            last: None,
+            grow_below: NAP_GROW_BELOW.min(room / 16),
+            shrink_above: NAP_SHRINK_ABOVE.min(room / 4),
+        }
     }
 
     /// Reading what queued during a nap: the next read must not wait.
@@ -101,7 +124,7 @@ impl Coalesce {
             self.got += 1;
             return None;
         }
-        if !dense {
+        if !dense || !self.on {
             return None;
         }
         (self.draining, self.got) = (true, 0);
@@ -116,17 +139,18 @@ impl Coalesce {
             (self.draining, self.nap) = (false, NAP_MIN);
             return None;
         }
-        if got < NAP_GROW_BELOW {
+        if got < self.grow_below {
             self.nap = (self.nap * 2).min(NAP_MAX);
-        } else if got > NAP_SHRINK_ABOVE {
+        } else if got > self.shrink_above {
             self.nap = (self.nap / 2).max(NAP_MIN);
         }
         Some(self.nap)
     }
 
-    /// A deadline came before the next nap: wait for datagrams again.
+    /// A deadline came before the next nap: wait for datagrams again (a new stream starts with
+    /// the shortest nap).
     pub(super) fn stop(&mut self) {
-        (self.draining, self.got) = (false, 0);
+        (self.draining, self.got, self.nap) = (false, 0, NAP_MIN);
     }
 }
 
@@ -362,7 +386,7 @@ pub(super) fn receive_loop(
     let mut wait = Duration::ZERO;
     // When the next deadline falls, on the monotonic clock, and whether to nap before reading.
     let mut deadline = clock.mono();
-    let mut coalesce = Coalesce::new();
+    let mut coalesce = Coalesce::new(cfg.plain.is_none(), source.room());
     let mut nap = None;
     loop {
         if let Some(d) = nap.take() {

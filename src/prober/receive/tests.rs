@@ -123,15 +123,17 @@ impl AckSource for FakeNet<'_> {
         self.clock.advance(at.saturating_sub(now));
         self.sender_ran();
         (self.next_at, self.last_at) = (None, Some(at));
-        let datagram = |clock: &FakeClock, buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
+        // Stamped when it arrived (`at`), as the kernel does, not when it is read (after a nap).
+        let rx_ns = WALL0 + at.as_nanos() as u64;
+        let datagram = |buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
             buf[..bytes.len()].copy_from_slice(bytes);
-            let rx = Received { len: bytes.len(), from, rx_ns: clock.wall_ns(), ttl: 64, dst: None, local_drops: None };
+            let rx = Received { len: bytes.len(), from, rx_ns, ttl: 64, dst: None, local_drops: None };
             Event::Datagram { sock, rx }
         };
         Ok(match self.script.pop_front() {
-            Some(Scripted::Datagram(_, sock, bytes, from)) => datagram(self.clock, buf, sock, &bytes, from),
+            Some(Scripted::Datagram(_, sock, bytes, from)) => datagram(buf, sock, &bytes, from),
             Some(Scripted::Icmp(_, host, error)) => Event::Icmp { host, error },
-            None => datagram(self.clock, buf, 0, b"not an ack", addr("10.0.0.99")),
+            None => datagram(buf, 0, b"not an ack", addr("10.0.0.99")),
         })
     }
 
@@ -139,6 +141,10 @@ impl AckSource for FakeNet<'_> {
         self.clock.advance(d);
         self.naps += 1;
         self.sender_ran();
+    }
+
+    fn room(&self) -> usize {
+        usize::MAX
     }
 }
 
@@ -468,7 +474,7 @@ fn a_stream_of_acks_is_read_in_naps() {
 /// finds nothing ends the stream; sparse datagrams never start one.
 #[test]
 fn naps_follow_the_stream() {
-    let mut c = Coalesce::new();
+    let mut c = Coalesce::new(true, usize::MAX);
     let ms = |k: u64| Duration::from_millis(k);
     assert_eq!(c.datagram(ms(0)), None, "the first datagram: nothing to say it is a stream");
     assert_eq!(c.datagram(ms(100)), None, "100 ms later: sparse");
@@ -490,4 +496,14 @@ fn naps_follow_the_stream() {
     assert_eq!(c.drained(), None, "nothing queued: the stream is over");
     assert!(!c.draining());
     assert_eq!(c.nap, NAP_MIN, "a new stream starts with the shortest nap");
+    // Never with --plain (a reply is matched to the newest probe when read), nor with sockets
+    // that queue too few datagrams.
+    for mut c in [Coalesce::new(false, usize::MAX), Coalesce::new(true, NAP_ROOM_MIN - 1)] {
+        c.datagram(ms(0));
+        assert_eq!(c.datagram(ms(1)), None);
+        assert!(!c.draining());
+    }
+    // A socket that holds ~400 datagrams (the default 212 KiB rmem_max): halved above 100.
+    let c = Coalesce::new(true, 400);
+    assert_eq!((c.grow_below, c.shrink_above), (25, 100));
 }
