@@ -576,8 +576,8 @@ pub struct ServeArgs {
     /// every ceil(peers/16); a peer that answers the group but not unicast shows as unicast loss
     /// (path="unicast"). Unless --rate or --interval says otherwise, a mesh probes at 1 probe/s,
     /// lowered as peers appear so that a host answers at most 45 probes/s (its peers' probes: rate
-    /// x (peers + unicast peers a window)): 1/s up to 30 hosts, 0.2/s at 200; packets per host stay
-    /// under 180/s.
+    /// x (peers + unicast peers a window)): 1/s up to 30 hosts, 0.2/s at 200, under 180 packets/s
+    /// per host (a window holds at least one probe: past 435 hosts, give a longer --window).
     #[arg(long)]
     pub mesh: bool,
 

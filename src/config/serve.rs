@@ -20,10 +20,9 @@ use crate::stream::engine::EngineConfig;
 use crate::stream::verdict::MinRate;
 use crate::stream::{FormatChoice, SeqField};
 
-/// A mesh target's probe interval unless given: every host of an N-host mesh sends 1 probe/s,
-/// receives N-1 acks and N-1 probes, and sends N-1 acks, about 3(N-1)+1 packets/s, plus 4 per
-/// peer in the window's unicast sample: 662 at N = 200 (results/serve-mesh-cost/ measures the
-/// CPU). Beyond, the schedule lowers the rate ([`crate::serve::schedule`]).
+/// A mesh target's probe interval unless given: 1 probe/s, which the schedule lowers as peers
+/// appear so that a host answers at most 45 probes a second ([`crate::serve::schedule`]): from 31
+/// hosts on (results/serve-mesh-cost/ measures the CPU).
 pub(crate) const MESH_DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The settings of one target, as flags or a `[[target]]` table give them.

@@ -526,7 +526,8 @@ fn mesh_window(t: &Target, state: &Mutex<State>, plan: &mut MeshPlan, quiet: boo
     }
     let interval = schedule::interval(t.probe.interval, m.budget, count, hosts.len());
     if !quiet && plan.said.is_none_or(|(n, i)| i != interval || (n == 0) != (count == 0)) {
-        let rate = 1.0 / interval.as_secs_f64();
+        // What the window sends: whole probes (0.2/s at N = 200, not the interval's 0.209).
+        let rate = schedule::count(t.window, interval) as f64 / t.window.as_secs_f64();
         let pps = schedule::packets_per_s(rate, count, hosts.len());
         let answered = schedule::answered_per_s(rate, count, hosts.len());
         let why = match m.budget {
