@@ -32,6 +32,14 @@ pub fn skip_or_fail(reason: &str) -> bool {
     false
 }
 
+/// For a kernel feature no package brings (scripts/test.sh cannot install it): prints
+/// `skipped: REASON` and returns false even under `MCPROBE_REQUIRE_ALL=1`, where a missing root
+/// or tool fails instead. The one such case: a kernel built without multicast routing.
+pub fn skip_kernel_lacks(reason: &str) -> bool {
+    println!("skipped: {reason}");
+    false
+}
+
 /// True when `tool ARG` runs and exits 0; otherwise skips (see [`skip_or_fail`]) naming the
 /// Debian package that brings it.
 pub fn tool_or_skip(tool: &str, arg: &str, package: &str) -> bool {
