@@ -44,7 +44,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NFNL_SUBSYS_QUEUE = 3
 NFQNL_MSG_PACKET, NFQNL_MSG_VERDICT, NFQNL_MSG_CONFIG = 0, 1, 2
-NFQA_PACKET_HDR, NFQA_VERDICT_HDR = 1, 2
+NFQA_PACKET_HDR, NFQA_VERDICT_HDR, NFQA_TIMESTAMP = 1, 2, 4
 NFQA_CFG_CMD, NFQA_CFG_PARAMS, NFQA_CFG_QUEUE_MAXLEN = 1, 2, 3
 NFQNL_CFG_CMD_BIND = 1
 NFQNL_COPY_META = 1
@@ -83,6 +83,21 @@ def packet_id(payload):
             break
         if atype & NLA_TYPE_MASK == NFQA_PACKET_HDR:
             return struct.unpack_from("!I", payload, off + 4)[0]
+        off += (alen + 3) & ~3
+    return None
+
+
+def packet_ts_ns(payload):
+    """The packet's kernel receive timestamp (CLOCK_REALTIME, us resolution) from an
+    NFQNL_MSG_PACKET payload, or None when the kernel did not stamp it."""
+    off = 4
+    while off + 4 <= len(payload):
+        alen, atype = struct.unpack_from("=HH", payload, off)
+        if alen < 4:
+            break
+        if atype & NLA_TYPE_MASK == NFQA_TIMESTAMP and alen >= 20:
+            sec, usec = struct.unpack_from("!QQ", payload, off + 4)
+            return sec * 10**9 + usec * 1000
         off += (alen + 3) & ~3
     return None
 
@@ -208,6 +223,7 @@ def main():
                 st["enobufs"] += 1
                 continue
             t = time.monotonic_ns()
+            real = time.time_ns()
             for mtype, payload in iter_msgs(buf):
                 if mtype != (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
                     continue
@@ -223,7 +239,12 @@ def main():
                     if len(proc) < MAXS:
                         proc.append(time.monotonic_ns() - t)
                     continue
-                heapq.heappush(held, (t + d, seq, pid))
+                # Held from when the packet reached the queue (its kernel stamp), not from when
+                # this process read it: on a VM whose wake-ups are slow the read came 0.2-1 ms
+                # later, and every held packet got that much more than the delay asked.
+                ts = packet_ts_ns(payload)
+                start = t - min(max(0, real - ts), d) if ts else t
+                heapq.heappush(held, (start + d, seq, pid))
                 seq += 1
 
         # Release everything that is due.  When the next deadline is closer

@@ -81,10 +81,22 @@ fn known_impairments_are_measured() {
     let rows = probe(PROBES, dir.path());
     let (h3_dropped, h3_seen) = counters("h3", "egress");
     let (h4_dropped, h4_seen) = counters("h4", "ingress");
+    // How late the delay emulator itself released the held acks past their 10 ms (median, its own
+    // account; none with netem): the delay the acks really got. On a VM whose wake-ups from idle
+    // are slow it woke 0.4-1.2 ms late at the median, the same with builds that passed before.
+    let late_us = lab_ma(&["counters", "h2", "egress"])
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("delayer_late_p50_us="))
+        .map_or(0.0, |v| v.parse::<f64>().unwrap());
 
-    // h2: 10 ms more than the clean host, within ±3 %, once the emulator's cost is removed.
-    let extra_ms = (p50(&rows, "h2") - p50(&rows, "h5") - cost_us) / 1000.0;
-    println!("h2 p50 {} µs, h5 p50 {} µs, corrected extra {extra_ms:.3} ms", p50(&rows, "h2"), p50(&rows, "h5"));
+    // h2: 10 ms more than the clean host, within ±3 %, once the emulator's cost (its pass-through
+    // hop) and its own lateness are removed.
+    let extra_ms = (p50(&rows, "h2") - p50(&rows, "h5") - cost_us - late_us) / 1000.0;
+    println!(
+        "h2 p50 {} µs, h5 p50 {} µs, emulator late {late_us} µs, corrected extra {extra_ms:.3} ms",
+        p50(&rows, "h2"),
+        p50(&rows, "h5")
+    );
     assert!((extra_ms - 10.0).abs() <= 0.3, "h2 extra delay {extra_ms:.3} ms is not 10 ms ± 3 %");
     assert_eq!(num(&rows["h2"], "lost"), 0.0);
 
