@@ -285,19 +285,7 @@ impl Tap {
         let fd = open_filtered(protocol, spec.ifindex, program(spec))?;
         let (bufs, frames) = (vec![0; SNAP as usize * BATCH], Vec::with_capacity(BATCH));
         // What the kernel granted (each frame takes ~1 KiB of it, headers and all).
-        let mut granted: libc::c_int = 0;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: reads one int into a live, correctly sized buffer.
-        let got = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&mut granted as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        let room = if got == 0 { granted.max(0) as usize / 1024 } else { 0 };
+        let room = socket2::SockRef::from(&fd).recv_buffer_size().unwrap_or(0) / 1024;
         let shrink_above = POLL_SHRINK_ABOVE.min(room / 4).max(BATCH);
         Ok(Tap { fd, bufs, frames, drops: 0, bell: None, poll: POLL, shrink_above, after_idle: true })
     }
