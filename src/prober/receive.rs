@@ -79,7 +79,9 @@ impl AckSource for ProbeSockets {
 /// as long as a nap found anything; a nap that found nothing ends the stream and the receiver
 /// waits for the next ack again. Sparse acks (10 probes/s to one responder) wake it once each,
 /// as before; a nap never runs past the loop's next deadline. Not with `--plain` (a reply is
-/// matched to the newest probe when it is read) nor with sockets too small to queue a nap's acks.
+/// matched to the newest probe when it is read), with sockets too small to queue a nap's acks,
+/// nor once an ack's kernel stamp was off this process's clock (then acks are measured by when
+/// they are read, and a nap would lengthen their RTT).
 #[derive(Debug, Clone)]
 pub(super) struct Coalesce {
     /// Whether naps are taken at all.
@@ -152,6 +154,13 @@ impl Coalesce {
     pub(super) fn stop(&mut self) {
         (self.draining, self.got, self.nap) = (false, 0, NAP_MIN);
     }
+
+    /// No more naps: acks are measured by when they are read (see `RecvTotals::read_time_arrivals`),
+    /// so a nap would add to their RTT.
+    pub(super) fn off(&mut self) {
+        self.stop();
+        self.on = false;
+    }
 }
 
 /// The two clocks the engine reads: a monotonic one for its own deadlines, and the wall clock
@@ -161,6 +170,9 @@ pub(super) trait Clock: Sync {
     fn mono(&self) -> Duration;
     /// ns since the epoch (CLOCK_REALTIME).
     fn wall_ns(&self) -> u64;
+    /// How far the wall clock has moved against the monotonic one since the run began (see
+    /// `stats::step_between`).
+    fn wall_shift_ns(&self) -> i64;
 }
 
 pub(super) struct SystemClock(Instant);
@@ -178,6 +190,9 @@ impl Clock for SystemClock {
     fn wall_ns(&self) -> u64 {
         net::now_ns()
     }
+    fn wall_shift_ns(&self) -> i64 {
+        net::wall_shift_ns()
+    }
 }
 
 /// What the receiver counted besides the acks it accounted for.
@@ -194,6 +209,9 @@ pub(super) struct RecvTotals {
     /// drained.
     pub(super) ended_ns: u64,
     pub(super) drained: bool,
+    /// Acks measured by when they were read, their kernel stamp being off this process's clock
+    /// (see [`arrival`]).
+    pub(super) read_time_arrivals: u64,
 }
 
 impl RecvTotals {
@@ -205,19 +223,22 @@ impl RecvTotals {
 /// An ack's arrival on the probes' clock: the kernel's stamp, unless this process's wall clock
 /// (`now_ns`) disagrees with it (see `stats::arrival_ns`); an ack queued longer than the
 /// timeout and a second is late whichever is taken.
-fn arrival(cfg: &ProbeConfig, kernel_ns: u64, now_ns: u64) -> u64 {
+fn arrival(cfg: &ProbeConfig, totals: &mut RecvTotals, kernel_ns: u64, now_ns: u64) -> u64 {
     let max_age = cfg.timeout.saturating_add(Duration::from_secs(1)).as_nanos() as u64;
-    crate::stats::arrival_ns(kernel_ns, now_ns, max_age)
+    let at = crate::stats::arrival_ns(kernel_ns, now_ns, max_age);
+    totals.read_time_arrivals += u64::from(at != kernel_ns);
+    at
 }
 
-/// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME). `buf` holds a datagram's bytes.
+/// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME, `shift_ns` being its move against
+/// the monotonic clock, see [`Clock::wall_shift_ns`]). `buf` holds a datagram's bytes.
 pub(super) fn handle(
     cfg: &ProbeConfig,
     runs: &mut Runs,
     totals: &mut RecvTotals,
     buf: &[u8],
     event: Event,
-    now_ns: u64,
+    (now_ns, shift_ns): (u64, i64),
 ) {
     match event {
         Event::Datagram { sock, rx } => {
@@ -237,7 +258,7 @@ pub(super) fn handle(
             }
             if cfg.plain.is_some() {
                 if let Some(ack) = plain_ack(&runs.multicast, rx.from) {
-                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, rx.rx_ns, now_ns), net::wall_shift_ns());
+                    runs.multicast.on_ack_shifted(&ack, rx.from, arrival(cfg, totals, rx.rx_ns, now_ns), shift_ns);
                 }
                 return;
             }
@@ -257,8 +278,8 @@ pub(super) fn handle(
                     runs.for_session(ack.session).on_ack_shifted(
                         &ack,
                         rx.from,
-                        arrival(cfg, rx.rx_ns, now_ns),
-                        net::wall_shift_ns(),
+                        arrival(cfg, totals, rx.rx_ns, now_ns),
+                        shift_ns,
                     );
                 }
                 Ok(Message::Notice(n)) => match (runs.keys_for(n.session, n.seq), n.reason) {
@@ -408,23 +429,27 @@ pub(super) fn receive_loop(
             }
         }
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-        handle(cfg, &mut runs, &mut totals, &buf, event, clock.wall_ns());
+        let read_time = totals.read_time_arrivals;
+        handle(cfg, &mut runs, &mut totals, &buf, event, (clock.wall_ns(), clock.wall_shift_ns()));
+        if totals.read_time_arrivals != read_time {
+            coalesce.off();
+        }
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
         let mono = clock.mono();
         if matches!(event, Event::Datagram { .. }) {
             nap = coalesce.datagram(mono);
         }
         let step = end.step(mono, matches!(event, Event::Idle), last_tx);
-        let now = clock.wall_ns();
+        let (now, shift) = (clock.wall_ns(), clock.wall_shift_ns());
         if step.finalize {
-            runs.all().for_each(|r| r.finalize_older_than(now, retain_ns));
+            runs.all().for_each(|r| r.finalize_older_than_shifted(now, shift, retain_ns));
         }
         if step.complete {
             runs.all().for_each(Run::finalize_all);
         }
         // The oldest open probe's close, on the monotonic clock (probes are stamped on the wall
         // clock).
-        let oldest = runs.all().filter_map(|r| r.oldest_open_tx_ns()).min();
+        let oldest = runs.all().filter_map(|r| r.oldest_open_tx_ns(shift)).min();
         let close_due = oldest.map(|tx| mono + Duration::from_nanos((tx + retain_ns).saturating_sub(now)));
         wait = end.wait(mono, last_tx, close_due);
         deadline = mono + wait;

@@ -544,8 +544,17 @@ impl Run {
     /// little longer than the timeout so that acks still queued in the socket are judged by their
     /// timestamps, not by when they were read.
     pub fn finalize_older_than(&mut self, now_ns: u64, retain_ns: u64) {
+        self.finalize_older_than_shifted(now_ns, 0, retain_ns);
+    }
+
+    /// As [`Run::finalize_older_than`], with how far the wall clock had moved against the
+    /// monotonic one at `now_ns` (see [`step_between`]): a probe's age is taken on a clock that
+    /// does not step. Otherwise a step forward would close at once every probe whose ack is still
+    /// queued (counted late), and a step back would keep probes open for as long as it stepped.
+    pub(crate) fn finalize_older_than_shifted(&mut self, now_ns: u64, shift_ns: i64, retain_ns: u64) {
         while let Some(front) = self.window.front() {
-            if now_ns.saturating_sub(front.tx_ns) <= retain_ns {
+            let tx_now = front.tx_ns.saturating_add_signed(step_between(front.shift_ns, shift_ns));
+            if now_ns.saturating_sub(tx_now) <= retain_ns {
                 break;
             }
             self.finalize_front();
@@ -674,11 +683,12 @@ impl Run {
         self.window.back().map(|p| (p.seq, p.tx_ns))
     }
 
-    /// When the oldest probe still open was sent (ns, CLOCK_REALTIME): the next one
-    /// [`finalize_older_than`](Self::finalize_older_than) closes, so the receiver knows when to
-    /// wake for it.
-    pub(crate) fn oldest_open_tx_ns(&self) -> Option<u64> {
-        self.window.front().map(|p| p.tx_ns)
+    /// When the oldest probe still open was sent (ns, CLOCK_REALTIME as it reads now, `shift_ns`
+    /// being its move against the monotonic clock): the next one
+    /// [`finalize_older_than_shifted`](Self::finalize_older_than_shifted) closes, so the receiver
+    /// knows when to wake for it.
+    pub(crate) fn oldest_open_tx_ns(&self, shift_ns: i64) -> Option<u64> {
+        self.window.front().map(|p| p.tx_ns.saturating_add_signed(step_between(p.shift_ns, shift_ns)))
     }
 
     /// Takes the raw rows produced so far (only with `raw`).

@@ -1038,6 +1038,32 @@ fn a_wall_clock_step_changes_no_rtt() {
 }
 
 #[test]
+fn probes_close_by_their_age_on_a_clock_that_does_not_step() {
+    // Probe 0 leaves; its ack is still queued when the wall clock steps 30 s forward (or back)
+    // and the receiver closes old probes: it is 5 ms old, not 30 s (or -30 s), and stays open.
+    for step in [30_000 * MS as i64, -30_000 * MS as i64] {
+        let mut r = run(false);
+        let retain = 1100 * MS;
+        let tx = T0;
+        let seq = r.record_send_now(tx, 0);
+        let now = (T0 + 5 * MS).saturating_add_signed(step);
+        r.finalize_older_than_shifted(now, step, retain);
+        assert_eq!(r.finalized(), 0, "step {step}");
+        assert_eq!(r.oldest_open_tx_ns(step), Some(tx.saturating_add_signed(step)), "step {step}");
+        let a = Ack { dwell_ns: 0, ..ack(1, seq, tx, 1, 1) };
+        r.on_ack_shifted(&a, addr(), now, step);
+        // ... and closes once the retention has passed on that clock, not before.
+        r.finalize_older_than_shifted(now + retain - 5 * MS, step, retain);
+        assert_eq!(r.finalized(), 0, "step {step}");
+        r.finalize_older_than_shifted(now + retain, step, retain);
+        assert_eq!(r.finalized(), 1, "step {step}");
+        r.finalize_all();
+        let f = r.summary(&r.hosts()[0]);
+        assert_eq!((f.received, f.late), (1, 0), "step {step}");
+    }
+}
+
+#[test]
 fn without_the_shift_a_backward_step_is_no_rtt_of_zero() {
     // What the run sees when nothing tells it of the step: the ack across it reads back before
     // its probe left. It is left out, not an RTT of 0 µs on time.

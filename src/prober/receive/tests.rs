@@ -36,6 +36,9 @@ impl Clock for FakeClock {
     fn wall_ns(&self) -> u64 {
         WALL0 + self.0.load(Ordering::SeqCst)
     }
+    fn wall_shift_ns(&self) -> i64 {
+        0
+    }
 }
 
 enum Scripted {
@@ -71,6 +74,9 @@ struct FakeNet<'c> {
     /// The sender's last probe leaves at this instant (it says so in `Shared` then; the
     /// receiver learns it when it next wakes).
     sending_ends: Option<(Duration, &'c Shared)>,
+    /// How far the kernel's stamps are off this process's wall clock (libfaketime moves only
+    /// the process's).
+    stamp_offset_ns: u64,
 }
 
 impl<'c> FakeNet<'c> {
@@ -86,6 +92,7 @@ impl<'c> FakeNet<'c> {
             naps: 0,
             calls: 0,
             sending_ends: None,
+            stamp_offset_ns: 0,
         }
     }
 }
@@ -124,7 +131,7 @@ impl AckSource for FakeNet<'_> {
         self.sender_ran();
         (self.next_at, self.last_at) = (None, Some(at));
         // Stamped when it arrived (`at`), as the kernel does, not when it is read (after a nap).
-        let rx_ns = WALL0 + at.as_nanos() as u64;
+        let rx_ns = WALL0 + at.as_nanos() as u64 + self.stamp_offset_ns;
         let datagram = |buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
             buf[..bytes.len()].copy_from_slice(bytes);
             let rx = Received { len: bytes.len(), from, rx_ns, ttl: 64, dst: None, local_drops: None };
@@ -374,7 +381,7 @@ fn forged_garbage_and_local_drops_are_counted_apart() {
     let mut on = |bytes: &[u8], sock: usize, drops: Option<u32>| {
         let rx =
             Received { len: bytes.len(), from: addr("10.0.0.2"), rx_ns: WALL0, ttl: 64, dst: None, local_drops: drops };
-        handle(&cfg, &mut runs, &mut totals, bytes, Event::Datagram { sock, rx }, clock.wall_ns());
+        handle(&cfg, &mut runs, &mut totals, bytes, Event::Datagram { sock, rx }, (clock.wall_ns(), 0));
     };
     let unkeyed = ack(SESSION, 0, WALL0);
     on(&unkeyed, 0, Some(3));
@@ -399,7 +406,7 @@ fn key_mismatches_are_recorded_per_path_and_source() {
     let mut totals = RecvTotals::default();
     let mut on = |cfg: &ProbeConfig, runs: &mut Runs, bytes: &[u8], from: &str| {
         let rx = Received { len: bytes.len(), from: addr(from), rx_ns: WALL0, ttl: 64, dst: None, local_drops: None };
-        handle(cfg, runs, &mut totals, bytes, Event::Datagram { sock: 0, rx }, clock.wall_ns());
+        handle(cfg, runs, &mut totals, bytes, Event::Datagram { sock: 0, rx }, (clock.wall_ns(), 0));
     };
     let notice = |session: u64, seq: u64, reason| {
         let mut b = Vec::new();
@@ -468,6 +475,33 @@ fn a_stream_of_acks_is_read_in_naps() {
     let runs = shared.runs.lock().unwrap();
     let h = &runs.multicast.hosts()[0];
     assert_eq!((h.received, h.late, runs.multicast.finalized()), (n, 0, n));
+}
+
+/// Acks whose kernel stamps are off this process's clock (30 s ahead: the process runs under
+/// libfaketime, set back) are measured by when they are read: then no naps, which would add
+/// to their RTT.
+#[test]
+fn no_naps_while_acks_are_measured_by_their_reading() {
+    let clock = FakeClock::default();
+    let cfg = config(&[]);
+    let n = 200;
+    let shared = sent(&cfg, &clock, n, MS);
+    let script = (0..n)
+        .map(|seq| {
+            Scripted::Datagram(MS, 0, ack(SESSION, seq, WALL0 + (MS * seq as u32).as_nanos() as u64), addr("10.0.0.2"))
+        })
+        .collect();
+    let mut net = FakeNet::new(&clock, script, Then::Silence);
+    net.stamp_offset_ns = 30_000 * MS.as_nanos() as u64;
+    let totals = receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
+    assert_eq!(net.naps, 0);
+    assert_eq!(totals.read_time_arrivals, n);
+    let runs = shared.runs.lock().unwrap();
+    let h = &runs.multicast.hosts()[0];
+    assert_eq!((h.received, h.late), (n, 0));
+    // Every RTT is 200 ms, read as it arrives.
+    let rtt = runs.multicast.summary(h).rtt.unwrap();
+    assert_eq!((rtt.min_ns, rtt.max_ns), (200 * MS.as_nanos() as u64, 200 * MS.as_nanos() as u64), "{rtt:?}");
 }
 
 /// The nap doubles while few datagrams queue during it and halves when many do; a nap that
