@@ -13,6 +13,10 @@ use super::search::{Phase, SearchConfig};
 use super::{ResponderResult, SearchOutcome};
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::prober::{self, ProbeConfig};
+
+/// How much faster than a trial's rate its sender may catch up after a stall (see
+/// [`ProbeConfig::catch_up`]): a 20-probe backlog at 2 000/s is sent back over 100 ms, not at once.
+const MAXRATE_CATCH_UP: f64 = 1.1;
 use crate::run::Progress;
 
 /// A validated search.
@@ -61,6 +65,9 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
             session: rand::random(),
             interval: Duration::from_secs_f64(1.0 / rate as f64),
             count: ((rate as f64 * cfg.trial.as_secs_f64()).round() as u64).max(1),
+            // After a stall of this machine, catch up gently: a burst would be cut by a policer
+            // at the rate tried, and the loss charged to the path.
+            catch_up: MAXRATE_CATCH_UP,
             ..cfg.probe.clone()
         };
         let outcome = prober::run(&probe, stop, None, |p| on_event(Event::Progress(p)))?;

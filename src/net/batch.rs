@@ -60,6 +60,12 @@ impl RecvBatch {
     /// not at all on a non-blocking socket), then takes those already queued without waiting
     /// more (MSG_WAITFORONE). Returns how many arrived; 0 when the wait timed out.
     pub(crate) fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.recv_flags(sock, 0)
+    }
+
+    /// As [`recv`](Self::recv), with `flags` added (`MSG_DONTWAIT`: take what is queued, never
+    /// wait).
+    pub(crate) fn recv_flags(&mut self, sock: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         self.got.clear();
         // SAFETY: iovec and mmsghdr are plain old data; all-zero is valid (null pointers, zero
         // lengths), and every field the kernel reads is set below.
@@ -82,7 +88,13 @@ impl RecvBatch {
         // SAFETY: every header points at buffers owned by `self` (or by `iovs` on this stack
         // frame) with the lengths given, all of which outlive the call.
         let n = unsafe {
-            libc::recvmmsg(sock.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as _, libc::MSG_WAITFORONE as _, ptr::null_mut())
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                BATCH as _,
+                (libc::MSG_WAITFORONE | flags) as _,
+                ptr::null_mut(),
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -215,6 +227,13 @@ impl SendBatch {
             dests: Vec::with_capacity(BATCH),
             segment: true,
         }
+    }
+
+    /// As [`SendBatch::new`], never segmented: every datagram leaves as its own packet, for
+    /// probes, which must meet the network one by one (a segmented batch crosses a software
+    /// bridge or a virtual NIC as one packet, to be dropped, policed and counted as one).
+    pub(crate) fn unsegmented(slot: usize) -> Self {
+        SendBatch { segment: false, ..SendBatch::new(slot) }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -49,6 +49,15 @@ const MIN_MARGIN: Duration = Duration::from_micros(5);
 /// VM, and a sleeping thread on a busy machine can wait milliseconds to run again (measured at
 /// 10 000/s: results/limits-2026-12-02.md); below it the sender stays awake (yielding) instead.
 const MIN_SLEEP: Duration = Duration::from_micros(100);
+
+/// A sender that fell behind sends at most this many probes in `CATCH_UP_WINDOW / catch_up`
+/// intervals (see `send_loop`).
+const CATCH_UP_WINDOW: usize = 8;
+
+/// Probes are sent in batches when they fall due (see `send_loop`) only at intervals shorter
+/// than this (rates above 50 000/s): where one `sendto` per probe, 3-5 µs of system call on a
+/// small VM, plus the run's accounting, is most of an interval.
+const BATCH_BELOW_INTERVAL: Duration = Duration::from_micros(20);
 /// [`Pacing::Lean`]: a deadline closer than this is spun, not slept: a sleep's own system call
 /// and wake-up take longer.
 const LEAN_SPIN: Duration = Duration::from_micros(2);
@@ -110,6 +119,10 @@ pub struct ProbeConfig {
     pub interval: Duration,
     pub schedule: Schedule,
     pub pacing: Pacing,
+    /// How much faster than the rate a sender that fell behind (a stall of the machine) may send
+    /// to catch up, on a fixed schedule below the batching rates (see `send_loop`): 2 for
+    /// `probe`; `max-rate` asks 1.1, since its trials must offer the path the rate they name.
+    pub catch_up: f64,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
     /// With `--duration`: sending stops at this time after the first probe, whether or not all
@@ -157,6 +170,7 @@ impl ProbeConfig {
             interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
             pacing: Pacing::Auto,
+            catch_up: 2.0,
             count: 100,
             deadline: None,
             timeout: Duration::from_secs(1),
@@ -289,6 +303,11 @@ pub fn run(
     let ports: Vec<u16> = send_socks.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.port()).collect();
     let tap = cfg.tap_acks.then(|| ack_tap::AckTap::start(cfg.group.is_ipv6(), &ports, cfg.ack_filter()));
     let mut sockets = ProbeSockets::new(sock, unicast_socks);
+    if cfg.plain.is_none() {
+        // An ack is never longer than an information probe and its tag: slots of 2 KiB (a
+        // longer datagram is no ack, and is read cut, as it would be counted invalid anyway).
+        sockets.read_in_batches(2048);
+    }
     let clock = SystemClock::new();
     let started = Instant::now();
     let (sender, receiver) = thread::scope(|s| -> Result<_> {
@@ -592,7 +611,6 @@ fn send_loop(
     let mut buf = Vec::with_capacity(cfg.size.max(wire::INFO_PROBE_LEN + wire::TAG_LEN));
     let mut send_errors = 0u64;
     let start = Instant::now();
-    let mut offset = Duration::ZERO;
     let mut last_left = None;
     let mut margin = WakeMargin::new();
     // Under SCHED_FIFO (`probe --realtime`) every sleep is taken, however short: a woken realtime
@@ -601,31 +619,77 @@ fn send_loop(
     let realtime = net::is_realtime();
     let min_sleep = if realtime { Duration::ZERO } else { MIN_SLEEP };
     let pacing = cfg.pacing.resolve(realtime);
+    // At rates above what one send per loop reaches on a small machine, probes already due
+    // when one leaves go with it, in one `sendmmsg` and under one lock, their transmit time read
+    // once: the later ones wait a few µs more in the call, not a loop each. Only there: at lower
+    // rates a sender that fell behind (a stall) catches up one probe at a time as before, since
+    // a batch leaves as one burst, which a policer along the path may cut (a `limit ... burst
+    // 20` in tests/it/lab_rate_mesh.rs did). Multicast only, after the first probe (whose
+    // failure ends the run), not with `--plain` (a reply answers the newest probe); each probe
+    // its own packet (no UDP GSO: a segmented batch crosses a software bridge as one packet).
+    let batching = cfg.hosts.is_empty() && cfg.plain.is_none() && cfg.interval < BATCH_BELOW_INTERVAL;
+    let mut batch = net::batch::SendBatch::unsegmented(buf.capacity());
+    let mut due: Vec<Duration> = Vec::with_capacity(net::batch::BATCH);
+    // When the last CATCH_UP_WINDOW sends left.
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::with_capacity(CATCH_UP_WINDOW);
+    let gap = || match cfg.schedule {
+        Schedule::Fixed => cfg.interval,
+        Schedule::Poisson => cfg.interval.mul_f64(exponential_sample()),
+    };
     let result = (|| {
-        for k in 0..cfg.count {
-            // Deadlines are offsets from the start, never from the previous send: lateness does not
-            // accumulate.
-            if k > 0 {
-                offset += match cfg.schedule {
-                    Schedule::Fixed => cfg.interval,
-                    Schedule::Poisson => cfg.interval.mul_f64(exponential_sample()),
-                };
-            }
+        // Probe `k` is due `offset` after the start. Deadlines are offsets from the start, never
+        // from the previous send: lateness does not accumulate.
+        let (mut k, mut offset) = (0u64, Duration::ZERO);
+        // Past --duration: whatever is left of `count` is not sent (a sender that fell behind
+        // does not stretch the run).
+        let past_duration = |offset: Duration| cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d);
+        while k < cfg.count {
             let deadline = start + offset;
-            // Past --duration: whatever is left of `count` is not sent (a sender that fell behind
-            // does not stretch the run).
-            if cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d) {
+            if past_duration(offset) {
                 break;
             }
+            // A sender that fell behind (a stall of the machine) catches up at `catch_up` times
+            // the rate at most, over any CATCH_UP_WINDOW probes, so that a stall never becomes a
+            // burst at whatever speed the kernel takes probes: a policer along the path (a
+            // switch's, or `limit rate ... burst 20` in tests/it/lab_rate_mesh.rs) would cut it,
+            // and max-rate would blame the path for the sender's stall. Over a window, not
+            // probe to probe: a wake-up's usual overshoot must not hold back the next probe.
+            // Lateness is still counted from the schedule.
+            let wake = match cfg.schedule {
+                Schedule::Fixed if !batching => catch_up_wake(deadline, &recent, cfg.interval, cfg.catch_up),
+                _ => deadline,
+            };
             match pacing {
-                Pacing::Precise => wait_until(deadline, stop, &mut margin, min_sleep),
-                Pacing::Lean | Pacing::Auto => sleep_to(deadline, stop),
+                Pacing::Precise => wait_until(wake, stop, &mut margin, min_sleep),
+                Pacing::Lean | Pacing::Auto => sleep_to(wake, stop),
             }
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             let left = Instant::now();
             last_left = Some(left);
+            if recent.len() == CATCH_UP_WINDOW {
+                recent.pop_front();
+            }
+            recent.push_back(left);
+            due.clear();
+            loop {
+                due.push(offset);
+                k += 1;
+                offset += gap();
+                let more = batching && k > 1 && k < cfg.count && due.len() < net::batch::BATCH;
+                if !more || start + offset > left || past_duration(offset) {
+                    break;
+                }
+            }
+            if due.len() > 1 {
+                send_errors +=
+                    send_due(cfg, shared, &due, (session, &dests, &mc_keys, &sizes), &mut buf, &mut batch, &socks[0]);
+                for &o in &due {
+                    lateness.saturating_record(left.saturating_duration_since(start + o).as_nanos() as u64);
+                }
+                continue;
+            }
             // The transmit time is read with the run's lock held, so waiting for the lock (the
             // receiver holds it while it accounts an ack) never counts as network time.
             let (seq, tx_ns, name_wanted) = {
@@ -633,7 +697,7 @@ fn send_loop(
                 let tx_ns = net::now_ns();
                 let shift = net::wall_shift_ns();
                 let name_wanted = runs.multicast.take_name_wanted();
-                (runs.multicast.record_send_shifted(tx_ns, offset.as_nanos() as u64, shift), tx_ns, name_wanted)
+                (runs.multicast.record_send_shifted(tx_ns, due[0].as_nanos() as u64, shift), tx_ns, name_wanted)
             };
             let (size, asks_ext) = sizes.of(seq, name_wanted);
             let probe = Probe { session, seq, tx_ns, asks_ext };
@@ -672,6 +736,55 @@ fn send_loop(
     shared.sending_done.store(true, Ordering::Release);
     let span = last_left.map_or(Duration::ZERO, |l| l.saturating_duration_since(start));
     result.map(|()| (lateness, send_errors, span))
+}
+
+/// When a probe due at `deadline` may leave (pure): at its deadline, unless the last
+/// [`CATCH_UP_WINDOW`] sends (`recent`, oldest first) left so close together that one more would
+/// make them faster than `catch_up` times the rate (one per `interval`).
+fn catch_up_wake(
+    deadline: Instant,
+    recent: &std::collections::VecDeque<Instant>,
+    interval: Duration,
+    catch_up: f64,
+) -> Instant {
+    match recent.front() {
+        Some(&first) if recent.len() == CATCH_UP_WINDOW => {
+            deadline.max(first + interval.mul_f64(CATCH_UP_WINDOW as f64 / catch_up.max(1.0)))
+        }
+        _ => deadline,
+    }
+}
+
+/// The multicast probes due at `due` (offsets from the start), sent together: recorded under
+/// one lock with one transmit time, then one `sendmmsg`. Returns the probes the kernel refused.
+fn send_due(
+    cfg: &ProbeConfig,
+    shared: &Shared,
+    due: &[Duration],
+    (session, dests, keys, sizes): (u64, &[SocketAddr], &[Option<BoundKey>], &ProbeSizes),
+    buf: &mut Vec<u8>,
+    batch: &mut net::batch::SendBatch,
+    sock: &UdpSocket,
+) -> u64 {
+    let mut alone = 0;
+    {
+        let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let tx_ns = net::now_ns();
+        let shift = net::wall_shift_ns();
+        for &o in due {
+            let name_wanted = runs.multicast.take_name_wanted();
+            let seq = runs.multicast.record_send_shifted(tx_ns, o.as_nanos() as u64, shift);
+            let (size, asks_ext) = sizes.of(seq, name_wanted);
+            let g = (seq % dests.len() as u64) as usize;
+            encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, keys[g].as_ref(), buf);
+            // The batch holds `BATCH` probes of the largest size: a refusal cannot happen, and
+            // would only cost a send of its own.
+            if !batch.push(buf, dests[g]) {
+                alone += u64::from(sock.send_to(buf, dests[g]).is_err());
+            }
+        }
+    }
+    alone + batch.flush(sock).1 as u64
 }
 
 /// One unicast probe on its host's non-blocking socket; false when the kernel refused it (a
@@ -757,6 +870,26 @@ fn encode_probe(cfg: &ProbeConfig, probe: Probe, size: usize, key: Option<&Bound
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sender_behind_catches_up_at_most_catch_up_times_the_rate() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let interval = us(500);
+        let mut recent = std::collections::VecDeque::new();
+        // Fewer than a window of sends: nothing to hold back.
+        recent.extend((0..7).map(|i| t0 + us(10 * i)));
+        assert_eq!(catch_up_wake(t0, &recent, interval, 2.0), t0);
+        // Eight sends in 70 µs (a backlog after a stall): the next waits until eight intervals
+        // at twice the rate have passed since the first of them.
+        recent.push_back(t0 + us(70));
+        assert_eq!(catch_up_wake(t0, &recent, interval, 2.0), t0 + us(2000));
+        assert_eq!(catch_up_wake(t0, &recent, interval, 1.1), t0 + interval.mul_f64(8.0 / 1.1));
+        // On schedule, each a little late (a wake-up's overshoot): never held back.
+        let recent: std::collections::VecDeque<Instant> = (0..8).map(|i| t0 + interval * i + us(60)).collect();
+        let deadline = t0 + interval * 8;
+        assert_eq!(catch_up_wake(deadline, &recent, interval, 1.1), deadline);
+    }
 
     #[test]
     fn wake_margin_follows_the_overshoot_and_stays_clamped() {

@@ -429,8 +429,11 @@ pub(super) fn receive_loop(
             }
         }
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+        // The clocks are read once per event (a few µs apart at most from their use below): at
+        // 100 000 acks/s and more, each reading is a measurable share of the receiver's time.
+        let (now, shift) = (clock.wall_ns(), clock.wall_shift_ns());
         let read_time = totals.read_time_arrivals;
-        handle(cfg, &mut runs, &mut totals, &buf, event, (clock.wall_ns(), clock.wall_shift_ns()));
+        handle(cfg, &mut runs, &mut totals, &buf, event, (now, shift));
         if totals.read_time_arrivals != read_time {
             coalesce.off();
         }
@@ -440,7 +443,6 @@ pub(super) fn receive_loop(
             nap = coalesce.datagram(mono);
         }
         let step = end.step(mono, matches!(event, Event::Idle), last_tx);
-        let (now, shift) = (clock.wall_ns(), clock.wall_shift_ns());
         if step.finalize {
             runs.all().for_each(|r| r.finalize_older_than_shifted(now, shift, retain_ns));
         }
