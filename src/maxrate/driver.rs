@@ -15,7 +15,8 @@ use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::prober::{self, ProbeConfig};
 
 /// How much faster than a trial's rate its sender may catch up after a stall (see
-/// [`ProbeConfig::catch_up`]): a 20-probe backlog at 2 000/s is sent back over 100 ms, not at once.
+/// [`ProbeConfig::catch_up`]; at trial rates up to 10 000/s): a 20-probe backlog at 2 000/s is
+/// sent over about 100 ms more, not at once.
 const MAXRATE_CATCH_UP: f64 = 1.1;
 use crate::run::Progress;
 
@@ -67,7 +68,7 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
             count: ((rate as f64 * cfg.trial.as_secs_f64()).round() as u64).max(1),
             // After a stall of this machine, catch up gently: a burst would be cut by a policer
             // at the rate tried, and the loss charged to the path.
-            catch_up: MAXRATE_CATCH_UP,
+            catch_up: Some(MAXRATE_CATCH_UP),
             ..cfg.probe.clone()
         };
         let outcome = prober::run(&probe, stop, None, |p| on_event(Event::Progress(p)))?;

@@ -54,6 +54,11 @@ const MIN_SLEEP: Duration = Duration::from_micros(100);
 /// intervals (see `send_loop`).
 const CATCH_UP_WINDOW: usize = 8;
 
+/// [`ProbeConfig::catch_up`] holds at this interval and longer (rates up to 10 000/s): below it,
+/// a wake-up's overshoot (tens of µs) is a good part of an interval, so a sender held to a
+/// catch-up rate would never catch up.
+pub const CATCH_UP_MIN_INTERVAL: Duration = Duration::from_micros(100);
+
 /// Probes are sent in batches when they fall due (see `send_loop`) only at intervals shorter
 /// than this (rates above 50 000/s): where one `sendto` per probe, 3-5 µs of system call on a
 /// small VM, plus the run's accounting, is most of an interval.
@@ -120,9 +125,10 @@ pub struct ProbeConfig {
     pub schedule: Schedule,
     pub pacing: Pacing,
     /// How much faster than the rate a sender that fell behind (a stall of the machine) may send
-    /// to catch up, on a fixed schedule below the batching rates (see `send_loop`): 2 for
-    /// `probe`; `max-rate` asks 1.1, since its trials must offer the path the rate they name.
-    pub catch_up: f64,
+    /// to catch up, on a fixed schedule at intervals of [`CATCH_UP_MIN_INTERVAL`] or more (see
+    /// `send_loop`). `None` (`probe`): as fast as it can, so that few probes are late; `max-rate`
+    /// asks 1.1, since its trials must offer the path the rate they name.
+    pub catch_up: Option<f64>,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
     /// With `--duration`: sending stops at this time after the first probe, whether or not all
@@ -170,7 +176,7 @@ impl ProbeConfig {
             interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
             pacing: Pacing::Auto,
-            catch_up: 2.0,
+            catch_up: None,
             count: 100,
             deadline: None,
             timeout: Duration::from_secs(1),
@@ -648,15 +654,17 @@ fn send_loop(
             if past_duration(offset) {
                 break;
             }
-            // A sender that fell behind (a stall of the machine) catches up at `catch_up` times
-            // the rate at most, over any CATCH_UP_WINDOW probes, so that a stall never becomes a
-            // burst at whatever speed the kernel takes probes: a policer along the path (a
-            // switch's, or `limit rate ... burst 20` in tests/it/lab_rate_mesh.rs) would cut it,
-            // and max-rate would blame the path for the sender's stall. Over a window, not
-            // probe to probe: a wake-up's usual overshoot must not hold back the next probe.
-            // Lateness is still counted from the schedule.
-            let wake = match cfg.schedule {
-                Schedule::Fixed if !batching => catch_up_wake(deadline, &recent, cfg.interval, cfg.catch_up),
+            // With `catch_up` (max-rate), a sender that fell behind (a stall of the machine)
+            // catches up at that many times the rate at most, over any CATCH_UP_WINDOW probes,
+            // so that a stall never becomes a burst at whatever speed the kernel takes probes: a
+            // policer along the path (a switch's, or `limit rate ... burst 20` in
+            // tests/it/lab_rate_mesh.rs) would cut it, and max-rate would blame the path for the
+            // sender's stall. Over a window, not probe to probe: a wake-up's usual overshoot must
+            // not hold back the next probe. Lateness is still counted from the schedule.
+            let wake = match (cfg.catch_up, cfg.schedule) {
+                (Some(f), Schedule::Fixed) if cfg.interval >= CATCH_UP_MIN_INTERVAL => {
+                    catch_up_wake(deadline, &recent, cfg.interval, f)
+                }
                 _ => deadline,
             };
             match pacing {
