@@ -302,7 +302,8 @@ def report(argv):
                 f"| {rate} | {(a or b or {}).get('loadavg', '?')} | {' | '.join(cell(b, rate))} | {' | '.join(cell(a, rate))} |"
             )
         L.append(f"\n![trade-off]({png.split('/')[-1]})\n")
-        plot(pts, png)
+        cyc = {r: num(g.get("p99_us")) for (t, rd, r), g in bars.items() if t == "cyclictest" and rd == 1}
+        plot(pts, png, {r: v for r, v in cyc.items() if v is not None})
 
     # --- ceiling
     ceil = runs("ceiling")
@@ -357,7 +358,11 @@ def report(argv):
     open(md, "w").write("\n".join(L) + "\n")
 
 
-def plot(pts, png):
+def plot(pts, png, cyc):
+    """CPU and send lateness p99 over the rates, the two builds (labels from BASE_LABEL and
+    HEAD_LABEL in the environment), with cyclictest's p99 (`cyc`, rate -> µs) for reference."""
+    import os
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -365,8 +370,8 @@ def plot(pts, png):
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for tool, style, label in (
-        ("mcprobe-base", "o--", "before (fixed 80 µs margin)"),
-        ("mcprobe", "s-", "after (adaptive margin)"),
+        ("mcprobe-base", "o--", os.environ.get("BASE_LABEL", "before (MCPROBE_BASE)")),
+        ("mcprobe", "s-", os.environ.get("HEAD_LABEL", "after (MCPROBE)")),
     ):
         g = pts.get(tool, {})
         rs = sorted(r for r in g if cpu_and_late(g[r]))
@@ -376,6 +381,9 @@ def plot(pts, png):
         p99 = [max(num(g[r]["send_lateness_p99_us"]), 0.01) for r in rs]
         ax1.plot(rs, cpu, style, label=label)
         ax2.plot(rs, p99, style, label=label)
+    if cyc:
+        rs = sorted(cyc)
+        ax2.plot(rs, [cyc[r] for r in rs], "^:", color="grey", label="cyclictest, same interval")
     ax1.set(xscale="log", xlabel="probes/s", ylabel="prober CPU, % of one core", title="CPU")
     ax2.set(xscale="log", yscale="log", xlabel="probes/s", ylabel="send lateness p99, µs", title="Lateness")
     for ax in (ax1, ax2):

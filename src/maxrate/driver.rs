@@ -14,10 +14,10 @@ use super::{ResponderResult, SearchOutcome};
 use crate::findings::{Findings, Judgement, DEFAULT_THRESHOLD_PCT};
 use crate::prober::{self, ProbeConfig};
 
-/// How much faster than a trial's rate its sender may catch up after a stall (see
-/// [`ProbeConfig::catch_up`]; at trial rates up to 10 000/s): a 20-probe backlog at 2 000/s is
-/// sent over about 100 ms more, not at once.
-const MAXRATE_CATCH_UP: f64 = 1.1;
+/// A trial's sender that this machine stalled sends at most this many probes of its backlog
+/// at once and moves the rest of its schedule later (see [`ProbeConfig::backlog_max`]): a
+/// policer at the rate tried lets a few through (nftables' default burst is 5).
+const MAXRATE_BACKLOG: u32 = 4;
 use crate::run::Progress;
 
 /// A validated search.
@@ -66,9 +66,9 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
             session: rand::random(),
             interval: Duration::from_secs_f64(1.0 / rate as f64),
             count: ((rate as f64 * cfg.trial.as_secs_f64()).round() as u64).max(1),
-            // After a stall of this machine, catch up gently: a burst would be cut by a policer
-            // at the rate tried, and the loss charged to the path.
-            catch_up: Some(MAXRATE_CATCH_UP),
+            // After a stall of this machine, no burst: a policer at the rate tried would cut
+            // it, and the loss would be charged to the path.
+            backlog_max: Some(MAXRATE_BACKLOG),
             ..cfg.probe.clone()
         };
         let outcome = prober::run(&probe, stop, None, |p| on_event(Event::Progress(p)))?;

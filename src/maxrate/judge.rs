@@ -136,7 +136,8 @@ impl Cause {
 }
 
 /// The prober sent at less than 90 % of the rate asked: the trial tested a lower rate than it
-/// says, and the catching up left in bursts. A limit of this host, not of the network.
+/// says (a stalled sender moves its schedule later, see `ProbeConfig::backlog_max`). A limit of
+/// this host, not of the network.
 pub(crate) fn sender_behind(t: &TrialResult) -> bool {
     t.rate_achieved < 0.9 * t.rate_asked as f64
 }

@@ -232,7 +232,7 @@ pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
         }
         if judge::sender_behind(t) {
             out.push(format!(
-                "  note: this host sent only {:.0} of the {}/s asked: the prober's own limit, and its catching up left in bursts",
+                "  note: this host sent only {:.0} of the {}/s asked: the prober's own limit, so the trial tested a lower rate",
                 t.rate_achieved, t.rate_asked
             ));
         }

@@ -50,15 +50,6 @@ const MIN_MARGIN: Duration = Duration::from_micros(5);
 /// 10 000/s: results/limits-2026-12-02.md); below it the sender stays awake (yielding) instead.
 const MIN_SLEEP: Duration = Duration::from_micros(100);
 
-/// A sender that fell behind sends at most this many probes in `CATCH_UP_WINDOW / catch_up`
-/// intervals (see `send_loop`).
-const CATCH_UP_WINDOW: usize = 8;
-
-/// [`ProbeConfig::catch_up`] holds at this interval and longer (rates up to 10 000/s): below it,
-/// a wake-up's overshoot (tens of µs) is a good part of an interval, so a sender held to a
-/// catch-up rate would never catch up.
-pub const CATCH_UP_MIN_INTERVAL: Duration = Duration::from_micros(100);
-
 /// Probes are sent in batches when they fall due (see `send_loop`) only at intervals shorter
 /// than this (rates above 50 000/s): where one `sendto` per probe, 3-5 µs of system call on a
 /// small VM, plus the run's accounting, is most of an interval.
@@ -124,11 +115,12 @@ pub struct ProbeConfig {
     pub interval: Duration,
     pub schedule: Schedule,
     pub pacing: Pacing,
-    /// How much faster than the rate a sender that fell behind (a stall of the machine) may send
-    /// to catch up, on a fixed schedule at intervals of [`CATCH_UP_MIN_INTERVAL`] or more (see
-    /// `send_loop`). `None` (`probe`): as fast as it can, so that few probes are late; `max-rate`
-    /// asks 1.1, since its trials must offer the path the rate they name.
-    pub catch_up: Option<f64>,
+    /// A sender that fell behind (a stall of the machine) by more than this many probes leaves
+    /// the rest of its backlog out of the schedule (every later probe moves later by as much, the
+    /// run lasts longer) instead of sending it at once, on a fixed schedule (see `send_loop`).
+    /// `None` (`probe`): the whole backlog at once, so that few probes are late; `max-rate` asks
+    /// 4, since its trials must never offer the path more than the rate they name.
+    pub backlog_max: Option<u32>,
     /// Probes to send; the run also ends on `stop`.
     pub count: u64,
     /// With `--duration`: sending stops at this time after the first probe, whether or not all
@@ -176,7 +168,7 @@ impl ProbeConfig {
             interval: Duration::from_millis(100),
             schedule: Schedule::Fixed,
             pacing: Pacing::Auto,
-            catch_up: None,
+            backlog_max: None,
             count: 100,
             deadline: None,
             timeout: Duration::from_secs(1),
@@ -617,6 +609,8 @@ fn send_loop(
     let mut buf = Vec::with_capacity(cfg.size.max(wire::INFO_PROBE_LEN + wire::TAG_LEN));
     let mut send_errors = 0u64;
     let start = Instant::now();
+    // Where the schedule starts: `start`, moved later when a backlog is left out (`backlog_max`).
+    let mut origin = start;
     let mut last_left = None;
     let mut margin = WakeMargin::new();
     // Under SCHED_FIFO (`probe --realtime`) every sleep is taken, however short: a woken realtime
@@ -636,8 +630,6 @@ fn send_loop(
     let batching = cfg.hosts.is_empty() && cfg.plain.is_none() && cfg.interval < BATCH_BELOW_INTERVAL;
     let mut batch = net::batch::SendBatch::unsegmented(buf.capacity());
     let mut due: Vec<Duration> = Vec::with_capacity(net::batch::BATCH);
-    // When the last CATCH_UP_WINDOW sends left.
-    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::with_capacity(CATCH_UP_WINDOW);
     let gap = || match cfg.schedule {
         Schedule::Fixed => cfg.interval,
         Schedule::Poisson => cfg.interval.mul_f64(exponential_sample()),
@@ -650,23 +642,22 @@ fn send_loop(
         // does not stretch the run).
         let past_duration = |offset: Duration| cfg.deadline.is_some_and(|d| offset >= d || start.elapsed() >= d);
         while k < cfg.count {
-            let deadline = start + offset;
+            // The probe's time on the schedule, by which its lateness is counted.
+            let deadline = origin + offset;
             if past_duration(offset) {
                 break;
             }
-            // With `catch_up` (max-rate), a sender that fell behind (a stall of the machine)
-            // catches up at that many times the rate at most, over any CATCH_UP_WINDOW probes,
-            // so that a stall never becomes a burst at whatever speed the kernel takes probes: a
-            // policer along the path (a switch's, or `limit rate ... burst 20` in
-            // tests/it/lab_rate_mesh.rs) would cut it, and max-rate would blame the path for the
-            // sender's stall. Over a window, not probe to probe: a wake-up's usual overshoot must
-            // not hold back the next probe. Lateness is still counted from the schedule.
-            let wake = match (cfg.catch_up, cfg.schedule) {
-                (Some(f), Schedule::Fixed) if cfg.interval >= CATCH_UP_MIN_INTERVAL => {
-                    catch_up_wake(deadline, &recent, cfg.interval, f)
-                }
-                _ => deadline,
-            };
+            // With `backlog_max` (max-rate), a sender that fell behind (a stall of the machine)
+            // by more than that many probes moves the rest of the schedule later instead of
+            // sending the backlog at once: a burst at whatever speed the kernel takes probes is
+            // what a policer along the path (a switch's, or `limit rate ... burst 20` in
+            // tests/it/lab_rate_mesh.rs) cuts, and max-rate would blame the path for the
+            // sender's stall. (Held to a catch-up rate instead, a sender never caught up at
+            // 4 000/s under load: each short sleep overshoots.)
+            if let (Some(b), Schedule::Fixed) = (cfg.backlog_max, cfg.schedule) {
+                origin += slip(Instant::now(), deadline, cfg.interval, b);
+            }
+            let wake = deadline.max(origin + offset);
             match pacing {
                 Pacing::Precise => wait_until(wake, stop, &mut margin, min_sleep),
                 Pacing::Lean | Pacing::Auto => sleep_to(wake, stop),
@@ -676,17 +667,13 @@ fn send_loop(
             }
             let left = Instant::now();
             last_left = Some(left);
-            if recent.len() == CATCH_UP_WINDOW {
-                recent.pop_front();
-            }
-            recent.push_back(left);
             due.clear();
             loop {
                 due.push(offset);
                 k += 1;
                 offset += gap();
                 let more = batching && k > 1 && k < cfg.count && due.len() < net::batch::BATCH;
-                if !more || start + offset > left || past_duration(offset) {
+                if !more || origin + offset > left || past_duration(offset) {
                     break;
                 }
             }
@@ -694,7 +681,7 @@ fn send_loop(
                 send_errors +=
                     send_due(cfg, shared, &due, (session, &dests, &mc_keys, &sizes), &mut buf, &mut batch, &socks[0]);
                 for &o in &due {
-                    lateness.saturating_record(left.saturating_duration_since(start + o).as_nanos() as u64);
+                    lateness.saturating_record(left.saturating_duration_since(origin + o).as_nanos() as u64);
                 }
                 continue;
             }
@@ -746,21 +733,11 @@ fn send_loop(
     result.map(|()| (lateness, send_errors, span))
 }
 
-/// When a probe due at `deadline` may leave (pure): at its deadline, unless the last
-/// [`CATCH_UP_WINDOW`] sends (`recent`, oldest first) left so close together that one more would
-/// make them faster than `catch_up` times the rate (one per `interval`).
-fn catch_up_wake(
-    deadline: Instant,
-    recent: &std::collections::VecDeque<Instant>,
-    interval: Duration,
-    catch_up: f64,
-) -> Instant {
-    match recent.front() {
-        Some(&first) if recent.len() == CATCH_UP_WINDOW => {
-            deadline.max(first + interval.mul_f64(CATCH_UP_WINDOW as f64 / catch_up.max(1.0)))
-        }
-        _ => deadline,
-    }
+/// How much later the schedule must start (pure) so that a sender at `now`, behind the probe due
+/// at `deadline`, has at most `backlog` probes (one per `interval`) left to catch up: zero while
+/// it is less behind than that.
+fn slip(now: Instant, deadline: Instant, interval: Duration, backlog: u32) -> Duration {
+    now.saturating_duration_since(deadline).saturating_sub(interval * backlog)
 }
 
 /// The multicast probes due at `due` (offsets from the start), sent together: recorded under
@@ -880,23 +857,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sender_behind_catches_up_at_most_catch_up_times_the_rate() {
+    fn a_backlog_beyond_its_bound_moves_the_schedule_later() {
         let t0 = Instant::now();
         let us = Duration::from_micros;
         let interval = us(500);
-        let mut recent = std::collections::VecDeque::new();
-        // Fewer than a window of sends: nothing to hold back.
-        recent.extend((0..7).map(|i| t0 + us(10 * i)));
-        assert_eq!(catch_up_wake(t0, &recent, interval, 2.0), t0);
-        // Eight sends in 70 µs (a backlog after a stall): the next waits until eight intervals
-        // at twice the rate have passed since the first of them.
-        recent.push_back(t0 + us(70));
-        assert_eq!(catch_up_wake(t0, &recent, interval, 2.0), t0 + us(2000));
-        assert_eq!(catch_up_wake(t0, &recent, interval, 1.1), t0 + interval.mul_f64(8.0 / 1.1));
-        // On schedule, each a little late (a wake-up's overshoot): never held back.
-        let recent: std::collections::VecDeque<Instant> = (0..8).map(|i| t0 + interval * i + us(60)).collect();
-        let deadline = t0 + interval * 8;
-        assert_eq!(catch_up_wake(deadline, &recent, interval, 1.1), deadline);
+        // On time, or behind by up to 4 probes: the schedule stays.
+        assert_eq!(slip(t0, t0 + us(100), interval, 4), Duration::ZERO);
+        assert_eq!(slip(t0 + us(60), t0, interval, 4), Duration::ZERO);
+        assert_eq!(slip(t0 + us(2000), t0, interval, 4), Duration::ZERO);
+        // A 20 ms stall: 40 probes behind; all but 4 are left out, by moving the rest 18 ms.
+        assert_eq!(slip(t0 + us(20_000), t0, interval, 4), us(18_000));
+        assert_eq!(slip(t0 + us(20_000), t0, interval, 0), us(20_000));
     }
 
     #[test]
