@@ -450,6 +450,16 @@ fn icmp_counts_pick_the_most_common_kind() {
     assert_eq!(c.reporter, None);
 }
 
+/// The acks of `n` probes sent 1 ms apart by [`sent`], one a millisecond after the last probe:
+/// ack k comes (k + 1) ms after it, so every RTT is `n` ms.
+fn one_per_ms(n: u64) -> Vec<Scripted> {
+    (0..n)
+        .map(|seq| {
+            Scripted::Datagram(MS, 0, ack(SESSION, seq, WALL0 + (MS * seq as u32).as_nanos() as u64), addr("10.0.0.2"))
+        })
+        .collect()
+}
+
 /// Acks 1 ms apart (1 000/s): the receiver naps and reads what queued, about one wake-up per
 /// [`NAP_MAX`] instead of one per ack; every ack counts, on time by its kernel stamp, and the
 /// run still ends on the dot.
@@ -460,12 +470,7 @@ fn a_stream_of_acks_is_read_in_naps() {
     let n = 200;
     let shared = sent(&cfg, &clock, n, MS);
     let last_tx = clock.mono();
-    // Ack k comes (k + 1) ms after the last probe: every RTT is 200 ms.
-    let script = (0..n)
-        .map(|seq| {
-            Scripted::Datagram(MS, 0, ack(SESSION, seq, WALL0 + (MS * seq as u32).as_nanos() as u64), addr("10.0.0.2"))
-        })
-        .collect();
+    let script = one_per_ms(n);
     let mut net = FakeNet::new(&clock, script, Then::Silence);
     receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
     assert_eq!(clock.mono() - last_tx, cfg.timeout, "completed {:?} after the last probe", clock.mono() - last_tx);
@@ -486,11 +491,7 @@ fn no_naps_while_acks_are_measured_by_their_reading() {
     let cfg = config(&[]);
     let n = 200;
     let shared = sent(&cfg, &clock, n, MS);
-    let script = (0..n)
-        .map(|seq| {
-            Scripted::Datagram(MS, 0, ack(SESSION, seq, WALL0 + (MS * seq as u32).as_nanos() as u64), addr("10.0.0.2"))
-        })
-        .collect();
+    let script = one_per_ms(n);
     let mut net = FakeNet::new(&clock, script, Then::Silence);
     net.stamp_offset_ns = 30_000 * MS.as_nanos() as u64;
     let totals = receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
