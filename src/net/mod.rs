@@ -719,18 +719,25 @@ pub(crate) fn now_ns() -> u64 {
 
 /// How far the wall clock has moved against the monotonic clock since this process first asked,
 /// in ns: 0 until it steps (or slews). Read next to a wall-clock time, it lets a run measure
-/// across a step as if there were none (`stats::step_between`).
+/// across a step as if there were none (`stats::step_between`). To stamp a time with its shift,
+/// use [`wall_now`]: two separate readings can fall either side of a step.
 pub(crate) fn wall_shift_ns() -> i64 {
+    wall_now().1
+}
+
+/// The wall-clock time in ns since the epoch and the wall clock's shift ([`wall_shift_ns`]),
+/// both from one reading of CLOCK_REALTIME: a time read apart from its shift could fall before a
+/// step and the shift after it, and an RTT measured across it would be off by the whole step
+/// (seen under load in tests/it/clock_step.rs: an ack 30 s late, or one lost).
+pub(crate) fn wall_now() -> (u64, i64) {
     static START: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
-    let offset = |real: TimeSpec, mono: TimeSpec| i128::from(timespec_ns(&real)) - i128::from(timespec_ns(&mono));
-    let now = || {
-        let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME);
-        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC);
-        real.and_then(|r| mono.map(|m| offset(r, m))).unwrap_or(0)
-    };
-    let now = now();
-    let start = *START.get_or_init(|| now);
-    (now - start).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    let real =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME is always available");
+    let offset = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |mono| i128::from(timespec_ns(&real)) - i128::from(timespec_ns(&mono)));
+    let start = *START.get_or_init(|| offset);
+    let shift = (offset - start).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    (timespec_ns(&real), shift)
 }
 
 /// Lowers this thread's timer slack to 1 ns, so sleeps end within tens of µs of their deadline

@@ -689,8 +689,7 @@ fn send_loop(
             // receiver holds it while it accounts an ack) never counts as network time.
             let (seq, tx_ns, name_wanted) = {
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-                let tx_ns = net::now_ns();
-                let shift = net::wall_shift_ns();
+                let (tx_ns, shift) = net::wall_now();
                 let name_wanted = runs.multicast.take_name_wanted();
                 (runs.multicast.record_send_shifted(tx_ns, due[0].as_nanos() as u64, shift), tx_ns, name_wanted)
             };
@@ -714,12 +713,12 @@ fn send_loop(
                 // ack can never arrive for a probe the run does not know yet.
                 let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
                 let u = &mut runs.unicast[i];
-                let tx_ns = net::now_ns();
+                let (tx_ns, shift) = net::wall_now();
                 let seq = u.run.sent();
                 let (size, asks_ext) = sizes.of(seq, u.run.take_name_wanted());
                 encode_probe(cfg, Probe { session, seq, tx_ns, asks_ext }, size, host_keys[i].as_ref(), &mut buf);
                 if send_unicast(sock, &buf, SocketAddr::new(host, cfg.port)) {
-                    u.run.record_send_now(tx_ns, net::wall_shift_ns());
+                    u.run.record_send_now(tx_ns, shift);
                 } else {
                     u.not_sent += 1;
                 }
@@ -754,8 +753,7 @@ fn send_due(
     let mut alone = 0;
     {
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
-        let tx_ns = net::now_ns();
-        let shift = net::wall_shift_ns();
+        let (tx_ns, shift) = net::wall_now();
         for &o in due {
             let name_wanted = runs.multicast.take_name_wanted();
             let seq = runs.multicast.record_send_shifted(tx_ns, o.as_nanos() as u64, shift);

@@ -173,6 +173,10 @@ pub(super) trait Clock: Sync {
     /// How far the wall clock has moved against the monotonic one since the run began (see
     /// `stats::step_between`).
     fn wall_shift_ns(&self) -> i64;
+    /// `wall_ns` and `wall_shift_ns` from one reading of the wall clock (see `net::wall_now`).
+    fn wall_now(&self) -> (u64, i64) {
+        (self.wall_ns(), self.wall_shift_ns())
+    }
 }
 
 pub(super) struct SystemClock(Instant);
@@ -192,6 +196,9 @@ impl Clock for SystemClock {
     }
     fn wall_shift_ns(&self) -> i64 {
         net::wall_shift_ns()
+    }
+    fn wall_now(&self) -> (u64, i64) {
+        net::wall_now()
     }
 }
 
@@ -431,7 +438,7 @@ pub(super) fn receive_loop(
         let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
         // The clocks are read once per event (a few µs apart at most from their use below): at
         // 100 000 acks/s and more, each reading is a measurable share of the receiver's time.
-        let (now, shift) = (clock.wall_ns(), clock.wall_shift_ns());
+        let (now, shift) = clock.wall_now();
         let read_time = totals.read_time_arrivals;
         handle(cfg, &mut runs, &mut totals, &buf, event, (now, shift));
         if totals.read_time_arrivals != read_time {
