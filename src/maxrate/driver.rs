@@ -83,18 +83,19 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
                 known.push(Known { id: r.id, name: r.name.clone(), addr: r.addr });
             }
         }
-        let verdicts = responders.iter().map(|r| search::Verdict { responder: r.id, pass: r.pass }).collect();
-        searched.push(search::Trial { rate, verdicts });
         let t = TrialResult {
             index,
             phase,
             session: probe.session,
             rate_asked: rate,
-            rate_achieved: judge::achieved_rate(outcome.run.sent(), rate, outcome.lateness.max()),
+            rate_achieved: judge::achieved_rate(outcome.run.sent(), rate, outcome.send_span),
             local_drops: outcome.local_drops,
             send_errors: outcome.send_errors,
             responders,
         };
+        // A trial whose sender fell behind counts at the rate it sent.
+        let verdicts = t.responders.iter().map(|r| search::Verdict { responder: r.id, pass: r.pass }).collect();
+        searched.push(search::Trial { rate: t.rate_tested(), verdicts });
         on_event(Event::TrialDone(&t));
         done.push(t);
     }

@@ -2,6 +2,7 @@
 //! driver hands in findings and figures, nothing here touches a clock or a socket.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::findings::{Findings, ResponderId};
 use crate::stats::Figures;
@@ -27,7 +28,7 @@ pub(crate) struct TrialResult {
     /// The trial's probe session: its `run_id`.
     pub session: u64,
     pub rate_asked: u64,
-    /// Probes sent over the time they took to leave (a lower bound, see [`achieved_rate`]).
+    /// Probes sent over the time they took to leave (see [`achieved_rate`]).
     pub rate_achieved: f64,
     /// Acks this host's socket dropped (SO_RXQ_OVFL), over all responders.
     pub local_drops: u64,
@@ -76,14 +77,29 @@ pub(crate) fn responders(found: &Findings, known: &[Known], tolerance_pct: f64) 
     out
 }
 
-/// Probes per second actually sent: `sent` over the span from the first probe's deadline to the
-/// last one's, plus the worst lateness. A lower bound: the worst-late probe need not be the last.
-pub(crate) fn achieved_rate(sent: u64, asked: u64, max_lateness_ns: u64) -> f64 {
-    if sent < 2 || asked == 0 {
-        return sent as f64;
+/// Probes per second actually sent: the gaps between `sent` probes over the time from the start
+/// of the schedule to the last one leaving (`Outcome::send_span`), at most the rate asked.
+/// Measured, not inferred from lateness: a stalled trial's sender moves its schedule later
+/// (`ProbeConfig::backlog_max`), which its lateness does not show.
+pub(crate) fn achieved_rate(sent: u64, asked: u64, span: Duration) -> f64 {
+    if sent < 2 || span.is_zero() {
+        return asked as f64;
     }
-    let span_s = (sent - 1) as f64 / asked as f64 + max_lateness_ns as f64 / 1e9;
-    (sent - 1) as f64 / span_s
+    ((sent - 1) as f64 / span.as_secs_f64()).min(asked as f64)
+}
+
+impl TrialResult {
+    /// The rate this trial tested, for the search: the rate asked, or the rate achieved when
+    /// the sender fell behind ([`sender_behind`]). A responder that kept up with a sender held
+    /// back to 2 157/s has passed 2 157/s, not the 2 750/s asked (a limiter at 2 000/s, burst
+    /// 200, passed such a trial on a loaded CI machine, and the search reported 2 750).
+    pub(crate) fn rate_tested(&self) -> u64 {
+        if sender_behind(self) {
+            (self.rate_achieved.floor() as u64).max(1)
+        } else {
+            self.rate_asked
+        }
+    }
 }
 
 /// Why a responder failed a trial: what most of its unanswered probes became.
@@ -231,9 +247,19 @@ mod tests {
     }
 
     #[test]
-    fn achieved_rate_accounts_for_lateness() {
-        assert_eq!(achieved_rate(1001, 1000, 0), 1000.0);
-        // 1000 gaps of 1 ms plus 1 s behind: half the rate.
-        assert!((achieved_rate(1001, 1000, 1_000_000_000) - 500.0).abs() < 1e-9);
+    fn achieved_rate_is_measured_over_the_send_span() {
+        assert_eq!(achieved_rate(1001, 1000, Duration::from_secs(1)), 1000.0);
+        // 1000 gaps of 1 ms in 2 s (a schedule moved 1 s later): half the rate.
+        assert!((achieved_rate(1001, 1000, Duration::from_secs(2)) - 500.0).abs() < 1e-9);
+        // Never above the rate asked; too few probes to tell: the rate asked.
+        assert_eq!(achieved_rate(1001, 1000, Duration::from_millis(900)), 1000.0);
+        assert_eq!(achieved_rate(1, 1000, Duration::ZERO), 1000.0);
+    }
+
+    #[test]
+    fn a_trial_whose_sender_fell_behind_tested_the_rate_it_achieved() {
+        assert_eq!(trial(2750, 2700.0, 0).rate_tested(), 2750);
+        assert_eq!(trial(2750, 2157.6, 0).rate_tested(), 2157);
+        assert_eq!(trial(10, 0.2, 0).rate_tested(), 1);
     }
 }
