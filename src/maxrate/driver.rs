@@ -93,9 +93,9 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
             send_errors: outcome.send_errors,
             responders,
         };
-        // A trial whose sender fell behind counts at the rate it sent.
+        // A pass in a trial whose sender fell behind counts at the rate it sent.
         let verdicts = t.responders.iter().map(|r| search::Verdict { responder: r.id, pass: r.pass }).collect();
-        searched.push(search::Trial { rate: t.rate_tested(), verdicts });
+        searched.push(search::Trial { rate, passed_at: t.passed_at(), verdicts });
         on_event(Event::TrialDone(&t));
         done.push(t);
     }

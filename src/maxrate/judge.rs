@@ -89,13 +89,14 @@ pub(crate) fn achieved_rate(sent: u64, asked: u64, span: Duration) -> f64 {
 }
 
 impl TrialResult {
-    /// The rate this trial tested, for the search: the rate asked, or the rate achieved when
-    /// the sender fell behind ([`sender_behind`]). A responder that kept up with a sender held
-    /// back to 2 157/s has passed 2 157/s, not the 2 750/s asked (a limiter at 2 000/s, burst
-    /// 200, passed such a trial on a loaded CI machine, and the search reported 2 750).
-    pub(crate) fn rate_tested(&self) -> u64 {
+    /// The rate a pass in this trial proves (see `search::Trial::passed_at`): the rate asked, or
+    /// the rate achieved when the sender fell behind ([`sender_behind`]). A responder that kept
+    /// up with a sender held back to 2 157/s has passed 2 157/s, not the 2 750/s asked (a
+    /// limiter at 2 000/s, burst 200, passed such a trial on a loaded CI machine, and the search
+    /// reported 2 750).
+    pub(crate) fn passed_at(&self) -> u64 {
         if sender_behind(self) {
-            (self.rate_achieved.floor() as u64).max(1)
+            (self.rate_achieved.floor() as u64).clamp(1, self.rate_asked.max(1))
         } else {
             self.rate_asked
         }
@@ -257,9 +258,9 @@ mod tests {
     }
 
     #[test]
-    fn a_trial_whose_sender_fell_behind_tested_the_rate_it_achieved() {
-        assert_eq!(trial(2750, 2700.0, 0).rate_tested(), 2750);
-        assert_eq!(trial(2750, 2157.6, 0).rate_tested(), 2157);
-        assert_eq!(trial(10, 0.2, 0).rate_tested(), 1);
+    fn a_pass_whose_sender_fell_behind_counts_at_the_rate_it_achieved() {
+        assert_eq!(trial(2750, 2700.0, 0).passed_at(), 2750);
+        assert_eq!(trial(2750, 2157.6, 0).passed_at(), 2157);
+        assert_eq!(trial(10, 0.2, 0).passed_at(), 1);
     }
 }

@@ -51,7 +51,7 @@ pub(crate) struct SearchOutcome {
 impl SearchOutcome {
     /// Whether `id` failed at `rate` mostly because it rate-limited the probes.
     pub(crate) fn limited_at(trials: &[TrialResult], id: ResponderId, rate: u64) -> bool {
-        trials.iter().filter(|t| t.rate_tested() == rate).any(|t| {
+        trials.iter().filter(|t| t.rate_asked == rate).any(|t| {
             t.responders.iter().any(|r| r.id == id && !r.pass && judge::cause(t, r) == judge::Cause::RateLimited)
         })
     }

@@ -49,7 +49,29 @@ pub(crate) struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Trial {
     pub rate: u64,
+    /// The rate a pass counts at: `rate`, or the rate the sender achieved when it fell behind
+    /// (it sent fewer probes than asked, so a pass proves no more). A failure counts at `rate`:
+    /// between its stalls the sender kept to the rate asked, and a policer at a lower rate cut
+    /// those stretches (a 2 000/s limit lost 11 probes in a trial asked at 2 458/s that averaged
+    /// 1 509/s).
+    pub passed_at: u64,
     pub verdicts: Vec<Verdict>,
+}
+
+impl Trial {
+    fn counts_at(&self, v: &Verdict) -> u64 {
+        if v.pass {
+            self.passed_at
+        } else {
+            self.rate
+        }
+    }
+
+    /// A trial that sent at the rate asked.
+    #[cfg(test)]
+    pub(crate) fn at(rate: u64, verdicts: Vec<Verdict>) -> Trial {
+        Trial { rate, passed_at: rate, verdicts }
+    }
 }
 
 /// What the search says to do next.
@@ -92,8 +114,11 @@ pub(crate) struct Standing {
 
 impl Standing {
     fn of(id: ResponderId, trials: &[Trial]) -> Standing {
-        let verdicts =
-            || trials.iter().flat_map(|t| t.verdicts.iter().filter(|v| v.responder == id).map(|v| (t.rate, v.pass)));
+        let verdicts = || {
+            trials
+                .iter()
+                .flat_map(|t| t.verdicts.iter().filter(|v| v.responder == id).map(|v| (t.counts_at(v), v.pass)))
+        };
         let hi = verdicts().filter(|&(_, pass)| !pass).map(|(r, _)| r).min();
         let below = |r: u64| hi.is_none_or(|h| r < h);
         let lo = verdicts().filter(|&(r, pass)| pass && below(r)).map(|(r, _)| r).max().unwrap_or(0);
@@ -173,7 +198,7 @@ mod tests {
                     let verdicts = (capacity.iter().enumerate())
                         .map(|(i, &cap)| Verdict { responder: ResponderId(i as u64), pass: rate <= cap })
                         .collect();
-                    trials.push(Trial { rate, verdicts });
+                    trials.push(Trial::at(rate, verdicts));
                 }
             }
         }
@@ -234,9 +259,9 @@ mod tests {
         // below 10 000 and be confirmed there.
         let c = SearchConfig { start: 8000, max: 16_000, ..CFG };
         let mut trials = vec![
-            Trial { rate: 8000, verdicts: vec![Verdict { responder: ResponderId(1), pass: true }] },
-            Trial { rate: 16_000, verdicts: vec![Verdict { responder: ResponderId(1), pass: false }] },
-            Trial { rate: 10_000, verdicts: vec![Verdict { responder: ResponderId(1), pass: true }] },
+            Trial::at(8000, vec![Verdict { responder: ResponderId(1), pass: true }]),
+            Trial::at(16_000, vec![Verdict { responder: ResponderId(1), pass: false }]),
+            Trial::at(10_000, vec![Verdict { responder: ResponderId(1), pass: true }]),
         ];
         let mut guard = 0;
         loop {
@@ -246,7 +271,7 @@ mod tests {
                 Next::Done => break,
                 Next::Try { rate, .. } => {
                     let pass = rate < 10_000 && trials.iter().filter(|t| t.rate == rate).count() < 5;
-                    trials.push(Trial { rate, verdicts: vec![Verdict { responder: ResponderId(1), pass }] });
+                    trials.push(Trial::at(rate, vec![Verdict { responder: ResponderId(1), pass }]));
                 }
             }
         }
@@ -259,11 +284,26 @@ mod tests {
     fn a_lucky_pass_above_a_failure_does_not_raise_the_result() {
         let id = ResponderId(7);
         let trials = vec![
-            Trial { rate: 1000, verdicts: vec![Verdict { responder: id, pass: true }] },
-            Trial { rate: 2000, verdicts: vec![Verdict { responder: id, pass: false }] },
-            Trial { rate: 4000, verdicts: vec![Verdict { responder: id, pass: true }] },
+            Trial::at(1000, vec![Verdict { responder: id, pass: true }]),
+            Trial::at(2000, vec![Verdict { responder: id, pass: false }]),
+            Trial::at(4000, vec![Verdict { responder: id, pass: true }]),
         ];
         let s = standings(&trials)[&id];
         assert_eq!((s.lo, s.hi), (1000, Some(2000)));
+    }
+
+    #[test]
+    fn a_sender_behind_lowers_what_a_pass_proves_not_where_a_failure_counts() {
+        let id = ResponderId(7);
+        let v = |pass| vec![Verdict { responder: id, pass }];
+        // Asked 2 750/s, sent 2 157/s: passed 2 157, not 2 750.
+        let behind_pass = Trial { rate: 2750, passed_at: 2157, verdicts: v(true) };
+        let s = standings(&[Trial::at(1000, v(true)), behind_pass, Trial::at(4000, v(false))])[&id];
+        assert_eq!((s.lo, s.hi), (2157, Some(4000)));
+        // Asked 2 458/s, averaged 1 509/s, failed: it failed at 2 458, where it was sent between
+        // stalls.
+        let behind_fail = Trial { rate: 2458, passed_at: 1509, verdicts: v(false) };
+        let s = standings(&[Trial::at(1000, v(true)), behind_fail])[&id];
+        assert_eq!((s.lo, s.hi), (1000, Some(2458)));
     }
 }
