@@ -158,17 +158,18 @@ pub(crate) fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
         return Next::Try { rate: c.start.clamp(1, c.max.max(1)), phase: Phase::Step };
     };
     let all = standings(trials);
-    // Step up while someone has not failed yet and there is room above.
-    if highest < c.max && all.values().any(|s| s.hi.is_none()) {
+    // Step up while someone has not failed yet and has not passed `max`: from the highest rate
+    // tried, or `max` again when a trial at `max` proved less (its sender fell behind).
+    if all.values().any(|s| s.hi.is_none() && s.lo < c.max) {
         let up = ((highest as f64 * c.factor).round() as u64).max(highest + 1).min(c.max);
         return Next::Try { rate: up, phase: Phase::Step };
     }
     // Bisect the weakest open bracket first: its result matters most (it is the group's).
-    let mut open: Vec<&Standing> = all.values().filter(|s| !s.narrow(c)).collect();
-    open.sort_by_key(|s| (s.lo, s.hi));
-    if let Some(s) = open.first() {
-        let hi = s.hi.expect("an open bracket has failed somewhere");
-        let mid = s.lo + (hi - s.lo) / 2;
+    let mut open: Vec<(u64, u64)> =
+        all.values().filter(|s| !s.narrow(c)).filter_map(|s| s.hi.map(|hi| (s.lo, hi))).collect();
+    open.sort();
+    if let Some(&(lo, hi)) = open.first() {
+        let mid = lo + (hi - lo) / 2;
         return Next::Try { rate: mid.max(1), phase: Phase::Bisect };
     }
     // Confirm the lowest unconfirmed result.
@@ -305,5 +306,19 @@ mod tests {
         let behind_fail = Trial { rate: 2458, passed_at: 1509, verdicts: v(false) };
         let s = standings(&[Trial::at(1000, v(true)), behind_fail])[&id];
         assert_eq!((s.lo, s.hi), (1000, Some(2458)));
+    }
+
+    #[test]
+    fn a_trial_at_max_whose_sender_fell_behind_is_tried_again() {
+        let c = SearchConfig { max: 6000, ..CFG };
+        let id = ResponderId(3);
+        let v = |pass| vec![Verdict { responder: id, pass }];
+        // Passed at 6 000/s asked but sent at 4 310/s: 6 000 is not proven yet.
+        let trials = [Trial::at(3000, v(true)), Trial { rate: 6000, passed_at: 4310, verdicts: v(true) }];
+        assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Step });
+        // Once proven, confirmed like any result.
+        let mut trials = trials.to_vec();
+        trials.push(Trial::at(6000, v(true)));
+        assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Confirm });
     }
 }
