@@ -46,6 +46,9 @@ pub(crate) struct SearchOutcome {
     /// The search ran to its end (not cut by `--max-trials` or Ctrl-C).
     pub complete: bool,
     pub interrupted: bool,
+    /// The search stopped at a rate this host's sender could not reach (see
+    /// `search::Next::SenderLimit`).
+    pub sender_limit: Option<u64>,
 }
 
 impl SearchOutcome {
@@ -58,6 +61,11 @@ impl SearchOutcome {
 
     pub(crate) fn weakest(&self) -> Option<&ResponderResult> {
         self.results.first()
+    }
+
+    /// The best rate this host sent when asked for `rate`.
+    pub(crate) fn best_sent_at(&self, rate: u64) -> f64 {
+        self.trials.iter().filter(|t| t.rate_asked == rate).map(|t| t.rate_achieved).fold(0.0, f64::max)
     }
 
     /// The first trial in which some responder failed.

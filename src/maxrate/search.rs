@@ -81,7 +81,14 @@ pub(crate) enum Next {
     Try { rate: u64, phase: Phase },
     /// Every responder's result is found and confirmed.
     Done,
+    /// The next trial would be at `rate` again, which this host's sender fell behind at (below
+    /// 90 % of it) [`SENDER_TRIES`] times already: the search stops there, its results so far
+    /// unconfirmed, instead of repeating a rate it cannot send.
+    SenderLimit { rate: u64 },
 }
+
+/// Trials at one rate whose sender fell behind before the search gives that rate up.
+pub(crate) const SENDER_TRIES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,8 +159,22 @@ pub(crate) fn standings(trials: &[Trial]) -> BTreeMap<ResponderId, Standing> {
     ids.into_iter().map(|id| (id, Standing::of(id, trials))).collect()
 }
 
-/// The next step of the search.
+/// The next step of the search: [`wanted`], unless that is a rate this host could not send
+/// [`SENDER_TRIES`] times (a pass there proves only the rate sent, so the search would ask for it
+/// again and again).
 pub(crate) fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
+    match wanted(c, trials) {
+        Next::Try { rate, .. }
+            if trials.iter().filter(|t| t.rate == rate && t.passed_at < rate).count() >= SENDER_TRIES =>
+        {
+            Next::SenderLimit { rate }
+        }
+        n => n,
+    }
+}
+
+/// The trial the search wants next, whatever this host can send.
+fn wanted(c: &SearchConfig, trials: &[Trial]) -> Next {
     let Some(highest) = trials.iter().map(|t| t.rate).max() else {
         return Next::Try { rate: c.start.clamp(1, c.max.max(1)), phase: Phase::Step };
     };
@@ -201,6 +222,7 @@ mod tests {
                         .collect();
                     trials.push(Trial::at(rate, verdicts));
                 }
+                Next::SenderLimit { rate } => panic!("every trial here sends its rate, yet {rate} was given up"),
             }
         }
         panic!("the search did not end in 100 trials: {tried:?}");
@@ -274,6 +296,7 @@ mod tests {
                     let pass = rate < 10_000 && trials.iter().filter(|t| t.rate == rate).count() < 5;
                     trials.push(Trial::at(rate, vec![Verdict { responder: ResponderId(1), pass }]));
                 }
+                Next::SenderLimit { rate } => panic!("every trial here sends its rate, yet {rate} was given up"),
             }
         }
         let s = standings(&trials)[&ResponderId(1)];
@@ -320,5 +343,26 @@ mod tests {
         let mut trials = trials.to_vec();
         trials.push(Trial::at(6000, v(true)));
         assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Confirm });
+    }
+
+    #[test]
+    fn a_rate_this_host_cannot_send_is_given_up_after_three_tries() {
+        let c = SearchConfig { max: 6000, ..CFG };
+        let id = ResponderId(3);
+        let v = |pass| vec![Verdict { responder: id, pass }];
+        let behind = Trial { rate: 6000, passed_at: 4310, verdicts: v(true) };
+        let mut trials = vec![Trial::at(3000, v(true)), behind.clone(), behind.clone()];
+        assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Step });
+        trials.push(behind);
+        assert_eq!(next(&c, &trials), Next::SenderLimit { rate: 6000 });
+        // The same for a bisection's midpoint that keeps falling behind.
+        let c = SearchConfig { max: 64_000, ..CFG };
+        let mid = Trial { rate: 52_000, passed_at: 40_000, verdicts: v(true) };
+        let mut trials = vec![Trial::at(40_000, v(true)), Trial::at(64_000, v(false))];
+        for _ in 0..3 {
+            assert_eq!(next(&c, &trials), Next::Try { rate: 52_000, phase: Phase::Bisect });
+            trials.push(mid.clone());
+        }
+        assert_eq!(next(&c, &trials), Next::SenderLimit { rate: 52_000 });
     }
 }

@@ -164,7 +164,7 @@ pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: 
                 r.rate.to_string(),
                 r.fails_at.map_or("-".to_string(), |f| f.to_string()),
                 (if r.confirmed { "yes" } else { "no" }).to_string(),
-                limited_by(r).to_string(),
+                limited_by(o, r).to_string(),
             ]);
         }
         t.write(w)?;
@@ -172,11 +172,12 @@ pub(crate) fn write_table(w: &mut impl Write, o: &SearchOutcome, tolerance_pct: 
     lines(o, tolerance_pct).iter().try_for_each(|l| writeln!(w, "{l}"))
 }
 
-fn limited_by(r: &ResponderResult) -> &'static str {
-    match (r.capped_by_limit, r.fails_at) {
-        (true, _) => "its --rate-limit",
-        (false, Some(_)) => "the path or host",
-        (false, None) => "--max",
+fn limited_by(o: &SearchOutcome, r: &ResponderResult) -> &'static str {
+    match (r.capped_by_limit, r.fails_at, o.sender_limit) {
+        (true, _, _) => "its --rate-limit",
+        (false, Some(_), _) => "the path or host",
+        (false, None, Some(_)) => "this host's sender",
+        (false, None, None) => "--max",
     }
 }
 
@@ -191,10 +192,15 @@ pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
     let mut out = vec![format!(
         "{} trials; loss tolerance {tolerance_pct}%{}",
         o.trials.len(),
-        match (o.complete, o.interrupted) {
-            (true, _) => String::new(),
-            (false, true) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
-            (false, false) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
+        match (o.complete, o.interrupted, o.sender_limit) {
+            (true, _, _) => String::new(),
+            (false, true, _) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
+            (false, false, Some(rate)) => format!(
+                "; stopped: this host could not send {rate}/s ({} trials below 90 % of it, at best {:.0}/s): its own limit, not the network's; results so far, unconfirmed ones marked",
+                crate::maxrate::search::SENDER_TRIES,
+                o.best_sent_at(rate)
+            ),
+            (false, false, None) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
         }
     )];
     if let Some(weak) = o.weakest() {
@@ -232,7 +238,7 @@ pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
         }
         if judge::sender_behind(t) {
             out.push(format!(
-                "  note: this host sent only {:.0} of the {}/s asked: the prober's own limit, so the trial tested a lower rate",
+                "  note: this host sent only {:.0} of the {}/s asked (the prober's own limit): a failure counts at the rate asked, which it sent between its stalls, a pass only at the rate sent",
                 t.rate_achieved, t.rate_asked
             ));
         }
@@ -277,7 +283,7 @@ pub(crate) fn html(o: &SearchOutcome, tolerance_pct: f64, command: &str) -> Stri
     use super::html::{esc, page};
     let mut body = String::from("<header><h1>mcprobe max-rate</h1>");
     let weakest = o.weakest().map_or("No responder answered.".to_string(), |w| {
-        format!("Weakest: {} at {} probes/s ({}).", result_label(w), w.rate, limited_by(w))
+        format!("Weakest: {} at {} probes/s ({}).", result_label(w), w.rate, limited_by(o, w))
     });
     body.push_str(&format!(
         "<p class=\"verdict\">{}</p><p class=\"note\">{}</p></header>\n",
@@ -293,7 +299,7 @@ pub(crate) fn html(o: &SearchOutcome, tolerance_pct: f64, command: &str) -> Stri
             r.rate,
             r.fails_at.map_or("–".to_string(), |f| f.to_string()),
             if r.confirmed { "yes" } else { "no" },
-            limited_by(r)
+            limited_by(o, r)
         ));
     }
     body.push_str("</tbody></table></section>\n");

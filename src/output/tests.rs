@@ -327,8 +327,53 @@ fn max_rate_table_marks_a_result_capped_by_the_rate_limit() {
     };
     let results = vec![result(2, "h2", 10_000, 20_000), result(3, "h3", 20_000, 40_000)];
     assert!(results[0].capped_by_limit && !results[1].capped_by_limit);
-    let o = SearchOutcome { id: 0x5ea7c4, trials, results, complete: true, interrupted: false };
+    let o = SearchOutcome { id: 0x5ea7c4, trials, results, complete: true, interrupted: false, sender_limit: None };
     insta::assert_snapshot!(render(|w| super::max_rate::write_table(w, &o, 0.0)));
+}
+
+/// max-rate stopped at a rate this host could not send: said in the first line, and the
+/// responder that never failed is limited by this host's sender, not by --max.
+#[test]
+fn max_rate_says_when_this_host_could_not_send_the_rate() {
+    use crate::findings::ResponderId;
+    use crate::maxrate::judge::{ResponderTrial, TrialResult};
+    use crate::maxrate::search::Phase;
+    use crate::maxrate::{ResponderResult, SearchOutcome};
+    use crate::stats::Figures;
+    let (id, addr) = (ResponderId(2), "10.0.0.2:24242".parse().unwrap());
+    let trial = |index: u32, asked: u64, sent: f64| TrialResult {
+        index,
+        phase: Phase::Step,
+        session: index as u64,
+        rate_asked: asked,
+        rate_achieved: sent,
+        local_drops: 0,
+        send_errors: 0,
+        responders: vec![ResponderTrial {
+            id,
+            name: "h2".into(),
+            addr,
+            figures: Figures { sent: sent as u64, received: sent as u64, ..Figures::default() },
+            pass: true,
+        }],
+    };
+    let trials = vec![trial(1, 50_000, 50_000.0), trial(2, 100_000, 61_000.0), trial(3, 100_000, 63_500.0)];
+    let results = vec![ResponderResult {
+        id,
+        name: "h2".into(),
+        addr,
+        rate: 63_500,
+        fails_at: None,
+        confirmed: false,
+        capped_by_limit: false,
+    }];
+    let o = SearchOutcome { id: 1, trials, results, complete: false, interrupted: false, sender_limit: Some(100_000) };
+    let out = render(|w| super::max_rate::write_table(w, &o, 0.0));
+    assert!(
+        out.contains("stopped: this host could not send 100000/s (3 trials below 90 % of it, at best 63500/s)"),
+        "{out}"
+    );
+    assert!(out.contains("this host's sender") && !out.contains("--max"), "{out}");
 }
 
 /// mesh's table: this host's row, with every finding under it.
