@@ -717,18 +717,13 @@ pub(crate) fn now_ns() -> u64 {
     timespec_ns(&ts)
 }
 
-/// How far the wall clock has moved against the monotonic clock since this process first asked,
-/// in ns: 0 until it steps (or slews). Read next to a wall-clock time, it lets a run measure
-/// across a step as if there were none (`stats::step_between`). To stamp a time with its shift,
-/// use [`wall_now`]: two separate readings can fall either side of a step.
-pub(crate) fn wall_shift_ns() -> i64 {
-    wall_now().1
-}
-
-/// The wall-clock time in ns since the epoch and the wall clock's shift ([`wall_shift_ns`]),
-/// both from one reading of CLOCK_REALTIME: a time read apart from its shift could fall before a
-/// step and the shift after it, and an RTT measured across it would be off by the whole step
-/// (seen under load in tests/it/clock_step.rs: an ack 30 s late, or one lost).
+/// The wall-clock time in ns since the epoch, and its shift: how far the wall clock has moved
+/// against the monotonic clock since this process first asked, in ns (0 until it steps or
+/// slews). Stamped on a send and on an arrival, the shifts let a run measure across a step as if
+/// there were none (`stats::step_between`). Both come from one reading of CLOCK_REALTIME: a time
+/// read apart from its shift could fall before a step and the shift after it, and an RTT
+/// measured across it would be off by the whole step (seen under load in
+/// tests/it/clock_step.rs: an ack 30 s late, or one lost).
 pub(crate) fn wall_now() -> (u64, i64) {
     static START: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
     let real =

@@ -168,15 +168,10 @@ impl Coalesce {
 pub(super) trait Clock: Sync {
     /// Time since the clock's origin.
     fn mono(&self) -> Duration;
-    /// ns since the epoch (CLOCK_REALTIME).
-    fn wall_ns(&self) -> u64;
-    /// How far the wall clock has moved against the monotonic one since the run began (see
-    /// `stats::step_between`).
-    fn wall_shift_ns(&self) -> i64;
-    /// `wall_ns` and `wall_shift_ns` from one reading of the wall clock (see `net::wall_now`).
-    fn wall_now(&self) -> (u64, i64) {
-        (self.wall_ns(), self.wall_shift_ns())
-    }
+    /// ns since the epoch (CLOCK_REALTIME), and how far the wall clock has moved against the
+    /// monotonic one since the run began (see `stats::step_between`), from one reading (see
+    /// `net::wall_now`).
+    fn wall_now(&self) -> (u64, i64);
 }
 
 pub(super) struct SystemClock(Instant);
@@ -190,12 +185,6 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn mono(&self) -> Duration {
         self.0.elapsed()
-    }
-    fn wall_ns(&self) -> u64 {
-        net::now_ns()
-    }
-    fn wall_shift_ns(&self) -> i64 {
-        net::wall_shift_ns()
     }
     fn wall_now(&self) -> (u64, i64) {
         net::wall_now()
@@ -238,7 +227,7 @@ fn arrival(cfg: &ProbeConfig, totals: &mut RecvTotals, kernel_ns: u64, now_ns: u
 }
 
 /// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME, `shift_ns` being its move against
-/// the monotonic clock, see [`Clock::wall_shift_ns`]). `buf` holds a datagram's bytes.
+/// the monotonic clock, see [`Clock::wall_now`]). `buf` holds a datagram's bytes.
 pub(super) fn handle(
     cfg: &ProbeConfig,
     runs: &mut Runs,

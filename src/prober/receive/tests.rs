@@ -27,17 +27,18 @@ impl FakeClock {
     fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
+    fn wall_ns(&self) -> u64 {
+        WALL0 + self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for FakeClock {
     fn mono(&self) -> Duration {
         Duration::from_nanos(self.0.load(Ordering::SeqCst))
     }
-    fn wall_ns(&self) -> u64 {
-        WALL0 + self.0.load(Ordering::SeqCst)
-    }
-    fn wall_shift_ns(&self) -> i64 {
-        0
+    /// A wall clock that never steps.
+    fn wall_now(&self) -> (u64, i64) {
+        (self.wall_ns(), 0)
     }
 }
 
