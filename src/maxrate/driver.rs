@@ -53,18 +53,11 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
     let mut done: Vec<TrialResult> = Vec::new();
     let mut searched: Vec<search::Trial> = Vec::new();
     let mut known: Vec<Known> = Vec::new();
-    let (mut complete, mut interrupted, mut sender_limit) = (false, false, None);
+    let (mut complete, mut interrupted) = (false, false);
     while (done.len() as u32) < cfg.max_trials {
-        let (rate, phase) = match search::next(&cfg.search, &searched) {
-            Next::Try { rate, phase } => (rate, phase),
-            Next::Done => {
-                complete = true;
-                break;
-            }
-            Next::SenderLimit { rate } => {
-                sender_limit = Some(rate);
-                break;
-            }
+        let Next::Try { rate, phase } = search::next(&cfg.search, &searched) else {
+            complete = true;
+            break;
         };
         let index = done.len() as u32 + 1;
         let best = search::standings(&searched).values().map(|s| s.rate()).min();
@@ -123,5 +116,6 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
         })
         .collect();
     results.sort_by(|a, b| (a.rate, &a.name, a.addr).cmp(&(b.rate, &b.name, b.addr)));
+    let sender_limit = search::sender_cap(&searched).map(|(rate, _)| rate);
     Ok(SearchOutcome { id: rand::random(), trials: done, results, complete, interrupted, sender_limit })
 }

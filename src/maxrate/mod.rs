@@ -46,8 +46,8 @@ pub(crate) struct SearchOutcome {
     /// The search ran to its end (not cut by `--max-trials` or Ctrl-C).
     pub complete: bool,
     pub interrupted: bool,
-    /// The search stopped at a rate this host's sender could not reach (see
-    /// `search::Next::SenderLimit`).
+    /// A rate this host's sender could not reach, above which the search did not go (see
+    /// `search::sender_cap`).
     pub sender_limit: Option<u64>,
 }
 

@@ -81,14 +81,20 @@ pub(crate) enum Next {
     Try { rate: u64, phase: Phase },
     /// Every responder's result is found and confirmed.
     Done,
-    /// The next trial would be at `rate` again, which this host's sender fell behind at (below
-    /// 90 % of it) [`SENDER_TRIES`] times already: the search stops there, its results so far
-    /// unconfirmed, instead of repeating a rate it cannot send.
-    SenderLimit { rate: u64 },
 }
 
 /// Trials at one rate whose sender fell behind before the search gives that rate up.
 pub(crate) const SENDER_TRIES: usize = 3;
+
+/// The lowest rate this host's sender fell behind at (below 90 % of it) [`SENDER_TRIES`] times,
+/// and the best it sent there: the search goes no higher than that (a pass there proves only the
+/// rate sent, so it would ask for the rate again and again), for every responder, while the
+/// brackets below it are searched as usual.
+pub(crate) fn sender_cap(trials: &[Trial]) -> Option<(u64, u64)> {
+    let behind = || trials.iter().filter(|t| t.passed_at < t.rate);
+    let rate = behind().map(|t| t.rate).filter(|&r| behind().filter(|t| t.rate == r).count() >= SENDER_TRIES).min()?;
+    Some((rate, behind().filter(|t| t.rate == rate).map(|t| t.passed_at).max().unwrap_or(1)))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -159,17 +165,11 @@ pub(crate) fn standings(trials: &[Trial]) -> BTreeMap<ResponderId, Standing> {
     ids.into_iter().map(|id| (id, Standing::of(id, trials))).collect()
 }
 
-/// The next step of the search: [`wanted`], unless that is a rate this host could not send
-/// [`SENDER_TRIES`] times (a pass there proves only the rate sent, so the search would ask for it
-/// again and again).
+/// The next step of the search: [`wanted`], no higher than this host can send ([`sender_cap`]).
 pub(crate) fn next(c: &SearchConfig, trials: &[Trial]) -> Next {
-    match wanted(c, trials) {
-        Next::Try { rate, .. }
-            if trials.iter().filter(|t| t.rate == rate && t.passed_at < rate).count() >= SENDER_TRIES =>
-        {
-            Next::SenderLimit { rate }
-        }
-        n => n,
+    match sender_cap(trials) {
+        Some((_, best)) => wanted(&SearchConfig { max: c.max.min(best.max(1)), ..*c }, trials),
+        None => wanted(c, trials),
     }
 }
 
@@ -222,7 +222,6 @@ mod tests {
                         .collect();
                     trials.push(Trial::at(rate, verdicts));
                 }
-                Next::SenderLimit { rate } => panic!("every trial here sends its rate, yet {rate} was given up"),
             }
         }
         panic!("the search did not end in 100 trials: {tried:?}");
@@ -296,7 +295,6 @@ mod tests {
                     let pass = rate < 10_000 && trials.iter().filter(|t| t.rate == rate).count() < 5;
                     trials.push(Trial::at(rate, vec![Verdict { responder: ResponderId(1), pass }]));
                 }
-                Next::SenderLimit { rate } => panic!("every trial here sends its rate, yet {rate} was given up"),
             }
         }
         let s = standings(&trials)[&ResponderId(1)];
@@ -348,21 +346,19 @@ mod tests {
     #[test]
     fn a_rate_this_host_cannot_send_is_given_up_after_three_tries() {
         let c = SearchConfig { max: 6000, ..CFG };
-        let id = ResponderId(3);
-        let v = |pass| vec![Verdict { responder: id, pass }];
-        let behind = Trial { rate: 6000, passed_at: 4310, verdicts: v(true) };
-        let mut trials = vec![Trial::at(3000, v(true)), behind.clone(), behind.clone()];
+        let (fast, slow) = (ResponderId(3), ResponderId(4));
+        let v = |f: bool, s: bool| vec![Verdict { responder: fast, pass: f }, Verdict { responder: slow, pass: s }];
+        // Asked 6 000/s three times, sent at most 3 976/s: fast is done at 4 000 (confirmed once
+        // more), slow is bisected below its failure at 4 000 as usual.
+        let behind = |sent| Trial { rate: 6000, passed_at: sent, verdicts: v(true, false) };
+        let mut trials =
+            vec![Trial::at(2000, v(true, true)), Trial::at(4000, v(true, false)), behind(3846), behind(3976)];
+        assert_eq!(sender_cap(&trials), None);
         assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Step });
-        trials.push(behind);
-        assert_eq!(next(&c, &trials), Next::SenderLimit { rate: 6000 });
-        // The same for a bisection's midpoint that keeps falling behind.
-        let c = SearchConfig { max: 64_000, ..CFG };
-        let mid = Trial { rate: 52_000, passed_at: 40_000, verdicts: v(true) };
-        let mut trials = vec![Trial::at(40_000, v(true)), Trial::at(64_000, v(false))];
-        for _ in 0..3 {
-            assert_eq!(next(&c, &trials), Next::Try { rate: 52_000, phase: Phase::Bisect });
-            trials.push(mid.clone());
-        }
-        assert_eq!(next(&c, &trials), Next::SenderLimit { rate: 52_000 });
+        trials.push(behind(3709));
+        assert_eq!(sender_cap(&trials), Some((6000, 3976)));
+        assert_eq!(next(&c, &trials), Next::Try { rate: 3000, phase: Phase::Bisect });
+        let s = standings(&trials)[&fast];
+        assert!(s.narrow(&SearchConfig { max: 3976, ..c }) && !s.settled(&SearchConfig { max: 3976, ..c }));
     }
 }

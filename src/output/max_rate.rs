@@ -192,19 +192,21 @@ pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
     let mut out = vec![format!(
         "{} trials; loss tolerance {tolerance_pct}%{}",
         o.trials.len(),
-        match (o.complete, o.interrupted, o.sender_limit) {
-            (true, _, _) => String::new(),
-            (false, true, _) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
-            (false, false, Some(rate)) => format!(
-                "; stopped: this host could not send {rate}/s ({} trials below 90 % of it, at best {:.0}/s): its own limit, not the network's; results so far, unconfirmed ones marked",
-                crate::maxrate::search::SENDER_TRIES,
-                o.best_sent_at(rate)
-            ),
-            (false, false, None) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
+        match (o.complete, o.interrupted) {
+            (true, _) => String::new(),
+            (false, true) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
+            (false, false) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
         }
     )];
     if let Some(weak) = o.weakest() {
         out.push(format!("weakest: {} ({}) at {} probes/s", result_label(weak), weak.addr.ip(), weak.rate));
+    }
+    if let Some(rate) = o.sender_limit {
+        out.push(format!(
+            "this host could not send {rate}/s ({} trials below 90 % of it, at best {:.0}/s): the search went no higher; a result there is this host's limit, not the network's",
+            crate::maxrate::search::SENDER_TRIES,
+            o.best_sent_at(rate)
+        ));
     }
     // A result capped by a responder's own --rate-limit is that setting, not the LAN's limit:
     // said before anything else is read into it.
