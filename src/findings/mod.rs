@@ -226,12 +226,14 @@ pub enum Note {
     /// the step, and acks still back before their probe left were left out.
     ClockStepped(crate::stats::ClockSteps),
     /// Of a responder's forward loss, how much its own host dropped (its socket buffer was
-    /// full, as its acks reported) and how much the network lost.
+    /// full, as its acks reported), how much the network lost, and how much came after its
+    /// latest report (either).
     HostDrops {
         name: String,
         path: Path,
         host: u64,
         network: u64,
+        unreported: u64,
     },
     /// Acks reached this host's interface but not mcprobe's socket: this host (its firewall)
     /// drops them. Replaces the "nothing answered" and "group mismatch" hints, which it
@@ -559,8 +561,10 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
     notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
     notes.extend(rows.iter().filter_map(|r| {
-        let host = r.figures.loss.host_drops.filter(|&d| d > 0)?;
-        Some(Note::HostDrops { name: r.label()?, path: r.path, host, network: r.figures.loss.forward - host })
+        let loss = &r.figures.loss;
+        let (host, network) = (loss.host_drops?, loss.network_forward()?);
+        (host + loss.unreported > 0).then_some(())?;
+        Some(Note::HostDrops { name: r.label()?, path: r.path, host, network, unreported: loss.unreported })
     }));
     let answered = rows.iter().any(Row::is_multicast_responder);
     // Acks that reached this host and were dropped here prove the responders answered: the

@@ -32,6 +32,8 @@ pub(crate) struct Answerer {
     /// Its acks carry the extension (host drops, join); with `Some(ms)` it joined the group that
     /// long after the run's first probe, and the first probe after that reached it.
     pub reports: Option<Option<u64>>,
+    /// With `reports`: the probes whose acks carry the extension (a prober pads only some).
+    pub reports_at: fn(u64) -> bool,
     /// Probes it received but did not answer (its --rate-limit); its later acks count them.
     pub limit_probe: fn(u64) -> bool,
     /// Probes it answered whose ack was lost on the way back.
@@ -54,6 +56,7 @@ impl Answerer {
             drop_probe: |_| false,
             host_dropped: |_| false,
             reports: None,
+            reports_at: |_| true,
             limit_probe: |_| false,
             lose_ack: |_| false,
             filtered_per_probe: None,
@@ -81,7 +84,7 @@ fn feed(run: &mut Run, sent: u64, who: &[Answerer], arrival: Arrival, sent_ttl: 
             // Probes leave every 10 ms and take 40 µs: one that joined `ms` after the first
             // probe receives the first one sent after that (the test drops the earlier ones);
             // one that joined before the run did so ten minutes earlier.
-            let ext = a.reports.map(|join| crate::wire::AckExt {
+            let ext = a.reports.filter(|_| (a.reports_at)(seq)).map(|join| crate::wire::AckExt {
                 host_drops: drops[i],
                 join_delay_ns: Some(
                     join.map_or(600_000 * MS, |ms| (ms * MS).next_multiple_of(10 * MS) - ms * MS + 40_000),

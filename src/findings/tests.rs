@@ -350,12 +350,12 @@ proptest::proptest! {
             let g = &r.figures;
             proptest::prop_assert_eq!(g.lost, g.loss.forward + g.loss.ret + g.late + g.loss.unknown);
             proptest::prop_assert_eq!(g.sent, g.received + g.lost + g.limited);
-            proptest::prop_assert!(g.loss.host_drops.unwrap_or(0) <= g.loss.forward);
+            proptest::prop_assert!(g.loss.host_drops.unwrap_or(0) + g.loss.unreported <= g.loss.forward);
         }
         for n in &f.notes {
-            if let Note::HostDrops { name, host, network, path } = n {
+            if let Note::HostDrops { name, host, network, path, unreported } = n {
                 let fwd = f.rows.iter().filter(|r| r.path == *path && r.label().as_deref() == Some(name.as_str())).map(|r| r.figures.loss.forward).max();
-                proptest::prop_assert_eq!(Some(host + network), fwd);
+                proptest::prop_assert_eq!(Some(host + network + unreported), fwd);
             }
         }
         if let Some(d) = &f.diagnosis {

@@ -112,6 +112,9 @@ pub(crate) enum Cause {
     Forward,
     /// Probes the responder's own host dropped: its socket buffer was full (it reports these).
     ResponderHost,
+    /// Probes that never reached the responder, lost after its latest report of its drops:
+    /// its host or the path to it, not yet told.
+    ForwardUntold,
     /// Acks lost on the way back.
     Return,
     /// Probes the responder chose not to answer (its `--rate-limit`).
@@ -128,6 +131,7 @@ impl Cause {
             Cause::LocalDrops => "local-drops",
             Cause::Forward => "forward",
             Cause::ResponderHost => "responder-host",
+            Cause::ForwardUntold => "forward-untold",
             Cause::Return => "return",
             Cause::RateLimited => "rate-limited",
             Cause::Late => "late",
@@ -141,6 +145,9 @@ impl Cause {
             Cause::Forward => "probes did not reach the responder: the path to it (or its host, if it does not report its own drops)",
             Cause::ResponderHost => {
                 "probes dropped by the responder's own socket buffer: a limit of that host (raise its --rcvbuf), not of the network"
+            }
+            Cause::ForwardUntold => {
+                "probes did not reach the responder, after its latest report of its own drops: its host or the path to it, not yet told"
             }
             Cause::Return => "acks lost on the way back from the responder",
             Cause::RateLimited => {
@@ -170,7 +177,8 @@ pub(crate) fn cause(t: &TrialResult, r: &ResponderTrial) -> Cause {
     let parts = [
         (local, Cause::LocalDrops),
         (host, Cause::ResponderHost),
-        (f.loss.forward - host, Cause::Forward),
+        (f.loss.forward - host - f.loss.unreported, Cause::Forward),
+        (f.loss.unreported, Cause::ForwardUntold),
         (ret, Cause::Return),
         (f.limited, Cause::RateLimited),
         (f.late, Cause::Late),

@@ -110,6 +110,9 @@ pub(crate) struct MeshRow {
     pub mc_loss_pct: Option<f64>,
     pub mc_forward_lost: Option<u64>,
     pub mc_forward_host_drops: Option<u64>,
+    /// Of the forward losses, those after the peer's latest drop report: its host's or the
+    /// network's, not told (empty when it does not report its drops).
+    pub mc_forward_unreported: Option<u64>,
     pub mc_return_lost: Option<u64>,
     pub mc_unknown_lost: Option<u64>,
     pub mc_late: Option<u64>,
@@ -138,6 +141,7 @@ impl MeshRow {
             mc_loss_pct: m.as_ref().map(pct),
             mc_forward_lost: m.map(|f| f.loss.forward),
             mc_forward_host_drops: m.and_then(|f| f.loss.host_drops),
+            mc_forward_unreported: m.and_then(|f| f.loss.host_drops.map(|_| f.loss.unreported)),
             mc_return_lost: m.map(|f| f.loss.ret),
             mc_unknown_lost: m.map(|f| f.loss.unknown),
             mc_late: m.map(|f| f.late),

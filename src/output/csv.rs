@@ -133,6 +133,9 @@ pub(crate) struct SummaryRow {
     /// network; empty when the responder does not report its drops.
     pub forward_host_drops: Option<u64>,
     pub forward_network_lost: Option<u64>,
+    /// Of `forward_lost`: lost after the responder's latest report of its drops, by its host
+    /// or the network (it has not said); empty when it does not report its drops.
+    pub forward_unreported: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub limited: u64,
@@ -196,6 +199,7 @@ impl SummaryRow {
             forward_lost: f.loss.forward,
             forward_host_drops: f.loss.host_drops,
             forward_network_lost: f.loss.network_forward(),
+            forward_unreported: f.loss.host_drops.map(|_| f.loss.unreported),
             return_lost: f.loss.ret,
             unknown_lost: f.loss.unknown,
             limited: f.limited,

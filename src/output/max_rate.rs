@@ -27,6 +27,9 @@ pub(crate) struct TrialRow {
     pub forward_lost: u64,
     /// Of `forward_lost`, dropped by the responder's own host (empty when it does not say).
     pub forward_host_drops: Option<u64>,
+    /// Of `forward_lost`, lost after the responder's latest drop report: its host's or the
+    /// network's, not told (empty when it does not report its drops).
+    pub forward_unreported: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
@@ -57,6 +60,7 @@ impl TrialRow {
             lost: f.lost,
             forward_lost: f.loss.forward,
             forward_host_drops: f.loss.host_drops,
+            forward_unreported: f.loss.host_drops.map(|_| f.loss.unreported),
             return_lost: f.loss.ret,
             unknown_lost: f.loss.unknown,
             late: f.late,

@@ -52,13 +52,16 @@ fn display_address(r: &Row) -> String {
 
 /// The terminal's report of a run: the table, one row per responder and path, its summary lines,
 /// the verdict table with --hosts, and every finding in words ([`words::all`]). Columns are as
-/// wide as their widest value; the optional ones (PATH, HOST, LIM, JOIN) appear when they say
+/// wide as their widest value; the optional ones (PATH, HOST, UNTOLD, LIM, JOIN) appear when they say
 /// something.
 pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     use table::Align::{Left, Right};
     let paths = f.has_unicast();
     let limits = f.rows.iter().any(|r| r.figures.limited > 0);
     let host_drops = f.rows.iter().any(|r| r.figures.loss.host_drops.is_some_and(|d| d > 0));
+    // Forward loss after a responder's latest drop report: neither HOST nor the network's.
+    let untold = f.rows.iter().any(|r| r.figures.loss.unreported > 0);
+    let host_drops = host_drops || untold;
     let joins = f.rows.iter().any(|r| r.figures.join_delay_ns.is_some());
     let mut cols = vec![("RESPONDER", Left), ("ADDRESS", Left)];
     if paths {
@@ -67,6 +70,9 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     cols.extend([("SENT", Right), ("RCVD", Right), ("LOSS%", Right), ("FWD", Right)]);
     if host_drops {
         cols.push(("HOST", Right));
+    }
+    if untold {
+        cols.push(("UNTOLD", Right));
     }
     cols.extend([("RET", Right), ("UNK", Right)]);
     if limits {
@@ -102,6 +108,9 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         ]);
         if host_drops {
             cells.push(g.loss.host_drops.map_or("-".to_string(), |d| d.to_string()));
+        }
+        if untold {
+            cells.push(g.loss.host_drops.map_or("-".to_string(), |_| g.loss.unreported.to_string()));
         }
         cells.extend([g.loss.ret.to_string(), g.loss.unknown.to_string()]);
         if limits {

@@ -181,6 +181,27 @@ fn table_and_json_with_host_drops_and_a_join_delay() {
     assert_eq!((pick(0, "join_delay_ms"), pick(1, "join_delay_ms")), (serde_json::Value::Null, 5.04.into()));
 }
 
+/// A responder whose latest drop report came before some of its forward loss: that part is
+/// neither its host's nor the network's (UNTOLD), in the table, the JSON and its line.
+#[test]
+fn forward_loss_after_the_latest_drop_report_is_untold() {
+    let mut h2 = Answerer::new(2, "h2", "10.0.0.2:24242");
+    h2.drop_probe = |s| s % 10 == 3;
+    h2.host_dropped = |s| s < 60;
+    h2.reports = Some(None);
+    h2.reports_at = |s| s < 50;
+    let f = Findings::of(&outcome(100, 1, &[h2], &[]), judge());
+    let table = render(|w| write_table(w, &f));
+    insta::assert_snapshot!(table);
+    let json: serde_json::Value = serde_json::from_str(&render(|w| write_json(w, &f))).unwrap();
+    let pick = |k: &str| json["responders"][0][k].clone();
+    // Probes 3, 13, …, 43 before the report at 49 (its host's); 53, …, 93 after it.
+    let split =
+        [pick("forward_lost"), pick("forward_host_drops"), pick("forward_network_lost"), pick("forward_unreported")];
+    assert_eq!(split, [10, 5, 0, 5].map(serde_json::Value::from));
+    assert!(table.contains("5 were lost after its latest report of its host's drops"), "{table}");
+}
+
 /// `--hosts` (a soak): the host whose outage the querier silence explains, under the verdicts.
 #[test]
 fn verdicts_with_an_outage_the_querier_silence_explains() {

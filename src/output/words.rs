@@ -346,11 +346,17 @@ fn note_line(n: &Note) -> String {
             }
             line
         }
-        Note::HostDrops { name, path, host, network } => format!(
-            "{name}{}: {host} of its {} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network",
-            if *path == Path::Unicast { " (unicast)" } else { "" },
-            host + network
-        ),
+        Note::HostDrops { name, path, host, network, unreported } => {
+            let name = format!("{name}{}", if *path == Path::Unicast { " (unicast)" } else { "" });
+            let forward = host + network + unreported;
+            // Only some acks carry the drop count: what was lost after the latest is either's.
+            let after = "after its latest report of its host's drops: its host's or the network's, not yet told";
+            match (*host, *unreported) {
+                (0, u) => format!("{name}: {u} of its {forward} probes lost forward were lost {after}; {network} by the network before it"),
+                (h, 0) => format!("{name}: {h} of its {forward} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network"),
+                (h, u) => format!("{name}: {h} of its {forward} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network; {u} were lost {after}"),
+            }
+        }
         Note::AcksDroppedHere(d) => super::host_path::acks_line(d),
         Note::ProbesDroppedAtHost(d) => super::host_path::probes_line(d),
         Note::Querier(q) => querier::seen_line(q),

@@ -791,16 +791,17 @@ const INFO_PROBES_AT_ENDS: u64 = 3;
 
 /// The size of each probe of a session (the tag included when keyed), worked out once per run:
 /// `--size`, except that when that is too small for an ack with its extension and a name, the
-/// first and last [`INFO_PROBES_AT_ENDS`] probes, one probe a second, and the probe after a new
-/// responder id first answered are padded to [`wire::INFO_PROBE_LEN`]. So a prober at
-/// `--size 64` still learns each responder's name, join delay and host drops, and no ack is ever
-/// larger than its probe. The few larger probes cost nothing a LAN can measure: 150 bytes take
+/// first and last [`INFO_PROBES_AT_ENDS`] probes, one probe a second, the probe after a new
+/// responder id first answered, and the probe after an ack showed forward loss its responder
+/// has not yet reported as its host's or not (`stats::HostStats::drops_wanted`) are padded to
+/// [`wire::INFO_PROBE_LEN`]. So a prober at `--size 64` still learns each responder's name,
+/// join delay and host drops, and no ack is ever larger than its probe. The few larger probes cost nothing a LAN can measure: 150 bytes take
 /// 1.2 µs at 1 Gb/s.
 ///
 /// Only a probe of at least that size asks for the ack extension. A smaller probe's ack keeps
 /// all its room for the name, as before the extension: a name cut shorter in some acks than in
 /// others would not be recognized as the same responder after a restart. The drop count is
-/// cumulative, so the padded probes carry it often enough.
+/// cumulative, so a padded probe after each loss brings it up to date.
 struct ProbeSizes {
     size: usize,
     /// The padded size, when `--size` is smaller.

@@ -556,8 +556,14 @@ impl Collector for StateCollector {
         counter(
             &mut e,
             "mcprobe_host_drops",
-            "Of the forward losses, probes the responder's own host dropped (its socket buffer was full, as its acks report); the rest of the forward losses are the network's. 0 from responders that do not report it.",
+            "Of the forward losses, probes the responder's own host dropped (its socket buffer was full, as its acks report); the rest, less mcprobe_forward_untold, is the network's. 0 from responders that do not report it.",
             &per_series(&|s| s.host_drops),
+        )?;
+        counter(
+            &mut e,
+            "mcprobe_forward_untold",
+            "Of the forward losses, probes lost after the responder's latest report of its drops (only some acks carry it): its host's or the network's, not yet told.",
+            &per_series(&|s| s.forward_untold),
         )?;
         counter(
             &mut e,

@@ -100,6 +100,9 @@ pub(crate) struct Series {
     pub lost: [u64; 3],
     /// Of the forward losses, those the responder's own host dropped (as its acks reported).
     pub host_drops: u64,
+    /// Of the forward losses, those after the responder's latest drop report in its window:
+    /// its host's or the network's, not told.
+    pub forward_untold: u64,
     pub late: u64,
     pub duplicates: u64,
     pub reordered: u64,
@@ -558,7 +561,9 @@ fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
     };
     s.probes += charged;
     s.acks += f.received;
-    s.host_drops += f.loss.host_drops.unwrap_or(0).min(lost[0]);
+    let host = f.loss.host_drops.unwrap_or(0).min(lost[0]);
+    s.host_drops += host;
+    s.forward_untold += f.loss.unreported.min(lost[0] - host);
     for (acc, l) in s.lost.iter_mut().zip(lost) {
         *acc += l;
     }

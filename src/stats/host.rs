@@ -239,6 +239,13 @@ pub struct Segment {
     /// reached it, as its acks' extensions said; `None` when no ack carried the extension (a
     /// responder older than it, or probes too small to carry it).
     pub host_drops: Option<u64>,
+    /// The counters of the newest ack that reported `host_drops`: the report covers the probes
+    /// up to its `seq`. Only padded probes ask for the report (`prober::ProbeSizes`), so the
+    /// newest ack can be later than it, and the forward loss between them is not yet told.
+    pub drops_view: Option<ResponderView>,
+    /// The untold forward loss when the prober last asked for a new report (see
+    /// `HostStats::drops_wanted`).
+    untold_asked: u64,
 }
 
 impl Segment {
@@ -255,6 +262,8 @@ impl Segment {
             prev: None,
             longest_limited_run: 0,
             host_drops: None,
+            drops_view: None,
+            untold_asked: 0,
         }
     }
 
@@ -294,9 +303,24 @@ impl Segment {
         true
     }
 
-    /// Takes in the host drops an ack's extension reports (they only grow within a session).
-    fn observe_drops(&mut self, drops: u32) {
+    /// Takes in the host drops an ack's extension reports (they only grow within a session),
+    /// with the counters of that ack.
+    fn observe_drops(&mut self, drops: u32, view: ResponderView) {
         self.host_drops = self.host_drops.max(Some(u64::from(drops)));
+        if self.drops_view.is_none_or(|v| view.acks_sent > v.acks_sent) {
+            self.drops_view = Some(view);
+            self.untold_asked = 0;
+        }
+    }
+
+    /// Forward losses this id's acks show after its newest drop report (see `drops_view`):
+    /// probes it did not receive, which its host or the network lost, it has not yet said.
+    /// `None` when it never reported. (The probe copies it received are not known at the
+    /// report, so this can err low by as many copies as came after it.)
+    pub(crate) fn untold_forward(&self) -> Option<u64> {
+        let (v, n) = (self.drops_view?, self.newest?);
+        let probes = n.seq.saturating_sub(v.seq);
+        Some(probes.saturating_sub(n.received.saturating_sub(v.received)))
     }
 
     /// Acks of probe copies: ack numbers beyond one per probe answered.
@@ -337,6 +361,9 @@ pub(crate) struct Attribution {
     /// Datagrams the responder's host dropped (its socket buffer full), summed over the ids
     /// that reported them; `None` when none did.
     pub host_drops: Option<u64>,
+    /// Of `forward`, when some id reported its drops: the losses after each id's newest
+    /// report (all of an id's that never reported), which its host or the network lost.
+    pub unreported: u64,
     /// Probes after the newest ack taken as rate-limited (see `HostStats::attribute`).
     pub limited_tail: u64,
 }
@@ -701,11 +728,12 @@ impl HostStats {
             segment.last_seq = segment.last_seq.max(ack.seq);
             return true;
         }
-        let ok = segment.observe(ResponderView::of(ack));
+        let view = ResponderView::of(ack);
+        let ok = segment.observe(view);
         if !ok {
             self.inconsistent_acks += 1;
         } else if let Some(e) = &ack.ext {
-            segment.observe_drops(e.host_drops);
+            segment.observe_drops(e.host_drops, view);
             if let Some(n) = e.filtered.map(u64::from) {
                 self.filtered = Some(self.filtered.map_or((n, n), |(first, last)| (first, last.max(n))));
             }
@@ -924,24 +952,31 @@ impl HostStats {
     /// that the new id did not receive are `away` (uncovered). For every id, return = acks sent −
     /// distinct acks that reached us. Probes after the newest ack are uncovered too, except that
     /// a tail no longer than a run the responder was seen to rate-limit entirely, from a
-    /// responder that rate-limits, is taken as limited (`limited_tail`).
+    /// responder that rate-limits, is taken as limited (`limited_tail`). The forward loss after
+    /// an id's newest drop report is `unreported`: which host dropped it is not known yet.
     pub(crate) fn attribute(&self, sent: u64) -> Attribution {
         let mut a = Attribution::default();
         // Probes 0..covered are accounted for by the ids so far.
         let mut covered = 0u64;
         let mut last: Option<&Segment> = None;
+        let mut untold = 0;
         for (i, seg) in self.segments.iter().enumerate() {
             let (Some(first), Some(newest)) = (seg.first, seg.newest) else { continue };
             if newest.seq < covered {
                 continue;
             }
             let copies = seg.copies();
-            if i == 0 {
-                a.forward += (newest.seq + 1).saturating_sub(newest.received.saturating_sub(copies));
+            let forward = if i == 0 {
+                (newest.seq + 1).saturating_sub(newest.received.saturating_sub(copies))
             } else {
                 let between = newest.seq.saturating_sub(first.seq);
                 let heard = newest.received.saturating_sub(first.received).saturating_sub(copies);
-                a.forward += between.saturating_sub(heard);
+                between.saturating_sub(heard)
+            };
+            a.forward += forward;
+            // An id that never reported its drops leaves all of its forward loss untold.
+            untold += seg.untold_forward().unwrap_or(forward).min(forward);
+            if i > 0 {
                 let away = (first.seq + 1).saturating_sub(covered).saturating_sub(first.received);
                 a.away += away;
                 a.uncovered += away;
@@ -954,6 +989,9 @@ impl HostStats {
             covered = newest.seq + 1;
             last = Some(seg);
         }
+        if a.host_drops.is_some() {
+            a.unreported = untold;
+        }
         let tail = sent.saturating_sub(covered);
         a.uncovered += tail;
         if let Some(seg) = last.filter(|s| s.newest.is_some_and(|n| n.limited > 0)) {
@@ -962,6 +1000,21 @@ impl HostStats {
             }
         }
         a
+    }
+
+    /// Whether id `seg`'s acks show forward loss after its newest drop report that grew since
+    /// the prober last asked: it then pads its next probe, which asks for a new report (see
+    /// `Run::take_name_wanted`). Once per growth, so a responder that never reports (or whose
+    /// reports are lost) costs one padded probe per loss, not one per probe.
+    pub(crate) fn drops_wanted(&mut self, seg: usize) -> bool {
+        let s = &mut self.segments[seg];
+        match s.untold_forward() {
+            Some(u) if u > s.untold_asked => {
+                s.untold_asked = u;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Takes in `other`, a new id of this responder after a restart.

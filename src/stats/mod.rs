@@ -226,7 +226,8 @@ pub struct Run {
     by_id: HashMap<u64, (u32, u32)>,
     /// Hosts held pending (possible restarts).
     pending: usize,
-    /// A new responder id answered: the prober should send its next probe large enough for its
+    /// A new responder id answered, or one's acks showed forward loss after its latest drop
+    /// report: the prober should send its next probe large enough for the ack extension and a
     /// whole name (see [`Run::take_name_wanted`]).
     name_wanted: bool,
     /// Scheduled time of the first probe, ns since the run's start (0 with `record_send`).
@@ -413,6 +414,8 @@ impl Run {
             *at = (*at).min(ack.seq);
         }
         let consistent = host.observe(seg, ack, from, !self.cfg.plain);
+        // Loss the responder has not yet said was its host's: ask it with the next probe.
+        self.name_wanted |= consistent && host.drops_wanted(seg);
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
         if let (None, Some(AckExt { join_delay_ns: Some(delay), member_ns: Some(member), .. })) = (host.join, ack.ext) {
             // The network's part of the RTT, at most the timeout: a late or stalled ack must not
@@ -459,7 +462,9 @@ impl Run {
 
     /// Whether a new responder id answered since the last call: the prober then pads its next
     /// probe when `--size` is too small for a whole name, so that the name arrives before the
-    /// id's first probe closes and a restart can be recognized (see `host_of`).
+    /// id's first probe closes and a restart can be recognized (see `host_of`). Also when a
+    /// responder's acks showed forward loss it has not yet said was its host's
+    /// (`HostStats::drops_wanted`): the padded probe's ack tells it.
     pub(crate) fn take_name_wanted(&mut self) -> bool {
         std::mem::take(&mut self.name_wanted)
     }
@@ -853,6 +858,10 @@ pub struct LossSplit {
     /// Its drops of other traffic on the same socket cannot be told apart, so the count is
     /// capped at `forward`.
     pub host_drops: Option<u64>,
+    /// Of `forward`, when `host_drops` is told: probes lost after the responder's latest report
+    /// of its drops (only some acks carry it), which its host or the network lost: it has not
+    /// said. Neither part claims them: never blame the network for what may be the host.
+    pub unreported: u64,
     /// Probes the responder received whose acks never came back.
     pub ret: u64,
     /// Lost probes no counter attributes: after the newest ack, between a restart's ids
@@ -861,9 +870,10 @@ pub struct LossSplit {
 }
 
 impl LossSplit {
-    /// The forward loss that was the network's, when the responder said what its host dropped.
+    /// The forward loss that was the network's, when the responder said what its host dropped:
+    /// neither its drops nor the loss after its latest report.
     pub fn network_forward(&self) -> Option<u64> {
-        self.host_drops.map(|h| self.forward - h.min(self.forward))
+        self.host_drops.map(|h| self.forward.saturating_sub(h).saturating_sub(self.unreported))
     }
 
     /// What its host dropped, 0 when it did not say.
@@ -872,10 +882,17 @@ impl LossSplit {
     }
 
     /// The split with `n` fewer forward losses (a join's first probes are not loss), the host's
-    /// drops capped to what is left.
+    /// drops and the unreported capped to what is left.
     pub fn less_forward(&self, n: u64) -> Self {
-        let forward = self.forward.saturating_sub(n);
-        LossSplit { forward, host_drops: self.host_drops.map(|d| d.min(forward)), ..*self }
+        LossSplit::capped(self.forward.saturating_sub(n), self.host_drops, self.unreported, self.ret, self.unknown)
+    }
+
+    /// A split of `forward` whose parts never exceed it: the unreported first (it is counted,
+    /// not estimated), then the host's drops.
+    pub fn capped(forward: u64, host_drops: Option<u64>, unreported: u64, ret: u64, unknown: u64) -> Self {
+        let unreported = if host_drops.is_some() { unreported.min(forward) } else { 0 };
+        let host_drops = host_drops.map(|d| d.min(forward - unreported));
+        LossSplit { forward, host_drops, unreported, ret, unknown }
     }
 }
 
@@ -944,7 +961,7 @@ impl Figures {
             lost,
             lost_after_first: lost.saturating_sub(before_first),
             sent_after_first: sent - before_first,
-            loss: LossSplit { forward, host_drops: attr.host_drops.map(|d| d.min(forward)), ret, unknown },
+            loss: LossSplit::capped(forward, attr.host_drops, attr.unreported, ret, unknown),
             limited,
             limited_tail,
             restart_gap_lost: attr.away.min(unknown),

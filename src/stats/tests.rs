@@ -2,7 +2,7 @@
 
 use super::host::Outage;
 use super::*;
-use crate::wire::{Ack, Arrival};
+use crate::wire::{Ack, AckExt, Arrival};
 
 const SESSION: u64 = 0xabc;
 const MS: u64 = 1_000_000;
@@ -1121,4 +1121,36 @@ fn group_losses_split_by_direction() {
     // Host 2's last probe (group 3) has no later answer: its direction stays unknown.
     assert_eq!((h2[3].answered, h2[3].lost(), h2[3].forward, h2[3].ret), (0, 4, 0, 3));
     assert!(h2[..3].iter().all(|t| t.answered == 4 && t.lost() == 0));
+}
+
+/// Forward loss after a responder's latest drop report asks for a padded probe (whose ack
+/// reports again), once per growth; at the end what no report covered is `unreported`.
+#[test]
+fn forward_loss_after_the_latest_drop_report_asks_for_a_report_once() {
+    let mut r = run(false);
+    let tx = send(&mut r, 40);
+    let mut received = 0;
+    for (i, &t) in tx.iter().enumerate() {
+        let seq = i as u64;
+        // Probes 10-12 and 30 never reach it; its host dropped 10-12, and says so at probe 20.
+        if (10..13).contains(&i) || i == 30 {
+            continue;
+        }
+        received += 1;
+        let mut a = ack(1, seq, t, received, received);
+        if i == 0 || i == 20 {
+            let drops = if i == 20 { 3 } else { 0 };
+            a.ext = Some(AckExt { host_drops: drops, ..AckExt::default() });
+        }
+        r.on_ack(&a, addr(), t + MS);
+        // The first ack after 10-12 and after 30 (loss not yet reported) asks; no other.
+        assert_eq!(r.take_name_wanted(), i == 0 || i == 13 || i == 31, "probe {i}");
+        r.finalize_older_than(t + MS, 1100 * MS);
+    }
+    r.finalize_all();
+    let f = r.summary(&r.hosts()[0]);
+    assert_eq!(
+        (f.loss.forward, f.loss.host_drops, f.loss.unreported, f.loss.network_forward()),
+        (4, Some(3), 1, Some(0))
+    );
 }

@@ -51,15 +51,18 @@ fn a_stalled_responders_own_drops_are_told_apart_from_network_loss() {
     r.signal(Signal::SIGCONT);
     let report = json(&child.wait_with_output().unwrap());
     // The responder's own count of its socket's drops, beside what its acks told the prober
-    // (once, on a loaded CI machine, they told 0 for 932 probes lost: this says which side erred).
+    // (once, on a loaded CI machine, they told 0 for 932 probes lost: the report then came
+    // only with one probe a second and the last ones; now the probe after a stall asks for it).
     let closing = r.stop();
     let s = row(&report, "stalled");
     let num = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
     println!("{s}\nresponder: {closing}");
     // About 600 probes arrived while it was stopped; a handful fit in its buffer.
     assert!(num("forward_lost") >= 300, "{s}\n{closing}");
-    // Every one of them is its host's drop: loopback loses nothing on the way.
-    assert_eq!(num("forward_host_drops"), num("forward_lost"), "{s}\nresponder: {closing}");
+    // Every one of them is its host's drop (loopback loses nothing on the way), or untold if
+    // no report came after it: never the network's.
+    assert_eq!(num("forward_host_drops") + num("forward_unreported"), num("forward_lost"), "{s}\nresponder: {closing}");
+    assert!(num("forward_unreported") * 20 <= num("forward_lost"), "at most 5 % untold: {s}\nresponder: {closing}");
     assert_eq!(num("forward_network_lost"), 0, "{s}\nresponder: {closing}");
     let notes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["text"].as_str()).collect();
     assert!(notes.iter().any(|n| n.starts_with("stalled: ") && n.contains("dropped by its own host")), "{notes:?}");

@@ -38,6 +38,9 @@ pub(crate) struct SummaryRec {
     /// Absent from folders written before responders reported their host drops.
     #[serde(default)]
     pub forward_host_drops: Option<u64>,
+    /// Absent from folders written before the loss after the latest report was told apart.
+    #[serde(default)]
+    pub forward_unreported: Option<u64>,
     pub return_lost: u64,
     pub unknown_lost: u64,
     pub late: u64,
@@ -56,12 +59,13 @@ pub(crate) struct SummaryRec {
 impl SummaryRec {
     /// The file's flat loss columns as the one loss breakdown.
     pub(crate) fn loss(&self) -> crate::stats::LossSplit {
-        crate::stats::LossSplit {
-            forward: self.forward_lost,
-            host_drops: self.forward_host_drops,
-            ret: self.return_lost,
-            unknown: self.unknown_lost,
-        }
+        crate::stats::LossSplit::capped(
+            self.forward_lost,
+            self.forward_host_drops,
+            self.forward_unreported.unwrap_or(0),
+            self.return_lost,
+            self.unknown_lost,
+        )
     }
 
     pub(crate) fn is_multicast(&self) -> bool {

@@ -226,8 +226,9 @@ fn loss_section(f: &Folder) -> Result<String> {
         let loss = r.loss();
         let host = loss.host_drops_or_zero();
         vec![
-            (pct(loss.forward - host), PALETTE[0]),
+            (pct(loss.forward - host - loss.unreported), PALETTE[0]),
             (pct(host), PALETTE[5]),
+            (pct(loss.unreported), PALETTE[3]),
             (pct(loss.ret), PALETTE[1]),
             (pct(r.late), PALETTE[4]),
             (pct(loss.unknown), OTHERS),
@@ -237,13 +238,13 @@ fn loss_section(f: &Folder) -> Result<String> {
     let rest = &rows[rows.len().min(LOSS_ROWS)..];
     if !rest.is_empty() {
         // The mean of the rest: one bar as long as a typical one of them.
-        let mut sum = vec![0.0; 5];
+        let mut sum = vec![0.0; 6];
         for r in rest {
             for (s, (v, _)) in sum.iter_mut().zip(parts(r)) {
                 *s += v / rest.len() as f64;
             }
         }
-        let colors = [PALETTE[0], PALETTE[5], PALETTE[1], PALETTE[4], OTHERS];
+        let colors = [PALETTE[0], PALETTE[5], PALETTE[3], PALETTE[1], PALETTE[4], OTHERS];
         bars.push(Bar { label: format!("{} others (mean)", rest.len()), parts: sum.into_iter().zip(colors).collect() });
     }
     let x_max = bars.iter().map(|b| b.parts.iter().map(|p| p.0).sum::<f64>()).fold(0.0, f64::max);
@@ -252,6 +253,7 @@ fn loss_section(f: &Folder) -> Result<String> {
     for (name, c) in [
         ("forward: probe lost", PALETTE[0]),
         ("forward: dropped by the responder's own host", PALETTE[5]),
+        ("forward: its host or the network, not yet told", PALETTE[3]),
         ("return: ack lost", PALETTE[1]),
         ("late ack", PALETTE[4]),
         ("unknown", OTHERS),
@@ -275,7 +277,7 @@ fn loss_section(f: &Folder) -> Result<String> {
         "Loss per responder",
         &format!(
             "<p>Lost probes in % of those sent, split by direction from the responder's own counters: forward (the probe \
-             never reached it; the part its own host dropped, its socket buffer full, drawn apart when it says), return (its ack never came back), late (the ack came after the timeout), unknown \
+             never reached it; the part its own host dropped, its socket buffer full, drawn apart when it says, and the part lost after its latest such report, not yet told), return (its ack never came back), late (the ack came after the timeout), unknown \
              (after its last ack, nothing tells).</p>{none}"
         ),
         &format!("<figure class=\"chart\">{legend}<ul class=\"series-list\" hidden>{series}</ul>{svg}</figure>{note}"),
