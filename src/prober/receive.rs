@@ -226,6 +226,40 @@ fn arrival(cfg: &ProbeConfig, totals: &mut RecvTotals, kernel_ns: u64, now_ns: u
     at
 }
 
+/// A step of the wall clock that acks still queued may have been stamped before: the shift
+/// before it, and when (monotonic, ns) the last reading before it was taken. Kept until the
+/// sockets are drained (see [`receive_loop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RecentStep {
+    pub(super) old_shift_ns: i64,
+    pub(super) since_ns: u64,
+}
+
+/// An ack's kernel stamp `kernel_ns` on the wall clock as it reads now (`now_ns`, shift
+/// `shift_ns`, at `mono_ns` on the monotonic clock). The kernel stamps on the wall clock of the
+/// arrival: when the clock stepped since the last reading (`step`) and the ack queued across it
+/// (a nap, a batch), the stamp may be on the clock from before the step, and measured with the
+/// shift read now it would be off by the whole step (an RTT below 0, counted as loss, or a
+/// step's worth too long). The arrival on the monotonic clock decides: after the step only if
+/// it is after the last reading before it, before it only if not after now. A step shorter
+/// than the time since that reading can fit both: then the stamp is taken as after it (off by
+/// at most that step, a few ms of a nap at most).
+pub(super) fn stamp_now(kernel_ns: u64, (now_ns, shift_ns): (u64, i64), mono_ns: u64, step: Option<RecentStep>) -> u64 {
+    const SLACK_NS: i128 = 1_000_000;
+    let Some(RecentStep { old_shift_ns, since_ns }) = step else { return kernel_ns };
+    let moved = i128::from(shift_ns) - i128::from(old_shift_ns);
+    // The arrival on the monotonic clock, if stamped after the step, and if before it.
+    let after = i128::from(mono_ns) - (i128::from(now_ns) - i128::from(kernel_ns));
+    let before = after + moved;
+    let after_fits = after + SLACK_NS >= i128::from(since_ns) && after <= i128::from(mono_ns) + SLACK_NS;
+    let before_fits = before <= i128::from(mono_ns) + SLACK_NS;
+    if before_fits && !after_fits {
+        (i128::from(kernel_ns) + moved).clamp(0, i128::from(u64::MAX)) as u64
+    } else {
+        kernel_ns
+    }
+}
+
 /// Accounts for one event, handled at `now_ns` (CLOCK_REALTIME, `shift_ns` being its move against
 /// the monotonic clock, see [`Clock::wall_now`]). `buf` holds a datagram's bytes.
 pub(super) fn handle(
@@ -405,13 +439,17 @@ pub(super) fn receive_loop(
     let mut deadline = clock.mono();
     let mut coalesce = Coalesce::new(cfg.plain.is_none(), source.room());
     let mut nap = None;
+    // The last reading of the wall clock's shift, when, and a step since that acks still queued
+    // may predate (see `stamp_now`).
+    let (mut last_shift, mut last_mono) = (clock.wall_now().1, clock.mono());
+    let mut recent_step = None;
     loop {
         if let Some(d) = nap.take() {
             source.nap(d);
         }
         let draining = coalesce.draining();
         let read = if draining { Duration::ZERO } else { wait };
-        let event = source.next(&mut buf, &mut cmsg, read).context("receiving acks failed")?;
+        let mut event = source.next(&mut buf, &mut cmsg, read).context("receiving acks failed")?;
         if draining && matches!(event, Event::Idle) {
             // Everything queued during the nap is read: nap again while the stream goes on,
             // unless the next deadline comes first (then it is an idle wake-up like any).
@@ -428,6 +466,14 @@ pub(super) fn receive_loop(
         // The clocks are read once per event (a few µs apart at most from their use below): at
         // 100 000 acks/s and more, each reading is a measurable share of the receiver's time.
         let (now, shift) = clock.wall_now();
+        let mono_read = clock.mono();
+        if shift.abs_diff(last_shift) >= crate::stats::STEP_MIN_NS.unsigned_abs() {
+            recent_step = Some(RecentStep { old_shift_ns: last_shift, since_ns: last_mono.as_nanos() as u64 });
+        }
+        (last_shift, last_mono) = (shift, mono_read);
+        if let Event::Datagram { rx, .. } = &mut event {
+            rx.rx_ns = stamp_now(rx.rx_ns, (now, shift), mono_read.as_nanos() as u64, recent_step);
+        }
         let read_time = totals.read_time_arrivals;
         handle(cfg, &mut runs, &mut totals, &buf, event, (now, shift));
         if totals.read_time_arrivals != read_time {
@@ -437,6 +483,9 @@ pub(super) fn receive_loop(
         let mono = clock.mono();
         if matches!(event, Event::Datagram { .. }) {
             nap = coalesce.datagram(mono);
+        } else if matches!(event, Event::Idle) {
+            // The sockets are drained: what comes next was stamped after any step so far.
+            recent_step = None;
         }
         let step = end.step(mono, matches!(event, Event::Idle), last_tx);
         if step.finalize {

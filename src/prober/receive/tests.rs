@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -19,16 +19,20 @@ use crate::wire::Ack;
 const WALL0: u64 = 1_700_000_000_000_000_000;
 const MS: Duration = Duration::from_millis(1);
 
-/// Monotonic time in ns since the test began; the wall clock is a fixed offset from it.
+/// Monotonic time in ns since the test began; the wall clock is an offset from it, which moves
+/// only when a test steps it.
 #[derive(Default)]
-struct FakeClock(AtomicU64);
+struct FakeClock(AtomicU64, AtomicI64);
 
 impl FakeClock {
     fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
     fn wall_ns(&self) -> u64 {
-        WALL0 + self.0.load(Ordering::SeqCst)
+        (WALL0 + self.0.load(Ordering::SeqCst)).saturating_add_signed(self.shift())
+    }
+    fn shift(&self) -> i64 {
+        self.1.load(Ordering::SeqCst)
     }
 }
 
@@ -36,9 +40,8 @@ impl Clock for FakeClock {
     fn mono(&self) -> Duration {
         Duration::from_nanos(self.0.load(Ordering::SeqCst))
     }
-    /// A wall clock that never steps.
     fn wall_now(&self) -> (u64, i64) {
-        (self.wall_ns(), 0)
+        (self.wall_ns(), self.shift())
     }
 }
 
@@ -78,6 +81,10 @@ struct FakeNet<'c> {
     /// How far the kernel's stamps are off this process's wall clock (libfaketime moves only
     /// the process's).
     stamp_offset_ns: u64,
+    /// The wall clock steps by this much at this instant (the system's clock: the kernel's
+    /// stamps too), and whether it has.
+    step_at: Option<(Duration, i64)>,
+    stepped: bool,
 }
 
 impl<'c> FakeNet<'c> {
@@ -94,12 +101,23 @@ impl<'c> FakeNet<'c> {
             calls: 0,
             sending_ends: None,
             stamp_offset_ns: 0,
+            step_at: None,
+            stepped: false,
         }
     }
 }
 
 impl FakeNet<'_> {
+    /// Steps the wall clock once its time has come.
+    fn clock_ran(&mut self) {
+        if let Some((_, by)) = self.step_at.filter(|(at, _)| !self.stepped && self.clock.mono() >= *at) {
+            self.clock.1.fetch_add(by, Ordering::SeqCst);
+            self.stepped = true;
+        }
+    }
+
     fn sender_ran(&mut self) {
+        self.clock_ran();
         if let Some((at, shared)) = self.sending_ends.filter(|(at, _)| self.clock.mono() >= *at) {
             *shared.last_tx.lock().unwrap() = Some(at);
             self.sending_ends = None;
@@ -131,8 +149,10 @@ impl AckSource for FakeNet<'_> {
         self.clock.advance(at.saturating_sub(now));
         self.sender_ran();
         (self.next_at, self.last_at) = (None, Some(at));
-        // Stamped when it arrived (`at`), as the kernel does, not when it is read (after a nap).
-        let rx_ns = WALL0 + at.as_nanos() as u64 + self.stamp_offset_ns;
+        // Stamped when it arrived (`at`), as the kernel does, not when it is read (after a nap),
+        // on the wall clock of then.
+        let stepped = self.step_at.map_or(0, |(t, by)| if at >= t { by } else { 0 });
+        let rx_ns = (WALL0 + at.as_nanos() as u64 + self.stamp_offset_ns).saturating_add_signed(stepped);
         let datagram = |buf: &mut [u8], sock: usize, bytes: &[u8], from: SocketAddr| {
             buf[..bytes.len()].copy_from_slice(bytes);
             let rx = Received { len: bytes.len(), from, rx_ns, ttl: 64, dst: None, local_drops: None };
@@ -542,4 +562,49 @@ fn naps_follow_the_stream() {
     // A socket that holds ~400 datagrams (the default 212 KiB rmem_max): halved above 100.
     let c = Coalesce::new(true, 400);
     assert_eq!((c.grow_below, c.shrink_above), (25, 100));
+}
+
+/// The wall clock steps (300 ms forward, then back) while acks queue during a nap: those
+/// stamped before the step are measured on the clock from before it, those after on the new
+/// one, so every RTT is the 200 ms it was, none is below 0 (counted as loss) or a step too long.
+#[test]
+fn a_step_while_acks_queue_in_a_nap_moves_no_rtt() {
+    for by in [300_i64, -300] {
+        let clock = FakeClock::default();
+        let cfg = config(&[]);
+        let n = 200;
+        let shared = sent(&cfg, &clock, n, MS);
+        let mut net = FakeNet::new(&clock, one_per_ms(n), Then::Silence);
+        // 100 ms into the acks: the receiver naps 10 ms at a time by then.
+        net.step_at = Some((clock.mono() + 100 * MS + MS / 2, by * 1_000_000));
+        receive_loop(&cfg, &mut net, &clock, &shared, None).unwrap();
+        assert!(net.stepped && net.naps >= 10, "{by} ms: {} naps", net.naps);
+        let runs = shared.runs.lock().unwrap();
+        let h = &runs.multicast.hosts()[0];
+        assert_eq!((h.received, h.late, h.outages.len()), (n, 0, 0), "{by} ms");
+        let rtt = runs.multicast.summary(h).rtt.unwrap();
+        let ms200 = 200 * MS.as_nanos() as u64;
+        assert_eq!((rtt.min_ns, rtt.max_ns), (ms200, ms200), "{by} ms: {rtt:?}");
+    }
+}
+
+/// Which clock an ack's stamp is on, after a step since the last reading.
+#[test]
+fn a_stamp_is_put_on_the_clock_of_now() {
+    let ms = |n: i64| n * 1_000_000;
+    // The last reading at 99 ms (monotonic), now at 105 ms; wall = mono + shift.
+    let step = |old: i64| Some(RecentStep { old_shift_ns: old, since_ns: ms(99) as u64 });
+    let now = |shift: i64| ((ms(105) + shift) as u64, shift);
+    let mono = ms(105) as u64;
+    // +300 ms: stamped at 99.5 ms before it (on the old clock): moved onto the new one.
+    assert_eq!(stamp_now((ms(99) + ms(1) / 2) as u64, now(ms(300)), mono, step(0)), (ms(399) + ms(1) / 2) as u64);
+    // Stamped at 102 ms after it: as it is.
+    assert_eq!(stamp_now(ms(402) as u64, now(ms(300)), mono, step(0)), ms(402) as u64);
+    // -300 ms: stamped at 99.5 ms before it (ahead of now on the new clock): moved back.
+    let back = stamp_now((ms(1000) + ms(99) + ms(1) / 2) as u64, now(ms(700)), mono, step(ms(1000)));
+    assert_eq!(back, (ms(799) + ms(1) / 2) as u64);
+    // A step of 2 ms, shorter than the 6 ms since the last reading: either fits; as it is.
+    assert_eq!(stamp_now(ms(103) as u64, now(ms(2)), mono, step(0)), ms(103) as u64);
+    // No step: as it is.
+    assert_eq!(stamp_now(ms(50) as u64, now(0), mono, None), ms(50) as u64);
 }
