@@ -350,9 +350,9 @@ fn note_line(n: &Note) -> String {
             let name = format!("{name}{}", if *path == Path::Unicast { " (unicast)" } else { "" });
             let forward = host + network + unreported;
             // Only some acks carry the drop count: what was lost after the latest is either's.
-            let after = "after its latest report of its host's drops: its host's or the network's, not yet told";
+            let after = "where no report of its host's drops covers them yet: its host's or the network's, not yet told";
             match (*host, *unreported) {
-                (0, u) => format!("{name}: {u} of its {forward} probes lost forward were lost {after}; {network} by the network before it"),
+                (0, u) => format!("{name}: {u} of its {forward} probes lost forward were lost {after}; {network} were lost by the network"),
                 (h, 0) => format!("{name}: {h} of its {forward} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network"),
                 (h, u) => format!("{name}: {h} of its {forward} probes lost forward were dropped by its own host (socket buffer full: raise `respond --rcvbuf` or lower the rate), {network} by the network; {u} were lost {after}"),
             }

@@ -561,9 +561,10 @@ fn add_figures(s: &mut Series, f: &Figures, fresh: bool) {
     };
     s.probes += charged;
     s.acks += f.received;
-    let host = f.loss.host_drops.unwrap_or(0).min(lost[0]);
-    s.host_drops += host;
-    s.forward_untold += f.loss.unreported.min(lost[0] - host);
+    // The split of what is left of the forward loss, as every other output trims it.
+    let forward = f.loss.less_forward(f.loss.forward - lost[0]);
+    s.host_drops += forward.host_drops.unwrap_or(0);
+    s.forward_untold += forward.unreported;
     for (acc, l) in s.lost.iter_mut().zip(lost) {
         *acc += l;
     }

@@ -150,6 +150,15 @@ impl SeqBits {
 }
 
 impl SeqBits {
+    /// Whether `seq` is marked (numbers older than the span are not).
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        if seq < self.base || seq >= self.base + Self::SPAN {
+            return false;
+        }
+        let i = (seq % Self::SPAN) as usize;
+        self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
     /// Marks every number `other` holds (those older than this span are new anyway).
     pub(crate) fn absorb(&mut self, other: &SeqBits) {
         for seq in other.base..other.base + Self::SPAN {
@@ -243,6 +252,9 @@ pub struct Segment {
     /// up to its `seq`. Only padded probes ask for the report (`prober::ProbeSizes`), so the
     /// newest ack can be later than it, and the forward loss between them is not yet told.
     pub drops_view: Option<ResponderView>,
+    /// Its acks of probe copies up to that report (see `copies`): copies received since are
+    /// not probes received, as in `HostStats::attribute`.
+    copies_at_report: u64,
     /// The untold forward loss when the prober last asked for a new report (see
     /// `HostStats::drops_wanted`).
     untold_asked: u64,
@@ -263,6 +275,7 @@ impl Segment {
             longest_limited_run: 0,
             host_drops: None,
             drops_view: None,
+            copies_at_report: 0,
             untold_asked: 0,
         }
     }
@@ -304,23 +317,27 @@ impl Segment {
     }
 
     /// Takes in the host drops an ack's extension reports (they only grow within a session),
-    /// with the counters of that ack.
-    fn observe_drops(&mut self, drops: u32, view: ResponderView) {
+    /// with the counters of that ack and the copies received up to it.
+    fn observe_drops(&mut self, drops: u32, view: ResponderView, copies: u64) {
         self.host_drops = self.host_drops.max(Some(u64::from(drops)));
         if self.drops_view.is_none_or(|v| view.acks_sent > v.acks_sent) {
             self.drops_view = Some(view);
+            self.copies_at_report = copies;
             self.untold_asked = 0;
         }
     }
 
     /// Forward losses this id's acks show after its newest drop report (see `drops_view`):
     /// probes it did not receive, which its host or the network lost, it has not yet said.
-    /// `None` when it never reported. (The probe copies it received are not known at the
-    /// report, so this can err low by as many copies as came after it.)
-    pub(crate) fn untold_forward(&self) -> Option<u64> {
+    /// `None` when it never reported. Copies of probes it received since are not probes
+    /// received (as in `HostStats::attribute`); a copy whose ack was lost is not seen, and
+    /// makes this one lower. `unsettled`: 1 while the newest ack, the first of its probe, is
+    /// not yet counted as such (`acks_unique`), else 0.
+    pub(crate) fn untold_forward(&self, unsettled: u64) -> Option<u64> {
         let (v, n) = (self.drops_view?, self.newest?);
         let probes = n.seq.saturating_sub(v.seq);
-        Some(probes.saturating_sub(n.received.saturating_sub(v.received)))
+        let copies = self.copies().saturating_sub(unsettled).saturating_sub(self.copies_at_report);
+        Some(probes.saturating_sub(n.received.saturating_sub(v.received).saturating_sub(copies)))
     }
 
     /// Acks of probe copies: ack numbers beyond one per probe answered.
@@ -733,7 +750,11 @@ impl HostStats {
         if !ok {
             self.inconsistent_acks += 1;
         } else if let Some(e) = &ack.ext {
-            segment.observe_drops(e.host_drops, view);
+            // This ack's own probe is not counted as answered yet: when it is its first ack,
+            // it is no copy.
+            let first = u64::from(!self.acked.contains(ack.seq));
+            let copies = segment.acks_distinct.saturating_sub(segment.acks_unique + first);
+            segment.observe_drops(e.host_drops, view, copies);
             if let Some(n) = e.filtered.map(u64::from) {
                 self.filtered = Some(self.filtered.map_or((n, n), |(first, last)| (first, last.max(n))));
             }
@@ -975,7 +996,7 @@ impl HostStats {
             };
             a.forward += forward;
             // An id that never reported its drops leaves all of its forward loss untold.
-            untold += seg.untold_forward().unwrap_or(forward).min(forward);
+            untold += seg.untold_forward(0).unwrap_or(forward).min(forward);
             if i > 0 {
                 let away = (first.seq + 1).saturating_sub(covered).saturating_sub(first.received);
                 a.away += away;
@@ -1002,13 +1023,15 @@ impl HostStats {
         a
     }
 
-    /// Whether id `seg`'s acks show forward loss after its newest drop report that grew since
+    /// Whether id `seg`'s acks (the newest of probe `seq`) show forward loss after its newest drop report that grew since
     /// the prober last asked: it then pads its next probe, which asks for a new report (see
     /// `Run::take_name_wanted`). Once per growth, so a responder that never reports (or whose
     /// reports are lost) costs one padded probe per loss, not one per probe.
-    pub(crate) fn drops_wanted(&mut self, seg: usize) -> bool {
+    pub(crate) fn drops_wanted(&mut self, seg: usize, seq: u64) -> bool {
+        // Called before the ack of `seq` is counted: when it is its probe's first, it is no copy.
+        let unsettled = u64::from(!self.acked.contains(seq));
         let s = &mut self.segments[seg];
-        match s.untold_forward() {
+        match s.untold_forward(unsettled) {
             Some(u) if u > s.untold_asked => {
                 s.untold_asked = u;
                 true

@@ -76,6 +76,11 @@ pub struct Untracked {
 }
 
 /// A wall-clock step smaller than this between a probe's send and its ack is not taken for one:
+/// At most one probe in this many is padded because a responder's acks showed forward loss it
+/// has not yet reported as its host's or not (see `HostStats::drops_wanted`): at most 1/32 more
+/// bytes, and a report within 32 probes of a stall.
+const DROPS_ASK_EVERY: u64 = 32;
+
 /// NTP slews the clock by at most 500 ppm (0.5 ms in a second, longer than any timeout takes
 /// to matter), while a step moves it at once, by a second or more as a rule.
 pub(crate) const STEP_MIN_NS: i64 = 1_000_000;
@@ -230,6 +235,8 @@ pub struct Run {
     /// report: the prober should send its next probe large enough for the ack extension and a
     /// whole name (see [`Run::take_name_wanted`]).
     name_wanted: bool,
+    /// Probes sent when a responder's untold forward loss last asked for a padded probe.
+    drops_asked_at: Option<u64>,
     /// Scheduled time of the first probe, ns since the run's start (0 with `record_send`).
     first_due_ns: Option<u64>,
     sent_per_interval: Vec<u64>,
@@ -268,6 +275,7 @@ impl Run {
             first_due_ns: None,
             pending: 0,
             name_wanted: false,
+            drops_asked_at: None,
             sent_per_interval: Vec::new(),
             foreign_acks: 0,
             bogus_acks: 0,
@@ -414,8 +422,14 @@ impl Run {
             *at = (*at).min(ack.seq);
         }
         let consistent = host.observe(seg, ack, from, !self.cfg.plain);
-        // Loss the responder has not yet said was its host's: ask it with the next probe.
-        self.name_wanted |= consistent && host.drops_wanted(seg);
+        // Loss the responder has not yet said was its host's: ask it with the next probe, at
+        // most once in DROPS_ASK_EVERY probes (a responder that never gets the padded probe, in
+        // one group of several, must not have most probes padded).
+        let may_ask = self.drops_asked_at.is_none_or(|at| self.sent >= at + DROPS_ASK_EVERY);
+        if consistent && may_ask && host.drops_wanted(seg, ack.seq) {
+            self.name_wanted = true;
+            self.drops_asked_at = Some(self.sent);
+        }
         let rtt_ns = rx_ns.saturating_sub(tx_ns);
         if let (None, Some(AckExt { join_delay_ns: Some(delay), member_ns: Some(member), .. })) = (host.join, ack.ext) {
             // The network's part of the RTT, at most the timeout: a late or stalled ack must not
