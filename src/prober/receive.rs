@@ -466,13 +466,13 @@ pub(super) fn receive_loop(
         // The clocks are read once per event (a few µs apart at most from their use below): at
         // 100 000 acks/s and more, each reading is a measurable share of the receiver's time.
         let (now, shift) = clock.wall_now();
-        let mono_read = clock.mono();
+        let mono = clock.mono();
         if shift.abs_diff(last_shift) >= crate::stats::STEP_MIN_NS.unsigned_abs() {
             recent_step = Some(RecentStep { old_shift_ns: last_shift, since_ns: last_mono.as_nanos() as u64 });
         }
-        (last_shift, last_mono) = (shift, mono_read);
+        (last_shift, last_mono) = (shift, mono);
         if let Event::Datagram { rx, .. } = &mut event {
-            rx.rx_ns = stamp_now(rx.rx_ns, (now, shift), mono_read.as_nanos() as u64, recent_step);
+            rx.rx_ns = stamp_now(rx.rx_ns, (now, shift), mono.as_nanos() as u64, recent_step);
         }
         let read_time = totals.read_time_arrivals;
         handle(cfg, &mut runs, &mut totals, &buf, event, (now, shift));
@@ -480,7 +480,6 @@ pub(super) fn receive_loop(
             coalesce.off();
         }
         let last_tx = *shared.last_tx.lock().unwrap_or_else(|e| e.into_inner());
-        let mono = clock.mono();
         if matches!(event, Event::Datagram { .. }) {
             nap = coalesce.datagram(mono);
         } else if matches!(event, Event::Idle) {
