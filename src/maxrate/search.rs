@@ -185,16 +185,19 @@ fn wanted(c: &SearchConfig, trials: &[Trial]) -> Next {
         let up = ((highest as f64 * c.factor).round() as u64).max(highest + 1).min(c.max);
         return Next::Try { rate: up, phase: Phase::Step };
     }
-    // Bisect the weakest open bracket first: its result matters most (it is the group's).
+    // Bisect the weakest open bracket first: its result matters most (it is the group's). A
+    // bracket from `max` up is left open: this host cannot send there (`next` lowers `max` to
+    // what it sent), so a trial there would only fall behind again.
     let mut open: Vec<(u64, u64)> =
-        all.values().filter(|s| !s.narrow(c)).filter_map(|s| s.hi.map(|hi| (s.lo, hi))).collect();
+        all.values().filter(|s| !s.narrow(c) && s.lo < c.max).filter_map(|s| s.hi.map(|hi| (s.lo, hi))).collect();
     open.sort();
     if let Some(&(lo, hi)) = open.first() {
-        let mid = lo + (hi - lo) / 2;
+        let mid = (lo + (hi - lo) / 2).min(c.max);
         return Next::Try { rate: mid.max(1), phase: Phase::Bisect };
     }
-    // Confirm the lowest unconfirmed result.
-    let unconfirmed = all.values().filter(|s| !s.settled(c)).map(|s| s.lo).min();
+    // Confirm the lowest unconfirmed result this host can send: one above `max` stays
+    // unconfirmed (asking for it again would fall behind again, until --max-trials).
+    let unconfirmed = all.values().filter(|s| !s.settled(c) && s.lo <= c.max).map(|s| s.lo).min();
     match unconfirmed {
         Some(rate) => Next::Try { rate, phase: Phase::Confirm },
         None => Next::Done,
@@ -341,6 +344,35 @@ mod tests {
         let mut trials = trials.to_vec();
         trials.push(Trial::at(6000, v(true)));
         assert_eq!(next(&c, &trials), Next::Try { rate: 6000, phase: Phase::Confirm });
+    }
+
+    /// CI's failure (stop 32): a loaded machine sent 792 of 1 000/s asked, 1 137 of 2 000 and
+    /// 2 045 of 4 000, with a policer at 2 000/s in front of one responder. The search asked for
+    /// that responder's result again and again (each pass counted at the lower rate sent) until
+    /// --max-trials. It must end instead, that result unconfirmed and no higher than the policer.
+    #[test]
+    fn a_sender_behind_at_every_rate_ends_the_search_instead_of_confirming_forever() {
+        let c = SearchConfig { start: 1000, max: 6000, ..CFG };
+        let (policed, clean) = (ResponderId(3), ResponderId(2));
+        let mut trials: Vec<Trial> = Vec::new();
+        let ended = (0..30).find_map(|_| match next(&c, &trials) {
+            Next::Done => Some(trials.len()),
+            Next::Try { rate, .. } => {
+                let sent = ((rate as f64 * 0.8) as u64).min(2045);
+                let verdicts =
+                    vec![Verdict { responder: policed, pass: rate <= 2000 }, Verdict { responder: clean, pass: true }];
+                trials.push(Trial { rate, passed_at: sent, verdicts });
+                None
+            }
+        });
+        let tried: Vec<u64> = trials.iter().map(|t| t.rate).collect();
+        let n = ended.unwrap_or_else(|| panic!("the search did not end in 30 trials: {tried:?}"));
+        assert!(n <= 20, "{n} trials: {tried:?}");
+        let all = standings(&trials);
+        let (p, k) = (all[&policed], all[&clean]);
+        assert!(p.rate() <= 2000 && p.rate() < k.rate(), "{p:?} {k:?}");
+        assert!(!p.settled(&c), "never passed at a rate this host really sent twice: unconfirmed");
+        assert!(sender_cap(&trials).is_some(), "{tried:?}");
     }
 
     #[test]

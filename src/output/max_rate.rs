@@ -197,7 +197,19 @@ pub(crate) fn lines(o: &SearchOutcome, tolerance_pct: f64) -> Vec<String> {
         "{} trials; loss tolerance {tolerance_pct}%{}",
         o.trials.len(),
         match (o.complete, o.interrupted) {
-            (true, _) => String::new(),
+            (true, _) => {
+                // The search ends with a result unconfirmed only when confirming it needs a
+                // rate this host could not send (`search::wanted`).
+                let open: Vec<String> = o.results.iter().filter(|r| !r.confirmed).map(result_label).collect();
+                if open.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} unconfirmed: settling them needs a rate this host could not send (below)",
+                        open.join(", ")
+                    )
+                }
+            }
             (false, true) => "; interrupted: results so far, unconfirmed ones marked".to_string(),
             (false, false) => "; stopped at --max-trials: results so far, unconfirmed ones marked".to_string(),
         }

@@ -24,19 +24,25 @@ fn by(rows: Vec<HashMap<String, String>>, col: &str) -> HashMap<String, HashMap<
     rows.into_iter().map(|r| (r[col].clone(), r)).collect()
 }
 
-/// h3's host takes in at most 2000 probes/s (an nftables `limit` on what its bridge port
-/// delivers to it); h2 and h4 are clean. The search must name h3 the weakest, near 2000/s, and
+/// h3's host takes in at most 1000 probes/s (an nftables `limit` on what its bridge port
+/// delivers to it); h2 and h4 are clean. The search must name h3 the weakest, near 1000/s, and
 /// say its failing probes were lost forward.
+///
+/// The cap sits well below what this host's sender does on a quiet machine (20 000/s and
+/// more), but a loaded CI machine once sent only 2 045 of 4 000/s asked (and 792 of 1 000):
+/// there the search cannot confirm h3's result at a rate it could not send, and says so. Then
+/// the test checks what the tool said is true (h3 weakest, never above its cap, its result
+/// marked unconfirmed and why) and prints that the confirmation was not testable in this run.
 #[test]
 fn a_host_limited_responder_is_named_the_weakest() {
     let Some((_lab, _turn, p)) = fresh_lab("mr", 4) else { return };
-    const CAP: f64 = 2000.0;
+    const CAP: f64 = 1000.0;
     nft_in_bridge(
         p,
         "table netdev mr_cap {
     chain cap {
         type filter hook egress device \"p3\" priority 0; policy accept;
-        meta protocol ip udp dport 24242 limit rate over 2000/second burst 20 packets drop
+        meta protocol ip udp dport 24242 limit rate over 1000/second burst 20 packets drop
     }
 }
 ",
@@ -51,24 +57,39 @@ fn a_host_limited_responder_is_named_the_weakest() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let mut c = in_host(p, "h1");
-    c.args(["max-rate", "--iface", "veth0", "--port", "24242", "--trial", "1s", "--start", "1000", "--max", "6000"])
-        .args(["--timeout", "300ms", "--min-rate", "3000", "--out", dir.path().to_str().unwrap()]);
+    c.args(["max-rate", "--iface", "veth0", "--port", "24242", "--trial", "1s", "--start", "500", "--max", "4000"])
+        .args(["--timeout", "300ms", "--min-rate", "1500", "--out", dir.path().to_str().unwrap()]);
     let out = run(c);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     // Below --min-rate: exit 1, and the table says who.
-    assert_eq!(out.status.code(), Some(1), "h3 is below --min-rate 3000");
+    assert_eq!(out.status.code(), Some(1), "h3 is below --min-rate 1500");
     assert!(stdout.contains("weakest: h3 (10.77.0.3)"), "{stdout}");
+    assert!(!stdout.contains("stopped at --max-trials"), "the search must end by itself: {stdout}");
 
     let results = by(csv_rows(&dir.path().join("maxrate.csv")), "responder");
     let h3 = &results["h3"];
     assert_eq!(h3["weakest"], "true");
-    assert_eq!(h3["confirmed"], "true");
     let rate = num(h3, "max_rate");
-    assert!((CAP * 0.85..=CAP * 1.1).contains(&rate), "h3's rate {rate} is not near its cap {CAP}");
+    assert!(rate <= CAP * 1.1, "h3's rate {rate} is above its cap {CAP}");
+    let sender_limited = stdout.contains("this host could not send");
+    if h3["confirmed"] == "true" {
+        assert!(rate >= CAP * 0.85, "h3's rate {rate} is not near its cap {CAP}");
+    } else {
+        // Only a sender that fell behind leaves a result unconfirmed, and the summary says so.
+        assert!(
+            sender_limited && stdout.contains("unconfirmed: settling them needs a rate this host could not send"),
+            "{stdout}"
+        );
+        println!("note: this machine's sender fell behind: h3's confirmation was not testable in this run");
+    }
     for h in ["h2", "h4"] {
         let r = num(&results[h], "max_rate");
-        assert!(r >= 1.5 * CAP, "{h} is clean and must reach well above h3's cap: {r}");
+        if sender_limited {
+            assert!(r > rate, "{h} is clean and must reach above h3's {rate}: {r}");
+        } else {
+            assert!(r >= 1.5 * CAP, "{h} is clean and must reach well above h3's cap: {r}");
+        }
     }
 
     // trials.csv: one row per trial and responder; h3's first failure is forward loss.
