@@ -392,7 +392,12 @@ fn max_rate_says_when_this_host_could_not_send_the_rate() {
     let out = render(|w| super::max_rate::write_table(w, &o, 0.0));
     assert!(out.contains("this host could not send 100000/s (3 trials below 90 % of it, at best 63500/s)"), "{out}");
     assert!(out.contains("this host's sender") && !out.contains("--max"), "{out}");
-    assert!(out.contains("3 trials; loss tolerance 0%; h2 unconfirmed: settling them needs a rate this host could not send"), "{out}");
+    assert!(
+        out.contains(
+            "3 trials; loss tolerance 0%; h2 unconfirmed: settling them needs a rate this host could not send"
+        ),
+        "{out}"
+    );
 }
 
 /// mesh's table: this host's row, with every finding under it.

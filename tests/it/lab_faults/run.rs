@@ -112,9 +112,21 @@ fn a_max_rate_capped_by_the_rate_limit_is_marked() {
     let rows = csv_rows(&dir.path().join("maxrate.csv"));
     assert!(rows.iter().all(|r| r["capped_by_rate_limit"] == "true"), "{rows:?}");
     // The limit is per prober, 10 000/s with bursts of a tenth: the result sits just above it.
+    // A loaded machine whose sender could not send that much (with two busy loops beside it,
+    // this host sent at best 4 947/s) has its results below, unconfirmed, and says why.
+    let sender_limited = stdout.contains("this host could not send");
     for r in &rows {
         let rate = num(r, "max_rate");
-        assert!((9_000.0..=13_000.0).contains(&rate), "{}: {rate}", r["responder"]);
+        assert!(rate <= 13_000.0, "{}: {rate}", r["responder"]);
+        // A confirmed result passed twice at a rate really sent: near the limit, loaded or not.
+        if !sender_limited || r["confirmed"] == "true" {
+            assert!(rate >= 9_000.0, "{}: {rate}", r["responder"]);
+        }
+    }
+    if sender_limited {
+        println!(
+            "note: this machine's sender fell behind: the result's nearness to the limit was not testable in this run"
+        );
     }
 }
 
