@@ -230,13 +230,6 @@ fn ramp_loop(mut joiner: Joiner, spec: RampSpec, mut tap: Option<Tap>, shared: &
     let start = Instant::now();
     let mut period = 0u128;
     while !stop.load(Ordering::Relaxed) {
-        let now = start.elapsed();
-        let p = now.as_nanos() / spec.period.as_nanos().max(1);
-        if p > period {
-            period = p;
-            // A refusal here is counted; a user error cannot happen after the first step.
-            let _ = joiner.join_upto(spec.due(now, joiner.groups.len()), shared);
-        }
         if let Some(t) = tap.as_mut() {
             let mut seen = 0u64;
             let read = t.drain(|frame, f| {
@@ -253,6 +246,17 @@ fn ramp_loop(mut joiner: Joiner, spec: RampSpec, mut tap: Option<Tap>, shared: &
             if read.is_err() {
                 tap = None;
             }
+        }
+        // Joins after the tap is read: a canary frame waiting in the tap came while the groups
+        // joined so far were all there were. The other way round, a thread the machine stalled
+        // for several periods joined their groups at once first and put the flood that many
+        // groups late (63 for 58 that fit, with four busy loops beside the lab).
+        let now = start.elapsed();
+        let p = now.as_nanos() / spec.period.as_nanos().max(1);
+        if p > period {
+            period = p;
+            // A refusal here is counted; a user error cannot happen after the first step.
+            let _ = joiner.join_upto(spec.due(now, joiner.groups.len()), shared);
         }
         std::thread::sleep(tap::POLL);
     }
