@@ -44,6 +44,9 @@ def probe(argv):
     # --rate-limit 0, so there should be none).
     if r:
         kv["lost"] = r["sent"] - r["received"]
+    # The rate the probes left at, as the prober measured it (without --raw there is no probes.csv).
+    if j.get("sent_per_s") is not None:
+        kv["achieved_pps"] = j["sent_per_s"]
     if raw:
         tx = {}
         for row in csv.DictReader(open(pf)):

@@ -294,6 +294,10 @@ pub struct RunFacts {
     pub forged: u64,
     pub local_drops: u64,
     pub send_errors: u64,
+    /// The rate the probes left at: (sent − 1) over the time from the first send to the last;
+    /// `None` for fewer than two probes. Set whether or not the sender fell short, so a
+    /// benchmark can judge a run by the rate it achieved without asking for every probe's row.
+    pub sent_per_s: Option<f64>,
     /// The sender fell short of the rate asked (by more than a tenth).
     pub fell_short: Option<FellShort>,
 }
@@ -489,8 +493,14 @@ fn run_facts(o: &Outcome) -> RunFacts {
         forged: o.forged,
         local_drops: o.local_drops,
         send_errors: o.send_errors,
+        sent_per_s: sent_per_s(o.run.sent(), o.send_span),
         fell_short: fell_short(o),
     }
+}
+
+/// (sent − 1) probes over the span from the first to the last (pure).
+fn sent_per_s(sent: u64, span: Duration) -> Option<f64> {
+    (sent >= 2 && !span.is_zero()).then(|| (sent - 1) as f64 / span.as_secs_f64())
 }
 
 /// Whether the sender fell behind the rate asked by more than a tenth: it sent fewer probes than

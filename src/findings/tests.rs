@@ -455,3 +455,12 @@ fn every_cause_in_words() {
         .collect();
     insta::assert_snapshot!(text.join("\n\n"));
 }
+
+/// The rate the probes left at: (sent − 1) gaps over the span; nothing to say below two probes
+/// or without a span.
+#[test]
+fn the_rate_sent_is_the_gaps_over_the_span() {
+    assert_eq!(super::sent_per_s(1001, Duration::from_secs(2)), Some(500.0));
+    assert_eq!(super::sent_per_s(1, Duration::from_secs(2)), None);
+    assert_eq!(super::sent_per_s(10, Duration::ZERO), None);
+}

@@ -135,6 +135,8 @@ struct JsonReport {
     interrupted: bool,
     send_lateness_p50_us: f64,
     send_lateness_p99_us: f64,
+    /// The rate the probes left at (null for fewer than two probes).
+    sent_per_s: Option<f64>,
     foreign_acks: u64,
     invalid: u64,
     forged_acks: u64,
@@ -208,6 +210,7 @@ pub(crate) fn write_json(w: &mut impl Write, f: &Findings) -> io::Result<()> {
         interrupted: f.run.interrupted,
         send_lateness_p50_us: us(f.run.lateness_p50),
         send_lateness_p99_us: us(f.run.lateness_p99),
+        sent_per_s: f.run.sent_per_s.map(|r| (r * 10.0).round() / 10.0),
         foreign_acks: f.run.foreign_acks,
         invalid: f.run.invalid,
         forged_acks: f.run.forged,
