@@ -11,7 +11,9 @@
 #      unpaced) and round trip (h2 echoes every datagram, h1 keeps BL_WINDOW unanswered), vs
 #      mcprobe's and iperf's highest loss-free rate (stepped, as compare.sh does). mcprobe's
 #      steps run without --raw (a row per probe written during the run costs the ack receiver
-#      more than its probing at 150 000/s); the rate achieved is the JSON's sent_per_s.
+#      more than its probing at 150 000/s); the rate achieved is the JSON's sent_per_s. Its
+#      prober and responder ask for a STEP_RCVBUF buffer (as root, granted past rmem_max): a paced sender
+#      has no window, so a VM stall of the responder is absorbed by its socket buffer or lost.
 #
 # Usage (root; namespaces):
 #   MCPROBE=new/mcprobe MCPROBE_BASE=old/mcprobe BLASTER=target/release/examples/blaster \
@@ -23,7 +25,7 @@
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
 #   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt"; more tools:
 #   mcprobe-precise = MCPROBE --pacing precise, mcprobe-rt-precise = with --realtime)  EXTRA_TOOLS [] (bars: added to each round's tools)
-#   THREADS [0]  BL_WINDOW [256]  STEP_TOOLS ["mcprobe iperf"] (also: mcprobe-precise, mcprobe-base)
+#   STEP_RCVBUF [32M]  THREADS [0]  BL_WINDOW [256]  STEP_TOOLS ["mcprobe iperf"] (also: mcprobe-precise, mcprobe-base)
 # Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
 # and plot come from scripts/limits.py.
 #
@@ -42,7 +44,7 @@ TAG=${TAG:-$(date -u +%Y-%m-%d)}
 ROUNDS=${ROUNDS:-3}; BAR_RATES=${BAR_RATES:-"10 1000 10000"}; SECS_SLOW=${SECS_SLOW:-20}; SECS=${SECS:-5}
 CURVE_RATES=${CURVE_RATES:-"100 3000 30000 100000 200000"}; CURVE_SECS=${CURVE_SECS:-3}
 STEPS=${STEPS:-"10000 20000 30000 50000 70000 100000 120000 150000 200000"}; STEP_SECONDS=${STEP_SECONDS:-3}
-ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}; BL_WINDOW=${BL_WINDOW:-256}
+ACHIEVED_MIN=${ACHIEVED_MIN:-0.95}; STEP_RCVBUF=${STEP_RCVBUF:-32M}; CEIL_ROUNDS=${CEIL_ROUNDS:-3}; FIFO=${FIFO:-1}; BL_WINDOW=${BL_WINDOW:-256}
 STEP_TOOLS=${STEP_TOOLS-"mcprobe iperf"}
 PARTS=${PARTS:-"bars curve ceiling"}
 # THREADS=1: mcprobe's processes run under threadcpu.py (CPU per thread, by name) instead of
@@ -120,12 +122,12 @@ mc_run() { # BIN RATE SECONDS [EXTRA PROBE ARGS...]
     MC_RAW=${MC_RAW:-1}
     rm -rf "$out" "$WORK"/*.ru
     bg_h h2 $(( secs + 25 )) "$WORK/resp.log" "$PY" "$HERE/$CPU_WRAP" "$WORK/resp.ru" \
-        "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0
+        "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0 --rcvbuf "${MC_RCVBUF:-4M}"
     local tpid=$BGPID wpid=$WRAP
     wait_for "$WORK/resp.log" listening || log "warning: responder not listening"
     timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/$CPU_WRAP" "$WORK/probe.ru" \
         "$bin" probe --iface "$DEV" --group "$GROUP" --port "$PORT" --ttl 1 --rate "$rate" --count "$count" \
-        --size 64 --timeout 1s --json --quiet "${raw[@]}" "$@" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
+        --size 64 --timeout 1s --json --quiet --rcvbuf "${MC_RCVBUF:-4M}" "${raw[@]}" "$@" >"$WORK/mc.json" 2>"$WORK/mc.err" || rc=$?
     stop_bg "$tpid" "$wpid"
     [[ $rc == 0 || $rc == 1 ]] || log "mcprobe probe exit $rc: $(head -c 300 "$WORK/mc.err")"
     echo "$("$PY" "$HERE/compare.py" probe "$WORK/mc.json" "$out/probes.csv" "$rate" "$MC_RAW") $("$PY" "$HERE/limits.py" wakeups "$out/probes.csv" "$rate" 2>/dev/null) prober_cpu_s=$(cpu "$WORK/probe.ru") responder_cpu_s=$(cpu "$WORK/resp.ru")$(threads prober "$WORK/probe.ru")$(threads responder "$WORK/resp.ru")"
@@ -256,7 +258,7 @@ if [[ " $PARTS " == *" ceiling "* ]]; then
         for rate in $STEPS; do
             (( fails >= 2 )) && continue
             log "step: $tool at $rate/s, ${STEP_SECONDS}s"
-            MC_RAW=0 one step 1 "$rate" "$STEP_SECONDS" "$tool"
+            MC_RAW=0 MC_RCVBUF=$STEP_RCVBUF one step 1 "$rate" "$STEP_SECONDS" "$tool"
             pass=$(awk -F, -v t="$tool" -v r="$rate" -v m="$ACHIEVED_MIN" '
                 $2 == "step" && $3 == t && $5 == r { v[$6] = $7 }
                 END { print (v["ok"] == 1 && v["lost"] == "0" && v["achieved_pps"] != "" && v["achieved_pps"] >= r * m) ? 1 : 0 }' "$CSV")

@@ -133,7 +133,8 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "pcap", allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
-    /// Socket receive buffer, in bytes (suffixes k, M). The kernel caps it at net.core.rmem_max.
+    /// Socket receive buffer, in bytes (suffixes k, M). The kernel caps it at net.core.rmem_max,
+    /// except for root (CAP_NET_ADMIN), which gets the size asked.
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
     pub rcvbuf: usize,
 
