@@ -404,6 +404,7 @@ membership (a limit of that host, not of the network).
 Examples:
   mcprobe max-groups --iface eth0 --groups 239.9.0.0/23
   mcprobe max-groups --iface eth0 --groups 239.9.0.0/23 --step 2s --min-groups 256
+  mcprobe max-groups --iface eth0 --groups 239.9.0.0/23 --json > capacity.json
 
 Exit codes: 0 search done; 1 some responder's count is below --min-groups, or no responder
 ramped; 2 usage or environment error.")]
@@ -440,6 +441,10 @@ pub struct MaxGroupsArgs {
     /// Exit 1 if some responder's count that worked is below N.
     #[arg(long, value_name = "N")]
     pub min_groups: Option<u32>,
+
+    /// Print the result as JSON on stdout instead of the text.
+    #[arg(long)]
+    pub json: bool,
 
     /// IP TTL of probes. 1 keeps them on the local segment; raise it to cross multicast routers.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]

@@ -33,7 +33,11 @@ pub(crate) fn max_groups(args: &MaxGroupsArgs, stop: &AtomicBool) -> Result<i32>
             }
         }
     })?;
-    print!("{}", output::result(&outcome, cfg.range));
+    if args.json {
+        output::write_json(&mut std::io::stdout().lock(), &outcome, cfg.range)?;
+    } else {
+        print!("{}", output::result(&outcome, cfg.range));
+    }
     let below = args.min_groups.is_some_and(|m| outcome.capacities.iter().any(|c| c.worked < m));
     Ok(if outcome.capacities.is_empty() || below { exit::THRESHOLD } else { exit::OK })
 }

@@ -1,9 +1,12 @@
 //! `max-groups`' words: a line per step while it runs, and the result per responder.
 
 use std::fmt::Write;
+use std::io;
+
+use serde::Serialize;
 
 use crate::maxgroups::driver::{Heard, Outcome};
-use crate::maxgroups::judge::{Failure, Step};
+use crate::maxgroups::judge::{Capacity, Failure, Refusal, Step};
 
 fn label(heard: &[Heard], id: crate::findings::ResponderId) -> String {
     heard.iter().find(|h| h.id == id).map_or_else(|| id.to_string(), |h| format!("{} ({})", h.name, h.addr.ip()))
@@ -72,4 +75,108 @@ pub(crate) fn result(out: &Outcome, range: usize) -> String {
         s.push_str("interrupted: the result covers the steps before Ctrl-C\n");
     }
     s
+}
+
+/// `max-groups --json`: the same result as [`result`], as data.
+#[derive(Serialize)]
+struct JsonSearch {
+    /// Groups in the list searched (the canary not counted).
+    groups: usize,
+    steps: usize,
+    /// Every ramping responder settled (not cut by --max-steps or Ctrl-C).
+    complete: bool,
+    interrupted: bool,
+    /// Per ramping responder, weakest first.
+    responders: Vec<JsonCapacity>,
+    /// Responders that answered without ramping (not searched).
+    not_ramping: Vec<JsonResponder>,
+}
+
+#[derive(Serialize)]
+struct JsonResponder {
+    responder: String,
+    responder_id: String,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct JsonCapacity {
+    #[serde(flatten)]
+    who: JsonResponder,
+    /// The most groups joined in a step where every one arrived and no canary came.
+    worked: u32,
+    /// none, new-groups-dropped, snooping-flooded, no-snooping, host-limit.
+    failure: &'static str,
+    /// The failure in words, as the text says it.
+    explanation: String,
+    /// The groups joined when it failed (none: the most it joined); absent for no-snooping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<u32>,
+    /// new-groups-dropped: of `at`, the groups not forwarded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<u32>,
+    /// Probes of the canary that reached it (the flooding's evidence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary_probes: Option<u64>,
+    /// host-limit: socket-memberships, files, memory or errno-N.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
+    /// The failure held for --confirm steps in a row.
+    confirmed: bool,
+    /// Every step had its canary count: flooding would have been seen.
+    flood_watched: bool,
+}
+
+fn who(heard: &[Heard], id: crate::findings::ResponderId) -> JsonResponder {
+    let h = heard.iter().find(|h| h.id == id);
+    JsonResponder {
+        responder: h.map_or_else(String::new, |h| h.name.clone()),
+        responder_id: id.to_string(),
+        address: h.map_or_else(String::new, |h| h.addr.ip().to_string()),
+    }
+}
+
+fn json_capacity(c: &Capacity, heard: &[Heard]) -> JsonCapacity {
+    let (at, missing, canary_probes, refusal) = match c.failure {
+        Failure::NoneUpTo { tried } => (Some(tried), None, None, None),
+        Failure::NewGroupsDropped { at, missing } => (Some(at), Some(missing), None, None),
+        Failure::SnoopingFlooded { at, canary } => (Some(at), None, Some(canary), None),
+        Failure::NoSnooping { canary } => (None, None, Some(canary), None),
+        Failure::HostLimit { at, refusal } => (Some(at), None, None, Some(refusal_tag(refusal))),
+    };
+    JsonCapacity {
+        who: who(heard, c.id),
+        worked: c.worked,
+        failure: c.failure.as_str(),
+        explanation: c.failure.explain(),
+        at,
+        missing,
+        canary_probes,
+        refusal,
+        confirmed: c.confirmed,
+        flood_watched: c.flood_watched,
+    }
+}
+
+fn refusal_tag(r: Refusal) -> String {
+    match r {
+        Refusal::SocketMemberships => "socket-memberships".into(),
+        Refusal::Files => "files".into(),
+        Refusal::Memory => "memory".into(),
+        Refusal::Other(e) => format!("errno-{e}"),
+    }
+}
+
+/// `max-groups --json`.
+pub(crate) fn write_json(w: &mut impl io::Write, out: &Outcome, range: usize) -> io::Result<()> {
+    let doc = JsonSearch {
+        groups: range,
+        steps: out.steps.len(),
+        complete: out.complete,
+        interrupted: out.interrupted,
+        responders: out.capacities.iter().map(|c| json_capacity(c, &out.heard)).collect(),
+        not_ramping: out.heard.iter().filter(|h| !h.ramping).map(|h| who(&out.heard, h.id)).collect(),
+    };
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    writeln!(w)
 }

@@ -121,3 +121,45 @@ fn the_schema_rejects_what_it_should() {
     doc.as_object_mut().unwrap().remove("sent");
     assert!(!v.is_valid(&doc));
 }
+
+/// `max-groups --json` says what its text says: the ramping responder's count and failure, and
+/// the responder that answered without ramping. Loopback, 16 groups ramped 4 a second.
+#[test]
+fn max_groups_json_says_what_the_text_says() {
+    let port = free_port();
+    let p = port.to_string();
+    let responder = |name: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["respond", "--iface", "127.0.0.1", "--port", &p, "--name", name, "--groups", "239.77.5.0/28"]);
+        c.args(extra);
+        Responder::spawn(c)
+    };
+    let _a = responder("alpha", &["--ramp", "4/1s"]);
+    let _b = responder("beta", &[]);
+    let search = |json: bool| {
+        let mut c = bin();
+        c.args(["max-groups", "--iface", "127.0.0.1", "--port", &p, "--groups", "239.77.5.0/28", "--quiet"]);
+        c.args(["--step", "1s", "--max-steps", "12"]);
+        if json {
+            c.arg("--json");
+        }
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let doc = json_of(search(true));
+    let text = String::from_utf8(search(false).stdout).unwrap();
+    assert_eq!(doc["groups"], 16, "{doc:#}");
+    let alpha = &doc["responders"][0];
+    assert_eq!((alpha["responder"].as_str(), alpha["address"].as_str()), (Some("alpha"), Some("127.0.0.1")), "{doc:#}");
+    let line = format!(
+        "alpha (127.0.0.1): {} groups worked; failure: {}: {}",
+        alpha["worked"],
+        alpha["failure"].as_str().unwrap(),
+        alpha["explanation"].as_str().unwrap()
+    );
+    assert!(text.contains(&line), "the text does not say {line:?}:\n{text}\n{doc:#}");
+    assert_eq!(alpha["worked"], 16, "every group of the ramp arrives on loopback: {doc:#}");
+    assert_eq!(doc["not_ramping"][0]["responder"], "beta", "{doc:#}");
+    assert!(text.contains("beta (127.0.0.1): answered but does not ramp"), "{text}");
+}
