@@ -24,6 +24,7 @@ const HELP_THAT_DIFFERS: &[(&str, &str, &str)] = &[
     ("report", "out", "report writes report.html (and matrix.csv) from folders other runs wrote"),
     ("doctor", "iface", "doctor checks one interface, which must be named: no default to describe"),
     ("watch", "groups", "watch's streams have no default port: the list needs its :PORT"),
+    ("max-groups", "json", "max-groups writes no --out folder: its help cannot point at report.json"),
 ];
 
 /// What a flag is, as a user meets it in one command.
