@@ -123,7 +123,7 @@ fn the_schema_rejects_what_it_should() {
 }
 
 /// `max-groups --json` says what its text says: the ramping responder's count and failure, and
-/// the responder that answered without ramping. Loopback, 16 groups ramped 4 a second.
+/// the responder that answered without ramping. Loopback, 16 groups ramped 8 a second.
 #[test]
 fn max_groups_json_says_what_the_text_says() {
     let port = free_port();
@@ -134,7 +134,7 @@ fn max_groups_json_says_what_the_text_says() {
         c.args(extra);
         Responder::spawn(c)
     };
-    let _a = responder("alpha", &["--ramp", "4/1s"]);
+    let _a = responder("alpha", &["--ramp", "8/1s"]);
     let _b = responder("beta", &[]);
     let search = |json: bool| {
         let mut c = bin();
