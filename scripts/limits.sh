@@ -10,8 +10,8 @@
 #   4. the kernel's UDP ceilings (examples/blaster.rs): one-way (bare sendmmsg/recvmmsg,
 #      unpaced) and round trip (h2 echoes every datagram, h1 keeps BL_WINDOW unanswered), vs
 #      mcprobe's and iperf's highest loss-free rate (stepped, as compare.sh does). mcprobe's
-#      steps run without --raw (a row per probe written during the run costs the ack receiver
-#      more than its probing at 150 000/s); the rate achieved is the JSON's sent_per_s. Its
+#      steps run without --raw (a row per probe written during the run took ~4 % of both CPUs
+#      at 150 000/s: the bar is about probing); the rate achieved is the JSON's sent_per_s. Its
 #      prober and responder ask for a STEP_RCVBUF buffer (as root, granted past rmem_max): a paced sender
 #      has no window, so a VM stall of the responder is absorbed by its socket buffer or lost.
 #
