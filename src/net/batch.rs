@@ -200,13 +200,15 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// Control buffer of one segmented send, in u64 words: CMSG_SPACE(sizeof(u16)) is 24 bytes.
 const GSO_CMSG_WORDS: usize = 4;
 
-/// Replies queued during a batch, sent together with one `sendmmsg`.
+/// Datagrams queued during a batch, sent together with one `sendmmsg`.
 ///
-/// Consecutive replies to one destination of one size also go as one UDP_SEGMENT send (UDP
-/// GSO): the kernel walks its stack once for the lot and cuts them into the same separate
-/// datagrams just before the device (or the receiving socket). Every reply stays its own
-/// datagram of its own size on the wire; on a path where the kernel refuses segmentation (a
-/// device without checksum offload) it is switched off and the replies go one by one.
+/// Made by [`SendBatch::new`], consecutive datagrams to one destination of one size also go as
+/// one UDP_SEGMENT send (UDP GSO): the kernel walks its stack once for the lot and cuts them
+/// into the same separate datagrams just before the device (or the receiving socket); on a
+/// path where the kernel refuses segmentation (a device without checksum offload) it is
+/// switched off and they go one by one. Neither probes nor acks use it
+/// ([`SendBatch::unsegmented`]): before a physical NIC cuts it, a train is one packet to a
+/// software bridge, a virtual NIC, nftables or netem, dropped, policed and counted as one.
 pub(crate) struct SendBatch {
     slot: usize,
     bufs: Vec<u8>,
@@ -230,8 +232,8 @@ impl SendBatch {
     }
 
     /// As [`SendBatch::new`], never segmented: every datagram leaves as its own packet, for
-    /// probes, which must meet the network one by one (a segmented batch crosses a software
-    /// bridge or a virtual NIC as one packet, to be dropped, policed and counted as one).
+    /// probes and acks, which must meet the network one by one (a segmented batch crosses a
+    /// software bridge or a virtual NIC as one packet, to be dropped, policed and counted as one).
     pub(crate) fn unsegmented(slot: usize) -> Self {
         SendBatch { segment: false, ..SendBatch::new(slot) }
     }
