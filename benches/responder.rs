@@ -50,6 +50,7 @@ fn config(key: Option<Key>) -> ResponderConfig {
         tap: false,
         churn: None,
         ramp: None,
+        ack_trains: false,
     }
 }
 

@@ -25,7 +25,7 @@
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
 #   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt"; more tools:
 #   mcprobe-precise = MCPROBE --pacing precise, mcprobe-rt-precise = with --realtime)  EXTRA_TOOLS [] (bars: added to each round's tools)
-#   STEP_RCVBUF [32M]  THREADS [0]  BL_WINDOW [256]  STEP_TOOLS ["mcprobe iperf"] (also: mcprobe-precise, mcprobe-base)
+#   STEP_RCVBUF [32M]  THREADS [0]  BL_WINDOW [256]  STEP_TOOLS ["mcprobe iperf"] (also: mcprobe-precise, mcprobe-base, mcprobe-trains = respond --ack-trains)
 # Writes results/limits-<TAG>.csv (long format, every run's load average beside it); the report
 # and plot come from scripts/limits.py.
 #
@@ -122,7 +122,7 @@ mc_run() { # BIN RATE SECONDS [EXTRA PROBE ARGS...]
     MC_RAW=${MC_RAW:-1}
     rm -rf "$out" "$WORK"/*.ru
     bg_h h2 $(( secs + 25 )) "$WORK/resp.log" "$PY" "$HERE/$CPU_WRAP" "$WORK/resp.ru" \
-        "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0 --rcvbuf "${MC_RCVBUF:-4M}"
+        "$bin" respond --iface "$DEV" --group "$GROUP" --port "$PORT" --name h2 --rate-limit 0 --rcvbuf "${MC_RCVBUF:-4M}" ${MC_RESP_EXTRA:-}
     local tpid=$BGPID wpid=$WRAP
     wait_for "$WORK/resp.log" listening || log "warning: responder not listening"
     timeout -s INT -k 3 $(( secs + 20 )) "$LAB" exec h1 "$PY" "$HERE/$CPU_WRAP" "$WORK/probe.ru" \
@@ -194,6 +194,7 @@ one() { # TEST ROUND RATE SECONDS TOOL
     case $tool in
         mcprobe) kv=$(mc_run "$MCPROBE" "$rate" "$secs") ;;
         mcprobe-base) kv=$(mc_run "$MCPROBE_BASE" "$rate" "$secs") ;;
+        mcprobe-trains) kv=$(MC_RESP_EXTRA=--ack-trains mc_run "$MCPROBE" "$rate" "$secs") ;;
         mcprobe-rt) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime) ;;
         mcprobe-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --pacing precise) ;;
         mcprobe-rt-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime --pacing precise) ;;

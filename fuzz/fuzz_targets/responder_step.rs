@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
         tap: false,
         churn: None,
         ramp: None,
+        ack_trains: false,
     };
     let mut engine = Engine::new(&cfg, 7);
     let mut answered: HashSet<(u64, u64)> = HashSet::new();

@@ -57,6 +57,7 @@ pub(crate) fn responder_defaults(group: IpAddr, port: u16, iface: Option<Iface>,
         tap: false,
         churn: None,
         ramp: None,
+        ack_trains: false,
     }
 }
 
@@ -372,6 +373,7 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         key: key_of(&args.key)?,
         plain: args.plain.plain,
         tap: true,
+        ack_trains: args.ack_trains,
         ..responder_defaults(group, port, iface, name)
     })
 }

@@ -255,3 +255,21 @@ fn discover_lists_and_counts_responders() {
     assert_eq!(short.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&short.stderr).contains("--min-responders 4"));
 }
+
+/// `respond --ack-trains`: the acks of a batch go as UDP GSO trains, and every one still arrives
+/// as its own datagram, answering its own probe (20 000 probes at 20 000/s, batches guaranteed
+/// by the rate on a small machine; loopback has no loss to turn into bursts).
+#[test]
+fn ack_trains_still_answer_every_probe_once() {
+    let port = free_port();
+    let _r = Responder::start_with(port, "trains", &["--ack-trains", "--rate-limit", "0", "--rcvbuf", "16M"]);
+    let out =
+        run(probe_cmd(port, &["--count", "20000", "--rate", "20000", "--timeout", "1s", "--rcvbuf", "16M", "--json"]));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = &doc["responders"][0];
+    assert_eq!((r["responder"].as_str(), r["sent"].as_u64()), (Some("trains"), Some(20000)), "{doc:#}");
+    // Acks this host dropped itself (its socket full) are not the trains' doing.
+    assert_eq!(r["received"].as_u64().unwrap() + doc["local_drops"].as_u64().unwrap(), 20000, "{doc:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+}
