@@ -206,9 +206,10 @@ const GSO_CMSG_WORDS: usize = 4;
 /// one UDP_SEGMENT send (UDP GSO): the kernel walks its stack once for the lot and cuts them
 /// into the same separate datagrams just before the device (or the receiving socket); on a
 /// path where the kernel refuses segmentation (a device without checksum offload) it is
-/// switched off and they go one by one. Neither probes nor acks use it
-/// ([`SendBatch::unsegmented`]): before a physical NIC cuts it, a train is one packet to a
-/// software bridge, a virtual NIC, nftables or netem, dropped, policed and counted as one.
+/// switched off and they go one by one. Probes never use it, acks only with `respond
+/// --ack-trains` (else [`SendBatch::unsegmented`]): before a physical NIC cuts it, a train is
+/// one packet to a software bridge, a virtual NIC, nftables or netem, dropped, policed and
+/// counted as one.
 pub(crate) struct SendBatch {
     slot: usize,
     bufs: Vec<u8>,

@@ -241,8 +241,9 @@ pub(crate) fn udp_socket(v6: bool) -> Result<Socket> {
 
 /// Asks for a receive buffer. The kernel caps it at net.core.rmem_max without an error; a
 /// process with CAP_NET_ADMIN (root) then gets the size asked (SO_RCVBUFFORCE, as the packet taps
-/// do): `--rcvbuf 32M` on a responder rides out a 100 ms stall at 200 000 probes/s, where the
-/// 4 MiB rmem_max lost probes (results/limits-2026-12-03.md). Without the privilege, the cap.
+/// do): `--rcvbuf 32M` holds ~30 000 small datagrams, 150 ms at 200 000 probes/s, where a
+/// responder with this VM's 4 MiB rmem_max lost probes in its 25-50 ms stalls
+/// (results/limits-2026-12-03.md). Without the privilege, the cap.
 pub(crate) fn set_rcvbuf(sock: &Socket, bytes: usize) -> Result<()> {
     sock.set_recv_buffer_size(bytes).with_context(|| format!("cannot set a {bytes}-byte receive buffer"))?;
     // The kernel reports twice what it granted (its bookkeeping's share); it takes at most
