@@ -514,7 +514,7 @@ fn fell_short(o: &Outcome) -> Option<FellShort> {
     }
     let asked_per_s = 1.0 / o.settings.interval.as_secs_f64();
     let span = o.send_span;
-    let achieved_per_s = if span.is_zero() { asked_per_s } else { (sent - 1) as f64 / span.as_secs_f64() };
+    let achieved_per_s = sent_per_s(sent, span).unwrap_or(asked_per_s);
     let planned = o.settings.interval * (asked.saturating_sub(1)).min(u32::MAX as u64) as u32;
     let cut_by_deadline = sent < asked;
     (cut_by_deadline || achieved_per_s < 0.9 * asked_per_s).then_some(FellShort {

@@ -34,9 +34,14 @@ fn probe(count: u64, dir: &Path) -> HashMap<String, HashMap<String, String>> {
     csv_rows(&dir.join("summary.csv")).into_iter().map(|r| (r["responder"].clone(), r)).collect()
 }
 
-/// `dropped=N seen=M` from `lab.sh counters`.
+/// `dropped=N seen=M` from `lab.sh counters`, in the accuracy lab.
 fn counters(host: &str, dir: &str) -> (f64, f64) {
-    let line = lab_ma(&["counters", host, dir]);
+    counters_in(prefix("ma"), host, dir)
+}
+
+/// `dropped=N seen=M` from `lab.sh counters` in lab `p`.
+fn counters_in(p: &str, host: &str, dir: &str) -> (f64, f64) {
+    let line = lab_in(p, &["counters", host, dir]);
     let field = |k: &str| -> f64 {
         let v = line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).expect(k);
         v.parse().unwrap()
@@ -405,11 +410,7 @@ fn independent_return_loss_at_a_high_rate_is_not_outages() {
     let out = run(c);
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    let line = lab_in(p, &["counters", "h2", "egress"]);
-    let field = |k: &str| -> f64 {
-        line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).expect(k).parse().unwrap()
-    };
-    let (dropped, seen) = (field("dropped"), field("seen"));
+    let (dropped, seen) = counters_in(p, "h2", "egress");
     let r = &doc["responders"][0];
     let (lost, ret) = (r["lost"].as_f64().unwrap(), r["return_lost"].as_f64().unwrap());
     let outages = doc["outages"].as_array().unwrap();
