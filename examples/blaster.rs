@@ -13,6 +13,15 @@
 //! `blaster echo GROUP PORT IFADDR SECONDS`: joins GROUP as `recv` does and sends every datagram
 //! straight back to its source (`recvmmsg` then one `sendmmsg` per batch), for SECONDS; prints
 //! `echoed=N`.
+//! `blaster paced GROUP PORT IFADDR SECONDS RATE`: the floor of a paced round trip, against
+//! which a prober's send lateness and CPU per probe are judged: one datagram per deadline
+//! (RATE/s), the sender sleeping to each on an absolute timer with 1 ns of timer slack as
+//! `mcprobe probe`'s default pacing does (spin under 2 µs, yield under 20 µs), and a second
+//! thread blocked on the socket counting the echoes (run `echo` on the other side). No
+//! accounting, no histogram per echo: only the send lateness, per probe and per wake-up (a
+//! probe whose deadline was still ahead, as `limits.py wakeups` counts mcprobe's). Prints
+//! `sent=N echoed=M wakeups=W catchup_sends=C send_lateness_p50_us=.. send_lateness_p99_us=..
+//! wake_lateness_p50_us=.. wake_lateness_p99_us=.. wake_lateness_max_us=..`.
 //! `blaster ping GROUP PORT IFADDR SECONDS [WINDOW]`: sends to GROUP as `send` does, but keeps
 //! at most WINDOW (default 256) datagrams unanswered, sending more as echoes come back, so no
 //! buffer overflows and the rate is what one sender, one echoer and the kernel sustain round
@@ -33,7 +42,7 @@ const SIZE: usize = 64;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 6 {
-        eprintln!("usage: blaster send|recv|echo|ping GROUP PORT IFADDR SECONDS [RATE|WINDOW]");
+        eprintln!("usage: blaster send|recv|echo|ping|paced GROUP PORT IFADDR SECONDS [RATE|WINDOW]");
         std::process::exit(2);
     }
     let group: Ipv4Addr = a[2].parse().expect("GROUP: an IPv4 address");
@@ -49,6 +58,10 @@ fn main() {
         "recv" => recv(group, port, ifaddr, secs),
         "echo" => echo(group, port, ifaddr, secs),
         "ping" => ping(group, port, ifaddr, secs, if rate == 0 { 256 } else { rate }),
+        "paced" => {
+            assert!((1..=1_000_000).contains(&rate), "RATE: 1 to 1000000 datagrams/s");
+            paced(group, port, ifaddr, secs, rate)
+        }
         other => panic!("unknown mode {other}"),
     }
 }
@@ -281,4 +294,85 @@ fn ping(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, window: u6
         }
     }
     println!("sent={sent} echoed={echoed} lost={lost} seconds={:.6}", start.elapsed().as_secs_f64());
+}
+
+fn paced(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, rate: u64) {
+    use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_multicast_if_v4(&ifaddr).unwrap();
+    s.set_multicast_ttl_v4(1).unwrap();
+    s.set_ttl_v4(1).unwrap();
+    s.set_recv_buffer_size(4 << 20).unwrap();
+    s.bind(&SocketAddrV4::new(ifaddr, 0).into()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let s: UdpSocket = s.into();
+    let dest = SocketAddrV4::new(group, port);
+    let done = AtomicBool::new(false);
+    let echoed = AtomicU64::new(0);
+    let interval = Duration::from_secs(1) / rate as u32;
+    let count = (secs.as_secs_f64() * rate as f64) as u64;
+    // ns, 3 significant digits, to an hour.
+    let new_hist = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+    let (mut all, mut wake) = (new_hist(), new_hist());
+    let (mut wakeups, mut catchup) = (0u64, 0u64);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut buf = [0u8; 2048];
+            while !done.load(Ordering::Relaxed) {
+                if s.recv(&mut buf).is_ok() {
+                    echoed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        // As mcprobe's sender: the timer fires at the deadline, not up to 50 µs after it.
+        let _ = nix::sys::prctl::set_timerslack(1);
+        let payload = [0u8; SIZE];
+        let start = Instant::now();
+        let mono0 = clock_gettime(ClockId::CLOCK_MONOTONIC).unwrap();
+        let mono0 = Duration::new(mono0.tv_sec() as u64, mono0.tv_nsec() as u32);
+        for k in 0..count {
+            let due = interval * k as u32;
+            let deadline = start + due;
+            let waited = Instant::now() < deadline;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let ahead = deadline - now;
+                if ahead <= Duration::from_micros(2) {
+                    std::hint::spin_loop();
+                } else if ahead < Duration::from_micros(20) {
+                    std::thread::yield_now();
+                } else {
+                    let at = nix::sys::time::TimeSpec::from_duration(mono0 + (now - start) + ahead);
+                    let _ = clock_nanosleep(ClockId::CLOCK_MONOTONIC, ClockNanosleepFlags::TIMER_ABSTIME, &at);
+                }
+            }
+            let late = (Instant::now() - deadline).as_nanos() as u64;
+            let _ = s.send_to(&payload, dest);
+            all.saturating_record(late.max(1));
+            if waited {
+                wakeups += 1;
+                wake.saturating_record(late.max(1));
+            } else {
+                catchup += 1;
+            }
+        }
+        // The last echoes' time to come back, then the receiver's read timeout ends it.
+        std::thread::sleep(Duration::from_millis(200));
+        done.store(true, Ordering::Relaxed);
+    });
+    let us = |ns: u64| format!("{:.2}", ns as f64 / 1e3);
+    println!(
+        "sent={count} echoed={} wakeups={wakeups} catchup_sends={catchup} send_lateness_p50_us={} \
+         send_lateness_p99_us={} wake_lateness_p50_us={} wake_lateness_p99_us={} wake_lateness_max_us={}",
+        echoed.load(Ordering::Relaxed),
+        us(all.value_at_quantile(0.5)),
+        us(all.value_at_quantile(0.99)),
+        us(wake.value_at_quantile(0.5)),
+        us(wake.value_at_quantile(0.99)),
+        us(wake.max()),
+    );
 }

@@ -399,6 +399,57 @@ def cpu_and_late(g):
     )
 
 
+def floor(runs, rounds, rates, g, cpu):
+    """The paced round trip with no accounting (`blaster paced` against `blaster echo`) beside
+    mcprobe, cyclictest and iperf 2, round by round: how far each bar is from what any tool that
+    sends every probe on its deadline and answers it at once could reach on this machine."""
+
+    def f(x, d=1):
+        return "—" if x is None else f"{x:.{d}f}"
+
+    def ratio(a, b):
+        return None if a is None or not b else a / b
+
+    def med(v):
+        v = [x for x in v if x is not None]
+        return statistics.median(v) if v else None
+
+    out = ["\n### The floor: a paced round trip with no accounting (blaster paced/echo), same rounds\n"]
+    out.append(
+        "Send lateness p99 per wake-up (µs) and CPU per probe or round trip (µs, both sides), "
+        "beside cyclictest's p99 and iperf 2's CPU per datagram.\n"
+    )
+    out.append(
+        "| rate /s | round | cyclictest p99 | floor p99 | mcprobe p99 | floor / cyclictest | mcprobe / cyclictest "
+        "| floor CPU | mcprobe CPU | iperf CPU | floor / iperf | mcprobe / iperf | mcprobe / floor |"
+    )
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    summ = {}
+    for rate in rates:
+        for rd in rounds:
+            if ("bars", "blaster-paced", rd, rate) not in runs:
+                continue
+            cy = g("bars", "cyclictest", rd, rate, "p99_us")
+            fl = g("bars", "blaster-paced", rd, rate, "wake_lateness_p99_us")
+            mc = g("bars", "mcprobe", rd, rate, "wake_lateness_p99_us")
+            fc, mcc, ic = cpu("blaster-paced", rd, rate), cpu("mcprobe", rd, rate), cpu("iperf", rd, rate)
+            rs = [ratio(fl, cy), ratio(mc, cy), ratio(fc, ic), ratio(mcc, ic), ratio(mcc, fc)]
+            summ.setdefault(rate, []).append(rs)
+            out.append(
+                f"| {rate} | {rd} | {f(cy, 0)} | {f(fl)} | {f(mc)} | {f(rs[0], 2)} | {f(rs[1], 2)} "
+                f"| {f(fc)} | {f(mcc)} | {f(ic)} | {f(rs[2], 2)} | {f(rs[3], 2)} | {f(rs[4], 2)} |"
+            )
+    out.append("")
+    out.append(
+        "| rate /s | median: floor / cyclictest p99 | mcprobe / cyclictest p99 | floor / iperf CPU "
+        "| mcprobe / iperf CPU | mcprobe / floor CPU | rounds |"
+    )
+    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for rate, v in sorted(summ.items()):
+        out.append(f"| {rate} | " + " | ".join(f(med([x[i] for x in v]), 2) for i in range(5)) + f" | {len(v)} |")
+    return out
+
+
 def pace(argv):
     """`pace CSV` -> markdown on stdout: lean (mcprobe, the default) and precise pacing against
     cyclictest and iperf 2, round by round, per-thread CPU where measured (THREADS=1), and the
@@ -422,7 +473,7 @@ def pace(argv):
         return statistics.median(v) if v else None
 
     def cpu(tool, rd, rate):
-        if tool.startswith("mcprobe"):
+        if tool.startswith("mcprobe") or tool == "blaster-paced":
             a, b, n = (g("bars", tool, rd, rate, k) for k in ("prober_cpu_s", "responder_cpu_s", "sent"))
         else:
             a, b, n = (g("bars", tool, rd, rate, k) for k in ("client_cpu_s", "server_cpu_s", "received"))
@@ -517,6 +568,9 @@ def pace(argv):
             f"| {rate} | {f(med([x[2] for x in v]))} | {f(med([x[3] for x in v]))} | {f(med([x[4] for x in v]))} "
             f"| {f(med([x[0] for x in v]), 2)} | {f(med([x[1] for x in v]), 2)} |"
         )
+
+    if any(k[1] == "blaster-paced" for k in bars):
+        out.extend(floor(runs, rounds, rates, g, cpu))
 
     thr = sorted({m for k, v in runs.items() if k[0] == "bars" for m in v if "_thr_" in m})
     if thr:

@@ -22,6 +22,8 @@
 #   ROUNDS [3]  BAR_RATES ["10 1000 10000"]  SECS_SLOW [20] (at 10/s)  SECS [5]
 #   CURVE_RATES ["100 3000 30000 100000 200000"]  CURVE_SECS [3]
 #   STEPS ["10000 20000 30000 50000 70000 100000 120000 150000 200000"]  STEP_SECONDS [3]  ACHIEVED_MIN [0.95]
+#   (with BLASTER, the bars also run `blaster-paced`: the paced round trip with no accounting,
+#   the floor for lateness and CPU per probe: examples/blaster.rs paced/echo)
 #   CEIL_ROUNDS [3]  FIFO [1] (0: skip the SCHED_FIFO runs)  PARTS ["bars curve ceiling"]
 #   ONLY [all] (bars: only these tools, e.g. "cyclictest-fifo mcprobe-rt"; more tools:
 #   mcprobe-precise = MCPROBE --pacing precise, mcprobe-rt-precise = with --realtime)  EXTRA_TOOLS [] (bars: added to each round's tools)
@@ -168,6 +170,21 @@ blast_run() { # SECONDS
     echo "$(cat "$WORK/bl-send.log") $(grep received "$WORK/bl-recv.log")"
 }
 
+# The paced round trip's floor: h2 echoes (as above), h1 sends one datagram per deadline as
+# mcprobe's default pacing does and counts the echoes on a second thread, both under CPU_WRAP:
+# what a probe costs and how late it leaves with no accounting at all.
+blast_paced_run() { # RATE SECONDS
+    rm -f "$WORK"/*.ru
+    bg_h h2 $(( $2 + 10 )) "$WORK/bl-echo.log" "$PY" "$HERE/$CPU_WRAP" "$WORK/echo.ru" \
+        "$BLASTER" echo "$BL_GROUP" "$BL_PORT" "$H2" $(( $2 + 3 ))
+    local tpid=$BGPID wpid=$WRAP
+    wait_for "$WORK/bl-echo.log" listening || log "warning: blaster echo not listening"
+    timeout -k 3 $(( $2 + 6 )) "$LAB" exec h1 "$PY" "$HERE/$CPU_WRAP" "$WORK/paced.ru" \
+        "$BLASTER" paced "$BL_GROUP" "$BL_PORT" "$H1" "$2" "$1" >"$WORK/bl-paced.log" 2>&1 || true
+    stop_bg "$tpid" "$wpid"
+    echo "$(grep sent= "$WORK/bl-paced.log") prober_cpu_s=$(cpu "$WORK/paced.ru") responder_cpu_s=$(cpu "$WORK/echo.ru")"
+}
+
 # The round trip: h2 echoes every datagram back (recvmmsg + sendmmsg), h1 keeps a window of
 # BL_WINDOW unanswered datagrams out and counts the echoes (examples/blaster.rs echo/ping).
 blast_echo_run() { # SECONDS
@@ -199,6 +216,7 @@ one() { # TEST ROUND RATE SECONDS TOOL
         mcprobe-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --pacing precise) ;;
         mcprobe-rt-precise) kv=$(mc_run "$MCPROBE" "$rate" "$secs" --realtime --pacing precise) ;;
         iperf) kv=$(ip_run "$rate" "$secs") ;;
+        blaster-paced) kv=$(blast_paced_run "$rate" "$secs") ;;
         cyclictest) kv=$(cyc_run "$rate" "$secs" other) ;;
         cyclictest-fifo) kv=$(cyc_run "$rate" "$secs" fifo) ;;
     esac
@@ -214,6 +232,7 @@ if [[ " $PARTS " == *" bars "* ]]; then
             secs=$SECS; (( rate < 1000 )) && secs=$SECS_SLOW
             tools=(cyclictest mcprobe iperf)
             [[ -n $MCPROBE_BASE ]] && tools+=(mcprobe-base)
+            [[ -n $BLASTER ]] && tools+=(blaster-paced)
             # shellcheck disable=SC2206
             [[ -n ${EXTRA_TOOLS:-} ]] && tools+=($EXTRA_TOOLS)
             (( rate >= 1000 && FIFO == 1 )) && tools+=(cyclictest-fifo mcprobe-rt)
