@@ -22,7 +22,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::libc;
 
@@ -88,6 +88,8 @@ pub(crate) struct Tap {
     shrink_above: usize,
     /// The last pause was an idle wait: the next sleep is [`POLL`].
     after_idle: bool,
+    /// How long the last idle wait lasted (see [`wait_again`]).
+    last_wait: Option<Duration>,
 }
 
 /// Ends a tap's idle wait at once (an eventfd in its poll set): a tap thread stopped by a flag
@@ -118,6 +120,17 @@ impl Bell {
 /// Why a tap could not open, in one line for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unavailable(pub String);
+
+/// After a drain that read frames (pure): wait for the next frame again, instead of sleeping
+/// [`POLL`], when the drain followed an idle wait (`after_idle`) that lasted at least `POLL`
+/// (`last_wait`; `None`: none yet). Frames that sparse (probes at 10-100/s) come one per wait,
+/// so the sleep would find nothing and cost a second wake-up per frame (at 10/s each tap's two
+/// wake-ups per probe were 75 µs of CPU per probe: results/limits-2026-12-04.md). Frames closer
+/// together are read in sleeps as before; a burst after a quiet spell costs one more poll, which
+/// returns at once, and is then read in sleeps.
+fn wait_again(after_idle: bool, last_wait: Option<Duration>) -> bool {
+    after_idle && last_wait.is_none_or(|d| d >= POLL)
+}
 
 /// The sleep after a drain that read `drained` frames, the last sleep having been `poll`; one
 /// that read more than `shrink_above` shortens it.
@@ -287,7 +300,7 @@ impl Tap {
         // What the kernel granted (each frame takes ~1 KiB of it, headers and all).
         let room = socket2::SockRef::from(&fd).recv_buffer_size().unwrap_or(0) / 1024;
         let shrink_above = POLL_SHRINK_ABOVE.min(room / 4).max(BATCH);
-        Ok(Tap { fd, bufs, frames, drops: 0, bell: None, poll: POLL, shrink_above, after_idle: true })
+        Ok(Tap { fd, bufs, frames, drops: 0, bell: None, poll: POLL, shrink_above, after_idle: true, last_wait: None })
     }
 
     /// Waits up to [`TICK`] for frames (not at all with `nowait`), then takes those already
@@ -348,11 +361,11 @@ impl Tap {
 
     /// Between two drains: after one that read frames, a sleep (from [`POLL`], adapted to the
     /// frames each drain reads, see [`POLL_MAX`]), so that under load frames are read in
-    /// batches; after an empty one, a wait for the next frame or the ring of its [`Bell`]
+    /// batches, unless frames are sparse (see [`wait_again`]); after an empty one, a wait for the next frame or the ring of its [`Bell`]
     /// (without one, at most [`TICK`], for a stop flag), so that an idle tap does not wake 200
     /// times a second (it cost a prober at 10 probes/s more CPU than its probes: issue 25).
     pub(crate) fn pause(&mut self, drained: usize) {
-        if drained > 0 {
+        if drained > 0 && !wait_again(self.after_idle, self.last_wait) {
             self.poll = if self.after_idle { POLL } else { next_poll(self.poll, drained, self.shrink_above) };
             self.after_idle = false;
             std::thread::sleep(self.poll);
@@ -364,9 +377,11 @@ impl Tap {
         // With a bell, the stopper wakes the wait: no tick at all (-1: wait for ever). Without,
         // TICK for the stop flag. A negative descriptor is ignored by poll.
         let timeout = if self.bell.is_some() { -1 } else { TICK.as_millis() as libc::c_int };
+        let began = Instant::now();
         // SAFETY: two valid pollfds for the duration of the call. An error or EINTR just ends
         // the wait early: the caller drains and comes back.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        self.last_wait = Some(began.elapsed());
     }
 
     /// A bell that ends this tap's idle waits; from then on its stopper must ring it when it
@@ -503,6 +518,21 @@ mod tests {
         v4[9] = 6;
         assert_eq!(parse(&v4), None);
         assert_eq!(parse(&v6[..30]), None);
+    }
+
+    #[test]
+    fn sparse_frames_are_waited_for_not_slept_after() {
+        let ms = Duration::from_millis;
+        // Probes at 10/s: each frame ends a wait of ~100 ms.
+        assert!(wait_again(true, Some(ms(100))));
+        assert!(wait_again(true, Some(POLL)));
+        assert!(wait_again(true, None));
+        // 1 000/s: the wait ends within a ms: from then on, sleeps.
+        assert!(!wait_again(true, Some(ms(1))));
+        assert!(!wait_again(true, Some(POLL - Duration::from_micros(1))));
+        // Already sleeping between drains: never.
+        assert!(!wait_again(false, Some(ms(100))));
+        assert!(!wait_again(false, None));
     }
 
     #[test]
