@@ -98,7 +98,8 @@ pub(crate) struct Tap {
 pub(crate) struct Bell(std::sync::Arc<OwnedFd>);
 
 impl Bell {
-    fn new() -> io::Result<Self> {
+    /// A new bell, not rung (also used by the querier watch, whose idle wait is the same).
+    pub(crate) fn new() -> io::Result<Self> {
         // SAFETY: a plain system call; a non-negative return is a new descriptor we own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -106,6 +107,11 @@ impl Bell {
         }
         // SAFETY: `fd` was just created and is owned by nothing else.
         Ok(Bell(std::sync::Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// The descriptor to wait on (readable once rung).
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 
     /// Wakes the tap's wait, now and for every later one (the count is never read back).

@@ -357,14 +357,27 @@ impl QuerierLog {
         let last = self.latest().cloned();
         let since = last.as_ref().map_or(start_unix_ns, |q| q.last_seen_unix_ns);
         let silent_for = Duration::from_nanos(now_unix_ns.saturating_sub(since));
-        let limit =
-            wait.unwrap_or_else(|| last.as_ref().map_or(DEFAULT_QUERY_INTERVAL, |q| q.interval) + DEFAULT_MARGIN);
+        let limit = self.silence_limit(wait);
         let timeout = last.as_ref().map_or(
             DEFAULT_QUERY_INTERVAL * u32::from(DEFAULT_ROBUSTNESS) + DEFAULT_RESPONSE,
             Querier::membership_timeout,
         );
         let age_out_unix_ns = since.saturating_add(timeout.as_nanos() as u64);
         (silent_for > limit).then_some(Silence { silent_for, limit, last, age_out_unix_ns })
+    }
+}
+
+impl QuerierLog {
+    /// How long queries may stop before [`QuerierLog::silence`] says so.
+    fn silence_limit(&self, wait: Option<Duration>) -> Duration {
+        wait.unwrap_or_else(|| self.latest().map_or(DEFAULT_QUERY_INTERVAL, |q| q.interval) + DEFAULT_MARGIN)
+    }
+
+    /// The first moment (unix ns) at which [`QuerierLog::silence`] would say the queries
+    /// stopped, if none comes before: the watch sleeps until then instead of ticking.
+    pub(crate) fn silent_after_unix_ns(&self, start_unix_ns: u64, wait: Option<Duration>) -> u64 {
+        let since = self.latest().map_or(start_unix_ns, |q| q.last_seen_unix_ns);
+        since.saturating_add(self.silence_limit(wait).as_nanos() as u64)
     }
 }
 

@@ -153,12 +153,18 @@ fn silence_is_measured_from_the_last_query_or_the_start() {
     let s = log.silence(0, 136 * S, None).unwrap();
     assert_eq!((s.silent_for, s.limit, s.last), (Duration::from_secs(136), Duration::from_secs(135), None));
     assert_eq!(s.age_out_unix_ns, 260 * S);
+    // When the watch must look again: the first moment `silence` says so is just after it.
+    assert_eq!(log.silent_after_unix_ns(0, None), 135 * S);
+    assert_eq!(log.silent_after_unix_ns(0, Some(Duration::from_secs(2))), 2 * S);
     // A short --querier-wait.
     assert!(log.silence(0, 3 * S, Some(Duration::from_secs(2))).is_some());
     // A v3 querier announcing 2 s: silent after 12 s without a query.
     log.record(&parse_igmp(&hex(IGMPV3)).unwrap(), 10 * S);
     assert_eq!(log.silence(0, 21 * S, None), None);
     let s = log.silence(0, 23 * S, None).unwrap();
+    assert_eq!(log.silent_after_unix_ns(0, None), 22 * S);
+    assert_eq!(log.silence(0, 22 * S, None), None);
+    assert!(log.silence(0, 22 * S + 1, None).is_some());
     assert_eq!(s.limit, Duration::from_secs(12));
     assert_eq!(s.age_out_unix_ns, 15 * S);
     assert_eq!(s.last.map(|q| q.version), Some(QueryVersion::IgmpV3));
