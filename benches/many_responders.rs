@@ -69,7 +69,7 @@ fn main() {
             }
             sent
         });
-        let outcome = prober::run(&cfg, &never, None, |_| {}).expect("probe run");
+        let outcome = prober::run(&cfg, &never, None, None).expect("probe run");
         stop.store(true, Ordering::Relaxed);
         (outcome, sim.join().unwrap())
     });

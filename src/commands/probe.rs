@@ -18,6 +18,7 @@ use crate::output::progress::{human, LiveProgress};
 use crate::prober;
 use crate::querier::watch::QuerierWatch;
 use crate::run::AckWatch;
+use crate::run::Progress;
 use crate::stats::{IntervalRow, RawRow};
 
 pub(crate) fn probe(args: &ProbeArgs, stop: &AtomicBool) -> Result<i32> {
@@ -94,13 +95,15 @@ pub(crate) fn run_probe(
     }
     let mut live = LiveProgress::new(cfg.count, quiet);
     let mut said_grace = false;
-    let outcome = prober::run(cfg, stop, sink, |p| {
+    let mut on_progress = |p: &Progress| {
         live.update(p);
-        if p.draining && !said_grace && !quiet && !live.is_shown() {
+        if p.draining && !said_grace && !live.is_shown() {
             eprintln!("last probe sent; waiting {} for late acks", human(cfg.timeout));
             said_grace = true;
         }
-    });
+    };
+    // Quiet, nothing is shown as it goes: no progress to compute (see `prober::run`).
+    let outcome = prober::run(cfg, stop, sink, (!quiet).then_some(&mut on_progress as &mut dyn FnMut(&Progress)));
     live.finish();
     let mut outcome = outcome?;
     let mut found = Findings::of(&outcome, setup.judgement);

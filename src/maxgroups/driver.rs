@@ -97,7 +97,7 @@ pub(crate) fn run(cfg: &MaxGroupsConfig, stop: &AtomicBool, mut on_event: impl F
             interval: cfg.step / per_step.max(1) as u32,
             ..cfg.probe.clone()
         };
-        let outcome = prober::run(&probe, stop, None, |_| {})?;
+        let outcome = prober::run(&probe, stop, None, None)?;
         if outcome.interrupted || stop.load(Ordering::Relaxed) {
             interrupted = true;
             break;

@@ -71,7 +71,7 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
             backlog_max: Some(MAXRATE_BACKLOG),
             ..cfg.probe.clone()
         };
-        let outcome = prober::run(&probe, stop, None, |p| on_event(Event::Progress(p)))?;
+        let outcome = prober::run(&probe, stop, None, Some(&mut |p| on_event(Event::Progress(p))))?;
         if outcome.interrupted || stop.load(Ordering::Relaxed) {
             interrupted = true;
             break;

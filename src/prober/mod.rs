@@ -280,12 +280,13 @@ impl Shared {
 }
 
 /// Runs one probe session to its end (or until `stop`), calling `on_progress` about 5 times a
-/// second from the calling thread.
+/// second from the calling thread. Without one (`serve`, `--quiet`), the calling thread just
+/// waits for the end: its 5 wake-ups a second cost a probe at 10/s 46 µs of CPU for nothing.
 pub fn run(
     cfg: &ProbeConfig,
     stop: &AtomicBool,
     row_sink: Option<RowSink>,
-    mut on_progress: impl FnMut(&Progress),
+    on_progress: Option<&mut dyn FnMut(&Progress)>,
 ) -> Result<Outcome> {
     let sock = net::prober_socket(cfg.group, cfg.iface.as_ref(), cfg.ttl, cfg.rcvbuf, cfg.ack_port)?;
     let unicast_socks = (cfg.hosts.iter().enumerate())
@@ -322,10 +323,11 @@ pub fn run(
             stop.store(true, Ordering::Relaxed);
             return Err(anyhow::anyhow!("cannot start the receiver thread"));
         };
-        while !receiver.is_finished() {
-            thread::sleep(Duration::from_millis(200));
-            let p = progress(cfg, &shared, started);
-            on_progress(&p);
+        if let Some(on_progress) = on_progress {
+            while !receiver.is_finished() {
+                thread::sleep(Duration::from_millis(200));
+                on_progress(&progress(cfg, &shared, started));
+            }
         }
         Ok((sender.join(), receiver.join()))
     })?;

@@ -352,7 +352,7 @@ impl InFlight {
             .spawn({
                 let done = done.clone();
                 move || {
-                    let outcome = prober::run(&probe, &stop, None, |_| {});
+                    let outcome = prober::run(&probe, &stop, None, None);
                     // The loop may be gone (serve stopping): nobody to tell.
                     let _ = done.send(k);
                     outcome

@@ -128,7 +128,7 @@ fn icmp_tells_no_responder_from_no_host_from_silence() {
             cfg.timeout = Duration::from_millis(500);
             cfg.hosts = hosts.iter().map(|h| h.parse().unwrap()).collect();
             let t = std::time::Instant::now();
-            let out = prober::run(&cfg, &AtomicBool::new(false), None, |_| {}).unwrap();
+            let out = prober::run(&cfg, &AtomicBool::new(false), None, None).unwrap();
             println!("{hosts:?}: {:.1} s", t.elapsed().as_secs_f64());
             (iface, out)
         })
