@@ -232,7 +232,9 @@ fn echo(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration) {
     println!("echoed={echoed}");
 }
 
-fn ping(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, window: u64) {
+/// The sending side of a round trip: multicast out of `ifaddr` with TTL 1, a 4 MiB receive
+/// buffer for the echoes, and a 100 ms read timeout so a lost echo never blocks the loop.
+fn round_trip_socket(ifaddr: Ipv4Addr) -> UdpSocket {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     s.set_multicast_if_v4(&ifaddr).unwrap();
     s.set_multicast_ttl_v4(1).unwrap();
@@ -240,7 +242,11 @@ fn ping(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, window: u6
     s.set_recv_buffer_size(4 << 20).unwrap();
     s.bind(&SocketAddrV4::new(ifaddr, 0).into()).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let s: UdpSocket = s.into();
+    s.into()
+}
+
+fn ping(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, window: u64) {
+    let s = round_trip_socket(ifaddr);
     let dest: socket2::SockAddr = SocketAddrV4::new(group, port).into();
     let mut out = [[0u8; SIZE]; BATCH];
     let mut out_iov: Vec<libc::iovec> =
@@ -299,14 +305,7 @@ fn ping(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, window: u6
 fn paced(group: Ipv4Addr, port: u16, ifaddr: Ipv4Addr, secs: Duration, rate: u64) {
     use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    s.set_multicast_if_v4(&ifaddr).unwrap();
-    s.set_multicast_ttl_v4(1).unwrap();
-    s.set_ttl_v4(1).unwrap();
-    s.set_recv_buffer_size(4 << 20).unwrap();
-    s.bind(&SocketAddrV4::new(ifaddr, 0).into()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let s: UdpSocket = s.into();
+    let s = round_trip_socket(ifaddr);
     let dest = SocketAddrV4::new(group, port);
     let done = AtomicBool::new(false);
     let echoed = AtomicU64::new(0);

@@ -101,6 +101,19 @@ def num(x):
         return None
 
 
+def fmt(x, d=1, missing="—"):
+    return missing if x is None else f"{x:.{d}f}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
 def report(argv):
     rows = list(csv.DictReader(open(argv[0])))
     md, png = argv[1], argv[2]
@@ -119,14 +132,7 @@ def report(argv):
         )
 
     def f(x, d=1):
-        return "n/a" if x is None else f"{x:.{d}f}"
-
-    def med(v):
-        v = [x for x in v if x is not None]
-        return statistics.median(v) if v else None
-
-    def ratio(a, b):
-        return None if a is None or b in (None, 0) else a / b
+        return fmt(x, d, "n/a")
 
     def cpu_per(g, tool):
         """µs of CPU per probe (mcprobe: prober + responder per probe sent) or per datagram
@@ -404,15 +410,7 @@ def floor(runs, rounds, rates, g, cpu):
     mcprobe, cyclictest and iperf 2, round by round: how far each bar is from what any tool that
     sends every probe on its deadline and answers it at once could reach on this machine."""
 
-    def f(x, d=1):
-        return "—" if x is None else f"{x:.{d}f}"
-
-    def ratio(a, b):
-        return None if a is None or not b else a / b
-
-    def med(v):
-        v = [x for x in v if x is not None]
-        return statistics.median(v) if v else None
+    f = fmt
 
     out = ["\n### The floor: a paced round trip with no accounting (blaster paced/echo), same rounds\n"]
     out.append(
@@ -462,15 +460,7 @@ def pace(argv):
     def g(test, tool, rd, rate, k):
         return num(runs.get((test, tool, rd, rate), {}).get(k))
 
-    def f(x, d=1):
-        return "—" if x is None else f"{x:.{d}f}"
-
-    def ratio(a, b):
-        return None if a is None or not b else a / b
-
-    def med(v):
-        v = [x for x in v if x is not None]
-        return statistics.median(v) if v else None
+    f = fmt
 
     def cpu(tool, rd, rate):
         if tool.startswith("mcprobe") or tool == "blaster-paced":
