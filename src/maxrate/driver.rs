@@ -99,6 +99,10 @@ pub(crate) fn run(cfg: &MaxRateConfig, stop: &AtomicBool, mut on_event: impl FnM
         on_event(Event::TrialDone(&t));
         done.push(t);
     }
+    // The last trial allowed may have been the one that settled the search.
+    if !complete && !interrupted {
+        complete = !matches!(search::next(&cfg.search, &searched), Next::Try { .. });
+    }
     let standings = search::standings(&searched);
     let mut results: Vec<ResponderResult> = known
         .into_iter()
