@@ -238,8 +238,9 @@ RTT. Exit code 1 when no responder, or fewer than --min-responders / --min-hosts
 Examples:
   mcprobe discover --iface eth0
   mcprobe discover --iface eth0 --min-hosts 12 --json",
-    // A census is a burst: 5 probes 20 ms apart and half a second for the acks.
-    mut_arg("count", |a| a.default_value("5")),
+    // A census is a burst: 5 probes 20 ms apart and half a second for the acks. The default is
+    // a duration, not a count, so that --duration alone is obeyed (a count's default would win).
+    mut_arg("duration", |a| a.default_value("100ms")),
     mut_arg("timeout", |a| a.default_value("500ms").visible_alias("wait"))
 )]
 pub struct DiscoverArgs {

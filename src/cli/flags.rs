@@ -166,9 +166,9 @@ pub struct LengthArgs {
     #[arg(short, long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// How long the run lasts. A prober stops sending at this time whatever the rate (a sender
-    /// that cannot keep up sends fewer probes, and says so); `watch` watches this long (default:
-    /// until Ctrl-C, or the whole capture with --pcap).
+    /// How long the run lasts (without --count; 10s unless shown otherwise, 10m with `probe
+    /// --preset soak`). A prober stops sending at this time whatever the rate: a sender that
+    /// cannot keep up sends fewer probes, and says so.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 }

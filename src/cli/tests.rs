@@ -12,7 +12,7 @@ fn cli_definition_is_consistent() {
 /// Flags whose default differs between commands, and why. Everything else about a flag (its
 /// short form, value name, help and default) must be the same in every command that takes it.
 const DEFAULTS_THAT_DIFFER: &[(&str, &str, &str)] = &[
-    ("discover", "count", "a census is a burst of 5 probes"),
+    ("discover", "duration", "a census is a burst: 5 probes, 20 ms apart"),
     ("discover", "timeout", "the acks of a burst on a LAN come within half a second"),
     ("demo", "rate", "a demo of a few seconds still measures hundreds of probes"),
     ("demo", "duration", "a demo should be over in a few seconds"),
@@ -24,6 +24,7 @@ const HELP_THAT_DIFFERS: &[(&str, &str, &str)] = &[
     ("report", "out", "report writes report.html (and matrix.csv) from folders other runs wrote"),
     ("doctor", "iface", "doctor checks one interface, which must be named: no default to describe"),
     ("watch", "groups", "watch's streams have no default port: the list needs its :PORT"),
+    ("watch", "duration", "watch sends nothing: it watches until Ctrl-C, and a capture is read whole"),
     ("max-groups", "json", "max-groups writes no --out folder: its help cannot point at report.json"),
 ];
 

@@ -127,9 +127,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_min_rate)]
     pub ts_rate: Option<MinRate>,
 
-    /// How long the run lasts. A prober stops sending at this time whatever the rate (a sender
-    /// that cannot keep up sends fewer probes, and says so); `watch` watches this long (default:
-    /// until Ctrl-C, or the whole capture with --pcap).
+    /// How long to watch (default: until Ctrl-C). Not with --pcap, which is read whole.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "pcap", allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 

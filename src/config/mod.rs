@@ -303,9 +303,16 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
     let key = key_of(&args.key)?;
     let size = check_size(args.send.size, key.is_some())?;
     let interval = Duration::from_millis(20);
+    // clap gives --duration its default (100 ms: 5 probes); --count, when given, wins.
     let (count, deadline) = length(&args.length, interval, interval)?;
     if count > 1000 {
-        bail!("--count {count}: a census sends at most 1000 probes; use `probe` for longer runs");
+        match deadline {
+            Some(d) => bail!(
+                "--duration {}: a census sends at most 1000 probes (20 s at its 20 ms); use `probe` for longer runs",
+                humantime::format_duration(d)
+            ),
+            None => bail!("--count {count}: a census sends at most 1000 probes; use `probe` for longer runs"),
+        }
     }
     let output = output(&args.output)?;
     let judgement = Judgement::new(DEFAULT_THRESHOLD_PCT, SocketAddr::new(group, port), key.is_some());

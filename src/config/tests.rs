@@ -135,6 +135,18 @@ fn discover_waits_as_long_as_its_timeout() {
     let Command::Discover(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
     let c = discover(&a).unwrap().probe;
     assert_eq!((c.timeout, c.count, c.interval), (Duration::from_millis(300), 3, Duration::from_millis(20)));
+    // --duration alone is obeyed (a default count must not win), and a census stays short.
+    let c = |extra: &[&str]| {
+        let mut argv = vec!["mcprobe", "discover", "--iface", "127.0.0.1"];
+        argv.extend_from_slice(extra);
+        let Command::Discover(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+        discover(&a)
+    };
+    assert_eq!(c(&[]).unwrap().probe.count, 5);
+    assert_eq!(c(&["--duration", "2s"]).unwrap().probe.count, 100);
+    assert_eq!(c(&["--count", "7"]).unwrap().probe.count, 7);
+    let e = format!("{:#}", c(&["--duration", "1m"]).err().unwrap());
+    assert!(e.starts_with("--duration 1m:"), "{e}");
     // The old spelling still works.
     let argv = ["mcprobe", "discover", "--iface", "127.0.0.1", "--wait", "1s"];
     assert!(Cli::try_parse_from(argv).is_ok());
