@@ -90,7 +90,8 @@ pub struct RespondArgs {
     /// arriving, RFC 3918) is measured per group and sent to the prober in the acks (probes of
     /// at least 200 bytes: --size 200). PERIOD/2 must exceed the LAN's leave delay. As root
     /// (CAP_NET_RAW) timed at the interface; else from the join system call, leaves unmeasured.
-    #[arg(long, value_name = "PERIOD", value_parser = parse_duration)]
+    /// Needs --groups: one group left and joined would leave the responder deaf half the time.
+    #[arg(long, value_name = "PERIOD", requires = "groups", value_parser = parse_duration)]
     pub churn: Option<Duration>,
 
     /// Send the acks of one batch to one prober as a UDP GSO train: the kernel walks its stack

@@ -365,7 +365,7 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
         bail!("--plain: the lab's replies do not say which group a probe came by; answer one --group");
     }
     let group = groups[0];
-    let churn = args.churn.map(|p| check_churn(p, args)).transpose()?;
+    let churn = args.churn.map(|p| check_churn(p, args, groups.len())).transpose()?;
     let ramp = ramp(&args.ramp, &groups)?;
     Ok(ResponderConfig {
         churn,
@@ -385,10 +385,13 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     })
 }
 
-/// `--churn PERIOD`: between 100 ms and an hour; not with `--plain` (no acks to carry the
+/// `--churn PERIOD`: over two groups or more, between 100 ms and an hour; not with `--plain` (no acks to carry the
 /// delays), `--source` (source-specific leaves are not scheduled yet) or `--ramp`.
-fn check_churn(period: Duration, args: &RespondArgs) -> Result<Duration> {
+fn check_churn(period: Duration, args: &RespondArgs, groups: usize) -> Result<Duration> {
     let p = humantime::format_duration(period);
+    if groups < 2 {
+        bail!("--churn {p}: --groups has one group, which would be left (and unanswered) half the time; churn a list of groups");
+    }
     if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&period) {
         bail!("--churn {p}: between 100ms and 1h (half of it must exceed the LAN's leave delay, a few seconds with the usual querier settings)");
     }

@@ -153,6 +153,22 @@ fn discover_waits_as_long_as_its_timeout() {
 }
 
 #[test]
+fn churn_takes_a_list_of_groups() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["mcprobe", "respond", "--iface", "127.0.0.1", "--churn", "2s"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map_err(|e| e.to_string()).and_then(|c| {
+            let Command::Respond(a) = c.command else { unreachable!() };
+            respond(&a).map_err(|e| format!("{e:#}"))
+        })
+    };
+    // Without --groups the one group would be left half the time.
+    assert!(parse(&[]).unwrap_err().contains("--groups"));
+    assert!(parse(&["--groups", "239.1.1.1"]).unwrap_err().starts_with("--churn 2s: --groups has one group"));
+    assert_eq!(parse(&["--groups", "239.1.1.0/30"]).unwrap().churn, Some(Duration::from_secs(2)));
+}
+
+#[test]
 fn respond_names_are_bounded_and_not_empty() {
     let parse = |extra: &[&str]| {
         let mut argv = vec!["mcprobe", "respond", "--iface", "127.0.0.1"];
