@@ -166,6 +166,18 @@ fn reverse_path(s: &Setup, f: &Facts, r: &mut Report) {
             refused = true;
             let back = p.back_via.as_deref().map_or(String::new(), |d| format!(": the route back to it leaves by {d}"));
             let who = if p.given { "" } else { " (an address of its subnet)" };
+            if !crate::net::route::may_blame_rp_filter(f.rp_filter, n) {
+                // The filter is off: what the kernel refuses is the source itself there.
+                r.found(
+                    Check::ReversePath,
+                    format!(
+                        "the kernel refuses packets from {}{who} arriving on {n} ({kernel}) although the reverse-path filter is off (rp_filter 0): a source that cannot arrive there (one of this host's own addresses, a loopback, broadcast or zero address), or {n} is down; probes from it are dropped before any socket",
+                        p.addr
+                    ),
+                    vec![format!("check the address {} sends from, and that {n} is up (`ip link show {n}`)", p.addr)],
+                );
+                continue;
+            }
             r.found(
                 Check::ReversePath,
                 format!(

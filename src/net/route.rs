@@ -66,9 +66,21 @@ pub fn rp_filter(iface: &str) -> Option<u8> {
 /// leaves by another interface. `None` when routing accepts it (then a firewall, or something
 /// else, drops it).
 pub fn reverse_path_refuses(local: IpAddr, src: IpAddr, iif: &str) -> Option<RpRefusal> {
+    let rp = rp_filter(iif);
+    if !may_blame_rp_filter(rp, iif) {
+        return None;
+    }
     let err = input_route(local, src, iif).err()?;
     let back = route_get(src).ok().map(|r| r.dev);
-    Some(RpRefusal { src, iif: iif.to_string(), back_via: back, rp_filter: rp_filter(iif), kernel_says: err })
+    Some(RpRefusal { src, iif: iif.to_string(), back_via: back, rp_filter: rp, kernel_says: err })
+}
+
+/// Whether a refused input route may be put down to the reverse-path filter: not when the
+/// filter is off (rp_filter 0: what the kernel refuses then is a martian source, or a
+/// down interface), nor on loopback, where `ip route get … iif lo` fails for every source
+/// although the packets are taken.
+pub fn may_blame_rp_filter(rp_filter: Option<u8>, iif: &str) -> bool {
+    rp_filter != Some(0) && iif != "lo"
 }
 
 /// The reverse-path filter refuses `src` on `iif`.
@@ -117,4 +129,19 @@ pub fn neighbours() -> HashMap<IpAddr, Neighbour> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reverse_path_filter_is_blamed_only_when_on_and_off_loopback() {
+        assert!(may_blame_rp_filter(Some(1), "eth0"));
+        assert!(may_blame_rp_filter(Some(2), "veth0"));
+        // Unreadable: the kernel's refusal may still be the filter's.
+        assert!(may_blame_rp_filter(None, "eth0"));
+        assert!(!may_blame_rp_filter(Some(0), "eth0"));
+        assert!(!may_blame_rp_filter(Some(1), "lo"));
+    }
 }

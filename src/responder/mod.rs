@@ -715,7 +715,13 @@ impl Responder {
         let mut engine = Engine::new(&cfg, rand::random());
         engine.ramp = ramp.as_ref().map(|r| r.shared.clone());
         engine.joined(joining_ns);
-        let left = churn.as_ref().map_or_else(Default::default, |(c, _)| c.left());
+        // Groups whose probes never reach the socket by design: those --churn has left, or
+        // those --ramp has not joined (the two do not go together).
+        let left = match (&churn, &ramp) {
+            (Some((c, _)), _) => c.left(),
+            (None, Some(r)) => r.not_joined.clone(),
+            (None, None) => Default::default(),
+        };
         let tap = cfg.tap.then(|| probe_tap::ProbeTap::start(&cfg, left));
         if let Some(Ok(_)) = &tap {
             engine.watch_arrivals();

@@ -57,7 +57,8 @@ fn default_join_ifindex(group: IpAddr) -> u32 {
 
 impl ProbeTap {
     /// Starts tapping the probes `cfg`'s socket should get; not those to the groups in `left`
-    /// (`--churn` leaves them for a while: their probes then never reach the socket by design).
+    /// (`--churn` leaves them for a while, `--ramp` has not joined them yet: their probes then
+    /// never reach the socket by design).
     pub(crate) fn start(cfg: &ResponderConfig, left: super::join_leave::Left) -> Result<ProbeTap, String> {
         let spec = TapSpec { v6: cfg.group.is_ipv6(), ifindex: 0, ports: vec![(cfg.port, cfg.port)] };
         let mut tap = Tap::open(&spec, "the probes").map_err(|u| u.0)?;

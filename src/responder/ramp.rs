@@ -19,12 +19,13 @@
 
 use std::net::{IpAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::join_leave::Left;
 use super::ResponderConfig;
 use crate::net::tap::{self, Peek, Tap, TapSpec};
 use crate::net::{self, Iface};
@@ -119,6 +120,8 @@ pub(crate) struct Ramp {
     thread: Option<JoinHandle<()>>,
     /// Why the canary is not watched, to tell once.
     pub(crate) unwatched: Option<String>,
+    /// The groups not joined (yet, or refused): for the probe tap, as `--churn`'s left ones.
+    pub(crate) not_joined: Left,
 }
 
 impl Drop for Ramp {
@@ -170,8 +173,18 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         .map(UdpSocket::try_clone)
         .collect::<std::io::Result<Vec<_>>>()
         .context("cannot duplicate a socket")?;
-    let mut joiner =
-        Joiner { dups, per, groups: cfg.groups.clone(), iface: cfg.iface.clone(), source: cfg.source, joined: 0 };
+    // Every group is "left" until joined: the probe tap must not count its probes as dropped
+    // by this host (the socket never sees a group it has not joined).
+    let not_joined: Left = Arc::new(Mutex::new(cfg.groups.iter().copied().collect()));
+    let mut joiner = Joiner {
+        dups,
+        per,
+        groups: cfg.groups.clone(),
+        iface: cfg.iface.clone(),
+        source: cfg.source,
+        joined: 0,
+        not_joined: not_joined.clone(),
+    };
     joiner.join_upto(spec.step as usize, &shared)?;
     let (tap, unwatched) = match Tap::open(
         &TapSpec { v6, ifindex: cfg.iface.as_ref().map_or(0, |i| i.index), ports: vec![(cfg.port, cfg.port)] },
@@ -189,7 +202,7 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         .name("ramp".into())
         .spawn(move || ramp_loop(joiner, spec, tap, &sh, &st))
         .context("cannot start the ramp's thread")?;
-    Ok((socks, Ramp { shared, stop, thread: Some(thread), unwatched }))
+    Ok((socks, Ramp { shared, stop, thread: Some(thread), unwatched, not_joined }))
 }
 
 fn is_files(e: &std::io::Error) -> bool {
@@ -203,6 +216,7 @@ struct Joiner {
     iface: Option<Iface>,
     source: Option<IpAddr>,
     joined: usize,
+    not_joined: Left,
 }
 
 impl Joiner {
@@ -221,6 +235,7 @@ impl Joiner {
             }
             self.joined += 1;
             shared.joined.store(self.joined as u32, Ordering::Relaxed);
+            self.not_joined.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
         }
         Ok(())
     }

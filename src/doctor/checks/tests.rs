@@ -111,6 +111,13 @@ fn the_reverse_path_filter_is_named_with_the_route_back() {
     let w = &r.findings[0].what;
     assert!(w.contains("10.77.0.1") && w.contains("rp_filter 1") && w.contains("leaves by side0"), "{w}");
     assert!(r.findings[0].fix[1].contains("net.ipv4.conf.veth0.rp_filter=2"));
+    // With the filter off, the same refusal is not the filter's: no rp_filter fix.
+    f.rp_filter = Some(0);
+    let r = check(&setup(Role::Responder), &f);
+    assert_eq!(found(&r), [Check::ReversePath]);
+    let x = &r.findings[0];
+    assert!(x.what.contains("reverse-path filter is off (rp_filter 0)"), "{}", x.what);
+    assert!(x.fix.iter().all(|l| !l.contains("rp_filter")), "{:?}", x.fix);
 }
 
 #[test]
