@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::run::{KeyCounts, KeyEvidence, Outcome, UNICAST_TTL};
 use crate::stats::{Figures, HostStats, Run};
 
+pub use diagnosis::ListedTwice;
 pub(crate) use diagnosis::{Diagnosis, Verdict, DEFAULT_THRESHOLD_PCT};
 pub use host_path::AcksDroppedHere;
 pub(crate) use querier::{QuerierFinding, QuerierSeen, QuerierSilence};
@@ -190,6 +191,9 @@ pub enum Note {
         name: String,
         addrs: Vec<IpAddr>,
     },
+    /// One responder answered the unicast probes of two listed hosts: one host listed under
+    /// two of its addresses, judged once on multicast.
+    ListedTwice(ListedTwice),
     /// Several responders answered from one address: one host running several responders (or
     /// a NAT), which counts once among the hosts.
     SharedAddress {
@@ -350,6 +354,7 @@ impl Findings {
     pub fn of(o: &Outcome, j: Judgement) -> Findings {
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
+        let mut listed_twice = Vec::new();
         if !o.unicast.is_empty() {
             for u in &o.unicast {
                 let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
@@ -367,8 +372,23 @@ impl Findings {
                         heard = true;
                     }
                 }
-                if !heard {
-                    rows.push(Row::silent(u.host, Path::Multicast, o.run.sent()));
+                // The responder that answered this host's unicast probes already belongs to
+                // another listed host: one host listed under two of its addresses. Its
+                // multicast row is that host's; this one is judged by it, not called silent.
+                let twin = (!heard)
+                    .then(|| {
+                        rows.iter().find(|r| {
+                            r.path == Path::Multicast
+                                && r.expected_host.is_some()
+                                && r.id().is_some_and(|i| ids.contains(&i))
+                        })
+                    })
+                    .flatten()
+                    .and_then(|r| Some(ListedTwice { host: u.host, as_host: r.expected_host?, name: r.label()? }));
+                match twin {
+                    Some(t) => listed_twice.push(t),
+                    None if !heard => rows.push(Row::silent(u.host, Path::Multicast, o.run.sent())),
+                    None => {}
                 }
                 rows.extend(uc.into_iter().map(|r| Row { expected_host: Some(u.host), ..r }));
             }
@@ -383,6 +403,7 @@ impl Findings {
                 from_first_answer: j.from_first_answer,
                 group: j.group.ip(),
                 acks_tapped: matches!(&o.ack_watch, Some(crate::run::AckWatch::Watched(s)) if s.settled),
+                listed_twice: &listed_twice,
             };
             let mut d = diagnosis::diagnose(&hosts, &rows, cx);
             let own = |a: &SocketAddr| {
@@ -569,6 +590,7 @@ fn notes(o: &Outcome, rows: &[Row], d: Option<&Diagnosis>, j: Judgement) -> Vec<
     notes.extend(clock_steps(o).map(Note::ClockStepped));
     notes.extend(o.run.name_clashes().into_iter().map(|(name, addrs)| Note::SharedName { name, addrs }));
     notes.extend(shared_addresses(rows).into_iter().map(|(addr, names)| Note::SharedAddress { addr, names }));
+    notes.extend(d.into_iter().flat_map(|d| d.listed_twice.iter().cloned().map(Note::ListedTwice)));
     notes.extend(host_path::probes_dropped_at_hosts(rows).into_iter().map(Note::ProbesDroppedAtHost));
     notes.extend(rows.iter().filter_map(|r| {
         let loss = &r.figures.loss;

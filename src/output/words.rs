@@ -246,6 +246,7 @@ fn note_topic(n: &Note) -> Topic {
         Note::RateLimited(_)
         | Note::SharedName { .. }
         | Note::SharedAddress { .. }
+        | Note::ListedTwice(_)
         | Note::NothingAnswered(_)
         | Note::NoneOnTheGroup
         | Note::SharedLoss(_)
@@ -279,6 +280,10 @@ fn note_line(n: &Note) -> String {
         Note::KeyMismatch { source, counts } => {
             format!("key mismatch with {source}: {}", crate::findings::diagnosis::key_mismatch_text(counts))
         }
+        Note::ListedTwice(t) => format!(
+            "{} and {} are one responder, {}: its acks to {}'s unicast probes came from the responder answering as {}, so {} is judged by that multicast row; list each host once",
+            t.as_host, t.host, t.name, t.host, t.as_host, t.host
+        ),
         Note::SharedAddress { addr, names } => format!(
             "{} answered from one address, {addr}: one host running {} responders, which counts once among the hosts (--min-hosts)",
             and_list(names),
