@@ -53,34 +53,47 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Every command that takes numbers reads "-1" as a value (`allow_negative_numbers`), so that a
+/// negative number gets its flag's own error ("invalid value '-1' for '--count'"), not "unexpected
+/// argument '-1'".
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Join the group and answer every probe with an ack (run on each host; until Ctrl-C).
+    #[command(allow_negative_numbers = true)]
     Respond(RespondArgs),
     /// Send probes to the group and report every responder's latency and loss.
+    #[command(allow_negative_numbers = true)]
     Probe(ProbeArgs),
     /// A short burst: list the responders that answer (name, address, RTT) and count them.
+    #[command(allow_negative_numbers = true)]
     Discover(DiscoverArgs),
     /// Start responders on loopback, probe them for a few seconds, print and save the report.
+    #[command(allow_negative_numbers = true)]
     Demo(DemoArgs),
     /// Find each responder's highest loss-free probe rate (RFC 2544 throughput, per receiver).
+    #[command(allow_negative_numbers = true)]
     MaxRate(MaxRateArgs),
     /// Find how many groups each responder can join and still get (RFC 3918 group capacity).
+    #[command(allow_negative_numbers = true)]
     MaxGroups(MaxGroupsArgs),
     /// Every host of a list answers and probes every other one; each prints its row of the mesh.
+    #[command(allow_negative_numbers = true)]
     Mesh(MeshArgs),
     /// Write report.html from report folders (`--out` of probe, mesh, demo); several are merged.
     Report(ReportArgs),
     /// Probe without end and serve the figures to Prometheus (/metrics).
+    #[command(allow_negative_numbers = true)]
     Serve(ServeArgs),
     /// Watch real streams (RTP, MPEG-TS, sequenced feeds) live or from a capture: rate,
     /// microbursts, gaps, loss, jitter, MDI.
+    #[command(allow_negative_numbers = true)]
     Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or a subcommand's.
     Man(ManArgs),
     /// Check this host for what silently breaks multicast, with the command that fixes each.
+    #[command(allow_negative_numbers = true)]
     Doctor(doctor::DoctorArgs),
 }
 

@@ -124,3 +124,25 @@ fn help_pages() {
         insta::assert_snapshot!(cmd.clone(), help(&[&cmd]));
     }
 }
+
+#[test]
+fn a_negative_number_is_refused_by_its_flag() {
+    let cases: &[&[&str]] = &[
+        &["probe", "--count", "-1"],
+        &["probe", "--ttl", "-1"],
+        &["probe", "--size", "-1"],
+        &["probe", "--port", "-1"],
+        &["probe", "--min-hosts", "-1"],
+        &["respond", "--rate-limit", "-5"],
+        &["respond", "--total-rate-limit", "-1"],
+        &["watch", "--min-rate", "-5"],
+        &["demo", "--responders", "-1"],
+        &["max-rate", "--max-trials", "-1"],
+    ];
+    for args in cases {
+        let argv = std::iter::once("mcprobe").chain(args.iter().copied());
+        let e = Cli::try_parse_from(argv).unwrap_err().to_string();
+        let (flag, value) = (args[1], args[2]);
+        assert!(e.contains(flag) && e.contains(value) && !e.contains("unexpected argument"), "{args:?}: {e}");
+    }
+}
