@@ -476,7 +476,7 @@ With --out each host writes an ordinary report folder; collect them and merge th
 N x N matrix with `mcprobe report host1/ host2/ ... --out mesh/`.
 
 Denominators: hosts start at different times, so a peer's loss counts from its first answer on
-each path (`lost_after_first` / `sent_after_first` in summary.csv), here and in the merged
+each path (`lost_after_first`, `loss_after_first_pct` in summary.csv), here and in the merged
 matrix. This host keeps answering for --linger after its last probe, so peers that started later
 are not charged with its exit. A peer that never answered is a finding (verdict `unreachable` or
 `multicast-lost`), not an error.

@@ -150,7 +150,8 @@ pub struct SendArgs {
 /// How often probes leave.
 #[derive(Debug, Args, Clone)]
 pub struct PaceArgs {
-    /// Time between probes. Default: 100ms (10 probes/s).
+    /// Time between probes (instead of --rate). Default: 100ms (10 probes/s), unless --rate
+    /// shows a default of its own; 1s with `probe --preset soak`.
     #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate", allow_hyphen_values = true)]
     pub interval: Option<Duration>,
 
