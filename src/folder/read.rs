@@ -184,8 +184,19 @@ pub fn report_from_files(files: &BTreeMap<String, Vec<u8>>) -> Result<String> {
     crate::output::html::page::render(&folder)
 }
 
+/// Folders of the commands whose runs `report` does not read, by a file only they write.
+const OTHER_FOLDERS: [(&str, &str); 2] = [("maxrate.csv", "max-rate"), ("streams.csv", "watch")];
+
 fn parse(src: &dyn Source, dir: &Path) -> Result<Folder> {
     let meta_path = dir.join(crate::output::meta::FILE);
+    if src.get(crate::output::meta::FILE)?.is_none() {
+        if let Some((file, cmd)) = OTHER_FOLDERS.into_iter().find(|(f, _)| src.get(f).ok().flatten().is_some()) {
+            anyhow::bail!(
+                "{}: a folder of `mcprobe {cmd}` ({file}), whose report.html is already in it; `mcprobe report` reads the folders of probe, mesh and demo",
+                dir.display()
+            );
+        }
+    }
     let meta = src
         .get(crate::output::meta::FILE)?
         .with_context(|| format!("cannot read {}: no such file", meta_path.display()))

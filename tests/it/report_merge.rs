@@ -117,4 +117,10 @@ fn folders_that_cannot_be_merged_are_refused_by_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A max-rate folder is named as one, not as no folder of mcprobe's at all.
+    std::fs::write(empty.path().join("maxrate.csv"), "run_id\n").unwrap();
+    let out = report(&[empty.path()], to.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a folder of `mcprobe max-rate` (maxrate.csv)"), "{err}");
 }
