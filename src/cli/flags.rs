@@ -155,7 +155,7 @@ pub struct PaceArgs {
     #[arg(short = 'I', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rate", allow_hyphen_values = true)]
     pub interval: Option<Duration>,
 
-    /// Probes per second (instead of --interval).
+    /// Probes per second (instead of --interval): 1000, 2.5k, 1M.
     #[arg(short, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: Option<f64>,
 }

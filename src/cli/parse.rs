@@ -30,10 +30,18 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// Parses a rate in probes per second, from 0.001 (one every 1000 s) to 1 million.
+/// A probe rate: `1000`, `1k`, `2.5k`, `1M`, optionally ending in `pps` or `/s` (as watch's
+/// `--min-rate 900pps` writes packets/s); k and M are powers of 1000, as rates are.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
+    let t = s.trim();
+    let t = t.strip_suffix("pps").or_else(|| t.strip_suffix("/s")).unwrap_or(t);
+    let (num, mult) = match t.strip_suffix('k') {
+        Some(n) => (n, 1e3),
+        None => t.strip_suffix('M').map_or((t, 1.0), |n| (n, 1e6)),
+    };
+    match num.parse::<f64>().map(|r| r * mult) {
         Ok(r) if r.is_finite() && (0.001..=1e6).contains(&r) => Ok(r),
-        _ => Err(format!("'{s}' is not a rate between 0.001 and 1000000 probes/s")),
+        _ => Err(format!("'{s}' is not a rate between 0.001 and 1000000 probes/s (1000, 2.5k, 1M, 900pps)")),
     }
 }
 
@@ -111,6 +119,13 @@ mod tests {
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("1e-20").is_err());
         assert_eq!(parse_rate("0.001"), Ok(0.001));
+        assert_eq!(parse_rate("2.5k"), Ok(2500.0));
+        assert_eq!(parse_rate("1M"), Ok(1e6));
+        assert_eq!(parse_rate("900pps"), Ok(900.0));
+        assert_eq!(parse_rate("20k/s"), Ok(20_000.0));
+        assert!(parse_rate("2M").is_err());
+        assert!(parse_rate("1kk").is_err());
+        assert!(parse_rate("-5").unwrap_err().starts_with("'-5' is not a rate"));
         assert!(parse_report_interval("1ns").is_err());
         assert_eq!(parse_report_interval("10ms"), Ok(Duration::from_millis(10)));
         assert_eq!(parse_percent("0.5%"), Ok(0.5));
