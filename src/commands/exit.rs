@@ -36,7 +36,10 @@ fn miss_line(m: &Miss) -> Option<String> {
         }
         Miss::TooFew { answered, min } => format!("mcprobe: {answered} responders answered < --min-responders {min}"),
         Miss::TooFewHosts { hosts, min } => {
-            format!("mcprobe: responders answered from {hosts} hosts < --min-hosts {min}")
+            format!(
+                "mcprobe: responders answered from {} < --min-hosts {min}",
+                crate::output::counted(*hosts as u64, "host", "hosts")
+            )
         }
         // The table's closing lines already say what to check.
         Miss::NobodyAnswered => return None,

@@ -16,14 +16,14 @@ pub(crate) fn max_groups(args: &MaxGroupsArgs, stop: &AtomicBool) -> Result<i32>
     let cfg = config::max_groups(args)?;
     if !args.quiet {
         eprintln!(
-            "searching the group capacity over {} groups ({} … ) port {}, canary {}, via {}: steps of {}, {} probes of each group a step",
-            cfg.range,
+            "searching the group capacity over {} ({} … ) port {}, canary {}, via {}: steps of {}, {} of each group a step",
+            crate::output::counted(cfg.range as u64, "group", "groups"),
             cfg.probe.groups[0],
             cfg.probe.port,
             cfg.canary(),
             iface_label(&cfg.probe.iface, cfg.probe.group),
             crate::output::progress::human(cfg.step),
-            cfg.rounds
+            crate::output::counted(cfg.rounds as u64, "probe", "probes")
         );
     }
     let outcome = driver::run(&cfg, stop, |ev| match ev {

@@ -40,11 +40,11 @@ pub(crate) fn mesh(args: &MeshArgs, stop: &AtomicBool) -> Result<i32> {
         let (probe, name, peers) = (&setup.probe.probe, &setup.name, &setup.peers);
         if !quiet {
             eprintln!(
-                "mesh: {name} ({me}) answers on {} and probes {} peers every {} for {} probes",
+                "mesh: {name} ({me}) answers on {} and probes {} every {} for {}",
                 SocketAddr::new(probe.group, probe.port),
-                peers.len(),
+                crate::output::counted(peers.len() as u64, "peer", "peers"),
                 human(probe.interval),
-                probe.count
+                crate::output::counted(probe.count, "probe", "probes")
             );
         }
         let mesh_csv = |found: &Findings, dir: &Path| -> Result<()> {

@@ -80,10 +80,10 @@ pub(crate) fn run_probe(
     };
     if !quiet {
         eprintln!(
-            "probing {} via {}: {} probes every {}, {} B{}, ttl {}; acks count as late after {}",
+            "probing {} via {}: {} every {}, {} B{}, ttl {}; acks count as late after {}",
             groups_label(cfg),
             iface_label(&cfg.iface, cfg.group),
-            cfg.count,
+            crate::output::counted(cfg.count, "probe", "probes"),
             human(cfg.interval),
             cfg.plain.as_ref().map_or(cfg.size, Vec::len),
             prober::padded_size(cfg).map_or(String::new(), |n| format!(

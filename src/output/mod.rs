@@ -156,11 +156,17 @@ pub(crate) fn write_table(w: &mut impl Write, f: &Findings) -> io::Result<()> {
     Ok(())
 }
 
+/// "1 probe", "2 probes": a count and its noun, in the number it takes.
+pub(crate) fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// "3 responders answered (2 without loss), from 2 hosts": responders and the hosts they
 /// answered from are counted apart (two responders on one host are one host).
 fn answered_line(f: &Findings) -> String {
     let n = f.responders().count();
-    let plural = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    let plural = |k: usize, one: &str, many: &str| counted(k as u64, one, many);
     if n == 0 {
         return "0 responders answered".to_string();
     }

@@ -130,8 +130,8 @@ fn join_leave_line(label: &str, r: &crate::findings::groups::GroupReach) -> Opti
     let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
     let spread = |what: &str, x: Option<Spread>| match x {
         Some(x) => format!(
-            "{what} delay over {} groups p50 {} ms, p99 {} ms, max {} ms",
-            x.groups,
+            "{what} delay over {} p50 {} ms, p99 {} ms, max {} ms",
+            crate::output::counted(x.groups as u64, "group", "groups"),
             ms(x.p50_ns),
             ms(x.p99_ns),
             ms(x.max_ns)
