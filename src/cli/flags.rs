@@ -239,11 +239,11 @@ pub struct LossArgs {
 pub struct MinArgs {
     /// Exit 1 if fewer than N responders answered. A responder is one answering process: two on
     /// one host count twice (see --min-hosts).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub min_responders: Option<usize>,
 
     /// Exit 1 if responders answered from fewer than N host addresses.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub min_hosts: Option<usize>,
 }
 

@@ -446,6 +446,9 @@ pub(crate) fn max_rate(args: &MaxRateArgs) -> Result<(MaxRateConfig, Output)> {
     if start > max {
         bail!("--start {start}: above --max {max}");
     }
+    if args.resolution <= 0.0 {
+        bail!("--resolution {}: a bracket is never narrower than 0 %, so the search would never end; give a percentage above 0 (default 5)", args.resolution);
+    }
     let output = output(&args.output)?;
     let probe = ProbeConfig {
         ttl: args.send.ttl,
@@ -488,6 +491,9 @@ pub(crate) fn max_groups(args: &MaxGroupsArgs) -> Result<crate::maxgroups::drive
     }
     if canary.is_ipv6() != groups[0].is_ipv6() {
         bail!("--canary {canary}: not of the same family as --groups");
+    }
+    if let Some(n) = args.min_groups.filter(|&n| n as usize > range) {
+        bail!("--min-groups {n}: --groups has {range}, so no responder can reach it");
     }
     groups.push(canary);
     let key = key_of(&args.key)?;

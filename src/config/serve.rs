@@ -111,6 +111,9 @@ pub(crate) fn from_args(a: &ServeArgs) -> Result<ServeConfig> {
                 None => (vec![net::check_group(a.net.group)?], a.net.port),
             };
             let group = groups[0];
+            if a.target.is_empty() || a.target.chars().any(char::is_control) {
+                bail!("--target {:?}: the target's name must be a non-empty printable name", a.target);
+            }
             let spec = Spec {
                 name: a.target.clone(),
                 group,

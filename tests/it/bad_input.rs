@@ -170,3 +170,21 @@ fn bad_group_lists_and_too_few_descriptors_are_named() {
     assert!(err.contains("1000 groups need more sockets") && err.contains("ulimit -n"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Values that parse but cannot mean anything: refused before any socket, naming the flag.
+#[test]
+fn values_that_cannot_mean_anything_are_refused() {
+    fails_with(&["probe", "--iface", "127.0.0.1", "--min-hosts", "0"], &["--min-hosts", "'0'"]);
+    fails_with(&["discover", "--iface", "127.0.0.1", "--min-responders", "0"], &["--min-responders", "'0'"]);
+    fails_with(&["max-rate", "--iface", "127.0.0.1", "--resolution", "0"], &["--resolution 0", "never end"]);
+    fails_with(
+        &["max-groups", "--iface", "127.0.0.1", "--groups", "239.1.1.1", "--min-groups", "5"],
+        &["--min-groups 5", "--groups has 1"],
+    );
+    fails_with(&["serve", "--iface", "127.0.0.1", "--target", ""], &["--target \"\"", "non-empty"]);
+    fails_with(&["respond", "--iface", "127.0.0.1", "--churn", "2s"], &["--churn", "--groups"]);
+    fails_with(
+        &["respond", "--iface", "127.0.0.1", "--groups", "239.1.1.1", "--churn", "2s"],
+        &["--churn 2s", "one group"],
+    );
+}
