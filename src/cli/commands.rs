@@ -43,8 +43,8 @@ Examples:
   mcprobe respond --iface eth0 --allow 10.20.0.0/16 --key-file /etc/mcprobe.key
   # 1000 groups (IPTV channels, a group per feed), a socket for each:
   mcprobe respond --iface eth0 --groups 239.1.0.0/22
-  # channel zapping over 128 groups, a leave every 10 s and its rejoin 5 s later; join and leave delays
-  # per group go to the prober (probe --groups 239.1.1.0/25 --size 200):
+  # channel zapping over 128 groups, a leave every 10 s and its rejoin 5 s later; join and
+  # leave delays per group go to the prober (probe --groups 239.1.1.0/25 --size 200):
   mcprobe respond --iface eth0 --groups 239.1.1.0/25 --churn 10s")]
 pub struct RespondArgs {
     #[command(flatten)]

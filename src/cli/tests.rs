@@ -146,3 +146,20 @@ fn a_negative_number_is_refused_by_its_flag() {
         assert!(e.contains(flag) && e.contains(value) && !e.contains("unexpected argument"), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn help_texts_fit_a_100_column_terminal_unwrapped() {
+    // An example wrapped onto a second line cannot be pasted: every line of the texts after the
+    // options (examples, exit codes) fits in 100 columns as written.
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut long = Vec::new();
+    for c in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
+        for line in c.get_after_help().map(|h| h.to_string()).unwrap_or_default().lines() {
+            if line.chars().count() > 100 {
+                long.push(format!("{}: {line}", c.get_name()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "lines over 100 columns:\n{}", long.join("\n"));
+}

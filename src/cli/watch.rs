@@ -64,7 +64,7 @@ Examples:
   # a market-data feed whose u64 little-endian sequence number sits at byte 8:
   mcprobe watch --iface eth0 239.9.9.9:30001 --seq u64le@8 --max-gap 50ms
   # IPTV: exit 1 if a channel loses more than 0.01 % or drops below 3 Mbit/s:
-  mcprobe watch --iface eth0 --groups 239.1.1.1-239.1.1.40:1234 --duration 5m --max-loss 0.01 --min-rate 3M
+  mcprobe watch --iface eth0 --groups 239.1.1.1-239.1.1.40:1234 -d 5m --max-loss 0.01 --min-rate 3M
   # a capture from a customer's site (tcpdump -w, pcap or pcapng), same figures:
   mcprobe watch --pcap site.pcapng --out site/
 
