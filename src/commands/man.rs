@@ -21,7 +21,8 @@ pub(crate) fn man(a: &ManArgs) -> Result<i32> {
             // The page of `mcprobe serve` is mcprobe-serve(1), as git and cargo name theirs. clap
             // takes a &'static name; this command renders one page and exits.
             let page_name: &'static str = Box::leak(format!("mcprobe-{name}").into_boxed_str());
-            sub.name(page_name)
+            // A subcommand has no version of its own: the page's header shows the program's.
+            sub.name(page_name).version(crate::cli::VERSION)
         }
     };
     let mut out = Vec::new();

@@ -267,6 +267,9 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     });
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(".TH mcprobe-serve 1") && text.contains("listen") && text.contains("forget"), "{text:.300}");
+    // Its header carries the program's version, as the main page's does.
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(text.contains(&format!("\"mcprobe-serve {version} (")), "{text:.300}");
     let out = common::run({
         let mut c = bin();
         c.args(["man", "nosuch"]);
