@@ -68,9 +68,9 @@ pub struct DoctorArgs {
     /// UDP client has. Set it when this host has a firewall: acks come from the responders'
     /// --port to this port, and conntrack does not tie them to the multicast probes, so a
     /// stateful firewall drops them unless this port is open (`nft insert rule inet filter
-    /// input udp dport PORT accept`). With --hosts, the unicast probes take the ports after it,
-    /// one per host (PORT+1 ... PORT+N): a stateful firewall passes their acks anyway, a
-    /// stateless one needs the whole range.
+    /// input udp dport PORT accept`). Where --hosts is given (probe, serve, mesh), the unicast
+    /// probes take the ports after it, one per host (PORT+1 ... PORT+N): a stateful firewall
+    /// passes their acks anyway, a stateless one needs the whole range.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ack_port: Option<u16>,
 
@@ -90,8 +90,8 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub keyed: bool,
 
-    /// Print the result as JSON on stdout instead of the text (what an --out folder keeps as
-    /// report.json).
+    /// Print the result as JSON on stdout instead of the text (the report.json of an --out
+    /// folder, in the commands that write one).
     #[arg(long)]
     pub json: bool,
 }

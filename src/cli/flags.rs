@@ -131,8 +131,8 @@ pub struct SendArgs {
     #[arg(short, long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(64..=65507))]
     pub size: u16,
 
-    /// An ack slower than this is late (counted, but its probe is lost). Also how long the
-    /// prober waits for acks after its last probe.
+    /// An ack slower than this is late (counted, but its probe is lost). Also how long a run
+    /// that ends waits for the acks of its last probes.
     #[arg(short = 'W', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
 
@@ -140,9 +140,9 @@ pub struct SendArgs {
     /// UDP client has. Set it when this host has a firewall: acks come from the responders'
     /// --port to this port, and conntrack does not tie them to the multicast probes, so a
     /// stateful firewall drops them unless this port is open (`nft insert rule inet filter
-    /// input udp dport PORT accept`). With --hosts, the unicast probes take the ports after it,
-    /// one per host (PORT+1 ... PORT+N): a stateful firewall passes their acks anyway, a
-    /// stateless one needs the whole range.
+    /// input udp dport PORT accept`). Where --hosts is given (probe, serve, mesh), the unicast
+    /// probes take the ports after it, one per host (PORT+1 ... PORT+N): a stateful firewall
+    /// passes their acks anyway, a stateless one needs the whole range.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ack_port: Option<u16>,
 }
@@ -212,8 +212,8 @@ pub struct OutputArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON on stdout instead of the text (what an --out folder keeps as
-    /// report.json).
+    /// Print the result as JSON on stdout instead of the text (the report.json of an --out
+    /// folder, in the commands that write one).
     #[arg(long)]
     pub json: bool,
 
