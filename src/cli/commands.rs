@@ -16,14 +16,15 @@ macro_rules! table_columns {
         "\
 Table columns: SENT probes sent; RCVD acks on time; LOSS% lost/sent; FWD probes that never
 reached the responder; HOST of those, the ones its own host dropped (socket buffer full, as it
-reports; shown when there are some); UNTOLD of those, the ones lost after its latest such
-report (its host's or the network's, not yet told); RET acks lost on the way back; UNK lost,
-direction unknown (probes after the newest ack); LIM probes the responder chose not to answer (its --rate-limit;
-not loss; shown when there are some); DUP duplicate acks; REOR acks that arrived after a
-higher-numbered one; LATE acks slower than --timeout (their probes count as lost); MIN/MAX the
-fastest and slowest round trip, exact; P50/P99 round-trip percentiles from a histogram, within
-1/128 (0.8 %) of the exact value; JIT RFC 3550 jitter; 1ST time from the first probe to the
-responder's first ack; JOIN its join delay, for a responder that joined during the run."
+reports; shown when there are some); UNTOLD of those, the ones lost after its latest such report
+(its host's or the network's, not yet told); RET acks lost on the way back; UNK lost, direction
+unknown (probes after the newest ack); LIM probes the responder chose not to answer (its
+--rate-limit; not loss; shown when there are some); DUP duplicate acks; REOR acks that arrived
+after a higher-numbered one; LATE acks slower than --timeout (their probes count as lost);
+MIN/MAX the fastest and slowest round trip, exact; P50/P99 round-trip percentiles from a
+histogram, within 1/128 (0.8 %) of the exact value; JIT RFC 3550 jitter; 1ST time from the first
+probe to the responder's first ack; JOIN its join delay, for a responder that joined during the
+run."
     };
 }
 
