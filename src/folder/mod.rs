@@ -37,12 +37,18 @@ const STAGING_PREFIX: &str = ".mcprobe-staging-";
 
 /// Staging folders of this process, removed by a second Ctrl-C before it exits at once.
 static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// `--out` folders this process created: removed with them when they are left empty.
+static CREATED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Removes this process's unfinished report files (for an immediate exit): the earlier run's
 /// files are untouched.
 pub fn remove_unfinished() {
     for dir in STAGING.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    // Only an empty one: a folder that holds anything else was not only this run's.
+    for dir in CREATED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -106,7 +112,11 @@ impl RunFolder {
     /// unless `force`, and makes this run's staging folder.
     pub(crate) fn open(dir: &Path, force: bool, run: u64) -> Result<Self> {
         let shown = dir.display();
+        let created = !dir.exists();
         std::fs::create_dir_all(dir).with_context(|| format!("--out {shown}: cannot create the folder"))?;
+        if created {
+            CREATED.lock().unwrap_or_else(|e| e.into_inner()).push(dir.to_path_buf());
+        }
         remove_leftovers(dir)?;
         let earlier = read_manifest(dir);
         let mut foreign: Vec<String> = std::fs::read_dir(dir)
