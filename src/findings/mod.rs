@@ -194,6 +194,11 @@ pub enum Note {
     /// One responder answered the unicast probes of two listed hosts: one host listed under
     /// two of its addresses, judged once on multicast.
     ListedTwice(ListedTwice),
+    /// A peer's address that this host's own responder answered (`mesh`): an address of this
+    /// host, so that peer's answers are not counted.
+    OwnAddress {
+        host: IpAddr,
+    },
     /// Several responders answered from one address: one host running several responders (or
     /// a NAT), which counts once among the hosts.
     SharedAddress {
@@ -355,9 +360,18 @@ impl Findings {
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
         let mut listed_twice = Vec::new();
+        let mut answered_by_own = Vec::new();
         if !o.unicast.is_empty() {
             for u in &o.unicast {
                 let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
+                // This host's own responder answering a peer's address (`mesh`): the address is
+                // this host's (127.0.0.2 on lo, an AnyIP route), and that peer never answered.
+                let before = uc.len();
+                uc.retain(|r| j.own.is_none() || r.id() != j.own);
+                // (A loopback or interface address gets its own advice: `Advice::ThisHost`.)
+                if uc.len() < before && !u.is_self {
+                    answered_by_own.push(u.host);
+                }
                 if uc.is_empty() {
                     uc.push(Row::silent(u.host, Path::Unicast, u.run.sent()));
                 }
@@ -424,6 +438,7 @@ impl Findings {
         let restarts = restarts(&o.run);
         let run = RunFacts { from_first_answer: j.from_first_answer, ..run_facts(o) };
         let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
+        notes.extend(answered_by_own.into_iter().map(|host| Note::OwnAddress { host }));
         let mut shared = shared_faults(&o.run, &rows);
         // A loss every responder shares, with this host dropping acks or sending in bursts: the
         // cause is known here, and it is not upstream.

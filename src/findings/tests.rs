@@ -75,6 +75,24 @@ fn one_responder_listed_under_two_addresses_is_judged_once_not_called_lost() {
 }
 
 #[test]
+fn a_peer_address_answered_by_this_hosts_own_responder_is_no_peer() {
+    // A mesh lists 10.0.0.2, which this host's kernel delivers to itself: its own responder (7)
+    // answers the unicast probes to it. Not a peer that answered: unreachable, and a note.
+    let own = Answerer::new(7, "me", "10.0.0.1:24242");
+    let mut j = judge("239.1.1.1:24242");
+    j.own = Some(ResponderId(7));
+    let f = Findings::of(&outcome(30, 1, std::slice::from_ref(&own), &[("10.0.0.2", vec![own.clone()])]), j);
+    assert_eq!(verdicts(&f), [("10.0.0.2".parse().unwrap(), Verdict::Unreachable)]);
+    assert!(f.notes.iter().any(|n| matches!(n, Note::OwnAddress { host } if host.to_string() == "10.0.0.2")));
+    // Without an own responder (probe), the same acks are the host's.
+    let f = Findings::of(
+        &outcome(30, 1, std::slice::from_ref(&own), &[("10.0.0.2", vec![own.clone()])]),
+        judge("239.1.1.1:24242"),
+    );
+    assert_eq!(verdicts(&f)[0].1, Verdict::Ok);
+}
+
+#[test]
 fn unexpected_responders_are_listed() {
     let stranger = Answerer::new(9, "stranger", "10.0.0.9:24242");
     let f = Findings::of(&outcome(10, 1, &[stranger], &[("10.0.0.1", vec![])]), judge("239.1.1.1:24242"));

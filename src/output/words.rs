@@ -247,6 +247,7 @@ fn note_topic(n: &Note) -> Topic {
         | Note::SharedName { .. }
         | Note::SharedAddress { .. }
         | Note::ListedTwice(_)
+        | Note::OwnAddress { .. }
         | Note::NothingAnswered(_)
         | Note::NoneOnTheGroup
         | Note::SharedLoss(_)
@@ -283,6 +284,9 @@ fn note_line(n: &Note) -> String {
         Note::ListedTwice(t) => format!(
             "{} and {} are one responder, {}: its acks to {}'s unicast probes came from the responder answering as {}, so {} is judged by that multicast row; list each host once",
             t.as_host, t.host, t.name, t.host, t.as_host, t.host
+        ),
+        Note::OwnAddress { host } => format!(
+            "{host} was answered by this host's own responder: it is an address of this host, not a peer's, so it counts as never answered; leave it out of --hosts"
         ),
         Note::SharedAddress { addr, names } => format!(
             "{} answered from one address, {addr}: one host running {} responders, which counts once among the hosts (--min-hosts)",
