@@ -451,7 +451,7 @@ pub struct MaxGroupsArgs {
     pub confirm: u32,
 
     /// Exit 1 if some responder's count that worked is below N.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub min_groups: Option<u32>,
 
     /// Print the result as JSON on stdout instead of the text.

@@ -303,10 +303,11 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
     let key = key_of(&args.key)?;
     let size = check_size(args.send.size, key.is_some())?;
     let interval = Duration::from_millis(20);
-    // clap gives --duration its default (100 ms: 5 probes); --count, when given, wins.
-    let (count, deadline) = length(&args.length, interval, interval)?;
+    // clap gives --duration its default (100 ms: 5 probes); --count, when given, wins. A census
+    // sends its probes whatever the machine's stalls: no deadline cuts the last one.
+    let (count, asked) = length(&args.length, interval, interval)?;
     if count > 1000 {
-        match deadline {
+        match asked {
             Some(d) => bail!(
                 "--duration {}: a census sends at most 1000 probes (20 s at its 20 ms); use `probe` for longer runs",
                 humantime::format_duration(d)
@@ -321,7 +322,7 @@ pub(crate) fn discover(args: &DiscoverArgs) -> Result<ProbeSetup> {
         size,
         interval,
         count,
-        deadline,
+        deadline: None,
         timeout: args.send.timeout,
         rcvbuf: args.net.rcvbuf,
         intervals: output.out.is_some(),
@@ -446,8 +447,8 @@ pub(crate) fn max_rate(args: &MaxRateArgs) -> Result<(MaxRateConfig, Output)> {
     if start > max {
         bail!("--start {start}: above --max {max}");
     }
-    if args.resolution <= 0.0 {
-        bail!("--resolution {}: a bracket is never narrower than 0 %, so the search would never end; give a percentage above 0 (default 5)", args.resolution);
+    if let Some(m) = args.min_rate.filter(|&m| m.round() as u64 > max) {
+        bail!("--min-rate {m}: above --max {max}, so every responder would miss it; the search never tries past --max");
     }
     let output = output(&args.output)?;
     let probe = ProbeConfig {

@@ -406,7 +406,7 @@ pub struct Diagnosis {
     pub hosts: Vec<HostDiagnosis>,
     /// Multicast responders whose address is not among the expected hosts: (name, address).
     pub unexpected: Vec<(String, SocketAddr)>,
-    /// Hosts listed twice: one responder under two of its addresses.
+    /// Hosts listed twice, judged once: one responder under two of its addresses.
     pub listed_twice: Vec<ListedTwice>,
 }
 
@@ -487,13 +487,11 @@ pub(crate) struct Context<'a> {
     pub group: IpAddr,
     /// This host's packet tap watched the acks to the end (see [`super::host_path`]).
     pub acks_tapped: bool,
-    /// Listed hosts whose responder's multicast row is another listed host's.
-    pub listed_twice: &'a [ListedTwice],
 }
 
 /// One responder listed under two addresses (`--hosts 10.0.0.5,10.1.0.5`, two interfaces of one
 /// host): its unicast acks to `host` came from the responder whose multicast row is `as_host`'s,
-/// and `host` is judged by that row instead of being called silent on multicast.
+/// so `host` is judged once, as `as_host` (not called silent on multicast), and a note says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedTwice {
     pub host: IpAddr,
@@ -505,16 +503,11 @@ pub struct ListedTwice {
 /// Compares the paths of each expected host. `rows` holds the multicast and unicast rows, each
 /// tied to its expected host by `expected_host`; `hosts` what the sockets said about each.
 pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -> Diagnosis {
-    let Context { threshold_pct, mc_ttl, port, local, from_first_answer, group, acks_tapped, listed_twice } = cx;
+    let Context { threshold_pct, mc_ttl, port, local, from_first_answer, group, acks_tapped } = cx;
     let nobody_on_the_group = !rows.iter().any(Row::is_multicast_responder);
     let mut out = Vec::new();
     for &(host, signals) in hosts {
-        // A host listed twice is judged on the multicast path by its twin's row.
-        let mc_host = listed_twice.iter().find(|t| t.host == host).map_or(host, |t| t.as_host);
-        let of = move |path: Path| {
-            let owner = if path == Path::Multicast { mc_host } else { host };
-            rows.iter().filter(move |r| r.path == path && r.expected_host == Some(owner))
-        };
+        let of = |path: Path| rows.iter().filter(move |r| r.path == path && r.expected_host == Some(host));
         // A host may run several responders; its multicast figure is its best one (the question
         // is whether multicast reaches the host at all), and all their names are listed.
         let mc = of(Path::Multicast).max_by_key(|r| r.figures.received);
@@ -591,5 +584,5 @@ pub(crate) fn diagnose(hosts: &[(IpAddr, Signals)], rows: &[Row], cx: Context) -
         .filter(|r| r.is_multicast_responder() && r.expected_host.is_none())
         .filter_map(|r| r.responder.as_ref().map(|x| (x.name.clone(), x.addr)))
         .collect();
-    Diagnosis { hosts: out, unexpected, listed_twice: listed_twice.to_vec() }
+    Diagnosis { hosts: out, unexpected, listed_twice: Vec::new() }
 }

@@ -194,11 +194,6 @@ pub enum Note {
     /// One responder answered the unicast probes of two listed hosts: one host listed under
     /// two of its addresses, judged once on multicast.
     ListedTwice(ListedTwice),
-    /// A peer's address that this host's own responder answered (`mesh`): an address of this
-    /// host, so that peer's answers are not counted.
-    OwnAddress {
-        host: IpAddr,
-    },
     /// Several responders answered from one address: one host running several responders (or
     /// a NAT), which counts once among the hosts.
     SharedAddress {
@@ -359,18 +354,18 @@ impl Findings {
     pub fn of(o: &Outcome, j: Judgement) -> Findings {
         let mut rows = path_rows(&o.run, Path::Multicast, o.ttl);
         let mut diagnosis = None;
-        let mut listed_twice = Vec::new();
-        let mut answered_by_own = Vec::new();
         if !o.unicast.is_empty() {
+            let mut listed_twice = Vec::new();
+            // Listed addresses that this host's own responder answered (`mesh`): this host's.
+            let mut own_address = Vec::new();
             for u in &o.unicast {
                 let mut uc = path_rows(&u.run, Path::Unicast, UNICAST_TTL);
-                // This host's own responder answering a peer's address (`mesh`): the address is
-                // this host's (127.0.0.2 on lo, an AnyIP route), and that peer never answered.
+                // This host's own responder answering a peer's address (`mesh`; 127.0.0.2 on lo,
+                // an AnyIP route): that peer never answered, and the address is this host's.
                 let before = uc.len();
                 uc.retain(|r| j.own.is_none() || r.id() != j.own);
-                // (A loopback or interface address gets its own advice: `Advice::ThisHost`.)
-                if uc.len() < before && !u.is_self {
-                    answered_by_own.push(u.host);
+                if uc.len() < before {
+                    own_address.push(u.host);
                 }
                 if uc.is_empty() {
                     uc.push(Row::silent(u.host, Path::Unicast, u.run.sent()));
@@ -378,37 +373,49 @@ impl Findings {
                 // A multicast row belongs to this host when it comes from its address or from a
                 // responder that answered this host's unicast probes (identity from the payload).
                 let ids: Vec<ResponderId> = uc.iter().filter_map(Row::id).collect();
+                // The responder that answered this host's unicast probes already belongs to
+                // another listed host: one host listed under two of its addresses. It is judged
+                // once, as the other: every output shows it once, the note says why.
+                let twin = rows
+                    .iter()
+                    .find(|r| {
+                        r.path == Path::Multicast
+                            && r.expected_host.is_some()
+                            && r.id().is_some_and(|i| ids.contains(&i))
+                    })
+                    .and_then(|r| Some(ListedTwice { host: u.host, as_host: r.expected_host?, name: r.label()? }));
+                if let Some(t) = twin {
+                    listed_twice.push(t);
+                    continue;
+                }
                 let mut heard = false;
                 for r in rows.iter_mut().filter(|r| r.expected_host.is_none()) {
                     let Some(resp) = &r.responder else { continue };
+                    // This host's own responder is no listed host's (`mesh`).
+                    if j.own == Some(resp.id) {
+                        continue;
+                    }
                     if resp.addr.ip() == u.host || ids.contains(&resp.id) {
                         r.expected_host = Some(u.host);
                         heard = true;
                     }
                 }
-                // The responder that answered this host's unicast probes already belongs to
-                // another listed host: one host listed under two of its addresses. Its
-                // multicast row is that host's; this one is judged by it, not called silent.
-                let twin = (!heard)
-                    .then(|| {
-                        rows.iter().find(|r| {
-                            r.path == Path::Multicast
-                                && r.expected_host.is_some()
-                                && r.id().is_some_and(|i| ids.contains(&i))
-                        })
-                    })
-                    .flatten()
-                    .and_then(|r| Some(ListedTwice { host: u.host, as_host: r.expected_host?, name: r.label()? }));
-                match twin {
-                    Some(t) => listed_twice.push(t),
-                    None if !heard => rows.push(Row::silent(u.host, Path::Multicast, o.run.sent())),
-                    None => {}
+                if !heard {
+                    rows.push(Row::silent(u.host, Path::Multicast, o.run.sent()));
                 }
                 rows.extend(uc.into_iter().map(|r| Row { expected_host: Some(u.host), ..r }));
             }
             let local = &o.local_addrs;
-            let hosts: Vec<(IpAddr, diagnosis::Signals)> =
-                o.unicast.iter().map(|u| (u.host, diagnosis::Signals::of(u, local, &o.keys))).collect();
+            let hosts: Vec<(IpAddr, diagnosis::Signals)> = o
+                .unicast
+                .iter()
+                .filter(|u| !listed_twice.iter().any(|t| t.host == u.host))
+                .map(|u| {
+                    let mut s = diagnosis::Signals::of(u, local, &o.keys);
+                    s.is_self |= own_address.contains(&u.host);
+                    (u.host, s)
+                })
+                .collect();
             let cx = diagnosis::Context {
                 threshold_pct: j.threshold_pct,
                 mc_ttl: o.ttl,
@@ -417,9 +424,9 @@ impl Findings {
                 from_first_answer: j.from_first_answer,
                 group: j.group.ip(),
                 acks_tapped: matches!(&o.ack_watch, Some(crate::run::AckWatch::Watched(s)) if s.settled),
-                listed_twice: &listed_twice,
             };
             let mut d = diagnosis::diagnose(&hosts, &rows, cx);
+            d.listed_twice = listed_twice;
             let own = |a: &SocketAddr| {
                 rows.iter()
                     .any(|r| r.id().is_some() && r.id() == j.own && r.responder.as_ref().is_some_and(|x| x.addr == *a))
@@ -438,7 +445,6 @@ impl Findings {
         let restarts = restarts(&o.run);
         let run = RunFacts { from_first_answer: j.from_first_answer, ..run_facts(o) };
         let mut notes = notes(o, &rows, diagnosis.as_ref(), j);
-        notes.extend(answered_by_own.into_iter().map(|host| Note::OwnAddress { host }));
         let mut shared = shared_faults(&o.run, &rows);
         // A loss every responder shares, with this host dropping acks or sending in bursts: the
         // cause is known here, and it is not upstream.

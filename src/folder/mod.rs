@@ -46,7 +46,8 @@ pub fn remove_unfinished() {
     for dir in STAGING.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let _ = std::fs::remove_dir_all(dir);
     }
-    // Only an empty one: a folder that holds anything else was not only this run's.
+    // Only an empty one, deepest first: a folder that holds anything else was not only this
+    // run's.
     for dir in CREATED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let _ = std::fs::remove_dir(dir);
     }
@@ -112,11 +113,11 @@ impl RunFolder {
     /// unless `force`, and makes this run's staging folder.
     pub(crate) fn open(dir: &Path, force: bool, run: u64) -> Result<Self> {
         let shown = dir.display();
-        let created = !dir.exists();
+        // The folders this creates, deepest first (`--out a/b/new` may create all three).
+        let created: Vec<PathBuf> =
+            dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Path::to_path_buf).collect();
         std::fs::create_dir_all(dir).with_context(|| format!("--out {shown}: cannot create the folder"))?;
-        if created {
-            CREATED.lock().unwrap_or_else(|e| e.into_inner()).push(dir.to_path_buf());
-        }
+        CREATED.lock().unwrap_or_else(|e| e.into_inner()).extend(created);
         remove_leftovers(dir)?;
         let earlier = read_manifest(dir);
         let mut foreign: Vec<String> = std::fs::read_dir(dir)

@@ -64,7 +64,7 @@ pub(crate) struct PeerRow {
     pub verdict: Verdict,
 }
 
-/// The row of each peer, in the order of `peers`, with the verdict the findings gave its host
+/// The row of each peer, in the order of `peers` (a peer listed twice once), with the verdict the findings gave its host
 /// (judged from the first answer on each path: the mesh's judgement says so). This host's own
 /// responder is not among the rows (the judgement names it). When a peer restarted, the
 /// responder that answered most stands for it.
@@ -79,8 +79,13 @@ pub(crate) fn peer_rows(found: &Findings, peers: &[IpAddr]) -> Vec<PeerRow> {
         let d = found.diagnosis.as_ref().and_then(|d| d.hosts.iter().find(|h| h.host == host));
         d.map_or(Verdict::Unreachable, |d| d.verdict)
     };
+    // A peer listed twice (one responder under two addresses) has one row, as the findings
+    // judge it once (see `ListedTwice`).
+    let twice: Vec<IpAddr> =
+        found.diagnosis.as_ref().map_or_else(Vec::new, |d| d.listed_twice.iter().map(|t| t.host).collect());
     peers
         .iter()
+        .filter(|h| !twice.contains(h))
         .map(|&host| {
             let (mc, uc) = (best(host, Path::Multicast), best(host, Path::Unicast));
             let named = mc.or(uc);

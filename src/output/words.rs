@@ -247,7 +247,6 @@ fn note_topic(n: &Note) -> Topic {
         | Note::SharedName { .. }
         | Note::SharedAddress { .. }
         | Note::ListedTwice(_)
-        | Note::OwnAddress { .. }
         | Note::NothingAnswered(_)
         | Note::NoneOnTheGroup
         | Note::SharedLoss(_)
@@ -282,11 +281,8 @@ fn note_line(n: &Note) -> String {
             format!("key mismatch with {source}: {}", crate::findings::diagnosis::key_mismatch_text(counts))
         }
         Note::ListedTwice(t) => format!(
-            "{} and {} are one responder, {}: its acks to {}'s unicast probes came from the responder answering as {}, so {} is judged by that multicast row; list each host once",
-            t.as_host, t.host, t.name, t.host, t.as_host, t.host
-        ),
-        Note::OwnAddress { host } => format!(
-            "{host} was answered by this host's own responder: it is an address of this host, not a peer's, so it counts as never answered; leave it out of --hosts"
+            "{} is {} again: one responder, {}, answered the unicast probes to both, so it is judged once, as {}; list each host once",
+            t.host, t.as_host, t.name, t.as_host
         ),
         Note::SharedAddress { addr, names } => format!(
             "{} answered from one address, {addr}: one host running {} responders, which counts once among the hosts (--min-hosts)",

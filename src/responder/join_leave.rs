@@ -207,7 +207,7 @@ pub(crate) type Left = Arc<Mutex<HashSet<IpAddr>>>;
 
 /// How long after a group is joined again the probe tap goes on leaving it out: longer than the
 /// tap's reads lag behind on a busy host.
-const UNMARK_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const UNMARK_AFTER: Duration = Duration::from_secs(2);
 
 /// `--churn`: the schedule, run from the responder's loop, and the measurement.
 pub(crate) struct Churn {

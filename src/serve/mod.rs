@@ -588,11 +588,13 @@ fn finish(
         }
     };
     *folded_any = true;
-    let judgement = Judgement::new(
+    let mut judgement = Judgement::new(
         DEFAULT_THRESHOLD_PCT,
         std::net::SocketAddr::new(t.probe.group, t.probe.port),
         t.probe.key.is_some(),
     );
+    // A mesh's own responder answers no expected host (see `Findings::of`).
+    judgement.own = state.lock().unwrap_or_else(|e| e.into_inner()).own_id(&t.name).map(crate::findings::ResponderId);
     let found = (!t.probe.hosts.is_empty()).then(|| Findings::of(&outcome, judgement));
     let diagnosis = found.as_ref().and_then(|f| f.diagnosis.as_ref());
     let w = Window {

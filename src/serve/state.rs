@@ -290,6 +290,11 @@ impl State {
         t.mesh = Some(Arc::new(m));
     }
 
+    /// The id of the mesh target's own responder, once it listens.
+    pub(crate) fn own_id(&self, target: &str) -> Option<u64> {
+        self.targets.get(target).and_then(|t| t.mesh.as_ref()).and_then(|m| m.own_id)
+    }
+
     /// Sets what the target's querier watch heard; whether that changed anything (only then is
     /// a new snapshot worth publishing). Kept apart from [`State::fold`]: the watch is read on a
     /// clock of its own, so a failed or long window never freezes it.

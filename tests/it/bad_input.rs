@@ -176,7 +176,14 @@ fn bad_group_lists_and_too_few_descriptors_are_named() {
 fn values_that_cannot_mean_anything_are_refused() {
     fails_with(&["probe", "--iface", "127.0.0.1", "--min-hosts", "0"], &["--min-hosts", "'0'"]);
     fails_with(&["discover", "--iface", "127.0.0.1", "--min-responders", "0"], &["--min-responders", "'0'"]);
-    fails_with(&["max-rate", "--iface", "127.0.0.1", "--resolution", "0"], &["--resolution 0", "never end"]);
+    fails_with(
+        &["max-rate", "--iface", "127.0.0.1", "--min-rate", "200k"],
+        &["--min-rate 200000", "above --max 100000"],
+    );
+    fails_with(
+        &["max-groups", "--iface", "127.0.0.1", "--groups", "239.1.1.0/30", "--min-groups", "0"],
+        &["--min-groups", "'0'"],
+    );
     fails_with(
         &["max-groups", "--iface", "127.0.0.1", "--groups", "239.1.1.1", "--min-groups", "5"],
         &["--min-groups 5", "--groups has 1"],

@@ -230,7 +230,7 @@ fn a_second_ctrl_c_exits_at_once() {
     let mut r = Responder::start(port, "patient");
     // A 60 s grace period: only the second Ctrl-C can end this run soon.
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("new");
+    let out = tmp.path().join("new").join("run");
     let mut child = bin()
         .args(["probe", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port.to_string()])
         .args(["--count", "100000", "--interval", "5ms", "--timeout", "60s", "--out", out.to_str().unwrap()])
@@ -247,7 +247,7 @@ fn a_second_ctrl_c_exits_at_once() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     // Nothing half-written is left, nor the --out folder the run created for it.
-    assert!(!out.exists(), "{:?}", std::fs::read_dir(&out).map(|d| d.count()));
+    assert!(!tmp.path().join("new").exists(), "{:?}", std::fs::read_dir(&out).map(|d| d.count()));
 }
 
 #[test]
