@@ -33,6 +33,22 @@ fn a_healthy_host_gets_both_paths_and_ok() {
     assert!(stdout.contains("1 of 1 expected hosts ok"), "{stdout}");
 }
 
+/// One host listed under two of its addresses (on lo, 127.0.0.9 reaches the same responder):
+/// judged once, with a line saying so; not "multicast lost" for the second address.
+#[test]
+fn a_host_listed_twice_is_judged_once() {
+    let port = free_port();
+    let _r = Responder::start(port, "twice");
+    let dir = tempfile::tempdir().unwrap();
+    let out = probe_hosts(port, "127.0.0.1,127.0.0.9", dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("127.0.0.9 is 127.0.0.1 again: one responder, twice,"), "{stdout}");
+    assert!(stdout.contains("1 of 1 expected hosts ok"), "{stdout}");
+    let rows = csv_rows(&dir.path().join("summary.csv"));
+    assert!(rows.iter().all(|r| r["expected_host"] == "127.0.0.1" && r["verdict"] == "ok"), "{rows:?}");
+}
+
 #[test]
 fn multicast_lost_where_unicast_works_has_its_own_exit_code() {
     let port = free_port();
