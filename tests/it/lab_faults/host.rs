@@ -297,6 +297,15 @@ fn rp_filter_on_a_responder_with_an_asymmetric_route_is_named_there() {
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = doctor(p, "h3", &["--role", "responder", "--peer", "10.77.0.1"]);
     assert_eq!((code, findings(&out).len()), (Some(0), 0), "{out}");
+    // With the filter off, a source the kernel still refuses on veth0 (h3's own side0 address,
+    // a martian there) is not put down to rp_filter, and no rp_filter fix is offered.
+    sh(p, "h3", "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter");
+    sh(p, "h3", "echo 0 > /proc/sys/net/ipv4/conf/veth0/rp_filter");
+    let (code, out) = doctor(p, "h3", &["--role", "responder", "--peer", "10.99.0.3"]);
+    assert_eq!(code, Some(1), "{out}");
+    let found = findings(&out).join("\n");
+    assert!(found.contains("10.99.0.3") && found.contains("reverse-path filter is off (rp_filter 0)"), "{out}");
+    assert_no(&out, &["sysctl -w"]);
 }
 
 #[test]
