@@ -119,3 +119,19 @@ fn bad_input_names_the_flag() {
     fails_with(&["mesh", "--iface", "127.0.0.1"], &["--hosts"]);
     fails_with(&["mesh", "--iface", "127.0.0.1", "--hosts", "127.0.0.1,not a host name"], &["--hosts not a host name"]);
 }
+
+/// A listed peer that this host's kernel delivers to itself (127.0.0.2 on lo): its own responder
+/// answers the unicast probes to it, and that is no peer answering.
+#[test]
+fn a_peer_address_of_this_host_is_no_peer_that_answered() {
+    let port = free_port().to_string();
+    let mut c = bin();
+    c.args(["mesh", "--iface", "127.0.0.1", "--group", GROUP, "--port", &port, "--hosts", "127.0.0.1,127.0.0.2"]);
+    c.args(["--duration", "2s", "--rate", "10", "--linger", "100ms"]);
+    let out = run(c);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout.lines().find(|l| l.starts_with("127.0.0.2 ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(row.ends_with("unreachable"), "{stdout}");
+    assert!(stdout.contains("127.0.0.2: this is the prober's own address"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
