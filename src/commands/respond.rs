@@ -69,15 +69,14 @@ pub(crate) fn respond(args: &RespondArgs, stop: &AtomicBool) -> Result<i32> {
     }
     if !quiet {
         let c = counters;
-        let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         emit(|out| {
             writeln!(
                 out,
                 "stopped: {}, {}, {} sent, {} sent; ignored {} invalid datagrams, {} other mcprobe messages, {} probes too small to answer, {} rate-limited, {} over the total budget, {} from sources not allowed, {} unauthenticated, {} unbound (older keyed probers), {} stale (clock skew), {} replayed, {} from another address than their session's; {} send errors; {} local drops{}{}",
-                plural(c.sessions, "session", "sessions"),
-                plural(c.probes, "probe", "probes"),
-                plural(c.acks_sent, "ack", "acks"),
-                plural(c.notices, "notice", "notices"),
+                crate::output::counted(c.sessions, "session", "sessions"),
+                crate::output::counted(c.probes, "probe", "probes"),
+                crate::output::counted(c.acks_sent, "ack", "acks"),
+                crate::output::counted(c.notices, "notice", "notices"),
                 c.invalid, c.ignored, c.too_small, c.limited, c.over_budget, c.denied, c.unauthenticated, c.unbound, c.stale, c.replayed, c.wrong_source, c.send_errors, c.local_drops,
                 if c.filtered > 0 { format!("; {} probes reached this host's interface but never the socket (dropped by this host)", c.filtered) } else { String::new() },
                 match probers.unshown() {
