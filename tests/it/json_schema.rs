@@ -33,9 +33,21 @@ fn probe_json_follows_the_schema() {
     let doc = json_of(run(probe_cmd(port, &args)));
     assert_eq!(doc["responders"].as_array().unwrap().len(), 2, "{doc:#}");
     assert_valid(&v, &doc);
-    // With --hosts: unicast rows, a silent host and the diagnosis.
+    // With --hosts: unicast rows and the diagnosis. On lo 127.0.0.9 reaches the same responders:
+    // one host listed twice, judged once, with a finding that says so.
     let doc = json_of(run(probe_cmd(port, &[&args[..], &["--hosts", "127.0.0.1,127.0.0.9"]].concat())));
-    assert!(doc["diagnosis"]["hosts"].as_array().unwrap().len() == 2, "{doc:#}");
+    assert!(doc["diagnosis"]["hosts"].as_array().unwrap().len() == 1, "{doc:#}");
+    assert_valid(&v, &doc);
+    // A host that is not ok, with its causes: a responder on another group (unicast reaches it,
+    // multicast does not).
+    let other = free_port();
+    let mut c = bin();
+    c.args(["respond", "--iface", "127.0.0.1", "--group", "239.255.42.99", "--port", &other.to_string()]);
+    let _deaf = Responder::spawn(c);
+    let doc = json_of(run(probe_cmd(other, &[&args[..], &["--hosts", "127.0.0.1"]].concat())));
+    let hosts = doc["diagnosis"]["hosts"].as_array().unwrap();
+    assert!(hosts.len() == 1 && hosts[0]["verdict"] == "multicast-lost", "{doc:#}");
+    assert!(!hosts[0]["causes"].as_array().unwrap().is_empty(), "{doc:#}");
     assert_valid(&v, &doc);
 }
 
