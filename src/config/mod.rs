@@ -386,8 +386,9 @@ pub(crate) fn respond(args: &RespondArgs) -> Result<ResponderConfig> {
     })
 }
 
-/// `--churn PERIOD`: over two groups or more, between 100 ms and an hour; not with `--plain` (no acks to carry the
-/// delays), `--source` (source-specific leaves are not scheduled yet) or `--ramp`.
+/// `--churn PERIOD`: over two groups or more, between 100 ms and an hour; not with `--plain`
+/// (no acks to carry the delays), `--source` (source-specific leaves are not scheduled yet) or
+/// `--ramp`.
 fn check_churn(period: Duration, args: &RespondArgs, groups: usize) -> Result<Duration> {
     let p = humantime::format_duration(period);
     if groups < 2 {

@@ -79,7 +79,7 @@ fn one_responder_listed_under_two_addresses_is_judged_once_not_called_lost() {
 #[test]
 fn a_peer_address_answered_by_this_hosts_own_responder_is_no_peer() {
     // A mesh lists 10.0.0.2, which this host's kernel delivers to itself: its own responder (7)
-    // answers the unicast probes to it. Not a peer that answered: unreachable, and a note.
+    // answers the unicast probes to it. Not a peer that answered: unreachable, "this host".
     let own = Answerer::new(7, "me", "10.0.0.1:24242");
     let mut j = judge("239.1.1.1:24242");
     j.own = Some(ResponderId(7));

@@ -64,10 +64,10 @@ pub(crate) struct PeerRow {
     pub verdict: Verdict,
 }
 
-/// The row of each peer, in the order of `peers` (a peer listed twice once), with the verdict the findings gave its host
-/// (judged from the first answer on each path: the mesh's judgement says so). This host's own
-/// responder is not among the rows (the judgement names it). When a peer restarted, the
-/// responder that answered most stands for it.
+/// The row of each peer, in the order of `peers` (a peer listed twice once), with the verdict
+/// the findings gave its host (judged from the first answer on each path: the mesh's judgement
+/// says so). This host's own responder is not among the rows (the judgement names it). When a
+/// peer restarted, the responder that answered most stands for it.
 pub(crate) fn peer_rows(found: &Findings, peers: &[IpAddr]) -> Vec<PeerRow> {
     let best = |host: IpAddr, path: Path| -> Option<&Row> {
         (found.rows.iter())

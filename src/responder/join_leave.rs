@@ -207,7 +207,58 @@ pub(crate) type Left = Arc<Mutex<HashSet<IpAddr>>>;
 
 /// How long after a group is joined again the probe tap goes on leaving it out: longer than the
 /// tap's reads lag behind on a busy host.
-pub(crate) const UNMARK_AFTER: Duration = Duration::from_secs(2);
+const UNMARK_AFTER: Duration = Duration::from_secs(2);
+
+/// The groups whose probes the probe tap must not count (see [`Left`]), kept by whoever joins
+/// and leaves them (`--churn`, `--ramp`). A group is marked left before it is left (or from the
+/// start, until first joined), and counted again only [`UNMARK_AFTER`] after its join: the tap
+/// decides when it reads a probe, not when the probe came, so it may miss a few probes the
+/// socket got (it then counts less), never count one the socket could not get.
+#[derive(Default)]
+pub(crate) struct LeftGroups {
+    set: Left,
+    /// Groups joined, still left for the tap until the instant beside, oldest first.
+    unmark: Vec<(IpAddr, Instant)>,
+}
+
+impl LeftGroups {
+    /// `groups` left from the start (`--ramp`: none joined yet).
+    pub(crate) fn of(groups: impl IntoIterator<Item = IpAddr>) -> Self {
+        LeftGroups { set: Arc::new(Mutex::new(groups.into_iter().collect())), unmark: Vec::new() }
+    }
+
+    /// The set, shared with the probe tap.
+    pub(crate) fn shared(&self) -> Left {
+        self.set.clone()
+    }
+
+    /// `group` is about to be left: left for the tap now, and no earlier join unmarks it.
+    pub(crate) fn leaving(&mut self, group: IpAddr) {
+        self.unmark.retain(|(g, _)| *g != group);
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).insert(group);
+    }
+
+    /// `group` was joined at `now`: counted again [`UNMARK_AFTER`] later (see [`Self::due`]).
+    pub(crate) fn joined(&mut self, group: IpAddr, now: Instant) {
+        self.unmark.push((group, now + UNMARK_AFTER));
+    }
+
+    /// When [`Self::due`] next has a group to count again.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.unmark.first().map(|(_, at)| *at)
+    }
+
+    /// Counts again the groups joined [`UNMARK_AFTER`] before `now` or earlier.
+    pub(crate) fn due(&mut self, now: Instant) {
+        let n = self.unmark.iter().take_while(|(_, at)| *at <= now).count();
+        if n > 0 {
+            let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+            for (g, _) in self.unmark.drain(..n) {
+                set.remove(&g);
+            }
+        }
+    }
+}
 
 /// `--churn`: the schedule, run from the responder's loop, and the measurement.
 pub(crate) struct Churn {
@@ -220,9 +271,7 @@ pub(crate) struct Churn {
     next: u64,
     /// The group out now, and the socket it was on (it joins again there: it has room).
     out: Option<(IpAddr, usize)>,
-    left: Left,
-    /// Groups joined again, still marked left for the probe tap until the instant beside.
-    unmark: Vec<(IpAddr, Instant)>,
+    left: LeftGroups,
 }
 
 impl Churn {
@@ -238,24 +287,14 @@ impl Churn {
             start: None,
             next: 0,
             out: None,
-            left: Left::default(),
-            unmark: Vec::new(),
+            left: LeftGroups::default(),
         };
         (churn, note)
     }
 
     /// The groups left for now, shared with the probe tap.
     pub(crate) fn left(&self) -> Left {
-        self.left.clone()
-    }
-
-    fn mark(&self, group: IpAddr, left: bool) {
-        let mut set = self.left.lock().unwrap_or_else(|e| e.into_inner());
-        if left {
-            set.insert(group);
-        } else {
-            set.remove(&group);
-        }
+        self.left.shared()
     }
 
     /// The first joins were done: they were timed `joining_ns` (before the system calls).
@@ -270,8 +309,7 @@ impl Churn {
     /// group to unmark. The responder's loop waits for it instead of ticking.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         let step = self.start.map(|s| s + churn_step(self.next, self.groups.len(), self.period).0);
-        let unmark = self.unmark.first().map(|(_, at)| *at);
-        step.into_iter().chain(unmark).min()
+        step.into_iter().chain(self.left.next_due()).min()
     }
 
     /// Runs the schedule's steps that are due on `socks` (the sockets holding the groups) and
@@ -287,18 +325,16 @@ impl Churn {
             {
                 self.next += 1;
                 let group = self.groups[i];
-                // Marked left before the leave, and back [`UNMARK_AFTER`] after the join: the
-                // probe tap, which decides when it reads a probe (not when the probe came), may
-                // miss a few probes the socket got (it then counts less), never count one it did
-                // not.
+                // Left for the probe tap before the leave, counted again a while after the join
+                // (see [`LeftGroups`]).
                 let done = match change {
                     Change::Leave => {
-                        self.mark(group, true);
+                        self.left.leaving(group);
                         self.leave(socks, group)
                     }
                     Change::Join => {
                         let done = self.rejoin(socks, group);
-                        self.unmark.push((group, Instant::now() + UNMARK_AFTER));
+                        self.left.joined(group, Instant::now());
                         done
                     }
                 };
@@ -308,13 +344,7 @@ impl Churn {
                 }
             }
         }
-        let now = Instant::now();
-        while self.unmark.first().is_some_and(|(_, at)| *at <= now) {
-            let (group, _) = self.unmark.remove(0);
-            if self.out.is_none_or(|(g, _)| g != group) {
-                self.mark(group, false);
-            }
-        }
+        self.left.due(Instant::now());
         self.measure.refresh(figures);
         failed.or_else(|| figures.no_room_line())
     }
@@ -384,6 +414,29 @@ pub(crate) fn figure(d: &Delay) -> DelayFigure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_joined_group_is_counted_by_the_tap_only_once_its_late_reads_are_past() {
+        let (g, h): (IpAddr, IpAddr) = ("239.9.0.1".parse().unwrap(), "239.9.0.2".parse().unwrap());
+        let mut left = LeftGroups::of([g, h]);
+        let not_joined = left.shared();
+        let t0 = Instant::now();
+        left.joined(g, t0);
+        assert_eq!(left.next_due(), Some(t0 + UNMARK_AFTER));
+        left.due(t0);
+        assert!(not_joined.lock().unwrap().contains(&g), "a probe read now may have come before the join");
+        left.due(t0 + UNMARK_AFTER);
+        assert_eq!(*not_joined.lock().unwrap(), [h].into_iter().collect());
+        assert_eq!(left.next_due(), None);
+        // --churn: left, joined again, and left again before that join's delay is over: it
+        // stays left (the earlier join does not count it again).
+        let t1 = t0 + UNMARK_AFTER;
+        left.leaving(g);
+        left.joined(g, t1);
+        left.leaving(g);
+        left.due(t1 + UNMARK_AFTER);
+        assert!(not_joined.lock().unwrap().contains(&g));
+    }
 
     #[test]
     fn the_schedule_leaves_one_group_at_a_time_and_rejoins_it_half_a_period_later() {

@@ -19,13 +19,13 @@
 
 use std::net::{IpAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::join_leave::{Left, UNMARK_AFTER};
+use super::join_leave::{Left, LeftGroups};
 use super::ResponderConfig;
 use crate::net::tap::{self, Peek, Tap, TapSpec};
 use crate::net::{self, Iface};
@@ -175,7 +175,8 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         .context("cannot duplicate a socket")?;
     // Every group is "left" until joined: the probe tap must not count its probes as dropped
     // by this host (the socket never sees a group it has not joined).
-    let not_joined: Left = Arc::new(Mutex::new(cfg.groups.iter().copied().collect()));
+    let not_joined = LeftGroups::of(cfg.groups.iter().copied());
+    let shared_left = not_joined.shared();
     let mut joiner = Joiner {
         dups,
         per,
@@ -183,8 +184,7 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         iface: cfg.iface.clone(),
         source: cfg.source,
         joined: 0,
-        not_joined: not_joined.clone(),
-        unmark: Vec::new(),
+        not_joined,
     };
     joiner.join_upto(spec.step as usize, &shared)?;
     let (tap, unwatched) = match Tap::open(
@@ -203,7 +203,7 @@ pub(crate) fn start(cfg: &ResponderConfig, spec: RampSpec) -> Result<(Vec<UdpSoc
         .name("ramp".into())
         .spawn(move || ramp_loop(joiner, spec, tap, &sh, &st))
         .context("cannot start the ramp's thread")?;
-    Ok((socks, Ramp { shared, stop, thread: Some(thread), unwatched, not_joined }))
+    Ok((socks, Ramp { shared, stop, thread: Some(thread), unwatched, not_joined: shared_left }))
 }
 
 fn is_files(e: &std::io::Error) -> bool {
@@ -217,11 +217,8 @@ struct Joiner {
     iface: Option<Iface>,
     source: Option<IpAddr>,
     joined: usize,
-    not_joined: Left,
-    /// Groups joined, and when the tap may count their probes: [`UNMARK_AFTER`] later, since
-    /// the tap decides when it reads a probe, not when it came (one that came before the join,
-    /// read after it, must not count as dropped here).
-    unmark: Vec<(IpAddr, Instant)>,
+    /// The groups the probe tap leaves out: not joined yet, refused, or joined too recently.
+    not_joined: LeftGroups,
 }
 
 impl Joiner {
@@ -240,20 +237,9 @@ impl Joiner {
             }
             self.joined += 1;
             shared.joined.store(self.joined as u32, Ordering::Relaxed);
-            self.unmark.push((group, Instant::now() + UNMARK_AFTER));
+            self.not_joined.joined(group, Instant::now());
         }
         Ok(())
-    }
-
-    /// Lets the probe tap count the groups joined [`UNMARK_AFTER`] ago or more.
-    fn unmark_due(&mut self, now: Instant) {
-        let due = self.unmark.iter().take_while(|(_, at)| *at <= now).count();
-        if due > 0 {
-            let mut left = self.not_joined.lock().unwrap_or_else(|e| e.into_inner());
-            for (g, _) in self.unmark.drain(..due) {
-                left.remove(&g);
-            }
-        }
     }
 }
 
@@ -289,7 +275,7 @@ fn ramp_loop(mut joiner: Joiner, spec: RampSpec, mut tap: Option<Tap>, shared: &
             // A refusal here is counted; a user error cannot happen after the first step.
             let _ = joiner.join_upto(spec.due(now, joiner.groups.len()), shared);
         }
-        joiner.unmark_due(Instant::now());
+        joiner.not_joined.due(Instant::now());
         std::thread::sleep(tap::POLL);
     }
 }
@@ -297,28 +283,6 @@ fn ramp_loop(mut joiner: Joiner, spec: RampSpec, mut tap: Option<Tap>, shared: &
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_joined_group_is_counted_by_the_tap_only_once_its_late_reads_are_past() {
-        let (g, h): (IpAddr, IpAddr) = ("239.9.0.1".parse().unwrap(), "239.9.0.2".parse().unwrap());
-        let not_joined: Left = Arc::new(Mutex::new([g, h].into_iter().collect()));
-        let t0 = Instant::now();
-        let mut j = Joiner {
-            dups: Vec::new(),
-            per: 20,
-            groups: vec![g, h],
-            iface: None,
-            source: None,
-            joined: 1,
-            not_joined: not_joined.clone(),
-            unmark: vec![(g, t0 + UNMARK_AFTER)],
-        };
-        j.unmark_due(t0);
-        assert!(not_joined.lock().unwrap().contains(&g), "a probe read now may have come before the join");
-        j.unmark_due(t0 + UNMARK_AFTER);
-        assert_eq!(*not_joined.lock().unwrap(), [h].into_iter().collect());
-        assert!(j.unmark.is_empty());
-    }
 
     #[test]
     fn the_schedule_and_the_shared_figures() {
