@@ -17,10 +17,14 @@ fn responder(p: &str, h: &str, extra: &[&str]) -> Responder {
 
 /// `probe --hosts` from h1: exit code, stdout, the JSON report.
 fn probe(p: &str) -> (Option<i32>, String, serde_json::Value) {
+    probe_hosts(p, HOSTS)
+}
+
+fn probe_hosts(p: &str, hosts: &str) -> (Option<i32>, String, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = in_lab_host(p, "h1");
     c.args(["probe", "--iface", "veth0", "--count", "30", "--rate", "20", "--timeout", "500ms", "--quiet"]);
-    c.args(["--hosts", HOSTS, "--no-html", "--out"]).arg(dir.path());
+    c.args(["--hosts", hosts, "--no-html", "--out"]).arg(dir.path());
     let out = run(c);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("probe -> {:?}\n{text}{}", out.status.code(), String::from_utf8_lossy(&out.stderr));
@@ -59,6 +63,32 @@ fn a_responder_on_another_group_is_named_with_the_group_it_serves() {
     assert_eq!(causes(&json, "10.77.0.2"), ["another-group"]);
     assert!(line(&out, "10.77.0.3").is_empty(), "h3 is ok: {out}");
     assert_no(&out, &WRONG);
+}
+
+/// A host listed under two of its addresses (h2 with a second one on its link): one responder
+/// answers the unicast probes to both. It is judged once, and said to be listed twice; nothing
+/// calls the second address lost.
+#[test]
+fn a_host_listed_under_two_of_its_addresses_is_judged_once() {
+    let Some((_lab, _turn, p)) = fresh_lab("cft", 3) else { return };
+    let ns = format!("{p}-h2");
+    let o = std::process::Command::new("ip").args(["-n", &ns, "addr", "add", "10.77.0.12/24", "dev", "veth0"]).output();
+    assert!(o.as_ref().is_ok_and(|o| o.status.success()), "{o:?}");
+    let _h2 = responder(p, "h2", &[]);
+    let _h3 = responder(p, "h3", &[]);
+    let (code, out, json) = probe_hosts(p, "10.77.0.2,10.77.0.12,10.77.0.3");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("10.77.0.12 is 10.77.0.2 again: one responder, h2, answered the unicast probes to both"),
+        "{out}"
+    );
+    assert!(out.contains("2 of 2 expected hosts ok"), "{out}");
+    let hosts: Vec<&str> =
+        json["diagnosis"]["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["10.77.0.2", "10.77.0.3"]);
+    assert!(line(&out, "10.77.0.12").is_empty(), "{out}");
+    assert_no(&out, &WRONG);
+    assert_no(&out, &["multicast-lost", "multicast lost"]);
 }
 
 #[test]
